@@ -1,0 +1,75 @@
+"""``python -m chatterbox_tray.daemon``: run the daemon in the foreground.
+
+Clients start it this way (detached) when none answers; ``chatterbox-tray
+daemon`` runs it in a terminal. Flags override settings.json for this run only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .settings import DEVICES, ENGINES, VARIANTS, load_settings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The daemon's flags (shared with ``chatterbox-tray daemon``)."""
+    parser = argparse.ArgumentParser(prog="chatterbox-tray-daemon", description=__doc__)
+    add_daemon_flags(parser)
+    return parser
+
+
+def add_daemon_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags that override settings.json for one run."""
+    parser.add_argument("--variant", choices=VARIANTS, help="which Chatterbox model to load")
+    parser.add_argument("--checkpoint", metavar="DIR", help="load weights from this folder instead of the hub")
+    parser.add_argument("--device", choices=DEVICES, help="where the model runs (default: auto)")
+    parser.add_argument("--engine", choices=ENGINES, help=argparse.SUPPRESS)
+    parser.add_argument("--no-warmup", dest="warmup", action="store_false", default=None,
+                        help="skip the warm-up run at load")
+    parser.add_argument("--max-tokens-per-chunk", type=int, metavar="N",
+                        help="upper bound of each chunk's speech-token budget")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start the daemon with parsed flags; return the exit status."""
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    overrides = {
+        "variant": args.variant,
+        "checkpoint": args.checkpoint,
+        "device": args.device,
+        "engine": args.engine,
+        "warmup": args.warmup,
+        "max_tokens_per_chunk": args.max_tokens_per_chunk,
+    }
+    try:
+        settings = load_settings(overrides=overrides)
+    except (TypeError, ValueError) as exc:
+        print(f"chatterbox-tray daemon: {exc}", file=sys.stderr)
+        return 2
+    from .instance import AlreadyRunning
+    from .server import Server
+
+    try:
+        server = Server(settings)
+    except AlreadyRunning as exc:
+        print(f"chatterbox-tray daemon: {exc}", file=sys.stderr)
+        return 3
+    except (OSError, PermissionError) as exc:
+        print(f"chatterbox-tray daemon: cannot set up the runtime folder: {exc}", file=sys.stderr)
+        return 1
+    return server.run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    return run(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

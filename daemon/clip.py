@@ -1,0 +1,260 @@
+"""Reference clips: decoding and validation before a clip becomes a voice.
+
+Chatterbox makes a voice's conditionals from a short recording of the speaker.
+This module turns the bytes a user hands us into mono float samples and checks
+that they can make a usable voice, so a bad clip is refused with a clear
+message when it is added, not with an ``AssertionError`` from deep inside the
+model when someone first speaks with it.
+
+No torch here: the voice library and the IPC layer validate clips without
+loading the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import math
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import soundfile as sf
+
+__all__ = [
+    "MAX_SECONDS",
+    "MIN_SECONDS",
+    "SILENCE_RMS_DBFS",
+    "ClipError",
+    "ClipErrorCode",
+    "ClipInfo",
+    "decode_clip",
+    "sha256_bytes",
+    "validate_clip",
+]
+
+log = logging.getLogger(__name__)
+
+MIN_SECONDS = 5.0
+"""A clip must be longer than this.
+
+Chatterbox Turbo's ``prepare_conditionals`` asserts ``len(wav) / sr > 5.0``
+(strictly greater), so we refuse anything not longer than 5 s for every
+variant: a voice should work with whichever model is loaded.
+"""
+
+MAX_SECONDS = 60.0
+"""A clip must not be longer than this.
+
+Our choice, not the model's. ``prepare_conditionals`` keeps only the first
+10 s for S3Gen's reference and the first 6 s (15 s for Turbo) for T3's speech
+prompt; only the voice encoder's speaker embedding looks at the whole clip, and
+it averages over it, so a minute of speech already gives a stable embedding.
+Longer clips just cost decode time, memory and preparation time (and make an
+accidental drop of a podcast episode expensive).
+"""
+
+SILENCE_RMS_DBFS = -50.0
+"""A clip whose RMS level is below this is refused as silent.
+
+Speech recorded at a sane level sits around -20 to -30 dBFS RMS, and even a
+quiet recording with long pauses stays above -45; the noise floor of a quiet
+room through a desk microphone is around -60 to -50 dBFS, and digital
+silence or dither is far below that. Below -50 dBFS there is nothing worth
+cloning (Turbo would normalise the loudness and clone the room noise). RMS
+rather than peak: a single click in a silent file has a high peak but no
+speech, and a peak threshold adds nothing, since the peak is never below the
+RMS.
+"""
+
+ClipErrorCode = Literal["undecodable", "too_short", "too_long", "silent"]
+
+
+class ClipError(Exception):
+    """A reference clip that cannot make a voice.
+
+    ``code`` is stable and machine-readable (the daemon sends it to clients);
+    the message is for people.
+    """
+
+    def __init__(self, code: ClipErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code: ClipErrorCode = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    """What validation measured about a clip.
+
+    Attributes:
+        duration_s: length in seconds.
+        sample_rate: samples per second of the decoded audio.
+        peak: largest absolute sample value (1.0 is full scale).
+        rms_dbfs: RMS level in dB relative to full scale.
+    """
+
+    duration_s: float
+    sample_rate: int
+    peak: float
+    rms_dbfs: float
+
+
+def sha256_bytes(data: bytes | bytearray | memoryview) -> str:
+    """Return the lowercase hex SHA-256 of ``data``.
+
+    The conditionals cache keys voices by this digest of the clip's bytes.
+    """
+    return hashlib.sha256(data).hexdigest()
+
+
+def decode_clip(data: bytes | Path | str, *, suffix: str = "") -> tuple[np.ndarray, int]:
+    """Decode a clip to mono float32 samples and its sample rate.
+
+    ``data`` is the file's bytes or a path to it. soundfile (libsndfile:
+    WAV, FLAC, OGG/Vorbis/Opus, MP3 with libsndfile 1.1+, ...) is tried first;
+    if it cannot read the clip, librosa's loader (audioread, which uses
+    ffmpeg or GStreamer where installed, e.g. for M4A/AAC) is tried. librosa
+    needs a file, so bytes are written to a temporary file only in that
+    fallback; ``suffix`` (like ``".m4a"``) names that file, as some audioread
+    backends go by the extension.
+
+    Samples are not resampled and not validated (see `validate_clip`).
+
+    Raises:
+        ClipError: ``"undecodable"`` when neither decoder can read it.
+    """
+    raw: bytes | None = None
+    path: Path | None = None
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        raw = bytes(data)
+        label = "clip"
+    else:
+        path = Path(data)
+        label = f"clip {path.name!r}"
+
+    try:
+        source = io.BytesIO(raw) if raw is not None else path
+        samples, sr = sf.read(source, dtype="float32", always_2d=True)
+    except Exception as exc:  # libsndfile raises several types; any means "try the next"
+        sf_reason = str(exc) or type(exc).__name__
+        log.debug("soundfile could not decode %s: %s", label, sf_reason)
+    else:
+        return _to_mono(samples), int(sr)
+
+    try:
+        if path is not None:
+            samples1d, sr = _librosa_load(path)
+        else:
+            samples1d, sr = _librosa_load_bytes(raw or b"", suffix)
+    except Exception as exc:
+        log.debug("librosa could not decode %s: %r", label, exc)
+        # libsndfile's reason ("Format not recognised.") says more than
+        # audioread's, which is often an empty NoBackendError.
+        raise ClipError(
+            "undecodable",
+            f"could not decode the {label}: not a supported audio file ({sf_reason.strip()})",
+        ) from exc
+    return samples1d, sr
+
+
+def validate_clip(samples: np.ndarray, sr: int) -> ClipInfo:
+    """Check that decoded samples can make a voice and measure them.
+
+    Checks, in order: the samples are finite and the rate is positive
+    (``"undecodable"``), the clip is longer than `MIN_SECONDS`
+    (``"too_short"``), not longer than `MAX_SECONDS` (``"too_long"``), and
+    its RMS level is at least `SILENCE_RMS_DBFS` (``"silent"``).
+
+    Args:
+        samples: mono samples, as `decode_clip` returns them (a 2-D array is
+            taken as ``(frames, channels)`` and averaged to mono).
+        sr: sample rate in Hz.
+
+    Raises:
+        ClipError: with the code of the first check that fails.
+    """
+    x = np.asarray(samples, dtype=np.float32)
+    if x.ndim == 2:
+        x = _to_mono(x)
+    if x.ndim != 1:
+        raise ClipError("undecodable", f"clip samples have an unexpected shape {x.shape}")
+    if not isinstance(sr, (int, np.integer)) or sr <= 0:
+        raise ClipError("undecodable", f"clip has an invalid sample rate ({sr!r})")
+    if x.size and not np.isfinite(x).all():
+        raise ClipError("undecodable", "clip contains NaN or infinite samples")
+
+    duration = x.size / float(sr)
+    if duration <= MIN_SECONDS:
+        raise ClipError(
+            "too_short",
+            f"clip is {_fmt_seconds(duration, MIN_SECONDS)} s long; "
+            f"Chatterbox needs more than {MIN_SECONDS:.1f} s of speech",
+        )
+    if duration > MAX_SECONDS:
+        raise ClipError(
+            "too_long",
+            f"clip is {_fmt_seconds(duration, MAX_SECONDS)} s long; the limit is "
+            f"{MAX_SECONDS:.0f} s (Chatterbox uses only the first 10 s or so; "
+            "trim it to the best 10 to 30 s of speech)",
+        )
+
+    # float64 for the sum of squares: a minute at 48 kHz in float32 loses precision.
+    rms = math.sqrt(float(np.mean(np.square(x, dtype=np.float64))))
+    peak = float(np.max(np.abs(x)))
+    rms_dbfs = 20.0 * math.log10(max(rms, 1e-10))
+    if rms_dbfs < SILENCE_RMS_DBFS:
+        raise ClipError(
+            "silent",
+            f"clip is silent or nearly so (RMS level {rms_dbfs:.1f} dBFS, below "
+            f"{SILENCE_RMS_DBFS:.0f} dBFS); record the speaker closer or louder",
+        )
+    return ClipInfo(duration_s=duration, sample_rate=int(sr), peak=peak, rms_dbfs=rms_dbfs)
+
+
+def _to_mono(samples: np.ndarray) -> np.ndarray:
+    """Average ``(frames, channels)`` to contiguous mono float32."""
+    if samples.ndim == 2:
+        samples = samples.mean(axis=1) if samples.shape[1] != 1 else samples[:, 0]
+    return np.ascontiguousarray(samples, dtype=np.float32)
+
+
+def _librosa_load(path: Path) -> tuple[np.ndarray, int]:
+    # Imported here: librosa is slow to import and only this fallback needs it.
+    import librosa
+
+    with warnings.catch_warnings():
+        # librosa warns that soundfile failed and that audioread is deprecated;
+        # both are expected in this fallback and say nothing to our users.
+        warnings.simplefilter("ignore")
+        samples, sr = librosa.load(str(path), sr=None, mono=True, dtype=np.float32)
+    return np.ascontiguousarray(samples, dtype=np.float32), int(sr)
+
+
+def _librosa_load_bytes(raw: bytes, suffix: str) -> tuple[np.ndarray, int]:
+    safe_suffix = suffix if suffix.startswith(".") and suffix[1:].isalnum() else ".bin"
+    fd, name = tempfile.mkstemp(prefix="chatterbox-tray-clip-", suffix=safe_suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+        return _librosa_load(Path(name))
+    finally:
+        try:
+            os.unlink(name)
+        except OSError as exc:
+            log.warning("could not remove temporary clip file %s: %s", name, exc)
+
+
+def _fmt_seconds(value: float, limit: float) -> str:
+    """Format seconds with one decimal, or two where one would equal the limit."""
+    text = f"{value:.1f}"
+    if text == f"{limit:.1f}":
+        text = f"{value:.2f}"
+        if text == f"{limit:.2f}":
+            text = f"{value:.3f}"
+    return text

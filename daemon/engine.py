@@ -1,0 +1,111 @@
+"""What the daemon needs from a TTS model, whatever runs behind it.
+
+The daemon talks to an ``Engine``: the real one wraps chatterbox's own classes
+(``daemon/chatterbox_engine.py``); a light fake (``daemon/fake_engine.py``)
+lets unit tests exercise queueing, cancelling and caching in milliseconds.
+Conditionals cross this boundary as ``CondTensors``, a flat dict of CPU
+tensors, which is what the cache stores.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+#: Flat conditionals: "t3.speaker_emb", "gen.prompt_feat", ... -> CPU tensor.
+CondTensors = dict[str, Any]
+
+#: progress(fraction 0..1, what is happening now)
+ProgressFn = Callable[[float, str], None]
+
+
+class Cancelled(Exception):  # noqa: N818 - reads as an event, like KeyboardInterrupt
+    """Raised inside generation when the job's cancel flag is set."""
+
+
+class EngineError(Exception):
+    """The model cannot do what was asked (load failed, bad option, ...)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class SynthOptions:
+    """Generation options; ``None`` means the variant's default."""
+
+    exaggeration: float | None = None
+    cfg_weight: float | None = None
+    temperature: float | None = None
+    seed: int | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class GenResult:
+    """One chunk's audio and what it cost."""
+
+    samples: Any  # numpy float32, mono
+    t3_seconds: float
+    s3gen_seconds: float
+    tokens: int
+
+
+#: Option ranges clients may send, by name: (min, max, default). Variants
+#: that ignore an option leave it out of their capabilities.
+OPTION_RANGES: dict[str, tuple[float, float, float]] = {
+    "exaggeration": (0.0, 2.0, 0.5),
+    "cfg_weight": (0.0, 1.0, 0.5),
+    "temperature": (0.05, 2.0, 0.8),
+}
+
+
+class Engine(ABC):
+    """A loaded TTS model. All calls but ``capabilities`` run on one thread at a time."""
+
+    variant: str = "original"
+    device: str = "cpu"
+    sample_rate: int = 24_000
+    #: Variant plus a fingerprint of the weights: part of every cache key.
+    model_id: str = ""
+    #: Preprocessing that changes conditionals (part of the cache key).
+    prep_version: str = "v1"
+
+    @abstractmethod
+    def load(self, progress: ProgressFn) -> None:
+        """Load the weights; raise EngineError with a reason a user can act on."""
+
+    @abstractmethod
+    def warmup(self) -> None:
+        """Run the model once so the first real request does not pay for it."""
+
+    @abstractmethod
+    def prepare(self, clip: bytes) -> CondTensors:
+        """Make conditionals from a reference clip's bytes."""
+
+    @abstractmethod
+    def generate(
+        self,
+        text: str,
+        conds: CondTensors,
+        options: SynthOptions,
+        max_tokens: int,
+        cancel: threading.Event,
+    ) -> GenResult:
+        """Speak one chunk. Raise Cancelled soon after ``cancel`` is set."""
+
+    @abstractmethod
+    def capabilities(self) -> dict[str, Any]:
+        """Options (with ranges) and languages this variant supports."""
+
+    def memory(self) -> dict[str, Any]:
+        """Device memory figures, if the engine has any."""
+        return {}
+
+    def unload(self) -> None:  # noqa: B027 - optional hook
+        """Free the model (before a reload)."""

@@ -1,0 +1,110 @@
+"""A light stand-in for chatterbox, for fast tests of the daemon's own logic.
+
+It keeps the real engine's contract (CPU tensor conditionals, a token budget,
+cancellation, seeds) so queueing, caching and protocol tests run in
+milliseconds. Its audio is a tone whose pitch depends on the voice and whose
+length follows the text, so tests can tell voices and chunks apart.
+
+Environment knobs (seconds), for tests that need slow or failing engines:
+``CHATTERBOX_TRAY_FAKE_DELAY`` per chunk, ``CHATTERBOX_TRAY_FAKE_PREPARE_DELAY``
+per prepare, ``CHATTERBOX_TRAY_FAKE_LOAD_DELAY`` at load, and
+``CHATTERBOX_TRAY_FAKE_FAIL_LOADS`` (how many loads fail before one succeeds).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from typing import Any
+
+from .engine import OPTION_RANGES, Cancelled, CondTensors, Engine, EngineError, GenResult, ProgressFn, SynthOptions
+
+_failed_loads = 0
+
+
+def _env_float(name: str) -> float:
+    try:
+        return float(os.environ.get(name, "0") or 0)
+    except ValueError:
+        return 0.0
+
+
+def _sleep(seconds: float, cancel: threading.Event | None = None) -> None:
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if cancel is not None and cancel.wait(min(left, 0.01)):
+            raise Cancelled()
+        if cancel is None:
+            time.sleep(min(left, 0.01))
+
+
+class FakeEngine(Engine):
+    """Tones instead of speech; same calls, same shapes of result."""
+
+    def __init__(self, variant: str = "original", **_: Any) -> None:
+        self.variant = variant
+        self.device = "cpu"
+        self.sample_rate = 24_000
+        self.model_id = f"fake-{variant}:1"
+        self.prepare_calls = 0
+
+    def load(self, progress: ProgressFn) -> None:
+        """Pretend to load, failing as many times as the environment asks."""
+        global _failed_loads
+        for step in range(5):
+            progress(0.1 + 0.15 * step, f"loading fake weights ({step + 1}/5)")
+            _sleep(_env_float("CHATTERBOX_TRAY_FAKE_LOAD_DELAY") / 5)
+        if _failed_loads < int(_env_float("CHATTERBOX_TRAY_FAKE_FAIL_LOADS")):
+            _failed_loads += 1
+            raise EngineError("model_failed", "fake engine told to fail (CHATTERBOX_TRAY_FAKE_FAIL_LOADS)")
+
+    def warmup(self) -> None:
+        """Nothing to warm."""
+
+    def prepare(self, clip: bytes) -> CondTensors:
+        """A speaker 'embedding' derived from the clip's bytes."""
+        import torch
+
+        self.prepare_calls += 1
+        _sleep(_env_float("CHATTERBOX_TRAY_FAKE_PREPARE_DELAY"))
+        seed = int.from_bytes(hashlib.sha256(clip).digest()[:4], "big")
+        gen = torch.Generator().manual_seed(seed)
+        return {
+            "t3.speaker_emb": torch.rand(1, 256, generator=gen),
+            "gen.embedding": torch.rand(1, 192, generator=gen),
+        }
+
+    def generate(
+        self,
+        text: str,
+        conds: CondTensors,
+        options: SynthOptions,
+        max_tokens: int,
+        cancel: threading.Event,
+    ) -> GenResult:
+        """A tone: pitch from the voice, length from the text, capped by the budget."""
+        import numpy as np
+
+        if self.variant == "multilingual" and (options.language or "en") not in self.capabilities()["languages"]:
+            raise EngineError("unknown_language", f"language {options.language!r} is not supported")
+        start = time.perf_counter()
+        _sleep(_env_float("CHATTERBOX_TRAY_FAKE_DELAY"), cancel)
+        if cancel.is_set():
+            raise Cancelled()
+        tokens = min(max_tokens, max(4, 2 * len(text)))
+        n = int(tokens / 25 * self.sample_rate)
+        pitch = 120.0 + 200.0 * float(conds["t3.speaker_emb"][0, 0])
+        rng = np.random.default_rng(options.seed)
+        t = np.arange(n) / self.sample_rate
+        wave = 0.3 * np.sin(2 * np.pi * pitch * t) + 0.01 * rng.standard_normal(n)
+        return GenResult(wave.astype(np.float32), time.perf_counter() - start, 0.0, tokens)
+
+    def capabilities(self) -> dict[str, Any]:
+        """Same shape as the real engine's."""
+        names = ("temperature",) if self.variant == "turbo" else ("exaggeration", "cfg_weight", "temperature")
+        options = {n: dict(zip(("min", "max", "default"), OPTION_RANGES[n], strict=True)) for n in names}
+        languages = ["en", "fr", "de"] if self.variant == "multilingual" else ["en"]
+        return {"variant": self.variant, "options": options, "languages": languages,
+                "sample_rate": self.sample_rate, "min_clip_seconds": 5.0}

@@ -1,0 +1,296 @@
+"""One function per protocol op, run on the main loop.
+
+A handler validates its arguments (raising ProtocolError with a code the
+client can act on), does quick work itself and hands model work to the job
+queue. It returns the result of a one-shot op, or ``None`` when the answer
+will come later from the worker (``synthesize``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from chatterbox_tray import __version__
+from chatterbox_tray.ipc.protocol import OPS, PROTOCOL_VERSION, Args, ProtocolError
+
+from .clip import ClipError, decode_clip, sha256_bytes, validate_clip
+from .engine import SynthOptions
+from .jobs import Job
+from .service import Service, read_clip_path
+from .settings import VARIANTS
+from .sysstats import system_stats
+from .text import split_sentences
+from .voices import VoiceError
+
+
+@dataclass
+class Request:
+    """A decoded request and who sent it."""
+
+    identity: bytes
+    req_id: str
+    op: str
+    args: Args
+    buffers: tuple[bytes, ...]
+
+
+Handler = Callable[[Service, Request], "dict[str, Any] | None"]
+HANDLERS: dict[str, Handler] = {}
+
+
+def handler(op: str) -> Callable[[Handler], Handler]:
+    """Register a handler; every op in the protocol must have one (a test checks)."""
+
+    def register(fn: Handler) -> Handler:
+        assert op in OPS, op  # programming error, caught by the tests
+        HANDLERS[op] = fn
+        return fn
+
+    return register
+
+
+def _voice_error(exc: VoiceError | ClipError) -> ProtocolError:
+    code = exc.code if isinstance(exc, VoiceError) else f"clip_{exc.code}"
+    if code.startswith("clip_clip_"):
+        code = code[5:]
+    return ProtocolError(code, str(exc))
+
+
+@handler("hello")
+def hello(svc: Service, req: Request) -> dict[str, Any]:
+    """Versions and capabilities, so clients never hard-code them."""
+    return {
+        "protocol": PROTOCOL_VERSION,
+        "daemon_version": __version__,
+        "ops": sorted(OPS),
+        "variants": list(VARIANTS),
+        "variant": svc.settings.variant,
+        "capabilities": svc.engine.capabilities() if svc.state == "ready" else None,
+        "limits": {"max_text_chars": svc.settings.max_text_chars},
+        "pid": os.getpid(),
+        "platform": sys.platform,
+    }
+
+
+@handler("ping")
+def ping(svc: Service, req: Request) -> dict[str, Any]:
+    """Answered from the main loop, whatever the model is doing."""
+    return {"pong": True, "time": time.time()}
+
+
+@handler("status")
+def status(svc: Service, req: Request) -> dict[str, Any]:
+    """State, progress and failure reason."""
+    return svc.status()
+
+
+@handler("retry_load")
+def retry_load(svc: Service, req: Request) -> dict[str, Any]:
+    """Reload after a failure; a no-op when loading or ready."""
+    return {"started": svc.load_model(), **svc.status()}
+
+
+@handler("voices.list")
+def voices_list(svc: Service, req: Request) -> dict[str, Any]:
+    """The library, with cache state."""
+    return {"voices": [svc.voice_json(v.name) for v in svc.voices.list()], "default": svc.voices.default}
+
+
+@handler("voices.add")
+def voices_add(svc: Service, req: Request) -> dict[str, Any]:
+    """Validate and store a clip, then prepare its conditionals in the background."""
+    name = req.args.str("name")
+    source = req.args.str("source_name", "")
+    path = req.args.str("path", None)
+    if path is not None:
+        data = read_clip_path(path)
+        source = source or os.path.basename(path)
+    elif req.buffers:
+        data = req.buffers[0]
+    else:
+        raise ProtocolError("bad_args", "send the clip as buffer 0 or give 'path'")
+    try:
+        voice = svc.voices.add(name, data, source_name=source)
+    except (VoiceError, ClipError) as exc:
+        raise _voice_error(exc) from None
+    svc.queue_prepare(voice.name)
+    result = svc.voice_json(voice.name)
+    svc.out.event("voices", {"action": "added", "voice": result})
+    return result
+
+
+@handler("voices.rename")
+def voices_rename(svc: Service, req: Request) -> dict[str, Any]:
+    """Rename a voice; its clip and cache entry stay."""
+    old, new = req.args.str("name"), req.args.str("new_name")
+    try:
+        voice = svc.voices.rename(old, new)
+    except VoiceError as exc:
+        raise _voice_error(exc) from None
+    result = svc.voice_json(voice.name)
+    svc.out.event("voices", {"action": "renamed", "old_name": old, "voice": result})
+    return result
+
+
+@handler("voices.remove")
+def voices_remove(svc: Service, req: Request) -> dict[str, Any]:
+    """Remove a voice, its clip, and its cached conditionals."""
+    name = req.args.str("name")
+    try:
+        voice = svc.voices.get(name)
+        svc.voices.remove(name)
+    except VoiceError as exc:
+        raise _voice_error(exc) from None
+    if not any(v.sha256 == voice.sha256 for v in svc.voices.list()):
+        svc.cache.clear(voice.sha256)
+    svc.out.event("voices", {"action": "removed", "name": voice.name})
+    return {"removed": voice.name}
+
+
+@handler("voices.default")
+def voices_default(svc: Service, req: Request) -> dict[str, Any]:
+    """Get, set (``name``) or clear (``clear: true``) the default voice."""
+    name = req.args.str("name", None)
+    if req.args.bool("clear", False):
+        svc.voices.set_default(None)
+        svc.out.event("voices", {"action": "default", "name": None})
+    elif name is not None:
+        try:
+            svc.voices.set_default(name)
+        except VoiceError as exc:
+            raise _voice_error(exc) from None
+        svc.out.event("voices", {"action": "default", "name": svc.voices.default})
+    return {"default": svc.voices.default}
+
+
+def _options(svc: Service, raw: dict[str, Any]) -> SynthOptions:
+    args = Args(raw)
+    known = {"exaggeration", "cfg_weight", "temperature", "seed", "language"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ProtocolError("bad_args", f"unknown option(s): {', '.join(unknown)}")
+    language = args.str("language", None)
+    if language is not None and svc.state == "ready":
+        languages = svc.engine.capabilities()["languages"]
+        if language.lower() not in languages:
+            raise ProtocolError(
+                "unknown_language",
+                f"language {language!r} is not supported by the {svc.settings.variant} model "
+                f"(supported: {', '.join(languages)})",
+            )
+    return SynthOptions(
+        exaggeration=args.float("exaggeration", None, 0.0, 2.0),
+        cfg_weight=args.float("cfg_weight", None, 0.0, 1.0),
+        temperature=args.float("temperature", None, 0.05, 2.0),
+        seed=args.int("seed", None, 0, 2**31 - 1),
+        language=language.lower() if language else None,
+    )
+
+
+@handler("synthesize")
+def synthesize(svc: Service, req: Request) -> None:
+    """Queue text for the model; chunks and the summary are streamed back."""
+    text = req.args.str("text")
+    if len(text) > svc.settings.max_text_chars:
+        raise ProtocolError("too_large", f"text is {len(text)} characters; the limit is {svc.settings.max_text_chars}")
+    chunks = split_sentences(text, svc.settings.max_chunk_chars)
+    if not chunks:
+        raise ProtocolError("empty_text", "there is no text to speak")
+    options = _options(svc, req.args.dict("options", {}))
+    if svc.state == "failed":
+        raise ProtocolError("not_ready", f"the model failed to load: {svc.error} (send retry_load)")
+    job = Job("synthesize", identity=req.identity, req_id=req.req_id, text=text, chunks=chunks, options=options)
+    voice_path = req.args.str("voice_path", None)
+    if req.args.bool("voice_data", False) or voice_path is not None:
+        if voice_path is not None:
+            clip = read_clip_path(voice_path)
+            job.voice_name = os.path.basename(voice_path)
+        elif req.buffers:
+            clip = req.buffers[0]
+            job.voice_name = "(sent clip)"
+        else:
+            raise ProtocolError("bad_args", "voice_data is true but no clip buffer was sent")
+        job.clip, job.clip_sha256 = clip, sha256_bytes(clip)
+        if svc.cache_tier(job.clip_sha256) is None:
+            try:  # checked here so a bad clip fails now, not in the queue
+                validate_clip(*decode_clip(clip))
+            except ClipError as exc:
+                raise _voice_error(exc) from None
+    else:
+        name = req.args.str("voice", None) or svc.voices.default
+        if name is None:
+            raise ProtocolError("unknown_voice", "no voice given and no default voice set (add one with voices.add)")
+        try:
+            voice = svc.voices.get(name)
+        except VoiceError as exc:
+            raise _voice_error(exc) from None
+        job.voice_name, job.clip_sha256 = voice.name, voice.sha256
+    position = svc.queue.put(job)
+    svc.out.reply(req.identity, req.req_id, "accepted", job=job.id, position=position, chunks=len(chunks))
+    svc.out.event("job", {**job.describe(), "event": "queued", "text": text[:200]})
+    return None
+
+
+@handler("cancel")
+def cancel(svc: Service, req: Request) -> dict[str, Any]:
+    """Cancel by job id, or by the id of the request that made the job."""
+    job_id = req.args.str("job", None)
+    request = req.args.str("request", None)
+    if job_id is None and request is None:
+        raise ProtocolError("bad_args", "give 'job' or 'request'")
+    jobs = svc.queue.find(job_id=job_id) if job_id else svc.queue.find(identity=req.identity, req_id=request)
+    if not jobs:
+        raise ProtocolError("no_such_job", f"no queued or running job {job_id or request}")
+    for job in jobs:
+        cancel_job(svc, job)
+    return {"cancelled": [j.id for j in jobs]}
+
+
+def cancel_job(svc: Service, job: Job) -> None:
+    """Remove a queued job now, or flag a running one for the worker."""
+    job.cancel.set()
+    if svc.queue.remove(job):
+        svc.finish(job, "cancelled", ProtocolError("cancelled", "the job was cancelled"))
+
+
+@handler("cache.stats")
+def cache_stats(svc: Service, req: Request) -> dict[str, Any]:
+    """Cache figures."""
+    return svc.cache.stats()
+
+
+@handler("cache.clear")
+def cache_clear(svc: Service, req: Request) -> dict[str, Any]:
+    """Clear one voice's conditionals (by voice name) or everything."""
+    name = req.args.str("voice", None)
+    sha = None
+    if name is not None:
+        try:
+            sha = svc.voices.get(name).sha256
+        except VoiceError as exc:
+            raise _voice_error(exc) from None
+    removed = svc.cache.clear(sha)
+    svc.out.event("cache", {"sha256": sha, "voice": name, "tier": None, "cleared": removed})
+    return {"removed": removed}
+
+
+@handler("stats")
+def stats(svc: Service, req: Request) -> dict[str, Any]:
+    """Model, device, memory, process figures and recent jobs."""
+    return {
+        **system_stats(svc.engine),
+        "status": svc.status(),
+        "uptime_s": round(time.time() - svc.started, 1),
+        "recent_jobs": list(svc.recent)[-10:],
+    }
+
+
+@handler("shutdown")
+def shutdown(svc: Service, req: Request) -> dict[str, Any]:
+    """The server stops after sending this reply."""
+    return {"stopping": True}

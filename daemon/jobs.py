@@ -1,0 +1,139 @@
+"""The job queue: work for the model, one job at a time, in order.
+
+Synthesis jobs run first-come first-served. Background jobs (preparing a
+newly added voice's conditionals) run only when no synthesis waits, so adding
+a voice never delays someone's speech. Cancelling a queued job removes it at
+once; cancelling a running job sets its flag, which the engine checks between
+model steps.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from .engine import SynthOptions
+from .text import Chunk
+
+_ids = itertools.count(1)
+
+
+@dataclass
+class Job:
+    """One unit of model work and who asked for it."""
+
+    kind: str  # "synthesize" or "prepare"
+    #: The requesting client's ZeroMQ identity and request id (None: internal).
+    identity: bytes | None = None
+    req_id: str | None = None
+    text: str = ""
+    chunks: list[Chunk] = field(default_factory=list)
+    options: SynthOptions = field(default_factory=SynthOptions)
+    #: The voice: its library name (for events), clip bytes and their sha256.
+    voice_name: str | None = None
+    clip: bytes | None = None
+    clip_sha256: str = ""
+    id: str = field(default_factory=lambda: f"j{next(_ids)}")
+    created: float = field(default_factory=time.perf_counter)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    state: str = "queued"  # queued, running, finished, failed, cancelled
+    chunks_done: int = 0
+
+    def describe(self) -> dict[str, Any]:
+        """What events and progress replies say about the job."""
+        return {
+            "job": self.id,
+            "kind": self.kind,
+            "state": self.state,
+            "voice": self.voice_name,
+            "chunks": len(self.chunks),
+            "chunks_done": self.chunks_done,
+        }
+
+
+class JobQueue:
+    """A thread-safe two-lane FIFO: synthesis first, background work when idle."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._main: deque[Job] = deque()
+        self._background: deque[Job] = deque()
+        self._closed = False
+        self.running: Job | None = None
+
+    def put(self, job: Job) -> int:
+        """Queue a job; return its position (0 = next to run)."""
+        with self._cond:
+            lane = self._background if job.kind == "prepare" else self._main
+            lane.append(job)
+            self._cond.notify_all()
+            return len(self._main) - 1 if lane is self._main else len(self._main) + len(lane) - 1
+
+    def take(self, timeout: float | None = None) -> Job | None:
+        """The next job to run, or None after ``timeout`` or when closed."""
+        with self._cond:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while not self._closed and not self._main and not self._background:
+                wait = None if deadline is None else deadline - time.monotonic()
+                if wait is not None and wait <= 0:
+                    return None
+                self._cond.wait(wait)
+            if self._closed:
+                return None
+            job = self._main.popleft() if self._main else self._background.popleft()
+            job.state = "running"
+            self.running = job
+            return job
+
+    def done(self, job: Job) -> None:
+        """Mark the running job as no longer running."""
+        with self._cond:
+            if self.running is job:
+                self.running = None
+
+    def remove(self, job: Job) -> bool:
+        """Take a queued job out; False if it is not queued (running or gone)."""
+        with self._cond:
+            for lane in (self._main, self._background):
+                if job in lane:
+                    lane.remove(job)
+                    return True
+            return False
+
+    def find(self, job_id: str | None = None, identity: bytes | None = None, req_id: str | None = None) -> list[Job]:
+        """Queued and running jobs matching every given field."""
+        with self._cond:
+            jobs = [*([self.running] if self.running else []), *self._main, *self._background]
+        return [
+            j for j in jobs
+            if (job_id is None or j.id == job_id)
+            and (identity is None or j.identity == identity)
+            and (req_id is None or j.req_id == req_id)
+        ]
+
+    def position(self, job: Job) -> int:
+        """0 if running, else 1 + the number of jobs ahead of it; -1 if gone."""
+        with self._cond:
+            if self.running is job:
+                return 0
+            if job in self._main:
+                return 1 + self._main.index(job) + (1 if self.running else 0)
+            return -1
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._main) + (1 if self.running else 0)
+
+    def close(self) -> list[Job]:
+        """Stop handing out jobs; return those still queued."""
+        with self._cond:
+            self._closed = True
+            left = [*self._main, *self._background]
+            self._main.clear()
+            self._background.clear()
+            self._cond.notify_all()
+            return left

@@ -1,0 +1,243 @@
+"""The daemon's sockets and main loop.
+
+ROUTER answers requests, PUB broadcasts events, and an inproc PULL wakes the
+loop when a worker thread has left a message in the outbox. The loop never
+runs model code, so ``ping``, ``status`` and ``cancel`` are answered at once
+even while a long text is being spoken: that is why there is no separate
+control socket.
+
+Bad input never stops the loop: unsigned or garbled frames are logged and
+dropped, signed but malformed requests get a structured error, and a handler
+that raises unexpectedly answers ``internal``. A client that disappears is
+noticed when a send to it fails (``ROUTER_MANDATORY``); its jobs are
+cancelled. Jobs send a progress reply every second, so this is noticed even
+before the first chunk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import threading
+import time
+import traceback
+from collections import deque
+from typing import Any
+
+import zmq
+
+from chatterbox_tray.ipc import endpoints
+from chatterbox_tray.ipc.protocol import (
+    MAX_FRAME_BYTES,
+    Args,
+    ProtocolError,
+    SignatureError,
+    check_request,
+    decode,
+    encode,
+    error_header,
+    event_header,
+    reply_header,
+)
+
+from .handlers import HANDLERS, Request, cancel_job
+from .instance import InstanceLock
+from .service import Service
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+KEEPALIVE_S = 1.0
+
+
+class Server:
+    """Binds the sockets, runs the loop, and implements the Outbox for Service."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.run_dir = endpoints.ensure_private_dir(endpoints.runtime_dir())
+        self.lock = InstanceLock(self.run_dir / "daemon.lock")
+        self.lock.acquire()  # raises AlreadyRunning before we touch any socket
+        self.key = endpoints.new_key()
+        self._key = self.key.encode("ascii")
+        self.ctx = zmq.Context()
+        self._pending: deque[tuple] = deque()
+        self._local = threading.local()
+        self._main_thread = threading.get_ident()
+        self._stop = threading.Event()
+        self._seq = 0
+        self.service = Service(settings, self)
+
+    # -- Outbox ----------------------------------------------------------------
+
+    def reply(self, identity: bytes, req_id: str, kind: str, buffers: tuple = (), **fields: Any) -> None:
+        """Queue a reply for the main loop to send."""
+        self._pending.append(("reply", identity, reply_header(req_id, kind, **fields), buffers))
+        self._poke()
+
+    def event(self, topic: str, data: dict[str, Any]) -> None:
+        """Queue an event for the main loop to publish."""
+        self._pending.append(("event", topic, data))
+        self._poke()
+
+    def _poke(self) -> None:
+        if threading.get_ident() == self._main_thread:
+            return  # the loop drains after every handler
+        sock = getattr(self._local, "push", None)
+        if sock is None:
+            sock = self._local.push = self.ctx.socket(zmq.PUSH)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.connect("inproc://wake")
+        with contextlib.suppress(zmq.ZMQError):
+            sock.send(b"", zmq.NOBLOCK)
+
+    # -- set-up -------------------------------------------------------------------
+
+    def _bind(self) -> endpoints.ConnectionInfo:
+        req_ep, ev_ep = endpoints.local_endpoints(self.run_dir)
+        for ep in (req_ep, ev_ep):  # a crashed daemon's socket files; we hold the lock now
+            if ep.startswith("ipc://"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(ep[len("ipc://"):])
+        self.router = self.ctx.socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.router.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
+        self.router.setsockopt(zmq.SNDHWM, 100_000)
+        self.router.setsockopt(zmq.LINGER, 500)
+        self.router.bind(req_ep)
+        self.pub = self.ctx.socket(zmq.PUB)
+        self.pub.setsockopt(zmq.LINGER, 500)
+        self.pub.bind(ev_ep)
+        self.wake = self.ctx.socket(zmq.PULL)
+        self.wake.bind("inproc://wake")
+        info = endpoints.ConnectionInfo(
+            requests=self.router.getsockopt_string(zmq.LAST_ENDPOINT),
+            events=self.pub.getsockopt_string(zmq.LAST_ENDPOINT),
+            key=self.key,
+            pid=os.getpid(),
+            transport="tcp" if req_ep.startswith("tcp") else "ipc",
+        )
+        endpoints.write_connection(info)
+        return info
+
+    def request_stop(self, *_: Any) -> None:
+        """Ask the loop to end (signal handlers and the shutdown op call this)."""
+        self._stop.set()
+
+    # -- the loop ----------------------------------------------------------------
+
+    def run(self) -> int:
+        """Serve until asked to stop; return the exit status."""
+        info = self._bind()
+        log.info("listening on %s (events %s), pid %d", info.requests, info.events, info.pid)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self.request_stop)
+            signal.signal(signal.SIGINT, self.request_stop)
+        self.service.start()
+        poller = zmq.Poller()
+        poller.register(self.router, zmq.POLLIN)
+        poller.register(self.wake, zmq.POLLIN)
+        next_keepalive = time.monotonic() + KEEPALIVE_S
+        try:
+            while not self._stop.is_set():
+                ready = dict(poller.poll(200))
+                if self.wake in ready:
+                    while self.wake.poll(0):
+                        self.wake.recv()
+                if self.router in ready:
+                    for _ in range(100):  # bounded so events and replies keep flowing
+                        try:
+                            frames = self.router.recv_multipart(zmq.NOBLOCK)
+                        except zmq.Again:
+                            break
+                        self._handle(frames)
+                self._flush()
+                if time.monotonic() >= next_keepalive:
+                    self._keepalive()
+                    next_keepalive = time.monotonic() + KEEPALIVE_S
+        finally:
+            self._shutdown()
+        return 0
+
+    def _handle(self, frames: list[bytes]) -> None:
+        identity, body = frames[0], frames[1:]
+        try:
+            msg = decode(self._key, body)
+        except SignatureError:
+            log.warning("dropped a message with a bad signature (%d frames)", len(body))
+            return
+        except ProtocolError as exc:
+            # Without a valid signature and header there is nobody to answer safely.
+            log.warning("dropped an unreadable message: %s", exc.message)
+            return
+        req_id = msg.header.get("id") if isinstance(msg.header.get("id"), str) else ""
+        try:
+            req_id, op, args = check_request(msg.header)
+            request = Request(identity, req_id, op, Args(args), msg.buffers)
+            result = HANDLERS[op](self.service, request)
+            if result is not None:
+                self._send(identity, reply_header(req_id, "result", result=result))
+            if op == "shutdown":
+                self.request_stop()
+        except ProtocolError as exc:
+            self._send(identity, error_header(req_id[:128], exc))
+        except Exception as exc:
+            log.error("handler for %r failed:\n%s", msg.header.get("op"), traceback.format_exc())
+            self._send(identity, error_header(req_id[:128], ProtocolError("internal", f"{type(exc).__name__}: {exc}")))
+
+    def _send(self, identity: bytes, header: dict[str, Any], buffers: tuple = ()) -> bool:
+        try:
+            self.router.send_multipart([identity, *encode(self._key, header, buffers)], zmq.NOBLOCK, copy=False)
+            return True
+        except zmq.ZMQError as exc:
+            if exc.errno == zmq.EHOSTUNREACH:
+                self._client_gone(identity)
+            else:
+                log.warning("could not send to a client: %s", exc)
+            return False
+
+    def _client_gone(self, identity: bytes) -> None:
+        jobs = self.service.queue.find(identity=identity)
+        if jobs:
+            log.info("a client vanished; cancelling its %d job(s)", len(jobs))
+        for job in jobs:
+            job.identity = None  # nobody to answer
+            cancel_job(self.service, job)
+
+    def _flush(self) -> None:
+        while self._pending:
+            item = self._pending.popleft()
+            if item[0] == "reply":
+                _, identity, header, buffers = item
+                self._send(identity, header, buffers)
+            else:
+                _, topic, data = item
+                self._seq += 1
+                frames = encode(self._key, event_header(topic, self._seq, data))
+                self.pub.send_multipart([topic.encode(), *frames], copy=False)
+
+    def _keepalive(self) -> None:
+        for job in self.service.queue.find():
+            if job.identity is not None and job.req_id is not None and job.kind == "synthesize":
+                progress = {**job.describe(), "position": self.service.queue.position(job),
+                            "model": self.service.state}
+                self._send(job.identity, reply_header(job.req_id, "progress", progress=progress))
+
+    def _shutdown(self) -> None:
+        log.info("shutting down")
+        self.service.stop()
+        self._flush()
+        with contextlib.suppress(FileNotFoundError):
+            info = endpoints.read_connection()
+            if info.pid == os.getpid():
+                endpoints.connection_file().unlink()
+        for sock in (self.router, self.pub):
+            ep = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+            sock.close()
+            if ep.startswith("ipc://"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(ep[len("ipc://"):])
+        self.wake.close(0)
+        self.lock.release()

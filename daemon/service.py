@@ -1,0 +1,308 @@
+"""The daemon's state and work: model lifecycle, the worker, voices and cache.
+
+Threads: the server's main loop (sockets, quick requests), one loader thread
+while the model loads, and one worker that runs jobs on the model in order.
+They meet here. Everything a thread wants to tell a client goes through the
+``Outbox``, which the main loop alone turns into socket sends, because ZeroMQ
+sockets must stay on one thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from collections import deque
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from chatterbox_tray.ipc import endpoints
+from chatterbox_tray.ipc.protocol import ProtocolError
+
+from .condcache import CacheKey, ConditionalsCache
+from .engine import Cancelled, Engine, EngineError, SynthOptions
+from .jobs import Job, JobQueue
+from .settings import Settings
+from .text import token_budget
+from .voices import VoiceLibrary
+
+log = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+
+
+class Outbox(Protocol):
+    """Where threads leave messages for the main loop to send."""
+
+    def reply(self, identity: bytes, req_id: str, kind: str, buffers: tuple = (), **fields: Any) -> None:
+        """A reply to one client's request."""
+
+    def event(self, topic: str, data: dict[str, Any]) -> None:
+        """A broadcast to every subscriber."""
+
+
+def make_engine(settings: Settings) -> Engine:
+    """The engine the settings ask for (imports the heavy one only when needed)."""
+    if settings.engine == "fake":
+        from .fake_engine import FakeEngine
+
+        return FakeEngine(settings.variant)
+    from .chatterbox_engine import ChatterboxEngine
+
+    return ChatterboxEngine(settings.variant, settings.checkpoint, settings.device)
+
+
+class Service:
+    """Model, cache, voices and the job worker, shared by all clients."""
+
+    def __init__(self, settings: Settings, outbox: Outbox) -> None:
+        self.settings = settings
+        self.out = outbox
+        self.started = time.time()
+        self.state = "starting"
+        self.progress = 0.0
+        self.message = "starting"
+        self.error = ""
+        self.engine: Engine = make_engine(settings)
+        self.cache = ConditionalsCache(
+            endpoints.cache_dir() / "conditionals",
+            settings.memory_cache_mb * MIB,
+            settings.disk_cache_mb * MIB,
+        )
+        self.voices = VoiceLibrary(endpoints.data_dir())
+        self.queue = JobQueue()
+        #: The last jobs' summaries, for clients' "recent jobs" views.
+        self.recent: deque[dict[str, Any]] = deque(maxlen=50)
+        self._ready = threading.Event()
+        self._lock = threading.Lock()
+        self._worker = threading.Thread(target=self._work, name="worker", daemon=True)
+
+    # -- lifecycle --------------------------------------------------------------
+
+    def start(self) -> None:
+        """Begin loading the model and start the worker."""
+        self._worker.start()
+        self.load_model()
+
+    def load_model(self) -> bool:
+        """Start a load in the background unless one is running or the model is ready."""
+        with self._lock:
+            if self.state in ("loading", "warming_up", "ready"):
+                return False
+            self._set_state("loading", 0.0, "loading the model")
+        threading.Thread(target=self._load, name="loader", daemon=True).start()
+        return True
+
+    def _set_state(self, state: str, progress: float, message: str, error: str = "") -> None:
+        self.state, self.progress, self.message, self.error = state, progress, message, error
+        self.out.event("state", self.status())
+
+    def _load(self) -> None:
+        try:
+            self.engine.load(lambda frac, what: self._set_state("loading", frac, what))
+            if self.settings.warmup:
+                self._set_state("warming_up", 0.95, "warming up")
+                start = time.perf_counter()
+                self.engine.warmup()
+                log.info("warm-up took %.1f s", time.perf_counter() - start)
+        except EngineError as exc:
+            log.error("model load failed: %s", exc.message)
+            self.engine.unload()
+            self._set_state("failed", 0.0, "failed", exc.message)
+            self._fail_waiting(exc.code, exc.message)
+            return
+        except Exception as exc:  # any load failure leaves a live daemon with a reason
+            log.error("model load failed:\n%s", traceback.format_exc())
+            self.engine.unload()
+            message = f"{type(exc).__name__}: {exc}"
+            self._set_state("failed", 0.0, "failed", message)
+            self._fail_waiting("model_failed", message)
+            return
+        self._ready.set()
+        self._set_state("ready", 1.0, "ready")
+        log.info("model %s ready on %s", self.engine.model_id, self.engine.device)
+        # Voices added while the model was away get their conditionals now.
+        for voice in self.voices.list():
+            if self.cache_tier(voice.sha256) is None:
+                self.queue.put(Job("prepare", voice_name=voice.name, clip_sha256=voice.sha256))
+
+    def _fail_waiting(self, code: str, message: str) -> None:
+        """A failed load fails the synthesis jobs that were waiting for it."""
+        for job in self.queue.find():
+            if job.kind == "synthesize" and self.queue.remove(job):
+                self.finish(job, "failed", ProtocolError(code, f"the model failed to load: {message}"))
+
+    def stop(self) -> None:
+        """Cancel everything and let the worker end."""
+        for job in self.queue.close():
+            self.finish(job, "cancelled", ProtocolError("cancelled", "the daemon is shutting down"))
+        running = self.queue.running
+        if running is not None:
+            running.cancel.set()
+        self._ready.set()  # wake a worker waiting for the model
+        self._worker.join(timeout=10)
+
+    def status(self) -> dict[str, Any]:
+        """What ``status`` replies and ``state`` events carry."""
+        return {
+            "state": self.state,
+            "progress": round(self.progress, 3),
+            "message": self.message,
+            "error": self.error,
+            "variant": self.settings.variant,
+            "model_id": self.engine.model_id,
+            "device": self.engine.device,
+            "queue": len(self.queue),
+        }
+
+    # -- voices and cache ------------------------------------------------------------
+
+    def cache_key(self, sha256: str) -> CacheKey:
+        """The cache key of a clip for the loaded model."""
+        return CacheKey(self.engine.model_id, sha256, self.engine.prep_version)
+
+    def cache_tier(self, sha256: str) -> str | None:
+        """Where a clip's conditionals are: "memory", "disk", or None (not yet / no model)."""
+        if not self.engine.model_id:
+            return None
+        return self.cache.tier_of(self.cache_key(sha256))
+
+    def voice_json(self, name: str) -> dict[str, Any]:
+        """A voice as the protocol shows it: library fields, cache state, default flag."""
+        voice = self.voices.get(name)
+        data = voice.to_json()
+        data.pop("file", None)  # where we keep it is our business
+        data["cache"] = self.cache_tier(voice.sha256)
+        data["default"] = self.voices.default is not None and self.voices.default.lower() == voice.name.lower()
+        return data
+
+    def queue_prepare(self, name: str) -> None:
+        """Prepare a voice's conditionals in the background (after any synthesis)."""
+        voice = self.voices.get(name)
+        if self.state == "ready" and self.cache_tier(voice.sha256) is None:
+            self.queue.put(Job("prepare", voice_name=voice.name, clip_sha256=voice.sha256))
+
+    # -- the worker --------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            job = self.queue.take()
+            if job is None:
+                return
+            if not self._ready.is_set():
+                self.out.event("job", {**job.describe(), "event": "waiting_for_model"})
+            while not self._ready.wait(0.2):
+                if job.cancel.is_set():
+                    break
+            try:
+                if job.cancel.is_set():
+                    raise Cancelled()
+                if self.state != "ready":
+                    raise ProtocolError("not_ready", f"the model is not loaded: {self.error or self.state}")
+                if job.kind == "prepare":
+                    self._run_prepare(job)
+                else:
+                    self._run_synthesis(job)
+            except Cancelled:
+                self.finish(job, "cancelled", ProtocolError("cancelled", "the job was cancelled"))
+            except ProtocolError as exc:
+                self.finish(job, "failed", exc)
+            except EngineError as exc:
+                self.finish(job, "failed", ProtocolError(exc.code, exc.message))
+            except Exception as exc:  # one bad job must not end the worker
+                log.error("job %s failed:\n%s", job.id, traceback.format_exc())
+                self.finish(job, "failed", ProtocolError("internal", f"{type(exc).__name__}: {exc}"))
+            finally:
+                self.queue.done(job)
+
+    def finish(self, job: Job, state: str, error: ProtocolError | None = None) -> None:
+        job.state = state
+        event = {**job.describe(), "event": state}
+        if error is not None:
+            event["error"] = error.to_json()
+            if job.identity is not None and job.req_id is not None:
+                self.out.reply(job.identity, job.req_id, "error", error=error.to_json())
+        if job.kind == "synthesize":
+            self.out.event("job", event)
+
+    def _clip_bytes(self, job: Job) -> bytes:
+        if job.clip is not None:
+            return job.clip
+        return self.voices.get(job.voice_name or "").file.read_bytes()
+
+    def _conditionals(self, job: Job) -> tuple[Any, str, float]:
+        before = self.cache_tier(job.clip_sha256)
+        result = self.cache.get_or_prepare(
+            self.cache_key(job.clip_sha256), lambda: self.engine.prepare(self._clip_bytes(job))
+        )
+        if before is None:
+            self.out.event("cache", {"sha256": job.clip_sha256, "voice": job.voice_name, "tier": "memory"})
+        return result.tensors, result.tier, result.seconds
+
+    def _run_prepare(self, job: Job) -> None:
+        if self.cache_tier(job.clip_sha256) is None:
+            _, tier, seconds = self._conditionals(job)
+            log.info("prepared voice %s in %.2f s (%s)", job.voice_name, seconds, tier)
+        job.state = "finished"
+
+    def _run_synthesis(self, job: Job) -> None:
+        started = time.perf_counter()
+        queue_wait = started - job.created
+        self.out.event("job", {**job.describe(), "event": "started"})
+        conds, tier, cond_seconds = self._conditionals(job)
+        t3 = s3 = audio_seconds = 0.0
+        first_chunk = None
+        tokens = 0
+        rate = self.engine.sample_rate
+        for index, chunk in enumerate(job.chunks):
+            if job.cancel.is_set():
+                raise Cancelled()
+            seed = job.options.seed
+            options = replace(job.options, seed=None if seed is None else seed + index)
+            budget = token_budget(chunk.text, self.settings.max_tokens_per_chunk)
+            result = self.engine.generate(chunk.text, conds, options, budget, job.cancel)
+            samples = result.samples.astype("<f4", copy=False)
+            t3, s3, tokens = t3 + result.t3_seconds, s3 + result.s3gen_seconds, tokens + result.tokens
+            audio_seconds += len(samples) / rate
+            job.chunks_done = index + 1
+            if job.identity is not None and job.req_id is not None:
+                self.out.reply(
+                    job.identity, job.req_id, "chunk", (samples.tobytes(),),
+                    index=index, sample_rate=rate, samples=len(samples),
+                    text=chunk.text, span=[chunk.start, chunk.end], tokens=result.tokens, budget=budget,
+                )
+            if first_chunk is None:
+                first_chunk = time.perf_counter() - job.created
+            self.out.event("job", {**job.describe(), "event": "chunk", "index": index,
+                                   "span": [chunk.start, chunk.end]})
+        total = time.perf_counter() - started
+        summary = {
+            "job": job.id,
+            "voice": job.voice_name,
+            "sample_rate": rate,
+            "chunks": len(job.chunks),
+            "tokens": tokens,
+            "queue_wait_s": round(queue_wait, 4),
+            "conditionals": {"tier": tier, "seconds": round(cond_seconds, 4)},
+            "t3_s": round(t3, 4),
+            "s3gen_s": round(s3, 4),
+            "synthesis_s": round(total, 4),
+            "audio_s": round(audio_seconds, 4),
+            "rtf": round(total / audio_seconds, 4) if audio_seconds else None,
+            "time_to_first_chunk_s": round(first_chunk or 0.0, 4),
+        }
+        job.state = "finished"
+        self.recent.append(summary)
+        if job.identity is not None and job.req_id is not None:
+            self.out.reply(job.identity, job.req_id, "result", result=summary)
+        self.out.event("job", {**job.describe(), "event": "finished", "summary": summary})
+
+
+def read_clip_path(path: str) -> bytes:
+    """A clip given by path: read it, or fail with a clear error."""
+    try:
+        return Path(path).expanduser().read_bytes()
+    except OSError as exc:
+        raise ProtocolError("bad_args", f"cannot read voice file {path}: {exc.strerror or exc}") from None

@@ -1,0 +1,116 @@
+"""The daemon's settings: one JSON file in the user config dir, flags on top.
+
+Every setting has a default here and a reason next to it. The daemon is the
+only owner of this file; clients read and change settings through it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from chatterbox_tray.ipc import endpoints
+
+log = logging.getLogger(__name__)
+
+VARIANTS = ("original", "multilingual", "turbo")
+DEVICES = ("auto", "cuda", "mps", "cpu")
+ENGINES = ("chatterbox", "fake")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the daemon can be told. Sizes in MiB, lengths in characters."""
+
+    #: Which Chatterbox: "original" (English), "multilingual" or "turbo".
+    variant: str = "original"
+    #: A local checkpoint folder; empty means the Hugging Face hub (cached,
+    #: works offline once downloaded).
+    checkpoint: str = ""
+    #: "auto" tries CUDA, then MPS, then the CPU.
+    device: str = "auto"
+    #: Default language for the multilingual model.
+    language: str = "en"
+    #: Memory tier of the conditionals cache. A voice is ~135 KB, so 256 MiB
+    #: holds every voice anyone has; it is a ceiling, not a reservation.
+    memory_cache_mb: int = 256
+    #: Disk tier, pruned least-recently-used first.
+    disk_cache_mb: int = 1024
+    #: Longest text one request may carry (about 40 pages).
+    max_text_chars: int = 100_000
+    #: Upper bound of a chunk's speech-token budget; the budget itself is
+    #: proportional to the chunk's text (see daemon/text.py). Chatterbox's own
+    #: generate uses a fixed 1000 (40 s of audio).
+    max_tokens_per_chunk: int = 1000
+    #: Longest chunk: sentences longer than this are cut at commas, then spaces.
+    max_chunk_chars: int = 300
+    #: Warm the model up at load so the first real voice is not the slow one.
+    warmup: bool = True
+    #: "chatterbox" for the real model; "fake" is a light engine for tests.
+    engine: str = "chatterbox"
+
+    def validate(self) -> Settings:
+        """Raise ValueError naming the first bad value."""
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, not {self.variant!r}")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}, not {self.device!r}")
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {self.engine!r}")
+        for name in ("memory_cache_mb", "disk_cache_mb", "max_text_chars", "max_tokens_per_chunk"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
+        if self.max_chunk_chars < 20:
+            raise ValueError("max_chunk_chars must be at least 20")
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+def settings_file() -> Path:
+    """Where the settings live."""
+    return endpoints.config_dir() / "settings.json"
+
+
+def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
+    """Read the settings file (missing or broken: defaults, logged) and apply overrides."""
+    path = path or settings_file()
+    values: dict[str, Any] = {}
+    known = {f.name: f for f in fields(Settings)}
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(raw, dict):
+            raise ValueError("not a JSON object")
+        for key, value in raw.items():
+            if key in known:
+                values[key] = value
+            else:
+                log.warning("settings: ignoring unknown key %r in %s", key, path)
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError) as exc:
+        log.error("settings: %s is unreadable (%s); using defaults", path, exc)
+    settings = Settings()
+    try:
+        settings = replace(settings, **values).validate()
+    except (TypeError, ValueError) as exc:
+        log.error("settings: %s has a bad value (%s); using defaults", path, exc)
+        settings = Settings()
+    if overrides:
+        settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None}).validate()
+    return settings
+
+
+def save_settings(settings: Settings, path: Path | None = None) -> None:
+    """Write the settings atomically."""
+    path = path or settings_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(settings.to_json(), indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,104 @@
+"""Cutting text into chunks at sentence boundaries, and sizing each chunk's token budget.
+
+Chunks keep their character span in the original text so a client can
+highlight the sentence being spoken. Chatterbox speaks one chunk per
+``generate`` call, so a chunk should be a sentence: short enough that the
+first one arrives quickly, long enough to sound natural.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+#: Abbreviations whose full stop does not end a sentence.
+_ABBREVIATIONS = frozenset(
+    "mr mrs ms dr prof sr jr st vs etc e.g i.e no fig approx dept est inc ltd co mt".split()
+)
+# A sentence ends at . ! ? … (with closing quotes/brackets) followed by space,
+# or at a line break that separates paragraphs.
+_END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s)|\n\s*\n")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of text to speak, with its [start, end) span in the original."""
+
+    text: str
+    start: int
+    end: int
+
+
+def split_sentences(text: str, max_chars: int = 300) -> list[Chunk]:
+    """Split ``text`` into sentence chunks no longer than ``max_chars``.
+
+    Whitespace-only pieces are dropped. Long sentences are cut at the last
+    comma, semicolon or colon before the limit, else at a space, else hard.
+    """
+    chunks: list[Chunk] = []
+    start = 0
+    for match in _END.finditer(text):
+        end = match.end()
+        if match.group().strip() and _is_abbreviation(text, match.start()):
+            continue
+        _emit(text, start, end, max_chars, chunks)
+        start = end
+    _emit(text, start, len(text), max_chars, chunks)
+    return chunks
+
+
+def _is_abbreviation(text: str, dot: int) -> bool:
+    if text[dot] != ".":
+        return False
+    word = re.search(r"([A-Za-z.]+)$", text[:dot])
+    if not word:
+        return False
+    token = word.group(1).lower().strip(".")
+    # Single capital letters are initials ("J. R. R. Tolkien").
+    return token in _ABBREVIATIONS or (len(token) == 1 and text[dot - 1].isupper())
+
+
+def _emit(text: str, start: int, end: int, max_chars: int, out: list[Chunk]) -> None:
+    # Trim surrounding whitespace but keep spans pointing into the original.
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    while end - start > max_chars:
+        cut = _cut_point(text, start, start + max_chars)
+        _emit(text, start, cut, max_chars, out)
+        start = cut
+        while start < end and text[start].isspace():
+            start += 1
+    if end > start and any(ch.isalnum() for ch in text[start:end]):
+        out.append(Chunk(text[start:end], start, end))
+
+
+def _cut_point(text: str, start: int, limit: int) -> int:
+    window = text[start:limit]
+    for marks in (",;:", " "):
+        pos = max(window.rfind(m) for m in marks)
+        if pos > len(window) // 3:
+            return start + pos + 1
+    return limit
+
+
+#: Speech tokens per second of audio in Chatterbox's S3 tokenizer.
+TOKENS_PER_SECOND = 25
+#: Slowest speech we budget for: about 8 characters a second (a slow, careful
+#: reader; ordinary speech is 12-15). At 25 tokens/s that is ~3 tokens a char.
+TOKENS_PER_CHAR = 3.2
+#: Floor, so that "Hi." still has room for its breath and ending.
+MIN_TOKENS = 50
+
+
+def token_budget(text: str, cap: int) -> int:
+    """Speech tokens allowed for ``text``: proportional, floored, capped.
+
+    Chatterbox's ``generate`` allows 1000 tokens (40 s) for any text; a model
+    that never emits its stop token then babbles for 40 s. A budget
+    proportional to the text stops such a runaway at about twice the
+    slowest plausible reading of it.
+    """
+    budget = max(MIN_TOKENS, int(len(text) * TOKENS_PER_CHAR))
+    return max(1, min(budget, cap))

@@ -1,0 +1,284 @@
+"""``chatterbox-tray``: the command line, a plain client of the daemon.
+
+It imports neither torch nor Qt (the daemon holds the model), so a command
+costs a fraction of a second. When no daemon answers, it starts one, unless
+``--no-start`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from .client import Client, DaemonUnavailable, connect
+from .protocol import ProtocolError
+
+EXIT_ERROR, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 1, 2, 3, 130
+
+
+def _human_bytes(n: float | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True))
+
+
+# -- commands ---------------------------------------------------------------------
+
+
+def cmd_status(client: Client, args: argparse.Namespace) -> int:
+    status = client.status()
+    if args.json:
+        _print_json(status)
+        return 0
+    line = f"{status['state']}"
+    if status["state"] in ("loading", "warming_up"):
+        line += f" ({status['progress'] * 100:.0f}%: {status['message']})"
+    if status["state"] == "failed":
+        line += f": {status['error']}"
+    print(line)
+    print(f"model:  {status['variant']} ({status['model_id'] or 'not loaded'}) on {status['device']}")
+    print(f"queue:  {status['queue']} job(s)")
+    return 0
+
+
+def cmd_ping(client: Client, args: argparse.Namespace) -> int:
+    rtt = min(client.ping() for _ in range(args.count))
+    print(f"pong from pid {client.info.pid}: {rtt * 1e6:.0f} µs")
+    return 0
+
+
+def cmd_voices(client: Client, args: argparse.Namespace) -> int:
+    action = args.voices_cmd
+    if action == "add":
+        voice = client.voices_add(args.name, path=args.file)
+        if args.default:
+            client.voices_default(voice["name"])
+        print(f"added {voice['name']} ({voice['duration_s']:.1f} s); preparing its conditionals in the background")
+    elif action == "list":
+        voices = client.voices_list()
+        if args.json:
+            _print_json(voices)
+            return 0
+        if not voices:
+            print("no voices yet: add one with `chatterbox-tray voices add NAME clip.wav`")
+        for v in voices:
+            mark = "*" if v["default"] else " "
+            print(f"{mark} {v['name']:<24} {v['duration_s']:6.1f} s   cache: {v['cache'] or 'not yet'}")
+    elif action == "rename":
+        print(f"renamed to {client.voices_rename(args.name, args.new_name)['name']}")
+    elif action == "remove":
+        client.voices_remove(args.name)
+        print(f"removed {args.name}")
+    elif action == "default":
+        result = client.voices_default(args.name, clear=args.clear)
+        print(result["default"] or "no default voice")
+    return 0
+
+
+def _read_text(args: argparse.Namespace) -> str:
+    if args.text:
+        return " ".join(args.text)
+    if sys.stdin.isatty():
+        raise SystemExit("chatterbox-tray say: give the text as an argument or on stdin")
+    return sys.stdin.read()
+
+
+def cmd_say(client: Client, args: argparse.Namespace) -> int:
+    text = _read_text(args)
+    if args.output is None and sys.stdout.isatty():
+        print("chatterbox-tray say: write to a file with -o out.wav, or pipe raw float32 PCM (--raw)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    options = {k: v for k, v in {
+        "exaggeration": args.exaggeration, "cfg_weight": args.cfg_weight,
+        "temperature": args.temperature, "seed": args.seed, "language": args.language,
+    }.items() if v is not None}
+    synthesis = client.synthesize(text, voice=args.voice, voice_path=args.voice_file, **options)
+    sink: Any = None
+    try:
+        for chunk in synthesis:
+            if args.output is not None:
+                if sink is None:
+                    import soundfile
+
+                    sink = soundfile.SoundFile(args.output, "w", samplerate=chunk.sample_rate, channels=1)
+                sink.write(chunk.samples)
+            else:
+                sys.stdout.buffer.write(chunk.samples.tobytes())
+                sys.stdout.buffer.flush()
+            if args.verbose:
+                print(f"[{chunk.index + 1}] {chunk.text}", file=sys.stderr)
+    finally:
+        if sink is not None:
+            sink.close()
+    summary = synthesis.summary
+    if args.verbose or args.output is not None:
+        cond = summary.get("conditionals", {})
+        print(
+            f"{summary.get('audio_s', 0):.1f} s of audio in {summary.get('synthesis_s', 0):.1f} s "
+            f"(RTF {summary.get('rtf') or 0:.2f}, first chunk after {summary.get('time_to_first_chunk_s', 0):.2f} s, "
+            f"conditionals: {cond.get('tier')} {cond.get('seconds', 0):.2f} s)"
+            + (f" -> {args.output}" if args.output else ""),
+            file=sys.stderr,
+        )
+    if args.json:
+        print(json.dumps(summary), file=sys.stderr)
+    return 0
+
+
+def cmd_cache(client: Client, args: argparse.Namespace) -> int:
+    if args.cache_cmd == "clear":
+        removed = client.cache_clear(args.voice)["removed"]
+        print(f"removed {removed} cached entr{'y' if removed == 1 else 'ies'}")
+        return 0
+    s = client.cache_stats()
+    if args.json:
+        _print_json(s)
+        return 0
+    print(f"hits:     memory {s['hits']['memory']}, disk {s['hits']['disk']}; misses {s['misses']}; "
+          f"hit rate {s['hit_rate'] * 100:.0f}%")
+    for tier in ("memory", "disk"):
+        print(f"{tier + ':':<9} {s['entries'][tier]} entries, {_human_bytes(s['bytes'][tier])} "
+              f"of {_human_bytes(s['budgets'][tier + '_bytes'])}")
+    print(f"time:     {s['prepare_seconds_total']:.1f} s preparing, {s['seconds_saved']:.1f} s saved")
+    return 0
+
+
+def cmd_stats(client: Client, args: argparse.Namespace) -> int:
+    s = client.stats()
+    if args.json:
+        _print_json(s)
+        return 0
+    print(f"model:    {s['variant']} {s['model_id'] or '(not loaded)'} on {s['device']} [{s['status']['state']}]")
+    if "gpu_memory_total" in s:
+        print(f"GPU:      {s['gpu_name']}: {_human_bytes(s['gpu_memory_allocated'])} used, "
+              f"{_human_bytes(s['gpu_memory_reserved'])} reserved of {_human_bytes(s['gpu_memory_total'])}")
+    if "gpu_utilization_pct" in s:
+        print(f"          {s['gpu_utilization_pct']}% busy, {s['gpu_temperature_c']} °C")
+    print(f"process:  {_human_bytes(s['process_rss'])} RAM, {s['process_cpu_pct']:.0f}% CPU, "
+          f"{s['threads']} threads, up {s['uptime_s']:.0f} s")
+    print(f"system:   {_human_bytes(s['system_ram_used'])} of {_human_bytes(s['system_ram_total'])} RAM, "
+          f"{s['system_cpu_pct']:.0f}% of {s['cpu_count']} CPUs")
+    for job in s.get("recent_jobs", [])[-5:]:
+        print(f"job {job['job']}: {job['audio_s']:.1f} s audio, RTF {job['rtf'] or 0:.2f}, "
+              f"first chunk {job['time_to_first_chunk_s']:.2f} s")
+    return 0
+
+
+def cmd_shutdown(client: Client, args: argparse.Namespace) -> int:
+    client.shutdown()
+    print("daemon stopping")
+    return 0
+
+
+def cmd_retry(client: Client, args: argparse.Namespace) -> int:
+    result = client.retry_load()
+    print("loading again" if result["started"] else f"nothing to retry: {result['state']}")
+    return 0
+
+
+# -- parser -----------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every command with help on every option."""
+    parser = argparse.ArgumentParser(prog="chatterbox-tray", description="Talk to the Chatterbox Tray daemon.")
+    parser.add_argument("--no-start", action="store_true", help="do not start a daemon when none answers")
+    parser.add_argument("--json", action="store_true", help="print results as JSON")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    daemon = sub.add_parser("daemon", help="run the daemon in the foreground")
+    from chatterbox_tray.daemon.__main__ import add_daemon_flags  # no torch: settings only
+
+    add_daemon_flags(daemon)
+
+    sub.add_parser("status", help="daemon state, model and queue").set_defaults(func=cmd_status)
+    ping = sub.add_parser("ping", help="measure the round trip to the daemon")
+    ping.add_argument("-c", "--count", type=int, default=5, help="pings to send (the best is shown)")
+    ping.set_defaults(func=cmd_ping)
+    sub.add_parser("retry", help="load the model again after a failure").set_defaults(func=cmd_retry)
+
+    voices = sub.add_parser("voices", help="manage the voice library")
+    vsub = voices.add_subparsers(dest="voices_cmd", required=True, metavar="ACTION")
+    add = vsub.add_parser("add", help="add a voice from an audio clip (5-60 s of one speaker)")
+    add.add_argument("name", help="a name for the voice")
+    add.add_argument("file", help="the clip: WAV, FLAC, OGG, MP3, ...")
+    add.add_argument("--default", action="store_true", help="also make it the default voice")
+    vsub.add_parser("list", help="list voices and their cache state")
+    ren = vsub.add_parser("rename", help="rename a voice")
+    ren.add_argument("name")
+    ren.add_argument("new_name")
+    rem = vsub.add_parser("remove", help="remove a voice and its clip")
+    rem.add_argument("name")
+    dft = vsub.add_parser("default", help="show, set or clear the default voice")
+    dft.add_argument("name", nargs="?", help="voice to make the default")
+    dft.add_argument("--clear", action="store_true", help="unset the default voice")
+    voices.set_defaults(func=cmd_voices)
+
+    say = sub.add_parser("say", help="synthesize text (argument or stdin) to a file or stdout")
+    say.add_argument("text", nargs="*", help="the text; read from stdin when absent")
+    say.add_argument("-v", "--voice", help="voice name (default: the default voice)")
+    say.add_argument("--voice-file", metavar="CLIP", help="use this clip as the voice, without adding it")
+    say.add_argument("-o", "--output", metavar="FILE", help="write audio here (.wav, .flac, .ogg)")
+    say.add_argument("--raw", action="store_true", help="write raw float32 mono PCM to stdout (the default without -o)")
+    say.add_argument("--exaggeration", type=float, help="emotion intensity, 0-2 (default 0.5)")
+    say.add_argument("--cfg-weight", type=float, help="classifier-free guidance, 0-1 (default 0.5)")
+    say.add_argument("--temperature", type=float, help="sampling temperature (default 0.8)")
+    say.add_argument("--seed", type=int, help="seed for repeatable output")
+    say.add_argument("--language", help="language id for the multilingual model (e.g. fr)")
+    say.add_argument("--verbose", action="store_true", help="print each sentence and the timings")
+    say.set_defaults(func=cmd_say)
+
+    cache = sub.add_parser("cache", help="conditionals cache figures, or clear it")
+    csub = cache.add_subparsers(dest="cache_cmd", required=True, metavar="ACTION")
+    csub.add_parser("stats", help="hits, misses, sizes and time saved")
+    clr = csub.add_parser("clear", help="drop cached conditionals")
+    clr.add_argument("voice", nargs="?", help="only this voice")
+    cache.set_defaults(func=cmd_cache)
+
+    sub.add_parser("stats", help="model, device, GPU, RAM and CPU").set_defaults(func=cmd_stats)
+    sub.add_parser("shutdown", help="stop the daemon").set_defaults(func=cmd_shutdown)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``chatterbox-tray``."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "daemon":
+        from chatterbox_tray.daemon.__main__ import run
+
+        return run(args)
+    try:
+        client = connect(autostart=not args.no_start and args.command != "shutdown")
+    except DaemonUnavailable as exc:
+        print(f"chatterbox-tray: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    try:
+        with client:
+            return int(args.func(client, args))
+    except ProtocolError as exc:
+        print(f"chatterbox-tray: {exc.message} [{exc.code}]", file=sys.stderr)
+        return EXIT_ERROR
+    except DaemonUnavailable as exc:
+        print(f"chatterbox-tray: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except KeyboardInterrupt:
+        print("\ninterrupted; job cancelled", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""Where the daemon listens and how a client finds it.
+
+On POSIX the daemon binds two ``ipc://`` sockets inside a per-user directory
+with mode 0700: libzmq never chmods the socket files (they follow the umask),
+so the directory is what keeps other users out. On Windows, which has no
+usable ipc transport, it binds TCP on 127.0.0.1 with ephemeral ports.
+
+Either way it writes a *connection file* (``daemon.json``, mode 0600) holding
+the endpoints and a random HMAC key. Every message is signed with that key, so
+on Windows only a process that can read the user's file can talk to the
+daemon, and on POSIX the key is a second fence behind the directory.
+
+The folders all come from platformdirs; ``CHATTERBOX_TRAY_HOME`` moves them
+under one folder (tests, portable installs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import stat
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .protocol import PROTOCOL_VERSION, ProtocolError
+
+APP_NAME = "chatterbox-tray"
+HOME_ENV = "CHATTERBOX_TRAY_HOME"
+#: libzmq's ipc paths are limited to 107 bytes (sun_path minus the NUL).
+MAX_IPC_PATH = 107
+
+
+def _home() -> Path | None:
+    value = os.environ.get(HOME_ENV)
+    return Path(value) if value else None
+
+
+def config_dir() -> Path:
+    """User settings (settings.json)."""
+    home = _home()
+    if home:
+        return home / "config"
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
+
+
+def data_dir() -> Path:
+    """The voice library: clips and their manifest."""
+    home = _home()
+    if home:
+        return home / "data"
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def cache_dir() -> Path:
+    """The conditionals cache's disk tier."""
+    home = _home()
+    if home:
+        return home / "cache"
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
+
+
+def log_dir() -> Path:
+    """The daemon's log file."""
+    home = _home()
+    if home:
+        return home / "log"
+    import platformdirs
+
+    return Path(platformdirs.user_log_dir(APP_NAME, appauthor=False))
+
+
+def runtime_dir() -> Path:
+    """The per-user folder holding the sockets, lock and connection file.
+
+    XDG_RUNTIME_DIR when the session has one (it is per-user, 0700 and wiped
+    at logout); otherwise a ``chatterbox-tray-<uid>`` folder in the temp dir.
+    Kept short because ipc paths are limited to 107 bytes.
+    """
+    home = _home()
+    if home:
+        return home / "run"
+    if sys.platform == "win32":
+        import platformdirs
+
+        return Path(platformdirs.user_runtime_dir(APP_NAME, appauthor=False))
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg and os.path.isdir(xdg) and os.access(xdg, os.W_OK):
+        return Path(xdg) / APP_NAME
+    return Path(tempfile.gettempdir()) / f"{APP_NAME}-{os.getuid()}"
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create ``path`` as a 0700 folder owned by us, or refuse if someone else owns it.
+
+    A folder in /tmp could have been made by another user to catch our
+    sockets; we never use one we do not own.
+    """
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if sys.platform != "win32":
+        info = path.stat()
+        if info.st_uid != os.getuid():
+            raise PermissionError(f"{path} belongs to uid {info.st_uid}, not to us; refusing to use it")
+        if stat.S_IMODE(info.st_mode) != 0o700:
+            os.chmod(path, 0o700)
+    return path
+
+
+def connection_file() -> Path:
+    """The daemon's connection file."""
+    return runtime_dir() / "daemon.json"
+
+
+@dataclass(frozen=True)
+class ConnectionInfo:
+    """What a client needs to reach the daemon: endpoints and key."""
+
+    requests: str
+    events: str
+    key: str
+    pid: int
+    protocol: int = PROTOCOL_VERSION
+    transport: str = "ipc"
+
+    @property
+    def key_bytes(self) -> bytes:
+        """The HMAC key as bytes (the file holds it as hex)."""
+        return self.key.encode("ascii")
+
+
+def new_key() -> str:
+    """A fresh random key for a daemon run."""
+    return secrets.token_hex(32)
+
+
+def local_endpoints(run_dir: Path) -> tuple[str, str]:
+    """The request and event endpoints a daemon should bind.
+
+    ``tcp://127.0.0.1:*`` on Windows; the daemon rewrites the ``*`` to the
+    bound port before writing the connection file.
+    """
+    if sys.platform == "win32":
+        return "tcp://127.0.0.1:*", "tcp://127.0.0.1:*"
+    req, ev = run_dir / "req.sock", run_dir / "events.sock"
+    if len(str(ev).encode()) > MAX_IPC_PATH:
+        raise OSError(f"socket path {ev} is over libzmq's {MAX_IPC_PATH}-byte limit; set {HOME_ENV}")
+    return f"ipc://{req}", f"ipc://{ev}"
+
+
+def write_connection(info: ConnectionInfo, path: Path | None = None) -> Path:
+    """Write the connection file atomically, readable by the user only."""
+    path = path or connection_file()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(asdict(info), fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def read_connection(path: Path | None = None) -> ConnectionInfo:
+    """Read the connection file; raise FileNotFoundError or ProtocolError."""
+    path = path or connection_file()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return ConnectionInfo(
+            requests=str(data["requests"]),
+            events=str(data["events"]),
+            key=str(data["key"]),
+            pid=int(data["pid"]),
+            protocol=int(data.get("protocol", 0)),
+            transport=str(data.get("transport", "ipc")),
+        )
+    except FileNotFoundError:
+        raise
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ProtocolError("bad_message", f"connection file {path} is unreadable: {exc}") from None

@@ -1,0 +1,268 @@
+"""The wire format: how a message becomes ZeroMQ frames and back.
+
+Every message is::
+
+    [signature, header, *buffers]
+
+``header`` is UTF-8 JSON (an object), ``buffers`` are raw binary frames (PCM
+audio, clip bytes) that never pass through JSON. ``signature`` is the lowercase
+hex HMAC-SHA256, keyed with the secret from the connection file, over each
+following frame prefixed by its length as an 8-byte big-endian integer; the
+length prefix stops bytes from being moved between frames without breaking
+the signature. Events on the PUB socket carry one more frame in front, the
+topic, so that SUB sockets can filter by prefix.
+
+This module is the one place that knows the frame layout; it imports neither
+torch nor Qt. ``docs/protocol.md`` describes the same thing for people, and a
+test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Version of the wire protocol, independent of the package version. Bumped
+#: only when an existing client would misread a message.
+PROTOCOL_VERSION = 1
+
+#: Largest accepted header, in bytes; the daemon also caps a whole frame
+#: (see MAX_FRAME_BYTES) at the socket so a hostile peer cannot exhaust memory.
+MAX_HEADER_BYTES = 64 * 1024
+#: Largest frame the daemon accepts: enough for a 60 s 48 kHz stereo WAV clip
+#: with room to spare. Bigger messages are dropped by libzmq itself.
+MAX_FRAME_BYTES = 64 * 1024 * 1024
+
+#: Every request op, with a one-line summary (docs/protocol.md has the details).
+OPS: dict[str, str] = {
+    "hello": "protocol version, daemon version and what the loaded model supports",
+    "ping": "round trip; answered even while the model loads",
+    "status": "daemon state, load progress or failure reason, queue length",
+    "retry_load": "load the model again after a failure",
+    "voices.list": "the voice library",
+    "voices.add": "add a voice from clip bytes (buffer 0) or a path",
+    "voices.rename": "rename a voice",
+    "voices.remove": "remove a voice and its clip",
+    "voices.default": "get or set the default voice",
+    "synthesize": "text to audio, streamed sentence by sentence",
+    "cancel": "cancel a queued or running job",
+    "cache.stats": "conditionals cache figures",
+    "cache.clear": "drop cached conditionals, for one voice or all",
+    "stats": "model, device, GPU, process RAM and CPU",
+    "shutdown": "stop the daemon cleanly",
+}
+
+#: Reply kinds. A request gets zero or more non-final replies, then exactly one
+#: final reply ("result" or "error").
+REPLY_KINDS = ("accepted", "progress", "chunk", "result", "error")
+FINAL_KINDS = frozenset({"result", "error"})
+
+#: Event topics on the PUB socket.
+EVENT_TOPICS: dict[str, str] = {
+    "state": "daemon state changed or load progress moved",
+    "job": "a job was queued, started, made a chunk, finished, failed or was cancelled",
+    "voices": "the voice library changed (added, removed, renamed, default)",
+    "cache": "a voice's conditionals entered or left the cache",
+}
+
+#: Structured error codes, grouped by who must act.
+ERROR_CODES: dict[str, str] = {
+    # The message itself was wrong: fix the client.
+    "bad_message": "the frames or the header could not be parsed",
+    "unsupported_version": "the header's protocol version is not one the daemon speaks",
+    "unknown_op": "no such op",
+    "bad_args": "an argument is missing, of the wrong type or out of range",
+    "too_large": "a header or text is over its limit",
+    # The request was understood but cannot be done as asked.
+    "unknown_voice": "no voice with that name",
+    "voice_exists": "a voice with that name already exists",
+    "bad_name": "the voice name is empty, too long or has forbidden characters",
+    "clip_undecodable": "the clip is not audio that soundfile or librosa can decode",
+    "clip_too_short": "the clip is shorter than the minimum",
+    "clip_too_long": "the clip is longer than the maximum",
+    "clip_silent": "the clip holds no audible sound",
+    "empty_text": "there is no text to speak",
+    "unknown_language": "the loaded model does not support that language",
+    "no_such_job": "no queued or running job with that id",
+    "cancelled": "the job was cancelled",
+    # The daemon cannot serve the request now.
+    "not_ready": "the model is not loaded (see status for why)",
+    "model_failed": "the model failed to load or to run",
+    "internal": "an unexpected error inside the daemon; see its log",
+}
+
+
+class ProtocolError(Exception):
+    """A structured error: what the daemon replies and what clients raise."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+    def to_json(self) -> dict[str, str]:
+        """The ``error`` object of an error reply."""
+        return {"code": self.code, "message": self.message}
+
+
+class SignatureError(ProtocolError):
+    """The signature frame does not match: the sender does not hold the key."""
+
+    def __init__(self) -> None:
+        super().__init__("bad_message", "signature mismatch")
+
+
+def sign(key: bytes, frames: list[bytes]) -> bytes:
+    """HMAC-SHA256 over length-prefixed frames, as lowercase hex bytes."""
+    mac = hmac.new(key, digestmod=hashlib.sha256)
+    for frame in frames:
+        mac.update(struct.pack(">Q", len(frame)))
+        mac.update(frame)
+    return mac.hexdigest().encode("ascii")
+
+
+@dataclass(frozen=True)
+class Message:
+    """A decoded message: the header object and its binary buffers."""
+
+    header: dict[str, Any]
+    buffers: tuple[bytes, ...] = field(default_factory=tuple)
+
+
+def encode(key: bytes, header: dict[str, Any], buffers: tuple[bytes, ...] | list = ()) -> list:
+    """Turn a header and buffers into signed frames (without topic or identity)."""
+    head = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    body = [head, *buffers]
+    return [sign(key, [bytes(b) if not isinstance(b, bytes) else b for b in body]), *body]
+
+
+def decode(key: bytes, frames: list[bytes]) -> Message:
+    """Check the signature and parse the header; raise ProtocolError if bad."""
+    if len(frames) < 2:
+        raise ProtocolError("bad_message", f"expected at least 2 frames, got {len(frames)}")
+    signature, head, *buffers = frames
+    if not hmac.compare_digest(signature, sign(key, [head, *buffers])):
+        raise SignatureError()
+    if len(head) > MAX_HEADER_BYTES:
+        raise ProtocolError("too_large", f"header is {len(head)} bytes, limit {MAX_HEADER_BYTES}")
+    try:
+        header = json.loads(head.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProtocolError("bad_message", f"header is not UTF-8 JSON: {exc}") from None
+    if not isinstance(header, dict):
+        raise ProtocolError("bad_message", "header must be a JSON object")
+    return Message(header, tuple(buffers))
+
+
+def request_header(req_id: str, op: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The header of a request."""
+    return {"v": PROTOCOL_VERSION, "id": req_id, "op": op, "args": args or {}}
+
+
+def reply_header(req_id: str, kind: str, **fields: Any) -> dict[str, Any]:
+    """The header of a reply: ``kind`` plus kind-specific fields."""
+    return {"v": PROTOCOL_VERSION, "id": req_id, "kind": kind, **fields}
+
+
+def error_header(req_id: str, error: ProtocolError) -> dict[str, Any]:
+    """The header of an error reply."""
+    return reply_header(req_id, "error", error=error.to_json())
+
+
+def event_header(topic: str, seq: int, data: dict[str, Any]) -> dict[str, Any]:
+    """The header of an event; ``seq`` lets subscribers notice missed events."""
+    return {"v": PROTOCOL_VERSION, "event": topic, "seq": seq, "data": data}
+
+
+def check_request(header: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    """Validate a request header; return (id, op, args) or raise ProtocolError.
+
+    The id is checked first so that even a bad request gets an error reply the
+    client can match.
+    """
+    req_id = header.get("id")
+    if not isinstance(req_id, str) or not 0 < len(req_id) <= 128:
+        raise ProtocolError("bad_message", "'id' must be a string of 1 to 128 characters")
+    version = header.get("v")
+    if version != PROTOCOL_VERSION:
+        raise ProtocolError(
+            "unsupported_version",
+            f"daemon speaks protocol {PROTOCOL_VERSION}, request has {version!r}",
+        )
+    op = header.get("op")
+    if not isinstance(op, str):
+        raise ProtocolError("bad_message", "'op' must be a string")
+    if op not in OPS:
+        raise ProtocolError("unknown_op", f"unknown op {op!r}")
+    args = header.get("args", {})
+    if not isinstance(args, dict):
+        raise ProtocolError("bad_args", "'args' must be a JSON object")
+    return req_id, op, args
+
+
+class Args:
+    """Typed access to request arguments, raising ``bad_args`` with the name.
+
+    Handlers read ``Args(args).str("name")`` rather than ``args["name"]`` so a
+    wrong type becomes a clear error instead of a traceback.
+    """
+
+    _MISSING = object()
+
+    def __init__(self, args: dict[str, Any]) -> None:
+        self._args = args
+
+    def _get(self, name: str, types: tuple[type, ...], default: Any) -> Any:
+        value = self._args.get(name, self._MISSING)
+        if value is self._MISSING or value is None:
+            if default is self._MISSING:
+                raise ProtocolError("bad_args", f"missing argument {name!r}")
+            return default
+        # bool is an int in Python; never accept it where a number is meant.
+        if isinstance(value, bool) and bool not in types:
+            raise ProtocolError("bad_args", f"argument {name!r} must be {_names(types)}")
+        if not isinstance(value, types):
+            raise ProtocolError("bad_args", f"argument {name!r} must be {_names(types)}")
+        return value
+
+    def str(self, name: str, default: Any = _MISSING) -> Any:
+        """A string argument."""
+        return self._get(name, (str,), default)
+
+    def bool(self, name: str, default: Any = _MISSING) -> Any:
+        """A boolean argument."""
+        return self._get(name, (bool,), default)
+
+    def int(self, name: str, default: Any = _MISSING, lo: int | None = None, hi: int | None = None) -> Any:
+        """An integer argument, optionally within [lo, hi]."""
+        value = self._get(name, (int,), default)
+        return _in_range(name, value, lo, hi)
+
+    def float(
+        self, name: str, default: Any = _MISSING, lo: float | None = None, hi: float | None = None
+    ) -> Any:
+        """A number argument (ints accepted), optionally within [lo, hi]."""
+        value = self._get(name, (int, float), default)
+        return _in_range(name, float(value) if value is not None else None, lo, hi)
+
+    def dict(self, name: str, default: Any = _MISSING) -> Any:
+        """An object argument."""
+        return self._get(name, (dict,), default)
+
+
+def _in_range(name: str, value: Any, lo: Any, hi: Any) -> Any:
+    if value is None:
+        return None
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ProtocolError("bad_args", f"argument {name!r} must be between {lo} and {hi}")
+    return value
+
+
+def _names(types: tuple[type, ...]) -> str:
+    words = {str: "a string", bool: "true or false", int: "an integer", float: "a number"}
+    words[dict] = "an object"
+    return " or ".join(words.get(t, t.__name__) for t in types)
