@@ -246,6 +246,8 @@ class ConditionalsCache:
         """
         start = _clock()
         hit: CacheResult | None = None
+        flight: _Flight | None = None
+        leader = False
         touch = False
         # One critical section for the memory check and the flight lookup:
         # with a gap between them, a flight could end unseen and the key be
@@ -260,8 +262,6 @@ class ConditionalsCache:
                 seconds = _clock() - start
                 self._record_hit_locked("memory", entry.prepare_seconds, seconds)
                 hit = CacheResult(dict(entry.tensors), "memory", seconds)
-                flight = None
-                leader = False
             else:
                 flight = self._flights.get(key)
                 leader = flight is None
@@ -272,7 +272,8 @@ class ConditionalsCache:
             if touch:  # outside the lock: file I/O
                 self._touch(self._dir / key.filename)
             return hit
-
+        if flight is None:  # cannot happen: set whenever there was no hit
+            raise RuntimeError("conditionals cache: no flight for a miss")
         if not leader:
             return self._wait(flight, start)
         try:

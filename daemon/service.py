@@ -194,11 +194,13 @@ class Service:
             if not self._ready.is_set():
                 self.out.event("job", {**job.describe(), "event": "waiting_for_model"})
             while not self._ready.wait(0.2):
-                if job.cancel.is_set():
+                if job.cancel.is_set() or self.state == "failed":
                     break
             try:
                 if job.cancel.is_set():
                     raise Cancelled()
+                if self.state == "failed":
+                    raise ProtocolError("model_failed", f"the model failed to load: {self.error}")
                 if self.state != "ready":
                     raise ProtocolError("not_ready", f"the model is not loaded: {self.error or self.state}")
                 if job.kind == "prepare":

@@ -25,6 +25,7 @@ No torch here: the library only decodes clips to check them (`clip.py`).
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import json
 import logging
@@ -146,7 +147,7 @@ class VoiceLibrary:
 
     # -- queries -------------------------------------------------------------
 
-    def list(self) -> list[Voice]:
+    def list(self) -> builtins.list[Voice]:
         """All voices, sorted by name ignoring case."""
         with self._lock:
             return sorted(self._voices.values(), key=lambda v: (_fold(v.name), v.name))
@@ -306,8 +307,9 @@ class VoiceLibrary:
             except OSError as exc:
                 log.warning("cannot read %s (%s); writing it again", path, exc)
             else:
-                # Two clips sharing 64 bits of digest: vanishingly rare, but
-                # then the full digest names the file.
+                # Another file holds the short name: a damaged copy, or (very
+                # rarely) a clip sharing 64 bits of digest. Never overwrite it,
+                # as a voice may use it; the full digest names this clip.
                 path = self._voices_dir / f"{sha}{suffix}"
                 if path.exists() and sha256_bytes(path.read_bytes()) == sha:
                     return path, False
@@ -354,8 +356,8 @@ class VoiceLibrary:
             return
         try:
             voices, default = self._parse(text)
-        except (ValueError, TypeError, KeyError) as exc:
-            self._set_aside(str(exc))
+        except (ValueError, TypeError, KeyError, VoiceError) as exc:
+            self._set_aside(f"{type(exc).__name__}: {exc}")
             return
 
         dropped = False
@@ -376,8 +378,12 @@ class VoiceLibrary:
             except OSError as exc:
                 log.warning("cannot rewrite %s: %s", self._manifest, exc)
 
-    def _parse(self, text: str) -> tuple[list[Voice], str | None]:
-        """Voices and default from manifest text; ValueError/TypeError/KeyError if bad."""
+    def _parse(self, text: str) -> tuple[builtins.list[Voice], str | None]:
+        """Voices and default from manifest text.
+
+        Raises:
+            ValueError, TypeError, KeyError, VoiceError: the manifest is unusable.
+        """
         doc = json.loads(text)
         if not isinstance(doc, dict):
             raise ValueError("the manifest is not a JSON object")
@@ -389,7 +395,8 @@ class VoiceLibrary:
         default = doc.get("default")
         if default is not None and not isinstance(default, str):
             raise TypeError("'default' is not a string")
-        voices: list[Voice] = []
+        # builtins.list: in this class, a bare `list` means the method.
+        voices: builtins.list[Voice] = []
         seen: set[str] = set()
         for entry in entries:
             if not isinstance(entry, dict):
