@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import warnings
 
 from .settings import DEVICES, ENGINES, VARIANTS, load_settings
 
@@ -39,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    quiet_libraries()
     overrides = {
         "variant": args.variant,
         "checkpoint": args.checkpoint,
@@ -64,6 +67,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"chatterbox-tray daemon: cannot set up the runtime folder: {exc}", file=sys.stderr)
         return 1
     return server.run()
+
+
+def quiet_libraries() -> None:
+    """Keep the log about the daemon: no progress bars, no third-party debug chatter.
+
+    chatterbox draws a tqdm bar per chunk and numba logs every compiled
+    function at debug level; neither helps someone reading daemon.log.
+    """
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    for name in ("numba", "matplotlib", "urllib3", "filelock", "huggingface_hub", "httpx"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for pattern in (".*pkg_resources is deprecated.*", ".*LoRACompatibleLinear.*", ".*sdp_kernel.*"):
+        warnings.filterwarnings("ignore", message=pattern)
 
 
 def main(argv: list[str] | None = None) -> int:

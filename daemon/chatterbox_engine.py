@@ -165,9 +165,10 @@ class ChatterboxEngine(Engine):
     def _install_wrappers(self) -> None:
         t3, s3gen = self.model.t3, self.model.s3gen
 
-        def budgeted(fn: Any, kw: str) -> Any:
+        def budgeted(fn: Any, kw: str, first: int = 0) -> Any:
+            # ``first``: tokens the method samples before its loop counts to ``kw``.
             def call(*args: Any, **kwargs: Any) -> Any:
-                kwargs[kw] = self._budget
+                kwargs[kw] = max(self._budget - first, 0)
                 start = time.perf_counter()
                 try:
                     out = fn(*args, **kwargs)
@@ -191,7 +192,7 @@ class ChatterboxEngine(Engine):
         # Instance attributes shadow the methods; nn.Module allows plain callables.
         object.__setattr__(t3, "inference", budgeted(t3.inference, "max_new_tokens"))
         if hasattr(t3, "inference_turbo"):
-            object.__setattr__(t3, "inference_turbo", budgeted(t3.inference_turbo, "max_gen_len"))
+            object.__setattr__(t3, "inference_turbo", budgeted(t3.inference_turbo, "max_gen_len", first=1))
         object.__setattr__(s3gen, "inference", timed(s3gen.inference))
 
         def check_cancel(_module: Any, _inputs: Any) -> None:

@@ -1,0 +1,265 @@
+"""The real daemon with the real chatterbox classes, over real sockets.
+
+The daemon loads a random-weight checkpoint with the real file layout through
+chatterbox's own ``from_local`` (tests/support/checkpoint.py). Its audio is
+noise, but every shape, call and cost is the real one. Tests keep the speech-
+token budget tiny (T3 costs about 0.3 s a token on two CPU cores), and share one
+daemon home per module so restarts exercise the disk tier.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from chatterbox_tray.ipc.client import Client
+from chatterbox_tray.ipc.protocol import ProtocolError
+from tests.support.checkpoint import ensure_checkpoint, loader_env
+from tests.support.daemons import Clips, DaemonProcess, EventLog, espeak_clip, uid
+
+pytestmark = pytest.mark.integration
+
+#: Speech tokens per chunk: enough for real T3 and S3Gen work, little enough to be quick.
+TOKENS = 6
+
+#: Seconds a real daemon may take to import, load and warm up on a busy 2-core machine.
+START_S = 600.0
+
+
+@pytest.fixture(scope="module")
+def real() -> Iterator[DaemonProcess]:
+    """A real daemon (original variant, test checkpoint), restartable on the same home."""
+    ckpt = ensure_checkpoint("original")
+    proc = DaemonProcess(
+        args=("--checkpoint", str(ckpt), "--device", "cpu", "--max-tokens-per-chunk", str(TOKENS)),
+        env=loader_env(ckpt),
+    )
+    proc.start(timeout=START_S)
+    yield proc
+    proc.cleanup()
+
+
+@pytest.fixture
+def rc(real: DaemonProcess) -> Iterator[Client]:
+    """A client of the real daemon with a timeout that suits CPU synthesis."""
+    with real.client(timeout=120.0) as c:
+        yield c
+
+
+def cached_tier(client: Client, name: str, timeout: float = 300.0) -> str | None:
+    """Wait until a library voice's conditionals are cached; return the tier."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        voice = next(v for v in client.voices_list() if v["name"] == name)
+        if voice["cache"] is not None:
+            return voice["cache"]
+        time.sleep(0.2)
+    return None
+
+
+def synth(client: Client, text: str, **kwargs) -> tuple[np.ndarray, dict]:
+    """Synthesize to the end; return the samples and the summary."""
+    synthesis = client.synthesize(text, **kwargs)
+    audio, rate = synthesis.collect()
+    assert rate == 24_000
+    return audio, synthesis.summary
+
+
+def test_model_is_loaded_through_from_local(rc: Client) -> None:
+    status = rc.status()
+    assert status["state"] == "ready"
+    assert status["device"] == "cpu"
+    assert status["model_id"].startswith("original:")
+    stats = rc.stats()
+    assert stats["variant"] == "original"
+    assert stats["process_rss"] > 500 * 2**20  # the weights are really in memory
+
+
+def test_added_voice_is_prepared_in_the_background(rc: Client, clips: Clips) -> None:
+    name = uid("speaker")
+    misses = rc.cache_stats()["misses"]
+    added = rc.voices_add(name, data=clips.new())
+    assert 5.0 <= added["duration_s"] <= 60.0
+    assert cached_tier(rc, name) == "memory"
+    assert rc.cache_stats()["misses"] == misses + 1
+    # The first synthesis finds the conditionals ready.
+    audio, summary = synth(rc, "Good morning.", voice=name)
+    assert summary["conditionals"]["tier"] == "memory"
+    assert summary["tokens"] <= TOKENS
+    assert audio.dtype == np.float32 and len(audio) > 0
+    assert np.isfinite(audio).all()
+
+
+def test_synthesis_streams_a_chunk_per_sentence_with_a_summary(rc: Client, clips: Clips) -> None:
+    text = "First sentence here. Second one follows!"
+    synthesis = rc.synthesize(text, voice_data=clips.new(), seed=1)
+    chunks = list(synthesis)
+    assert [c.index for c in chunks] == [0, 1]
+    assert [text[c.span[0] : c.span[1]] for c in chunks] == ["First sentence here.", "Second one follows!"]
+    assert all(c.sample_rate == 24_000 and c.samples.dtype == np.float32 for c in chunks)
+    s = synthesis.summary
+    assert s["chunks"] == 2
+    assert s["conditionals"]["tier"] == "prepared"
+    assert s["conditionals"]["seconds"] > 0
+    assert s["t3_s"] > 0 and s["s3gen_s"] > 0
+    assert s["audio_s"] == pytest.approx(sum(len(c.samples) for c in chunks) / 24_000, abs=1e-3)
+    assert s["rtf"] == pytest.approx(s["synthesis_s"] / s["audio_s"], rel=1e-2)
+    assert 0 < s["time_to_first_chunk_s"] <= s["synthesis_s"] + s["queue_wait_s"] + 1e-3
+    assert 0 < s["tokens"] <= 2 * TOKENS  # the per-chunk budget held
+
+
+def test_miss_then_memory_then_disk_after_restart(real: DaemonProcess, clips: Clips) -> None:
+    clip = clips.new()
+    with real.client(timeout=120.0) as c:
+        before = c.cache_stats()
+        _, first = synth(c, "One.", voice_data=clip)
+        _, second = synth(c, "Two.", voice_data=clip)
+        mid = c.cache_stats()
+    assert first["conditionals"]["tier"] == "prepared"
+    assert second["conditionals"]["tier"] == "memory"
+    assert mid["misses"] == before["misses"] + 1
+    assert mid["hits"]["memory"] == before["hits"]["memory"] + 1
+
+    real.restart(timeout=START_S)
+    with real.client(timeout=120.0) as c:
+        _, third = synth(c, "Three.", voice_data=clip)
+        _, fourth = synth(c, "Four.", voice_data=clip)
+        after = c.cache_stats()
+    assert third["conditionals"]["tier"] == "disk"
+    assert fourth["conditionals"]["tier"] == "memory"
+    assert after["hits"]["disk"] >= 1
+    assert after["seconds_saved"] > 0
+
+
+def disk_entries(real: DaemonProcess, clip: bytes) -> list[Path]:
+    sha = hashlib.sha256(clip).hexdigest()
+    return sorted((real.home / "cache" / "conditionals").glob(f"{sha}-*.safetensors"))
+
+
+def test_corrupt_disk_entry_is_recomputed(real: DaemonProcess, clips: Clips) -> None:
+    clip = clips.new()
+    with real.client(timeout=120.0) as c:
+        synth(c, "Fill the cache.", voice_data=clip)
+    [entry] = disk_entries(real, clip)
+    good_size = entry.stat().st_size
+    real.stop()
+    entry.write_bytes(entry.read_bytes()[: good_size // 3])  # a truncated write
+    real.start(timeout=START_S)
+    with real.client(timeout=120.0) as c:
+        errors = c.cache_stats()["disk_errors"]["bad_file"]
+        audio, summary = synth(c, "Read it back.", voice_data=clip)
+        assert summary["conditionals"]["tier"] == "prepared"
+        assert c.cache_stats()["disk_errors"]["bad_file"] == errors + 1
+        assert len(audio) > 0
+    [entry] = disk_entries(real, clip)
+    assert entry.stat().st_size == good_size  # rewritten whole
+
+
+def test_same_content_elsewhere_hits_and_an_edited_file_misses(rc: Client, clips: Clips, tmp_path: Path) -> None:
+    clip = clips.new()
+    first = tmp_path / "a" / "voice.wav"
+    first.parent.mkdir()
+    first.write_bytes(clip)
+    _, one = synth(rc, "Hello.", voice_path=first)
+    assert one["conditionals"]["tier"] == "prepared"
+
+    moved = tmp_path / "b" / "renamed.wav"
+    moved.parent.mkdir()
+    moved.write_bytes(clip)
+    _, two = synth(rc, "Hello.", voice_path=moved)
+    assert two["conditionals"]["tier"] == "memory"
+
+    samples, rate = sf.read(io.BytesIO(clip), dtype="float32")
+    samples[rate : rate + 100] *= 0.5  # an edit in place, same path, same length
+    sf.write(first, samples, rate, subtype="PCM_16")
+    _, three = synth(rc, "Hello.", voice_path=first)
+    assert three["conditionals"]["tier"] == "prepared"
+
+
+def test_same_seed_same_samples_with_fresh_and_cached_conditionals(real: DaemonProcess, clips: Clips) -> None:
+    clip = clips.new()
+    text = "Repeat after me."
+    with real.client(timeout=120.0) as c:
+        fresh, s1 = synth(c, text, voice_data=clip, seed=1234)
+        memory, s2 = synth(c, text, voice_data=clip, seed=1234)
+        other, _ = synth(c, text, voice_data=clip, seed=4321)
+    real.restart(timeout=START_S)
+    with real.client(timeout=120.0) as c:
+        disk, s3 = synth(c, text, voice_data=clip, seed=1234)
+    assert [s["conditionals"]["tier"] for s in (s1, s2, s3)] == ["prepared", "memory", "disk"]
+    assert len(fresh) > 0
+    np.testing.assert_array_equal(fresh, memory)
+    np.testing.assert_array_equal(fresh, disk)
+    assert not np.array_equal(fresh, other)  # the seed matters
+
+
+def test_bad_voice_files_get_clear_errors(rc: Client, tmp_path: Path) -> None:
+    not_audio = tmp_path / "notes.wav"
+    not_audio.write_text("this is not audio at all\n" * 100)
+    with pytest.raises(ProtocolError) as err:
+        rc.voices_add(uid("bad"), path=not_audio)
+    assert err.value.code == "clip_undecodable"
+
+    short = espeak_clip("Hi.")
+    if short is None:
+        pytest.skip("espeak-ng is not installed")
+    with pytest.raises(ProtocolError) as err:
+        rc.synthesize("Hello.", voice_data=short).collect()
+    assert err.value.code == "clip_too_short"
+    assert rc.ping() > 0
+
+
+def test_unknown_language_for_the_english_model(rc: Client, clips: Clips) -> None:
+    with pytest.raises(ProtocolError) as err:
+        rc.synthesize("Bonjour.", voice_data=clips.new(), language="fr").collect()
+    assert err.value.code == "unknown_language"
+
+
+KILLED_CLIENT = """
+import sys
+from chatterbox_tray.ipc import endpoints
+from chatterbox_tray.ipc.client import Client
+from pathlib import Path
+c = Client(endpoints.read_connection(Path(sys.argv[1])), timeout=120)
+for chunk in c.synthesize(sys.argv[2], voice=sys.argv[3]):
+    print("chunk", flush=True)
+"""
+
+
+def test_a_client_killed_mid_stream_has_its_job_cancelled(real: DaemonProcess, rc: Client, clips: Clips) -> None:
+    name = uid("victim")
+    rc.voices_add(name, data=clips.new())
+    assert cached_tier(rc, name) is not None
+    log = EventLog(real.events(("job",)))
+    text = " ".join(f"Sentence number {i}." for i in range(30))
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_CLIENT, str(real.connection_path), text, name],
+        stdout=subprocess.PIPE,
+        env={**os.environ},
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == b"chunk"  # it is streaming
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+        cancelled = log.wait_for(
+            lambda t, d: t == "job" and d.get("event") == "cancelled" and d.get("voice") == name, timeout=120
+        )
+        assert cancelled["chunks_done"] < 30
+    finally:
+        if child.poll() is None:
+            child.kill()
+    # Everyone else is still served.
+    audio, summary = synth(rc, "Still here.", voice=name)
+    assert len(audio) > 0 and summary["chunks"] == 1
