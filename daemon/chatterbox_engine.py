@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -99,6 +100,11 @@ class ChatterboxEngine(Engine):
     def load(self, progress: ProgressFn) -> None:
         """Load the model; failures become EngineError with what to do about them."""
         progress(0.02, "importing chatterbox")
+        if self.checkpoint:
+            # A local folder means "no network": without this the multilingual
+            # loader spends ~25 s retrying the hub for a side table it has cached.
+            # huggingface_hub reads it at import, hence before the imports below.
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
         try:
             import torch
 
