@@ -3,26 +3,30 @@
 A handler validates its arguments (raising ProtocolError with a code the
 client can act on), does quick work itself and hands model work to the job
 queue. It returns the result of a one-shot op, or ``None`` when the answer
-will come later from the worker (``synthesize``).
+will come later from the worker (``synthesize``, ``wait``).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import replace as dc_replace
 from typing import Any
 
 from chatterbox_tray import __version__
 from chatterbox_tray.ipc.protocol import OPS, PROTOCOL_VERSION, Args, ProtocolError
 
+from .audio_out import AudioError, find_device, list_devices
 from .clip import ClipError, decode_clip, sha256_bytes, validate_clip
 from .engine import SynthOptions
 from .jobs import Job
+from .player import PRIORITIES, RANK, Dropped
 from .service import Service, read_clip_path
-from .settings import VARIANTS
+from .settings import VARIANTS, save_settings
 from .sysstats import system_stats
 from .text import split_sentences
 from .voices import VoiceError
@@ -183,18 +187,23 @@ def _options(svc: Service, raw: dict[str, Any]) -> SynthOptions:
                 f"language {language!r} is not supported by the {svc.settings.variant} model "
                 f"(supported: {', '.join(languages)})",
             )
+    floats = {
+        "exaggeration": args.float("exaggeration", None, 0.0, 2.0),
+        "cfg_weight": args.float("cfg_weight", None, 0.0, 1.0),
+        "temperature": args.float("temperature", None, 0.05, 2.0),
+    }
+    for name, value in floats.items():
+        if value is not None and math.isnan(value):  # JSON's NaN passes every range check
+            raise ProtocolError("bad_args", f"argument {name!r} must be a number, not NaN")
     return SynthOptions(
-        exaggeration=args.float("exaggeration", None, 0.0, 2.0),
-        cfg_weight=args.float("cfg_weight", None, 0.0, 1.0),
-        temperature=args.float("temperature", None, 0.05, 2.0),
+        **floats,
         seed=args.int("seed", None, 0, 2**31 - 1),
         language=language.lower() if language else None,
     )
 
 
-@handler("synthesize")
-def synthesize(svc: Service, req: Request) -> None:
-    """Queue text for the model; chunks and the summary are streamed back."""
+def _new_job(svc: Service, req: Request, kind: str) -> Job:
+    """Check a synthesize or speak request and make its job (voice resolved, clip checked)."""
     text = req.args.str("text")
     if len(text) > svc.settings.max_text_chars:
         raise ProtocolError("too_large", f"text is {len(text)} characters; the limit is {svc.settings.max_text_chars}")
@@ -204,7 +213,7 @@ def synthesize(svc: Service, req: Request) -> None:
     options = _options(svc, req.args.dict("options", {}))
     if svc.state == "failed":
         raise ProtocolError("not_ready", f"the model failed to load: {svc.error} (send retry_load)")
-    job = Job("synthesize", identity=req.identity, req_id=req.req_id, text=text, chunks=chunks, options=options)
+    job = Job(kind, identity=req.identity, req_id=req.req_id, text=text, chunks=chunks, options=options)
     voice_path = req.args.str("voice_path", None)
     if req.args.bool("voice_data", False) or voice_path is not None:
         if voice_path is not None:
@@ -230,10 +239,134 @@ def synthesize(svc: Service, req: Request) -> None:
         except VoiceError as exc:
             raise _voice_error(exc) from None
         job.voice_name, job.clip_sha256 = voice.name, voice.sha256
+    return job
+
+
+@handler("synthesize")
+def synthesize(svc: Service, req: Request) -> None:
+    """Queue text for the model; chunks and the summary are streamed back."""
+    job = _new_job(svc, req, "synthesize")
     position = svc.queue.put(job)
-    svc.out.reply(req.identity, req.req_id, "accepted", job=job.id, position=position, chunks=len(chunks))
-    svc.out.event("job", {**job.describe(), "event": "queued", "text": text[:200]})
+    svc.out.reply(req.identity, req.req_id, "accepted", job=job.id, position=position, chunks=len(job.chunks))
+    svc.out.event("job", {**job.describe(), "event": "queued", "text": job.text[:200]})
     return None
+
+
+@handler("speak")
+def speak(svc: Service, req: Request) -> dict[str, Any]:
+    """Queue text for the speaker; answers at once with the job id."""
+    priority = req.args.str("priority", "text")
+    if priority not in PRIORITIES:
+        raise ProtocolError("bad_args", f"priority must be one of {', '.join(PRIORITIES)}, not {priority!r}")
+    job = _new_job(svc, req, "speak")
+    job.identity = None  # speech belongs to the daemon, not to the client that asked
+    job.rank = RANK[priority]
+    try:
+        find_device(svc.player.device)
+    except AudioError as exc:
+        raise ProtocolError(exc.code, exc.message) from None
+    try:
+        displaced = svc.player.admit(job, priority)
+    except Dropped as exc:
+        svc.out.event("job", {**job.describe(), "event": "dropped", "priority": priority, "reason": str(exc)})
+        return {"job": job.id, "priority": priority, "dropped": True, "position": None}
+    for other in displaced:
+        other.cancel.set()
+        svc.queue.remove(other)
+        svc._speech_ended(other, "cancelled", ProtocolError("cancelled", f"replaced by {priority} job {job.id}"), {})
+    position = svc.queue.put(job)
+    svc.out.event("job", {**job.describe(), "event": "queued", "priority": priority, "text": job.text[:200]})
+    return {"job": job.id, "priority": priority, "dropped": False, "position": position,
+            "chunks": len(job.chunks), "replaced": [o.id for o in displaced]}
+
+
+def _speech_jobs(svc: Service, req: Request) -> list[Job]:
+    job_id = req.args.str("job", None)
+    jobs = svc.player.jobs()
+    if req.args.bool("all", False):
+        return jobs
+    if job_id is not None:
+        found = [j for j in jobs if j.id == job_id]
+        if not found:
+            raise ProtocolError("no_such_job", f"no speech job {job_id} is playing or queued")
+        return found
+    return jobs[:1]
+
+
+@handler("stop")
+def stop(svc: Service, req: Request) -> dict[str, Any]:
+    """Stop the playing job (default), one job (``job``) or everything (``all``)."""
+    stopped = []
+    for job in _speech_jobs(svc, req):
+        job.cancel.set()
+        svc.queue.remove(job)
+        if svc.player.remove(job, "cancelled", ProtocolError("cancelled", "stopped")):
+            stopped.append(job.id)
+    return {"stopped": stopped}
+
+
+@handler("pause")
+def pause(svc: Service, req: Request) -> dict[str, Any]:
+    """Pause the speaker (synthesis goes on)."""
+    return svc.player.set_paused(True)
+
+
+@handler("resume")
+def resume(svc: Service, req: Request) -> dict[str, Any]:
+    """Resume the speaker."""
+    return svc.player.set_paused(False)
+
+
+@handler("skip")
+def skip(svc: Service, req: Request) -> dict[str, Any]:
+    """Skip to the next sentence of the playing job."""
+    return svc.player.skip()
+
+
+@handler("playback")
+def playback(svc: Service, req: Request) -> dict[str, Any]:
+    """The speaker's state, queue, volume, device and underruns."""
+    return svc.player.status()
+
+
+@handler("wait")
+def wait(svc: Service, req: Request) -> dict[str, Any] | None:
+    """Answer when a job ends (progress replies meanwhile); at once if it has."""
+    job_id = req.args.str("job")
+    known = svc.queue.find(job_id=job_id) or [j for j in svc.player.jobs() if j.id == job_id]
+    if not known and job_id not in svc.ended:
+        raise ProtocolError("no_such_job", f"no job {job_id}")
+    return svc.add_waiter(job_id, req.identity, req.req_id)
+
+
+@handler("audio.devices")
+def audio_devices(svc: Service, req: Request) -> dict[str, Any]:
+    """Output devices (re-read from the system when nothing is playing)."""
+    idle = not svc.player.jobs()
+    try:
+        devices = list_devices(rescan=idle)
+    except AudioError as exc:
+        raise ProtocolError(exc.code, exc.message) from None
+    return {"devices": [d.to_json() for d in devices], "device": svc.player.device, "volume": svc.player.volume}
+
+
+@handler("audio.set")
+def audio_set(svc: Service, req: Request) -> dict[str, Any]:
+    """Choose the output device (by name; "" for the default) and/or the volume; saved."""
+    device = req.args.str("device", None)
+    volume = req.args.float("volume", None, 0.0, 1.0)
+    if device:
+        try:
+            device = find_device(device).name
+        except AudioError as exc:
+            raise ProtocolError(exc.code, exc.message) from None
+    changes = {k: v for k, v in (("output_device", device), ("volume", volume)) if v is not None}
+    if changes:
+        svc.settings = dc_replace(svc.settings, **changes)
+        save_settings(svc.settings)
+        svc.player.set_output(device, volume)
+        svc.out.event("playback", svc.player.status())
+    return {"device": svc.player.device, "volume": svc.player.volume}
 
 
 @handler("cancel")

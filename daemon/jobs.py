@@ -1,8 +1,12 @@
 """The job queue: work for the model, one job at a time, in order.
 
-Synthesis jobs run first-come first-served. Background jobs (preparing a
-newly added voice's conditionals) run only when no synthesis waits, so adding
-a voice never delays someone's speech. Cancelling a queued job removes it at
+Synthesis and speech jobs run by priority rank (urgent, quick, text,
+notification; ``synthesize`` ranks as text), first come first served within a
+rank. A job is made one sentence at a time, and the worker puts a job back at
+the head of its rank when a higher-ranked one arrives, so an urgent message is
+synthesized next, not after a long chapter. Background jobs (preparing a newly
+added voice's conditionals) run only when no synthesis waits, so adding a
+voice never delays someone's speech. Cancelling a queued job removes it at
 once; cancelling a running job sets its flag, which the engine checks between
 model steps.
 """
@@ -20,13 +24,14 @@ from .engine import SynthOptions
 from .text import Chunk
 
 _ids = itertools.count(1)
+_seqs = itertools.count()
 
 
 @dataclass
 class Job:
     """One unit of model work and who asked for it."""
 
-    kind: str  # "synthesize" or "prepare"
+    kind: str  # "synthesize", "speak" or "prepare"
     #: The requesting client's ZeroMQ identity and request id (None: internal).
     identity: bytes | None = None
     req_id: str | None = None
@@ -42,6 +47,13 @@ class Job:
     cancel: threading.Event = field(default_factory=threading.Event)
     state: str = "queued"  # queued, running, finished, failed, cancelled
     chunks_done: int = 0
+    #: Priority rank (0 urgent .. 3 notification); "synthesize" ranks as text.
+    rank: int = 2
+    seq: int = field(default_factory=lambda: next(_seqs))
+    #: Progress kept across preemptions: timings, tokens, first chunk time.
+    tally: dict[str, Any] = field(default_factory=dict)
+    #: The closing summary, once the model has made every sentence.
+    summary: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:
         """What events and progress replies say about the job."""
@@ -66,12 +78,22 @@ class JobQueue:
         self.running: Job | None = None
 
     def put(self, job: Job) -> int:
-        """Queue a job; return its position (0 = next to run)."""
+        """Queue a job by (rank, arrival); return its position (0 = next to run)."""
         with self._cond:
-            lane = self._background if job.kind == "prepare" else self._main
-            lane.append(job)
+            if job.kind == "prepare":
+                self._background.append(job)
+                self._cond.notify_all()
+                return len(self._main) + len(self._background) - 1
+            at = next((i for i, j in enumerate(self._main) if (j.rank, j.seq) > (job.rank, job.seq)), len(self._main))
+            self._main.insert(at, job)
+            job.state = "queued"
             self._cond.notify_all()
-            return len(self._main) - 1 if lane is self._main else len(self._main) + len(lane) - 1
+            return at
+
+    def outranked(self, job: Job) -> bool:
+        """Whether a queued job ranks above ``job`` (the worker then puts it back)."""
+        with self._cond:
+            return bool(self._main) and self._main[0].rank < job.rank
 
     def take(self, timeout: float | None = None) -> Job | None:
         """The next job to run, or None after ``timeout`` or when closed."""

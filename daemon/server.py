@@ -17,6 +17,7 @@ before the first chunk.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -169,11 +170,25 @@ class Server:
             log.warning("dropped a message with a bad signature (%d frames)", len(body))
             return
         except ProtocolError as exc:
-            # Without a valid signature and header there is nobody to answer safely.
-            log.warning("dropped an unreadable message: %s", exc.message)
+            # With two frames or more the signature was good: the sender holds the
+            # key, so an oversized header whose id can be read gets an answer
+            # rather than leaving its client to time out.
+            req_id = _readable_id(body[1]) if len(body) >= 2 else None
+            if req_id is None:
+                log.warning("dropped an unreadable message: %s", exc.message)
+            else:
+                log.warning("refused request %r: %s", req_id, exc.message)
+                self._send(identity, error_header(req_id, exc))
+            return
+        except Exception as exc:  # deeply nested JSON (RecursionError), huge integers (ValueError), ...
+            log.warning("dropped an unreadable message: %s: %s", type(exc).__name__, exc)
             return
         req_id = msg.header.get("id") if isinstance(msg.header.get("id"), str) else ""
         try:
+            if b"\\u" in body[1] and _has_lone_surrogates(msg.header):
+                # Valid JSON, but not valid Unicode: echoed in a reply or event, it
+                # would make the daemon's own JSON unencodable.
+                raise ProtocolError("bad_message", "the header holds a lone surrogate (not valid Unicode)")
             req_id, op, args = check_request(msg.header)
             request = Request(identity, req_id, op, Args(args), msg.buffers)
             result = HANDLERS[op](self.service, request)
@@ -189,7 +204,12 @@ class Server:
 
     def _send(self, identity: bytes, header: dict[str, Any], buffers: tuple = ()) -> bool:
         try:
-            self.router.send_multipart([identity, *encode(self._key, header, buffers)], zmq.NOBLOCK, copy=False)
+            frames = encode(self._key, header, buffers)
+        except ValueError as exc:  # UnicodeEncodeError: one bad reply must not stop the loop
+            log.error("dropped a reply that cannot be encoded: %s", exc)
+            return False
+        try:
+            self.router.send_multipart([identity, *frames], zmq.NOBLOCK, copy=False)
             return True
         except zmq.ZMQError as exc:
             if exc.errno == zmq.EHOSTUNREACH:
@@ -199,7 +219,8 @@ class Server:
             return False
 
     def _client_gone(self, identity: bytes) -> None:
-        jobs = self.service.queue.find(identity=identity)
+        self.service.forget_client(identity)
+        jobs = [j for j in self.service.queue.find(identity=identity) if j.kind != "speak"]
         if jobs:
             log.info("a client vanished; cancelling its %d job(s)", len(jobs))
         for job in jobs:
@@ -214,16 +235,17 @@ class Server:
                 self._send(identity, header, buffers)
             else:
                 _, topic, data = item
+                try:
+                    frames = encode(self._key, event_header(topic, self._seq + 1, data))
+                except ValueError as exc:  # as in _send: never fatal
+                    log.error("dropped a %s event that cannot be encoded: %s", topic, exc)
+                    continue
                 self._seq += 1
-                frames = encode(self._key, event_header(topic, self._seq, data))
                 self.pub.send_multipart([topic.encode(), *frames], copy=False)
 
     def _keepalive(self) -> None:
-        for job in self.service.queue.find():
-            if job.identity is not None and job.req_id is not None and job.kind == "synthesize":
-                progress = {**job.describe(), "position": self.service.queue.position(job),
-                            "model": self.service.state}
-                self._send(job.identity, reply_header(job.req_id, "progress", progress=progress))
+        for identity, req_id, progress in self.service.keepalives():
+            self._send(identity, reply_header(req_id, "progress", progress=progress))
 
     def _shutdown(self) -> None:
         log.info("shutting down")
@@ -241,3 +263,24 @@ class Server:
                     os.unlink(ep[len("ipc://"):])
         self.wake.close(0)
         self.lock.release()
+
+
+def _readable_id(head: bytes) -> str | None:
+    """The request id in a signed header that ``decode`` refused, if one can be read."""
+    try:
+        header = json.loads(head)
+    except Exception:  # anything at all: this is only a courtesy to the sender
+        return None
+    req_id = header.get("id") if isinstance(header, dict) else None
+    if isinstance(req_id, str) and 0 < len(req_id) <= 128 and not _has_lone_surrogates(req_id):
+        return req_id
+    return None
+
+
+def _has_lone_surrogates(value: Any) -> bool:
+    """Whether a decoded JSON value holds a string that cannot be encoded as UTF-8."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False

@@ -24,6 +24,7 @@ from chatterbox_tray.ipc.protocol import ProtocolError
 from .condcache import CacheKey, ConditionalsCache
 from .engine import Cancelled, Engine, EngineError, SynthOptions
 from .jobs import Job, JobQueue
+from .player import Player
 from .settings import Settings
 from .text import token_budget
 from .voices import VoiceLibrary
@@ -73,6 +74,18 @@ class Service:
         )
         self.voices = VoiceLibrary(endpoints.data_dir())
         self.queue = JobQueue()
+        self.player = Player(
+            24_000,
+            device=settings.output_device,
+            volume=settings.volume,
+            prebuffer=settings.prebuffer,
+            sentence_pause_ms=settings.sentence_pause_ms,
+            event=lambda data: self.out.event("job", data),
+            ended=self._speech_ended,
+        )
+        #: Requests waiting for a job's end, and the ends of recent jobs.
+        self.waiters: dict[str, list[tuple[bytes, str]]] = {}
+        self.ended: dict[str, dict[str, Any]] = {}
         #: The last jobs' summaries, for clients' "recent jobs" views.
         self.recent: deque[dict[str, Any]] = deque(maxlen=50)
         self._ready = threading.Event()
@@ -120,6 +133,7 @@ class Service:
             self._set_state("failed", 0.0, "failed", message)
             self._fail_waiting("model_failed", message)
             return
+        self.player.rate = self.engine.sample_rate
         self._ready.set()
         self._set_state("ready", 1.0, "ready")
         log.info("model %s ready on %s", self.engine.model_id, self.engine.device)
@@ -143,6 +157,7 @@ class Service:
             running.cancel.set()
         self._ready.set()  # wake a worker waiting for the model
         self._worker.join(timeout=10)
+        self.player.close()
 
     def status(self) -> dict[str, Any]:
         """What ``status`` replies and ``state`` events carry."""
@@ -220,14 +235,80 @@ class Service:
                 self.queue.done(job)
 
     def finish(self, job: Job, state: str, error: ProtocolError | None = None) -> None:
+        """End a job that did not finish normally (cancelled, failed), or a prepare job."""
+        if job.kind == "speak":
+            self.player.remove(job, state, error)  # the player reports its end, once
+            return
         job.state = state
         event = {**job.describe(), "event": state}
         if error is not None:
             event["error"] = error.to_json()
             if job.identity is not None and job.req_id is not None:
                 self.out.reply(job.identity, job.req_id, "error", error=error.to_json())
-        if job.kind == "synthesize":
+        if job.kind in ("synthesize", "speak"):
             self.out.event("job", event)
+            self._resolve_waiters(job, state, error)
+
+    def _speech_ended(self, job: Job, state: str, error: Exception | None, playback: dict[str, Any]) -> None:
+        """The player is done with a speak job: finished, cancelled, or failed."""
+        if state != "finished" and not job.cancel.is_set():
+            job.cancel.set()  # stop making audio nobody will hear
+            if self.queue.remove(job):
+                pass
+        if error is not None and not isinstance(error, ProtocolError):
+            error = ProtocolError(getattr(error, "code", "audio_device"), getattr(error, "message", str(error)))
+        job.state = state
+        event = {**job.describe(), "event": state, "playback": playback}
+        if job.summary:
+            event["summary"] = job.summary
+            self.recent.append({**job.summary, "playback": playback})
+        if error is not None:
+            event["error"] = error.to_json()
+        self.out.event("job", event)
+        self._resolve_waiters(job, state, error, playback)
+
+    # -- waiting for a job's end ------------------------------------------------------
+
+    def add_waiter(self, job_id: str, identity: bytes, req_id: str) -> dict[str, Any] | None:
+        """Answer when ``job_id`` ends; returns its end now if it already ended."""
+        with self._lock:
+            if job_id in self.ended:
+                return self.ended[job_id]
+            self.waiters.setdefault(job_id, []).append((identity, req_id))
+            return None
+
+    def _resolve_waiters(self, job: Job, state: str, error: ProtocolError | None,
+                         playback: dict[str, Any] | None = None) -> None:
+        end = {"job": job.id, "kind": job.kind, "state": state, "summary": job.summary or None,
+               "playback": playback, "error": error.to_json() if error is not None else None}
+        with self._lock:
+            self.ended[job.id] = end
+            while len(self.ended) > 500:
+                self.ended.pop(next(iter(self.ended)))
+            waiting = self.waiters.pop(job.id, [])
+        for identity, req_id in waiting:
+            self.out.reply(identity, req_id, "result", result=end)
+
+    def forget_client(self, identity: bytes) -> None:
+        """A client vanished: drop its waits (its speech keeps playing)."""
+        with self._lock:
+            for job_id in list(self.waiters):
+                self.waiters[job_id] = [w for w in self.waiters[job_id] if w[0] != identity]
+                if not self.waiters[job_id]:
+                    del self.waiters[job_id]
+
+    def keepalives(self) -> list[tuple[bytes, str, dict[str, Any]]]:
+        """(identity, request id, progress) for every request still waiting on a job."""
+        out = []
+        for job in self.queue.find():
+            if job.identity is not None and job.req_id is not None and job.kind == "synthesize":
+                out.append((job.identity, job.req_id,
+                            {**job.describe(), "position": self.queue.position(job), "model": self.state}))
+        with self._lock:
+            waits = [(job_id, w) for job_id, ws in self.waiters.items() for w in ws]
+        for job_id, (identity, req_id) in waits:
+            out.append((identity, req_id, {"job": job_id, "waiting": True, "model": self.state}))
+        return out
 
     def _clip_bytes(self, job: Job) -> bytes:
         if job.clip is not None:
@@ -250,56 +331,83 @@ class Service:
         job.state = "finished"
 
     def _run_synthesis(self, job: Job) -> None:
+        """Make the job's sentences from ``job.chunks_done`` on, streaming or playing each.
+
+        Returns early, with the job back in the queue, when a higher-ranked job
+        arrives: the tally in ``job.tally`` carries the timings across.
+        """
+        tally = job.tally
         started = time.perf_counter()
-        queue_wait = started - job.created
-        self.out.event("job", {**job.describe(), "event": "started"})
+        if not tally:
+            tally.update(queue_wait=started - job.created, t3=0.0, s3=0.0, audio=0.0, tokens=0,
+                         first_chunk=None, busy=0.0)
+            # For speech, "started" means the first sample reached the speaker.
+            event = "synthesizing" if job.kind == "speak" else "started"
+            self.out.event("job", {**job.describe(), "event": event})
         conds, tier, cond_seconds = self._conditionals(job)
-        t3 = s3 = audio_seconds = 0.0
-        first_chunk = None
-        tokens = 0
+        tally.setdefault("tier", tier)
+        tally.setdefault("cond_seconds", cond_seconds)
         rate = self.engine.sample_rate
-        for index, chunk in enumerate(job.chunks):
+        for index in range(job.chunks_done, len(job.chunks)):
+            chunk = job.chunks[index]
             if job.cancel.is_set():
                 raise Cancelled()
             seed = job.options.seed
             options = replace(job.options, seed=None if seed is None else seed + index)
             budget = token_budget(chunk.text, self.settings.max_tokens_per_chunk)
+            made = time.perf_counter()
             result = self.engine.generate(chunk.text, conds, options, budget, job.cancel)
             samples = result.samples.astype("<f4", copy=False)
-            t3, s3, tokens = t3 + result.t3_seconds, s3 + result.s3gen_seconds, tokens + result.tokens
-            audio_seconds += len(samples) / rate
+            tally["t3"] += result.t3_seconds
+            tally["s3"] += result.s3gen_seconds
+            tally["tokens"] += result.tokens
+            tally["audio"] += len(samples) / rate
             job.chunks_done = index + 1
-            if job.identity is not None and job.req_id is not None:
+            span = (chunk.start, chunk.end)
+            if job.kind == "speak":
+                self.player.push(job, index, samples, span, chunk.text, time.perf_counter() - made)
+            elif job.identity is not None and job.req_id is not None:
                 self.out.reply(
                     job.identity, job.req_id, "chunk", (samples.tobytes(),),
                     index=index, sample_rate=rate, samples=len(samples),
-                    text=chunk.text, span=[chunk.start, chunk.end], tokens=result.tokens, budget=budget,
+                    text=chunk.text, span=list(span), tokens=result.tokens, budget=budget,
                 )
-            if first_chunk is None:
-                first_chunk = time.perf_counter() - job.created
-            self.out.event("job", {**job.describe(), "event": "chunk", "index": index,
-                                   "span": [chunk.start, chunk.end]})
-        total = time.perf_counter() - started
+            if tally["first_chunk"] is None:
+                tally["first_chunk"] = time.perf_counter() - job.created
+            self.out.event("job", {**job.describe(), "event": "chunk", "index": index, "span": list(span)})
+            if job.chunks_done < len(job.chunks) and self.queue.outranked(job):
+                tally["busy"] += time.perf_counter() - started
+                log.info("job %s waits for a higher-priority job", job.id)
+                self.queue.put(job)
+                return
+        tally["busy"] += time.perf_counter() - started
+        audio = tally["audio"]
         summary = {
             "job": job.id,
             "voice": job.voice_name,
             "sample_rate": rate,
             "chunks": len(job.chunks),
-            "tokens": tokens,
-            "queue_wait_s": round(queue_wait, 4),
-            "conditionals": {"tier": tier, "seconds": round(cond_seconds, 4)},
-            "t3_s": round(t3, 4),
-            "s3gen_s": round(s3, 4),
-            "synthesis_s": round(total, 4),
-            "audio_s": round(audio_seconds, 4),
-            "rtf": round(total / audio_seconds, 4) if audio_seconds else None,
-            "time_to_first_chunk_s": round(first_chunk or 0.0, 4),
+            "tokens": tally["tokens"],
+            "queue_wait_s": round(tally["queue_wait"], 4),
+            "conditionals": {"tier": tally["tier"], "seconds": round(tally["cond_seconds"], 4)},
+            "t3_s": round(tally["t3"], 4),
+            "s3gen_s": round(tally["s3"], 4),
+            "synthesis_s": round(tally["busy"], 4),
+            "audio_s": round(audio, 4),
+            "rtf": round(tally["busy"] / audio, 4) if audio else None,
+            "time_to_first_chunk_s": round(tally["first_chunk"] or 0.0, 4),
         }
+        job.summary = summary
+        if job.kind == "speak":
+            self.player.produced(job)
+            self.out.event("job", {**job.describe(), "event": "synthesized", "summary": summary})
+            return
         job.state = "finished"
         self.recent.append(summary)
         if job.identity is not None and job.req_id is not None:
             self.out.reply(job.identity, job.req_id, "result", result=summary)
         self.out.event("job", {**job.describe(), "event": "finished", "summary": summary})
+        self._resolve_waiters(job, "finished", None)
 
 
 def read_clip_path(path: str) -> bytes:

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 VARIANTS = ("original", "multilingual", "turbo")
 DEVICES = ("auto", "cuda", "mps", "cpu")
 ENGINES = ("chatterbox", "fake")
+PREBUFFER_MODES = ("adaptive", "off")
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,15 @@ class Settings:
     warmup: bool = True
     #: "chatterbox" for the real model; "fake" is a light engine for tests.
     engine: str = "chatterbox"
+    #: Output device by name; empty means the system's default output.
+    output_device: str = ""
+    #: Playback volume, 0 (silent) to 1 (as synthesized).
+    volume: float = 1.0
+    #: "adaptive": when synthesis is slower than real time, wait until enough
+    #: audio is buffered that playback will not stall; "off": play at once.
+    prebuffer: str = "adaptive"
+    #: Silence between sentences, so joined sentences sound like speech.
+    sentence_pause_ms: int = 250
 
     def validate(self) -> Settings:
         """Raise ValueError naming the first bad value."""
@@ -64,6 +74,12 @@ class Settings:
         for name in ("memory_cache_mb", "disk_cache_mb", "max_text_chars", "max_tokens_per_chunk"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
+        if self.prebuffer not in PREBUFFER_MODES:
+            raise ValueError(f"prebuffer must be one of {', '.join(PREBUFFER_MODES)}, not {self.prebuffer!r}")
+        if not 0.0 <= float(self.volume) <= 1.0:
+            raise ValueError("volume must be between 0 and 1")
+        if not 0 <= self.sentence_pause_ms <= 5000:
+            raise ValueError("sentence_pause_ms must be between 0 and 5000")
         if self.max_chunk_chars < 20:
             raise ValueError("max_chunk_chars must be at least 20")
         return self

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -93,25 +94,53 @@ def _read_text(args: argparse.Namespace) -> str:
     return sys.stdin.read()
 
 
-def cmd_say(client: Client, args: argparse.Namespace) -> int:
-    text = _read_text(args)
-    if args.output is None and sys.stdout.isatty():
-        print("chatterbox-tray say: write to a file with -o out.wav, or pipe raw float32 PCM (--raw)",
-              file=sys.stderr)
-        return EXIT_USAGE
-    options = {k: v for k, v in {
+#: Output formats by extension: (libsndfile format, subtype). Each is a real
+#: encoding; one the installed libsndfile lacks is refused, never faked.
+FILE_FORMATS = {
+    ".wav": ("WAV", "PCM_16"),
+    ".flac": ("FLAC", "PCM_16"),
+    ".ogg": ("OGG", "VORBIS"),
+    ".oga": ("OGG", "VORBIS"),
+    ".opus": ("OGG", "OPUS"),
+    ".mp3": ("MP3", "MPEG_LAYER_III"),
+}
+
+
+def _open_output(path: str, rate: int) -> Any:
+    import soundfile
+
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in FILE_FORMATS:
+        raise SystemExit(f"chatterbox-tray say: unknown file type {ext or '(none)'}; use one of "
+                         + ", ".join(FILE_FORMATS))
+    fmt, subtype = FILE_FORMATS[ext]
+    if subtype not in soundfile.available_subtypes(fmt):
+        raise SystemExit(f"chatterbox-tray say: this libsndfile ({soundfile.__libsndfile_version__}) "
+                         f"cannot write {ext} files")
+    return soundfile.SoundFile(path, "w", samplerate=rate, channels=1, format=fmt, subtype=subtype)
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: v for k, v in {
         "exaggeration": args.exaggeration, "cfg_weight": args.cfg_weight,
         "temperature": args.temperature, "seed": args.seed, "language": args.language,
     }.items() if v is not None}
-    synthesis = client.synthesize(text, voice=args.voice, voice_path=args.voice_file, **options)
+
+
+def cmd_say(client: Client, args: argparse.Namespace) -> int:
+    text = _read_text(args)
+    if args.output is None and not args.raw:
+        return _speak(client, args, text)
+    if args.raw and sys.stdout.isatty():
+        print("chatterbox-tray say: --raw writes binary PCM; pipe it somewhere", file=sys.stderr)
+        return EXIT_USAGE
+    synthesis = client.synthesize(text, voice=args.voice, voice_path=args.voice_file, **_options(args))
     sink: Any = None
     try:
         for chunk in synthesis:
             if args.output is not None:
                 if sink is None:
-                    import soundfile
-
-                    sink = soundfile.SoundFile(args.output, "w", samplerate=chunk.sample_rate, channels=1)
+                    sink = _open_output(args.output, chunk.sample_rate)
                 sink.write(chunk.samples)
             else:
                 sys.stdout.buffer.write(chunk.samples.tobytes())
@@ -133,6 +162,73 @@ def cmd_say(client: Client, args: argparse.Namespace) -> int:
         )
     if args.json:
         print(json.dumps(summary), file=sys.stderr)
+    return 0
+
+
+def _speak(client: Client, args: argparse.Namespace, text: str) -> int:
+    """Play on the daemon's speaker; wait for the end unless --no-wait. Ctrl-C stops the job."""
+    result = client.speak(text, voice=args.voice, voice_path=args.voice_file, priority=args.priority,
+                          **_options(args))
+    if result["dropped"]:
+        print("chatterbox-tray say: dropped (a notification is not spoken over other speech)", file=sys.stderr)
+        return 0
+    job = result["job"]
+    if args.no_wait:
+        print(json.dumps(result) if args.json else job)
+        return 0
+    try:
+        end = client.wait(job, timeout=30.0)
+    except KeyboardInterrupt:
+        client.stop(job)
+        print("\nstopped", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if args.json:
+        print(json.dumps(end))
+    elif args.verbose and end.get("summary"):
+        s, p = end["summary"], end.get("playback") or {}
+        print(f"{s['audio_s']:.1f} s of audio, RTF {s['rtf'] or 0:.2f}, first sound after "
+              f"{p.get('first_sample_s') or 0:.2f} s, {p.get('underruns', 0)} underrun(s)", file=sys.stderr)
+    if end["state"] == "failed":
+        err = end.get("error") or {}
+        print(f"chatterbox-tray: {err.get('message', 'failed')} [{err.get('code', 'internal')}]", file=sys.stderr)
+        return EXIT_ERROR
+    if end["state"] == "cancelled":
+        print("chatterbox-tray say: stopped", file=sys.stderr)
+    return 0
+
+
+def cmd_stop(client: Client, args: argparse.Namespace) -> int:
+    stopped = client.stop(args.job, all=args.all)["stopped"]
+    print(f"stopped {', '.join(stopped)}" if stopped else "nothing was playing")
+    return 0
+
+
+def cmd_control(client: Client, args: argparse.Namespace) -> int:
+    result = getattr(client, args.command)()
+    if args.json:
+        _print_json(result)
+    elif args.command == "skip":
+        print(f"skipped to sentence {result['sentence'] + 1} of {result['job']}" if result["job"] else "nothing is playing")
+    else:
+        print(f"{args.command}d" + (f" ({result['job']})" if result.get("job") else ""))
+    return 0
+
+
+def cmd_audio(client: Client, args: argparse.Namespace) -> int:
+    if args.audio_cmd == "set":
+        result = client.audio_set(args.device, args.volume)
+        print(f"device: {result['device'] or 'system default'}, volume {result['volume']:.2f}")
+        return 0
+    result = client.audio_devices()
+    if args.json:
+        _print_json(result)
+        return 0
+    for d in result["devices"]:
+        mark = "*" if (d["name"] == result["device"] or (not result["device"] and d["default"])) else " "
+        print(f"{mark} {d['name']:<40} {d['hostapi']}, {d['channels']} ch, {d['default_samplerate']:.0f} Hz")
+    if not result["devices"]:
+        print("no output devices")
+    print(f"volume {result['volume']:.2f}")
     return 0
 
 
@@ -225,12 +321,16 @@ def build_parser() -> argparse.ArgumentParser:
     dft.add_argument("--clear", action="store_true", help="unset the default voice")
     voices.set_defaults(func=cmd_voices)
 
-    say = sub.add_parser("say", help="synthesize text (argument or stdin) to a file or stdout")
+    say = sub.add_parser("say", help="speak text (argument or stdin), or write it to a file or stdout")
     say.add_argument("text", nargs="*", help="the text; read from stdin when absent")
     say.add_argument("-v", "--voice", help="voice name (default: the default voice)")
     say.add_argument("--voice-file", metavar="CLIP", help="use this clip as the voice, without adding it")
-    say.add_argument("-o", "--output", metavar="FILE", help="write audio here (.wav, .flac, .ogg)")
-    say.add_argument("--raw", action="store_true", help="write raw float32 mono PCM to stdout (the default without -o)")
+    say.add_argument("-o", "--output", metavar="FILE",
+                     help="write audio to a file instead of playing it (.wav, .flac, .ogg, .opus, .mp3)")
+    say.add_argument("--raw", action="store_true", help="write raw float32 mono PCM to stdout instead of playing")
+    say.add_argument("--no-wait", action="store_true", help="queue the speech and return at once (prints the job id)")
+    say.add_argument("-p", "--priority", choices=("urgent", "quick", "text", "notification"), default="text",
+                     help="where the speech goes in the daemon's queue (default: text)")
     say.add_argument("--exaggeration", type=float, help="emotion intensity, 0-2 (default 0.5)")
     say.add_argument("--cfg-weight", type=float, help="classifier-free guidance, 0-1 (default 0.5)")
     say.add_argument("--temperature", type=float, help="sampling temperature (default 0.8)")
@@ -245,6 +345,22 @@ def build_parser() -> argparse.ArgumentParser:
     clr = csub.add_parser("clear", help="drop cached conditionals")
     clr.add_argument("voice", nargs="?", help="only this voice")
     cache.set_defaults(func=cmd_cache)
+
+    stop = sub.add_parser("stop", help="stop the speech that is playing")
+    stop.add_argument("job", nargs="?", help="stop this job instead")
+    stop.add_argument("--all", action="store_true", help="stop everything, queued speech too")
+    stop.set_defaults(func=cmd_stop)
+    for name, text in (("pause", "pause the speaker"), ("resume", "resume the speaker"),
+                       ("skip", "skip to the next sentence")):
+        sub.add_parser(name, help=text).set_defaults(func=cmd_control)
+
+    audio = sub.add_parser("audio", help="output devices and volume")
+    asub = audio.add_subparsers(dest="audio_cmd", required=True, metavar="ACTION")
+    asub.add_parser("devices", help="list output devices")
+    aset = asub.add_parser("set", help="choose the output device and/or the volume")
+    aset.add_argument("--device", help='device name (or part of it); "" for the system default')
+    aset.add_argument("--volume", type=float, help="0 to 1")
+    audio.set_defaults(func=cmd_audio)
 
     sub.add_parser("stats", help="model, device, GPU, RAM and CPU").set_defaults(func=cmd_stats)
     sub.add_parser("shutdown", help="stop the daemon").set_defaults(func=cmd_shutdown)

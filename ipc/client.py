@@ -298,6 +298,77 @@ class Client:
         """Cancel a job by its id."""
         return self.call("cancel", {"job": job})
 
+    # -- the daemon's speaker ---------------------------------------------------------
+
+    def speak(
+        self,
+        text: str,
+        *,
+        voice: str | None = None,
+        voice_path: str | os.PathLike | None = None,
+        voice_data: bytes | None = None,
+        priority: str = "text",
+        **options: Any,
+    ) -> dict[str, Any]:
+        """Queue text on the daemon's speaker; returns ``{job, dropped, position, ...}`` at once.
+
+        ``priority``: "urgent", "quick", "text" or "notification" (docs/protocol.md).
+        """
+        args: dict[str, Any] = {"text": text, "options": options, "priority": priority}
+        buffers: list[bytes] = []
+        if voice is not None:
+            args["voice"] = voice
+        if voice_path is not None:
+            args["voice_path"] = str(Path(voice_path).resolve())
+        if voice_data is not None:
+            args["voice_data"] = True
+            buffers.append(voice_data)
+        return self.call("speak", args, buffers)
+
+    def wait(self, job: str, timeout: float | None = None) -> dict[str, Any]:
+        """Block until a job ends; returns ``{job, state, summary, playback, error}``.
+
+        ``timeout`` bounds the silence between the daemon's progress replies,
+        not the whole wait (speech can last hours).
+        """
+        return self.call("wait", {"job": job}, timeout=timeout)
+
+    def stop(self, job: str | None = None, all: bool = False) -> dict[str, Any]:
+        """Stop the playing speech job, one job, or (``all``) everything queued too."""
+        args: dict[str, Any] = {"all": all}
+        if job is not None:
+            args["job"] = job
+        return self.call("stop", args)
+
+    def pause(self) -> dict[str, Any]:
+        """Pause the speaker."""
+        return self.call("pause")
+
+    def resume(self) -> dict[str, Any]:
+        """Resume the speaker."""
+        return self.call("resume")
+
+    def skip(self) -> dict[str, Any]:
+        """Skip to the next sentence."""
+        return self.call("skip")
+
+    def playback(self) -> dict[str, Any]:
+        """The speaker's state, queue, device, volume and underruns."""
+        return self.call("playback")
+
+    def audio_devices(self) -> dict[str, Any]:
+        """Output devices, the chosen one and the volume."""
+        return self.call("audio.devices")
+
+    def audio_set(self, device: str | None = None, volume: float | None = None) -> dict[str, Any]:
+        """Choose the output device ("" for the system default) and/or the volume (0-1)."""
+        args: dict[str, Any] = {}
+        if device is not None:
+            args["device"] = device
+        if volume is not None:
+            args["volume"] = volume
+        return self.call("audio.set", args)
+
     def cache_stats(self) -> dict[str, Any]:
         """Hits by tier, misses, hit rate, entries and bytes, seconds saved."""
         return self.call("cache.stats")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import struct
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +33,10 @@ PROTOCOL_VERSION = 1
 
 #: Largest accepted header, in bytes; the daemon also caps a whole frame
 #: (see MAX_FRAME_BYTES) at the socket so a hostile peer cannot exhaust memory.
-MAX_HEADER_BYTES = 64 * 1024
+#: It must hold a request carrying the longest text the daemon accepts
+#: (100 000 characters: up to 4 bytes each in UTF-8, 6 for an escaped control
+#: character), hence 1 MiB.
+MAX_HEADER_BYTES = 1024 * 1024
 #: Largest frame the daemon accepts: enough for a 60 s 48 kHz stereo WAV clip
 #: with room to spare. Bigger messages are dropped by libzmq itself.
 MAX_FRAME_BYTES = 64 * 1024 * 1024
@@ -50,6 +54,15 @@ OPS: dict[str, str] = {
     "voices.default": "get or set the default voice",
     "synthesize": "text to audio, streamed sentence by sentence",
     "cancel": "cancel a queued or running job",
+    "speak": "queue text for the daemon's speaker; answers at once with the job id",
+    "stop": "stop the playing speech job, one job, or all",
+    "pause": "pause the speaker",
+    "resume": "resume the speaker",
+    "skip": "skip to the next sentence of the playing job",
+    "playback": "the speaker's state, queue, device, volume and underruns",
+    "wait": "answer when a job has ended",
+    "audio.devices": "the audio output devices",
+    "audio.set": "choose the output device and/or the volume (saved)",
     "cache.stats": "conditionals cache figures",
     "cache.clear": "drop cached conditionals, for one voice or all",
     "stats": "model, device, GPU, process RAM and CPU",
@@ -64,9 +77,13 @@ FINAL_KINDS = frozenset({"result", "error"})
 #: Event topics on the PUB socket.
 EVENT_TOPICS: dict[str, str] = {
     "state": "daemon state changed or load progress moved",
-    "job": "a job was queued, started, made a chunk, finished, failed or was cancelled",
+    "job": (
+        "a job was queued, started, made a chunk, finished, failed or was cancelled; for speech also "
+        "synthesized, sentence, position, paused, resumed, interrupted, underrun, dropped"
+    ),
     "voices": "the voice library changed (added, removed, renamed, default)",
     "cache": "a voice's conditionals entered or left the cache",
+    "playback": "the output device or the volume changed",
 }
 
 #: Structured error codes, grouped by who must act.
@@ -88,6 +105,9 @@ ERROR_CODES: dict[str, str] = {
     "empty_text": "there is no text to speak",
     "unknown_language": "the loaded model does not support that language",
     "no_such_job": "no queued or running job with that id",
+    "no_audio_device": "there is no audio output device to speak on",
+    "no_such_device": "no output device has that name",
+    "audio_device": "the audio device failed or vanished during playback",
     "cancelled": "the job was cancelled",
     # The daemon cannot serve the request now.
     "not_ready": "the model is not loaded (see status for why)",
@@ -247,6 +267,8 @@ class Args:
     ) -> Any:
         """A number argument (ints accepted), optionally within [lo, hi]."""
         value = self._get(name, (int, float), default)
+        if value is not None and not math.isfinite(value):
+            raise ProtocolError("bad_args", f"argument {name!r} must be a finite number")
         return _in_range(name, float(value) if value is not None else None, lo, hi)
 
     def dict(self, name: str, default: Any = _MISSING) -> Any:

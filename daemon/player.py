@@ -1,0 +1,443 @@
+"""The speaker: plays ``speak`` jobs while they are synthesized, in priority order.
+
+The daemon owns the audio output, as Speech Dispatcher does, so the hotkey,
+the tray and scripts share one speaker and one queue. The model worker pushes
+each sentence here as soon as it is made; one player thread writes it to the
+device in 20 ms blocks (``audio_out.OutputStream``), so stop, pause and skip
+act between blocks.
+
+Priorities (documented in docs/protocol.md), after Speech Dispatcher's:
+
+* ``urgent`` interrupts what is playing; the interrupted job resumes after it,
+  from the start of the sentence it was in;
+* ``quick`` (quick-speak) replaces what is playing and any other quick job,
+  but never an urgent one; queued text stays queued after it;
+* ``text`` queues behind everything else, first come first served;
+* ``notification`` is dropped when anything else is speaking or queued, and is
+  itself cut off by any later request.
+
+Playback order is (rank, arrival), the same order the model worker uses, so
+what plays next is also what is synthesized next.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .audio_out import AudioError, OutputStream
+
+log = logging.getLogger(__name__)
+
+PRIORITIES = ("urgent", "quick", "text", "notification")
+RANK = {name: rank for rank, name in enumerate(PRIORITIES)}
+
+#: Samples per write: small enough that controls act within a block.
+BLOCK_S = 0.02
+#: Fade at each end of a sentence, so joins and cuts never click.
+FADE_S = 0.005
+#: How often a playing job reports its position.
+POSITION_EVERY_S = 0.5
+#: Idle time after which the device is released.
+IDLE_CLOSE_S = 0.5
+#: Prior for speech seconds per character, until jobs have measured it.
+SECONDS_PER_CHAR = 0.07
+
+
+class Dropped(Exception):
+    """A notification arrived while something else was speaking."""
+
+
+def fade(samples: np.ndarray, rate: int) -> np.ndarray:
+    """Short linear fades in and out; the gain never reaches exactly zero."""
+    out = np.array(samples, dtype=np.float32, copy=True)
+    n = min(int(FADE_S * rate), len(out) // 2)
+    if n > 0:
+        ramp = (np.arange(1, n + 1, dtype=np.float32)) / (n + 1)
+        out[:n] *= ramp
+        out[-n:] *= ramp[::-1]
+    return out
+
+
+@dataclass
+class Segment:
+    """One sentence's audio (faded, with the pause after it) and where it came from."""
+
+    index: int
+    samples: np.ndarray
+    speech_samples: int
+    span: tuple[int, int]
+    text: str
+    made_s: float  # seconds the model spent on it
+
+
+@dataclass
+class Item:
+    """One speak job on the speaker."""
+
+    job: Any  # jobs.Job
+    rank: int
+    seq: int
+    chars_total: int
+    segments: list[Segment] = field(default_factory=list)
+    produced_all: bool = False
+    seg: int = 0  # segment being played
+    pos: int = 0  # next sample in it
+    started: bool = False
+    starving: bool = False
+    underruns: int = 0
+    played_s: float = 0.0
+    requested: float = field(default_factory=time.monotonic)
+    first_sample_s: float | None = None  # request to first sample handed to the device
+    prebuffer_s: float = 0.0  # audio buffered when playback began
+    last_position: float = 0.0
+
+    def buffered_samples(self) -> int:
+        """Samples made but not yet played."""
+        return sum(len(s.samples) for s in self.segments[self.seg :]) - self.pos
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.job.describe(), "priority": PRIORITIES[self.rank]}
+
+
+class Player:
+    """The speech queue and the thread that plays it."""
+
+    def __init__(
+        self,
+        sample_rate: int,
+        *,
+        device: str = "",
+        volume: float = 1.0,
+        prebuffer: str = "adaptive",
+        sentence_pause_ms: int = 250,
+        event: Callable[[dict[str, Any]], None],
+        ended: Callable[[Any, str, Exception | None, dict[str, Any]], None],
+    ) -> None:
+        self.rate = sample_rate
+        self.device = device
+        self.volume = float(volume)
+        self.prebuffer = prebuffer
+        self.pause_s = sentence_pause_ms / 1000
+        self._event = event
+        self._ended = ended
+        self._cond = threading.Condition()
+        self._items: list[Item] = []
+        self._seq = itertools.count()
+        self.paused = False
+        self._cut = False  # drop what the device holds (stop, skip, interruption)
+        self._closing = False
+        self.underruns = 0
+        #: Recent jobs' synthesis real-time factors and seconds per character.
+        self._rtfs: deque[float] = deque(maxlen=8)
+        self._spc: deque[float] = deque(maxlen=8)
+        self._stream = OutputStream(device, sample_rate)
+        self._thread = threading.Thread(target=self._run, name="player", daemon=True)
+        self._thread.start()
+
+    # -- the queue (any thread) ---------------------------------------------------
+
+    def admit(self, job: Any, priority: str) -> list[Any]:
+        """Put a job on the speaker; return the jobs it displaces (to be cancelled).
+
+        Raises Dropped for a notification that would have to wait.
+        """
+        rank = RANK[priority]
+        with self._cond:
+            if rank == RANK["notification"] and self._items:
+                raise Dropped("something else is speaking")
+            displaced = []
+            for other in list(self._items):
+                if other.rank == RANK["notification"] or (
+                    rank == RANK["quick"] and other.rank == RANK["quick"]
+                ):
+                    displaced.append(other)
+                elif rank == RANK["quick"] and other is self._current() and other.rank > RANK["quick"]:
+                    displaced.append(other)
+            for other in displaced:
+                self._items.remove(other)
+            current = self._current()
+            item = Item(job, rank, next(self._seq), len(job.text))
+            self._items.append(item)
+            self._items.sort(key=lambda i: (i.rank, i.seq))
+            if current is not None and current.started and self._current() is item:
+                self._interrupt(current)
+            if any(o is current for o in displaced) and current is not None and current.started:
+                self._cut = True
+            self._cond.notify_all()
+        return [o.job for o in displaced]
+
+    def push(self, job: Any, index: int, samples: np.ndarray, span: tuple[int, int], text: str, made_s: float) -> None:
+        """A sentence is ready."""
+        pause = np.zeros(int(self.pause_s * self.rate), dtype=np.float32)
+        audio = np.concatenate([fade(samples, self.rate), pause])
+        with self._cond:
+            item = self._find(job)
+            if item is None:
+                return
+            item.segments.append(Segment(index, audio, len(samples), span, text, made_s))
+            self._cond.notify_all()
+
+    def produced(self, job: Any) -> None:
+        """The model has made every sentence of ``job``."""
+        with self._cond:
+            item = self._find(job)
+            if item is not None:
+                item.produced_all = True
+                speech = sum(s.speech_samples for s in item.segments) / self.rate
+                made = sum(s.made_s for s in item.segments)
+                if speech > 0:
+                    self._rtfs.append(made / speech)
+                    self._spc.append(speech / max(1, item.chars_total))
+                self._cond.notify_all()
+
+    def remove(self, job: Any, state: str = "cancelled", error: Exception | None = None) -> bool:
+        """Take a job off the speaker (stop, cancel, synthesis failure); False if absent."""
+        with self._cond:
+            item = self._find(job)
+            if item is None:
+                return False
+            if item is self._current() and item.started:
+                self._cut = True
+            self._items.remove(item)
+            self._cond.notify_all()
+        self._finish(item, state, error)
+        return True
+
+    def jobs(self) -> list[Any]:
+        """Jobs on the speaker, the playing one first."""
+        with self._cond:
+            return [i.job for i in self._items]
+
+    def current_job(self) -> Any | None:
+        with self._cond:
+            item = self._current()
+            return item.job if item else None
+
+    def set_paused(self, paused: bool) -> dict[str, Any]:
+        with self._cond:
+            changed = self.paused != paused
+            self.paused = paused
+            item = self._current()
+            self._cond.notify_all()
+        if changed:
+            data = {"event": "paused" if paused else "resumed"}
+            if item is not None:
+                data.update(item.describe())
+            self._event(data)
+        return {"paused": paused, "job": item.job.id if item else None}
+
+    def skip(self) -> dict[str, Any]:
+        """Skip to the next sentence of the playing job."""
+        with self._cond:
+            item = self._current()
+            if item is None:
+                return {"job": None, "sentence": None}
+            item.seg += 1
+            item.pos = 0
+            self._cut = item.started
+            self._cond.notify_all()
+            return {"job": item.job.id, "sentence": item.seg}
+
+    def set_output(self, device: str | None = None, volume: float | None = None) -> None:
+        with self._cond:
+            if volume is not None:
+                self.volume = float(volume)
+            if device is not None and device != self.device:
+                self.device = device
+                self._cut = True  # the player thread reopens on the new device
+                self._reopen = True
+            self._cond.notify_all()
+
+    def status(self) -> dict[str, Any]:
+        with self._cond:
+            item = self._current()
+            return {
+                "state": "paused" if self.paused else "playing" if item and item.started else "idle",
+                "job": item.job.id if item else None,
+                "queue": [i.job.id for i in self._items],
+                "volume": self.volume,
+                "device": self.device,
+                "underruns": self.underruns,
+                "prebuffer": self.prebuffer,
+                "recent_rtf": round(max(self._rtfs), 3) if self._rtfs else None,
+            }
+
+    def close(self) -> None:
+        with self._cond:
+            self._closing = True
+            items, self._items = self._items, []
+            self._cut = True
+            self._cond.notify_all()
+        self._thread.join(timeout=5)
+        for item in items:
+            self._finish(item, "cancelled", None)
+
+    # -- internals (lock held) -----------------------------------------------------------
+
+    _reopen = False
+
+    def _current(self) -> Item | None:
+        return self._items[0] if self._items else None
+
+    def _find(self, job: Any) -> Item | None:
+        return next((i for i in self._items if i.job is job), None)
+
+    def _interrupt(self, item: Item) -> None:
+        """An urgent job cuts in: the interrupted one restarts its sentence later."""
+        item.pos = 0
+        self._cut = True
+        self._event({**item.describe(), "event": "interrupted", "sentence": item.seg})
+
+    def _rtf_estimate(self, item: Item) -> float | None:
+        made = sum(s.made_s for s in item.segments)
+        speech = sum(s.speech_samples for s in item.segments) / self.rate
+        measured = [made / speech] if speech > 0 else []
+        pool = measured + list(self._rtfs)
+        return max(pool) if pool else None
+
+    def _ready_to_start(self, item: Item) -> bool:
+        if not item.segments:
+            return False
+        if item.produced_all or self.prebuffer == "off":
+            return True
+        rtf = self._rtf_estimate(item)
+        if rtf is None or rtf <= 1.0:
+            return True
+        spc = float(np.median(self._spc)) if self._spc else SECONDS_PER_CHAR
+        buffered = item.buffered_samples() / self.rate
+        made_chars = sum(s.span[1] - s.span[0] for s in item.segments)
+        remaining = max(0, item.chars_total - made_chars) * spc
+        total = buffered + remaining
+        chunk = buffered / len(item.segments)
+        # Production of what is left takes remaining*rtf; playback of what we hold
+        # plus what is left takes buffered+remaining. Start once the first is not
+        # longer than the second, with one sentence to spare for granularity.
+        return buffered >= min(total, total * (1 - 1 / rtf) + chunk)
+
+    def _next_block(self, item: Item) -> tuple[np.ndarray | None, Segment | None, bool]:
+        """(samples, the segment it begins if new, item finished)."""
+        while item.seg < len(item.segments) and item.pos >= len(item.segments[item.seg].samples):
+            item.seg += 1
+            item.pos = 0
+        if item.seg >= len(item.segments):
+            return None, None, item.produced_all
+        seg = item.segments[item.seg]
+        new = seg if item.pos == 0 else None
+        n = int(BLOCK_S * self.rate)
+        block = seg.samples[item.pos : item.pos + n]
+        item.pos += len(block)
+        return block, new, False
+
+    # -- the player thread -----------------------------------------------------------------
+
+    def _run(self) -> None:
+        idle_since: float | None = None
+        while True:
+            finished: Item | None = None
+            failed_write: tuple[Item, AudioError] | None = None
+            with self._cond:
+                if self._closing:
+                    break
+                if self._cut or self._reopen:
+                    self._cut = False
+                    if self._stream.is_open:
+                        self._stream.drop_pending()
+                    if self._reopen:
+                        self._reopen = False
+                        self._stream = OutputStream(self.device, self.rate)
+                item = self._current()
+                if item is None or self.paused:
+                    if self.paused and self._stream.is_open:
+                        pending = self._stream.drop_pending()
+                        if item is not None:  # resume exactly where the sound stopped
+                            item.pos = max(0, item.pos - int(pending * self.rate))
+                    if self._stream.is_open and idle_since is not None and time.monotonic() - idle_since > IDLE_CLOSE_S:
+                        self._stream.close()
+                    idle_since = idle_since or time.monotonic()
+                    self._cond.wait(0.05)
+                    continue
+                if not item.started and not self._ready_to_start(item):
+                    self._cond.wait(0.01)
+                    continue
+                block, new_seg, done = self._next_block(item)
+                if done:
+                    self._items.remove(item)
+                    finished = item
+                elif block is None:  # the model has not made the next sentence yet
+                    if item.started and not item.starving:
+                        item.starving = True
+                        item.underruns += 1
+                        self.underruns += 1
+                        self._event({**item.describe(), "event": "underrun", "sentence": item.seg})
+                    self._cond.wait(0.01)
+                    continue
+                else:
+                    item.starving = False
+                    volume = self.volume
+            if finished is not None:
+                self._finish(finished, "finished", None)
+                continue
+            idle_since = None
+            assert block is not None
+            first = not item.started
+            if first:
+                item.started = True
+                item.first_sample_s = time.monotonic() - item.requested
+                item.prebuffer_s = (item.buffered_samples() + len(block)) / self.rate
+                self._event({**item.describe(), "event": "started", "first_sample_s": round(item.first_sample_s, 4)})
+            if new_seg is not None:
+                self._event(
+                    {**item.describe(), "event": "sentence", "sentence": new_seg.index,
+                     "span": list(new_seg.span), "text": new_seg.text}
+                )
+            try:
+                self._pace()
+                self._stream.write(block * volume if volume != 1.0 else block)
+            except AudioError as exc:
+                failed_write = (item, exc)
+            if failed_write is not None:
+                with self._cond:
+                    if item in self._items:
+                        self._items.remove(item)
+                log.error("audio: %s", exc.message)
+                self._finish(item, "failed", exc)
+                continue
+            item.played_s += len(block) / self.rate
+            if item.played_s - item.last_position >= POSITION_EVERY_S:
+                item.last_position = item.played_s
+                self._event(
+                    {**item.describe(), "event": "position", "seconds": round(item.played_s, 2), "sentence": item.seg}
+                )
+        self._stream.close(abort=True)
+
+    def _pace(self) -> None:
+        """Sleep (interruptibly) while more than LEAD_S of audio is ahead of the clock."""
+        from .audio_out import LEAD_S
+
+        while self._stream.is_open and (ahead := self._stream.ahead()) > LEAD_S:
+            with self._cond:
+                if self._cut or self.paused or self._closing:
+                    return
+                self._cond.wait(ahead - LEAD_S)
+
+    def _finish(self, item: Item, state: str, error: Exception | None) -> None:
+        info = {
+            "played_s": round(item.played_s, 3),
+            "underruns": item.underruns,
+            "first_sample_s": None if item.first_sample_s is None else round(item.first_sample_s, 4),
+            "prebuffer_s": round(item.prebuffer_s, 3),
+            "priority": PRIORITIES[item.rank],
+        }
+        try:
+            self._ended(item.job, state, error, info)
+        except Exception:
+            log.exception("player: ending job %s failed", item.job.id)
