@@ -340,6 +340,19 @@ class Player:
     # -- the player thread -----------------------------------------------------------------
 
     def _run(self) -> None:
+        while not self._closing:
+            try:
+                self._play()
+            except Exception:  # fail what was queued, then carry on: never leave jobs hanging
+                log.exception("player: the playback loop failed")
+                with self._cond:
+                    items, self._items = self._items, []
+                for item in items:
+                    self._finish(item, "failed", AudioError("internal", "playback failed; see the daemon log"))
+                self._stream.close(abort=True)
+                time.sleep(0.1)
+
+    def _play(self) -> None:
         idle_since: float | None = None
         while True:
             finished: Item | None = None
@@ -408,8 +421,8 @@ class Player:
                 with self._cond:
                     if item in self._items:
                         self._items.remove(item)
-                log.error("audio: %s", exc.message)
-                self._finish(item, "failed", exc)
+                log.error("audio: %s", failed_write[1].message)
+                self._finish(item, "failed", failed_write[1])
                 continue
             item.played_s += len(block) / self.rate
             if item.played_s - item.last_position >= POSITION_EVERY_S:

@@ -17,6 +17,7 @@ import contextlib
 import io
 import itertools
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -97,12 +98,26 @@ class DaemonProcess:
         """Whether the current process is still running."""
         return self.proc is not None and self.proc.poll() is None
 
+    @property
+    def sink_path(self) -> Path:
+        """Where the daemon's "speaker" writes: ALSA's file plugin, raw float32 mono."""
+        return self.home / "played.raw"
+
     def env(self) -> dict[str, str]:
-        """The daemon's environment: ours, minus fake knobs, plus its home and knobs."""
+        """The daemon's environment: ours, minus fake knobs, plus its home, audio sink and knobs."""
         env = {k: v for k, v in os.environ.items() if k not in FAKE_KNOBS}
         env[endpoints.HOME_ENV] = str(self.home)
+        env["ALSA_CONFIG_PATH"] = str(write_alsa_file_sink(self.home / "asound.conf", self.sink_path))
         env.update(self.extra_env)
         return env
+
+    def played(self) -> np.ndarray:
+        """Everything the daemon has played so far (float32 samples)."""
+        try:
+            data = self.sink_path.read_bytes()
+        except FileNotFoundError:
+            return np.zeros(0, dtype=np.float32)
+        return np.frombuffer(data[: len(data) // 4 * 4], dtype="<f4")
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -222,6 +237,28 @@ class DaemonProcess:
             return self.log_path.read_text(encoding="utf-8", errors="replace")
         except OSError as exc:
             return f"(no log: {exc})"
+
+
+def write_alsa_file_sink(conf: Path, sink: Path) -> Path:
+    """An ALSA config whose default output "plays" into ``sink`` (DESIGN.md).
+
+    The file plugin hands what PortAudio sends (float32 mono here) to ``cat``,
+    which appends it to ``sink``, and the null slave discards it; the daemon paces its writes by the clock, so the
+    file fills in real time as a speaker would play.
+    """
+    conf.write_text(
+        "</usr/share/alsa/alsa.conf>\n"
+        "pcm.!default {\n"
+        "  type file\n"
+        '  slave.pcm "null"\n'
+        # Through "cat >>" so that every time the daemon reopens the device (it
+        # lets go of it when idle) the file grows instead of starting again.
+        f'  file "| cat >> {shlex.quote(str(sink))}"\n'
+        '  format "raw"\n'
+        "}\n",
+        encoding="utf-8",
+    )
+    return conf
 
 
 class EventLog:
