@@ -10,6 +10,8 @@ instantly (ALSA's file plugin, used by the tests) is fed in real time too.
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -55,9 +57,38 @@ class OutputDevice:
 
 
 _sd_lock = threading.Lock()
+_probe: str | None = None  # "" once PortAudio is known to be safe here, else why not
+
+
+def _probe_portaudio() -> str:
+    """Let PortAudio list the devices once in a child process first.
+
+    A broken ALSA configuration makes PortAudio abort() the whole process
+    while it scans devices; better a dead child and a clear error than a dead
+    daemon.
+    """
+    code = "import sounddevice; sounddevice.query_devices()"
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"PortAudio could not be probed: {exc}"
+    if proc.returncode == 0:
+        return ""
+    tail = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+    if proc.returncode < 0:
+        return f"PortAudio crashed while listing audio devices (signal {-proc.returncode}; check the ALSA or sound configuration): {tail}"
+    return f"PortAudio is not available: {tail}"
 
 
 def _sounddevice() -> Any:
+    global _probe
+    with _sd_lock:
+        if _probe is None:
+            _probe = _probe_portaudio()
+            if _probe:
+                log.error("audio: %s", _probe)
+    if _probe:
+        raise AudioError("no_audio_device", _probe)
     try:
         import sounddevice
     except OSError as exc:  # libportaudio missing

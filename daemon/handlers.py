@@ -246,9 +246,12 @@ def _new_job(svc: Service, req: Request, kind: str) -> Job:
 def synthesize(svc: Service, req: Request) -> None:
     """Queue text for the model; chunks and the summary are streamed back."""
     job = _new_job(svc, req, "synthesize")
-    position = svc.queue.put(job)
-    svc.out.reply(req.identity, req.req_id, "accepted", job=job.id, position=position, chunks=len(job.chunks))
+    # Reply and announce before the worker can see the job, so "accepted" and
+    # "queued" always go out before anything the worker says about it.
+    svc.out.reply(req.identity, req.req_id, "accepted", job=job.id, position=svc.queue.ahead_of(job),
+                  chunks=len(job.chunks))
     svc.out.event("job", {**job.describe(), "event": "queued", "text": job.text[:200]})
+    svc.queue.put(job)
     return None
 
 
@@ -274,8 +277,9 @@ def speak(svc: Service, req: Request) -> dict[str, Any]:
         other.cancel.set()
         svc.queue.remove(other)
         svc._speech_ended(other, "cancelled", ProtocolError("cancelled", f"replaced by {priority} job {job.id}"), {})
-    position = svc.queue.put(job)
+    position = svc.queue.ahead_of(job)
     svc.out.event("job", {**job.describe(), "event": "queued", "priority": priority, "text": job.text[:200]})
+    svc.queue.put(job)
     return {"job": job.id, "priority": priority, "dropped": False, "position": position,
             "chunks": len(job.chunks), "replaced": [o.id for o in displaced]}
 
@@ -333,7 +337,8 @@ def playback(svc: Service, req: Request) -> dict[str, Any]:
 def wait(svc: Service, req: Request) -> dict[str, Any] | None:
     """Answer when a job ends (progress replies meanwhile); at once if it has."""
     job_id = req.args.str("job")
-    known = svc.queue.find(job_id=job_id) or [j for j in svc.player.jobs() if j.id == job_id]
+    known = [j for j in svc.queue.find(job_id=job_id) if j.kind != "prepare"]
+    known = known or [j for j in svc.player.jobs() if j.id == job_id]
     if not known and job_id not in svc.ended:
         raise ProtocolError("no_such_job", f"no job {job_id}")
     return svc.add_waiter(job_id, req.identity, req.req_id)
@@ -377,6 +382,7 @@ def cancel(svc: Service, req: Request) -> dict[str, Any]:
     if job_id is None and request is None:
         raise ProtocolError("bad_args", "give 'job' or 'request'")
     jobs = svc.queue.find(job_id=job_id) if job_id else svc.queue.find(identity=req.identity, req_id=request)
+    jobs = [j for j in jobs if j.kind != "prepare"]  # background work is the daemon's own
     if not jobs:
         raise ProtocolError("no_such_job", f"no queued or running job {job_id or request}")
     for job in jobs:

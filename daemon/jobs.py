@@ -78,7 +78,7 @@ class JobQueue:
         self.running: Job | None = None
 
     def put(self, job: Job) -> int:
-        """Queue a job by (rank, arrival); return its position (0 = next to run)."""
+        """Queue a job by (rank, arrival); return its position (as ``position``)."""
         with self._cond:
             if job.kind == "prepare":
                 self._background.append(job)
@@ -88,7 +88,13 @@ class JobQueue:
             self._main.insert(at, job)
             job.state = "queued"
             self._cond.notify_all()
-            return at
+            return at + (1 if self.running else 0)
+
+    def ahead_of(self, job: Job) -> int:
+        """The ``position`` ``job`` would get if it were put now."""
+        with self._cond:
+            at = sum(1 for j in self._main if (j.rank, j.seq) < (job.rank, job.seq))
+            return at + (1 if self.running else 0)
 
     def outranked(self, job: Job) -> bool:
         """Whether a queued job ranks above ``job`` (the worker then puts it back)."""
@@ -138,12 +144,12 @@ class JobQueue:
         ]
 
     def position(self, job: Job) -> int:
-        """0 if running, else 1 + the number of jobs ahead of it; -1 if gone."""
+        """Jobs ahead of it for the model, the running one included (0: running or next); -1 if gone."""
         with self._cond:
             if self.running is job:
                 return 0
             if job in self._main:
-                return 1 + self._main.index(job) + (1 if self.running else 0)
+                return self._main.index(job) + (1 if self.running else 0)
             return -1
 
     def __len__(self) -> int:

@@ -117,7 +117,10 @@ def _open_output(path: str, rate: int) -> Any:
     if subtype not in soundfile.available_subtypes(fmt):
         raise SystemExit(f"chatterbox-tray say: this libsndfile ({soundfile.__libsndfile_version__}) "
                          f"cannot write {ext} files")
-    return soundfile.SoundFile(path, "w", samplerate=rate, channels=1, format=fmt, subtype=subtype)
+    try:
+        return soundfile.SoundFile(path, "w", samplerate=rate, channels=1, format=fmt, subtype=subtype)
+    except soundfile.SoundFileError as exc:  # a missing folder, no permission, a full disk
+        raise SystemExit(f"chatterbox-tray say: cannot write {path}: {exc}") from None
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
@@ -394,6 +397,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # a clip or file the user named cannot be read or written
+        print(f"chatterbox-tray: {exc}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -327,3 +327,17 @@ def write_fifo_sink(conf: Path, fifo: Path) -> Path:
         encoding="utf-8",
     )
     return conf
+
+
+def test_a_broken_sound_setup_is_an_error_not_a_crash(clips: Clips, tmp_path: Path) -> None:
+    # PortAudio abort()s the process on a missing ALSA configuration file.
+    daemon = DaemonProcess(env={"ALSA_CONFIG_PATH": str(tmp_path / "missing.conf")}).start()
+    try:
+        with daemon.client() as c:
+            with pytest.raises(ProtocolError) as err:
+                c.speak("Hello.", voice_data=clips.new())
+            assert err.value.code == "no_audio_device"
+            assert "crashed" in err.value.message
+            assert c.ping() > 0 and daemon.alive
+    finally:
+        daemon.cleanup()
