@@ -26,7 +26,7 @@ from .engine import SynthOptions
 from .jobs import Job
 from .player import PRIORITIES, RANK, Dropped
 from .service import Service, read_clip_path
-from .settings import VARIANTS, save_settings
+from .settings import VARIANTS, save_settings, settings_file
 from .sysstats import system_stats
 from .text import split_sentences
 from .voices import VoiceError
@@ -73,7 +73,7 @@ def hello(svc: Service, req: Request) -> dict[str, Any]:
         "daemon_version": __version__,
         "ops": sorted(OPS),
         "variants": list(VARIANTS),
-        "variant": svc.settings.variant,
+        "variant": svc.engine.variant,
         "capabilities": svc.engine.capabilities() if svc.state == "ready" else None,
         "limits": {"max_text_chars": svc.settings.max_text_chars},
         "pid": os.getpid(),
@@ -97,6 +97,55 @@ def status(svc: Service, req: Request) -> dict[str, Any]:
 def retry_load(svc: Service, req: Request) -> dict[str, Any]:
     """Reload after a failure; a no-op when loading or ready."""
     return {"started": svc.load_model(), **svc.status()}
+
+
+#: Settings that take effect when the model is loaded again (``reload``).
+MODEL_SETTINGS = ("variant", "checkpoint", "device", "warmup", "engine")
+#: Settings clients may change; "engine" stays a flag for tests.
+EDITABLE = MODEL_SETTINGS[:-1] + (
+    "language", "memory_cache_mb", "disk_cache_mb", "max_text_chars", "max_tokens_per_chunk",
+    "max_chunk_chars", "output_device", "volume", "prebuffer", "sentence_pause_ms",
+)
+
+
+@handler("settings.get")
+def settings_get(svc: Service, req: Request) -> dict[str, Any]:
+    """Every setting, which of them need a model reload, and the settings file's path."""
+    return {
+        "settings": svc.settings.to_json(),
+        "editable": list(EDITABLE),
+        "needs_reload": list(MODEL_SETTINGS[:-1]),
+        "loaded": svc.loaded_settings,
+        "file": str(settings_file()),
+    }
+
+
+@handler("settings.set")
+def settings_set(svc: Service, req: Request) -> dict[str, Any]:
+    """Change settings (``values``: name to value); saved, applied at once where possible."""
+    values = req.args.dict("values")
+    unknown = sorted(set(values) - set(EDITABLE))
+    if unknown:
+        raise ProtocolError("bad_args", f"unknown or read-only setting(s): {', '.join(unknown)}")
+    try:
+        new = dc_replace(svc.settings, **values).validate()
+    except (TypeError, ValueError) as exc:
+        raise ProtocolError("bad_args", str(exc)) from None
+    if new.output_device and new.output_device != svc.settings.output_device:
+        try:
+            find_device(new.output_device)
+        except AudioError as exc:
+            raise ProtocolError(exc.code, exc.message) from None
+    svc.apply_settings(new)
+    save_settings(new)
+    svc.out.event("settings", {"settings": new.to_json(), "changed": sorted(values)})
+    return {"settings": new.to_json(), "reload_required": svc.reload_required()}
+
+
+@handler("reload")
+def reload(svc: Service, req: Request) -> dict[str, Any]:
+    """Load the model again with the current settings (variant, checkpoint, device)."""
+    return {"started": svc.reload_model(), **svc.status()}
 
 
 @handler("voices.list")
@@ -184,7 +233,7 @@ def _options(svc: Service, raw: dict[str, Any]) -> SynthOptions:
         if language.lower() not in languages:
             raise ProtocolError(
                 "unknown_language",
-                f"language {language!r} is not supported by the {svc.settings.variant} model "
+                f"language {language!r} is not supported by the {svc.engine.variant} model "
                 f"(supported: {', '.join(languages)})",
             )
     floats = {

@@ -83,6 +83,8 @@ class Service:
             event=lambda data: self.out.event("job", data),
             ended=self._speech_ended,
         )
+        #: What the loaded model was loaded with (settings may have moved on).
+        self.loaded_settings: dict[str, Any] = {}
         #: Requests waiting for a job's end, and the ends of recent jobs.
         self.waiters: dict[str, list[tuple[bytes, str]]] = {}
         self.ended: dict[str, dict[str, Any]] = {}
@@ -105,6 +107,33 @@ class Service:
             if self.state in ("loading", "warming_up", "ready"):
                 return False
             self._set_state("loading", 0.0, "loading the model")
+        threading.Thread(target=self._load, name="loader", daemon=True).start()
+        return True
+
+    def apply_settings(self, new: Settings) -> None:
+        """Take new settings: cache budgets and playback at once, the model at ``reload``."""
+        self.settings = new
+        self.cache.set_budgets(new.memory_cache_mb * MIB, new.disk_cache_mb * MIB)
+        self.player.set_output(new.output_device, new.volume)
+        self.player.prebuffer = new.prebuffer
+        self.player.pause_s = new.sentence_pause_ms / 1000
+
+    def reload_required(self) -> bool:
+        """Whether the loaded model differs from what the settings ask for."""
+        wanted = {k: getattr(self.settings, k) for k in ("variant", "checkpoint", "device")}
+        return any(self.loaded_settings.get(k) != v for k, v in wanted.items())
+
+    def reload_model(self) -> bool:
+        """Swap in the model the settings ask for; refused while a job runs or a load is under way."""
+        with self._lock:
+            if self.state in ("loading", "warming_up"):
+                return False
+            if self.queue.running is not None and self.queue.running.kind != "prepare":
+                raise ProtocolError("busy", "a job is running; stop it or wait, then reload")
+            self._ready.clear()
+            old, self.engine = self.engine, make_engine(self.settings)
+            self._set_state("loading", 0.0, "loading the model")
+        old.unload()
         threading.Thread(target=self._load, name="loader", daemon=True).start()
         return True
 
@@ -134,6 +163,7 @@ class Service:
             self._fail_waiting("model_failed", message)
             return
         self.player.rate = self.engine.sample_rate
+        self.loaded_settings = {k: getattr(self.settings, k) for k in ("variant", "checkpoint", "device")}
         self._ready.set()
         self._set_state("ready", 1.0, "ready")
         log.info("model %s ready on %s", self.engine.model_id, self.engine.device)
@@ -166,10 +196,11 @@ class Service:
             "progress": round(self.progress, 3),
             "message": self.message,
             "error": self.error,
-            "variant": self.settings.variant,
+            "variant": self.engine.variant,
             "model_id": self.engine.model_id,
             "device": self.engine.device,
             "queue": len(self.queue),
+            "reload_required": bool(self.loaded_settings) and self.reload_required(),
         }
 
     # -- voices and cache ------------------------------------------------------------

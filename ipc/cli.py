@@ -217,6 +217,43 @@ def cmd_control(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+def _setting_value(text: str) -> Any:
+    """KEY=VALUE values: JSON when they parse (numbers, true/false), else the string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def cmd_settings(client: Client, args: argparse.Namespace) -> int:
+    if args.assignments:
+        values = {}
+        for item in args.assignments:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise SystemExit(f"chatterbox-tray settings: expected KEY=VALUE, got {item!r}")
+            values[key.strip()] = _setting_value(value.strip())
+        result = client.settings_set(**values)
+        print("saved" + ("; run `chatterbox-tray reload` to load the model with them"
+                         if result["reload_required"] else ""))
+        return 0
+    result = client.settings_get()
+    if args.json:
+        _print_json(result)
+        return 0
+    for key, value in result["settings"].items():
+        note = " (reload)" if key in result["needs_reload"] else ""
+        print(f"{key:<22} {json.dumps(value)}{note}")
+    print(f"file: {result['file']}")
+    return 0
+
+
+def cmd_reload(client: Client, args: argparse.Namespace) -> int:
+    result = client.reload()
+    print("reloading the model" if result["started"] else f"not reloading: the model is {result['state']}")
+    return 0
+
+
 def cmd_audio(client: Client, args: argparse.Namespace) -> int:
     if args.audio_cmd == "set":
         result = client.audio_set(args.device, args.volume)
@@ -364,6 +401,11 @@ def build_parser() -> argparse.ArgumentParser:
     aset.add_argument("--device", help='device name (or part of it); "" for the system default')
     aset.add_argument("--volume", type=float, help="0 to 1")
     audio.set_defaults(func=cmd_audio)
+
+    sett = sub.add_parser("settings", help="show the daemon's settings, or change them with KEY=VALUE")
+    sett.add_argument("assignments", nargs="*", metavar="KEY=VALUE")
+    sett.set_defaults(func=cmd_settings)
+    sub.add_parser("reload", help="load the model again with the current settings").set_defaults(func=cmd_reload)
 
     sub.add_parser("stats", help="model, device, GPU, RAM and CPU").set_defaults(func=cmd_stats)
     sub.add_parser("shutdown", help="stop the daemon").set_defaults(func=cmd_shutdown)

@@ -356,6 +356,18 @@ class Client:
         """The speaker's state, queue, device, volume and underruns."""
         return self.call("playback")
 
+    def settings_get(self) -> dict[str, Any]:
+        """The daemon's settings (``settings``), which are editable and which need a reload."""
+        return self.call("settings.get")
+
+    def settings_set(self, **values: Any) -> dict[str, Any]:
+        """Change settings; returns the new settings and whether a model reload is needed."""
+        return self.call("settings.set", {"values": values})
+
+    def reload(self) -> dict[str, Any]:
+        """Load the model again with the current settings."""
+        return self.call("reload")
+
     def audio_devices(self) -> dict[str, Any]:
         """Output devices, the chosen one and the volume."""
         return self.call("audio.devices")

@@ -63,6 +63,9 @@ OPS: dict[str, str] = {
     "wait": "answer when a job has ended",
     "audio.devices": "the audio output devices",
     "audio.set": "choose the output device and/or the volume (saved)",
+    "settings.get": "every daemon setting, and which need a model reload",
+    "settings.set": "change settings; saved and applied (model settings at the next reload)",
+    "reload": "load the model again with the current settings",
     "cache.stats": "conditionals cache figures",
     "cache.clear": "drop cached conditionals, for one voice or all",
     "stats": "model, device, GPU, process RAM and CPU",
@@ -84,6 +87,7 @@ EVENT_TOPICS: dict[str, str] = {
     "voices": "the voice library changed (added, removed, renamed, default)",
     "cache": "a voice's conditionals entered or left the cache",
     "playback": "the output device or the volume changed",
+    "settings": "a client changed the daemon's settings",
 }
 
 #: Structured error codes, grouped by who must act.
@@ -113,6 +117,7 @@ ERROR_CODES: dict[str, str] = {
     "not_ready": "the model is not loaded (see status for why)",
     "model_failed": "the model failed to load or to run",
     "internal": "an unexpected error inside the daemon; see its log",
+    "busy": "the daemon cannot do that while a job runs",
 }
 
 
