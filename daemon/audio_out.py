@@ -196,7 +196,7 @@ class OutputStream:
             self.open()
         if self.ahead() < 0:  # we fell behind (nothing to play for a while): re-base the clock
             self._t0, self._written = time.monotonic(), 0.0
-        data = samples if self._device_rate == self.sample_rate else _resample(samples, self.sample_rate, self._device_rate)
+        data = samples if self._device_rate == self.sample_rate else resample(samples, self.sample_rate, self._device_rate)
         try:
             self._stream.write(np.ascontiguousarray(data, dtype=np.float32).reshape(-1, 1))
         except Exception as exc:
@@ -225,8 +225,10 @@ class OutputStream:
             log.warning("audio: closing the stream failed: %s", exc)
 
 
-def _resample(samples: np.ndarray, src: int, dst: int) -> np.ndarray:
-    """Linear resampling for devices that refuse the model's rate (rare: ALSA's plug converts)."""
+def resample(samples: np.ndarray, src: int, dst: int) -> np.ndarray:
+    """Linear resampling (devices that refuse the model's rate, clips played as they are)."""
+    if src == dst:
+        return np.asarray(samples, dtype=np.float32)
     n = round(len(samples) * dst / src)
     if n <= 0:
         return np.zeros(0, dtype=np.float32)

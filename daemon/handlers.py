@@ -20,7 +20,7 @@ from typing import Any
 from chatterbox_tray import __version__
 from chatterbox_tray.ipc.protocol import OPS, PROTOCOL_VERSION, Args, ProtocolError
 
-from .audio_out import AudioError, find_device, list_devices
+from .audio_out import AudioError, find_device, list_devices, resample
 from .clip import ClipError, decode_clip, sha256_bytes, validate_clip
 from .engine import SynthOptions
 from .jobs import Job
@@ -203,6 +203,32 @@ def voices_remove(svc: Service, req: Request) -> dict[str, Any]:
         svc.cache.clear(voice.sha256)
     svc.out.event("voices", {"action": "removed", "name": voice.name})
     return {"removed": voice.name}
+
+
+@handler("voices.play")
+def voices_play(svc: Service, req: Request) -> dict[str, Any]:
+    """Play a voice's reference clip on the speaker, as quick-speak (replacing what plays)."""
+    try:
+        voice = svc.voices.get(req.args.str("name"))
+    except VoiceError as exc:
+        raise _voice_error(exc) from None
+    try:
+        find_device(svc.player.device)
+    except AudioError as exc:
+        raise ProtocolError(exc.code, exc.message) from None
+    samples, rate = decode_clip(voice.file)
+    samples = resample(samples, rate, svc.player.rate)
+    text = f"(reference clip of {voice.name})"
+    job = Job("speak", text=text, voice_name=voice.name, rank=RANK["quick"])
+    displaced = svc.player.admit(job, "quick")
+    for other in displaced:
+        other.cancel.set()
+        svc.queue.remove(other)
+        svc._speech_ended(other, "cancelled", ProtocolError("cancelled", f"replaced by {job.id}"), {})
+    svc.player.push(job, 0, samples, (0, len(text)), text, 0.0)
+    svc.player.produced(job)
+    svc.out.event("job", {**job.describe(), "event": "queued", "priority": "quick", "text": text})
+    return {"job": job.id, "voice": voice.name, "seconds": round(len(samples) / svc.player.rate, 3)}
 
 
 @handler("voices.default")

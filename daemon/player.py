@@ -194,7 +194,7 @@ class Player:
                 item.produced_all = True
                 speech = sum(s.speech_samples for s in item.segments) / self.rate
                 made = sum(s.made_s for s in item.segments)
-                if speech > 0:
+                if speech > 0 and made > 0:  # (a played clip was not synthesized)
                     self._rtfs.append(made / speech)
                     self._spc.append(speech / max(1, item.chars_total))
                 self._cond.notify_all()

@@ -356,6 +356,10 @@ class Client:
         """The speaker's state, queue, device, volume and underruns."""
         return self.call("playback")
 
+    def voices_play(self, name: str) -> dict[str, Any]:
+        """Play a voice's reference clip on the daemon's speaker (replaces what is playing)."""
+        return self.call("voices.play", {"name": name})
+
     def settings_get(self) -> dict[str, Any]:
         """The daemon's settings (``settings``), which are editable and which need a reload."""
         return self.call("settings.get")

@@ -52,6 +52,7 @@ OPS: dict[str, str] = {
     "voices.rename": "rename a voice",
     "voices.remove": "remove a voice and its clip",
     "voices.default": "get or set the default voice",
+    "voices.play": "play a voice's reference clip on the daemon's speaker",
     "synthesize": "text to audio, streamed sentence by sentence",
     "cancel": "cancel a queued or running job",
     "speak": "queue text for the daemon's speaker; answers at once with the job id",

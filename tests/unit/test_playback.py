@@ -341,3 +341,24 @@ def test_a_broken_sound_setup_is_an_error_not_a_crash(clips: Clips, tmp_path: Pa
             assert c.ping() > 0 and daemon.alive
     finally:
         daemon.cleanup()
+
+
+def test_a_voice_reference_clip_plays_as_it_is(player_daemon: DaemonProcess, pc: Client, clips: Clips) -> None:
+    import io
+
+    import soundfile as sf
+
+    clip = clips.new()
+    pc.voices_add("clip-check", data=clip)
+    before = len(player_daemon.played())
+    result = pc.voices_play("clip-check")
+    end = pc.wait(result["job"], timeout=30)
+    assert end["state"] == "finished"
+    info = sf.info(io.BytesIO(clip))
+    assert result["seconds"] == pytest.approx(info.duration, abs=0.01)  # resampled to 24 kHz, same length
+    assert end["playback"]["played_s"] == pytest.approx(info.duration + 0.25, abs=0.05)
+    played = player_daemon.played()[before:]
+    assert np.sqrt(np.mean(played**2)) > 0.01  # real sound, not silence
+    with pytest.raises(ProtocolError) as err:
+        pc.voices_play("nobody")
+    assert err.value.code == "unknown_voice"
