@@ -298,10 +298,17 @@ class Player:
         self._event({**item.describe(), "event": "interrupted", "sentence": item.seg})
 
     def _rtf_estimate(self, item: Item) -> float | None:
+        """This job's real-time factor so far, or recent jobs' if that is higher.
+
+        Sentences differ (a short one costs more per second of audio), so the
+        job's own cumulative figure is the best guess once it has one; recent
+        jobs guard against a lucky first sentence.
+        """
         made = sum(s.made_s for s in item.segments)
         speech = sum(s.speech_samples for s in item.segments) / self.rate
-        measured = [made / speech] if speech > 0 else []
-        pool = measured + list(self._rtfs)
+        pool = ([made / speech] if speech > 0 and made > 0 else []) + (
+            [float(np.median(self._rtfs))] if self._rtfs else []
+        )
         return max(pool) if pool else None
 
     def _ready_to_start(self, item: Item) -> bool:
@@ -317,11 +324,12 @@ class Player:
         made_chars = sum(s.span[1] - s.span[0] for s in item.segments)
         remaining = max(0, item.chars_total - made_chars) * spc
         total = buffered + remaining
-        chunk = buffered / len(item.segments)
-        # Production of what is left takes remaining*rtf; playback of what we hold
-        # plus what is left takes buffered+remaining. Start once the first is not
-        # longer than the second, with one sentence to spare for granularity.
-        return buffered >= min(total, total * (1 - 1 / rtf) + chunk)
+        sentence = buffered / len(item.segments)
+        # Making what is left takes remaining*rtf; playing what we hold and what
+        # is left takes buffered+remaining. With production spread evenly, the
+        # speaker never catches up if it starts holding total*(1 - 1/rtf);
+        # half a sentence more covers sentences arriving whole.
+        return buffered >= min(total, total * (1 - 1 / rtf) + sentence / 2)
 
     def _next_block(self, item: Item) -> tuple[np.ndarray | None, Segment | None, bool]:
         """(samples, the segment it begins if new, item finished)."""
