@@ -102,6 +102,31 @@ def run_fake(delay: float, label: str, voice: bytes, modes: tuple[str, ...]) -> 
         daemon.cleanup()
 
 
+def stop_latency(voice: bytes, repeat: int = 7) -> dict[str, Any]:
+    """Stop a playing paragraph several times; the daemon's request-to-silence time each time."""
+    import time
+
+    daemon = DaemonProcess().start()
+    try:
+        with daemon.client(timeout=60) as c:
+            c.voices_add("bench", data=voice)
+            figures, device = [], None
+            for _ in range(repeat):
+                job = c.speak(PARAGRAPH, voice="bench")["job"]
+                while c.playback()["state"] != "playing":
+                    time.sleep(0.02)
+                time.sleep(0.5)
+                device = c.playback()["device_latency_ms"] or device
+                c.stop(job)
+                c.wait(job)
+                figures.append(c.playback()["last_stop_latency_ms"])
+        figures.sort()
+        return {"median_ms": figures[len(figures) // 2], "max_ms": figures[-1], "device_latency_ms": device,
+                "n": repeat}
+    finally:
+        daemon.cleanup()
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     cols = [
         ("case", "case"),
@@ -136,10 +161,14 @@ def main(argv: list[str] | None = None) -> int:
     rows += run_fake(1.0, "fake engine faster than real time", voice, ("adaptive",))
     if not args.skip_real:
         rows += run_real(args.tokens, voice)
+    stop = stop_latency(voice)
     print(table(rows))
+    print()
+    print(f"stop: request to device silenced, median {stop['median_ms']} ms, worst {stop['max_ms']} ms "
+          f"of {stop['n']}, plus the device's own output latency ({stop['device_latency_ms']} ms)")
     print(f"load average at the end: {os.getloadavg()[0]:.2f}")
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+        args.json.write_text(json.dumps({"rows": rows, "stop": stop}, indent=2))
     return 0
 
 

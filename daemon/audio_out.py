@@ -186,6 +186,11 @@ class OutputStream:
         self._t0, self._written = time.monotonic(), 0.0
         log.info("audio: playing on %s at %d Hz", device.name, self._device_rate)
 
+    def latency_ms(self) -> float | None:
+        """The output latency PortAudio reports for the open stream (what plays after a silence)."""
+        stream = self._stream
+        return None if stream is None else round(1000 * float(stream.latency), 1)
+
     def ahead(self) -> float:
         """Seconds of written audio not yet audible (by the wall clock)."""
         return self._written - (time.monotonic() - self._t0)

@@ -133,7 +133,9 @@ class Player:
         self._items: list[Item] = []
         self._seq = itertools.count()
         self.paused = False
-        self._cut = False  # drop what the device holds (stop, skip, interruption)
+        self._cut_at: float | None = None  # when a stop/skip/interruption asked to silence the device
+        #: Seconds from the last stop/skip/interruption request to the device being silenced.
+        self.last_cut_latency_s: float | None = None
         self._closing = False
         self.underruns = 0
         #: Recent jobs' synthesis real-time factors and seconds per character.
@@ -243,7 +245,7 @@ class Player:
                 return {"job": None, "sentence": None}
             item.seg += 1
             item.pos = 0
-            self._cut = item.started
+            self._cut = item.started or self._cut
             self._cond.notify_all()
             return {"job": item.job.id, "sentence": item.seg}
 
@@ -268,7 +270,10 @@ class Player:
                 "device": self.device,
                 "underruns": self.underruns,
                 "prebuffer": self.prebuffer,
-                "recent_rtf": round(max(self._rtfs), 3) if self._rtfs else None,
+                "recent_rtf": round(float(np.median(self._rtfs)), 3) if self._rtfs else None,
+                "last_stop_latency_ms": None if self.last_cut_latency_s is None
+                else round(1000 * self.last_cut_latency_s, 1),
+                "device_latency_ms": self._stream.latency_ms(),
             }
 
     def close(self) -> None:
@@ -284,6 +289,18 @@ class Player:
     # -- internals (lock held) -----------------------------------------------------------
 
     _reopen = False
+
+    @property
+    def _cut(self) -> bool:
+        """Whether the player thread must silence the device before anything else."""
+        return self._cut_at is not None
+
+    @_cut.setter
+    def _cut(self, value: bool) -> None:
+        if not value:
+            self._cut_at = None
+        elif self._cut_at is None:
+            self._cut_at = time.monotonic()
 
     def _current(self) -> Item | None:
         return self._items[0] if self._items else None
@@ -369,9 +386,11 @@ class Player:
                 if self._closing:
                     break
                 if self._cut or self._reopen:
-                    self._cut = False
+                    cut_at, self._cut_at = self._cut_at, None
                     if self._stream.is_open:
                         self._stream.drop_pending()
+                        if cut_at is not None:
+                            self.last_cut_latency_s = time.monotonic() - cut_at
                     if self._reopen:
                         self._reopen = False
                         self._stream = OutputStream(self.device, self.rate)
