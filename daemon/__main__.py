@@ -28,10 +28,12 @@ def add_daemon_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", metavar="DIR", help="load weights from this folder instead of the hub")
     parser.add_argument("--device", choices=DEVICES, help="where the model runs (default: auto)")
     parser.add_argument("--engine", choices=ENGINES, help=argparse.SUPPRESS)
-    parser.add_argument("--no-warmup", dest="warmup", action="store_false", default=None,
-                        help="skip the warm-up run at load")
-    parser.add_argument("--max-tokens-per-chunk", type=int, metavar="N",
-                        help="upper bound of each chunk's speech-token budget")
+    parser.add_argument(
+        "--no-warmup", dest="warmup", action="store_false", default=None, help="skip the warm-up run at load"
+    )
+    parser.add_argument(
+        "--max-tokens-per-chunk", type=int, metavar="N", help="upper bound of each chunk's speech-token budget"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
 
 

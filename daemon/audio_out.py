@@ -76,7 +76,10 @@ def _probe_portaudio() -> str:
         return ""
     tail = (proc.stderr.strip().splitlines() or ["no message"])[-1]
     if proc.returncode < 0:
-        return f"PortAudio crashed while listing audio devices (signal {-proc.returncode}; check the ALSA or sound configuration): {tail}"
+        return (
+            f"PortAudio crashed while listing audio devices (signal {-proc.returncode}; "
+            f"check the ALSA or sound configuration): {tail}"
+        )
     return f"PortAudio is not available: {tail}"
 
 
@@ -201,7 +204,9 @@ class OutputStream:
             self.open()
         if self.ahead() < 0:  # we fell behind (nothing to play for a while): re-base the clock
             self._t0, self._written = time.monotonic(), 0.0
-        data = samples if self._device_rate == self.sample_rate else resample(samples, self.sample_rate, self._device_rate)
+        data = (
+            samples if self._device_rate == self.sample_rate else resample(samples, self.sample_rate, self._device_rate)
+        )
         try:
             self._stream.write(np.ascontiguousarray(data, dtype=np.float32).reshape(-1, 1))
         except Exception as exc:

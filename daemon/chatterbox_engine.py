@@ -107,7 +107,6 @@ class ChatterboxEngine(Engine):
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
         try:
             import torch
-
             from chatterbox.mtl_tts import ChatterboxMultilingualTTS
             from chatterbox.tts import ChatterboxTTS
             from chatterbox.tts_turbo import ChatterboxTurboTTS
@@ -142,9 +141,12 @@ class ChatterboxEngine(Engine):
         except torch.cuda.OutOfMemoryError as exc:
             raise EngineError("model_failed", f"out of GPU memory loading the model on {self.device}: {exc}") from exc
         except (OSError, ValueError) as exc:
-            hint = "" if self.checkpoint else (
-                " Connect to the internet once so the weights can be downloaded, "
-                "or set a local checkpoint folder."
+            hint = (
+                ""
+                if self.checkpoint
+                else (
+                    " Connect to the internet once so the weights can be downloaded, or set a local checkpoint folder."
+                )
             )
             raise EngineError("model_failed", f"could not load the {self.variant} weights: {exc}.{hint}") from exc
         except RuntimeError as exc:
@@ -161,8 +163,11 @@ class ChatterboxEngine(Engine):
 
             from huggingface_hub import snapshot_download
 
-            module = {"original": "chatterbox.tts", "multilingual": "chatterbox.mtl_tts",
-                      "turbo": "chatterbox.tts_turbo"}[self.variant]
+            module = {
+                "original": "chatterbox.tts",
+                "multilingual": "chatterbox.mtl_tts",
+                "turbo": "chatterbox.tts_turbo",
+            }[self.variant]
             repo = importlib.import_module(module).REPO_ID
             return Path(snapshot_download(repo, local_files_only=True)).name[:16]
         except Exception:  # an unknown revision only costs cache hits, never the load
@@ -205,8 +210,11 @@ class ChatterboxEngine(Engine):
             if self._cancel.is_set():
                 raise Cancelled()
 
-        hooked = [getattr(t3, "tfmr", None), getattr(getattr(s3gen, "flow", None), "decoder", None),
-                  getattr(s3gen, "mel2wav", None)]
+        hooked = [
+            getattr(t3, "tfmr", None),
+            getattr(getattr(s3gen, "flow", None), "decoder", None),
+            getattr(s3gen, "mel2wav", None),
+        ]
         for module in hooked:
             if module is not None:
                 module.register_forward_pre_hook(check_cancel)
@@ -331,8 +339,13 @@ class ChatterboxEngine(Engine):
             from chatterbox.mtl_tts import SUPPORTED_LANGUAGES
 
             languages = sorted(SUPPORTED_LANGUAGES)
-        return {"variant": self.variant, "options": options, "languages": languages,
-                "sample_rate": self.sample_rate, "min_clip_seconds": 5.0}
+        return {
+            "variant": self.variant,
+            "options": options,
+            "languages": languages,
+            "sample_rate": self.sample_rate,
+            "min_clip_seconds": 5.0,
+        }
 
     def memory(self) -> dict[str, Any]:
         """torch.cuda's allocator figures on a CUDA device."""

@@ -335,9 +335,7 @@ class ConditionalsCache:
         )
         return len(removed)
 
-    def set_budgets(
-        self, memory_budget_bytes: int | None = None, disk_budget_bytes: int | None = None
-    ) -> None:
+    def set_budgets(self, memory_budget_bytes: int | None = None, disk_budget_bytes: int | None = None) -> None:
         """Change either budget (None keeps it); shrinking evicts at once."""
         memory: int | None = None
         disk: int | None = None
@@ -467,9 +465,7 @@ class ConditionalsCache:
         self._hits[tier] += 1
         if prepare_seconds is None:
             # No stored cost (old file): the average preparation so far stands in.
-            prepare_seconds = (
-                self._prepare_seconds_total / self._prepared if self._prepared else 0.0
-            )
+            prepare_seconds = self._prepare_seconds_total / self._prepared if self._prepared else 0.0
         self._seconds_saved += max(0.0, prepare_seconds - seconds)
 
     # -- memory tier -------------------------------------------------------------
@@ -561,8 +557,7 @@ class ConditionalsCache:
             with self._lock:
                 self._disk_write_failures += 1
             log.warning(
-                "conditionals cache: could not write %s (%s: %s); it will be prepared "
-                "again next time",
+                "conditionals cache: could not write %s (%s: %s); it will be prepared again next time",
                 final,
                 type(exc).__name__,
                 exc,
@@ -658,8 +653,7 @@ def _cpu_copy(raw: Mapping[str, torch.Tensor]) -> CondTensors:
     for name, tensor in raw.items():
         if not isinstance(name, str) or not isinstance(tensor, torch.Tensor):
             raise TypeError(
-                f"prepare() must return dict[str, Tensor]; got {type(name).__name__} "
-                f"-> {type(tensor).__name__}"
+                f"prepare() must return dict[str, Tensor]; got {type(name).__name__} -> {type(tensor).__name__}"
             )
         out[name] = tensor.detach().to("cpu", copy=True).contiguous()
     return out

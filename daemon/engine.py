@@ -22,7 +22,7 @@ CondTensors = dict[str, Any]
 ProgressFn = Callable[[float, str], None]
 
 
-class Cancelled(Exception):  # noqa: N818 - reads as an event, like KeyboardInterrupt
+class Cancelled(Exception):
     """Raised inside generation when the job's cancel flag is set."""
 
 

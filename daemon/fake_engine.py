@@ -106,5 +106,10 @@ class FakeEngine(Engine):
         names = ("temperature",) if self.variant == "turbo" else ("exaggeration", "cfg_weight", "temperature")
         options = {n: dict(zip(("min", "max", "default"), OPTION_RANGES[n], strict=True)) for n in names}
         languages = ["en", "fr", "de"] if self.variant == "multilingual" else ["en"]
-        return {"variant": self.variant, "options": options, "languages": languages,
-                "sample_rate": self.sample_rate, "min_clip_seconds": 5.0}
+        return {
+            "variant": self.variant,
+            "options": options,
+            "languages": languages,
+            "sample_rate": self.sample_rate,
+            "min_clip_seconds": 5.0,
+        }

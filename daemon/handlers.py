@@ -20,13 +20,13 @@ from typing import Any
 from chatterbox_tray import __version__
 from chatterbox_tray.ipc.protocol import OPS, PROTOCOL_VERSION, Args, ProtocolError
 
-from .audio_out import AudioError, find_device, list_devices, resample
+from .audio_out import AudioError, find_device, resample
 from .clip import ClipError, decode_clip, sha256_bytes, validate_clip
 from .engine import SynthOptions
 from .jobs import Job
 from .player import PRIORITIES, RANK, Dropped
 from .service import Service, read_clip_path
-from .settings import VARIANTS, save_settings, settings_file
+from .settings import VARIANTS, save_changes, settings_file
 from .sysstats import system_stats
 from .text import split_sentences
 from .voices import VoiceError
@@ -102,9 +102,18 @@ def retry_load(svc: Service, req: Request) -> dict[str, Any]:
 #: Settings that take effect when the model is loaded again (``reload``).
 MODEL_SETTINGS = ("variant", "checkpoint", "device", "warmup", "engine")
 #: Settings clients may change; "engine" stays a flag for tests.
-EDITABLE = MODEL_SETTINGS[:-1] + (
-    "language", "memory_cache_mb", "disk_cache_mb", "max_text_chars", "max_tokens_per_chunk",
-    "max_chunk_chars", "output_device", "volume", "prebuffer", "sentence_pause_ms",
+EDITABLE = (
+    *MODEL_SETTINGS[:-1],
+    "language",
+    "memory_cache_mb",
+    "disk_cache_mb",
+    "max_text_chars",
+    "max_tokens_per_chunk",
+    "max_chunk_chars",
+    "output_device",
+    "volume",
+    "prebuffer",
+    "sentence_pause_ms",
 )
 
 
@@ -137,9 +146,9 @@ def settings_set(svc: Service, req: Request) -> dict[str, Any]:
         except AudioError as exc:
             raise ProtocolError(exc.code, exc.message) from None
     svc.apply_settings(new)
-    save_settings(new)
+    save_changes(values)
     svc.out.event("settings", {"settings": new.to_json(), "changed": sorted(values)})
-    return {"settings": new.to_json(), "reload_required": svc.reload_required()}
+    return {"settings": new.to_json(), "reload_required": svc.status()["reload_required"]}
 
 
 @handler("reload")
@@ -225,9 +234,9 @@ def voices_play(svc: Service, req: Request) -> dict[str, Any]:
         other.cancel.set()
         svc.queue.remove(other)
         svc._speech_ended(other, "cancelled", ProtocolError("cancelled", f"replaced by {job.id}"), {})
+    svc.out.event("job", {**job.describe(), "event": "queued", "priority": "quick", "text": text})
     svc.player.push(job, 0, samples, (0, len(text)), text, 0.0)
     svc.player.produced(job)
-    svc.out.event("job", {**job.describe(), "event": "queued", "priority": "quick", "text": text})
     return {"job": job.id, "voice": voice.name, "seconds": round(len(samples) / svc.player.rate, 3)}
 
 
@@ -254,6 +263,8 @@ def _options(svc: Service, raw: dict[str, Any]) -> SynthOptions:
     if unknown:
         raise ProtocolError("bad_args", f"unknown option(s): {', '.join(unknown)}")
     language = args.str("language", None)
+    if language is None and svc.engine.variant == "multilingual":
+        language = svc.settings.language  # the user's default language
     if language is not None and svc.state == "ready":
         languages = svc.engine.capabilities()["languages"]
         if language.lower() not in languages:
@@ -323,8 +334,9 @@ def synthesize(svc: Service, req: Request) -> None:
     job = _new_job(svc, req, "synthesize")
     # Reply and announce before the worker can see the job, so "accepted" and
     # "queued" always go out before anything the worker says about it.
-    svc.out.reply(req.identity, req.req_id, "accepted", job=job.id, position=svc.queue.ahead_of(job),
-                  chunks=len(job.chunks))
+    svc.out.reply(
+        req.identity, req.req_id, "accepted", job=job.id, position=svc.queue.ahead_of(job), chunks=len(job.chunks)
+    )
     svc.out.event("job", {**job.describe(), "event": "queued", "text": job.text[:200]})
     svc.queue.put(job)
     return None
@@ -355,8 +367,14 @@ def speak(svc: Service, req: Request) -> dict[str, Any]:
     position = svc.queue.ahead_of(job)
     svc.out.event("job", {**job.describe(), "event": "queued", "priority": priority, "text": job.text[:200]})
     svc.queue.put(job)
-    return {"job": job.id, "priority": priority, "dropped": False, "position": position,
-            "chunks": len(job.chunks), "replaced": [o.id for o in displaced]}
+    return {
+        "job": job.id,
+        "priority": priority,
+        "dropped": False,
+        "position": position,
+        "chunks": len(job.chunks),
+        "replaced": [o.id for o in displaced],
+    }
 
 
 def _speech_jobs(svc: Service, req: Request) -> list[Job]:
@@ -422,9 +440,8 @@ def wait(svc: Service, req: Request) -> dict[str, Any] | None:
 @handler("audio.devices")
 def audio_devices(svc: Service, req: Request) -> dict[str, Any]:
     """Output devices (re-read from the system when nothing is playing)."""
-    idle = not svc.player.jobs()
     try:
-        devices = list_devices(rescan=idle)
+        devices = svc.player.devices()
     except AudioError as exc:
         raise ProtocolError(exc.code, exc.message) from None
     return {"devices": [d.to_json() for d in devices], "device": svc.player.device, "volume": svc.player.volume}
@@ -443,7 +460,7 @@ def audio_set(svc: Service, req: Request) -> dict[str, Any]:
     changes = {k: v for k, v in (("output_device", device), ("volume", volume)) if v is not None}
     if changes:
         svc.settings = dc_replace(svc.settings, **changes)
-        save_settings(svc.settings)
+        save_changes(changes)
         svc.player.set_output(device, volume)
         svc.out.event("playback", svc.player.status())
     return {"device": svc.player.device, "volume": svc.player.volume}

@@ -137,7 +137,8 @@ class JobQueue:
         with self._cond:
             jobs = [*([self.running] if self.running else []), *self._main, *self._background]
         return [
-            j for j in jobs
+            j
+            for j in jobs
             if (job_id is None or j.id == job_id)
             and (identity is None or j.identity == identity)
             and (req_id is None or j.req_id == req_id)

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from .audio_out import AudioError, OutputStream
+from .audio_out import AudioError, OutputStream, list_devices
 
 log = logging.getLogger(__name__)
 
@@ -156,24 +156,26 @@ class Player:
         with self._cond:
             if rank == RANK["notification"] and self._items:
                 raise Dropped("something else is speaking")
+            current = self._current()
             displaced = []
             for other in list(self._items):
-                if other.rank == RANK["notification"] or (
-                    rank == RANK["quick"] and other.rank == RANK["quick"]
+                quick = rank == RANK["quick"]
+                if (
+                    other.rank == RANK["notification"]
+                    or (quick and other.rank == RANK["quick"])
+                    or (quick and other is current and other.rank > RANK["quick"])
                 ):
-                    displaced.append(other)
-                elif rank == RANK["quick"] and other is self._current() and other.rank > RANK["quick"]:
                     displaced.append(other)
             for other in displaced:
                 self._items.remove(other)
-            current = self._current()
             item = Item(job, rank, next(self._seq), len(job.text))
             self._items.append(item)
             self._items.sort(key=lambda i: (i.rank, i.seq))
-            if current is not None and current.started and self._current() is item:
-                self._interrupt(current)
-            if any(o is current for o in displaced) and current is not None and current.started:
-                self._cut = True
+            if current is not None and current.started:
+                if current in displaced:
+                    self._cut = True  # silence the replaced speech now
+                elif self._current() is item:
+                    self._interrupt(current)
             self._cond.notify_all()
         return [o.job for o in displaced]
 
@@ -224,6 +226,16 @@ class Player:
             item = self._current()
             return item.job if item else None
 
+    def devices(self) -> list[Any]:
+        """Output devices, re-read from the system when that cannot disturb playback.
+
+        Re-reading re-initialises PortAudio, which invalidates an open stream,
+        so it happens only with nothing queued and the device released.
+        """
+        with self._cond:
+            idle = not self._items and not self._stream.is_open
+            return list_devices(rescan=idle)
+
     def set_paused(self, paused: bool) -> dict[str, Any]:
         with self._cond:
             changed = self.paused != paused
@@ -271,7 +283,8 @@ class Player:
                 "underruns": self.underruns,
                 "prebuffer": self.prebuffer,
                 "recent_rtf": round(float(np.median(self._rtfs)), 3) if self._rtfs else None,
-                "last_stop_latency_ms": None if self.last_cut_latency_s is None
+                "last_stop_latency_ms": None
+                if self.last_cut_latency_s is None
                 else round(1000 * self.last_cut_latency_s, 1),
                 "device_latency_ms": self._stream.latency_ms(),
             }
@@ -431,13 +444,19 @@ class Player:
             first = not item.started
             if first:
                 item.started = True
+                item.job.state = "playing"
                 item.first_sample_s = time.monotonic() - item.requested
                 item.prebuffer_s = (item.buffered_samples() + len(block)) / self.rate
                 self._event({**item.describe(), "event": "started", "first_sample_s": round(item.first_sample_s, 4)})
             if new_seg is not None:
                 self._event(
-                    {**item.describe(), "event": "sentence", "sentence": new_seg.index,
-                     "span": list(new_seg.span), "text": new_seg.text}
+                    {
+                        **item.describe(),
+                        "event": "sentence",
+                        "sentence": new_seg.index,
+                        "span": list(new_seg.span),
+                        "text": new_seg.text,
+                    }
                 )
             try:
                 self._pace()

@@ -101,7 +101,7 @@ class Server:
         for ep in (req_ep, ev_ep):  # a crashed daemon's socket files; we hold the lock now
             if ep.startswith("ipc://"):
                 with contextlib.suppress(FileNotFoundError):
-                    os.unlink(ep[len("ipc://"):])
+                    os.unlink(ep[len("ipc://") :])
         self.router = self.ctx.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.router.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
@@ -260,7 +260,7 @@ class Server:
             sock.close()
             if ep.startswith("ipc://"):
                 with contextlib.suppress(FileNotFoundError):
-                    os.unlink(ep[len("ipc://"):])
+                    os.unlink(ep[len("ipc://") :])
         self.wake.close(0)
         self.lock.release()
 

@@ -22,7 +22,7 @@ from chatterbox_tray.ipc import endpoints
 from chatterbox_tray.ipc.protocol import ProtocolError
 
 from .condcache import CacheKey, ConditionalsCache
-from .engine import Cancelled, Engine, EngineError, SynthOptions
+from .engine import Cancelled, Engine, EngineError
 from .jobs import Job, JobQueue
 from .player import Player
 from .settings import Settings
@@ -308,10 +308,17 @@ class Service:
             self.waiters.setdefault(job_id, []).append((identity, req_id))
             return None
 
-    def _resolve_waiters(self, job: Job, state: str, error: ProtocolError | None,
-                         playback: dict[str, Any] | None = None) -> None:
-        end = {"job": job.id, "kind": job.kind, "state": state, "summary": job.summary or None,
-               "playback": playback, "error": error.to_json() if error is not None else None}
+    def _resolve_waiters(
+        self, job: Job, state: str, error: ProtocolError | None, playback: dict[str, Any] | None = None
+    ) -> None:
+        end = {
+            "job": job.id,
+            "kind": job.kind,
+            "state": state,
+            "summary": job.summary or None,
+            "playback": playback,
+            "error": error.to_json() if error is not None else None,
+        }
         with self._lock:
             self.ended[job.id] = end
             while len(self.ended) > 500:
@@ -333,8 +340,13 @@ class Service:
         out = []
         for job in self.queue.find():
             if job.identity is not None and job.req_id is not None and job.kind == "synthesize":
-                out.append((job.identity, job.req_id,
-                            {**job.describe(), "position": self.queue.position(job), "model": self.state}))
+                out.append(
+                    (
+                        job.identity,
+                        job.req_id,
+                        {**job.describe(), "position": self.queue.position(job), "model": self.state},
+                    )
+                )
         with self._lock:
             waits = [(job_id, w) for job_id, ws in self.waiters.items() for w in ws]
         for job_id, (identity, req_id) in waits:
@@ -370,8 +382,9 @@ class Service:
         tally = job.tally
         started = time.perf_counter()
         if not tally:
-            tally.update(queue_wait=started - job.created, t3=0.0, s3=0.0, audio=0.0, tokens=0,
-                         first_chunk=None, busy=0.0)
+            tally.update(
+                queue_wait=started - job.created, t3=0.0, s3=0.0, audio=0.0, tokens=0, first_chunk=None, busy=0.0
+            )
             # For speech, "started" means the first sample reached the speaker.
             event = "synthesizing" if job.kind == "speak" else "started"
             self.out.event("job", {**job.describe(), "event": event})
@@ -399,9 +412,17 @@ class Service:
                 self.player.push(job, index, samples, span, chunk.text, time.perf_counter() - made)
             elif job.identity is not None and job.req_id is not None:
                 self.out.reply(
-                    job.identity, job.req_id, "chunk", (samples.tobytes(),),
-                    index=index, sample_rate=rate, samples=len(samples),
-                    text=chunk.text, span=list(span), tokens=result.tokens, budget=budget,
+                    job.identity,
+                    job.req_id,
+                    "chunk",
+                    (samples.tobytes(),),
+                    index=index,
+                    sample_rate=rate,
+                    samples=len(samples),
+                    text=chunk.text,
+                    span=list(span),
+                    tokens=result.tokens,
+                    budget=budget,
                 )
             if tally["first_chunk"] is None:
                 tally["first_chunk"] = time.perf_counter() - job.created

@@ -64,7 +64,19 @@ class Settings:
     sentence_pause_ms: int = 250
 
     def validate(self) -> Settings:
-        """Raise ValueError naming the first bad value."""
+        """Raise ValueError naming the first bad value (wrong type included)."""
+        for f in fields(self):
+            value, default = getattr(self, f.name), f.default
+            if isinstance(default, bool):
+                ok = isinstance(value, bool)
+            elif isinstance(default, int):
+                ok = isinstance(value, int) and not isinstance(value, bool)
+            elif isinstance(default, float):
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            else:
+                ok = isinstance(value, type(default))
+            if not ok:
+                raise ValueError(f"{f.name} must be {type(default).__name__}, not {value!r}")
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, not {self.variant!r}")
         if self.device not in DEVICES:
@@ -124,9 +136,28 @@ def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = N
 
 
 def save_settings(settings: Settings, path: Path | None = None) -> None:
-    """Write the settings atomically."""
+    """Write all the settings atomically."""
+    _write(settings.to_json(), path or settings_file())
+
+
+def save_changes(changes: dict[str, Any], path: Path | None = None) -> None:
+    """Merge ``changes`` into the settings file, atomically.
+
+    Only what a client changed is written: a flag the daemon was started with
+    (``--variant``, ``--engine``) stays a flag for that run, not a saved setting.
+    """
     path = path or settings_file()
+    try:
+        current = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(current, dict):
+            current = {}
+    except (OSError, ValueError):
+        current = {}
+    _write({**current, **changes}, path)
+
+
+def _write(values: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(settings.to_json(), indent=2) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(values, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, path)

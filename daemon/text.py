@@ -13,7 +13,29 @@ from dataclasses import dataclass
 
 #: Abbreviations whose full stop does not end a sentence.
 _ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof sr jr st vs etc e.g i.e no fig approx dept est inc ltd co mt".split()
+    [
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "prof",
+        "sr",
+        "jr",
+        "st",
+        "vs",
+        "etc",
+        "e.g",
+        "i.e",
+        "no",
+        "fig",
+        "approx",
+        "dept",
+        "est",
+        "inc",
+        "ltd",
+        "co",
+        "mt",
+    ]
 )
 # A sentence ends at . ! ? … (with closing quotes/brackets) followed by space,
 # or at a line break that separates paragraphs.
@@ -50,7 +72,7 @@ def split_sentences(text: str, max_chars: int = 300) -> list[Chunk]:
 def _is_abbreviation(text: str, dot: int) -> bool:
     if text[dot] != ".":
         return False
-    word = re.search(r"([A-Za-z.]+)$", text[:dot])
+    word = re.search(r"([A-Za-z.]+)$", text[max(0, dot - 64) : dot])
     if not word:
         return False
     token = word.group(1).lower().strip(".")

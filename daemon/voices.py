@@ -437,8 +437,7 @@ class VoiceLibrary:
             os.replace(self._manifest, target)
         except OSError as exc:
             log.error(
-                "voice manifest %s is unusable (%s) and cannot be moved aside (%s); "
-                "starting with no voices",
+                "voice manifest %s is unusable (%s) and cannot be moved aside (%s); starting with no voices",
                 self._manifest,
                 why,
                 exc,

@@ -111,12 +111,14 @@ def _open_output(path: str, rate: int) -> Any:
 
     ext = os.path.splitext(path)[1].lower()
     if ext not in FILE_FORMATS:
-        raise SystemExit(f"chatterbox-tray say: unknown file type {ext or '(none)'}; use one of "
-                         + ", ".join(FILE_FORMATS))
+        raise SystemExit(
+            f"chatterbox-tray say: unknown file type {ext or '(none)'}; use one of " + ", ".join(FILE_FORMATS)
+        )
     fmt, subtype = FILE_FORMATS[ext]
     if subtype not in soundfile.available_subtypes(fmt):
-        raise SystemExit(f"chatterbox-tray say: this libsndfile ({soundfile.__libsndfile_version__}) "
-                         f"cannot write {ext} files")
+        raise SystemExit(
+            f"chatterbox-tray say: this libsndfile ({soundfile.__libsndfile_version__}) cannot write {ext} files"
+        )
     try:
         return soundfile.SoundFile(path, "w", samplerate=rate, channels=1, format=fmt, subtype=subtype)
     except soundfile.SoundFileError as exc:  # a missing folder, no permission, a full disk
@@ -124,10 +126,17 @@ def _open_output(path: str, rate: int) -> Any:
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
-    return {k: v for k, v in {
-        "exaggeration": args.exaggeration, "cfg_weight": args.cfg_weight,
-        "temperature": args.temperature, "seed": args.seed, "language": args.language,
-    }.items() if v is not None}
+    return {
+        k: v
+        for k, v in {
+            "exaggeration": args.exaggeration,
+            "cfg_weight": args.cfg_weight,
+            "temperature": args.temperature,
+            "seed": args.seed,
+            "language": args.language,
+        }.items()
+        if v is not None
+    }
 
 
 def cmd_say(client: Client, args: argparse.Namespace) -> int:
@@ -170,8 +179,7 @@ def cmd_say(client: Client, args: argparse.Namespace) -> int:
 
 def _speak(client: Client, args: argparse.Namespace, text: str) -> int:
     """Play on the daemon's speaker; wait for the end unless --no-wait. Ctrl-C stops the job."""
-    result = client.speak(text, voice=args.voice, voice_path=args.voice_file, priority=args.priority,
-                          **_options(args))
+    result = client.speak(text, voice=args.voice, voice_path=args.voice_file, priority=args.priority, **_options(args))
     if result["dropped"]:
         print("chatterbox-tray say: dropped (a notification is not spoken over other speech)", file=sys.stderr)
         return 0
@@ -189,8 +197,11 @@ def _speak(client: Client, args: argparse.Namespace, text: str) -> int:
         print(json.dumps(end))
     elif args.verbose and end.get("summary"):
         s, p = end["summary"], end.get("playback") or {}
-        print(f"{s['audio_s']:.1f} s of audio, RTF {s['rtf'] or 0:.2f}, first sound after "
-              f"{p.get('first_sample_s') or 0:.2f} s, {p.get('underruns', 0)} underrun(s)", file=sys.stderr)
+        print(
+            f"{s['audio_s']:.1f} s of audio, RTF {s['rtf'] or 0:.2f}, first sound after "
+            f"{p.get('first_sample_s') or 0:.2f} s, {p.get('underruns', 0)} underrun(s)",
+            file=sys.stderr,
+        )
     if end["state"] == "failed":
         err = end.get("error") or {}
         print(f"chatterbox-tray: {err.get('message', 'failed')} [{err.get('code', 'internal')}]", file=sys.stderr)
@@ -211,7 +222,11 @@ def cmd_control(client: Client, args: argparse.Namespace) -> int:
     if args.json:
         _print_json(result)
     elif args.command == "skip":
-        print(f"skipped to sentence {result['sentence'] + 1} of {result['job']}" if result["job"] else "nothing is playing")
+        print(
+            f"skipped to sentence {result['sentence'] + 1} of {result['job']}"
+            if result["job"]
+            else "nothing is playing"
+        )
     else:
         print(f"{args.command}d" + (f" ({result['job']})" if result.get("job") else ""))
     return 0
@@ -234,8 +249,10 @@ def cmd_settings(client: Client, args: argparse.Namespace) -> int:
                 raise SystemExit(f"chatterbox-tray settings: expected KEY=VALUE, got {item!r}")
             values[key.strip()] = _setting_value(value.strip())
         result = client.settings_set(**values)
-        print("saved" + ("; run `chatterbox-tray reload` to load the model with them"
-                         if result["reload_required"] else ""))
+        print(
+            "saved"
+            + ("; run `chatterbox-tray reload` to load the model with them" if result["reload_required"] else "")
+        )
         return 0
     result = client.settings_get()
     if args.json:
@@ -281,11 +298,15 @@ def cmd_cache(client: Client, args: argparse.Namespace) -> int:
     if args.json:
         _print_json(s)
         return 0
-    print(f"hits:     memory {s['hits']['memory']}, disk {s['hits']['disk']}; misses {s['misses']}; "
-          f"hit rate {s['hit_rate'] * 100:.0f}%")
+    print(
+        f"hits:     memory {s['hits']['memory']}, disk {s['hits']['disk']}; misses {s['misses']}; "
+        f"hit rate {s['hit_rate'] * 100:.0f}%"
+    )
     for tier in ("memory", "disk"):
-        print(f"{tier + ':':<9} {s['entries'][tier]} entries, {_human_bytes(s['bytes'][tier])} "
-              f"of {_human_bytes(s['budgets'][tier + '_bytes'])}")
+        print(
+            f"{tier + ':':<9} {s['entries'][tier]} entries, {_human_bytes(s['bytes'][tier])} "
+            f"of {_human_bytes(s['budgets'][tier + '_bytes'])}"
+        )
     print(f"time:     {s['prepare_seconds_total']:.1f} s preparing, {s['seconds_saved']:.1f} s saved")
     return 0
 
@@ -297,17 +318,25 @@ def cmd_stats(client: Client, args: argparse.Namespace) -> int:
         return 0
     print(f"model:    {s['variant']} {s['model_id'] or '(not loaded)'} on {s['device']} [{s['status']['state']}]")
     if "gpu_memory_total" in s:
-        print(f"GPU:      {s['gpu_name']}: {_human_bytes(s['gpu_memory_allocated'])} used, "
-              f"{_human_bytes(s['gpu_memory_reserved'])} reserved of {_human_bytes(s['gpu_memory_total'])}")
+        print(
+            f"GPU:      {s['gpu_name']}: {_human_bytes(s['gpu_memory_allocated'])} used, "
+            f"{_human_bytes(s['gpu_memory_reserved'])} reserved of {_human_bytes(s['gpu_memory_total'])}"
+        )
     if "gpu_utilization_pct" in s:
         print(f"          {s['gpu_utilization_pct']}% busy, {s['gpu_temperature_c']} °C")
-    print(f"process:  {_human_bytes(s['process_rss'])} RAM, {s['process_cpu_pct']:.0f}% CPU, "
-          f"{s['threads']} threads, up {s['uptime_s']:.0f} s")
-    print(f"system:   {_human_bytes(s['system_ram_used'])} of {_human_bytes(s['system_ram_total'])} RAM, "
-          f"{s['system_cpu_pct']:.0f}% of {s['cpu_count']} CPUs")
+    print(
+        f"process:  {_human_bytes(s['process_rss'])} RAM, {s['process_cpu_pct']:.0f}% CPU, "
+        f"{s['threads']} threads, up {s['uptime_s']:.0f} s"
+    )
+    print(
+        f"system:   {_human_bytes(s['system_ram_used'])} of {_human_bytes(s['system_ram_total'])} RAM, "
+        f"{s['system_cpu_pct']:.0f}% of {s['cpu_count']} CPUs"
+    )
     for job in s.get("recent_jobs", [])[-5:]:
-        print(f"job {job['job']}: {job['audio_s']:.1f} s audio, RTF {job['rtf'] or 0:.2f}, "
-              f"first chunk {job['time_to_first_chunk_s']:.2f} s")
+        print(
+            f"job {job['job']}: {job['audio_s']:.1f} s audio, RTF {job['rtf'] or 0:.2f}, "
+            f"first chunk {job['time_to_first_chunk_s']:.2f} s"
+        )
     return 0
 
 
@@ -365,12 +394,21 @@ def build_parser() -> argparse.ArgumentParser:
     say.add_argument("text", nargs="*", help="the text; read from stdin when absent")
     say.add_argument("-v", "--voice", help="voice name (default: the default voice)")
     say.add_argument("--voice-file", metavar="CLIP", help="use this clip as the voice, without adding it")
-    say.add_argument("-o", "--output", metavar="FILE",
-                     help="write audio to a file instead of playing it (.wav, .flac, .ogg, .opus, .mp3)")
+    say.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="write audio to a file instead of playing it (.wav, .flac, .ogg, .opus, .mp3)",
+    )
     say.add_argument("--raw", action="store_true", help="write raw float32 mono PCM to stdout instead of playing")
     say.add_argument("--no-wait", action="store_true", help="queue the speech and return at once (prints the job id)")
-    say.add_argument("-p", "--priority", choices=("urgent", "quick", "text", "notification"), default="text",
-                     help="where the speech goes in the daemon's queue (default: text)")
+    say.add_argument(
+        "-p",
+        "--priority",
+        choices=("urgent", "quick", "text", "notification"),
+        default="text",
+        help="where the speech goes in the daemon's queue (default: text)",
+    )
     say.add_argument("--exaggeration", type=float, help="emotion intensity, 0-2 (default 0.5)")
     say.add_argument("--cfg-weight", type=float, help="classifier-free guidance, 0-1 (default 0.5)")
     say.add_argument("--temperature", type=float, help="sampling temperature (default 0.8)")
@@ -390,8 +428,11 @@ def build_parser() -> argparse.ArgumentParser:
     stop.add_argument("job", nargs="?", help="stop this job instead")
     stop.add_argument("--all", action="store_true", help="stop everything, queued speech too")
     stop.set_defaults(func=cmd_stop)
-    for name, text in (("pause", "pause the speaker"), ("resume", "resume the speaker"),
-                       ("skip", "skip to the next sentence")):
+    for name, text in (
+        ("pause", "pause the speaker"),
+        ("resume", "resume the speaker"),
+        ("skip", "skip to the next sentence"),
+    ):
         sub.add_parser(name, help=text).set_defaults(func=cmd_control)
 
     audio = sub.add_parser("audio", help="output devices and volume")

@@ -12,6 +12,7 @@ script or the hotkey pays milliseconds, not the seconds torch costs.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import time
@@ -106,10 +107,8 @@ class Synthesis:
     def cancel(self) -> None:
         """Ask the daemon to cancel this job (harmless if it already ended)."""
         self._done = True
-        try:
+        with contextlib.suppress(ProtocolError, DaemonUnavailable):
             self.client.call("cancel", {"request": self.req_id}, timeout=2.0)
-        except (ProtocolError, DaemonUnavailable):
-            pass
 
     def collect(self) -> tuple[Any, int]:
         """Run to the end and return (all samples, sample rate)."""
@@ -498,8 +497,6 @@ def connect(autostart: bool = True, start_timeout: float = 60.0, daemon_args: li
             return client
         code = proc.poll()
         if code is not None and code != 0:
-            raise DaemonUnavailable(
-                f"the daemon exited with status {code}; see {endpoints.log_dir() / 'daemon.log'}"
-            )
+            raise DaemonUnavailable(f"the daemon exited with status {code}; see {endpoints.log_dir() / 'daemon.log'}")
         time.sleep(0.1)
     raise DaemonUnavailable(f"started a daemon but it did not answer within {start_timeout:.0f} s")

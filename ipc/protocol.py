@@ -268,9 +268,7 @@ class Args:
         value = self._get(name, (int,), default)
         return _in_range(name, value, lo, hi)
 
-    def float(
-        self, name: str, default: Any = _MISSING, lo: float | None = None, hi: float | None = None
-    ) -> Any:
+    def float(self, name: str, default: Any = _MISSING, lo: float | None = None, hi: float | None = None) -> Any:
         """A number argument (ints accepted), optionally within [lo, hi]."""
         value = self._get(name, (int, float), default)
         if value is not None and not math.isfinite(value):

@@ -124,9 +124,31 @@ _TURBO_TAGS = (
 _GPT2_BASE_VOCAB = 50257
 _EOT = "<|endoftext|>"
 
-_MTL_LANGUAGES = (
-    "ar da de el en es fi fr he hi it ja ko ms nl no pl pt ru sv sw tr zh".split()
-)
+_MTL_LANGUAGES = [
+    "ar",
+    "da",
+    "de",
+    "el",
+    "en",
+    "es",
+    "fi",
+    "fr",
+    "he",
+    "hi",
+    "it",
+    "ja",
+    "ko",
+    "ms",
+    "nl",
+    "no",
+    "pl",
+    "pt",
+    "ru",
+    "sv",
+    "sw",
+    "tr",
+    "zh",
+]
 # Characters the multilingual tokenizer sees after MTLTokenizer lowercases and
 # NFKD-decomposes text: scripts of its 23 languages plus combining marks.
 _MTL_RANGES = (
@@ -258,9 +280,7 @@ def _write_multilingual(tmp: Path, seed: int) -> None:
     _save_safetensors(T3(T3Config.multilingual()), tmp / "t3_mtl23ls_v2.safetensors")
     _seeded(seed, 3)
     _save_torch(S3Gen(), tmp / "s3gen.pt")
-    (tmp / "grapheme_mtl_merged_expanded_v1.json").write_text(
-        _multilingual_tokenizer_json(), encoding="utf-8"
-    )
+    (tmp / "grapheme_mtl_merged_expanded_v1.json").write_text(_multilingual_tokenizer_json(), encoding="utf-8")
     _write_cangjie(tmp, seed)
     _write_pkuseg_home(tmp / PKUSEG_HOME_NAME, seed)
 
@@ -352,9 +372,7 @@ def _multilingual_tokenizer_json() -> str:
     for lo, hi in _MTL_RANGES:
         alphabet.update(chr(c) for c in range(lo, hi + 1) if unicodedata.category(chr(c)) != "Cn")
     added = [f"[{lang}]" for lang in _MTL_LANGUAGES] + list(_CANGJIE_TOKENS)
-    return _whitespace_bpe_json(
-        size=2454, alphabet=sorted(alphabet), pinned=dict(_EN_SPECIALS), added=added
-    )
+    return _whitespace_bpe_json(size=2454, alphabet=sorted(alphabet), pinned=dict(_EN_SPECIALS), added=added)
 
 
 def _write_gpt2_tokenizer(tmp: Path) -> None:
@@ -367,9 +385,7 @@ def _write_gpt2_tokenizer(tmp: Path) -> None:
     synthetic merges (byte-level concatenations) so the vocabulary has GPT-2's
     exact size and ids, and the loader's length check passes silently.
     """
-    learned, merges = _trained_vocab_and_merges(
-        _train_merges([], _GPT2_BASE_VOCAB - 1, byte_level=True)
-    )
+    learned, merges = _trained_vocab_and_merges(_train_merges([], _GPT2_BASE_VOCAB - 1, byte_level=True))
     vocab = {token: i for i, token in enumerate(learned)}
     base = [t for t in learned if len(t) == 1]
     # Deterministic filler: left token from the vocab in id order, right from the
@@ -426,10 +442,7 @@ def _write_cangjie(tmp: Path, seed: int) -> None:
     Codes are random letters: what matters is the ``[cj_x]`` token path.
     """
     rng = random.Random(seed)
-    rows = [
-        f"{ch}\t{''.join(rng.choices(string.ascii_lowercase, k=rng.randint(1, 5)))}"
-        for ch in _CANGJIE_SAMPLE
-    ]
+    rows = [f"{ch}\t{''.join(rng.choices(string.ascii_lowercase, k=rng.randint(1, 5)))}" for ch in _CANGJIE_SAMPLE]
     text = json.dumps(rows, ensure_ascii=False)
     (tmp / "Cangjie5_TC.json").write_text(text, encoding="utf-8")
     revision = "0" * 40

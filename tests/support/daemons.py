@@ -151,8 +151,7 @@ class DaemonProcess:
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError(
-                    f"daemon exited with status {self.proc.returncode} before answering:\n"
-                    f"{self.log_text()}"
+                    f"daemon exited with status {self.proc.returncode} before answering:\n{self.log_text()}"
                 )
             with contextlib.suppress(FileNotFoundError, ProtocolError):
                 info = endpoints.read_connection(self.connection_path)
@@ -306,15 +305,11 @@ class EventLog:
 
     def job_events(self, *jobs: str) -> list[tuple[str, str]]:
         """(job, event) pairs of the given jobs, in the order they were published."""
-        return [
-            (d["job"], d["event"]) for t, d in self.seen if t == "job" and d.get("job") in jobs
-        ]
+        return [(d["job"], d["event"]) for t, d in self.seen if t == "job" and d.get("job") in jobs]
 
     def wait_job(self, job: str, *events: str, timeout: float = 15.0) -> dict[str, Any]:
         """Wait for a job event of ``job`` whose kind is one of ``events``."""
-        return self.wait_for(
-            lambda t, d: t == "job" and d.get("job") == job and d.get("event") in events, timeout
-        )
+        return self.wait_for(lambda t, d: t == "job" and d.get("job") == job and d.get("event") in events, timeout)
 
 
 def accepted(client: Client, synthesis) -> dict[str, Any]:
@@ -360,9 +355,7 @@ def espeak_clip(text: str, pitch: int = 50) -> bytes | None:
         return None
     with tempfile.TemporaryDirectory(prefix="cbt") as tmp:
         out = Path(tmp) / "clip.wav"
-        proc = subprocess.run(
-            [exe, "-p", str(pitch), "-w", str(out), text], capture_output=True, timeout=30
-        )
+        proc = subprocess.run([exe, "-p", str(pitch), "-w", str(out), text], capture_output=True, timeout=30)
         if proc.returncode != 0 or not out.is_file():
             return None
         return out.read_bytes()

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+
 from chatterbox_tray.daemon import clip
 from chatterbox_tray.daemon.clip import (
     MAX_SECONDS,
@@ -31,9 +32,7 @@ def tone(seconds: float, sr: int = SR, amp: float = 0.3, freq: float = 220.0) ->
     return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
-def encode(
-    samples: np.ndarray, sr: int = SR, fmt: str = "WAV", subtype: str | None = None
-) -> bytes:
+def encode(samples: np.ndarray, sr: int = SR, fmt: str = "WAV", subtype: str | None = None) -> bytes:
     buf = io.BytesIO()
     sf.write(buf, samples, sr, format=fmt, subtype=subtype)
     return buf.getvalue()
@@ -106,9 +105,7 @@ def test_decode_missing_file_is_undecodable(tmp_path: Path) -> None:
     assert "nope.wav" in str(err.value)
 
 
-def test_librosa_fallback_used_when_soundfile_fails(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_librosa_fallback_used_when_soundfile_fails(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """When soundfile cannot read the bytes, librosa gets them via a temp file."""
     x = tone(6.0)
     data = encode(x, subtype="FLOAT")
@@ -159,9 +156,7 @@ def test_same_bytes_at_different_paths_have_the_same_sha(tmp_path: Path) -> None
     edited = data[:-1] + bytes([data[-1] ^ 1])
     assert sha256_bytes(edited) != sha256_bytes(data)
     assert len(sha256_bytes(b"")) == 64
-    assert sha256_bytes(b"abc") == (
-        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-    )
+    assert sha256_bytes(b"abc") == ("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
 
 
 # -- validate_clip -------------------------------------------------------------

@@ -15,6 +15,7 @@ import pytest
 import safetensors
 import safetensors.torch
 import torch
+
 from chatterbox_tray.daemon import condcache
 from chatterbox_tray.daemon.condcache import (
     CacheKey,
@@ -248,9 +249,7 @@ def test_other_model_or_prep_version_misses(cache_dir: Path) -> None:
         assert prepare.calls == 1
 
 
-def test_disk_file_is_safetensors_with_the_key_in_its_metadata(
-    cache: ConditionalsCache, cache_dir: Path
-) -> None:
+def test_disk_file_is_safetensors_with_the_key_in_its_metadata(cache: ConditionalsCache, cache_dir: Path) -> None:
     cache.get_or_prepare(key(), Prepare())
     path = cache_dir / key().filename
     assert entry_files(cache_dir) == [path]
@@ -296,9 +295,7 @@ def _no_metadata(path: Path) -> None:
     "damage",
     [_truncate, _garbage, _huge_header, _bad_json, _foreign_metadata, _no_metadata],
 )
-def test_bad_disk_file_is_recomputed_and_replaced(
-    cache_dir: Path, damage: Callable[[Path], None]
-) -> None:
+def test_bad_disk_file_is_recomputed_and_replaced(cache_dir: Path, damage: Callable[[Path], None]) -> None:
     ConditionalsCache(cache_dir, MIB, MIB).get_or_prepare(key(), Prepare(seed=1))
     path = cache_dir / key().filename
     damage(path)
@@ -333,9 +330,7 @@ def test_foreign_file_under_another_keys_name_is_not_served(cache_dir: Path) -> 
     assert_same(result.tensors, conds(seed=2))
 
 
-def test_write_failure_is_not_an_error_and_misses_next_time(
-    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_write_failure_is_not_an_error_and_misses_next_time(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def disk_full(src: object, dst: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
@@ -354,9 +349,7 @@ def test_write_failure_is_not_an_error_and_misses_next_time(
     assert again.calls == 1
 
 
-def test_write_failure_on_fsync_leaves_nothing(
-    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_write_failure_on_fsync_leaves_nothing(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def broken_fsync(fd: int) -> None:
         raise OSError(errno.EIO, "Input/output error")
 
@@ -380,9 +373,7 @@ def test_unwritable_directory_still_serves_from_memory(tmp_path: Path) -> None:
     assert stats["entries"]["disk"] == 0
 
 
-def test_disk_pruning_by_budget_drops_least_recently_used(
-    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_disk_pruning_by_budget_drops_least_recently_used(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A still clock makes every file's stored prepare time "0.0", so all files
     # have the same size.
     monkeypatch.setattr(condcache, "_clock", FakeClock())
@@ -413,9 +404,7 @@ def test_disk_pruning_by_budget_drops_least_recently_used(
     assert entry_files(cache_dir) == []
 
 
-def test_memory_hits_keep_the_disk_file_warm(
-    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_memory_hits_keep_the_disk_file_warm(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = FakeClock()
     monkeypatch.setattr(condcache, "_clock", clock)
     cache = ConditionalsCache(cache_dir, MIB, MIB)
@@ -502,9 +491,7 @@ def run_in_thread(fn: Callable[[], CacheResult]) -> tuple[threading.Thread, dict
     return thread, out
 
 
-def test_single_flight_prepares_once(
-    cache: ConditionalsCache, watched_flights: threading.Event
-) -> None:
+def test_single_flight_prepares_once(cache: ConditionalsCache, watched_flights: threading.Event) -> None:
     slow = SlowPrepare()
     second = Prepare()
     t1, out1 = run_in_thread(lambda: cache.get_or_prepare(key(), slow))
@@ -744,9 +731,7 @@ def test_stats_numbers(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert stats["prepare_seconds_total"] == 0.0
 
 
-def test_stats_without_stored_cost_use_the_average(
-    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_stats_without_stored_cost_use_the_average(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = FakeClock()
     monkeypatch.setattr(condcache, "_clock", clock)
 

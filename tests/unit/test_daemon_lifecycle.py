@@ -32,9 +32,7 @@ def states(log: EventLog) -> list[str]:
     return [d["state"] for t, d in log.seen if t == "state"]
 
 
-def test_load_failure_is_reported_and_retry_load_recovers(
-    failing_daemon: DaemonProcess, clips: Clips
-) -> None:
+def test_load_failure_is_reported_and_retry_load_recovers(failing_daemon: DaemonProcess, clips: Clips) -> None:
     client = failing_daemon.client()
     log = EventLog(failing_daemon.events())
     log.sync(client)

@@ -181,7 +181,9 @@ def test_quick_speak_replaces_what_is_playing_and_queued_text_stays(player_daemo
     assert pc.wait(first, timeout=10)["state"] == "cancelled"
     assert pc.wait(queued, timeout=60)["state"] == "finished"
     log.wait_job(queued, "finished")
-    order = [(j, e) for j, e in log.job_events(first, queued, quick["job"]) if e in ("started", "finished", "cancelled")]
+    order = [
+        (j, e) for j, e in log.job_events(first, queued, quick["job"]) if e in ("started", "finished", "cancelled")
+    ]
     assert order == [
         (first, "started"),
         (first, "cancelled"),

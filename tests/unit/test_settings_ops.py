@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from chatterbox_tray.ipc.client import Client
 from chatterbox_tray.ipc.protocol import ProtocolError
 from tests.support.daemons import DaemonProcess, EventLog
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+
 from chatterbox_tray.daemon import voices as voices_mod
 from chatterbox_tray.daemon.clip import ClipError, sha256_bytes
 from chatterbox_tray.daemon.voices import (
