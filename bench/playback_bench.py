@@ -89,7 +89,10 @@ def run_real(tokens: int, voice: bytes) -> list[dict[str, Any]]:
     try:
         with daemon.client(timeout=600) as c:  # prepare the voice first: this is about playback
             c.synthesize("Warm.", voice_data=voice).collect()
-        return [row(f"real checkpoint, CPU, pre-buffer {mode}", speak_once(daemon, mode, voice)) for mode in ("off", "adaptive")]
+        return [
+            row(f"real checkpoint, CPU, pre-buffer {mode}", speak_once(daemon, mode, voice))
+            for mode in ("off", "adaptive")
+        ]
     finally:
         daemon.cleanup()
 
@@ -121,8 +124,12 @@ def stop_latency(voice: bytes, repeat: int = 7) -> dict[str, Any]:
                 c.wait(job)
                 figures.append(c.playback()["last_stop_latency_ms"])
         figures.sort()
-        return {"median_ms": figures[len(figures) // 2], "max_ms": figures[-1], "device_latency_ms": device,
-                "n": repeat}
+        return {
+            "median_ms": figures[len(figures) // 2],
+            "max_ms": figures[-1],
+            "device_latency_ms": device,
+            "n": repeat,
+        }
     finally:
         daemon.cleanup()
 
@@ -153,8 +160,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-          f"torch {torch.__version__}, load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"torch {torch.__version__}, load average {os.getloadavg()[0]:.2f}"
+    )
     voice = clip()
     # The sentences are 33-66 characters: 2.6-5.3 s of fake audio each (80 ms a character).
     rows = run_fake(6.0, "fake engine slower than real time", voice, ("off", "adaptive"))
@@ -164,8 +173,10 @@ def main(argv: list[str] | None = None) -> int:
     stop = stop_latency(voice)
     print(table(rows))
     print()
-    print(f"stop: request to device silenced, median {stop['median_ms']} ms, worst {stop['max_ms']} ms "
-          f"of {stop['n']}, plus the device's own output latency ({stop['device_latency_ms']} ms)")
+    print(
+        f"stop: request to device silenced, median {stop['median_ms']} ms, worst {stop['max_ms']} ms "
+        f"of {stop['n']}, plus the device's own output latency ({stop['device_latency_ms']} ms)"
+    )
     print(f"load average at the end: {os.getloadavg()[0]:.2f}")
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "stop": stop}, indent=2))
