@@ -1,0 +1,7 @@
+"""``python -m chatterbox_tray.gui``: the tray app."""
+
+import sys
+
+from .app import main
+
+sys.exit(main())

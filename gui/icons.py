@@ -1,0 +1,81 @@
+"""The app's icons, drawn in code so they are crisp at any size and need no files.
+
+A rounded speech bubble whose colour and mark say the daemon's state:
+loading (grey, an arc), ready (blue, a dot), speaking (green, sound waves),
+paused (amber, two bars), error (red, an exclamation mark).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QBrush, QColor, QIcon, QPainter, QPainterPath, QPen, QPixmap
+
+COLORS = {
+    "loading": "#7c8794",
+    "ready": "#2f6fdf",
+    "speaking": "#1f9d55",
+    "paused": "#d98a00",
+    "error": "#d64545",
+}
+STATES = tuple(COLORS)
+
+
+def paint(painter: QPainter, size: int, state: str) -> None:
+    """Draw the icon for ``state`` into a ``size`` × ``size`` square."""
+    s = size / 32.0
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    color = QColor(COLORS.get(state, COLORS["loading"]))
+    bubble = QPainterPath()
+    bubble.addRoundedRect(QRectF(2 * s, 3 * s, 28 * s, 21 * s), 7 * s, 7 * s)
+    tail = QPainterPath()
+    tail.moveTo(8 * s, 22 * s)
+    tail.lineTo(6 * s, 30 * s)
+    tail.lineTo(15 * s, 23 * s)
+    tail.closeSubpath()
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(QBrush(color))
+    painter.drawPath(bubble.united(tail))
+    white = QColor("white")
+    pen = QPen(white, 2.4 * s, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap)
+    center = QPointF(16 * s, 13.5 * s)
+    if state == "speaking":
+        painter.setPen(pen)
+        for height, x in ((4, 8), (9, 12), (12, 16), (8, 20), (4, 24)):
+            painter.drawLine(QPointF(x * s, center.y() - height / 2 * s), QPointF(x * s, center.y() + height / 2 * s))
+    elif state == "paused":
+        painter.setBrush(white)
+        painter.drawRoundedRect(QRectF(11 * s, 8 * s, 3.5 * s, 11 * s), s, s)
+        painter.drawRoundedRect(QRectF(17.5 * s, 8 * s, 3.5 * s, 11 * s), s, s)
+    elif state == "error":
+        painter.setPen(QPen(white, 3 * s, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap))
+        painter.drawLine(QPointF(16 * s, 8 * s), QPointF(16 * s, 14.5 * s))
+        painter.drawPoint(QPointF(16 * s, 19.5 * s))
+    elif state == "loading":
+        painter.setPen(pen)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawArc(QRectF(10.5 * s, 8 * s, 11 * s, 11 * s), 90 * 16, -270 * 16)
+    else:  # ready: three dots, "ready to talk"
+        painter.setBrush(white)
+        for x in (10, 16, 22):
+            painter.drawEllipse(QPointF(x * s, center.y()), 2.1 * s, 2.1 * s)
+
+
+@cache
+def state_icon(state: str) -> QIcon:
+    """The tray icon for a state, at the sizes trays and docks ask for."""
+    icon = QIcon()
+    for size in (16, 22, 24, 32, 48, 64, 128, 256):
+        pixmap = QPixmap(size, size)
+        pixmap.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(pixmap)
+        paint(painter, size, state)
+        painter.end()
+        icon.addPixmap(pixmap)
+    return icon
+
+
+def app_icon() -> QIcon:
+    """The window and application icon."""
+    return state_icon("ready")

@@ -1,0 +1,340 @@
+"""The Settings page: the daemon's settings (read from and written to it), plus the app's own.
+
+The daemon owns its settings: this page shows what ``settings.get`` says, sends
+only what the user changed with ``settings.set``, and re-reads them when a
+``settings`` event says another client changed them. Only "start with the
+session" and the hotkey belong to the app itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QRadioButton,
+    QScrollArea,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .. import autostart
+from ..state import AppState
+from ..widgets import Banner
+
+DEVICES = [
+    ("auto", "Automatic (CUDA, then Apple GPU, then CPU)"),
+    ("cuda", "NVIDIA GPU (CUDA)"),
+    ("mps", "Apple GPU (MPS)"),
+    ("cpu", "CPU"),
+]
+VARIANT_NAMES = {
+    "original": "Original (English, with emotion control)",
+    "multilingual": "Multilingual (23 languages)",
+    "turbo": "Turbo (English, fastest)",
+}
+
+
+class SettingsPage(QWidget):
+    """Model, cache, output and desktop settings."""
+
+    def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.daemon_settings: dict[str, Any] = {}
+        self.loaded: dict[str, Any] = {}
+        self.banner = Banner()
+
+        # model
+        self.variant = QComboBox()
+        self.source_hub = QRadioButton("Hugging Face hub (downloaded once, then cached)")
+        self.source_local = QRadioButton("Local folder")
+        self.source_group = QButtonGroup(self)
+        self.source_group.addButton(self.source_hub)
+        self.source_group.addButton(self.source_local)
+        self.checkpoint = QLineEdit(placeholderText="Folder with the model's files")
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        self.source_local.toggled.connect(lambda on: (self.checkpoint.setEnabled(on), browse.setEnabled(on)))
+        self.device = QComboBox()
+        for value, label in DEVICES:
+            self.device.addItem(label, value)
+        self.language = QComboBox(editable=True)
+        self.language.setToolTip("The language the multilingual model speaks when a request names none")
+        self.loaded_label = QLabel(wordWrap=True)
+        self.loaded_label.setStyleSheet("color: palette(placeholder-text);")
+        self.reload_button = QPushButton("Reload the model now")
+        self.reload_button.clicked.connect(self.reload_model)
+        local_row = QHBoxLayout()
+        local_row.addWidget(self.checkpoint, 1)
+        local_row.addWidget(browse)
+        model_box = QGroupBox("Model")
+        form = QFormLayout(model_box)
+        form.addRow("Variant", self.variant)
+        form.addRow("Weights", self.source_hub)
+        form.addRow("", self.source_local)
+        form.addRow("", local_row)
+        form.addRow("Device", self.device)
+        form.addRow("Language", self.language)
+        reload_row = QHBoxLayout()
+        reload_row.addWidget(self.loaded_label, 1)
+        reload_row.addWidget(self.reload_button)
+        form.addRow(reload_row)
+
+        # cache
+        self.memory_mb = QSpinBox(maximum=1_048_576, suffix=" MiB", singleStep=64)
+        self.disk_mb = QSpinBox(maximum=16_777_216, suffix=" MiB", singleStep=256)
+        self.memory_mb.setToolTip("A voice takes about 135 KB; the budget is a ceiling, not a reservation")
+        cache_box = QGroupBox("Voice cache")
+        cache_form = QFormLayout(cache_box)
+        cache_form.addRow("In memory", self.memory_mb)
+        cache_form.addRow("On disk", self.disk_mb)
+
+        # output
+        self.output = QComboBox()
+        self.volume = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100)
+        self.volume_label = QLabel("100 %", minimumWidth=44)
+        self.volume.valueChanged.connect(lambda v: self.volume_label.setText(f"{v} %"))
+        self._volume_timer = QTimer(self, singleShot=True, interval=250, timeout=self._send_volume)
+        self.volume.valueChanged.connect(lambda _: self._volume_timer.start())
+        self.output.activated.connect(self._send_output)
+        self.prebuffer = QComboBox()
+        self.prebuffer.addItem("Adaptive: wait until playback will not stall", "adaptive")
+        self.prebuffer.addItem("Off: start with the first sentence", "off")
+        self.pause_ms = QSpinBox(maximum=5000, suffix=" ms", singleStep=50)
+        volume_row = QHBoxLayout()
+        volume_row.addWidget(self.volume, 1)
+        volume_row.addWidget(self.volume_label)
+        output_box = QGroupBox("Speaker")
+        output_form = QFormLayout(output_box)
+        output_form.addRow("Output device", self.output)
+        output_form.addRow("Volume", volume_row)
+        output_form.addRow("Before playing", self.prebuffer)
+        output_form.addRow("Pause between sentences", self.pause_ms)
+
+        # the app's own
+        self.autostart = QCheckBox("Start Chatterbox Tray when I log in")
+        self.autostart.setChecked(autostart.is_enabled())
+        self.autostart.toggled.connect(self._set_autostart)
+        self.hotkey_box = QGroupBox("Quick-speak hotkey")
+        self.hotkey_box.setObjectName("hotkeyBox")
+        hotkey_layout = QFormLayout(self.hotkey_box)
+        self.hotkey = QLineEdit(placeholderText="Not available yet", enabled=False)
+        hotkey_layout.addRow("Speak the selection", self.hotkey)
+        desktop_box = QGroupBox("Desktop")
+        QVBoxLayout(desktop_box).addWidget(self.autostart)
+
+        self.apply_button = QPushButton("Apply", default=True)
+        self.revert_button = QPushButton("Revert")
+        self.apply_button.clicked.connect(self.apply)
+        self.revert_button.clicked.connect(self.load)
+        self.file_label = QLabel()
+        self.file_label.setStyleSheet("color: palette(placeholder-text);")
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.file_label, 1)
+        buttons.addWidget(self.revert_button)
+        buttons.addWidget(self.apply_button)
+
+        content = QWidget()
+        layout = QVBoxLayout(content)
+        layout.addWidget(self.banner)
+        layout.addWidget(model_box)
+        layout.addWidget(cache_box)
+        layout.addWidget(output_box)
+        layout.addWidget(desktop_box)
+        layout.addWidget(self.hotkey_box)
+        layout.addStretch(1)
+        scroll = QScrollArea(widgetResizable=True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(content)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll, 1)
+        outer.addLayout(buttons)
+
+        state.reconnected.connect(self.load)
+        state.settings_event.connect(lambda _: self.load())
+        state.playback_event.connect(self._on_playback)
+        state.hello_changed.connect(self._fill_variants)
+        state.changed.connect(self._update_enabled)
+        self._update_enabled()
+
+    # -- reading -----------------------------------------------------------------
+
+    def load(self) -> None:
+        """Read the settings and output devices from the daemon (what is shown is what it has)."""
+        self.state.conn.request("settings.get", on_result=self._show, on_error=self._error)
+        self.state.conn.request("audio.devices", on_result=self._show_devices, on_error=self._no_devices)
+
+    def _show(self, result: dict[str, Any]) -> None:
+        s = self.daemon_settings = dict(result.get("settings") or {})
+        self.loaded = dict(result.get("loaded") or {})
+        self._fill_variants(self.state.hello)
+        self.variant.setCurrentIndex(max(0, self.variant.findData(s.get("variant"))))
+        local = bool(s.get("checkpoint"))
+        self.source_local.setChecked(local)
+        self.source_hub.setChecked(not local)
+        self.checkpoint.setText(s.get("checkpoint", ""))
+        self.checkpoint.setEnabled(local)
+        self.device.setCurrentIndex(max(0, self.device.findData(s.get("device"))))
+        languages = self.state.languages() or ["en"]
+        self.language.clear()
+        self.language.addItems(languages)
+        self.language.setCurrentText(str(s.get("language", "en")))
+        self.memory_mb.setValue(int(s.get("memory_cache_mb", 0)))
+        self.disk_mb.setValue(int(s.get("disk_cache_mb", 0)))
+        self.prebuffer.setCurrentIndex(max(0, self.prebuffer.findData(s.get("prebuffer"))))
+        self.pause_ms.setValue(int(s.get("sentence_pause_ms", 250)))
+        self.volume.blockSignals(True)
+        self.volume.setValue(round(100 * float(s.get("volume", 1.0))))
+        self.volume_label.setText(f"{self.volume.value()} %")
+        self.volume.blockSignals(False)
+        self.file_label.setText(f"Saved in {result.get('file', '')}")
+        self._show_loaded()
+
+    def _show_loaded(self) -> None:
+        s, loaded = self.daemon_settings, self.loaded
+        if not loaded:
+            self.loaded_label.setText("No model loaded yet.")
+            self.reload_button.setVisible(False)
+            return
+        source = loaded.get("checkpoint") or "the hub"
+        device = self.state.status.get("device") or loaded.get("device")
+        text = f"Loaded: {loaded.get('variant')} from {source} on {device}."
+        differs = any(loaded.get(k) != s.get(k) for k in ("variant", "checkpoint", "device"))
+        if differs:
+            text += " The settings above ask for another model: reload to use it."
+        self.loaded_label.setText(text)
+        self.reload_button.setVisible(differs)
+
+    def _fill_variants(self, hello: dict[str, Any]) -> None:
+        current = self.variant.currentData()
+        variants = (hello or {}).get("variants") or list(VARIANT_NAMES)
+        self.variant.clear()
+        for v in variants:
+            self.variant.addItem(VARIANT_NAMES.get(v, v), v)
+        if current:
+            self.variant.setCurrentIndex(max(0, self.variant.findData(current)))
+
+    def _show_devices(self, result: dict[str, Any]) -> None:
+        self.output.clear()
+        self.output.addItem("System default", "")
+        for dev in result.get("devices") or []:
+            self.output.addItem(f"{dev['name']} ({dev.get('hostapi', '')})", dev["name"])
+        chosen = result.get("device", "")
+        index = self.output.findData(chosen)
+        if index < 0 and chosen:
+            self.output.addItem(f"{chosen} (not connected)", chosen)
+            index = self.output.count() - 1
+        self.output.setCurrentIndex(max(0, index))
+        self.output.setEnabled(True)
+
+    def _no_devices(self, code: str, message: str) -> None:
+        self.output.clear()
+        self.output.addItem("No audio output available")
+        self.output.setEnabled(False)
+        self.output.setToolTip(message)
+
+    def _on_playback(self, data: dict[str, Any]) -> None:
+        self.volume.blockSignals(True)
+        self.volume.setValue(round(100 * float(data.get("volume", 1.0))))
+        self.volume_label.setText(f"{self.volume.value()} %")
+        self.volume.blockSignals(False)
+
+    # -- writing -----------------------------------------------------------------------
+
+    def changes(self) -> dict[str, Any]:
+        """Settings whose shown value differs from the daemon's."""
+        wanted = {
+            "variant": self.variant.currentData(),
+            "checkpoint": self.checkpoint.text().strip() if self.source_local.isChecked() else "",
+            "device": self.device.currentData(),
+            "language": self.language.currentText().strip() or "en",
+            "memory_cache_mb": self.memory_mb.value(),
+            "disk_cache_mb": self.disk_mb.value(),
+            "prebuffer": self.prebuffer.currentData(),
+            "sentence_pause_ms": self.pause_ms.value(),
+        }
+        return {k: v for k, v in wanted.items() if v is not None and self.daemon_settings.get(k) != v}
+
+    def apply(self) -> None:
+        """Send the changed settings to the daemon."""
+        values = self.changes()
+        if self.source_local.isChecked() and not values.get("checkpoint", self.daemon_settings.get("checkpoint")):
+            self.banner.show_message("Choose the folder that holds the model's files, or use the hub.")
+            return
+        if not values:
+            self.banner.show_message("Nothing to apply: these are the daemon's settings.", "info", timeout_ms=3000)
+            return
+        self.state.conn.request("settings.set", {"values": values}, on_result=self._applied, on_error=self._error)
+
+    def _applied(self, result: dict[str, Any]) -> None:
+        self.daemon_settings = dict(result.get("settings") or {})
+        if result.get("reload_required"):
+            self.banner.show_message(
+                "Saved. The model settings take effect when the model is loaded again.",
+                "warning",
+                action="Reload now",
+                callback=self.reload_model,
+            )
+        else:
+            self.banner.show_message("Saved.", "info", timeout_ms=3000)
+        self.load()
+
+    def reload_model(self) -> None:
+        """Load the model again with the current settings."""
+        self.state.call(
+            "reload",
+            on_result=lambda r: self.banner.show_message(
+                "Loading the model…" if r.get("started") else "The daemon is busy: try again when it is idle.",
+                "info",
+                timeout_ms=4000,
+            ),
+            on_error=self._error,
+        )
+
+    def _send_volume(self) -> None:
+        self.state.call("audio.set", {"volume": self.volume.value() / 100}, on_error=self._error)
+
+    def _send_output(self, index: int) -> None:
+        device = self.output.itemData(index)
+        if device is not None:
+            self.state.call("audio.set", {"device": device}, on_error=self._error)
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Model folder", self.checkpoint.text())
+        if folder:
+            self.checkpoint.setText(folder)
+            self.source_local.setChecked(True)
+
+    def _set_autostart(self, on: bool) -> None:
+        try:
+            autostart.set_enabled(on)
+        except OSError as exc:
+            self.banner.show_message(f"Could not change starting with the session: {exc}")
+            self.autostart.blockSignals(True)
+            self.autostart.setChecked(autostart.is_enabled())
+            self.autostart.blockSignals(False)
+
+    def _error(self, code: str, message: str) -> None:
+        if code == "unknown_op":
+            message = "This daemon has no settings ops: update it."
+        self.banner.show_message(message or code)
+
+    def _update_enabled(self) -> None:
+        connected = self.state.connected
+        for widget in (self.apply_button, self.revert_button, self.output, self.volume, self.reload_button):
+            widget.setEnabled(connected)

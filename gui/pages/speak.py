@@ -1,0 +1,450 @@
+"""The Speak page: text, voice, options; speak it, stop it, pause it, or save it to a file."""
+
+from __future__ import annotations
+
+import io
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QKeySequence, QShortcut, QTextCharFormat, QTextCursor
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QTextEdit,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..state import JOB_ENDS, AppState
+from ..widgets import Banner, fmt_seconds
+
+#: Options every variant may have, in display order, with what they do (docs/protocol.md).
+OPTIONS = {
+    "exaggeration": ("Exaggeration", "Emotional intensity: higher is more expressive.", (0.0, 2.0, 0.5)),
+    "cfg_weight": ("Pace (CFG)", "Guidance weight: lower gives slower, more deliberate speech.", (0.0, 1.0, 0.5)),
+    "temperature": ("Temperature", "Randomness of the delivery: lower is steadier.", (0.05, 2.0, 0.8)),
+}
+STEPS = 100  # slider steps per unit
+SAVE_FILTERS = "WAV audio (*.wav);;FLAC audio (*.flac);;Ogg Vorbis (*.ogg)"
+
+
+def utf16_offset(text: str, index: int) -> int:
+    """A code-point index (the protocol's spans) as a UTF-16 index (Qt's text positions)."""
+    return len(text[:index].encode("utf-16-le")) // 2
+
+
+class OptionSlider(QWidget):
+    """A labelled slider for one generation option, in the units the daemon takes."""
+
+    def __init__(self, name: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.name = name
+        title, self.help, (lo, hi, default) = OPTIONS.get(name, (name, "", (0.0, 1.0, 0.5)))
+        self.title = title
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.value_label = QLabel(minimumWidth=40, alignment=Qt.AlignmentFlag.AlignRight)
+        layout.addWidget(self.slider, 1)
+        layout.addWidget(self.value_label)
+        self.slider.valueChanged.connect(lambda v: self.value_label.setText(f"{v / STEPS:.2f}"))
+        self._has_value = False
+        self.set_range(lo, hi, default)
+        self.setToolTip(self.help)
+
+    def set_range(self, lo: float, hi: float, default: float) -> None:
+        """Take the range and default the daemon announced, keeping the value if it fits."""
+        old = self.value() if self._has_value else default
+        self._has_value = True
+        self.default = default
+        self.slider.setRange(round(lo * STEPS), round(hi * STEPS))
+        self.set_value(old if lo <= old <= hi else default)
+
+    def value(self) -> float:
+        """The option's value."""
+        return self.slider.value() / STEPS
+
+    def set_value(self, value: float) -> None:
+        """Move the slider."""
+        self.slider.setValue(round(value * STEPS))
+        self.value_label.setText(f"{self.value():.2f}")
+
+
+class SpeakPage(QWidget):
+    """Type or paste text, pick a voice and options, and hear it (or save it)."""
+
+    spoken = Signal(str)  # job id of a speak request the daemon accepted
+
+    def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.job: str | None = None
+        self.job_chunks = 0
+        self.spoken_text = ""
+        self.saving: dict[str, Any] | None = None
+        self._recent: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+
+        self.banner = Banner()
+        self.text = QPlainTextEdit(placeholderText="Type or paste text to speak…")
+        self.text.setObjectName("speakText")
+        font = self.text.font()
+        font.setPointSizeF(font.pointSizeF() * 1.2)  # text to read along with, not a form field
+        self.text.setFont(font)
+        self.voice = QComboBox(minimumWidth=200)
+        self.voice.setToolTip("The current voice: also used by the tray, the hotkey and scripts that name none")
+        self.voice.activated.connect(self._voice_picked)
+        self.language = QComboBox()
+        self.language.setToolTip("Language (multilingual model)")
+        self.sliders = {name: OptionSlider(name) for name in OPTIONS}
+        self.seed = QSpinBox(minimum=-1, maximum=2_147_483_647, value=-1, specialValueText="Random")
+        self.seed.setToolTip("The same seed, text and voice give the same take")
+        defaults = QPushButton("Defaults", toolTip="Put every option back to the model's default")
+        defaults.clicked.connect(self.reset_options)
+
+        options = QGroupBox("Voice and options")
+        form = QFormLayout(options)
+        form.addRow("Voice", self.voice)
+        self.language_row = QLabel("Language")
+        form.addRow(self.language_row, self.language)
+        self.option_labels: dict[str, QLabel] = {}
+        for name, slider in self.sliders.items():
+            label = QLabel(slider.title)
+            self.option_labels[name] = label
+            form.addRow(label, slider)
+        seed_row = QHBoxLayout()
+        seed_row.addWidget(self.seed, 1)
+        seed_row.addWidget(defaults)
+        form.addRow("Seed", seed_row)
+
+        self.speak_button = QPushButton("Speak", default=True, toolTip="Speak the text (Ctrl+Enter)")
+        self.speak_button.setObjectName("speakButton")
+        self.stop_button = QPushButton("Stop", toolTip="Stop speaking (Esc)")
+        self.pause_button = QPushButton("Pause", toolTip="Pause or resume the speaker")
+        self.save_button = QPushButton("Save as…", toolTip="Make the audio and save it to a file")
+        self.speak_button.clicked.connect(self.speak)
+        self.stop_button.clicked.connect(self.stop)
+        self.pause_button.clicked.connect(self.toggle_pause)
+        self.save_button.clicked.connect(self.save_as)
+        QShortcut(QKeySequence("Ctrl+Return"), self, activated=self.speak)
+        QShortcut(QKeySequence("Escape"), self, activated=self.stop)
+        buttons = QHBoxLayout()
+        for button in (self.speak_button, self.stop_button, self.pause_button):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.save_button)
+
+        self.progress = QProgressBar(textVisible=False, maximumHeight=8)
+        self.progress_label = QLabel(" ")
+        self.progress_label.setObjectName("progressLabel")
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.text, 1)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.progress_label)
+        layout.addWidget(options)
+
+        state.voices_changed.connect(self._fill_voices)
+        state.hello_changed.connect(self._apply_capabilities)
+        state.job_event.connect(self._on_job_event)
+        state.changed.connect(self._update_buttons)
+        self._fill_voices()
+        self._apply_capabilities(state.hello)
+        self._update_buttons()
+
+    # -- what to send ------------------------------------------------------------
+
+    def options(self) -> dict[str, Any]:
+        """The generation options to send: only those the loaded model uses."""
+        ranges = self.state.option_ranges()
+        opts: dict[str, Any] = {name: s.value() for name, s in self.sliders.items() if name in ranges}
+        if self.seed.value() >= 0:
+            opts["seed"] = self.seed.value()
+        if self.language.isVisible() and self.language.currentText():
+            opts["language"] = self.language.currentText()
+        return opts
+
+    def request_args(self) -> dict[str, Any]:
+        """The ``speak`` arguments for what is on the page now."""
+        args: dict[str, Any] = {"text": self.text.toPlainText(), "options": self.options(), "priority": "quick"}
+        if self.voice.currentData():
+            args["voice"] = self.voice.currentData()
+        return args
+
+    # -- actions ---------------------------------------------------------------------
+
+    def speak(self) -> None:
+        """Send the text to the daemon's speaker (replacing what it is saying)."""
+        text = self.text.toPlainText()
+        if not text.strip():
+            self.banner.show_message(
+                "There is nothing to speak: type or paste some text first.", "info", timeout_ms=4000
+            )
+            return
+        self.banner.hide()
+        self._clear_highlight()
+        self.spoken_text = text
+        self.job = None
+        self.progress.setRange(0, 0)  # busy until the daemon answers
+        self.progress_label.setText("Sending…")
+        self.state.conn.request("speak", self.request_args(), on_result=self._spoke, on_error=self._failed)
+
+    def stop(self) -> None:
+        """Silence the speaker (everything queued too) and cancel a save in progress."""
+        self.state.call("stop", {"all": True})
+        if self.saving and self.saving.get("job"):
+            self.state.call("cancel", {"job": self.saving["job"]}, on_error=lambda c, m: None)
+
+    def toggle_pause(self) -> None:
+        """Pause the speaker, or resume it."""
+        self.state.call("resume" if self.state.paused else "pause")
+
+    def reset_options(self) -> None:
+        """Every option back to its default."""
+        for slider in self.sliders.values():
+            slider.set_value(slider.default)
+        self.seed.setValue(-1)
+
+    def save_as(self) -> None:
+        """Ask for a file, then synthesize into it (streamed; Stop cancels)."""
+        if not self.text.toPlainText().strip():
+            self.banner.show_message(
+                "There is nothing to save: type or paste some text first.", "info", timeout_ms=4000
+            )
+            return
+        path, _chosen = QFileDialog.getSaveFileName(
+            self, "Save speech as", str(Path.home() / "speech.wav"), SAVE_FILTERS
+        )
+        if path:
+            self.save_to(path)
+
+    def save_to(self, path: str) -> None:
+        """Synthesize the text into ``path`` (its extension picks the format)."""
+        if not Path(path).suffix:
+            path += ".wav"
+        args = {k: v for k, v in self.request_args().items() if k != "priority"}
+        self.saving = {"path": path, "chunks": [], "rate": 24000, "total": 0, "job": None}
+        self.progress.setRange(0, 0)
+        self.progress_label.setText(f"Making {Path(path).name}…")
+        self.state.conn.request(
+            "synthesize", args, on_message=self._save_chunk, on_result=self._save_done, on_error=self._save_failed
+        )
+        self._update_buttons()
+
+    # -- answers -------------------------------------------------------------------------
+
+    def _spoke(self, result: dict[str, Any]) -> None:
+        if result.get("dropped"):
+            self.progress_label.setText("Dropped: something else is speaking.")
+            return
+        self.job = result.get("job")
+        self.job_chunks = int(result.get("chunks") or 0)
+        self.progress.setRange(0, max(1, self.job_chunks))
+        self.progress.setValue(0)
+        self.progress_label.setText("Queued…" if result.get("position") else "Making the first sentence…")
+        self.spoken.emit(self.job or "")
+        for data in self._recent.pop(self.job or "", []):  # events that beat the reply here
+            self._on_job_event(data)
+
+    def _failed(self, code: str, message: str) -> None:
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress_label.setText(" ")
+        self.banner.show_message(message or code, "error")
+
+    def _on_job_event(self, data: dict[str, Any]) -> None:
+        job = data.get("job")
+        if self.saving is not None and job and job == self.saving.get("job"):
+            self._save_progress(data)
+            return
+        if job != self.job or not job:
+            if job and data.get("kind") == "speak":
+                self._recent.setdefault(job, []).append(data)
+                while len(self._recent) > 20:
+                    self._recent.popitem(last=False)
+            return
+        event = data.get("event")
+        chunks = int(data.get("chunks") or self.job_chunks or 1)
+        if event == "sentence":
+            index = int(data.get("sentence", 0))
+            self.progress.setRange(0, chunks)
+            self.progress.setValue(index + 1)
+            self.progress_label.setText(f"Speaking sentence {index + 1} of {chunks}")
+            span = data.get("span")
+            if isinstance(span, list) and len(span) == 2:
+                self._highlight(int(span[0]), int(span[1]))
+        elif event == "position":
+            index = int(data.get("sentence", 0))
+            secs = float(data.get("seconds", 0.0))
+            self.progress_label.setText(f"Speaking sentence {index + 1} of {chunks} · {fmt_seconds(secs)} played")
+        elif event == "chunk" and not self.progress.value():
+            self.progress_label.setText(f"Made {data.get('chunks_done', 0)} of {chunks} sentences…")
+        elif event == "paused":
+            self.progress_label.setText("Paused")
+        elif event == "underrun":
+            self.progress_label.setText("Waiting for the next sentence…")
+        elif event == "interrupted":
+            self.progress_label.setText("Interrupted by an urgent message; it will go on after it")
+        elif event in JOB_ENDS:
+            self._clear_highlight()
+            self.job = None
+            self.progress.setRange(0, 1)
+            self.progress.setValue(1 if event == "finished" else 0)
+            playback = data.get("playback") or {}
+            if event == "finished":
+                first = playback.get("first_sample_s")
+                after = f", first sound after {fmt_seconds(first)}" if first is not None else ""
+                self.progress_label.setText(f"Done: {fmt_seconds(playback.get('played_s'))} of speech{after}")
+            elif event == "cancelled":
+                self.progress_label.setText("Stopped")
+            elif event == "dropped":
+                self.progress_label.setText("Dropped: something else is speaking.")
+            else:
+                err = data.get("error") or {}
+                self.progress_label.setText("Failed")
+                self.banner.show_message(str(err.get("message") or err.get("code") or "speech failed"), "error")
+
+    def _save_chunk(self, header: dict[str, Any], buffers: list[bytes]) -> None:
+        if self.saving is None:
+            return
+        kind = header.get("kind")
+        if kind == "accepted":
+            self.saving["job"] = header.get("job")
+            self.saving["total"] = int(header.get("chunks") or 0)
+            self.progress.setRange(0, max(1, self.saving["total"]))
+            self.progress.setValue(0)
+        elif kind == "chunk" and buffers:
+            self.saving["chunks"].append(buffers[0])
+            self.saving["rate"] = int(header.get("sample_rate") or 24000)
+            self.progress.setValue(len(self.saving["chunks"]))
+            total = self.saving["total"] or "?"
+            self.progress_label.setText(f"Made {len(self.saving['chunks'])} of {total} sentences…")
+
+    def _save_progress(self, data: dict[str, Any]) -> None:
+        if data.get("event") == "waiting_for_model":
+            self.progress_label.setText("Waiting for the model to load…")
+
+    def _save_done(self, summary: dict[str, Any]) -> None:
+        import numpy as np
+        import soundfile as sf
+
+        saving, self.saving = self.saving, None
+        self._update_buttons()
+        if saving is None:
+            return
+        audio = np.frombuffer(b"".join(saving["chunks"]), dtype="<f4")
+        path = Path(saving["path"])
+        try:
+            buf = io.BytesIO()
+            fmt = {".flac": "FLAC", ".ogg": "OGG"}.get(path.suffix.lower(), "WAV")
+            sf.write(buf, np.clip(audio, -1.0, 1.0), saving["rate"], format=fmt)
+            path.write_bytes(buf.getvalue())
+        except (OSError, RuntimeError, ValueError) as exc:
+            self._failed("io", f"Could not write {path}: {exc}")
+            return
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)
+        self.progress_label.setText(f"Saved {path.name}: {fmt_seconds(len(audio) / saving['rate'])} of audio")
+
+    def _save_failed(self, code: str, message: str) -> None:
+        self.saving = None
+        self._update_buttons()
+        if code == "cancelled":
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
+            self.progress_label.setText("Save cancelled")
+        else:
+            self._failed(code, message)
+
+    # -- display ---------------------------------------------------------------------------
+
+    def _highlight(self, start: int, end: int) -> None:
+        text = self.text.toPlainText()
+        if text != self.spoken_text:
+            return  # edited since: the span no longer points at the right words
+        cursor = QTextCursor(self.text.document())
+        cursor.setPosition(utf16_offset(text, start))
+        cursor.setPosition(utf16_offset(text, end), QTextCursor.MoveMode.KeepAnchor)
+        selection = QTextEdit.ExtraSelection()
+        fmt = QTextCharFormat()
+        fmt.setBackground(QColor("#fff1a8"))
+        fmt.setForeground(QColor("#000000"))
+        selection.format = fmt
+        selection.cursor = cursor
+        self.text.setExtraSelections([selection])
+        self.text.setTextCursor(QTextCursor(cursor.block()))  # keep the sentence in view
+        self.text.ensureCursorVisible()
+
+    def highlighted(self) -> str:
+        """The text highlighted now (tests)."""
+        sels = self.text.extraSelections()
+        return sels[0].cursor.selectedText() if sels else ""
+
+    def _clear_highlight(self) -> None:
+        self.text.setExtraSelections([])
+
+    def _fill_voices(self) -> None:
+        current = self.state.default_voice
+        self.voice.blockSignals(True)
+        self.voice.clear()
+        for voice in self.state.voices:
+            self.voice.addItem(voice["name"], voice["name"])
+        if not self.state.voices:
+            self.voice.addItem("No voices yet: add one on the Voices page", None)
+        index = self.voice.findData(current) if current else -1
+        self.voice.setCurrentIndex(max(0, index))  # no default yet: the first voice is what Speak uses
+        self.voice.blockSignals(False)
+
+    def _voice_picked(self, index: int) -> None:
+        name = self.voice.itemData(index)
+        if name and name != self.state.default_voice:
+            self.state.call("voices.default", {"name": name})
+
+    def _apply_capabilities(self, hello: dict[str, Any]) -> None:
+        caps = (hello or {}).get("capabilities")
+        ranges = self.state.option_ranges()
+        variant = (caps or {}).get("variant") or (hello or {}).get("variant") or "this model"
+        for name, slider in self.sliders.items():
+            supported = caps is None or name in ranges
+            if name in ranges:
+                r = ranges[name]
+                slider.set_range(float(r["min"]), float(r["max"]), float(r["default"]))
+            slider.setEnabled(supported and caps is not None)
+            self.option_labels[name].setEnabled(supported and caps is not None)
+            if caps is None:
+                tip = f"{slider.help}\nAvailable once the model has loaded."
+            elif supported:
+                tip = slider.help
+            else:
+                tip = f"{str(variant).capitalize()} ignores {slider.title.lower()}: the model has no such control."
+            slider.setToolTip(tip)
+            self.option_labels[name].setToolTip(tip)
+        languages = self.state.languages()
+        self.language.clear()
+        self.language.addItems(languages)
+        if "en" in languages:
+            self.language.setCurrentText("en")
+        multi = len(languages) > 1
+        self.language.setVisible(multi)
+        self.language_row.setVisible(multi)
+
+    def _update_buttons(self) -> None:
+        connected = self.state.connected
+        failed = self.state.model_state == "failed"
+        self.speak_button.setEnabled(connected and not failed)
+        self.save_button.setEnabled(connected and not failed and self.saving is None)
+        self.stop_button.setEnabled(connected and (self.state.busy or self.saving is not None))
+        self.pause_button.setEnabled(connected)
+        self.pause_button.setText("Resume" if self.state.paused else "Pause")

@@ -1,0 +1,318 @@
+"""The Stats page: model and daemon state, live GPU (or CPU and RAM) plots, cache figures, recent jobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import (
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QScrollArea,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..plots import Sparkline
+from ..state import AppState
+from ..widgets import Banner, fmt_bytes, fmt_seconds
+
+POLL_MS = 2000
+HISTORY = 150  # samples: five minutes at one every two seconds
+
+
+def _grid(rows: list[tuple[str, QLabel]], columns: int = 2) -> QGridLayout:
+    grid = QGridLayout()
+    grid.setHorizontalSpacing(18)
+    for i, (title, value) in enumerate(rows):
+        row, col = divmod(i, columns)
+        name = QLabel(title)
+        name.setStyleSheet("color: palette(placeholder-text);")
+        grid.addWidget(name, row, col * 2)
+        grid.addWidget(value, row, col * 2 + 1)
+    for col in range(columns):
+        grid.setColumnStretch(col * 2 + 1, 1)
+    return grid
+
+
+class StatsPage(QWidget):
+    """What the daemon is doing and what the cache saves, refreshed every two seconds."""
+
+    def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.stats: dict[str, Any] = {}
+        self.cache: dict[str, Any] = {}
+        self.gpu: bool | None = None
+        self.banner = Banner()
+
+        self.values = {
+            key: QLabel("–")
+            for key in (
+                "state",
+                "model",
+                "device",
+                "pid",
+                "uptime",
+                "rss",
+                "hits",
+                "misses",
+                "hit_rate",
+                "entries",
+                "bytes_memory",
+                "bytes_disk",
+                "prepare",
+                "saved",
+                "errors",
+            )
+        }
+        for label in self.values.values():
+            label.setTextInteractionFlags(
+                label.textInteractionFlags() | label.textInteractionFlags().TextSelectableByMouse
+            )
+
+        daemon_box = QGroupBox("Daemon")
+        v = self.values
+        daemon_box.setLayout(
+            _grid(
+                [
+                    ("State", v["state"]),
+                    ("Model", v["model"]),
+                    ("Device", v["device"]),
+                    ("Process", v["pid"]),
+                    ("Up for", v["uptime"]),
+                    ("Memory", v["rss"]),
+                ]
+            )
+        )
+
+        self.plots_box = QGroupBox("Last five minutes")
+        self.plots_layout = QGridLayout(self.plots_box)
+        self.plots: dict[str, Sparkline] = {}
+
+        cache_box = QGroupBox("Conditionals cache")
+        cache_layout = QVBoxLayout(cache_box)
+        cache_layout.addLayout(
+            _grid(
+                [
+                    ("Hits", v["hits"]),
+                    ("Misses", v["misses"]),
+                    ("Hit rate", v["hit_rate"]),
+                    ("Entries", v["entries"]),
+                    ("In memory", v["bytes_memory"]),
+                    ("On disk", v["bytes_disk"]),
+                    ("Time preparing", v["prepare"]),
+                    ("Time saved", v["saved"]),
+                    ("Disk errors", v["errors"]),
+                ]
+            )
+        )
+        self.clear_button = QPushButton("Clear the cache…", toolTip="Drop every cached voice; each is prepared again")
+        self.clear_button.clicked.connect(self.clear_cache)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(self.clear_button)
+        cache_layout.addLayout(row)
+
+        jobs_box = QGroupBox("Recent jobs")
+        self.jobs = QTreeWidget(rootIsDecorated=False, uniformRowHeights=True)
+        self.jobs.setObjectName("recentJobs")
+        self.jobs.setHeaderLabels(["Job", "Voice", "Kind", "Audio", "Real-time factor", "First audio", "Voice from"])
+        self.jobs.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.jobs.header().setStretchLastSection(True)
+        self.jobs.setMinimumHeight(150)
+        jobs_layout = QVBoxLayout(jobs_box)
+        jobs_layout.addWidget(self.jobs)
+        rtf_help = QLabel("Real-time factor: seconds of work per second of audio; below 1 is faster than speech.")
+        rtf_help.setStyleSheet("color: palette(placeholder-text);")
+        jobs_layout.addWidget(rtf_help)
+
+        content = QWidget()
+        layout = QVBoxLayout(content)
+        layout.addWidget(self.banner)
+        layout.addWidget(daemon_box)
+        layout.addWidget(self.plots_box)
+        layout.addWidget(cache_box)
+        layout.addWidget(jobs_box)
+        layout.addStretch(1)
+        scroll = QScrollArea(widgetResizable=True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(content)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+
+        self._timer = QTimer(self, interval=POLL_MS, timeout=self.refresh)
+        state.changed.connect(self._on_changed)
+        state.cache_event.connect(lambda _: self.refresh_cache())
+        state.reconnected.connect(self._on_reconnected)
+        self._build_plots(gpu=False)
+        self._on_changed()
+
+    # -- polling -------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Ask for fresh figures."""
+        if not self.state.connected:
+            return
+        self.state.conn.request("stats", on_result=self._set_stats, on_error=lambda c, m: None)
+        self.refresh_cache()
+
+    def refresh_cache(self) -> None:
+        """Ask for the cache figures."""
+        if self.state.connected:
+            self.state.conn.request("cache.stats", on_result=self._set_cache, on_error=lambda c, m: None)
+
+    def clear_cache(self) -> None:
+        """Drop every cached entry, after asking."""
+        answer = QMessageBox.question(
+            self,
+            "Clear the cache",
+            "Drop the cached conditionals of every voice? Each voice is prepared again the next time it speaks.",
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            self.state.call(
+                "cache.clear",
+                on_result=lambda r: self.banner.show_message(
+                    f"Removed {r.get('removed', 0)} cache entries.", "info", timeout_ms=4000
+                ),
+                on_error=lambda c, m: self.banner.show_message(m or c),
+            )
+
+    def _on_changed(self) -> None:
+        if self.state.connected and not self._timer.isActive():
+            self._timer.start()
+            self.refresh()
+        elif not self.state.connected:
+            self._timer.stop()
+            self.values["state"].setText(self.state.summary)
+        else:
+            self.values["state"].setText(self._state_text(self.state.status))
+
+    def _on_reconnected(self) -> None:
+        for plot in self.plots.values():
+            plot.clear()
+        self.refresh()
+
+    # -- figures ------------------------------------------------------------------------
+
+    def _build_plots(self, gpu: bool) -> None:
+        if self.gpu == gpu:
+            return
+        self.gpu = gpu
+        for plot in self.plots.values():
+            plot.deleteLater()
+        if gpu:
+            self.plots = {
+                "memory": Sparkline("GPU memory", [("used", "#2f6fdf"), ("reserved", "#9bb7ee")], capacity=HISTORY),
+                "util": Sparkline("GPU use", [("", "#1f9d55")], maximum=100, unit=" %", capacity=HISTORY),
+                "temp": Sparkline("Temperature", [("", "#d64545")], maximum=100, unit=" °C", capacity=HISTORY),
+                "cpu": Sparkline(
+                    "CPU", [("daemon", "#7a4cc2"), ("all", "#b9a5dd")], maximum=100, unit=" %", capacity=HISTORY
+                ),
+            }
+            self.plots["memory"].format_value = fmt_bytes
+            self.plots_box.setTitle("GPU, last five minutes")
+        else:
+            self.plots = {
+                "cpu": Sparkline(
+                    "CPU", [("daemon", "#7a4cc2"), ("all", "#b9a5dd")], maximum=100, unit=" %", capacity=HISTORY
+                ),
+                "ram": Sparkline("RAM", [("daemon", "#2f6fdf"), ("all", "#9bb7ee")], capacity=HISTORY),
+            }
+            self.plots["ram"].format_value = fmt_bytes
+            self.plots_box.setTitle("CPU and memory, last five minutes (no GPU in use)")
+        for i, plot in enumerate(self.plots.values()):
+            self.plots_layout.addWidget(plot, i // 2, i % 2)
+
+    def _set_stats(self, s: dict[str, Any]) -> None:
+        self.stats = s
+        gpu = "gpu_memory_total" in s
+        self._build_plots(gpu)
+        cpus = max(1, int(s.get("cpu_count") or 1))
+        daemon_cpu = float(s.get("process_cpu_pct", 0.0)) / cpus
+        self.plots["cpu"].add([daemon_cpu, s.get("system_cpu_pct")])
+        if gpu:
+            total = s.get("gpu_memory_total")
+            memory = self.plots["memory"]
+            memory.maximum = float(total) if total else None
+            memory.caption = f"of {fmt_bytes(total)}" if total else ""
+            used = s.get("gpu_memory_used_device", s.get("gpu_memory_allocated"))
+            memory.add([used, s.get("gpu_memory_reserved")])
+            self.plots["util"].add([s.get("gpu_utilization_pct")])
+            self.plots["temp"].add([s.get("gpu_temperature_c")])
+        else:
+            ram = self.plots["ram"]
+            total = s.get("system_ram_total")
+            ram.maximum = float(total) if total else None
+            ram.caption = f"of {fmt_bytes(total)}" if total else ""
+            ram.add([s.get("process_rss"), s.get("system_ram_used")])
+        self.plots["cpu"].caption = f"{cpus} CPUs"
+        status = s.get("status") or self.state.status
+        v = self.values
+        v["state"].setText(self._state_text(status))
+        model_id = s.get("model_id") or ""
+        v["model"].setText(f"{s.get('variant', '')}" + (f" ({model_id})" if model_id else ""))
+        device = s.get("device", "")
+        v["device"].setText(f"{device} · {s['gpu_name']}" if s.get("gpu_name") else str(device))
+        v["pid"].setText(f"pid {s.get('pid', '–')}, {s.get('threads', '–')} threads")
+        v["uptime"].setText(fmt_seconds(s.get("uptime_s")))
+        peak = f", GPU peak {fmt_bytes(s['gpu_memory_peak'])}" if "gpu_memory_peak" in s else ""
+        v["rss"].setText(f"{fmt_bytes(s.get('process_rss'))} RAM{peak}")
+        self._fill_jobs(list(s.get("recent_jobs") or []))
+
+    def _set_cache(self, c: dict[str, Any]) -> None:
+        self.cache = c
+        v = self.values
+        hits = c.get("hits") or {}
+        entries, size, budgets = c.get("entries") or {}, c.get("bytes") or {}, c.get("budgets") or {}
+        v["hits"].setText(f"{hits.get('memory', 0)} memory, {hits.get('disk', 0)} disk")
+        v["misses"].setText(str(c.get("misses", 0)))
+        v["hit_rate"].setText(f"{100 * float(c.get('hit_rate', 0.0)):.0f} % of {c.get('requests', 0)}")
+        v["entries"].setText(f"{entries.get('memory', 0)} in memory, {entries.get('disk', 0)} on disk")
+        v["bytes_memory"].setText(f"{fmt_bytes(size.get('memory'))} of {fmt_bytes(budgets.get('memory_bytes'))}")
+        v["bytes_disk"].setText(f"{fmt_bytes(size.get('disk'))} of {fmt_bytes(budgets.get('disk_bytes'))}")
+        v["prepare"].setText(fmt_seconds(c.get("prepare_seconds_total")))
+        v["saved"].setText(fmt_seconds(c.get("seconds_saved")))
+        errors = c.get("disk_errors") or {}
+        writes, bad = errors.get("write", 0), errors.get("bad_file", 0)
+        v["errors"].setText(f"{writes} failed writes, {bad} bad files" if writes or bad else "none")
+
+    def _fill_jobs(self, jobs: list[dict[str, Any]]) -> None:
+        self.jobs.clear()
+        for job in reversed(jobs):  # newest first
+            playback = job.get("playback")
+            first = playback.get("first_sample_s") if playback else job.get("time_to_first_chunk_s")
+            rtf = job.get("rtf")
+            cond = job.get("conditionals") or {}
+            tier = {"memory": "memory cache", "disk": "disk cache", "prepared": "prepared"}.get(cond.get("tier"), "–")
+            item = QTreeWidgetItem(
+                [
+                    str(job.get("job", "")),
+                    str(job.get("voice", "")),
+                    "speech" if playback else "file",
+                    fmt_seconds(job.get("audio_s")),
+                    f"{rtf:.2f}" if isinstance(rtf, (int, float)) else "–",
+                    fmt_seconds(first),
+                    f"{tier} ({fmt_seconds(cond.get('seconds'))})" if cond else "–",
+                ]
+            )
+            self.jobs.addTopLevelItem(item)
+
+    @staticmethod
+    def _state_text(status: dict[str, Any]) -> str:
+        state = status.get("state", "")
+        if state in ("loading", "starting", "warming_up"):
+            return f"{status.get('message') or state} ({100 * float(status.get('progress', 0)):.0f} %)"
+        if state == "failed":
+            return f"failed: {status.get('error', '')}"
+        queue = int(status.get("queue") or 0)
+        return f"{state}" + (f", {queue} job(s) for the model" if queue else "")

@@ -1,0 +1,303 @@
+"""The Voices page: the library with cache states; add, record, play, rename, delete, set default."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QFont
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QInputDialog,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..recorder import InputProbe, RecordDialog
+from ..state import AppState
+from ..widgets import CACHE_LABELS, Banner, fmt_seconds
+
+CLIP_FILTERS = "Audio clips (*.wav *.flac *.ogg *.opus *.mp3 *.m4a *.aac);;All files (*)"
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a", ".aac", ".aiff", ".aif"}
+COLUMNS = ("Name", "Length", "Cache", "Added", "From file")
+
+
+class VoicesPage(QWidget):
+    """The voice library, kept in step with the daemon's ``voices`` and ``cache`` events."""
+
+    def __init__(self, state: AppState, parent: QWidget | None = None, probe_microphone: bool = True) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.setAcceptDrops(True)
+        self.banner = Banner()
+        self.table = QTreeWidget(rootIsDecorated=False, uniformRowHeights=True, alternatingRowColors=True)
+        self.table.setObjectName("voiceTable")
+        self.table.setHeaderLabels(COLUMNS)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for col in range(1, len(COLUMNS)):
+            self.table.header().setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.itemSelectionChanged.connect(self._update_buttons)
+        self.table.itemDoubleClicked.connect(lambda *_: self.set_default())
+        self.hint = QLabel("Drop audio files here to add them as voices. A voice is 5 to 60 s of one person speaking.")
+        self.hint.setObjectName("hint")
+        self.hint.setStyleSheet("color: palette(mid);")
+
+        self.add_button = QPushButton("Add from file…")
+        self.record_button = QPushButton("Record…", enabled=False, toolTip="Looking for a microphone…")
+        self.play_button = QPushButton("Play clip")
+        self.rename_button = QPushButton("Rename…")
+        self.delete_button = QPushButton("Delete")
+        self.default_button = QPushButton("Set as default")
+        self.add_button.clicked.connect(self.add_dialog)
+        self.record_button.clicked.connect(self.record)
+        self.play_button.clicked.connect(self.play)
+        self.rename_button.clicked.connect(self.rename)
+        self.delete_button.clicked.connect(self.delete)
+        self.default_button.clicked.connect(self.set_default)
+        buttons = QHBoxLayout()
+        for button in (self.add_button, self.record_button):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        for button in (self.play_button, self.rename_button, self.default_button, self.delete_button):
+            buttons.addWidget(button)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.banner)
+        layout.addLayout(buttons)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.hint)
+
+        self.inputs: list[str] = []
+        state.voices_changed.connect(self._fill)
+        state.changed.connect(self._update_buttons)
+        state.hello_changed.connect(lambda _: self._update_buttons())
+        self._fill()
+        if probe_microphone:
+            self._probe = InputProbe(self)
+            self._probe.done.connect(self._inputs_found)
+            self._probe.start()
+
+    # -- the list ----------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        """Voice names as listed (tests)."""
+        return [
+            self.table.topLevelItem(i).data(0, Qt.ItemDataRole.UserRole) for i in range(self.table.topLevelItemCount())
+        ]
+
+    def selected(self) -> str | None:
+        """The selected voice's name."""
+        items = self.table.selectedItems()
+        return items[0].data(0, Qt.ItemDataRole.UserRole) if items else None
+
+    def select(self, name: str) -> None:
+        """Select a voice by name."""
+        for i in range(self.table.topLevelItemCount()):
+            item = self.table.topLevelItem(i)
+            if item.data(0, Qt.ItemDataRole.UserRole) == name:
+                self.table.setCurrentItem(item)
+                return
+
+    def _fill(self) -> None:
+        keep = self.selected()
+        self.table.clear()
+        for voice in self.state.voices:
+            self.table.addTopLevelItem(self._item(voice))
+        if keep:
+            self.select(keep)
+        self.hint.setText(
+            "Drop audio files here to add them as voices. A voice is 5 to 60 s of one person speaking."
+            if self.state.voices
+            else "No voices yet. Add a clip of someone speaking (5 to 60 s), record one, or drop audio files here."
+        )
+        self._update_buttons()
+
+    def _item(self, voice: dict[str, Any]) -> QTreeWidgetItem:
+        name = voice["name"]
+        added = voice.get("added_at", "")
+        with contextlib.suppress(ValueError):
+            added = datetime.fromisoformat(added).astimezone().strftime("%Y-%m-%d %H:%M")
+        cache = voice.get("cache")
+        item = QTreeWidgetItem(
+            [
+                f"★  {name}" if voice.get("default") else name,
+                fmt_seconds(voice.get("duration_s")),
+                CACHE_LABELS.get(cache, str(cache)),
+                added,
+                voice.get("source_name") or "",
+            ]
+        )
+        item.setData(0, Qt.ItemDataRole.UserRole, name)
+        item.setToolTip(0, "The default voice" if voice.get("default") else "Double-click to make it the default")
+        item.setToolTip(
+            2,
+            {
+                "memory": "Conditionals ready in memory: speaking starts at once",
+                "disk": "Conditionals cached on disk: loaded in a moment",
+                None: "Conditionals not prepared yet for the loaded model",
+            }.get(cache, ""),
+        )
+        if voice.get("default"):
+            font = QFont(item.font(0))
+            font.setBold(True)
+            item.setFont(0, font)
+        return item
+
+    # -- actions -------------------------------------------------------------------------
+
+    def add_dialog(self) -> None:
+        """Pick clip files and add them."""
+        paths, _ = QFileDialog.getOpenFileNames(self, "Add voices from clips", str(Path.home()), CLIP_FILTERS)
+        for path in paths:
+            self.add_file(Path(path))
+
+    def add_file(self, path: Path, name: str | None = None) -> None:
+        """Add a clip file as a voice; ``name`` defaults to the file's name, asked for when it is taken."""
+        if name is None:
+            name = self._unique(path.stem)
+            name, ok = QInputDialog.getText(self, "Add a voice", f"Name for the voice in {path.name}:", text=name)
+            if not ok or not name.strip():
+                return
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            self.banner.show_message(f"Could not read {path}: {exc}")
+            return
+        self.add_bytes(name.strip(), data, path.name)
+
+    def add_bytes(self, name: str, data: bytes, source_name: str = "") -> None:
+        """Send a clip's bytes to the daemon as a new voice."""
+        self.banner.show_message(f"Adding “{name}”…", "info", closable=False)
+        self.state.conn.request(
+            "voices.add",
+            {"name": name, "source_name": source_name},
+            buffers=[data],
+            timeout=60.0,
+            on_result=lambda voice: self._added(voice),
+            on_error=lambda code, message: self.banner.show_message(f"Could not add “{name}”: {message or code}"),
+        )
+
+    def _added(self, voice: dict[str, Any]) -> None:
+        self.banner.show_message(
+            f"Added “{voice.get('name')}”. Its conditionals are being prepared in the background.",
+            "info",
+            timeout_ms=5000,
+        )
+        self.select(voice.get("name", ""))
+
+    def record(self) -> None:
+        """Record a clip from the microphone and add it."""
+        dialog = RecordDialog(self, self._unique("My voice"))
+        if dialog.exec() and dialog.name.text().strip():
+            self.add_bytes(dialog.name.text().strip(), dialog.clip(), "recording.wav")
+
+    def play(self) -> None:
+        """Play the selected voice's reference clip on the daemon's speaker."""
+        name = self.selected()
+        if name:
+            self.state.call("voices.play", {"name": name}, on_error=self._show_error)
+
+    def rename(self) -> None:
+        """Rename the selected voice."""
+        name = self.selected()
+        if not name:
+            return
+        new, ok = QInputDialog.getText(self, "Rename voice", f"New name for “{name}”:", text=name)
+        if ok and new.strip() and new.strip() != name:
+            self.rename_to(name, new.strip())
+
+    def rename_to(self, name: str, new_name: str) -> None:
+        """Ask the daemon to rename a voice."""
+        self.state.call("voices.rename", {"name": name, "new_name": new_name}, on_error=self._show_error)
+
+    def delete(self) -> None:
+        """Delete the selected voice, after asking."""
+        name = self.selected()
+        if not name:
+            return
+        answer = QMessageBox.question(
+            self,
+            "Delete voice",
+            f"Delete the voice “{name}”? Its clip and cached conditionals are removed.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            self.delete_voice(name)
+
+    def delete_voice(self, name: str) -> None:
+        """Ask the daemon to remove a voice."""
+        self.state.call("voices.remove", {"name": name}, on_error=self._show_error)
+
+    def set_default(self) -> None:
+        """Make the selected voice the default."""
+        name = self.selected()
+        if name:
+            self.state.call("voices.default", {"name": name}, on_error=self._show_error)
+
+    def _show_error(self, code: str, message: str) -> None:
+        if code == "unknown_op":
+            message = "This daemon cannot do that yet: update Chatterbox Tray."
+        self.banner.show_message(message or code)
+
+    def _unique(self, base: str) -> str:
+        taken = {v["name"].lower() for v in self.state.voices}
+        name, n = base, 2
+        while name.lower() in taken:
+            name, n = f"{base} {n}", n + 1
+        return name
+
+    # -- drag and drop ---------------------------------------------------------------------
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if self._dropped_paths(event):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = self._dropped_paths(event)
+        event.acceptProposedAction()
+        for path in paths:
+            self.add_file(path)
+
+    @staticmethod
+    def _dropped_paths(event: QDragEnterEvent | QDropEvent) -> list[Path]:
+        urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
+        return [
+            Path(u.toLocalFile())
+            for u in urls
+            if u.isLocalFile() and Path(u.toLocalFile()).suffix.lower() in AUDIO_SUFFIXES
+        ]
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def _inputs_found(self, names: list[str], why: str) -> None:
+        self.inputs = names
+        self._update_buttons()
+        self.record_button.setToolTip(
+            f"Record a voice from {names[0]}" if names else f"Recording is not available: {why}."
+        )
+
+    def _update_buttons(self) -> None:
+        connected = self.state.connected
+        has = connected and self.selected() is not None
+        self.add_button.setEnabled(connected)
+        self.record_button.setEnabled(connected and bool(self.inputs))
+        for button in (self.rename_button, self.delete_button, self.default_button):
+            button.setEnabled(has)
+        can_play = self.state.supports("voices.play")
+        self.play_button.setEnabled(has and can_play)
+        self.play_button.setToolTip(
+            "Play the reference clip on the speaker" if can_play else "This daemon cannot play clips yet: update it"
+        )

@@ -1,0 +1,254 @@
+"""What the app knows about the daemon, kept in step with its events.
+
+One ``AppState`` is shared by the tray and every page, so they never disagree
+and never each ask the daemon the same thing. It holds only what the daemon
+said (no second copy of settings): the link, ``hello``, ``status``, the voice
+library and the speaker's state, and turns events into Qt signals.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from .connection import CONNECTED, FAILED, LOST, Connection
+
+#: Job events after which a speech job is over.
+JOB_ENDS = frozenset({"finished", "cancelled", "failed", "dropped"})
+#: Job events that mean its audio is on the speaker.
+JOB_PLAYING = frozenset({"started", "sentence", "position", "resumed", "underrun"})
+
+
+class AppState(QObject):
+    """The daemon as the GUI sees it."""
+
+    changed = Signal()  # link, status or speaker changed: re-read ``icon_state`` and friends
+    hello_changed = Signal(object)
+    voices_changed = Signal()
+    job_event = Signal(object)
+    cache_event = Signal(object)
+    settings_event = Signal(object)
+    playback_event = Signal(object)
+    reconnected = Signal()
+    error = Signal(str)  # a failed request worth telling the user about
+
+    def __init__(self, connection: Connection, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.conn = connection
+        self.link = connection.state
+        self.link_detail = ""
+        self.hello: dict[str, Any] = {}
+        self.status: dict[str, Any] = {}
+        self.voices: list[dict[str, Any]] = []
+        self.default_voice: str | None = None
+        self.speech_jobs: dict[str, str] = {}  # job id -> last event, for jobs on the speaker
+        self.paused = False
+        self._voices_timer = QTimer(self, singleShot=True, interval=150, timeout=self.refresh_voices)
+        connection.link_changed.connect(self._on_link)
+        connection.connected.connect(self._on_connected)
+        connection.event.connect(self._on_event)
+        connection.gap.connect(self._resync)
+
+    # -- derived ------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """Whether a daemon answers."""
+        return self.link == CONNECTED
+
+    @property
+    def model_state(self) -> str:
+        """The daemon's model state, or "" when none is connected."""
+        return str(self.status.get("state", "")) if self.connected else ""
+
+    @property
+    def ready(self) -> bool:
+        """Connected and the model is loaded."""
+        return self.model_state == "ready"
+
+    @property
+    def speaking(self) -> bool:
+        """Audio of some job (any client's) is on the speaker now."""
+        return any(e in JOB_PLAYING for e in self.speech_jobs.values())
+
+    @property
+    def busy(self) -> bool:
+        """Some speech job is queued, being made or playing."""
+        return bool(self.speech_jobs)
+
+    @property
+    def icon_state(self) -> str:
+        """One of loading, ready, speaking, paused, error: what the tray icon shows."""
+        if self.link in (LOST, FAILED) or self.model_state == "failed":
+            return "error"
+        if not self.connected or self.model_state != "ready":
+            return "loading"
+        if self.paused and self.busy:
+            return "paused"
+        if self.speaking:
+            return "speaking"
+        return "ready"
+
+    @property
+    def summary(self) -> str:
+        """One line for people: the tray tooltip and the status bar."""
+        if self.link == FAILED:
+            return "The daemon could not be started"
+        if self.link == LOST:
+            return f"{self.link_detail} Reconnecting…"
+        if not self.connected:
+            return self.link_detail or "Connecting to the daemon…"
+        state = self.model_state
+        if state == "failed":
+            return "The model failed to load"
+        if state != "ready":
+            pct = round(100 * float(self.status.get("progress", 0.0)))
+            return f"Loading the model… {pct}%"
+        voice = f" · voice: {self.default_voice}" if self.default_voice else ""
+        if self.paused and self.busy:
+            return f"Paused{voice}"
+        if self.speaking:
+            return f"Speaking{voice}"
+        return f"Ready{voice}"
+
+    def option_ranges(self) -> dict[str, dict[str, float]]:
+        """Generation options the loaded model uses, with their ranges (``hello``)."""
+        caps = self.hello.get("capabilities") or {}
+        return dict(caps.get("options") or {})
+
+    def languages(self) -> list[str]:
+        """Languages the loaded model speaks."""
+        caps = self.hello.get("capabilities") or {}
+        return list(caps.get("languages") or [])
+
+    def supports(self, op: str) -> bool:
+        """Whether the daemon knows an op (``hello``'s ``ops``)."""
+        return op in (self.hello.get("ops") or [])
+
+    # -- requests ----------------------------------------------------------------
+
+    def refresh_voices(self) -> None:
+        """Ask for the voice list again."""
+        self.conn.request("voices.list", on_result=self._set_voices, on_error=lambda c, m: None)
+
+    def refresh_hello(self) -> None:
+        """Ask for ``hello`` again (capabilities change when the model loads)."""
+        self.conn.request("hello", on_result=self._set_hello, on_error=lambda c, m: None)
+
+    def refresh_playback(self) -> None:
+        """Ask the speaker what it is doing."""
+        self.conn.request("playback", on_result=self._set_playback, on_error=lambda c, m: None)
+
+    def call(self, op: str, args: dict[str, Any] | None = None, on_result=None, **kwargs: Any) -> int:
+        """A request whose errors are reported through ``error`` unless ``on_error`` is given."""
+        kwargs.setdefault("on_error", lambda code, message: self.error.emit(message or code))
+        return self.conn.request(op, args, on_result=on_result, **kwargs)
+
+    # -- events ------------------------------------------------------------------
+
+    def _on_link(self, state: str, detail: str) -> None:
+        self.link, self.link_detail = state, detail
+        if state != CONNECTED:
+            self.speech_jobs.clear()
+        self.changed.emit()
+
+    def _on_connected(self, hello: dict[str, Any], status: dict[str, Any]) -> None:
+        self.link = CONNECTED
+        self._set_hello(hello)
+        self.status = status
+        self.speech_jobs.clear()
+        self.paused = False
+        self.refresh_voices()
+        self.refresh_playback()
+        self.changed.emit()
+        self.reconnected.emit()
+
+    def _resync(self) -> None:
+        self.refresh_voices()
+        self.refresh_playback()
+        self.conn.request("status", on_result=self._set_status, on_error=lambda c, m: None)
+
+    def _on_event(self, topic: str, data: dict[str, Any]) -> None:
+        if topic == "state":
+            was = self.model_state
+            self._set_status(data)
+            if data.get("state") == "ready" and was != "ready":
+                self.refresh_hello()
+                self.refresh_voices()
+        elif topic == "voices":
+            self._apply_voices_event(data)
+        elif topic == "job":
+            self._apply_job_event(data)
+            self.job_event.emit(data)
+        elif topic == "cache":
+            self._voices_timer.start()  # cache states of voices changed
+            self.cache_event.emit(data)
+        elif topic == "settings":
+            self.settings_event.emit(data)
+        elif topic == "playback":
+            self.playback_event.emit(data)
+
+    def _apply_voices_event(self, data: dict[str, Any]) -> None:
+        action = data.get("action")
+        if action == "added" and isinstance(data.get("voice"), dict):
+            voice = data["voice"]
+            self.voices = [v for v in self.voices if v["name"].lower() != voice["name"].lower()] + [voice]
+        elif action == "renamed" and isinstance(data.get("voice"), dict):
+            old = str(data.get("old_name", "")).lower()
+            self.voices = [v for v in self.voices if v["name"].lower() != old] + [data["voice"]]
+            if self.default_voice and self.default_voice.lower() == old:
+                self.default_voice = data["voice"]["name"]
+        elif action == "removed":
+            gone = str(data.get("name", "")).lower()
+            self.voices = [v for v in self.voices if v["name"].lower() != gone]
+            if self.default_voice and self.default_voice.lower() == gone:
+                self.default_voice = None
+        elif action == "default":
+            self.default_voice = data.get("name")
+        else:
+            self._voices_timer.start()
+            return
+        self.voices.sort(key=lambda v: v["name"].lower())
+        for voice in self.voices:
+            voice["default"] = bool(self.default_voice) and voice["name"] == self.default_voice
+        self.voices_changed.emit()
+        self.changed.emit()
+
+    def _apply_job_event(self, data: dict[str, Any]) -> None:
+        if data.get("kind") != "speak" and data.get("event") not in ("paused", "resumed"):
+            return
+        job, event = data.get("job"), str(data.get("event"))
+        if event == "paused":
+            self.paused = True
+        elif event == "resumed":
+            self.paused = False
+        if job:
+            if event in JOB_ENDS:
+                self.speech_jobs.pop(job, None)
+            elif event in JOB_PLAYING or job not in self.speech_jobs or self.speech_jobs[job] not in JOB_PLAYING:
+                self.speech_jobs[job] = event
+        self.changed.emit()
+
+    # -- results -------------------------------------------------------------------
+
+    def _set_hello(self, hello: dict[str, Any]) -> None:
+        self.hello = hello
+        self.hello_changed.emit(hello)
+
+    def _set_status(self, status: dict[str, Any]) -> None:
+        self.status = status
+        self.changed.emit()
+
+    def _set_voices(self, result: dict[str, Any]) -> None:
+        self.voices = list(result.get("voices") or [])
+        self.default_voice = result.get("default")
+        self.voices_changed.emit()
+        self.changed.emit()
+
+    def _set_playback(self, result: dict[str, Any]) -> None:
+        self.paused = result.get("state") == "paused"
+        head = result.get("job")
+        for job in result.get("queue") or []:
+            self.speech_jobs.setdefault(job, "started" if job == head and result.get("state") != "idle" else "queued")
+        self.changed.emit()

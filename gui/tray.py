@@ -1,0 +1,100 @@
+"""The tray icon: the daemon's state at a glance, and everything one click away."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QAction, QActionGroup, QGuiApplication
+from PySide6.QtWidgets import QMenu, QSystemTrayIcon
+
+from .icons import state_icon
+from .state import AppState
+
+
+class Tray(QObject):
+    """The icon and its menu. ``open_window``, ``speak_dialog`` and ``quit`` are for the app to act on."""
+
+    open_window = Signal()
+    speak_dialog = Signal()
+    quit = Signal(bool)  # True: stop the daemon too
+
+    def __init__(self, state: AppState, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.icon = QSystemTrayIcon(state_icon("loading"))
+        self.menu = QMenu()
+        self.menu.setObjectName("trayMenu")
+        self.speak_clipboard = self.menu.addAction("Speak clipboard", self.speak_clipboard_text)
+        self.speak_more = self.menu.addAction("Speak…", self.speak_dialog.emit)
+        self.stop = self.menu.addAction("Stop", lambda: state.call("stop", {"all": True}))
+        self.pause = self.menu.addAction("Pause", self.toggle_pause)
+        self.menu.addSeparator()
+        self.voices_menu = self.menu.addMenu("Voice")
+        self.voice_group = QActionGroup(self, exclusive=True)
+        self.menu.addSeparator()
+        self.menu.addAction("Open window", self.open_window.emit)
+        self.menu.addSeparator()
+        self.menu.addAction("Quit", lambda: self.quit.emit(False))
+        self.menu.addAction("Quit and stop the daemon", lambda: self.quit.emit(True))
+        self.icon.setContextMenu(self.menu)
+        self.icon.activated.connect(self._activated)
+        state.changed.connect(self.update_state)
+        state.voices_changed.connect(self._fill_voices)
+        self._fill_voices()
+        self.update_state()
+
+    def show(self) -> None:
+        """Put the icon in the tray."""
+        self.icon.show()
+
+    def hide(self) -> None:
+        """Take the icon out of the tray."""
+        self.icon.hide()
+
+    def speak_clipboard_text(self) -> None:
+        """Speak what is on the clipboard, in place of what is playing (quick-speak)."""
+        text = QGuiApplication.clipboard().text()
+        if not text.strip():
+            self.icon.showMessage("Chatterbox Tray", "The clipboard holds no text.", state_icon("ready"), 3000)
+            return
+        self.state.call(
+            "speak",
+            {"text": text, "priority": "quick"},
+            on_error=lambda code, message: self.icon.showMessage(
+                "Chatterbox Tray", message or code, state_icon("error"), 5000
+            ),
+        )
+
+    def toggle_pause(self) -> None:
+        """Pause or resume the speaker."""
+        self.state.call("resume" if self.state.paused else "pause")
+
+    def update_state(self) -> None:
+        """Icon, tooltip and which items can be used."""
+        s = self.state
+        self.icon.setIcon(state_icon(s.icon_state))
+        self.icon.setToolTip(f"Chatterbox Tray\n{s.summary}")
+        usable = s.connected and s.model_state != "failed"
+        self.speak_clipboard.setEnabled(usable)
+        self.speak_more.setEnabled(True)
+        self.stop.setEnabled(s.connected and s.busy)
+        self.pause.setEnabled(s.connected)
+        self.pause.setText("Resume" if s.paused else "Pause")
+        self.voices_menu.setEnabled(s.connected and bool(s.voices))
+
+    def _fill_voices(self) -> None:
+        self.voices_menu.clear()
+        for action in self.voice_group.actions():
+            self.voice_group.removeAction(action)
+        for voice in self.state.voices:
+            name = voice["name"]
+            action = QAction(name, self.voices_menu, checkable=True, checked=bool(voice.get("default")))
+            action.triggered.connect(lambda _=False, n=name: self.state.call("voices.default", {"name": n}))
+            self.voice_group.addAction(action)
+            self.voices_menu.addAction(action)
+        if not self.state.voices:
+            self.voices_menu.addAction("No voices yet").setEnabled(False)
+        self.update_state()
+
+    def _activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
+        if reason in (QSystemTrayIcon.ActivationReason.Trigger, QSystemTrayIcon.ActivationReason.DoubleClick):
+            self.open_window.emit()

@@ -1,0 +1,95 @@
+"""Small widgets and formatting helpers shared by the pages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QWidget
+
+_STYLES = {
+    "error": "background:#fde8e8; color:#8a1c1c; border:1px solid #f3b4b4;",
+    "info": "background:#e8f0fd; color:#1c3f8a; border:1px solid #b4c8f3;",
+    "warning": "background:#fdf5e0; color:#7a5200; border:1px solid #f0d48a;",
+}
+
+
+class Banner(QFrame):
+    """A message strip at the top of a page: text, an optional action, a close button.
+
+    Errors stay until closed or replaced; information fades after a while.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("banner")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(10, 6, 6, 6)
+        self.label = QLabel(wordWrap=True, textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.action = QPushButton()
+        self.close_button = QPushButton("✕", flat=True, toolTip="Dismiss")
+        self.close_button.setFixedWidth(28)
+        self.close_button.clicked.connect(self.hide)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(self.action)
+        layout.addWidget(self.close_button)
+        self._callback: Callable[[], None] | None = None
+        self.action.clicked.connect(self._act)
+        self._timer = QTimer(self, singleShot=True, timeout=self.hide)
+        self.hide()
+
+    def show_message(
+        self,
+        text: str,
+        kind: str = "error",
+        action: str = "",
+        callback: Callable[[], None] | None = None,
+        closable: bool = True,
+        timeout_ms: int = 0,
+    ) -> None:
+        """Show ``text``; ``action`` names a button that calls ``callback``."""
+        self.setStyleSheet(f"#banner {{ {_STYLES.get(kind, _STYLES['info'])} border-radius:6px; }}")
+        self.label.setText(text[:1].upper() + text[1:])  # the daemon's messages start in lower case
+        self.action.setText(action)
+        self.action.setVisible(bool(action))
+        self.close_button.setVisible(closable)
+        self._callback = callback
+        self.show()
+        if timeout_ms:
+            self._timer.start(timeout_ms)
+        else:
+            self._timer.stop()
+
+    def _act(self) -> None:
+        if self._callback is not None:
+            self._callback()
+
+
+def fmt_bytes(n: float | None) -> str:
+    """1536 -> '1.5 KiB'."""
+    if n is None:
+        return "–"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+def fmt_seconds(s: float | None) -> str:
+    """Seconds for people: '0.42 s', '12.3 s', '3 min 05 s', '2 h 01 min'."""
+    if s is None:
+        return "–"
+    s = float(s)
+    if s < 10:
+        return f"{s:.2f} s"
+    if s < 60:
+        return f"{s:.1f} s"
+    if s < 3600:
+        return f"{int(s // 60)} min {int(s % 60):02d} s"
+    return f"{int(s // 3600)} h {int(s % 3600 // 60):02d} min"
+
+
+CACHE_LABELS = {"memory": "In memory", "disk": "On disk", None: "Not yet"}

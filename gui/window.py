@@ -1,0 +1,152 @@
+"""The main window: the daemon's state on top, pages on the left, the chosen page on the right."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QMainWindow,
+    QProgressBar,
+    QStackedWidget,
+    QSystemTrayIcon,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .connection import CONNECTED, FAILED, LOST, STARTING
+from .icons import app_icon, state_icon
+from .pages.settings import SettingsPage
+from .pages.speak import SpeakPage
+from .pages.stats import StatsPage
+from .pages.voices import VoicesPage
+from .state import AppState
+from .widgets import Banner
+
+PAGES = ("Speak", "Voices", "Stats", "Settings")
+
+
+class DaemonBanner(QWidget):
+    """The daemon's state when it is not simply ready: starting, loading (with progress), failed, lost."""
+
+    def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.banner = Banner()
+        self.progress = QProgressBar(maximum=100, textVisible=True, maximumHeight=16)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.progress)
+        state.changed.connect(self.update_state)
+        self.update_state()
+
+    def update_state(self) -> None:
+        """Show what the daemon is doing, or nothing when all is well."""
+        s = self.state
+        self.progress.hide()
+        if s.link == FAILED:
+            self.banner.show_message(s.link_detail, "error", "Retry", s.conn.retry, closable=False)
+        elif s.link == LOST:
+            self.banner.show_message(
+                f"{s.link_detail} Reconnecting…", "warning", "Start the daemon", s.conn.retry, closable=False
+            )
+        elif s.link != CONNECTED:
+            text = "Starting the daemon…" if s.link == STARTING else "Connecting to the daemon…"
+            self.banner.show_message(text, "info", closable=False)
+            self.progress.setRange(0, 0)
+            self.progress.show()
+        elif s.model_state == "failed":
+            error = s.status.get("error") or "no reason given"
+            self.banner.show_message(
+                f"The model could not be loaded: {error}",
+                "error",
+                "Retry",
+                lambda: s.call("retry_load"),
+                closable=False,
+            )
+        elif s.model_state != "ready":
+            message = s.status.get("message") or "Loading the model"
+            self.banner.show_message(f"{message[0].upper()}{message[1:]}…".replace("……", "…"), "info", closable=False)
+            self.progress.setRange(0, 100)
+            self.progress.setValue(round(100 * float(s.status.get("progress", 0.0))))
+            self.progress.show()
+        else:
+            self.banner.hide()
+
+
+class MainWindow(QMainWindow):
+    """Speak, Voices, Stats and Settings; closing hides it to the tray when there is one."""
+
+    def __init__(self, state: AppState, probe_microphone: bool = True) -> None:
+        super().__init__()
+        self.state = state
+        self.quitting = False
+        self.setWindowTitle("Chatterbox Tray")
+        self.setWindowIcon(app_icon())
+        self.resize(860, 640)
+
+        self.nav = QListWidget()
+        self.nav.setObjectName("nav")
+        self.nav.addItems(PAGES)
+        self.nav.setFixedWidth(150)
+        self.nav.setStyleSheet(
+            "#nav { border: none; background: palette(window); font-size: 11pt; }"
+            "#nav::item { padding: 9px 14px; border-radius: 6px; margin: 1px 6px; }"
+            "#nav::item:selected { background: palette(highlight); color: palette(highlighted-text); }"
+        )
+        self.speak = SpeakPage(state)
+        self.voices = VoicesPage(state, probe_microphone=probe_microphone)
+        self.stats = StatsPage(state)
+        self.settings = SettingsPage(state)
+        self.stack = QStackedWidget()
+        for page in (self.speak, self.voices, self.stats, self.settings):
+            self.stack.addWidget(page)
+        self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
+        self.nav.setCurrentRow(0)
+
+        self.daemon_banner = DaemonBanner(state)
+        right = QVBoxLayout()
+        right.addWidget(self.daemon_banner)
+        right.addWidget(self.stack, 1)
+        central = QWidget()
+        layout = QHBoxLayout(central)
+        layout.addWidget(self.nav)
+        layout.addLayout(right, 1)
+        self.setCentralWidget(central)
+
+        self.status_icon = QLabel()
+        self.status_text = QLabel()
+        self.statusBar().addWidget(self.status_icon)
+        self.statusBar().addWidget(self.status_text, 1)
+        state.changed.connect(self._update_status)
+        state.error.connect(lambda message: self.statusBar().showMessage(message, 8000))
+        self._update_status()
+
+    def show_page(self, name: str) -> None:
+        """Switch to a page by its name."""
+        self.nav.setCurrentRow(PAGES.index(name))
+
+    def raise_window(self) -> None:
+        """Show the window in front (from the tray, or a second copy of the app)."""
+        self.show()
+        self.setWindowState((self.windowState() & ~Qt.WindowState.WindowMinimized) | Qt.WindowState.WindowActive)
+        self.raise_()
+        self.activateWindow()
+
+    def _update_status(self) -> None:
+        self.status_icon.setPixmap(state_icon(self.state.icon_state).pixmap(16, 16))
+        text = self.state.summary
+        status = self.state.status
+        if self.state.ready:
+            text += f" · {status.get('variant', '')} on {status.get('device', '')}"
+        self.status_text.setText(text)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if not self.quitting and QSystemTrayIcon.isSystemTrayAvailable():
+            event.ignore()
+            self.hide()
+            return
+        event.accept()

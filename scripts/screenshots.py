@@ -1,0 +1,203 @@
+"""Screenshots of the tray app for the README: real windows on Xvfb, against a running daemon.
+
+    uv run python scripts/screenshots.py [--out docs/screenshots]
+
+Needs Debian's xvfb, trayer (a tray host) and imagemagick (``import``), and
+the libraries Qt's xcb plugin loads (see docs/decisions.md or DESIGN.md):
+
+    apt-get install xvfb trayer imagemagick libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 \
+        libxcb-image0 libxcb-render-util0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-shape0 libxcb-randr0
+
+It starts a fake-engine daemon in a throwaway home (with a few voices made by
+espeak-ng), an Xvfb display with trayer on it, and the app itself, then walks
+through the pages and the tray menu, saving one PNG each. Not part of CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DISPLAY = ":97"
+SIZE = (1280, 860)
+TEXT = (
+    "Chatterbox Tray keeps the model loaded and every voice ready, so speech starts at once. "
+    "Pick a voice, type or paste some text, and press Speak. "
+    "The sentence being spoken is highlighted as it plays. "
+    "Save as writes the same speech to a file instead."
+)
+
+
+def settle(app, seconds: float) -> None:
+    """Let the app run (events, timers, daemon answers) for a while."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.02)
+
+
+def snap(path: Path, geometry: tuple[int, int, int, int] | None = None) -> None:
+    """Save the screen (or a part of it: x, y, w, h) as a PNG."""
+    cmd = ["import", "-display", DISPLAY, "-window", "root"]
+    if geometry:
+        x, y, w, h = geometry
+        cmd += ["-crop", f"{w}x{h}+{x}+{y}", "+repage"]
+    subprocess.run([*cmd, str(path)], check=True)
+    print("wrote", path)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
+    args = parser.parse_args()
+    for tool in ("Xvfb", "trayer", "import"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is missing: apt-get install xvfb trayer imagemagick")
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    procs: list[subprocess.Popen] = []
+    daemon = None
+    try:
+        procs.append(subprocess.Popen(["Xvfb", DISPLAY, "-screen", "0", f"{SIZE[0]}x{SIZE[1]}x24", "-nolisten", "tcp"]))
+        os.environ["DISPLAY"] = DISPLAY
+        os.environ["QT_QPA_PLATFORM"] = "xcb"
+        time.sleep(1.0)
+        if shutil.which("xsetroot"):  # a desktop-ish background (x11-xserver-utils)
+            subprocess.run(["xsetroot", "-solid", "#5b6b7d"], check=False)
+        # A panel with a tray at the top right.
+        procs.append(
+            subprocess.Popen(
+                [
+                    "trayer",
+                    "--edge",
+                    "top",
+                    "--align",
+                    "right",
+                    "--widthtype",
+                    "request",
+                    "--height",
+                    "30",
+                    "--transparent",
+                    "false",
+                    "--tint",
+                    "0x2b2f36",
+                    "--SetDockType",
+                    "true",
+                    "--expand",
+                    "true",
+                ],
+            )
+        )
+
+        from tests.support.daemons import Clips, DaemonProcess
+
+        daemon = DaemonProcess(env={"CHATTERBOX_TRAY_FAKE_DELAY": "0.4"})
+        clips_dir = daemon.home / "clips"
+        clips_dir.mkdir(parents=True, exist_ok=True)
+        daemon.start()
+        if shutil.which("xsetroot"):
+            subprocess.run(["xsetroot", "-solid", "#5b6b7d"], check=False)
+        clips = Clips(clips_dir)
+        with daemon.client() as client:
+            for name in ("Narrator", "Grandad", "Ann (calm)", "Newsreader"):
+                client.voices_add(name, data=clips.new())
+            client.voices_default("Narrator")
+            # A few finished jobs, so the Stats page has something to show.
+            for line in ("Good morning.", "The weather today is mild with light winds.", "That is all."):
+                client.synthesize(line, voice="Narrator").collect()
+            client.synthesize("One more from a cached voice.", voice="Grandad").collect()
+        return shoot(daemon, args.out)
+    finally:
+        if daemon is not None:
+            daemon.cleanup()
+        for proc in reversed(procs):
+            proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+
+
+def shoot(daemon, out: Path) -> int:
+    from PySide6.QtCore import QPoint, Qt
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication
+
+    from chatterbox_tray.gui.app import TrayApp
+    from chatterbox_tray.gui.icons import app_icon
+
+    app = QApplication([sys.argv[0]])
+    app.setApplicationName("Chatterbox Tray")
+    app.setWindowIcon(app_icon())
+    tray_app = TrayApp(daemon.connection_path, autostart=False)
+    tray_app.start()
+    window = tray_app.window
+    window.resize(900, 680)
+    window.move(60, 70)
+    settle(app, 3.0)
+    if not tray_app.state.ready:
+        print("the app did not connect", file=sys.stderr)
+        return 1
+
+    def window_shot(name: str) -> None:
+        settle(app, 0.6)
+        geo = window.frameGeometry()
+        snap(out / name, (geo.x(), geo.y(), geo.width(), geo.height()))
+
+    # Speak page, mid-speech, with a sentence highlighted.
+    window.show_page("Speak")
+    window.speak.text.setPlainText(TEXT)
+    window.speak.speak()
+    start = time.monotonic()
+    while time.monotonic() - start < 30 and not window.speak.highlighted():
+        settle(app, 0.1)
+    settle(app, 2.5)  # into the sentence, with a position update
+    window_shot("speak.png")
+
+    # The tray menu, while it speaks.
+    screen_w = app.primaryScreen().geometry().width()
+    geo = tray_app.tray.icon.geometry()
+    anchor = QPoint(geo.x(), geo.bottom() + 2) if geo.width() > 0 else QPoint(screen_w - 260, 32)
+    menu = tray_app.tray.menu
+    menu.popup(anchor)
+    settle(app, 0.8)
+    menu_geo = menu.geometry()
+    menu.setActiveAction(tray_app.tray.voices_menu.menuAction())
+    QTest.keyClick(menu, Qt.Key.Key_Right)  # opens the submenu where Qt puts it
+    settle(app, 0.8)
+    left = max(0, min(menu_geo.left() - 190, screen_w - 520))
+    snap(out / "tray-menu.png", (left, 0, screen_w - left, menu_geo.bottom() + 12))
+    tray_app.tray.voices_menu.hide()
+    menu.hide()
+    settle(app, 0.3)
+
+    tray_app.state.call("stop", {"all": True})
+    settle(app, 1.0)
+
+    window.show_page("Voices")
+    window.voices.select("Grandad")
+    window_shot("voices.png")
+
+    window.show_page("Stats")
+    window.speak.speak()  # live figures while something plays
+    settle(app, 12.0)
+    window_shot("stats.png")
+    tray_app.state.call("stop", {"all": True})
+
+    window.show_page("Settings")
+    settle(app, 1.0)
+    window_shot("settings.png")
+
+    tray_app.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

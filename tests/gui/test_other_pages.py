@@ -1,0 +1,61 @@
+"""Stats, Settings, and what the Speak page offers for each variant."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.daemons import DaemonProcess
+
+from .conftest import open_app
+
+
+def test_stats_page_shows_figures_and_recent_jobs(qtbot, tray_app, daemon, clips):
+    page = tray_app.window.stats
+    with daemon.client() as client:
+        client.voices_add(name := f"st-{id(page)}", data=clips.new())
+        client.synthesize("A short job for the stats page.", voice=name).collect()
+        qtbot.waitUntil(lambda: page.jobs.topLevelItemCount() > 0, timeout=15_000)
+        qtbot.waitUntil(lambda: page.plots["cpu"].latest()[1] is not None)
+        assert page.gpu is False  # the fake engine runs on the CPU: CPU and RAM plots instead
+        assert set(page.plots) == {"cpu", "ram"}
+        assert page.plots["ram"].latest()[0] > 0
+        assert "in memory" in page.values["entries"].text()
+        assert page.values["model"].text().startswith("original")
+        item = page.jobs.topLevelItem(0)
+        assert item.text(1) and item.text(4) != "–"
+        client.voices_remove(name)
+
+
+def test_settings_are_read_from_and_written_to_the_daemon(qtbot, tray_app, daemon):
+    page = tray_app.window.settings
+    with daemon.client() as client:
+        before = client.settings_get()["settings"]
+        qtbot.waitUntil(lambda: page.memory_mb.value() == before["memory_cache_mb"])
+        page.memory_mb.setValue(before["memory_cache_mb"] + 64)
+        assert page.changes() == {"memory_cache_mb": before["memory_cache_mb"] + 64}
+        page.apply()
+        qtbot.waitUntil(lambda: client.settings_get()["settings"]["memory_cache_mb"] == before["memory_cache_mb"] + 64)
+        # Another client changes it back: the page follows the settings event.
+        client.settings_set(memory_cache_mb=before["memory_cache_mb"])
+        qtbot.waitUntil(lambda: page.memory_mb.value() == before["memory_cache_mb"])
+        assert page.changes() == {}
+
+
+@pytest.fixture(scope="module")
+def turbo_daemon():
+    proc = DaemonProcess(args=("--engine", "fake", "--variant", "turbo")).start()
+    yield proc
+    proc.cleanup()
+
+
+def test_turbo_shows_cfg_and_exaggeration_disabled(qtbot, turbo_daemon):
+    app = open_app(qtbot, turbo_daemon)
+    try:
+        sliders = app.window.speak.sliders
+        assert sliders["temperature"].isEnabled()
+        for name in ("cfg_weight", "exaggeration"):
+            assert not sliders[name].isEnabled()
+            assert "ignores" in sliders[name].toolTip()
+        assert set(app.window.speak.options()) == {"temperature"}
+    finally:
+        app.close()

@@ -1,0 +1,107 @@
+"""The Speak page: the request it sends, highlighting, Stop, Pause, errors, Save as…."""
+
+from __future__ import annotations
+
+import soundfile as sf
+from PySide6.QtCore import Qt
+
+from tests.support.daemons import EventLog, uid
+
+SENTENCES = ["Hello there, this is the first sentence.", "And this is the second one.", "Then a third."]
+
+
+def _voice(qtbot, tray_app, daemon, clips) -> str:
+    name = uid("spk")
+    with daemon.client() as client:
+        client.voices_add(name, data=clips.new())
+        client.voices_default(name)
+    qtbot.waitUntil(lambda: tray_app.state.default_voice == name)
+    assert tray_app.window.speak.voice.currentData() == name
+    return name
+
+
+def test_speak_sends_the_right_request_and_highlights_sentences(qtbot, tray_app, daemon, clips):
+    voice = _voice(qtbot, tray_app, daemon, clips)
+    page = tray_app.window.speak
+    page.voice.setCurrentIndex(page.voice.findData(voice))
+    page.sliders["exaggeration"].set_value(0.7)
+    page.sliders["temperature"].set_value(0.6)
+    page.seed.setValue(7)
+    text = " ".join(SENTENCES)
+    page.text.setPlainText(text)
+    with daemon.events() as stream, daemon.client() as client:
+        log = EventLog(stream)
+        log.sync(client)
+        args = page.request_args()
+        assert args["voice"] == voice and args["priority"] == "quick" and args["text"] == text
+        assert args["options"] == {"exaggeration": 0.7, "cfg_weight": 0.5, "temperature": 0.6, "seed": 7}
+        qtbot.mouseClick(page.speak_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: page.job is not None)
+        queued = log.wait_job(page.job, "queued")
+        assert queued["text"] == text and queued["voice"] == voice and queued["priority"] == "quick"
+        # The tray icon says it is speaking while it plays, and a sentence is highlighted.
+        qtbot.waitUntil(lambda: tray_app.state.icon_state == "speaking", timeout=15_000)
+        qtbot.waitUntil(lambda: page.highlighted() in SENTENCES, timeout=15_000)
+        job = page.job
+        assert client.wait(job, timeout=60)["state"] == "finished"
+    qtbot.waitUntil(lambda: page.progress_label.text().startswith("Done"))
+    assert page.highlighted() == ""
+    qtbot.waitUntil(lambda: tray_app.state.icon_state == "ready")
+
+
+def test_stop_and_pause(qtbot, tray_app, daemon, clips):
+    _voice(qtbot, tray_app, daemon, clips)
+    page = tray_app.window.speak
+    page.text.setPlainText(" ".join(SENTENCES * 4))
+    page.speak()
+    qtbot.waitUntil(lambda: tray_app.state.speaking, timeout=30_000)
+    job = page.job
+    assert page.stop_button.isEnabled()
+    qtbot.mouseClick(page.pause_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(
+        lambda: tray_app.state.icon_state == "paused" and page.pause_button.text() == "Resume", timeout=15_000
+    )
+    qtbot.mouseClick(page.pause_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not tray_app.state.paused and page.pause_button.text() == "Pause", timeout=15_000)
+    qtbot.mouseClick(page.stop_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.progress_label.text() == "Stopped", timeout=15_000)
+    with daemon.client() as client:
+        assert client.wait(job)["state"] == "cancelled"
+    qtbot.waitUntil(lambda: not tray_app.state.busy, timeout=15_000)
+    assert not page.stop_button.isEnabled()
+
+
+def test_daemon_errors_are_shown(qtbot, tray_app):
+    page = tray_app.window.speak
+    page.text.setPlainText("... !!! ...")  # nothing to say: the daemon answers empty_text
+    page.speak()
+    qtbot.waitUntil(lambda: page.banner.isVisible())
+    assert "no text to speak" in page.banner.label.text().lower()
+    assert page.job is None
+
+
+def test_save_as_writes_the_audio(qtbot, tray_app, daemon, clips, tmp_path):
+    _voice(qtbot, tray_app, daemon, clips)
+    page = tray_app.window.speak
+    page.text.setPlainText(" ".join(SENTENCES))
+    out = tmp_path / "speech.flac"
+    page.save_to(str(out))
+    qtbot.waitUntil(lambda: page.progress_label.text().startswith("Saved"), timeout=30_000)
+    info = sf.info(str(out))
+    assert info.format == "FLAC" and info.samplerate == 24000 and info.duration > 1.0
+
+
+def test_tray_speaks_the_clipboard(qtbot, tray_app, daemon, clips):
+    from PySide6.QtGui import QGuiApplication
+
+    _voice(qtbot, tray_app, daemon, clips)
+    text = f"Clipboard text number {uid('n')}."
+    QGuiApplication.clipboard().setText(text)
+    with daemon.events() as stream, daemon.client() as client:
+        log = EventLog(stream)
+        log.sync(client)
+        tray_app.tray.speak_clipboard.trigger()
+        queued = log.wait_for(lambda t, d: t == "job" and d.get("event") == "queued" and d.get("text") == text)
+        assert queued["priority"] == "quick"
+        tray_app.tray.stop.trigger() if tray_app.tray.stop.isEnabled() else client.stop(all=True)
+        client.wait(queued["job"])
