@@ -263,3 +263,29 @@ def test_a_client_killed_mid_stream_has_its_job_cancelled(real: DaemonProcess, r
     # Everyone else is still served.
     audio, summary = synth(rc, "Still here.", voice=name)
     assert len(audio) > 0 and summary["chunks"] == 1
+
+
+def test_speech_from_the_real_model_reaches_the_speaker(real: DaemonProcess, clips: Clips) -> None:
+    """speak: the real model's sentences go to PortAudio (an ALSA file sink here) as made."""
+    clip = clips.new()
+    text = "First part. Second part."
+    with real.client(timeout=120.0) as c:
+        before = len(real.played())
+        job = c.speak(text, voice_data=clip, seed=9)["job"]
+        end = c.wait(job, timeout=300)
+        assert end["state"] == "finished", end
+        assert end["summary"]["chunks"] == 2
+        assert end["playback"]["underruns"] == 0  # the CPU is slower than real time: the pre-buffer waited
+        reference = [chunk.samples for chunk in c.synthesize(text, voice_data=clip, seed=9)]
+    played = real.played()[before:]
+    played = played[played != 0]
+    expected = np.concatenate(reference)
+    expected = expected[expected != 0]
+    assert len(played) == len(expected)
+    fade = int(0.005 * 24_000)
+    offset = 0
+    for chunk in reference:
+        n = int(np.count_nonzero(chunk))
+        inner = slice(offset + fade, offset + n - fade)
+        np.testing.assert_allclose(played[inner], expected[inner], atol=1e-6)
+        offset += n
