@@ -54,6 +54,10 @@ class Job:
     tally: dict[str, Any] = field(default_factory=dict)
     #: The closing summary, once the model has made every sentence.
     summary: dict[str, Any] = field(default_factory=dict)
+    #: True once the job's end event is out: nothing about it may follow.
+    ended: bool = False
+    #: Serialises the job's events between the worker and the main loop.
+    event_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def describe(self) -> dict[str, Any]:
         """What events and progress replies say about the job."""

@@ -242,11 +242,11 @@ class Player:
             self.paused = paused
             item = self._current()
             self._cond.notify_all()
-        if changed:
-            data = {"event": "paused" if paused else "resumed"}
-            if item is not None:
-                data.update(item.describe())
-            self._event(data)
+            if changed:  # under the lock, so it cannot follow the job's end event
+                data = {"event": "paused" if paused else "resumed"}
+                if item is not None:
+                    data.update(item.describe())
+                self._event(data)
         return {"paused": paused, "job": item.job.id if item else None}
 
     def skip(self) -> dict[str, Any]:
@@ -447,16 +447,19 @@ class Player:
                 item.job.state = "playing"
                 item.first_sample_s = time.monotonic() - item.requested
                 item.prebuffer_s = (item.buffered_samples() + len(block)) / self.rate
-                self._event({**item.describe(), "event": "started", "first_sample_s": round(item.first_sample_s, 4)})
+                self._live_event(
+                    item, {**item.describe(), "event": "started", "first_sample_s": round(item.first_sample_s, 4)}
+                )
             if new_seg is not None:
-                self._event(
+                self._live_event(
+                    item,
                     {
                         **item.describe(),
                         "event": "sentence",
                         "sentence": new_seg.index,
                         "span": list(new_seg.span),
                         "text": new_seg.text,
-                    }
+                    },
                 )
             try:
                 self._pace()
@@ -473,10 +476,22 @@ class Player:
             item.played_s += len(block) / self.rate
             if item.played_s - item.last_position >= POSITION_EVERY_S:
                 item.last_position = item.played_s
-                self._event(
-                    {**item.describe(), "event": "position", "seconds": round(item.played_s, 2), "sentence": item.seg}
+                self._live_event(
+                    item,
+                    {**item.describe(), "event": "position", "seconds": round(item.played_s, 2), "sentence": item.seg},
                 )
         self._stream.close(abort=True)
+
+    def _live_event(self, item: Item, data: dict[str, Any]) -> None:
+        """Publish an event about ``item`` unless it has already ended.
+
+        The player thread writes audio outside the lock, so a stop on the main
+        loop can end the job in between; checking and publishing under the lock
+        means no event about a job ever follows its end event (clients rely on it).
+        """
+        with self._cond:
+            if item in self._items:
+                self._event(data)
 
     def _pace(self) -> None:
         """Sleep (interruptibly) while more than LEAD_S of audio is ahead of the clock."""

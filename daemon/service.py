@@ -238,7 +238,7 @@ class Service:
             if job is None:
                 return
             if not self._ready.is_set():
-                self.out.event("job", {**job.describe(), "event": "waiting_for_model"})
+                self.job_event(job, {**job.describe(), "event": "waiting_for_model"})
             while not self._ready.wait(0.2):
                 if job.cancel.is_set() or self.state == "failed":
                     break
@@ -277,8 +277,21 @@ class Service:
             if job.identity is not None and job.req_id is not None:
                 self.out.reply(job.identity, job.req_id, "error", error=error.to_json())
         if job.kind in ("synthesize", "speak"):
-            self.out.event("job", event)
+            self.job_event(job, event, end=True)
             self._resolve_waiters(job, state, error)
+
+    def job_event(self, job: Job, data: dict[str, Any], *, end: bool = False) -> None:
+        """Publish an event about a job, unless its end event is already out.
+
+        The worker and the main loop both report on a job (a stop can land
+        while a sentence is being made), and clients track jobs by their events,
+        so the end event must be the last word. ``end=True`` marks it so.
+        """
+        with job.event_lock:
+            if job.ended:
+                return
+            job.ended = end
+            self.out.event("job", data)
 
     def _speech_ended(self, job: Job, state: str, error: Exception | None, playback: dict[str, Any]) -> None:
         """The player is done with a speak job: finished, cancelled, or failed."""
@@ -295,7 +308,7 @@ class Service:
             self.recent.append({**job.summary, "playback": playback})
         if error is not None:
             event["error"] = error.to_json()
-        self.out.event("job", event)
+        self.job_event(job, event, end=True)
         self._resolve_waiters(job, state, error, playback)
 
     # -- waiting for a job's end ------------------------------------------------------
@@ -387,7 +400,7 @@ class Service:
             )
             # For speech, "started" means the first sample reached the speaker.
             event = "synthesizing" if job.kind == "speak" else "started"
-            self.out.event("job", {**job.describe(), "event": event})
+            self.job_event(job, {**job.describe(), "event": event})
         conds, tier, cond_seconds = self._conditionals(job)
         tally.setdefault("tier", tier)
         tally.setdefault("cond_seconds", cond_seconds)
@@ -426,7 +439,7 @@ class Service:
                 )
             if tally["first_chunk"] is None:
                 tally["first_chunk"] = time.perf_counter() - job.created
-            self.out.event("job", {**job.describe(), "event": "chunk", "index": index, "span": list(span)})
+            self.job_event(job, {**job.describe(), "event": "chunk", "index": index, "span": list(span)})
             if job.chunks_done < len(job.chunks) and self.queue.outranked(job):
                 tally["busy"] += time.perf_counter() - started
                 log.info("job %s waits for a higher-priority job", job.id)
@@ -452,13 +465,13 @@ class Service:
         job.summary = summary
         if job.kind == "speak":
             self.player.produced(job)
-            self.out.event("job", {**job.describe(), "event": "synthesized", "summary": summary})
+            self.job_event(job, {**job.describe(), "event": "synthesized", "summary": summary})
             return
         job.state = "finished"
         self.recent.append(summary)
         if job.identity is not None and job.req_id is not None:
             self.out.reply(job.identity, job.req_id, "result", result=summary)
-        self.out.event("job", {**job.describe(), "event": "finished", "summary": summary})
+        self.job_event(job, {**job.describe(), "event": "finished", "summary": summary}, end=True)
         self._resolve_waiters(job, "finished", None)
 
 

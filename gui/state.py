@@ -8,6 +8,7 @@ library and the speaker's state, and turns events into Qt signals.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -43,8 +44,17 @@ class AppState(QObject):
         self.voices: list[dict[str, Any]] = []
         self.default_voice: str | None = None
         self.speech_jobs: dict[str, str] = {}  # job id -> last event, for jobs on the speaker
+        #: Jobs known to be over: a late event or a stale snapshot never brings them back.
+        self._ended: deque[str] = deque(maxlen=512)
+        #: Job events applied so far; a playback snapshot only judges jobs it was asked about.
+        self._job_events = 0
         self.paused = False
         self._voices_timer = QTimer(self, singleShot=True, interval=150, timeout=self.refresh_voices)
+        #: While something is on the speaker but no job event came for a while,
+        #: ask the speaker: an end event lost on the way must not leave us "busy".
+        self._quiet_since = 0
+        self._check_timer = QTimer(self, interval=4000, timeout=self._check_quiet)
+        self._check_timer.start()
         connection.link_changed.connect(self._on_link)
         connection.connected.connect(self._on_connected)
         connection.event.connect(self._on_event)
@@ -137,8 +147,9 @@ class AppState(QObject):
         self.conn.request("hello", on_result=self._set_hello, on_error=lambda c, m: None)
 
     def refresh_playback(self) -> None:
-        """Ask the speaker what it is doing."""
-        self.conn.request("playback", on_result=self._set_playback, on_error=lambda c, m: None)
+        """Ask the speaker what it is doing (also repairs a lost end event)."""
+        asked_at = self._job_events
+        self.conn.request("playback", on_result=lambda r: self._set_playback(r, asked_at), on_error=lambda c, m: None)
 
     def call(self, op: str, args: dict[str, Any] | None = None, on_result=None, **kwargs: Any) -> int:
         """A request whose errors are reported through ``error`` unless ``on_error`` is given."""
@@ -163,6 +174,11 @@ class AppState(QObject):
         self.refresh_playback()
         self.changed.emit()
         self.reconnected.emit()
+
+    def _check_quiet(self) -> None:
+        if self.connected and self.busy and self._job_events == self._quiet_since:
+            self.refresh_playback()
+        self._quiet_since = self._job_events
 
     def _resync(self) -> None:
         self.refresh_voices()
@@ -223,9 +239,13 @@ class AppState(QObject):
             self.paused = True
         elif event == "resumed":
             self.paused = False
+        self._job_events += 1
+        if job in self._ended:
+            return
         if job:
             if event in JOB_ENDS:
                 self.speech_jobs.pop(job, None)
+                self._ended.append(job)
             elif event in JOB_PLAYING or job not in self.speech_jobs or self.speech_jobs[job] not in JOB_PLAYING:
                 self.speech_jobs[job] = event
         self.changed.emit()
@@ -246,9 +266,16 @@ class AppState(QObject):
         self.voices_changed.emit()
         self.changed.emit()
 
-    def _set_playback(self, result: dict[str, Any]) -> None:
-        self.paused = result.get("state") == "paused"
+    def _set_playback(self, result: dict[str, Any], asked_at: int = 0) -> None:
+        """Adopt the speaker's queue. Jobs it no longer lists are over, unless an
+        event about them arrived while the answer was on its way (they are newer)."""
+        if self._job_events == asked_at:
+            self.paused = result.get("state") == "paused"
         head = result.get("job")
-        for job in result.get("queue") or []:
+        listed = [j for j in result.get("queue") or [] if j not in self._ended]
+        if self._job_events == asked_at:
+            for job in [j for j in self.speech_jobs if j not in listed]:
+                self.speech_jobs.pop(job)
+        for job in listed:
             self.speech_jobs.setdefault(job, "started" if job == head and result.get("state") != "idle" else "queued")
         self.changed.emit()

@@ -105,3 +105,22 @@ def test_tray_speaks_the_clipboard(qtbot, tray_app, daemon, clips):
         assert queued["priority"] == "quick"
         tray_app.tray.stop.trigger() if tray_app.tray.stop.isEnabled() else client.stop(all=True)
         client.wait(queued["job"])
+
+
+def test_a_lost_end_event_does_not_leave_the_app_busy(qtbot, tray_app):
+    """If a job's end event never arrives (events are not resent), the app
+    asks the speaker once things go quiet, and the real daemon's empty queue
+    clears the phantom job."""
+    state = tray_app.state
+    state.conn.event.emit("job", {"job": "j-phantom", "kind": "speak", "event": "queued"})
+    assert state.busy and tray_app.window.speak.stop_button.isEnabled()
+    qtbot.waitUntil(lambda: not state.busy, timeout=20_000)
+    assert tray_app.state.icon_state == "ready"
+
+
+def test_a_late_event_after_the_end_does_not_revive_a_job(qtbot, tray_app):
+    state = tray_app.state
+    for event in ("queued", "started", "cancelled", "position", "chunk"):
+        state.conn.event.emit("job", {"job": "j-late", "kind": "speak", "event": event})
+    assert not state.busy
+    assert tray_app.state.icon_state == "ready"

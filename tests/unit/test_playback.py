@@ -125,6 +125,36 @@ def test_stop_cuts_the_sentence_that_is_playing(player_daemon: DaemonProcess, pc
     assert pc.playback()["state"] == "idle"
 
 
+def test_no_event_about_a_job_follows_its_end(player_daemon: DaemonProcess, pc: Client) -> None:
+    """Clients track jobs by their events; a late "position" after "cancelled"
+    would leave a GUI thinking the job still plays. Stop right after position
+    events, pauses and sentence starts, where the player thread is busiest."""
+    log = listen(player_daemon, pc)
+    triggers = ["position", "sentence", "started", "position", "paused"]
+    jobs = []
+    for trigger in triggers:
+        job = pc.speak(sentences(4), voice="v")["job"]
+        jobs.append(job)
+        if trigger == "paused":
+            log.wait_job(job, "started")
+            pc.pause()
+        log.wait_for(
+            lambda t, d, job=job, trigger=trigger: t == "job" and d.get("job") == job and d["event"] == trigger
+        )
+        pc.stop(all=True)
+        if trigger == "paused":
+            pc.resume()
+        assert pc.wait(job, timeout=10)["state"] == "cancelled"
+    # A voices event published now arrives after every job event published before it.
+    mark = len(log.seen)
+    pc.voices_default("v")
+    log.wait_for(lambda t, d: t == "voices" and log.seen.index((t, d)) >= mark)
+    for job in jobs:
+        kinds = [e for j, e in log.job_events(job)]
+        assert kinds.count("cancelled") == 1, kinds
+        assert kinds[-1] == "cancelled", kinds
+
+
 def test_pause_holds_and_resume_goes_on(player_daemon: DaemonProcess, pc: Client) -> None:
     log = listen(player_daemon, pc)
     job = pc.speak(sentences(2), voice="v")["job"]
