@@ -12,6 +12,7 @@ import hashlib
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer
@@ -21,7 +22,9 @@ from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 from chatterbox_tray.ipc import endpoints
 
 from .connection import Connection, default_daemon_args
+from .hotkeys import Backend
 from .icons import app_icon
+from .quickspeak import QuickSpeak
 from .state import AppState
 from .tray import Tray
 from .window import MainWindow
@@ -46,6 +49,7 @@ class TrayApp(QObject):
         autostart: bool = True,
         daemon_args: list[str] | None = None,
         probe_microphone: bool = True,
+        hotkey_backend: Callable[[Callable[[], None]], Backend] | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
@@ -56,11 +60,14 @@ class TrayApp(QObject):
         self.tray.open_window.connect(self.window.raise_window)
         self.tray.speak_dialog.connect(self.speak_dialog)
         self.tray.quit.connect(self.quit)
+        self.quick = QuickSpeak(self.state, notify=self.tray.notify, backend=hotkey_backend)
+        self.window.settings.attach_quick_speak(self.quick)
         self.server: QLocalServer | None = None
 
     def start(self, minimized: bool = False) -> None:
         """Connect (in the background) and show the tray icon, and the window unless minimized."""
         self.conn.start()
+        self.quick.start()
         if QSystemTrayIcon.isSystemTrayAvailable():
             self.tray.show()
         if not minimized or not QSystemTrayIcon.isSystemTrayAvailable():
@@ -86,6 +93,7 @@ class TrayApp(QObject):
 
     def close(self) -> None:
         """Stop the link and hide everything (tests call this; quitting does too)."""
+        self.quick.close()
         self.tray.hide()
         self.window.quitting = True
         self.window.close()

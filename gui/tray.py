@@ -64,6 +64,10 @@ class Tray(QObject):
             ),
         )
 
+    def notify(self, message: str) -> None:
+        """A short message from the tray icon (quick-speak has no window to show it in)."""
+        self.icon.showMessage("Chatterbox Tray", message, state_icon("ready"), 4000)
+
     def toggle_pause(self) -> None:
         """Pause or resume the speaker."""
         self.state.call("resume" if self.state.paused else "pause")

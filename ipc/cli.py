@@ -13,6 +13,7 @@ import os
 import sys
 from typing import Any
 
+from . import quick
 from .client import Client, DaemonUnavailable, connect
 from .protocol import ProtocolError
 
@@ -87,6 +88,12 @@ def cmd_voices(client: Client, args: argparse.Namespace) -> int:
 
 
 def _read_text(args: argparse.Namespace) -> str:
+    if getattr(args, "selection", False):
+        if args.text:
+            raise SystemExit("chatterbox-tray say: give either text or --selection, not both")
+        from .quick import selected_text
+
+        return selected_text()
     if args.text:
         return " ".join(args.text)
     if sys.stdin.isatty():
@@ -401,6 +408,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="write audio to a file instead of playing it (.wav, .flac, .ogg, .opus, .mp3)",
     )
     say.add_argument("--raw", action="store_true", help="write raw float32 mono PCM to stdout instead of playing")
+    say.add_argument(
+        "--selection",
+        action="store_true",
+        help="speak the selected text (PRIMARY selection on X11/Wayland), else the clipboard",
+    )
     say.add_argument("--no-wait", action="store_true", help="queue the speech and return at once (prints the job id)")
     say.add_argument(
         "-p",
@@ -447,6 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
     sett.add_argument("assignments", nargs="*", metavar="KEY=VALUE")
     sett.set_defaults(func=cmd_settings)
     sub.add_parser("reload", help="load the model again with the current settings").set_defaults(func=cmd_reload)
+    quick.add_parser(sub)
 
     sub.add_parser("stats", help="model, device, GPU, RAM and CPU").set_defaults(func=cmd_stats)
     sub.add_parser("shutdown", help="stop the daemon").set_defaults(func=cmd_shutdown)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -19,6 +20,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
+    QKeySequenceEdit,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -131,8 +133,27 @@ class SettingsPage(QWidget):
         self.hotkey_box = QGroupBox("Quick-speak hotkey")
         self.hotkey_box.setObjectName("hotkeyBox")
         hotkey_layout = QFormLayout(self.hotkey_box)
-        self.hotkey = QLineEdit(placeholderText="Not available yet", enabled=False)
-        hotkey_layout.addRow("Speak the selection", self.hotkey)
+        self.hotkey = QKeySequenceEdit(objectName="hotkeyEdit", enabled=False)
+        self.hotkey.setMaximumSequenceLength(1)
+        self.hotkey.setClearButtonEnabled(True)
+        self.hotkey.editingFinished.connect(self._apply_hotkey)
+        self.hotkey_enabled = QCheckBox("On", enabled=False)
+        self.hotkey_enabled.toggled.connect(self._apply_hotkey)
+        hotkey_row = QHBoxLayout()
+        hotkey_row.addWidget(self.hotkey, 1)
+        hotkey_row.addWidget(self.hotkey_enabled)
+        self.hotkey_status = QLabel("Not available", objectName="hotkeyStatus", wordWrap=True)
+        hotkey_help = QLabel(
+            "Press it with text selected in any app to hear it; press it again to stop. "
+            "Where the app cannot grab keys (some Wayland desktops), bind the command "
+            "<code>chatterbox-tray quick</code> in your desktop's keyboard settings instead.",
+            wordWrap=True,
+        )
+        hotkey_help.setStyleSheet("color: palette(placeholder-text);")
+        hotkey_layout.addRow("Speak the selection", hotkey_row)
+        hotkey_layout.addRow("", self.hotkey_status)
+        hotkey_layout.addRow(hotkey_help)
+        self.quick: Any = None
         desktop_box = QGroupBox("Desktop")
         QVBoxLayout(desktop_box).addWidget(self.autostart)
 
@@ -319,6 +340,39 @@ class SettingsPage(QWidget):
         if folder:
             self.checkpoint.setText(folder)
             self.source_local.setChecked(True)
+
+    # -- the quick-speak hotkey (the app's own) --------------------------------------------
+
+    def attach_quick_speak(self, quick: Any) -> None:
+        """Show and edit ``quick``'s hotkey (a ``QuickSpeak``)."""
+        from .. import prefs
+
+        self.quick = quick
+        saved = prefs.load()
+        for widget, setter, value in (
+            (self.hotkey, self.hotkey.setKeySequence, QKeySequence(saved["hotkey"])),
+            (self.hotkey_enabled, self.hotkey_enabled.setChecked, saved["hotkey_enabled"]),
+        ):
+            widget.blockSignals(True)
+            setter(value)
+            widget.blockSignals(False)
+            widget.setEnabled(True)
+        quick.status_changed.connect(self._show_hotkey_status)
+        self._show_hotkey_status(quick.status or "Not grabbed yet", quick.active)
+
+    def _apply_hotkey(self) -> None:
+        if self.quick is None:
+            return
+        text = self.hotkey.keySequence().toString(QKeySequence.SequenceFormat.PortableText)
+        if not text:
+            self.hotkey_enabled.setChecked(False)  # cleared: off (applies through toggled)
+            self.quick.apply("", False)
+            return
+        self.quick.apply(text, self.hotkey_enabled.isChecked())
+
+    def _show_hotkey_status(self, message: str, active: bool) -> None:
+        self.hotkey_status.setText(message)
+        self.hotkey_status.setStyleSheet("" if active or message == "Off" else "color: #b3261e;")
 
     def _set_autostart(self, on: bool) -> None:
         try:

@@ -24,9 +24,9 @@ from tests.support.daemons import DaemonProcess
 CONNECT_TIMEOUT_MS = 30_000
 
 
-def open_app(qtbot, daemon: DaemonProcess, ready: bool = True) -> TrayApp:
+def open_app(qtbot, daemon: DaemonProcess, ready: bool = True, hotkey_backend=None) -> TrayApp:
     """A started app connected to ``daemon`` (waits for the model to be ready unless told not to)."""
-    app = TrayApp(daemon.connection_path, autostart=False, probe_microphone=False)
+    app = TrayApp(daemon.connection_path, autostart=False, probe_microphone=False, hotkey_backend=hotkey_backend)
     qtbot.addWidget(app.window)
     app.start()
     if ready:

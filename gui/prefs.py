@@ -1,0 +1,53 @@
+"""The tray app's own preferences (today: the quick-speak hotkey).
+
+Settings the daemon owns live in the daemon; these belong to one desktop
+session's app, so they sit beside the daemon's settings file, in ``gui.json``
+under the same config folder, written atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from chatterbox_tray.ipc import endpoints
+
+from .hotkeys import DEFAULT_HOTKEY
+
+DEFAULTS: dict[str, Any] = {"hotkey": DEFAULT_HOTKEY, "hotkey_enabled": True}
+
+
+def path() -> Path:
+    return endpoints.config_dir() / "gui.json"
+
+
+def load() -> dict[str, Any]:
+    """The saved preferences over the defaults; a missing or broken file gives the defaults."""
+    try:
+        saved = json.loads(path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        saved = {}
+    if not isinstance(saved, dict):
+        saved = {}
+    return {k: saved.get(k, v) if isinstance(saved.get(k, v), type(v)) else v for k, v in DEFAULTS.items()}
+
+
+def save(**changes: Any) -> dict[str, Any]:
+    """Merge ``changes`` into the file and return the result."""
+    prefs = load() | {k: v for k, v in changes.items() if k in DEFAULTS}
+    target = path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".gui.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(prefs, f, indent=2)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return prefs

@@ -1,0 +1,70 @@
+"""Quick-speak from the command line: ``say --selection`` and the ``quick`` toggle.
+
+``chatterbox-tray quick`` is what a desktop's own shortcut settings bind when
+the tray app cannot grab a key itself (Wayland without the GlobalShortcuts
+portal, or no tray app at all). Like the tray app's hotkey it toggles: when
+something is speaking it stops all speech; otherwise it speaks the selected
+text (PRIMARY on X11 and Wayland, else the clipboard) with the ``quick``
+priority, which replaces whatever quick-speak was playing, and returns at once.
+A keypress pays only this module's start-up (no torch, no Qt, no numpy at
+import): see docs/hotkey.md for the measured figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .client import Client
+from .selection import SelectionError, read_selection
+
+#: Longest text a quick-speak sends (the daemon's own limit is higher; a
+#: stray select-all of a huge page should not queue an hour of speech).
+MAX_QUICK_CHARS = 20_000
+
+
+def selected_text() -> str:
+    """The selection (or clipboard) as text to speak; SystemExit with a message when there is none."""
+    try:
+        text, _where = read_selection()
+    except SelectionError as exc:
+        raise SystemExit(f"chatterbox-tray: {exc}") from None
+    text = text.strip()
+    if not text:
+        raise SystemExit("chatterbox-tray: nothing is selected and the clipboard is empty")
+    return text[:MAX_QUICK_CHARS]
+
+
+def is_speaking(client: Client) -> bool:
+    """Whether the daemon's speaker has anything playing, paused or queued."""
+    playback = client.playback()
+    return playback.get("state") in ("playing", "paused") or bool(playback.get("queue"))
+
+
+def cmd_quick(client: Client, args: argparse.Namespace) -> int:
+    """Stop all speech if any is playing, else speak the selection and return."""
+    if is_speaking(client):
+        stopped = client.stop(all=True)["stopped"]
+        print(json.dumps({"stopped": stopped}) if args.json else f"stopped {len(stopped)} job(s)")
+        return 0
+    text = selected_text()
+    result = client.speak(text, voice=args.voice, priority="quick")
+    print(json.dumps(result) if args.json else result["job"])
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``quick`` on the CLI."""
+    quick = sub.add_parser(
+        "quick",
+        help="speak the selected text, or stop if something is speaking (bind this to a shortcut)",
+    )
+    quick.add_argument("-v", "--voice", help="voice name (default: the default voice)")
+    quick.set_defaults(func=cmd_quick)
+
+
+if __name__ == "__main__":  # pragma: no cover - handy for timing: python -m chatterbox_tray.ipc.quick
+    from .cli import main
+
+    sys.exit(main(["quick", *sys.argv[1:]]))
