@@ -1,0 +1,446 @@
+#!/bin/sh
+# Install Chatterbox Tray for the current user on Linux (or uninstall it).
+#
+#   packaging/linux/install.sh                    install, or upgrade in place
+#   packaging/linux/install.sh --enable-service   ... and run the daemon from login (systemd user unit)
+#   packaging/linux/install.sh --autostart        ... and start the tray app with the desktop session
+#   packaging/linux/install.sh --uninstall        remove the app, keep voices, settings and cache
+#   packaging/linux/install.sh --uninstall --purge   ... and remove those too
+#
+# Run it from a checkout or an unpacked source tarball: it copies the project
+# (pyproject.toml, uv.lock and the packages) to $XDG_DATA_HOME/chatterbox-tray/app
+# and runs `uv sync --frozen --no-dev` there, so uv's override-dependencies
+# apply (torch 2.9.1 with CUDA 12.8). See packaging/linux/README.md.
+set -eu
+
+APP=chatterbox-tray
+APPSTREAM_ID=io.github.chatterbox_tray.ChatterboxTray
+SERVICE=chatterbox-tray-daemon.service
+COMMANDS="chatterbox-tray chatterbox-tray-daemon chatterbox-tray-gui"
+MARKER="# Written by Chatterbox Tray's packaging/linux/install.sh; --uninstall removes it."
+UV_INSTALLER_URL=https://astral.sh/uv/install.sh
+
+usage() {
+    cat <<EOF
+Usage: $0 [OPTION]...
+
+Install Chatterbox Tray for the current user: a Python environment made by uv,
+the commands ${COMMANDS}, a desktop entry, icons, AppStream metainfo and a
+systemd user unit for the daemon.
+
+  --enable-service    enable and start the daemon's systemd user unit
+  --autostart         start the tray app (minimized) when you log in
+  --uninstall         remove what the installer put in place; voices, settings
+                      and the conditionals cache stay
+  --purge             with --uninstall: also remove voices, settings, cache and logs
+  --prefix DIR        put commands in DIR/bin and shared files in DIR/share
+                      (default: ~/.local/bin and \$XDG_DATA_HOME)
+  --python-env DIR    use this existing environment (it has bin/chatterbox-tray-gui)
+                      instead of making one with uv
+  --no-env            do not make the Python environment (the commands will
+                      point at where it would be)
+  --python VERSION    Python for uv to use (default: uv's choice, 3.10 to 3.13)
+  --source DIR        the project to install (default: this script's checkout)
+  --force             replace commands of the same name that this installer did not write
+  -n, --dry-run       print what would be done and change nothing
+  -h, --help          show this help
+
+Environment: XDG_DATA_HOME, XDG_CONFIG_HOME, XDG_CACHE_HOME and XDG_STATE_HOME
+are honoured; DESTDIR stages every file under another root (for packagers; it
+needs --no-env or --python-env, and skips systemctl and the cache updates).
+EOF
+}
+
+die() {
+    echo "install.sh: $*" >&2
+    exit 1
+}
+
+say() {
+    echo "$*"
+}
+
+# An absolute XDG base directory, or the default when unset or relative (as the spec says).
+xdg() {
+    case "${1:-}" in
+        /*) printf '%s\n' "$1" ;;
+        *) printf '%s\n' "$2" ;;
+    esac
+}
+
+# --- options -----------------------------------------------------------------
+
+action=install
+purge=0
+dry=0
+autostart=0
+enable_service=0
+make_env=1
+python_env=
+python=
+prefix=
+force=0
+here=$(cd "$(dirname "$0")" && pwd)
+source_dir=$(cd "$here/../.." && pwd)
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --enable-service) enable_service=1 ;;
+        --autostart) autostart=1 ;;
+        --uninstall) action=uninstall ;;
+        --purge) purge=1 ;;
+        --no-env) make_env=0 ;;
+        --force) force=1 ;;
+        -n | --dry-run) dry=1 ;;
+        -h | --help)
+            usage
+            exit 0
+            ;;
+        --prefix | --python-env | --python | --source)
+            [ $# -ge 2 ] || die "$1 needs a value"
+            case "$1" in
+                --prefix) prefix=$2 ;;
+                --python-env) python_env=$2 ;;
+                --python) python=$2 ;;
+                --source) source_dir=$2 ;;
+            esac
+            shift
+            ;;
+        --prefix=* | --python-env=* | --python=* | --source=*)
+            value=${1#*=}
+            case "$1" in
+                --prefix=*) prefix=$value ;;
+                --python-env=*) python_env=$value ;;
+                --python=*) python=$value ;;
+                --source=*) source_dir=$value ;;
+            esac
+            ;;
+        *)
+            usage >&2
+            die "unknown option: $1"
+            ;;
+    esac
+    shift
+done
+
+[ "$purge" = 0 ] || [ "$action" = uninstall ] || die "--purge goes with --uninstall"
+[ -n "${HOME:-}" ] || die "HOME is not set"
+# `sudo install.sh` with the user's HOME would leave root-owned files in it.
+if [ "$(id -u)" = 0 ] && [ -z "$prefix" ] && [ -z "${DESTDIR:-}" ] && [ -d "$HOME" ] &&
+    [ -z "$(find "$HOME" -maxdepth 0 -uid 0)" ]; then
+    die "this installs for one user: run it as the owner of $HOME, not as root"
+fi
+
+# --- where things go ---------------------------------------------------------
+
+DATA_HOME=$(xdg "${XDG_DATA_HOME:-}" "$HOME/.local/share")
+CONFIG_HOME=$(xdg "${XDG_CONFIG_HOME:-}" "$HOME/.config")
+CACHE_HOME=$(xdg "${XDG_CACHE_HOME:-}" "$HOME/.cache")
+STATE_HOME=$(xdg "${XDG_STATE_HOME:-}" "$HOME/.local/state")
+if [ -n "$prefix" ]; then
+    case "$prefix" in /*) ;; *) prefix=$(pwd)/$prefix ;; esac
+    BINDIR=$prefix/bin
+    SHAREDIR=$prefix/share
+else
+    BINDIR=$HOME/.local/bin
+    SHAREDIR=$DATA_HOME
+fi
+case "$BINDIR$SHAREDIR$CONFIG_HOME" in
+    # systemd refuses them in an executable's path, and they are easy to get wrong in the desktop entry.
+    *[\'\"\\\$\`]*) die "paths with quotes, backslashes, dollar signs or backquotes are not supported: $BINDIR" ;;
+esac
+APPDIR=$SHAREDIR/$APP/app
+DESKTOP_FILE=$SHAREDIR/applications/$APP.desktop
+METAINFO_FILE=$SHAREDIR/metainfo/$APPSTREAM_ID.metainfo.xml
+UNIT_FILE=$SHAREDIR/systemd/user/$SERVICE
+ICON_DIR=$SHAREDIR/icons/hicolor
+# The same file the tray app's "Start with the session" setting writes (gui/autostart.py).
+AUTOSTART_FILE=$CONFIG_HOME/autostart/$APP.desktop
+D=${DESTDIR:-}
+
+if [ -n "$python_env" ]; then
+    case "$python_env" in /*) ;; *) python_env=$(pwd)/$python_env ;; esac
+    ENVDIR=$python_env
+    make_env=0
+else
+    ENVDIR=$APPDIR/venv
+fi
+
+# --- helpers -----------------------------------------------------------------
+
+# Run a command, or print it in a dry run.
+run() {
+    if [ "$dry" = 1 ]; then
+        echo "+ $*"
+    else
+        "$@"
+    fi
+}
+
+# Write stdin to a file under DESTDIR with a mode, or name it in a dry run.
+put() { # put MODE PATH
+    if [ "$dry" = 1 ]; then
+        cat >/dev/null
+        echo "+ write $2"
+        return
+    fi
+    mkdir -p "$D$(dirname "$2")"
+    tmp="$D$2.tmp.$$"
+    cat >"$tmp"
+    chmod "$1" "$tmp"
+    mv -f "$tmp" "$D$2"
+    echo "installed $2"
+}
+
+remove() { # remove PATH...
+    for path in "$@"; do
+        if [ -e "$D$path" ] || [ -L "$D$path" ]; then
+            run rm -rf "$D$path"
+            [ "$dry" = 1 ] || echo "removed $path"
+        fi
+    done
+}
+
+have() {
+    command -v "$1" >/dev/null 2>&1
+}
+
+# A word for /bin/sh, single-quoted.
+sh_quote() {
+    printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"
+}
+
+# A path as the program of a desktop entry's Exec key (quoted per the spec when needed).
+desktop_exec_path() {
+    case "$1" in
+        *[!A-Za-z0-9_./+@:-]*)
+            printf '"%s"' "$(printf '%s' "$1" | sed 's/[\\"`$]/\\&/g; s/\\/\\\\/g; s/%/%%/g')"
+            ;;
+        *) printf '%s' "$1" ;;
+    esac
+}
+
+# A path as the program of a systemd Exec line.
+systemd_exec_path() {
+    escaped=$(printf '%s' "$1" | sed 's/%/%%/g')
+    case "$1" in
+        *[!A-Za-z0-9_./+@:%-]*) printf '"%s"' "$(printf '%s' "$escaped" | sed 's/[\\"]/\\&/g')" ;;
+        *) printf '%s' "$escaped" ;;
+    esac
+}
+
+# Point a desktop entry's Exec and TryExec lines at the installed commands
+# (the EXEC_* variables hold each command's path, quoted for Exec).
+render_desktop() { # render_desktop TEMPLATE
+    BINDIR=$BINDIR COMMANDS=$COMMANDS awk '
+        BEGIN { n = split(ENVIRON["COMMANDS"], names, " "); for (i = 1; i <= n; i++) ours[names[i]] = 1 }
+        /^(Try)?Exec=/ {
+            eq = index($0, "="); key = substr($0, 1, eq - 1); value = substr($0, eq + 1)
+            sp = index(value, " "); program = sp ? substr(value, 1, sp - 1) : value; rest = sp ? substr(value, sp) : ""
+            if (program in ours) {
+                if (key == "Exec") { var = "EXEC_" program; gsub(/-/, "_", var); path = ENVIRON[var] }
+                else path = ENVIRON["BINDIR"] "/" program
+                print key "=" path rest
+                next
+            }
+        }
+        { print }
+    ' "$1"
+}
+
+# Whether systemctl can reach this user's service manager.
+user_systemd() {
+    [ -z "$D" ] && have systemctl && systemctl --user show-environment >/dev/null 2>&1
+}
+
+refresh_caches() {
+    [ -z "$D" ] || return 0
+    if have update-desktop-database; then
+        run update-desktop-database -q "$SHAREDIR/applications" || true
+    fi
+    if have gtk-update-icon-cache && [ -d "$ICON_DIR" ]; then
+        run gtk-update-icon-cache -q -t -f "$ICON_DIR" || true
+    fi
+}
+
+find_uv() {
+    for candidate in "$(command -v uv 2>/dev/null || true)" "$HOME/.local/bin/uv" "$HOME/.cargo/bin/uv"; do
+        if [ -n "$candidate" ] && [ -x "$candidate" ]; then
+            echo "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}
+
+install_uv() {
+    say "uv is not installed; installing it from $UV_INSTALLER_URL into ~/.local/bin"
+    [ "$dry" = 0 ] || {
+        echo "+ download $UV_INSTALLER_URL and run it"
+        return 0
+    }
+    script=$(mktemp)
+    if have curl; then
+        curl -LsSf "$UV_INSTALLER_URL" -o "$script" || die "could not download the uv installer"
+    elif have wget; then
+        wget -qO "$script" "$UV_INSTALLER_URL" || die "could not download the uv installer"
+    else
+        die "uv is missing and neither curl nor wget is installed to fetch it (see https://docs.astral.sh/uv/)"
+    fi
+    UV_INSTALL_DIR="$HOME/.local/bin" UV_NO_MODIFY_PATH=1 sh "$script" || die "the uv installer failed"
+    rm -f "$script"
+}
+
+# --- install -----------------------------------------------------------------
+
+make_environment() {
+    [ -z "$D" ] || die "DESTDIR needs --no-env or --python-env: a virtual environment cannot be moved"
+    if [ ! -f "$source_dir/pyproject.toml" ] || [ ! -f "$source_dir/uv.lock" ]; then
+        die "$source_dir has no pyproject.toml and uv.lock; pass --source with the project's folder"
+    fi
+    uv=$(find_uv) || {
+        install_uv
+        uv=$(find_uv) || uv="$HOME/.local/bin/uv"
+    }
+    say "copying the project to $APPDIR/src"
+    run rm -rf "$APPDIR/src"
+    run mkdir -p "$APPDIR/src"
+    # Everything but checkouts' clutter: new top-level packages come along by themselves.
+    if [ "$dry" = 1 ]; then
+        echo "+ copy $source_dir -> $APPDIR/src"
+    else
+        (cd "$source_dir" && tar -cf - --exclude=./.git --exclude=./.venv --exclude=./.cache \
+            --exclude=./tests --exclude=./bench --exclude=./build --exclude=./dist --exclude='*.egg-info' \
+            --exclude=__pycache__ --exclude=.pytest_cache --exclude=.ruff_cache .) | (cd "$APPDIR/src" && tar -xf -)
+    fi
+    say "making the Python environment in $ENVDIR with uv (the first time downloads about 3 GB)"
+    if [ -n "$python" ]; then
+        run env UV_PROJECT_ENVIRONMENT="$ENVDIR" "$uv" sync --project "$APPDIR/src" --frozen --no-dev \
+            --no-editable --compile-bytecode --python "$python"
+    else
+        run env UV_PROJECT_ENVIRONMENT="$ENVDIR" "$uv" sync --project "$APPDIR/src" --frozen --no-dev \
+            --no-editable --compile-bytecode
+    fi
+}
+
+install_commands() {
+    for name in $COMMANDS; do
+        target=$BINDIR/$name
+        if [ -e "$D$target" ] && ! grep -qF "$MARKER" "$D$target" 2>/dev/null && [ "$force" = 0 ]; then
+            die "$target exists and was not written by this installer; remove it or pass --force"
+        fi
+        printf '#!/bin/sh\n%s\nexec %s "$@"\n' "$MARKER" "$(sh_quote "$ENVDIR/bin/$name")" | put 755 "$target"
+    done
+}
+
+do_install() {
+    for file in "$APP.desktop" "autostart/$APP.desktop" "$SERVICE" "$APPSTREAM_ID.metainfo.xml" \
+        "icons/hicolor/scalable/apps/$APP.svg"; do
+        [ -f "$here/$file" ] || die "$here/$file is missing"
+    done
+    if [ -n "$python_env" ] && [ "$dry" = 0 ]; then
+        for name in $COMMANDS; do
+            [ -x "$python_env/bin/$name" ] || die "$python_env/bin/$name is missing: is chatterbox-tray installed there?"
+        done
+    fi
+    if [ "$make_env" = 1 ]; then
+        make_environment
+        if [ "$dry" = 0 ] && [ ! -x "$ENVDIR/bin/chatterbox-tray-gui" ]; then
+            die "uv finished but $ENVDIR/bin/chatterbox-tray-gui is missing"
+        fi
+    fi
+
+    install_commands
+
+    # Handed to awk through the environment, so no character in a path needs escaping twice.
+    EXEC_chatterbox_tray=$(desktop_exec_path "$BINDIR/chatterbox-tray")
+    EXEC_chatterbox_tray_daemon=$(desktop_exec_path "$BINDIR/chatterbox-tray-daemon")
+    EXEC_chatterbox_tray_gui=$(desktop_exec_path "$BINDIR/chatterbox-tray-gui")
+    export EXEC_chatterbox_tray EXEC_chatterbox_tray_daemon EXEC_chatterbox_tray_gui
+    render_desktop "$here/$APP.desktop" | put 644 "$DESKTOP_FILE"
+    if [ "$autostart" = 1 ]; then
+        render_desktop "$here/autostart/$APP.desktop" | put 644 "$AUTOSTART_FILE"
+    fi
+
+    (cd "$here/icons/hicolor" && find . -type f -name "$APP.*" | sort) | while read -r icon; do
+        put 644 "$ICON_DIR/${icon#./}" <"$here/icons/hicolor/$icon"
+    done
+    put 644 "$METAINFO_FILE" <"$here/$APPSTREAM_ID.metainfo.xml"
+
+    exec_start=$(systemd_exec_path "$BINDIR/chatterbox-tray-daemon")
+    EXEC_START=$exec_start awk '/^ExecStart=/ { print "ExecStart=" ENVIRON["EXEC_START"]; next } { print }' \
+        "$here/$SERVICE" | put 644 "$UNIT_FILE"
+
+    refresh_caches
+    if user_systemd; then
+        run systemctl --user daemon-reload
+        if [ "$enable_service" = 1 ]; then
+            run systemctl --user enable --now "$SERVICE"
+        fi
+    elif [ "$enable_service" = 1 ]; then
+        if [ -n "$D" ]; then
+            say "note: DESTDIR is set, so the service was not enabled"
+        else
+            die "cannot reach your systemd user manager; run later: systemctl --user enable --now $SERVICE"
+        fi
+    fi
+
+    say "Chatterbox Tray is installed: start it from your applications menu or with chatterbox-tray-gui."
+    case ":$PATH:" in
+        *":$BINDIR:"*) ;;
+        *) say "note: $BINDIR is not on your PATH; add it to use the commands from a terminal." ;;
+    esac
+}
+
+# --- uninstall ---------------------------------------------------------------
+
+do_uninstall() {
+    if user_systemd; then
+        run systemctl --user disable --now "$SERVICE" >/dev/null 2>&1 || true
+    fi
+    # A daemon the tray app or the CLI started runs outside systemd; ask it to stop.
+    if [ -z "$D" ] && [ "$dry" = 0 ] && grep -qF "$MARKER" "$BINDIR/chatterbox-tray" 2>/dev/null; then
+        if have timeout; then
+            timeout 20 "$BINDIR/chatterbox-tray" --no-start shutdown >/dev/null 2>&1 || true
+        else
+            "$BINDIR/chatterbox-tray" --no-start shutdown >/dev/null 2>&1 || true
+        fi
+    fi
+
+    for name in $COMMANDS; do
+        if grep -qF "$MARKER" "$D$BINDIR/$name" 2>/dev/null || [ "$force" = 1 ]; then
+            remove "$BINDIR/$name"
+        elif [ -e "$D$BINDIR/$name" ]; then
+            say "kept $BINDIR/$name: this installer did not write it"
+        fi
+    done
+    remove "$DESKTOP_FILE" "$AUTOSTART_FILE" "$METAINFO_FILE" "$UNIT_FILE"
+    for icon in "$D$ICON_DIR"/*/apps/"$APP".png "$D$ICON_DIR"/*/apps/"$APP".svg; do
+        if [ -e "$icon" ]; then
+            remove "${icon#"$D"}"
+        fi
+    done
+    # The environment and its copy of the source; a --python-env is not ours to remove.
+    remove "$APPDIR"
+    if [ "$purge" = 1 ]; then
+        remove "$DATA_HOME/$APP" "$CONFIG_HOME/$APP" "$CACHE_HOME/$APP" "$STATE_HOME/$APP"
+    fi
+    [ "$dry" = 1 ] || rmdir "$D$SHAREDIR/$APP" 2>/dev/null || true
+
+    refresh_caches
+    if user_systemd; then
+        run systemctl --user daemon-reload
+    fi
+    if [ "$purge" = 1 ]; then
+        say "Chatterbox Tray is uninstalled, with its voices, settings, cache and logs."
+    else
+        say "Chatterbox Tray is uninstalled. Your voices and settings are kept in $DATA_HOME/$APP and" \
+            "$CONFIG_HOME/$APP (the cache in $CACHE_HOME/$APP); --uninstall --purge removes them."
+    fi
+}
+
+if [ "$action" = install ]; then
+    do_install
+else
+    do_uninstall
+fi
