@@ -1,0 +1,61 @@
+"""Render the app icon (the tray's "ready" bubble) into chatterbox-tray.ico.
+
+The icon is drawn in code by ``chatterbox_tray.gui.icons``; this renders it with
+Qt (offscreen, no display needed) at the sizes Windows asks for and packs them
+with Pillow. The .ico is committed, so building the installer needs neither;
+run this again after changing the drawing:
+
+    QT_QPA_PLATFORM=offscreen .venv/bin/python packaging/windows/make_icon.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+from pathlib import Path
+
+SIZES = (16, 20, 24, 32, 40, 48, 64, 128, 256)
+
+
+def render_png(size: int, state: str = "ready") -> bytes:
+    """The icon at ``size`` pixels as PNG bytes."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QBuffer, QIODevice, Qt
+    from PySide6.QtGui import QGuiApplication, QImage, QPainter
+
+    from chatterbox_tray.gui.icons import paint
+
+    _app = QGuiApplication.instance() or QGuiApplication([])
+    image = QImage(size, size, QImage.Format.Format_ARGB32)
+    image.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(image)
+    paint(painter, size, state)
+    painter.end()
+    buffer = QBuffer()
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    image.save(buffer, "PNG")
+    return bytes(buffer.data())
+
+
+def write_ico(path: Path) -> None:
+    """Write a multi-size .ico to ``path``."""
+    from PIL import Image
+
+    images = [Image.open(io.BytesIO(render_png(size))).convert("RGBA") for size in SIZES]
+    largest = images[-1]
+    largest.save(path, format="ICO", sizes=[(s, s) for s in SIZES], append_images=images[:-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-o", "--output", type=Path, default=Path(__file__).with_name("chatterbox-tray.ico"))
+    args = parser.parse_args(argv)
+    write_ico(args.output)
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
