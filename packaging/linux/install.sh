@@ -302,13 +302,15 @@ make_environment() {
         install_uv
         uv=$(find_uv) || uv="$HOME/.local/bin/uv"
     }
-    say "copying the project to $APPDIR/src"
-    run rm -rf "$APPDIR/src"
-    run mkdir -p "$APPDIR/src"
-    # Everything but checkouts' clutter: new top-level packages come along by themselves.
-    if [ "$dry" = 1 ]; then
+    if [ "$(cd "$source_dir" && pwd -P)" = "$(cd "$APPDIR/src" 2>/dev/null && pwd -P)" ]; then
+        say "using the installed copy of the project in $APPDIR/src"
+    elif [ "$dry" = 1 ]; then
         echo "+ copy $source_dir -> $APPDIR/src"
     else
+        say "copying the project to $APPDIR/src"
+        rm -rf "$APPDIR/src"
+        mkdir -p "$APPDIR/src"
+        # Everything but a checkout's clutter: new top-level packages come along by themselves.
         (cd "$source_dir" && tar -cf - --exclude=./.git --exclude=./.venv --exclude=./.cache \
             --exclude=./tests --exclude=./bench --exclude=./build --exclude=./dist --exclude='*.egg-info' \
             --exclude=__pycache__ --exclude=.pytest_cache --exclude=.ruff_cache .) | (cd "$APPDIR/src" && tar -xf -)
@@ -443,4 +445,7 @@ if [ "$action" = install ]; then
     do_install
 else
     do_uninstall
+fi
+if [ "$dry" = 1 ]; then
+    say "(dry run: nothing was changed)"
 fi

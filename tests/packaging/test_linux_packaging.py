@@ -141,16 +141,20 @@ def systemd_argv(value: str, home: Path) -> list[str]:
 # --- running the installer -------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def system_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The machine's /usr/bin and /bin without uv, curl, systemctl and the cache tools."""
-    farm = tmp_path_factory.mktemp("system-bin")
+def make_system_bin(farm: Path) -> Path:
+    """Links to the machine's /usr/bin and /bin without uv, curl, systemctl and the cache tools."""
+    farm.mkdir(parents=True, exist_ok=True)
     for folder in (Path("/usr/bin"), Path("/bin")):
         for entry in sorted(folder.iterdir()):
             link = farm / entry.name
             if entry.name not in SHADOWED and not link.exists() and os.access(entry, os.X_OK):
                 link.symlink_to(entry)
     return farm
+
+
+@pytest.fixture(scope="session")
+def system_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_system_bin(tmp_path_factory.mktemp("system-bin"))
 
 
 FAKE_TOOL = """#!/bin/sh
@@ -198,9 +202,11 @@ class Sandbox:
         env.update(extra)
         return env
 
-    def install(self, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+    def install(
+        self, *args: str, check: bool = True, shell: str = "sh", script: Path = INSTALLER, **env: str
+    ) -> subprocess.CompletedProcess:
         result = subprocess.run(
-            ["sh", str(INSTALLER), *args], env=self.env(**env), capture_output=True, text=True, timeout=180
+            [shell, str(script), *args], env=self.env(**env), capture_output=True, text=True, timeout=180
         )
         if check:
             assert result.returncode == 0, f"install.sh {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
@@ -320,6 +326,8 @@ def test_unit_has_the_agreed_settings() -> None:
     assert service["ExecStart"] == ["%h/.local/bin/chatterbox-tray-daemon"]
     assert "PYTHONUNBUFFERED=1" in service["Environment"]
     assert {"2", "3"} <= set(service["RestartPreventExitStatus"][0].split())
+    # Another daemon serving the user is no failure: the unit ends inactive, not failed.
+    assert service["SuccessExitStatus"] == ["3"]
     assert unit["Install"]["WantedBy"] == ["default.target"]
 
 
@@ -546,17 +554,21 @@ def test_xdg_base_directories_are_honoured(sandbox: Sandbox, tmp_path: Path) -> 
     assert other.files() == expected_files(autostart=False)
 
 
-def test_dry_run_changes_nothing_and_says_everything(sandbox: Sandbox) -> None:
+@pytest.mark.parametrize("shell", ["sh", "bash"])
+def test_dry_run_changes_nothing_and_says_everything(sandbox: Sandbox, shell: str) -> None:
     sandbox.fake("systemctl", "update-desktop-database", "gtk-update-icon-cache")
-    result = sandbox.install("--python-env", str(this_env()), "--autostart", "--enable-service", "--dry-run")
+    result = sandbox.install(
+        "--python-env", str(this_env()), "--autostart", "--enable-service", "--dry-run", shell=shell
+    )
     assert sandbox.files() == set()
+    assert "(dry run: nothing was changed)" in result.stdout
     for path in expected_files(autostart=True):
         assert f"+ write {sandbox.home / path}" in result.stdout, path
     assert f"+ systemctl --user enable --now {SERVICE}" in result.stdout
     assert not [c for c in sandbox.calls() if c != "systemctl --user show-environment"]
     # The environment step too: without --python-env it would copy the project and run uv.
     sandbox.fake("uv")
-    result = sandbox.install("--dry-run")
+    result = sandbox.install("--dry-run", shell=shell)
     assert "uv sync" in result.stdout and "--frozen --no-dev" in result.stdout
     assert sandbox.files() == set() and not any(c.startswith("uv ") for c in sandbox.calls())
 
@@ -638,6 +650,11 @@ def test_environment_is_made_with_uv_installed_on_the_way(sandbox: Sandbox) -> N
     calls = sandbox.calls()
     assert sum(c.startswith("curl ") for c in calls) == 1
     assert calls[-2].endswith("--compile-bytecode --python 3.12")
+
+    # The installed copy of the installer upgrades in place without deleting the copy it runs from.
+    result = sandbox.install(script=app_dir / "src" / "packaging" / "linux" / "install.sh")
+    assert f"using the installed copy of the project in {app_dir}/src" in result.stdout
+    assert (app_dir / "src" / "uv.lock").is_file()
 
     # Uninstalling removes the environment but not the voices that live beside it.
     voices = sandbox.share / APP / "voices"
