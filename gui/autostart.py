@@ -90,7 +90,7 @@ def set_enabled(enabled: bool) -> None:
             "Name=Chatterbox Tray\n"
             "Comment=Text to speech with Chatterbox, from the system tray\n"
             f"Exec={shlex.join(cmd)}\n"
-            "Icon=audio-input-microphone\n"
+            "Icon=chatterbox-tray\n"
             "Terminal=false\n"
             "X-GNOME-Autostart-enabled=true\n",
             encoding="utf-8",
