@@ -12,7 +12,7 @@
 set -u
 
 resources=$(cd "$(dirname "$0")" && pwd -P)
-# shellcheck source=common.sh
+# shellcheck source-path=SCRIPTDIR source=common.sh
 . "$resources/common.sh"
 
 "$resources/setup-env.sh" || exit 75  # EX_TEMPFAIL: no network yet at login; launchd tries again

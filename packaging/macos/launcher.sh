@@ -7,7 +7,7 @@ set -eu
 
 contents=$(cd "$(dirname "$0")/.." && pwd -P)
 resources="$contents/Resources"
-# shellcheck source=common.sh
+# shellcheck source-path=SCRIPTDIR source=common.sh
 . "$resources/common.sh"
 
 "$resources/setup-env.sh"

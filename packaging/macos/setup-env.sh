@@ -17,7 +17,7 @@
 set -eu
 
 resources=$(cd "$(dirname "$0")" && pwd -P)
-# shellcheck source=common.sh
+# shellcheck source-path=SCRIPTDIR source=common.sh
 . "$resources/common.sh"
 
 force=0

@@ -29,6 +29,8 @@
 #define RunKey "Software\Microsoft\Windows\CurrentVersion\Run"
 #define RepoRoot "..\.."
 #define GuiArgs "-m chatterbox_tray.gui"
+; Windows PowerShell 5.1, on every Windows 10 and 11; the full path, since a shortcut does not search PATH.
+#define PowerShell "{sys}\WindowsPowerShell\v1.0\powershell.exe"
 
 [Setup]
 AppId={{139A8FA3-B29B-406B-BA82-45D5667ACA82}
@@ -77,7 +79,7 @@ Source: "chatterbox-tray.ico"; DestDir: "{app}"; Flags: ignoreversion
 
 [Icons]
 Name: "{group}\{#AppName}"; Filename: "{app}\.venv\Scripts\pythonw.exe"; Parameters: "{#GuiArgs}"; WorkingDir: "{app}"; IconFilename: "{app}\chatterbox-tray.ico"; Comment: "Text to speech with Chatterbox TTS"; AppUserModelID: "{#AppIdName}"
-Name: "{group}\Repair {#AppName}"; Filename: "powershell.exe"; Parameters: "-NoProfile -ExecutionPolicy Bypass -File ""{app}\setup\setup-env.ps1"" -AppDir ""{app}"""; WorkingDir: "{app}"; IconFilename: "{app}\chatterbox-tray.ico"; Comment: "Reinstall the Python environment (picks the torch build again)"
+Name: "{group}\Repair {#AppName}"; Filename: "{#PowerShell}"; Parameters: "-NoProfile -ExecutionPolicy Bypass -File ""{app}\setup\setup-env.ps1"" -AppDir ""{app}"""; WorkingDir: "{app}"; IconFilename: "{app}\chatterbox-tray.ico"; Comment: "Reinstall the Python environment (picks the torch build again)"
 Name: "{group}\Uninstall {#AppName}"; Filename: "{uninstallexe}"
 Name: "{autodesktop}\{#AppName}"; Filename: "{app}\.venv\Scripts\pythonw.exe"; Parameters: "{#GuiArgs}"; WorkingDir: "{app}"; IconFilename: "{app}\chatterbox-tray.ico"; Tasks: desktopicon
 
@@ -89,7 +91,7 @@ Root: HKCU; Subkey: "{#RunKey}"; ValueType: string; ValueName: "{#AppIdName}"; V
 Filename: "{app}\.venv\Scripts\pythonw.exe"; Parameters: "{#GuiArgs}"; WorkingDir: "{app}"; Description: "Start {#AppName} now"; Flags: postinstall nowait skipifsilent; Check: EnvironmentReady
 
 [UninstallRun]
-Filename: "powershell.exe"; Parameters: "-NoProfile -ExecutionPolicy Bypass -File ""{app}\setup\stop-app.ps1"" -AppDir ""{app}"""; Flags: runhidden waituntilterminated; RunOnceId: "StopApp"
+Filename: "{#PowerShell}"; Parameters: "-NoProfile -ExecutionPolicy Bypass -File ""{app}\setup\stop-app.ps1"" -AppDir ""{app}"""; Flags: runhidden waituntilterminated; RunOnceId: "StopApp"
 
 [UninstallDelete]
 ; What setup-env.ps1 and the package build made inside the program folder. Named
@@ -146,7 +148,7 @@ var
   Code: Integer;
 begin
   if DirExists(Dir) then
-    Exec('powershell.exe', PowerShellArgs(Script, '-AppDir "' + Dir + '"'), '', SW_HIDE,
+    Exec(ExpandConstant('{#PowerShell}'), PowerShellArgs(Script, '-AppDir "' + Dir + '"'), '', SW_HIDE,
       ewWaitUntilTerminated, Code);
 end;
 
@@ -169,7 +171,7 @@ begin
     'Installing Python and the speech model''s packages (a few GB the first time; this window shows the progress)...';
   Params := PowerShellArgs(ExpandConstant('{app}\setup\setup-env.ps1'),
     '-AppDir "' + ExpandConstant('{app}') + '" -Torch ' + TorchChoice + ' -NoPause');
-  EnvOk := Exec('powershell.exe', Params, ExpandConstant('{app}'), SW_SHOWNORMAL, ewWaitUntilTerminated, Code)
+  EnvOk := Exec(ExpandConstant('{#PowerShell}'), Params, ExpandConstant('{app}'), SW_SHOWNORMAL, ewWaitUntilTerminated, Code)
     and (Code = 0);
   if not EnvOk then
     SuppressibleMsgBox('Setting up the Python environment failed (see ' + ExpandConstant('{app}\setup.log') + ').' + #13#10 +

@@ -174,7 +174,7 @@ try {
     $check = 'import torch, torchaudio, chatterbox_tray.gui.app; ' +
         'print(torch.__version__, torch.version.cuda, torch.cuda.is_available(), ' +
         '(torch.cuda.get_device_name(0) if torch.cuda.is_available() else ''-''))'
-    $report = & $python -c $check
+    $report = (& $python -c $check) -join ' '
     if ($LASTEXITCODE -ne 0) { throw 'the new environment cannot import torch or the app' }
     Write-Host "torch, CUDA, GPU usable, GPU: $report"
     if ($build -eq 'cuda' -and ($report -notmatch ' True ')) {

@@ -49,6 +49,7 @@ SETUP_ENV = WIN / "setup-env.ps1"
 STOP_APP = WIN / "stop-app.ps1"
 BUILD = WIN / "build.ps1"
 ICO = WIN / "chatterbox-tray.ico"
+POWERSHELL = "{sys}\\WindowsPowerShell\\v1.0\\powershell.exe"
 
 
 # --- a small Inno Setup reader ------------------------------------------------------------------
@@ -276,6 +277,7 @@ def test_start_menu_entries(iss: Iss) -> None:
         if "iconfilename" in entry:
             assert entry["iconfilename"] in shipped, f"{entry['name']}: its icon is not installed"
     repair = icons["{group}\\Repair Chatterbox Tray"]
+    assert repair["filename"] == POWERSHELL, "a shortcut does not search PATH: the full path"
     assert '-File "{app}\\setup\\setup-env.ps1"' in repair["parameters"]
     assert "{app}\\setup\\setup-env.ps1" in shipped
     assert icons["{group}\\Uninstall Chatterbox Tray"]["filename"] == "{uninstallexe}"
@@ -340,9 +342,10 @@ def test_uninstall_keeps_user_data_unless_asked(iss: Iss, monkeypatch: pytest.Mo
 
 def test_uninstall_and_upgrade_stop_the_app_first(iss: Iss) -> None:
     (stop,) = iss.entries("uninstallrun")
-    assert stop["filename"] == "powershell.exe"
+    assert stop["filename"] == POWERSHELL
     assert '-File "{app}\\setup\\stop-app.ps1" -AppDir "{app}"' in stop["parameters"]
     assert stop["runonceid"] and "waituntilterminated" in stop["flags"].split()
+    assert iss.code.count("Exec(ExpandConstant('" + POWERSHELL + "')") == 2, "stop-app and setup-env, by full path"
     prepare = block_after(iss.code, "function PrepareToInstall(")
     assert "ExtractTemporaryFile('stop-app.ps1');" in prepare
     names = {PureWindowsPath(e["source"]).name for e in iss.entries("files")}
