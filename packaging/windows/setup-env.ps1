@@ -64,6 +64,9 @@ function Get-LockedVersion([string]$LockText, [string]$Package) {
 
 function Get-NvidiaGpu {
     # Returns @{ Name; Driver; ComputeCap; Source } for the first NVIDIA GPU, or $null.
+    # Windows PowerShell 5.1 turns a native command's redirected stderr into errors,
+    # which 'Stop' would make fatal: a missing or failing nvidia-smi is an answer here.
+    $ErrorActionPreference = 'Continue'
     $smi = Get-Command 'nvidia-smi.exe' -ErrorAction SilentlyContinue
     $smiPath = $null
     if ($smi) { $smiPath = $smi.Source }
@@ -100,7 +103,10 @@ function Get-NvidiaGpu {
 
 function Invoke-Uv([string[]]$UvArgs) {
     Write-Host "uv $($UvArgs -join ' ')"
-    & $script:Uv @UvArgs
+    # uv reports on stderr. Through the pipeline (as text) it reaches both the
+    # console and the transcript; 'Continue' keeps 5.1 from treating it as an error.
+    $ErrorActionPreference = 'Continue'
+    & $script:Uv @UvArgs 2>&1 | ForEach-Object { "$_" } | Out-Host
     if ($LASTEXITCODE -ne 0) { throw "uv $($UvArgs[0]) failed with exit code $LASTEXITCODE" }
 }
 
