@@ -39,6 +39,9 @@ def add_daemon_flags(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Start the daemon with parsed flags; return the exit status."""
+    # chatterbox uses a few ops MPS lacks; let torch run those on the CPU rather
+    # than fail. Set before torch is imported, whoever started us (app, launchd, CLI).
+    os.environ.setdefault("PYTORCH_ENABLE_MPS_FALLBACK", "1")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

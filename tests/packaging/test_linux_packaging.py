@@ -308,7 +308,7 @@ def test_metainfo_agrees_with_the_project() -> None:
     assert root.findtext("project_license") == PYPROJECT["project"]["license"]
     assert next(r.get("version") for r in root.iter("release")) == PYPROJECT["project"]["version"]
     binaries = {b.text for b in root.iter("binary")}
-    assert binaries == set(PYPROJECT["project"]["scripts"]) == set(COMMANDS)
+    assert binaries == set(PYPROJECT["project"]["scripts"]) | set(PYPROJECT["project"]["gui-scripts"]) == set(COMMANDS)
     images = [i.text or "" for i in root.iter("image")]
     assert len(images) >= 4
     prefix = "https://github.com/chatterbox-tray/chatterbox-tray/raw/main/"
