@@ -23,6 +23,8 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QClipboard, QGuiApplication
 
+from chatterbox_tray.ipc.quick import MAX_QUICK_CHARS
+
 from . import prefs
 from .hotkeys import Backend, HotkeyError, parse_chord, platform_backend
 from .hotkeys.copy import send_copy
@@ -32,8 +34,6 @@ log = logging.getLogger(__name__)
 
 #: After pressing Copy, how long to wait for the clipboard to change.
 COPY_WAIT_MS = 400
-#: Longest text a quick-speak sends (a stray select-all should not queue an hour).
-MAX_CHARS = 20_000
 
 
 class QuickSpeak(QObject):
@@ -123,7 +123,7 @@ class QuickSpeak(QObject):
         QTimer.singleShot(COPY_WAIT_MS, lambda: self._speak(QGuiApplication.clipboard().text()))
 
     def _speak(self, text: str) -> None:
-        text = text.strip()[:MAX_CHARS]
+        text = text.strip()[:MAX_QUICK_CHARS]
         if not text:
             self.notify("Quick-speak: nothing is selected and the clipboard holds no text")
             return
