@@ -348,6 +348,7 @@ def speak(svc: Service, req: Request) -> dict[str, Any]:
     priority = req.args.str("priority", "text")
     if priority not in PRIORITIES:
         raise ProtocolError("bad_args", f"priority must be one of {', '.join(PRIORITIES)}, not {priority!r}")
+    volume = req.args.float("volume", 1.0, 0.0, 1.0)
     job = _new_job(svc, req, "speak")
     job.identity = None  # speech belongs to the daemon, not to the client that asked
     job.rank = RANK[priority]
@@ -356,7 +357,7 @@ def speak(svc: Service, req: Request) -> dict[str, Any]:
     except AudioError as exc:
         raise ProtocolError(exc.code, exc.message) from None
     try:
-        displaced = svc.player.admit(job, priority)
+        displaced = svc.player.admit(job, priority, volume)
     except Dropped as exc:
         svc.out.event("job", {**job.describe(), "event": "dropped", "priority": priority, "reason": str(exc)})
         return {"job": job.id, "priority": priority, "dropped": True, "position": None}
@@ -367,6 +368,9 @@ def speak(svc: Service, req: Request) -> dict[str, Any]:
     position = svc.queue.ahead_of(job)
     svc.out.event("job", {**job.describe(), "event": "queued", "priority": priority, "text": job.text[:200]})
     svc.queue.put(job)
+    # A job whose waiting client was killed (Speech Dispatcher stops its module's
+    # command with SIGKILL) must not hold up this one until the next keepalive.
+    svc.probe_waiters()
     return {
         "job": job.id,
         "priority": priority,
@@ -428,13 +432,17 @@ def playback(svc: Service, req: Request) -> dict[str, Any]:
 
 @handler("wait")
 def wait(svc: Service, req: Request) -> dict[str, Any] | None:
-    """Answer when a job ends (progress replies meanwhile); at once if it has."""
+    """Answer when a job ends (progress replies meanwhile); at once if it has.
+
+    With ``stop_on_disconnect`` the job is stopped if this client goes away first.
+    """
     job_id = req.args.str("job")
+    stop_on_disconnect = req.args.bool("stop_on_disconnect", False)
     known = [j for j in svc.queue.find(job_id=job_id) if j.kind != "prepare"]
     known = known or [j for j in svc.player.jobs() if j.id == job_id]
     if not known and job_id not in svc.ended:
         raise ProtocolError("no_such_job", f"no job {job_id}")
-    return svc.add_waiter(job_id, req.identity, req.req_id)
+    return svc.add_waiter(job_id, req.identity, req.req_id, stop_on_disconnect)
 
 
 @handler("audio.devices")

@@ -87,6 +87,7 @@ class Item:
     rank: int
     seq: int
     chars_total: int
+    gain: float = 1.0  # this job's own volume, on top of the speaker's
     segments: list[Segment] = field(default_factory=list)
     produced_all: bool = False
     seg: int = 0  # segment being played
@@ -147,9 +148,10 @@ class Player:
 
     # -- the queue (any thread) ---------------------------------------------------
 
-    def admit(self, job: Any, priority: str) -> list[Any]:
+    def admit(self, job: Any, priority: str, volume: float = 1.0) -> list[Any]:
         """Put a job on the speaker; return the jobs it displaces (to be cancelled).
 
+        ``volume`` (0-1) scales this job's samples, on top of the speaker's volume.
         Raises Dropped for a notification that would have to wait.
         """
         rank = RANK[priority]
@@ -168,7 +170,7 @@ class Player:
                     displaced.append(other)
             for other in displaced:
                 self._items.remove(other)
-            item = Item(job, rank, next(self._seq), len(job.text))
+            item = Item(job, rank, next(self._seq), len(job.text), gain=float(volume))
             self._items.append(item)
             self._items.sort(key=lambda i: (i.rank, i.seq))
             if current is not None and current.started:
@@ -435,7 +437,7 @@ class Player:
                     continue
                 else:
                     item.starving = False
-                    volume = self.volume
+                    volume = self.volume * item.gain
             if finished is not None:
                 self._finish(finished, "finished", None)
                 continue
@@ -510,6 +512,7 @@ class Player:
             "first_sample_s": None if item.first_sample_s is None else round(item.first_sample_s, 4),
             "prebuffer_s": round(item.prebuffer_s, 3),
             "priority": PRIORITIES[item.rank],
+            "volume": item.gain,
         }
         try:
             self._ended(item.job, state, error, info)

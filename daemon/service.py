@@ -85,8 +85,9 @@ class Service:
         )
         #: What the loaded model was loaded with (settings may have moved on).
         self.loaded_settings: dict[str, Any] = {}
-        #: Requests waiting for a job's end, and the ends of recent jobs.
-        self.waiters: dict[str, list[tuple[bytes, str]]] = {}
+        #: Requests waiting for a job's end (identity, request id, whether the
+        #: job stops if that client goes away), and the ends of recent jobs.
+        self.waiters: dict[str, list[tuple[bytes, str, bool]]] = {}
         self.ended: dict[str, dict[str, Any]] = {}
         #: The last jobs' summaries, for clients' "recent jobs" views.
         self.recent: deque[dict[str, Any]] = deque(maxlen=50)
@@ -313,12 +314,18 @@ class Service:
 
     # -- waiting for a job's end ------------------------------------------------------
 
-    def add_waiter(self, job_id: str, identity: bytes, req_id: str) -> dict[str, Any] | None:
-        """Answer when ``job_id`` ends; returns its end now if it already ended."""
+    def add_waiter(
+        self, job_id: str, identity: bytes, req_id: str, stop_on_disconnect: bool = False
+    ) -> dict[str, Any] | None:
+        """Answer when ``job_id`` ends; returns its end now if it already ended.
+
+        With ``stop_on_disconnect`` the job is stopped if this client vanishes
+        before it ends (see ``forget_client``).
+        """
         with self._lock:
             if job_id in self.ended:
                 return self.ended[job_id]
-            self.waiters.setdefault(job_id, []).append((identity, req_id))
+            self.waiters.setdefault(job_id, []).append((identity, req_id, stop_on_disconnect))
             return None
 
     def _resolve_waiters(
@@ -337,16 +344,56 @@ class Service:
             while len(self.ended) > 500:
                 self.ended.pop(next(iter(self.ended)))
             waiting = self.waiters.pop(job.id, [])
-        for identity, req_id in waiting:
+        for identity, req_id, _ in waiting:
             self.out.reply(identity, req_id, "result", result=end)
 
     def forget_client(self, identity: bytes) -> None:
-        """A client vanished: drop its waits (its speech keeps playing)."""
+        """A client vanished: drop its waits; stop the jobs it waited on with ``stop_on_disconnect``.
+
+        Other speech it asked for keeps playing: it belongs to the daemon.
+        """
+        doomed = []
         with self._lock:
             for job_id in list(self.waiters):
+                mine = [w for w in self.waiters[job_id] if w[0] == identity]
+                if any(w[2] for w in mine):
+                    doomed.append(job_id)
                 self.waiters[job_id] = [w for w in self.waiters[job_id] if w[0] != identity]
                 if not self.waiters[job_id]:
                     del self.waiters[job_id]
+        for job_id in doomed:
+            log.info("the client waiting for job %s went away; stopping the job", job_id)
+            self.stop_job(job_id, "stopped: the client waiting for it went away")
+
+    def stop_job(self, job_id: str, message: str) -> bool:
+        """Stop a speech job or cancel a synthesis job by id; False if it is not running or queued."""
+        error = ProtocolError("cancelled", message)
+        for job in self.player.jobs():
+            if job.id == job_id:
+                job.cancel.set()
+                self.queue.remove(job)
+                return self.player.remove(job, "cancelled", error)
+        for job in self.queue.find(job_id=job_id):
+            if job.kind == "prepare":
+                continue
+            job.cancel.set()
+            if self.queue.remove(job):
+                self.finish(job, "cancelled", error)
+            return True
+        return False
+
+    def probe_waiters(self) -> None:
+        """Send a progress reply now to every ``stop_on_disconnect`` wait.
+
+        A send to a client that has gone fails at once (ROUTER_MANDATORY), and
+        the server then calls ``forget_client``: so a job whose client was
+        killed stops before newly queued speech has to wait behind it, not
+        only at the next once-a-second keepalive.
+        """
+        with self._lock:
+            waits = [(job_id, w) for job_id, ws in self.waiters.items() for w in ws if w[2]]
+        for job_id, (identity, req_id, _) in waits:
+            self.out.reply(identity, req_id, "progress", progress={"job": job_id, "waiting": True, "model": self.state})
 
     def keepalives(self) -> list[tuple[bytes, str, dict[str, Any]]]:
         """(identity, request id, progress) for every request still waiting on a job."""
@@ -362,7 +409,7 @@ class Service:
                 )
         with self._lock:
             waits = [(job_id, w) for job_id, ws in self.waiters.items() for w in ws]
-        for job_id, (identity, req_id) in waits:
+        for job_id, (identity, req_id, _) in waits:
             out.append((identity, req_id, {"job": job_id, "waiting": True, "model": self.state}))
         return out
 

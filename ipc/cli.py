@@ -8,12 +8,16 @@ costs a fraction of a second. When no daemon answers, it starts one, unless
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from typing import Any
 
-from . import quick
+from . import quick, speechd
 from .client import Client, DaemonUnavailable, connect
 from .protocol import ProtocolError
 
@@ -184,6 +188,26 @@ def cmd_say(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def interrupt_on_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP (a closed terminal) act as Ctrl-C while this block runs."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    names = ("SIGTERM", "SIGHUP")
+    sigs = [getattr(signal, n) for n in names if hasattr(signal, n)]
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, interrupt) for sig in sigs}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def _speak(client: Client, args: argparse.Namespace, text: str) -> int:
     """Play on the daemon's speaker; wait for the end unless --no-wait. Ctrl-C stops the job."""
     result = client.speak(text, voice=args.voice, voice_path=args.voice_file, priority=args.priority, **_options(args))
@@ -195,7 +219,8 @@ def _speak(client: Client, args: argparse.Namespace, text: str) -> int:
         print(json.dumps(result) if args.json else job)
         return 0
     try:
-        end = client.wait(job, timeout=30.0)
+        with interrupt_on_signals():
+            end = client.wait(job, timeout=30.0)
     except KeyboardInterrupt:
         client.stop(job)
         print("\nstopped", file=sys.stderr)
@@ -460,6 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     sett.set_defaults(func=cmd_settings)
     sub.add_parser("reload", help="load the model again with the current settings").set_defaults(func=cmd_reload)
     quick.add_parser(sub)
+    speechd.add_parser(sub)
 
     sub.add_parser("stats", help="model, device, GPU, RAM and CPU").set_defaults(func=cmd_stats)
     sub.add_parser("shutdown", help="stop the daemon").set_defaults(func=cmd_shutdown)
@@ -474,6 +500,8 @@ def main(argv: list[str] | None = None) -> int:
         from chatterbox_tray.daemon.__main__ import run
 
         return run(args)
+    if getattr(args, "offline", None) is not None:  # needs no daemon (speechd uninstall)
+        return int(args.offline(args))
     try:
         client = connect(autostart=not args.no_start and args.command != "shutdown")
     except DaemonUnavailable as exc:

@@ -307,13 +307,17 @@ class Client:
         voice_path: str | os.PathLike | None = None,
         voice_data: bytes | None = None,
         priority: str = "text",
+        volume: float | None = None,
         **options: Any,
     ) -> dict[str, Any]:
         """Queue text on the daemon's speaker; returns ``{job, dropped, position, ...}`` at once.
 
         ``priority``: "urgent", "quick", "text" or "notification" (docs/protocol.md).
+        ``volume`` (0-1) scales this job only, on top of the speaker's volume.
         """
         args: dict[str, Any] = {"text": text, "options": options, "priority": priority}
+        if volume is not None:
+            args["volume"] = volume
         buffers: list[bytes] = []
         if voice is not None:
             args["voice"] = voice
@@ -324,13 +328,17 @@ class Client:
             buffers.append(voice_data)
         return self.call("speak", args, buffers)
 
-    def wait(self, job: str, timeout: float | None = None) -> dict[str, Any]:
+    def wait(self, job: str, timeout: float | None = None, stop_on_disconnect: bool = False) -> dict[str, Any]:
         """Block until a job ends; returns ``{job, state, summary, playback, error}``.
 
         ``timeout`` bounds the silence between the daemon's progress replies,
-        not the whole wait (speech can last hours).
+        not the whole wait (speech can last hours). With ``stop_on_disconnect``
+        the daemon stops the job if this client dies (or closes) before it ends.
         """
-        return self.call("wait", {"job": job}, timeout=timeout)
+        args: dict[str, Any] = {"job": job}
+        if stop_on_disconnect:
+            args["stop_on_disconnect"] = True
+        return self.call("wait", args, timeout=timeout)
 
     def stop(self, job: str | None = None, all: bool = False) -> dict[str, Any]:
         """Stop the playing speech job, one job, or (``all``) everything queued too."""

@@ -1,0 +1,566 @@
+"""Speech Dispatcher integration: a generic output module that speaks through the daemon.
+
+Speech Dispatcher (speechd) runs an *output module* per synthesizer. Its
+``sd_generic`` module runs a shell command per message, and the command must
+stop when speechd kills it. This module renders that configuration for our
+daemon, installs it for the user, and is the command speechd runs:
+
+    chatterbox-tray speechd install     # then: spd-say -o chatterbox-tray-generic "hello"
+    chatterbox-tray speechd print       # the configuration, on stdout
+    chatterbox-tray speechd uninstall
+
+What we learnt from speech-dispatcher 0.11.4 (Debian 12) and its source, and
+what each choice below is for (docs/speech-dispatcher.md has the long form):
+
+* Registration. speechd discovers ``modules/<name>-generic.conf`` in the
+  user's config folder (and the system's) by itself, but only while no
+  ``AddModule`` line is active in ``speechd.conf``: one ``AddModule`` turns
+  discovery off for *every* module. So the module is named
+  ``chatterbox-tray-generic`` and found by discovery; an ``AddModule`` line
+  is written only where discovery is already off (the effective
+  ``speechd.conf`` has ``AddModule`` lines of its own).
+* Stopping. ``module_stop`` sends SIGKILL to the command's process group, so
+  the command cannot react. It waits for its job with ``stop_on_disconnect``:
+  the daemon stops the job when it notices that the client has gone.
+* ``$DATA`` is put in single quotes with its quotes escaped by the module;
+  ``$VOICE`` is one of our own names (sanitised here) or our default; but
+  ``$LANGUAGE`` is substituted verbatim when the client's language is not in
+  the table, so it never appears in our command (it would be a shell
+  injection). Only ``$VOLUME`` (a number) and ``$VOICE`` are used.
+* Text. The module strips SSML (and decodes entities) before the command; a
+  message whose language has no ``GenericLanguage`` entry is recoded to
+  ISO-8859-1, so every ISO 639-1 code is declared UTF-8 and the command also
+  accepts Latin-1 bytes. The module cuts messages at ``GenericDelimiters``
+  followed by a space (one command per sentence, which would defeat the
+  daemon's pre-buffer), so the delimiter is a control character text never
+  holds. Blank lines that reach the module still cut a message, and 0.11.4
+  then reads past its end: the stale bytes follow a line holding a lone
+  ``.``; the command drops them, and skips the module's later commands for
+  the same message (same process group).
+
+Light: the standard library only (``ipc`` is imported by every client).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import shlex
+import shutil
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MODULE = "chatterbox-tray-generic"
+CONF_NAME = f"{MODULE}.conf"
+#: The speechd voice that means "the daemon's default voice, whatever it is then".
+DEFAULT_TOKEN = "default"
+#: The priority speechd's messages get in the daemon's queue (see docs/speech-dispatcher.md).
+DEFAULT_PRIORITY = "text"
+PRIORITIES = ("urgent", "quick", "text", "notification")
+#: Bytes per command. Under a pipe's 64 KiB so the module's one read gets a whole piece.
+MAX_CHUNK = 30_000
+#: Lines we add to speechd.conf sit between these markers; a line we turned off starts with OFF.
+BEGIN = "# >>> chatterbox-tray: added by `chatterbox-tray speechd install`; `speechd uninstall` removes it"
+END = "# <<< chatterbox-tray"
+OFF = "#chatterbox-tray-off# "
+SYSTEM_CONFS = (
+    Path("/etc/speech-dispatcher"),
+    Path("/usr/local/etc/speech-dispatcher"),
+    Path("/usr/share/speech-dispatcher/conf"),
+)
+_ISO_639_1 = (
+    "aa ab ae af ak am an ar as av ay az ba be bg bh bi bm bn bo br bs ca ce ch co cr cs cu cv cy "
+    "da de dv dz ee el en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi ho hr ht hu "
+    "hy hz ia id ie ig ii ik io is it iu ja jv ka kg ki kj kk kl km kn ko kr ks ku kv kw ky la lb "
+    "lg li ln lo lt lu lv mg mh mi mk ml mn mr ms mt my na nb nd ne ng nl nn no nr nv ny oc oj om "
+    "or os pa pi pl ps pt qu rm rn ro ru rw sa sc sd se sg si sk sl sm sn so sq sr ss st su sv sw "
+    "ta te tg th ti tk tl tn to tr ts tt tw ty ug uk ur uz ve vi vo wa wo xh yi yo za zh zu"
+)
+#: Every ISO 639-1 code: declared UTF-8 so the module passes text on unchanged.
+ISO_639_1 = tuple(_ISO_639_1.split())
+_ACTIVE = re.compile(r"^\s*(addmodule|defaultmodule)\b", re.IGNORECASE)
+_OURS = re.compile(r'^\s*addmodule\s+"?' + re.escape(MODULE) + r'"?(\s|$)', re.IGNORECASE)
+
+
+# -- paths ---------------------------------------------------------------------------
+
+
+def config_home() -> Path:
+    """``$XDG_CONFIG_HOME``, else ``~/.config`` (as speechd itself resolves it)."""
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    return Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".config"
+
+
+def user_dir(home: Path | None = None) -> Path:
+    """The user's Speech Dispatcher folder: ``~/.config/speech-dispatcher``."""
+    return (home or config_home()) / "speech-dispatcher"
+
+
+def module_conf_path(home: Path | None = None) -> Path:
+    """Where the module's configuration goes."""
+    return user_dir(home) / "modules" / CONF_NAME
+
+
+def system_dir() -> Path | None:
+    """The system's Speech Dispatcher folder (the one holding speechd.conf), if any."""
+    return next((d for d in SYSTEM_CONFS if (d / "speechd.conf").is_file()), None)
+
+
+# -- voices --------------------------------------------------------------------------
+
+
+def voice_token(name: str) -> str:
+    """A library voice's name as a speechd voice: safe inside the command's single quotes.
+
+    sd_generic pastes ``$VOICE`` into the shell command unescaped, and into the
+    config file between double quotes, and looks for ``$DATA`` after the
+    substitution: so quotes and ``$`` are replaced by look-alikes.
+    """
+    return name.replace("'", "\u2019").replace('"', "\u201d").replace("$", "\uff04")
+
+
+@dataclass
+class VoiceMap:
+    """speechd voice names and the library voices they stand for."""
+
+    tokens: dict[str, str] = field(default_factory=dict)  # token -> library name
+    skipped: list[str] = field(default_factory=list)  # library names left out, and why
+
+    @classmethod
+    def build(cls, names: list[str]) -> VoiceMap:
+        vm = cls()
+        for name in names:
+            token = voice_token(name)
+            if token.lower() == DEFAULT_TOKEN:
+                vm.skipped.append(f"{name} (the name {DEFAULT_TOKEN!r} stands for the default voice)")
+            elif token.lower() in (t.lower() for t in vm.tokens):
+                vm.skipped.append(f"{name} (looks the same as another voice in Speech Dispatcher)")
+            else:
+                vm.tokens[token] = name
+        return vm
+
+
+def resolve_voice(token: str, names: list[str]) -> str | None:
+    """The library voice for a speechd ``$VOICE``; None for the daemon's default."""
+    token = token.strip()
+    if not token or token.lower() in (DEFAULT_TOKEN, "no_voice"):
+        return None
+    for name in names:
+        if name == token:
+            return name
+    lowered = token.lower()
+    for name in names:
+        if voice_token(name).lower() == lowered or name.lower() == lowered:
+            return name
+    return None
+
+
+# -- the module configuration ---------------------------------------------------------
+
+
+def _dotconf(value: str) -> str:
+    """A value for a double-quoted dotconf string (backslash escapes the next character)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("'", "\\'")
+
+
+def cli_command() -> list[str]:
+    """How speechd runs our command line: this Python, so it works outside any shell's PATH."""
+    return [sys.executable, "-m", "chatterbox_tray.ipc.cli"]
+
+
+def render(
+    voices: list[str],
+    language: str = "en",
+    command: list[str] | None = None,
+    priority: str = DEFAULT_PRIORITY,
+) -> str:
+    """The module configuration for sd_generic, with a speechd voice per library voice."""
+    if priority not in PRIORITIES:
+        raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}")
+    argv = command or cli_command()
+    prefix = " ".join(shlex.quote(a) for a in argv)
+    vm = VoiceMap.build(voices)
+    lang = re.sub(r"[^a-z-]", "", language.lower()) or "en"
+    synth = f"printf %s '$DATA' | {prefix} speechd speak --voice '$VOICE' --volume $VOLUME --priority {priority}"
+    lines = [
+        "# Speech Dispatcher output module for Chatterbox Tray (sd_generic).",
+        "# Written by `chatterbox-tray speechd install`; run it again after adding or",
+        "# renaming voices. Edits here are overwritten. See docs/speech-dispatcher.md.",
+        "",
+        "Debug 0",
+        "",
+        "# The message goes to the daemon on stdin; the command waits until it has been",
+        "# spoken. Speech Dispatcher stops it with SIGKILL; the daemon then stops the job.",
+        "# Rate, pitch, punctuation and language are not passed on (see the docs).",
+        f'GenericExecuteSynth "{_dotconf(synth)}"',
+        f'GenericCmdDependency "{_dotconf(shlex.quote(argv[0]))}"',
+        "",
+        "# One command per message: the daemon splits sentences itself. The delimiter is",
+        "# the control character U+001F, which text never holds (the default '.' would",
+        "# run one command per sentence).",
+        f"GenericMaxChunkLength {MAX_CHUNK}",
+        'GenericDelimiters "\x1f"',
+        "",
+        "# speechd volume -100..100 is passed as is; the command maps it to 0..1.",
+        "GenericVolumeForceInteger 1",
+        "",
+        "# Every language as UTF-8, so that text is never recoded to ISO-8859-1.",
+        *(f'GenericLanguage "{code}" "{code}" "utf-8"' for code in ISO_639_1),
+        "",
+        "# Voices: the daemon's library. The last MALE1 voice of a language is what",
+        '# symbolic voice types (male1, female2, ...) get: "default", the daemon\'s',
+        "# default voice at the time of speaking.",
+        *(f'AddVoice "{lang}" "MALE1" "{token}"' for token in vm.tokens),
+        f'AddVoice "{lang}" "MALE1" "{DEFAULT_TOKEN}"',
+        f'DefaultVoice "{DEFAULT_TOKEN}"',
+    ]
+    for note in vm.skipped:
+        lines.append(f"# not offered: {note}")
+    return "\n".join(lines) + "\n"
+
+
+# -- speechd.conf --------------------------------------------------------------------
+
+
+def _strip_ours(text: str) -> str:
+    """speechd.conf without our block, with the lines we turned off turned on again."""
+    out, inside = [], False
+    for line in text.splitlines(keepends=True):
+        bare = line.rstrip("\r\n")
+        if bare == BEGIN:
+            inside = True
+            if out and out[-1] in ("\n", "\r\n"):  # the blank line we put before the block
+                out.pop()
+            continue
+        if inside:
+            if bare == END:
+                inside = False
+            continue
+        out.append(line[len(OFF) :] if line.startswith(OFF) else line)
+    return "".join(out)
+
+
+def _active(text: str, pattern: str) -> list[int]:
+    """Indexes of the lines that are active ``pattern`` directives (AddModule, DefaultModule)."""
+    return [
+        i
+        for i, line in enumerate(text.splitlines())
+        if (m := _ACTIVE.match(line)) is not None and m.group(1).lower() == pattern.lower()
+    ]
+
+
+def edit_speechd_conf(text: str, conf_path: Path, make_default: bool) -> str:
+    """Our lines in a speechd.conf: AddModule only where discovery is off; DefaultModule if asked.
+
+    Idempotent, and everything else in the file is left as it was.
+    """
+    base = _strip_ours(text)
+    lines = base.splitlines(keepends=True)
+    block = []
+    if _other_addmodules(base):
+        block.append(f'AddModule "{MODULE}" "sd_generic" "{_dotconf(str(conf_path))}"\n')
+    if make_default:
+        for i in _active(base, "defaultmodule"):
+            lines[i] = OFF + lines[i]
+        block.append(f"DefaultModule {MODULE}\n")
+    if not block:
+        return "".join(lines)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    return "".join(lines) + "\n" + BEGIN + "\n" + "".join(block) + END + "\n"
+
+
+@dataclass
+class InstallReport:
+    """What ``install`` or ``uninstall`` did, for the user."""
+
+    module_conf: Path
+    speechd_conf: Path | None = None  # the user's speechd.conf, when we wrote it
+    created_speechd_conf: bool = False
+    discovery: bool = True  # whether speechd finds the module by itself
+    skipped: list[str] = field(default_factory=list)
+    reloaded: int | None = None  # pid of the speech-dispatcher we told to reload
+    notes: list[str] = field(default_factory=list)
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def install(
+    voices: list[str],
+    language: str = "en",
+    *,
+    command: list[str] | None = None,
+    priority: str = DEFAULT_PRIORITY,
+    make_default: bool = False,
+    home: Path | None = None,
+    system: Path | None = None,
+) -> InstallReport:
+    """Write the module configuration and, where needed, register it in the user's speechd.conf."""
+    conf = module_conf_path(home)
+    _write(conf, render(voices, language, command, priority))
+    report = InstallReport(conf, skipped=VoiceMap.build(voices).skipped)
+    user_conf = user_dir(home) / "speechd.conf"
+    system = system if system is not None else system_dir()
+    if user_conf.is_file():
+        current = user_conf.read_text(encoding="utf-8", errors="surrogateescape")
+    elif system is not None:
+        current = (system / "speechd.conf").read_text(encoding="utf-8", errors="surrogateescape")
+    else:
+        current = ""
+        report.notes.append("no speechd.conf found: is Speech Dispatcher installed?")
+    wanted = edit_speechd_conf(current, conf, make_default)
+    report.discovery = not _other_addmodules(current)
+    if wanted != current:
+        if not user_conf.is_file():
+            report.created_speechd_conf = True
+            _copy_clients(system, user_conf.parent)
+        user_conf.parent.mkdir(parents=True, exist_ok=True)
+        user_conf.write_text(wanted, encoding="utf-8", errors="surrogateescape")
+        report.speechd_conf = user_conf
+    return report
+
+
+def _other_addmodules(text: str) -> list[str]:
+    """Active AddModule lines other than ours: while there are any, speechd discovers nothing."""
+    base = _strip_ours(text)
+    lines = base.splitlines()
+    return [lines[i] for i in _active(base, "addmodule") if not _OURS.match(lines[i])]
+
+
+def _copy_clients(system: Path | None, user: Path) -> None:
+    """As ``spd-conf -u`` does: the system's client settings come along with speechd.conf."""
+    if system is not None and (system / "clients").is_dir() and not (user / "clients").exists():
+        shutil.copytree(system / "clients", user / "clients")
+
+
+def uninstall(home: Path | None = None) -> InstallReport:
+    """Remove the module configuration and our lines in the user's speechd.conf."""
+    conf = module_conf_path(home)
+    report = InstallReport(conf)
+    with contextlib.suppress(FileNotFoundError):
+        conf.unlink()
+    user_conf = user_dir(home) / "speechd.conf"
+    if user_conf.is_file():
+        current = user_conf.read_text(encoding="utf-8", errors="surrogateescape")
+        cleaned = _strip_ours(current)
+        if cleaned != current:
+            user_conf.write_text(cleaned, encoding="utf-8", errors="surrogateescape")
+            report.speechd_conf = user_conf
+    return report
+
+
+def reload_speechd() -> int | None:
+    """Ask the user's running speech-dispatcher to read its configuration again (SIGHUP).
+
+    It re-reads speechd.conf and reloads its modules on SIGHUP. Returns the pid
+    signalled, or None when none runs (the next one started reads the new files).
+    """
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    candidates = [Path(runtime) / "speech-dispatcher" / "pid" / "speech-dispatcher.pid"] if runtime else []
+    candidates.append(Path.home() / ".cache" / "speech-dispatcher" / "pid" / "speech-dispatcher.pid")
+    for pidfile in candidates:
+        try:
+            pid = int(pidfile.read_text().split()[0])
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        except (OSError, ValueError, IndexError):
+            continue
+        if not comm.startswith("speech-dispatch") or not hasattr(signal, "SIGHUP"):
+            continue
+        try:
+            os.kill(pid, signal.SIGHUP)
+        except OSError:
+            continue
+        return pid
+    return None
+
+
+# -- the command speechd runs -----------------------------------------------------------
+
+#: sd_generic 0.11.4, given a message with a blank line that speechd did not
+#: turn into spaces (it does when it has symbol dictionaries for the message's
+#: language, as it has for nearly all), reads past the end of the message: the
+#: stale bytes begin with a line holding a lone "." (the end of a message in
+#: the module protocol), and the module may cut them into more commands.
+_OVERRUN = re.compile(r"\n\.(?:\n|$)")
+#: Where a command that met the stale bytes notes its process group: the module
+#: runs every command of one message in one process group (it kills the group
+#: to stop), so a later command in the same group is more of the stale bytes.
+OVERRUN_FILE = "speechd-overrun"
+
+
+def clean_text(data: bytes) -> tuple[str, bool]:
+    """The message as sd_generic hands it over (UTF-8, or ISO-8859-1 where it recoded it),
+    without stale bytes; and whether there were any."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")
+    match = _OVERRUN.search(text)
+    return (text[: match.start()], True) if match else (text, False)
+
+
+def _overrun_file() -> Path:
+    from . import endpoints
+
+    return endpoints.runtime_dir() / OVERRUN_FILE
+
+
+def after_overrun(group: int) -> bool:
+    """Whether an earlier command of this process group (this message) met stale bytes."""
+    try:
+        return int(_overrun_file().read_text(encoding="ascii").split()[0]) == group
+    except (OSError, ValueError, IndexError):
+        return False
+
+
+def note_overrun(group: int) -> None:
+    """Mark this process group's later commands as stale."""
+    with contextlib.suppress(OSError):
+        path = _overrun_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{group}\n", encoding="ascii")
+
+
+def volume_gain(value: str | None) -> float:
+    """speechd's volume (-100..100, 100 by default in speechd.conf) as a 0..1 gain."""
+    try:
+        v = float(value) if value is not None else 100.0
+    except ValueError:
+        return 1.0
+    if v != v:  # NaN
+        return 1.0
+    return min(1.0, max(0.0, (v + 100.0) / 200.0))
+
+
+def speak(client: Any, args: argparse.Namespace) -> int:
+    """``speechd speak``: say stdin through the daemon and wait; a vanished caller stops the job."""
+    from .cli import interrupt_on_signals  # cli imports this module
+    from .protocol import ProtocolError
+
+    group = os.getpgrp() if hasattr(os, "getpgrp") else 0
+    if group and after_overrun(group):
+        return 0  # more of the module's stale bytes, not the message
+    text, overran = clean_text(sys.stdin.buffer.read())
+    if overran and group:
+        note_overrun(group)
+    if not text.strip():
+        return 0
+    names = [v["name"] for v in client.voices_list()]
+    voice = resolve_voice(args.voice or "", names)
+    if args.voice and voice is None and args.voice.strip().lower() not in (DEFAULT_TOKEN, "no_voice"):
+        print(f"chatterbox-tray speechd: no voice {args.voice!r}; using the default", file=sys.stderr)
+    try:
+        result = client.speak(text, voice=voice, priority=args.priority, volume=volume_gain(args.volume))
+    except ProtocolError as exc:
+        if exc.code == "empty_text":  # punctuation only: nothing to say, not a failure
+            return 0
+        raise
+    if result["dropped"]:
+        return 0
+    job = result["job"]
+    try:
+        with interrupt_on_signals():
+            end = client.wait(job, timeout=30.0, stop_on_disconnect=True)
+    except KeyboardInterrupt:
+        with contextlib.suppress(Exception):
+            client.stop(job)
+        return 130
+    if end["state"] == "failed":
+        err = end.get("error") or {}
+        print(f"chatterbox-tray speechd: {err.get('message', 'failed')} [{err.get('code')}]", file=sys.stderr)
+        return 1
+    return 0
+
+
+# -- the subcommand ------------------------------------------------------------------------
+
+
+def _library(client: Any) -> tuple[list[str], str]:
+    """Voice names, and the language the daemon speaks (for the voices' language)."""
+    names = [v["name"] for v in client.voices_list()]
+    settings = client.settings_get()["settings"]
+    language = (settings.get("language") or "en") if settings.get("variant") == "multilingual" else "en"
+    return names, language
+
+
+def cmd_speechd(client: Any, args: argparse.Namespace) -> int:
+    """``chatterbox-tray speechd ACTION``."""
+    action = args.speechd_cmd
+    if action == "speak":
+        return speak(client, args)
+    command = shlex.split(args.command) if args.command else None
+    names, language = _library(client)
+    if action == "print":
+        sys.stdout.write(render(names, language, command, args.priority))
+        return 0
+    report = install(names, language, command=command, priority=args.priority, make_default=args.default)
+    print(f"wrote {report.module_conf}")
+    if report.speechd_conf is not None:
+        made = " (a copy of the system's)" if report.created_speechd_conf else ""
+        print(f"registered it in {report.speechd_conf}{made}")
+    for note in report.skipped:
+        print(f"not offered: {note}", file=sys.stderr)
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
+    _tell_reload(args)
+    print(f'try: spd-say -o {MODULE} "Hello from Chatterbox."')
+    return 0
+
+
+def cmd_uninstall(args: argparse.Namespace) -> int:
+    """``chatterbox-tray speechd uninstall``: needs no daemon."""
+    report = uninstall()
+    print(f"removed {report.module_conf}")
+    if report.speechd_conf is not None:
+        print(f"removed our lines from {report.speechd_conf}")
+    _tell_reload(args)
+    return 0
+
+
+def _tell_reload(args: argparse.Namespace) -> None:
+    pid = None if args.no_reload else reload_speechd()
+    if pid is not None:
+        print(f"asked the running speech-dispatcher (pid {pid}) to reload its configuration")
+    else:
+        print("Speech Dispatcher reads it when it next starts (or on SIGHUP)")
+
+
+def add_parser(sub: Any) -> None:
+    """The ``speechd`` subcommand (called by ``cli.build_parser``)."""
+    sd = sub.add_parser("speechd", help="Speech Dispatcher: install the output module, or speak for it")
+    ssub = sd.add_subparsers(dest="speechd_cmd", required=True, metavar="ACTION")
+    for name, text in (
+        ("install", "write the output module for your voices and register it (run again after adding voices)"),
+        ("print", "print the output module's configuration"),
+    ):
+        p = ssub.add_parser(name, help=text)
+        p.add_argument(
+            "--priority",
+            choices=PRIORITIES,
+            default=DEFAULT_PRIORITY,
+            help=f"queue priority of Speech Dispatcher's speech (default: {DEFAULT_PRIORITY})",
+        )
+        p.add_argument("--command", help="the command that runs chatterbox-tray (default: this Python, -m)")
+        if name == "install":
+            p.add_argument(
+                "--default", action="store_true", help="also make it Speech Dispatcher's default output module"
+            )
+            p.add_argument("--no-reload", action="store_true", help="do not signal a running speech-dispatcher")
+    un = ssub.add_parser("uninstall", help="remove the output module and our lines in speechd.conf")
+    un.add_argument("--no-reload", action="store_true", help="do not signal a running speech-dispatcher")
+    un.set_defaults(offline=cmd_uninstall)
+    sp = ssub.add_parser("speak", help="(run by Speech Dispatcher) speak stdin and wait for the end")
+    sp.add_argument("--voice", default="", help="speechd voice name ($VOICE)")
+    sp.add_argument("--volume", default=None, help="speechd volume, -100 to 100 ($VOLUME)")
+    sp.add_argument("--priority", choices=PRIORITIES, default=DEFAULT_PRIORITY)
+    sd.set_defaults(func=cmd_speechd)
