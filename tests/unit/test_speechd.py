@@ -369,7 +369,7 @@ needs_speechd = pytest.mark.skipif(
 class Speechd:
     """A private speech-dispatcher: its own config, runtime folder and socket; our module installed."""
 
-    def __init__(self, daemon: DaemonProcess) -> None:
+    def __init__(self, daemon: DaemonProcess, extra_conf: str = "") -> None:
         self.root = Path(tempfile.mkdtemp(prefix="cbtsd", dir="/tmp"))
         self.env = {
             **daemon.env(),  # our CLI finds the daemon; ALSA plays into the daemon's file sink
@@ -386,7 +386,7 @@ class Speechd:
         # module must open an audio output even though ours never uses it) and no autospawn.
         self.user_conf = self.root / "xdg" / "speech-dispatcher" / "speechd.conf"
         self.user_conf.write_text(
-            (system / "speechd.conf").read_text() + '\nAudioOutputMethod "alsa"\nDisableAutoSpawn\n'
+            (system / "speechd.conf").read_text() + '\nAudioOutputMethod "alsa"\nDisableAutoSpawn\n' + extra_conf
         )
         self.user_text = self.user_conf.read_text()
         self.install = subprocess.run(
@@ -600,3 +600,39 @@ def test_the_module_runs_our_command_as_written(sd: Speechd) -> None:
     words = shlex.split(dotconf_value(synth))
     start = words.index("|") + 1
     assert words[start : start + 5] == [sys.executable, "-m", "chatterbox_tray.ipc.cli", "speechd", "speak"]
+
+
+@needs_speechd
+def test_where_the_user_lists_modules_install_adds_ours(sd_daemon: DaemonProcess) -> None:
+    """An AddModule line turns speechd's discovery off: then install registers the module too."""
+    server = Speechd(sd_daemon, extra_conf='AddModule "dummy" "sd_dummy" ""\n')
+    try:
+        assert server.install.returncode == 0, server.install.stderr
+        conf = server.user_conf.read_text()
+        assert conf.startswith(server.user_text) and f'AddModule "{speechd.MODULE}" "sd_generic"' in conf
+        assert speechd.MODULE in server.say("-O").stdout.split(), server.logs()
+        server.module_say("-w", "Registered by hand.")
+    finally:
+        server.close()
+
+
+@needs_speechd
+def test_install_again_after_adding_a_voice_reloads_a_running_speechd(
+    sd: Speechd, sd_daemon: DaemonProcess, clips: Clips
+) -> None:
+    with sd_daemon.client() as c:
+        c.voices_add("Newcomer", data=clips.new())
+    try:
+        out = subprocess.run(
+            [*CLI, "--no-start", "speechd", "install"], env=sd.env, capture_output=True, text=True, timeout=60
+        )
+        assert out.returncode == 0, out.stderr
+        assert f"pid {sd.proc.pid}" in out.stdout  # it found the running one and sent it SIGHUP
+        deadline = time.monotonic() + 30
+        while "Newcomer" not in (listed := sd.module_say("-L").stdout):
+            assert time.monotonic() < deadline, listed + sd.logs()
+            time.sleep(0.2)
+    finally:
+        with sd_daemon.client() as c:
+            c.voices_remove("Newcomer")
+        subprocess.run([*CLI, "--no-start", "speechd", "install"], env=sd.env, capture_output=True, timeout=60)
