@@ -284,7 +284,6 @@ class InstallReport:
     created_speechd_conf: bool = False
     discovery: bool = True  # whether speechd finds the module by itself
     skipped: list[str] = field(default_factory=list)
-    reloaded: int | None = None  # pid of the speech-dispatcher we told to reload
     notes: list[str] = field(default_factory=list)
 
 
@@ -425,9 +424,11 @@ def after_overrun(group: int) -> bool:
 
 def note_overrun(group: int) -> None:
     """Mark this process group's later commands as stale."""
+    from . import endpoints
+
     with contextlib.suppress(OSError):
         path = _overrun_file()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        endpoints.ensure_private_dir(path.parent)
         path.write_text(f"{group}\n", encoding="ascii")
 
 
@@ -447,10 +448,11 @@ def speak(client: Any, args: argparse.Namespace) -> int:
     from .cli import interrupt_on_signals  # cli imports this module
     from .protocol import ProtocolError
 
+    data = sys.stdin.buffer.read()  # all of it, always: newer modules fail a pipeline whose printf is cut off
     group = os.getpgrp() if hasattr(os, "getpgrp") else 0
     if group and after_overrun(group):
         return 0  # more of the module's stale bytes, not the message
-    text, overran = clean_text(sys.stdin.buffer.read())
+    text, overran = clean_text(data)
     if overran and group:
         note_overrun(group)
     if not text.strip():
