@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from functools import cache
 
-from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QIcon, QPainter, QPainterPath, QPen, QPixmap
+from PySide6.QtCore import QBuffer, QIODevice, QPointF, QRectF, Qt
+from PySide6.QtGui import QBrush, QColor, QIcon, QImage, QPainter, QPainterPath, QPen, QPixmap
 
 COLORS = {
     "loading": "#7c8794",
@@ -62,17 +62,32 @@ def paint(painter: QPainter, size: int, state: str) -> None:
             painter.drawEllipse(QPointF(x * s, center.y()), 2.1 * s, 2.1 * s)
 
 
+def render_image(size: int, state: str = "ready") -> QImage:
+    """The icon for ``state`` as a ``size`` x ``size`` image on a transparent
+    background: what the installers' icon files (hicolor PNGs, .ico, .icns) are
+    made from. Needs a QGuiApplication (offscreen will do)."""
+    image = QImage(size, size, QImage.Format.Format_ARGB32_Premultiplied)
+    image.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(image)
+    paint(painter, size, state)
+    painter.end()
+    return image
+
+
+def render_png(size: int, state: str = "ready") -> bytes:
+    """``render_image`` encoded as PNG."""
+    buffer = QBuffer()
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    render_image(size, state).save(buffer, "PNG")
+    return bytes(buffer.data())
+
+
 @cache
 def state_icon(state: str) -> QIcon:
     """The tray icon for a state, at the sizes trays and docks ask for."""
     icon = QIcon()
     for size in (16, 22, 24, 32, 48, 64, 128, 256):
-        pixmap = QPixmap(size, size)
-        pixmap.fill(Qt.GlobalColor.transparent)
-        painter = QPainter(pixmap)
-        paint(painter, size, state)
-        painter.end()
-        icon.addPixmap(pixmap)
+        icon.addPixmap(QPixmap.fromImage(render_image(size, state)))
     return icon
 
 

@@ -25,17 +25,9 @@ HERE = Path(__file__).resolve().parent
 
 def render(size: int):
     """The app icon as a ``size`` × ``size`` QImage with a transparent background."""
-    from PySide6.QtCore import Qt
-    from PySide6.QtGui import QImage, QPainter
+    from chatterbox_tray.gui.icons import render_image
 
-    from chatterbox_tray.gui.icons import paint
-
-    image = QImage(size, size, QImage.Format.Format_ARGB32_Premultiplied)
-    image.fill(Qt.GlobalColor.transparent)
-    painter = QPainter(image)
-    paint(painter, size, "ready")
-    painter.end()
-    return image
+    return render_image(size, "ready")
 
 
 def png_path(theme_dir: Path, size: int) -> Path:

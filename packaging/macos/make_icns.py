@@ -20,23 +20,14 @@ SIZES = (16, 32, 64, 128, 256, 512, 1024)
 
 
 def render_png(size: int, state: str = "ready") -> bytes:
-    """The icon at ``size`` pixels as PNG bytes."""
+    """The icon at ``size`` pixels as PNG bytes, drawn by the GUI's own code."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtCore import QBuffer, QIODevice, Qt
-    from PySide6.QtGui import QGuiApplication, QImage, QPainter
+    from PySide6.QtGui import QGuiApplication
 
-    from chatterbox_tray.gui.icons import paint
+    from chatterbox_tray.gui import icons
 
     _app = QGuiApplication.instance() or QGuiApplication([])
-    image = QImage(size, size, QImage.Format.Format_ARGB32)
-    image.fill(Qt.GlobalColor.transparent)
-    painter = QPainter(image)
-    paint(painter, size, state)
-    painter.end()
-    buffer = QBuffer()
-    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-    image.save(buffer, "PNG")
-    return bytes(buffer.data())
+    return icons.render_png(size, state)
 
 
 def write_icns(path: Path) -> None:
