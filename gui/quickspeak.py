@@ -17,6 +17,7 @@ is playing. The chord and whether it is on are the app's own preferences
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from collections.abc import Callable
 
@@ -45,6 +46,7 @@ class QuickSpeak(QObject):
     acted = Signal(str)
     _pressed = Signal()  # backends call from their own threads; this hops to the GUI thread
     _copied = Signal(bool)
+    _grabbed = Signal(int, str, bool, str, bool, bool)  # generation, chord, enabled, status, active, save
 
     def __init__(
         self,
@@ -58,6 +60,7 @@ class QuickSpeak(QObject):
         self.notify = notify or (lambda message: state.error.emit(message))
         self._pressed.connect(self.trigger, Qt.ConnectionType.QueuedConnection)
         self._copied.connect(self._after_copy, Qt.ConnectionType.QueuedConnection)
+        self._grabbed.connect(self._on_grabbed, Qt.ConnectionType.QueuedConnection)
         self.backend = (
             backend(self._pressed.emit)
             if backend is not None
@@ -65,6 +68,11 @@ class QuickSpeak(QObject):
         )
         self.status = ""
         self.active = False
+        #: Backends that may block (the Wayland portal waits for the user to
+        #: confirm in the desktop's dialog) grab in this thread, in order.
+        self._generation = 0
+        self._grabs: queue.Queue = queue.Queue()
+        self._grabber: threading.Thread | None = None
 
     # -- the grab ------------------------------------------------------------------
 
@@ -74,26 +82,53 @@ class QuickSpeak(QObject):
         self.apply(p["hotkey"], p["hotkey_enabled"], save=False)
 
     def apply(self, text: str, enabled: bool = True, save: bool = True) -> bool:
-        """Grab ``text`` (e.g. "Ctrl+Alt+S") in place of the current chord; False if it could not be."""
+        """Grab ``text`` (e.g. "Ctrl+Alt+S") in place of the current chord.
+
+        Returns False if it could not be grabbed. A backend that may block
+        grabs in the background: the status says so until it is done.
+        """
+        self._generation += 1
+        if self.backend.may_block:
+            if self._grabber is None:
+                self._grabber = threading.Thread(target=self._grab_loop, name="hotkey-grab", daemon=True)
+                self._grabber.start()
+            self._grabs.put((self._generation, text, enabled, save))
+            self.active = False
+            self.status = f"Asking the desktop for {text}…" if enabled else "Off"
+            self.status_changed.emit(self.status, self.active)
+            return True
+        status, active = self._grab(text, enabled)
+        self._on_grabbed(self._generation, text, enabled, status, active, save)
+        return active or not enabled
+
+    def _grab(self, text: str, enabled: bool) -> tuple[str, bool]:
+        """Release the current chord and grab ``text``: (status, active)."""
         self.backend.unregister()
-        self.active = False
-        ok = True
         if not enabled:
-            self.status = "Off"
-        else:
-            try:
-                self.status = f"Active: {self.backend.register(parse_chord(text))}"
-                self.active = True
-            except HotkeyError as exc:
-                self.status = str(exc)
-                ok = False
-        if save and (ok or not enabled):
+            return "Off", False
+        try:
+            return f"Active: {self.backend.register(parse_chord(text))}", True
+        except HotkeyError as exc:
+            return str(exc), False
+
+    def _grab_loop(self) -> None:
+        while (request := self._grabs.get()) is not None:
+            generation, text, enabled, save = request
+            status, active = self._grab(text, enabled)
+            self._grabbed.emit(generation, text, enabled, status, active, save)
+
+    def _on_grabbed(self, generation: int, text: str, enabled: bool, status: str, active: bool, save: bool) -> None:
+        if save and (active or not enabled):  # a chord that could not be grabbed is not saved
             prefs.save(hotkey=text, hotkey_enabled=enabled)
+        if generation != self._generation:
+            return  # a later chord was asked for; its result will follow
+        self.status, self.active = status, active
         log.info("quick-speak hotkey: %s", self.status)
         self.status_changed.emit(self.status, self.active)
-        return ok
 
     def close(self) -> None:
+        if self._grabber is not None:
+            self._grabs.put(None)
         self.backend.unregister()
 
     # -- a press -------------------------------------------------------------------

@@ -92,6 +92,9 @@ class Backend:
     """What every backend offers. ``on_activate`` may be called from any thread."""
 
     name = "none"
+    #: True when ``register`` may wait on the user (the portal's dialog): the
+    #: app then calls it off the GUI thread so the window never freezes.
+    may_block = False
 
     def __init__(self, on_activate: Callable[[], None]) -> None:
         self.on_activate = on_activate

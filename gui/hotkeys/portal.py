@@ -33,6 +33,7 @@ BIND_TIMEOUT_S = 120.0
 
 class PortalBackend(Backend):
     name = "portal"
+    may_block = True
 
     def __init__(self, on_activate: Callable[[], None], bus: str = "SESSION") -> None:
         super().__init__(on_activate)

@@ -31,12 +31,13 @@ from chatterbox_tray.gui.hotkeys.portal import INTERFACE, OBJECT_PATH, SHORTCUT_
 class FakePortal(threading.Thread):
     """org.freedesktop.portal.Desktop's GlobalShortcuts, as the spec describes it."""
 
-    def __init__(self, address: str, accept: bool = True) -> None:
+    def __init__(self, address: str, accept: bool = True, bind_delay: float = 0.0) -> None:
         super().__init__(daemon=True)
         self.conn = open_dbus_connection(bus=address)
         reply = Proxy(__import__("jeepney").message_bus, self.conn).RequestName("org.freedesktop.portal.Desktop", 4)
         assert reply == (1,), reply
         self.accept = accept
+        self.bind_delay = bind_delay  # the user taking their time in the desktop's dialog
         self.calls: list[tuple[str, tuple]] = []
         self.sessions: list[str] = []
         self.closed: list[str] = []
@@ -71,6 +72,7 @@ class FakePortal(threading.Thread):
                     (sid, {"description": props["description"], "trigger_description": ("s", "Ctrl+Alt+S")})
                     for sid, props in shortcuts
                 ]
+                time.sleep(self.bind_delay)
                 if self.accept:
                     self._respond(request, 0, {"shortcuts": ("a(sa{sv})", bound)})
                 else:
@@ -162,3 +164,37 @@ def test_a_refused_shortcut_is_an_error(bus):
 def test_no_portal_on_the_bus_says_so(bus):
     with pytest.raises(HotkeyError, match="no GlobalShortcuts portal"):
         PortalBackend(lambda: None, bus=bus).register(parse_chord("Ctrl+Alt+S"))
+
+
+def test_the_app_stays_responsive_while_the_desktop_asks_the_user(qtbot, bus, daemon, monkeypatch, tmp_path):
+    """The portal's dialog can take as long as the user likes: the grab happens
+    off the GUI thread, the Settings page says it is waiting, then active."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtGui import QGuiApplication
+
+    from tests.gui.conftest import open_app
+
+    monkeypatch.setenv("CHATTERBOX_TRAY_HOME", str(tmp_path))
+    portal = FakePortal(bus, bind_delay=3.0)
+    portal.start()
+    ticks = []
+    timer = QTimer(interval=50, timeout=lambda: ticks.append(1))
+    app = None
+    try:
+        app = open_app(qtbot, daemon, hotkey_backend=lambda cb: PortalBackend(cb, bus=bus))
+        status = app.window.settings.hotkey_status
+        timer.start()
+        qtbot.waitUntil(lambda: status.text().startswith("Active:"), timeout=15_000)
+        assert status.text() == "Active: Ctrl+Alt+S (desktop shortcut)"
+        # While the portal held its answer (3 s), the event loop kept running.
+        assert len(ticks) >= 20
+        QGuiApplication.clipboard().setText("Spoken through the portal's shortcut.")
+        acted = []
+        app.quick.acted.connect(acted.append)
+        portal.press()
+        qtbot.waitUntil(lambda: acted == ["speak"], timeout=10_000)
+    finally:
+        timer.stop()
+        if app is not None:
+            app.close()
+        portal.stop()
