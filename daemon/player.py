@@ -120,7 +120,10 @@ class Player:
         volume: float = 1.0,
         prebuffer: str = "adaptive",
         sentence_pause_ms: int = 250,
-        event: Callable[[dict[str, Any]], None],
+        #: Publishes a job event: (the job, or None for the speaker itself, data).
+        #: The service refuses events about a job whose end event is out, so the
+        #: player thread may report after a stop has ended the job on the main loop.
+        event: Callable[[Any, dict[str, Any]], None],
         ended: Callable[[Any, str, Exception | None, dict[str, Any]], None],
     ) -> None:
         self.rate = sample_rate
@@ -244,11 +247,11 @@ class Player:
             self.paused = paused
             item = self._current()
             self._cond.notify_all()
-            if changed:  # under the lock, so it cannot follow the job's end event
+            if changed:
                 data = {"event": "paused" if paused else "resumed"}
                 if item is not None:
                     data.update(item.describe())
-                self._event(data)
+                self._event(item.job if item else None, data)
         return {"paused": paused, "job": item.job.id if item else None}
 
     def skip(self) -> dict[str, Any]:
@@ -327,7 +330,7 @@ class Player:
         """An urgent job cuts in: the interrupted one restarts its sentence later."""
         item.pos = 0
         self._cut = True
-        self._event({**item.describe(), "event": "interrupted", "sentence": item.seg})
+        self._event(item.job, {**item.describe(), "event": "interrupted", "sentence": item.seg})
 
     def _rtf_estimate(self, item: Item) -> float | None:
         """This job's real-time factor so far, or recent jobs' if that is higher.
@@ -432,7 +435,7 @@ class Player:
                         item.starving = True
                         item.underruns += 1
                         self.underruns += 1
-                        self._event({**item.describe(), "event": "underrun", "sentence": item.seg})
+                        self._event(item.job, {**item.describe(), "event": "underrun", "sentence": item.seg})
                     self._cond.wait(0.01)
                     continue
                 else:
@@ -449,12 +452,12 @@ class Player:
                 item.job.state = "playing"
                 item.first_sample_s = time.monotonic() - item.requested
                 item.prebuffer_s = (item.buffered_samples() + len(block)) / self.rate
-                self._live_event(
-                    item, {**item.describe(), "event": "started", "first_sample_s": round(item.first_sample_s, 4)}
+                self._event(
+                    item.job, {**item.describe(), "event": "started", "first_sample_s": round(item.first_sample_s, 4)}
                 )
             if new_seg is not None:
-                self._live_event(
-                    item,
+                self._event(
+                    item.job,
                     {
                         **item.describe(),
                         "event": "sentence",
@@ -478,22 +481,11 @@ class Player:
             item.played_s += len(block) / self.rate
             if item.played_s - item.last_position >= POSITION_EVERY_S:
                 item.last_position = item.played_s
-                self._live_event(
-                    item,
+                self._event(
+                    item.job,
                     {**item.describe(), "event": "position", "seconds": round(item.played_s, 2), "sentence": item.seg},
                 )
         self._stream.close(abort=True)
-
-    def _live_event(self, item: Item, data: dict[str, Any]) -> None:
-        """Publish an event about ``item`` unless it has already ended.
-
-        The player thread writes audio outside the lock, so a stop on the main
-        loop can end the job in between; checking and publishing under the lock
-        means no event about a job ever follows its end event (clients rely on it).
-        """
-        with self._cond:
-            if item in self._items:
-                self._event(data)
 
     def _pace(self) -> None:
         """Sleep (interruptibly) while more than LEAD_S of audio is ahead of the clock."""

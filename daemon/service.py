@@ -80,7 +80,7 @@ class Service:
             volume=settings.volume,
             prebuffer=settings.prebuffer,
             sentence_pause_ms=settings.sentence_pause_ms,
-            event=lambda data: self.out.event("job", data),
+            event=lambda job, data: self.job_event(job, data) if job is not None else self.out.event("job", data),
             ended=self._speech_ended,
         )
         #: What the loaded model was loaded with (settings may have moved on).
