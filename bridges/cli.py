@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -146,9 +147,19 @@ def _run_wyoming(args: argparse.Namespace) -> int:
             where = f"tcp://{host}:{port}"
         print(f"Wyoming text-to-speech server on {where}", flush=True)
 
+    async def serve() -> None:
+        # SIGTERM cancels the server the asyncio way (a KeyboardInterrupt raised
+        # inside the event loop can land in the middle of its machinery).
+        task = asyncio.current_task()
+        assert task is not None
+        with contextlib.suppress(NotImplementedError):  # Windows' loops have no signal handlers
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await run_wyoming(args.uri, DaemonLink(args.connection), started)
+
     try:
-        with _sigterm_as_interrupt(), contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(run_wyoming(args.uri, DaemonLink(args.connection), started))
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve())
     except (OSError, ValueError) as exc:
         print(f"chatterbox-tray serve wyoming: cannot listen on {args.uri}: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -158,8 +169,6 @@ def _run_wyoming(args: argparse.Namespace) -> int:
 @contextlib.contextmanager
 def _sigterm_as_interrupt():
     """SIGTERM (a supervisor stopping us) ends the server like Ctrl-C."""
-    import signal
-
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 

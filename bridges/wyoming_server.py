@@ -64,6 +64,18 @@ class WyomingError(Exception):
         self.code = code
 
 
+def as_wyoming_error(exc: BaseException) -> WyomingError:
+    """Any failure as the Error event's text and code (a bug is logged with its traceback)."""
+    if isinstance(exc, WyomingError):
+        return exc
+    if isinstance(exc, ProtocolError):
+        return WyomingError(exc.message or exc.code, exc.code)
+    if isinstance(exc, DaemonUnavailable):
+        return WyomingError(f"the Chatterbox Tray daemon is not answering: {exc}", "daemon_unavailable")
+    log.error("error in the Wyoming bridge", exc_info=exc)
+    return WyomingError(f"internal error in the Wyoming bridge: {exc}", "internal")
+
+
 def split_sentences(buffer: str) -> tuple[list[str], str]:
     """Complete sentences in ``buffer`` and the unfinished rest."""
     parts, start = [], 0
@@ -156,10 +168,11 @@ class ChatterboxHandler(AsyncEventHandler):
                 self._audio_started = False
                 await self._speak(synth.text, synth.voice)
                 await self._end_audio()
-        except WyomingError as exc:
+        except Exception as exc:
             # Home Assistant reads until AudioStop and skips other events: after
             # an Error, closing the connection is what ends its wait.
-            await self.write_event(Error(text=exc.text, code=exc.code).event())
+            err = as_wyoming_error(exc)
+            await self.write_event(Error(text=err.text, code=err.code).event())
             return False
         return True
 
@@ -231,15 +244,8 @@ class ChatterboxHandler(AsyncEventHandler):
                 )
                 for chunk in stream:
                     put((chunk.sample_rate, to_int16(chunk.samples)))
-        except WyomingError as exc:
-            put(exc)
-        except ProtocolError as exc:
-            put(WyomingError(exc.message or exc.code, exc.code))
-        except DaemonUnavailable as exc:
-            put(WyomingError(f"the Chatterbox Tray daemon is not answering: {exc}", "daemon_unavailable"))
-        except Exception as exc:  # a bug here must not kill the connection silently
-            log.exception("synthesis failed")
-            put(WyomingError(f"internal error in the Wyoming bridge: {exc}", "internal"))
+        except Exception as exc:
+            put(as_wyoming_error(exc))
         finally:
             put(None)
 

@@ -9,6 +9,7 @@ connection file exactly as ``python -m chatterbox_tray.bridges`` does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -114,10 +115,8 @@ class RunningWyoming:
 
         def target() -> None:
             asyncio.set_event_loop(self._loop)
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 self._loop.run_until_complete(main())
-            except asyncio.CancelledError:
-                pass
 
         self.thread = threading.Thread(target=target, daemon=True)
         self.thread.start()

@@ -141,7 +141,7 @@ def test_the_voice_table_maps_openai_names_and_is_reread(bridge: RunningBridge, 
             model="tts-1", voice="nova", input=TEXT, response_format="pcm", extra_body={"seed": 7}
         )
         assert reply.content == to_int16(direct(lib, TEXT, lib.other))
-        status, _, body = raw(bridge, "GET", "/v1/audio/voices")
+        _status, _, body = raw(bridge, "GET", "/v1/audio/voices")
         assert json.loads(body)["aliases"]["nova"] == lib.other
     finally:
         table.unlink()
@@ -188,7 +188,8 @@ def test_speed_in_range_is_accepted(bridge: RunningBridge, lib: Library) -> None
 
 
 @pytest.mark.parametrize(
-    ("model", "code"), [("chatterbox-turbo", "model_not_loaded"), ("whisper-1", "model_not_found"), ("", "invalid_value")]
+    ("model", "code"),
+    [("chatterbox-turbo", "model_not_loaded"), ("whisper-1", "model_not_found"), ("", "invalid_value")],
 )
 def test_models_the_daemon_cannot_serve_are_400(bridge: RunningBridge, model: str, code: str) -> None:
     with pytest.raises(openai.BadRequestError) as info:
@@ -228,10 +229,9 @@ def test_audio_stream_delivers_bytes_while_the_job_runs(slow_lib: Library) -> No
     running = start_bridge(slow_lib.daemon)
     text = "One little sentence. Another little sentence. A third little sentence. And a fourth one."
     try:
+        speech = api(running).audio.speech.with_streaming_response
         with (
-            api(running)
-            .audio.speech.with_streaming_response.create(model="tts-1", voice="alloy", input=text, response_format="pcm")
-            as resp,
+            speech.create(model="tts-1", voice="alloy", input=text, response_format="pcm") as resp,
             slow_lib.daemon.client() as observer,
         ):
             job = resp.headers["x-chatterbox-job"]
@@ -375,8 +375,16 @@ def test_requests_for_foreign_host_names_are_refused(bridge: RunningBridge) -> N
 
 def test_the_command_serves_and_stops_on_sigterm(lib: Library) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chatterbox_tray.bridges", "openai", "--port", "0"]
-        + ["--connection", str(lib.daemon.connection_path)],
+        [
+            sys.executable,
+            "-m",
+            "chatterbox_tray.bridges",
+            "openai",
+            "--port",
+            "0",
+            "--connection",
+            str(lib.daemon.connection_path),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -398,8 +406,18 @@ def test_the_command_serves_and_stops_on_sigterm(lib: Library) -> None:
 
 def test_the_command_refuses_a_lan_bind_without_a_key(lib: Library) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "chatterbox_tray.bridges", "openai", "--host", "0.0.0.0", "--port", "0"]
-        + ["--connection", str(lib.daemon.connection_path)],
+        [
+            sys.executable,
+            "-m",
+            "chatterbox_tray.bridges",
+            "openai",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "0",
+            "--connection",
+            str(lib.daemon.connection_path),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
