@@ -169,6 +169,7 @@ def _run_wyoming(args: argparse.Namespace) -> int:
 @contextlib.contextmanager
 def _sigterm_as_interrupt():
     """SIGTERM (a supervisor stopping us) ends the server like Ctrl-C."""
+
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
