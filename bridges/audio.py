@@ -29,11 +29,12 @@ from __future__ import annotations
 
 import io
 import struct
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from chatterbox_tray.ipc.cli import FILE_FORMATS
+
+if TYPE_CHECKING:  # numpy is imported at the first chunk: a bridge starts listening without it
+    import numpy as np
 
 #: OpenAI's names -> (MIME type, the ``say -o`` extension whose libsndfile format it is, or None).
 FORMATS: dict[str, tuple[str, str | None]] = {
@@ -57,6 +58,8 @@ class UnsupportedFormat(ValueError):
 
 def to_int16(samples: np.ndarray) -> bytes:
     """Float samples in [-1, 1] as 16-bit little-endian PCM bytes (clipped, rounded)."""
+    import numpy as np
+
     scaled = np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0) * 32767.0
     return np.rint(scaled).astype("<i2").tobytes()
 
@@ -185,6 +188,8 @@ class SndfileEncoder(Encoder):
         return _StreamSink()
 
     def feed(self, samples: np.ndarray) -> bytes:
+        import numpy as np
+
         # Our own 16-bit rounding, so FLAC holds the very samples that wav and pcm carry.
         self._file.write(np.frombuffer(to_int16(samples), dtype="<i2"))
         return self._sink.take()

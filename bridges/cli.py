@@ -136,13 +136,25 @@ def _run_openai(args: argparse.Namespace) -> int:
 
 
 def _run_wyoming(args: argparse.Namespace) -> int:
+    from urllib.parse import urlparse
+
     from .link import DaemonLink
+    from .openai_server import is_loopback
     from .wyoming_server import run as run_wyoming
+
+    host = urlparse(args.uri).hostname
+    if args.uri.startswith("tcp://") and host is not None and not is_loopback(host):
+        # Wyoming has no authentication: say plainly who can now use the model.
+        print(
+            f"chatterbox-tray serve wyoming: listening on {host}: anyone who can reach this port can make speech "
+            "with your voices (Wyoming has no password); allow only Home Assistant's address in your firewall",
+            file=sys.stderr,
+        )
 
     def started(server: object) -> None:
         sock = getattr(server, "_server", None)
         where = args.uri
-        if sock is not None and sock.sockets:
+        if sock is not None and sock.sockets and args.uri.startswith("tcp://"):
             host, port = sock.sockets[0].getsockname()[:2]
             where = f"tcp://{host}:{port}"
         print(f"Wyoming text-to-speech server on {where}", flush=True)

@@ -257,6 +257,9 @@ class Handler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     server: BridgeServer
+    # Headers and body leave in separate writes: with Nagle's algorithm on, the
+    # body would wait for the client's delayed ACK (40 ms a request, measured).
+    disable_nagle_algorithm = True
     #: Seconds a silent client may hold the connection (also bounds a slow body).
     timeout = 60
     error_content_type = "application/json"
@@ -553,7 +556,11 @@ class Handler(BaseHTTPRequestHandler):
             for chunk in stream:
                 if enc is None:
                     enc = audio.encoder(req.response_format, chunk.sample_rate)
-                emit(enc.feed(chunk.samples))
+                # Quarter-second slices: an MP3 encoder takes about 60 ms per second of
+                # audio on a busy 2-core machine, so a whole chunk would hold back its first bytes.
+                step = max(1, chunk.sample_rate // 4)
+                for i in range(0, len(chunk.samples), step):
+                    emit(enc.feed(chunk.samples[i : i + step]))
             if enc is None:
                 enc = audio.encoder(req.response_format, int(stream.summary.get("sample_rate") or 24_000))
             emit(enc.finish())

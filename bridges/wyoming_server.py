@@ -143,7 +143,7 @@ class ChatterboxHandler(AsyncEventHandler):
                 self._stream_text = ""
                 self._audio_started = False
                 self._sentences = asyncio.Queue()
-                self._worker = asyncio.create_task(self._speak_stream())
+                self._worker = asyncio.create_task(self._speak_stream(self._sentences))
             elif SynthesizeChunk.is_type(event.type):
                 if self._sentences is None:
                     raise WyomingError("synthesize-chunk without synthesize-start", "bad_event")
@@ -182,10 +182,12 @@ class ChatterboxHandler(AsyncEventHandler):
         if self._worker is not None:
             self._worker.cancel()
 
-    async def _speak_stream(self) -> None:
-        """Speak each sentence as it is queued; a WyomingError ends the stream (raised at SynthesizeStop)."""
-        assert self._sentences is not None
-        queue = self._sentences
+    async def _speak_stream(self, queue: asyncio.Queue[str | None]) -> None:
+        """Speak each sentence as it is queued; a WyomingError ends the stream (raised at SynthesizeStop).
+
+        The queue is an argument, not ``self._sentences``: SynthesizeStop may
+        clear that before this task first runs.
+        """
         while (sentence := await queue.get()) is not None:
             await self._speak(sentence, self._stream_voice)
         await self._end_audio()
