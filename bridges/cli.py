@@ -57,7 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     for p in (oa, wy):
         p.add_argument("--connection", type=Path, help="the daemon's connection file (default: the usual one)")
-        p.add_argument("--no-start", action="store_true", help="do not start a daemon when none answers")
+        # SUPPRESS: under `chatterbox-tray --no-start serve ...` the global flag must not be reset to False.
+        p.add_argument(
+            "--no-start", action="store_true", default=argparse.SUPPRESS, help="do not start a daemon when none answers"
+        )
         p.add_argument("-v", "--verbose", action="store_true", help="log every request")
 
 
@@ -77,7 +80,7 @@ def _ensure_daemon(args: argparse.Namespace) -> bool:
     if args.connection is not None:
         return True  # a given daemon: found at each request
     try:
-        connect(autostart=not args.no_start).close()
+        connect(autostart=not getattr(args, "no_start", False)).close()
     except DaemonUnavailable as exc:
         print(f"chatterbox-tray serve: {exc}", file=sys.stderr)
         return False
@@ -101,15 +104,15 @@ def run(args: argparse.Namespace) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s: %(message)s",
     )
-    if not _ensure_daemon(args):
-        return EXIT_UNAVAILABLE
     if args.bridge == "openai":
         return _run_openai(args)
+    if not _ensure_daemon(args):
+        return EXIT_UNAVAILABLE
     return _run_wyoming(args)
 
 
 def _run_openai(args: argparse.Namespace) -> int:
-    from .openai_server import Config, make_server
+    from .openai_server import Config, check_bind, make_server
 
     config = Config(
         host=args.host,
@@ -120,6 +123,13 @@ def _run_openai(args: argparse.Namespace) -> int:
         voice_table=args.voice_map,
         connection=args.connection,
     )
+    try:
+        check_bind(config)  # before starting a daemon for a server that may not run
+    except ValueError as exc:
+        print(f"chatterbox-tray serve openai: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if not _ensure_daemon(args):
+        return EXIT_UNAVAILABLE
     try:
         server = make_server(config)
     except ValueError as exc:
