@@ -25,7 +25,6 @@ import json
 import logging
 import math
 import socket
-import threading
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -613,15 +612,3 @@ class _suppress_disconnect:
 def make_server(config: Config) -> BridgeServer:
     """Bind the server (raises ValueError for a refused bind, OSError for a taken port)."""
     return BridgeServer(config)
-
-
-def serve(config: Config, ready: threading.Event | None = None) -> None:
-    """Run until interrupted."""
-    server = make_server(config)
-    print(f"OpenAI-compatible speech endpoint on {server.url}", flush=True)
-    if ready is not None:
-        ready.set()
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()

@@ -24,6 +24,7 @@ host and port.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import threading
@@ -202,18 +203,17 @@ class ChatterboxHandler(AsyncEventHandler):
         """Synthesize ``text`` and send its audio as it comes (AudioStart before the first)."""
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue[Any] = asyncio.Queue()
-        put = partial(loop.call_soon_threadsafe, pieces.put_nowait)
+
+        def put(item: Any) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed under a job that was being stopped
+                loop.call_soon_threadsafe(pieces.put_nowait, item)
+
         name = voice.name if voice is not None else None
         language = voice.language if voice is not None else None
         stop = threading.Event()
         job = asyncio.ensure_future(asyncio.to_thread(self._run_job, text, name, language, put, stop))
-        finished = False
         try:
-            while True:
-                item = await pieces.get()
-                if item is None:
-                    finished = True
-                    break
+            while (item := await pieces.get()) is not None:
                 if isinstance(item, WyomingError):
                     raise item
                 rate, pcm = item
@@ -226,10 +226,12 @@ class ChatterboxHandler(AsyncEventHandler):
                     await self.write_event(
                         AudioChunk(rate=rate, width=WIDTH, channels=CHANNELS, audio=pcm[i : i + step]).event()
                     )
-        finally:
-            if not finished:
-                stop.set()  # the thread sees it within a second and cancels the job
-            await asyncio.shield(job)
+        except BaseException:
+            # Failed, cancelled or disconnected: the thread sees the flag within a
+            # second and cancels the daemon's job; nothing here waits for it.
+            stop.set()
+            raise
+        await job  # it has handed over its last piece and is ending
 
     def _run_job(self, text: str, voice: str | None, language: str | None, put: Any, stop: threading.Event) -> None:
         """In a worker thread: run one daemon job, handing (rate, pcm) pieces to the event loop."""
