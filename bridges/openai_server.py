@@ -318,6 +318,10 @@ class Handler(BaseHTTPRequestHandler):
             route()
         except ApiError as err:
             self._send_error(err)
+        except ProtocolError as exc:
+            self._send_error(daemon_error(exc))
+        except DaemonUnavailable as exc:
+            self._send_error(unavailable(exc))
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
         except Exception:  # never a traceback to the client; the log has it
@@ -411,7 +415,7 @@ class Handler(BaseHTTPRequestHandler):
         }
         path = self.path.split("?", 1)[0].rstrip("/")
         if path.startswith("/v1/models/"):
-            self._dispatch(lambda: self._model(path.removeprefix("/v1/models/")))
+            self._dispatch(lambda: (self._check_auth(), self._model(path.removeprefix("/v1/models/"))))
             return
         route = routes.get(path)
         if route is None:

@@ -334,8 +334,10 @@ def test_api_key_is_required_when_set(lib: Library) -> None:
         with pytest.raises(openai.AuthenticationError) as info:
             api(running, key="wrong").models.list()
         assert info.value.body["code"] == "invalid_api_key"
-        status, headers, _ = raw(running, "GET", "/v1/models")
-        assert status == 401 and headers["WWW-Authenticate"] == "Bearer"
+        for path in ("/v1/models", "/v1/models/tts-1", "/v1/audio/voices", "/v1/audio/models"):
+            status, headers, _ = raw(running, "GET", path)
+            assert status == 401 and headers["WWW-Authenticate"] == "Bearer", path
+        assert raw(running, "GET", "/health")[0] == 200  # for supervisors: no key, no secrets
         assert [m.id for m in api(running, key="s3cret-key").models.list()]
         reply = api(running, key="s3cret-key").audio.speech.create(model="tts-1", voice="alloy", input=TEXT)
         assert sf.read(io.BytesIO(reply.content))[0].size > 0
