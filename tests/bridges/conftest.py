@@ -96,29 +96,29 @@ def bridge(lib: Library) -> Iterator[RunningBridge]:
 
 
 class RunningWyoming:
-    """A Wyoming bridge serving on its own event loop in a thread."""
+    """A Wyoming bridge serving on its own event loop in a thread.
+
+    ``asyncio.run`` owns the loop, so stopping cancels every task and waits for
+    the worker threads, as when the command gets SIGTERM.
+    """
 
     def __init__(self, connection: Path) -> None:
         from chatterbox_tray.bridges.wyoming_server import run
 
         self.port = 0
         self._ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
 
         def started(server: Any) -> None:
             self.port = server._server.sockets[0].getsockname()[1]
             self._ready.set()
 
         async def main() -> None:
+            self._loop = asyncio.get_running_loop()
             self._task = asyncio.current_task()
-            await run("tcp://127.0.0.1:0", DaemonLink(connection), started)
-
-        def target() -> None:
-            asyncio.set_event_loop(self._loop)
             with contextlib.suppress(asyncio.CancelledError):
-                self._loop.run_until_complete(main())
+                await run("tcp://127.0.0.1:0", DaemonLink(connection), started)
 
-        self.thread = threading.Thread(target=target, daemon=True)
+        self.thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
         self.thread.start()
         assert self._ready.wait(10), "the Wyoming bridge did not start"
 
