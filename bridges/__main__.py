@@ -1,0 +1,7 @@
+"""``python -m chatterbox_tray.bridges openai|wyoming``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,261 @@
+"""Audio encoders for the bridges: float32 chunks in, the bytes of a file out, as they are made.
+
+Every encoder is fed one chunk at a time and hands back the bytes it can
+already give, so a response starts before the last sentence is made:
+
+- ``pcm``: raw 16-bit little-endian mono at the model's rate (24 kHz), as
+  OpenAI documents it;
+- ``wav``: a 16-bit PCM WAV whose RIFF and data sizes are 0xFFFFFFFF ("until
+  the end of the stream"), because the length is unknown when the header must
+  be sent. That is what OpenAI's own API sends too; browsers, ffmpeg and
+  libsndfile read such files to their real end;
+- ``mp3`` and ``opus`` (Ogg): libsndfile through soundfile, with the same
+  format table as ``chatterbox-tray say -o``, writing into a stream sink. MP3
+  is constant-bitrate: a VBR stream needs the Xing frame that the encoder
+  writes at the start and fills in at the end, after those bytes have left,
+  and libsndfile's own reader then finds a fraction of the audio. A CBR stream
+  has no such frame and every decoder reads it to its end;
+- ``flac``: libsndfile too, but sent whole when the job ends: FLAC's header
+  (STREAMINFO) holds the sample count, which libFLAC fills in at the end, and
+  libsndfile misreads a stream whose count is "unknown". FLAC is for keeping,
+  not for live playback; the other formats stream.
+
+``aac`` is not offered: libsndfile has no AAC encoder, and the only light way
+to one (PyAV's wheel, which bundles ffmpeg) would add about 30 MB to every
+install for a format that none of the clients we target asks for by default.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from typing import TYPE_CHECKING, Any
+
+from chatterbox_tray.ipc.cli import FILE_FORMATS
+
+if TYPE_CHECKING:  # numpy is imported at the first chunk: a bridge starts listening without it
+    import numpy as np
+
+#: OpenAI's names -> (MIME type, the ``say -o`` extension whose libsndfile format it is, or None).
+FORMATS: dict[str, tuple[str, str | None]] = {
+    "mp3": ("audio/mpeg", ".mp3"),
+    "opus": ("audio/ogg", ".opus"),
+    "flac": ("audio/flac", ".flac"),
+    "wav": ("audio/wav", None),
+    "pcm": ("audio/pcm", None),
+}
+
+#: What OpenAI's API accepts that we cannot make, with the reason for the error message.
+UNSUPPORTED = {
+    "aac": "aac is not supported here (no AAC encoder ships with Chatterbox Tray); "
+    "ask for mp3, opus, flac, wav or pcm instead",
+}
+
+
+class UnsupportedFormat(ValueError):
+    """A format we cannot encode; the message says what to ask for instead."""
+
+
+def to_int16(samples: np.ndarray) -> bytes:
+    """Float samples in [-1, 1] as 16-bit little-endian PCM bytes (clipped, rounded)."""
+    import numpy as np
+
+    scaled = np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0) * 32767.0
+    return np.rint(scaled).astype("<i2").tobytes()
+
+
+def wav_stream_header(rate: int, channels: int = 1, bits: int = 16) -> bytes:
+    """A canonical 44-byte WAV header whose sizes say "until the end of the stream"."""
+    block = channels * bits // 8
+    return (
+        b"RIFF"
+        + struct.pack("<I", 0xFFFFFFFF)
+        + b"WAVEfmt "
+        + struct.pack("<IHHIIHH", 16, 1, channels, rate, rate * block, block, bits)
+        + b"data"
+        + struct.pack("<I", 0xFFFFFFFF)
+    )
+
+
+class Encoder:
+    """Feed float32 chunks, get encoded bytes back; ``finish`` gives the tail."""
+
+    content_type = "application/octet-stream"
+    #: False when the bytes can only leave at the end (``finish``).
+    streams = True
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+
+    def feed(self, samples: np.ndarray) -> bytes:
+        """Encode one chunk; return what can be sent now (possibly nothing)."""
+        raise NotImplementedError
+
+    def finish(self) -> bytes:
+        """Flush the encoder; return the last bytes."""
+        return b""
+
+
+class PcmEncoder(Encoder):
+    """Raw 16-bit little-endian mono."""
+
+    content_type = "audio/pcm"
+
+    def feed(self, samples: np.ndarray) -> bytes:
+        return to_int16(samples)
+
+
+class WavEncoder(Encoder):
+    """16-bit WAV with a streaming header (see the module's docstring)."""
+
+    content_type = "audio/wav"
+
+    def __init__(self, rate: int) -> None:
+        super().__init__(rate)
+        self._header_sent = False
+
+    def _header(self) -> bytes:
+        if self._header_sent:
+            return b""
+        self._header_sent = True
+        return wav_stream_header(self.rate)
+
+    def feed(self, samples: np.ndarray) -> bytes:
+        return self._header() + to_int16(samples)
+
+    def finish(self) -> bytes:
+        return self._header()  # an empty but valid file when no audio came
+
+
+class _StreamSink:
+    """A write-only file for libsndfile's virtual I/O that hands bytes on as they come.
+
+    Bytes before ``sent`` have left; a write there (a header fixed up at the
+    end) is dropped. ``take`` returns the bytes written since the last call.
+    """
+
+    def __init__(self) -> None:
+        self._pending = bytearray()
+        self._sent = 0
+        self._pos = 0
+
+    @property
+    def _end(self) -> int:
+        return self._sent + len(self._pending)
+
+    def write(self, data: Any) -> int:
+        data = bytes(data)
+        size, start = len(data), self._pos
+        self._pos += size
+        if self._pos <= self._sent:
+            return size  # all of it is already sent
+        if start < self._sent:
+            data, start = data[self._sent - start :], self._sent
+        offset = start - self._sent
+        if offset > len(self._pending):
+            self._pending.extend(bytes(offset - len(self._pending)))
+        self._pending[offset : offset + len(data)] = data
+        return size
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._pos, 2: self._end}[whence]
+        self._pos = base + offset
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def read(self, size: int = -1) -> bytes:
+        return b""  # write-only: libsndfile reads nothing back when it writes these formats
+
+    def take(self) -> bytes:
+        out = bytes(self._pending)
+        self._sent += len(out)
+        self._pending.clear()
+        return out
+
+
+class SndfileEncoder(Encoder):
+    """mp3 or opus through libsndfile (the ``say -o`` format table), streamed."""
+
+    def __init__(self, rate: int, extension: str, content_type: str, **options: Any) -> None:
+        super().__init__(rate)
+        self.content_type = content_type
+        self._sink: Any = self._make_sink()
+        self._file = _open_sndfile(self._sink, rate, extension, **options)
+
+    def _make_sink(self) -> Any:
+        return _StreamSink()
+
+    def feed(self, samples: np.ndarray) -> bytes:
+        import numpy as np
+
+        # Our own 16-bit rounding, so FLAC holds the very samples that wav and pcm carry.
+        self._file.write(np.frombuffer(to_int16(samples), dtype="<i2"))
+        return self._sink.take()
+
+    def finish(self) -> bytes:
+        self._file.close()
+        return self._sink.take()
+
+
+class _WholeSink(io.BytesIO):
+    """A seekable in-memory file whose bytes leave only at the end."""
+
+    def take(self) -> bytes:
+        return b""
+
+    def take_all(self) -> bytes:
+        return self.getvalue()
+
+
+class FlacEncoder(SndfileEncoder):
+    """FLAC, sent whole at the end so that its header is complete (see the module's docstring)."""
+
+    streams = False
+
+    def _make_sink(self) -> Any:
+        return _WholeSink()
+
+    def finish(self) -> bytes:
+        self._file.close()
+        return self._sink.take_all()
+
+
+def _open_sndfile(sink: Any, rate: int, extension: str, **options: Any) -> Any:
+    import soundfile
+
+    fmt, subtype = FILE_FORMATS[extension]
+    if subtype not in soundfile.available_subtypes(fmt):
+        raise UnsupportedFormat(
+            f"this libsndfile ({soundfile.__libsndfile_version__}) cannot write {extension[1:]}; "
+            "ask for wav or pcm instead"
+        )
+    return soundfile.SoundFile(sink, "w", samplerate=rate, channels=1, format=fmt, subtype=subtype, **options)
+
+
+def check_format(name: str) -> str:
+    """The format's canonical name; raise UnsupportedFormat with a plain reason."""
+    key = name.lower()
+    if key in UNSUPPORTED:
+        raise UnsupportedFormat(UNSUPPORTED[key])
+    if key not in FORMATS:
+        raise UnsupportedFormat(f"unknown response_format {name!r}; use one of mp3, opus, flac, wav, pcm")
+    return key
+
+
+def encoder(name: str, rate: int) -> Encoder:
+    """A fresh encoder for one response in format ``name`` at ``rate`` Hz."""
+    key = check_format(name)
+    content_type, extension = FORMATS[key]
+    if key == "pcm":
+        return PcmEncoder(rate)
+    if key == "wav":
+        return WavEncoder(rate)
+    assert extension is not None
+    if key == "flac":
+        return FlacEncoder(rate, extension, content_type)
+    if key == "mp3":
+        # libsndfile sets the bitrate mode only along with a level; 0.5 gives 80 kbit/s at 24 kHz.
+        return SndfileEncoder(rate, extension, content_type, compression_level=0.5, bitrate_mode="CONSTANT")
+    return SndfileEncoder(rate, extension, content_type)

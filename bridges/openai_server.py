@@ -1,0 +1,618 @@
+"""The OpenAI-compatible speech endpoint: ``POST /v1/audio/speech`` and friends.
+
+Built on the standard library's ``ThreadingHTTPServer``: one thread per
+connection fits the blocking ZeroMQ client (one socket per thread), it does
+HTTP/1.1 keep-alive, and we write chunked bodies and server-sent events
+ourselves in a few lines. It imports in about 40 ms where aiohttp took 490 ms
+and starlette with uvicorn 440 ms on the same machine (docs/benchmarks.md),
+and it adds no dependency.
+
+Routes (all under ``/v1``; see docs/openai.md):
+
+- ``POST /v1/audio/speech``: text to audio, streamed as it is made;
+- ``GET /v1/models``: the model names ``model`` accepts;
+- ``GET /v1/audio/voices``: the voice library and the OpenAI voice table;
+- ``GET /v1/audio/models``: the models again, in the shape Open WebUI reads;
+- ``GET /health``: the daemon's state, for supervisors (no key needed).
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import ipaddress
+import json
+import logging
+import math
+import socket
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from chatterbox_tray.ipc.client import Client, DaemonUnavailable
+from chatterbox_tray.ipc.protocol import ProtocolError
+
+from . import audio
+from .link import OPENAI_VOICES, DaemonLink, UnknownVoice, VoiceTable, open_synthesis, resolve_voice
+
+log = logging.getLogger("chatterbox_tray.bridges.openai")
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8880
+#: The largest request body accepted: the daemon's longest text (100 000
+#: characters by default) is at most 400 kB in UTF-8, with room for JSON escapes.
+DEFAULT_MAX_BODY = 1 << 20
+#: OpenAI's model names, accepted as aliases of the loaded model.
+OPENAI_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
+VARIANTS = ("original", "multilingual", "turbo")
+#: Generation options passed through to the daemon when a request carries them (our extension).
+PASSTHROUGH_OPTIONS = ("exaggeration", "cfg_weight", "temperature", "seed", "language")
+SPEED_RANGE = (0.25, 4.0)
+#: Seconds a client is told to wait while the model loads, or the daemon is away.
+RETRY_LOADING_S = 5
+RETRY_FAILED_S = 60
+
+
+class ApiError(Exception):
+    """An error answered in OpenAI's JSON shape."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str,
+        param: str | None = None,
+        retry_after: int | None = None,
+        kind: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.param = param
+        self.retry_after = retry_after
+        self.kind = kind or ("invalid_request_error" if status < 500 else "server_error")
+
+    def body(self) -> dict[str, Any]:
+        """``{"error": {"message", "type", "param", "code"}}`` as OpenAI sends it."""
+        return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
+
+
+#: The daemon's error codes (docs/protocol.md) -> HTTP status, OpenAI code, param.
+DAEMON_ERRORS: dict[str, tuple[int, str, str | None]] = {
+    "bad_args": (400, "invalid_value", None),
+    "too_large": (413, "input_too_long", "input"),
+    "empty_text": (400, "empty_input", "input"),
+    "unknown_voice": (400, "voice_not_found", "voice"),
+    "unknown_language": (400, "unsupported_language", "language"),
+    "not_ready": (503, "model_not_ready", None),
+    "busy": (503, "model_busy", None),
+    "cancelled": (503, "cancelled", None),
+    "model_failed": (500, "model_failed", None),
+    "internal": (500, "internal_error", None),
+}
+
+
+def daemon_error(exc: ProtocolError) -> ApiError:
+    """The HTTP answer to an error the daemon sent."""
+    status, code, param = DAEMON_ERRORS.get(exc.code, (500, exc.code, None))
+    if exc.code.startswith("clip_"):
+        status, code, param = 400, exc.code, "voice"
+    retry = None
+    if status == 503:
+        retry = RETRY_FAILED_S if exc.code == "not_ready" else RETRY_LOADING_S
+    return ApiError(status, exc.message or exc.code, code, param, retry)
+
+
+def unavailable(exc: Exception) -> ApiError:
+    """The daemon is not running or does not answer."""
+    return ApiError(
+        503,
+        f"the Chatterbox Tray daemon is not answering: {exc}",
+        "daemon_unavailable",
+        retry_after=RETRY_LOADING_S,
+    )
+
+
+@dataclass
+class Config:
+    """What ``serve openai`` was started with."""
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    api_key: str | None = None
+    cors_origins: tuple[str, ...] = ()
+    max_body: int = DEFAULT_MAX_BODY
+    voice_table: Path | None = None
+    connection: Path | None = None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the server on this machine."""
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        try:
+            return all(ipaddress.ip_address(a[4][0]).is_loopback for a in socket.getaddrinfo(host, None))
+        except (OSError, ValueError):
+            return False
+
+
+def check_bind(config: Config) -> None:
+    """Refuse a bind that would expose the server without a key (ValueError says why)."""
+    if not config.api_key and not is_loopback(config.host):
+        raise ValueError(
+            f"refusing to listen on {config.host!r} without an API key: anyone on the network could use the model. "
+            "Set --api-key (or CHATTERBOX_TRAY_OPENAI_API_KEY), or listen on 127.0.0.1"
+        )
+
+
+def model_names(variant: str) -> list[str]:
+    """The ``model`` values that mean the loaded model, as /v1/models lists them."""
+    return ["chatterbox", f"chatterbox-{variant}", *OPENAI_MODELS]
+
+
+def check_model(model: Any, variant: str) -> None:
+    """Accept OpenAI's names, ``chatterbox`` and the loaded variant's names; else a clear 400."""
+    if not isinstance(model, str) or not model:
+        raise ApiError(
+            400, "'model' is required: use tts-1, tts-1-hd, gpt-4o-mini-tts or chatterbox", "invalid_value", "model"
+        )
+    name = model.strip().lower()
+    if name in OPENAI_MODELS or name.startswith("gpt-4o-mini-tts-") or name == "chatterbox":
+        return
+    wanted = name.removeprefix("chatterbox-")
+    if wanted == variant:
+        return
+    if wanted in VARIANTS:
+        raise ApiError(
+            400,
+            f"the daemon has the {variant} model loaded, not {wanted}; ask for 'chatterbox' (or tts-1), "
+            f"or switch models with `chatterbox-tray settings variant={wanted}` and `chatterbox-tray reload`",
+            "model_not_loaded",
+            "model",
+        )
+    raise ApiError(
+        400,
+        f"unknown model {model!r}; use one of: " + ", ".join(model_names(variant)),
+        "model_not_found",
+        "model",
+    )
+
+
+@dataclass
+class SpeechRequest:
+    """A checked ``/v1/audio/speech`` body."""
+
+    text: str
+    model: str
+    voice: str | None
+    response_format: str
+    stream_format: str
+    speed: float
+    options: dict[str, Any]
+
+
+def parse_speech(body: dict[str, Any]) -> SpeechRequest:
+    """Check the request's fields (not the model or voice, which need the daemon)."""
+    text = body.get("input")
+    if not isinstance(text, str):
+        raise ApiError(400, "'input' is required and must be a string: the text to speak", "invalid_value", "input")
+    voice = body.get("voice")
+    if isinstance(voice, dict):  # OpenAI's custom voice object {"id": "..."}
+        voice = voice.get("id")
+    if voice is not None and not isinstance(voice, str):
+        raise ApiError(400, "'voice' must be a voice name", "invalid_value", "voice")
+    fmt = body.get("response_format", "mp3")
+    if not isinstance(fmt, str):
+        raise ApiError(400, "'response_format' must be a string", "invalid_value", "response_format")
+    try:
+        fmt = audio.check_format(fmt)
+    except audio.UnsupportedFormat as exc:
+        raise ApiError(400, str(exc), "unsupported_format", "response_format") from None
+    stream = body.get("stream_format", "audio")
+    if stream not in ("audio", "sse"):
+        raise ApiError(400, "'stream_format' must be 'audio' or 'sse'", "invalid_value", "stream_format")
+    speed = body.get("speed", 1.0)
+    if speed is None:
+        speed = 1.0
+    if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not math.isfinite(speed):
+        raise ApiError(400, "'speed' must be a number from 0.25 to 4.0", "invalid_value", "speed")
+    if not SPEED_RANGE[0] <= speed <= SPEED_RANGE[1]:
+        raise ApiError(400, f"'speed' must be from 0.25 to 4.0, not {speed}", "invalid_value", "speed")
+    options = {k: body[k] for k in PASSTHROUGH_OPTIONS if body.get(k) is not None}
+    return SpeechRequest(text, body.get("model"), voice, fmt, stream, float(speed), options)  # type: ignore[arg-type]
+
+
+class BridgeServer(ThreadingHTTPServer):
+    """The HTTP server with the bridge's configuration on it."""
+
+    daemon_threads = True
+    # Many clients (a browser, an editor) open several keep-alive connections.
+    request_queue_size = 64
+
+    def __init__(self, config: Config) -> None:
+        check_bind(config)
+        self.config = config
+        self.link = DaemonLink(config.connection)
+        self.voice_table = VoiceTable(config.voice_table)
+        self.address_family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+        super().__init__((config.host.strip("[]"), config.port), Handler)
+
+    @property
+    def url(self) -> str:
+        """The base URL clients use (``http://127.0.0.1:8880/v1``)."""
+        host, port = self.server_address[:2]
+        host = f"[{host}]" if ":" in str(host) else host
+        return f"http://{host}:{port}/v1"
+
+
+class Handler(BaseHTTPRequestHandler):
+    """One connection; requests on it are handled one after the other (keep-alive)."""
+
+    protocol_version = "HTTP/1.1"
+    server: BridgeServer
+    # Headers and body leave in separate writes: with Nagle's algorithm on, the
+    # body would wait for the client's delayed ACK (40 ms a request, measured).
+    disable_nagle_algorithm = True
+    #: Seconds a silent client may hold the connection (also bounds a slow body).
+    timeout = 60
+    error_content_type = "application/json"
+
+    # -- plumbing -------------------------------------------------------------------
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.info("%s %s", self.address_string(), format % args)
+
+    def _origin_allowed(self) -> str | None:
+        origin = self.headers.get("Origin")
+        allowed = self.server.config.cors_origins
+        if origin and (origin in allowed or "*" in allowed):
+            return origin
+        return None
+
+    def _common_headers(self) -> None:
+        origin = self._origin_allowed()
+        if origin:
+            self.send_header("Access-Control-Allow-Origin", origin)
+            self.send_header("Vary", "Origin")
+            self.send_header("Access-Control-Expose-Headers", "X-Chatterbox-Job, Retry-After")
+
+    def _send_json(self, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
+        body = json.dumps(data).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self._common_headers()
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _send_error(self, err: ApiError) -> None:
+        if self.command == "POST" and not getattr(self, "_body_read", False):
+            self.close_connection = True  # an unread body would be taken for the next request
+        headers = {"Retry-After": str(err.retry_after)} if err.retry_after is not None else {}
+        if err.status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
+        self._send_json(err.status, err.body(), headers)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own errors (a malformed request line, ...) in OpenAI's shape."""
+        try:
+            phrase = HTTPStatus(code).phrase
+        except ValueError:
+            phrase = "error"
+        self.close_connection = True
+        self._send_json(code, ApiError(code, message or phrase, phrase.lower().replace(" ", "_")).body())
+
+    def _dispatch(self, route: Any) -> None:
+        self._body_read = False
+        try:
+            self._check_host()
+            route()
+        except ApiError as err:
+            self._send_error(err)
+        except ProtocolError as exc:
+            self._send_error(daemon_error(exc))
+        except DaemonUnavailable as exc:
+            self._send_error(unavailable(exc))
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        except Exception:  # never a traceback to the client; the log has it
+            log.exception("error handling %s %s", self.command, self.path)
+            self._send_error(ApiError(500, "internal error in the bridge; its log has the details", "internal_error"))
+
+    def _check_host(self) -> None:
+        """Without a key on loopback, answer only requests addressed to this machine.
+
+        A web page can point a name it controls at 127.0.0.1 (DNS rebinding) and
+        so reach a loopback server; its requests then carry that name in Host.
+        """
+        if self.server.config.api_key:
+            return
+        host = (self.headers.get("Host") or "").strip().lower()
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        if name.startswith("[") and "]" in name:
+            name = name[1 : name.index("]")]
+        if name in ("localhost", "") or name.endswith(".localhost") or is_loopback(name):
+            return
+        raise ApiError(403, f"requests for host {host!r} are refused: use 127.0.0.1 or localhost", "forbidden_host")
+
+    def _check_auth(self) -> None:
+        key = self.server.config.api_key
+        if not key:
+            return
+        given = self.headers.get("Authorization", "")
+        scheme, _, token = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), key.encode()):
+            raise ApiError(
+                401,
+                "missing or wrong API key: send 'Authorization: Bearer <key>'",
+                "invalid_api_key",
+                kind="invalid_request_error",
+            )
+
+    def _read_json(self) -> dict[str, Any]:
+        if self.headers.get("Transfer-Encoding", "").lower() not in ("", "identity"):
+            self.close_connection = True
+            raise ApiError(
+                411, "send the body with a Content-Length (chunked bodies are not accepted)", "length_required"
+            )
+        try:
+            length = int(self.headers.get("Content-Length", ""))
+        except ValueError:
+            self.close_connection = True
+            raise ApiError(411, "a Content-Length header is required", "length_required") from None
+        if length < 0 or length > self.server.config.max_body:
+            self.close_connection = True  # the body stays unread
+            raise ApiError(413, f"the request body is over {self.server.config.max_body} bytes", "request_too_large")
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        raw = self.rfile.read(length)
+        self._body_read = True
+        if ctype != "application/json":
+            # Also keeps browsers' "simple" cross-site posts (text/plain forms) out.
+            raise ApiError(415, "send the body as JSON with 'Content-Type: application/json'", "unsupported_media_type")
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ApiError(400, f"the body is not valid JSON: {exc}", "invalid_json") from None
+        if not isinstance(body, dict):
+            raise ApiError(400, "the body must be a JSON object", "invalid_json")
+        return body
+
+    def _client(self) -> Client:
+        try:
+            return self.server.link.client()
+        except DaemonUnavailable as exc:
+            raise unavailable(exc) from None
+
+    # -- routes ----------------------------------------------------------------------
+
+    def do_OPTIONS(self) -> None:
+        """CORS preflight: answered for listed origins only."""
+        origin = self._origin_allowed()
+        self.send_response(204 if origin else 403)
+        if origin:
+            self._common_headers()
+            self.send_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+            self.send_header("Access-Control-Allow-Headers", "Authorization, Content-Type")
+            self.send_header("Access-Control-Max-Age", "600")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_GET(self) -> None:
+        routes = {
+            "/v1/models": self._models,
+            "/v1/audio/models": self._audio_models,
+            "/v1/audio/voices": self._voices,
+            "/health": self._health,
+        }
+        path = self.path.split("?", 1)[0].rstrip("/")
+        if path.startswith("/v1/models/"):
+            self._dispatch(lambda: (self._check_auth(), self._model(path.removeprefix("/v1/models/"))))
+            return
+        route = routes.get(path)
+        if route is None:
+            self._dispatch(self._not_found)
+            return
+        if path == "/health":
+            self._dispatch(route)
+        else:
+            self._dispatch(lambda: (self._check_auth(), route()))
+
+    def do_POST(self) -> None:
+        path = self.path.split("?", 1)[0].rstrip("/")
+        if path != "/v1/audio/speech":
+            self.close_connection = True  # its body stays unread
+            self._dispatch(self._not_found)
+            return
+        self._dispatch(lambda: (self._check_auth(), self._speech()))
+
+    def _not_found(self) -> None:
+        raise ApiError(404, f"no route {self.command} {self.path.split('?', 1)[0]}; see docs/openai.md", "not_found")
+
+    def _status(self, client: Client) -> dict[str, Any]:
+        try:
+            return client.status()
+        except DaemonUnavailable as exc:
+            raise unavailable(exc) from None
+
+    def _model_list(self) -> list[dict[str, Any]]:
+        with self._client() as client:
+            variant = self._status(client)["variant"]
+        return [{"id": m, "object": "model", "created": 0, "owned_by": "chatterbox-tray"} for m in model_names(variant)]
+
+    def _models(self) -> None:
+        self._send_json(200, {"object": "list", "data": self._model_list()})
+
+    def _model(self, name: str) -> None:
+        for model in self._model_list():
+            if model["id"] == name:
+                self._send_json(200, model)
+                return
+        raise ApiError(404, f"no model {name!r}", "model_not_found", "model")
+
+    def _audio_models(self) -> None:
+        self._send_json(200, {"models": [{"id": m["id"], "name": m["id"]} for m in self._model_list()]})
+
+    def _voices(self) -> None:
+        with self._client() as client:
+            try:
+                voices = client.voices_list()
+            except DaemonUnavailable as exc:
+                raise unavailable(exc) from None
+        table = self.server.voice_table.table()
+        default = next((v["name"] for v in voices if v["default"]), None)
+        library = {v["name"].casefold(): v["name"] for v in voices}
+        aliases = {}
+        for name in OPENAI_VOICES:
+            target = library.get((table.get(name) or "").casefold())
+            aliases[name] = target or default
+        items = [
+            {"id": v["name"], "name": v["name"], "default": v["default"], "duration_s": v["duration_s"]} for v in voices
+        ]
+        self._send_json(200, {"voices": items, "count": len(items), "default": default, "aliases": aliases})
+
+    def _health(self) -> None:
+        try:
+            with self.server.link.client() as client:
+                status = client.status()
+        except (DaemonUnavailable, ProtocolError) as exc:
+            self._send_json(503, {"status": "unavailable", "error": str(exc)}, {"Retry-After": str(RETRY_LOADING_S)})
+            return
+        ok = status["state"] == "ready"
+        self._send_json(200 if ok else 503, {"status": status["state"], "variant": status["variant"]})
+
+    # -- speech ----------------------------------------------------------------------
+
+    def _speech(self) -> None:
+        req = parse_speech(self._read_json())
+        with self._client() as client:
+            try:
+                status = self._status(client)
+                check_model(req.model, status["variant"])
+                if status["state"] == "failed":
+                    raise ApiError(
+                        503,
+                        f"the model failed to load: {status['error']} (fix it, then `chatterbox-tray retry`)",
+                        "model_not_ready",
+                        retry_after=RETRY_FAILED_S,
+                    )
+                if status["state"] != "ready":
+                    raise ApiError(
+                        503,
+                        f"the model is {status['state'].replace('_', ' ')} ({status['progress'] * 100:.0f}%); "
+                        f"try again in a few seconds",
+                        "model_not_ready",
+                        retry_after=RETRY_LOADING_S,
+                    )
+                try:
+                    voice = resolve_voice(req.voice, client.voices_list(), self.server.voice_table.table())
+                except UnknownVoice as exc:
+                    raise ApiError(400, str(exc), "voice_not_found", "voice") from None
+                stream = open_synthesis(client, req.text, voice, req.options)
+            except ProtocolError as exc:
+                raise daemon_error(exc) from None
+            except DaemonUnavailable as exc:
+                raise unavailable(exc) from None
+            self._stream_speech(req, stream)
+
+    def _stream_speech(self, req: SpeechRequest, stream: Any) -> None:
+        """Send the audio as it is made: a chunked body, or server-sent events."""
+        sse = req.stream_format == "sse"
+        chunked = self.request_version != "HTTP/1.0"
+        enc: audio.Encoder | None = None
+        self.send_response(200)
+        if sse:
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+        else:
+            self.send_header("Content-Type", audio.FORMATS[req.response_format][0])
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.close_connection = True
+        self.send_header("X-Chatterbox-Job", stream.job)
+        self._common_headers()
+        self.end_headers()
+
+        def emit(data: bytes) -> None:
+            if not data:
+                return
+            if sse:
+                event = {"type": "speech.audio.delta", "audio": base64.b64encode(data).decode("ascii")}
+                data = f"data: {json.dumps(event)}\n\n".encode()
+            self.wfile.write(b"%x\r\n%b\r\n" % (len(data), data) if chunked else data)
+            self.wfile.flush()
+
+        def emit_raw(data: bytes) -> None:
+            self.wfile.write(b"%x\r\n%b\r\n" % (len(data), data) if chunked else data)
+            self.wfile.flush()
+
+        try:
+            for chunk in stream:
+                if enc is None:
+                    enc = audio.encoder(req.response_format, chunk.sample_rate)
+                # Quarter-second slices: an MP3 encoder takes about 60 ms per second of
+                # audio on a busy 2-core machine, so a whole chunk would hold back its first bytes.
+                step = max(1, chunk.sample_rate // 4)
+                for i in range(0, len(chunk.samples), step):
+                    emit(enc.feed(chunk.samples[i : i + step]))
+            if enc is None:
+                enc = audio.encoder(req.response_format, int(stream.summary.get("sample_rate") or 24_000))
+            emit(enc.finish())
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            log.info("client went away; cancelling job %s", stream.job)
+            stream.cancel()
+            self.close_connection = True
+            return
+        except (ProtocolError, DaemonUnavailable) as exc:
+            # The status line has left: an SSE client gets an error event; an
+            # audio client gets a body cut short (no closing chunk), which
+            # every HTTP client reports as an incomplete read.
+            err = daemon_error(exc) if isinstance(exc, ProtocolError) else unavailable(exc)
+            log.warning("job %s ended with an error after the response began: %s", stream.job, err.message)
+            if sse:
+                with _suppress_disconnect():
+                    emit_raw(f"data: {json.dumps({'type': 'error', **err.body()})}\n\n".encode())
+                    if chunked:
+                        emit_raw(b"")
+            self.close_connection = True
+            return
+        if sse:
+            summary = stream.summary
+            done = {
+                "type": "speech.audio.done",
+                # No OpenAI tokenizer here: input "tokens" are characters, output tokens are speech tokens.
+                "usage": {
+                    "input_tokens": len(req.text),
+                    "output_tokens": int(summary.get("tokens", 0)),
+                    "total_tokens": len(req.text) + int(summary.get("tokens", 0)),
+                },
+            }
+            with _suppress_disconnect():
+                emit_raw(f"data: {json.dumps(done)}\n\n".encode())
+        if chunked:
+            with _suppress_disconnect():
+                emit_raw(b"")
+
+
+class _suppress_disconnect:
+    """Ignore a client that left while we write the last bytes."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
+        return kind is not None and issubclass(kind, (BrokenPipeError, ConnectionResetError, TimeoutError))
+
+
+def make_server(config: Config) -> BridgeServer:
+    """Bind the server (raises ValueError for a refused bind, OSError for a taken port)."""
+    return BridgeServer(config)
