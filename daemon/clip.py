@@ -26,6 +26,8 @@ from typing import Literal
 import numpy as np
 import soundfile as sf
 
+from chatterbox_tray.ipc.limits import CLIP_MAX_SECONDS, CLIP_MIN_SECONDS, CLIP_SILENCE_RMS_DBFS
+
 __all__ = [
     "MAX_SECONDS",
     "MIN_SECONDS",
@@ -40,37 +42,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MIN_SECONDS = 5.0
-"""A clip must be longer than this.
-
-Chatterbox Turbo's ``prepare_conditionals`` asserts ``len(wav) / sr > 5.0``
-(strictly greater), so we refuse anything not longer than 5 s for every
-variant: a voice should work with whichever model is loaded.
-"""
-
-MAX_SECONDS = 60.0
-"""A clip must not be longer than this.
-
-Our choice, not the model's. ``prepare_conditionals`` keeps only the first
-10 s for S3Gen's reference and the first 6 s (15 s for Turbo) for T3's speech
-prompt; only the voice encoder's speaker embedding looks at the whole clip, and
-it averages over it, so a minute of speech already gives a stable embedding.
-Longer clips just cost decode time, memory and preparation time (and make an
-accidental drop of a podcast episode expensive).
-"""
-
-SILENCE_RMS_DBFS = -50.0
-"""A clip whose RMS level is below this is refused as silent.
-
-Speech recorded at a sane level sits around -20 to -30 dBFS RMS, and even a
-quiet recording with long pauses stays above -45; the noise floor of a quiet
-room through a desk microphone is around -60 to -50 dBFS, and digital
-silence or dither is far below that. Below -50 dBFS there is nothing worth
-cloning (Turbo would normalise the loudness and clone the room noise). RMS
-rather than peak: a single click in a silent file has a high peak but no
-speech, and a peak threshold adds nothing, since the peak is never below the
-RMS.
-"""
+# One home for the limits (ipc/limits.py): the GUI's recorder checks the same ones.
+MIN_SECONDS = CLIP_MIN_SECONDS
+MAX_SECONDS = CLIP_MAX_SECONDS
+SILENCE_RMS_DBFS = CLIP_SILENCE_RMS_DBFS
 
 ClipErrorCode = Literal["undecodable", "too_short", "too_long", "silent"]
 

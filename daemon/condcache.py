@@ -36,14 +36,12 @@ Why it is built the way it is:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
 import re
 import struct
-import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -55,6 +53,8 @@ from typing import Any, Literal
 
 import safetensors.torch
 import torch
+
+from chatterbox_tray.ipc.atomic import OWNER_ONLY, TMP_PREFIX, TMP_SUFFIX, commit_temp, discard_temp, write_temp
 
 __all__ = [
     "CacheKey",
@@ -73,8 +73,9 @@ CondTensors = dict[str, torch.Tensor]
 _FORMAT = "chatterbox-tray/conditionals"
 _FORMAT_VERSION = "1"
 _SUFFIX = ".safetensors"
-_TMP_PREFIX = ".tmp-"
-_TMP_SUFFIX = ".partial"
+# ipc/atomic.py names its temporary files so; the sweep recognises leftovers by them.
+_TMP_PREFIX = TMP_PREFIX
+_TMP_SUFFIX = TMP_SUFFIX
 # Temporary files older than this at start-up were left by a crash.
 _STALE_TMP_SECONDS = 600.0
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
@@ -537,19 +538,15 @@ class ConditionalsCache:
             "prep_version": key.prep_version,
             "prepare_seconds": repr(entry.prepare_seconds or 0.0),
         }
-        tmp: str | None = None
+        tmp: Path | None = None
         try:
             payload = safetensors.torch.save(entry.tensors, metadata=metadata)
-            fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=_TMP_SUFFIX, dir=self._dir)
-            with os.fdopen(fd, "wb") as f:
-                f.write(payload)
-                f.flush()
-                os.fsync(f.fileno())
+            tmp = write_temp(self._dir, payload, mode=OWNER_ONLY)
             with self._disk_lock:
                 with self._lock:
                     current = epoch == self._epoch
                 if current:
-                    os.replace(tmp, final)
+                    commit_temp(tmp, final)
                     tmp = None
                     self._touch(final)
                     self._prune_disk_locked()
@@ -564,8 +561,7 @@ class ConditionalsCache:
             )
         finally:
             if tmp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
+                discard_temp(tmp)
 
     def _touch(self, path: Path) -> None:
         """Mark ``path`` most recently used (pruning goes by mtime).

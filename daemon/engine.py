@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from chatterbox_tray.ipc import limits
+
 #: Flat conditionals: "t3.speaker_emb", "gen.prompt_feat", ... -> CPU tensor.
 CondTensors = dict[str, Any]
 
@@ -56,13 +58,8 @@ class GenResult:
     tokens: int
 
 
-#: Option ranges clients may send, by name: (min, max, default). Variants
-#: that ignore an option leave it out of their capabilities.
-OPTION_RANGES: dict[str, tuple[float, float, float]] = {
-    "exaggeration": (0.0, 2.0, 0.5),
-    "cfg_weight": (0.0, 1.0, 0.5),
-    "temperature": (0.05, 2.0, 0.8),
-}
+# Re-exported: the ranges live in ipc/limits.py, which clients read too.
+OPTION_RANGES = limits.OPTION_RANGES
 
 
 class Engine(ABC):

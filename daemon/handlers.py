@@ -18,13 +18,15 @@ from dataclasses import replace as dc_replace
 from typing import Any
 
 from chatterbox_tray import __version__
+from chatterbox_tray.ipc.limits import DEFAULT_PRIORITY, OPTION_RANGES, PRIORITIES, VOLUME_RANGE
+from chatterbox_tray.ipc.limits import PRIORITY_RANK as RANK
 from chatterbox_tray.ipc.protocol import OPS, PROTOCOL_VERSION, Args, ProtocolError
 
 from .audio_out import AudioError, find_device, resample
 from .clip import ClipError, decode_clip, sha256_bytes, validate_clip
 from .engine import SynthOptions
 from .jobs import Job
-from .player import PRIORITIES, RANK, Dropped
+from .player import Dropped
 from .service import Service, read_clip_path
 from .settings import VARIANTS, save_changes, settings_file
 from .sysstats import system_stats
@@ -258,7 +260,7 @@ def voices_default(svc: Service, req: Request) -> dict[str, Any]:
 
 def _options(svc: Service, raw: dict[str, Any]) -> SynthOptions:
     args = Args(raw)
-    known = {"exaggeration", "cfg_weight", "temperature", "seed", "language"}
+    known = {*OPTION_RANGES, "seed", "language"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ProtocolError("bad_args", f"unknown option(s): {', '.join(unknown)}")
@@ -274,9 +276,9 @@ def _options(svc: Service, raw: dict[str, Any]) -> SynthOptions:
                 f"(supported: {', '.join(languages)})",
             )
     floats = {
-        "exaggeration": args.float("exaggeration", None, 0.0, 2.0),
-        "cfg_weight": args.float("cfg_weight", None, 0.0, 1.0),
-        "temperature": args.float("temperature", None, 0.05, 2.0),
+        "exaggeration": args.float("exaggeration", None, *OPTION_RANGES["exaggeration"][:2]),
+        "cfg_weight": args.float("cfg_weight", None, *OPTION_RANGES["cfg_weight"][:2]),
+        "temperature": args.float("temperature", None, *OPTION_RANGES["temperature"][:2]),
     }
     for name, value in floats.items():
         if value is not None and math.isnan(value):  # JSON's NaN passes every range check
@@ -345,10 +347,10 @@ def synthesize(svc: Service, req: Request) -> None:
 @handler("speak")
 def speak(svc: Service, req: Request) -> dict[str, Any]:
     """Queue text for the speaker; answers at once with the job id."""
-    priority = req.args.str("priority", "text")
+    priority = req.args.str("priority", DEFAULT_PRIORITY)
     if priority not in PRIORITIES:
         raise ProtocolError("bad_args", f"priority must be one of {', '.join(PRIORITIES)}, not {priority!r}")
-    volume = req.args.float("volume", 1.0, 0.0, 1.0)
+    volume = req.args.float("volume", 1.0, *VOLUME_RANGE)
     job = _new_job(svc, req, "speak")
     job.identity = None  # speech belongs to the daemon, not to the client that asked
     job.rank = RANK[priority]
@@ -459,7 +461,7 @@ def audio_devices(svc: Service, req: Request) -> dict[str, Any]:
 def audio_set(svc: Service, req: Request) -> dict[str, Any]:
     """Choose the output device (by name; "" for the default) and/or the volume; saved."""
     device = req.args.str("device", None)
-    volume = req.args.float("volume", None, 0.0, 1.0)
+    volume = req.args.float("volume", None, *VOLUME_RANGE)
     if device:
         try:
             device = find_device(device).name

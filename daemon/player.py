@@ -33,12 +33,14 @@ from typing import Any
 
 import numpy as np
 
+from chatterbox_tray.ipc.limits import PRIORITIES, PRIORITY_RANK
+
 from .audio_out import AudioError, OutputStream, list_devices
 
 log = logging.getLogger(__name__)
 
-PRIORITIES = ("urgent", "quick", "text", "notification")
-RANK = {name: rank for rank, name in enumerate(PRIORITIES)}
+# Re-exported for the daemon's modules; clients read them from ipc/limits.py.
+RANK = PRIORITY_RANK
 
 #: Samples per write: small enough that controls act within a block.
 BLOCK_S = 0.02
