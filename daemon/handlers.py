@@ -230,7 +230,7 @@ def voices_play(svc: Service, req: Request) -> dict[str, Any]:
     samples, rate = decode_clip(voice.file)
     samples = resample(samples, rate, svc.player.rate)
     text = f"(reference clip of {voice.name})"
-    job = Job("speak", text=text, voice_name=voice.name, rank=RANK["quick"])
+    job = Job("speak", req_id=req.req_id, text=text, voice_name=voice.name, rank=RANK["quick"])
     displaced = svc.player.admit(job, "quick")
     for other in displaced:
         other.cancel.set()

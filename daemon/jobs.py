@@ -60,9 +60,15 @@ class Job:
     event_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def describe(self) -> dict[str, Any]:
-        """What events and progress replies say about the job."""
+        """What events and progress replies say about the job.
+
+        ``request`` is the id of the request that made the job (as jupyter's
+        ``parent_header``): a client matches events to what it asked for by
+        it, even those that arrive before the reply that names the job.
+        """
         return {
             "job": self.id,
+            "request": self.req_id,
             "kind": self.kind,
             "state": self.state,
             "voice": self.voice_name,
