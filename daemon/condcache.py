@@ -49,12 +49,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
-
-import safetensors.torch
-import torch
+from typing import TYPE_CHECKING, Any, Literal
 
 from chatterbox_tray.ipc.atomic import OWNER_ONLY, TMP_PREFIX, TMP_SUFFIX, commit_temp, discard_temp, write_temp
+
+if TYPE_CHECKING:
+    import torch
+
+# torch and safetensors.torch are imported where tensors are first touched, not
+# here: importing them takes seconds, and a daemon (the fake engine's in tests,
+# or the real one while its model loads on another thread) must answer ping
+# before that. Python caches the import, so later calls pay nothing.
 
 __all__ = [
     "CacheKey",
@@ -65,7 +70,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CondTensors = dict[str, torch.Tensor]
+CondTensors = dict[str, "torch.Tensor"]
 """Conditionals as a flat dict of CPU tensors; the engine maps them to chatterbox's."""
 
 # Bumping the format version changes every digest: old files are then never
@@ -505,6 +510,8 @@ class ConditionalsCache:
             if problem:
                 self._drop_bad_file(path, problem)
                 return None
+            import safetensors.torch
+
             tensors = safetensors.torch.load(data)
         except Exception as exc:  # safetensors raises its own error type; any means corrupt
             self._drop_bad_file(path, f"corrupt ({type(exc).__name__}: {exc})")
@@ -540,6 +547,8 @@ class ConditionalsCache:
         }
         tmp: Path | None = None
         try:
+            import safetensors.torch
+
             payload = safetensors.torch.save(entry.tensors, metadata=metadata)
             tmp = write_temp(self._dir, payload, mode=OWNER_ONLY)
             with self._disk_lock:
@@ -643,6 +652,8 @@ def _check_budget(name: str, value: int) -> int:
 
 def _cpu_copy(raw: Mapping[str, torch.Tensor]) -> CondTensors:
     """Detached, contiguous CPU copies: the cache owns its tensors outright."""
+    import torch
+
     if not isinstance(raw, Mapping):
         raise TypeError(f"prepare() must return a dict of tensors, not {type(raw).__name__}")
     out: CondTensors = {}
