@@ -1,9 +1,12 @@
 """The daemon link: a worker thread owns the ZeroMQ sockets and speaks Qt signals.
 
-The GUI thread never touches a socket. It queues requests with ``request()``
-and gets each answer back as a call of the callbacks it gave, on the GUI
-thread, through queued signals. The worker polls the request and event
-sockets with short timeouts, notices a dead or restarted daemon (a heartbeat
+The GUI thread never touches the daemon's sockets. It queues requests built
+by ``ipc.requests`` with ``send()`` and gets each answer back as a call of
+the callbacks it gave, on the GUI thread, through queued signals. Request ids,
+frames and reply decoding come from ``ipc.core``, shared with the blocking
+client; only the waiting differs. The worker sleeps in one poll on the request
+socket, the event socket and an inproc wake socket (the GUI thread pokes it
+when it queues a request), notices a dead or restarted daemon (a heartbeat
 ping, the connection file's pid), reconnects, and starts a daemon when none
 answers (if asked to). So a busy, loading or dead daemon can slow nothing but
 the answers themselves: the event loop never waits for it.
@@ -12,13 +15,11 @@ the answers themselves: the event loop never waits for it.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import os
 import queue
 import subprocess
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,24 +29,28 @@ import zmq
 from PySide6.QtCore import QObject, QThread, Signal
 
 from chatterbox_tray.ipc import endpoints
+from chatterbox_tray.ipc import requests as rq
 from chatterbox_tray.ipc.client import EventStream
-from chatterbox_tray.ipc.protocol import (
-    FINAL_KINDS,
-    MAX_FRAME_BYTES,
-    PROTOCOL_VERSION,
-    ProtocolError,
-    decode,
-    encode,
-    request_header,
+from chatterbox_tray.ipc.core import (
+    DEFAULT_TIMEOUT,
+    STREAM_GAP_TIMEOUT,
+    ClientCore,
+    default_timeout,
+    is_final,
+    pid_alive,
+    reply_error,
+    reply_result,
 )
+from chatterbox_tray.ipc.protocol import MAX_FRAME_BYTES, PROTOCOL_VERSION, ProtocolError
+from chatterbox_tray.ipc.requests import Request
 
 log = logging.getLogger(__name__)
 
 #: A one-shot request's answer is late after this many seconds (the daemon
-#: answers from its socket loop, which never waits for the model).
-REQUEST_TIMEOUT = 10.0
-#: Streams (synthesize, wait) get a progress reply every second; this is the gap limit.
-STREAM_GAP_TIMEOUT = 30.0
+#: answers from its socket loop, which never waits for the model). Streams
+#: (synthesize, wait) use ``STREAM_GAP_TIMEOUT`` between replies.
+REQUEST_TIMEOUT = DEFAULT_TIMEOUT
+__all__ = ["STREAM_GAP_TIMEOUT", "Connection"]
 #: No word from the daemon for this long makes the worker ping it...
 HEARTBEAT_S = 1.0
 #: ...and a ping unanswered for this long means it is gone.
@@ -56,6 +61,8 @@ SLOW_OPS = frozenset({"voices.add"})
 CONNECT_PING_S = 1.5
 #: Autostart at most this often, so a daemon that dies at once is not respawned in a loop.
 AUTOSTART_EVERY_S = 30.0
+#: How often the connected worker looks at the connection file (a restarted daemon).
+FILE_CHECK_S = 1.0
 
 #: Link states, as ``Connection.link_changed`` reports them.
 CONNECTING, STARTING, CONNECTED, LOST, FAILED = "connecting", "starting", "connected", "lost", "failed"
@@ -67,7 +74,6 @@ OnMessage = Callable[[dict[str, Any], list[bytes]], None]
 
 @dataclass
 class _Pending:
-    token: int
     op: str
     timeout: float
     deadline: float
@@ -88,7 +94,7 @@ class _Worker(QThread):
     link = Signal(str, str)  # state, detail
     connected = Signal(object, object, object)  # ConnectionInfo, hello, status
     event = Signal(str, object)  # topic, data
-    message = Signal(int, object, object)  # token, reply header, buffers
+    message = Signal(str, object, object)  # request id, reply header, buffers
     gap = Signal()  # events were lost: resynchronise
 
     def __init__(self, connection_path: Path | None, autostart: bool, daemon_args: list[str]) -> None:
@@ -97,14 +103,23 @@ class _Worker(QThread):
         self.autostart = autostart
         self.daemon_args = daemon_args
         self.commands: queue.SimpleQueue = queue.SimpleQueue()
+        #: Ids for the GUI's requests and the worker's own; the key is set per daemon.
+        self.core = ClientCore(b"")
         self._stop = False
         self._ctx = zmq.Context()
+        # The GUI thread queues a command, then pokes the wake socket: the worker
+        # sleeps in one poll on the daemon's sockets and this one, never on a timer.
+        wake_address = f"inproc://gui-link-wake-{id(self):x}"
+        self._wake_rx = self._ctx.socket(zmq.PAIR)
+        self._wake_rx.setsockopt(zmq.LINGER, 0)
+        self._wake_rx.bind(wake_address)
+        self._wake_tx = self._ctx.socket(zmq.PAIR)  # used by the GUI thread only
+        self._wake_tx.setsockopt(zmq.LINGER, 0)
+        self._wake_tx.connect(wake_address)
         self._dealer: zmq.Socket | None = None
         self._events: EventStream | None = None
         self._info: endpoints.ConnectionInfo | None = None
         self._pending: dict[str, _Pending] = {}
-        self._ids = itertools.count(1)
-        self._prefix = uuid.uuid4().hex[:8]
         self._last_heard = 0.0
         self._last_file_check = 0.0
         self._heartbeat: str | None = None
@@ -116,10 +131,30 @@ class _Worker(QThread):
 
     # -- control from the GUI thread ----------------------------------------------
 
+    def submit(self, command: tuple) -> None:
+        """Queue a command ("req" or "retry") and wake the worker (GUI thread only)."""
+        self.commands.put(command)
+        self._wake()
+
     def stop(self) -> None:
-        """Ask the loop to end; the caller waits with ``wait()``."""
+        """Ask the loop to end; the caller waits with ``wait()``, then calls ``dispose()``."""
         self._stop = True
-        self.commands.put(("wake",))
+        self._wake()
+
+    def dispose(self) -> None:
+        """Close the wake sockets and the context once the loop has ended (GUI thread)."""
+        if self.isRunning():
+            return  # stuck (it should not be): leave its sockets rather than hang the GUI
+        for sock in (self._wake_rx, self._wake_tx):
+            if not sock.closed:
+                sock.close(0)
+        if not self._ctx.closed:
+            self._ctx.term()
+
+    def _wake(self) -> None:
+        # A full pipe means the worker has wake-ups waiting already; a closed one, that it is gone.
+        with contextlib.suppress(zmq.Again, zmq.ZMQError):
+            self._wake_tx.send(b"", zmq.NOBLOCK)
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -135,7 +170,7 @@ class _Worker(QThread):
             self._set_link(FAILED, "the connection to the daemon failed unexpectedly (see the log)")
         finally:
             self._close_sockets()
-            self._ctx.term()
+            self._wake_rx.close(0)  # the context ends in dispose(), after the GUI's end closed too
 
     def _set_link(self, state: str, detail: str = "") -> None:
         self._state = state
@@ -154,7 +189,7 @@ class _Worker(QThread):
             )
             self._sleep(2.0)
             return
-        if info is not None and _pid_alive(info.pid) and self._open(info):
+        if info is not None and pid_alive(info.pid) and self._open(info):
             return
         if self._spawned is not None:
             code = self._spawned.poll()
@@ -196,10 +231,11 @@ class _Worker(QThread):
         dealer.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES * 2)
         dealer.connect(info.requests)
         self._dealer, self._info = dealer, info
+        self.core.key = info.key_bytes
         try:
-            self._call_now("ping", CONNECT_PING_S)
-            hello = self._call_now("hello", 3.0)
-            status = self._call_now("status", 3.0)
+            self._call_now(rq.ping(), CONNECT_PING_S)
+            hello = self._call_now(rq.hello(), 3.0)
+            status = self._call_now(rq.status(), 3.0)
         except (TimeoutError, ProtocolError) as exc:
             log.info("daemon at %s did not answer: %s", info.requests, exc)
             self._close_sockets()
@@ -214,22 +250,21 @@ class _Worker(QThread):
         self.connected.emit(info, hello, status)
         return True
 
-    def _call_now(self, op: str, timeout: float) -> dict[str, Any]:
+    def _call_now(self, request: Request, timeout: float) -> dict[str, Any]:
         """A blocking request on the worker thread, used only while connecting."""
-        req_id = self._send(op, {}, ())
+        req_id = self._send(self.core.new_id(), request)
         deadline = time.monotonic() + timeout
-        assert self._dealer is not None and self._info is not None
+        assert self._dealer is not None
         while (left := deadline - time.monotonic()) > 0:
             if not self._dealer.poll(int(left * 1000) + 1):
                 break
-            msg = decode(self._info.key_bytes, self._dealer.recv_multipart())
+            msg = self.core.decode_reply(self._dealer.recv_multipart())
             if msg.header.get("id") != req_id:
                 continue
             if msg.header.get("kind") == "error":
-                err = msg.header.get("error") or {}
-                raise ProtocolError(str(err.get("code", "internal")), str(err.get("message", "")))
-            return msg.header.get("result") or {}
-        raise TimeoutError(f"no answer to {op} within {timeout:.1f} s")
+                raise reply_error(msg.header)
+            return reply_result(msg.header)
+        raise TimeoutError(f"no answer to {request.op} within {timeout:.1f} s")
 
     # -- connected -------------------------------------------------------------------------
 
@@ -238,20 +273,37 @@ class _Worker(QThread):
         poller = zmq.Poller()
         poller.register(self._dealer, zmq.POLLIN)
         poller.register(self._events.socket, zmq.POLLIN)
-        ready = dict(poller.poll(30))
+        poller.register(self._wake_rx, zmq.POLLIN)
+        ready = dict(poller.poll(self._next_due_ms()))
         if self._dealer in ready:
             self._read_replies()
         if self._events.socket in ready:
             self._read_events()
+        if self._wake_rx in ready:
+            self._drain_wake()
         self._drain_commands()
         self._check_health()
+
+    def _next_due_ms(self) -> int:
+        """Milliseconds until the next timed duty: a request's deadline, the file check, a heartbeat."""
+        now = time.monotonic()
+        due = [self._last_file_check + FILE_CHECK_S]
+        due.extend(p.deadline for p in self._pending.values())
+        if self._heartbeat is None:
+            due.append(self._last_heard + HEARTBEAT_S)
+        return max(0, int((min(due) - now) * 1000) + 1)
+
+    def _drain_wake(self) -> None:
+        with contextlib.suppress(zmq.Again):
+            while True:
+                self._wake_rx.recv(zmq.NOBLOCK)
 
     def _read_replies(self) -> None:
         assert self._dealer is not None and self._info is not None
         while self._dealer.poll(0):
             frames = self._dealer.recv_multipart()
             try:
-                msg = decode(self._info.key_bytes, frames)
+                msg = self.core.decode_reply(frames)
             except ProtocolError as exc:
                 log.warning("dropping a bad reply: %s", exc)
                 continue
@@ -260,15 +312,14 @@ class _Worker(QThread):
             pending = self._pending.get(req_id)
             if pending is None:
                 continue  # an abandoned request's late answer
-            final = msg.header.get("kind") in FINAL_KINDS
-            if final:
+            if is_final(msg.header):
                 del self._pending[req_id]
             else:
                 pending.deadline = time.monotonic() + pending.timeout
             if req_id == self._heartbeat:
                 self._heartbeat = None
             elif not pending.internal:
-                self.message.emit(pending.token, msg.header, list(msg.buffers))
+                self.message.emit(req_id, msg.header, list(msg.buffers))
 
     def _read_events(self) -> None:
         assert self._events is not None and self._info is not None
@@ -277,7 +328,7 @@ class _Worker(QThread):
         while sock.poll(0):
             frames = sock.recv_multipart()
             try:
-                msg = decode(self._info.key_bytes, frames[1:])
+                msg = self.core.decode_event(frames)
             except ProtocolError as exc:
                 log.warning("dropping a bad event: %s", exc)
                 continue
@@ -297,13 +348,13 @@ class _Worker(QThread):
             except queue.Empty:
                 return
             if cmd[0] == "req":
-                _, token, op, args, buffers, timeout = cmd
+                _, req_id, request, timeout = cmd
                 try:
-                    req_id = self._send(op, args, buffers)
+                    self._send(req_id, request)
                 except zmq.ZMQError as exc:
-                    self._fail(token, "unavailable", f"could not send to the daemon: {exc}")
+                    self._fail(req_id, "unavailable", f"could not send to the daemon: {exc}")
                     continue
-                self._pending[req_id] = _Pending(token, op, timeout, time.monotonic() + timeout)
+                self._pending[req_id] = _Pending(request.op, timeout, time.monotonic() + timeout)
             elif cmd[0] == "retry":
                 self._autostart_blocked = False
                 self._spawned_at = -AUTOSTART_EVERY_S
@@ -320,27 +371,27 @@ class _Worker(QThread):
                     self._lose("The daemon stopped answering.")
                     return
                 why = f"the daemon did not answer '{pending.op}' in {pending.timeout:.0f} s"
-                self._fail(pending.token, "timeout", why)
-        if now - self._last_file_check > 1.0:
+                self._fail(req_id, "timeout", why)
+        if now - self._last_file_check > FILE_CHECK_S:
             self._last_file_check = now
             info = self._read_info()
             assert self._info is not None
             if info is None or info.pid != self._info.pid or info.key != self._info.key:
                 self._lose("The daemon stopped." if info is None else "The daemon restarted.")
                 return
-            if not _pid_alive(self._info.pid):
+            if not pid_alive(self._info.pid):
                 self._lose("The daemon stopped.")
                 return
         if self._heartbeat is None and now - self._last_heard > HEARTBEAT_S:
-            req_id = self._send("ping", {}, ())
+            req_id = self._send(self.core.new_id(), rq.ping())
             self._heartbeat = req_id
-            self._pending[req_id] = _Pending(-1, "ping", HEARTBEAT_TIMEOUT_S, now + HEARTBEAT_TIMEOUT_S, internal=True)
+            self._pending[req_id] = _Pending("ping", HEARTBEAT_TIMEOUT_S, now + HEARTBEAT_TIMEOUT_S, internal=True)
 
     def _lose(self, why: str) -> None:
         self._close_sockets()
-        for pending in self._pending.values():
+        for req_id, pending in self._pending.items():
             if not pending.internal:
-                self._fail(pending.token, "unavailable", why)
+                self._fail(req_id, "unavailable", why)
         self._pending.clear()
         # Give a daemon restarted by hand a moment to come back before starting one ourselves.
         self._spawned_at = time.monotonic() - AUTOSTART_EVERY_S + 3.0
@@ -348,14 +399,13 @@ class _Worker(QThread):
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _send(self, op: str, args: dict[str, Any], buffers: Any) -> str:
-        assert self._dealer is not None and self._info is not None
-        req_id = f"{self._prefix}-{next(self._ids)}"
-        self._dealer.send_multipart(encode(self._info.key_bytes, request_header(req_id, op, args), buffers), copy=False)
+    def _send(self, req_id: str, request: Request) -> str:
+        assert self._dealer is not None
+        self._dealer.send_multipart(self.core.encode(req_id, request), copy=False)
         return req_id
 
-    def _fail(self, token: int, code: str, message: str) -> None:
-        self.message.emit(token, {"kind": "error", "error": {"code": code, "message": message}}, [])
+    def _fail(self, req_id: str, code: str, message: str) -> None:
+        self.message.emit(req_id, {"kind": "error", "error": {"code": code, "message": message}}, [])
 
     def _fail_commands(self) -> None:
         """Requests made while no daemon is connected fail at once rather than pile up."""
@@ -372,11 +422,9 @@ class _Worker(QThread):
 
     def _sleep(self, seconds: float) -> None:
         """Wait, but wake for a command (a request fails at once, a retry acts at once)."""
-        with contextlib.suppress(queue.Empty):
-            cmd = self.commands.get(timeout=seconds)
-            self.commands.put(cmd)
-            if cmd[0] == "req":
-                self._fail_commands()
+        if self._wake_rx.poll(int(seconds * 1000)):
+            self._drain_wake()
+            self._fail_commands()
 
     def _close_sockets(self) -> None:
         if self._dealer is not None:
@@ -422,8 +470,7 @@ class Connection(QObject):
         self.state = CONNECTING
         self.detail = ""
         self.pid: int | None = None
-        self._callbacks: dict[int, _Callbacks] = {}
-        self._tokens = itertools.count(1)
+        self._callbacks: dict[str, _Callbacks] = {}
         self._worker = _Worker(connection_path, autostart, daemon_args or [])
         self._worker.link.connect(self._on_link)
         self._worker.connected.connect(self._on_connected)
@@ -439,6 +486,7 @@ class Connection(QObject):
         """Stop the worker and close the sockets; callbacks of pending requests are dropped."""
         self._worker.stop()
         self._worker.wait(int(wait_s * 1000))
+        self._worker.dispose()
         self._callbacks.clear()
 
     @property
@@ -448,35 +496,32 @@ class Connection(QObject):
 
     def retry(self) -> None:
         """After a failed start: allow starting the daemon again, now."""
-        self._worker.commands.put(("retry",))
+        self._worker.submit(("retry",))
 
-    def request(
+    def send(
         self,
-        op: str,
-        args: dict[str, Any] | None = None,
+        request: Request,
         *,
-        buffers: list[bytes] | tuple = (),
         on_result: OnResult | None = None,
         on_error: OnError | None = None,
         on_message: OnMessage | None = None,
-        timeout: float | None = None,
-    ) -> int:
-        """Queue a request; never blocks. Callbacks run on the GUI thread.
+    ) -> str:
+        """Queue a request built by ``ipc.requests``; never blocks. Callbacks run on the GUI thread.
 
-        ``on_error(code, message)`` gets the daemon's errors and also
-        ``timeout`` and ``unavailable`` (no daemon connected). ``on_message``
-        gets the non-final replies of streams (accepted, progress, chunk).
+        Returns the request id (the daemon puts it in the events of the job the
+        request makes). ``on_error(code, message)`` gets the daemon's errors
+        and also ``timeout`` and ``unavailable`` (no daemon connected).
+        ``on_message`` gets the non-final replies of streams (accepted,
+        progress, chunk).
         """
-        token = next(self._tokens)
-        self._callbacks[token] = _Callbacks(on_result, on_error, on_message, op)
-        if timeout is None:
-            timeout = STREAM_GAP_TIMEOUT if op in ("synthesize", "wait") else REQUEST_TIMEOUT
-        self._worker.commands.put(("req", token, op, dict(args or {}), list(buffers), timeout))
-        return token
+        req_id = self._worker.core.new_id()
+        self._callbacks[req_id] = _Callbacks(on_result, on_error, on_message, request.op)
+        self._worker.submit(("req", req_id, request, default_timeout(request, REQUEST_TIMEOUT)))
+        return req_id
 
-    def forget(self, token: int) -> None:
+    def forget(self, req_id: str) -> None:
         """Drop a request's callbacks (its widget went away); the answer is ignored."""
-        self._callbacks.pop(token, None)
+        self._callbacks.pop(req_id, None)
 
     def _on_link(self, state: str, detail: str) -> None:
         self.state, self.detail = state, detail
@@ -488,23 +533,21 @@ class Connection(QObject):
         self.pid = info.pid
         self.connected.emit(hello, status)
 
-    def _on_message(self, token: int, header: dict[str, Any], buffers: list[bytes]) -> None:
+    def _on_message(self, req_id: str, header: dict[str, Any], buffers: list[bytes]) -> None:
         kind = header.get("kind")
-        final = kind in FINAL_KINDS
-        callbacks = self._callbacks.pop(token, None) if final else self._callbacks.get(token)
+        callbacks = self._callbacks.pop(req_id, None) if is_final(header) else self._callbacks.get(req_id)
         if callbacks is None:
             return
         try:
             if kind == "error":
-                err = header.get("error") or {}
-                code, text = str(err.get("code", "internal")), str(err.get("message", ""))
+                error = reply_error(header)
                 if callbacks.on_error is not None:
-                    callbacks.on_error(code, text)
+                    callbacks.on_error(error.code, error.message)
                 else:
-                    log.warning("%s failed: %s (%s)", callbacks.op, text, code)
+                    log.warning("%s failed: %s (%s)", callbacks.op, error.message, error.code)
             elif kind == "result":
                 if callbacks.on_result is not None:
-                    callbacks.on_result(header.get("result") or {})
+                    callbacks.on_result(reply_result(header))
             elif callbacks.on_message is not None:
                 callbacks.on_message(header, buffers)
         except Exception:  # a bug in one callback must not take the link down
@@ -514,18 +557,3 @@ class Connection(QObject):
 def default_daemon_args() -> list[str]:
     """Extra daemon arguments from the environment (tests and the screenshot script)."""
     return [a for a in os.environ.get("CHATTERBOX_TRAY_DAEMON_ARGS", "").split() if a]
-
-
-def _pid_alive(pid: int) -> bool:
-    """Whether a process with this pid exists (POSIX); elsewhere the ping decides."""
-    if pid <= 0:
-        return False
-    if os.name == "nt":
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
