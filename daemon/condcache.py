@@ -194,7 +194,13 @@ class ConditionalsCache:
     races a write or a clear. Lock order: disk lock, then state lock.
     """
 
-    def __init__(self, directory: Path, memory_budget_bytes: int, disk_budget_bytes: int) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        memory_budget_bytes: int,
+        disk_budget_bytes: int,
+        tensors: Literal["torch", "numpy"] = "torch",
+    ) -> None:
         """Open (and create) the cache under ``directory``.
 
         Args:
@@ -202,7 +208,14 @@ class ConditionalsCache:
                 user cache dir joined with ``"conditionals"``).
             memory_budget_bytes: most bytes of tensors kept in memory.
             disk_budget_bytes: most bytes of entry files kept on disk.
+            tensors: what the engine's ``prepare`` returns: torch tensors (the
+                real engine) or numpy arrays (the fake one, so that a test
+                daemon never imports torch at all). The files are the same
+                safetensors format either way.
         """
+        if tensors not in ("torch", "numpy"):
+            raise ValueError(f"tensors must be 'torch' or 'numpy', not {tensors!r}")
+        self._tensors = tensors
         self._dir = Path(directory)
         self._memory_budget = _check_budget("memory_budget_bytes", memory_budget_bytes)
         self._disk_budget = _check_budget("disk_budget_bytes", disk_budget_bytes)
@@ -445,7 +458,7 @@ class ConditionalsCache:
         try:
             raw = prepare()
             prepare_seconds = _clock() - prep_start
-            tensors = _cpu_copy(raw)
+            tensors = _cpu_copy(raw, self._tensors)
         except BaseException:
             with self._lock:
                 self._prepare_failures += 1
@@ -510,9 +523,7 @@ class ConditionalsCache:
             if problem:
                 self._drop_bad_file(path, problem)
                 return None
-            import safetensors.torch
-
-            tensors = safetensors.torch.load(data)
+            tensors = _safetensors(self._tensors).load(data)
         except Exception as exc:  # safetensors raises its own error type; any means corrupt
             self._drop_bad_file(path, f"corrupt ({type(exc).__name__}: {exc})")
             return None
@@ -547,9 +558,7 @@ class ConditionalsCache:
         }
         tmp: Path | None = None
         try:
-            import safetensors.torch
-
-            payload = safetensors.torch.save(entry.tensors, metadata=metadata)
+            payload = _safetensors(self._tensors).save(entry.tensors, metadata=metadata)
             tmp = write_temp(self._dir, payload, mode=OWNER_ONLY)
             with self._disk_lock:
                 with self._lock:
@@ -650,12 +659,34 @@ def _check_budget(name: str, value: int) -> int:
     return value
 
 
-def _cpu_copy(raw: Mapping[str, torch.Tensor]) -> CondTensors:
-    """Detached, contiguous CPU copies: the cache owns its tensors outright."""
-    import torch
+def _safetensors(kind: str) -> Any:
+    """safetensors' module for torch tensors or numpy arrays (imported on first use)."""
+    if kind == "numpy":
+        import safetensors.numpy
 
+        return safetensors.numpy
+    import safetensors.torch
+
+    return safetensors.torch
+
+
+def _cpu_copy(raw: Mapping[str, Any], kind: str = "torch") -> CondTensors:
+    """Detached, contiguous CPU copies: the cache owns its tensors outright."""
     if not isinstance(raw, Mapping):
         raise TypeError(f"prepare() must return a dict of tensors, not {type(raw).__name__}")
+    if kind == "numpy":
+        import numpy as np
+
+        arrays: CondTensors = {}
+        for name, array in raw.items():
+            if not isinstance(name, str) or not isinstance(array, np.ndarray):
+                raise TypeError(
+                    f"prepare() must return dict[str, ndarray]; got {type(name).__name__} -> {type(array).__name__}"
+                )
+            arrays[name] = np.ascontiguousarray(array).copy()
+        return arrays
+    import torch
+
     out: CondTensors = {}
     for name, tensor in raw.items():
         if not isinstance(name, str) or not isinstance(tensor, torch.Tensor):
@@ -666,8 +697,9 @@ def _cpu_copy(raw: Mapping[str, torch.Tensor]) -> CondTensors:
     return out
 
 
-def _nbytes(tensors: Mapping[str, torch.Tensor]) -> int:
-    return sum(t.numel() * t.element_size() for t in tensors.values())
+def _nbytes(tensors: Mapping[str, Any]) -> int:
+    # torch tensors count numel * element_size; numpy arrays know their nbytes.
+    return sum(t.numel() * t.element_size() if hasattr(t, "element_size") else int(t.nbytes) for t in tensors.values())
 
 
 def _read_metadata(data: bytes) -> dict[str, str]:

@@ -72,6 +72,8 @@ class Engine(ABC):
     model_id: str = ""
     #: Preprocessing that changes conditionals (part of the cache key).
     prep_version: str = "v1"
+    #: What ``prepare`` returns: torch tensors or numpy arrays (the cache stores either).
+    tensor_format: str = "torch"
 
     @abstractmethod
     def load(self, progress: ProgressFn) -> None:

@@ -26,7 +26,6 @@ from .audio_out import AudioError, find_device, resample
 from .clip import ClipError, decode_clip, sha256_bytes, validate_clip
 from .engine import SynthOptions
 from .jobs import Job
-from .player import Dropped
 from .service import Service, read_clip_path
 from .settings import VARIANTS, save_changes, settings_file
 from .sysstats import system_stats
@@ -98,7 +97,7 @@ def status(svc: Service, req: Request) -> dict[str, Any]:
 @handler("retry_load")
 def retry_load(svc: Service, req: Request) -> dict[str, Any]:
     """Reload after a failure; a no-op when loading or ready."""
-    return {"started": svc.load_model(), **svc.status()}
+    return {"started": svc.model.load(), **svc.status()}
 
 
 #: Settings that take effect when the model is loaded again (``reload``).
@@ -156,7 +155,7 @@ def settings_set(svc: Service, req: Request) -> dict[str, Any]:
 @handler("reload")
 def reload(svc: Service, req: Request) -> dict[str, Any]:
     """Load the model again with the current settings (variant, checkpoint, device)."""
-    return {"started": svc.reload_model(), **svc.status()}
+    return {"started": svc.model.reload(), **svc.status()}
 
 
 @handler("voices.list")
@@ -231,14 +230,7 @@ def voices_play(svc: Service, req: Request) -> dict[str, Any]:
     samples = resample(samples, rate, svc.player.rate)
     text = f"(reference clip of {voice.name})"
     job = Job("speak", req_id=req.req_id, text=text, voice_name=voice.name, rank=RANK["quick"])
-    displaced = svc.player.admit(job, "quick")
-    for other in displaced:
-        other.cancel.set()
-        svc.queue.remove(other)
-        svc._speech_ended(other, "cancelled", ProtocolError("cancelled", f"replaced by {job.id}"), {})
-    svc.out.event("job", {**job.describe(), "event": "queued", "priority": "quick", "text": text})
-    svc.player.push(job, 0, samples, (0, len(text)), text, 0.0)
-    svc.player.produced(job)
+    svc.jobs.admit_clip(job, samples, text)
     return {"job": job.id, "voice": voice.name, "seconds": round(len(samples) / svc.player.rate, 3)}
 
 
@@ -333,15 +325,7 @@ def _new_job(svc: Service, req: Request, kind: str) -> Job:
 @handler("synthesize")
 def synthesize(svc: Service, req: Request) -> None:
     """Queue text for the model; chunks and the summary are streamed back."""
-    job = _new_job(svc, req, "synthesize")
-    # Reply and announce before the worker can see the job, so "accepted" and
-    # "queued" always go out before anything the worker says about it.
-    svc.out.reply(
-        req.identity, req.req_id, "accepted", job=job.id, position=svc.queue.ahead_of(job), chunks=len(job.chunks)
-    )
-    svc.out.event("job", {**job.describe(), "event": "queued", "text": job.text[:200]})
-    svc.queue.put(job)
-    return None
+    return svc.jobs.admit(_new_job(svc, req, "synthesize"))
 
 
 @handler("speak")
@@ -358,29 +342,7 @@ def speak(svc: Service, req: Request) -> dict[str, Any]:
         find_device(svc.player.device)
     except AudioError as exc:
         raise ProtocolError(exc.code, exc.message) from None
-    try:
-        displaced = svc.player.admit(job, priority, volume)
-    except Dropped as exc:
-        svc.out.event("job", {**job.describe(), "event": "dropped", "priority": priority, "reason": str(exc)})
-        return {"job": job.id, "priority": priority, "dropped": True, "position": None}
-    for other in displaced:
-        other.cancel.set()
-        svc.queue.remove(other)
-        svc._speech_ended(other, "cancelled", ProtocolError("cancelled", f"replaced by {priority} job {job.id}"), {})
-    position = svc.queue.ahead_of(job)
-    svc.out.event("job", {**job.describe(), "event": "queued", "priority": priority, "text": job.text[:200]})
-    svc.queue.put(job)
-    # A job whose waiting client was killed (Speech Dispatcher stops its module's
-    # command with SIGKILL) must not hold up this one until the next keepalive.
-    svc.probe_waiters()
-    return {
-        "job": job.id,
-        "priority": priority,
-        "dropped": False,
-        "position": position,
-        "chunks": len(job.chunks),
-        "replaced": [o.id for o in displaced],
-    }
+    return svc.jobs.admit(job, priority, volume)
 
 
 def _speech_jobs(svc: Service, req: Request) -> list[Job]:
@@ -401,9 +363,7 @@ def stop(svc: Service, req: Request) -> dict[str, Any]:
     """Stop the playing job (default), one job (``job``) or everything (``all``)."""
     stopped = []
     for job in _speech_jobs(svc, req):
-        job.cancel.set()
-        svc.queue.remove(job)
-        if svc.player.remove(job, "cancelled", ProtocolError("cancelled", "stopped")):
+        if svc.jobs.cancel(job, "stopped"):
             stopped.append(job.id)
     return {"stopped": stopped}
 
@@ -440,11 +400,7 @@ def wait(svc: Service, req: Request) -> dict[str, Any] | None:
     """
     job_id = req.args.str("job")
     stop_on_disconnect = req.args.bool("stop_on_disconnect", False)
-    known = [j for j in svc.queue.find(job_id=job_id) if j.kind != "prepare"]
-    known = known or [j for j in svc.player.jobs() if j.id == job_id]
-    if not known and job_id not in svc.ended:
-        raise ProtocolError("no_such_job", f"no job {job_id}")
-    return svc.add_waiter(job_id, req.identity, req.req_id, stop_on_disconnect)
+    return svc.jobs.wait(job_id, req.identity, req.req_id, stop_on_disconnect)
 
 
 @handler("audio.devices")
@@ -488,15 +444,8 @@ def cancel(svc: Service, req: Request) -> dict[str, Any]:
     if not jobs:
         raise ProtocolError("no_such_job", f"no queued or running job {job_id or request}")
     for job in jobs:
-        cancel_job(svc, job)
+        svc.jobs.cancel(job)
     return {"cancelled": [j.id for j in jobs]}
-
-
-def cancel_job(svc: Service, job: Job) -> None:
-    """Remove a queued job now, or flag a running one for the worker."""
-    job.cancel.set()
-    if svc.queue.remove(job):
-        svc.finish(job, "cancelled", ProtocolError("cancelled", "the job was cancelled"))
 
 
 @handler("cache.stats")
@@ -527,7 +476,7 @@ def stats(svc: Service, req: Request) -> dict[str, Any]:
         **system_stats(svc.engine),
         "status": svc.status(),
         "uptime_s": round(time.time() - svc.started, 1),
-        "recent_jobs": list(svc.recent)[-10:],
+        "recent_jobs": list(svc.jobs.recent)[-10:],
     }
 
 

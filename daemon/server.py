@@ -43,7 +43,7 @@ from chatterbox_tray.ipc.protocol import (
     reply_header,
 )
 
-from .handlers import HANDLERS, Request, cancel_job
+from .handlers import HANDLERS, Request
 from .instance import InstanceLock
 from .service import Service
 from .settings import Settings
@@ -219,13 +219,7 @@ class Server:
             return False
 
     def _client_gone(self, identity: bytes) -> None:
-        self.service.forget_client(identity)
-        jobs = [j for j in self.service.queue.find(identity=identity) if j.kind != "speak"]
-        if jobs:
-            log.info("a client vanished; cancelling its %d job(s)", len(jobs))
-        for job in jobs:
-            job.identity = None  # nobody to answer
-            cancel_job(self.service, job)
+        self.service.jobs.client_gone(identity)
 
     def _flush(self) -> None:
         while self._pending:
@@ -244,7 +238,7 @@ class Server:
                 self.pub.send_multipart([topic.encode(), *frames], copy=False)
 
     def _keepalive(self) -> None:
-        for identity, req_id, progress in self.service.keepalives():
+        for identity, req_id, progress in self.service.jobs.keepalives():
             self._send(identity, reply_header(req_id, "progress", progress=progress))
 
     def _shutdown(self) -> None:

@@ -333,6 +333,10 @@ def test_two_requests_for_one_uncached_voice_prepare_it_once(prep_daemon: Daemon
     with prep_daemon.client() as a, prep_daemon.client() as b:
         misses, hits = misses_and_hits(a)
         first = a.synthesize("One voice.", voice_data=data, seed=9)
+        # Two clients' requests arriving together are read in either order (the
+        # ROUTER socket queues fairly): wait until the first is in, then send
+        # the second while the first one's voice is still being prepared.
+        accepted(a, first)
         second = b.synthesize("One voice.", voice_data=data, seed=9)
         audio_a, _ = first.collect()
         audio_b, _ = second.collect()
