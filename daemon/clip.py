@@ -27,6 +27,7 @@ import numpy as np
 import soundfile as sf
 
 from chatterbox_tray.ipc.limits import CLIP_MAX_SECONDS, CLIP_MIN_SECONDS, CLIP_SILENCE_RMS_DBFS
+from chatterbox_tray.ipc.protocol import CodedError
 
 __all__ = [
     "MAX_SECONDS",
@@ -47,10 +48,11 @@ MIN_SECONDS = CLIP_MIN_SECONDS
 MAX_SECONDS = CLIP_MAX_SECONDS
 SILENCE_RMS_DBFS = CLIP_SILENCE_RMS_DBFS
 
-ClipErrorCode = Literal["undecodable", "too_short", "too_long", "silent"]
+# The protocol's own codes: the server answers with them as they are.
+ClipErrorCode = Literal["clip_undecodable", "clip_too_short", "clip_too_long", "clip_silent"]
 
 
-class ClipError(Exception):
+class ClipError(CodedError):
     """A reference clip that cannot make a voice.
 
     ``code`` is stable and machine-readable (the daemon sends it to clients);
@@ -58,9 +60,7 @@ class ClipError(Exception):
     """
 
     def __init__(self, code: ClipErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code: ClipErrorCode = code
-        self.message = message
+        super().__init__(code, message)
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ def decode_clip(data: bytes | Path | str, *, suffix: str = "") -> tuple[np.ndarr
     Samples are not resampled and not validated (see `validate_clip`).
 
     Raises:
-        ClipError: ``"undecodable"`` when neither decoder can read it.
+        ClipError: ``"clip_undecodable"`` when neither decoder can read it.
     """
     raw: bytes | None = None
     path: Path | None = None
@@ -132,7 +132,7 @@ def decode_clip(data: bytes | Path | str, *, suffix: str = "") -> tuple[np.ndarr
         # libsndfile's reason ("Format not recognised.") says more than
         # audioread's, which is often an empty NoBackendError.
         raise ClipError(
-            "undecodable",
+            "clip_undecodable",
             f"could not decode the {label}: not a supported audio file ({sf_reason.strip()})",
         ) from exc
     return samples1d, sr
@@ -142,9 +142,9 @@ def validate_clip(samples: np.ndarray, sr: int) -> ClipInfo:
     """Check that decoded samples can make a voice and measure them.
 
     Checks, in order: the samples are finite and the rate is positive
-    (``"undecodable"``), the clip is longer than `MIN_SECONDS`
-    (``"too_short"``), not longer than `MAX_SECONDS` (``"too_long"``), and
-    its RMS level is at least `SILENCE_RMS_DBFS` (``"silent"``).
+    (``"clip_undecodable"``), the clip is longer than `MIN_SECONDS`
+    (``"clip_too_short"``), not longer than `MAX_SECONDS` (``"clip_too_long"``), and
+    its RMS level is at least `SILENCE_RMS_DBFS` (``"clip_silent"``).
 
     Args:
         samples: mono samples, as `decode_clip` returns them (a 2-D array is
@@ -158,22 +158,22 @@ def validate_clip(samples: np.ndarray, sr: int) -> ClipInfo:
     if x.ndim == 2:
         x = _to_mono(x)
     if x.ndim != 1:
-        raise ClipError("undecodable", f"clip samples have an unexpected shape {x.shape}")
+        raise ClipError("clip_undecodable", f"clip samples have an unexpected shape {x.shape}")
     if not isinstance(sr, (int, np.integer)) or sr <= 0:
-        raise ClipError("undecodable", f"clip has an invalid sample rate ({sr!r})")
+        raise ClipError("clip_undecodable", f"clip has an invalid sample rate ({sr!r})")
     if x.size and not np.isfinite(x).all():
-        raise ClipError("undecodable", "clip contains NaN or infinite samples")
+        raise ClipError("clip_undecodable", "clip contains NaN or infinite samples")
 
     duration = x.size / float(sr)
     if duration <= MIN_SECONDS:
         raise ClipError(
-            "too_short",
+            "clip_too_short",
             f"clip is {_fmt_seconds(duration, MIN_SECONDS)} s long; "
             f"Chatterbox needs more than {MIN_SECONDS:.1f} s of speech",
         )
     if duration > MAX_SECONDS:
         raise ClipError(
-            "too_long",
+            "clip_too_long",
             f"clip is {_fmt_seconds(duration, MAX_SECONDS)} s long; the limit is "
             f"{MAX_SECONDS:.0f} s (Chatterbox uses only the first 10 s or so; "
             "trim it to the best 10 to 30 s of speech)",
@@ -185,7 +185,7 @@ def validate_clip(samples: np.ndarray, sr: int) -> ClipInfo:
     rms_dbfs = 20.0 * math.log10(max(rms, 1e-10))
     if rms_dbfs < SILENCE_RMS_DBFS:
         raise ClipError(
-            "silent",
+            "clip_silent",
             f"clip is silent or nearly so (RMS level {rms_dbfs:.1f} dBFS, below "
             f"{SILENCE_RMS_DBFS:.0f} dBFS); record the speaker closer or louder",
         )

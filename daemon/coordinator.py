@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from chatterbox_tray.ipc.protocol import ProtocolError
+from chatterbox_tray.ipc.protocol import CodedError, ProtocolError
 
 from .jobs import Job, JobQueue
 from .player import Dropped
@@ -221,7 +221,7 @@ class Coordinator:
         return True
 
     def _end_event(
-        self, job: Job, state: str, error: ProtocolError | None, playback: dict[str, Any] | None
+        self, job: Job, state: str, error: CodedError | None, playback: dict[str, Any] | None
     ) -> dict[str, Any]:
         event: dict[str, Any] = {**job.describe(), "event": state}
         if job.kind == "speak":
@@ -272,9 +272,7 @@ class Coordinator:
             self._waiters.setdefault(job_id, []).append((identity, req_id, stop_on_disconnect))
             return None
 
-    def _resolve_waiters(
-        self, job: Job, state: str, error: ProtocolError | None, playback: dict[str, Any] | None
-    ) -> None:
+    def _resolve_waiters(self, job: Job, state: str, error: CodedError | None, playback: dict[str, Any] | None) -> None:
         end = {
             "job": job.id,
             "kind": job.kind,
@@ -360,8 +358,8 @@ class Coordinator:
         self.queue.put(job)
 
 
-def _coded(error: Exception | None) -> ProtocolError | None:
-    """Any error as the protocol's ``{code, message}``."""
-    if error is None or isinstance(error, ProtocolError):
+def _coded(error: Exception | None) -> CodedError | None:
+    """Any error as one with a protocol code (every daemon error already is one)."""
+    if error is None or isinstance(error, CodedError):
         return error
-    return ProtocolError(getattr(error, "code", "internal"), getattr(error, "message", str(error)))
+    return ProtocolError("internal", f"{type(error).__name__}: {error}")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chatterbox_tray.ipc import limits
+from chatterbox_tray.ipc.protocol import CodedError
 
 #: Flat conditionals: "t3.speaker_emb", "gen.prompt_feat", ... -> CPU tensor.
 CondTensors = dict[str, Any]
@@ -28,13 +29,8 @@ class Cancelled(Exception):
     """Raised inside generation when the job's cancel flag is set."""
 
 
-class EngineError(Exception):
+class EngineError(CodedError):
     """The model cannot do what was asked (load failed, bad option, ...)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)

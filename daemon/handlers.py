@@ -1,7 +1,8 @@
 """One function per protocol op, run on the main loop.
 
 A handler validates its arguments (raising ProtocolError with a code the
-client can act on), does quick work itself and hands model work to the job
+client can act on; the voice library, clips and the speaker raise their own
+coded errors, which the server answers with as they are), does quick work itself and hands model work to the job
 queue. It returns the result of a one-shot op, or ``None`` when the answer
 will come later from the worker (``synthesize``, ``wait``).
 """
@@ -22,15 +23,14 @@ from chatterbox_tray.ipc.limits import DEFAULT_PRIORITY, OPTION_RANGES, PRIORITI
 from chatterbox_tray.ipc.limits import PRIORITY_RANK as RANK
 from chatterbox_tray.ipc.protocol import OPS, PROTOCOL_VERSION, Args, ProtocolError
 
-from .audio_out import AudioError, find_device, resample
-from .clip import ClipError, decode_clip, sha256_bytes, validate_clip
+from .audio_out import find_device, resample
+from .clip import decode_clip, sha256_bytes, validate_clip
 from .engine import SynthOptions
 from .jobs import Job
 from .service import Service, read_clip_path
 from .settings import VARIANTS, save_changes, settings_file
 from .sysstats import system_stats
 from .text import split_sentences
-from .voices import VoiceError
 
 
 @dataclass
@@ -57,13 +57,6 @@ def handler(op: str) -> Callable[[Handler], Handler]:
         return fn
 
     return register
-
-
-def _voice_error(exc: VoiceError | ClipError) -> ProtocolError:
-    code = exc.code if isinstance(exc, VoiceError) else f"clip_{exc.code}"
-    if code.startswith("clip_clip_"):
-        code = code[5:]
-    return ProtocolError(code, str(exc))
 
 
 @handler("hello")
@@ -142,10 +135,7 @@ def settings_set(svc: Service, req: Request) -> dict[str, Any]:
     except (TypeError, ValueError) as exc:
         raise ProtocolError("bad_args", str(exc)) from None
     if new.output_device and new.output_device != svc.settings.output_device:
-        try:
-            find_device(new.output_device)
-        except AudioError as exc:
-            raise ProtocolError(exc.code, exc.message) from None
+        find_device(new.output_device)
     svc.apply_settings(new)
     save_changes(values)
     svc.out.event("settings", {"settings": new.to_json(), "changed": sorted(values)})
@@ -177,10 +167,7 @@ def voices_add(svc: Service, req: Request) -> dict[str, Any]:
         data = req.buffers[0]
     else:
         raise ProtocolError("bad_args", "send the clip as buffer 0 or give 'path'")
-    try:
-        voice = svc.voices.add(name, data, source_name=source)
-    except (VoiceError, ClipError) as exc:
-        raise _voice_error(exc) from None
+    voice = svc.voices.add(name, data, source_name=source)
     svc.queue_prepare(voice.name)
     result = svc.voice_json(voice.name)
     svc.out.event("voices", {"action": "added", "voice": result})
@@ -191,10 +178,7 @@ def voices_add(svc: Service, req: Request) -> dict[str, Any]:
 def voices_rename(svc: Service, req: Request) -> dict[str, Any]:
     """Rename a voice; its clip and cache entry stay."""
     old, new = req.args.str("name"), req.args.str("new_name")
-    try:
-        voice = svc.voices.rename(old, new)
-    except VoiceError as exc:
-        raise _voice_error(exc) from None
+    voice = svc.voices.rename(old, new)
     result = svc.voice_json(voice.name)
     svc.out.event("voices", {"action": "renamed", "old_name": old, "voice": result})
     return result
@@ -204,11 +188,8 @@ def voices_rename(svc: Service, req: Request) -> dict[str, Any]:
 def voices_remove(svc: Service, req: Request) -> dict[str, Any]:
     """Remove a voice, its clip, and its cached conditionals."""
     name = req.args.str("name")
-    try:
-        voice = svc.voices.get(name)
-        svc.voices.remove(name)
-    except VoiceError as exc:
-        raise _voice_error(exc) from None
+    voice = svc.voices.get(name)
+    svc.voices.remove(name)
     if not any(v.sha256 == voice.sha256 for v in svc.voices.list()):
         svc.cache.clear(voice.sha256)
     svc.out.event("voices", {"action": "removed", "name": voice.name})
@@ -218,14 +199,8 @@ def voices_remove(svc: Service, req: Request) -> dict[str, Any]:
 @handler("voices.play")
 def voices_play(svc: Service, req: Request) -> dict[str, Any]:
     """Play a voice's reference clip on the speaker, as quick-speak (replacing what plays)."""
-    try:
-        voice = svc.voices.get(req.args.str("name"))
-    except VoiceError as exc:
-        raise _voice_error(exc) from None
-    try:
-        find_device(svc.player.device)
-    except AudioError as exc:
-        raise ProtocolError(exc.code, exc.message) from None
+    voice = svc.voices.get(req.args.str("name"))
+    find_device(svc.player.device)
     samples, rate = decode_clip(voice.file)
     samples = resample(samples, rate, svc.player.rate)
     text = f"(reference clip of {voice.name})"
@@ -242,10 +217,7 @@ def voices_default(svc: Service, req: Request) -> dict[str, Any]:
         svc.voices.set_default(None)
         svc.out.event("voices", {"action": "default", "name": None})
     elif name is not None:
-        try:
-            svc.voices.set_default(name)
-        except VoiceError as exc:
-            raise _voice_error(exc) from None
+        svc.voices.set_default(name)
         svc.out.event("voices", {"action": "default", "name": svc.voices.default})
     return {"default": svc.voices.default}
 
@@ -306,18 +278,12 @@ def _new_job(svc: Service, req: Request, kind: str) -> Job:
             raise ProtocolError("bad_args", "voice_data is true but no clip buffer was sent")
         job.clip, job.clip_sha256 = clip, sha256_bytes(clip)
         if svc.cache_tier(job.clip_sha256) is None:
-            try:  # checked here so a bad clip fails now, not in the queue
-                validate_clip(*decode_clip(clip))
-            except ClipError as exc:
-                raise _voice_error(exc) from None
+            validate_clip(*decode_clip(clip))  # here, so a bad clip fails now, not in the queue
     else:
         name = req.args.str("voice", None) or svc.voices.default
         if name is None:
             raise ProtocolError("unknown_voice", "no voice given and no default voice set (add one with voices.add)")
-        try:
-            voice = svc.voices.get(name)
-        except VoiceError as exc:
-            raise _voice_error(exc) from None
+        voice = svc.voices.get(name)
         job.voice_name, job.clip_sha256 = voice.name, voice.sha256
     return job
 
@@ -338,10 +304,7 @@ def speak(svc: Service, req: Request) -> dict[str, Any]:
     job = _new_job(svc, req, "speak")
     job.identity = None  # speech belongs to the daemon, not to the client that asked
     job.rank = RANK[priority]
-    try:
-        find_device(svc.player.device)
-    except AudioError as exc:
-        raise ProtocolError(exc.code, exc.message) from None
+    find_device(svc.player.device)
     return svc.jobs.admit(job, priority, volume)
 
 
@@ -406,10 +369,7 @@ def wait(svc: Service, req: Request) -> dict[str, Any] | None:
 @handler("audio.devices")
 def audio_devices(svc: Service, req: Request) -> dict[str, Any]:
     """Output devices (re-read from the system when nothing is playing)."""
-    try:
-        devices = svc.player.devices()
-    except AudioError as exc:
-        raise ProtocolError(exc.code, exc.message) from None
+    devices = svc.player.devices()
     return {"devices": [d.to_json() for d in devices], "device": svc.player.device, "volume": svc.player.volume}
 
 
@@ -419,10 +379,7 @@ def audio_set(svc: Service, req: Request) -> dict[str, Any]:
     device = req.args.str("device", None)
     volume = req.args.float("volume", None, *VOLUME_RANGE)
     if device:
-        try:
-            device = find_device(device).name
-        except AudioError as exc:
-            raise ProtocolError(exc.code, exc.message) from None
+        device = find_device(device).name
     changes = {k: v for k, v in (("output_device", device), ("volume", volume)) if v is not None}
     if changes:
         svc.settings = dc_replace(svc.settings, **changes)
@@ -460,10 +417,7 @@ def cache_clear(svc: Service, req: Request) -> dict[str, Any]:
     name = req.args.str("voice", None)
     sha = None
     if name is not None:
-        try:
-            sha = svc.voices.get(name).sha256
-        except VoiceError as exc:
-            raise _voice_error(exc) from None
+        sha = svc.voices.get(name).sha256
     removed = svc.cache.clear(sha)
     svc.out.event("cache", {"sha256": sha, "voice": name, "tier": None, "cleared": removed})
     return {"removed": removed}

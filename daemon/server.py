@@ -33,6 +33,7 @@ from chatterbox_tray.ipc import endpoints
 from chatterbox_tray.ipc.protocol import (
     MAX_FRAME_BYTES,
     Args,
+    CodedError,
     ProtocolError,
     SignatureError,
     check_request,
@@ -196,7 +197,7 @@ class Server:
                 self._send(identity, reply_header(req_id, "result", result=result))
             if op == "shutdown":
                 self.request_stop()
-        except ProtocolError as exc:
+        except CodedError as exc:  # every error with a protocol code, whoever raised it
             self._send(identity, error_header(req_id[:128], exc))
         except Exception as exc:
             log.error("handler for %r failed:\n%s", msg.header.get("op"), traceback.format_exc())

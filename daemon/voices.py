@@ -40,6 +40,7 @@ from typing import Any, Literal
 
 from chatterbox_tray.ipc.atomic import OWNER_ONLY, TMP_PREFIX, write_atomic
 from chatterbox_tray.ipc.limits import VOICE_NAME_MAX_LENGTH
+from chatterbox_tray.ipc.protocol import CodedError
 
 from .clip import ClipError, decode_clip, sha256_bytes, validate_clip
 
@@ -72,7 +73,7 @@ _TMP_PREFIX = TMP_PREFIX  # what ipc/atomic.py names its temporary files
 _BAD_NAME_CATEGORIES = {"Cc", "Cs", "Zl", "Zp"}
 
 
-class VoiceError(Exception):
+class VoiceError(CodedError):
     """A voice library request that cannot be done.
 
     ``code`` is stable and machine-readable: ``"unknown_voice"``,
@@ -81,9 +82,7 @@ class VoiceError(Exception):
     """
 
     def __init__(self, code: VoiceErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code: VoiceErrorCode = code
-        self.message = message
+        super().__init__(code, message)
 
 
 @dataclass(frozen=True)

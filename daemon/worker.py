@@ -16,9 +16,9 @@ import traceback
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from chatterbox_tray.ipc.protocol import ProtocolError
+from chatterbox_tray.ipc.protocol import CodedError, ProtocolError
 
-from .engine import Cancelled, EngineError, GenResult
+from .engine import Cancelled, GenResult
 from .jobs import Job
 from .text import Chunk, token_budget
 
@@ -71,10 +71,8 @@ class Worker:
                     self._run_synthesis(job)
             except Cancelled:
                 svc.jobs.end(job, "cancelled", ProtocolError("cancelled", "the job was cancelled"))
-            except ProtocolError as exc:
+            except CodedError as exc:  # the engine's, the cache's clip, the protocol's: sent as they are
                 svc.jobs.end(job, "failed", exc)
-            except EngineError as exc:
-                svc.jobs.end(job, "failed", ProtocolError(exc.code, exc.message))
             except Exception as exc:  # one bad job must not end the worker
                 log.error("job %s failed:\n%s", job.id, traceback.format_exc())
                 svc.jobs.end(job, "failed", ProtocolError("internal", f"{type(exc).__name__}: {exc}"))
