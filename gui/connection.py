@@ -55,8 +55,6 @@ __all__ = ["STREAM_GAP_TIMEOUT", "Connection"]
 HEARTBEAT_S = 1.0
 #: ...and a ping unanswered for this long means it is gone.
 HEARTBEAT_TIMEOUT_S = 4.0
-#: Ops the daemon may spend seconds on in its socket loop (decoding a clip), holding up pings.
-SLOW_OPS = frozenset({"voices.add"})
 #: How long a connection attempt waits for the first ping.
 CONNECT_PING_S = 1.5
 #: Autostart at most this often, so a daemon that dies at once is not respawned in a loop.
@@ -78,6 +76,7 @@ class _Pending:
     timeout: float
     deadline: float
     internal: bool = False
+    slow: bool = False  # the daemon may hold up pings while it answers (``Request.slow``)
 
 
 @dataclass
@@ -354,7 +353,7 @@ class _Worker(QThread):
                 except zmq.ZMQError as exc:
                     self._fail(req_id, "unavailable", f"could not send to the daemon: {exc}")
                     continue
-                self._pending[req_id] = _Pending(request.op, timeout, time.monotonic() + timeout)
+                self._pending[req_id] = _Pending(request.op, timeout, time.monotonic() + timeout, slow=request.slow)
             elif cmd[0] == "retry":
                 self._autostart_blocked = False
                 self._spawned_at = -AUTOSTART_EVERY_S
@@ -366,7 +365,7 @@ class _Worker(QThread):
                 del self._pending[req_id]
                 if req_id == self._heartbeat:
                     self._heartbeat = None
-                    if any(p.op in SLOW_OPS for p in self._pending.values()):
+                    if any(p.slow for p in self._pending.values()):
                         continue  # it decodes a clip in its socket loop; its own timeout bounds that
                     self._lose("The daemon stopped answering.")
                     return

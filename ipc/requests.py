@@ -29,7 +29,9 @@ class Request:
     ``timeout`` overrides the client's default for this request (None: the
     default). ``stream`` marks ops that answer with non-final replies
     (accepted, progress, chunk) before the final one: clients bound the gap
-    between replies rather than the whole request.
+    between replies rather than the whole request. ``slow`` marks ops the
+    daemon may spend seconds on in its socket loop (decoding a clip), so a
+    client does not take a late heartbeat meanwhile for a dead daemon.
     """
 
     op: str
@@ -37,6 +39,7 @@ class Request:
     buffers: tuple[bytes, ...] = ()
     timeout: float | None = None
     stream: bool = False
+    slow: bool = False
 
 
 def _plain(op: str, **args: Any) -> Request:
@@ -91,7 +94,13 @@ def voices_list() -> Request:
 
 def voices_add(name: str, data: bytes, source_name: str = "") -> Request:
     """Add a voice from a clip's bytes (they travel in the message)."""
-    return Request("voices.add", {"name": name, "source_name": source_name}, (bytes(data),), timeout=VOICES_ADD_TIMEOUT)
+    return Request(
+        "voices.add",
+        {"name": name, "source_name": source_name},
+        (bytes(data),),
+        timeout=VOICES_ADD_TIMEOUT,
+        slow=True,
+    )
 
 
 def voices_rename(name: str, new_name: str) -> Request:
