@@ -28,7 +28,7 @@ from .clip import decode_clip, sha256_bytes, validate_clip
 from .engine import SynthOptions
 from .jobs import Job
 from .service import Service, read_clip_path
-from .settings import VARIANTS, save_changes, settings_file
+from .settings import NEEDS_RELOAD, VARIANTS, Settings, save_changes, settings_file
 from .sysstats import system_stats
 from .text import split_sentences
 
@@ -93,31 +93,13 @@ def retry_load(svc: Service, req: Request) -> dict[str, Any]:
     return {"started": svc.model.load(), **svc.status()}
 
 
-#: Settings that take effect when the model is loaded again (``reload``).
-MODEL_SETTINGS = ("variant", "checkpoint", "device", "warmup", "engine")
-#: Settings clients may change; "engine" stays a flag for tests.
-EDITABLE = (
-    *MODEL_SETTINGS[:-1],
-    "language",
-    "memory_cache_mb",
-    "disk_cache_mb",
-    "max_text_chars",
-    "max_tokens_per_chunk",
-    "max_chunk_chars",
-    "output_device",
-    "volume",
-    "prebuffer",
-    "sentence_pause_ms",
-)
-
-
 @handler("settings.get")
 def settings_get(svc: Service, req: Request) -> dict[str, Any]:
     """Every setting, which of them need a model reload, and the settings file's path."""
     return {
         "settings": svc.settings.to_json(),
-        "editable": list(EDITABLE),
-        "needs_reload": list(MODEL_SETTINGS[:-1]),
+        "editable": list(Settings.editable()),
+        "needs_reload": list(NEEDS_RELOAD),
         "loaded": svc.loaded_settings,
         "file": str(settings_file()),
     }
@@ -127,7 +109,7 @@ def settings_get(svc: Service, req: Request) -> dict[str, Any]:
 def settings_set(svc: Service, req: Request) -> dict[str, Any]:
     """Change settings (``values``: name to value); saved, applied at once where possible."""
     values = req.args.dict("values")
-    unknown = sorted(set(values) - set(EDITABLE))
+    unknown = sorted(set(values) - set(Settings.editable()))
     if unknown:
         raise ProtocolError("bad_args", f"unknown or read-only setting(s): {', '.join(unknown)}")
     try:

@@ -18,12 +18,12 @@ from typing import Any
 from chatterbox_tray.ipc.protocol import ProtocolError
 
 from .engine import Engine, EngineError
-from .settings import Settings
+from .settings import NEEDS_RELOAD, Settings
 
 log = logging.getLogger(__name__)
 
 #: The settings a loaded model was made with; a change needs a ``reload``.
-MODEL_KEYS = ("variant", "checkpoint", "device")
+MODEL_KEYS = tuple(k for k in NEEDS_RELOAD if k != "warmup")  # warm-up does not change the model
 
 
 def make_engine(settings: Settings) -> Engine:

@@ -64,6 +64,11 @@ class Settings:
     #: Silence between sentences, so joined sentences sound like speech.
     sentence_pause_ms: int = 250
 
+    @staticmethod
+    def editable() -> tuple[str, ...]:
+        """The settings clients may change (``settings.set``), in declaration order."""
+        return tuple(f.name for f in fields(Settings) if f.name not in READ_ONLY)
+
     def validate(self) -> Settings:
         """Raise ValueError naming the first bad value (wrong type included)."""
         for f in fields(self):
@@ -100,6 +105,13 @@ class Settings:
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return asdict(self)
+
+
+#: Settings fixed for a daemon's run: the command line's, not clients'
+#: ("engine" picks the fake engine for tests).
+READ_ONLY = ("engine",)
+#: Settings that take effect only when the model is loaded again (``reload``).
+NEEDS_RELOAD = ("variant", "checkpoint", "device", "warmup")
 
 
 def settings_file() -> Path:
