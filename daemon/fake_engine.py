@@ -19,6 +19,8 @@ import threading
 import time
 from typing import Any
 
+from chatterbox_tray.ipc.limits import CLIP_MIN_SECONDS
+
 from .engine import OPTION_RANGES, Cancelled, CondTensors, Engine, EngineError, GenResult, ProgressFn, SynthOptions
 
 _failed_loads = 0
@@ -114,5 +116,5 @@ class FakeEngine(Engine):
             "options": options,
             "languages": languages,
             "sample_rate": self.sample_rate,
-            "min_clip_seconds": 5.0,
+            "min_clip_seconds": CLIP_MIN_SECONDS,
         }
