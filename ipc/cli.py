@@ -1,8 +1,8 @@
 """``chatterbox-tray``: the command line, a plain client of the daemon.
 
 It imports neither torch nor Qt (the daemon holds the model), nor the
-daemon's code: ``chatterbox-tray daemon ...`` hands its arguments to the
-daemon's own parser, imported only then. So a command costs a fraction of a
+daemon's code: ``chatterbox-tray daemon ...`` runs the daemon's module by
+name, as ``python -m`` would, only then. So a command costs a fraction of a
 second. When no daemon answers, it starts one, unless ``--no-start`` is given.
 """
 
@@ -483,13 +483,24 @@ def _daemon_argv(argv: list[str]) -> list[str] | None:
 
 
 def run_daemon(argv: list[str]) -> int:
-    """``chatterbox-tray daemon ...``: the daemon's own parser and entry, imported only now."""
-    from chatterbox_tray.daemon.__main__ import build_parser as daemon_parser
-    from chatterbox_tray.daemon.__main__ import run
+    """``chatterbox-tray daemon ...``: run ``python -m chatterbox_tray.daemon`` in this process.
 
-    parser = daemon_parser()
-    parser.prog = "chatterbox-tray daemon"
-    return run(parser.parse_args(argv))
+    By module name, the way ``python -m`` does it, rather than importing it:
+    ``ipc/`` is the contract every client imports and depends on nothing in
+    ``daemon/``. The daemon parses its own flags (and prints its own help).
+    """
+    import runpy
+
+    sys.argv = ["chatterbox-tray daemon", *argv]
+    try:
+        runpy.run_module("chatterbox_tray.daemon", run_name="__main__", alter_sys=True)
+    except SystemExit as exc:  # its __main__ ends with sys.exit(main())
+        code = exc.code
+        if code is None or isinstance(code, int):
+            return int(code or 0)
+        print(code, file=sys.stderr)
+        return EXIT_ERROR
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,20 +28,20 @@ def test_the_daemon_command_is_recognised_before_parsing(argv: list[str], daemon
     assert cli._daemon_argv(argv) == daemon_argv
 
 
-def test_daemon_help_is_the_daemons_own(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_:
-        cli.main(["daemon", "--help"])
-    assert exit_.value.code == 0
+def test_daemon_help_is_the_daemons_own(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "argv", list(sys.argv))  # run_daemon sets it, as python -m does
+    assert cli.main(["daemon", "--help"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("usage: chatterbox-tray daemon")
+    assert out.startswith("usage: ")
     for flag in ("--variant", "--checkpoint", "--device", "--no-warmup", "--max-tokens-per-chunk"):
         assert flag in out
 
 
-def test_a_bad_daemon_option_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_:
-        cli.main(["daemon", "--variant", "nonsense"])
-    assert exit_.value.code == 2
+def test_a_bad_daemon_option_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    assert cli.main(["daemon", "--variant", "nonsense"]) == 2
     assert "invalid choice" in capsys.readouterr().err
 
 
