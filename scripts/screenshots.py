@@ -131,8 +131,8 @@ def shoot(daemon, out: Path) -> int:
     from PySide6.QtWidgets import QApplication
 
     from chatterbox_tray.gui.app import TrayApp
-    from chatterbox_tray.ipc import requests as rq
     from chatterbox_tray.gui.icons import app_icon
+    from chatterbox_tray.ipc import requests as rq
 
     app = QApplication([sys.argv[0]])
     app.setApplicationName("Chatterbox Tray")
