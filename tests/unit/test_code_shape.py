@@ -45,7 +45,9 @@ def test_ruff_format_is_clean() -> None:
 
 PROBE = """
 import json, sys
-import chatterbox_tray.ipc.client, chatterbox_tray.ipc.protocol, chatterbox_tray.ipc.endpoints, chatterbox_tray.ipc.cli
+import pkgutil, importlib, chatterbox_tray.ipc as ipc
+for module in pkgutil.iter_modules(ipc.__path__):
+    importlib.import_module(f"chatterbox_tray.ipc.{module.name}")
 print(json.dumps(sorted(m.split(".")[0] for m in sys.modules)))
 """
 
@@ -154,11 +156,6 @@ def test_no_import_cycles_in_daemon_ipc_and_gui() -> None:
     assert cycles(import_graph()) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ipc/cli.py still imports daemon.__main__ for `chatterbox-tray daemon`; "
-    "the client core's change removes it (then drop this mark: strict, so it fails when fixed)",
-)
 def test_ipc_imports_nothing_from_daemon() -> None:
     """ipc/ is the contract every client imports; the daemon is one side of it, not a library."""
     graph = import_graph()
