@@ -19,19 +19,16 @@ from typing import Any
 
 import numpy as np
 
+from chatterbox_tray.ipc.protocol import CodedError
+
 log = logging.getLogger(__name__)
 
 #: Audio handed to the device ahead of the wall clock.
 LEAD_S = 0.06
 
 
-class AudioError(Exception):
+class AudioError(CodedError):
     """The output device is missing or stopped working; ``code`` is a protocol error code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)

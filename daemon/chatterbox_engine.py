@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from chatterbox_tray.ipc.limits import CLIP_MIN_SECONDS
+
 from .engine import (
     OPTION_RANGES,
     Cancelled,
@@ -344,7 +346,7 @@ class ChatterboxEngine(Engine):
             "options": options,
             "languages": languages,
             "sample_rate": self.sample_rate,
-            "min_clip_seconds": 5.0,
+            "min_clip_seconds": CLIP_MIN_SECONDS,
         }
 
     def memory(self) -> dict[str, Any]:

@@ -26,6 +26,9 @@ from typing import Literal
 import numpy as np
 import soundfile as sf
 
+from chatterbox_tray.ipc.limits import CLIP_MAX_SECONDS, CLIP_MIN_SECONDS, CLIP_SILENCE_RMS_DBFS
+from chatterbox_tray.ipc.protocol import CodedError
+
 __all__ = [
     "MAX_SECONDS",
     "MIN_SECONDS",
@@ -40,42 +43,16 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MIN_SECONDS = 5.0
-"""A clip must be longer than this.
+# One home for the limits (ipc/limits.py): the GUI's recorder checks the same ones.
+MIN_SECONDS = CLIP_MIN_SECONDS
+MAX_SECONDS = CLIP_MAX_SECONDS
+SILENCE_RMS_DBFS = CLIP_SILENCE_RMS_DBFS
 
-Chatterbox Turbo's ``prepare_conditionals`` asserts ``len(wav) / sr > 5.0``
-(strictly greater), so we refuse anything not longer than 5 s for every
-variant: a voice should work with whichever model is loaded.
-"""
-
-MAX_SECONDS = 60.0
-"""A clip must not be longer than this.
-
-Our choice, not the model's. ``prepare_conditionals`` keeps only the first
-10 s for S3Gen's reference and the first 6 s (15 s for Turbo) for T3's speech
-prompt; only the voice encoder's speaker embedding looks at the whole clip, and
-it averages over it, so a minute of speech already gives a stable embedding.
-Longer clips just cost decode time, memory and preparation time (and make an
-accidental drop of a podcast episode expensive).
-"""
-
-SILENCE_RMS_DBFS = -50.0
-"""A clip whose RMS level is below this is refused as silent.
-
-Speech recorded at a sane level sits around -20 to -30 dBFS RMS, and even a
-quiet recording with long pauses stays above -45; the noise floor of a quiet
-room through a desk microphone is around -60 to -50 dBFS, and digital
-silence or dither is far below that. Below -50 dBFS there is nothing worth
-cloning (Turbo would normalise the loudness and clone the room noise). RMS
-rather than peak: a single click in a silent file has a high peak but no
-speech, and a peak threshold adds nothing, since the peak is never below the
-RMS.
-"""
-
-ClipErrorCode = Literal["undecodable", "too_short", "too_long", "silent"]
+# The protocol's own codes: the server answers with them as they are.
+ClipErrorCode = Literal["clip_undecodable", "clip_too_short", "clip_too_long", "clip_silent"]
 
 
-class ClipError(Exception):
+class ClipError(CodedError):
     """A reference clip that cannot make a voice.
 
     ``code`` is stable and machine-readable (the daemon sends it to clients);
@@ -83,9 +60,7 @@ class ClipError(Exception):
     """
 
     def __init__(self, code: ClipErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code: ClipErrorCode = code
-        self.message = message
+        super().__init__(code, message)
 
 
 @dataclass(frozen=True)
@@ -127,7 +102,7 @@ def decode_clip(data: bytes | Path | str, *, suffix: str = "") -> tuple[np.ndarr
     Samples are not resampled and not validated (see `validate_clip`).
 
     Raises:
-        ClipError: ``"undecodable"`` when neither decoder can read it.
+        ClipError: ``"clip_undecodable"`` when neither decoder can read it.
     """
     raw: bytes | None = None
     path: Path | None = None
@@ -157,7 +132,7 @@ def decode_clip(data: bytes | Path | str, *, suffix: str = "") -> tuple[np.ndarr
         # libsndfile's reason ("Format not recognised.") says more than
         # audioread's, which is often an empty NoBackendError.
         raise ClipError(
-            "undecodable",
+            "clip_undecodable",
             f"could not decode the {label}: not a supported audio file ({sf_reason.strip()})",
         ) from exc
     return samples1d, sr
@@ -167,9 +142,9 @@ def validate_clip(samples: np.ndarray, sr: int) -> ClipInfo:
     """Check that decoded samples can make a voice and measure them.
 
     Checks, in order: the samples are finite and the rate is positive
-    (``"undecodable"``), the clip is longer than `MIN_SECONDS`
-    (``"too_short"``), not longer than `MAX_SECONDS` (``"too_long"``), and
-    its RMS level is at least `SILENCE_RMS_DBFS` (``"silent"``).
+    (``"clip_undecodable"``), the clip is longer than `MIN_SECONDS`
+    (``"clip_too_short"``), not longer than `MAX_SECONDS` (``"clip_too_long"``), and
+    its RMS level is at least `SILENCE_RMS_DBFS` (``"clip_silent"``).
 
     Args:
         samples: mono samples, as `decode_clip` returns them (a 2-D array is
@@ -183,22 +158,22 @@ def validate_clip(samples: np.ndarray, sr: int) -> ClipInfo:
     if x.ndim == 2:
         x = _to_mono(x)
     if x.ndim != 1:
-        raise ClipError("undecodable", f"clip samples have an unexpected shape {x.shape}")
+        raise ClipError("clip_undecodable", f"clip samples have an unexpected shape {x.shape}")
     if not isinstance(sr, (int, np.integer)) or sr <= 0:
-        raise ClipError("undecodable", f"clip has an invalid sample rate ({sr!r})")
+        raise ClipError("clip_undecodable", f"clip has an invalid sample rate ({sr!r})")
     if x.size and not np.isfinite(x).all():
-        raise ClipError("undecodable", "clip contains NaN or infinite samples")
+        raise ClipError("clip_undecodable", "clip contains NaN or infinite samples")
 
     duration = x.size / float(sr)
     if duration <= MIN_SECONDS:
         raise ClipError(
-            "too_short",
+            "clip_too_short",
             f"clip is {_fmt_seconds(duration, MIN_SECONDS)} s long; "
             f"Chatterbox needs more than {MIN_SECONDS:.1f} s of speech",
         )
     if duration > MAX_SECONDS:
         raise ClipError(
-            "too_long",
+            "clip_too_long",
             f"clip is {_fmt_seconds(duration, MAX_SECONDS)} s long; the limit is "
             f"{MAX_SECONDS:.0f} s (Chatterbox uses only the first 10 s or so; "
             "trim it to the best 10 to 30 s of speech)",
@@ -210,7 +185,7 @@ def validate_clip(samples: np.ndarray, sr: int) -> ClipInfo:
     rms_dbfs = 20.0 * math.log10(max(rms, 1e-10))
     if rms_dbfs < SILENCE_RMS_DBFS:
         raise ClipError(
-            "silent",
+            "clip_silent",
             f"clip is silent or nearly so (RMS level {rms_dbfs:.1f} dBFS, below "
             f"{SILENCE_RMS_DBFS:.0f} dBFS); record the speaker closer or louder",
         )

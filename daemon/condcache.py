@@ -36,14 +36,12 @@ Why it is built the way it is:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
 import re
 import struct
-import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -51,10 +49,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import safetensors.torch
-import torch
+from chatterbox_tray.ipc.atomic import OWNER_ONLY, TMP_PREFIX, TMP_SUFFIX, commit_temp, discard_temp, write_temp
+
+if TYPE_CHECKING:
+    import torch
+
+# torch and safetensors.torch are imported where tensors are first touched, not
+# here: importing them takes seconds, and a daemon (the fake engine's in tests,
+# or the real one while its model loads on another thread) must answer ping
+# before that. Python caches the import, so later calls pay nothing.
 
 __all__ = [
     "CacheKey",
@@ -65,7 +70,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CondTensors = dict[str, torch.Tensor]
+CondTensors = dict[str, "torch.Tensor"]
 """Conditionals as a flat dict of CPU tensors; the engine maps them to chatterbox's."""
 
 # Bumping the format version changes every digest: old files are then never
@@ -73,8 +78,9 @@ CondTensors = dict[str, torch.Tensor]
 _FORMAT = "chatterbox-tray/conditionals"
 _FORMAT_VERSION = "1"
 _SUFFIX = ".safetensors"
-_TMP_PREFIX = ".tmp-"
-_TMP_SUFFIX = ".partial"
+# ipc/atomic.py names its temporary files so; the sweep recognises leftovers by them.
+_TMP_PREFIX = TMP_PREFIX
+_TMP_SUFFIX = TMP_SUFFIX
 # Temporary files older than this at start-up were left by a crash.
 _STALE_TMP_SECONDS = 600.0
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
@@ -188,7 +194,13 @@ class ConditionalsCache:
     races a write or a clear. Lock order: disk lock, then state lock.
     """
 
-    def __init__(self, directory: Path, memory_budget_bytes: int, disk_budget_bytes: int) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        memory_budget_bytes: int,
+        disk_budget_bytes: int,
+        tensors: Literal["torch", "numpy"] = "torch",
+    ) -> None:
         """Open (and create) the cache under ``directory``.
 
         Args:
@@ -196,7 +208,14 @@ class ConditionalsCache:
                 user cache dir joined with ``"conditionals"``).
             memory_budget_bytes: most bytes of tensors kept in memory.
             disk_budget_bytes: most bytes of entry files kept on disk.
+            tensors: what the engine's ``prepare`` returns: torch tensors (the
+                real engine) or numpy arrays (the fake one, so that a test
+                daemon never imports torch at all). The files are the same
+                safetensors format either way.
         """
+        if tensors not in ("torch", "numpy"):
+            raise ValueError(f"tensors must be 'torch' or 'numpy', not {tensors!r}")
+        self._tensors = tensors
         self._dir = Path(directory)
         self._memory_budget = _check_budget("memory_budget_bytes", memory_budget_bytes)
         self._disk_budget = _check_budget("disk_budget_bytes", disk_budget_bytes)
@@ -439,7 +458,7 @@ class ConditionalsCache:
         try:
             raw = prepare()
             prepare_seconds = _clock() - prep_start
-            tensors = _cpu_copy(raw)
+            tensors = _cpu_copy(raw, self._tensors)
         except BaseException:
             with self._lock:
                 self._prepare_failures += 1
@@ -504,7 +523,7 @@ class ConditionalsCache:
             if problem:
                 self._drop_bad_file(path, problem)
                 return None
-            tensors = safetensors.torch.load(data)
+            tensors = _safetensors(self._tensors).load(data)
         except Exception as exc:  # safetensors raises its own error type; any means corrupt
             self._drop_bad_file(path, f"corrupt ({type(exc).__name__}: {exc})")
             return None
@@ -537,19 +556,15 @@ class ConditionalsCache:
             "prep_version": key.prep_version,
             "prepare_seconds": repr(entry.prepare_seconds or 0.0),
         }
-        tmp: str | None = None
+        tmp: Path | None = None
         try:
-            payload = safetensors.torch.save(entry.tensors, metadata=metadata)
-            fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=_TMP_SUFFIX, dir=self._dir)
-            with os.fdopen(fd, "wb") as f:
-                f.write(payload)
-                f.flush()
-                os.fsync(f.fileno())
+            payload = _safetensors(self._tensors).save(entry.tensors, metadata=metadata)
+            tmp = write_temp(self._dir, payload, mode=OWNER_ONLY)
             with self._disk_lock:
                 with self._lock:
                     current = epoch == self._epoch
                 if current:
-                    os.replace(tmp, final)
+                    commit_temp(tmp, final)
                     tmp = None
                     self._touch(final)
                     self._prune_disk_locked()
@@ -564,8 +579,7 @@ class ConditionalsCache:
             )
         finally:
             if tmp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
+                discard_temp(tmp)
 
     def _touch(self, path: Path) -> None:
         """Mark ``path`` most recently used (pruning goes by mtime).
@@ -645,10 +659,34 @@ def _check_budget(name: str, value: int) -> int:
     return value
 
 
-def _cpu_copy(raw: Mapping[str, torch.Tensor]) -> CondTensors:
+def _safetensors(kind: str) -> Any:
+    """safetensors' module for torch tensors or numpy arrays (imported on first use)."""
+    if kind == "numpy":
+        import safetensors.numpy
+
+        return safetensors.numpy
+    import safetensors.torch
+
+    return safetensors.torch
+
+
+def _cpu_copy(raw: Mapping[str, Any], kind: str = "torch") -> CondTensors:
     """Detached, contiguous CPU copies: the cache owns its tensors outright."""
     if not isinstance(raw, Mapping):
         raise TypeError(f"prepare() must return a dict of tensors, not {type(raw).__name__}")
+    if kind == "numpy":
+        import numpy as np
+
+        arrays: CondTensors = {}
+        for name, array in raw.items():
+            if not isinstance(name, str) or not isinstance(array, np.ndarray):
+                raise TypeError(
+                    f"prepare() must return dict[str, ndarray]; got {type(name).__name__} -> {type(array).__name__}"
+                )
+            arrays[name] = np.ascontiguousarray(array).copy()
+        return arrays
+    import torch
+
     out: CondTensors = {}
     for name, tensor in raw.items():
         if not isinstance(name, str) or not isinstance(tensor, torch.Tensor):
@@ -659,8 +697,9 @@ def _cpu_copy(raw: Mapping[str, torch.Tensor]) -> CondTensors:
     return out
 
 
-def _nbytes(tensors: Mapping[str, torch.Tensor]) -> int:
-    return sum(t.numel() * t.element_size() for t in tensors.values())
+def _nbytes(tensors: Mapping[str, Any]) -> int:
+    # torch tensors count numel * element_size; numpy arrays know their nbytes.
+    return sum(t.numel() * t.element_size() if hasattr(t, "element_size") else int(t.nbytes) for t in tensors.values())
 
 
 def _read_metadata(data: bytes) -> dict[str, str]:

@@ -15,6 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from chatterbox_tray.ipc import limits
+from chatterbox_tray.ipc.protocol import CodedError
+
 #: Flat conditionals: "t3.speaker_emb", "gen.prompt_feat", ... -> CPU tensor.
 CondTensors = dict[str, Any]
 
@@ -26,13 +29,8 @@ class Cancelled(Exception):
     """Raised inside generation when the job's cancel flag is set."""
 
 
-class EngineError(Exception):
+class EngineError(CodedError):
     """The model cannot do what was asked (load failed, bad option, ...)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -56,13 +54,8 @@ class GenResult:
     tokens: int
 
 
-#: Option ranges clients may send, by name: (min, max, default). Variants
-#: that ignore an option leave it out of their capabilities.
-OPTION_RANGES: dict[str, tuple[float, float, float]] = {
-    "exaggeration": (0.0, 2.0, 0.5),
-    "cfg_weight": (0.0, 1.0, 0.5),
-    "temperature": (0.05, 2.0, 0.8),
-}
+# Re-exported: the ranges live in ipc/limits.py, which clients read too.
+OPTION_RANGES = limits.OPTION_RANGES
 
 
 class Engine(ABC):
@@ -75,6 +68,8 @@ class Engine(ABC):
     model_id: str = ""
     #: Preprocessing that changes conditionals (part of the cache key).
     prep_version: str = "v1"
+    #: What ``prepare`` returns: torch tensors or numpy arrays (the cache stores either).
+    tensor_format: str = "torch"
 
     @abstractmethod
     def load(self, progress: ProgressFn) -> None:

@@ -19,6 +19,8 @@ import threading
 import time
 from typing import Any
 
+from chatterbox_tray.ipc.limits import CLIP_MIN_SECONDS
+
 from .engine import OPTION_RANGES, Cancelled, CondTensors, Engine, EngineError, GenResult, ProgressFn, SynthOptions
 
 _failed_loads = 0
@@ -43,6 +45,8 @@ def _sleep(seconds: float, cancel: threading.Event | None = None) -> None:
 class FakeEngine(Engine):
     """Tones instead of speech; same calls, same shapes of result."""
 
+    tensor_format = "numpy"  # no torch in a fake daemon: it starts in about a second
+
     def __init__(self, variant: str = "original", **_: Any) -> None:
         self.variant = variant
         self.device = "cpu"
@@ -65,15 +69,16 @@ class FakeEngine(Engine):
 
     def prepare(self, clip: bytes) -> CondTensors:
         """A speaker 'embedding' derived from the clip's bytes."""
-        import torch
+        import numpy as np
 
         self.prepare_calls += 1
         _sleep(_env_float("CHATTERBOX_TRAY_FAKE_PREPARE_DELAY"))
         seed = int.from_bytes(hashlib.sha256(clip).digest()[:4], "big")
-        gen = torch.Generator().manual_seed(seed)
+        gen = np.random.default_rng(seed)
+        # numpy, not torch: a test daemon then never pays torch's import (seconds).
         return {
-            "t3.speaker_emb": torch.rand(1, 256, generator=gen),
-            "gen.embedding": torch.rand(1, 192, generator=gen),
+            "t3.speaker_emb": gen.random((1, 256), dtype=np.float32),
+            "gen.embedding": gen.random((1, 192), dtype=np.float32),
         }
 
     def generate(
@@ -111,5 +116,5 @@ class FakeEngine(Engine):
             "options": options,
             "languages": languages,
             "sample_rate": self.sample_rate,
-            "min_clip_seconds": 5.0,
+            "min_clip_seconds": CLIP_MIN_SECONDS,
         }

@@ -1,7 +1,8 @@
 """One function per protocol op, run on the main loop.
 
 A handler validates its arguments (raising ProtocolError with a code the
-client can act on), does quick work itself and hands model work to the job
+client can act on; the voice library, clips and the speaker raise their own
+coded errors, which the server answers with as they are), does quick work itself and hands model work to the job
 queue. It returns the result of a one-shot op, or ``None`` when the answer
 will come later from the worker (``synthesize``, ``wait``).
 """
@@ -18,18 +19,18 @@ from dataclasses import replace as dc_replace
 from typing import Any
 
 from chatterbox_tray import __version__
+from chatterbox_tray.ipc.limits import DEFAULT_PRIORITY, OPTION_RANGES, PRIORITIES, VOLUME_RANGE
+from chatterbox_tray.ipc.limits import PRIORITY_RANK as RANK
 from chatterbox_tray.ipc.protocol import OPS, PROTOCOL_VERSION, Args, ProtocolError
 
-from .audio_out import AudioError, find_device, resample
-from .clip import ClipError, decode_clip, sha256_bytes, validate_clip
+from .audio_out import find_device, resample
+from .clip import decode_clip, sha256_bytes, validate_clip
 from .engine import SynthOptions
 from .jobs import Job
-from .player import PRIORITIES, RANK, Dropped
 from .service import Service, read_clip_path
-from .settings import VARIANTS, save_changes, settings_file
+from .settings import NEEDS_RELOAD, VARIANTS, Settings, save_changes, settings_file
 from .sysstats import system_stats
 from .text import split_sentences
-from .voices import VoiceError
 
 
 @dataclass
@@ -56,13 +57,6 @@ def handler(op: str) -> Callable[[Handler], Handler]:
         return fn
 
     return register
-
-
-def _voice_error(exc: VoiceError | ClipError) -> ProtocolError:
-    code = exc.code if isinstance(exc, VoiceError) else f"clip_{exc.code}"
-    if code.startswith("clip_clip_"):
-        code = code[5:]
-    return ProtocolError(code, str(exc))
 
 
 @handler("hello")
@@ -96,25 +90,7 @@ def status(svc: Service, req: Request) -> dict[str, Any]:
 @handler("retry_load")
 def retry_load(svc: Service, req: Request) -> dict[str, Any]:
     """Reload after a failure; a no-op when loading or ready."""
-    return {"started": svc.load_model(), **svc.status()}
-
-
-#: Settings that take effect when the model is loaded again (``reload``).
-MODEL_SETTINGS = ("variant", "checkpoint", "device", "warmup", "engine")
-#: Settings clients may change; "engine" stays a flag for tests.
-EDITABLE = (
-    *MODEL_SETTINGS[:-1],
-    "language",
-    "memory_cache_mb",
-    "disk_cache_mb",
-    "max_text_chars",
-    "max_tokens_per_chunk",
-    "max_chunk_chars",
-    "output_device",
-    "volume",
-    "prebuffer",
-    "sentence_pause_ms",
-)
+    return {"started": svc.model.load(), **svc.status()}
 
 
 @handler("settings.get")
@@ -122,8 +98,8 @@ def settings_get(svc: Service, req: Request) -> dict[str, Any]:
     """Every setting, which of them need a model reload, and the settings file's path."""
     return {
         "settings": svc.settings.to_json(),
-        "editable": list(EDITABLE),
-        "needs_reload": list(MODEL_SETTINGS[:-1]),
+        "editable": list(Settings.editable()),
+        "needs_reload": list(NEEDS_RELOAD),
         "loaded": svc.loaded_settings,
         "file": str(settings_file()),
     }
@@ -133,7 +109,7 @@ def settings_get(svc: Service, req: Request) -> dict[str, Any]:
 def settings_set(svc: Service, req: Request) -> dict[str, Any]:
     """Change settings (``values``: name to value); saved, applied at once where possible."""
     values = req.args.dict("values")
-    unknown = sorted(set(values) - set(EDITABLE))
+    unknown = sorted(set(values) - set(Settings.editable()))
     if unknown:
         raise ProtocolError("bad_args", f"unknown or read-only setting(s): {', '.join(unknown)}")
     try:
@@ -141,10 +117,7 @@ def settings_set(svc: Service, req: Request) -> dict[str, Any]:
     except (TypeError, ValueError) as exc:
         raise ProtocolError("bad_args", str(exc)) from None
     if new.output_device and new.output_device != svc.settings.output_device:
-        try:
-            find_device(new.output_device)
-        except AudioError as exc:
-            raise ProtocolError(exc.code, exc.message) from None
+        find_device(new.output_device)
     svc.apply_settings(new)
     save_changes(values)
     svc.out.event("settings", {"settings": new.to_json(), "changed": sorted(values)})
@@ -154,7 +127,7 @@ def settings_set(svc: Service, req: Request) -> dict[str, Any]:
 @handler("reload")
 def reload(svc: Service, req: Request) -> dict[str, Any]:
     """Load the model again with the current settings (variant, checkpoint, device)."""
-    return {"started": svc.reload_model(), **svc.status()}
+    return {"started": svc.model.reload(), **svc.status()}
 
 
 @handler("voices.list")
@@ -176,10 +149,7 @@ def voices_add(svc: Service, req: Request) -> dict[str, Any]:
         data = req.buffers[0]
     else:
         raise ProtocolError("bad_args", "send the clip as buffer 0 or give 'path'")
-    try:
-        voice = svc.voices.add(name, data, source_name=source)
-    except (VoiceError, ClipError) as exc:
-        raise _voice_error(exc) from None
+    voice = svc.voices.add(name, data, source_name=source)
     svc.queue_prepare(voice.name)
     result = svc.voice_json(voice.name)
     svc.out.event("voices", {"action": "added", "voice": result})
@@ -190,10 +160,7 @@ def voices_add(svc: Service, req: Request) -> dict[str, Any]:
 def voices_rename(svc: Service, req: Request) -> dict[str, Any]:
     """Rename a voice; its clip and cache entry stay."""
     old, new = req.args.str("name"), req.args.str("new_name")
-    try:
-        voice = svc.voices.rename(old, new)
-    except VoiceError as exc:
-        raise _voice_error(exc) from None
+    voice = svc.voices.rename(old, new)
     result = svc.voice_json(voice.name)
     svc.out.event("voices", {"action": "renamed", "old_name": old, "voice": result})
     return result
@@ -203,11 +170,8 @@ def voices_rename(svc: Service, req: Request) -> dict[str, Any]:
 def voices_remove(svc: Service, req: Request) -> dict[str, Any]:
     """Remove a voice, its clip, and its cached conditionals."""
     name = req.args.str("name")
-    try:
-        voice = svc.voices.get(name)
-        svc.voices.remove(name)
-    except VoiceError as exc:
-        raise _voice_error(exc) from None
+    voice = svc.voices.get(name)
+    svc.voices.remove(name)
     if not any(v.sha256 == voice.sha256 for v in svc.voices.list()):
         svc.cache.clear(voice.sha256)
     svc.out.event("voices", {"action": "removed", "name": voice.name})
@@ -217,26 +181,13 @@ def voices_remove(svc: Service, req: Request) -> dict[str, Any]:
 @handler("voices.play")
 def voices_play(svc: Service, req: Request) -> dict[str, Any]:
     """Play a voice's reference clip on the speaker, as quick-speak (replacing what plays)."""
-    try:
-        voice = svc.voices.get(req.args.str("name"))
-    except VoiceError as exc:
-        raise _voice_error(exc) from None
-    try:
-        find_device(svc.player.device)
-    except AudioError as exc:
-        raise ProtocolError(exc.code, exc.message) from None
+    voice = svc.voices.get(req.args.str("name"))
+    find_device(svc.player.device)
     samples, rate = decode_clip(voice.file)
     samples = resample(samples, rate, svc.player.rate)
     text = f"(reference clip of {voice.name})"
-    job = Job("speak", text=text, voice_name=voice.name, rank=RANK["quick"])
-    displaced = svc.player.admit(job, "quick")
-    for other in displaced:
-        other.cancel.set()
-        svc.queue.remove(other)
-        svc._speech_ended(other, "cancelled", ProtocolError("cancelled", f"replaced by {job.id}"), {})
-    svc.out.event("job", {**job.describe(), "event": "queued", "priority": "quick", "text": text})
-    svc.player.push(job, 0, samples, (0, len(text)), text, 0.0)
-    svc.player.produced(job)
+    job = Job("speak", req_id=req.req_id, text=text, voice_name=voice.name, rank=RANK["quick"])
+    svc.jobs.admit_clip(job, samples, text)
     return {"job": job.id, "voice": voice.name, "seconds": round(len(samples) / svc.player.rate, 3)}
 
 
@@ -248,17 +199,14 @@ def voices_default(svc: Service, req: Request) -> dict[str, Any]:
         svc.voices.set_default(None)
         svc.out.event("voices", {"action": "default", "name": None})
     elif name is not None:
-        try:
-            svc.voices.set_default(name)
-        except VoiceError as exc:
-            raise _voice_error(exc) from None
+        svc.voices.set_default(name)
         svc.out.event("voices", {"action": "default", "name": svc.voices.default})
     return {"default": svc.voices.default}
 
 
 def _options(svc: Service, raw: dict[str, Any]) -> SynthOptions:
     args = Args(raw)
-    known = {"exaggeration", "cfg_weight", "temperature", "seed", "language"}
+    known = {*OPTION_RANGES, "seed", "language"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ProtocolError("bad_args", f"unknown option(s): {', '.join(unknown)}")
@@ -274,9 +222,9 @@ def _options(svc: Service, raw: dict[str, Any]) -> SynthOptions:
                 f"(supported: {', '.join(languages)})",
             )
     floats = {
-        "exaggeration": args.float("exaggeration", None, 0.0, 2.0),
-        "cfg_weight": args.float("cfg_weight", None, 0.0, 1.0),
-        "temperature": args.float("temperature", None, 0.05, 2.0),
+        "exaggeration": args.float("exaggeration", None, *OPTION_RANGES["exaggeration"][:2]),
+        "cfg_weight": args.float("cfg_weight", None, *OPTION_RANGES["cfg_weight"][:2]),
+        "temperature": args.float("temperature", None, *OPTION_RANGES["temperature"][:2]),
     }
     for name, value in floats.items():
         if value is not None and math.isnan(value):  # JSON's NaN passes every range check
@@ -312,18 +260,12 @@ def _new_job(svc: Service, req: Request, kind: str) -> Job:
             raise ProtocolError("bad_args", "voice_data is true but no clip buffer was sent")
         job.clip, job.clip_sha256 = clip, sha256_bytes(clip)
         if svc.cache_tier(job.clip_sha256) is None:
-            try:  # checked here so a bad clip fails now, not in the queue
-                validate_clip(*decode_clip(clip))
-            except ClipError as exc:
-                raise _voice_error(exc) from None
+            validate_clip(*decode_clip(clip))  # here, so a bad clip fails now, not in the queue
     else:
         name = req.args.str("voice", None) or svc.voices.default
         if name is None:
             raise ProtocolError("unknown_voice", "no voice given and no default voice set (add one with voices.add)")
-        try:
-            voice = svc.voices.get(name)
-        except VoiceError as exc:
-            raise _voice_error(exc) from None
+        voice = svc.voices.get(name)
         job.voice_name, job.clip_sha256 = voice.name, voice.sha256
     return job
 
@@ -331,54 +273,21 @@ def _new_job(svc: Service, req: Request, kind: str) -> Job:
 @handler("synthesize")
 def synthesize(svc: Service, req: Request) -> None:
     """Queue text for the model; chunks and the summary are streamed back."""
-    job = _new_job(svc, req, "synthesize")
-    # Reply and announce before the worker can see the job, so "accepted" and
-    # "queued" always go out before anything the worker says about it.
-    svc.out.reply(
-        req.identity, req.req_id, "accepted", job=job.id, position=svc.queue.ahead_of(job), chunks=len(job.chunks)
-    )
-    svc.out.event("job", {**job.describe(), "event": "queued", "text": job.text[:200]})
-    svc.queue.put(job)
-    return None
+    return svc.jobs.admit(_new_job(svc, req, "synthesize"))
 
 
 @handler("speak")
 def speak(svc: Service, req: Request) -> dict[str, Any]:
     """Queue text for the speaker; answers at once with the job id."""
-    priority = req.args.str("priority", "text")
+    priority = req.args.str("priority", DEFAULT_PRIORITY)
     if priority not in PRIORITIES:
         raise ProtocolError("bad_args", f"priority must be one of {', '.join(PRIORITIES)}, not {priority!r}")
-    volume = req.args.float("volume", 1.0, 0.0, 1.0)
+    volume = req.args.float("volume", 1.0, *VOLUME_RANGE)
     job = _new_job(svc, req, "speak")
     job.identity = None  # speech belongs to the daemon, not to the client that asked
     job.rank = RANK[priority]
-    try:
-        find_device(svc.player.device)
-    except AudioError as exc:
-        raise ProtocolError(exc.code, exc.message) from None
-    try:
-        displaced = svc.player.admit(job, priority, volume)
-    except Dropped as exc:
-        svc.out.event("job", {**job.describe(), "event": "dropped", "priority": priority, "reason": str(exc)})
-        return {"job": job.id, "priority": priority, "dropped": True, "position": None}
-    for other in displaced:
-        other.cancel.set()
-        svc.queue.remove(other)
-        svc._speech_ended(other, "cancelled", ProtocolError("cancelled", f"replaced by {priority} job {job.id}"), {})
-    position = svc.queue.ahead_of(job)
-    svc.out.event("job", {**job.describe(), "event": "queued", "priority": priority, "text": job.text[:200]})
-    svc.queue.put(job)
-    # A job whose waiting client was killed (Speech Dispatcher stops its module's
-    # command with SIGKILL) must not hold up this one until the next keepalive.
-    svc.probe_waiters()
-    return {
-        "job": job.id,
-        "priority": priority,
-        "dropped": False,
-        "position": position,
-        "chunks": len(job.chunks),
-        "replaced": [o.id for o in displaced],
-    }
+    find_device(svc.player.device)
+    return svc.jobs.admit(job, priority, volume)
 
 
 def _speech_jobs(svc: Service, req: Request) -> list[Job]:
@@ -399,9 +308,7 @@ def stop(svc: Service, req: Request) -> dict[str, Any]:
     """Stop the playing job (default), one job (``job``) or everything (``all``)."""
     stopped = []
     for job in _speech_jobs(svc, req):
-        job.cancel.set()
-        svc.queue.remove(job)
-        if svc.player.remove(job, "cancelled", ProtocolError("cancelled", "stopped")):
+        if svc.jobs.cancel(job, "stopped"):
             stopped.append(job.id)
     return {"stopped": stopped}
 
@@ -438,20 +345,13 @@ def wait(svc: Service, req: Request) -> dict[str, Any] | None:
     """
     job_id = req.args.str("job")
     stop_on_disconnect = req.args.bool("stop_on_disconnect", False)
-    known = [j for j in svc.queue.find(job_id=job_id) if j.kind != "prepare"]
-    known = known or [j for j in svc.player.jobs() if j.id == job_id]
-    if not known and job_id not in svc.ended:
-        raise ProtocolError("no_such_job", f"no job {job_id}")
-    return svc.add_waiter(job_id, req.identity, req.req_id, stop_on_disconnect)
+    return svc.jobs.wait(job_id, req.identity, req.req_id, stop_on_disconnect)
 
 
 @handler("audio.devices")
 def audio_devices(svc: Service, req: Request) -> dict[str, Any]:
     """Output devices (re-read from the system when nothing is playing)."""
-    try:
-        devices = svc.player.devices()
-    except AudioError as exc:
-        raise ProtocolError(exc.code, exc.message) from None
+    devices = svc.player.devices()
     return {"devices": [d.to_json() for d in devices], "device": svc.player.device, "volume": svc.player.volume}
 
 
@@ -459,12 +359,9 @@ def audio_devices(svc: Service, req: Request) -> dict[str, Any]:
 def audio_set(svc: Service, req: Request) -> dict[str, Any]:
     """Choose the output device (by name; "" for the default) and/or the volume; saved."""
     device = req.args.str("device", None)
-    volume = req.args.float("volume", None, 0.0, 1.0)
+    volume = req.args.float("volume", None, *VOLUME_RANGE)
     if device:
-        try:
-            device = find_device(device).name
-        except AudioError as exc:
-            raise ProtocolError(exc.code, exc.message) from None
+        device = find_device(device).name
     changes = {k: v for k, v in (("output_device", device), ("volume", volume)) if v is not None}
     if changes:
         svc.settings = dc_replace(svc.settings, **changes)
@@ -486,15 +383,8 @@ def cancel(svc: Service, req: Request) -> dict[str, Any]:
     if not jobs:
         raise ProtocolError("no_such_job", f"no queued or running job {job_id or request}")
     for job in jobs:
-        cancel_job(svc, job)
+        svc.jobs.cancel(job)
     return {"cancelled": [j.id for j in jobs]}
-
-
-def cancel_job(svc: Service, job: Job) -> None:
-    """Remove a queued job now, or flag a running one for the worker."""
-    job.cancel.set()
-    if svc.queue.remove(job):
-        svc.finish(job, "cancelled", ProtocolError("cancelled", "the job was cancelled"))
 
 
 @handler("cache.stats")
@@ -509,10 +399,7 @@ def cache_clear(svc: Service, req: Request) -> dict[str, Any]:
     name = req.args.str("voice", None)
     sha = None
     if name is not None:
-        try:
-            sha = svc.voices.get(name).sha256
-        except VoiceError as exc:
-            raise _voice_error(exc) from None
+        sha = svc.voices.get(name).sha256
     removed = svc.cache.clear(sha)
     svc.out.event("cache", {"sha256": sha, "voice": name, "tier": None, "cleared": removed})
     return {"removed": removed}
@@ -525,7 +412,7 @@ def stats(svc: Service, req: Request) -> dict[str, Any]:
         **system_stats(svc.engine),
         "status": svc.status(),
         "uptime_s": round(time.time() - svc.started, 1),
-        "recent_jobs": list(svc.recent)[-10:],
+        "recent_jobs": list(svc.jobs.recent)[-10:],
     }
 
 

@@ -45,7 +45,9 @@ class Job:
     id: str = field(default_factory=lambda: f"j{next(_ids)}")
     created: float = field(default_factory=time.perf_counter)
     cancel: threading.Event = field(default_factory=threading.Event)
-    state: str = "queued"  # queued, running, finished, failed, cancelled
+    #: queued, running, playing, finished, failed, cancelled: written only by
+    #: ``Coordinator`` (its ``end`` alone writes the final three).
+    state: str = "queued"
     chunks_done: int = 0
     #: Priority rank (0 urgent .. 3 notification); "synthesize" ranks as text.
     rank: int = 2
@@ -60,9 +62,15 @@ class Job:
     event_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def describe(self) -> dict[str, Any]:
-        """What events and progress replies say about the job."""
+        """What events and progress replies say about the job.
+
+        ``request`` is the id of the request that made the job (as jupyter's
+        ``parent_header``): a client matches events to what it asked for by
+        it, even those that arrive before the reply that names the job.
+        """
         return {
             "job": self.id,
+            "request": self.req_id,
             "kind": self.kind,
             "state": self.state,
             "voice": self.voice_name,
@@ -72,7 +80,11 @@ class Job:
 
 
 class JobQueue:
-    """A thread-safe two-lane FIFO: synthesis first, background work when idle."""
+    """A thread-safe two-lane FIFO: synthesis first, background work when idle.
+
+    It orders jobs and nothing else: a job's ``state`` is the coordinator's
+    to write (``coordinator.py``).
+    """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
@@ -90,7 +102,6 @@ class JobQueue:
                 return len(self._main) + len(self._background) - 1
             at = next((i for i, j in enumerate(self._main) if (j.rank, j.seq) > (job.rank, job.seq)), len(self._main))
             self._main.insert(at, job)
-            job.state = "queued"
             self._cond.notify_all()
             return at + (1 if self.running else 0)
 
@@ -117,7 +128,6 @@ class JobQueue:
             if self._closed:
                 return None
             job = self._main.popleft() if self._main else self._background.popleft()
-            job.state = "running"
             self.running = job
             return job
 

@@ -6,18 +6,8 @@ each sentence here as soon as it is made; one player thread writes it to the
 device in 20 ms blocks (``audio_out.OutputStream``), so stop, pause and skip
 act between blocks.
 
-Priorities (documented in docs/protocol.md), after Speech Dispatcher's:
-
-* ``urgent`` interrupts what is playing; the interrupted job resumes after it,
-  from the start of the sentence it was in;
-* ``quick`` (quick-speak) replaces what is playing and any other quick job,
-  but never an urgent one; queued text stays queued after it;
-* ``text`` queues behind everything else, first come first served;
-* ``notification`` is dropped when anything else is speaking or queued, and is
-  itself cut off by any later request.
-
-Playback order is (rank, arrival), the same order the model worker uses, so
-what plays next is also what is synthesized next.
+The rules it follows (priorities, what plays next, when the pre-buffer lets
+a job start) are pure functions in ``speaker.py``; this module runs them.
 """
 
 from __future__ import annotations
@@ -33,12 +23,15 @@ from typing import Any
 
 import numpy as np
 
+from chatterbox_tray.ipc.limits import PRIORITIES, PRIORITY_RANK
+
+from . import speaker
 from .audio_out import AudioError, OutputStream, list_devices
 
 log = logging.getLogger(__name__)
 
-PRIORITIES = ("urgent", "quick", "text", "notification")
-RANK = {name: rank for rank, name in enumerate(PRIORITIES)}
+# Re-exported for the daemon's modules; clients read them from ipc/limits.py.
+RANK = PRIORITY_RANK
 
 #: Samples per write: small enough that controls act within a block.
 BLOCK_S = 0.02
@@ -48,8 +41,6 @@ FADE_S = 0.005
 POSITION_EVERY_S = 0.5
 #: Idle time after which the device is released.
 IDLE_CLOSE_S = 0.5
-#: Prior for speech seconds per character, until jobs have measured it.
-SECONDS_PER_CHAR = 0.07
 
 
 class Dropped(Exception):
@@ -124,6 +115,10 @@ class Player:
         #: The service refuses events about a job whose end event is out, so the
         #: player thread may report after a stop has ended the job on the main loop.
         event: Callable[[Any, dict[str, Any]], None],
+        #: A job's first sound reached the device.
+        started: Callable[[Any], None],
+        #: The speaker took a job off itself (played out, failed, closing):
+        #: (job, state, error, playback). Never called with the lock held.
         ended: Callable[[Any, str, Exception | None, dict[str, Any]], None],
     ) -> None:
         self.rate = sample_rate
@@ -132,6 +127,7 @@ class Player:
         self.prebuffer = prebuffer
         self.pause_s = sentence_pause_ms / 1000
         self._event = event
+        self._started = started
         self._ended = ended
         self._cond = threading.Condition()
         self._items: list[Item] = []
@@ -152,35 +148,30 @@ class Player:
     # -- the queue (any thread) ---------------------------------------------------
 
     def admit(self, job: Any, priority: str, volume: float = 1.0) -> list[Any]:
-        """Put a job on the speaker; return the jobs it displaces (to be cancelled).
+        """Put a job on the speaker; return the jobs it displaces (off the speaker now, not yet ended).
 
         ``volume`` (0-1) scales this job's samples, on top of the speaker's volume.
-        Raises Dropped for a notification that would have to wait.
+        Raises Dropped for a notification that would have to wait. The rules
+        are `speaker.admission`'s.
         """
         rank = RANK[priority]
         with self._cond:
-            if rank == RANK["notification"] and self._items:
-                raise Dropped("something else is speaking")
+            seq = next(self._seq)
             current = self._current()
-            displaced = []
-            for other in list(self._items):
-                quick = rank == RANK["quick"]
-                if (
-                    other.rank == RANK["notification"]
-                    or (quick and other.rank == RANK["quick"])
-                    or (quick and other is current and other.rank > RANK["quick"])
-                ):
-                    displaced.append(other)
+            playing = 0 if current is not None and current.started else None
+            verdict = speaker.admission(rank, seq, self._items, playing)
+            if verdict.dropped:
+                raise Dropped("something else is speaking")
+            displaced = [self._items[i] for i in verdict.displaced]
             for other in displaced:
                 self._items.remove(other)
-            item = Item(job, rank, next(self._seq), len(job.text), gain=float(volume))
+            item = Item(job, rank, seq, len(job.text), gain=float(volume))
             self._items.append(item)
-            self._items.sort(key=lambda i: (i.rank, i.seq))
-            if current is not None and current.started:
-                if current in displaced:
-                    self._cut = True  # silence the replaced speech now
-                elif self._current() is item:
-                    self._interrupt(current)
+            self._items.sort(key=speaker.playing_order)
+            if playing is not None and current in displaced:
+                self._cut = True  # silence the replaced speech now
+            elif verdict.interrupts and current is not None:
+                self._interrupt(current)
             self._cond.notify_all()
         return [o.job for o in displaced]
 
@@ -208,18 +199,21 @@ class Player:
                     self._spc.append(speech / max(1, item.chars_total))
                 self._cond.notify_all()
 
-    def remove(self, job: Any, state: str = "cancelled", error: Exception | None = None) -> bool:
-        """Take a job off the speaker (stop, cancel, synthesis failure); False if absent."""
+    def remove(self, job: Any) -> dict[str, Any] | None:
+        """Take a job off the speaker (its end is the caller's to report).
+
+        Returns what the job's end reports as ``playback``, or None if the job
+        is not on the speaker (it already ended).
+        """
         with self._cond:
             item = self._find(job)
             if item is None:
-                return False
+                return None
             if item is self._current() and item.started:
                 self._cut = True
             self._items.remove(item)
             self._cond.notify_all()
-        self._finish(item, state, error)
-        return True
+        return self._playback(item)
 
     def jobs(self) -> list[Any]:
         """Jobs on the speaker, the playing one first."""
@@ -347,24 +341,16 @@ class Player:
         return max(pool) if pool else None
 
     def _ready_to_start(self, item: Item) -> bool:
-        if not item.segments:
-            return False
-        if item.produced_all or self.prebuffer == "off":
-            return True
-        rtf = self._rtf_estimate(item)
-        if rtf is None or rtf <= 1.0:
-            return True
-        spc = float(np.median(self._spc)) if self._spc else SECONDS_PER_CHAR
-        buffered = item.buffered_samples() / self.rate
-        made_chars = sum(s.span[1] - s.span[0] for s in item.segments)
-        remaining = max(0, item.chars_total - made_chars) * spc
-        total = buffered + remaining
-        sentence = buffered / len(item.segments)
-        # Making what is left takes remaining*rtf; playing what we hold and what
-        # is left takes buffered+remaining. With production spread evenly, the
-        # speaker never catches up if it starts holding total*(1 - 1/rtf);
-        # half a sentence more covers sentences arriving whole.
-        return buffered >= min(total, total * (1 - 1 / rtf) + sentence / 2)
+        return speaker.ready_to_start(
+            buffered_s=item.buffered_samples() / self.rate,
+            segments=len(item.segments),
+            made_chars=sum(s.span[1] - s.span[0] for s in item.segments),
+            chars_total=item.chars_total,
+            produced_all=item.produced_all,
+            prebuffer=self.prebuffer,
+            rtf=self._rtf_estimate(item) if item.segments else None,
+            seconds_per_char=float(np.median(self._spc)) if self._spc else None,
+        )
 
     def _next_block(self, item: Item) -> tuple[np.ndarray | None, Segment | None, bool]:
         """(samples, the segment it begins if new, item finished)."""
@@ -449,7 +435,7 @@ class Player:
             first = not item.started
             if first:
                 item.started = True
-                item.job.state = "playing"
+                self._started(item.job)
                 item.first_sample_s = time.monotonic() - item.requested
                 item.prebuffer_s = (item.buffered_samples() + len(block)) / self.rate
                 self._event(
@@ -497,8 +483,9 @@ class Player:
                     return
                 self._cond.wait(ahead - LEAD_S)
 
-    def _finish(self, item: Item, state: str, error: Exception | None) -> None:
-        info = {
+    def _playback(self, item: Item) -> dict[str, Any]:
+        """What a speak job's end reports about its playing."""
+        return {
             "played_s": round(item.played_s, 3),
             "underruns": item.underruns,
             "first_sample_s": None if item.first_sample_s is None else round(item.first_sample_s, 4),
@@ -506,7 +493,10 @@ class Player:
             "priority": PRIORITIES[item.rank],
             "volume": item.gain,
         }
+
+    def _finish(self, item: Item, state: str, error: Exception | None) -> None:
+        """The speaker is done with a job it took off itself: report its end."""
         try:
-            self._ended(item.job, state, error, info)
+            self._ended(item.job, state, error, self._playback(item))
         except Exception:
             log.exception("player: ending job %s failed", item.job.id)

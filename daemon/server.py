@@ -33,6 +33,7 @@ from chatterbox_tray.ipc import endpoints
 from chatterbox_tray.ipc.protocol import (
     MAX_FRAME_BYTES,
     Args,
+    CodedError,
     ProtocolError,
     SignatureError,
     check_request,
@@ -43,7 +44,7 @@ from chatterbox_tray.ipc.protocol import (
     reply_header,
 )
 
-from .handlers import HANDLERS, Request, cancel_job
+from .handlers import HANDLERS, Request
 from .instance import InstanceLock
 from .service import Service
 from .settings import Settings
@@ -196,7 +197,7 @@ class Server:
                 self._send(identity, reply_header(req_id, "result", result=result))
             if op == "shutdown":
                 self.request_stop()
-        except ProtocolError as exc:
+        except CodedError as exc:  # every error with a protocol code, whoever raised it
             self._send(identity, error_header(req_id[:128], exc))
         except Exception as exc:
             log.error("handler for %r failed:\n%s", msg.header.get("op"), traceback.format_exc())
@@ -219,13 +220,7 @@ class Server:
             return False
 
     def _client_gone(self, identity: bytes) -> None:
-        self.service.forget_client(identity)
-        jobs = [j for j in self.service.queue.find(identity=identity) if j.kind != "speak"]
-        if jobs:
-            log.info("a client vanished; cancelling its %d job(s)", len(jobs))
-        for job in jobs:
-            job.identity = None  # nobody to answer
-            cancel_job(self.service, job)
+        self.service.jobs.client_gone(identity)
 
     def _flush(self) -> None:
         while self._pending:
@@ -244,7 +239,7 @@ class Server:
                 self.pub.send_multipart([topic.encode(), *frames], copy=False)
 
     def _keepalive(self) -> None:
-        for identity, req_id, progress in self.service.keepalives():
+        for identity, req_id, progress in self.service.jobs.keepalives():
             self._send(identity, reply_header(req_id, "progress", progress=progress))
 
     def _shutdown(self) -> None:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from chatterbox_tray.ipc import endpoints
+from chatterbox_tray.ipc.atomic import write_atomic
+from chatterbox_tray.ipc.limits import DEFAULT_MAX_TEXT_CHARS
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class Settings:
     #: Disk tier, pruned least-recently-used first.
     disk_cache_mb: int = 1024
     #: Longest text one request may carry (about 40 pages).
-    max_text_chars: int = 100_000
+    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
     #: Upper bound of a chunk's speech-token budget; the budget itself is
     #: proportional to the chunk's text (see daemon/text.py). Chatterbox's own
     #: generate uses a fixed 1000 (40 s of audio).
@@ -62,6 +63,11 @@ class Settings:
     prebuffer: str = "adaptive"
     #: Silence between sentences, so joined sentences sound like speech.
     sentence_pause_ms: int = 250
+
+    @staticmethod
+    def editable() -> tuple[str, ...]:
+        """The settings clients may change (``settings.set``), in declaration order."""
+        return tuple(f.name for f in fields(Settings) if f.name not in READ_ONLY)
 
     def validate(self) -> Settings:
         """Raise ValueError naming the first bad value (wrong type included)."""
@@ -99,6 +105,13 @@ class Settings:
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return asdict(self)
+
+
+#: Settings fixed for a daemon's run: the command line's, not clients'
+#: ("engine" picks the fake engine for tests).
+READ_ONLY = ("engine",)
+#: Settings that take effect only when the model is loaded again (``reload``).
+NEEDS_RELOAD = ("variant", "checkpoint", "device", "warmup")
 
 
 def settings_file() -> Path:
@@ -158,6 +171,4 @@ def save_changes(changes: dict[str, Any], path: Path | None = None) -> None:
 
 def _write(values: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(values, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(values, indent=2) + "\n")

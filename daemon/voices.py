@@ -31,13 +31,16 @@ import json
 import logging
 import os
 import re
-import tempfile
 import threading
 import unicodedata
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
+
+from chatterbox_tray.ipc.atomic import OWNER_ONLY, TMP_PREFIX, write_atomic
+from chatterbox_tray.ipc.limits import VOICE_NAME_MAX_LENGTH
+from chatterbox_tray.ipc.protocol import CodedError
 
 from .clip import ClipError, decode_clip, sha256_bytes, validate_clip
 
@@ -55,7 +58,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MANIFEST_VERSION = 1
-MAX_NAME_LENGTH = 64
+MAX_NAME_LENGTH = VOICE_NAME_MAX_LENGTH  # ipc/limits.py: clients check names too
 
 VoiceErrorCode = Literal["unknown_voice", "voice_exists", "bad_name"]
 
@@ -64,13 +67,13 @@ _SUFFIX_RE = re.compile(r"\.[a-z0-9]{1,10}")
 # tampered manifest can never make `remove` delete a file outside the library.
 _CLIP_FILE_RE = re.compile(r"[0-9a-f]{16}(?:[0-9a-f]{48})?(?:\.[a-z0-9]{1,10})?")
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
-_TMP_PREFIX = ".tmp-"
+_TMP_PREFIX = TMP_PREFIX  # what ipc/atomic.py names its temporary files
 # Control characters, surrogates, and line/paragraph separators: they break
 # terminals, logs and one-line list views.
 _BAD_NAME_CATEGORIES = {"Cc", "Cs", "Zl", "Zp"}
 
 
-class VoiceError(Exception):
+class VoiceError(CodedError):
     """A voice library request that cannot be done.
 
     ``code`` is stable and machine-readable: ``"unknown_voice"``,
@@ -79,9 +82,7 @@ class VoiceError(Exception):
     """
 
     def __init__(self, code: VoiceErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code: VoiceErrorCode = code
-        self.message = message
+        super().__init__(code, message)
 
 
 @dataclass(frozen=True)
@@ -313,7 +314,7 @@ class VoiceLibrary:
                 path = self._voices_dir / f"{sha}{suffix}"
                 if path.exists() and sha256_bytes(path.read_bytes()) == sha:
                     return path, False
-        _atomic_write(path, data)
+        write_atomic(path, data, mode=OWNER_ONLY)
         return path, True
 
     def _delete_clip_if_unused_locked(self, file: Path) -> None:
@@ -344,7 +345,7 @@ class VoiceLibrary:
             ],
         }
         text = json.dumps(manifest, ensure_ascii=False, indent=2) + "\n"
-        _atomic_write(self._manifest, text.encode("utf-8"))
+        write_atomic(self._manifest, text, mode=OWNER_ONLY)
 
     def _load(self) -> None:
         try:
@@ -517,35 +518,3 @@ def _suffix_of(source_name: str) -> str:
 
 def _utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a flushed, fsync'd temporary file and os.replace."""
-    fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename durable where the platform allows (POSIX); best effort."""
-    if os.name != "posix":
-        return
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -20,6 +20,7 @@ from PySide6.QtNetwork import QLocalServer, QLocalSocket
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
 from chatterbox_tray.ipc import endpoints
+from chatterbox_tray.ipc import requests as rq
 
 from .connection import Connection, default_daemon_args
 from .hotkeys import Backend
@@ -82,7 +83,7 @@ class TrayApp(QObject):
     def quit(self, stop_daemon: bool = False) -> None:
         """Leave the app; with ``stop_daemon``, shut the daemon down first."""
         if stop_daemon and self.state.connected:
-            self.state.conn.request("shutdown", on_result=lambda _: self._exit(), on_error=lambda c, m: self._exit())
+            self.state.send(rq.shutdown(), on_result=lambda _: self._exit(), on_error=lambda c, m: self._exit())
             QTimer.singleShot(3000, self._exit)  # never hang on a daemon that does not answer
         else:
             self._exit()

@@ -1,77 +1,59 @@
-"""The daemon link: a worker thread owns the ZeroMQ sockets and speaks Qt signals.
+"""The GUI's daemon link: ``ipc.link.DaemonLink`` in a QThread, speaking Qt signals.
 
-The GUI thread never touches a socket. It queues requests with ``request()``
-and gets each answer back as a call of the callbacks it gave, on the GUI
-thread, through queued signals. The worker polls the request and event
-sockets with short timeouts, notices a dead or restarted daemon (a heartbeat
-ping, the connection file's pid), reconnects, and starts a daemon when none
-answers (if asked to). So a busy, loading or dead daemon can slow nothing but
-the answers themselves: the event loop never waits for it.
+The GUI thread never touches the daemon's sockets. It queues requests built
+by ``ipc.requests`` with ``send()`` and gets each answer back as a call of
+the callbacks it gave, on the GUI thread, through queued signals. The link
+itself (sockets, heartbeat, reconnection, autostart, the inproc wake socket)
+is Qt-free in ``ipc/link.py``; this module only adapts it to Qt. So a busy,
+loading or dead daemon can slow nothing but the answers themselves: the
+event loop never waits for it.
 """
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import logging
 import os
-import queue
-import subprocess
-import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import zmq
 from PySide6.QtCore import QObject, QThread, Signal
 
 from chatterbox_tray.ipc import endpoints
-from chatterbox_tray.ipc.client import EventStream
-from chatterbox_tray.ipc.protocol import (
-    FINAL_KINDS,
-    MAX_FRAME_BYTES,
-    PROTOCOL_VERSION,
-    ProtocolError,
-    decode,
-    encode,
-    request_header,
+from chatterbox_tray.ipc.core import (
+    DEFAULT_TIMEOUT,
+    STREAM_GAP_TIMEOUT,
+    default_timeout,
+    is_final,
+    reply_error,
+    reply_result,
 )
+from chatterbox_tray.ipc.link import CONNECTED, CONNECTING, FAILED, LOST, STARTING, DaemonLink, daemon_log_tail
+from chatterbox_tray.ipc.requests import Request
+
+__all__ = [
+    "CONNECTED",
+    "CONNECTING",
+    "FAILED",
+    "LOST",
+    "STARTING",
+    "STREAM_GAP_TIMEOUT",
+    "Connection",
+    "daemon_log_tail",
+    "default_daemon_args",
+]
 
 log = logging.getLogger(__name__)
 
 #: A one-shot request's answer is late after this many seconds (the daemon
-#: answers from its socket loop, which never waits for the model).
-REQUEST_TIMEOUT = 10.0
-#: Streams (synthesize, wait) get a progress reply every second; this is the gap limit.
-STREAM_GAP_TIMEOUT = 30.0
-#: No word from the daemon for this long makes the worker ping it...
-HEARTBEAT_S = 1.0
-#: ...and a ping unanswered for this long means it is gone.
-HEARTBEAT_TIMEOUT_S = 4.0
-#: Ops the daemon may spend seconds on in its socket loop (decoding a clip), holding up pings.
-SLOW_OPS = frozenset({"voices.add"})
-#: How long a connection attempt waits for the first ping.
-CONNECT_PING_S = 1.5
-#: Autostart at most this often, so a daemon that dies at once is not respawned in a loop.
-AUTOSTART_EVERY_S = 30.0
-
-#: Link states, as ``Connection.link_changed`` reports them.
-CONNECTING, STARTING, CONNECTED, LOST, FAILED = "connecting", "starting", "connected", "lost", "failed"
+#: answers from its socket loop, which never waits for the model). Streams
+#: (synthesize, wait) use ``STREAM_GAP_TIMEOUT`` between replies.
+REQUEST_TIMEOUT = DEFAULT_TIMEOUT
 
 OnResult = Callable[[dict[str, Any]], None]
 OnError = Callable[[str, str], None]
 OnMessage = Callable[[dict[str, Any], list[bytes]], None]
-
-
-@dataclass
-class _Pending:
-    token: int
-    op: str
-    timeout: float
-    deadline: float
-    internal: bool = False
 
 
 @dataclass
@@ -83,318 +65,37 @@ class _Callbacks:
 
 
 class _Worker(QThread):
-    """Owns the sockets; every signal it emits is delivered on the GUI thread."""
+    """Runs the link's loop; every signal it emits is delivered on the GUI thread."""
 
     link = Signal(str, str)  # state, detail
     connected = Signal(object, object, object)  # ConnectionInfo, hello, status
     event = Signal(str, object)  # topic, data
-    message = Signal(int, object, object)  # token, reply header, buffers
+    message = Signal(str, object, object)  # request id, reply header, buffers
     gap = Signal()  # events were lost: resynchronise
 
     def __init__(self, connection_path: Path | None, autostart: bool, daemon_args: list[str]) -> None:
         super().__init__()
-        self.connection_path = connection_path
-        self.autostart = autostart
-        self.daemon_args = daemon_args
-        self.commands: queue.SimpleQueue = queue.SimpleQueue()
-        self._stop = False
-        self._ctx = zmq.Context()
-        self._dealer: zmq.Socket | None = None
-        self._events: EventStream | None = None
-        self._info: endpoints.ConnectionInfo | None = None
-        self._pending: dict[str, _Pending] = {}
-        self._ids = itertools.count(1)
-        self._prefix = uuid.uuid4().hex[:8]
-        self._last_heard = 0.0
-        self._last_file_check = 0.0
-        self._heartbeat: str | None = None
-        self._seq = 0
-        self._spawned: subprocess.Popen | None = None
-        self._spawned_at = -AUTOSTART_EVERY_S
-        self._autostart_blocked = False
-        self._state = ""
-
-    # -- control from the GUI thread ----------------------------------------------
-
-    def stop(self) -> None:
-        """Ask the loop to end; the caller waits with ``wait()``."""
-        self._stop = True
-        self.commands.put(("wake",))
-
-    # -- the loop ----------------------------------------------------------------------
+        self.loop = DaemonLink(self, connection_path, autostart, daemon_args)
 
     def run(self) -> None:
-        try:
-            while not self._stop:
-                if self._dealer is None:
-                    self._connect_once()
-                else:
-                    self._serve_once()
-        except Exception:  # never die silently: the GUI must learn the link is gone
-            log.exception("daemon link worker crashed")
-            self._set_link(FAILED, "the connection to the daemon failed unexpectedly (see the log)")
-        finally:
-            self._close_sockets()
-            self._ctx.term()
+        self.loop.run()
 
-    def _set_link(self, state: str, detail: str = "") -> None:
-        self._state = state
+    # -- LinkSink: called on this thread, delivered on the GUI thread -------------------
+
+    def on_link(self, state: str, detail: str) -> None:
         self.link.emit(state, detail)
 
-    # -- not connected ---------------------------------------------------------------
-
-    def _connect_once(self) -> None:
-        self._fail_commands()
-        info = self._read_info()
-        if info is not None and info.protocol != PROTOCOL_VERSION:
-            older = "daemon" if info.protocol < PROTOCOL_VERSION else "app"
-            self._set_link(
-                FAILED,
-                f"The daemon speaks protocol {info.protocol} and this app {PROTOCOL_VERSION}: update the {older}.",
-            )
-            self._sleep(2.0)
-            return
-        if info is not None and _pid_alive(info.pid) and self._open(info):
-            return
-        if self._spawned is not None:
-            code = self._spawned.poll()
-            if code is None:
-                self._sleep(0.15)  # still starting
-                return
-            self._spawned = None
-            if code not in (0, 3):  # 3: another daemon won the race; it will answer
-                self._autostart_blocked = True
-                self._set_link(FAILED, f"The daemon exited with status {code}.\n{daemon_log_tail()}")
-                return
-        if self.autostart and not self._autostart_blocked and time.monotonic() - self._spawned_at > AUTOSTART_EVERY_S:
-            self._spawn()
-            return
-        if self._state not in (CONNECTING, LOST, FAILED):
-            self._set_link(CONNECTING, "Looking for the daemon…")
-        self._sleep(0.3)
-
-    def _read_info(self) -> endpoints.ConnectionInfo | None:
-        try:
-            return endpoints.read_connection(self.connection_path)
-        except (FileNotFoundError, ProtocolError, OSError):
-            return None
-
-    def _spawn(self) -> None:
-        from chatterbox_tray.ipc.spawn import spawn_daemon
-
-        self._spawned_at = time.monotonic()
-        self._set_link(STARTING, "Starting the daemon…")
-        try:
-            self._spawned = spawn_daemon(self.daemon_args)
-        except OSError as exc:
-            self._autostart_blocked = True
-            self._set_link(FAILED, f"Could not start the daemon: {exc}")
-
-    def _open(self, info: endpoints.ConnectionInfo) -> bool:
-        dealer = self._ctx.socket(zmq.DEALER)
-        dealer.setsockopt(zmq.LINGER, 0)
-        dealer.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES * 2)
-        dealer.connect(info.requests)
-        self._dealer, self._info = dealer, info
-        try:
-            self._call_now("ping", CONNECT_PING_S)
-            hello = self._call_now("hello", 3.0)
-            status = self._call_now("status", 3.0)
-        except (TimeoutError, ProtocolError) as exc:
-            log.info("daemon at %s did not answer: %s", info.requests, exc)
-            self._close_sockets()
-            return False
-        self._events = EventStream(info, context=self._ctx)
-        self._seq = 0
-        self._last_heard = self._last_file_check = time.monotonic()
-        self._heartbeat = None
-        self._spawned = None
-        self._autostart_blocked = False
-        self._set_link(CONNECTED, f"daemon pid {info.pid}")
+    def on_connected(self, info: endpoints.ConnectionInfo, hello: dict[str, Any], status: dict[str, Any]) -> None:
         self.connected.emit(info, hello, status)
-        return True
 
-    def _call_now(self, op: str, timeout: float) -> dict[str, Any]:
-        """A blocking request on the worker thread, used only while connecting."""
-        req_id = self._send(op, {}, ())
-        deadline = time.monotonic() + timeout
-        assert self._dealer is not None and self._info is not None
-        while (left := deadline - time.monotonic()) > 0:
-            if not self._dealer.poll(int(left * 1000) + 1):
-                break
-            msg = decode(self._info.key_bytes, self._dealer.recv_multipart())
-            if msg.header.get("id") != req_id:
-                continue
-            if msg.header.get("kind") == "error":
-                err = msg.header.get("error") or {}
-                raise ProtocolError(str(err.get("code", "internal")), str(err.get("message", "")))
-            return msg.header.get("result") or {}
-        raise TimeoutError(f"no answer to {op} within {timeout:.1f} s")
+    def on_event(self, topic: str, data: dict[str, Any]) -> None:
+        self.event.emit(topic, data)
 
-    # -- connected -------------------------------------------------------------------------
+    def on_message(self, req_id: str, header: dict[str, Any], buffers: list[bytes]) -> None:
+        self.message.emit(req_id, header, buffers)
 
-    def _serve_once(self) -> None:
-        assert self._dealer is not None and self._events is not None
-        poller = zmq.Poller()
-        poller.register(self._dealer, zmq.POLLIN)
-        poller.register(self._events.socket, zmq.POLLIN)
-        ready = dict(poller.poll(30))
-        if self._dealer in ready:
-            self._read_replies()
-        if self._events.socket in ready:
-            self._read_events()
-        self._drain_commands()
-        self._check_health()
-
-    def _read_replies(self) -> None:
-        assert self._dealer is not None and self._info is not None
-        while self._dealer.poll(0):
-            frames = self._dealer.recv_multipart()
-            try:
-                msg = decode(self._info.key_bytes, frames)
-            except ProtocolError as exc:
-                log.warning("dropping a bad reply: %s", exc)
-                continue
-            self._last_heard = time.monotonic()
-            req_id = str(msg.header.get("id", ""))
-            pending = self._pending.get(req_id)
-            if pending is None:
-                continue  # an abandoned request's late answer
-            final = msg.header.get("kind") in FINAL_KINDS
-            if final:
-                del self._pending[req_id]
-            else:
-                pending.deadline = time.monotonic() + pending.timeout
-            if req_id == self._heartbeat:
-                self._heartbeat = None
-            elif not pending.internal:
-                self.message.emit(pending.token, msg.header, list(msg.buffers))
-
-    def _read_events(self) -> None:
-        assert self._events is not None and self._info is not None
-        sock = self._events.socket
-        gap = False
-        while sock.poll(0):
-            frames = sock.recv_multipart()
-            try:
-                msg = decode(self._info.key_bytes, frames[1:])
-            except ProtocolError as exc:
-                log.warning("dropping a bad event: %s", exc)
-                continue
-            self._last_heard = time.monotonic()
-            seq = msg.header.get("seq")
-            if isinstance(seq, int):
-                gap = gap or (self._seq > 0 and seq != self._seq + 1)
-                self._seq = seq
-            self.event.emit(str(msg.header.get("event")), msg.header.get("data") or {})
-        if gap:
-            self.gap.emit()
-
-    def _drain_commands(self) -> None:
-        while True:
-            try:
-                cmd = self.commands.get_nowait()
-            except queue.Empty:
-                return
-            if cmd[0] == "req":
-                _, token, op, args, buffers, timeout = cmd
-                try:
-                    req_id = self._send(op, args, buffers)
-                except zmq.ZMQError as exc:
-                    self._fail(token, "unavailable", f"could not send to the daemon: {exc}")
-                    continue
-                self._pending[req_id] = _Pending(token, op, timeout, time.monotonic() + timeout)
-            elif cmd[0] == "retry":
-                self._autostart_blocked = False
-                self._spawned_at = -AUTOSTART_EVERY_S
-
-    def _check_health(self) -> None:
-        now = time.monotonic()
-        for req_id, pending in list(self._pending.items()):
-            if now > pending.deadline:
-                del self._pending[req_id]
-                if req_id == self._heartbeat:
-                    self._heartbeat = None
-                    if any(p.op in SLOW_OPS for p in self._pending.values()):
-                        continue  # it decodes a clip in its socket loop; its own timeout bounds that
-                    self._lose("The daemon stopped answering.")
-                    return
-                why = f"the daemon did not answer '{pending.op}' in {pending.timeout:.0f} s"
-                self._fail(pending.token, "timeout", why)
-        if now - self._last_file_check > 1.0:
-            self._last_file_check = now
-            info = self._read_info()
-            assert self._info is not None
-            if info is None or info.pid != self._info.pid or info.key != self._info.key:
-                self._lose("The daemon stopped." if info is None else "The daemon restarted.")
-                return
-            if not _pid_alive(self._info.pid):
-                self._lose("The daemon stopped.")
-                return
-        if self._heartbeat is None and now - self._last_heard > HEARTBEAT_S:
-            req_id = self._send("ping", {}, ())
-            self._heartbeat = req_id
-            self._pending[req_id] = _Pending(-1, "ping", HEARTBEAT_TIMEOUT_S, now + HEARTBEAT_TIMEOUT_S, internal=True)
-
-    def _lose(self, why: str) -> None:
-        self._close_sockets()
-        for pending in self._pending.values():
-            if not pending.internal:
-                self._fail(pending.token, "unavailable", why)
-        self._pending.clear()
-        # Give a daemon restarted by hand a moment to come back before starting one ourselves.
-        self._spawned_at = time.monotonic() - AUTOSTART_EVERY_S + 3.0
-        self._set_link(LOST, why)
-
-    # -- helpers -------------------------------------------------------------------------
-
-    def _send(self, op: str, args: dict[str, Any], buffers: Any) -> str:
-        assert self._dealer is not None and self._info is not None
-        req_id = f"{self._prefix}-{next(self._ids)}"
-        self._dealer.send_multipart(encode(self._info.key_bytes, request_header(req_id, op, args), buffers), copy=False)
-        return req_id
-
-    def _fail(self, token: int, code: str, message: str) -> None:
-        self.message.emit(token, {"kind": "error", "error": {"code": code, "message": message}}, [])
-
-    def _fail_commands(self) -> None:
-        """Requests made while no daemon is connected fail at once rather than pile up."""
-        while True:
-            try:
-                cmd = self.commands.get_nowait()
-            except queue.Empty:
-                return
-            if cmd[0] == "req":
-                self._fail(cmd[1], "unavailable", "not connected to the daemon")
-            elif cmd[0] == "retry":
-                self._autostart_blocked = False
-                self._spawned_at = -AUTOSTART_EVERY_S
-
-    def _sleep(self, seconds: float) -> None:
-        """Wait, but wake for a command (a request fails at once, a retry acts at once)."""
-        with contextlib.suppress(queue.Empty):
-            cmd = self.commands.get(timeout=seconds)
-            self.commands.put(cmd)
-            if cmd[0] == "req":
-                self._fail_commands()
-
-    def _close_sockets(self) -> None:
-        if self._dealer is not None:
-            self._dealer.close(0)
-        if self._events is not None:
-            self._events.close()
-        self._dealer = self._events = None
-
-
-def daemon_log_tail(lines: int = 6) -> str:
-    """The last lines of the daemon's log, to show why it did not start."""
-    path = endpoints.log_dir() / "daemon.log"
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return f"(no log at {path})"
-    tail = [line for line in text.splitlines() if line.strip()][-lines:]
-    return "\n".join(tail) + f"\n(log: {path})"
+    def on_gap(self) -> None:
+        self.gap.emit()
 
 
 class Connection(QObject):
@@ -422,8 +123,7 @@ class Connection(QObject):
         self.state = CONNECTING
         self.detail = ""
         self.pid: int | None = None
-        self._callbacks: dict[int, _Callbacks] = {}
-        self._tokens = itertools.count(1)
+        self._callbacks: dict[str, _Callbacks] = {}
         self._worker = _Worker(connection_path, autostart, daemon_args or [])
         self._worker.link.connect(self._on_link)
         self._worker.connected.connect(self._on_connected)
@@ -437,8 +137,9 @@ class Connection(QObject):
 
     def close(self, wait_s: float = 3.0) -> None:
         """Stop the worker and close the sockets; callbacks of pending requests are dropped."""
-        self._worker.stop()
+        self._worker.loop.stop()
         self._worker.wait(int(wait_s * 1000))
+        self._worker.loop.dispose()
         self._callbacks.clear()
 
     @property
@@ -448,35 +149,32 @@ class Connection(QObject):
 
     def retry(self) -> None:
         """After a failed start: allow starting the daemon again, now."""
-        self._worker.commands.put(("retry",))
+        self._worker.loop.submit(("retry",))
 
-    def request(
+    def send(
         self,
-        op: str,
-        args: dict[str, Any] | None = None,
+        request: Request,
         *,
-        buffers: list[bytes] | tuple = (),
         on_result: OnResult | None = None,
         on_error: OnError | None = None,
         on_message: OnMessage | None = None,
-        timeout: float | None = None,
-    ) -> int:
-        """Queue a request; never blocks. Callbacks run on the GUI thread.
+    ) -> str:
+        """Queue a request built by ``ipc.requests``; never blocks. Callbacks run on the GUI thread.
 
-        ``on_error(code, message)`` gets the daemon's errors and also
-        ``timeout`` and ``unavailable`` (no daemon connected). ``on_message``
-        gets the non-final replies of streams (accepted, progress, chunk).
+        Returns the request id (the daemon puts it in the events of the job the
+        request makes). ``on_error(code, message)`` gets the daemon's errors
+        and also ``timeout`` and ``unavailable`` (no daemon connected).
+        ``on_message`` gets the non-final replies of streams (accepted,
+        progress, chunk).
         """
-        token = next(self._tokens)
-        self._callbacks[token] = _Callbacks(on_result, on_error, on_message, op)
-        if timeout is None:
-            timeout = STREAM_GAP_TIMEOUT if op in ("synthesize", "wait") else REQUEST_TIMEOUT
-        self._worker.commands.put(("req", token, op, dict(args or {}), list(buffers), timeout))
-        return token
+        req_id = self._worker.loop.core.new_id()
+        self._callbacks[req_id] = _Callbacks(on_result, on_error, on_message, request.op)
+        self._worker.loop.submit(("req", req_id, request, default_timeout(request, REQUEST_TIMEOUT)))
+        return req_id
 
-    def forget(self, token: int) -> None:
+    def forget(self, req_id: str) -> None:
         """Drop a request's callbacks (its widget went away); the answer is ignored."""
-        self._callbacks.pop(token, None)
+        self._callbacks.pop(req_id, None)
 
     def _on_link(self, state: str, detail: str) -> None:
         self.state, self.detail = state, detail
@@ -488,23 +186,21 @@ class Connection(QObject):
         self.pid = info.pid
         self.connected.emit(hello, status)
 
-    def _on_message(self, token: int, header: dict[str, Any], buffers: list[bytes]) -> None:
+    def _on_message(self, req_id: str, header: dict[str, Any], buffers: list[bytes]) -> None:
         kind = header.get("kind")
-        final = kind in FINAL_KINDS
-        callbacks = self._callbacks.pop(token, None) if final else self._callbacks.get(token)
+        callbacks = self._callbacks.pop(req_id, None) if is_final(header) else self._callbacks.get(req_id)
         if callbacks is None:
             return
         try:
             if kind == "error":
-                err = header.get("error") or {}
-                code, text = str(err.get("code", "internal")), str(err.get("message", ""))
+                error = reply_error(header)
                 if callbacks.on_error is not None:
-                    callbacks.on_error(code, text)
+                    callbacks.on_error(error.code, error.message)
                 else:
-                    log.warning("%s failed: %s (%s)", callbacks.op, text, code)
+                    log.warning("%s failed: %s (%s)", callbacks.op, error.message, error.code)
             elif kind == "result":
                 if callbacks.on_result is not None:
-                    callbacks.on_result(header.get("result") or {})
+                    callbacks.on_result(reply_result(header))
             elif callbacks.on_message is not None:
                 callbacks.on_message(header, buffers)
         except Exception:  # a bug in one callback must not take the link down
@@ -514,18 +210,3 @@ class Connection(QObject):
 def default_daemon_args() -> list[str]:
     """Extra daemon arguments from the environment (tests and the screenshot script)."""
     return [a for a in os.environ.get("CHATTERBOX_TRAY_DAEMON_ARGS", "").split() if a]
-
-
-def _pid_alive(pid: int) -> bool:
-    """Whether a process with this pid exists (POSIX); elsewhere the ping decides."""
-    if pid <= 0:
-        return False
-    if os.name == "nt":
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

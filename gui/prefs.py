@@ -7,14 +7,12 @@ under the same config folder, written atomically.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from chatterbox_tray.ipc import endpoints
+from chatterbox_tray.ipc.atomic import write_atomic
 
 from .hotkeys import DEFAULT_HOTKEY
 
@@ -41,13 +39,5 @@ def save(**changes: Any) -> dict[str, Any]:
     prefs = load() | {k: v for k, v in changes.items() if k in DEFAULTS}
     target = path()
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".gui.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(prefs, f, indent=2)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomic(target, json.dumps(prefs, indent=2))
     return prefs

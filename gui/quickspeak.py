@@ -24,6 +24,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QClipboard, QGuiApplication
 
+from chatterbox_tray.ipc import requests as rq
 from chatterbox_tray.ipc.quick import MAX_QUICK_CHARS
 
 from . import prefs
@@ -139,7 +140,7 @@ class QuickSpeak(QObject):
             self.notify("Quick-speak: the daemon is not running yet")
             return
         if self.state.busy:
-            self.state.call("stop", {"all": True})
+            self.state.send(rq.stop(all=True))
             self.acted.emit("stop")
             return
         clipboard = QGuiApplication.clipboard()
@@ -162,9 +163,8 @@ class QuickSpeak(QObject):
         if not text:
             self.notify("Quick-speak: nothing is selected and the clipboard holds no text")
             return
-        self.state.call(
-            "speak",
-            {"text": text, "priority": "quick"},
+        self.state.send(
+            rq.speak(text, priority="quick"),
             on_error=lambda code, message: self.notify(f"Quick-speak: {message or code}"),
         )
         self.acted.emit("speak")

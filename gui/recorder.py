@@ -29,8 +29,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from chatterbox_tray.ipc.limits import CLIP_MAX_SECONDS, CLIP_MIN_SECONDS
+
 RATE = 24_000
-MIN_S, MAX_S = 5.0, 60.0  # the daemon's clip limits (docs/protocol.md)
+MIN_S, MAX_S = CLIP_MIN_SECONDS, CLIP_MAX_SECONDS  # the daemon's clip limits (docs/protocol.md)
 
 _PROBE = """
 import json, sounddevice as sd

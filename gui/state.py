@@ -13,7 +13,10 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from .connection import CONNECTED, FAILED, LOST, Connection
+from chatterbox_tray.ipc import requests as rq
+from chatterbox_tray.ipc.requests import Request
+
+from .connection import CONNECTED, FAILED, LOST, Connection, OnError, OnMessage, OnResult
 
 #: Job events after which a speech job is over.
 JOB_ENDS = frozenset({"finished", "cancelled", "failed", "dropped"})
@@ -140,21 +143,35 @@ class AppState(QObject):
 
     def refresh_voices(self) -> None:
         """Ask for the voice list again."""
-        self.conn.request("voices.list", on_result=self._set_voices, on_error=lambda c, m: None)
+        self.conn.send(rq.voices_list(), on_result=self._set_voices, on_error=_ignore)
 
     def refresh_hello(self) -> None:
         """Ask for ``hello`` again (capabilities change when the model loads)."""
-        self.conn.request("hello", on_result=self._set_hello, on_error=lambda c, m: None)
+        self.conn.send(rq.hello(), on_result=self._set_hello, on_error=_ignore)
 
     def refresh_playback(self) -> None:
         """Ask the speaker what it is doing (also repairs a lost end event)."""
         asked_at = self._job_events
-        self.conn.request("playback", on_result=lambda r: self._set_playback(r, asked_at), on_error=lambda c, m: None)
+        self.conn.send(rq.playback(), on_result=lambda r: self._set_playback(r, asked_at), on_error=_ignore)
 
-    def call(self, op: str, args: dict[str, Any] | None = None, on_result=None, **kwargs: Any) -> int:
-        """A request whose errors are reported through ``error`` unless ``on_error`` is given."""
-        kwargs.setdefault("on_error", lambda code, message: self.error.emit(message or code))
-        return self.conn.request(op, args, on_result=on_result, **kwargs)
+    def send(
+        self,
+        request: Request,
+        *,
+        on_result: OnResult | None = None,
+        on_error: OnError | None = None,
+        on_message: OnMessage | None = None,
+    ) -> str:
+        """A request whose errors are reported through ``error`` unless ``on_error`` is given.
+
+        Returns the request id, which the events of a job it makes carry.
+        """
+        if on_error is None:
+            on_error = self._report_error
+        return self.conn.send(request, on_result=on_result, on_error=on_error, on_message=on_message)
+
+    def _report_error(self, code: str, message: str) -> None:
+        self.error.emit(message or code)
 
     # -- events ------------------------------------------------------------------
 
@@ -183,7 +200,7 @@ class AppState(QObject):
     def _resync(self) -> None:
         self.refresh_voices()
         self.refresh_playback()
-        self.conn.request("status", on_result=self._set_status, on_error=lambda c, m: None)
+        self.conn.send(rq.status(), on_result=self._set_status, on_error=_ignore)
 
     def _on_event(self, topic: str, data: dict[str, Any]) -> None:
         if topic == "state":
@@ -279,3 +296,7 @@ class AppState(QObject):
         for job in listed:
             self.speech_jobs.setdefault(job, "started" if job == head and result.get("state") != "idle" else "queued")
         self.changed.emit()
+
+
+def _ignore(code: str, message: str) -> None:
+    """For requests whose failure the next event or refresh repairs: nothing to tell the user."""

@@ -6,6 +6,8 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction, QActionGroup, QGuiApplication
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
+from chatterbox_tray.ipc import requests as rq
+
 from .icons import state_icon
 from .state import AppState
 
@@ -25,7 +27,7 @@ class Tray(QObject):
         self.menu.setObjectName("trayMenu")
         self.speak_clipboard = self.menu.addAction("Speak clipboard", self.speak_clipboard_text)
         self.speak_more = self.menu.addAction("Speak…", self.speak_dialog.emit)
-        self.stop = self.menu.addAction("Stop", lambda: state.call("stop", {"all": True}))
+        self.stop = self.menu.addAction("Stop", lambda: state.send(rq.stop(all=True)))
         self.pause = self.menu.addAction("Pause", self.toggle_pause)
         self.menu.addSeparator()
         self.voices_menu = self.menu.addMenu("Voice")
@@ -56,9 +58,8 @@ class Tray(QObject):
         if not text.strip():
             self.icon.showMessage("Chatterbox Tray", "The clipboard holds no text.", state_icon("ready"), 3000)
             return
-        self.state.call(
-            "speak",
-            {"text": text, "priority": "quick"},
+        self.state.send(
+            rq.speak(text, priority="quick"),
             on_error=lambda code, message: self.icon.showMessage(
                 "Chatterbox Tray", message or code, state_icon("error"), 5000
             ),
@@ -70,7 +71,7 @@ class Tray(QObject):
 
     def toggle_pause(self) -> None:
         """Pause or resume the speaker."""
-        self.state.call("resume" if self.state.paused else "pause")
+        self.state.send(rq.resume() if self.state.paused else rq.pause())
 
     def update_state(self) -> None:
         """Icon, tooltip and which items can be used."""
@@ -92,7 +93,7 @@ class Tray(QObject):
         for voice in self.state.voices:
             name = voice["name"]
             action = QAction(name, self.voices_menu, checkable=True, checked=bool(voice.get("default")))
-            action.triggered.connect(lambda _=False, n=name: self.state.call("voices.default", {"name": n}))
+            action.triggered.connect(lambda _=False, n=name: self.state.send(rq.voices_default(n)))
             self.voice_group.addAction(action)
             self.voices_menu.addAction(action)
         if not self.state.voices:

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QWidget
 
+from chatterbox_tray.ipc.formatting import human_bytes
+
 _STYLES = {
     "error": "background:#fde8e8; color:#8a1c1c; border:1px solid #f3b4b4;",
     "info": "background:#e8f0fd; color:#1c3f8a; border:1px solid #b4c8f3;",
@@ -67,15 +69,8 @@ class Banner(QFrame):
 
 
 def fmt_bytes(n: float | None) -> str:
-    """1536 -> '1.5 KiB'."""
-    if n is None:
-        return "–"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
+    """1536 -> '1.5 KiB'; an en dash for no figure (the CLI's formatter, with the GUI's dash)."""
+    return human_bytes(n)
 
 
 def fmt_seconds(s: float | None) -> str:

@@ -16,6 +16,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from chatterbox_tray.ipc import requests as rq
+
 from .connection import CONNECTED, FAILED, LOST, STARTING
 from .icons import app_icon, state_icon
 from .pages.settings import SettingsPage
@@ -64,7 +66,7 @@ class DaemonBanner(QWidget):
                 f"The model could not be loaded: {error}",
                 "error",
                 "Retry",
-                lambda: s.call("retry_load"),
+                lambda: s.send(rq.retry_load()),
                 closable=False,
             )
         elif s.model_state != "ready":

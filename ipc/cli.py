@@ -1,37 +1,32 @@
 """``chatterbox-tray``: the command line, a plain client of the daemon.
 
-It imports neither torch nor Qt (the daemon holds the model), so a command
-costs a fraction of a second. When no daemon answers, it starts one, unless
-``--no-start`` is given.
+It imports neither torch nor Qt (the daemon holds the model), nor the
+daemon's code: ``chatterbox-tray daemon ...`` runs the daemon's module by
+name, as ``python -m`` would, only then. So a command costs a fraction of a
+second. When no daemon answers, it starts one, unless ``--no-start`` is given.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import signal
 import sys
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 from . import quick, speechd
+from . import requests as rq
 from .client import Client, DaemonUnavailable, connect
+from .formatting import human_bytes
+from .limits import CLIP_MAX_SECONDS, CLIP_MIN_SECONDS, DEFAULT_PRIORITY, OPTION_RANGES, PRIORITIES
 from .protocol import ProtocolError
+from .speaking import speak_and_wait
 
 EXIT_ERROR, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 1, 2, 3, 130
 
 
 def _human_bytes(n: float | None) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
+    return human_bytes(n, missing="-")
 
 
 def _print_json(data: Any) -> None:
@@ -188,43 +183,22 @@ def cmd_say(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
-@contextlib.contextmanager
-def interrupt_on_signals() -> Iterator[None]:
-    """SIGTERM and SIGHUP (a closed terminal) act as Ctrl-C while this block runs."""
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    names = ("SIGTERM", "SIGHUP")
-    sigs = [getattr(signal, n) for n in names if hasattr(signal, n)]
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, interrupt) for sig in sigs}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
 def _speak(client: Client, args: argparse.Namespace, text: str) -> int:
     """Play on the daemon's speaker; wait for the end unless --no-wait. Ctrl-C stops the job."""
-    result = client.speak(text, voice=args.voice, voice_path=args.voice_file, priority=args.priority, **_options(args))
-    if result["dropped"]:
+    request = rq.speak(
+        text, voice=args.voice, voice_path=args.voice_file, priority=args.priority, options=_options(args)
+    )
+    spoken = speak_and_wait(client, request, wait=not args.no_wait)
+    if spoken.dropped:
         print("chatterbox-tray say: dropped (a notification is not spoken over other speech)", file=sys.stderr)
         return 0
-    job = result["job"]
     if args.no_wait:
-        print(json.dumps(result) if args.json else job)
+        print(json.dumps(spoken.queued) if args.json else spoken.queued["job"])
         return 0
-    try:
-        with interrupt_on_signals():
-            end = client.wait(job, timeout=30.0)
-    except KeyboardInterrupt:
-        client.stop(job)
+    if spoken.interrupted or spoken.end is None:
         print("\nstopped", file=sys.stderr)
         return EXIT_INTERRUPTED
+    end = spoken.end
     if args.json:
         print(json.dumps(end))
     elif args.verbose and end.get("summary"):
@@ -394,10 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print results as JSON")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    daemon = sub.add_parser("daemon", help="run the daemon in the foreground")
-    from chatterbox_tray.daemon.__main__ import add_daemon_flags  # no torch: settings only
-
-    add_daemon_flags(daemon)
+    # Listed for --help only: main() hands everything after "daemon" to the daemon's own parser.
+    sub.add_parser("daemon", help="run the daemon in the foreground (its options: daemon --help)", add_help=False)
 
     sub.add_parser("status", help="daemon state, model and queue").set_defaults(func=cmd_status)
     ping = sub.add_parser("ping", help="measure the round trip to the daemon")
@@ -407,7 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     voices = sub.add_parser("voices", help="manage the voice library")
     vsub = voices.add_subparsers(dest="voices_cmd", required=True, metavar="ACTION")
-    add = vsub.add_parser("add", help="add a voice from an audio clip (5-60 s of one speaker)")
+    add = vsub.add_parser(
+        "add", help=f"add a voice from an audio clip ({CLIP_MIN_SECONDS:.0f}-{CLIP_MAX_SECONDS:.0f} s of one speaker)"
+    )
     add.add_argument("name", help="a name for the voice")
     add.add_argument("file", help="the clip: WAV, FLAC, OGG, MP3, ...")
     add.add_argument("--default", action="store_true", help="also make it the default voice")
@@ -442,13 +416,17 @@ def build_parser() -> argparse.ArgumentParser:
     say.add_argument(
         "-p",
         "--priority",
-        choices=("urgent", "quick", "text", "notification"),
-        default="text",
-        help="where the speech goes in the daemon's queue (default: text)",
+        choices=PRIORITIES,
+        default=DEFAULT_PRIORITY,
+        help=f"where the speech goes in the daemon's queue (default: {DEFAULT_PRIORITY})",
     )
-    say.add_argument("--exaggeration", type=float, help="emotion intensity, 0-2 (default 0.5)")
-    say.add_argument("--cfg-weight", type=float, help="classifier-free guidance, 0-1 (default 0.5)")
-    say.add_argument("--temperature", type=float, help="sampling temperature (default 0.8)")
+    for option, flag, what in (
+        ("exaggeration", "--exaggeration", "emotion intensity"),
+        ("cfg_weight", "--cfg-weight", "classifier-free guidance"),
+        ("temperature", "--temperature", "sampling temperature"),
+    ):
+        lo, hi, default = OPTION_RANGES[option]
+        say.add_argument(flag, type=float, help=f"{what}, {lo:g}-{hi:g} (default {default:g})")
     say.add_argument("--seed", type=int, help="seed for repeatable output")
     say.add_argument("--language", help="language id for the multilingual model (e.g. fr)")
     say.add_argument("--verbose", action="store_true", help="print each sentence and the timings")
@@ -492,14 +470,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _daemon_argv(argv: list[str]) -> list[str] | None:
+    """The arguments after ``daemon`` when that is the command, else None.
+
+    The global options before a command are flags without values, so the
+    command is the first word that is not an option.
+    """
+    for index, word in enumerate(argv):
+        if not word.startswith("-"):
+            return argv[index + 1 :] if word == "daemon" else None
+    return None
+
+
+def run_daemon(argv: list[str]) -> int:
+    """``chatterbox-tray daemon ...``: run ``python -m chatterbox_tray.daemon`` in this process.
+
+    By module name, the way ``python -m`` does it, rather than importing it:
+    ``ipc/`` is the contract every client imports and depends on nothing in
+    ``daemon/``. The daemon parses its own flags (and prints its own help).
+    """
+    import runpy
+
+    sys.argv = ["chatterbox-tray daemon", *argv]
+    try:
+        runpy.run_module("chatterbox_tray.daemon", run_name="__main__", alter_sys=True)
+    except SystemExit as exc:  # its __main__ ends with sys.exit(main())
+        code = exc.code
+        if code is None or isinstance(code, int):
+            return int(code or 0)
+        print(code, file=sys.stderr)
+        return EXIT_ERROR
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``chatterbox-tray``."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    daemon_argv = _daemon_argv(argv)
+    if daemon_argv is not None:
+        return run_daemon(daemon_argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "daemon":
-        from chatterbox_tray.daemon.__main__ import run
-
-        return run(args)
     if getattr(args, "offline", None) is not None:  # needs no daemon (speechd uninstall)
         return int(args.offline(args))
     try:

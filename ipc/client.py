@@ -13,10 +13,8 @@ script or the hotkey pays milliseconds, not the seconds torch costs.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,26 +23,31 @@ from typing import Any
 import zmq
 
 from . import endpoints
-from .protocol import (
-    FINAL_KINDS,
-    MAX_FRAME_BYTES,
-    Message,
-    ProtocolError,
-    decode,
-    encode,
-    request_header,
+from . import requests as rq
+from .core import (
+    DEFAULT_TIMEOUT,
+    STREAM_GAP_TIMEOUT,
+    ClientCore,
+    DaemonUnavailable,
+    is_final,
+    pid_alive,
+    reply_error,
+    reply_result,
 )
+from .protocol import MAX_FRAME_BYTES, Message, ProtocolError
+from .requests import Request
 
-#: How long a plain request waits for its answer. The daemon answers control
-#: requests from its main loop, which model work never blocks.
-DEFAULT_TIMEOUT = 10.0
-#: How long a streaming request waits between two replies. The daemon sends a
-#: "progress" reply at least every second while a job is queued or running.
-STREAM_GAP_TIMEOUT = 30.0
-
-
-class DaemonUnavailable(ConnectionError):
-    """No daemon answered: none runs, it died, or it is not ours."""
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "STREAM_GAP_TIMEOUT",
+    "Chunk",
+    "Client",
+    "DaemonUnavailable",
+    "EventStream",
+    "Synthesis",
+    "connect",
+    "try_connect",
+]
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,7 @@ class Synthesis:
                         span=tuple(head.get("span", (0, 0))),  # type: ignore[arg-type]
                     )
                 elif kind == "result":
-                    self.summary = head.get("result", {})
+                    self.summary = reply_result(head)
             self._done = True
         except ProtocolError:
             self._done = True  # the daemon ended the job itself
@@ -108,7 +111,7 @@ class Synthesis:
         """Ask the daemon to cancel this job (harmless if it already ended)."""
         self._done = True
         with contextlib.suppress(ProtocolError, DaemonUnavailable):
-            self.client.call("cancel", {"request": self.req_id}, timeout=2.0)
+            self.client.request(rq.cancel(request=self.req_id), timeout=2.0)
 
     def collect(self) -> tuple[Any, int]:
         """Run to the end and return (all samples, sample rate)."""
@@ -126,6 +129,8 @@ class Synthesis:
 class Client:
     """A blocking connection to the daemon's request socket.
 
+    It sends what ``ipc.requests`` builds and waits on its socket; the GUI's
+    client sends the same requests and waits on a worker thread instead.
     One client is for one thread (ZeroMQ sockets are not thread-safe).
     """
 
@@ -138,14 +143,12 @@ class Client:
     ) -> None:
         self.info = info or endpoints.read_connection()
         self.timeout = timeout
-        self._key = self.info.key_bytes
+        self._core = ClientCore(self.info.key_bytes)
         self._ctx = context or zmq.Context.instance()
         self._sock = self._ctx.socket(zmq.DEALER)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES * 2)
         self._sock.connect(self.info.requests)
-        self._ids = itertools.count(1)
-        self._prefix = uuid.uuid4().hex[:8]
 
     def close(self) -> None:
         """Close the socket; pending requests are abandoned."""
@@ -159,11 +162,15 @@ class Client:
 
     # -- core -------------------------------------------------------------
 
-    def send(self, op: str, args: dict[str, Any] | None = None, buffers: tuple | list = ()) -> str:
-        """Send a request and return its id; read answers with ``_replies``."""
-        req_id = f"{self._prefix}-{next(self._ids)}"
-        self._sock.send_multipart(encode(self._key, request_header(req_id, op, args), buffers), copy=False)
+    def submit(self, request: Request) -> str:
+        """Send a built request and return its id; read answers with ``_replies``."""
+        req_id = self._core.new_id()
+        self._sock.send_multipart(self._core.encode(req_id, request), copy=False)
         return req_id
+
+    def send(self, op: str, args: dict[str, Any] | None = None, buffers: tuple | list = ()) -> str:
+        """Send a request by op name (ops this client has no method for) and return its id."""
+        return self.submit(Request(op, dict(args or {}), tuple(buffers)))
 
     def _replies(self, req_id: str, gap_timeout: float) -> Iterator[Message]:
         """Yield replies to ``req_id`` until the final one; raise on error or silence.
@@ -174,16 +181,28 @@ class Client:
         while True:
             if not self._sock.poll(int(gap_timeout * 1000)):
                 raise DaemonUnavailable(f"no answer from the daemon within {gap_timeout:.0f} s")
-            msg = decode(self._key, self._sock.recv_multipart())
+            msg = self._core.decode_reply(self._sock.recv_multipart())
             if msg.header.get("id") != req_id:
                 continue
-            kind = msg.header.get("kind")
-            if kind == "error":
-                err = msg.header.get("error") or {}
-                raise ProtocolError(str(err.get("code", "internal")), str(err.get("message", "")))
+            if msg.header.get("kind") == "error":
+                raise reply_error(msg.header)
             yield msg
-            if kind in FINAL_KINDS:
+            if is_final(msg.header):
                 return
+
+    def request(self, request: Request, timeout: float | None = None) -> dict[str, Any]:
+        """Send a built request and return its final result; raise ProtocolError on error.
+
+        ``timeout`` bounds the silence between replies; by default the
+        request's own, else this client's.
+        """
+        req_id = self.submit(request)
+        gap = timeout or request.timeout or self.timeout
+        result: dict[str, Any] = {}
+        for msg in self._replies(req_id, gap):
+            if msg.header["kind"] == "result":
+                result = reply_result(msg.header)
+        return result
 
     def call(
         self,
@@ -192,33 +211,28 @@ class Client:
         buffers: tuple | list = (),
         timeout: float | None = None,
     ) -> dict[str, Any]:
-        """Send a request and return its final result; raise ProtocolError on error."""
-        req_id = self.send(op, args, buffers)
-        result: dict[str, Any] = {}
-        for msg in self._replies(req_id, timeout or self.timeout):
-            if msg.header["kind"] == "result":
-                result = msg.header.get("result") or {}
-        return result
+        """A request by op name (ops this client has no method for); see ``request``."""
+        return self.request(Request(op, dict(args or {}), tuple(buffers)), timeout=timeout)
 
     # -- ops ---------------------------------------------------------------
 
     def ping(self) -> float:
         """Round-trip time in seconds."""
         start = time.perf_counter()
-        self.call("ping")
+        self.request(rq.ping())
         return time.perf_counter() - start
 
     def hello(self) -> dict[str, Any]:
         """Versions and what the daemon and its loaded model support."""
-        return self.call("hello")
+        return self.request(rq.hello())
 
     def status(self) -> dict[str, Any]:
         """State (starting, loading, warming_up, ready, failed), progress, error."""
-        return self.call("status")
+        return self.request(rq.status())
 
     def retry_load(self) -> dict[str, Any]:
         """Ask a failed daemon to load its model again."""
-        return self.call("retry_load")
+        return self.request(rq.retry_load())
 
     def wait_ready(self, timeout: float = 600.0) -> dict[str, Any]:
         """Block until the model is ready; raise ProtocolError if loading failed."""
@@ -235,7 +249,7 @@ class Client:
 
     def voices_list(self) -> list[dict[str, Any]]:
         """All voices with their cache state; the default is marked."""
-        return self.call("voices.list")["voices"]
+        return self.request(rq.voices_list())["voices"]
 
     def voices_add(
         self, name: str, *, path: str | os.PathLike | None = None, data: bytes | None = None
@@ -247,24 +261,20 @@ class Client:
         if path is not None:
             data = Path(path).read_bytes()
             source = Path(path).name
-        return self.call("voices.add", {"name": name, "source_name": source}, [data], timeout=60.0)
+        assert data is not None
+        return self.request(rq.voices_add(name, data, source))
 
     def voices_rename(self, name: str, new_name: str) -> dict[str, Any]:
         """Rename a voice."""
-        return self.call("voices.rename", {"name": name, "new_name": new_name})
+        return self.request(rq.voices_rename(name, new_name))
 
     def voices_remove(self, name: str) -> dict[str, Any]:
         """Remove a voice and its clip."""
-        return self.call("voices.remove", {"name": name})
+        return self.request(rq.voices_remove(name))
 
     def voices_default(self, name: str | None = None, *, clear: bool = False) -> dict[str, Any]:
         """Get the default voice, or set it with ``name``, or unset it with ``clear``."""
-        args: dict[str, Any] = {}
-        if name is not None:
-            args["name"] = name
-        if clear:
-            args["clear"] = True
-        return self.call("voices.default", args)
+        return self.request(rq.voices_default(name, clear=clear))
 
     def synthesize(
         self,
@@ -282,20 +292,12 @@ class Client:
         of them the default voice is used. ``options``: exaggeration,
         cfg_weight, temperature, seed, language.
         """
-        args: dict[str, Any] = {"text": text, "options": options}
-        buffers: list[bytes] = []
-        if voice is not None:
-            args["voice"] = voice
-        if voice_path is not None:
-            args["voice_path"] = str(Path(voice_path).resolve())
-        if voice_data is not None:
-            args["voice_data"] = True
-            buffers.append(voice_data)
-        return Synthesis(self, self.send("synthesize", args, buffers))
+        request = rq.synthesize(text, voice=voice, voice_path=voice_path, voice_data=voice_data, options=options)
+        return Synthesis(self, self.submit(request))
 
     def cancel(self, job: str) -> dict[str, Any]:
         """Cancel a job by its id."""
-        return self.call("cancel", {"job": job})
+        return self.request(rq.cancel(job))
 
     # -- the daemon's speaker ---------------------------------------------------------
 
@@ -315,18 +317,16 @@ class Client:
         ``priority``: "urgent", "quick", "text" or "notification" (docs/protocol.md).
         ``volume`` (0-1) scales this job only, on top of the speaker's volume.
         """
-        args: dict[str, Any] = {"text": text, "options": options, "priority": priority}
-        if volume is not None:
-            args["volume"] = volume
-        buffers: list[bytes] = []
-        if voice is not None:
-            args["voice"] = voice
-        if voice_path is not None:
-            args["voice_path"] = str(Path(voice_path).resolve())
-        if voice_data is not None:
-            args["voice_data"] = True
-            buffers.append(voice_data)
-        return self.call("speak", args, buffers)
+        request = rq.speak(
+            text,
+            voice=voice,
+            voice_path=voice_path,
+            voice_data=voice_data,
+            priority=priority,
+            volume=volume,
+            options=options,
+        )
+        return self.request(request)
 
     def wait(self, job: str, timeout: float | None = None, stop_on_disconnect: bool = False) -> dict[str, Any]:
         """Block until a job ends; returns ``{job, state, summary, playback, error}``.
@@ -335,78 +335,67 @@ class Client:
         not the whole wait (speech can last hours). With ``stop_on_disconnect``
         the daemon stops the job if this client dies (or closes) before it ends.
         """
-        args: dict[str, Any] = {"job": job}
-        if stop_on_disconnect:
-            args["stop_on_disconnect"] = True
-        return self.call("wait", args, timeout=timeout)
+        return self.request(rq.wait(job, stop_on_disconnect=stop_on_disconnect), timeout=timeout)
 
     def stop(self, job: str | None = None, all: bool = False) -> dict[str, Any]:
         """Stop the playing speech job, one job, or (``all``) everything queued too."""
-        args: dict[str, Any] = {"all": all}
-        if job is not None:
-            args["job"] = job
-        return self.call("stop", args)
+        return self.request(rq.stop(job, all=all))
 
     def pause(self) -> dict[str, Any]:
         """Pause the speaker."""
-        return self.call("pause")
+        return self.request(rq.pause())
 
     def resume(self) -> dict[str, Any]:
         """Resume the speaker."""
-        return self.call("resume")
+        return self.request(rq.resume())
 
     def skip(self) -> dict[str, Any]:
         """Skip to the next sentence."""
-        return self.call("skip")
+        return self.request(rq.skip())
 
     def playback(self) -> dict[str, Any]:
         """The speaker's state, queue, device, volume and underruns."""
-        return self.call("playback")
+        return self.request(rq.playback())
 
     def voices_play(self, name: str) -> dict[str, Any]:
         """Play a voice's reference clip on the daemon's speaker (replaces what is playing)."""
-        return self.call("voices.play", {"name": name})
+        return self.request(rq.voices_play(name))
 
     def settings_get(self) -> dict[str, Any]:
         """The daemon's settings (``settings``), which are editable and which need a reload."""
-        return self.call("settings.get")
+        return self.request(rq.settings_get())
 
     def settings_set(self, **values: Any) -> dict[str, Any]:
         """Change settings; returns the new settings and whether a model reload is needed."""
-        return self.call("settings.set", {"values": values})
+        return self.request(rq.settings_set(values))
 
     def reload(self) -> dict[str, Any]:
         """Load the model again with the current settings."""
-        return self.call("reload")
+        return self.request(rq.reload())
 
     def audio_devices(self) -> dict[str, Any]:
         """Output devices, the chosen one and the volume."""
-        return self.call("audio.devices")
+        return self.request(rq.audio_devices())
 
     def audio_set(self, device: str | None = None, volume: float | None = None) -> dict[str, Any]:
         """Choose the output device ("" for the system default) and/or the volume (0-1)."""
-        args: dict[str, Any] = {}
-        if device is not None:
-            args["device"] = device
-        if volume is not None:
-            args["volume"] = volume
-        return self.call("audio.set", args)
+        return self.request(rq.audio_set(device, volume))
 
     def cache_stats(self) -> dict[str, Any]:
         """Hits by tier, misses, hit rate, entries and bytes, seconds saved."""
-        return self.call("cache.stats")
+        return self.request(rq.cache_stats())
 
     def cache_clear(self, voice: str | None = None) -> dict[str, Any]:
         """Drop cached conditionals of one voice, or all."""
-        return self.call("cache.clear", {"voice": voice} if voice else {})
+        return self.request(rq.cache_clear(voice))
 
     def stats(self) -> dict[str, Any]:
         """Model, device, GPU memory and utilization, process RAM and CPU."""
-        return self.call("stats")
+        return self.request(rq.stats())
 
     def shutdown(self) -> dict[str, Any]:
         """Stop the daemon after it has answered."""
-        return self.call("shutdown")
+        return self.request(rq.shutdown())
 
 
 class EventStream:
@@ -419,7 +408,7 @@ class EventStream:
         context: zmq.Context | None = None,
     ) -> None:
         self.info = info or endpoints.read_connection()
-        self._key = self.info.key_bytes
+        self._core = ClientCore(self.info.key_bytes)
         self._sock = (context or zmq.Context.instance()).socket(zmq.SUB)
         self._sock.setsockopt(zmq.LINGER, 0)
         for topic in topics:
@@ -440,7 +429,7 @@ class EventStream:
                 return None
             frames = self._sock.recv_multipart()
             try:
-                msg = decode(self._key, frames[1:])
+                msg = self._core.decode_event(frames)
             except ProtocolError:
                 continue
             return str(msg.header.get("event")), msg.header.get("data") or {}
@@ -456,27 +445,13 @@ class EventStream:
         self.close()
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    if os.name == "nt":
-        return True  # no cheap check; the ping decides
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def try_connect(timeout: float = 1.5) -> Client | None:
     """A client to a live daemon, or None when none answers a ping."""
     try:
         info = endpoints.read_connection()
     except (FileNotFoundError, ProtocolError):
         return None
-    if not _pid_alive(info.pid):
+    if not pid_alive(info.pid):
         return None
     client = Client(info, timeout=timeout)
     try:

@@ -25,6 +25,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .atomic import OWNER_ONLY, write_atomic
 from .protocol import PROTOCOL_VERSION, ProtocolError
 
 APP_NAME = "chatterbox-tray"
@@ -158,13 +159,7 @@ def local_endpoints(run_dir: Path) -> tuple[str, str]:
 def write_connection(info: ConnectionInfo, path: Path | None = None) -> Path:
     """Write the connection file atomically, readable by the user only."""
     path = path or connection_file()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(asdict(info), fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(asdict(info)), mode=OWNER_ONLY)
     return path
 
 

@@ -122,17 +122,33 @@ ERROR_CODES: dict[str, str] = {
 }
 
 
-class ProtocolError(Exception):
-    """A structured error: what the daemon replies and what clients raise."""
+class CodedError(Exception):
+    """An error with one of `ERROR_CODES` and a message for people.
+
+    The base of every error the daemon can answer with: the engine's, the
+    speaker's, the voice library's, a clip's and `ProtocolError` itself. The
+    server turns any of them into an error reply in one place, so no handler
+    converts one error into another.
+    """
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
+        super().__init__(message)
         self.code = code
         self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
     def to_json(self) -> dict[str, str]:
         """The ``error`` object of an error reply."""
         return {"code": self.code, "message": self.message}
+
+
+class ProtocolError(CodedError):
+    """A structured error: what the daemon replies and what clients raise."""
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
 
 
 class SignatureError(ProtocolError):
@@ -194,7 +210,7 @@ def reply_header(req_id: str, kind: str, **fields: Any) -> dict[str, Any]:
     return {"v": PROTOCOL_VERSION, "id": req_id, "kind": kind, **fields}
 
 
-def error_header(req_id: str, error: ProtocolError) -> dict[str, Any]:
+def error_header(req_id: str, error: CodedError) -> dict[str, Any]:
     """The header of an error reply."""
     return reply_header(req_id, "error", error=error.to_json())
 

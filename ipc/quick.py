@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
+from . import requests as rq
 from .client import Client
 from .selection import SelectionError, read_selection
 
@@ -49,7 +49,7 @@ def cmd_quick(client: Client, args: argparse.Namespace) -> int:
         print(json.dumps({"stopped": stopped}) if args.json else f"stopped {len(stopped)} job(s)")
         return 0
     text = selected_text()
-    result = client.speak(text, voice=args.voice, priority="quick")
+    result = client.request(rq.speak(text, voice=args.voice, priority="quick"))
     print(json.dumps(result) if args.json else result["job"])
     return 0
 
@@ -62,9 +62,3 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     quick.add_argument("-v", "--voice", help="voice name (default: the default voice)")
     quick.set_defaults(func=cmd_quick)
-
-
-if __name__ == "__main__":  # pragma: no cover - handy for timing: python -m chatterbox_tray.ipc.quick
-    from .cli import main
-
-    sys.exit(main(["quick", *sys.argv[1:]]))

@@ -55,13 +55,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .atomic import write_atomic
+from .limits import DEFAULT_PRIORITY, PRIORITIES
+
 MODULE = "chatterbox-tray-generic"
 CONF_NAME = f"{MODULE}.conf"
 #: The speechd voice that means "the daemon's default voice, whatever it is then".
 DEFAULT_TOKEN = "default"
-#: The priority speechd's messages get in the daemon's queue (see docs/speech-dispatcher.md).
-DEFAULT_PRIORITY = "text"
-PRIORITIES = ("urgent", "quick", "text", "notification")
 #: Bytes per command. Under a pipe's 64 KiB so the module's one read gets a whole piece.
 MAX_CHUNK = 30_000
 #: Lines we add to speechd.conf sit between these markers; a line we turned off starts with OFF.
@@ -289,9 +289,7 @@ class InstallReport:
 
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, text)
 
 
 def install(
@@ -445,8 +443,9 @@ def volume_gain(value: str | None) -> float:
 
 def speak(client: Any, args: argparse.Namespace) -> int:
     """``speechd speak``: say stdin through the daemon and wait; a vanished caller stops the job."""
-    from .cli import interrupt_on_signals  # cli imports this module
+    from . import requests as rq
     from .protocol import ProtocolError
+    from .speaking import speak_and_wait
 
     data = sys.stdin.buffer.read()  # all of it, always: newer modules fail a pipeline whose printf is cut off
     group = os.getpgrp() if hasattr(os, "getpgrp") else 0
@@ -461,22 +460,18 @@ def speak(client: Any, args: argparse.Namespace) -> int:
     voice = resolve_voice(args.voice or "", names)
     if args.voice and voice is None and args.voice.strip().lower() not in (DEFAULT_TOKEN, "no_voice"):
         print(f"chatterbox-tray speechd: no voice {args.voice!r}; using the default", file=sys.stderr)
+    request = rq.speak(text, voice=voice, priority=args.priority, volume=volume_gain(args.volume))
     try:
-        result = client.speak(text, voice=voice, priority=args.priority, volume=volume_gain(args.volume))
+        spoken = speak_and_wait(client, request, stop_on_disconnect=True)
     except ProtocolError as exc:
         if exc.code == "empty_text":  # punctuation only: nothing to say, not a failure
             return 0
         raise
-    if result["dropped"]:
+    if spoken.dropped:
         return 0
-    job = result["job"]
-    try:
-        with interrupt_on_signals():
-            end = client.wait(job, timeout=30.0, stop_on_disconnect=True)
-    except KeyboardInterrupt:
-        with contextlib.suppress(Exception):
-            client.stop(job)
+    if spoken.interrupted or spoken.end is None:
         return 130
+    end = spoken.end
     if end["state"] == "failed":
         err = end.get("error") or {}
         print(f"chatterbox-tray speechd: {err.get('message', 'failed')} [{err.get('code')}]", file=sys.stderr)

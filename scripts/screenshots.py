@@ -132,6 +132,7 @@ def shoot(daemon, out: Path) -> int:
 
     from chatterbox_tray.gui.app import TrayApp
     from chatterbox_tray.gui.icons import app_icon
+    from chatterbox_tray.ipc import requests as rq
 
     app = QApplication([sys.argv[0]])
     app.setApplicationName("Chatterbox Tray")
@@ -178,7 +179,7 @@ def shoot(daemon, out: Path) -> int:
     menu.hide()
     settle(app, 0.3)
 
-    tray_app.state.call("stop", {"all": True})
+    tray_app.state.send(rq.stop(all=True))
     settle(app, 1.0)
 
     window.show_page("Voices")
@@ -189,7 +190,7 @@ def shoot(daemon, out: Path) -> int:
     window.speak.speak()  # live figures while something plays
     settle(app, 12.0)
     window_shot("stats.png")
-    tray_app.state.call("stop", {"all": True})
+    tray_app.state.send(rq.stop(all=True))
 
     window.show_page("Settings")
     settle(app, 1.0)

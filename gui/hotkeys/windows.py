@@ -12,7 +12,7 @@ import ctypes
 import threading
 from collections.abc import Callable
 
-from . import KEYS, Backend, Chord, HotkeyError
+from .chords import KEYS, Backend, Chord, HotkeyError
 
 WM_HOTKEY, WM_QUIT = 0x0312, 0x0012
 MOD_ALT, MOD_CONTROL, MOD_SHIFT, MOD_WIN, MOD_NOREPEAT = 0x1, 0x2, 0x4, 0x8, 0x4000

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from . import KEYS, Backend, Chord, HotkeyError
+from .chords import KEYS, Backend, Chord, HotkeyError
 
 #: Presses closer together than this are key repeat, not a second press.
 REPEAT_S = 0.35

@@ -32,6 +32,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from chatterbox_tray.ipc import requests as rq
+
 from .. import autostart
 from ..state import AppState
 from ..widgets import Banner
@@ -197,8 +199,8 @@ class SettingsPage(QWidget):
 
     def load(self) -> None:
         """Read the settings and output devices from the daemon (what is shown is what it has)."""
-        self.state.conn.request("settings.get", on_result=self._show, on_error=self._error)
-        self.state.conn.request("audio.devices", on_result=self._show_devices, on_error=self._no_devices)
+        self.state.send(rq.settings_get(), on_result=self._show, on_error=self._error)
+        self.state.send(rq.audio_devices(), on_result=self._show_devices, on_error=self._no_devices)
 
     def _show(self, result: dict[str, Any]) -> None:
         s = self.daemon_settings = dict(result.get("settings") or {})
@@ -300,7 +302,7 @@ class SettingsPage(QWidget):
         if not values:
             self.banner.show_message("Nothing to apply: these are the daemon's settings.", "info", timeout_ms=3000)
             return
-        self.state.conn.request("settings.set", {"values": values}, on_result=self._applied, on_error=self._error)
+        self.state.send(rq.settings_set(values), on_result=self._applied, on_error=self._error)
 
     def _applied(self, result: dict[str, Any]) -> None:
         self.daemon_settings = dict(result.get("settings") or {})
@@ -317,8 +319,8 @@ class SettingsPage(QWidget):
 
     def reload_model(self) -> None:
         """Load the model again with the current settings."""
-        self.state.call(
-            "reload",
+        self.state.send(
+            rq.reload(),
             on_result=lambda r: self.banner.show_message(
                 "Loading the model…" if r.get("started") else "The daemon is busy: try again when it is idle.",
                 "info",
@@ -328,12 +330,12 @@ class SettingsPage(QWidget):
         )
 
     def _send_volume(self) -> None:
-        self.state.call("audio.set", {"volume": self.volume.value() / 100}, on_error=self._error)
+        self.state.send(rq.audio_set(volume=self.volume.value() / 100), on_error=self._error)
 
     def _send_output(self, index: int) -> None:
         device = self.output.itemData(index)
         if device is not None:
-            self.state.call("audio.set", {"device": device}, on_error=self._error)
+            self.state.send(rq.audio_set(device=device), on_error=self._error)
 
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Model folder", self.checkpoint.text())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +25,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from chatterbox_tray.ipc import requests as rq
+from chatterbox_tray.ipc.limits import OPTION_RANGES
+from chatterbox_tray.ipc.requests import Request
+
 from ..state import JOB_ENDS, AppState
 from ..widgets import Banner, fmt_seconds
 
 #: Options every variant may have, in display order, with what they do (docs/protocol.md).
+#: Their (min, max, default) until the daemon announces its own: ``ipc.limits.OPTION_RANGES``.
 OPTIONS = {
-    "exaggeration": ("Exaggeration", "Emotional intensity: higher is more expressive.", (0.0, 2.0, 0.5)),
-    "cfg_weight": ("Pace (CFG)", "Guidance weight: lower gives slower, more deliberate speech.", (0.0, 1.0, 0.5)),
-    "temperature": ("Temperature", "Randomness of the delivery: lower is steadier.", (0.05, 2.0, 0.8)),
+    "exaggeration": ("Exaggeration", "Emotional intensity: higher is more expressive."),
+    "cfg_weight": ("Pace (CFG)", "Guidance weight: lower gives slower, more deliberate speech."),
+    "temperature": ("Temperature", "Randomness of the delivery: lower is steadier."),
 }
 STEPS = 100  # slider steps per unit
 SAVE_FILTERS = "WAV audio (*.wav);;FLAC audio (*.flac);;Ogg Vorbis (*.ogg)"
@@ -50,7 +54,8 @@ class OptionSlider(QWidget):
     def __init__(self, name: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.name = name
-        title, self.help, (lo, hi, default) = OPTIONS.get(name, (name, "", (0.0, 1.0, 0.5)))
+        title, self.help = OPTIONS.get(name, (name, ""))
+        lo, hi, default = OPTION_RANGES.get(name, (0.0, 1.0, 0.5))
         self.title = title
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -89,11 +94,15 @@ class SpeakPage(QWidget):
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
+        #: The id of the last ``speak`` request sent: the daemon puts it in its job's
+        #: events, so they are ours even when they arrive before the answer.
+        self.request_id: str | None = None
         self.job: str | None = None
         self.job_chunks = 0
+        #: The last event of that request's job; once it is an end, nothing revives the job.
+        self.heard: str | None = None
         self.spoken_text = ""
         self.saving: dict[str, Any] | None = None
-        self._recent: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
 
         self.banner = Banner()
         self.text = QPlainTextEdit(placeholderText="Type or paste text to speak…")
@@ -176,12 +185,16 @@ class SpeakPage(QWidget):
             opts["language"] = self.language.currentText()
         return opts
 
-    def request_args(self) -> dict[str, Any]:
-        """The ``speak`` arguments for what is on the page now."""
-        args: dict[str, Any] = {"text": self.text.toPlainText(), "options": self.options(), "priority": "quick"}
-        if self.voice.currentData():
-            args["voice"] = self.voice.currentData()
-        return args
+    def speak_request(self) -> Request:
+        """The ``speak`` request for what is on the page now (it replaces earlier quick speech)."""
+        return rq.speak(self.text.toPlainText(), voice=self._voice_name(), priority="quick", options=self.options())
+
+    def synthesize_request(self) -> Request:
+        """The ``synthesize`` request (Save as…) for what is on the page now."""
+        return rq.synthesize(self.text.toPlainText(), voice=self._voice_name(), options=self.options())
+
+    def _voice_name(self) -> str | None:
+        return self.voice.currentData() or None
 
     # -- actions ---------------------------------------------------------------------
 
@@ -197,19 +210,20 @@ class SpeakPage(QWidget):
         self._clear_highlight()
         self.spoken_text = text
         self.job = None
+        self.heard = None
         self.progress.setRange(0, 0)  # busy until the daemon answers
         self.progress_label.setText("Sending…")
-        self.state.conn.request("speak", self.request_args(), on_result=self._spoke, on_error=self._failed)
+        self.request_id = self.state.send(self.speak_request(), on_result=self._spoke, on_error=self._failed)
 
     def stop(self) -> None:
         """Silence the speaker (everything queued too) and cancel a save in progress."""
-        self.state.call("stop", {"all": True})
+        self.state.send(rq.stop(all=True))
         if self.saving and self.saving.get("job"):
-            self.state.call("cancel", {"job": self.saving["job"]}, on_error=lambda c, m: None)
+            self.state.send(rq.cancel(self.saving["job"]), on_error=lambda c, m: None)
 
     def toggle_pause(self) -> None:
         """Pause the speaker, or resume it."""
-        self.state.call("resume" if self.state.paused else "pause")
+        self.state.send(rq.resume() if self.state.paused else rq.pause())
 
     def reset_options(self) -> None:
         """Every option back to its default."""
@@ -234,12 +248,12 @@ class SpeakPage(QWidget):
         """Synthesize the text into ``path`` (its extension picks the format)."""
         if not Path(path).suffix:
             path += ".wav"
-        args = {k: v for k, v in self.request_args().items() if k != "priority"}
-        self.saving = {"path": path, "chunks": [], "rate": 24000, "total": 0, "job": None}
+        request = self.synthesize_request()
+        self.saving = {"path": path, "chunks": [], "rate": 24000, "total": 0, "job": None, "request": None}
         self.progress.setRange(0, 0)
         self.progress_label.setText(f"Making {Path(path).name}…")
-        self.state.conn.request(
-            "synthesize", args, on_message=self._save_chunk, on_result=self._save_done, on_error=self._save_failed
+        self.saving["request"] = self.state.send(
+            request, on_message=self._save_chunk, on_result=self._save_done, on_error=self._save_failed
         )
         self._update_buttons()
 
@@ -249,14 +263,14 @@ class SpeakPage(QWidget):
         if result.get("dropped"):
             self.progress_label.setText("Dropped: something else is speaking.")
             return
-        self.job = result.get("job")
         self.job_chunks = int(result.get("chunks") or 0)
+        self.spoken.emit(result.get("job") or "")
+        if self.heard is not None:
+            return  # its events beat this answer here and already said more (or that it ended)
+        self.job = result.get("job")
         self.progress.setRange(0, max(1, self.job_chunks))
         self.progress.setValue(0)
         self.progress_label.setText("Queued…" if result.get("position") else "Making the first sentence…")
-        self.spoken.emit(self.job or "")
-        for data in self._recent.pop(self.job or "", []):  # events that beat the reply here
-            self._on_job_event(data)
 
     def _failed(self, code: str, message: str) -> None:
         self.progress.setRange(0, 1)
@@ -265,17 +279,22 @@ class SpeakPage(QWidget):
         self.banner.show_message(message or code, "error")
 
     def _on_job_event(self, data: dict[str, Any]) -> None:
-        job = data.get("job")
-        if self.saving is not None and job and job == self.saving.get("job"):
+        job, request = data.get("job"), data.get("request")
+        if self.saving is not None and (
+            (job and job == self.saving.get("job")) or (request and request == self.saving.get("request"))
+        ):
             self._save_progress(data)
             return
-        if job != self.job or not job:
-            if job and data.get("kind") == "speak":
-                self._recent.setdefault(job, []).append(data)
-                while len(self._recent) > 20:
-                    self._recent.popitem(last=False)
+        if not job:
+            return
+        if request and request == self.request_id:
+            if self.heard in JOB_ENDS:
+                return  # a late event of a job that ended must not bring it back
+            self.job = job  # it may come before the answer that names the job
+        elif job != self.job:
             return
         event = data.get("event")
+        self.heard = str(event)
         chunks = int(data.get("chunks") or self.job_chunks or 1)
         if event == "sentence":
             index = int(data.get("sentence", 0))
@@ -410,7 +429,7 @@ class SpeakPage(QWidget):
     def _voice_picked(self, index: int) -> None:
         name = self.voice.itemData(index)
         if name and name != self.state.default_voice:
-            self.state.call("voices.default", {"name": name})
+            self.state.send(rq.voices_default(name))
 
     def _apply_capabilities(self, hello: dict[str, Any]) -> None:
         caps = (hello or {}).get("capabilities")

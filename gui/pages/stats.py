@@ -20,6 +20,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from chatterbox_tray.ipc import requests as rq
+
 from ..plots import Sparkline
 from ..state import AppState
 from ..widgets import Banner, fmt_bytes, fmt_seconds
@@ -163,13 +165,13 @@ class StatsPage(QWidget):
         """Ask for fresh figures."""
         if not self.state.connected:
             return
-        self.state.conn.request("stats", on_result=self._set_stats, on_error=lambda c, m: None)
+        self.state.send(rq.stats(), on_result=self._set_stats, on_error=lambda c, m: None)
         self.refresh_cache()
 
     def refresh_cache(self) -> None:
         """Ask for the cache figures."""
         if self.state.connected:
-            self.state.conn.request("cache.stats", on_result=self._set_cache, on_error=lambda c, m: None)
+            self.state.send(rq.cache_stats(), on_result=self._set_cache, on_error=lambda c, m: None)
 
     def clear_cache(self) -> None:
         """Drop every cached entry, after asking."""
@@ -179,8 +181,8 @@ class StatsPage(QWidget):
             "Drop the cached conditionals of every voice? Each voice is prepared again the next time it speaks.",
         )
         if answer == QMessageBox.StandardButton.Yes:
-            self.state.call(
-                "cache.clear",
+            self.state.send(
+                rq.cache_clear(),
                 on_result=lambda r: self.banner.show_message(
                     f"Removed {r.get('removed', 0)} cache entries.", "info", timeout_ms=4000
                 ),

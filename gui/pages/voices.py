@@ -24,6 +24,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from chatterbox_tray.ipc import requests as rq
+
 from ..recorder import InputProbe, RecordDialog
 from ..state import AppState
 from ..widgets import CACHE_LABELS, Banner, fmt_seconds
@@ -180,11 +182,8 @@ class VoicesPage(QWidget):
     def add_bytes(self, name: str, data: bytes, source_name: str = "") -> None:
         """Send a clip's bytes to the daemon as a new voice."""
         self.banner.show_message(f"Adding “{name}”…", "info", closable=False)
-        self.state.conn.request(
-            "voices.add",
-            {"name": name, "source_name": source_name},
-            buffers=[data],
-            timeout=60.0,
+        self.state.send(
+            rq.voices_add(name, data, source_name),
             on_result=lambda voice: self._added(voice),
             on_error=lambda code, message: self.banner.show_message(f"Could not add “{name}”: {message or code}"),
         )
@@ -207,7 +206,7 @@ class VoicesPage(QWidget):
         """Play the selected voice's reference clip on the daemon's speaker."""
         name = self.selected()
         if name:
-            self.state.call("voices.play", {"name": name}, on_error=self._show_error)
+            self.state.send(rq.voices_play(name), on_error=self._show_error)
 
     def rename(self) -> None:
         """Rename the selected voice."""
@@ -220,7 +219,7 @@ class VoicesPage(QWidget):
 
     def rename_to(self, name: str, new_name: str) -> None:
         """Ask the daemon to rename a voice."""
-        self.state.call("voices.rename", {"name": name, "new_name": new_name}, on_error=self._show_error)
+        self.state.send(rq.voices_rename(name, new_name), on_error=self._show_error)
 
     def delete(self) -> None:
         """Delete the selected voice, after asking."""
@@ -239,13 +238,13 @@ class VoicesPage(QWidget):
 
     def delete_voice(self, name: str) -> None:
         """Ask the daemon to remove a voice."""
-        self.state.call("voices.remove", {"name": name}, on_error=self._show_error)
+        self.state.send(rq.voices_remove(name), on_error=self._show_error)
 
     def set_default(self) -> None:
         """Make the selected voice the default."""
         name = self.selected()
         if name:
-            self.state.call("voices.default", {"name": name}, on_error=self._show_error)
+            self.state.send(rq.voices_default(name), on_error=self._show_error)
 
     def _show_error(self, code: str, message: str) -> None:
         if code == "unknown_op":

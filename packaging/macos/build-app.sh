@@ -65,7 +65,14 @@ mkdir -p "$contents/MacOS" "$resources/app"
 
 # The project: what `uv sync` needs to build and install chatterbox-tray.
 cp "$repo/pyproject.toml" "$repo/uv.lock" "$repo/README.md" "$resources/app/"
-for package in _pkg daemon ipc gui; do
+# The package folders are pyproject.toml's [tool.setuptools] package-dir, the one
+# list of them: a folder added there is shipped without touching this script.
+package_dirs=$(sed -n 's/^package-dir = {\(.*\)}$/\1/p' "$repo/pyproject.toml" | grep -o '= "[^"]*"' | sed 's/^= "\(.*\)"$/\1/')
+if [ -z "$package_dirs" ]; then
+    echo "build-app.sh: no package-dir in $repo/pyproject.toml" >&2
+    exit 1
+fi
+for package in $package_dirs; do
     (cd "$repo" && find "$package" -name '*.py' -not -path '*/__pycache__/*') | while IFS= read -r file; do
         mkdir -p "$resources/app/$(dirname "$file")"
         cp "$repo/$file" "$resources/app/$file"

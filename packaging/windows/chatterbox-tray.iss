@@ -68,9 +68,12 @@ Source: "{#RepoRoot}\pyproject.toml"; DestDir: "{app}"; Flags: ignoreversion
 Source: "{#RepoRoot}\uv.lock"; DestDir: "{app}"; Flags: ignoreversion
 ; pyproject.toml names README.md as the readme: building the package needs it.
 Source: "{#RepoRoot}\README.md"; DestDir: "{app}"; Flags: ignoreversion
-Source: "{#RepoRoot}\_pkg\*.py"; DestDir: "{app}\_pkg"; Flags: ignoreversion
-Source: "{#RepoRoot}\daemon\*.py"; DestDir: "{app}\daemon"; Flags: ignoreversion
-Source: "{#RepoRoot}\ipc\*.py"; DestDir: "{app}\ipc"; Flags: ignoreversion
+; One line per folder of pyproject.toml's [tool.setuptools] package-dir (the one
+; list of them; tests/packaging/test_windows_installer.py checks this against it),
+; each whole with its subfolders, so a new subpackage ships without an edit here.
+Source: "{#RepoRoot}\_pkg\*.py"; DestDir: "{app}\_pkg"; Flags: ignoreversion recursesubdirs createallsubdirs
+Source: "{#RepoRoot}\daemon\*.py"; DestDir: "{app}\daemon"; Flags: ignoreversion recursesubdirs createallsubdirs
+Source: "{#RepoRoot}\ipc\*.py"; DestDir: "{app}\ipc"; Flags: ignoreversion recursesubdirs createallsubdirs
 Source: "{#RepoRoot}\gui\*.py"; DestDir: "{app}\gui"; Flags: ignoreversion recursesubdirs createallsubdirs
 Source: "{#UvExe}"; DestDir: "{app}"; Flags: ignoreversion
 Source: "setup-env.ps1"; DestDir: "{app}\setup"; Flags: ignoreversion

@@ -9,6 +9,7 @@ from PySide6.QtCore import QTimer
 
 from chatterbox_tray.gui.app import TrayApp, signal_first_copy
 from chatterbox_tray.gui.connection import CONNECTED, LOST
+from chatterbox_tray.ipc import requests as rq
 from tests.support.daemons import DaemonProcess, short_home, uid
 
 from .conftest import open_app
@@ -42,8 +43,8 @@ def test_stays_responsive_while_the_daemon_is_hung_and_recovers(qtbot, own_daemo
     try:
         os.kill(own_daemon.pid, signal.SIGSTOP)  # alive, its file in place, but silent
         errors = []
-        app.state.call(
-            "voices.list", on_result=lambda r: errors.append("answered?"), on_error=lambda c, m: errors.append(c)
+        app.state.send(
+            rq.voices_list(), on_result=lambda r: errors.append("answered?"), on_error=lambda c, m: errors.append(c)
         )
         # The event loop keeps running while the request waits for a daemon that never answers...
         qtbot.waitUntil(lambda: len(ticks) >= 25)
@@ -75,7 +76,7 @@ def test_no_daemon_at_all(qtbot):
         assert app.state.icon_state == "loading"
         # Requests fail at once instead of waiting for a daemon that is not there.
         errors = []
-        app.state.call("status", on_error=lambda c, m: errors.append(c))
+        app.state.send(rq.status(), on_error=lambda c, m: errors.append(c))
         qtbot.waitUntil(lambda: errors == ["unavailable"])
         # When one appears, the app finds it.
         daemon = DaemonProcess(home=home).start()

@@ -32,9 +32,12 @@ def test_speak_sends_the_right_request_and_highlights_sentences(qtbot, tray_app,
     with daemon.events() as stream, daemon.client() as client:
         log = EventLog(stream)
         log.sync(client)
-        args = page.request_args()
-        assert args["voice"] == voice and args["priority"] == "quick" and args["text"] == text
+        request = page.speak_request()
+        args = request.args
+        assert request.op == "speak" and args["voice"] == voice and args["priority"] == "quick" and args["text"] == text
         assert args["options"] == {"exaggeration": 0.7, "cfg_weight": 0.5, "temperature": 0.6, "seed": 7}
+        saved = page.synthesize_request()
+        assert saved.op == "synthesize" and saved.args == {k: v for k, v in args.items() if k != "priority"}
         qtbot.mouseClick(page.speak_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: page.job is not None)
         queued = log.wait_job(page.job, "queued")
@@ -124,3 +127,30 @@ def test_a_late_event_after_the_end_does_not_revive_a_job(qtbot, tray_app):
         state.conn.event.emit("job", {"job": "j-late", "kind": "speak", "event": event})
     assert not state.busy
     assert tray_app.state.icon_state == "ready"
+
+
+def test_events_that_beat_the_answer_are_matched_by_their_request_id(qtbot, tray_app):
+    """The daemon's job events name the request that made the job, so the page
+    follows its job before the ``speak`` answer arrives; an answer or event that
+    comes after the end does not bring the job back."""
+    state, page = tray_app.state, tray_app.window.speak
+    text = "One sentence. Another one."
+    page.text.setPlainText(text)
+    page.spoken_text, page.request_id, page.job, page.heard = text, "r-early-1", None, None
+    other = {"job": "j-other", "kind": "speak", "request": "r-someone-else", "chunks": 2}
+    mine = {"job": "j-early", "kind": "speak", "request": "r-early-1", "chunks": 2}
+    state.conn.event.emit("job", {**other, "event": "sentence", "sentence": 1, "span": [14, 26]})
+    assert page.job is None and page.highlighted() == ""  # not ours: ignored
+    state.conn.event.emit("job", {**mine, "event": "sentence", "sentence": 0, "span": [0, 13]})
+    assert page.job == "j-early" and page.highlighted() == "One sentence."
+    assert page.progress_label.text() == "Speaking sentence 1 of 2"
+    state.conn.event.emit("job", {**mine, "event": "finished", "playback": {"played_s": 2.0}})
+    assert page.job is None and page.progress_label.text().startswith("Done")
+    # The answer, late: the job stays over and the label keeps what the events said.
+    page._spoke({"job": "j-early", "chunks": 2, "position": 0, "dropped": False})
+    assert page.job is None and page.progress_label.text().startswith("Done")
+    # A late event of the same request does not revive it either.
+    state.conn.event.emit("job", {**mine, "event": "position", "sentence": 1, "seconds": 1.0})
+    assert page.job is None and page.progress_label.text().startswith("Done")
+    state.conn.event.emit("job", {**other, "event": "cancelled"})
+    assert not state.busy

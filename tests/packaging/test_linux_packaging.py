@@ -634,7 +634,8 @@ def test_environment_is_made_with_uv_installed_on_the_way(sandbox: Sandbox) -> N
 
     # The project travelled with its lock file and packages, without a checkout's clutter.
     src = app_dir / "src"
-    for name in ("pyproject.toml", "uv.lock", "README.md", "_pkg", "daemon", "ipc", "gui"):
+    package_dirs = PYPROJECT["tool"]["setuptools"]["package-dir"].values()
+    for name in ("pyproject.toml", "uv.lock", "README.md", *package_dirs):
         assert (src / name).exists(), name
     assert (src / "uv.lock").read_bytes() == (ROOT / "uv.lock").read_bytes()
     for name in (".git", ".venv", "tests", ".cache"):

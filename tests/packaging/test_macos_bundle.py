@@ -47,7 +47,6 @@ MAC = ROOT / "packaging" / "macos"
 BUILD = MAC / "build-app.sh"
 APP_NAME = "Chatterbox Tray.app"
 SCRIPTS = sorted(MAC.glob("*.sh"))
-PACKAGE_DIRS = ("_pkg", "daemon", "ipc", "gui")
 
 sys.path.insert(0, str(MAC))
 import fetch_uv  # noqa: E402
@@ -57,6 +56,10 @@ sys.path.remove(str(MAC))
 
 def pyproject() -> dict:
     return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+
+
+#: The package folders: pyproject.toml's package-dir, which build-app.sh reads too.
+PACKAGE_DIRS = tuple(pyproject()["tool"]["setuptools"]["package-dir"].values())
 
 
 def run(cmd: list[str], *, env: dict[str, str] | None = None, timeout: float = 120, **kwargs):

@@ -242,6 +242,11 @@ def test_files_ship_the_whole_package(iss: Iss) -> None:
         for module in modules:
             rel = module.relative_to(ROOT).as_posix()
             assert rel in shipped, f"{rel} ({package}) is not installed by [Files]"
+    # What Python and the package build leave in each package folder (bytecode)
+    # goes with the uninstall: every folder of package-dir is named there.
+    removed = {e["name"] for e in iss.entries("uninstalldelete") if e["type"] == "filesandordirs"}
+    for folder in package_dir.values():
+        assert f"{{app}}\\{folder}" in removed, f"[UninstallDelete] forgets {folder}"
 
 
 def test_autostart_agrees_with_the_settings_page(iss: Iss) -> None:

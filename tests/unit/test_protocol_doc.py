@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 
 from chatterbox_tray.daemon.engine import SynthOptions
-from chatterbox_tray.ipc import endpoints, protocol
+from chatterbox_tray.ipc import endpoints, limits, protocol
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 
@@ -173,14 +173,25 @@ class ArgRead:
 
 
 def _const(node: ast.expr) -> Any:
-    """The value of a constant expression (``None``, ``0.05``, ``2**31 - 1``, ``{}``)."""
-    if isinstance(node, ast.BinOp):
-        left, right = _const(node.left), _const(node.right)
-        ops = {ast.Add: left + right, ast.Sub: left - right, ast.Mult: left * right}
-        if isinstance(node.op, ast.Pow):
-            return left**right
-        return ops[type(node.op)]
-    return ast.literal_eval(node)
+    """The value of a constant expression (``None``, ``2**31 - 1``, ``{}``, ``OPTION_RANGES["x"][:2]``).
+
+    Names are those of ``ipc/limits.py``, the one home of the numbers both
+    sides share; nothing else is in scope, so a handler reading a computed
+    value fails here loudly rather than being checked against a guess.
+    """
+    code = compile(ast.Expression(node), "<daemon/handlers.py>", "eval")
+    return eval(code, {"__builtins__": {}}, dict(vars(limits)))  # our own source; only limits' names in scope
+
+
+def _call_args(node: ast.Call) -> list[Any]:
+    """The positional arguments' values, ``*starred`` ones spread."""
+    values: list[Any] = []
+    for arg in node.args:
+        if isinstance(arg, ast.Starred):
+            values += list(_const(arg.value))
+        else:
+            values.append(_const(arg))
+    return values
 
 
 def _daemon_file(name: str) -> Path:
@@ -210,7 +221,7 @@ def _arg_reads(func: ast.FunctionDef, receiver: str, functions: dict[str, ast.Fu
             method = target.attr
             sig = inspect.signature(getattr(protocol.Args, method))
             bound = sig.bind(
-                None, *(_const(a) for a in node.args), **{k.arg: _const(k.value) for k in node.keywords if k.arg}
+                None, *_call_args(node), **{k.arg: _const(k.value) for k in node.keywords if k.arg}
             ).arguments
             name = bound.pop("name")
             bound.pop("self")

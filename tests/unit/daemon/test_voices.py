@@ -199,7 +199,7 @@ def test_duplicate_name_ignoring_case(lib: VoiceLibrary) -> None:
 
 @pytest.mark.parametrize(
     ("data", "code"),
-    [(wav(seconds=2.0), "too_short"), (b"definitely not audio" * 50, "undecodable")],
+    [(wav(seconds=2.0), "clip_too_short"), (b"definitely not audio" * 50, "clip_undecodable")],
 )
 def test_bad_clip_raises_clip_error_and_changes_nothing(
     lib: VoiceLibrary, data_dir: Path, data: bytes, code: str

@@ -109,6 +109,17 @@ def test_speak_answers_at_once_and_events_follow_the_sentences(player_daemon: Da
     assert "synthesized" in kinds
 
 
+def test_every_event_of_a_speak_job_names_the_request_that_made_it(player_daemon: DaemonProcess, pc: Client) -> None:
+    log = listen(player_daemon, pc)
+    # Sent without reading the reply: the events alone tell the client which job is its own.
+    req_id = pc.send("speak", {"text": "One is here. Two is here.", "voice": "v"})
+    queued = log.wait_for(lambda t, d: t == "job" and d.get("event") == "queued" and d.get("request") == req_id)
+    log.wait_job(queued["job"], "finished", timeout=30)
+    events = [d for t, d in log.seen if t == "job" and d.get("job") == queued["job"]]
+    assert {"queued", "synthesizing", "started", "sentence", "synthesized", "finished"} <= {d["event"] for d in events}
+    assert [d["request"] for d in events] == [req_id] * len(events)
+
+
 def test_stop_cuts_the_sentence_that_is_playing(player_daemon: DaemonProcess, pc: Client) -> None:
     log = listen(player_daemon, pc)
     before = len(player_daemon.played())

@@ -754,3 +754,58 @@ def test_stats_without_stored_cost_use_the_average(cache_dir: Path, monkeypatch:
     cache.get_or_prepare(key("new"), prepare)
     assert cache.get_or_prepare(key("old"), prepare).tier == "disk"
     assert cache.stats()["seconds_saved"] == 3.0
+
+
+# -- numpy conditionals (the fake engine's) -------------------------------------------
+
+
+def test_numpy_conditionals_round_trip_through_memory_and_disk(cache_dir: Path) -> None:
+    import numpy as np
+
+    raw = {
+        "t3.speaker_emb": np.arange(256, dtype=np.float32).reshape(1, 256),
+        "tokens": np.arange(5, dtype=np.int64).reshape(1, 5),
+    }
+    first = ConditionalsCache(cache_dir, 10 * MIB, 10 * MIB, tensors="numpy")
+    made = first.get_or_prepare(key(), lambda: raw)
+    assert made.tier == "prepared"
+    assert first.stats()["bytes"]["memory"] == 256 * 4 + 5 * 8
+    raw["t3.speaker_emb"][0, 0] = -1.0  # the cache holds its own copy
+    assert made.tensors["t3.speaker_emb"][0, 0] == 0.0
+    again = ConditionalsCache(cache_dir, 10 * MIB, 10 * MIB, tensors="numpy")
+    hit = again.get_or_prepare(key(), lambda: pytest.fail("a disk hit must not prepare"))
+    assert hit.tier == "disk"
+    assert isinstance(hit.tensors["tokens"], np.ndarray)
+    assert hit.tensors["tokens"].tolist() == [[0, 1, 2, 3, 4]]
+    assert hit.tensors["t3.speaker_emb"][0, 255] == 255.0
+
+
+def test_numpy_cache_refuses_torch_tensors(cache_dir: Path) -> None:
+    cache = ConditionalsCache(cache_dir, 10 * MIB, 10 * MIB, tensors="numpy")
+    with pytest.raises(TypeError, match="ndarray"):
+        cache.get_or_prepare(key(), lambda: conds())
+
+
+def test_a_fake_engine_daemon_never_imports_torch(tmp_path: Path) -> None:
+    """The fake engine's whole path (prepare, cache, disk) stays torch-free: test daemons start fast."""
+    import subprocess
+    import sys
+
+    probe = f"""
+import sys, threading
+from pathlib import Path
+from chatterbox_tray.daemon.condcache import CacheKey, ConditionalsCache
+from chatterbox_tray.daemon.engine import SynthOptions
+from chatterbox_tray.daemon.fake_engine import FakeEngine
+engine = FakeEngine()
+cache = ConditionalsCache(Path({str(tmp_path)!r}), 1 << 20, 1 << 20, tensors=engine.tensor_format)
+key = CacheKey(engine.model_id, "a" * 64, engine.prep_version)
+conds = cache.get_or_prepare(key, lambda: engine.prepare(b"clip")).tensors
+engine.generate("Hello there.", conds, SynthOptions(), 50, threading.Event())
+ConditionalsCache(Path({str(tmp_path)!r}), 1 << 20, 1 << 20, tensors="numpy").get_or_prepare(key, lambda: 1 / 0)
+import chatterbox_tray.daemon.server
+print("torch" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

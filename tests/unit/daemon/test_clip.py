@@ -94,14 +94,14 @@ def test_decode_compressed_formats(fmt: str, subtype: str) -> None:
 def test_decode_garbage_is_undecodable(data: bytes) -> None:
     with pytest.raises(ClipError) as err:
         decode_clip(data)
-    assert err.value.code == "undecodable"
+    assert err.value.code == "clip_undecodable"
     assert "could not decode" in str(err.value)
 
 
 def test_decode_missing_file_is_undecodable(tmp_path: Path) -> None:
     with pytest.raises(ClipError) as err:
         decode_clip(tmp_path / "nope.wav")
-    assert err.value.code == "undecodable"
+    assert err.value.code == "clip_undecodable"
     assert "nope.wav" in str(err.value)
 
 
@@ -176,7 +176,7 @@ def test_valid_clip_is_measured() -> None:
 def test_too_short(seconds: float) -> None:
     with pytest.raises(ClipError) as err:
         validate_clip(tone(seconds), SR)
-    assert err.value.code == "too_short"
+    assert err.value.code == "clip_too_short"
     assert f"{MIN_SECONDS:.1f} s" in str(err.value)
 
 
@@ -199,7 +199,7 @@ def test_too_long() -> None:
     sr = 8000  # keeps the array small
     with pytest.raises(ClipError) as err:
         validate_clip(tone(MAX_SECONDS + 1, sr=sr), sr)
-    assert err.value.code == "too_long"
+    assert err.value.code == "clip_too_long"
     assert "61.0 s" in str(err.value)
     assert validate_clip(tone(MAX_SECONDS, sr=sr), sr).duration_s == MAX_SECONDS
 
@@ -218,7 +218,7 @@ def test_too_long() -> None:
 def test_silent(samples: np.ndarray) -> None:
     with pytest.raises(ClipError) as err:
         validate_clip(samples, SR)
-    assert err.value.code == "silent"
+    assert err.value.code == "clip_silent"
     assert "dBFS" in str(err.value)
 
 
@@ -234,18 +234,18 @@ def test_non_finite_samples_are_undecodable() -> None:
     x[100] = np.nan
     with pytest.raises(ClipError) as err:
         validate_clip(x, SR)
-    assert err.value.code == "undecodable"
+    assert err.value.code == "clip_undecodable"
 
 
 def test_bad_sample_rate_is_undecodable() -> None:
     with pytest.raises(ClipError) as err:
         validate_clip(tone(6.0), 0)
-    assert err.value.code == "undecodable"
+    assert err.value.code == "clip_undecodable"
 
 
 def test_clip_error_carries_code_and_message() -> None:
-    err = ClipError("silent", "quiet")
-    assert err.code == "silent"
+    err = ClipError("clip_silent", "quiet")
+    assert err.code == "clip_silent"
     assert err.message == "quiet"
     assert str(err) == "quiet"
 

@@ -101,6 +101,22 @@ def test_jobs_run_one_at_a_time_in_the_order_they_came(slow_daemon: DaemonProces
         assert kinds(log, job) == ["queued", "started", "chunk", "chunk", "finished"]
 
 
+def test_every_event_of_a_job_names_the_request_that_made_it(
+    slow_daemon: DaemonProcess, voice: str, log: EventLog
+) -> None:
+    _, synthesis, head = start(slow_daemon, sentences(2), voice)
+    _, other, other_head = start(slow_daemon, "Another one.", voice)
+    synthesis.collect()
+    other.collect()
+    log.wait_job(head["job"], "finished")
+    log.wait_job(other_head["job"], "finished")
+    for req_id, job in ((synthesis.req_id, head["job"]), (other.req_id, other_head["job"])):
+        events = [d for t, d in log.seen if t == "job" and d.get("job") == job]
+        assert [d["event"] for d in events] == ["queued", "started", *["chunk"] * (len(events) - 3), "finished"]
+        assert [d["request"] for d in events] == [req_id] * len(events)
+    assert synthesis.req_id != other.req_id
+
+
 def test_a_queued_job_gets_progress_with_its_position(slow_daemon: DaemonProcess, voice: str) -> None:
     _, first, _ = start(slow_daemon, sentences(8), voice)
     waiting_client, waiting, _ = start(slow_daemon, "Waiting here.", voice)
@@ -111,6 +127,7 @@ def test_a_queued_job_gets_progress_with_its_position(slow_daemon: DaemonProcess
             break
     assert progress is not None
     assert progress["job"] == waiting.job
+    assert progress["request"] == waiting.req_id  # the request that made the job
     assert progress["state"] == "queued"
     assert progress["position"] == 1  # one job ahead of it: the running one
     assert progress["model"] == "ready"
@@ -316,6 +333,10 @@ def test_two_requests_for_one_uncached_voice_prepare_it_once(prep_daemon: Daemon
     with prep_daemon.client() as a, prep_daemon.client() as b:
         misses, hits = misses_and_hits(a)
         first = a.synthesize("One voice.", voice_data=data, seed=9)
+        # Two clients' requests arriving together are read in either order (the
+        # ROUTER socket queues fairly): wait until the first is in, then send
+        # the second while the first one's voice is still being prepared.
+        accepted(a, first)
         second = b.synthesize("One voice.", voice_data=data, seed=9)
         audio_a, _ = first.collect()
         audio_b, _ = second.collect()

@@ -1,0 +1,151 @@
+"""The model's life: load, warm up, fail, reload; the daemon's ``state``.
+
+One engine at a time. Loading runs on its own thread so the main loop keeps
+answering; every state change is published as a ``state`` event. What a
+ready or failed model means for jobs is the service's business: it passes
+``on_ready`` and ``on_failed``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from chatterbox_tray.ipc.protocol import ProtocolError
+
+from .engine import Engine, EngineError
+from .settings import NEEDS_RELOAD, Settings
+
+log = logging.getLogger(__name__)
+
+#: The settings a loaded model was made with; a change needs a ``reload``.
+MODEL_KEYS = tuple(k for k in NEEDS_RELOAD if k != "warmup")  # warm-up does not change the model
+
+
+def make_engine(settings: Settings) -> Engine:
+    """The engine the settings ask for (imports the heavy one only when needed)."""
+    if settings.engine == "fake":
+        from .fake_engine import FakeEngine
+
+        return FakeEngine(settings.variant)
+    from .chatterbox_engine import ChatterboxEngine
+
+    return ChatterboxEngine(settings.variant, settings.checkpoint, settings.device)
+
+
+class Model:
+    """The engine and its load state (starting, loading, warming_up, ready, failed)."""
+
+    def __init__(
+        self,
+        settings: Callable[[], Settings],
+        publish: Callable[[dict[str, Any]], None],
+        *,
+        busy: Callable[[], bool],
+        on_loaded: Callable[[Engine], None],
+        on_ready: Callable[[], None],
+        on_failed: Callable[[str, str], None],
+    ) -> None:
+        """``settings`` gives the settings in force; ``publish`` sends a ``state`` event's data;
+        ``busy`` says whether a client's job is running (a reload is refused then);
+        ``on_loaded`` runs before the model is announced ready, ``on_ready`` after."""
+        self._settings = settings
+        self._publish = publish
+        self._busy = busy
+        self._on_loaded = on_loaded
+        self._on_ready = on_ready
+        self._on_failed = on_failed
+        self.state = "starting"
+        self.progress = 0.0
+        self.message = "starting"
+        self.error = ""
+        self.engine: Engine = make_engine(settings())
+        #: What the loaded model was loaded with (settings may have moved on).
+        self.loaded_settings: dict[str, Any] = {}
+        self._ready = threading.Event()
+        self._lock = threading.Lock()
+
+    def load(self) -> bool:
+        """Start a load in the background unless one is running or the model is ready."""
+        with self._lock:
+            if self.state in ("loading", "warming_up", "ready"):
+                return False
+            self._set_state("loading", 0.0, "loading the model")
+        threading.Thread(target=self._load, name="loader", daemon=True).start()
+        return True
+
+    def reload(self) -> bool:
+        """Swap in the model the settings ask for; refused while a job runs or a load is under way."""
+        with self._lock:
+            if self.state in ("loading", "warming_up"):
+                return False
+            if self._busy():
+                raise ProtocolError("busy", "a job is running; stop it or wait, then reload")
+            self._ready.clear()
+            old, self.engine = self.engine, make_engine(self._settings())
+            self._set_state("loading", 0.0, "loading the model")
+        old.unload()
+        threading.Thread(target=self._load, name="loader", daemon=True).start()
+        return True
+
+    def reload_required(self) -> bool:
+        """Whether the loaded model differs from what the settings ask for."""
+        settings = self._settings()
+        return any(self.loaded_settings.get(k) != getattr(settings, k) for k in MODEL_KEYS)
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Block up to ``timeout`` s for the model (or `release`); True if it is ready."""
+        return self._ready.wait(timeout)
+
+    def release(self) -> None:
+        """Wake everyone in `wait_ready` (at shutdown)."""
+        self._ready.set()
+
+    def _set_state(self, state: str, progress: float, message: str, error: str = "") -> None:
+        self.state, self.progress, self.message, self.error = state, progress, message, error
+        self._publish(self.status())
+
+    def status(self) -> dict[str, Any]:
+        """The model's part of ``status`` replies and ``state`` events."""
+        return {
+            "state": self.state,
+            "progress": round(self.progress, 3),
+            "message": self.message,
+            "error": self.error,
+            "variant": self.engine.variant,
+            "model_id": self.engine.model_id,
+            "device": self.engine.device,
+        }
+
+    def _load(self) -> None:
+        settings = self._settings()
+        try:
+            self.engine.load(lambda frac, what: self._set_state("loading", frac, what))
+            if settings.warmup:
+                self._set_state("warming_up", 0.95, "warming up")
+                start = time.perf_counter()
+                self.engine.warmup()
+                log.info("warm-up took %.1f s", time.perf_counter() - start)
+        except EngineError as exc:
+            log.error("model load failed: %s", exc.message)
+            self._failed(exc.code, exc.message)
+            return
+        except Exception as exc:  # any load failure leaves a live daemon with a reason
+            log.error("model load failed:\n%s", traceback.format_exc())
+            self._failed("model_failed", f"{type(exc).__name__}: {exc}")
+            return
+        self.loaded_settings = {k: getattr(settings, k) for k in MODEL_KEYS}
+        self._on_loaded(self.engine)
+        self._ready.set()
+        self._set_state("ready", 1.0, "ready")
+        log.info("model %s ready on %s", self.engine.model_id, self.engine.device)
+        self._on_ready()
+
+    def _failed(self, code: str, message: str) -> None:
+        self.engine.unload()
+        self._set_state("failed", 0.0, "failed", message)
+        self._on_failed(code, message)

@@ -1,0 +1,143 @@
+"""The speaker's rules, as pure functions: no thread, no device, no lock.
+
+``player.py`` runs the speaker (a thread writing 20 ms blocks to a device);
+the decisions it takes are here, so they can be read in one place and tested
+directly with plain numbers:
+
+* `admission`: what a newly spoken job of a priority does to what is on the
+  speaker (drop the newcomer, displace others, interrupt the playing one);
+* `playing_order` / `next_to_play`: which job plays next;
+* `ready_to_start`: whether a job has buffered enough to start playing
+  without running dry (the adaptive pre-buffer).
+
+The priorities follow Speech Dispatcher's (see docs/protocol.md):
+
+* ``urgent`` interrupts what is playing; the interrupted job resumes after it,
+  from the start of the sentence it was in;
+* ``quick`` (quick-speak) replaces what is playing and any other quick job,
+  but never an urgent one; queued text stays queued after it;
+* ``text`` queues behind everything else, first come first served;
+* ``notification`` is dropped when anything else is speaking or queued, and is
+  itself cut off by any later request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from chatterbox_tray.ipc.limits import PRIORITY_RANK
+
+__all__ = [
+    "SECONDS_PER_CHAR",
+    "Admission",
+    "Slot",
+    "admission",
+    "next_to_play",
+    "playing_order",
+    "ready_to_start",
+]
+
+URGENT, QUICK, TEXT, NOTIFICATION = (PRIORITY_RANK[p] for p in ("urgent", "quick", "text", "notification"))
+
+#: Prior for speech seconds per character, until jobs have measured it.
+SECONDS_PER_CHAR = 0.07
+
+
+class Slot(Protocol):
+    """What the rules need to know of a job on the speaker."""
+
+    rank: int  # 0 urgent .. 3 notification
+    seq: int  # arrival order on the speaker
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What admitting a job does to the speaker's queue."""
+
+    #: The newcomer is a notification and something else is on the speaker.
+    dropped: bool = False
+    #: Positions (in the given queue) of the jobs the newcomer replaces.
+    displaced: list[int] = field(default_factory=list)
+    #: The playing job is not replaced but the newcomer goes before it: it
+    #: pauses and resumes from the start of its sentence afterwards.
+    interrupts: bool = False
+
+
+def playing_order(slot: Slot) -> tuple[int, int]:
+    """The sort key of the speaker's queue: priority rank, then arrival.
+
+    The model worker uses the same order, so what plays next is also what is
+    synthesized next.
+    """
+    return (slot.rank, slot.seq)
+
+
+def next_to_play(queue: Sequence[Slot]) -> int | None:
+    """Position of the job that plays now (or next) in ``queue``; None if it is empty."""
+    if not queue:
+        return None
+    return min(range(len(queue)), key=lambda i: playing_order(queue[i]))
+
+
+def admission(rank: int, seq: int, queue: Sequence[Slot], playing: int | None) -> Admission:
+    """What a new job of ``rank`` (arriving as ``seq``) does to ``queue``.
+
+    ``playing`` is the position of the job whose sound has started, if any
+    (a job at the head that is still pre-buffering is not "playing": it is
+    displaced or outranked silently).
+    """
+    if rank == NOTIFICATION and queue:
+        return Admission(dropped=True)
+    current = next_to_play(queue)
+    displaced = [
+        i
+        for i, other in enumerate(queue)
+        if other.rank == NOTIFICATION
+        or (rank == QUICK and other.rank == QUICK)
+        or (rank == QUICK and i == current and other.rank > QUICK)
+    ]
+    interrupts = (
+        playing is not None
+        and playing == current
+        and playing not in displaced
+        and (rank, seq) < playing_order(queue[playing])
+    )
+    return Admission(displaced=displaced, interrupts=interrupts)
+
+
+def ready_to_start(
+    *,
+    buffered_s: float,
+    segments: int,
+    made_chars: int,
+    chars_total: int,
+    produced_all: bool,
+    prebuffer: str,
+    rtf: float | None,
+    seconds_per_char: float | None,
+) -> bool:
+    """Whether a job that has not started may start playing now.
+
+    ``buffered_s`` seconds of audio in ``segments`` sentences are made and
+    unplayed, covering ``made_chars`` of the job's ``chars_total`` characters.
+    ``rtf`` is the estimated synthesis real-time factor (seconds of work per
+    second of audio; None when nothing is measured yet) and
+    ``seconds_per_char`` the estimated speech length of a character.
+    """
+    if segments == 0:
+        return False
+    if produced_all or prebuffer == "off":
+        return True
+    if rtf is None or rtf <= 1.0:
+        return True  # synthesis outruns playback: the first sentence is enough
+    spc = SECONDS_PER_CHAR if seconds_per_char is None else seconds_per_char
+    remaining = max(0, chars_total - made_chars) * spc
+    total = buffered_s + remaining
+    sentence = buffered_s / segments
+    # Making what is left takes remaining*rtf; playing what we hold and what
+    # is left takes buffered+remaining. With production spread evenly, the
+    # speaker never catches up if it starts holding total*(1 - 1/rtf);
+    # half a sentence more covers sentences arriving whole.
+    return buffered_s >= min(total, total * (1 - 1 / rtf) + sentence / 2)

@@ -1,0 +1,184 @@
+"""The synthesis worker: one thread that runs jobs on the model, in queue order.
+
+It takes a job, waits for the model if it must, makes the job's sentences
+one at a time, and hands each one on (`Worker._deliver`: to the speaker for
+``speak``, as a ``chunk`` reply for ``synthesize``). It reports through the
+coordinator and never decides a job's fate itself: every way out of a job
+ends in ``Coordinator.end``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from chatterbox_tray.ipc.protocol import CodedError, ProtocolError
+
+from .engine import Cancelled, GenResult
+from .jobs import Job
+from .text import Chunk, token_budget
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .service import Service
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    """The thread that runs jobs on the model."""
+
+    def __init__(self, service: Service) -> None:
+        self.svc = service
+        self._thread = threading.Thread(target=self._work, name="worker", daemon=True)
+
+    def start(self) -> None:
+        """Start taking jobs."""
+        self._thread.start()
+
+    def join(self, timeout: float) -> None:
+        """Wait for the thread to end (after the queue is closed)."""
+        if self._thread.is_alive():
+            self._thread.join(timeout=timeout)
+
+    def _work(self) -> None:
+        svc = self.svc
+        while True:
+            job = svc.queue.take()
+            if job is None:
+                return
+            svc.jobs.running(job)
+            if not svc.model.wait_ready(0):
+                svc.jobs.event(job, {**job.describe(), "event": "waiting_for_model"})
+            while not svc.model.wait_ready(0.2):
+                if job.cancel.is_set() or svc.model.state == "failed":
+                    break
+            try:
+                if job.cancel.is_set():
+                    raise Cancelled()
+                if svc.model.state == "failed":
+                    raise ProtocolError("model_failed", f"the model failed to load: {svc.model.error}")
+                if svc.model.state != "ready":
+                    raise ProtocolError("not_ready", f"the model is not loaded: {svc.model.error or svc.model.state}")
+                if job.kind == "prepare":
+                    self._run_prepare(job)
+                else:
+                    self._run_synthesis(job)
+            except Cancelled:
+                svc.jobs.end(job, "cancelled", ProtocolError("cancelled", "the job was cancelled"))
+            except CodedError as exc:  # the engine's, the cache's clip, the protocol's: sent as they are
+                svc.jobs.end(job, "failed", exc)
+            except Exception as exc:  # one bad job must not end the worker
+                log.error("job %s failed:\n%s", job.id, traceback.format_exc())
+                svc.jobs.end(job, "failed", ProtocolError("internal", f"{type(exc).__name__}: {exc}"))
+            finally:
+                svc.queue.done(job)
+
+    def _run_prepare(self, job: Job) -> None:
+        if self.svc.cache_tier(job.clip_sha256) is None:
+            _, tier, seconds = self.svc.conditionals(job)
+            log.info("prepared voice %s in %.2f s (%s)", job.voice_name, seconds, tier)
+        self.svc.jobs.end(job, "finished")
+
+    def _run_synthesis(self, job: Job) -> None:
+        """Make the job's sentences from ``job.chunks_done`` on, streaming or playing each.
+
+        Returns early, with the job back in the queue, when a higher-ranked job
+        arrives: the tally in ``job.tally`` carries the timings across.
+        """
+        svc = self.svc
+        tally = job.tally
+        started = time.perf_counter()
+        if not tally:
+            tally.update(
+                queue_wait=started - job.created, t3=0.0, s3=0.0, audio=0.0, tokens=0, first_chunk=None, busy=0.0
+            )
+            # For speech, "started" means the first sample reached the speaker.
+            event = "synthesizing" if job.kind == "speak" else "started"
+            svc.jobs.event(job, {**job.describe(), "event": event})
+        conds, tier, cond_seconds = svc.conditionals(job)
+        tally.setdefault("tier", tier)
+        tally.setdefault("cond_seconds", cond_seconds)
+        engine = svc.model.engine
+        for index in range(job.chunks_done, len(job.chunks)):
+            chunk = job.chunks[index]
+            if job.cancel.is_set():
+                raise Cancelled()
+            seed = job.options.seed
+            options = replace(job.options, seed=None if seed is None else seed + index)
+            budget = token_budget(chunk.text, svc.settings.max_tokens_per_chunk)
+            made = time.perf_counter()
+            result = engine.generate(chunk.text, conds, options, budget, job.cancel)
+            samples = result.samples.astype("<f4", copy=False)
+            tally["t3"] += result.t3_seconds
+            tally["s3"] += result.s3gen_seconds
+            tally["tokens"] += result.tokens
+            tally["audio"] += len(samples) / engine.sample_rate
+            job.chunks_done = index + 1
+            self._deliver(job, index, chunk, samples, result, budget, time.perf_counter() - made)
+            if tally["first_chunk"] is None:
+                tally["first_chunk"] = time.perf_counter() - job.created
+            svc.jobs.event(job, {**job.describe(), "event": "chunk", "index": index, "span": [chunk.start, chunk.end]})
+            if job.chunks_done < len(job.chunks) and svc.queue.outranked(job):
+                tally["busy"] += time.perf_counter() - started
+                log.info("job %s waits for a higher-priority job", job.id)
+                svc.jobs.requeue(job)
+                return
+        tally["busy"] += time.perf_counter() - started
+        job.summary = self._summary(job, engine.sample_rate)
+        if job.kind == "speak":
+            svc.player.produced(job)
+            svc.jobs.event(job, {**job.describe(), "event": "synthesized", "summary": job.summary})
+            return  # the speaker ends it once it is played
+        svc.jobs.end(job, "finished")
+
+    def _deliver(
+        self, job: Job, index: int, chunk: Chunk, samples: np.ndarray, result: GenResult, budget: int, made_s: float
+    ) -> None:
+        """Hand one made sentence on: to the speaker (``speak``) or to the requesting client (``synthesize``).
+
+        The one place audio leaves the worker; a streaming engine would call
+        it per piece of a sentence.
+        """
+        span = (chunk.start, chunk.end)
+        if job.kind == "speak":
+            self.svc.player.push(job, index, samples, span, chunk.text, made_s)
+        elif job.identity is not None and job.req_id is not None:
+            self.svc.out.reply(
+                job.identity,
+                job.req_id,
+                "chunk",
+                (samples.tobytes(),),
+                index=index,
+                sample_rate=self.svc.model.engine.sample_rate,
+                samples=len(samples),
+                text=chunk.text,
+                span=list(span),
+                tokens=result.tokens,
+                budget=budget,
+            )
+
+    @staticmethod
+    def _summary(job: Job, rate: int) -> dict[str, Any]:
+        tally = job.tally
+        audio = tally["audio"]
+        return {
+            "job": job.id,
+            "voice": job.voice_name,
+            "sample_rate": rate,
+            "chunks": len(job.chunks),
+            "tokens": tally["tokens"],
+            "queue_wait_s": round(tally["queue_wait"], 4),
+            "conditionals": {"tier": tally["tier"], "seconds": round(tally["cond_seconds"], 4)},
+            "t3_s": round(tally["t3"], 4),
+            "s3gen_s": round(tally["s3"], 4),
+            "synthesis_s": round(tally["busy"], 4),
+            "audio_s": round(audio, 4),
+            "rtf": round(tally["busy"] / audio, 4) if audio else None,
+            "time_to_first_chunk_s": round(tally["first_chunk"] or 0.0, 4),
+        }

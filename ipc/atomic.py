@@ -1,0 +1,121 @@
+"""Atomic file writes: a reader sees the whole old file or the whole new one.
+
+The one way this project replaces a file (settings, the voice manifest, the
+conditionals cache, the connection file, the GUI's preferences, the Speech
+Dispatcher config). Written the way the conditionals cache always did it:
+
+1. write to a temporary file in the same folder (``os.replace`` is atomic
+   only within one file system), named ``TMP_PREFIX...TMP_SUFFIX`` so a
+   folder's owner can recognise and sweep leftovers of a crash;
+2. flush and ``fsync`` it, so the rename never points at data still in the
+   page cache (ext4 and others can otherwise leave a zero-length file after
+   a power cut);
+3. ``os.replace`` it over the target;
+4. ``fsync`` the folder (POSIX), so the rename itself survives a power cut.
+
+On any failure the temporary file is removed and the error raised; the
+target is untouched. Standard library only: every client imports ``ipc/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+
+__all__ = [
+    "DEFAULT_MODE",
+    "OWNER_ONLY",
+    "TMP_PREFIX",
+    "TMP_SUFFIX",
+    "commit_temp",
+    "discard_temp",
+    "fsync_dir",
+    "write_atomic",
+    "write_temp",
+]
+
+#: Temporary files start and end with these; anything so named is a leftover
+#: once no writer is running.
+TMP_PREFIX = ".tmp-"
+TMP_SUFFIX = ".partial"
+#: ``mode`` for files only the user may read (keys, private data).
+OWNER_ONLY = 0o600
+#: ``mode`` for ordinary files; the umask applies, as for ``open(path, "w")``.
+DEFAULT_MODE = 0o666
+
+
+def write_atomic(path: Path | str, data: bytes | str, *, mode: int = DEFAULT_MODE) -> None:
+    """Replace ``path`` with ``data`` (``str`` is written as UTF-8) atomically and durably.
+
+    The folder must exist. ``mode`` is the new file's permission bits (minus
+    the umask); pass `OWNER_ONLY` for files other users must not read.
+    """
+    path = Path(path)
+    tmp = write_temp(path.parent, data, mode=mode)
+    try:
+        commit_temp(tmp, path)
+    except BaseException:
+        discard_temp(tmp)
+        raise
+
+
+def write_temp(folder: Path | str, data: bytes | str, *, mode: int = DEFAULT_MODE) -> Path:
+    """Write ``data`` to a new, flushed and fsync'd temporary file in ``folder``; return its path.
+
+    For writers that must decide under their own lock whether the file still
+    goes in (the conditionals cache): follow with `commit_temp` or
+    `discard_temp`. Everyone else calls `write_atomic`.
+    """
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    folder = Path(folder)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+    while True:
+        tmp = folder / f"{TMP_PREFIX}{secrets.token_hex(6)}{TMP_SUFFIX}"
+        try:
+            fd = os.open(tmp, flags, mode)
+            break
+        except FileExistsError:  # astronomically rare; pick another name
+            continue
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        discard_temp(tmp)
+        raise
+    return tmp
+
+
+def commit_temp(tmp: Path | str, path: Path | str) -> None:
+    """Move a file from `write_temp` over ``path`` and make the rename durable."""
+    os.replace(tmp, path)
+    fsync_dir(Path(path).parent)
+
+
+def discard_temp(tmp: Path | str) -> None:
+    """Remove a temporary file that will not be committed; never raises."""
+    with contextlib.suppress(OSError):
+        os.unlink(tmp)
+
+
+def fsync_dir(folder: Path | str) -> None:
+    """Make a rename in ``folder`` durable where the platform allows (POSIX); best effort.
+
+    Windows cannot open a folder for fsync, and NTFS journals renames anyway.
+    """
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

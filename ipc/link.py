@@ -1,0 +1,437 @@
+"""A self-healing link to the daemon for long-lived clients (the tray app), without Qt.
+
+``DaemonLink`` owns the request and event sockets and runs one loop in one
+thread. It sleeps in a single poll on the request socket, the event socket and
+an inproc wake socket (``submit`` pokes it when a request is queued), so it
+neither polls on a timer nor delays a request. It notices a dead or restarted
+daemon (a heartbeat ping, the connection file's pid), reconnects, and starts a
+daemon when none answers (if asked to). Request ids, frames and replies come
+from ``ipc.core`` and requests from ``ipc.requests``, as for the blocking
+client; what differs is only the waiting. ``gui/connection.py`` runs it in a
+QThread and turns what it reports into Qt signals.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import zmq
+
+from . import endpoints
+from . import requests as rq
+from .client import EventStream
+from .core import ClientCore, is_final, pid_alive, reply_error, reply_result
+from .protocol import MAX_FRAME_BYTES, PROTOCOL_VERSION, ProtocolError
+from .requests import Request
+
+log = logging.getLogger(__name__)
+
+#: No word from the daemon for this long makes the worker ping it...
+HEARTBEAT_S = 1.0
+#: ...and a ping unanswered for this long means it is gone.
+HEARTBEAT_TIMEOUT_S = 4.0
+#: How long a connection attempt waits for the first ping.
+CONNECT_PING_S = 1.5
+#: Autostart at most this often, so a daemon that dies at once is not respawned in a loop.
+AUTOSTART_EVERY_S = 30.0
+#: How often the connected worker looks at the connection file (a restarted daemon).
+FILE_CHECK_S = 1.0
+
+#: Link states, as ``LinkSink.on_link`` reports them.
+CONNECTING, STARTING, CONNECTED, LOST, FAILED = "connecting", "starting", "connected", "lost", "failed"
+
+
+class LinkSink(Protocol):
+    """What a ``DaemonLink`` reports, called on the link's thread."""
+
+    def on_link(self, state: str, detail: str) -> None:
+        """The link's state changed; ``detail`` says why, for people."""
+
+    def on_connected(self, info: endpoints.ConnectionInfo, hello: dict[str, Any], status: dict[str, Any]) -> None:
+        """A daemon answers (after every reconnection too)."""
+
+    def on_event(self, topic: str, data: dict[str, Any]) -> None:
+        """One broadcast event."""
+
+    def on_message(self, req_id: str, header: dict[str, Any], buffers: list[bytes]) -> None:
+        """A reply to a submitted request (also the ``timeout``/``unavailable`` errors the link makes)."""
+
+    def on_gap(self) -> None:
+        """Events were lost: the client should ask again what it keeps."""
+
+
+@dataclass
+class _Pending:
+    op: str
+    timeout: float
+    deadline: float
+    internal: bool = False
+    slow: bool = False  # the daemon may hold up pings while it answers (``Request.slow``)
+
+
+class DaemonLink:
+    """Owns the sockets and runs the loop (``run``) in the thread that calls it.
+
+    Everything it learns goes to ``sink``, called on that thread: the Qt
+    client forwards each call as a queued signal to the GUI thread. Other
+    threads talk to it only through ``submit`` and ``stop`` (a queue and the
+    wake socket); ``submit``, ``stop`` and ``dispose`` belong to one thread.
+    """
+
+    def __init__(self, sink: LinkSink, connection_path: Path | None, autostart: bool, daemon_args: list[str]) -> None:
+        self._sink = sink
+        self._running = False
+        self.connection_path = connection_path
+        self.autostart = autostart
+        self.daemon_args = daemon_args
+        self.commands: queue.SimpleQueue = queue.SimpleQueue()
+        #: Ids for the GUI's requests and the worker's own; the key is set per daemon.
+        self.core = ClientCore(b"")
+        self._stop = False
+        self._ctx = zmq.Context()
+        # The GUI thread queues a command, then pokes the wake socket: the worker
+        # sleeps in one poll on the daemon's sockets and this one, never on a timer.
+        wake_address = f"inproc://gui-link-wake-{id(self):x}"
+        self._wake_rx = self._ctx.socket(zmq.PAIR)
+        self._wake_rx.setsockopt(zmq.LINGER, 0)
+        self._wake_rx.bind(wake_address)
+        self._wake_tx = self._ctx.socket(zmq.PAIR)  # used by the GUI thread only
+        self._wake_tx.setsockopt(zmq.LINGER, 0)
+        self._wake_tx.connect(wake_address)
+        self._dealer: zmq.Socket | None = None
+        self._events: EventStream | None = None
+        self._info: endpoints.ConnectionInfo | None = None
+        self._pending: dict[str, _Pending] = {}
+        self._last_heard = 0.0
+        self._last_file_check = 0.0
+        self._heartbeat: str | None = None
+        self._seq = 0
+        self._spawned: subprocess.Popen | None = None
+        self._spawned_at = -AUTOSTART_EVERY_S
+        self._autostart_blocked = False
+        self._state = ""
+
+    # -- control from the owner's thread -----------------------------------------
+
+    def submit(self, command: tuple) -> None:
+        """Queue a command and wake the loop: ("req", id, Request, timeout) or ("retry",)."""
+        self.commands.put(command)
+        self._wake()
+
+    def stop(self) -> None:
+        """Ask the loop to end; the caller waits for its thread, then calls ``dispose()``."""
+        self._stop = True
+        self._wake()
+
+    def dispose(self) -> None:
+        """Close the wake sockets and the context once the loop has ended."""
+        if self._running:
+            return  # stuck (it should not be): leave its sockets rather than hang the GUI
+        for sock in (self._wake_rx, self._wake_tx):
+            if not sock.closed:
+                sock.close(0)
+        if not self._ctx.closed:
+            self._ctx.term()
+
+    def _wake(self) -> None:
+        # A full pipe means the worker has wake-ups waiting already; a closed one, that it is gone.
+        with contextlib.suppress(zmq.Again, zmq.ZMQError):
+            self._wake_tx.send(b"", zmq.NOBLOCK)
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def run(self) -> None:
+        """The loop: connect (or start a daemon), serve, reconnect; until ``stop``."""
+        self._running = True
+        try:
+            while not self._stop:
+                if self._dealer is None:
+                    self._connect_once()
+                else:
+                    self._serve_once()
+        except Exception:  # never die silently: the GUI must learn the link is gone
+            log.exception("daemon link worker crashed")
+            self._set_link(FAILED, "the connection to the daemon failed unexpectedly (see the log)")
+        finally:
+            self._close_sockets()
+            self._wake_rx.close(0)  # the context ends in dispose(), after the owner's end closed too
+            self._running = False
+
+    def _set_link(self, state: str, detail: str = "") -> None:
+        self._state = state
+        self._sink.on_link(state, detail)
+
+    # -- not connected ---------------------------------------------------------------
+
+    def _connect_once(self) -> None:
+        self._fail_commands()
+        info = self._read_info()
+        if info is not None and info.protocol != PROTOCOL_VERSION:
+            older = "daemon" if info.protocol < PROTOCOL_VERSION else "app"
+            self._set_link(
+                FAILED,
+                f"The daemon speaks protocol {info.protocol} and this app {PROTOCOL_VERSION}: update the {older}.",
+            )
+            self._sleep(2.0)
+            return
+        if info is not None and pid_alive(info.pid) and self._open(info):
+            return
+        if self._spawned is not None:
+            code = self._spawned.poll()
+            if code is None:
+                self._sleep(0.15)  # still starting
+                return
+            self._spawned = None
+            if code not in (0, 3):  # 3: another daemon won the race; it will answer
+                self._autostart_blocked = True
+                self._set_link(FAILED, f"The daemon exited with status {code}.\n{daemon_log_tail()}")
+                return
+        if self.autostart and not self._autostart_blocked and time.monotonic() - self._spawned_at > AUTOSTART_EVERY_S:
+            self._spawn()
+            return
+        if self._state not in (CONNECTING, LOST, FAILED):
+            self._set_link(CONNECTING, "Looking for the daemon…")
+        self._sleep(0.3)
+
+    def _read_info(self) -> endpoints.ConnectionInfo | None:
+        try:
+            return endpoints.read_connection(self.connection_path)
+        except (FileNotFoundError, ProtocolError, OSError):
+            return None
+
+    def _spawn(self) -> None:
+        from chatterbox_tray.ipc.spawn import spawn_daemon
+
+        self._spawned_at = time.monotonic()
+        self._set_link(STARTING, "Starting the daemon…")
+        try:
+            self._spawned = spawn_daemon(self.daemon_args)
+        except OSError as exc:
+            self._autostart_blocked = True
+            self._set_link(FAILED, f"Could not start the daemon: {exc}")
+
+    def _open(self, info: endpoints.ConnectionInfo) -> bool:
+        dealer = self._ctx.socket(zmq.DEALER)
+        dealer.setsockopt(zmq.LINGER, 0)
+        dealer.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES * 2)
+        dealer.connect(info.requests)
+        self._dealer, self._info = dealer, info
+        self.core.key = info.key_bytes
+        try:
+            self._call_now(rq.ping(), CONNECT_PING_S)
+            hello = self._call_now(rq.hello(), 3.0)
+            status = self._call_now(rq.status(), 3.0)
+        except (TimeoutError, ProtocolError) as exc:
+            log.info("daemon at %s did not answer: %s", info.requests, exc)
+            self._close_sockets()
+            return False
+        self._events = EventStream(info, context=self._ctx)
+        self._seq = 0
+        self._last_heard = self._last_file_check = time.monotonic()
+        self._heartbeat = None
+        self._spawned = None
+        self._autostart_blocked = False
+        self._set_link(CONNECTED, f"daemon pid {info.pid}")
+        self._sink.on_connected(info, hello, status)
+        return True
+
+    def _call_now(self, request: Request, timeout: float) -> dict[str, Any]:
+        """A blocking request on the worker thread, used only while connecting."""
+        req_id = self._send(self.core.new_id(), request)
+        deadline = time.monotonic() + timeout
+        assert self._dealer is not None
+        while (left := deadline - time.monotonic()) > 0:
+            if not self._dealer.poll(int(left * 1000) + 1):
+                break
+            msg = self.core.decode_reply(self._dealer.recv_multipart())
+            if msg.header.get("id") != req_id:
+                continue
+            if msg.header.get("kind") == "error":
+                raise reply_error(msg.header)
+            return reply_result(msg.header)
+        raise TimeoutError(f"no answer to {request.op} within {timeout:.1f} s")
+
+    # -- connected -------------------------------------------------------------------------
+
+    def _serve_once(self) -> None:
+        assert self._dealer is not None and self._events is not None
+        poller = zmq.Poller()
+        poller.register(self._dealer, zmq.POLLIN)
+        poller.register(self._events.socket, zmq.POLLIN)
+        poller.register(self._wake_rx, zmq.POLLIN)
+        ready = dict(poller.poll(self._next_due_ms()))
+        if self._dealer in ready:
+            self._read_replies()
+        if self._events.socket in ready:
+            self._read_events()
+        if self._wake_rx in ready:
+            self._drain_wake()
+        self._drain_commands()
+        self._check_health()
+
+    def _next_due_ms(self) -> int:
+        """Milliseconds until the next timed duty: a request's deadline, the file check, a heartbeat."""
+        now = time.monotonic()
+        due = [self._last_file_check + FILE_CHECK_S]
+        due.extend(p.deadline for p in self._pending.values())
+        if self._heartbeat is None:
+            due.append(self._last_heard + HEARTBEAT_S)
+        return max(0, int((min(due) - now) * 1000) + 1)
+
+    def _drain_wake(self) -> None:
+        with contextlib.suppress(zmq.Again):
+            while True:
+                self._wake_rx.recv(zmq.NOBLOCK)
+
+    def _read_replies(self) -> None:
+        assert self._dealer is not None and self._info is not None
+        while self._dealer.poll(0):
+            frames = self._dealer.recv_multipart()
+            try:
+                msg = self.core.decode_reply(frames)
+            except ProtocolError as exc:
+                log.warning("dropping a bad reply: %s", exc)
+                continue
+            self._last_heard = time.monotonic()
+            req_id = str(msg.header.get("id", ""))
+            pending = self._pending.get(req_id)
+            if pending is None:
+                continue  # an abandoned request's late answer
+            if is_final(msg.header):
+                del self._pending[req_id]
+            else:
+                pending.deadline = time.monotonic() + pending.timeout
+            if req_id == self._heartbeat:
+                self._heartbeat = None
+            elif not pending.internal:
+                self._sink.on_message(req_id, msg.header, list(msg.buffers))
+
+    def _read_events(self) -> None:
+        assert self._events is not None and self._info is not None
+        sock = self._events.socket
+        gap = False
+        while sock.poll(0):
+            frames = sock.recv_multipart()
+            try:
+                msg = self.core.decode_event(frames)
+            except ProtocolError as exc:
+                log.warning("dropping a bad event: %s", exc)
+                continue
+            self._last_heard = time.monotonic()
+            seq = msg.header.get("seq")
+            if isinstance(seq, int):
+                gap = gap or (self._seq > 0 and seq != self._seq + 1)
+                self._seq = seq
+            self._sink.on_event(str(msg.header.get("event")), msg.header.get("data") or {})
+        if gap:
+            self._sink.on_gap()
+
+    def _drain_commands(self) -> None:
+        while True:
+            try:
+                cmd = self.commands.get_nowait()
+            except queue.Empty:
+                return
+            if cmd[0] == "req":
+                _, req_id, request, timeout = cmd
+                try:
+                    self._send(req_id, request)
+                except zmq.ZMQError as exc:
+                    self._fail(req_id, "unavailable", f"could not send to the daemon: {exc}")
+                    continue
+                self._pending[req_id] = _Pending(request.op, timeout, time.monotonic() + timeout, slow=request.slow)
+            elif cmd[0] == "retry":
+                self._autostart_blocked = False
+                self._spawned_at = -AUTOSTART_EVERY_S
+
+    def _check_health(self) -> None:
+        now = time.monotonic()
+        for req_id, pending in list(self._pending.items()):
+            if now > pending.deadline:
+                del self._pending[req_id]
+                if req_id == self._heartbeat:
+                    self._heartbeat = None
+                    if any(p.slow for p in self._pending.values()):
+                        continue  # it decodes a clip in its socket loop; its own timeout bounds that
+                    self._lose("The daemon stopped answering.")
+                    return
+                why = f"the daemon did not answer '{pending.op}' in {pending.timeout:.0f} s"
+                self._fail(req_id, "timeout", why)
+        if now - self._last_file_check > FILE_CHECK_S:
+            self._last_file_check = now
+            info = self._read_info()
+            assert self._info is not None
+            if info is None or info.pid != self._info.pid or info.key != self._info.key:
+                self._lose("The daemon stopped." if info is None else "The daemon restarted.")
+                return
+            if not pid_alive(self._info.pid):
+                self._lose("The daemon stopped.")
+                return
+        if self._heartbeat is None and now - self._last_heard > HEARTBEAT_S:
+            req_id = self._send(self.core.new_id(), rq.ping())
+            self._heartbeat = req_id
+            self._pending[req_id] = _Pending("ping", HEARTBEAT_TIMEOUT_S, now + HEARTBEAT_TIMEOUT_S, internal=True)
+
+    def _lose(self, why: str) -> None:
+        self._close_sockets()
+        for req_id, pending in self._pending.items():
+            if not pending.internal:
+                self._fail(req_id, "unavailable", why)
+        self._pending.clear()
+        # Give a daemon restarted by hand a moment to come back before starting one ourselves.
+        self._spawned_at = time.monotonic() - AUTOSTART_EVERY_S + 3.0
+        self._set_link(LOST, why)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _send(self, req_id: str, request: Request) -> str:
+        assert self._dealer is not None
+        self._dealer.send_multipart(self.core.encode(req_id, request), copy=False)
+        return req_id
+
+    def _fail(self, req_id: str, code: str, message: str) -> None:
+        self._sink.on_message(req_id, {"kind": "error", "error": {"code": code, "message": message}}, [])
+
+    def _fail_commands(self) -> None:
+        """Requests made while no daemon is connected fail at once rather than pile up."""
+        while True:
+            try:
+                cmd = self.commands.get_nowait()
+            except queue.Empty:
+                return
+            if cmd[0] == "req":
+                self._fail(cmd[1], "unavailable", "not connected to the daemon")
+            elif cmd[0] == "retry":
+                self._autostart_blocked = False
+                self._spawned_at = -AUTOSTART_EVERY_S
+
+    def _sleep(self, seconds: float) -> None:
+        """Wait, but wake for a command (a request fails at once, a retry acts at once)."""
+        if self._wake_rx.poll(int(seconds * 1000)):
+            self._drain_wake()
+            self._fail_commands()
+
+    def _close_sockets(self) -> None:
+        if self._dealer is not None:
+            self._dealer.close(0)
+        if self._events is not None:
+            self._events.close()
+        self._dealer = self._events = None
+
+
+def daemon_log_tail(lines: int = 6) -> str:
+    """The last lines of the daemon's log, to show why it did not start."""
+    path = endpoints.log_dir() / "daemon.log"
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return f"(no log at {path})"
+    tail = [line for line in text.splitlines() if line.strip()][-lines:]
+    return "\n".join(tail) + f"\n(log: {path})"

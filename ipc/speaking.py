@@ -1,0 +1,85 @@
+"""Speak and wait for the end: what ``say`` and the Speech Dispatcher module both do.
+
+One place queues the text on the daemon's speaker, waits for the job's end,
+and turns Ctrl-C, SIGTERM and SIGHUP into stopping that job, so the two
+callers differ only in what they print. (Before, ``speechd`` borrowed this
+from ``cli``, which imports ``speechd``: an import cycle.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .client import Client
+from .requests import Request
+
+#: How long ``wait`` may hear nothing; the daemon sends progress every second.
+WAIT_GAP_S = 30.0
+
+
+@contextlib.contextmanager
+def interrupt_on_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP (a closed terminal) act as Ctrl-C while this block runs."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    names = ("SIGTERM", "SIGHUP")
+    sigs = [getattr(signal, n) for n in names if hasattr(signal, n)]
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, interrupt) for sig in sigs}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@dataclass(frozen=True)
+class Spoken:
+    """How a speak-and-wait went.
+
+    ``queued``: the ``speak`` answer (``job``, ``dropped``, ``position``...).
+    ``end``: the ``wait`` answer (``state``, ``summary``, ``playback``,
+    ``error``), or None when the speech was dropped, not waited for, or
+    interrupted (then the job was asked to stop).
+    """
+
+    queued: dict[str, Any]
+    end: dict[str, Any] | None = None
+    interrupted: bool = False
+
+    @property
+    def dropped(self) -> bool:
+        """The daemon did not queue it (a notification over other speech)."""
+        return bool(self.queued.get("dropped"))
+
+
+def speak_and_wait(client: Client, request: Request, *, wait: bool = True, stop_on_disconnect: bool = False) -> Spoken:
+    """Queue ``request`` (built by ``requests.speak``) and, unless ``wait`` is false, wait for its end.
+
+    Ctrl-C, SIGTERM or SIGHUP while waiting stop the job. With
+    ``stop_on_disconnect`` the daemon also stops it if this process dies
+    without a word (Speech Dispatcher kills its module's commands).
+    ProtocolError from the ``speak`` request itself is raised to the caller.
+    """
+    queued = client.request(request)
+    if queued.get("dropped") or not wait:
+        return Spoken(queued)
+    job = queued["job"]
+    try:
+        with interrupt_on_signals():
+            end = client.wait(job, timeout=WAIT_GAP_S, stop_on_disconnect=stop_on_disconnect)
+    except KeyboardInterrupt:
+        # The user asked to stop: whatever stopping says, the answer is "interrupted".
+        with contextlib.suppress(Exception):
+            client.stop(job)
+        return Spoken(queued, interrupted=True)
+    return Spoken(queued, end)

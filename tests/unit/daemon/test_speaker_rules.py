@@ -1,0 +1,144 @@
+"""daemon/speaker.py: the speaker's rules, with plain numbers (no thread, no device)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from chatterbox_tray.daemon import speaker
+from chatterbox_tray.ipc.limits import PRIORITY_RANK
+
+URGENT, QUICK, TEXT, NOTE = (PRIORITY_RANK[p] for p in ("urgent", "quick", "text", "notification"))
+
+
+@dataclass
+class S:
+    """A job on the speaker, as the rules see it."""
+
+    rank: int
+    seq: int
+
+
+# -- which job plays next ------------------------------------------------------------
+
+
+def test_nothing_plays_from_an_empty_queue() -> None:
+    assert speaker.next_to_play([]) is None
+
+
+def test_rank_first_then_arrival() -> None:
+    queue = [S(TEXT, 1), S(TEXT, 0), S(QUICK, 5), S(NOTE, 2)]
+    assert speaker.next_to_play(queue) == 2
+    assert sorted(queue, key=speaker.playing_order) == [S(QUICK, 5), S(TEXT, 0), S(TEXT, 1), S(NOTE, 2)]
+
+
+def test_urgent_goes_before_everything() -> None:
+    assert speaker.next_to_play([S(QUICK, 0), S(TEXT, 1), S(URGENT, 9)]) == 2
+
+
+# -- what a priority displaces ----------------------------------------------------------
+
+
+def test_text_queues_behind_text_and_displaces_nothing() -> None:
+    verdict = speaker.admission(TEXT, 3, [S(TEXT, 1), S(TEXT, 2)], playing=0)
+    assert verdict == speaker.Admission()
+
+
+def test_a_notification_is_dropped_when_anything_is_on_the_speaker() -> None:
+    assert speaker.admission(NOTE, 1, [S(TEXT, 0)], playing=None).dropped
+    assert speaker.admission(NOTE, 1, [S(NOTE, 0)], playing=0).dropped
+    assert not speaker.admission(NOTE, 1, [], playing=None).dropped
+
+
+def test_any_later_request_cuts_a_notification_off() -> None:
+    for rank in (URGENT, QUICK, TEXT):
+        assert speaker.admission(rank, 1, [S(NOTE, 0)], playing=0).displaced == [0]
+
+
+def test_quick_replaces_the_playing_text_and_other_quick_jobs_but_queued_text_stays() -> None:
+    queue = [S(TEXT, 0), S(QUICK, 1), S(TEXT, 2)]
+    # Sorted, the quick job (seq 1) plays: it is the current one.
+    verdict = speaker.admission(QUICK, 3, queue, playing=1)
+    assert verdict.displaced == [1]  # the other quick job; both texts stay queued
+    verdict = speaker.admission(QUICK, 3, [S(TEXT, 0), S(TEXT, 2)], playing=0)
+    assert verdict.displaced == [0]  # the playing text
+    assert not verdict.interrupts
+
+
+def test_quick_never_replaces_an_urgent_job() -> None:
+    verdict = speaker.admission(QUICK, 2, [S(URGENT, 0), S(TEXT, 1)], playing=0)
+    assert verdict.displaced == []
+    assert not verdict.interrupts  # it waits behind the urgent one
+
+
+def test_urgent_interrupts_what_plays_without_displacing_it() -> None:
+    verdict = speaker.admission(URGENT, 2, [S(TEXT, 0), S(TEXT, 1)], playing=0)
+    assert verdict.displaced == []
+    assert verdict.interrupts
+
+
+def test_nothing_is_interrupted_before_its_sound_starts() -> None:
+    verdict = speaker.admission(URGENT, 2, [S(TEXT, 0)], playing=None)
+    assert not verdict.interrupts
+
+
+def test_urgent_after_urgent_waits() -> None:
+    verdict = speaker.admission(URGENT, 2, [S(URGENT, 0)], playing=0)
+    assert verdict == speaker.Admission()
+
+
+# -- when the pre-buffer lets playback start -----------------------------------------------
+
+
+def ready(**overrides: object) -> bool:
+    args: dict = {
+        "buffered_s": 1.0,
+        "segments": 1,
+        "made_chars": 18,
+        "chars_total": 72,
+        "produced_all": False,
+        "prebuffer": "adaptive",
+        "rtf": 1.5,
+        "seconds_per_char": 0.08,
+    }
+    args.update(overrides)
+    return speaker.ready_to_start(**args)
+
+
+def test_nothing_made_means_nothing_to_play() -> None:
+    assert not ready(segments=0, buffered_s=0.0, made_chars=0, prebuffer="off", produced_all=True)
+
+
+def test_everything_made_or_prebuffer_off_starts_at_once() -> None:
+    assert ready(produced_all=True)
+    assert ready(prebuffer="off")
+
+
+@pytest.mark.parametrize("rtf", [None, 0.3, 1.0])
+def test_synthesis_as_fast_as_playback_starts_on_the_first_sentence(rtf: float | None) -> None:
+    assert ready(rtf=rtf)
+
+
+def test_slow_synthesis_waits_until_the_rest_arrives_in_time() -> None:
+    # 54 characters left at 0.08 s each: 4.32 s to come; with 1 s buffered the
+    # total is 5.32 s, and at rtf 1.5 the speaker must hold a third of it
+    # (1.77 s) plus half a sentence before it can start without running dry.
+    assert not ready(buffered_s=1.0, segments=1, made_chars=18)
+    assert ready(buffered_s=2.4, segments=2, made_chars=36)
+
+
+def test_slower_synthesis_needs_more_buffered() -> None:
+    at = dict(buffered_s=2.4, segments=2, made_chars=36)
+    assert ready(rtf=1.5, **at)
+    assert not ready(rtf=3.0, **at)
+
+
+def test_without_a_measured_speech_rate_the_prior_is_used() -> None:
+    at = dict(buffered_s=2.0, segments=2, made_chars=36, rtf=1.5)
+    assert ready(seconds_per_char=None, **at) == ready(seconds_per_char=speaker.SECONDS_PER_CHAR, **at)
+
+
+def test_the_last_sentence_is_always_enough() -> None:
+    # Nothing is left to make: whatever is buffered is all there will be.
+    assert ready(buffered_s=0.5, segments=4, made_chars=72, rtf=5.0)

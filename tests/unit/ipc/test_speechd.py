@@ -1,0 +1,226 @@
+"""Speech Dispatcher's module configuration and installer (ipc/speechd.py, docs/speech-dispatcher.md).
+
+In process, on files in a temporary ``XDG_CONFIG_HOME`` (fast, no daemon).
+The daemon's side of stopping and the real ``speech-dispatcher`` are in
+tests/protocol/test_speechd.py.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chatterbox_tray.ipc import speechd
+
+CLI = [sys.executable, "-m", "chatterbox_tray.ipc.cli"]
+
+
+def dotconf_value(line: str) -> str:
+    """The value of a one-string dotconf line, unescaped as dotconf does (backslash takes the next char)."""
+    raw = line.split(" ", 1)[1].strip()
+    assert raw.startswith('"') and raw.endswith('"'), line
+    out, chars = [], iter(raw[1:-1])
+    for c in chars:
+        out.append(next(chars) if c == "\\" else c)
+    return "".join(out)
+
+
+def directive(conf: str, name: str) -> list[str]:
+    return [line for line in conf.splitlines() if line.split(" ", 1)[0] == name]
+
+
+# -- the configuration ------------------------------------------------------------------
+
+
+def test_the_command_survives_sd_generic_substitution_with_hostile_text_and_names(tmp_path: Path) -> None:
+    """Substitute as sd_generic does (its source, generic.c: $VOICE and $VOLUME pasted,
+    quotes in $DATA escaped as '\\'' and the rest pasted into '...') and run the
+    command in bash: the text and the voice arrive intact, nothing is executed."""
+    probe = tmp_path / "probe.py"
+    probe.write_text("import json, sys; print(json.dumps([sys.argv[1:], sys.stdin.read()]))\n")
+    space_dir = tmp_path / "a dir with 'quotes'"
+    space_dir.mkdir()
+    python = space_dir / "py"
+    python.symlink_to(sys.executable)
+    conf = speechd.render(["O'Brien", 'Say "hi"', "$DATA and $HOME"], command=[str(python), str(probe)])
+    [synth] = directive(conf, "GenericExecuteSynth")
+    template = dotconf_value(synth)
+    assert "$LANGUAGE" not in template and "$RATE" not in template  # never passed: see the docs
+    text = 'It\'s "quoted" $HOME `touch pwned` $(touch pwned) \\ done; exit 1'
+    for token in speechd.VoiceMap.build(["O'Brien", 'Say "hi"', "$DATA and $HOME"]).tokens:
+        command = template.replace("$VOLUME", "-40").replace("$VOICE", token)
+        head, tail = command.split("$DATA")
+        command = head + text.replace("'", "'\\''") + tail
+        out = subprocess.run(["bash", "-c", command], capture_output=True, text=True, cwd=tmp_path, timeout=30)
+        assert out.returncode == 0, out.stderr
+        argv, stdin = __import__("json").loads(out.stdout)
+        assert stdin == text
+        assert argv == ["speechd", "speak", "--voice", token, "--volume", "-40", "--priority", "text"]
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_voices_are_offered_under_safe_names_with_the_default_last() -> None:
+    conf = speechd.render(["narrator", "O'Brien", "Default", "O\u2019Brien", "$x"], language="fr")
+    voices = [re.findall(r'"([^"]*)"', line) for line in directive(conf, "AddVoice")]
+    assert voices == [
+        ["fr", "MALE1", "narrator"],
+        ["fr", "MALE1", "O\u2019Brien"],  # the quote would end the command's '...'
+        ["fr", "MALE1", "\uff04x"],  # "$" would be taken for one of sd_generic's variables
+        ["fr", "MALE1", "default"],  # last: what symbolic voices (-t male1, ...) get
+    ]
+    assert 'DefaultVoice "default"' in conf
+    skipped = [line for line in conf.splitlines() if line.startswith("# not offered")]
+    assert len(skipped) == 2 and "Default" in skipped[0] and "O\u2019Brien" in skipped[1]
+
+
+def test_text_settings_keep_one_command_per_message_and_utf8() -> None:
+    conf = speechd.render(["narrator"])
+    assert 'GenericDelimiters "\x1f"' in conf  # not ".", which runs one command per sentence
+    assert 'GenericLanguage "ja" "ja" "utf-8"' in conf and 'GenericLanguage "en" "en" "utf-8"' in conf
+    assert len(directive(conf, "GenericLanguage")) == len(speechd.ISO_639_1) == 184
+    with pytest.raises(ValueError):
+        speechd.render(["narrator"], priority="loud")
+
+
+def test_the_text_the_module_hands_over_is_cleaned() -> None:
+    assert speechd.clean_text("Grüße, 日本".encode()) == ("Grüße, 日本", False)
+    assert speechd.clean_text("Grüße".encode("latin-1")) == ("Grüße", False)  # recoded by the module
+    # What speech-dispatcher 0.11.4 sent us for "A.\n\nB." (second command).
+    assert speechd.clean_text(b"\nB.\n.\nle1\nlanguage=c\nsyn\nB.") == ("\nB.", True)
+    assert speechd.clean_text(b"\nThird.\n.\n para.") == ("\nThird.", True)
+    assert speechd.clean_text(b"3.5 and .5 stay.\n.5 too") == ("3.5 and .5 stay.\n.5 too", False)
+
+
+def test_later_commands_of_a_message_with_stale_bytes_are_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHATTERBOX_TRAY_HOME", str(tmp_path))
+    assert not speechd.after_overrun(4242)
+    speechd.note_overrun(4242)
+    assert speechd.after_overrun(4242)  # the same message (process group): stale
+    assert not speechd.after_overrun(4243)  # the next message runs in a new group
+    speechd.note_overrun(4243)
+    assert not speechd.after_overrun(4242)
+
+
+@pytest.mark.parametrize(
+    ("value", "gain"), [("100", 1.0), ("0", 0.5), ("-100", 0.0), ("-50.00", 0.25), ("250", 1.0), ("x", 1.0)]
+)
+def test_speechd_volume_maps_to_a_gain(value: str, gain: float) -> None:
+    assert speechd.volume_gain(value) == gain
+
+
+def test_voice_names_resolve_back_to_the_library() -> None:
+    names = ["narrator", "O'Brien", "$x"]
+    assert speechd.resolve_voice("O\u2019Brien", names) == "O'Brien"
+    assert speechd.resolve_voice("NARRATOR", names) == "narrator"
+    assert speechd.resolve_voice("\uff04x", names) == "$x"
+    assert speechd.resolve_voice("default", names) is None
+    assert speechd.resolve_voice("no_voice", names) is None
+    assert speechd.resolve_voice("someone else", names) is None
+
+
+# -- the installer -------------------------------------------------------------------------
+
+USER_EDITS = "# my own settings\nDefaultRate 20\nLogLevel 4\n"
+
+
+@pytest.fixture
+def system(tmp_path: Path) -> Path:
+    """A system speechd folder like Debian's: AddModule lines all commented out."""
+    folder = tmp_path / "etc-speech-dispatcher"
+    (folder / "clients").mkdir(parents=True)
+    (folder / "clients" / "emacs.conf").write_text('BeginClient "emacs:*"\nEndClient\n')
+    real = Path("/etc/speech-dispatcher/speechd.conf")
+    base = real.read_text() if real.is_file() else '#AddModule "espeak-ng" "sd_espeak-ng" "espeak-ng.conf"\n'
+    (folder / "speechd.conf").write_text(base)
+    return folder
+
+
+def test_install_writes_the_module_and_leaves_discovery_alone(tmp_path: Path, system: Path) -> None:
+    home = tmp_path / "xdg"
+    report = speechd.install(["narrator"], home=home, system=system)
+    conf = home / "speech-dispatcher" / "modules" / "chatterbox-tray-generic.conf"
+    assert report.module_conf == conf and conf.is_file()
+    assert report.discovery is True and report.speechd_conf is None
+    assert not (home / "speech-dispatcher" / "speechd.conf").exists()  # an AddModule would hide every other module
+    assert 'AddVoice "en" "MALE1" "narrator"' in conf.read_text()
+
+
+def test_install_honours_xdg_config_home(tmp_path: Path, system: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "elsewhere"))
+    speechd.install(["narrator"], system=system)
+    assert (tmp_path / "elsewhere" / "speech-dispatcher" / "modules" / speechd.CONF_NAME).is_file()
+    monkeypatch.delenv("XDG_CONFIG_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert speechd.module_conf_path() == tmp_path / "home" / ".config" / "speech-dispatcher" / "modules" / (
+        speechd.CONF_NAME
+    )
+
+
+def test_install_is_idempotent_and_keeps_a_users_speechd_conf(tmp_path: Path, system: Path) -> None:
+    home = tmp_path / "xdg"
+    user = home / "speech-dispatcher" / "speechd.conf"
+    user.parent.mkdir(parents=True)
+    user.write_text(USER_EDITS)
+    speechd.install(["narrator"], home=home, system=system)
+    first = speechd.module_conf_path(home).read_bytes()
+    speechd.install(["narrator"], home=home, system=system)
+    assert speechd.module_conf_path(home).read_bytes() == first
+    assert user.read_text() == USER_EDITS  # no AddModule there: discovery finds the module
+
+
+def test_install_registers_where_discovery_is_off_and_uninstall_restores(tmp_path: Path, system: Path) -> None:
+    home = tmp_path / "xdg"
+    user = home / "speech-dispatcher" / "speechd.conf"
+    user.parent.mkdir(parents=True)
+    original = USER_EDITS + 'AddModule "espeak-ng" "sd_espeak-ng" "espeak-ng.conf"\nDefaultModule espeak-ng\n'
+    user.write_text(original)
+    report = speechd.install(["narrator"], home=home, system=system, make_default=True)
+    assert report.discovery is False and report.speechd_conf == user and not report.created_speechd_conf
+    once = user.read_text()
+    assert once.startswith(USER_EDITS + 'AddModule "espeak-ng"')  # the user's lines stay, in place
+    assert f"{speechd.OFF}DefaultModule espeak-ng\n" in once
+    conf_path = speechd.module_conf_path(home)
+    assert f'\nAddModule "chatterbox-tray-generic" "sd_generic" "{conf_path}"\n' in once
+    assert once.count("AddModule") == 2 and "\nDefaultModule chatterbox-tray-generic\n" in once
+    speechd.install(["narrator"], home=home, system=system, make_default=True)
+    assert user.read_text() == once  # idempotent
+    speechd.install(["narrator"], home=home, system=system)  # no longer the default
+    assert "DefaultModule chatterbox-tray-generic" not in user.read_text()
+    assert "\nDefaultModule espeak-ng\n" in user.read_text()
+    speechd.uninstall(home)
+    assert user.read_text() == original
+    assert not conf_path.exists()
+
+
+def test_install_creates_the_users_speechd_conf_from_the_systems_only_when_needed(tmp_path: Path, system: Path) -> None:
+    home = tmp_path / "xdg"
+    (system / "speechd.conf").write_text('LogLevel 3\nAddModule "dummy" "sd_dummy" ""\n')
+    report = speechd.install(["narrator"], home=home, system=system)
+    user = home / "speech-dispatcher" / "speechd.conf"
+    assert report.created_speechd_conf and report.speechd_conf == user
+    text = user.read_text()
+    assert text.startswith('LogLevel 3\nAddModule "dummy" "sd_dummy" ""\n') and "chatterbox-tray-generic" in text
+    assert (home / "speech-dispatcher" / "clients" / "emacs.conf").is_file()  # as spd-conf -u copies it
+
+
+def test_uninstall_needs_no_daemon(tmp_path: Path, system: Path) -> None:
+    home = tmp_path / "xdg"
+    speechd.install(["narrator"], home=home, system=system)
+    env = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(home),
+        "CHATTERBOX_TRAY_HOME": str(tmp_path / "nodaemon"),
+        "XDG_RUNTIME_DIR": str(tmp_path),
+    }
+    out = subprocess.run(
+        [*CLI, "--no-start", "speechd", "uninstall", "--no-reload"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert not speechd.module_conf_path(home).exists()
