@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chatterbox_tray.ipc import endpoints
+from chatterbox_tray.ipc import endpoints, requests
 from chatterbox_tray.ipc.client import STREAM_GAP_TIMEOUT, Client, DaemonUnavailable
 from chatterbox_tray.ipc.protocol import ProtocolError
 
@@ -107,12 +107,9 @@ def open_synthesis(
     should_stop: Callable[[], bool] = lambda: False,
 ) -> SynthesisStream:
     """Send ``synthesize`` and wait for ``accepted``; raise ProtocolError on an error reply."""
-    args: dict[str, Any] = {"text": text, "options": options}
-    if voice is not None:
-        args["voice"] = voice
-    req_id = client.send("synthesize", args)
+    req_id = client.submit(requests.synthesize(text, voice=voice, options=options))
     # The client library's reply reader: it skips stale replies and raises the daemon's errors.
-    replies = client._replies(req_id, STREAM_GAP_TIMEOUT)
+    replies = client.replies(req_id, STREAM_GAP_TIMEOUT)
     for msg in replies:
         if msg.header["kind"] == "accepted":
             return SynthesisStream(

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -41,6 +42,9 @@ if TYPE_CHECKING:
     from .player import Player
 
 log = logging.getLogger(__name__)
+
+#: How much of a job's text its "recent jobs" entry keeps.
+RECENT_TEXT_CHARS = 120
 
 #: How many ended jobs ``wait`` can still answer for.
 ENDED_KEPT = 500
@@ -215,8 +219,13 @@ class Coordinator:
                     self.out.event("job", self._end_event(job, state, coded, playback))
         if job.kind == "prepare":
             return True
-        if job.summary and (state == "finished" or job.kind == "speak"):
-            self.recent.append({**job.summary, "playback": playback} if job.kind == "speak" else job.summary)
+        if job.kind in ("speak", "synthesize") and state != "failed":
+            entry = dict(job.summary or {"job": job.id, "voice": job.voice_name})
+            # Text and time so that a person can tell jobs apart; stopped ones too.
+            entry.update(text=job.text[:RECENT_TEXT_CHARS], state=state, ended_at=round(time.time(), 3))
+            if job.kind == "speak":
+                entry["playback"] = playback
+            self.recent.append(entry)
         self._resolve_waiters(job, state, coded, playback)
         return True
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Any
 
-from . import quick, speechd
+from . import audiofile, quick, speechd
 from . import requests as rq
 from .client import Client, DaemonUnavailable, connect
 from .formatting import human_bytes
@@ -100,35 +99,11 @@ def _read_text(args: argparse.Namespace) -> str:
     return sys.stdin.read()
 
 
-#: Output formats by extension: (libsndfile format, subtype). Each is a real
-#: encoding; one the installed libsndfile lacks is refused, never faked.
-FILE_FORMATS = {
-    ".wav": ("WAV", "PCM_16"),
-    ".flac": ("FLAC", "PCM_16"),
-    ".ogg": ("OGG", "VORBIS"),
-    ".oga": ("OGG", "VORBIS"),
-    ".opus": ("OGG", "OPUS"),
-    ".mp3": ("MP3", "MPEG_LAYER_III"),
-}
-
-
 def _open_output(path: str, rate: int) -> Any:
-    import soundfile
-
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in FILE_FORMATS:
-        raise SystemExit(
-            f"chatterbox-tray say: unknown file type {ext or '(none)'}; use one of " + ", ".join(FILE_FORMATS)
-        )
-    fmt, subtype = FILE_FORMATS[ext]
-    if subtype not in soundfile.available_subtypes(fmt):
-        raise SystemExit(
-            f"chatterbox-tray say: this libsndfile ({soundfile.__libsndfile_version__}) cannot write {ext} files"
-        )
     try:
-        return soundfile.SoundFile(path, "w", samplerate=rate, channels=1, format=fmt, subtype=subtype)
-    except soundfile.SoundFileError as exc:  # a missing folder, no permission, a full disk
-        raise SystemExit(f"chatterbox-tray say: cannot write {path}: {exc}") from None
+        return audiofile.open_writer(path, rate)
+    except audiofile.AudioFileError as exc:
+        raise SystemExit(f"chatterbox-tray say: {exc}") from None
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
@@ -152,6 +127,12 @@ def cmd_say(client: Client, args: argparse.Namespace) -> int:
     if args.raw and sys.stdout.isatty():
         print("chatterbox-tray say: --raw writes binary PCM; pipe it somewhere", file=sys.stderr)
         return EXIT_USAGE
+    if args.output is not None:
+        try:  # before synthesizing: a bad path should not cost minutes of work first
+            audiofile.check_writable(args.output)
+        except audiofile.AudioFileError as exc:
+            print(f"chatterbox-tray say: {exc}", file=sys.stderr)
+            return EXIT_ERROR
     synthesis = client.synthesize(text, voice=args.voice, voice_path=args.voice_file, **_options(args))
     sink: Any = None
     try:
@@ -464,6 +445,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("reload", help="load the model again with the current settings").set_defaults(func=cmd_reload)
     quick.add_parser(sub)
     speechd.add_parser(sub)
+    from chatterbox_tray.bridges.cli import add_arguments as add_bridge_arguments  # argparse only: no numpy
+
+    add_bridge_arguments(
+        sub.add_parser("serve", help="serve the daemon to other programs: OpenAI-compatible HTTP, or Wyoming")
+    )
 
     sub.add_parser("stats", help="model, device, GPU, RAM and CPU").set_defaults(func=cmd_stats)
     sub.add_parser("shutdown", help="stop the daemon").set_defaults(func=cmd_shutdown)
@@ -511,6 +497,10 @@ def main(argv: list[str] | None = None) -> int:
         return run_daemon(daemon_argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "serve":  # a long-running server; it connects (and reconnects) by itself
+        from chatterbox_tray.bridges.cli import run as run_bridge
+
+        return run_bridge(args)
     if getattr(args, "offline", None) is not None:  # needs no daemon (speechd uninstall)
         return int(args.offline(args))
     try:

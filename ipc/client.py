@@ -80,7 +80,7 @@ class Synthesis:
         import numpy as np
 
         try:
-            for msg in self.client._replies(self.req_id, STREAM_GAP_TIMEOUT):
+            for msg in self.client.replies(self.req_id, STREAM_GAP_TIMEOUT):
                 head = msg.header
                 kind = head["kind"]
                 if kind == "accepted":
@@ -163,7 +163,7 @@ class Client:
     # -- core -------------------------------------------------------------
 
     def submit(self, request: Request) -> str:
-        """Send a built request and return its id; read answers with ``_replies``."""
+        """Send a built request and return its id; read answers with ``replies``."""
         req_id = self._core.new_id()
         self._sock.send_multipart(self._core.encode(req_id, request), copy=False)
         return req_id
@@ -172,7 +172,7 @@ class Client:
         """Send a request by op name (ops this client has no method for) and return its id."""
         return self.submit(Request(op, dict(args or {}), tuple(buffers)))
 
-    def _replies(self, req_id: str, gap_timeout: float) -> Iterator[Message]:
+    def replies(self, req_id: str, gap_timeout: float) -> Iterator[Message]:
         """Yield replies to ``req_id`` until the final one; raise on error or silence.
 
         Replies to other (abandoned) requests are skipped: a client that timed
@@ -199,7 +199,7 @@ class Client:
         req_id = self.submit(request)
         gap = timeout or request.timeout or self.timeout
         result: dict[str, Any] = {}
-        for msg in self._replies(req_id, gap):
+        for msg in self.replies(req_id, gap):
             if msg.header["kind"] == "result":
                 result = reply_result(msg.header)
         return result

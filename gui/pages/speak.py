@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from chatterbox_tray.ipc import audiofile
 from chatterbox_tray.ipc import requests as rq
 from chatterbox_tray.ipc.limits import OPTION_RANGES
 from chatterbox_tray.ipc.requests import Request
@@ -40,7 +40,7 @@ OPTIONS = {
     "temperature": ("Temperature", "Randomness of the delivery: lower is steadier."),
 }
 STEPS = 100  # slider steps per unit
-SAVE_FILTERS = "WAV audio (*.wav);;FLAC audio (*.flac);;Ogg Vorbis (*.ogg)"
+SAVE_FILTERS = audiofile.dialog_filters()
 
 
 def utf16_offset(text: str, index: int) -> int:
@@ -238,16 +238,23 @@ class SpeakPage(QWidget):
                 "There is nothing to save: type or paste some text first.", "info", timeout_ms=4000
             )
             return
-        path, _chosen = QFileDialog.getSaveFileName(
+        path, chosen = QFileDialog.getSaveFileName(
             self, "Save speech as", str(Path.home() / "speech.wav"), SAVE_FILTERS
         )
         if path:
+            if not Path(path).suffix:  # the filter the user picked says the format
+                path += audiofile.extension_for_filter(chosen)
             self.save_to(path)
 
     def save_to(self, path: str) -> None:
         """Synthesize the text into ``path`` (its extension picks the format)."""
         if not Path(path).suffix:
             path += ".wav"
+        try:  # before synthesizing: a bad name or folder is said at once
+            audiofile.check_writable(path)
+        except audiofile.AudioFileError as exc:
+            self.banner.show_message(f"Cannot save: {exc}", "error")
+            return
         request = self.synthesize_request()
         self.saving = {"path": path, "chunks": [], "rate": 24000, "total": 0, "job": None, "request": None}
         self.progress.setRange(0, 0)
@@ -357,7 +364,6 @@ class SpeakPage(QWidget):
 
     def _save_done(self, summary: dict[str, Any]) -> None:
         import numpy as np
-        import soundfile as sf
 
         saving, self.saving = self.saving, None
         self._update_buttons()
@@ -366,10 +372,7 @@ class SpeakPage(QWidget):
         audio = np.frombuffer(b"".join(saving["chunks"]), dtype="<f4")
         path = Path(saving["path"])
         try:
-            buf = io.BytesIO()
-            fmt = {".flac": "FLAC", ".ogg": "OGG"}.get(path.suffix.lower(), "WAV")
-            sf.write(buf, np.clip(audio, -1.0, 1.0), saving["rate"], format=fmt)
-            path.write_bytes(buf.getvalue())
+            audiofile.write_audio(path, audio, saving["rate"])
         except (OSError, RuntimeError, ValueError) as exc:
             self._failed("io", f"Could not write {path}: {exc}")
             return

@@ -126,7 +126,9 @@ class StatsPage(QWidget):
         jobs_box = QGroupBox("Recent jobs")
         self.jobs = QTreeWidget(rootIsDecorated=False, uniformRowHeights=True)
         self.jobs.setObjectName("recentJobs")
-        self.jobs.setHeaderLabels(["Job", "Voice", "Kind", "Audio", "Real-time factor", "First audio", "Voice from"])
+        self.jobs.setHeaderLabels(
+            ["Ended", "Text", "Voice", "Kind", "Audio", "Real-time factor", "First audio", "Voice from"]
+        )
         self.jobs.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.jobs.header().setStretchLastSection(True)
         self.jobs.setMinimumHeight(150)
@@ -298,7 +300,8 @@ class StatsPage(QWidget):
             tier = {"memory": "memory cache", "disk": "disk cache", "prepared": "prepared"}.get(cond.get("tier"), "–")
             item = QTreeWidgetItem(
                 [
-                    str(job.get("job", "")),
+                    _clock(job.get("ended_at")) + ("" if job.get("state", "finished") == "finished" else " (stopped)"),
+                    _short(str(job.get("text") or job.get("job", ""))),
                     str(job.get("voice", "")),
                     "speech" if playback else "file",
                     fmt_seconds(job.get("audio_s")),
@@ -318,3 +321,16 @@ class StatsPage(QWidget):
             return f"failed: {status.get('error', '')}"
         queue = int(status.get("queue") or 0)
         return f"{state}" + (f", {queue} job(s) for the model" if queue else "")
+
+
+def _clock(when: Any) -> str:
+    """Unix time -> local "14:05:09"; an en dash for none."""
+    import time
+
+    return time.strftime("%H:%M:%S", time.localtime(float(when))) if isinstance(when, (int, float)) else "–"
+
+
+def _short(text: str, limit: int = 48) -> str:
+    """One line of at most ``limit`` characters, with an ellipsis when cut."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"

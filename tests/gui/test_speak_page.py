@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import soundfile as sf
 from PySide6.QtCore import Qt
 
+from chatterbox_tray.gui.pages import speak as page_module
 from tests.support.daemons import EventLog, uid
 
 SENTENCES = ["Hello there, this is the first sentence.", "And this is the second one.", "Then a third."]
@@ -92,6 +94,38 @@ def test_save_as_writes_the_audio(qtbot, tray_app, daemon, clips, tmp_path):
     qtbot.waitUntil(lambda: page.progress_label.text().startswith("Saved"), timeout=30_000)
     info = sf.info(str(out))
     assert info.format == "FLAC" and info.samplerate == 24000 and info.duration > 1.0
+
+
+@pytest.mark.parametrize(("name", "chosen_filter", "fmt"), [("speech.mp3", "", "MP3"), ("speech", "FLAC", "FLAC")])
+def test_save_as_encodes_what_the_name_or_filter_says(
+    qtbot, tray_app, daemon, clips, tmp_path, name, chosen_filter, fmt
+):
+    from PySide6.QtWidgets import QFileDialog
+
+    _voice(qtbot, tray_app, daemon, clips)
+    page = tray_app.window.speak
+    page.text.setPlainText(SENTENCES[0])
+    filters = page_module.SAVE_FILTERS.split(";;")
+    picked = next((f for f in filters if f.startswith(chosen_filter)), filters[0]) if chosen_filter else filters[0]
+    target = str(tmp_path / name)
+    original = QFileDialog.getSaveFileName
+    QFileDialog.getSaveFileName = staticmethod(lambda *a, **k: (target, picked))
+    try:
+        page.save_as()
+    finally:
+        QFileDialog.getSaveFileName = original
+    qtbot.waitUntil(lambda: page.progress_label.text().startswith("Saved"), timeout=30_000)
+    written = next(tmp_path.iterdir())
+    assert sf.info(str(written)).format == fmt
+    assert written.suffix.lower() == {"MP3": ".mp3", "FLAC": ".flac"}[fmt]
+
+
+def test_save_as_to_a_missing_folder_says_so_before_synthesizing(qtbot, tray_app, tmp_path):
+    page = tray_app.window.speak
+    page.text.setPlainText(SENTENCES[0])
+    page.save_to(str(tmp_path / "gone" / "x.wav"))
+    assert page.saving is None
+    assert "does not exist" in page.banner.label.text()
 
 
 def test_tray_speaks_the_clipboard(qtbot, tray_app, daemon, clips):

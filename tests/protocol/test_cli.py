@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -232,10 +233,18 @@ def test_say_errors_exit_1_and_write_no_file(
 
 def test_say_to_a_folder_that_does_not_exist_fails_cleanly(daemon: DaemonProcess, voice: str, tmp_path: Path) -> None:
     out = tmp_path / "no" / "such" / "folder" / "out.wav"
-    result = cli(daemon, "say", "-v", voice, "-o", str(out), "Hi.")
+    text = f"Never synthesized {uuid.uuid4().hex}."
+    result = cli(daemon, "say", "-v", voice, "-o", str(out), text)
     assert result.returncode == 1
-    assert str(out) in err(result)
+    assert str(out) in err(result) and "does not exist" in err(result)
     assert "Traceback" not in err(result)
+    # Checked before synthesizing: the daemon never saw the text.
+    with daemon.client() as client:
+        assert all(job.get("text") != text for job in client.call("stats")["recent_jobs"])
+    # The same command to a folder that exists does reach the daemon (so the check above can fail).
+    assert cli(daemon, "say", "-v", voice, "-o", str(tmp_path / "out.wav"), text).returncode == 0
+    with daemon.client() as client:
+        assert any(job.get("text") == text for job in client.call("stats")["recent_jobs"])
 
 
 def test_say_refuses_an_unknown_file_type(daemon: DaemonProcess, voice: str, tmp_path: Path) -> None:

@@ -59,8 +59,8 @@ def test_requests_from_two_clients_are_answered_to_each(daemon: DaemonProcess) -
     with daemon.client() as a, daemon.client() as b:
         id_a = a.send("ping")
         id_b = b.send("status")
-        reply_b = next(b._replies(id_b, 5.0))
-        reply_a = next(a._replies(id_a, 5.0))
+        reply_b = next(b.replies(id_b, 5.0))
+        reply_a = next(a.replies(id_a, 5.0))
     assert reply_a.header["id"] == id_a
     assert reply_a.header["result"]["pong"] is True
     assert reply_b.header["id"] == id_b

@@ -61,7 +61,7 @@ def first_chunk(client: Client, synthesis: Synthesis) -> dict[str, Any]:
     An abandoned iterator cancels its job when it is collected, which would
     hide whether the daemon noticed a vanished client by itself.
     """
-    for msg in client._replies(synthesis.req_id, 10.0):
+    for msg in client.replies(synthesis.req_id, 10.0):
         if msg.header["kind"] == "chunk":
             return msg.header
     raise AssertionError("the job ended without a chunk")
@@ -121,7 +121,7 @@ def test_a_queued_job_gets_progress_with_its_position(slow_daemon: DaemonProcess
     _, first, _ = start(slow_daemon, sentences(8), voice)
     waiting_client, waiting, _ = start(slow_daemon, "Waiting here.", voice)
     progress = None
-    for msg in waiting_client._replies(waiting.req_id, 10.0):
+    for msg in waiting_client.replies(waiting.req_id, 10.0):
         if msg.header["kind"] == "progress":
             progress = msg.header["progress"]
             break

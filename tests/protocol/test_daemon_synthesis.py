@@ -54,7 +54,7 @@ def default_restored(client: Client) -> Iterator[None]:
 def raw_replies(client: Client, args: dict[str, Any], buffers: tuple = ()) -> list:
     """Every reply to one synthesize request, as decoded messages."""
     req_id = client.send("synthesize", args, buffers)
-    return list(client._replies(req_id, 10.0))
+    return list(client.replies(req_id, 10.0))
 
 
 def collect(client: Client, text: str, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:

@@ -95,7 +95,7 @@ def _waiter(daemon: DaemonProcess, job: str, stop: bool) -> subprocess.Popen:
         "from chatterbox_tray.ipc import requests as rq\n"
         "from chatterbox_tray.ipc.client import connect\n"
         "c = connect(autostart=False)\n"
-        f"replies = c._replies(c.submit(rq.wait({job!r}, stop_on_disconnect={stop})), 30.0)\n"
+        f"replies = c.replies(c.submit(rq.wait({job!r}, stop_on_disconnect={stop})), 30.0)\n"
         "next(replies); print('waiting', flush=True)\n"
         "for _ in replies: pass\n"
     )
@@ -131,7 +131,7 @@ def test_a_waiter_that_closes_its_socket_stops_a_synthesis_it_waits_for(
         synthesis = owner.synthesize(sentences(8), voice=voice)
         job = accepted(owner, synthesis)["job"]
         req = other.send("wait", {"job": job, "stop_on_disconnect": True})
-        assert next(other._replies(req, 10.0)).header["kind"] == "progress"
+        assert next(other.replies(req, 10.0)).header["kind"] == "progress"
         other.close()
         with pytest.raises(ProtocolError) as err:
             for _ in synthesis:

@@ -317,7 +317,7 @@ def accepted(client: Client, synthesis) -> dict[str, Any]:
 
     Iterating the Synthesis afterwards goes on with the next replies.
     """
-    for msg in client._replies(synthesis.req_id, 10.0):
+    for msg in client.replies(synthesis.req_id, 10.0):
         if msg.header["kind"] == "accepted":
             synthesis.job = msg.header["job"]
             return msg.header

@@ -111,6 +111,8 @@ def test_a_running_synthesis_is_flagged_and_ended_by_whoever_runs_it(coord: Coor
     assert job.cancel.is_set() and not job.ended and job.state == "running"
     assert coord.end(job, "cancelled", ProtocolError("cancelled", "the job was cancelled"))
     assert out.events(job) == ["queued", "cancelled"]
+    # A stopped job is in the recent list too, with its text, so people see what they stopped.
+    assert [(e["job"], e["state"], e["text"]) for e in coord.recent] == [(job.id, "cancelled", job.text[:120])]
 
 
 def test_a_finished_synthesis_answers_with_its_summary(coord: Coordinator, out: Outbox) -> None:
@@ -121,7 +123,9 @@ def test_a_finished_synthesis_answers_with_its_summary(coord: Coordinator, out: 
     assert out.replies("r1")[-1] == ("result", {"result": job.summary})
     data = out.job_events(job)[-1]
     assert data["event"] == "finished" and data["summary"] == job.summary
-    assert list(coord.recent) == [job.summary]
+    [entry] = coord.recent
+    assert {k: entry[k] for k in job.summary} == job.summary
+    assert entry["text"] == job.text[:120] and entry["state"] == "finished" and entry["ended_at"] > 0
     assert coord.wait(job.id, b"late", "w2")["state"] == "finished"  # answered at once
 
 

@@ -1,0 +1,86 @@
+"""Audio files a client writes: which extensions we support and how each is encoded.
+
+One home for the CLI's ``say -o``, the tray app's "Save as…" and the
+bridges' encoders, so that the same name gives the same bytes everywhere
+(the app once wrote WAV bytes into ``out.mp3``). soundfile (and with it
+numpy) is imported only when a file is written, to keep ``ipc`` cheap.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+#: Output formats by extension: (libsndfile format, subtype, what people call it).
+#: Each is a real encoding; one the installed libsndfile lacks is refused, never faked.
+FILE_FORMATS: dict[str, tuple[str, str]] = {
+    ".wav": ("WAV", "PCM_16"),
+    ".flac": ("FLAC", "PCM_16"),
+    ".ogg": ("OGG", "VORBIS"),
+    ".oga": ("OGG", "VORBIS"),
+    ".opus": ("OGG", "OPUS"),
+    ".mp3": ("MP3", "MPEG_LAYER_III"),
+}
+
+_NAMES = {".wav": "WAV", ".flac": "FLAC", ".ogg": "Ogg Vorbis", ".opus": "Opus", ".mp3": "MP3"}
+
+
+class AudioFileError(ValueError):
+    """An output file we cannot write, said in plain words."""
+
+
+def extension_for_filter(chosen_filter: str) -> str:
+    """The extension a file dialog's filter stands for ("FLAC audio (*.flac)" -> ".flac"), else ".wav"."""
+    for ext in _NAMES:
+        if f"*{ext}" in chosen_filter:
+            return ext
+    return ".wav"
+
+
+def dialog_filters() -> str:
+    """Qt-style filters for a save dialog, one per format, WAV first."""
+    return ";;".join(f"{name} audio (*{ext})" for ext, name in _NAMES.items())
+
+
+def check_writable(path: str | os.PathLike[str]) -> tuple[str, str]:
+    """The (format, subtype) for ``path``; raise AudioFileError if its type or folder will not do.
+
+    Called before any synthesis, so a bad path fails at once rather than
+    after minutes of work.
+    """
+    import soundfile
+
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in FILE_FORMATS:
+        raise AudioFileError(
+            f"cannot write {ext or 'files without an extension'}: use one of {', '.join(FILE_FORMATS)}"
+        )
+    fmt, subtype = FILE_FORMATS[ext]
+    if subtype not in soundfile.available_subtypes(fmt):
+        raise AudioFileError(f"this libsndfile ({soundfile.__libsndfile_version__}) cannot write {ext} files")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise AudioFileError(f"cannot write {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise AudioFileError(f"cannot write {path}: you may not write in {folder}")
+    return fmt, subtype
+
+
+def open_writer(path: str | os.PathLike[str], rate: int) -> Any:
+    """An open ``soundfile.SoundFile`` for mono float audio at ``rate``, encoded by the extension."""
+    import soundfile
+
+    fmt, subtype = check_writable(path)
+    try:
+        return soundfile.SoundFile(os.fspath(path), "w", samplerate=rate, channels=1, format=fmt, subtype=subtype)
+    except (soundfile.SoundFileError, OSError) as exc:  # no permission, a full disk
+        raise AudioFileError(f"cannot write {os.fspath(path)}: {exc}") from None
+
+
+def write_audio(path: str | os.PathLike[str], samples: Any, rate: int) -> None:
+    """Write mono float samples to ``path`` in the format its extension names."""
+    import numpy as np
+
+    with open_writer(path, rate) as out:
+        out.write(np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0))
