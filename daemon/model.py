@@ -74,6 +74,10 @@ class Model:
         with self._lock:
             if self.state in ("loading", "warming_up", "ready"):
                 return False
+            if self.state == "failed":
+                # A retry loads what the settings ask for now: the user may have
+                # pointed the checkpoint at a local folder since the failure.
+                self.engine = make_engine(self._settings())
             self._set_state("loading", 0.0, "loading the model")
         threading.Thread(target=self._load, name="loader", daemon=True).start()
         return True

@@ -83,3 +83,25 @@ def test_load_failure_is_reported_and_retry_load_recovers(failing_daemon: Daemon
     audio, rate = client.synthesize("Now it works.", voice="early").collect()
     assert rate == 24_000
     assert len(audio) > 0
+
+
+def test_retry_load_uses_the_settings_changed_after_the_failure() -> None:
+    """A failed first load, a changed setting, Retry: the retry loads what the settings say now."""
+    proc = DaemonProcess(env={"CHATTERBOX_TRAY_FAKE_FAIL_LOADS": "1"})
+    proc.spawn()
+    try:
+        proc.wait_connectable()
+        with proc.client() as client:
+            log = EventLog(proc.events())
+            log.sync(client)
+            if client.status()["state"] != "failed":
+                log.wait_for(lambda t, d: t == "state" and d["state"] == "failed")
+            assert client.status()["variant"] == "original"
+            client.settings_set(variant="turbo")
+            assert client.retry_load()["started"] is True
+            log.wait_for(lambda t, d: t == "state" and d["state"] == "ready")
+            status = client.status()
+            assert status["variant"] == "turbo", status
+            assert status["reload_required"] is False
+    finally:
+        proc.cleanup()
