@@ -47,14 +47,20 @@ class Dropped(Exception):
     """A notification arrived while something else was speaking."""
 
 
-def fade(samples: np.ndarray, rate: int) -> np.ndarray:
-    """Short linear fades in and out; the gain never reaches exactly zero."""
+def fade(samples: np.ndarray, rate: int, *, start: bool = True, end: bool = True) -> np.ndarray:
+    """Short linear fades in (``start``) and out (``end``); the gain never reaches exactly zero.
+
+    A sentence that arrives in pieces is faded in on its first piece and out
+    on its last only: the engine joins the pieces themselves seamlessly.
+    """
     out = np.array(samples, dtype=np.float32, copy=True)
     n = min(int(FADE_S * rate), len(out) // 2)
     if n > 0:
         ramp = (np.arange(1, n + 1, dtype=np.float32)) / (n + 1)
-        out[:n] *= ramp
-        out[-n:] *= ramp[::-1]
+        if start:
+            out[:n] *= ramp
+        if end:
+            out[-n:] *= ramp[::-1]
     return out
 
 
@@ -68,6 +74,9 @@ class Segment:
     span: tuple[int, int]
     text: str
     made_s: float  # seconds the model spent on it
+    #: More pieces of this sentence are coming (token streaming): the player
+    #: waits at its end instead of moving on, and counts that as an underrun.
+    open: bool = False
 
 
 @dataclass
@@ -175,15 +184,38 @@ class Player:
             self._cond.notify_all()
         return [o.job for o in displaced]
 
-    def push(self, job: Any, index: int, samples: np.ndarray, span: tuple[int, int], text: str, made_s: float) -> None:
-        """A sentence is ready."""
-        pause = np.zeros(int(self.pause_s * self.rate), dtype=np.float32)
-        audio = np.concatenate([fade(samples, self.rate), pause])
+    def push(
+        self,
+        job: Any,
+        index: int,
+        samples: np.ndarray,
+        span: tuple[int, int],
+        text: str,
+        made_s: float,
+        *,
+        final: bool = True,
+    ) -> None:
+        """A sentence, or a piece of one, is ready.
+
+        Pieces of one sentence (same ``index``) join into one segment; the
+        last (``final``) gets the fade-out and the pause after the sentence.
+        """
+        pause = np.zeros(int(self.pause_s * self.rate) if final else 0, dtype=np.float32)
         with self._cond:
             item = self._find(job)
             if item is None:
                 return
-            item.segments.append(Segment(index, audio, len(samples), span, text, made_s))
+            last = item.segments[-1] if item.segments else None
+            if last is not None and last.open and last.index == index:
+                # Swapped under the lock: the player thread slices by position,
+                # so what it has played and where it stands stay valid.
+                last.samples = np.concatenate([last.samples, fade(samples, self.rate, start=False, end=final), pause])
+                last.speech_samples += len(samples)
+                last.made_s += made_s
+                last.open = not final
+            else:
+                audio = np.concatenate([fade(samples, self.rate, end=final), pause])
+                item.segments.append(Segment(index, audio, len(samples), span, text, made_s, open=not final))
             self._cond.notify_all()
 
     def produced(self, job: Any) -> None:
@@ -192,6 +224,8 @@ class Player:
             item = self._find(job)
             if item is not None:
                 item.produced_all = True
+                for seg in item.segments:  # no more pieces will come
+                    seg.open = False
                 speech = sum(s.speech_samples for s in item.segments) / self.rate
                 made = sum(s.made_s for s in item.segments)
                 if speech > 0 and made > 0:  # (a played clip was not synthesized)
@@ -354,12 +388,18 @@ class Player:
 
     def _next_block(self, item: Item) -> tuple[np.ndarray | None, Segment | None, bool]:
         """(samples, the segment it begins if new, item finished)."""
-        while item.seg < len(item.segments) and item.pos >= len(item.segments[item.seg].samples):
+        while (
+            item.seg < len(item.segments)
+            and item.pos >= len(item.segments[item.seg].samples)
+            and not item.segments[item.seg].open
+        ):
             item.seg += 1
             item.pos = 0
         if item.seg >= len(item.segments):
             return None, None, item.produced_all
         seg = item.segments[item.seg]
+        if item.pos >= len(seg.samples):  # the rest of this sentence is still being made
+            return None, None, False
         new = seg if item.pos == 0 else None
         n = int(BLOCK_S * self.rate)
         block = seg.samples[item.pos : item.pos + n]

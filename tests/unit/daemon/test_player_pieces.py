@@ -1,0 +1,79 @@
+"""daemon/player.py: a sentence that arrives in pieces (token streaming) plays as one sentence.
+
+In process, on a paused real speaker: nothing reaches a device; what is
+checked is the audio the player would write, block by block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from chatterbox_tray.daemon.jobs import Job
+from chatterbox_tray.daemon.player import Player, fade
+from chatterbox_tray.daemon.text import split_sentences
+
+RATE = 24_000
+
+
+@pytest.fixture
+def player() -> Iterator[Player]:
+    events: list[dict[str, Any]] = []
+    p = Player(RATE, event=lambda job, data: events.append(data), started=lambda job: None, ended=lambda *a: None)
+    p.set_paused(True)
+    yield p
+    p.close()
+
+
+def speech(text: str = "One. Two.") -> Job:
+    return Job("speak", req_id="s1", text=text, chunks=split_sentences(text))
+
+
+def tone(n: int, f: float = 220.0) -> np.ndarray:
+    return (0.3 * np.sin(2 * np.pi * f * np.arange(n) / RATE)).astype(np.float32)
+
+
+def drain(player: Player, job: Job) -> tuple[np.ndarray, list[int]]:
+    """Everything the player would write for ``job``, and the sentence index each block begins."""
+    item = player._find(job)
+    assert item is not None
+    blocks, begun = [], []
+    while True:
+        block, new, _done = player._next_block(item)
+        if block is None:
+            return (np.concatenate(blocks) if blocks else np.zeros(0, np.float32)), begun
+        blocks.append(block)
+        if new is not None:
+            begun.append(new.index)
+
+
+def test_pieces_of_a_sentence_join_with_fades_only_at_its_ends(player: Player) -> None:
+    job = speech()
+    player.admit(job, "text")
+    a, b, c = tone(4000), tone(3000, 330.0), tone(5000, 440.0)
+    player.push(job, 0, a, (0, 4), "One.", 0.1, final=False)
+    player.push(job, 0, b, (0, 4), "One.", 0.1, final=True)
+    player.push(job, 1, c, (5, 9), "Two.", 0.1)
+    player.produced(job)
+    played, begun = drain(player, job)
+    pause = np.zeros(int(player.pause_s * RATE), np.float32)
+    expected = np.concatenate([fade(np.concatenate([a, b]), RATE), pause, fade(c, RATE), pause])
+    np.testing.assert_array_equal(played, expected)
+    assert begun == [0, 1]  # one "sentence" start per sentence, not per piece
+
+
+def test_the_player_waits_at_the_end_of_an_unfinished_sentence(player: Player) -> None:
+    job = speech()
+    player.admit(job, "text")
+    player.push(job, 0, tone(2000), (0, 4), "One.", 0.1, final=False)
+    first, _ = drain(player, job)
+    assert len(first) == 2000  # the piece, no pause: more of the sentence is coming
+    item = player._find(job)
+    assert player._next_block(item) == (None, None, False)  # waiting (an underrun), not moving on
+    player.push(job, 0, tone(1000), (0, 4), "One.", 0.1, final=True)
+    rest, begun = drain(player, job)
+    assert len(rest) == 1000 + int(player.pause_s * RATE)
+    assert begun == []  # still the same sentence
