@@ -9,10 +9,12 @@ will come later from the worker (``synthesize``, ``wait``).
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import replace as dc_replace
@@ -21,7 +23,7 @@ from typing import Any
 from chatterbox_tray import __version__
 from chatterbox_tray.ipc.limits import DEFAULT_PRIORITY, OPTION_RANGES, PRIORITIES, VOLUME_RANGE
 from chatterbox_tray.ipc.limits import PRIORITY_RANK as RANK
-from chatterbox_tray.ipc.protocol import OPS, PROTOCOL_VERSION, Args, ProtocolError
+from chatterbox_tray.ipc.protocol import OPS, PROTOCOL_VERSION, Args, CodedError, ProtocolError
 
 from .audio_out import find_device, resample
 from .clip import decode_clip, sha256_bytes, validate_clip
@@ -46,6 +48,36 @@ class Request:
 
 Handler = Callable[[Service, Request], "dict[str, Any] | None"]
 HANDLERS: dict[str, Handler] = {}
+
+
+log = logging.getLogger(__name__)
+
+#: Threads for work a request needs but the main loop must never wait on:
+#: decoding a clip (a 60 s MP3 takes a while; the first decode of an odd
+#: format pays for importing a fallback decoder, seconds).
+_OFF_LOOP = ThreadPoolExecutor(max_workers=2, thread_name_prefix="clip")
+
+
+def off_loop(svc: Service, req: Request, work: Callable[[], dict[str, Any]]) -> None:
+    """Run ``work`` on a helper thread and answer ``req`` with its result or error when it is done.
+
+    The handler then returns None: the main loop goes on serving everyone
+    else meanwhile, and the reply goes out through the Outbox like a job's.
+    """
+
+    def run() -> None:
+        try:
+            result = work()
+        except CodedError as exc:
+            svc.out.reply(req.identity, req.req_id, "error", error=exc.to_json())
+        except Exception:
+            log.exception("%s failed", req.op)
+            error = ProtocolError("internal", f"{req.op} failed unexpectedly; the daemon log says why")
+            svc.out.reply(req.identity, req.req_id, "error", error=error.to_json())
+        else:
+            svc.out.reply(req.identity, req.req_id, "result", result=result)
+
+    _OFF_LOOP.submit(run)
 
 
 def handler(op: str) -> Callable[[Handler], Handler]:
@@ -137,23 +169,24 @@ def voices_list(svc: Service, req: Request) -> dict[str, Any]:
 
 
 @handler("voices.add")
-def voices_add(svc: Service, req: Request) -> dict[str, Any]:
+def voices_add(svc: Service, req: Request) -> None:
     """Validate and store a clip, then prepare its conditionals in the background."""
     name = req.args.str("name")
     source = req.args.str("source_name", "")
     path = req.args.str("path", None)
-    if path is not None:
-        data = read_clip_path(path)
-        source = source or os.path.basename(path)
-    elif req.buffers:
-        data = req.buffers[0]
-    else:
+    if path is None and not req.buffers:
         raise ProtocolError("bad_args", "send the clip as buffer 0 or give 'path'")
-    voice = svc.voices.add(name, data, source_name=source)
-    svc.queue_prepare(voice.name)
-    result = svc.voice_json(voice.name)
-    svc.out.event("voices", {"action": "added", "voice": result})
-    return result
+
+    def add() -> dict[str, Any]:  # reading and decoding the clip: off the main loop
+        data = read_clip_path(path) if path is not None else req.buffers[0]
+        voice = svc.voices.add(name, data, source_name=source or os.path.basename(path or ""))
+        svc.queue_prepare(voice.name)
+        result = svc.voice_json(voice.name)
+        svc.out.event("voices", {"action": "added", "voice": result})
+        return result
+
+    off_loop(svc, req, add)
+    return None
 
 
 @handler("voices.rename")
