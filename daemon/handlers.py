@@ -14,8 +14,8 @@ import math
 import os
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from dataclasses import replace as dc_replace
 from typing import Any
@@ -58,11 +58,12 @@ log = logging.getLogger(__name__)
 _OFF_LOOP = ThreadPoolExecutor(max_workers=2, thread_name_prefix="clip")
 
 
-def off_loop(svc: Service, req: Request, work: Callable[[], dict[str, Any]]) -> None:
+def off_loop(svc: Service, req: Request, work: Callable[[], dict[str, Any] | None]) -> None:
     """Run ``work`` on a helper thread and answer ``req`` with its result or error when it is done.
 
     The handler then returns None: the main loop goes on serving everyone
     else meanwhile, and the reply goes out through the Outbox like a job's.
+    ``work`` returning None has answered by itself (a job's replies).
     """
 
     def run() -> None:
@@ -75,7 +76,8 @@ def off_loop(svc: Service, req: Request, work: Callable[[], dict[str, Any]]) -> 
             error = ProtocolError("internal", f"{req.op} failed unexpectedly; the daemon log says why")
             svc.out.reply(req.identity, req.req_id, "error", error=error.to_json())
         else:
-            svc.out.reply(req.identity, req.req_id, "result", result=result)
+            if result is not None:
+                svc.out.reply(req.identity, req.req_id, "result", result=result)
 
     _OFF_LOOP.submit(run)
 
@@ -269,8 +271,13 @@ def _options(svc: Service, raw: dict[str, Any]) -> SynthOptions:
     )
 
 
-def _new_job(svc: Service, req: Request, kind: str) -> Job:
-    """Check a synthesize or speak request and make its job (voice resolved, clip checked)."""
+def _new_job(svc: Service, req: Request, kind: str) -> tuple[Job, bytes | None]:
+    """Check a synthesize or speak request and make its job (voice resolved).
+
+    Also returns a sent or named clip that must be decoded and checked before
+    the job is admitted (None when its voice is cached): ``_admit`` does that
+    off the main loop, so a bad clip still fails at once, not in the queue.
+    """
     text = req.args.str("text")
     if len(text) > svc.settings.max_text_chars:
         raise ProtocolError("too_large", f"text is {len(text)} characters; the limit is {svc.settings.max_text_chars}")
@@ -293,20 +300,34 @@ def _new_job(svc: Service, req: Request, kind: str) -> Job:
             raise ProtocolError("bad_args", "voice_data is true but no clip buffer was sent")
         job.clip, job.clip_sha256 = clip, sha256_bytes(clip)
         if svc.cache_tier(job.clip_sha256) is None:
-            validate_clip(*decode_clip(clip))  # here, so a bad clip fails now, not in the queue
+            return job, clip
     else:
         name = req.args.str("voice", None) or svc.voices.default
         if name is None:
             raise ProtocolError("unknown_voice", "no voice given and no default voice set (add one with voices.add)")
         voice = svc.voices.get(name)
         job.voice_name, job.clip_sha256 = voice.name, voice.sha256
-    return job
+    return job, None
+
+
+def _admit(svc: Service, req: Request, job: Job, clip: bytes | None, *admit_args: Any) -> dict[str, Any] | None:
+    """Admit ``job`` now, or once its clip has been decoded and checked on a helper thread."""
+    if clip is None:
+        return svc.jobs.admit(job, *admit_args)
+
+    def check_then_admit() -> dict[str, Any] | None:
+        validate_clip(*decode_clip(clip))
+        return svc.jobs.admit(job, *admit_args)
+
+    off_loop(svc, req, check_then_admit)
+    return None
 
 
 @handler("synthesize")
 def synthesize(svc: Service, req: Request) -> None:
     """Queue text for the model; chunks and the summary are streamed back."""
-    return svc.jobs.admit(_new_job(svc, req, "synthesize"))
+    job, clip = _new_job(svc, req, "synthesize")
+    _admit(svc, req, job, clip)
 
 
 @handler("speak")
@@ -316,11 +337,11 @@ def speak(svc: Service, req: Request) -> dict[str, Any]:
     if priority not in PRIORITIES:
         raise ProtocolError("bad_args", f"priority must be one of {', '.join(PRIORITIES)}, not {priority!r}")
     volume = req.args.float("volume", 1.0, *VOLUME_RANGE)
-    job = _new_job(svc, req, "speak")
+    job, clip = _new_job(svc, req, "speak")
     job.identity = None  # speech belongs to the daemon, not to the client that asked
     job.rank = RANK[priority]
     find_device(svc.player.device)
-    return svc.jobs.admit(job, priority, volume)
+    return _admit(svc, req, job, clip, priority, volume)
 
 
 def _speech_jobs(svc: Service, req: Request) -> list[Job]:

@@ -88,3 +88,18 @@ def test_a_60_s_clip_added_off_the_main_loop_is_a_voice(fresh: DaemonProcess, fm
     with fresh.client() as client:
         assert any(v["name"] == name for v in client.voices_list())
         client.voices_remove(name)
+
+
+@pytest.mark.parametrize("op", ["synthesize", "speak"])
+def test_a_clip_sent_with_the_text_is_checked_off_the_main_loop(fresh: DaemonProcess, op: str) -> None:
+    """A bad clip sent with ``synthesize``/``speak`` still fails at once, and pings do not wait on it."""
+    build = rq.synthesize if op == "synthesize" else rq.speak
+    first, outcome = ping_during(fresh, build("Hello there.", voice_data=long_clip("MP3", "MPEG_LAYER_III", 1200.0)))
+    assert first
+    assert isinstance(outcome, ProtocolError) and outcome.code == "clip_too_long"
+
+
+def test_a_good_clip_sent_with_the_text_is_spoken(fresh: DaemonProcess) -> None:
+    with fresh.client() as client:
+        audio, rate = client.synthesize("Hello there.", voice_data=long_clip("FLAC", "PCM_16", 8.0)).collect()
+    assert rate == 24_000 and len(audio) > 0
