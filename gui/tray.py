@@ -82,7 +82,7 @@ class Tray(QObject):
         self.speak_clipboard.setEnabled(usable)
         self.speak_more.setEnabled(True)
         self.stop.setEnabled(s.connected and s.busy)
-        self.pause.setEnabled(s.connected)
+        self.pause.setEnabled(s.connected and (s.busy or s.paused))  # as the Speak page's button
         self.pause.setText("Resume" if s.paused else "Pause")
         self.voices_menu.setEnabled(s.connected and bool(s.voices))
 

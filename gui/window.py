@@ -123,6 +123,11 @@ class MainWindow(QMainWindow):
         self.status_text = QLabel()
         self.statusBar().addWidget(self.status_icon)
         self.statusBar().addWidget(self.status_text, 1)
+        #: Speech being made: how far, since nothing is heard for a while on a CPU.
+        self.status_progress = QProgressBar(maximumWidth=160, maximumHeight=14, textVisible=False)
+        self.status_progress.setObjectName("makingProgress")
+        self.statusBar().addPermanentWidget(self.status_progress)
+        self.status_progress.hide()
         state.changed.connect(self._update_status)
         state.error.connect(lambda message: self.statusBar().showMessage(message, 8000))
         self._update_status()
@@ -145,6 +150,13 @@ class MainWindow(QMainWindow):
         if self.state.ready:
             text += f" · {status.get('variant', '')} on {status.get('device', '')}"
         self.status_text.setText(text)
+        if self.state.working and not self.state.paused:
+            done, total = self.state.making_progress()
+            self.status_progress.setRange(0, total)  # (0, 0): busy, no count yet
+            self.status_progress.setValue(done)
+            self.status_progress.show()
+        else:
+            self.status_progress.hide()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self.quitting and QSystemTrayIcon.isSystemTrayAvailable():

@@ -468,5 +468,14 @@ class SpeakPage(QWidget):
         self.speak_button.setEnabled(connected and not failed)
         self.save_button.setEnabled(connected and not failed and self.saving is None)
         self.stop_button.setEnabled(connected and (self.state.busy or self.saving is not None))
-        self.pause_button.setEnabled(connected)
+        # Pausing an idle speaker would only make the next Speak silent: Pause
+        # needs something to pause; a speaker paused anyway (another client) can be resumed.
+        self.pause_button.setEnabled(connected and (self.state.busy or self.state.paused))
         self.pause_button.setText("Resume" if self.state.paused else "Pause")
+        self.pause_button.setToolTip(
+            "Resume the speaker"
+            if self.state.paused
+            else "Pause the speaker"
+            if self.state.busy
+            else "Nothing is playing: nothing to pause"
+        )
