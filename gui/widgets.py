@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QWidget
 
 from chatterbox_tray.ipc.formatting import human_bytes
@@ -66,6 +66,28 @@ class Banner(QFrame):
     def _act(self) -> None:
         if self._callback is not None:
             self._callback()
+
+
+class _WheelGuard(QObject):
+    """Lets a control take the mouse wheel only when it has the keyboard focus.
+
+    Otherwise the wheel event is ignored, so it goes on to the scroll area
+    around it: scrolling a page must not change the settings it scrolls past.
+    """
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Wheel and isinstance(watched, QWidget) and not watched.hasFocus():
+            event.ignore()
+            return True  # not for this widget; ignored, so its parents get it
+        return False
+
+
+def wheel_only_when_focused(owner: QWidget, *widgets: QWidget) -> None:
+    """Make ``widgets`` (combo boxes, spin boxes, sliders) ignore the wheel until clicked or tabbed to."""
+    guard = owner.findChild(_WheelGuard) or _WheelGuard(owner)
+    for widget in widgets:
+        widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # the wheel alone must not give focus
+        widget.installEventFilter(guard)
 
 
 def fmt_bytes(n: float | None) -> str:

@@ -30,7 +30,7 @@ from chatterbox_tray.ipc.limits import OPTION_RANGES
 from chatterbox_tray.ipc.requests import Request
 
 from ..state import JOB_ENDS, AppState
-from ..widgets import Banner, fmt_seconds
+from ..widgets import Banner, fmt_seconds, wheel_only_when_focused
 
 #: Options every variant may have, in display order, with what they do (docs/protocol.md).
 #: Their (min, max, default) until the daemon announces its own: ``ipc.limits.OPTION_RANGES``.
@@ -164,6 +164,10 @@ class SpeakPage(QWidget):
         layout.addWidget(self.progress)
         layout.addWidget(self.progress_label)
         layout.addWidget(options)
+
+        wheel_only_when_focused(
+            self, self.voice, self.language, self.seed, *(slider.slider for slider in self.sliders.values())
+        )
 
         state.voices_changed.connect(self._fill_voices)
         state.hello_changed.connect(self._apply_capabilities)

@@ -3,7 +3,9 @@ made, Pause only when something plays, the wheel, and edits on the Settings page
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QWheelEvent
+from PySide6.QtWidgets import QApplication
 
 from tests.gui.conftest import open_app
 from tests.support.daemons import DaemonProcess, uid
@@ -71,3 +73,86 @@ def test_pause_needs_something_to_pause_and_a_paused_speaker_shows_everywhere(qt
             client.resume()
     assert tray_app.state.icon_state == "ready"
     assert not page.pause_button.isEnabled()
+
+
+def _wheel(widget, steps: int = -1) -> None:
+    """One notch of the mouse wheel over ``widget`` (negative: towards the user)."""
+    centre = QPointF(widget.width() / 2, widget.height() / 2)
+    event = QWheelEvent(
+        centre,
+        widget.mapToGlobal(centre),
+        QPoint(0, 0),
+        QPoint(0, 120 * steps),
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
+    QApplication.sendEvent(widget, event)
+
+
+def test_the_wheel_changes_only_a_focused_control_and_nothing_is_saved_until_apply(qtbot, own_daemon):
+    app = open_app(qtbot, own_daemon)
+    try:
+        window, page = app.window, app.window.settings
+        window.show()
+        window.show_page("Settings")
+        with own_daemon.client() as client:
+            before = client.settings_get()["settings"]
+            qtbot.waitUntil(lambda: bool(page.daemon_settings) and page.output.count() > 1, timeout=10_000)
+            window.speak.text.setFocus()
+            memory, index, volume = page.memory_mb.value(), page.output.currentIndex(), page.volume.value()
+            for widget in (page.memory_mb, page.output, page.volume, page.pause_ms, page.prebuffer):
+                _wheel(widget)
+            speak = window.speak
+            seed, temperature = speak.seed.value(), speak.sliders["temperature"].value()
+            for widget in (speak.seed, speak.sliders["temperature"].slider):
+                _wheel(widget)
+            assert (speak.seed.value(), speak.sliders["temperature"].value()) == (seed, temperature)
+            assert (page.memory_mb.value(), page.output.currentIndex(), page.volume.value()) == (memory, index, volume)
+            assert page.changes() == {}
+            # Focused, the wheel works as usual; the change waits for Apply.
+            page.output.setFocus()
+            _wheel(page.output)
+            assert page.output.currentIndex() != index
+            wanted = page.output.currentData()
+            assert page.changes() == {"output_device": wanted}
+            page.volume.setValue(volume - 20)
+            assert client.settings_get()["settings"]["output_device"] == before["output_device"]
+            # Revert undoes both.
+            qtbot.mouseClick(page.revert_button, Qt.MouseButton.LeftButton)
+            qtbot.waitUntil(lambda: page.output.currentIndex() == index and page.volume.value() == volume)
+            assert page.changes() == {}
+            page.output.setCurrentIndex(page.output.findData(wanted))
+            qtbot.mouseClick(page.apply_button, Qt.MouseButton.LeftButton)
+            qtbot.waitUntil(lambda: client.settings_get()["settings"]["output_device"] == wanted, timeout=10_000)
+    finally:
+        app.close()
+
+
+def test_unsaved_settings_edits_survive_another_clients_change(qtbot, own_daemon):
+    app = open_app(qtbot, own_daemon)
+    try:
+        page = app.window.settings
+        with own_daemon.client() as client:
+            before = client.settings_get()["settings"]
+            qtbot.waitUntil(lambda: page.memory_mb.value() == before["memory_cache_mb"], timeout=10_000)
+            mine = before["memory_cache_mb"] + 64
+            page.memory_mb.setValue(mine)
+            # Another client changes another setting: it is shown, and the edit stays.
+            client.settings_set(disk_cache_mb=before["disk_cache_mb"] + 256)
+            qtbot.waitUntil(lambda: page.disk_mb.value() == before["disk_cache_mb"] + 256, timeout=10_000)
+            assert page.memory_mb.value() == mine
+            assert page.changes() == {"memory_cache_mb": mine}
+            # It changes the same setting: the edit stays and the page says a newer value arrived.
+            client.settings_set(memory_cache_mb=before["memory_cache_mb"] + 128)
+            qtbot.waitUntil(lambda: page.daemon_settings.get("memory_cache_mb") == before["memory_cache_mb"] + 128)
+            assert page.memory_mb.value() == mine
+            assert not page.banner.isHidden()
+            assert "Voice cache in memory" in page.banner.label.text()
+            # Revert takes theirs and clears the banner.
+            page.revert()
+            qtbot.waitUntil(lambda: page.memory_mb.value() == before["memory_cache_mb"] + 128)
+            assert page.banner.isHidden() and page.changes() == {}
+    finally:
+        app.close()
