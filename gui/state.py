@@ -35,6 +35,9 @@ class AppState(QObject):
     settings_event = Signal(object)
     playback_event = Signal(object)
     reconnected = Signal()
+    #: The daemon that had these speech jobs is gone (restarted, or stopped for good):
+    #: they will never end by an event. The list may be empty (a job not yet announced).
+    jobs_lost = Signal(list)
     error = Signal(str)  # a failed request worth telling the user about
 
     def __init__(self, connection: Connection, parent: QObject | None = None) -> None:
@@ -54,6 +57,8 @@ class AppState(QObject):
         self.paused = False
         #: job id -> (sentences made, sentences in all), from the events that carry them.
         self.job_progress: dict[str, tuple[int, int]] = {}
+        #: Speech jobs the link was lost with: over if the daemon that comes back is another one.
+        self._unsure: set[str] = set()
         self._voices_timer = QTimer(self, singleShot=True, interval=150, timeout=self.refresh_voices)
         #: While something is on the speaker but no job event came for a while,
         #: ask the speaker: an end event lost on the way must not leave us "busy".
@@ -179,6 +184,26 @@ class AppState(QObject):
         asked_at = self._job_events
         self.conn.send(rq.playback(), on_result=lambda r: self._set_playback(r, asked_at), on_error=_ignore)
 
+    def retry(self) -> None:
+        """Try again after a failure: start or find the daemon, or load the model with the current settings.
+
+        ``reload`` rather than ``retry_load``: the latter loads with the engine
+        built from the settings of the load that failed, so a checkpoint folder
+        chosen since would be ignored. ``retry_load`` remains for a daemon that
+        refuses ``reload`` (jobs waiting for the model).
+        """
+        if not self.connected:
+            self.conn.retry()
+            return
+
+        def fallback(code: str, message: str) -> None:
+            if code == "busy":
+                self.send(rq.retry_load())
+            else:
+                self._report_error(code, message)
+
+        self.send(rq.reload(), on_error=fallback)
+
     def send(
         self,
         request: Request,
@@ -203,12 +228,18 @@ class AppState(QObject):
     def _on_link(self, state: str, detail: str) -> None:
         self.link, self.link_detail = state, detail
         if state != CONNECTED:
+            self._unsure.update(self.speech_jobs)
             self.speech_jobs.clear()
             self.job_progress.clear()
+        if state == FAILED and self._unsure:
+            self.jobs_lost.emit(sorted(self._unsure))  # no daemon will come back to finish them
+            self._unsure.clear()
         self.changed.emit()
 
     def _on_connected(self, hello: dict[str, Any], status: dict[str, Any]) -> None:
         self.link = CONNECTED
+        restarted = bool(self.hello) and self.hello.get("pid") != hello.get("pid")
+        lost, self._unsure = sorted(self._unsure | set(self.speech_jobs)), set()
         self._set_hello(hello)
         self.status = status
         self.speech_jobs.clear()
@@ -218,6 +249,8 @@ class AppState(QObject):
         self.refresh_playback()
         self.changed.emit()
         self.reconnected.emit()
+        if restarted:
+            self.jobs_lost.emit(lost)
 
     def _check_quiet(self) -> None:
         if self.connected and self.busy and self._job_events == self._quiet_since:

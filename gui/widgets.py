@@ -30,14 +30,18 @@ class Banner(QFrame):
         self.label = QLabel(wordWrap=True, textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse)
         self.label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.action = QPushButton()
+        self.more = QPushButton()  # a second, rarer way out (failed load: "Use a local folder…")
         self.close_button = QPushButton("✕", flat=True, toolTip="Dismiss")
         self.close_button.setFixedWidth(28)
         self.close_button.clicked.connect(self.hide)
         layout.addWidget(self.label, 1)
         layout.addWidget(self.action)
+        layout.addWidget(self.more)
         layout.addWidget(self.close_button)
         self._callback: Callable[[], None] | None = None
+        self._more_callback: Callable[[], None] | None = None
         self.action.clicked.connect(self._act)
+        self.more.clicked.connect(lambda: self._more_callback() if self._more_callback else None)
         self._timer = QTimer(self, singleShot=True, timeout=self.hide)
         self.hide()
 
@@ -49,14 +53,19 @@ class Banner(QFrame):
         callback: Callable[[], None] | None = None,
         closable: bool = True,
         timeout_ms: int = 0,
+        more: tuple[str, Callable[[], None]] | None = None,
     ) -> None:
-        """Show ``text``; ``action`` names a button that calls ``callback``."""
+        """Show ``text``; ``action`` names a button that calls ``callback``; ``more`` is (label, callback)
+        of a second button."""
         self.setStyleSheet(f"#banner {{ {_STYLES.get(kind, _STYLES['info'])} border-radius:6px; }}")
         self.label.setText(text[:1].upper() + text[1:])  # the daemon's messages start in lower case
         self.action.setText(action)
         self.action.setVisible(bool(action))
         self.close_button.setVisible(closable)
         self._callback = callback
+        self.more.setText(more[0] if more else "")
+        self.more.setVisible(more is not None)
+        self._more_callback = more[1] if more else None
         self.show()
         if timeout_ms:
             self._timer.start(timeout_ms)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
+    QFileDialog,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -50,7 +53,7 @@ class DaemonBanner(QWidget):
         s = self.state
         self.progress.hide()
         if s.link == FAILED:
-            self.banner.show_message(s.link_detail, "error", "Retry", s.conn.retry, closable=False)
+            self.banner.show_message(s.link_detail, "error", "Retry", s.retry, closable=False)
         elif s.link == LOST:
             self.banner.show_message(
                 f"{s.link_detail} Reconnecting…", "warning", "Start the daemon", s.conn.retry, closable=False
@@ -66,8 +69,9 @@ class DaemonBanner(QWidget):
                 f"The model could not be loaded: {error}",
                 "error",
                 "Retry",
-                lambda: s.send(rq.retry_load()),
+                s.retry,
                 closable=False,
+                more=("Use a local folder…", self.use_local_folder),
             )
         elif s.model_state != "ready":
             message = s.status.get("message") or "Loading the model"
@@ -77,6 +81,14 @@ class DaemonBanner(QWidget):
             self.progress.show()
         else:
             self.banner.hide()
+
+    def use_local_folder(self) -> None:
+        """Load the model from a folder on this computer (no internet): pick it, save it, load."""
+        start = str(self.state.status.get("checkpoint") or Path.home())
+        folder = QFileDialog.getExistingDirectory(self, "Folder with the model's files", start)
+        if not folder:
+            return
+        self.state.send(rq.settings_set({"checkpoint": folder}), on_result=lambda _: self.state.retry())
 
 
 class MainWindow(QMainWindow):
