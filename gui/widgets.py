@@ -118,4 +118,5 @@ def fmt_seconds(s: float | None) -> str:
     return f"{int(s // 3600)} h {int(s % 3600 // 60):02d} min"
 
 
-CACHE_LABELS = {"memory": "In memory", "disk": "On disk", None: "Not yet"}
+#: A voice's cache state, in words: "ready" is what matters to people (the tooltip says "conditionals").
+CACHE_LABELS = {"memory": "Ready (in memory)", "disk": "Ready (on disk)", None: "Not yet"}
