@@ -212,7 +212,7 @@ class VoicesPage(QWidget):
 
     def record(self) -> None:
         """Record a clip from the microphone and add it."""
-        dialog = RecordDialog(self, self._unique("My voice"))
+        dialog = RecordDialog(self, self._unique("My voice"), inputs=self.inputs)
         if dialog.exec() and dialog.name.text().strip():
             self.add_bytes(dialog.name.text().strip(), dialog.clip(), "recording.wav")
 
