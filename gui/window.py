@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QCloseEvent
+from PySide6.QtGui import QCloseEvent, QGuiApplication
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -31,6 +31,9 @@ from .state import AppState
 from .widgets import Banner
 
 PAGES = ("Speak", "Voices", "Stats", "Settings")
+#: The first size: Stats (with its jobs table) and Settings fit without scrolling.
+#: Smaller screens get what they have (``MainWindow.__init__``).
+DEFAULT_SIZE = (980, 820)
 
 
 class DaemonBanner(QWidget):
@@ -100,7 +103,12 @@ class MainWindow(QMainWindow):
         self.quitting = False
         self.setWindowTitle("Chatterbox Tray")
         self.setWindowIcon(app_icon())
-        self.resize(860, 640)
+        width, height = DEFAULT_SIZE
+        screen = QGuiApplication.primaryScreen()
+        if screen is not None:  # leave room for panels and the frame
+            room = screen.availableGeometry()
+            width, height = min(width, room.width() - 40), min(height, room.height() - 60)
+        self.resize(max(width, 640), max(height, 480))
 
         self.nav = QListWidget()
         self.nav.setObjectName("nav")

@@ -186,7 +186,6 @@ class SettingsPage(QWidget):
 
         content = QWidget()
         layout = QVBoxLayout(content)
-        layout.addWidget(self.banner)
         layout.addWidget(model_box)
         layout.addWidget(cache_box)
         layout.addWidget(output_box)
@@ -200,6 +199,9 @@ class SettingsPage(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll, 1)
+        # Next to Apply, outside the scrolled form: what it says is about applying,
+        # and showing it moves none of the controls.
+        outer.addWidget(self.banner)
         outer.addLayout(buttons)
 
         wheel_only_when_focused(
