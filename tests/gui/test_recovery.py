@@ -64,11 +64,14 @@ def test_speech_lost_with_its_daemon_is_reported_and_the_page_resets(qtbot, own_
         page.text.setPlainText(" ".join(SENTENCES * 10))
         page.speak()
         qtbot.waitUntil(lambda: page.job is not None and app.state.busy, timeout=15_000)
+        told = []  # the tray tells it too (a clipboard job has no page)
+        app.tray.icon.showMessage = lambda title, message, *rest: told.append(message)
         own_daemon.kill()
         own_daemon.start()
         qtbot.waitUntil(lambda: page.progress_label.text() == "Lost", timeout=30_000)
         assert not page.in_progress and page.job is None
         assert not page.banner.isHidden() and "lost" in page.banner.label.text()
+        assert any("lost" in message for message in told)
         qtbot.waitUntil(lambda: app.state.ready, timeout=30_000)
         assert page.speak_button.isEnabled() and not page.stop_button.isEnabled()
         assert app.state.icon_state == "ready"
