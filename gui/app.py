@@ -59,11 +59,13 @@ class TrayApp(QObject):
         self.window = MainWindow(self.state, probe_microphone=probe_microphone)
         self.tray = Tray(self.state)
         self.tray.open_window.connect(self.window.raise_window)
+        self.tray.open_settings.connect(lambda: (self.window.show_page("Settings"), self.window.raise_window()))
         self.tray.speak_dialog.connect(self.speak_dialog)
         self.tray.quit.connect(self.quit)
         self.quick = QuickSpeak(self.state, notify=self.tray.notify, backend=hotkey_backend)
         self.window.settings.attach_quick_speak(self.quick)
         self.server: QLocalServer | None = None
+        self._closed = False
 
     def start(self, minimized: bool = False) -> None:
         """Connect (in the background) and show the tray icon, and the window unless minimized."""
@@ -89,11 +91,14 @@ class TrayApp(QObject):
             self._exit()
 
     def _exit(self) -> None:
+        if self._closed:
+            return  # the shutdown answer came first; this is the fallback timer, after the window is gone
         self.close()
         QApplication.quit()
 
     def close(self) -> None:
         """Stop the link and hide everything (tests call this; quitting does too)."""
+        self._closed = True
         self.quick.close()
         self.tray.hide()
         self.window.quitting = True

@@ -1,7 +1,8 @@
 """The app's icons, drawn in code so they are crisp at any size and need no files.
 
 A rounded speech bubble whose colour and mark say the daemon's state:
-loading (grey, an arc), ready (blue, a dot), speaking (green, sound waves),
+loading (grey, an arc), ready (blue, three dots), working (blue, growing dots:
+speech is being made), speaking (green, sound waves),
 paused (amber, two bars), error (red, an exclamation mark).
 """
 
@@ -15,6 +16,7 @@ from PySide6.QtGui import QBrush, QColor, QIcon, QImage, QPainter, QPainterPath,
 COLORS = {
     "loading": "#7c8794",
     "ready": "#2f6fdf",
+    "working": "#2f6fdf",
     "speaking": "#1f9d55",
     "paused": "#d98a00",
     "error": "#d64545",
@@ -52,6 +54,10 @@ def paint(painter: QPainter, size: int, state: str) -> None:
         painter.setPen(QPen(white, 3 * s, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap))
         painter.drawLine(QPointF(16 * s, 8 * s), QPointF(16 * s, 14.5 * s))
         painter.drawPoint(QPointF(16 * s, 19.5 * s))
+    elif state == "working":  # ready's colour, with three dots filling in: speech on its way
+        painter.setBrush(white)
+        for x, r in ((10, 1.4), (16, 2.1), (22, 2.8)):
+            painter.drawEllipse(QPointF(x * s, center.y()), r * s, r * s)
     elif state == "loading":
         painter.setPen(pen)
         painter.setBrush(Qt.BrushStyle.NoBrush)

@@ -35,12 +35,14 @@ class Sparkline(QWidget):
         self.capacity = capacity
         self.format_value = lambda v: f"{v:.0f}{unit}"
         self.caption = ""
+        #: Seconds between samples (the Stats page asks every 2 s): the time axis's scale.
+        self.seconds_per_sample = 2.0
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.setMinimumHeight(92)
+        self.setMinimumHeight(104)
         self.setMinimumWidth(160)
 
     def sizeHint(self) -> QSize:
-        return QSize(260, 92)
+        return QSize(260, 104)
 
     def add(self, values: list[float | None]) -> None:
         """Append one sample per series and repaint."""
@@ -58,6 +60,19 @@ class Sparkline(QWidget):
         """The newest sample of each series."""
         return [s[-1] if s else None for s in self.data]
 
+    def top(self) -> float:
+        """The value at the top of the plot: the fixed maximum, or a little above the highest sample."""
+        if self.maximum is not None:
+            return self.maximum
+        seen = [v for s in self.data for v in s if v is not None]
+        return max(seen) * 1.15 if seen and max(seen) > 0 else 1.0
+
+    def axis_labels(self) -> tuple[str, str, str, str]:
+        """The scales drawn: (top of the value axis, its bottom, the oldest time, the newest)."""
+        span = self.capacity * self.seconds_per_sample
+        oldest = f"−{span / 60:.0f} min" if span >= 120 else f"−{span:.0f} s"
+        return self.format_value(self.top()), self.format_value(0.0), oldest, "now"
+
     def paintEvent(self, event) -> None:
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
@@ -66,11 +81,20 @@ class Sparkline(QWidget):
         p.setPen(QPen(pal.mid().color(), 1))
         p.setBrush(pal.base())
         p.drawRoundedRect(rect, 6, 6)
-        plot = rect.adjusted(6, 26, -6, -6)
-        top = self.maximum
-        if top is None:
-            seen = [v for s in self.data for v in s if v is not None]
-            top = max(seen) * 1.15 if seen and max(seen) > 0 else 1.0
+        top = self.top()
+        y_top, y_zero, x_old, x_now = self.axis_labels()
+        small = p.font()
+        small.setPointSizeF(max(6.0, small.pointSizeF() * 0.8))
+        p.setFont(small)
+        metrics = p.fontMetrics()
+        left = max(metrics.horizontalAdvance(y_top), metrics.horizontalAdvance(y_zero)) + 10
+        plot = rect.adjusted(left, 26, -6, -6 - metrics.height())
+        # scales: values on the left, time along the bottom
+        p.setPen(pal.placeholderText().color())
+        p.drawText(QPointF(rect.left() + 4, plot.top() + metrics.ascent() / 2), y_top)
+        p.drawText(QPointF(rect.left() + 4, plot.bottom() + metrics.ascent() / 2 - 2), y_zero)
+        p.drawText(QPointF(plot.left(), rect.bottom() - 4), x_old)
+        p.drawText(QPointF(plot.right() - metrics.horizontalAdvance(x_now), rect.bottom() - 4), x_now)
         # grid: quarter lines
         p.setPen(QPen(pal.midlight().color(), 1, Qt.PenStyle.DotLine))
         for i in range(1, 4):
@@ -96,7 +120,7 @@ class Sparkline(QWidget):
             p.drawPath(path)
         # title and latest values
         p.setPen(pal.text().color())
-        font = p.font()
+        font = self.font()
         font.setBold(True)
         p.setFont(font)
         p.drawText(QPointF(rect.left() + 8, rect.top() + 17), self.title)

@@ -18,6 +18,7 @@ import time
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
@@ -29,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from chatterbox_tray.ipc.limits import CLIP_MAX_SECONDS, CLIP_MIN_SECONDS
+from chatterbox_tray.ipc.limits import CLIP_MAX_SECONDS, CLIP_MIN_SECONDS, CLIP_SILENCE_RMS_DBFS
 
 RATE = 24_000
 MIN_S, MAX_S = CLIP_MIN_SECONDS, CLIP_MAX_SECONDS  # the daemon's clip limits (docs/protocol.md)
@@ -70,7 +71,9 @@ class InputProbe(QObject):
 class RecordDialog(QDialog):
     """Record a clip, see its level, name it; ``clip()`` is a WAV file's bytes."""
 
-    def __init__(self, parent: QWidget | None = None, suggested_name: str = "") -> None:
+    def __init__(
+        self, parent: QWidget | None = None, suggested_name: str = "", inputs: list[str] | None = None
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Record a voice")
         self._blocks: list = []
@@ -88,6 +91,12 @@ class RecordDialog(QDialog):
         self.meter = QProgressBar(textVisible=False, maximum=100, maximumHeight=14)
         self.meter.setToolTip("Input level: aim for the upper half without touching the end")
         self.elapsed = QLabel("0.0 s")
+        #: Which microphone: the system's default first, then what the probe found.
+        self.device = QComboBox()
+        self.device.addItem("System default", None)
+        for name in inputs or []:
+            self.device.addItem(name, name)
+        self.device.setToolTip("The microphone to record from")
         self.record_button = QPushButton("Record")
         self.record_button.clicked.connect(self.toggle)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
@@ -98,6 +107,7 @@ class RecordDialog(QDialog):
 
         form = QFormLayout()
         form.addRow("Name", self.name)
+        form.addRow("Microphone", self.device)
         form.addRow("Level", self.meter)
         form.addRow("Length", self.elapsed)
         layout = QVBoxLayout(self)
@@ -121,7 +131,9 @@ class RecordDialog(QDialog):
         self._blocks = []
         self.error.clear()
         try:
-            self._stream = sd.InputStream(samplerate=RATE, channels=1, dtype="float32", callback=self._callback)
+            self._stream = sd.InputStream(
+                samplerate=RATE, channels=1, dtype="float32", callback=self._callback, device=self.device.currentData()
+            )
             self._stream.start()
         except Exception as exc:  # PortAudio raises its own error types
             self._stream = None
@@ -135,7 +147,9 @@ class RecordDialog(QDialog):
         block = indata[:, 0].copy()
         peak = float(abs(block).max()) if len(block) else 0.0
         with self._lock:
-            self._blocks.append(block)
+            room = int(MAX_S * RATE) - sum(len(b) for b in self._blocks)
+            if room > 0:  # a take stops at the limit, and what reached it is kept
+                self._blocks.append(block[:room])
             self._level = peak
 
     def _stop(self) -> None:
@@ -152,6 +166,13 @@ class RecordDialog(QDialog):
             self.error.setText(
                 f"The clip is {seconds:.1f} s long; it must be over {MIN_S:.0f} s and at most {MAX_S:.0f} s."
             )
+        elif self.rms_dbfs() < CLIP_SILENCE_RMS_DBFS:
+            ok = False
+            self.error.setText(
+                "Nothing was heard: is the microphone connected, chosen above and not muted? Then record again."
+            )
+        elif seconds >= MAX_S:
+            self.error.setText(f"Recording stopped at the {MAX_S:.0f} s limit; the take is kept.")
         self.buttons.button(QDialogButtonBox.StandardButton.Save).setEnabled(ok)
         self.meter.setValue(0)
 
@@ -168,6 +189,14 @@ class RecordDialog(QDialog):
         """Length of what was recorded."""
         with self._lock:
             return sum(len(b) for b in self._blocks) / RATE
+
+    def rms_dbfs(self) -> float:
+        """Loudness of the take (dBFS): a silent one means no microphone is really there."""
+        import numpy as np
+
+        with self._lock:
+            audio = np.concatenate(self._blocks) if self._blocks else np.zeros(1, dtype=np.float32)
+        return 20 * math.log10(max(float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))), 1e-10))
 
     def clip(self) -> bytes:
         """The recording as WAV bytes (16-bit, 24 kHz, mono)."""

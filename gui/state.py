@@ -35,6 +35,9 @@ class AppState(QObject):
     settings_event = Signal(object)
     playback_event = Signal(object)
     reconnected = Signal()
+    #: The daemon that had these speech jobs is gone (restarted, or stopped for good):
+    #: they will never end by an event. The list may be empty (a job not yet announced).
+    jobs_lost = Signal(list)
     error = Signal(str)  # a failed request worth telling the user about
 
     def __init__(self, connection: Connection, parent: QObject | None = None) -> None:
@@ -52,6 +55,10 @@ class AppState(QObject):
         #: Job events applied so far; a playback snapshot only judges jobs it was asked about.
         self._job_events = 0
         self.paused = False
+        #: job id -> (sentences made, sentences in all), from the events that carry them.
+        self.job_progress: dict[str, tuple[int, int]] = {}
+        #: Speech jobs the link was lost with: over if the daemon that comes back is another one.
+        self._unsure: set[str] = set()
         self._voices_timer = QTimer(self, singleShot=True, interval=150, timeout=self.refresh_voices)
         #: While something is on the speaker but no job event came for a while,
         #: ask the speaker: an end event lost on the way must not leave us "busy".
@@ -91,16 +98,35 @@ class AppState(QObject):
         return bool(self.speech_jobs)
 
     @property
+    def working(self) -> bool:
+        """Speech is being made and none of it is on the speaker yet (20-45 s on a CPU)."""
+        return self.busy and not self.speaking
+
+    def making_progress(self) -> tuple[int, int]:
+        """(sentences made, sentences in all) over the jobs being made; (0, 0) when unknown."""
+        done = total = 0
+        for job in self.speech_jobs:
+            made, chunks = self.job_progress.get(job, (0, 0))
+            done, total = done + made, total + chunks
+        return done, total
+
+    @property
     def icon_state(self) -> str:
-        """One of loading, ready, speaking, paused, error: what the tray icon shows."""
+        """One of loading, ready, working, speaking, paused, error: what the tray icon shows.
+
+        A paused speaker shows as paused even with nothing on it (another client
+        paused it): a hidden paused state would make the next Speak silent.
+        """
         if self.link in (LOST, FAILED) or self.model_state == "failed":
             return "error"
         if not self.connected or self.model_state != "ready":
             return "loading"
-        if self.paused and self.busy:
+        if self.paused:
             return "paused"
         if self.speaking:
             return "speaking"
+        if self.working:
+            return "working"
         return "ready"
 
     @property
@@ -119,10 +145,14 @@ class AppState(QObject):
             pct = round(100 * float(self.status.get("progress", 0.0)))
             return f"Loading the model… {pct}%"
         voice = f" · voice: {self.default_voice}" if self.default_voice else ""
-        if self.paused and self.busy:
-            return f"Paused{voice}"
+        if self.paused:
+            return f"Paused{voice}" if self.busy else f"Paused: nothing will be heard until you resume{voice}"
         if self.speaking:
             return f"Speaking{voice}"
+        if self.working:
+            done, total = self.making_progress()
+            made = f" {done} of {total} sentences made" if total else ""
+            return f"Making speech…{made}{voice}"
         return f"Ready{voice}"
 
     def option_ranges(self) -> dict[str, dict[str, float]]:
@@ -154,6 +184,26 @@ class AppState(QObject):
         asked_at = self._job_events
         self.conn.send(rq.playback(), on_result=lambda r: self._set_playback(r, asked_at), on_error=_ignore)
 
+    def retry(self) -> None:
+        """Try again after a failure: start or find the daemon, or load the model with the current settings.
+
+        ``reload`` rather than ``retry_load``: the latter loads with the engine
+        built from the settings of the load that failed, so a checkpoint folder
+        chosen since would be ignored. ``retry_load`` remains for a daemon that
+        refuses ``reload`` (jobs waiting for the model).
+        """
+        if not self.connected:
+            self.conn.retry()
+            return
+
+        def fallback(code: str, message: str) -> None:
+            if code == "busy":
+                self.send(rq.retry_load())
+            else:
+                self._report_error(code, message)
+
+        self.send(rq.reload(), on_error=fallback)
+
     def send(
         self,
         request: Request,
@@ -178,19 +228,29 @@ class AppState(QObject):
     def _on_link(self, state: str, detail: str) -> None:
         self.link, self.link_detail = state, detail
         if state != CONNECTED:
+            self._unsure.update(self.speech_jobs)
             self.speech_jobs.clear()
+            self.job_progress.clear()
+        if state == FAILED and self._unsure:
+            self.jobs_lost.emit(sorted(self._unsure))  # no daemon will come back to finish them
+            self._unsure.clear()
         self.changed.emit()
 
     def _on_connected(self, hello: dict[str, Any], status: dict[str, Any]) -> None:
         self.link = CONNECTED
+        restarted = bool(self.hello) and self.hello.get("pid") != hello.get("pid")
+        lost, self._unsure = sorted(self._unsure | set(self.speech_jobs)), set()
         self._set_hello(hello)
         self.status = status
         self.speech_jobs.clear()
+        self.job_progress.clear()
         self.paused = False
         self.refresh_voices()
         self.refresh_playback()
         self.changed.emit()
         self.reconnected.emit()
+        if restarted:
+            self.jobs_lost.emit(lost)
 
     def _check_quiet(self) -> None:
         if self.connected and self.busy and self._job_events == self._quiet_since:
@@ -262,8 +322,16 @@ class AppState(QObject):
         if job:
             if event in JOB_ENDS:
                 self.speech_jobs.pop(job, None)
+                self.job_progress.pop(job, None)
                 self._ended.append(job)
-            elif event in JOB_PLAYING or job not in self.speech_jobs or self.speech_jobs[job] not in JOB_PLAYING:
+                self.changed.emit()
+                return
+            if "chunks" in data:
+                made = int(data.get("chunks_done") or 0)
+                if event == "chunk":  # sent as a sentence is made; its count may predate it
+                    made = max(made, int(data.get("index", -1)) + 1)
+                self.job_progress[job] = (made, int(data.get("chunks") or 0))
+            if event in JOB_PLAYING or job not in self.speech_jobs or self.speech_jobs[job] not in JOB_PLAYING:
                 self.speech_jobs[job] = event
         self.changed.emit()
 
@@ -293,6 +361,7 @@ class AppState(QObject):
         if self._job_events == asked_at:
             for job in [j for j in self.speech_jobs if j not in listed]:
                 self.speech_jobs.pop(job)
+                self.job_progress.pop(job, None)
         for job in listed:
             self.speech_jobs.setdefault(job, "started" if job == head and result.get("state") != "idle" else "queued")
         self.changed.emit()

@@ -16,6 +16,7 @@ class Tray(QObject):
     """The icon and its menu. ``open_window``, ``speak_dialog`` and ``quit`` are for the app to act on."""
 
     open_window = Signal()
+    open_settings = Signal()
     speak_dialog = Signal()
     quit = Signal(bool)  # True: stop the daemon too
 
@@ -25,6 +26,11 @@ class Tray(QObject):
         self.icon = QSystemTrayIcon(state_icon("loading"))
         self.menu = QMenu()
         self.menu.setObjectName("trayMenu")
+        #: What is going on, in words (the tooltip is not shown on every desktop).
+        self.status_line = self.menu.addAction("")
+        self.status_line.setEnabled(False)
+        self.retry = self.menu.addAction("Retry", state.retry)
+        self.menu.addSeparator()
         self.speak_clipboard = self.menu.addAction("Speak clipboard", self.speak_clipboard_text)
         self.speak_more = self.menu.addAction("Speak…", self.speak_dialog.emit)
         self.stop = self.menu.addAction("Stop", lambda: state.send(rq.stop(all=True)))
@@ -34,6 +40,7 @@ class Tray(QObject):
         self.voice_group = QActionGroup(self, exclusive=True)
         self.menu.addSeparator()
         self.menu.addAction("Open window", self.open_window.emit)
+        self.settings = self.menu.addAction("Settings…", self.open_settings.emit)
         self.menu.addSeparator()
         self.menu.addAction("Quit", lambda: self.quit.emit(False))
         self.menu.addAction("Quit and stop the daemon", lambda: self.quit.emit(True))
@@ -41,6 +48,7 @@ class Tray(QObject):
         self.icon.activated.connect(self._activated)
         state.changed.connect(self.update_state)
         state.voices_changed.connect(self._fill_voices)
+        state.jobs_lost.connect(self._jobs_lost)
         self._fill_voices()
         self.update_state()
 
@@ -78,13 +86,26 @@ class Tray(QObject):
         s = self.state
         self.icon.setIcon(state_icon(s.icon_state))
         self.icon.setToolTip(f"Chatterbox Tray\n{s.summary}")
+        self.status_line.setText(_elide(s.summary))
+        failed = s.icon_state == "error"
+        self.retry.setVisible(failed)
+        self.retry.setText("Start the daemon" if not s.connected else "Retry loading the model")
         usable = s.connected and s.model_state != "failed"
         self.speak_clipboard.setEnabled(usable)
         self.speak_more.setEnabled(True)
         self.stop.setEnabled(s.connected and s.busy)
-        self.pause.setEnabled(s.connected)
+        self.pause.setEnabled(s.connected and (s.busy or s.paused))  # as the Speak page's button
         self.pause.setText("Resume" if s.paused else "Pause")
         self.voices_menu.setEnabled(s.connected and bool(s.voices))
+
+    def _jobs_lost(self, jobs: list[str]) -> None:
+        if jobs:  # a clipboard or hotkey job has no page to say it: the tray does
+            self.icon.showMessage(
+                "Chatterbox Tray",
+                "The daemon stopped before it finished speaking, so that speech was lost.",
+                state_icon("error"),
+                6000,
+            )
 
     def _fill_voices(self) -> None:
         self.voices_menu.clear()
@@ -103,3 +124,8 @@ class Tray(QObject):
     def _activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
         if reason in (QSystemTrayIcon.ActivationReason.Trigger, QSystemTrayIcon.ActivationReason.DoubleClick):
             self.open_window.emit()
+
+
+def _elide(text: str, limit: int = 60) -> str:
+    """A menu line short enough for any tray menu."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"

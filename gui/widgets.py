@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QWidget
 
 from chatterbox_tray.ipc.formatting import human_bytes
@@ -30,14 +30,18 @@ class Banner(QFrame):
         self.label = QLabel(wordWrap=True, textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse)
         self.label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.action = QPushButton()
+        self.more = QPushButton()  # a second, rarer way out (failed load: "Use a local folder…")
         self.close_button = QPushButton("✕", flat=True, toolTip="Dismiss")
         self.close_button.setFixedWidth(28)
         self.close_button.clicked.connect(self.hide)
         layout.addWidget(self.label, 1)
         layout.addWidget(self.action)
+        layout.addWidget(self.more)
         layout.addWidget(self.close_button)
         self._callback: Callable[[], None] | None = None
+        self._more_callback: Callable[[], None] | None = None
         self.action.clicked.connect(self._act)
+        self.more.clicked.connect(lambda: self._more_callback() if self._more_callback else None)
         self._timer = QTimer(self, singleShot=True, timeout=self.hide)
         self.hide()
 
@@ -49,14 +53,19 @@ class Banner(QFrame):
         callback: Callable[[], None] | None = None,
         closable: bool = True,
         timeout_ms: int = 0,
+        more: tuple[str, Callable[[], None]] | None = None,
     ) -> None:
-        """Show ``text``; ``action`` names a button that calls ``callback``."""
+        """Show ``text``; ``action`` names a button that calls ``callback``; ``more`` is (label, callback)
+        of a second button."""
         self.setStyleSheet(f"#banner {{ {_STYLES.get(kind, _STYLES['info'])} border-radius:6px; }}")
         self.label.setText(text[:1].upper() + text[1:])  # the daemon's messages start in lower case
         self.action.setText(action)
         self.action.setVisible(bool(action))
         self.close_button.setVisible(closable)
         self._callback = callback
+        self.more.setText(more[0] if more else "")
+        self.more.setVisible(more is not None)
+        self._more_callback = more[1] if more else None
         self.show()
         if timeout_ms:
             self._timer.start(timeout_ms)
@@ -66,6 +75,28 @@ class Banner(QFrame):
     def _act(self) -> None:
         if self._callback is not None:
             self._callback()
+
+
+class _WheelGuard(QObject):
+    """Lets a control take the mouse wheel only when it has the keyboard focus.
+
+    Otherwise the wheel event is ignored, so it goes on to the scroll area
+    around it: scrolling a page must not change the settings it scrolls past.
+    """
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Wheel and isinstance(watched, QWidget) and not watched.hasFocus():
+            event.ignore()
+            return True  # not for this widget; ignored, so its parents get it
+        return False
+
+
+def wheel_only_when_focused(owner: QWidget, *widgets: QWidget) -> None:
+    """Make ``widgets`` (combo boxes, spin boxes, sliders) ignore the wheel until clicked or tabbed to."""
+    guard = owner.findChild(_WheelGuard) or _WheelGuard(owner)
+    for widget in widgets:
+        widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # the wheel alone must not give focus
+        widget.installEventFilter(guard)
 
 
 def fmt_bytes(n: float | None) -> str:
@@ -87,4 +118,5 @@ def fmt_seconds(s: float | None) -> str:
     return f"{int(s // 3600)} h {int(s % 3600 // 60):02d} min"
 
 
-CACHE_LABELS = {"memory": "In memory", "disk": "On disk", None: "Not yet"}
+#: A voice's cache state, in words: "ready" is what matters to people (the tooltip says "conditionals").
+CACHE_LABELS = {"memory": "Ready (in memory)", "disk": "Ready (on disk)", None: "Not yet"}

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QCloseEvent
+from PySide6.QtGui import QCloseEvent, QGuiApplication
 from PySide6.QtWidgets import (
+    QFileDialog,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -28,6 +31,9 @@ from .state import AppState
 from .widgets import Banner
 
 PAGES = ("Speak", "Voices", "Stats", "Settings")
+#: The first size: Stats (with its jobs table) and Settings fit without scrolling.
+#: Smaller screens get what they have (``MainWindow.__init__``).
+DEFAULT_SIZE = (980, 820)
 
 
 class DaemonBanner(QWidget):
@@ -50,7 +56,7 @@ class DaemonBanner(QWidget):
         s = self.state
         self.progress.hide()
         if s.link == FAILED:
-            self.banner.show_message(s.link_detail, "error", "Retry", s.conn.retry, closable=False)
+            self.banner.show_message(s.link_detail, "error", "Retry", s.retry, closable=False)
         elif s.link == LOST:
             self.banner.show_message(
                 f"{s.link_detail} Reconnecting…", "warning", "Start the daemon", s.conn.retry, closable=False
@@ -66,8 +72,9 @@ class DaemonBanner(QWidget):
                 f"The model could not be loaded: {error}",
                 "error",
                 "Retry",
-                lambda: s.send(rq.retry_load()),
+                s.retry,
                 closable=False,
+                more=("Use a local folder…", self.use_local_folder),
             )
         elif s.model_state != "ready":
             message = s.status.get("message") or "Loading the model"
@@ -77,6 +84,14 @@ class DaemonBanner(QWidget):
             self.progress.show()
         else:
             self.banner.hide()
+
+    def use_local_folder(self) -> None:
+        """Load the model from a folder on this computer (no internet): pick it, save it, load."""
+        start = str(self.state.status.get("checkpoint") or Path.home())
+        folder = QFileDialog.getExistingDirectory(self, "Folder with the model's files", start)
+        if not folder:
+            return
+        self.state.send(rq.settings_set({"checkpoint": folder}), on_result=lambda _: self.state.retry())
 
 
 class MainWindow(QMainWindow):
@@ -88,7 +103,12 @@ class MainWindow(QMainWindow):
         self.quitting = False
         self.setWindowTitle("Chatterbox Tray")
         self.setWindowIcon(app_icon())
-        self.resize(860, 640)
+        width, height = DEFAULT_SIZE
+        screen = QGuiApplication.primaryScreen()
+        if screen is not None:  # leave room for panels and the frame
+            room = screen.availableGeometry()
+            width, height = min(width, room.width() - 40), min(height, room.height() - 60)
+        self.resize(max(width, 640), max(height, 480))
 
         self.nav = QListWidget()
         self.nav.setObjectName("nav")
@@ -123,6 +143,11 @@ class MainWindow(QMainWindow):
         self.status_text = QLabel()
         self.statusBar().addWidget(self.status_icon)
         self.statusBar().addWidget(self.status_text, 1)
+        #: Speech being made: how far, since nothing is heard for a while on a CPU.
+        self.status_progress = QProgressBar(maximumWidth=160, maximumHeight=14, textVisible=False)
+        self.status_progress.setObjectName("makingProgress")
+        self.statusBar().addPermanentWidget(self.status_progress)
+        self.status_progress.hide()
         state.changed.connect(self._update_status)
         state.error.connect(lambda message: self.statusBar().showMessage(message, 8000))
         self._update_status()
@@ -145,6 +170,13 @@ class MainWindow(QMainWindow):
         if self.state.ready:
             text += f" · {status.get('variant', '')} on {status.get('device', '')}"
         self.status_text.setText(text)
+        if self.state.working and not self.state.paused:
+            done, total = self.state.making_progress()
+            self.status_progress.setRange(0, total)  # (0, 0): busy, no count yet
+            self.status_progress.setValue(done)
+            self.status_progress.show()
+        else:
+            self.status_progress.hide()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self.quitting and QSystemTrayIcon.isSystemTrayAvailable():

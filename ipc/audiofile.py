@@ -84,3 +84,34 @@ def write_audio(path: str | os.PathLike[str], samples: Any, rate: int) -> None:
 
     with open_writer(path, rate) as out:
         out.write(np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0))
+
+
+def clip_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why a clip file cannot be a voice, in plain words, or None if it looks fine or cannot be judged here.
+
+    A quick look at the header before the user is asked for a name: too short
+    or too long is said at once. Formats this libsndfile cannot read (m4a, aac)
+    are left to the daemon, which decodes more and says what is wrong.
+    """
+    from .limits import CLIP_MAX_SECONDS, CLIP_MIN_SECONDS
+
+    try:
+        import soundfile
+
+        info = soundfile.info(os.fspath(path))
+    except FileNotFoundError:
+        return f"{os.path.basename(path)} does not exist"
+    except Exception:  # not readable here: the daemon judges it
+        return None
+    seconds = float(info.duration)
+    if seconds <= CLIP_MIN_SECONDS:
+        return (
+            f"{os.path.basename(path)} is {seconds:.1f} s long; a voice needs more than "
+            f"{CLIP_MIN_SECONDS:.0f} s of one person speaking"
+        )
+    if seconds > CLIP_MAX_SECONDS:
+        return (
+            f"{os.path.basename(path)} is {seconds:.0f} s long; a voice takes at most {CLIP_MAX_SECONDS:.0f} s: "
+            "cut it to the best minute"
+        )
+    return None

@@ -32,6 +32,29 @@ def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, sort_keys=True))
 
 
+def _print_error(code: str, message: str, as_json: bool) -> None:
+    """An error for people (the message alone), or for scripts with ``--json`` (code and message)."""
+    if as_json:
+        print(json.dumps({"error": {"code": code, "message": message}}), file=sys.stderr)
+    else:
+        print(f"chatterbox-tray: {message}", file=sys.stderr)
+
+
+def plain_os_error(exc: OSError) -> str:
+    """``[Errno 2] No such file or directory: 'x'`` in plain words."""
+    name = exc.filename if exc.filename is not None else ""
+    where = f"{name}: " if name else ""
+    if isinstance(exc, FileNotFoundError):
+        return f"{where}there is no such file or folder"
+    if isinstance(exc, PermissionError):
+        return f"{where}you are not allowed to open it"
+    if isinstance(exc, IsADirectoryError):
+        return f"{where}this is a folder, not a file"
+    if isinstance(exc, NotADirectoryError):
+        return f"{where}part of this path is a file, not a folder"
+    return f"{where}{exc.strerror or exc}"
+
+
 # -- commands ---------------------------------------------------------------------
 
 
@@ -164,11 +187,28 @@ def cmd_say(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+def _waiting_line(client: Client) -> str:
+    """What plain ``say`` waits for, said before it waits."""
+    try:
+        status = client.status()
+    except ProtocolError:
+        return "chatterbox-tray: making speech… (Ctrl-C stops it)"
+    state = status.get("state")
+    if state in ("loading", "warming_up"):
+        pct = round(100 * float(status.get("progress") or 0))
+        return f"chatterbox-tray: waiting for the model to load ({pct}%), then making speech… (Ctrl-C stops it)"
+    if state == "failed":
+        return "chatterbox-tray: the model failed to load; asking the daemon anyway…"
+    return "chatterbox-tray: making speech; it plays as soon as the first sentence is ready (Ctrl-C stops it)"
+
+
 def _speak(client: Client, args: argparse.Namespace, text: str) -> int:
     """Play on the daemon's speaker; wait for the end unless --no-wait. Ctrl-C stops the job."""
     request = rq.speak(
         text, voice=args.voice, voice_path=args.voice_file, priority=args.priority, options=_options(args)
     )
+    if not args.no_wait and not args.json and sys.stderr.isatty():
+        print(_waiting_line(client), file=sys.stderr)  # else 20 s of silence on a CPU
     spoken = speak_and_wait(client, request, wait=not args.no_wait)
     if spoken.dropped:
         print("chatterbox-tray say: dropped (a notification is not spoken over other speech)", file=sys.stderr)
@@ -191,7 +231,7 @@ def _speak(client: Client, args: argparse.Namespace, text: str) -> int:
         )
     if end["state"] == "failed":
         err = end.get("error") or {}
-        print(f"chatterbox-tray: {err.get('message', 'failed')} [{err.get('code', 'internal')}]", file=sys.stderr)
+        _print_error(str(err.get("code", "internal")), str(err.get("message", "failed")), args.json)
         return EXIT_ERROR
     if end["state"] == "cancelled":
         print("chatterbox-tray say: stopped", file=sys.stderr)
@@ -512,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
         with client:
             return int(args.func(client, args))
     except ProtocolError as exc:
-        print(f"chatterbox-tray: {exc.message} [{exc.code}]", file=sys.stderr)
+        _print_error(exc.code, exc.message, args.json)
         return EXIT_ERROR
     except DaemonUnavailable as exc:
         print(f"chatterbox-tray: {exc}", file=sys.stderr)
@@ -523,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except OSError as exc:  # a clip or file the user named cannot be read or written
-        print(f"chatterbox-tray: {exc}", file=sys.stderr)
+        _print_error("io", plain_os_error(exc), args.json)
         return EXIT_ERROR
 
 

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 DISPLAY = ":97"
-SIZE = (1280, 860)
+SIZE = (1400, 960)
 TEXT = (
     "Chatterbox Tray keeps the model loaded and every voice ready, so speech starts at once. "
     "Pick a voice, type or paste some text, and press Speak. "
@@ -140,7 +140,7 @@ def shoot(daemon, out: Path) -> int:
     tray_app = TrayApp(daemon.connection_path, autostart=False)
     tray_app.start()
     window = tray_app.window
-    window.resize(900, 680)
+    # The window's own default size (gui/window.py DEFAULT_SIZE): what a new user sees.
     window.move(60, 70)
     settle(app, 3.0)
     if not tray_app.state.ready:

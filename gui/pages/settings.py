@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -36,7 +36,7 @@ from chatterbox_tray.ipc import requests as rq
 
 from .. import autostart
 from ..state import AppState
-from ..widgets import Banner
+from ..widgets import Banner, wheel_only_when_focused
 
 DEVICES = [
     ("auto", "Automatic (CUDA, then Apple GPU, then CPU)"),
@@ -44,6 +44,19 @@ DEVICES = [
     ("mps", "Apple GPU (MPS)"),
     ("cpu", "CPU"),
 ]
+#: Settings for people, in the words the page uses (banners about another client's changes).
+LABELS = {
+    "variant": "Variant",
+    "checkpoint": "Weights",
+    "device": "Device",
+    "language": "Language",
+    "memory_cache_mb": "Voice cache in memory",
+    "disk_cache_mb": "Voice cache on disk",
+    "output_device": "Output device",
+    "volume": "Volume",
+    "prebuffer": "Before playing",
+    "sentence_pause_ms": "Pause between sentences",
+}
 VARIANT_NAMES = {
     "original": "Original (English, with emotion control)",
     "multilingual": "Multilingual (23 languages)",
@@ -59,6 +72,9 @@ class SettingsPage(QWidget):
         self.state = state
         self.daemon_settings: dict[str, Any] = {}
         self.loaded: dict[str, Any] = {}
+        #: Unsaved edits kept while another client's change was shown around them.
+        self.kept: dict[str, Any] = {}
+        self._model_state = ""
         self.banner = Banner()
 
         # model
@@ -77,6 +93,7 @@ class SettingsPage(QWidget):
             self.device.addItem(label, value)
         self.language = QComboBox(editable=True)
         self.language.setToolTip("The language the multilingual model speaks when a request names none")
+        self.variant.currentIndexChanged.connect(self._update_language)
         self.loaded_label = QLabel(wordWrap=True)
         self.loaded_label.setStyleSheet("color: palette(placeholder-text);")
         self.reload_button = QPushButton("Reload the model now")
@@ -111,9 +128,6 @@ class SettingsPage(QWidget):
         self.volume = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100)
         self.volume_label = QLabel("100 %", minimumWidth=44)
         self.volume.valueChanged.connect(lambda v: self.volume_label.setText(f"{v} %"))
-        self._volume_timer = QTimer(self, singleShot=True, interval=250, timeout=self._send_volume)
-        self.volume.valueChanged.connect(lambda _: self._volume_timer.start())
-        self.output.activated.connect(self._send_output)
         self.prebuffer = QComboBox()
         self.prebuffer.addItem("Adaptive: wait until playback will not stall", "adaptive")
         self.prebuffer.addItem("Off: start with the first sentence", "off")
@@ -162,7 +176,7 @@ class SettingsPage(QWidget):
         self.apply_button = QPushButton("Apply", default=True)
         self.revert_button = QPushButton("Revert")
         self.apply_button.clicked.connect(self.apply)
-        self.revert_button.clicked.connect(self.load)
+        self.revert_button.clicked.connect(self.revert)
         self.file_label = QLabel()
         self.file_label.setStyleSheet("color: palette(placeholder-text);")
         buttons = QHBoxLayout()
@@ -172,7 +186,6 @@ class SettingsPage(QWidget):
 
         content = QWidget()
         layout = QVBoxLayout(content)
-        layout.addWidget(self.banner)
         layout.addWidget(model_box)
         layout.addWidget(cache_box)
         layout.addWidget(output_box)
@@ -186,10 +199,26 @@ class SettingsPage(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll, 1)
+        # Next to Apply, outside the scrolled form: what it says is about applying,
+        # and showing it moves none of the controls.
+        outer.addWidget(self.banner)
         outer.addLayout(buttons)
 
-        state.reconnected.connect(self.load)
-        state.settings_event.connect(lambda _: self.load())
+        wheel_only_when_focused(
+            self,
+            self.variant,
+            self.device,
+            self.language,
+            self.memory_mb,
+            self.disk_mb,
+            self.output,
+            self.volume,
+            self.prebuffer,
+            self.pause_ms,
+        )
+
+        state.reconnected.connect(self.refresh)
+        state.settings_event.connect(lambda _: self.refresh())
         state.playback_event.connect(self._on_playback)
         state.hello_changed.connect(self._fill_variants)
         state.changed.connect(self._update_enabled)
@@ -198,9 +227,81 @@ class SettingsPage(QWidget):
     # -- reading -----------------------------------------------------------------
 
     def load(self) -> None:
-        """Read the settings and output devices from the daemon (what is shown is what it has)."""
+        """Read the settings and output devices from the daemon (what is shown is what it has).
+
+        Drops unsaved edits: this is Revert.
+        """
+        self.kept = {}
         self.state.send(rq.settings_get(), on_result=self._show, on_error=self._error)
         self.state.send(rq.audio_devices(), on_result=self._show_devices, on_error=self._no_devices)
+
+    def revert(self) -> None:
+        """Drop unsaved edits: show the daemon's settings again."""
+        self.banner.hide()  # what it said was about the edits
+        self.load()
+
+    def refresh(self) -> None:
+        """Read the daemon's settings again, keeping what the user changed and has not applied.
+
+        For changes the user did not make (another client, a reconnect, a model
+        that finished loading): they must not wipe edits in progress.
+        """
+        edits = {**self.kept, **self.changes()} if self.daemon_settings else {}
+        if not edits:
+            self.load()
+            return
+        before = dict(self.daemon_settings)
+        self.state.send(
+            rq.settings_get(), on_result=lambda r: self._show_merged(r, edits, before), on_error=self._error
+        )
+        self.state.send(rq.audio_devices(), on_result=self._show_devices, on_error=self._no_devices)
+
+    def _show_merged(self, result: dict[str, Any], edits: dict[str, Any], before: dict[str, Any]) -> None:
+        self._show(result)
+        now = self.daemon_settings
+        self.kept = {k: v for k, v in edits.items() if now.get(k) != v}  # the same value arrived: no edit left
+        for key, value in self.kept.items():
+            self._set_field(key, value)
+        newer = [k for k in self.kept if now.get(k) != before.get(k)]
+        if newer:
+            names = ", ".join(f"{LABELS.get(k, k)} ({_shown(k, now.get(k))})" for k in newer)
+            self.banner.show_message(
+                f"Another app changed {names} while you were editing. Your unsaved value is kept: "
+                "Apply to use yours, or Revert to take the new one.",
+                "warning",
+                "Revert",
+                self.revert,
+            )
+        elif self.kept and now != before:
+            self.banner.show_message(
+                "Another app changed other settings; they are shown, and your unsaved edits are kept.",
+                "info",
+                timeout_ms=6000,
+            )
+
+    def _set_field(self, key: str, value: Any) -> None:
+        """Show ``value`` for setting ``key`` (an unsaved edit put back)."""
+        combos = {
+            "variant": self.variant,
+            "device": self.device,
+            "prebuffer": self.prebuffer,
+            "output_device": self.output,
+        }
+        spins = {"memory_cache_mb": self.memory_mb, "disk_cache_mb": self.disk_mb, "sentence_pause_ms": self.pause_ms}
+        if key in combos:
+            index = combos[key].findData(value)
+            if index >= 0:
+                combos[key].setCurrentIndex(index)
+        elif key in spins:
+            spins[key].setValue(int(value))
+        elif key == "checkpoint":
+            self.source_local.setChecked(bool(value))
+            self.source_hub.setChecked(not value)
+            self.checkpoint.setText(str(value))
+        elif key == "language":
+            self.language.setCurrentText(str(value))
+        elif key == "volume":
+            self.volume.setValue(round(100 * float(value)))
 
     def _show(self, result: dict[str, Any]) -> None:
         s = self.daemon_settings = dict(result.get("settings") or {})
@@ -221,10 +322,8 @@ class SettingsPage(QWidget):
         self.disk_mb.setValue(int(s.get("disk_cache_mb", 0)))
         self.prebuffer.setCurrentIndex(max(0, self.prebuffer.findData(s.get("prebuffer"))))
         self.pause_ms.setValue(int(s.get("sentence_pause_ms", 250)))
-        self.volume.blockSignals(True)
         self.volume.setValue(round(100 * float(s.get("volume", 1.0))))
-        self.volume_label.setText(f"{self.volume.value()} %")
-        self.volume.blockSignals(False)
+        self._update_language()
         self.file_label.setText(f"Saved in {result.get('file', '')}")
         self._show_loaded()
 
@@ -258,6 +357,7 @@ class SettingsPage(QWidget):
         for dev in result.get("devices") or []:
             self.output.addItem(f"{dev['name']} ({dev.get('hostapi', '')})", dev["name"])
         chosen = result.get("device", "")
+        chosen = self.kept.get("output_device", chosen)
         index = self.output.findData(chosen)
         if index < 0 and chosen:
             self.output.addItem(f"{chosen} (not connected)", chosen)
@@ -272,10 +372,13 @@ class SettingsPage(QWidget):
         self.output.setToolTip(message)
 
     def _on_playback(self, data: dict[str, Any]) -> None:
-        self.volume.blockSignals(True)
-        self.volume.setValue(round(100 * float(data.get("volume", 1.0))))
-        self.volume_label.setText(f"{self.volume.value()} %")
-        self.volume.blockSignals(False)
+        """Another client set the volume or device: show it, unless the user is changing it here."""
+        if "volume" not in data or not self.daemon_settings:
+            return
+        edited = self.volume.value() != round(100 * float(self.daemon_settings.get("volume", 1.0)))
+        self.daemon_settings["volume"] = float(data["volume"])
+        if not edited and "volume" not in self.kept:
+            self.volume.setValue(round(100 * float(data["volume"])))
 
     # -- writing -----------------------------------------------------------------------
 
@@ -285,13 +388,17 @@ class SettingsPage(QWidget):
             "variant": self.variant.currentData(),
             "checkpoint": self.checkpoint.text().strip() if self.source_local.isChecked() else "",
             "device": self.device.currentData(),
-            "language": self.language.currentText().strip() or "en",
+            "language": (self.language.currentText().strip() or "en") if self.language.isEnabled() else None,
             "memory_cache_mb": self.memory_mb.value(),
             "disk_cache_mb": self.disk_mb.value(),
             "prebuffer": self.prebuffer.currentData(),
             "sentence_pause_ms": self.pause_ms.value(),
+            "output_device": self.output.currentData() if self.output.isEnabled() else None,
         }
-        return {k: v for k, v in wanted.items() if v is not None and self.daemon_settings.get(k) != v}
+        changed = {k: v for k, v in wanted.items() if v is not None and self.daemon_settings.get(k) != v}
+        if self.volume.value() != round(100 * float(self.daemon_settings.get("volume", 1.0))):
+            changed["volume"] = self.volume.value() / 100
+        return changed
 
     def apply(self) -> None:
         """Send the changed settings to the daemon."""
@@ -306,6 +413,7 @@ class SettingsPage(QWidget):
 
     def _applied(self, result: dict[str, Any]) -> None:
         self.daemon_settings = dict(result.get("settings") or {})
+        self.kept = {}
         if result.get("reload_required"):
             self.banner.show_message(
                 "Saved. The model settings take effect when the model is loaded again.",
@@ -328,14 +436,6 @@ class SettingsPage(QWidget):
             ),
             on_error=self._error,
         )
-
-    def _send_volume(self) -> None:
-        self.state.send(rq.audio_set(volume=self.volume.value() / 100), on_error=self._error)
-
-    def _send_output(self, index: int) -> None:
-        device = self.output.itemData(index)
-        if device is not None:
-            self.state.send(rq.audio_set(device=device), on_error=self._error)
 
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Model folder", self.checkpoint.text())
@@ -390,7 +490,32 @@ class SettingsPage(QWidget):
             message = "This daemon has no settings ops: update it."
         self.banner.show_message(message or code)
 
+    def _update_language(self) -> None:
+        """Language is for the multilingual model only: the others speak English and ignore it."""
+        multi = self.variant.currentData() == "multilingual"
+        self.language.setEnabled(multi)
+        if multi:
+            self.language.setToolTip("The language the multilingual model speaks when a request names none")
+        else:
+            self.language.setToolTip("This model speaks English only: choose the multilingual variant for others")
+
     def _update_enabled(self) -> None:
+        model_state = self.state.model_state
+        if model_state != self._model_state:
+            self._model_state = model_state
+            if model_state in ("ready", "failed") and self.daemon_settings:
+                self.refresh()  # what is loaded changed: "No model loaded yet" must not stay
         connected = self.state.connected
         for widget in (self.apply_button, self.revert_button, self.output, self.volume, self.reload_button):
             widget.setEnabled(connected)
+
+
+def _shown(key: str, value: Any) -> str:
+    """A setting's value as the page shows it (banners)."""
+    if key == "volume":
+        return f"{round(100 * float(value or 0))} %"
+    if key == "output_device":
+        return str(value) or "system default"
+    if key == "checkpoint":
+        return str(value) or "the hub"
+    return str(value)

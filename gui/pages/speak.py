@@ -29,8 +29,9 @@ from chatterbox_tray.ipc import requests as rq
 from chatterbox_tray.ipc.limits import OPTION_RANGES
 from chatterbox_tray.ipc.requests import Request
 
+from ..connection import FAILED
 from ..state import JOB_ENDS, AppState
-from ..widgets import Banner, fmt_seconds
+from ..widgets import Banner, fmt_seconds, wheel_only_when_focused
 
 #: Options every variant may have, in display order, with what they do (docs/protocol.md).
 #: Their (min, max, default) until the daemon announces its own: ``ipc.limits.OPTION_RANGES``.
@@ -102,6 +103,8 @@ class SpeakPage(QWidget):
         #: The last event of that request's job; once it is an end, nothing revives the job.
         self.heard: str | None = None
         self.spoken_text = ""
+        #: A speak request was sent and its job has not ended (nor failed, nor been lost).
+        self.in_progress = False
         self.saving: dict[str, Any] | None = None
 
         self.banner = Banner()
@@ -165,9 +168,14 @@ class SpeakPage(QWidget):
         layout.addWidget(self.progress_label)
         layout.addWidget(options)
 
+        wheel_only_when_focused(
+            self, self.voice, self.language, self.seed, *(slider.slider for slider in self.sliders.values())
+        )
+
         state.voices_changed.connect(self._fill_voices)
         state.hello_changed.connect(self._apply_capabilities)
         state.job_event.connect(self._on_job_event)
+        state.jobs_lost.connect(self._jobs_lost)
         state.changed.connect(self._update_buttons)
         self._fill_voices()
         self._apply_capabilities(state.hello)
@@ -213,6 +221,7 @@ class SpeakPage(QWidget):
         self.heard = None
         self.progress.setRange(0, 0)  # busy until the daemon answers
         self.progress_label.setText("Sending…")
+        self.in_progress = True
         self.request_id = self.state.send(self.speak_request(), on_result=self._spoke, on_error=self._failed)
 
     def stop(self) -> None:
@@ -268,6 +277,7 @@ class SpeakPage(QWidget):
 
     def _spoke(self, result: dict[str, Any]) -> None:
         if result.get("dropped"):
+            self.in_progress = False
             self.progress_label.setText("Dropped: something else is speaking.")
             return
         self.job_chunks = int(result.get("chunks") or 0)
@@ -280,6 +290,7 @@ class SpeakPage(QWidget):
         self.progress_label.setText("Queued…" if result.get("position") else "Making the first sentence…")
 
     def _failed(self, code: str, message: str) -> None:
+        self.in_progress = False
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.progress_label.setText(" ")
@@ -326,6 +337,7 @@ class SpeakPage(QWidget):
         elif event in JOB_ENDS:
             self._clear_highlight()
             self.job = None
+            self.in_progress = False
             self.progress.setRange(0, 1)
             self.progress.setValue(1 if event == "finished" else 0)
             playback = data.get("playback") or {}
@@ -341,6 +353,27 @@ class SpeakPage(QWidget):
                 err = data.get("error") or {}
                 self.progress_label.setText("Failed")
                 self.banner.show_message(str(err.get("message") or err.get("code") or "speech failed"), "error")
+
+    def _jobs_lost(self, jobs: list[str]) -> None:
+        """The daemon went away with our speech (or save): say so and reset, or the page waits forever."""
+        if self.saving is not None:
+            self._save_failed("unavailable", "The daemon stopped before the file was made: nothing was saved.")
+        if not self.in_progress:
+            return
+        self.in_progress = False
+        self.job = None
+        self.heard = "failed"  # a late event of that job must not bring it back
+        self._clear_highlight()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress_label.setText("Lost")
+        self.banner.show_message(
+            "The daemon stopped before this speech was finished, so it was lost. Press Speak to hear it again.",
+            "warning",
+            "Speak again",
+            self.speak,
+        )
+        self._update_buttons()
 
     def _save_chunk(self, header: dict[str, Any], buffers: list[bytes]) -> None:
         if self.saving is None:
@@ -463,10 +496,22 @@ class SpeakPage(QWidget):
         self.language_row.setVisible(multi)
 
     def _update_buttons(self) -> None:
+        if self.state.link == FAILED and (self.in_progress or self.saving is not None):
+            self._jobs_lost([])  # no daemon to come back: the job is gone
+            return
         connected = self.state.connected
         failed = self.state.model_state == "failed"
         self.speak_button.setEnabled(connected and not failed)
         self.save_button.setEnabled(connected and not failed and self.saving is None)
         self.stop_button.setEnabled(connected and (self.state.busy or self.saving is not None))
-        self.pause_button.setEnabled(connected)
+        # Pausing an idle speaker would only make the next Speak silent: Pause
+        # needs something to pause; a speaker paused anyway (another client) can be resumed.
+        self.pause_button.setEnabled(connected and (self.state.busy or self.state.paused))
         self.pause_button.setText("Resume" if self.state.paused else "Pause")
+        self.pause_button.setToolTip(
+            "Resume the speaker"
+            if self.state.paused
+            else "Pause the speaker"
+            if self.state.busy
+            else "Nothing is playing: nothing to pause"
+        )

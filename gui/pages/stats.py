@@ -99,7 +99,10 @@ class StatsPage(QWidget):
         self.plots_layout = QGridLayout(self.plots_box)
         self.plots: dict[str, Sparkline] = {}
 
-        cache_box = QGroupBox("Conditionals cache")
+        cache_box = QGroupBox("Voice cache")
+        cache_box.setToolTip(
+            "Each voice, once prepared for the loaded model (its conditionals), is kept here so speech starts sooner"
+        )
         cache_layout = QVBoxLayout(cache_box)
         cache_layout.addLayout(
             _grid(
@@ -116,7 +119,10 @@ class StatsPage(QWidget):
                 ]
             )
         )
-        self.clear_button = QPushButton("Clear the cache…", toolTip="Drop every cached voice; each is prepared again")
+        self.clear_button = QPushButton(
+            "Forget the prepared voices…",
+            toolTip="Empty the voice cache (the cached conditionals); each voice is prepared again when it next speaks",
+        )
         self.clear_button.clicked.connect(self.clear_cache)
         row = QHBoxLayout()
         row.addStretch(1)
@@ -179,8 +185,9 @@ class StatsPage(QWidget):
         """Drop every cached entry, after asking."""
         answer = QMessageBox.question(
             self,
-            "Clear the cache",
-            "Drop the cached conditionals of every voice? Each voice is prepared again the next time it speaks.",
+            "Forget the prepared voices",
+            "Forget the prepared voice of every voice? The voices stay; each is prepared again the next time it "
+            "speaks, which takes a few seconds.",
         )
         if answer == QMessageBox.StandardButton.Yes:
             self.state.send(

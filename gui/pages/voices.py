@@ -24,15 +24,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from chatterbox_tray.ipc import audiofile
 from chatterbox_tray.ipc import requests as rq
 
 from ..recorder import InputProbe, RecordDialog
-from ..state import AppState
+from ..state import JOB_ENDS, AppState
 from ..widgets import CACHE_LABELS, Banner, fmt_seconds
 
 CLIP_FILTERS = "Audio clips (*.wav *.flac *.ogg *.opus *.mp3 *.m4a *.aac);;All files (*)"
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a", ".aac", ".aiff", ".aif"}
-COLUMNS = ("Name", "Length", "Cache", "Added", "From file")
+COLUMNS = ("Name", "Length", "Voice ready", "Added", "From file")
 
 
 class VoicesPage(QWidget):
@@ -76,13 +77,20 @@ class VoicesPage(QWidget):
             buttons.addWidget(button)
 
         layout = QVBoxLayout(self)
-        layout.addWidget(self.banner)
         layout.addLayout(buttons)
+        # Below the buttons: a message appearing must not move what the next click aims at.
+        layout.addWidget(self.banner)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.hint)
 
         self.inputs: list[str] = []
+        #: The job playing a reference clip ("Play clip" is then "Stop").
+        self.playing_job: str | None = None
+        #: A name to select once the list has it (after a rename or an add).
+        self._select_next: str | None = None
         state.voices_changed.connect(self._fill)
+        state.job_event.connect(self._on_job_event)
+        state.jobs_lost.connect(lambda _: self._clip_ended())
         state.changed.connect(self._update_buttons)
         state.hello_changed.connect(lambda _: self._update_buttons())
         self._fill()
@@ -117,6 +125,8 @@ class VoicesPage(QWidget):
         self.table.clear()
         for voice in self.state.voices:
             self.table.addTopLevelItem(self._item(voice))
+        if self._select_next and self._select_next in self.names():
+            keep, self._select_next = self._select_next, None
         if keep:
             self.select(keep)
         self.hint.setText(
@@ -146,9 +156,9 @@ class VoicesPage(QWidget):
         item.setToolTip(
             2,
             {
-                "memory": "Conditionals ready in memory: speaking starts at once",
-                "disk": "Conditionals cached on disk: loaded in a moment",
-                None: "Conditionals not prepared yet for the loaded model",
+                "memory": "Voice ready in memory: speaking starts at once (its conditionals are prepared)",
+                "disk": "Voice ready on disk: loaded in a moment (conditionals in the voice cache)",
+                None: "Not prepared yet for the loaded model: the first speech with it takes longer",
             }.get(cache, ""),
         )
         if voice.get("default"):
@@ -167,6 +177,10 @@ class VoicesPage(QWidget):
 
     def add_file(self, path: Path, name: str | None = None) -> None:
         """Add a clip file as a voice; ``name`` defaults to the file's name, asked for when it is taken."""
+        problem = audiofile.clip_problem(path)
+        if problem:  # before asking for a name the clip could never have
+            self.banner.show_message(f"Cannot add this clip: {problem}.")
+            return
         if name is None:
             name = self._unique(path.stem)
             name, ok = QInputDialog.getText(self, "Add a voice", f"Name for the voice in {path.name}:", text=name)
@@ -190,7 +204,7 @@ class VoicesPage(QWidget):
 
     def _added(self, voice: dict[str, Any]) -> None:
         self.banner.show_message(
-            f"Added “{voice.get('name')}”. Its conditionals are being prepared in the background.",
+            f"Added “{voice.get('name')}”. It is being made ready in the background.",
             "info",
             timeout_ms=5000,
         )
@@ -198,15 +212,30 @@ class VoicesPage(QWidget):
 
     def record(self) -> None:
         """Record a clip from the microphone and add it."""
-        dialog = RecordDialog(self, self._unique("My voice"))
+        dialog = RecordDialog(self, self._unique("My voice"), inputs=self.inputs)
         if dialog.exec() and dialog.name.text().strip():
             self.add_bytes(dialog.name.text().strip(), dialog.clip(), "recording.wav")
 
     def play(self) -> None:
-        """Play the selected voice's reference clip on the daemon's speaker."""
+        """Play the selected voice's reference clip on the daemon's speaker, or stop the one playing."""
+        if self.playing_job:
+            self.state.send(rq.stop(self.playing_job), on_error=lambda c, m: self._clip_ended())
+            return
         name = self.selected()
         if name:
-            self.state.send(rq.voices_play(name), on_error=self._show_error)
+            self.state.send(rq.voices_play(name), on_result=self._clip_started, on_error=self._show_error)
+
+    def _clip_started(self, result: dict[str, Any]) -> None:
+        self.playing_job = result.get("job")
+        self._update_buttons()
+
+    def _clip_ended(self) -> None:
+        self.playing_job = None
+        self._update_buttons()
+
+    def _on_job_event(self, data: dict[str, Any]) -> None:
+        if self.playing_job and data.get("job") == self.playing_job and data.get("event") in JOB_ENDS:
+            self._clip_ended()
 
     def rename(self) -> None:
         """Rename the selected voice."""
@@ -219,7 +248,16 @@ class VoicesPage(QWidget):
 
     def rename_to(self, name: str, new_name: str) -> None:
         """Ask the daemon to rename a voice."""
-        self.state.send(rq.voices_rename(name, new_name), on_error=self._show_error)
+        self._select_next = new_name
+        self.state.send(rq.voices_rename(name, new_name), on_result=self._renamed, on_error=self._show_error)
+
+    def _renamed(self, result: dict[str, Any]) -> None:
+        self.banner.hide()  # an earlier error (a taken name) no longer applies
+        voice = result.get("voice") if isinstance(result.get("voice"), dict) else result
+        name = voice.get("name") or self._select_next
+        if name and name in self.names():
+            self.select(name)
+            self._select_next = None
 
     def delete(self) -> None:
         """Delete the selected voice, after asking."""
@@ -229,7 +267,7 @@ class VoicesPage(QWidget):
         answer = QMessageBox.question(
             self,
             "Delete voice",
-            f"Delete the voice “{name}”? Its clip and cached conditionals are removed.",
+            f"Delete the voice “{name}”? Its clip and its prepared voice are removed.",
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
             QMessageBox.StandardButton.No,
         )
@@ -293,9 +331,18 @@ class VoicesPage(QWidget):
         has = connected and self.selected() is not None
         self.add_button.setEnabled(connected)
         self.record_button.setEnabled(connected and bool(self.inputs))
-        for button in (self.rename_button, self.delete_button, self.default_button):
+        for button in (self.rename_button, self.delete_button):
             button.setEnabled(has)
+        is_default = has and self.selected() == self.state.default_voice
+        self.default_button.setEnabled(has and not is_default)
+        self.default_button.setToolTip("This is the default voice" if is_default else "Make it the default voice")
         can_play = self.state.supports("voices.play")
+        if self.playing_job:
+            self.play_button.setText("Stop")
+            self.play_button.setEnabled(connected)
+            self.play_button.setToolTip("Stop the clip")
+            return
+        self.play_button.setText("Play clip")
         self.play_button.setEnabled(has and can_play)
         self.play_button.setToolTip(
             "Play the reference clip on the speaker" if can_play else "This daemon cannot play clips yet: update it"

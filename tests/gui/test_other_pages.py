@@ -71,3 +71,29 @@ def test_turbo_shows_cfg_and_exaggeration_disabled(qtbot, turbo_daemon):
         assert set(app.window.speak.options()) == {"temperature"}
     finally:
         app.close()
+
+
+def test_stats_and_settings_fit_the_default_window_without_scrolling(qtbot, tray_app):
+    from PySide6.QtWidgets import QScrollArea
+
+    from chatterbox_tray.gui.window import DEFAULT_SIZE
+
+    window = tray_app.window
+    window.resize(*DEFAULT_SIZE)  # the offscreen screen is smaller than a desktop's
+    window.show()
+    for name, page in (("Stats", window.stats), ("Settings", window.settings)):
+        window.show_page(name)
+        qtbot.waitUntil(lambda page=page: page.isVisible())
+        scroll = page.findChild(QScrollArea)
+        qtbot.wait(50)  # a layout pass
+        assert scroll.verticalScrollBar().maximum() == 0, f"{name} scrolls at {DEFAULT_SIZE}"
+
+
+def test_plots_have_scales(qtbot):
+    from chatterbox_tray.gui.plots import Sparkline
+
+    plot = Sparkline("CPU", [("all", "#000")], maximum=100, unit=" %", capacity=150)
+    qtbot.addWidget(plot)
+    plot.add([40.0])
+    assert plot.axis_labels() == ("100 %", "0 %", "−5 min", "now")
+    plot.grab()  # paints with the scales
