@@ -130,6 +130,7 @@ class Service:
             **self.model.status(),
             "queue": len(self.queue),
             "reload_required": bool(self.model.loaded_settings) and self.model.reload_required(),
+            "speaker_paused": self.player.paused,
         }
 
     def _model_loaded(self, engine: Engine) -> None:

@@ -71,6 +71,8 @@ def cmd_status(client: Client, args: argparse.Namespace) -> int:
     print(line)
     print(f"model:  {status['variant']} ({status['model_id'] or 'not loaded'}) on {status['device']}")
     print(f"queue:  {status['queue']} job(s)")
+    if status.get("speaker_paused"):
+        print("speaker: paused (chatterbox-tray resume)")
     return 0
 
 

@@ -177,7 +177,9 @@ def test_pause_holds_and_resume_goes_on(player_daemon: DaemonProcess, pc: Client
     time.sleep(0.8)
     assert len(player_daemon.played()) == held
     assert pc.playback()["state"] == "paused"
+    assert pc.status()["speaker_paused"] is True  # every client can see it, the CLI's status too
     pc.resume()
+    assert pc.status()["speaker_paused"] is False
     end = pc.wait(job, timeout=30)
     assert end["state"] == "finished"
     assert len(player_daemon.played()) > held
