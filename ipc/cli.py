@@ -169,7 +169,7 @@ def cmd_say(client: Client, args: argparse.Namespace) -> int:
             else:
                 sys.stdout.buffer.write(chunk.samples.tobytes())
                 sys.stdout.buffer.flush()
-            if args.verbose:
+            if args.verbose and chunk.final:
                 print(f"[{chunk.index + 1}] {chunk.text}", file=sys.stderr)
     finally:
         if sink is not None:

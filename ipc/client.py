@@ -52,13 +52,17 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Chunk:
-    """One synthesized piece of text: float32 mono samples and where it came from."""
+    """One sentence, or one piece of it, as float32 mono samples, and where in the text it came from."""
 
     index: int
     samples: Any  # numpy.ndarray of float32
     sample_rate: int
     text: str
     span: tuple[int, int]
+    #: Which piece of sentence ``index`` this is; a sentence may come in pieces (token streaming).
+    piece: int = 0
+    #: The sentence's last piece.
+    final: bool = True
 
 
 @dataclass
@@ -96,6 +100,8 @@ class Synthesis:
                         sample_rate=int(head["sample_rate"]),
                         text=str(head.get("text", "")),
                         span=tuple(head.get("span", (0, 0))),  # type: ignore[arg-type]
+                        piece=int(head.get("piece", 0)),
+                        final=bool(head.get("final", True)),
                     )
                 elif kind == "result":
                     self.summary = reply_result(head)

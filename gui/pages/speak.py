@@ -387,9 +387,11 @@ class SpeakPage(QWidget):
         elif kind == "chunk" and buffers:
             self.saving["chunks"].append(buffers[0])
             self.saving["rate"] = int(header.get("sample_rate") or 24000)
-            self.progress.setValue(len(self.saving["chunks"]))
-            total = self.saving["total"] or "?"
-            self.progress_label.setText(f"Made {len(self.saving['chunks'])} of {total} sentences…")
+            if header.get("final", True):  # a sentence may come in pieces; count sentences
+                made = int(header.get("index", 0)) + 1
+                self.progress.setValue(made)
+                total = self.saving["total"] or "?"
+                self.progress_label.setText(f"Made {made} of {total} sentences…")
 
     def _save_progress(self, data: dict[str, Any]) -> None:
         if data.get("event") == "waiting_for_model":
