@@ -178,6 +178,7 @@ class Coordinator:
         Speech and queued synthesis end now. A running synthesis is flagged:
         the engine checks the flag between model steps and the worker ends it.
         """
+        job.cancel_reason = message
         job.cancel.set()
         if job.kind == "speak" or self.queue.remove(job):
             return self.end(job, "cancelled", ProtocolError("cancelled", message))
@@ -253,6 +254,7 @@ class Coordinator:
             self.end(job, "cancelled", ProtocolError("cancelled", "the daemon is shutting down"))
         running = self.queue.running
         if running is not None:
+            running.cancel_reason = "the daemon is shutting down"
             running.cancel.set()
 
     # -- clients ---------------------------------------------------------------------

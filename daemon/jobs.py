@@ -45,6 +45,8 @@ class Job:
     id: str = field(default_factory=lambda: f"j{next(_ids)}")
     created: float = field(default_factory=time.perf_counter)
     cancel: threading.Event = field(default_factory=threading.Event)
+    #: Why ``cancel`` was set, for the job's end message ("the daemon is shutting down", ...).
+    cancel_reason: str = "the job was cancelled"
     #: queued, running, playing, finished, failed, cancelled: written only by
     #: ``Coordinator`` (its ``end`` alone writes the final three).
     state: str = "queued"

@@ -70,7 +70,7 @@ class Worker:
                 else:
                     self._run_synthesis(job)
             except Cancelled:
-                svc.jobs.end(job, "cancelled", ProtocolError("cancelled", "the job was cancelled"))
+                svc.jobs.end(job, "cancelled", ProtocolError("cancelled", job.cancel_reason))
             except CodedError as exc:  # the engine's, the cache's clip, the protocol's: sent as they are
                 svc.jobs.end(job, "failed", exc)
             except Exception as exc:  # one bad job must not end the worker

@@ -64,3 +64,32 @@ def test_a_crashed_daemons_socket_and_lock_are_reclaimed(own: DaemonProcess) -> 
         assert c.hello()["pid"] == own.pid
         assert c.status()["state"] == "ready"
     assert os.stat(own.run_dir).st_mode & 0o777 == 0o700
+
+
+@pytest.mark.parametrize("how", ["shutdown", "SIGTERM"])
+def test_every_job_ends_saying_the_daemon_is_shutting_down(clips, how: str) -> None:
+    """The running job too, not only the queued ones (it used to get "the job was cancelled")."""
+    from chatterbox_tray.ipc.protocol import ProtocolError
+
+    proc = DaemonProcess(env={"CHATTERBOX_TRAY_FAKE_DELAY": "2.0"}).start()
+    try:
+        with proc.client(timeout=60.0) as a, proc.client(timeout=60.0) as b, proc.client() as c:
+            a.voices_add("sd", data=clips.new())
+            running = a.synthesize("One. Two. Three.", voice="sd")
+            queued = b.synthesize("Waiting behind it.", voice="sd")
+            assert running.job is None
+            for msg in a.replies(running.req_id, 30.0):  # until the worker has it
+                if msg.header["kind"] == "progress" and msg.header["progress"]["state"] == "running":
+                    break
+            if how == "shutdown":
+                c.shutdown()
+            else:
+                proc.proc.send_signal(signal.SIGTERM)
+            for synthesis in (running, queued):
+                with pytest.raises(ProtocolError) as err:
+                    synthesis.collect()
+                assert err.value.code == "cancelled"
+                assert err.value.message == "the daemon is shutting down"
+        assert proc.proc.wait(timeout=30) == 0
+    finally:
+        proc.cleanup()
