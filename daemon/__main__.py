@@ -42,6 +42,9 @@ def run(args: argparse.Namespace) -> int:
     # chatterbox uses a few ops MPS lacks; let torch run those on the CPU rather
     # than fail. Set before torch is imported, whoever started us (app, launchd, CLI).
     os.environ.setdefault("PYTORCH_ENABLE_MPS_FALLBACK", "1")
+    # A voice clip is someone's voice: whatever the daemon writes (clips, the
+    # cache, the log) is for its user alone, even under a world-readable home.
+    os.umask(0o077)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

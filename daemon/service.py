@@ -19,6 +19,9 @@ because ZeroMQ sockets must stay on one thread.
 from __future__ import annotations
 
 import logging
+import os
+import stat
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -59,6 +62,8 @@ class Service:
             on_ready=self._prepare_uncached,
             on_failed=lambda code, message: self.jobs.fail_waiting(code, message),
         )
+        make_private(endpoints.data_dir(), endpoints.data_dir() / "voices", endpoints.cache_dir())
+        make_private(endpoints.cache_dir() / "conditionals")
         self.cache = ConditionalsCache(
             endpoints.cache_dir() / "conditionals",
             settings.memory_cache_mb * MIB,
@@ -191,3 +196,23 @@ def read_clip_path(path: str) -> bytes:
         return Path(path).expanduser().read_bytes()
     except OSError as exc:
         raise ProtocolError("bad_args", f"cannot read voice file {path}: {exc.strerror or exc}") from None
+
+
+def make_private(*folders: Path) -> None:
+    """Make our own folders 0700 and the files directly in them 0600 (older installs made them 0755/0644).
+
+    Clips and their conditionals are a person's voice; on a system where homes
+    are world-readable every local user could copy them. Only these folders
+    are touched, never what the user keeps elsewhere.
+    """
+    if sys.platform == "win32":  # per-user profile ACLs already fence them
+        return
+    for folder in folders:
+        endpoints.ensure_private_dir(folder)
+        for path in folder.iterdir():
+            try:
+                info = path.lstat()
+                if stat.S_ISREG(info.st_mode) and stat.S_IMODE(info.st_mode) & 0o077:
+                    os.chmod(path, 0o600)
+            except OSError as exc:  # a file that vanished or is not ours: log, go on
+                log.warning("could not make %s private: %s", path, exc)
