@@ -17,6 +17,7 @@ import io
 import logging
 import math
 import os
+import re
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -117,8 +118,8 @@ def decode_clip(data: bytes | Path | str, *, suffix: str = "") -> tuple[np.ndarr
         source = io.BytesIO(raw) if raw is not None else path
         samples, sr = sf.read(source, dtype="float32", always_2d=True)
     except Exception as exc:  # libsndfile raises several types; any means "try the next"
-        sf_reason = str(exc) or type(exc).__name__
-        log.debug("soundfile could not decode %s: %s", label, sf_reason)
+        sf_reason = _plain_reason(exc)
+        log.debug("soundfile could not decode %s: %s", label, exc)
     else:
         return _to_mono(samples), int(sr)
 
@@ -133,7 +134,7 @@ def decode_clip(data: bytes | Path | str, *, suffix: str = "") -> tuple[np.ndarr
         # audioread's, which is often an empty NoBackendError.
         raise ClipError(
             "clip_undecodable",
-            f"could not decode the {label}: not a supported audio file ({sf_reason.strip()})",
+            f"could not read the {label} as audio ({sf_reason}); use a WAV, FLAC, MP3 or Ogg recording",
         ) from exc
     return samples1d, sr
 
@@ -233,3 +234,16 @@ def _fmt_seconds(value: float, limit: float) -> str:
         if text == f"{limit:.2f}":
             text = f"{value:.3f}"
     return text
+
+
+def _plain_reason(exc: Exception) -> str:
+    """libsndfile's own reason ("Format not recognised."), without the file object it names.
+
+    soundfile says "Error opening <_io.BytesIO object at 0x7fe2...>: Format
+    not recognised."; people need only the part after the colon.
+    """
+    text = str(exc).strip()
+    if text.startswith("Error opening") and ": " in text:
+        text = text.split(": ", 1)[1]
+    text = re.sub(r"<[^<>]* object at 0x[0-9a-fA-F]+>", "the clip", text).strip().rstrip(".")
+    return (text[:1].lower() + text[1:]) if text else "unknown format"

@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from chatterbox_tray.ipc.protocol import CodedError, ProtocolError
+from chatterbox_tray.ipc.protocol import INTERNAL_MESSAGE, CodedError, ProtocolError
 
 from .jobs import Job, JobQueue
 from .player import Dropped
@@ -373,4 +373,5 @@ def _coded(error: Exception | None) -> CodedError | None:
     """Any error as one with a protocol code (every daemon error already is one)."""
     if error is None or isinstance(error, CodedError):
         return error
-    return ProtocolError("internal", f"{type(error).__name__}: {error}")
+    log.error("job ended by an unexpected error: %s: %s", type(error).__name__, error)
+    return ProtocolError("internal", INTERNAL_MESSAGE)

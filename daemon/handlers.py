@@ -23,7 +23,7 @@ from typing import Any
 from chatterbox_tray import __version__
 from chatterbox_tray.ipc.limits import DEFAULT_PRIORITY, OPTION_RANGES, PRIORITIES, VOLUME_RANGE
 from chatterbox_tray.ipc.limits import PRIORITY_RANK as RANK
-from chatterbox_tray.ipc.protocol import OPS, PROTOCOL_VERSION, Args, CodedError, ProtocolError
+from chatterbox_tray.ipc.protocol import INTERNAL_MESSAGE, OPS, PROTOCOL_VERSION, Args, CodedError, ProtocolError
 
 from .audio_out import find_device, resample
 from .clip import decode_clip, sha256_bytes, validate_clip
@@ -73,7 +73,7 @@ def off_loop(svc: Service, req: Request, work: Callable[[], dict[str, Any] | Non
             svc.out.reply(req.identity, req.req_id, "error", error=exc.to_json())
         except Exception:
             log.exception("%s failed", req.op)
-            error = ProtocolError("internal", f"{req.op} failed unexpectedly; the daemon log says why")
+            error = ProtocolError("internal", INTERNAL_MESSAGE)
             svc.out.reply(req.identity, req.req_id, "error", error=error.to_json())
         else:
             if result is not None:

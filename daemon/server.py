@@ -31,6 +31,7 @@ import zmq
 
 from chatterbox_tray.ipc import endpoints
 from chatterbox_tray.ipc.protocol import (
+    INTERNAL_MESSAGE,
     MAX_FRAME_BYTES,
     Args,
     CodedError,
@@ -199,9 +200,9 @@ class Server:
                 self.request_stop()
         except CodedError as exc:  # every error with a protocol code, whoever raised it
             self._send(identity, error_header(req_id[:128], exc))
-        except Exception as exc:
+        except Exception:
             log.error("handler for %r failed:\n%s", msg.header.get("op"), traceback.format_exc())
-            self._send(identity, error_header(req_id[:128], ProtocolError("internal", f"{type(exc).__name__}: {exc}")))
+            self._send(identity, error_header(req_id[:128], ProtocolError("internal", INTERNAL_MESSAGE)))
 
     def _send(self, identity: bytes, header: dict[str, Any], buffers: tuple = ()) -> bool:
         try:

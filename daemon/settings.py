@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,8 @@ class Settings:
                 raise ValueError(f"{name} must not be negative")
         if self.prebuffer not in PREBUFFER_MODES:
             raise ValueError(f"prebuffer must be one of {', '.join(PREBUFFER_MODES)}, not {self.prebuffer!r}")
+        if not math.isfinite(float(self.volume)):
+            raise ValueError("volume must be a finite number between 0 and 1")
         if not 0.0 <= float(self.volume) <= 1.0:
             raise ValueError("volume must be between 0 and 1")
         if not 0 <= self.sentence_pause_ms <= 5000:

@@ -16,7 +16,7 @@ import traceback
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from chatterbox_tray.ipc.protocol import CodedError, ProtocolError
+from chatterbox_tray.ipc.protocol import INTERNAL_MESSAGE, CodedError, ProtocolError
 
 from .engine import Cancelled, GenResult
 from .jobs import Job
@@ -73,9 +73,9 @@ class Worker:
                 svc.jobs.end(job, "cancelled", ProtocolError("cancelled", job.cancel_reason))
             except CodedError as exc:  # the engine's, the cache's clip, the protocol's: sent as they are
                 svc.jobs.end(job, "failed", exc)
-            except Exception as exc:  # one bad job must not end the worker
+            except Exception:  # one bad job must not end the worker
                 log.error("job %s failed:\n%s", job.id, traceback.format_exc())
-                svc.jobs.end(job, "failed", ProtocolError("internal", f"{type(exc).__name__}: {exc}"))
+                svc.jobs.end(job, "failed", ProtocolError("internal", INTERNAL_MESSAGE))
             finally:
                 svc.queue.done(job)
 

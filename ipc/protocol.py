@@ -122,6 +122,11 @@ ERROR_CODES: dict[str, str] = {
 }
 
 
+#: The message of an ``internal`` error: the details stay in the daemon's log,
+#: never in a reply (no tracebacks, reprs or addresses reach a person).
+INTERNAL_MESSAGE = "something went wrong inside the daemon; its log has the details"
+
+
 class CodedError(Exception):
     """An error with one of `ERROR_CODES` and a message for people.
 
@@ -268,7 +273,8 @@ class Args:
         if isinstance(value, bool) and bool not in types:
             raise ProtocolError("bad_args", f"argument {name!r} must be {_names(types)}")
         if not isinstance(value, types):
-            raise ProtocolError("bad_args", f"argument {name!r} must be {_names(types)}")
+            given = f"not the text {value!r}" if isinstance(value, str) else f"not {_json_kind(value)}"
+            raise ProtocolError("bad_args", f"argument {name!r} must be {_names(types)}, {given}")
         return value
 
     def str(self, name: str, default: Any = _MISSING) -> Any:
@@ -305,6 +311,23 @@ def _in_range(name: str, value: Any, lo: Any, hi: Any) -> Any:
 
 
 def _names(types: tuple[type, ...]) -> str:
+    if set(types) == {int, float}:
+        return "a number"
     words = {str: "a string", bool: "true or false", int: "an integer", float: "a number"}
     words[dict] = "an object"
     return " or ".join(words.get(t, t.__name__) for t in types)
+
+
+def _json_kind(value: Any) -> str:
+    """What a JSON value is, in words ("a string", "null", ...), for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return "a string"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,15 @@ from tests.support.daemons import Clips, DaemonProcess, accepted, uid
 
 #: How long to wait for a reply that should not come.
 SILENCE_MS = 300
+
+
+#: What must never reach a person: object reprs, addresses, tracebacks.
+INTERNALS = re.compile(r"0x[0-9a-f]{6}|Traceback|<.* object at|_io\.|File \"")
+
+
+def assert_for_people(message: str) -> None:
+    """An error message a person can read: no Python internals in it."""
+    assert message and not INTERNALS.search(message), f"internals in an error message: {message!r}"
 
 
 class RawPeer:
@@ -65,6 +75,7 @@ class RawPeer:
         msg = self.reply()
         assert msg is not None, "no reply"
         assert msg.header["kind"] == "error", msg.header
+        assert_for_people(msg.header["error"]["message"])
         return msg.header
 
     def close(self) -> None:
@@ -317,13 +328,18 @@ def test_clips_that_are_not_audio_are_clip_undecodable(client: Client, clips: Cl
     with pytest.raises(ProtocolError) as err:
         client.voices_add(uid("junk"), data=data)
     assert err.value.code == "clip_undecodable"
+    assert_for_people(err.value.message)
     with pytest.raises(ProtocolError) as err:
         client.synthesize("Hello.", voice_data=data).collect()
     assert err.value.code == "clip_undecodable"
+    assert_for_people(err.value.message)
     path = clips.write(data, f"{uid('junk')}.wav")
     with pytest.raises(ProtocolError) as err:
         client.synthesize("Hello.", voice_path=path).collect()
     assert err.value.code == "clip_undecodable"
+    assert_for_people(err.value.message)
+    assert "as audio" in err.value.message  # says what was wrong, and what to use instead
+    assert "WAV" in err.value.message
 
 
 def test_a_text_file_given_as_a_voice_path_is_clip_undecodable(client: Client, clips: Clips) -> None:
@@ -373,3 +389,21 @@ def test_a_running_job_completes_while_hostile_messages_arrive(slow_daemon: Daem
     assert synthesis.summary["chunks"] == 6
     assert len(audio) > 0
     assert slow_daemon.alive
+
+
+def test_a_number_sent_as_text_is_told_so(peer: RawPeer, voice: str) -> None:
+    peer.request(header("synthesize", {"text": "Hi.", "voice": voice, "options": {"exaggeration": "0.5"}}))
+    message = peer.error()["error"]["message"]
+    assert "'exaggeration' must be a number, not the text '0.5'" in message
+
+
+def test_a_volume_that_is_not_a_finite_number_is_told_so(client: Client) -> None:
+    with pytest.raises(ProtocolError) as err:
+        client.settings_set(volume=float("nan"))
+    assert "finite number" in err.value.message
+    assert_for_people(err.value.message)
+
+
+def test_the_check_for_internals_can_fail() -> None:
+    with pytest.raises(AssertionError):
+        assert_for_people("could not decode (Error opening <_io.BytesIO object at 0x7fe2a1b2c3d4>)")
