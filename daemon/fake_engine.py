@@ -19,7 +19,17 @@ import threading
 import time
 from typing import Any
 
-from .engine import OPTION_RANGES, Cancelled, CondTensors, Engine, EngineError, GenResult, ProgressFn, SynthOptions
+from .engine import (
+    OPTION_RANGES,
+    Cancelled,
+    CondTensors,
+    Engine,
+    EngineError,
+    GenResult,
+    ProgressFn,
+    SynthOptions,
+    resolve_variant,
+)
 
 _failed_loads = 0
 
@@ -44,7 +54,8 @@ class FakeEngine(Engine):
     """Tones instead of speech; same calls, same shapes of result."""
 
     def __init__(self, variant: str = "original", **_: Any) -> None:
-        self.variant = variant
+        # No accelerator behind a fake: "auto" is what a CPU-only machine gets.
+        self.variant = resolve_variant(variant, accelerator=False)
         self.device = "cpu"
         self.sample_rate = 24_000
         self.model_id = f"fake-{variant}:1"
