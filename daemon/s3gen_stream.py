@@ -125,9 +125,13 @@ class StreamingS3Gen:
         self.context = context
         self.watermark = watermark
         self.prompt_frames = int(self.ref["prompt_feat"].shape[1])
-        frames = self.prompt_frames + TOKEN_MEL * (max_tokens + LOOKAHEAD)
         # One draw for the utterance, indexed by absolute frame (see module doc).
-        self.noise = torch.randn(1, 80, frames, generator=generator).to(device=device, dtype=s3gen.dtype)
+        # The new frames' noise is drawn first, so it does not depend on how
+        # much prompt is kept (quality comparisons see the same noise).
+        frames = TOKEN_MEL * (max_tokens + LOOKAHEAD)
+        gen_noise = torch.randn(1, 80, frames, generator=generator)
+        prompt_noise = torch.randn(1, 80, self.prompt_frames, generator=generator)
+        self.noise = torch.cat([prompt_noise, gen_noise], dim=2).to(device=device, dtype=s3gen.dtype)
         self.tokens: list[int] = []
         self.frames_done = 0  # mel frames whose audio is emitted or held in the tail
         self.samples_out = 0
@@ -135,6 +139,9 @@ class StreamingS3Gen:
         self.source: torch.Tensor | None = None  # HiFT excitation of the last call
         self.source_start = 0  # its first sample's absolute index
         self.finished = False
+        #: When set, the mel frames each push contributes are kept in ``mels`` (tests, benches).
+        self.keep_mels = False
+        self.mels: list[torch.Tensor] = []
 
     # -- the flow, with our noise ----------------------------------------------------
 
@@ -196,6 +203,8 @@ class StreamingS3Gen:
         start = max(0, self.frames_done // TOKEN_MEL - self.context)
         mel = self._mel(start, final)  # frames from TOKEN_MEL*start to end_frame
         assert mel.shape[2] == end_frame - TOKEN_MEL * start, (mel.shape, end_frame, start)
+        if self.keep_mels:
+            self.mels.append(mel[:, :, self.frames_done - TOKEN_MEL * start :].float().cpu())
         voc0 = max(TOKEN_MEL * start, self.frames_done - HIFT_CONTEXT)
         speech_feat = mel[:, :, voc0 - TOKEN_MEL * start :].to(self.s3gen.dtype)
         cache = torch.zeros(1, 1, 0, device=speech_feat.device, dtype=speech_feat.dtype)
