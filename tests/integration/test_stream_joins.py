@@ -96,4 +96,9 @@ def test_streamed_joins_do_not_click_and_differ_from_whole_only_near_joins(s3gen
         f"{close:.3f} near them, {first.max().item() / spread:.3f} in the first chunk"
     )
     assert (~near).sum() > 0.3 * per_frame.shape[0]  # the "away" region is a real part of the signal
-    assert far <= close
+    # Measured here: 0.370 away from joins, 0.382 near them, 0.370 in the
+    # first chunk. The flow's encoder attends over every token it is given,
+    # so a chunk decoded before later tokens exist differs from the whole
+    # decode everywhere, not only at joins; what the joins must not do is
+    # add much on top of that.
+    assert close <= 1.25 * far
