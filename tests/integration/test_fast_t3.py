@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from daemon.chatterbox_engine import ChatterboxEngine
-from daemon.engine import SynthOptions
+from daemon.engine import Cancelled, SynthOptions
 from daemon.t3_decode import FastT3, Sampling
 from tests.support.checkpoint import ensure_checkpoint, loader_env
 
@@ -135,3 +135,23 @@ def _saved(tensor: torch.Tensor) -> io.BytesIO:
     torch.save(tensor, buf)
     buf.seek(0)
     return buf
+
+
+@pytest.mark.timeout(1800)
+def test_stream_gives_several_watermarked_pieces_that_add_up(engine: ChatterboxEngine) -> None:
+    if engine.variant != "turbo":
+        pytest.skip("one variant is enough for the engine's streaming plumbing (the joins have their own test)")
+    flat = engine.prepare(tone_clip(f0=130.0))
+    budget = 15 + 3 + 5  # one early piece after 18 tokens, the rest at the end
+    pieces = list(engine.generate_stream(TEXT, flat, SynthOptions(seed=3), budget, threading.Event()))
+    assert len(pieces) == 2
+    assert all(len(p.samples) > 0 and np.isfinite(p.samples).all() for p in pieces)
+    assert sum(p.tokens for p in pieces) == budget
+    # 18 tokens drawn -> 15 tokens of audio less the 20 ms held for the cross-fade
+    assert len(pieces[0].samples) == 15 * 960 - 480
+    # all 23 tokens plus Turbo's 3 silence tokens, 40 ms each
+    assert sum(len(p.samples) for p in pieces) == (budget + 3) * 960
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        list(engine.generate_stream(TEXT, flat, SynthOptions(seed=3), budget, cancel))
