@@ -10,7 +10,12 @@ long-lived daemon needs around them:
   wrapping ``t3.inference`` (``inference_turbo`` for Turbo) to override it;
 * cancellation within a chunk, by forward pre-hooks on the transformer and
   the flow decoder that raise ``Cancelled`` when the job's flag is set;
-* T3 and S3Gen timings, by timing the wrapped calls.
+* T3 and S3Gen timings, by timing the wrapped calls;
+* our own T3 decode loop (``daemon/t3_decode.py``: static KV cache, the same
+  sampling) in place of ``t3.inference`` / ``inference_turbo`` when the
+  ``engine_path`` is ``fast`` (the default for the original and Turbo; the
+  multilingual model keeps the stock loop, whose alignment analyzer hooks the
+  transformer's attention).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +41,7 @@ from .engine import (
     GenResult,
     ProgressFn,
     SynthOptions,
+    resolve_variant,
 )
 
 log = logging.getLogger(__name__)
@@ -47,6 +54,19 @@ _REQUIRED_FILES = {
 }
 _T3_KEYS = ("speaker_emb", "clap_emb", "cond_prompt_speech_tokens", "cond_prompt_speech_emb", "emotion_adv")
 _GEN_KEYS = ("prompt_token", "prompt_token_len", "prompt_feat", "prompt_feat_len", "embedding")
+
+
+def auto_variant(accelerator: bool, folder: Path | None = None) -> str:
+    """What variant "auto" loads: the device's choice, unless a local folder holds only other models.
+
+    A checkpoint folder usually holds one model; pointing "auto" at it should
+    load that model, not fail for lack of the device's preferred one.
+    """
+    preferred = resolve_variant("auto", accelerator)
+    present = [
+        v for v, names in _REQUIRED_FILES.items() if folder is not None and all((folder / n).is_file() for n in names)
+    ]
+    return preferred if not present or preferred in present else present[0]
 
 
 def pick_device(wanted: str) -> str:
@@ -82,14 +102,55 @@ def fingerprint_folder(folder: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+#: Values of the ``engine_path`` setting.
+ENGINE_PATHS = ("auto", "fast", "stock")
+
+
+def resolve_engine_path(wanted: str, variant: str) -> str:
+    """ "fast" or "stock" for a variant.
+
+    The multilingual model always takes the stock loop: its
+    ``AlignmentStreamAnalyzer`` reads attention maps from hooks on the HF
+    transformer's layers (eager attention), which our step function bypasses.
+    """
+    if wanted not in ENGINE_PATHS:
+        raise EngineError("bad_setting", f"engine_path must be one of {', '.join(ENGINE_PATHS)}, not {wanted!r}")
+    if variant == "multilingual":
+        return "stock"
+    return "stock" if wanted == "stock" else "fast"
+
+
 class ChatterboxEngine(Engine):
     """One chatterbox model: original, multilingual or Turbo, from the hub or a folder."""
 
-    def __init__(self, variant: str = "original", checkpoint: str = "", device: str = "auto") -> None:
+    def __init__(
+        self,
+        variant: str = "original",
+        checkpoint: str = "",
+        device: str = "auto",
+        engine_path: str = "auto",
+        precision: str = "auto",
+        quality: str = "best",
+    ) -> None:
+        from .precision import PRECISIONS
+        from .s3gen_stream import QUALITIES
+
+        if precision not in PRECISIONS:
+            raise EngineError("bad_setting", f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+        if quality not in QUALITIES:
+            raise EngineError("bad_setting", f"quality must be one of {', '.join(QUALITIES)}, not {quality!r}")
         self.variant = variant
         self.checkpoint = checkpoint
         self.wanted_device = device
+        self.wanted_path = engine_path
+        self.wanted_precision = precision
+        #: The precision T3's transformer runs in once loaded ("float32" on the stock path).
+        self.precision = "float32"
+        self.quality = QUALITIES[quality]
+        #: "fast" or "stock" once loaded (see ``resolve_engine_path``).
+        self.engine_path = ""
         self.model: Any = None
+        self.fast_t3: Any = None
         self.prep_version = "norm_loudness" if variant == "turbo" else "v1"
         self._cancel = threading.Event()
         self._budget = 1000
@@ -114,12 +175,17 @@ class ChatterboxEngine(Engine):
             from chatterbox.tts_turbo import ChatterboxTurboTTS
         except Exception as exc:  # a broken install must not kill the daemon
             raise EngineError("model_failed", f"chatterbox could not be imported: {exc}") from exc
+        self.device = pick_device(self.wanted_device)
+        if self.variant == "auto":
+            folder = Path(self.checkpoint).expanduser() if self.checkpoint else None
+            self.variant = auto_variant(self.device != "cpu", folder)
+            self.prep_version = "norm_loudness" if self.variant == "turbo" else "v1"
+            log.info("variant auto: %s on %s", self.variant, self.device)
         cls = {
             "original": ChatterboxTTS,
             "multilingual": ChatterboxMultilingualTTS,
             "turbo": ChatterboxTurboTTS,
         }[self.variant]
-        self.device = pick_device(self.wanted_device)
         try:
             if self.checkpoint:
                 folder = Path(self.checkpoint).expanduser()
@@ -155,8 +221,29 @@ class ChatterboxEngine(Engine):
             what = "out of memory" if "out of memory" in str(exc).lower() else "the weights do not fit the model"
             raise EngineError("model_failed", f"{what}: {exc}") from exc
         self.sample_rate = int(self.model.sr)
+        self.engine_path = resolve_engine_path(self.wanted_path, self.variant)
+        if self.variant != "multilingual":
+            from .t3_decode import FastT3
+
+            if self.engine_path == "fast":
+                self._convert_precision(progress)
+            self.fast_t3 = FastT3(self.model.t3)
         self._install_wrappers()
         progress(0.9, "model loaded")
+
+    def _convert_precision(self, progress: ProgressFn) -> None:
+        """Put T3's transformer in the chosen precision (fast path only: stock keeps float32)."""
+        from .precision import convert_transformer, resolve_precision
+
+        try:
+            self.precision = resolve_precision(self.wanted_precision, self.device)
+        except ValueError as exc:
+            raise EngineError("bad_setting", str(exc)) from exc
+        if self.precision != "float32":
+            progress(0.85, f"converting T3 to {self.precision}")
+            t3 = self.model.t3
+            t3.tfmr = convert_transformer(t3.tfmr, self.precision, self.device)
+        log.info("T3 on the fast path in %s", self.precision)
 
     def _hub_revision(self) -> str:
         """The commit of the cached hub snapshot, so a new upstream release gets new cache keys."""
@@ -193,7 +280,13 @@ class ChatterboxEngine(Engine):
             return call
 
         def timed(fn: Any) -> Any:
+            from .s3gen_stream import steps_for, trim_prompt
+
             def call(*args: Any, **kwargs: Any) -> Any:
+                quality = self.quality
+                if quality.name != "best" and "ref_dict" in kwargs:
+                    kwargs["ref_dict"] = trim_prompt(kwargs["ref_dict"], quality.prompt_seconds)
+                    kwargs["n_cfm_timesteps"] = steps_for(quality, bool(s3gen.meanflow))
                 start = time.perf_counter()
                 try:
                     return fn(*args, **kwargs)
@@ -202,10 +295,23 @@ class ChatterboxEngine(Engine):
 
             return call
 
+        stock_inference, stock_turbo = t3.inference, getattr(t3, "inference_turbo", None)
+
+        # The path is read per call, so a bench or test can compare both on
+        # one loaded model by flipping ``engine_path`` (float32 only: other
+        # precisions convert the transformer for the fast path).
+        def inference(**kwargs: Any) -> Any:
+            fn = self._fast_inference if self.engine_path == "fast" else stock_inference
+            return fn(**kwargs)
+
+        def inference_turbo(*args: Any, **kwargs: Any) -> Any:
+            fn = self._fast_inference_turbo if self.engine_path == "fast" else stock_turbo
+            return fn(*args, **kwargs)
+
         # Instance attributes shadow the methods; nn.Module allows plain callables.
-        object.__setattr__(t3, "inference", budgeted(t3.inference, "max_new_tokens"))
-        if hasattr(t3, "inference_turbo"):
-            object.__setattr__(t3, "inference_turbo", budgeted(t3.inference_turbo, "max_gen_len", first=1))
+        object.__setattr__(t3, "inference", budgeted(inference, "max_new_tokens"))
+        if stock_turbo is not None:
+            object.__setattr__(t3, "inference_turbo", budgeted(inference_turbo, "max_gen_len", first=1))
         object.__setattr__(s3gen, "inference", timed(s3gen.inference))
 
         def check_cancel(_module: Any, _inputs: Any) -> None:
@@ -221,9 +327,60 @@ class ChatterboxEngine(Engine):
             if module is not None:
                 module.register_forward_pre_hook(check_cancel)
 
+    def _fast_inference(
+        self,
+        *,
+        t3_cond: Any,
+        text_tokens: Any,
+        max_new_tokens: int,
+        temperature: float = 0.8,
+        cfg_weight: float = 0.5,
+        repetition_penalty: float = 1.2,
+        min_p: float = 0.05,
+        top_p: float = 0.95,
+        **_: Any,
+    ) -> Any:
+        """``T3.inference``'s contract (tokens as a (1, n) tensor, EOS kept) from our loop."""
+        import torch
+
+        from .t3_decode import Sampling
+
+        sampling = Sampling(
+            temperature=temperature,
+            cfg_weight=cfg_weight,
+            repetition_penalty=repetition_penalty,
+            min_p=min_p,
+            top_p=top_p,
+        )
+        tokens = list(self.fast_t3.original(t3_cond, text_tokens, sampling, max_new_tokens, self._cancel))
+        return torch.tensor([tokens], dtype=torch.long, device=self.model.t3.device).reshape(1, -1)
+
+    def _fast_inference_turbo(
+        self,
+        t3_cond: Any,
+        text_tokens: Any,
+        temperature: float = 0.8,
+        top_k: int = 1000,
+        top_p: float = 0.95,
+        repetition_penalty: float = 1.2,
+        max_gen_len: int = 1000,
+    ) -> Any:
+        """``T3.inference_turbo``'s contract (a trailing EOS removed) from our loop."""
+        import torch
+
+        from .t3_decode import Sampling
+
+        sampling = Sampling(temperature=temperature, repetition_penalty=repetition_penalty, top_p=top_p, top_k=top_k)
+        stop = self.model.t3.hp.stop_speech_token
+        tokens = list(self.fast_t3.turbo(t3_cond, text_tokens, sampling, max_gen_len + 1, self._cancel))
+        if tokens and tokens[-1] == stop:
+            tokens.pop()
+        return torch.tensor([tokens], dtype=torch.long, device=self.model.t3.device).reshape(1, -1)
+
     def unload(self) -> None:
         """Drop the model and give its memory back."""
         self.model = None
+        self.fast_t3 = None
         try:
             import torch
 
@@ -284,17 +441,7 @@ class ChatterboxEngine(Engine):
         """One chunk through chatterbox's ``generate`` with our budget and cancel hooks."""
         import torch
 
-        kwargs: dict[str, Any] = {}
-        caps = self.capabilities()["options"]
-        for name in ("exaggeration", "cfg_weight", "temperature"):
-            value = getattr(options, name)
-            if value is not None and name in caps:
-                kwargs[name] = float(value)
-        if self.variant == "multilingual":
-            language = (options.language or "en").lower()
-            if language not in self.capabilities()["languages"]:
-                raise EngineError("unknown_language", f"language {language!r} is not supported by this model")
-            kwargs["language_id"] = language
+        kwargs = self._generate_kwargs(options)
         if options.seed is not None:
             torch.manual_seed(options.seed)
         self._cancel = cancel
@@ -309,6 +456,127 @@ class ChatterboxEngine(Engine):
             self.model.conds = None
         samples = wav.squeeze(0).detach().to("cpu").float().numpy()
         return GenResult(samples, self._t3_seconds, self._s3_seconds, self._tokens)
+
+    def _generate_kwargs(self, options: SynthOptions) -> dict[str, Any]:
+        """chatterbox ``generate`` keyword arguments for the options this variant takes."""
+        kwargs: dict[str, Any] = {}
+        caps = self.capabilities()["options"]
+        for name in ("exaggeration", "cfg_weight", "temperature"):
+            value = getattr(options, name)
+            if value is not None and name in caps:
+                kwargs[name] = float(value)
+        if self.variant == "multilingual":
+            language = (options.language or "en").lower()
+            if language not in self.capabilities()["languages"]:
+                raise EngineError("unknown_language", f"language {language!r} is not supported by this model")
+            kwargs["language_id"] = language
+        return kwargs
+
+    def _t3_inputs(self, text: str, conds: Any, kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
+        """T3 conditionals, text tokens and sampling exactly as chatterbox's ``generate`` prepares them."""
+        import torch
+        import torch.nn.functional as F
+
+        from .t3_decode import Sampling
+
+        model = self.model
+        temperature = kwargs.get("temperature", 0.8)
+        if self.variant == "turbo":
+            from chatterbox.tts_turbo import punc_norm as turbo_norm
+
+            ids = model.tokenizer(turbo_norm(text), return_tensors="pt", padding=True, truncation=True).input_ids
+            sampling = Sampling(temperature=temperature, repetition_penalty=1.2, top_p=0.95, top_k=1000)
+            return conds.t3, ids.to(self.device), sampling
+        from chatterbox.models.t3.modules.cond_enc import T3Cond
+        from chatterbox.tts import punc_norm
+
+        exaggeration = kwargs.get("exaggeration", 0.5)
+        cfg_weight = kwargs.get("cfg_weight", 0.5)
+        if exaggeration != conds.t3.emotion_adv[0, 0, 0]:
+            old = conds.t3
+            conds.t3 = T3Cond(
+                speaker_emb=old.speaker_emb,
+                cond_prompt_speech_tokens=old.cond_prompt_speech_tokens,
+                emotion_adv=exaggeration * torch.ones(1, 1, 1),
+            ).to(device=self.device)
+        tokens = model.tokenizer.text_to_tokens(punc_norm(text)).to(self.device)
+        if cfg_weight > 0.0:
+            tokens = torch.cat([tokens, tokens], dim=0)
+        tokens = F.pad(tokens, (1, 0), value=model.t3.hp.start_text_token)
+        tokens = F.pad(tokens, (0, 1), value=model.t3.hp.stop_text_token)
+        sampling = Sampling(temperature=temperature, cfg_weight=cfg_weight, min_p=0.05, top_p=1.0)
+        return conds.t3, tokens, sampling
+
+    def generate_stream(
+        self,
+        text: str,
+        conds: CondTensors,
+        options: SynthOptions,
+        max_tokens: int,
+        cancel: threading.Event,
+        first_chunk_tokens: int = 15,
+    ) -> Iterator[GenResult]:
+        """Audio pieces while T3 still generates (fast path); the stock path yields one piece.
+
+        Tokens go to S3Gen in chunks of ``first_chunk_tokens`` (plus the
+        flow's 3-token lookahead), then growing ones (``chunk_schedule``),
+        joined as ``daemon/s3gen_stream.py`` describes; each piece is
+        watermarked.
+        """
+        if self.engine_path != "fast" or self.fast_t3 is None:
+            yield from super().generate_stream(text, conds, options, max_tokens, cancel)
+            return
+        import torch
+
+        from .s3gen_stream import LOOKAHEAD, StreamingS3Gen, chunk_schedule, steps_for, trim_prompt
+
+        kwargs = self._generate_kwargs(options)
+        if options.seed is not None:
+            torch.manual_seed(options.seed)
+        model = self.model
+        budget = max(1, int(max_tokens))
+        with torch.inference_mode():
+            model_conds = self._conditionals(conds)
+            t3_cond, text_tokens, sampling = self._t3_inputs(text, model_conds, kwargs)
+            s3gen = model.s3gen
+            stream = StreamingS3Gen(
+                s3gen,
+                trim_prompt(model_conds.gen, self.quality.prompt_seconds),
+                steps_for(self.quality, bool(s3gen.meanflow)),
+                watermark=lambda w: model.watermarker.apply_watermark(w, sample_rate=self.sample_rate),
+                max_tokens=budget + 3,
+            )
+            if self.variant == "turbo":
+                tokens = self.fast_t3.turbo(t3_cond, text_tokens, sampling, budget, cancel)
+            else:
+                tokens = self.fast_t3.original(t3_cond, text_tokens, sampling, budget, cancel)
+            size = chunk_schedule(first_chunk_tokens)
+            pending: list[int] = []
+            chunk, count = 0, 0
+            t3_start = time.perf_counter()
+            for token in tokens:
+                count += 1
+                if token < 6561:  # chatterbox drops SOS/EOS and other out-of-range ids
+                    pending.append(token)
+                if len(pending) >= size(chunk) + (LOOKAHEAD if chunk == 0 else 0):
+                    t3_seconds = time.perf_counter() - t3_start
+                    if cancel.is_set():
+                        raise Cancelled()
+                    s3_start = time.perf_counter()
+                    audio = stream.push(pending)
+                    yield GenResult(audio, t3_seconds, time.perf_counter() - s3_start, count)
+                    pending, count, chunk = [], 0, chunk + 1
+                    t3_start = time.perf_counter()
+            t3_seconds = time.perf_counter() - t3_start
+            if cancel.is_set():
+                raise Cancelled()
+            if self.variant == "turbo":
+                from chatterbox.models.s3gen.const import S3GEN_SIL
+
+                pending += [S3GEN_SIL] * 3  # as chatterbox's Turbo generate pads its tokens
+            s3_start = time.perf_counter()
+            audio = stream.push(pending, final=True)
+            yield GenResult(audio, t3_seconds, time.perf_counter() - s3_start, count)
 
     def warmup(self) -> None:
         """Prepare conditionals from a synthetic clip and speak two words.

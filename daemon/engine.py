@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +58,23 @@ class GenResult:
 OPTION_RANGES = limits.OPTION_RANGES
 
 
+#: Variants a user may ask for; "auto" is resolved at load by ``resolve_variant``.
+VARIANT_CHOICES = ("auto", "original", "multilingual", "turbo")
+
+
+def resolve_variant(wanted: str, accelerator: bool) -> str:
+    """The model "auto" stands for: Turbo without a CUDA/MPS device, else the original.
+
+    On a CPU the original model's T3 (532M parameters, CFG batch of two) is
+    about twice Turbo's cost per token and its S3Gen runs 10 solver steps to
+    Turbo's 2, so Turbo is the one that can keep up. An explicit variant
+    always wins.
+    """
+    if wanted != "auto":
+        return wanted
+    return "original" if accelerator else "turbo"
+
+
 class Engine(ABC):
     """A loaded TTS model. All calls but ``capabilities`` run on one thread at a time."""
 
@@ -93,6 +110,28 @@ class Engine(ABC):
         cancel: threading.Event,
     ) -> GenResult:
         """Speak one chunk. Raise Cancelled soon after ``cancel`` is set."""
+
+    def generate_stream(
+        self,
+        text: str,
+        conds: CondTensors,
+        options: SynthOptions,
+        max_tokens: int,
+        cancel: threading.Event,
+    ) -> Iterator[GenResult]:
+        """Speak one chunk as a series of audio pieces, each yielded as soon as it exists.
+
+        Concatenated, the pieces are the chunk's audio; each ``GenResult``
+        counts the tokens and seconds spent since the previous piece. An
+        engine that cannot stream yields its one ``generate`` result, so a
+        worker can always write::
+
+            for piece in engine.generate_stream(text, conds, options, budget, cancel):
+                push(piece.samples)
+
+        Raise Cancelled soon after ``cancel`` is set, as ``generate`` does.
+        """
+        yield self.generate(text, conds, options, max_tokens, cancel)
 
     @abstractmethod
     def capabilities(self) -> dict[str, Any]:

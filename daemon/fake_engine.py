@@ -21,7 +21,17 @@ from typing import Any
 
 from chatterbox_tray.ipc.limits import CLIP_MIN_SECONDS
 
-from .engine import OPTION_RANGES, Cancelled, CondTensors, Engine, EngineError, GenResult, ProgressFn, SynthOptions
+from .engine import (
+    OPTION_RANGES,
+    Cancelled,
+    CondTensors,
+    Engine,
+    EngineError,
+    GenResult,
+    ProgressFn,
+    SynthOptions,
+    resolve_variant,
+)
 
 _failed_loads = 0
 
@@ -48,10 +58,12 @@ class FakeEngine(Engine):
     tensor_format = "numpy"  # no torch in a fake daemon: it starts in about a second
 
     def __init__(self, variant: str = "original", **_: Any) -> None:
-        self.variant = variant
+        # A fake stands for any machine: "auto" is the original here, so that
+        # daemon tests exercise every option (resolve_variant is tested alone).
+        self.variant = resolve_variant(variant, accelerator=True)
         self.device = "cpu"
         self.sample_rate = 24_000
-        self.model_id = f"fake-{variant}:1"
+        self.model_id = f"fake-{self.variant}:1"
         self.prepare_calls = 0
 
     def load(self, progress: ProgressFn) -> None:

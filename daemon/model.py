@@ -34,7 +34,14 @@ def make_engine(settings: Settings) -> Engine:
         return FakeEngine(settings.variant)
     from .chatterbox_engine import ChatterboxEngine
 
-    return ChatterboxEngine(settings.variant, settings.checkpoint, settings.device)
+    return ChatterboxEngine(
+        settings.variant,
+        settings.checkpoint,
+        settings.device,
+        engine_path=settings.engine_path,
+        precision=settings.precision,
+        quality=settings.quality,
+    )
 
 
 class Model:

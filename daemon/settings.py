@@ -19,18 +19,24 @@ from chatterbox_tray.ipc.limits import DEFAULT_MAX_TEXT_CHARS
 
 log = logging.getLogger(__name__)
 
-VARIANTS = ("original", "multilingual", "turbo")
+#: "auto": Turbo when there is no CUDA/MPS device, else the original (daemon/engine.py).
+VARIANTS = ("auto", "original", "multilingual", "turbo")
 DEVICES = ("auto", "cuda", "mps", "cpu")
 ENGINES = ("chatterbox", "fake")
 PREBUFFER_MODES = ("adaptive", "off")
+ENGINE_PATHS = ("auto", "fast", "stock")
+PRECISIONS = ("auto", "float32", "bfloat16", "int8")
+QUALITIES = ("fast", "balanced", "best")
 
 
 @dataclass(frozen=True)
 class Settings:
     """Everything the daemon can be told. Sizes in MiB, lengths in characters."""
 
-    #: Which Chatterbox: "original" (English), "multilingual" or "turbo".
-    variant: str = "original"
+    #: Which Chatterbox: "original" (English), "multilingual", "turbo", or
+    #: "auto": Turbo without a CUDA or MPS device (the only one near real time
+    #: on a CPU), else the original; with a local checkpoint, the model it holds.
+    variant: str = "auto"
     #: A local checkpoint folder; empty means the Hugging Face hub (cached,
     #: works offline once downloaded).
     checkpoint: str = ""
@@ -55,6 +61,16 @@ class Settings:
     warmup: bool = True
     #: "chatterbox" for the real model; "fake" is a light engine for tests.
     engine: str = "chatterbox"
+    #: T3's decode loop: "fast" (ours: static KV cache, token streaming),
+    #: "stock" (chatterbox's own, for comparison or as a way out), "auto"
+    #: (fast; the multilingual model always takes stock). docs/engine.md.
+    engine_path: str = "auto"
+    #: T3's transformer on the fast path: "auto" (measured default per
+    #: device, docs/engine.md), "float32", "bfloat16", "int8" (CPU only).
+    precision: str = "auto"
+    #: S3Gen's solver steps and reference-prompt length: "best" is
+    #: chatterbox's own values; "balanced" and "fast" trade likeness for speed.
+    quality: str = "best"
     #: Output device by name; empty means the system's default output.
     output_device: str = ""
     #: Playback volume, 0 (silent) to 1 (as synthesized).
@@ -93,6 +109,9 @@ class Settings:
         for name in ("memory_cache_mb", "disk_cache_mb", "max_text_chars", "max_tokens_per_chunk"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
+        for name, choices in (("engine_path", ENGINE_PATHS), ("precision", PRECISIONS), ("quality", QUALITIES)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {', '.join(choices)}, not {getattr(self, name)!r}")
         if self.prebuffer not in PREBUFFER_MODES:
             raise ValueError(f"prebuffer must be one of {', '.join(PREBUFFER_MODES)}, not {self.prebuffer!r}")
         if not math.isfinite(float(self.volume)):
@@ -114,7 +133,7 @@ class Settings:
 #: ("engine" picks the fake engine for tests).
 READ_ONLY = ("engine",)
 #: Settings that take effect only when the model is loaded again (``reload``).
-NEEDS_RELOAD = ("variant", "checkpoint", "device", "warmup")
+NEEDS_RELOAD = ("variant", "checkpoint", "device", "engine_path", "precision", "quality", "warmup")
 
 
 def settings_file() -> Path:

@@ -58,6 +58,7 @@ LABELS = {
     "sentence_pause_ms": "Pause between sentences",
 }
 VARIANT_NAMES = {
+    "auto": "Automatic (Turbo without a GPU, else Original)",
     "original": "Original (English, with emotion control)",
     "multilingual": "Multilingual (23 languages)",
     "turbo": "Turbo (English, fastest)",

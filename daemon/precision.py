@@ -1,0 +1,93 @@
+"""The number format T3's transformer runs in on the fast path.
+
+T3 decode reads every weight once a token, so on a CPU its speed follows the
+bytes per weight: float32 (4), bfloat16 (2), int8 (1). What each costs in
+speed and in how far it moves the next-token distribution was measured with
+``bench/t3_precision_bench.py`` (docs/engine.md has the figures); ``auto``
+picks from those measurements. Only the transformer is converted: the
+embeddings, the speech head and the sampling stay float32, so the logits
+that drive sampling keep float32's range.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("auto", "float32", "bfloat16", "int8")
+
+#: What ``auto`` means per device type. CPU: measured (see docs/engine.md).
+#: CUDA and MPS: float32 until half precision is measured on one (the GPU
+#: path is written but unmeasured; "auto" means off on an unmeasured path).
+AUTO_PRECISION = {"cpu": "bfloat16", "cuda": "float32", "mps": "float32"}
+
+
+def resolve_precision(wanted: str, device: str) -> str:
+    """The concrete precision for a setting value on a device ("cuda:0" counts as cuda)."""
+    if wanted not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {wanted!r}")
+    kind = device.split(":", 1)[0]
+    if wanted == "auto":
+        return AUTO_PRECISION.get(kind, "float32")
+    if wanted == "int8" and kind != "cpu":
+        # torch's dynamic int8 linears are CPU kernels only.
+        raise ValueError(f"precision int8 runs on the CPU only, not on {device}")
+    return wanted
+
+
+def half_dtype(device: str) -> Any:
+    """bfloat16 where the device has it, else float16 (older CUDA GPUs)."""
+    import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return torch.bfloat16
+
+
+def convert_transformer(tfmr: Any, precision: str, device: str) -> Any:
+    """Convert T3's HF transformer in place (int8 returns a new module); return it.
+
+    Rotary inverse frequencies stay float32: cast to bfloat16 they lose the
+    precision positions need (HF keeps them float32 for the same reason).
+    """
+    import torch
+
+    if precision == "float32":
+        return tfmr
+    if precision == "bfloat16":
+        rotary = getattr(tfmr, "rotary_emb", None)
+        kept = {}
+        if rotary is not None:
+            kept = {n: b.clone() for n, b in rotary.named_buffers(recurse=False)}
+        tfmr.to(half_dtype(device))
+        for name, buf in kept.items():
+            setattr(rotary, name, buf)
+        return tfmr
+    if precision == "int8":
+        from torch.ao.quantization import quantize_dynamic
+
+        conv1d_to_linear(tfmr)
+        return quantize_dynamic(tfmr, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+    raise ValueError(f"unknown precision {precision!r}")
+
+
+def conv1d_to_linear(module: Any) -> None:
+    """Swap GPT-2's ``Conv1D`` layers (Turbo's T3) for equivalent ``nn.Linear`` ones, in place.
+
+    ``Conv1D`` is a linear layer with its weight stored transposed; quantizers
+    only recognise ``nn.Linear``.
+    """
+    import torch
+    from transformers.pytorch_utils import Conv1D
+
+    for name, child in list(module.named_children()):
+        if isinstance(child, Conv1D):
+            linear = torch.nn.Linear(child.weight.shape[0], child.weight.shape[1], bias=child.bias is not None)
+            linear.weight = torch.nn.Parameter(child.weight.detach().t().contiguous(), requires_grad=False)
+            if child.bias is not None:
+                linear.bias = torch.nn.Parameter(child.bias.detach().clone(), requires_grad=False)
+            setattr(module, name, linear)
+        else:
+            conv1d_to_linear(child)

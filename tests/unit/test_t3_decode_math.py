@@ -1,0 +1,132 @@
+"""Our decode step against the HF transformer it stands in for, on tiny random models.
+
+The real-checkpoint tests (tests/integration/test_fast_t3.py) check exact
+tokens against chatterbox; these check the step math in milliseconds, the
+graph-shaped step (fixed window plus mask, what a CUDA graph captures), and
+the CUDA-graph bookkeeping that needs no GPU: bucket choice, one thread,
+re-capture when the KV buffers change.
+"""
+
+from __future__ import annotations
+
+import threading
+from types import SimpleNamespace
+
+import pytest
+import torch
+from transformers import GPT2Config, GPT2Model, LlamaConfig, LlamaModel
+
+from daemon.cuda_graphs import StepGraphs, WrongThread, bucket_for
+from daemon.precision import conv1d_to_linear
+from daemon.t3_decode import CACHE_STEP, FastT3, cache_capacity
+
+
+def tiny(kind: str) -> SimpleNamespace:
+    torch.manual_seed(0)
+    if kind == "llama":
+        cfg = LlamaConfig(
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            head_dim=16,
+            vocab_size=8,
+            attn_implementation="sdpa",
+            rope_scaling=dict(
+                factor=8.0,
+                high_freq_factor=4.0,
+                low_freq_factor=1.0,
+                original_max_position_embeddings=8192,
+                rope_type="llama3",
+            ),
+            rope_theta=500000.0,
+        )
+        return SimpleNamespace(tfmr=LlamaModel(cfg).eval(), cfg=cfg, is_gpt=False)
+    cfg = GPT2Config(n_embd=64, n_layer=2, n_head=4, n_positions=512, vocab_size=8, attn_implementation="sdpa")
+    return SimpleNamespace(tfmr=GPT2Model(cfg).eval(), cfg=cfg, is_gpt=True)
+
+
+@pytest.mark.parametrize("kind", ["llama", "gpt2"])
+def test_prefill_then_steps_match_one_hf_forward_over_the_whole_sequence(kind: str) -> None:
+    t3 = tiny(kind)
+    seq = torch.randn(2, 12, 64)
+    with torch.inference_mode():
+        whole = t3.tfmr(inputs_embeds=seq).last_hidden_state
+        fast = FastT3(t3)
+        fast._prefill(seq[:, :7], cache_capacity(12))
+        steps = [fast.step(seq[:, i : i + 1]) for i in range(7, 12)]
+    torch.testing.assert_close(torch.cat(steps, dim=1), whole[:, 7:], rtol=1e-5, atol=1e-5)
+    assert fast.kv is not None and fast.kv.length == 12
+
+
+@pytest.mark.parametrize("kind", ["llama", "gpt2"])
+def test_graph_shaped_step_matches_the_plain_step(kind: str) -> None:
+    t3 = tiny(kind)
+    seq = torch.randn(1, 10, 64)
+    with torch.inference_mode():
+        plain = FastT3(t3)
+        plain._prefill(seq[:, :6], cache_capacity(10))
+        expected = [plain.step(seq[:, i : i + 1]) for i in range(6, 10)]
+        static = FastT3(t3)
+        static._prefill(seq[:, :6], cache_capacity(10))
+        got = []
+        for i in range(6, 10):
+            assert static.kv is not None
+            position = torch.tensor([static.kv.length])
+            got.append(static.step_static(seq[:, i : i + 1], position, bucket_for(static.kv.length, 256)))
+            static.kv.length += 1
+    torch.testing.assert_close(torch.cat(got, dim=1), torch.cat(expected, dim=1), rtol=1e-5, atol=1e-5)
+
+
+def test_gpt2_conv1d_swapped_for_linear_computes_the_same() -> None:
+    t3 = tiny("gpt2")
+    x = torch.randn(1, 5, 64)
+    with torch.inference_mode():
+        before = t3.tfmr(inputs_embeds=x).last_hidden_state
+        conv1d_to_linear(t3.tfmr)
+        after = t3.tfmr(inputs_embeds=x).last_hidden_state
+    assert isinstance(t3.tfmr.h[0].attn.c_attn, torch.nn.Linear)
+    torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-5)
+
+
+def test_bucket_is_the_next_cache_step_within_capacity() -> None:
+    assert bucket_for(0, 1024) == CACHE_STEP
+    assert bucket_for(CACHE_STEP - 1, 1024) == CACHE_STEP
+    assert bucket_for(CACHE_STEP, 1024) == 2 * CACHE_STEP
+    assert bucket_for(1000, 1024) == 1024
+    with pytest.raises(ValueError, match="outside"):
+        bucket_for(1024, 1024)
+
+
+def test_graphs_stay_on_their_thread_and_are_dropped_with_their_kv_buffers() -> None:
+    t3 = tiny("llama")
+    fast = FastT3(t3)
+    graphs = StepGraphs(fast)
+    with torch.inference_mode():
+        fast._prefill(torch.randn(2, 4, 64), 256)
+    graphs._check()  # first use claims the thread
+    graphs.graphs[graphs.key(2, 4)] = "captured"
+    graphs._check()
+    assert graphs.graphs == {(2, 256): "captured"}
+
+    errors: list[BaseException] = []
+
+    def elsewhere() -> None:
+        try:
+            graphs._check()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=elsewhere)
+    thread.start()
+    thread.join()
+    assert len(errors) == 1 and isinstance(errors[0], WrongThread)
+
+    # A longer utterance reallocates the buffers: graphs captured on the old ones go.
+    with torch.inference_mode():
+        fast._prefill(torch.randn(2, 4, 64), 512)
+    graphs._check()
+    assert graphs.graphs == {}
+    # A reload builds a new FastT3, hence new StepGraphs: nothing is shared between models.
+    assert StepGraphs(FastT3(tiny("llama"))).graphs == {}
