@@ -564,7 +564,7 @@ class ChatterboxEngine(Engine):
                         raise Cancelled()
                     s3_start = time.perf_counter()
                     audio = stream.push(pending)
-                    yield GenResult(audio, t3_seconds, time.perf_counter() - s3_start, count)
+                    yield GenResult(audio, t3_seconds, time.perf_counter() - s3_start, count, final=False)
                     pending, count, chunk = [], 0, chunk + 1
                     t3_start = time.perf_counter()
             t3_seconds = time.perf_counter() - t3_start
@@ -576,7 +576,7 @@ class ChatterboxEngine(Engine):
                 pending += [S3GEN_SIL] * 3  # as chatterbox's Turbo generate pads its tokens
             s3_start = time.perf_counter()
             audio = stream.push(pending, final=True)
-            yield GenResult(audio, t3_seconds, time.perf_counter() - s3_start, count)
+            yield GenResult(audio, t3_seconds, time.perf_counter() - s3_start, count, final=True)
 
     def warmup(self) -> None:
         """Prepare conditionals from a synthetic clip and speak two words.

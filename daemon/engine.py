@@ -46,12 +46,14 @@ class SynthOptions:
 
 @dataclass(frozen=True)
 class GenResult:
-    """One chunk's audio and what it cost."""
+    """One chunk's audio (or one piece of it, when streaming) and what it cost."""
 
     samples: Any  # numpy float32, mono
     t3_seconds: float
     s3gen_seconds: float
     tokens: int
+    #: The chunk's last piece (``generate_stream``); a whole chunk is its own last piece.
+    final: bool = True
 
 
 # Re-exported: the ranges live in ipc/limits.py, which clients read too.

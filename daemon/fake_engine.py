@@ -8,7 +8,8 @@ length follows the text, so tests can tell voices and chunks apart.
 Environment knobs (seconds), for tests that need slow or failing engines:
 ``CHATTERBOX_TRAY_FAKE_DELAY`` per chunk, ``CHATTERBOX_TRAY_FAKE_PREPARE_DELAY``
 per prepare, ``CHATTERBOX_TRAY_FAKE_LOAD_DELAY`` at load, and
-``CHATTERBOX_TRAY_FAKE_FAIL_LOADS`` (how many loads fail before one succeeds).
+``CHATTERBOX_TRAY_FAKE_FAIL_LOADS`` (how many loads fail before one succeeds),
+and ``CHATTERBOX_TRAY_FAKE_PIECES`` (a count: each sentence streamed in that many pieces).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import hashlib
 import os
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from chatterbox_tray.ipc.limits import CLIP_MIN_SECONDS
@@ -117,6 +119,30 @@ class FakeEngine(Engine):
         t = np.arange(n) / self.sample_rate
         wave = 0.3 * np.sin(2 * np.pi * pitch * t) + 0.01 * rng.standard_normal(n)
         return GenResult(wave.astype(np.float32), time.perf_counter() - start, 0.0, tokens)
+
+    def generate_stream(
+        self,
+        text: str,
+        conds: CondTensors,
+        options: SynthOptions,
+        max_tokens: int,
+        cancel: threading.Event,
+    ) -> Iterator[GenResult]:
+        """``generate``'s tone in ``CHATTERBOX_TRAY_FAKE_PIECES`` pieces (default 1), as a streaming engine."""
+        whole = self.generate(text, conds, options, max_tokens, cancel)
+        pieces = max(1, int(_env_float("CHATTERBOX_TRAY_FAKE_PIECES") or 1))
+        cuts = [round(i * len(whole.samples) / pieces) for i in range(pieces + 1)]
+        for i in range(pieces):
+            if i and cancel.is_set():
+                raise Cancelled()
+            share = 1.0 / pieces
+            yield GenResult(
+                whole.samples[cuts[i] : cuts[i + 1]],
+                whole.t3_seconds * share,
+                whole.s3gen_seconds * share,
+                whole.tokens // pieces + (whole.tokens % pieces if i == pieces - 1 else 0),
+                final=i == pieces - 1,
+            )
 
     def capabilities(self) -> dict[str, Any]:
         """Same shape as the real engine's."""

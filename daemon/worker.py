@@ -113,16 +113,21 @@ class Worker:
             options = replace(job.options, seed=None if seed is None else seed + index)
             budget = token_budget(chunk.text, svc.settings.max_tokens_per_chunk)
             made = time.perf_counter()
-            result = engine.generate(chunk.text, conds, options, budget, job.cancel)
-            samples = result.samples.astype("<f4", copy=False)
-            tally["t3"] += result.t3_seconds
-            tally["s3"] += result.s3gen_seconds
-            tally["tokens"] += result.tokens
-            tally["audio"] += len(samples) / engine.sample_rate
+            # A streaming engine hands over a sentence in pieces as it makes them:
+            # each goes on at once, so sound starts before the sentence is done.
+            pieces = engine.generate_stream(chunk.text, conds, options, budget, job.cancel)
+            for piece_no, result in enumerate(pieces):
+                samples = result.samples.astype("<f4", copy=False)
+                tally["t3"] += result.t3_seconds
+                tally["s3"] += result.s3gen_seconds
+                tally["tokens"] += result.tokens
+                tally["audio"] += len(samples) / engine.sample_rate
+                now = time.perf_counter()
+                self._deliver(job, index, chunk, samples, result, budget, now - made, piece_no)
+                made = now
+                if tally["first_chunk"] is None:
+                    tally["first_chunk"] = now - job.created
             job.chunks_done = index + 1
-            self._deliver(job, index, chunk, samples, result, budget, time.perf_counter() - made)
-            if tally["first_chunk"] is None:
-                tally["first_chunk"] = time.perf_counter() - job.created
             svc.jobs.event(job, {**job.describe(), "event": "chunk", "index": index, "span": [chunk.start, chunk.end]})
             if job.chunks_done < len(job.chunks) and svc.queue.outranked(job):
                 tally["busy"] += time.perf_counter() - started
@@ -138,16 +143,24 @@ class Worker:
         svc.jobs.end(job, "finished")
 
     def _deliver(
-        self, job: Job, index: int, chunk: Chunk, samples: np.ndarray, result: GenResult, budget: int, made_s: float
+        self,
+        job: Job,
+        index: int,
+        chunk: Chunk,
+        samples: np.ndarray,
+        result: GenResult,
+        budget: int,
+        made_s: float,
+        piece: int = 0,
     ) -> None:
-        """Hand one made sentence on: to the speaker (``speak``) or to the requesting client (``synthesize``).
+        """Hand one made sentence, or piece of one, on: to the speaker (``speak``) or to the client (``synthesize``).
 
-        The one place audio leaves the worker; a streaming engine would call
-        it per piece of a sentence.
+        The one place audio leaves the worker. ``result.final`` marks a
+        sentence's last piece.
         """
         span = (chunk.start, chunk.end)
         if job.kind == "speak":
-            self.svc.player.push(job, index, samples, span, chunk.text, made_s)
+            self.svc.player.push(job, index, samples, span, chunk.text, made_s, final=result.final)
         elif job.identity is not None and job.req_id is not None:
             self.svc.out.reply(
                 job.identity,
@@ -161,6 +174,8 @@ class Worker:
                 span=list(span),
                 tokens=result.tokens,
                 budget=budget,
+                piece=piece,
+                final=result.final,
             )
 
     @staticmethod

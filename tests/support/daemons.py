@@ -41,6 +41,7 @@ FAKE_KNOBS = (
     "CHATTERBOX_TRAY_FAKE_PREPARE_DELAY",
     "CHATTERBOX_TRAY_FAKE_LOAD_DELAY",
     "CHATTERBOX_TRAY_FAKE_FAIL_LOADS",
+    "CHATTERBOX_TRAY_FAKE_PIECES",
 )
 
 #: Every daemon process started in this test session, oldest first (for logs).
