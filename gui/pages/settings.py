@@ -336,7 +336,10 @@ class SettingsPage(QWidget):
             return
         source = loaded.get("checkpoint") or "the hub"
         device = self.state.status.get("device") or loaded.get("device")
-        text = f"Loaded: {loaded.get('variant')} from {source} on {device}."
+        variant = loaded.get("variant")
+        if variant == "auto":  # say which model "auto" chose
+            variant = f"{self.state.status.get('variant') or 'auto'} (automatic)"
+        text = f"Loaded: {variant} from {source} on {device}."
         differs = any(loaded.get(k) != s.get(k) for k in ("variant", "checkpoint", "device"))
         if differs:
             text += " The settings above ask for another model: reload to use it."
