@@ -9,18 +9,16 @@ without restarting the bridge.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from chatterbox_tray.ipc import endpoints, requests
-from chatterbox_tray.ipc.client import STREAM_GAP_TIMEOUT, Client, DaemonUnavailable
+from chatterbox_tray.ipc import endpoints
+from chatterbox_tray.ipc.client import Client, DaemonUnavailable, Synthesis
 from chatterbox_tray.ipc.protocol import ProtocolError
 
 log = logging.getLogger("chatterbox_tray.bridges")
@@ -42,85 +40,23 @@ class DaemonLink:
         return Client(info, timeout=self.timeout)
 
 
-@dataclass
-class ChunkAudio:
-    """One chunk of a job: float32 samples and their rate."""
-
-    samples: Any
-    sample_rate: int
-
-
-@dataclass
-class SynthesisStream:
-    """A ``synthesize`` request that the daemon has accepted.
-
-    ``open_synthesis`` returns only after the daemon's first answer, so an
-    error in the request (unknown voice, text too long) is raised before a
-    bridge commits to a success status. Iterate for chunks; leaving early
-    cancels the job. ``should_stop`` is polled at every reply (the daemon sends
-    one at least every second), so another thread can stop a job without
-    touching this thread's socket.
-    """
-
-    client: Client
-    req_id: str
-    job: str
-    position: int
-    should_stop: Callable[[], bool] = lambda: False
-    summary: dict[str, Any] = field(default_factory=dict)
-    _replies: Iterator[Any] | None = None
-    _done: bool = False
-
-    def __iter__(self) -> Iterator[ChunkAudio]:
-        import numpy as np
-
-        assert self._replies is not None
-        try:
-            for msg in self._replies:
-                if self.should_stop():
-                    return
-                head = msg.header
-                if head["kind"] == "chunk" and msg.buffers:
-                    yield ChunkAudio(np.frombuffer(msg.buffers[0], dtype="<f4"), int(head["sample_rate"]))
-                elif head["kind"] == "result":
-                    self.summary = head.get("result") or {}
-            self._done = True
-        except ProtocolError:
-            self._done = True  # the daemon ended the job itself
-            raise
-        finally:
-            if not self._done:
-                self.cancel()
-
-    def cancel(self) -> None:
-        """Cancel the job (harmless when it already ended)."""
-        self._done = True
-        with contextlib.suppress(ProtocolError, DaemonUnavailable):
-            self.client.call("cancel", {"request": self.req_id}, timeout=2.0)
-
-
 def open_synthesis(
     client: Client,
     text: str,
     voice: str | None,
     options: dict[str, Any],
     should_stop: Callable[[], bool] = lambda: False,
-) -> SynthesisStream:
-    """Send ``synthesize`` and wait for ``accepted``; raise ProtocolError on an error reply."""
-    req_id = client.submit(requests.synthesize(text, voice=voice, options=options))
-    # The client library's reply reader: it skips stale replies and raises the daemon's errors.
-    replies = client.replies(req_id, STREAM_GAP_TIMEOUT)
-    for msg in replies:
-        if msg.header["kind"] == "accepted":
-            return SynthesisStream(
-                client,
-                req_id,
-                str(msg.header.get("job", "")),
-                int(msg.header.get("position", 0)),
-                should_stop,
-                _replies=replies,
-            )
-    raise ProtocolError("internal", "the daemon ended the request without accepting it")
+) -> Synthesis:
+    """Send ``synthesize`` and wait for ``accepted``; raise ProtocolError on an error reply.
+
+    Returning only after the daemon's first answer lets a bridge turn an
+    error in the request (unknown voice, text too long) into its own error
+    status before it has sent anything. Iterate the result for the audio;
+    leaving early, or ``should_stop`` turning true, cancels the job.
+    """
+    synthesis = client.synthesize(text, voice=voice, **options)
+    synthesis.should_stop = should_stop
+    return synthesis.accepted()
 
 
 # -- voice names -------------------------------------------------------------------

@@ -538,7 +538,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Transfer-Encoding", "chunked")
         else:
             self.close_connection = True
-        self.send_header("X-Chatterbox-Job", stream.job)
+        self.send_header("X-Chatterbox-Job", stream.job or "")
         self._common_headers()
         self.end_headers()
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,19 +76,49 @@ class Synthesis:
     client: Client
     req_id: str
     job: str | None = None
+    #: Jobs ahead of it for the model when it was accepted (see ``accepted``).
+    position: int | None = None
     summary: dict[str, Any] = field(default_factory=dict)
     progress: dict[str, Any] = field(default_factory=dict)
+    #: Polled at every reply (one comes at least every second): True stops
+    #: the iteration and cancels the job, from any thread, without touching
+    #: this client's socket (a server's other thread, say).
+    should_stop: Callable[[], bool] = lambda: False
+    _replies: Iterator[Message] | None = None
     _done: bool = False
+
+    def accepted(self) -> Synthesis:
+        """Wait for the daemon's ``accepted``; raise its error if it refused the request.
+
+        For servers that must know before they answer their own client (an
+        HTTP status line cannot be taken back).
+        """
+        self._replies = self._replies or self.client.replies(self.req_id, STREAM_GAP_TIMEOUT)
+        try:
+            for msg in self._replies:
+                if msg.header["kind"] == "accepted":
+                    self.job = msg.header.get("job")
+                    self.position = int(msg.header.get("position", 0))
+                    return self
+        except ProtocolError:
+            self._done = True
+            raise
+        self._done = True
+        raise ProtocolError("internal", "the daemon ended the request without accepting it")
 
     def __iter__(self) -> Iterator[Chunk]:
         import numpy as np
 
+        self._replies = self._replies or self.client.replies(self.req_id, STREAM_GAP_TIMEOUT)
         try:
-            for msg in self.client.replies(self.req_id, STREAM_GAP_TIMEOUT):
+            for msg in self._replies:
+                if self.should_stop():
+                    return  # not done: the finally below cancels the job
                 head = msg.header
                 kind = head["kind"]
                 if kind == "accepted":
                     self.job = head.get("job")
+                    self.position = int(head.get("position", 0))
                 elif kind == "progress":
                     self.progress = head.get("progress", {})
                 elif kind == "chunk":
