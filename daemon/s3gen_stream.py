@@ -88,6 +88,29 @@ def trim_prompt(ref: dict[str, Any], seconds: float | None) -> dict[str, Any]:
     return out
 
 
+def aligned_prompt(ref: dict[str, Any]) -> dict[str, Any]:
+    """The reference prompt with exactly ``TOKEN_MEL`` mel frames per token.
+
+    chatterbox warns "Reference mel length is not equal to 2 * reference
+    token length" and keeps going with an odd frame over; its whole-sentence
+    flow then returns one frame less than twice the new tokens. A stream
+    counts frames by tokens, so the prompt is cut to whole tokens here (at
+    most one frame of the reference, 20 ms, is dropped).
+    """
+    tokens = int(ref["prompt_token"].shape[1])
+    frames = int(ref["prompt_feat"].shape[1])
+    if frames == TOKEN_MEL * tokens:
+        return ref
+    keep = min(tokens, frames // TOKEN_MEL)
+    out = dict(ref)
+    out["prompt_token"] = ref["prompt_token"][:, :keep]
+    out["prompt_token_len"] = torch.tensor([keep], dtype=ref["prompt_token_len"].dtype)
+    out["prompt_feat"] = ref["prompt_feat"][:, : keep * TOKEN_MEL]
+    if ref.get("prompt_feat_len") is not None:
+        out["prompt_feat_len"] = torch.tensor([keep * TOKEN_MEL])
+    return out
+
+
 def chunk_schedule(first: int, growth: float = 1.6, largest: int = 100) -> Callable[[int], int]:
     """Tokens in chunk ``i``: a small first one for early sound, then larger ones (fewer prompt passes)."""
 
@@ -120,7 +143,7 @@ class StreamingS3Gen:
         self.s3gen = s3gen
         self.flow = s3gen.flow
         device = s3gen.device
-        self.ref = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in ref.items()}
+        self.ref = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in aligned_prompt(ref).items()}
         self.steps = steps
         self.context = context
         self.watermark = watermark

@@ -362,9 +362,15 @@ def cmd_stats(client: Client, args: argparse.Namespace) -> int:
         f"{s['system_cpu_pct']:.0f}% of {s['cpu_count']} CPUs"
     )
     for job in s.get("recent_jobs", [])[-5:]:
+        text = " ".join(str(job.get("text") or "").split())
+        text = text if len(text) <= 40 else text[:39] + "…"
+        if "audio_s" not in job:  # stopped before its first sentence was made
+            print(f"job {job['job']}: {job.get('state', 'ended')} before any audio  {text!r}")
+            continue
         print(
-            f"job {job['job']}: {job['audio_s']:.1f} s audio, RTF {job['rtf'] or 0:.2f}, "
-            f"first chunk {job['time_to_first_chunk_s']:.2f} s"
+            f"job {job['job']}: {job['audio_s']:.1f} s audio, RTF {job.get('rtf') or 0:.2f}, "
+            f"first chunk {job.get('time_to_first_chunk_s') or 0:.2f} s  {text!r}"
+            + ("" if job.get("state", "finished") == "finished" else " (stopped)")
         )
     return 0
 

@@ -75,6 +75,7 @@ Source: "{#RepoRoot}\_pkg\*.py"; DestDir: "{app}\_pkg"; Flags: ignoreversion rec
 Source: "{#RepoRoot}\daemon\*.py"; DestDir: "{app}\daemon"; Flags: ignoreversion recursesubdirs createallsubdirs
 Source: "{#RepoRoot}\ipc\*.py"; DestDir: "{app}\ipc"; Flags: ignoreversion recursesubdirs createallsubdirs
 Source: "{#RepoRoot}\gui\*.py"; DestDir: "{app}\gui"; Flags: ignoreversion recursesubdirs createallsubdirs
+Source: "{#RepoRoot}\bridges\*.py"; DestDir: "{app}\bridges"; Flags: ignoreversion recursesubdirs createallsubdirs
 Source: "{#UvExe}"; DestDir: "{app}"; Flags: ignoreversion
 Source: "setup-env.ps1"; DestDir: "{app}\setup"; Flags: ignoreversion
 Source: "stop-app.ps1"; DestDir: "{app}\setup"; Flags: ignoreversion
@@ -108,6 +109,7 @@ Type: filesandordirs; Name: "{app}\_pkg"
 Type: filesandordirs; Name: "{app}\daemon"
 Type: filesandordirs; Name: "{app}\ipc"
 Type: filesandordirs; Name: "{app}\gui"
+Type: filesandordirs; Name: "{app}\bridges"
 Type: files; Name: "{app}\setup.log"
 Type: files; Name: "{app}\torch-build.txt"
 Type: dirifempty; Name: "{app}\setup"

@@ -123,3 +123,26 @@ def test_auto_variant_loads_the_model_a_local_folder_holds(tmp_path) -> None:
         (tmp_path / name).write_bytes(b"")
     assert auto_variant(accelerator=False, folder=tmp_path) == "turbo"  # both: the device's choice
     assert auto_variant(accelerator=True, folder=tmp_path) == "original"
+
+
+def test_a_reference_with_an_odd_mel_frame_is_cut_to_whole_tokens() -> None:
+    """chatterbox's prompt may hold one mel frame over twice its tokens; the stream needs exact pairs."""
+    import torch
+
+    from chatterbox_tray.daemon.s3gen_stream import TOKEN_MEL, aligned_prompt
+
+    ref = {
+        "prompt_token": torch.arange(10).unsqueeze(0),
+        "prompt_token_len": torch.tensor([10]),
+        "prompt_feat": torch.randn(1, 21, 80),
+        "prompt_feat_len": None,
+        "embedding": torch.randn(1, 192),
+    }
+    out = aligned_prompt(ref)
+    assert out["prompt_feat"].shape[1] == TOKEN_MEL * out["prompt_token"].shape[1] == 20
+    assert int(out["prompt_token_len"][0]) == 10
+    torch.testing.assert_close(out["prompt_feat"], ref["prompt_feat"][:, :20])
+    short = dict(ref, prompt_feat=torch.randn(1, 17, 80))  # fewer frames than tokens need
+    cut = aligned_prompt(short)
+    assert cut["prompt_token"].shape[1] == 8 and cut["prompt_feat"].shape[1] == 16
+    assert aligned_prompt(out) is out  # already aligned: untouched
