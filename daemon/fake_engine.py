@@ -35,6 +35,9 @@ from .engine import (
     resolve_variant,
 )
 
+#: What the fake "model" holds while loaded (real memory: see ``FakeEngine.load``).
+FAKE_WEIGHT_BYTES = 64 * 1024 * 1024
+
 _failed_loads = 0
 
 
@@ -67,6 +70,8 @@ class FakeEngine(Engine):
         self.sample_rate = 24_000
         self.model_id = f"fake-{self.variant}:1"
         self.prepare_calls = 0
+        self.loads = 0
+        self.weights: Any = None
 
     def load(self, progress: ProgressFn) -> None:
         """Pretend to load, failing as many times as the environment asks."""
@@ -77,6 +82,16 @@ class FakeEngine(Engine):
         if _failed_loads < int(_env_float("CHATTERBOX_TRAY_FAKE_FAIL_LOADS")):
             _failed_loads += 1
             raise EngineError("model_failed", "fake engine told to fail (CHATTERBOX_TRAY_FAKE_FAIL_LOADS)")
+        import numpy as np
+
+        # Stand-in weights, really resident, so that unloading (idle sleep) gives
+        # memory back in a fake daemon too and tests can see the process shrink.
+        self.weights = np.ones(FAKE_WEIGHT_BYTES // 4, dtype=np.float32)
+        self.loads += 1
+
+    def unload(self) -> None:
+        """Drop the stand-in weights."""
+        self.weights = None
 
     def warmup(self) -> None:
         """Nothing to warm."""

@@ -1,13 +1,15 @@
-"""The model's life: load, warm up, fail, reload; the daemon's ``state``.
+"""The model's life: load, warm up, fail, reload, sleep; the daemon's ``state``.
 
-One engine at a time. Loading runs on its own thread so the main loop keeps
-answering; every state change is published as a ``state`` event. What a
-ready or failed model means for jobs is the service's business: it passes
-``on_ready`` and ``on_failed``.
+One engine at a time. Loading and unloading run on their own thread so the
+main loop keeps answering; every state change is published as a ``state``
+event. What a ready or failed model means for jobs is the service's
+business: it passes ``on_ready`` and ``on_failed``. When to sleep (unload
+after idle minutes) is the service's too; how is here.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -19,6 +21,7 @@ from chatterbox_tray.ipc.protocol import ProtocolError
 
 from .engine import Engine, EngineError
 from .settings import NEEDS_RELOAD, Settings
+from .sysstats import give_back_freed_memory, memory_figures
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +48,7 @@ def make_engine(settings: Settings) -> Engine:
 
 
 class Model:
-    """The engine and its load state (starting, loading, warming_up, ready, failed)."""
+    """The engine and its load state (starting, loading, warming_up, ready, sleeping, failed)."""
 
     def __init__(
         self,
@@ -75,17 +78,23 @@ class Model:
         self.loaded_settings: dict[str, Any] = {}
         self._ready = threading.Event()
         self._lock = threading.Lock()
+        #: The thread unloading a sleeping model; a wake-up waits for it.
+        self._unloader: threading.Thread | None = None
+        #: The last sleep: when, why, and memory before and after (``stats``).
+        self.last_sleep: dict[str, Any] = {}
 
     def load(self) -> bool:
         """Start a load in the background unless one is running or the model is ready."""
         with self._lock:
             if self.state in ("loading", "warming_up", "ready"):
                 return False
-            if self.state == "failed":
+            if self.state == "failed" or (self.state == "sleeping" and self.reload_required()):
                 # A retry loads what the settings ask for now: the user may have
                 # pointed the checkpoint at a local folder since the failure.
+                # A sleeping model whose settings changed wakes as the new one.
                 self.engine = make_engine(self._settings())
-            self._set_state("loading", 0.0, "loading the model")
+            waking = self.state == "sleeping"
+            self._set_state("loading", 0.0, "waking up: loading the model" if waking else "loading the model")
         threading.Thread(target=self._load, name="loader", daemon=True).start()
         return True
 
@@ -99,9 +108,46 @@ class Model:
             self._ready.clear()
             old, self.engine = self.engine, make_engine(self._settings())
             self._set_state("loading", 0.0, "loading the model")
+        if self._unloader is not None:
+            self._unloader.join()
         old.unload()
         threading.Thread(target=self._load, name="loader", daemon=True).start()
         return True
+
+    def sleep(self, why: str) -> bool:
+        """Unload the model to give its memory back; the next `load` wakes it.
+
+        Only a ready model sleeps, and only while no job runs (``busy``). The
+        engine object stays, so its ``model_id`` still names the cached
+        conditionals: voices show as cached while it sleeps, and they are.
+        """
+        with self._lock:
+            if self.state != "ready" or self._busy():
+                return False
+            self._ready.clear()
+            before = memory_figures(self.engine)
+            self._set_state("sleeping", 0.0, f"asleep: {why}; the next request loads it again")
+            self._unloader = threading.Thread(target=self._unload, args=(why, before), name="unloader", daemon=True)
+            self._unloader.start()
+        return True
+
+    def _unload(self, why: str, before: dict[str, int]) -> None:
+        start = time.perf_counter()
+        try:
+            self.engine.unload()
+        except Exception:  # a failed unload leaves a sleeping daemon that can still wake
+            log.error("model unload failed:\n%s", traceback.format_exc())
+        gc.collect()
+        give_back_freed_memory()
+        after = memory_figures(self.engine)
+        self.last_sleep = {"at": time.time(), "why": why, "memory_before": before, "memory_after": after}
+        log.info(
+            "model unloaded in %.1f s (%s): process memory %d -> %d MiB",
+            time.perf_counter() - start,
+            why,
+            before.get("process_rss", 0) >> 20,
+            after.get("process_rss", 0) >> 20,
+        )
 
     def reload_required(self) -> bool:
         """Whether the loaded model differs from what the settings ask for."""
@@ -134,6 +180,9 @@ class Model:
 
     def _load(self) -> None:
         settings = self._settings()
+        unloader = self._unloader
+        if unloader is not None:  # a wake-up right after falling asleep: unload, then load
+            unloader.join()
         try:
             self.engine.load(lambda frac, what: self._set_state("loading", frac, what))
             if settings.warmup:

@@ -159,6 +159,7 @@ class Server:
                 self._flush()
                 if time.monotonic() >= next_keepalive:
                     self._keepalive()
+                    self.service.idle_tick()
                     next_keepalive = time.monotonic() + KEEPALIVE_S
         finally:
             self._shutdown()

@@ -84,12 +84,14 @@ class Service:
         )
         self.jobs.player = self.player
         self.worker = Worker(self)
+        #: When something last needed the model (monotonic): the idle clock.
+        self.last_busy = time.monotonic()
 
     # -- the model, as handlers see it ----------------------------------------------
 
     @property
     def state(self) -> str:
-        """The model's state: starting, loading, warming_up, ready or failed."""
+        """The model's state: starting, loading, warming_up, ready, sleeping or failed."""
         return self.model.state
 
     @property
@@ -128,6 +130,22 @@ class Service:
         self.model.release()  # wake a worker waiting for the model
         self.worker.join(timeout=10)
         self.player.close()
+
+    def idle_tick(self) -> None:
+        """Put the model to sleep once nothing has needed it for ``unload_after_idle_minutes``.
+
+        Called by the main loop every second: it only reads counters, and the
+        unloading itself runs on the model's own thread. A job queued, being
+        made or still playing counts as use, so the clock starts at the end.
+        """
+        now = time.monotonic()
+        if self.queue.running is not None or len(self.queue) or self.player.jobs():
+            self.last_busy = now
+            return
+        minutes = self.settings.unload_after_idle_minutes
+        if minutes <= 0 or self.model.state != "ready" or now - self.last_busy < minutes * 60:
+            return
+        self.model.sleep(f"nothing was asked of it for {minutes:g} minute{'s' if minutes != 1 else ''}")
 
     def status(self) -> dict[str, Any]:
         """What ``status`` replies and ``state`` events carry."""

@@ -80,6 +80,10 @@ class Settings:
     prebuffer: str = "adaptive"
     #: Silence between sentences, so joined sentences sound like speech.
     sentence_pause_ms: int = 250
+    #: Unload the model after this many minutes with nothing to make, giving
+    #: its memory (GPU memory above all) back; the next request loads it again
+    #: and the voices stay cached. 0 keeps it loaded for ever. Fractions work.
+    unload_after_idle_minutes: float = 30.0
 
     @staticmethod
     def editable() -> tuple[str, ...]:
@@ -120,6 +124,8 @@ class Settings:
             raise ValueError("volume must be between 0 and 1")
         if not 0 <= self.sentence_pause_ms <= 5000:
             raise ValueError("sentence_pause_ms must be between 0 and 5000")
+        if not math.isfinite(float(self.unload_after_idle_minutes)) or self.unload_after_idle_minutes < 0:
+            raise ValueError("unload_after_idle_minutes must be 0 (never) or more")
         if self.max_chunk_chars < 20:
             raise ValueError("max_chunk_chars must be at least 20")
         return self

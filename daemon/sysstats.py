@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from typing import Any
 
 from .engine import Engine
@@ -73,3 +74,36 @@ def system_stats(engine: Engine) -> dict[str, Any]:
     if engine.device.startswith("cuda"):
         stats.update(_nvml())
     return stats
+
+
+def memory_figures(engine: Engine) -> dict[str, int]:
+    """What the model's memory costs now: process RSS and, on CUDA, torch's allocator.
+
+    Taken before and after a sleep so ``stats`` can show what unloading gave back.
+    """
+    import psutil
+
+    figures = {"process_rss": int(psutil.Process(os.getpid()).memory_info().rss)}
+    try:
+        figures.update(
+            {k: v for k, v in engine.memory().items() if k in ("gpu_memory_allocated", "gpu_memory_reserved")}
+        )
+    except Exception as exc:  # figures are optional: never fail a sleep over them
+        log.warning("engine memory figures failed: %s", exc)
+    return figures
+
+
+def give_back_freed_memory() -> None:
+    """Return freed heap pages to the system (glibc keeps them otherwise).
+
+    Tensors are freed when the model is dropped, but small allocations stay in
+    malloc's arenas and the process would still look as big as before.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError) as exc:  # musl or another libc: nothing to trim
+        log.debug("malloc_trim unavailable: %s", exc)

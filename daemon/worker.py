@@ -55,9 +55,12 @@ class Worker:
             svc.jobs.running(job)
             if not svc.model.wait_ready(0):
                 svc.jobs.event(job, {**job.describe(), "event": "waiting_for_model"})
-            while not svc.model.wait_ready(0.2):
+            while not svc.model.wait_ready(0):
                 if job.cancel.is_set() or svc.model.state == "failed":
                     break
+                if svc.model.state == "sleeping":  # unloaded after idle minutes: this job wakes it
+                    svc.model.load()
+                svc.model.wait_ready(0.2)
             try:
                 if job.cancel.is_set():
                     raise Cancelled()

@@ -1,8 +1,9 @@
 """The app's icons, drawn in code so they are crisp at any size and need no files.
 
 A rounded speech bubble whose colour and mark say the daemon's state:
-loading (grey, an arc), ready (blue, three dots), working (blue, growing dots:
-speech is being made), speaking (green, sound waves),
+loading (grey, an arc), ready (blue, three dots), sleeping (grey-blue, a "z":
+the model was unloaded while idle), working (blue, growing dots: speech is
+being made), speaking (green, sound waves),
 paused (amber, two bars), error (red, an exclamation mark).
 """
 
@@ -16,6 +17,7 @@ from PySide6.QtGui import QBrush, QColor, QIcon, QImage, QPainter, QPainterPath,
 COLORS = {
     "loading": "#7c8794",
     "ready": "#2f6fdf",
+    "sleeping": "#6b86b3",
     "working": "#2f6fdf",
     "speaking": "#1f9d55",
     "paused": "#d98a00",
@@ -58,6 +60,15 @@ def paint(painter: QPainter, size: int, state: str) -> None:
         painter.setBrush(white)
         for x, r in ((10, 1.4), (16, 2.1), (22, 2.8)):
             painter.drawEllipse(QPointF(x * s, center.y()), r * s, r * s)
+    elif state == "sleeping":  # a "z": resting, wakes when spoken to
+        painter.setPen(QPen(white, 2.4 * s, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin))
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        z = QPainterPath()
+        z.moveTo(11.5 * s, 8.5 * s)
+        z.lineTo(20.5 * s, 8.5 * s)
+        z.lineTo(11.5 * s, 18.5 * s)
+        z.lineTo(20.5 * s, 18.5 * s)
+        painter.drawPath(z)
     elif state == "loading":
         painter.setPen(pen)
         painter.setBrush(Qt.BrushStyle.NoBrush)

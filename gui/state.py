@@ -112,13 +112,15 @@ class AppState(QObject):
 
     @property
     def icon_state(self) -> str:
-        """One of loading, ready, working, speaking, paused, error: what the tray icon shows.
+        """One of loading, ready, sleeping, working, speaking, paused, error: what the tray icon shows.
 
         A paused speaker shows as paused even with nothing on it (another client
         paused it): a hidden paused state would make the next Speak silent.
         """
         if self.link in (LOST, FAILED) or self.model_state == "failed":
             return "error"
+        if self.connected and self.model_state == "sleeping":
+            return "sleeping"
         if not self.connected or self.model_state != "ready":
             return "loading"
         if self.paused:
@@ -141,6 +143,8 @@ class AppState(QObject):
         state = self.model_state
         if state == "failed":
             return "The model failed to load"
+        if state == "sleeping":
+            return "Asleep: the model was unloaded while idle and loads again when you speak"
         if state != "ready":
             pct = round(100 * float(self.status.get("progress", 0.0)))
             return f"Loading the model… {pct}%"

@@ -76,7 +76,7 @@ class DaemonBanner(QWidget):
                 closable=False,
                 more=("Use a local folder…", self.use_local_folder),
             )
-        elif s.model_state != "ready":
+        elif s.model_state not in ("ready", "sleeping"):  # asleep is normal: the status line says so
             message = s.status.get("message") or "Loading the model"
             self.banner.show_message(f"{message[0].upper()}{message[1:]}…".replace("……", "…"), "info", closable=False)
             self.progress.setRange(0, 100)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from typing import Any
 
 from . import audiofile, quick, speechd
@@ -68,6 +69,8 @@ def cmd_status(client: Client, args: argparse.Namespace) -> int:
         line += f" ({status['progress'] * 100:.0f}%: {status['message']})"
     if status["state"] == "failed":
         line += f": {status['error']}"
+    if status["state"] == "sleeping":
+        line += f" ({status['message']})"
     print(line)
     print(f"model:  {status['variant']} ({status['model_id'] or 'not loaded'}) on {status['device']}")
     print(f"queue:  {status['queue']} job(s)")
@@ -201,6 +204,8 @@ def _waiting_line(client: Client) -> str:
         return f"chatterbox-tray: waiting for the model to load ({pct}%), then making speech… (Ctrl-C stops it)"
     if state == "failed":
         return "chatterbox-tray: the model failed to load; asking the daemon anyway…"
+    if state == "sleeping":
+        return "chatterbox-tray: waking the model (it was unloaded while idle), then making speech… (Ctrl-C stops it)"
     return "chatterbox-tray: making speech; it plays as soon as the first sentence is ready (Ctrl-C stops it)"
 
 
@@ -361,6 +366,16 @@ def cmd_stats(client: Client, args: argparse.Namespace) -> int:
         f"system:   {_human_bytes(s['system_ram_used'])} of {_human_bytes(s['system_ram_total'])} RAM, "
         f"{s['system_cpu_pct']:.0f}% of {s['cpu_count']} CPUs"
     )
+    sleep = s.get("last_sleep")
+    if sleep:
+        before, after = sleep["memory_before"], sleep["memory_after"]
+        gpu = "gpu_memory_reserved" in before
+        key = "gpu_memory_reserved" if gpu else "process_rss"
+        when = time.strftime("%H:%M", time.localtime(sleep["at"]))
+        print(
+            f"sleep:    unloaded at {when} ({sleep['why']}): {'GPU' if gpu else 'RAM'} "
+            f"{_human_bytes(before[key])} -> {_human_bytes(after[key])}"
+        )
     for job in s.get("recent_jobs", [])[-5:]:
         text = " ".join(str(job.get("text") or "").split())
         text = text if len(text) <= 40 else text[:39] + "…"

@@ -56,6 +56,7 @@ LABELS = {
     "volume": "Volume",
     "prebuffer": "Before playing",
     "sentence_pause_ms": "Pause between sentences",
+    "unload_after_idle_minutes": "Unload the model when idle",
 }
 VARIANT_NAMES = {
     "auto": "Automatic (Turbo without a GPU, else Original)",
@@ -110,6 +111,12 @@ class SettingsPage(QWidget):
         form.addRow("", local_row)
         form.addRow("Device", self.device)
         form.addRow("Language", self.language)
+        self.idle_minutes = QSpinBox(maximum=24 * 60, suffix=" min idle", singleStep=5, specialValueText="Never")
+        self.idle_minutes.setToolTip(
+            "Give the model's memory back after this long with nothing to say; "
+            "the next request loads it again (voices stay cached)"
+        )
+        form.addRow("Unload the model after", self.idle_minutes)
         reload_row = QHBoxLayout()
         reload_row.addWidget(self.loaded_label, 1)
         reload_row.addWidget(self.reload_button)
@@ -216,6 +223,7 @@ class SettingsPage(QWidget):
             self.volume,
             self.prebuffer,
             self.pause_ms,
+            self.idle_minutes,
         )
 
         state.reconnected.connect(self.refresh)
@@ -288,13 +296,18 @@ class SettingsPage(QWidget):
             "prebuffer": self.prebuffer,
             "output_device": self.output,
         }
-        spins = {"memory_cache_mb": self.memory_mb, "disk_cache_mb": self.disk_mb, "sentence_pause_ms": self.pause_ms}
+        spins = {
+            "memory_cache_mb": self.memory_mb,
+            "disk_cache_mb": self.disk_mb,
+            "sentence_pause_ms": self.pause_ms,
+            "unload_after_idle_minutes": self.idle_minutes,
+        }
         if key in combos:
             index = combos[key].findData(value)
             if index >= 0:
                 combos[key].setCurrentIndex(index)
         elif key in spins:
-            spins[key].setValue(int(value))
+            spins[key].setValue(_whole_minutes(value) if key == "unload_after_idle_minutes" else int(value))
         elif key == "checkpoint":
             self.source_local.setChecked(bool(value))
             self.source_hub.setChecked(not value)
@@ -323,6 +336,7 @@ class SettingsPage(QWidget):
         self.disk_mb.setValue(int(s.get("disk_cache_mb", 0)))
         self.prebuffer.setCurrentIndex(max(0, self.prebuffer.findData(s.get("prebuffer"))))
         self.pause_ms.setValue(int(s.get("sentence_pause_ms", 250)))
+        self.idle_minutes.setValue(_whole_minutes(s.get("unload_after_idle_minutes", 30)))
         self.volume.setValue(round(100 * float(s.get("volume", 1.0))))
         self._update_language()
         self.file_label.setText(f"Saved in {result.get('file', '')}")
@@ -340,6 +354,8 @@ class SettingsPage(QWidget):
         if variant == "auto":  # say which model "auto" chose
             variant = f"{self.state.status.get('variant') or 'auto'} (automatic)"
         text = f"Loaded: {variant} from {source} on {device}."
+        if self.state.model_state == "sleeping":
+            text = f"Asleep (unloaded while idle): {variant} from {source}; it loads again when you speak."
         differs = any(loaded.get(k) != s.get(k) for k in ("variant", "checkpoint", "device"))
         if differs:
             text += " The settings above ask for another model: reload to use it."
@@ -402,6 +418,9 @@ class SettingsPage(QWidget):
         changed = {k: v for k, v in wanted.items() if v is not None and self.daemon_settings.get(k) != v}
         if self.volume.value() != round(100 * float(self.daemon_settings.get("volume", 1.0))):
             changed["volume"] = self.volume.value() / 100
+        # Minutes are whole on this page; a fraction set elsewhere stays unless edited here.
+        if self.idle_minutes.value() != _whole_minutes(self.daemon_settings.get("unload_after_idle_minutes", 30)):
+            changed["unload_after_idle_minutes"] = self.idle_minutes.value()
         return changed
 
     def apply(self) -> None:
@@ -507,11 +526,17 @@ class SettingsPage(QWidget):
         model_state = self.state.model_state
         if model_state != self._model_state:
             self._model_state = model_state
-            if model_state in ("ready", "failed") and self.daemon_settings:
+            if model_state in ("ready", "failed", "sleeping") and self.daemon_settings:
                 self.refresh()  # what is loaded changed: "No model loaded yet" must not stay
         connected = self.state.connected
         for widget in (self.apply_button, self.revert_button, self.output, self.volume, self.reload_button):
             widget.setEnabled(connected)
+
+
+def _whole_minutes(value: Any) -> int:
+    """Idle minutes as the page's spin box shows them: whole, and never "Never" unless 0."""
+    minutes = float(value or 0)
+    return 0 if minutes <= 0 else max(1, round(minutes))
 
 
 def _shown(key: str, value: Any) -> str:

@@ -277,7 +277,7 @@ class StatsPage(QWidget):
         v["pid"].setText(f"pid {s.get('pid', '–')}, {s.get('threads', '–')} threads")
         v["uptime"].setText(fmt_seconds(s.get("uptime_s")))
         peak = f", GPU peak {fmt_bytes(s['gpu_memory_peak'])}" if "gpu_memory_peak" in s else ""
-        v["rss"].setText(f"{fmt_bytes(s.get('process_rss'))} RAM{peak}")
+        v["rss"].setText(f"{fmt_bytes(s.get('process_rss'))} RAM{peak}{_slept(s.get('last_sleep'))}")
         self._fill_jobs(list(s.get("recent_jobs") or []))
 
     def _set_cache(self, c: dict[str, Any]) -> None:
@@ -326,8 +326,21 @@ class StatsPage(QWidget):
             return f"{status.get('message') or state} ({100 * float(status.get('progress', 0)):.0f} %)"
         if state == "failed":
             return f"failed: {status.get('error', '')}"
+        if state == "sleeping":
+            return "asleep: unloaded while idle; loads again when you speak"
         queue = int(status.get("queue") or 0)
         return f"{state}" + (f", {queue} job(s) for the model" if queue else "")
+
+
+def _slept(sleep: Any) -> str:
+    """What the last idle unload gave back, e.g. "; idle unload at 14:05: 3.1 GB → 410 MB"."""
+    if not isinstance(sleep, dict):
+        return ""
+    before, after = sleep.get("memory_before") or {}, sleep.get("memory_after") or {}
+    key = "gpu_memory_reserved" if "gpu_memory_reserved" in before else "process_rss"
+    what = "GPU" if key.startswith("gpu") else "RAM"
+    freed = f"{fmt_bytes(before.get(key))} → {fmt_bytes(after.get(key))}"
+    return f"; idle unload at {_clock(sleep.get('at'))}: {what} {freed}"
 
 
 def _clock(when: Any) -> str:

@@ -156,3 +156,35 @@ def test_unsaved_settings_edits_survive_another_clients_change(qtbot, own_daemon
             assert page.banner.isHidden() and page.changes() == {}
     finally:
         app.close()
+
+
+def test_an_idle_model_shows_asleep_and_speaking_wakes_it(qtbot, own_daemon, clips):
+    """The daemon unloads an idle model: the app says "asleep" without an alarming banner,
+    Speak stays usable, the Settings page offers the idle time, and speaking wakes the model."""
+    app = open_app(qtbot, own_daemon)
+    try:
+        _default_voice(qtbot, app, own_daemon, clips)
+        state, window, settings = app.state, app.window, app.window.settings
+        settings.refresh()
+        qtbot.waitUntil(lambda: settings.idle_minutes.value() == 30, timeout=10_000)
+        with own_daemon.client() as client:
+            client.settings_set(unload_after_idle_minutes=0.02)
+        qtbot.waitUntil(lambda: state.icon_state == "sleeping", timeout=20_000)
+        assert window.status_text.text().startswith("Asleep")
+        assert "Asleep" in app.tray.icon.toolTip()
+        assert window.daemon_banner.banner.isHidden() and window.daemon_banner.progress.isHidden()
+        assert window.speak.speak_button.isEnabled() and app.tray.speak_clipboard.isEnabled()
+        qtbot.waitUntil(lambda: settings.loaded_label.text().startswith("Asleep"), timeout=10_000)
+        # The page's own control: whole minutes, 0 reads "Never".
+        settings.idle_minutes.setValue(0)
+        assert settings.idle_minutes.text() == "Never"
+        assert settings.changes() == {"unload_after_idle_minutes": 0}
+        settings.apply()
+        qtbot.waitUntil(lambda: settings.daemon_settings.get("unload_after_idle_minutes") == 0, timeout=10_000)
+        window.speak.text.setPlainText("Wake up.")
+        window.speak.speak()
+        qtbot.waitUntil(lambda: state.model_state == "ready", timeout=30_000)
+        qtbot.waitUntil(lambda: not state.busy, timeout=30_000)
+        assert state.icon_state == "ready"
+    finally:
+        app.close()

@@ -289,3 +289,32 @@ def test_speech_from_the_real_model_reaches_the_speaker(real: DaemonProcess, cli
         inner = slice(offset + fade, offset + n - fade)
         np.testing.assert_allclose(played[inner], expected[inner], atol=1e-6)
         offset += n
+
+
+def test_the_real_model_sleeps_when_idle_and_wakes_sounding_the_same(real: DaemonProcess, clips: Clips) -> None:
+    """Idle unload with the real classes: memory really goes back, the cache survives, and a
+    woken model makes the very same samples for the same seed (nothing changes a voice)."""
+    name = uid()
+    with real.client(timeout=120.0) as c:
+        c.voices_add(name, data=clips.new())
+        assert cached_tier(c, name) is not None
+        before, _ = synth(c, "Sleep test.", voice=name, seed=11)
+        log = EventLog(real.events(("state", "voices")))
+        log.sync(c)
+        c.settings_set(unload_after_idle_minutes=0.02)
+        try:
+            log.wait_for(lambda t, d: t == "state" and d["state"] == "sleeping", timeout=60)
+            deadline = time.monotonic() + 60
+            while not (sleep := c.stats().get("last_sleep")) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert sleep, "stats never showed the sleep's memory figures"
+            freed = sleep["memory_before"]["process_rss"] - sleep["memory_after"]["process_rss"]
+            assert freed > 500 * 2**20, sleep  # the test checkpoint's weights are ~2 GB in float32
+            assert next(v for v in c.voices_list() if v["name"] == name)["cache"] == "memory"
+            c.settings_set(unload_after_idle_minutes=0)
+            after, summary = synth(c, "Sleep test.", voice=name, seed=11)
+        finally:
+            c.settings_set(unload_after_idle_minutes=30)
+        assert summary["conditionals"]["tier"] == "memory"
+        assert np.array_equal(before, after)
+        assert c.status()["state"] == "ready"
