@@ -34,15 +34,21 @@ PAGES = ("Speak", "Voices", "Stats", "Settings")
 #: The first size: Stats (with its jobs table) and Settings fit without scrolling.
 #: Smaller screens get what they have (``MainWindow.__init__``).
 DEFAULT_SIZE = (980, 820)
+#: The navigation column: the page list, and under it the daemon's state card.
+NAV_WIDTH = 180
 
 
 class DaemonBanner(QWidget):
-    """The daemon's state when it is not simply ready: starting, loading (with progress), failed, lost."""
+    """The daemon's state when it is not simply ready: starting, loading (with progress), failed, lost.
+
+    It lives in the navigation column, under the page list, where there is room
+    to spare: appearing or going, it never moves a control the user aims at.
+    """
 
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
-        self.banner = Banner()
+        self.banner = Banner(vertical=True)
         self.progress = QProgressBar(maximum=100, textVisible=True, maximumHeight=16)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -113,7 +119,7 @@ class MainWindow(QMainWindow):
         self.nav = QListWidget()
         self.nav.setObjectName("nav")
         self.nav.addItems(PAGES)
-        self.nav.setFixedWidth(150)
+        self.nav.setFixedWidth(NAV_WIDTH)
         self.nav.setStyleSheet(
             "#nav { border: none; background: palette(window); font-size: 11pt; }"
             "#nav::item { padding: 9px 14px; border-radius: 6px; margin: 1px 6px; }"
@@ -130,13 +136,14 @@ class MainWindow(QMainWindow):
         self.nav.setCurrentRow(0)
 
         self.daemon_banner = DaemonBanner(state)
-        right = QVBoxLayout()
-        right.addWidget(self.daemon_banner)
-        right.addWidget(self.stack, 1)
+        self.daemon_banner.setFixedWidth(NAV_WIDTH)
+        left = QVBoxLayout()
+        left.addWidget(self.nav, 1)
+        left.addWidget(self.daemon_banner)
         central = QWidget()
         layout = QHBoxLayout(central)
-        layout.addWidget(self.nav)
-        layout.addLayout(right, 1)
+        layout.addLayout(left)
+        layout.addWidget(self.stack, 1)
         self.setCentralWidget(central)
 
         self.status_icon = QLabel()

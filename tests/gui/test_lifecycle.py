@@ -6,6 +6,7 @@ import os
 import signal
 
 from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
 
 from chatterbox_tray.gui.app import TrayApp, signal_first_copy
 from chatterbox_tray.gui.connection import CONNECTED, LOST
@@ -141,3 +142,25 @@ def test_quit_and_stop_the_daemon(qtbot, own_daemon, monkeypatch):
     app.quit(stop_daemon=True)
     own_daemon.proc.wait(timeout=15)
     assert own_daemon.proc.returncode == 0
+
+
+def test_the_daemon_banner_never_moves_a_control(qtbot, own_daemon):
+    """Issue 13: a banner that appears must not move what the next click aims at."""
+    app = open_app(qtbot, own_daemon)
+    try:
+        window = app.window
+        window.show()
+        qtbot.waitExposed(window)
+        watched = [window.speak.speak_button, window.speak.text, window.voices.add_button, window.nav]
+        window.nav.setCurrentRow(1)  # the Voices page, whose buttons are at the top
+        where = [w.mapTo(window, w.rect().topLeft()) for w in watched]
+        sizes = [w.size() for w in watched]
+        assert window.daemon_banner.banner.isHidden()
+        own_daemon.stop()  # the link is lost: "Reconnecting…" with a Start button
+        qtbot.waitUntil(lambda: window.daemon_banner.banner.isVisible(), timeout=15_000)
+        assert "Reconnecting" in window.daemon_banner.banner.label.text()
+        QApplication.processEvents()
+        assert [w.mapTo(window, w.rect().topLeft()) for w in watched] == where
+        assert [w.size() for w in watched[:3]] == sizes[:3]
+    finally:
+        app.close()
