@@ -27,12 +27,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from chatterbox_tray.ipc.protocol import INTERNAL_MESSAGE, CodedError, ProtocolError
 
+from .history import JobHistory
 from .jobs import Job, JobQueue
 from .player import Dropped
 
@@ -63,14 +63,14 @@ class Outbox(Protocol):
 class Coordinator:
     """Jobs from admission to end: the queue, the speaker's share of them, and waiters."""
 
-    def __init__(self, outbox: Outbox, queue: JobQueue, model_state: Callable[[], str]) -> None:
+    def __init__(self, outbox: Outbox, queue: JobQueue, model_state: Callable[[], str], recent: JobHistory) -> None:
         self.out = outbox
         self.queue = queue
         self._model_state = model_state
         #: Set by the service once the speaker exists (it calls back in here).
         self.player: Player | None = None
-        #: The last jobs' summaries, for clients' "recent jobs" views.
-        self.recent: deque[dict[str, Any]] = deque(maxlen=50)
+        #: The last jobs' summaries, for clients' "recent jobs" views (kept across restarts).
+        self.recent = recent
         #: Requests waiting for a job's end (identity, request id, whether the
         #: job stops if that client goes away), and the ends of recent jobs.
         self._waiters: dict[str, list[tuple[bytes, str, bool]]] = {}

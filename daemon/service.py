@@ -32,6 +32,7 @@ from chatterbox_tray.ipc.protocol import ProtocolError
 from .condcache import CacheKey, ConditionalsCache
 from .coordinator import Coordinator, Outbox
 from .engine import Engine
+from .history import JobHistory
 from .jobs import Job, JobQueue
 from .model import Model, make_engine
 from .player import Player
@@ -71,7 +72,9 @@ class Service:
             tensors="numpy" if self.model.engine.tensor_format == "numpy" else "torch",
         )
         self.voices = VoiceLibrary(endpoints.data_dir())
-        self.jobs = Coordinator(outbox, self.queue, lambda: self.model.state)
+        self.jobs = Coordinator(
+            outbox, self.queue, lambda: self.model.state, JobHistory(endpoints.data_dir() / "history.json")
+        )
         self.player = Player(
             24_000,
             device=settings.output_device,
@@ -130,6 +133,7 @@ class Service:
         self.model.release()  # wake a worker waiting for the model
         self.worker.join(timeout=10)
         self.player.close()
+        self.jobs.recent.flush()
 
     def idle_tick(self) -> None:
         """Put the model to sleep once nothing has needed it for ``unload_after_idle_minutes``.

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from chatterbox_tray.daemon.fake_engine import FAKE_WEIGHT_BYTES
 from chatterbox_tray.ipc.protocol import ProtocolError
-from daemon.fake_engine import FAKE_WEIGHT_BYTES
 from tests.support.daemons import DaemonProcess, EventLog, uid
 
 IDLE_MINUTES = 0.03  # 1.8 s

@@ -8,12 +8,14 @@ ends exactly once.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
 from chatterbox_tray.daemon.coordinator import Coordinator
+from chatterbox_tray.daemon.history import JobHistory
 from chatterbox_tray.daemon.jobs import Job, JobQueue
 from chatterbox_tray.daemon.player import Player
 from chatterbox_tray.daemon.text import split_sentences
@@ -51,9 +53,9 @@ def out() -> Outbox:
 
 
 @pytest.fixture
-def coord(out: Outbox) -> Iterator[Coordinator]:
+def coord(out: Outbox, tmp_path: Path) -> Iterator[Coordinator]:
     queue = JobQueue()
-    coordinator = Coordinator(out, queue, lambda: "ready")
+    coordinator = Coordinator(out, queue, lambda: "ready", JobHistory(tmp_path / "history.json"))
     player = Player(24_000, event=coordinator.speaker_event, started=coordinator.playing, ended=coordinator.end)
     player.set_paused(True)
     coordinator.player = player

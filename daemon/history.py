@@ -1,0 +1,86 @@
+"""The recent jobs list, kept across restarts.
+
+``stats`` shows the last jobs so a person can tell what was said and how it
+went; a daemon restart (an update, a crash, a reboot) must not wipe that.
+Entries hold the start of what people said, so the file is private (0600, in
+the private data folder) like their voices. Writes happen on a thread of
+their own: a job's end is announced without waiting for the disk, and a
+failed write (a full disk) is logged and never stops a job from ending.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from chatterbox_tray.ipc.atomic import OWNER_ONLY, write_atomic
+
+log = logging.getLogger(__name__)
+
+#: How many ended jobs are kept.
+HISTORY_LENGTH = 50
+
+
+class JobHistory:
+    """The last ``HISTORY_LENGTH`` ended jobs' summaries, oldest first, saved in ``path``."""
+
+    def __init__(self, path: Path, length: int = HISTORY_LENGTH) -> None:
+        self.path = path
+        self._entries: deque[dict[str, Any]] = deque(_read(path), maxlen=length)
+        self._lock = threading.Lock()
+        self._dirty = threading.Event()
+        self._writer = threading.Thread(target=self._write_loop, name="history", daemon=True)
+        self._writer.start()
+
+    def append(self, entry: dict[str, Any]) -> None:
+        """Add an ended job; it reaches the disk shortly after."""
+        with self._lock:
+            self._entries.append(entry)
+        self._dirty.set()
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        with self._lock:
+            return iter(list(self._entries))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def flush(self) -> None:
+        """Write now (at shutdown), if anything is unsaved."""
+        if self._dirty.is_set():
+            self._dirty.clear()
+            self._write()
+
+    def _write_loop(self) -> None:
+        while True:
+            self._dirty.wait()
+            self._dirty.clear()
+            self._write()
+
+    def _write(self) -> None:
+        with self._lock:
+            data = json.dumps(list(self._entries), ensure_ascii=False)
+        try:
+            write_atomic(self.path, data + "\n", mode=OWNER_ONLY)
+        except OSError as exc:  # a full or read-only disk: the list lives on in memory
+            log.warning("could not save the recent jobs to %s: %s", self.path, exc)
+
+
+def _read(path: Path) -> list[dict[str, Any]]:
+    """The saved list; a missing, unreadable or foreign file gives an empty one."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as exc:
+        log.warning("recent jobs in %s are unreadable (%s); starting a new list", path, exc)
+        return []
+    if not isinstance(data, list):
+        log.warning("recent jobs in %s are not a list; starting a new list", path)
+        return []
+    return [entry for entry in data if isinstance(entry, dict)]
