@@ -486,7 +486,7 @@ class Handler(BaseHTTPRequestHandler):
         except (DaemonUnavailable, ProtocolError) as exc:
             self._send_json(503, {"status": "unavailable", "error": str(exc)}, {"Retry-After": str(RETRY_LOADING_S)})
             return
-        ok = status["state"] == "ready"
+        ok = status["state"] in ("ready", "sleeping")  # asleep: the next request wakes it
         self._send_json(200 if ok else 503, {"status": status["state"], "variant": status["variant"]})
 
     # -- speech ----------------------------------------------------------------------
@@ -504,7 +504,7 @@ class Handler(BaseHTTPRequestHandler):
                         "model_not_ready",
                         retry_after=RETRY_FAILED_S,
                     )
-                if status["state"] != "ready":
+                if status["state"] not in ("ready", "sleeping"):  # a sleeping model wakes for this request
                     raise ApiError(
                         503,
                         f"the model is {status['state'].replace('_', ' ')} ({status['progress'] * 100:.0f}%); "

@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -427,3 +428,28 @@ def test_the_command_refuses_a_lan_bind_without_a_key(lib: Library) -> None:
     )
     assert out.returncode == 2
     assert "API key" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_sleeping_model_is_woken_by_a_request_not_refused(clips) -> None:
+    """Idle unload must not turn the endpoint into a permanent 503: asleep is healthy, and speech wakes it."""
+    daemon = DaemonProcess().start()
+    running = start_bridge(daemon)
+    try:
+        with daemon.client() as c:
+            c.voices_add("alloy-voice", data=clips.new())
+            c.voices_default("alloy-voice")
+            c.settings_set(unload_after_idle_minutes=0.01)
+            deadline = time.monotonic() + 30
+            while c.status()["state"] != "sleeping" and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert c.status()["state"] == "sleeping"
+            status, _, body = raw(running, "GET", "/health")
+            assert status == 200 and json.loads(body)["status"] == "sleeping"
+            c.settings_set(unload_after_idle_minutes=0)
+        audio = api(running).audio.speech.create(model="tts-1", voice="alloy", input=TEXT, response_format="wav")
+        assert len(decode(audio.content, "wav")) > 0
+        with daemon.client() as c:
+            assert c.status()["state"] == "ready"
+    finally:
+        running.stop()
+        daemon.cleanup()
