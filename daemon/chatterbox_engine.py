@@ -54,6 +54,9 @@ _REQUIRED_FILES = {
 }
 _T3_KEYS = ("speaker_emb", "clap_emb", "cond_prompt_speech_tokens", "cond_prompt_speech_emb", "emotion_adv")
 _GEN_KEYS = ("prompt_token", "prompt_token_len", "prompt_feat", "prompt_feat_len", "embedding")
+#: Speech-token ids S3Gen can embed (chatterbox's SPEECH_VOCAB_SIZE); T3 may emit more (SOS, EOS, and
+#: the multilingual model's larger vocabulary).
+S3GEN_VOCAB = 6561
 
 
 def auto_variant(accelerator: bool, folder: Path | None = None) -> str:
@@ -283,6 +286,12 @@ class ChatterboxEngine(Engine):
             from .s3gen_stream import steps_for, trim_prompt
 
             def call(*args: Any, **kwargs: Any) -> Any:
+                tokens = kwargs.get("speech_tokens")
+                if tokens is not None:
+                    # chatterbox's original and Turbo drop ids S3Gen has no embedding for
+                    # (>= 6561); its multilingual generate forgets to, and an untrained or
+                    # unlucky T3 then crashes S3Gen with "index out of range".
+                    kwargs["speech_tokens"] = tokens[tokens < S3GEN_VOCAB]
                 quality = self.quality
                 if quality.name != "best" and "ref_dict" in kwargs:
                     kwargs["ref_dict"] = trim_prompt(kwargs["ref_dict"], quality.prompt_seconds)
@@ -556,7 +565,7 @@ class ChatterboxEngine(Engine):
             t3_start = time.perf_counter()
             for token in tokens:
                 count += 1
-                if token < 6561:  # chatterbox drops SOS/EOS and other out-of-range ids
+                if token < S3GEN_VOCAB:  # chatterbox drops SOS/EOS and other out-of-range ids
                     pending.append(token)
                 if len(pending) >= size(chunk) + (LOOKAHEAD if chunk == 0 else 0):
                     t3_seconds = time.perf_counter() - t3_start

@@ -1,6 +1,7 @@
 """Screenshots of the tray app for the README: real windows on Xvfb, against a running daemon.
 
     uv run python scripts/screenshots.py [--out docs/screenshots]
+    uv run python scripts/screenshots.py --states   # the real engine's states (test checkpoint)
 
 Needs Debian's xvfb, trayer (a tray host) and imagemagick (``import``), and
 the libraries Qt's xcb plugin loads (see docs/decisions.md or DESIGN.md):
@@ -11,12 +12,19 @@ the libraries Qt's xcb plugin loads (see docs/decisions.md or DESIGN.md):
 It starts a fake-engine daemon in a throwaway home (with a few voices made by
 espeak-ng), an Xvfb display with trayer on it, and the app itself, then walks
 through the pages and the tray menu, saving one PNG each. Not part of CI.
+
+``--states`` instead runs the real chatterbox classes on the random-weight
+test checkpoint (tests/support/checkpoint.py; Turbo, the CPU default) and
+shoots the window in each state a user meets: failed (a folder without the
+model's files), loading, working (speech being made, nothing heard yet),
+speaking, paused and asleep (unloaded while idle).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -58,6 +66,7 @@ def snap(path: Path, geometry: tuple[int, int, int, int] | None = None) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
+    parser.add_argument("--states", action="store_true", help="the real engine's states (test checkpoint)")
     args = parser.parse_args()
     for tool in ("Xvfb", "trayer", "import"):
         if shutil.which(tool) is None:
@@ -100,6 +109,22 @@ def main() -> int:
 
         from tests.support.daemons import Clips, DaemonProcess
 
+        if args.states:
+            from tests.support.checkpoint import ensure_checkpoint, loader_env
+
+            ckpt = ensure_checkpoint("turbo")
+            empty = Path(os.environ.get("TMPDIR", "/tmp")) / "cbt-no-model-here"
+            empty.mkdir(exist_ok=True)
+            daemon = DaemonProcess(
+                args=("--engine", "chatterbox", "--device", "cpu", "--max-tokens-per-chunk", "40"),
+                env=loader_env(ckpt, "turbo"),
+            )
+            daemon.home.mkdir(parents=True, exist_ok=True)
+            settings = daemon.home / "config" / "settings.json"
+            settings.parent.mkdir(parents=True, exist_ok=True)
+            settings.write_text(json.dumps({"checkpoint": str(empty), "variant": "turbo"}))
+            daemon.start(ready=False)
+            return shoot_states(daemon, args.out, ckpt, Clips(daemon.home))
         daemon = DaemonProcess(env={"CHATTERBOX_TRAY_FAKE_DELAY": "0.4"})
         clips_dir = daemon.home / "clips"
         clips_dir.mkdir(parents=True, exist_ok=True)
@@ -196,6 +221,69 @@ def shoot(daemon, out: Path) -> int:
     settle(app, 1.0)
     window_shot("settings.png")
 
+    tray_app.close()
+    return 0
+
+
+def shoot_states(daemon, out: Path, ckpt: Path, clips) -> int:
+    """The window in each state, with the real engine: failed, loading, working, speaking, paused, asleep."""
+    from PySide6.QtWidgets import QApplication
+
+    from chatterbox_tray.gui.app import TrayApp
+    from chatterbox_tray.gui.icons import app_icon
+
+    app = QApplication([sys.argv[0]])
+    app.setApplicationName("Chatterbox Tray")
+    app.setWindowIcon(app_icon())
+    tray_app = TrayApp(daemon.connection_path, autostart=False)
+    tray_app.start()
+    window, state = tray_app.window, tray_app.state
+    window.move(60, 70)
+
+    def wait(what, seconds: float) -> bool:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if what():
+                return True
+            settle(app, 0.1)
+        print("gave up waiting", file=sys.stderr)
+        return False
+
+    def window_shot(name: str) -> None:
+        settle(app, 0.6)
+        geo = window.frameGeometry()
+        snap(out / name, (geo.x(), geo.y(), geo.width(), geo.height()))
+
+    window.show_page("Speak")
+    wait(lambda: state.model_state == "failed", 300)
+    window_shot("state-failed.png")
+    with daemon.client() as client:  # what "Use a local folder…" does, without the file dialog
+        client.settings_set(checkpoint=str(ckpt))
+        client.retry_load()
+    wait(lambda: state.model_state == "loading" and float(state.status.get("progress", 0)) >= 0.15, 300)
+    window_shot("state-loading.png")
+    wait(lambda: state.ready, 900)
+    with daemon.client(timeout=600) as client:
+        client.voices_add("Narrator", data=clips.new())
+        client.voices_default("Narrator")
+    wait(lambda: state.default_voice == "Narrator", 30)
+    window.speak.text.setPlainText(TEXT)
+    window.speak.speak()
+    wait(lambda: state.icon_state == "working", 120)
+    settle(app, 2.0)
+    window_shot("state-working.png")
+    wait(lambda: state.icon_state == "speaking", 900)
+    settle(app, 0.5)
+    window_shot("state-speaking.png")
+    window.speak.toggle_pause()
+    wait(lambda: state.icon_state == "paused", 30)
+    window_shot("state-paused.png")
+    window.speak.stop()
+    wait(lambda: not state.busy, 120)
+    with daemon.client() as client:
+        client.settings_set(unload_after_idle_minutes=0.02)
+    wait(lambda: state.icon_state == "sleeping", 300)
+    window_shot("state-asleep.png")
     tray_app.close()
     return 0
 

@@ -155,3 +155,20 @@ def test_stream_gives_several_watermarked_pieces_that_add_up(engine: ChatterboxE
     cancel.set()
     with pytest.raises(Cancelled):
         list(engine.generate_stream(TEXT, flat, SynthOptions(seed=3), budget, cancel))
+
+
+def test_s3gen_never_sees_a_token_it_cannot_embed(engine: ChatterboxEngine) -> None:
+    """chatterbox's multilingual ``generate`` passes T3's ids >= 6561 on to S3Gen, which then fails
+    with "index out of range" (seen with the random-weight checkpoint, depending on the clip). Our
+    S3Gen wrapper drops them as chatterbox's original and Turbo do: the result is that of the valid ids."""
+    gen = engine._conditionals(engine.prepare(tone_clip())).gen
+    s3gen = engine.model.s3gen
+    valid = torch.tensor([[11, 22, 33, 44, 55, 66]])
+    mixed = torch.tensor([[11, 22, 6561, 33, 44, 8000, 55, 66, 6562]])
+    with torch.inference_mode():
+        torch.manual_seed(3)
+        expected, _ = s3gen.inference(speech_tokens=valid, ref_dict=dict(gen))
+        torch.manual_seed(3)
+        got, _ = s3gen.inference(speech_tokens=mixed, ref_dict=dict(gen))
+    assert expected.numel() > 0
+    assert torch.equal(got, expected)

@@ -11,7 +11,7 @@ import pytest
 
 from chatterbox_tray.ipc.protocol import ProtocolError
 from tests.support.checkpoint import ensure_checkpoint, loader_env
-from tests.support.daemons import Clips, DaemonProcess
+from tests.support.daemons import SPEECH_TEXT, Clips, DaemonProcess, espeak_clip
 
 pytestmark = pytest.mark.integration
 
@@ -43,11 +43,6 @@ def test_turbo_speaks_and_says_which_options_it_ignores(clips: Clips) -> None:
         daemon.cleanup()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="intermittent: in 2 of 3 full-suite runs on 2026-11-29 the daemon answered 'internal' here, "
-    "while the same test alone and the engine called directly passed; under investigation (see the session note)",
-)
 def test_multilingual_speaks_a_chosen_language_and_refuses_an_unknown_one(clips: Clips) -> None:
     daemon = start("multilingual")
     try:
@@ -58,6 +53,12 @@ def test_multilingual_speaks_a_chosen_language_and_refuses_an_unknown_one(clips:
             synthesis = c.synthesize("Bonjour tout le monde.", voice_data=clip, language="fr", seed=5)
             audio, rate = synthesis.collect()
             assert rate == 24_000 and len(audio) > 0
+            # The clip that made chatterbox's multilingual generate hand S3Gen ids it cannot
+            # embed (an "internal" error, whichever clip a full run happened to give this test).
+            unlucky = espeak_clip(SPEECH_TEXT, 56)
+            if unlucky is not None:
+                audio, _ = c.synthesize("Bonjour tout le monde.", voice_data=unlucky, language="fr", seed=5).collect()
+                assert len(audio) > 0
             with pytest.raises(ProtocolError) as err:
                 c.synthesize("Hola.", voice_data=clip, language="xx").collect()
             assert err.value.code == "unknown_language"
