@@ -26,6 +26,7 @@ class Banner(QFrame):
         """``vertical`` stacks the text over the buttons, for a narrow column."""
         super().__init__(parent)
         self.setObjectName("banner")
+        self._vertical = vertical
         layout = QVBoxLayout(self) if vertical else QHBoxLayout(self)
         layout.setContentsMargins(10, 6, 6, 6)
         self.label = QLabel(wordWrap=True, textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -60,6 +61,8 @@ class Banner(QFrame):
         of a second button."""
         self.setStyleSheet(f"#banner {{ {_STYLES.get(kind, _STYLES['info'])} border-radius:6px; }}")
         self.label.setText(text[:1].upper() + text[1:])  # the daemon's messages start in lower case
+        # A narrow banner cannot break a long path or name: the whole text is one hover away.
+        self.label.setToolTip(self.label.text() if self._vertical else "")
         self.action.setText(action)
         self.action.setVisible(bool(action))
         self.close_button.setVisible(closable)
