@@ -15,7 +15,7 @@ from typing import Any
 
 from chatterbox_tray.ipc import endpoints
 from chatterbox_tray.ipc.atomic import write_atomic
-from chatterbox_tray.ipc.limits import DEFAULT_MAX_TEXT_CHARS
+from chatterbox_tray.ipc.limits import DEFAULT_MAX_TEXT_CHARS, RATE_RANGE
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,9 @@ class Settings:
     prebuffer: str = "adaptive"
     #: Silence between sentences, so joined sentences sound like speech.
     sentence_pause_ms: int = 250
+    #: Speaking rate for requests that give none (``speak``, ``synthesize``'s
+    #: ``rate``): 0.5 to 2.0, by time-stretching (daemon/stretch.py).
+    rate: float = 1.0
 
     @staticmethod
     def editable() -> tuple[str, ...]:
@@ -118,6 +121,9 @@ class Settings:
             raise ValueError("volume must be a finite number between 0 and 1")
         if not 0.0 <= float(self.volume) <= 1.0:
             raise ValueError("volume must be between 0 and 1")
+        lo, hi = RATE_RANGE
+        if not (math.isfinite(float(self.rate)) and lo <= float(self.rate) <= hi):
+            raise ValueError(f"rate must be between {lo} and {hi}")
         if not 0 <= self.sentence_pause_ms <= 5000:
             raise ValueError("sentence_pause_ms must be between 0 and 5000")
         if self.max_chunk_chars < 20:
