@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from chatterbox_tray.ipc import requests as rq
+from chatterbox_tray.ipc.limits import RATE_RANGE
 
 from .. import autostart
 from ..state import AppState
@@ -56,6 +57,7 @@ LABELS = {
     "volume": "Volume",
     "prebuffer": "Before playing",
     "sentence_pause_ms": "Pause between sentences",
+    "rate": "Speaking rate",
 }
 VARIANT_NAMES = {
     "auto": "Automatic (Turbo without a GPU, else Original)",
@@ -133,6 +135,20 @@ class SettingsPage(QWidget):
         self.prebuffer.addItem("Adaptive: wait until playback will not stall", "adaptive")
         self.prebuffer.addItem("Off: start with the first sentence", "off")
         self.pause_ms = QSpinBox(maximum=5000, suffix=" ms", singleStep=50)
+        # In hundredths (50..200): the daemon's ``rate``, the default of every request that gives none.
+        self.rate = QSlider(
+            Qt.Orientation.Horizontal, minimum=round(RATE_RANGE[0] * 100), maximum=round(RATE_RANGE[1] * 100)
+        )
+        self.rate.setObjectName("rateSetting")
+        self.rate.setSingleStep(5)
+        self.rate.setPageStep(25)
+        self.rate.setValue(100)
+        self.rate_label = QLabel("1.00×", minimumWidth=44)
+        self.rate.valueChanged.connect(lambda v: self.rate_label.setText(f"{v / 100:.2f}×"))
+        self.rate.setToolTip(
+            "How fast speech is spoken when the request does not say (the Speak page, the hotkey, "
+            "Speech Dispatcher at its normal rate, scripts): the audio is time-stretched, the pitch stays"
+        )
         volume_row = QHBoxLayout()
         volume_row.addWidget(self.volume, 1)
         volume_row.addWidget(self.volume_label)
@@ -142,6 +158,10 @@ class SettingsPage(QWidget):
         output_form.addRow("Volume", volume_row)
         output_form.addRow("Before playing", self.prebuffer)
         output_form.addRow("Pause between sentences", self.pause_ms)
+        rate_row = QHBoxLayout()
+        rate_row.addWidget(self.rate, 1)
+        rate_row.addWidget(self.rate_label)
+        output_form.addRow("Speaking rate", rate_row)
 
         # the app's own
         self.autostart = QCheckBox("Start Chatterbox Tray when I log in")
@@ -216,6 +236,7 @@ class SettingsPage(QWidget):
             self.volume,
             self.prebuffer,
             self.pause_ms,
+            self.rate,
         )
 
         state.reconnected.connect(self.refresh)
@@ -303,6 +324,8 @@ class SettingsPage(QWidget):
             self.language.setCurrentText(str(value))
         elif key == "volume":
             self.volume.setValue(round(100 * float(value)))
+        elif key == "rate":
+            self.rate.setValue(round(100 * float(value)))
 
     def _show(self, result: dict[str, Any]) -> None:
         s = self.daemon_settings = dict(result.get("settings") or {})
@@ -324,6 +347,8 @@ class SettingsPage(QWidget):
         self.prebuffer.setCurrentIndex(max(0, self.prebuffer.findData(s.get("prebuffer"))))
         self.pause_ms.setValue(int(s.get("sentence_pause_ms", 250)))
         self.volume.setValue(round(100 * float(s.get("volume", 1.0))))
+        self.rate.setValue(round(100 * float(s.get("rate", 1.0))))
+        self.rate.setEnabled("rate" in s)  # an older daemon has no rate setting
         self._update_language()
         self.file_label.setText(f"Saved in {result.get('file', '')}")
         self._show_loaded()
@@ -402,6 +427,8 @@ class SettingsPage(QWidget):
         changed = {k: v for k, v in wanted.items() if v is not None and self.daemon_settings.get(k) != v}
         if self.volume.value() != round(100 * float(self.daemon_settings.get("volume", 1.0))):
             changed["volume"] = self.volume.value() / 100
+        if "rate" in self.daemon_settings and self.rate.value() != round(100 * float(self.daemon_settings["rate"])):
+            changed["rate"] = self.rate.value() / 100
         return changed
 
     def apply(self) -> None:
@@ -518,6 +545,8 @@ def _shown(key: str, value: Any) -> str:
     """A setting's value as the page shows it (banners)."""
     if key == "volume":
         return f"{round(100 * float(value or 0))} %"
+    if key == "rate":
+        return f"{float(value or 1):.2f}×"
     if key == "output_device":
         return str(value) or "system default"
     if key == "checkpoint":
