@@ -470,6 +470,7 @@ def stats(svc: Service, req: Request) -> dict[str, Any]:
         "status": svc.status(),
         "uptime_s": round(time.time() - svc.started, 1),
         "recent_jobs": list(svc.jobs.recent)[-10:],
+        "bridges": svc.bridges.status(),
     }
 
 

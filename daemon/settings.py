@@ -83,6 +83,14 @@ class Settings:
     #: Speaking rate for requests that give none (``speak``, ``synthesize``'s
     #: ``rate``): 0.5 to 2.0, by time-stretching (daemon/stretch.py).
     rate: float = 1.0
+    #: Run the OpenAI-compatible endpoint (``chatterbox-tray serve openai``) as
+    #: the daemon's child, on 127.0.0.1 at ``bridge_openai_port`` (daemon/bridges.py).
+    bridge_openai: bool = False
+    bridge_openai_port: int = 8880
+    #: Run the Wyoming server (``chatterbox-tray serve wyoming``) as the
+    #: daemon's child, listening at ``bridge_wyoming_uri``.
+    bridge_wyoming: bool = False
+    bridge_wyoming_uri: str = "tcp://127.0.0.1:10200"
 
     @staticmethod
     def editable() -> tuple[str, ...]:
@@ -124,6 +132,10 @@ class Settings:
         lo, hi = RATE_RANGE
         if not (math.isfinite(float(self.rate)) and lo <= float(self.rate) <= hi):
             raise ValueError(f"rate must be between {lo} and {hi}")
+        if not 1 <= self.bridge_openai_port <= 65535:
+            raise ValueError("bridge_openai_port must be a port number from 1 to 65535")
+        if not self.bridge_wyoming_uri.startswith(("tcp://", "unix://")):
+            raise ValueError("bridge_wyoming_uri must start with tcp:// (or unix://), e.g. tcp://127.0.0.1:10200")
         if not 0 <= self.sentence_pause_ms <= 5000:
             raise ValueError("sentence_pause_ms must be between 0 and 5000")
         if self.max_chunk_chars < 20:
