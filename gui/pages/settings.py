@@ -58,6 +58,8 @@ LABELS = {
     "prebuffer": "Before playing",
     "sentence_pause_ms": "Pause between sentences",
     "rate": "Speaking rate",
+    "bridge_openai": "OpenAI-compatible endpoint",
+    "bridge_wyoming": "Wyoming server",
 }
 VARIANT_NAMES = {
     "auto": "Automatic (Turbo without a GPU, else Original)",
@@ -191,8 +193,18 @@ class SettingsPage(QWidget):
         hotkey_layout.addRow("", self.hotkey_status)
         hotkey_layout.addRow(hotkey_help)
         self.quick: Any = None
+        # The bridges (daemon settings): the daemon runs them as its children.
+        self.bridge_openai = QCheckBox(objectName="bridgeOpenai")
+        self.bridge_wyoming = QCheckBox(objectName="bridgeWyoming")
+        self._show_bridge_places({})
         desktop_box = QGroupBox("Desktop")
-        QVBoxLayout(desktop_box).addWidget(self.autostart)
+        desktop_layout = QVBoxLayout(desktop_box)
+        desktop_layout.addWidget(self.autostart)
+        bridges_row = QHBoxLayout()  # one row: the page fits the default window without scrolling
+        bridges_row.addWidget(self.bridge_openai)
+        bridges_row.addWidget(self.bridge_wyoming)
+        bridges_row.addStretch(1)
+        desktop_layout.addLayout(bridges_row)
 
         self.apply_button = QPushButton("Apply", default=True)
         self.revert_button = QPushButton("Revert")
@@ -326,6 +338,8 @@ class SettingsPage(QWidget):
             self.volume.setValue(round(100 * float(value)))
         elif key == "rate":
             self.rate.setValue(round(100 * float(value)))
+        elif key in ("bridge_openai", "bridge_wyoming"):
+            getattr(self, key).setChecked(bool(value))
 
     def _show(self, result: dict[str, Any]) -> None:
         s = self.daemon_settings = dict(result.get("settings") or {})
@@ -349,9 +363,29 @@ class SettingsPage(QWidget):
         self.volume.setValue(round(100 * float(s.get("volume", 1.0))))
         self.rate.setValue(round(100 * float(s.get("rate", 1.0))))
         self.rate.setEnabled("rate" in s)  # an older daemon has no rate setting
+        for key in ("bridge_openai", "bridge_wyoming"):
+            box = getattr(self, key)
+            box.setChecked(bool(s.get(key, False)))
+            box.setEnabled(key in s)
+        self._show_bridge_places(s)
         self._update_language()
         self.file_label.setText(f"Saved in {result.get('file', '')}")
         self._show_loaded()
+
+    def _show_bridge_places(self, s: dict[str, Any]) -> None:
+        """The switches' words say where each bridge listens (its address is a daemon setting)."""
+        port = s.get("bridge_openai_port", 8880)
+        uri = s.get("bridge_wyoming_uri", "tcp://127.0.0.1:10200")
+        self.bridge_openai.setText(f"OpenAI speech API on http://127.0.0.1:{port}/v1")
+        self.bridge_openai.setToolTip(
+            "For Open WebUI, SillyTavern and other apps that speak OpenAI's /v1/audio/speech "
+            "(docs/openai.md). The daemon runs it, and restarts it if it stops."
+        )
+        self.bridge_wyoming.setText(f"Home Assistant (Wyoming) on {uri}")
+        self.bridge_wyoming.setToolTip(
+            "Home Assistant's voice pipeline: add the Wyoming integration with this address (docs/wyoming.md). "
+            "The daemon runs it, and restarts it if it stops."
+        )
 
     def _show_loaded(self) -> None:
         s, loaded = self.daemon_settings, self.loaded
@@ -429,6 +463,10 @@ class SettingsPage(QWidget):
             changed["volume"] = self.volume.value() / 100
         if "rate" in self.daemon_settings and self.rate.value() != round(100 * float(self.daemon_settings["rate"])):
             changed["rate"] = self.rate.value() / 100
+        for key in ("bridge_openai", "bridge_wyoming"):
+            on = getattr(self, key).isChecked()
+            if key in self.daemon_settings and on != bool(self.daemon_settings[key]):
+                changed[key] = on
         return changed
 
     def apply(self) -> None:
