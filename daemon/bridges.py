@@ -84,7 +84,8 @@ def bridge_commands(settings: Any, connection: Path) -> dict[str, list[str]]:
         port = str(settings.bridge_openai_port)
         wanted["openai"] = [*base, "openai", "--host", "127.0.0.1", "--port", port, *common]
     if settings.bridge_wyoming:
-        wanted["wyoming"] = [*base, "wyoming", "--uri", settings.bridge_wyoming_uri, *common]
+        zeroconf = ["--zeroconf"] if settings.bridge_wyoming_zeroconf else []
+        wanted["wyoming"] = [*base, "wyoming", "--uri", settings.bridge_wyoming_uri, *zeroconf, *common]
     return wanted
 
 

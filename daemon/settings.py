@@ -91,6 +91,9 @@ class Settings:
     #: daemon's child, listening at ``bridge_wyoming_uri``.
     bridge_wyoming: bool = False
     bridge_wyoming_uri: str = "tcp://127.0.0.1:10200"
+    #: Announce that server over zeroconf so Home Assistant finds it (off: a
+    #: server without a password should be added on purpose); needs a LAN address.
+    bridge_wyoming_zeroconf: bool = False
 
     @staticmethod
     def editable() -> tuple[str, ...]:
@@ -136,6 +139,11 @@ class Settings:
             raise ValueError("bridge_openai_port must be a port number from 1 to 65535")
         if not self.bridge_wyoming_uri.startswith(("tcp://", "unix://")):
             raise ValueError("bridge_wyoming_uri must start with tcp:// (or unix://), e.g. tcp://127.0.0.1:10200")
+        if self.bridge_wyoming_zeroconf and _loopback_uri(self.bridge_wyoming_uri):
+            raise ValueError(
+                "bridge_wyoming_zeroconf needs bridge_wyoming_uri on an address other machines reach "
+                "(e.g. tcp://0.0.0.0:10200), not loopback"
+            )
         if not 0 <= self.sentence_pause_ms <= 5000:
             raise ValueError("sentence_pause_ms must be between 0 and 5000")
         if self.max_chunk_chars < 20:
@@ -145,6 +153,14 @@ class Settings:
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return asdict(self)
+
+
+def _loopback_uri(uri: str) -> bool:
+    """A tcp:// address only this machine reaches (or a unix:// socket): nothing to announce."""
+    from urllib.parse import urlparse
+
+    host = urlparse(uri).hostname or ""
+    return not uri.startswith("tcp://") or host in ("localhost", "::1") or host.startswith("127.")
 
 
 #: Settings fixed for a daemon's run: the command line's, not clients'
