@@ -54,6 +54,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="tcp://127.0.0.1:10200",
         help="where to listen (default tcp://127.0.0.1:10200; tcp://0.0.0.0:10200 for the LAN)",
     )
+    wy.add_argument(
+        "--zeroconf",
+        nargs="?",
+        const="Chatterbox Tray",
+        metavar="NAME",
+        help="announce the server over zeroconf (mDNS) so Home Assistant finds it, as NAME "
+        "(default 'Chatterbox Tray'); needs a LAN address in --uri; off by default",
+    )
 
     for p in (oa, wy):
         p.add_argument("--connection", type=Path, help="the daemon's connection file (default: the usual one)")
@@ -161,13 +169,42 @@ def _run_wyoming(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
 
+    announce_at: tuple[str, int] | None = None
+    if args.zeroconf:
+        from .announce import announced_address
+
+        try:  # before listening: a loopback address cannot be announced
+            announce_at = announced_address(args.uri)
+        except ValueError as exc:
+            print(f"chatterbox-tray serve wyoming: --zeroconf: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    listening: asyncio.Queue[int] = asyncio.Queue()
+
     def started(server: object) -> None:
         sock = getattr(server, "_server", None)
         where = args.uri
         if sock is not None and sock.sockets and args.uri.startswith("tcp://"):
             host, port = sock.sockets[0].getsockname()[:2]
             where = f"tcp://{host}:{port}"
+            listening.put_nowait(port)
         print(f"Wyoming text-to-speech server on {where}", flush=True)
+
+    async def announce(server_task: asyncio.Task) -> None:
+        from .announce import Announcement
+
+        assert announce_at is not None
+        waiting = asyncio.ensure_future(listening.get())
+        await asyncio.wait({waiting, server_task}, return_when=asyncio.FIRST_COMPLETED)
+        if not waiting.done():
+            waiting.cancel()
+            return  # the server ended (could not listen)
+        announcement = Announcement()
+        try:
+            name = await announcement.start(args.zeroconf, announce_at[0], waiting.result())
+            print(f"announced as {name!r} over zeroconf", flush=True)
+            await asyncio.Event().wait()
+        finally:
+            await announcement.close()
 
     async def serve() -> None:
         # SIGTERM cancels the server the asyncio way (a KeyboardInterrupt raised
@@ -176,8 +213,19 @@ def _run_wyoming(args: argparse.Namespace) -> int:
         assert task is not None
         with contextlib.suppress(NotImplementedError):  # Windows' loops have no signal handlers
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-        with contextlib.suppress(asyncio.CancelledError):
-            await run_wyoming(args.uri, DaemonLink(args.connection), started)
+        server = asyncio.ensure_future(run_wyoming(args.uri, DaemonLink(args.connection), started))
+        helper = asyncio.ensure_future(announce(server)) if announce_at is not None else None
+        try:
+            await server
+        except asyncio.CancelledError:
+            server.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await server
+        finally:
+            if helper is not None:
+                helper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await helper
 
     try:
         with contextlib.suppress(KeyboardInterrupt):

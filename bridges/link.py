@@ -46,6 +46,7 @@ def open_synthesis(
     voice: str | None,
     options: dict[str, Any],
     should_stop: Callable[[], bool] = lambda: False,
+    rate: float | None = None,
 ) -> Synthesis:
     """Send ``synthesize`` and wait for ``accepted``; raise ProtocolError on an error reply.
 
@@ -53,8 +54,9 @@ def open_synthesis(
     error in the request (unknown voice, text too long) into its own error
     status before it has sent anything. Iterate the result for the audio;
     leaving early, or ``should_stop`` turning true, cancels the job.
+    ``rate``: the speaking rate (None: the daemon's ``rate`` setting).
     """
-    synthesis = client.synthesize(text, voice=voice, **options)
+    synthesis = client.synthesize(text, voice=voice, rate=rate, **options)
     synthesis.should_stop = should_stop
     return synthesis.accepted()
 

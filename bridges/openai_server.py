@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from chatterbox_tray.ipc.client import Client, DaemonUnavailable
+from chatterbox_tray.ipc.limits import RATE_RANGE
 from chatterbox_tray.ipc.protocol import ProtocolError
 
 from . import audio
@@ -193,8 +194,20 @@ class SpeechRequest:
     voice: str | None
     response_format: str
     stream_format: str
-    speed: float
+    #: OpenAI's ``speed`` as given (None: absent, the daemon's ``rate`` setting applies).
+    speed: float | None
     options: dict[str, Any]
+
+    @property
+    def rate(self) -> float | None:
+        """The daemon's speaking rate for ``speed``: OpenAI's 0.25-4.0 held to the daemon's 0.5-2.0.
+
+        Clamped, not refused: OpenAI accepts the whole range, and a client with
+        a 4x slider should get our fastest speech rather than an error.
+        """
+        if self.speed is None:
+            return None
+        return min(RATE_RANGE[1], max(RATE_RANGE[0], self.speed))
 
 
 def parse_speech(body: dict[str, Any]) -> SpeechRequest:
@@ -217,15 +230,15 @@ def parse_speech(body: dict[str, Any]) -> SpeechRequest:
     stream = body.get("stream_format", "audio")
     if stream not in ("audio", "sse"):
         raise ApiError(400, "'stream_format' must be 'audio' or 'sse'", "invalid_value", "stream_format")
-    speed = body.get("speed", 1.0)
-    if speed is None:
-        speed = 1.0
-    if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not math.isfinite(speed):
-        raise ApiError(400, "'speed' must be a number from 0.25 to 4.0", "invalid_value", "speed")
-    if not SPEED_RANGE[0] <= speed <= SPEED_RANGE[1]:
-        raise ApiError(400, f"'speed' must be from 0.25 to 4.0, not {speed}", "invalid_value", "speed")
+    speed = body.get("speed")
+    if speed is not None:
+        if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not math.isfinite(speed):
+            raise ApiError(400, "'speed' must be a number from 0.25 to 4.0", "invalid_value", "speed")
+        if not SPEED_RANGE[0] <= speed <= SPEED_RANGE[1]:
+            raise ApiError(400, f"'speed' must be from 0.25 to 4.0, not {speed}", "invalid_value", "speed")
+        speed = float(speed)
     options = {k: body[k] for k in PASSTHROUGH_OPTIONS if body.get(k) is not None}
-    return SpeechRequest(text, body.get("model"), voice, fmt, stream, float(speed), options)  # type: ignore[arg-type]
+    return SpeechRequest(text, body.get("model"), voice, fmt, stream, speed, options)  # type: ignore[arg-type]
 
 
 class BridgeServer(ThreadingHTTPServer):
@@ -516,7 +529,7 @@ class Handler(BaseHTTPRequestHandler):
                     voice = resolve_voice(req.voice, client.voices_list(), self.server.voice_table.table())
                 except UnknownVoice as exc:
                     raise ApiError(400, str(exc), "voice_not_found", "voice") from None
-                stream = open_synthesis(client, req.text, voice, req.options)
+                stream = open_synthesis(client, req.text, voice, req.options, rate=req.rate)
             except ProtocolError as exc:
                 raise daemon_error(exc) from None
             except DaemonUnavailable as exc:

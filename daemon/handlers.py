@@ -21,7 +21,7 @@ from dataclasses import replace as dc_replace
 from typing import Any
 
 from chatterbox_tray import __version__
-from chatterbox_tray.ipc.limits import DEFAULT_PRIORITY, OPTION_RANGES, PRIORITIES, VOLUME_RANGE
+from chatterbox_tray.ipc.limits import DEFAULT_PRIORITY, OPTION_RANGES, PRIORITIES, RATE_RANGE, VOLUME_RANGE
 from chatterbox_tray.ipc.limits import PRIORITY_RANK as RANK
 from chatterbox_tray.ipc.protocol import INTERNAL_MESSAGE, OPS, PROTOCOL_VERSION, Args, CodedError, ProtocolError
 
@@ -285,9 +285,12 @@ def _new_job(svc: Service, req: Request, kind: str) -> tuple[Job, bytes | None]:
     if not chunks:
         raise ProtocolError("empty_text", "there is no text to speak")
     options = _options(svc, req.args.dict("options", {}))
+    # The speaking rate: the request's, else the user's default (a setting).
+    rate = req.args.float("rate", None, *RATE_RANGE)
     if svc.state == "failed":
         raise ProtocolError("not_ready", f"the model failed to load: {svc.error} (send retry_load)")
     job = Job(kind, identity=req.identity, req_id=req.req_id, text=text, chunks=chunks, options=options)
+    job.rate = svc.settings.rate if rate is None else rate
     voice_path = req.args.str("voice_path", None)
     if req.args.bool("voice_data", False) or voice_path is not None:
         if voice_path is not None:
@@ -468,6 +471,7 @@ def stats(svc: Service, req: Request) -> dict[str, Any]:
         "uptime_s": round(time.time() - svc.started, 1),
         "recent_jobs": list(svc.jobs.recent)[-10:],
         "last_sleep": svc.model.last_sleep or None,
+        "bridges": svc.bridges.status(),
     }
 
 

@@ -38,6 +38,8 @@ class Job:
     text: str = ""
     chunks: list[Chunk] = field(default_factory=list)
     options: SynthOptions = field(default_factory=SynthOptions)
+    #: Speaking rate (1.0: as the model made it); applied to the audio, not the model.
+    rate: float = 1.0
     #: The voice: its library name (for events), clip bytes and their sha256.
     voice_name: str | None = None
     clip: bytes | None = None

@@ -29,6 +29,7 @@ from typing import Any
 from chatterbox_tray.ipc import endpoints
 from chatterbox_tray.ipc.protocol import ProtocolError
 
+from .bridges import BridgeSupervisor
 from .condcache import CacheKey, ConditionalsCache
 from .coordinator import Coordinator, Outbox
 from .engine import Engine
@@ -89,6 +90,7 @@ class Service:
         self.worker = Worker(self)
         #: When something last needed the model (monotonic): the idle clock.
         self.last_busy = time.monotonic()
+        self.bridges = BridgeSupervisor(endpoints.connection_file())
 
     # -- the model, as handlers see it ----------------------------------------------
 
@@ -118,6 +120,7 @@ class Service:
         """Begin loading the model and start the worker."""
         self.worker.start()
         self.model.load()
+        self.bridges.apply(self.settings)
 
     def apply_settings(self, new: Settings) -> None:
         """Take new settings: cache budgets and playback at once, the model at ``reload``."""
@@ -126,9 +129,11 @@ class Service:
         self.player.set_output(new.output_device, new.volume)
         self.player.prebuffer = new.prebuffer
         self.player.pause_s = new.sentence_pause_ms / 1000
+        self.bridges.apply(new)
 
     def stop(self) -> None:
-        """Cancel everything and let the worker end."""
+        """Cancel everything and let the worker end; stop the bridges."""
+        self.bridges.close()
         self.jobs.shutdown()
         self.model.release()  # wake a worker waiting for the model
         self.worker.join(timeout=10)

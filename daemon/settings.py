@@ -15,7 +15,7 @@ from typing import Any
 
 from chatterbox_tray.ipc import endpoints
 from chatterbox_tray.ipc.atomic import write_atomic
-from chatterbox_tray.ipc.limits import DEFAULT_MAX_TEXT_CHARS
+from chatterbox_tray.ipc.limits import DEFAULT_MAX_TEXT_CHARS, RATE_RANGE
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,20 @@ class Settings:
     #: its memory (GPU memory above all) back; the next request loads it again
     #: and the voices stay cached. 0 keeps it loaded for ever. Fractions work.
     unload_after_idle_minutes: float = 30.0
+    #: Speaking rate for requests that give none (``speak``, ``synthesize``'s
+    #: ``rate``): 0.5 to 2.0, by time-stretching (daemon/stretch.py).
+    rate: float = 1.0
+    #: Run the OpenAI-compatible endpoint (``chatterbox-tray serve openai``) as
+    #: the daemon's child, on 127.0.0.1 at ``bridge_openai_port`` (daemon/bridges.py).
+    bridge_openai: bool = False
+    bridge_openai_port: int = 8880
+    #: Run the Wyoming server (``chatterbox-tray serve wyoming``) as the
+    #: daemon's child, listening at ``bridge_wyoming_uri``.
+    bridge_wyoming: bool = False
+    bridge_wyoming_uri: str = "tcp://127.0.0.1:10200"
+    #: Announce that server over zeroconf so Home Assistant finds it (off: a
+    #: server without a password should be added on purpose); needs a LAN address.
+    bridge_wyoming_zeroconf: bool = False
 
     @staticmethod
     def editable() -> tuple[str, ...]:
@@ -122,6 +136,18 @@ class Settings:
             raise ValueError("volume must be a finite number between 0 and 1")
         if not 0.0 <= float(self.volume) <= 1.0:
             raise ValueError("volume must be between 0 and 1")
+        lo, hi = RATE_RANGE
+        if not (math.isfinite(float(self.rate)) and lo <= float(self.rate) <= hi):
+            raise ValueError(f"rate must be between {lo} and {hi}")
+        if not 1 <= self.bridge_openai_port <= 65535:
+            raise ValueError("bridge_openai_port must be a port number from 1 to 65535")
+        if not self.bridge_wyoming_uri.startswith(("tcp://", "unix://")):
+            raise ValueError("bridge_wyoming_uri must start with tcp:// (or unix://), e.g. tcp://127.0.0.1:10200")
+        if self.bridge_wyoming_zeroconf and _loopback_uri(self.bridge_wyoming_uri):
+            raise ValueError(
+                "bridge_wyoming_zeroconf needs bridge_wyoming_uri on an address other machines reach "
+                "(e.g. tcp://0.0.0.0:10200), not loopback"
+            )
         if not 0 <= self.sentence_pause_ms <= 5000:
             raise ValueError("sentence_pause_ms must be between 0 and 5000")
         if not math.isfinite(float(self.unload_after_idle_minutes)) or self.unload_after_idle_minutes < 0:
@@ -133,6 +159,14 @@ class Settings:
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return asdict(self)
+
+
+def _loopback_uri(uri: str) -> bool:
+    """A tcp:// address only this machine reaches (or a unix:// socket): nothing to announce."""
+    from urllib.parse import urlparse
+
+    host = urlparse(uri).hostname or ""
+    return not uri.startswith("tcp://") or host in ("localhost", "::1") or host.startswith("127.")
 
 
 #: Settings fixed for a daemon's run: the command line's, not clients'

@@ -16,15 +16,16 @@ import traceback
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from chatterbox_tray.ipc.protocol import INTERNAL_MESSAGE, CodedError, ProtocolError
 
 from .engine import Cancelled, GenResult
 from .jobs import Job
+from .stretch import Stretcher
 from .text import Chunk, token_budget
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from .service import Service
 
 log = logging.getLogger(__name__)
@@ -119,14 +120,29 @@ class Worker:
             # A streaming engine hands over a sentence in pieces as it makes them:
             # each goes on at once, so sound starts before the sentence is done.
             pieces = engine.generate_stream(chunk.text, conds, options, budget, job.cancel)
-            for piece_no, result in enumerate(pieces):
-                samples = result.samples.astype("<f4", copy=False)
+            # The speaking rate stretches each piece as it comes (one stream per
+            # sentence), so a faster or slower voice starts as soon as at 1.0.
+            stretcher = Stretcher(job.rate, engine.sample_rate) if job.rate != 1.0 else None
+            piece_no, held_tokens = 0, 0
+            for result in pieces:
                 tally["t3"] += result.t3_seconds
                 tally["s3"] += result.s3gen_seconds
                 tally["tokens"] += result.tokens
+                samples = result.samples
+                if stretcher is not None:
+                    samples = stretcher.push(samples)
+                    if result.final:
+                        samples = np.concatenate([samples, stretcher.flush()])
+                    elif not len(samples):
+                        held_tokens += result.tokens  # held back (tens of ms): it comes with the next piece
+                        continue
+                    result = replace(result, tokens=result.tokens + held_tokens)
+                    held_tokens = 0
+                samples = samples.astype("<f4", copy=False)
                 tally["audio"] += len(samples) / engine.sample_rate
                 now = time.perf_counter()
                 self._deliver(job, index, chunk, samples, result, budget, now - made, piece_no)
+                piece_no += 1
                 made = now
                 if tally["first_chunk"] is None:
                     tally["first_chunk"] = now - job.created
@@ -199,4 +215,5 @@ class Worker:
             "audio_s": round(audio, 4),
             "rtf": round(tally["busy"] / audio, 4) if audio else None,
             "time_to_first_chunk_s": round(tally["first_chunk"] or 0.0, 4),
+            "rate": job.rate,
         }

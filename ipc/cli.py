@@ -18,7 +18,7 @@ from . import audiofile, quick, speechd
 from . import requests as rq
 from .client import Client, DaemonUnavailable, connect
 from .formatting import human_bytes
-from .limits import CLIP_MAX_SECONDS, CLIP_MIN_SECONDS, DEFAULT_PRIORITY, OPTION_RANGES, PRIORITIES
+from .limits import CLIP_MAX_SECONDS, CLIP_MIN_SECONDS, DEFAULT_PRIORITY, OPTION_RANGES, PRIORITIES, RATE_RANGE
 from .protocol import ProtocolError
 from .speaking import speak_and_wait
 
@@ -148,6 +148,18 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _rate(value: str) -> float:
+    """``--rate``: a number within RATE_RANGE, refused here in plain words rather than by the daemon."""
+    lo, hi = RATE_RANGE
+    try:
+        rate = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not lo <= rate <= hi:  # NaN too
+        raise argparse.ArgumentTypeError(f"the rate must be between {lo:g} and {hi:g} (1 is normal speed), not {value}")
+    return rate
+
+
 def cmd_say(client: Client, args: argparse.Namespace) -> int:
     text = _read_text(args)
     if args.output is None and not args.raw:
@@ -161,7 +173,7 @@ def cmd_say(client: Client, args: argparse.Namespace) -> int:
         except audiofile.AudioFileError as exc:
             print(f"chatterbox-tray say: {exc}", file=sys.stderr)
             return EXIT_ERROR
-    synthesis = client.synthesize(text, voice=args.voice, voice_path=args.voice_file, **_options(args))
+    synthesis = client.synthesize(text, voice=args.voice, voice_path=args.voice_file, rate=args.rate, **_options(args))
     sink: Any = None
     try:
         for chunk in synthesis:
@@ -212,7 +224,12 @@ def _waiting_line(client: Client) -> str:
 def _speak(client: Client, args: argparse.Namespace, text: str) -> int:
     """Play on the daemon's speaker; wait for the end unless --no-wait. Ctrl-C stops the job."""
     request = rq.speak(
-        text, voice=args.voice, voice_path=args.voice_file, priority=args.priority, options=_options(args)
+        text,
+        voice=args.voice,
+        voice_path=args.voice_file,
+        priority=args.priority,
+        options=_options(args),
+        rate=args.rate,
     )
     if not args.no_wait and not args.json and sys.stderr.isatty():
         print(_waiting_line(client), file=sys.stderr)  # else 20 s of silence on a CPU
@@ -471,6 +488,12 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         lo, hi, default = OPTION_RANGES[option]
         say.add_argument(flag, type=float, help=f"{what}, {lo:g}-{hi:g} (default {default:g})")
+    say.add_argument(
+        "-r",
+        "--rate",
+        type=_rate,
+        help=f"speaking rate, {RATE_RANGE[0]:g}-{RATE_RANGE[1]:g} (2 = twice as fast; default: the daemon's setting)",
+    )
     say.add_argument("--seed", type=int, help="seed for repeatable output")
     say.add_argument("--language", help="language id for the multilingual model (e.g. fr)")
     say.add_argument("--verbose", action="store_true", help="print each sentence and the timings")

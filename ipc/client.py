@@ -319,16 +319,20 @@ class Client:
         voice: str | None = None,
         voice_path: str | os.PathLike | None = None,
         voice_data: bytes | None = None,
+        rate: float | None = None,
         **options: Any,
     ) -> Synthesis:
         """Start synthesis; iterate the result for chunks as they are made.
 
         ``voice`` names a library voice; ``voice_path`` a clip on disk the
         daemon reads; ``voice_data`` clip bytes sent with the request. With none
-        of them the default voice is used. ``options``: exaggeration,
-        cfg_weight, temperature, seed, language.
+        of them the default voice is used. ``rate``: speaking rate, 0.5-2.0
+        (None: the daemon's setting). ``options``: exaggeration, cfg_weight,
+        temperature, seed, language.
         """
-        request = rq.synthesize(text, voice=voice, voice_path=voice_path, voice_data=voice_data, options=options)
+        request = rq.synthesize(
+            text, voice=voice, voice_path=voice_path, voice_data=voice_data, options=options, rate=rate
+        )
         return Synthesis(self, self.submit(request))
 
     def cancel(self, job: str) -> dict[str, Any]:
@@ -346,6 +350,7 @@ class Client:
         voice_data: bytes | None = None,
         priority: str = "text",
         volume: float | None = None,
+        rate: float | None = None,
         **options: Any,
     ) -> dict[str, Any]:
         """Queue text on the daemon's speaker; returns ``{job, dropped, position, ...}`` at once.
@@ -361,6 +366,7 @@ class Client:
             priority=priority,
             volume=volume,
             options=options,
+            rate=rate,
         )
         return self.request(request)
 

@@ -20,6 +20,7 @@ __all__ = [
     "OPTION_RANGES",
     "PRIORITIES",
     "PRIORITY_RANK",
+    "RATE_RANGE",
     "VOICE_NAME_MAX_LENGTH",
     "VOLUME_RANGE",
 ]
@@ -42,6 +43,11 @@ OPTION_RANGES: dict[str, tuple[float, float, float]] = {
 
 #: Playback volume: (min, max).
 VOLUME_RANGE: tuple[float, float] = (0.0, 1.0)
+
+#: Speaking rate, a factor on speed (2.0: twice as fast): (min, max). Speech
+#: stays clear across this span with WSOLA (daemon/stretch.py); beyond it,
+#: frames repeat or drop whole phones.
+RATE_RANGE: tuple[float, float] = (0.5, 2.0)
 
 CLIP_MIN_SECONDS = 5.0
 """A voice clip must be longer than this.

@@ -161,15 +161,18 @@ def synthesize(
     voice_path: str | os.PathLike | None = None,
     voice_data: bytes | None = None,
     options: Mapping[str, Any] | None = None,
+    rate: float | None = None,
 ) -> Request:
     """Make audio and stream it back as chunks.
 
     ``voice`` names a library voice; ``voice_path`` a clip on disk the daemon
     reads; ``voice_data`` clip bytes sent with the request. With none of them
     the default voice is used. ``options``: exaggeration, cfg_weight,
-    temperature, seed, language.
+    temperature, seed, language. ``rate`` (0.5-2.0): speaking rate; None
+    leaves it to the daemon's ``rate`` setting.
     """
-    return _text_request("synthesize", text, voice, voice_path, voice_data, options)
+    extra = {} if rate is None else {"rate": rate}
+    return _text_request("synthesize", text, voice, voice_path, voice_data, options, **extra)
 
 
 def speak(
@@ -181,15 +184,19 @@ def speak(
     priority: str = "text",
     volume: float | None = None,
     options: Mapping[str, Any] | None = None,
+    rate: float | None = None,
 ) -> Request:
     """Queue text on the daemon's speaker.
 
     ``priority``: "urgent", "quick", "text" or "notification"
-    (docs/protocol.md). ``volume`` (0-1) scales this job only.
+    (docs/protocol.md). ``volume`` (0-1) scales this job only. ``rate``
+    (0.5-2.0): speaking rate; None leaves it to the daemon's ``rate`` setting.
     """
     extra: dict[str, Any] = {"priority": priority}
     if volume is not None:
         extra["volume"] = volume
+    if rate is not None:
+        extra["rate"] = rate
     return _text_request("speak", text, voice, voice_path, voice_data, options, **extra)
 
 

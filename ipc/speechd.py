@@ -26,7 +26,11 @@ what each choice below is for (docs/speech-dispatcher.md has the long form):
   ``$VOICE`` is one of our own names (sanitised here) or our default; but
   ``$LANGUAGE`` is substituted verbatim when the client's language is not in
   the table, so it never appears in our command (it would be a shell
-  injection). Only ``$VOLUME`` (a number) and ``$VOICE`` are used.
+  injection). Only ``$VOLUME``, ``$RATE`` (numbers) and ``$VOICE`` are used.
+* Rate. ``$RATE`` is ``rate * GenericRateMultiply + GenericRateAdd``, printed
+  with ``%.2f`` (a decimal comma in some locales) unless
+  ``GenericRateForceInteger`` is on: so it is forced to an integer, speechd's
+  own -100..100, and ``rate_factor`` maps it to the daemon's 0.5..2.0.
 * Text. The module strips SSML (and decodes entities) before the command; a
   message whose language has no ``GenericLanguage`` entry is recoded to
   ISO-8859-1, so every ISO 639-1 code is declared UTF-8 and the command also
@@ -186,7 +190,10 @@ def render(
     prefix = " ".join(shlex.quote(a) for a in argv)
     vm = VoiceMap.build(voices)
     lang = re.sub(r"[^a-z-]", "", language.lower()) or "en"
-    synth = f"printf %s '$DATA' | {prefix} speechd speak --voice '$VOICE' --volume $VOLUME --priority {priority}"
+    synth = (
+        f"printf %s '$DATA' | {prefix} speechd speak --voice '$VOICE' --volume $VOLUME --rate $RATE"
+        f" --priority {priority}"
+    )
     lines = [
         "# Speech Dispatcher output module for Chatterbox Tray (sd_generic).",
         "# Written by `chatterbox-tray speechd install`; run it again after adding or",
@@ -196,7 +203,7 @@ def render(
         "",
         "# The message goes to the daemon on stdin; the command waits until it has been",
         "# spoken. Speech Dispatcher stops it with SIGKILL; the daemon then stops the job.",
-        "# Rate, pitch, punctuation and language are not passed on (see the docs).",
+        "# Pitch, punctuation and language are not passed on (see the docs).",
         f'GenericExecuteSynth "{_dotconf(synth)}"',
         f'GenericCmdDependency "{_dotconf(shlex.quote(argv[0]))}"',
         "",
@@ -208,6 +215,9 @@ def render(
         "",
         "# speechd volume -100..100 is passed as is; the command maps it to 0..1.",
         "GenericVolumeForceInteger 1",
+        "# speechd rate -100..100 is passed as is; the command maps it to 0.5x..2x",
+        "# (0: the daemon's own rate setting).",
+        "GenericRateForceInteger 1",
         "",
         "# Every language as UTF-8, so that text is never recoded to ISO-8859-1.",
         *(f'GenericLanguage "{code}" "{code}" "utf-8"' for code in ISO_639_1),
@@ -441,6 +451,22 @@ def volume_gain(value: str | None) -> float:
     return min(1.0, max(0.0, (v + 100.0) / 200.0))
 
 
+def rate_factor(value: str | None) -> float | None:
+    """speechd's rate (-100..100) as the daemon's speaking rate: 2 ** (rate / 100), 0.5x to 2x.
+
+    0 (speechd's ``DefaultRate``, and what a client that never set a rate
+    sends) gives None: the daemon's own ``rate`` setting applies, so a user's
+    default set in the tray app is not overridden by speechd's neutral value.
+    """
+    try:
+        v = float(value) if value is not None else 0.0
+    except ValueError:
+        return None
+    if v != v or v == 0:  # NaN, or neutral
+        return None
+    return 2.0 ** (min(100.0, max(-100.0, v)) / 100.0)
+
+
 def speak(client: Any, args: argparse.Namespace) -> int:
     """``speechd speak``: say stdin through the daemon and wait; a vanished caller stops the job."""
     from . import requests as rq
@@ -460,7 +486,9 @@ def speak(client: Any, args: argparse.Namespace) -> int:
     voice = resolve_voice(args.voice or "", names)
     if args.voice and voice is None and args.voice.strip().lower() not in (DEFAULT_TOKEN, "no_voice"):
         print(f"chatterbox-tray speechd: no voice {args.voice!r}; using the default", file=sys.stderr)
-    request = rq.speak(text, voice=voice, priority=args.priority, volume=volume_gain(args.volume))
+    request = rq.speak(
+        text, voice=voice, priority=args.priority, volume=volume_gain(args.volume), rate=rate_factor(args.rate)
+    )
     try:
         spoken = speak_and_wait(client, request, stop_on_disconnect=True)
     except ProtocolError as exc:
@@ -559,5 +587,6 @@ def add_parser(sub: Any) -> None:
     sp = ssub.add_parser("speak", help="(run by Speech Dispatcher) speak stdin and wait for the end")
     sp.add_argument("--voice", default="", help="speechd voice name ($VOICE)")
     sp.add_argument("--volume", default=None, help="speechd volume, -100 to 100 ($VOLUME)")
+    sp.add_argument("--rate", default=None, help="speechd rate, -100 to 100 ($RATE); 0: the daemon's setting")
     sp.add_argument("--priority", choices=PRIORITIES, default=DEFAULT_PRIORITY)
     sd.set_defaults(func=cmd_speechd)

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from chatterbox_tray.ipc import requests as rq
+from chatterbox_tray.ipc.limits import RATE_RANGE
 
 from .. import autostart
 from ..state import AppState
@@ -57,6 +58,9 @@ LABELS = {
     "prebuffer": "Before playing",
     "sentence_pause_ms": "Pause between sentences",
     "unload_after_idle_minutes": "Unload the model when idle",
+    "rate": "Speaking rate",
+    "bridge_openai": "OpenAI-compatible endpoint",
+    "bridge_wyoming": "Wyoming server",
 }
 VARIANT_NAMES = {
     "auto": "Automatic (Turbo without a GPU, else Original)",
@@ -109,14 +113,19 @@ class SettingsPage(QWidget):
         form.addRow("Weights", self.source_hub)
         form.addRow("", self.source_local)
         form.addRow("", local_row)
-        form.addRow("Device", self.device)
         form.addRow("Language", self.language)
         self.idle_minutes = QSpinBox(maximum=24 * 60, suffix=" min idle", singleStep=5, specialValueText="Never")
         self.idle_minutes.setToolTip(
             "Give the model's memory back after this long with nothing to say; "
             "the next request loads it again (voices stay cached)"
         )
-        form.addRow("Unload the model after", self.idle_minutes)
+        # One row for both: the page must fit the default window without scrolling.
+        device_row = QHBoxLayout()
+        device_row.addWidget(self.device, 1)
+        device_row.addSpacing(12)
+        device_row.addWidget(QLabel("Unload after"))
+        device_row.addWidget(self.idle_minutes)
+        form.addRow("Device", device_row)
         reload_row = QHBoxLayout()
         reload_row.addWidget(self.loaded_label, 1)
         reload_row.addWidget(self.reload_button)
@@ -140,6 +149,20 @@ class SettingsPage(QWidget):
         self.prebuffer.addItem("Adaptive: wait until playback will not stall", "adaptive")
         self.prebuffer.addItem("Off: start with the first sentence", "off")
         self.pause_ms = QSpinBox(maximum=5000, suffix=" ms", singleStep=50)
+        # In hundredths (50..200): the daemon's ``rate``, the default of every request that gives none.
+        self.rate = QSlider(
+            Qt.Orientation.Horizontal, minimum=round(RATE_RANGE[0] * 100), maximum=round(RATE_RANGE[1] * 100)
+        )
+        self.rate.setObjectName("rateSetting")
+        self.rate.setSingleStep(5)
+        self.rate.setPageStep(25)
+        self.rate.setValue(100)
+        self.rate_label = QLabel("1.00×", minimumWidth=44)
+        self.rate.valueChanged.connect(lambda v: self.rate_label.setText(f"{v / 100:.2f}×"))
+        self.rate.setToolTip(
+            "How fast speech is spoken when the request does not say (the Speak page, the hotkey, "
+            "Speech Dispatcher at its normal rate, scripts): the audio is time-stretched, the pitch stays"
+        )
         volume_row = QHBoxLayout()
         volume_row.addWidget(self.volume, 1)
         volume_row.addWidget(self.volume_label)
@@ -149,6 +172,10 @@ class SettingsPage(QWidget):
         output_form.addRow("Volume", volume_row)
         output_form.addRow("Before playing", self.prebuffer)
         output_form.addRow("Pause between sentences", self.pause_ms)
+        rate_row = QHBoxLayout()
+        rate_row.addWidget(self.rate, 1)
+        rate_row.addWidget(self.rate_label)
+        output_form.addRow("Speaking rate", rate_row)
 
         # the app's own
         self.autostart = QCheckBox("Start Chatterbox Tray when I log in")
@@ -178,8 +205,18 @@ class SettingsPage(QWidget):
         hotkey_layout.addRow("", self.hotkey_status)
         hotkey_layout.addRow(hotkey_help)
         self.quick: Any = None
+        # The bridges (daemon settings): the daemon runs them as its children.
+        self.bridge_openai = QCheckBox(objectName="bridgeOpenai")
+        self.bridge_wyoming = QCheckBox(objectName="bridgeWyoming")
+        self._show_bridge_places({})
         desktop_box = QGroupBox("Desktop")
-        QVBoxLayout(desktop_box).addWidget(self.autostart)
+        desktop_layout = QVBoxLayout(desktop_box)
+        desktop_layout.addWidget(self.autostart)
+        bridges_row = QHBoxLayout()  # one row: the page fits the default window without scrolling
+        bridges_row.addWidget(self.bridge_openai)
+        bridges_row.addWidget(self.bridge_wyoming)
+        bridges_row.addStretch(1)
+        desktop_layout.addLayout(bridges_row)
 
         self.apply_button = QPushButton("Apply", default=True)
         self.revert_button = QPushButton("Revert")
@@ -224,6 +261,7 @@ class SettingsPage(QWidget):
             self.prebuffer,
             self.pause_ms,
             self.idle_minutes,
+            self.rate,
         )
 
         state.reconnected.connect(self.refresh)
@@ -316,6 +354,10 @@ class SettingsPage(QWidget):
             self.language.setCurrentText(str(value))
         elif key == "volume":
             self.volume.setValue(round(100 * float(value)))
+        elif key == "rate":
+            self.rate.setValue(round(100 * float(value)))
+        elif key in ("bridge_openai", "bridge_wyoming"):
+            getattr(self, key).setChecked(bool(value))
 
     def _show(self, result: dict[str, Any]) -> None:
         s = self.daemon_settings = dict(result.get("settings") or {})
@@ -338,9 +380,31 @@ class SettingsPage(QWidget):
         self.pause_ms.setValue(int(s.get("sentence_pause_ms", 250)))
         self.idle_minutes.setValue(_whole_minutes(s.get("unload_after_idle_minutes", 30)))
         self.volume.setValue(round(100 * float(s.get("volume", 1.0))))
+        self.rate.setValue(round(100 * float(s.get("rate", 1.0))))
+        self.rate.setEnabled("rate" in s)  # an older daemon has no rate setting
+        for key in ("bridge_openai", "bridge_wyoming"):
+            box = getattr(self, key)
+            box.setChecked(bool(s.get(key, False)))
+            box.setEnabled(key in s)
+        self._show_bridge_places(s)
         self._update_language()
         self.file_label.setText(f"Saved in {result.get('file', '')}")
         self._show_loaded()
+
+    def _show_bridge_places(self, s: dict[str, Any]) -> None:
+        """The switches' words say where each bridge listens (its address is a daemon setting)."""
+        port = s.get("bridge_openai_port", 8880)
+        uri = s.get("bridge_wyoming_uri", "tcp://127.0.0.1:10200")
+        self.bridge_openai.setText(f"OpenAI speech API on http://127.0.0.1:{port}/v1")
+        self.bridge_openai.setToolTip(
+            "For Open WebUI, SillyTavern and other apps that speak OpenAI's /v1/audio/speech "
+            "(docs/openai.md). The daemon runs it, and restarts it if it stops."
+        )
+        self.bridge_wyoming.setText(f"Home Assistant (Wyoming) on {uri}")
+        self.bridge_wyoming.setToolTip(
+            "Home Assistant's voice pipeline: add the Wyoming integration with this address (docs/wyoming.md). "
+            "The daemon runs it, and restarts it if it stops."
+        )
 
     def _show_loaded(self) -> None:
         s, loaded = self.daemon_settings, self.loaded
@@ -421,6 +485,12 @@ class SettingsPage(QWidget):
         # Minutes are whole on this page; a fraction set elsewhere stays unless edited here.
         if self.idle_minutes.value() != _whole_minutes(self.daemon_settings.get("unload_after_idle_minutes", 30)):
             changed["unload_after_idle_minutes"] = self.idle_minutes.value()
+        if "rate" in self.daemon_settings and self.rate.value() != round(100 * float(self.daemon_settings["rate"])):
+            changed["rate"] = self.rate.value() / 100
+        for key in ("bridge_openai", "bridge_wyoming"):
+            on = getattr(self, key).isChecked()
+            if key in self.daemon_settings and on != bool(self.daemon_settings[key]):
+                changed[key] = on
         return changed
 
     def apply(self) -> None:
@@ -543,6 +613,8 @@ def _shown(key: str, value: Any) -> str:
     """A setting's value as the page shows it (banners)."""
     if key == "volume":
         return f"{round(100 * float(value or 0))} %"
+    if key == "rate":
+        return f"{float(value or 1):.2f}×"
     if key == "output_device":
         return str(value) or "system default"
     if key == "checkpoint":

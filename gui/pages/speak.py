@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from chatterbox_tray.ipc import audiofile
 from chatterbox_tray.ipc import requests as rq
-from chatterbox_tray.ipc.limits import OPTION_RANGES
+from chatterbox_tray.ipc.limits import OPTION_RANGES, RATE_RANGE
 from chatterbox_tray.ipc.requests import Request
 
 from ..connection import FAILED
@@ -40,6 +40,9 @@ OPTIONS = {
     "cfg_weight": ("Pace (CFG)", "Guidance weight: lower gives slower, more deliberate speech."),
     "temperature": ("Temperature", "Randomness of the delivery: lower is steadier."),
 }
+#: The speaking rate's slider: not a model option (the daemon stretches the audio), so
+#: always there; its default is the daemon's ``rate`` setting (Settings page).
+RATE_SPEC = ("Speed", "Speaking rate: 2.00 is twice as fast, 0.50 half as fast; the pitch stays.")
 STEPS = 100  # slider steps per unit
 SAVE_FILTERS = audiofile.dialog_filters()
 
@@ -52,11 +55,17 @@ def utf16_offset(text: str, index: int) -> int:
 class OptionSlider(QWidget):
     """A labelled slider for one generation option, in the units the daemon takes."""
 
-    def __init__(self, name: str, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        parent: QWidget | None = None,
+        spec: tuple[str, str] | None = None,
+        limits: tuple[float, float, float] | None = None,
+    ) -> None:
         super().__init__(parent)
         self.name = name
-        title, self.help = OPTIONS.get(name, (name, ""))
-        lo, hi, default = OPTION_RANGES.get(name, (0.0, 1.0, 0.5))
+        title, self.help = spec or OPTIONS.get(name, (name, ""))
+        lo, hi, default = limits or OPTION_RANGES.get(name, (0.0, 1.0, 0.5))
         self.title = title
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -119,6 +128,8 @@ class SpeakPage(QWidget):
         self.language = QComboBox()
         self.language.setToolTip("Language (multilingual model)")
         self.sliders = {name: OptionSlider(name) for name in OPTIONS}
+        self.rate = OptionSlider("rate", spec=RATE_SPEC, limits=(*RATE_RANGE, 1.0))
+        self.rate.setObjectName("rateSlider")
         self.seed = QSpinBox(minimum=-1, maximum=2_147_483_647, value=-1, specialValueText="Random")
         self.seed.setToolTip("The same seed, text and voice give the same take")
         defaults = QPushButton("Defaults", toolTip="Put every option back to the model's default")
@@ -134,6 +145,8 @@ class SpeakPage(QWidget):
             label = QLabel(slider.title)
             self.option_labels[name] = label
             form.addRow(label, slider)
+        rate_label = QLabel(self.rate.title, toolTip=self.rate.help)
+        form.addRow(rate_label, self.rate)
         seed_row = QHBoxLayout()
         seed_row.addWidget(self.seed, 1)
         seed_row.addWidget(defaults)
@@ -169,7 +182,12 @@ class SpeakPage(QWidget):
         layout.addWidget(options)
 
         wheel_only_when_focused(
-            self, self.voice, self.language, self.seed, *(slider.slider for slider in self.sliders.values())
+            self,
+            self.voice,
+            self.language,
+            self.seed,
+            self.rate.slider,
+            *(slider.slider for slider in self.sliders.values()),
         )
 
         state.voices_changed.connect(self._fill_voices)
@@ -177,6 +195,8 @@ class SpeakPage(QWidget):
         state.job_event.connect(self._on_job_event)
         state.jobs_lost.connect(self._jobs_lost)
         state.changed.connect(self._update_buttons)
+        state.reconnected.connect(self._read_rate_setting)
+        state.settings_event.connect(self._rate_setting_changed)
         self._fill_voices()
         self._apply_capabilities(state.hello)
         self._update_buttons()
@@ -195,11 +215,19 @@ class SpeakPage(QWidget):
 
     def speak_request(self) -> Request:
         """The ``speak`` request for what is on the page now (it replaces earlier quick speech)."""
-        return rq.speak(self.text.toPlainText(), voice=self._voice_name(), priority="quick", options=self.options())
+        return rq.speak(
+            self.text.toPlainText(),
+            voice=self._voice_name(),
+            priority="quick",
+            options=self.options(),
+            rate=self.rate.value(),
+        )
 
     def synthesize_request(self) -> Request:
         """The ``synthesize`` request (Save as…) for what is on the page now."""
-        return rq.synthesize(self.text.toPlainText(), voice=self._voice_name(), options=self.options())
+        return rq.synthesize(
+            self.text.toPlainText(), voice=self._voice_name(), options=self.options(), rate=self.rate.value()
+        )
 
     def _voice_name(self) -> str | None:
         return self.voice.currentData() or None
@@ -236,9 +264,28 @@ class SpeakPage(QWidget):
 
     def reset_options(self) -> None:
         """Every option back to its default."""
-        for slider in self.sliders.values():
+        for slider in (*self.sliders.values(), self.rate):
             slider.set_value(slider.default)
         self.seed.setValue(-1)
+
+    # -- the speaking rate's default: the daemon's setting -------------------------------
+
+    def _read_rate_setting(self) -> None:
+        self.state.send(rq.settings_get(), on_result=self._rate_setting_changed, on_error=lambda c, m: None)
+
+    def _rate_setting_changed(self, data: dict[str, Any]) -> None:
+        """A ``settings.get`` result or ``settings`` event: take its ``rate`` as the slider's default.
+
+        The slider follows the new default unless the user has moved it away
+        from the old one (their choice for this page stays).
+        """
+        rate = (data.get("settings") or {}).get("rate")
+        if not isinstance(rate, (int, float)) or isinstance(rate, bool):
+            return  # an older daemon: no rate setting
+        untouched = abs(self.rate.value() - self.rate.default) < 0.5 / STEPS
+        self.rate.default = float(rate)
+        if untouched:
+            self.rate.set_value(float(rate))
 
     def save_as(self) -> None:
         """Ask for a file, then synthesize into it (streamed; Stop cancels)."""

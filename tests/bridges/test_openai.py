@@ -38,10 +38,10 @@ def api(bridge: RunningBridge, key: str = "not-needed") -> openai.OpenAI:
     return openai.OpenAI(base_url=bridge.url, api_key=key, max_retries=0, timeout=60)
 
 
-def direct(lib: Library, text: str, voice: str, seed: int = 7) -> np.ndarray:
+def direct(lib: Library, text: str, voice: str, seed: int = 7, speaking_rate: float | None = None) -> np.ndarray:
     """What a plain ZeroMQ client gets: float32 samples."""
     with lib.daemon.client() as client:
-        audio, rate = client.synthesize(text, voice=voice, seed=seed).collect()
+        audio, rate = client.synthesize(text, voice=voice, seed=seed, rate=speaking_rate).collect()
     assert rate == 24_000
     return audio
 
@@ -180,12 +180,33 @@ def test_speed_outside_openais_range_is_400(bridge: RunningBridge, speed) -> Non
     assert info.value.body["param"] == "speed"
 
 
-def test_speed_in_range_is_accepted(bridge: RunningBridge, lib: Library) -> None:
+@pytest.mark.parametrize(("speed", "rate"), [(2.0, 2.0), (0.5, 0.5), (1.5, 1.5), (0.25, 0.5), (4.0, 2.0)])
+def test_speed_is_the_daemons_rate_held_to_its_range(
+    bridge: RunningBridge, lib: Library, speed: float, rate: float
+) -> None:
     reply = api(bridge).audio.speech.create(
-        model="tts-1", voice="alloy", input=TEXT, response_format="pcm", speed=0.25, extra_body={"seed": 7}
+        model="tts-1", voice="alloy", input=TEXT, response_format="pcm", speed=speed, extra_body={"seed": 7}
     )
-    # Accepted but not applied yet (docs/openai.md): the audio is the 1.0x audio.
-    assert reply.content == to_int16(direct(lib, TEXT, lib.default))
+    got = np.frombuffer(reply.content, dtype="<i2")
+    assert same(got, pcm16(direct(lib, TEXT, lib.default, speaking_rate=rate)))
+    normal = direct(lib, TEXT, lib.default)
+    assert len(got) / len(normal) == pytest.approx(1 / rate, rel=0.05)
+
+
+def test_no_speed_leaves_the_rate_to_the_daemons_setting(bridge: RunningBridge, lib: Library) -> None:
+    with lib.daemon.client() as client:
+        client.settings_set(rate=1.25)
+        try:
+            reply = api(bridge).audio.speech.create(
+                model="tts-1", voice="alloy", input=TEXT, response_format="pcm", extra_body={"seed": 7}
+            )
+            one = api(bridge).audio.speech.create(
+                model="tts-1", voice="alloy", input=TEXT, response_format="pcm", speed=1.0, extra_body={"seed": 7}
+            )
+        finally:
+            client.settings_set(rate=1.0)
+    assert same(np.frombuffer(reply.content, dtype="<i2"), pcm16(direct(lib, TEXT, lib.default, speaking_rate=1.25)))
+    assert same(np.frombuffer(one.content, dtype="<i2"), pcm16(direct(lib, TEXT, lib.default)))
 
 
 @pytest.mark.parametrize(

@@ -330,6 +330,23 @@ def test_a_chosen_voice_and_volume_reach_the_daemon(sd: Speechd, sd_daemon: Daem
 
 
 @needs_speechd
+def test_spd_say_rate_reaches_the_daemon_and_scales_the_speech(
+    sd: Speechd, sd_daemon: DaemonProcess, dc: Client
+) -> None:
+    log = listen(sd_daemon, dc)
+    rates, audio = {}, {}
+    for rate in ("0", "100", "-100", "50"):
+        mark = len(log.seen)
+        sd.module_say("-w", "-r", rate, "Rate check here.")
+        [job] = jobs_since(log, dc, mark)
+        summary = log.wait_job(job, "finished")["summary"]
+        rates[rate], audio[rate] = summary["rate"], summary["audio_s"]
+    assert rates == {"0": 1.0, "100": 2.0, "-100": 0.5, "50": pytest.approx(2**0.5)}
+    for rate, factor in rates.items():
+        assert audio[rate] / audio["0"] == pytest.approx(1 / factor, rel=0.05)
+
+
+@needs_speechd
 @pytest.mark.parametrize("how", ["-S", "-C"])
 def test_stopping_in_speech_dispatcher_stops_our_audio(
     sd: Speechd, sd_daemon: DaemonProcess, dc: Client, how: str

@@ -50,17 +50,18 @@ def test_the_command_survives_sd_generic_substitution_with_hostile_text_and_name
     conf = speechd.render(["O'Brien", 'Say "hi"', "$DATA and $HOME"], command=[str(python), str(probe)])
     [synth] = directive(conf, "GenericExecuteSynth")
     template = dotconf_value(synth)
-    assert "$LANGUAGE" not in template and "$RATE" not in template  # never passed: see the docs
+    assert "$LANGUAGE" not in template  # never passed: see the docs
+    assert "GenericRateForceInteger 1" in conf.splitlines()  # else "%.2f", a decimal comma in some locales
     text = 'It\'s "quoted" $HOME `touch pwned` $(touch pwned) \\ done; exit 1'
     for token in speechd.VoiceMap.build(["O'Brien", 'Say "hi"', "$DATA and $HOME"]).tokens:
-        command = template.replace("$VOLUME", "-40").replace("$VOICE", token)
+        command = template.replace("$VOLUME", "-40").replace("$RATE", "-25").replace("$VOICE", token)
         head, tail = command.split("$DATA")
         command = head + text.replace("'", "'\\''") + tail
         out = subprocess.run(["bash", "-c", command], capture_output=True, text=True, cwd=tmp_path, timeout=30)
         assert out.returncode == 0, out.stderr
         argv, stdin = __import__("json").loads(out.stdout)
         assert stdin == text
-        assert argv == ["speechd", "speak", "--voice", token, "--volume", "-40", "--priority", "text"]
+        assert argv == ["speechd", "speak", "--voice", token, "--volume", "-40", "--rate", "-25", "--priority", "text"]
     assert not (tmp_path / "pwned").exists()
 
 
@@ -113,6 +114,26 @@ def test_later_commands_of_a_message_with_stale_bytes_are_skipped(
 )
 def test_speechd_volume_maps_to_a_gain(value: str, gain: float) -> None:
     assert speechd.volume_gain(value) == gain
+
+
+@pytest.mark.parametrize(
+    ("value", "factor"),
+    [
+        ("100", 2.0),
+        ("-100", 0.5),
+        ("50", 2**0.5),
+        ("-50", 2**-0.5),
+        ("0", None),
+        (None, None),
+        ("250", 2.0),
+        ("-300", 0.5),
+        ("x", None),
+        ("nan", None),
+    ],
+)
+def test_speechd_rate_maps_to_a_speaking_rate(value: str | None, factor: float | None) -> None:
+    got = speechd.rate_factor(value)
+    assert got == (None if factor is None else pytest.approx(factor))
 
 
 def test_voice_names_resolve_back_to_the_library() -> None:
