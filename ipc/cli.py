@@ -13,7 +13,7 @@ import json
 import sys
 from typing import Any
 
-from . import audiofile, quick, speechd
+from . import audiofile, quick, remote_cli, speechd
 from . import requests as rq
 from .client import Client, DaemonUnavailable, connect
 from .formatting import human_bytes
@@ -148,6 +148,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_say(client: Client, args: argparse.Namespace) -> int:
     text = _read_text(args)
     if args.output is None and not args.raw:
+        if client.remote:  # its speaker is in another room: play the stream here
+            return _play_here(client, args, text)
         return _speak(client, args, text)
     if args.raw and sys.stdout.isatty():
         print("chatterbox-tray say: --raw writes binary PCM; pipe it somewhere", file=sys.stderr)
@@ -158,7 +160,7 @@ def cmd_say(client: Client, args: argparse.Namespace) -> int:
         except audiofile.AudioFileError as exc:
             print(f"chatterbox-tray say: {exc}", file=sys.stderr)
             return EXIT_ERROR
-    synthesis = client.synthesize(text, voice=args.voice, voice_path=args.voice_file, **_options(args))
+    synthesis = client.synthesize(text, voice=args.voice, **_voice_source(client, args), **_options(args))
     sink: Any = None
     try:
         for chunk in synthesis:
@@ -186,6 +188,40 @@ def cmd_say(client: Client, args: argparse.Namespace) -> int:
         )
     if args.json:
         print(json.dumps(summary), file=sys.stderr)
+    return 0
+
+
+def _voice_source(client: Client, args: argparse.Namespace) -> dict[str, Any]:
+    """``--voice-file``: a path the local daemon reads, or the clip's bytes for a remote one."""
+    if args.voice_file is None:
+        return {}
+    if client.remote:
+        with open(args.voice_file, "rb") as fh:
+            return {"voice_data": fh.read()}
+    return {"voice_path": args.voice_file}
+
+
+def _play_here(client: Client, args: argparse.Namespace, text: str) -> int:
+    """``say`` with a remote daemon: synthesize there, play on this computer's speaker."""
+    from .localplay import LocalPlayer
+
+    if args.no_wait:
+        print("chatterbox-tray say: --no-wait needs the local daemon (a remote one plays here)", file=sys.stderr)
+        return EXIT_USAGE
+    if not args.json and sys.stderr.isatty():
+        print(f"chatterbox-tray: making speech on {client.info.name}; it plays here (Ctrl-C stops it)", file=sys.stderr)
+    synthesis = client.synthesize(text, voice=args.voice, **_voice_source(client, args), **_options(args))
+    played = LocalPlayer().play(synthesis)
+    if played.stopped:
+        synthesis.cancel()
+        print("\nstopped", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if args.json:
+        print(json.dumps({**synthesis.summary, "played_s": round(played.seconds, 3)}))
+    elif args.verbose:
+        s = synthesis.summary
+        line = f"{s.get('audio_s', 0):.1f} s of audio from {client.info.name}, RTF {s.get('rtf') or 0:.2f}"
+        print(line, file=sys.stderr)
     return 0
 
 
@@ -395,6 +431,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chatterbox-tray", description="Talk to the Chatterbox Tray daemon.")
     parser.add_argument("--no-start", action="store_true", help="do not start a daemon when none answers")
     parser.add_argument("--json", action="store_true", help="print results as JSON")
+    parser.add_argument(
+        "--daemon",
+        metavar="NAME",
+        help="use the paired remote daemon NAME (`remote add`); 'local' for this computer's. "
+        "Default: $CHATTERBOX_TRAY_DAEMON, else local",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     # Listed for --help only: main() hands everything after "daemon" to the daemon's own parser.
@@ -493,6 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("reload", help="load the model again with the current settings").set_defaults(func=cmd_reload)
     quick.add_parser(sub)
     speechd.add_parser(sub)
+    remote_cli.add_parser(sub)
     from chatterbox_tray.bridges.cli import add_arguments as add_bridge_arguments  # argparse only: no numpy
 
     add_bridge_arguments(
@@ -552,7 +595,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "offline", None) is not None:  # needs no daemon (speechd uninstall)
         return int(args.offline(args))
     try:
-        client = connect(autostart=not args.no_start and args.command != "shutdown")
+        client = connect(autostart=not args.no_start and args.command != "shutdown", daemon=args.daemon)
     except DaemonUnavailable as exc:
         print(f"chatterbox-tray: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
