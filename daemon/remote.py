@@ -110,9 +110,13 @@ class Gate:
         pairing.prune_invites()
         curve = self.router.getsockopt_string(zmq.LAST_ENDPOINT)
         paired = self.pairing_sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        mechanism = {zmq.CURVE: "CURVE", zmq.NULL: "NULL", zmq.PLAIN: "PLAIN"}.get(
+            self.router.getsockopt(zmq.MECHANISM), "unknown"
+        )
         log.info(
-            "serving the network with CURVE on %s (pairing on %s), key %s, %d authorized client(s)",
+            "serving the network with CURVE on %s (mechanism %s; pairing on %s), key %s, %d authorized client(s)",
             curve,
+            mechanism,
             paired,
             remote.fingerprint(self.keys.public),
             len(self._authorized),

@@ -209,7 +209,10 @@ def _play_here(client: Client, args: argparse.Namespace, text: str) -> int:
         print("chatterbox-tray say: --no-wait needs the local daemon (a remote one plays here)", file=sys.stderr)
         return EXIT_USAGE
     if not args.json and sys.stderr.isatty():
-        print(f"chatterbox-tray: making speech on {client.info.name}; it plays here (Ctrl-C stops it)", file=sys.stderr)
+        print(
+            f"chatterbox-tray: making speech on {client.daemon_name}; it plays here (Ctrl-C stops it)",
+            file=sys.stderr,
+        )
     synthesis = client.synthesize(text, voice=args.voice, **_voice_source(client, args), **_options(args))
     played = LocalPlayer().play(synthesis)
     if played.stopped:
@@ -220,7 +223,7 @@ def _play_here(client: Client, args: argparse.Namespace, text: str) -> int:
         print(json.dumps({**synthesis.summary, "played_s": round(played.seconds, 3)}))
     elif args.verbose:
         s = synthesis.summary
-        line = f"{s.get('audio_s', 0):.1f} s of audio from {client.info.name}, RTF {s.get('rtf') or 0:.2f}"
+        line = f"{s.get('audio_s', 0):.1f} s of audio from {client.daemon_name}, RTF {s.get('rtf') or 0:.2f}"
         print(line, file=sys.stderr)
     return 0
 

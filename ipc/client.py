@@ -35,6 +35,7 @@ from .core import (
     reply_result,
 )
 from .protocol import MAX_FRAME_BYTES, Message, ProtocolError
+from .remote import CurveConnection
 from .requests import Request
 
 __all__ = [
@@ -193,6 +194,11 @@ class Client:
     def remote(self) -> bool:
         """Whether this is a daemon on another computer (its speaker is not ours)."""
         return self.info.transport == "curve"
+
+    @property
+    def daemon_name(self) -> str:
+        """The paired name of a remote daemon ("gpu-box"); "local" for this computer's."""
+        return self.info.name if isinstance(self.info, CurveConnection) else "local"
 
     def close(self) -> None:
         """Close the socket; pending requests are abandoned."""
@@ -450,6 +456,7 @@ def use_curve(sock: zmq.Socket, info: endpoints.ConnectionInfo) -> None:
     """
     if info.transport != "curve":
         return
+    assert isinstance(info, CurveConnection), "a curve transport comes from ipc.remote.remote_connection"
     sock.setsockopt(zmq.CURVE_SERVERKEY, info.server_key.encode("ascii"))
     sock.setsockopt(zmq.CURVE_PUBLICKEY, info.public_key.encode("ascii"))
     sock.setsockopt(zmq.CURVE_SECRETKEY, info.secret_key.encode("ascii"))

@@ -130,22 +130,11 @@ class ConnectionInfo:
     pid: int
     protocol: int = PROTOCOL_VERSION
     transport: str = "ipc"
-    #: A daemon on another computer (``transport`` "curve", ipc/remote.py): its
-    #: pinned public key, this client's key pair and the daemon's paired name.
-    #: Never written to the connection file.
-    server_key: str = ""
-    public_key: str = ""
-    secret_key: str = ""
-    name: str = ""
 
     @property
     def key_bytes(self) -> bytes:
         """The HMAC key as bytes (the file holds it as hex)."""
         return self.key.encode("ascii")
-
-
-#: ConnectionInfo fields that belong to remote daemons only.
-CURVE_FIELDS = ("server_key", "public_key", "secret_key", "name")
 
 
 def new_key() -> str:
@@ -170,8 +159,7 @@ def local_endpoints(run_dir: Path) -> tuple[str, str]:
 def write_connection(info: ConnectionInfo, path: Path | None = None) -> Path:
     """Write the connection file atomically, readable by the user only."""
     path = path or connection_file()
-    data = {k: v for k, v in asdict(info).items() if k not in CURVE_FIELDS}
-    write_atomic(path, json.dumps(data), mode=OWNER_ONLY)
+    write_atomic(path, json.dumps(asdict(info)), mode=OWNER_ONLY)
     return path
 
 

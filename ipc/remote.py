@@ -296,7 +296,21 @@ def forget_daemon(name: str, path: Path | None = None) -> None:
     _write_daemons({n: _daemon_json(d) for n, d in daemons.items()}, path)
 
 
-def remote_connection(name: str) -> endpoints.ConnectionInfo:
+@dataclass(frozen=True)
+class CurveConnection(endpoints.ConnectionInfo):
+    """A ConnectionInfo for a daemon on another computer (``transport`` "curve").
+
+    Its pinned public key, this client's key pair and the daemon's paired
+    name; never written to a connection file.
+    """
+
+    server_key: str = ""
+    public_key: str = ""
+    secret_key: str = ""
+    name: str = ""
+
+
+def remote_connection(name: str) -> CurveConnection:
     """What a client needs to reach the paired daemon ``name`` (CURVE keys included)."""
     daemons = read_daemons()
     if name not in daemons:
@@ -306,7 +320,7 @@ def remote_connection(name: str) -> endpoints.ConnectionInfo:
         )
     daemon = daemons[name]
     mine = load_or_create_keypair(client_key_file())
-    return endpoints.ConnectionInfo(
+    return CurveConnection(
         requests=daemon.requests,
         events="",
         key=signing_key(daemon.server_key),
