@@ -148,8 +148,6 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_say(client: Client, args: argparse.Namespace) -> int:
     text = _read_text(args)
     if args.output is None and not args.raw:
-        if client.remote:  # its speaker is in another room: play the stream here
-            return _play_here(client, args, text)
         return _speak(client, args, text)
     if args.raw and sys.stdout.isatty():
         print("chatterbox-tray say: --raw writes binary PCM; pipe it somewhere", file=sys.stderr)
@@ -201,33 +199,6 @@ def _voice_source(client: Client, args: argparse.Namespace) -> dict[str, Any]:
     return {"voice_path": args.voice_file}
 
 
-def _play_here(client: Client, args: argparse.Namespace, text: str) -> int:
-    """``say`` with a remote daemon: synthesize there, play on this computer's speaker."""
-    from .localplay import LocalPlayer
-
-    if args.no_wait:
-        print("chatterbox-tray say: --no-wait needs the local daemon (a remote one plays here)", file=sys.stderr)
-        return EXIT_USAGE
-    if not args.json and sys.stderr.isatty():
-        print(
-            f"chatterbox-tray: making speech on {client.daemon_name}; it plays here (Ctrl-C stops it)",
-            file=sys.stderr,
-        )
-    synthesis = client.synthesize(text, voice=args.voice, **_voice_source(client, args), **_options(args))
-    played = LocalPlayer().play(synthesis)
-    if played.stopped:
-        synthesis.cancel()
-        print("\nstopped", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    if args.json:
-        print(json.dumps({**synthesis.summary, "played_s": round(played.seconds, 3)}))
-    elif args.verbose:
-        s = synthesis.summary
-        line = f"{s.get('audio_s', 0):.1f} s of audio from {client.daemon_name}, RTF {s.get('rtf') or 0:.2f}"
-        print(line, file=sys.stderr)
-    return 0
-
-
 def _waiting_line(client: Client) -> str:
     """What plain ``say`` waits for, said before it waits."""
     try:
@@ -245,10 +216,18 @@ def _waiting_line(client: Client) -> str:
 
 def _speak(client: Client, args: argparse.Namespace, text: str) -> int:
     """Play on the daemon's speaker; wait for the end unless --no-wait. Ctrl-C stops the job."""
-    request = rq.speak(
-        text, voice=args.voice, voice_path=args.voice_file, priority=args.priority, options=_options(args)
-    )
-    if not args.no_wait and not args.json and sys.stderr.isatty():
+    source = _voice_source(client, args)  # a remote daemon gets the clip's bytes, not a path
+    request = rq.speak(text, voice=args.voice, **source, priority=args.priority, options=_options(args))
+    if client.remote and args.no_wait:
+        print(
+            "chatterbox-tray say: --no-wait needs the local daemon (a remote one's speech plays here)", file=sys.stderr
+        )
+        return EXIT_USAGE
+    if client.remote and not args.json and sys.stderr.isatty():
+        print(
+            f"chatterbox-tray: making speech on {client.daemon_name}; it plays here (Ctrl-C stops it)", file=sys.stderr
+        )
+    elif not args.no_wait and not args.json and sys.stderr.isatty():
         print(_waiting_line(client), file=sys.stderr)  # else 20 s of silence on a CPU
     spoken = speak_and_wait(client, request, wait=not args.no_wait)
     if spoken.dropped:

@@ -131,7 +131,9 @@ def test_the_laptop_speaks_with_the_remote_daemon_on_its_own_speaker(
 ) -> None:
     gpu_before, laptop_before = len(gpu.played()), len(laptop.played())
     result = cli(laptop, "--daemon", "gpu-box", "--json", "say", "Hello from the other room. Second sentence.")
-    summary = json.loads(ok(result))
+    end = json.loads(ok(result))
+    assert end["state"] == "finished" and end["playback"]["device"] == "this computer"
+    summary = end["summary"]
     assert summary["chunks"] >= 2 and summary["audio_s"] > 0
     deadline = time.monotonic() + 10
     while len(laptop.played()) - laptop_before < summary["audio_s"] * 24000 and time.monotonic() < deadline:
@@ -383,3 +385,43 @@ def test_a_daemon_with_a_readable_secret_key_refuses_to_serve() -> None:
         assert "readable by others" in proc.log_text() and "chmod 600" in proc.log_text()
     finally:
         proc.cleanup()
+
+
+def test_ctrl_c_stops_remote_speech_here_and_cancels_it_there(
+    gpu: DaemonProcess, laptop: DaemonProcess, paired: str
+) -> None:
+    command = [sys.executable, "-m", "chatterbox_tray.ipc.cli", "--daemon", "gpu-box", "say", LONG_TEXT]
+    proc = subprocess.Popen(command, env=laptop.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    before = len(laptop.played())
+    deadline = time.monotonic() + 20
+    while len(laptop.played()) == before and time.monotonic() < deadline:
+        time.sleep(0.05)  # wait until it is audibly playing here
+    assert len(laptop.played()) > before
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=10)
+    assert proc.returncode == 130 and b"stopped" in stderr
+    with gpu.client() as local:
+        deadline = time.monotonic() + 10
+        while local.status()["queue"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert local.status()["queue"] == 0  # its job was cancelled on the daemon
+
+
+def test_an_unreachable_remote_daemon_is_said_plainly_and_quickly() -> None:
+    home = short_home()
+    with home_env(home):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]  # closed again: nobody listens there
+        remote.save_daemon(
+            remote.RemoteDaemon(
+                "gone", "127.0.0.1", port, remote.load_or_create_keypair(remote.client_key_file()).public
+            )
+        )
+    start = time.monotonic()
+    result = cli(DaemonProcess(home=home), "--daemon", "gone", "say", "Hello.", timeout=30)
+    assert result.returncode != 0
+    assert "did not answer within 5 s" in err(result) and "--daemon local" in err(result)
+    assert time.monotonic() - start < 20
+    unknown = cli(DaemonProcess(home=home), "--daemon", "nobody", "ping")
+    assert unknown.returncode != 0 and "no daemon called 'nobody' is paired" in err(unknown)
