@@ -53,6 +53,7 @@ from chatterbox_tray.ipc.remote import RemoteSettings
 
 from .handlers import HANDLERS, Request
 from .instance import InstanceLock
+from .jobs import LOCAL_CLIENT
 from .remote import JOB_OPS, LOCAL_ONLY_OPS, PATH_ARGS, REMOTE_PREFIX, Gate, machine_label
 from .service import Service
 from .settings import Settings
@@ -135,6 +136,9 @@ class Server:
         if self.remote_settings.enabled:
             self.gate = Gate(self.ctx, self.remote_settings, label=machine_label())
             self.gate.bind()
+            gate = self.gate
+            # Turns are per computer: all of one key's connections are one client.
+            self.service.queue.client_of = lambda job: gate.connections.get(job.identity, LOCAL_CLIENT)
         endpoints.write_connection(info)
         return info
 

@@ -425,3 +425,28 @@ def test_an_unreachable_remote_daemon_is_said_plainly_and_quickly() -> None:
     assert time.monotonic() - start < 20
     unknown = cli(DaemonProcess(home=home), "--daemon", "nobody", "ping")
     assert unknown.returncode != 0 and "no daemon called 'nobody' is paired" in err(unknown)
+
+
+def test_two_computers_take_turns_so_a_short_text_is_not_stuck_behind_a_book(
+    gpu: DaemonProcess, laptop: DaemonProcess, paired: str
+) -> None:
+    from tests.support.daemons import EventLog
+
+    tablet = DaemonProcess(home=short_home())
+    ok(cli(tablet, "remote", "add", "gpu-box", f"127.0.0.1:{gpu.port}", invite(gpu), "--as", "tablet-turns"))
+    log = EventLog(gpu.events())
+    with gpu.client() as local:
+        log.sync(local)
+    with home_env(laptop.home), connect_gpu() as book_client:
+        book = book_client.synthesize(LONG_TEXT).accepted()
+        with home_env(tablet.home), connect_gpu() as quick_client:
+            quick = quick_client.synthesize("A quick one.").accepted()
+            audio, _ = quick.collect()
+        assert len(audio) > 0
+        log.wait_job(quick.job, "finished")
+        book_chunks = [e for j, e in log.job_events(book.job) if e == "chunk"]
+        assert "finished" not in [e for _, e in log.job_events(book.job)]  # the book is still being made
+        assert len(book_chunks) <= 2  # the quick text had its turn after one of the book's sentences
+        book.cancel()
+    log.stream.close()
+    tablet.cleanup()
