@@ -450,3 +450,54 @@ def test_two_computers_take_turns_so_a_short_text_is_not_stuck_behind_a_book(
         book.cancel()
     log.stream.close()
     tablet.cleanup()
+
+
+def test_the_long_lived_link_reaches_a_remote_daemon_and_says_why_when_it_cannot(
+    gpu: DaemonProcess, laptop: DaemonProcess, paired: str
+) -> None:
+    import threading
+
+    from chatterbox_tray.ipc import requests as rq
+    from chatterbox_tray.ipc.link import CONNECTED, FAILED, LOST, DaemonLink
+    from tests.protocol.test_link import Recorder
+
+    def run_link(name: str) -> tuple[DaemonLink, Recorder, threading.Thread]:
+        sink = Recorder()
+        link = DaemonLink(sink, None, autostart=False, daemon_args=[], remote=name)
+        thread = threading.Thread(target=link.run, daemon=True)
+        thread.start()
+        return link, sink, thread
+
+    def stop(link: DaemonLink, thread: threading.Thread) -> None:
+        link.stop()
+        thread.join(10)
+        assert not thread.is_alive()
+        link.dispose()
+
+    with home_env(laptop.home):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            dead_port = s.getsockname()[1]
+        gpu_key = remote.read_daemons()["gpu-box"].server_key
+        remote.save_daemon(remote.RemoteDaemon("switched-off", "127.0.0.1", dead_port, gpu_key))
+        link, sink, thread = run_link("gpu-box")
+        try:
+            assert sink.find("link", where=lambda a: a[0] == CONNECTED)[1] == "remote daemon gpu-box"
+            req_id = link.core.new_id()
+            link.submit(("req", req_id, rq.synthesize("Over the link."), 30.0))
+            sink.find("message", where=lambda a: a[0] == req_id and a[1]["kind"] == "result")
+            assert sink.all("message", where=lambda a: a[0] == req_id and a[1]["kind"] == "chunk")
+        finally:
+            stop(link, thread)
+        link, sink, thread = run_link("switched-off")
+        try:
+            detail = sink.find("link", where=lambda a: a[0] == LOST)[1]
+            assert "does not answer" in detail and "local daemon" in detail
+        finally:
+            stop(link, thread)  # prompt even while it waits to try again
+        link, sink, thread = run_link("never-paired")
+        try:
+            assert "no daemon called 'never-paired' is paired" in sink.find("link", where=lambda a: a[0] == FAILED)[1]
+        finally:
+            stop(link, thread)
+        remote.forget_daemon("switched-off")
