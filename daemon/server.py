@@ -61,6 +61,8 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 KEEPALIVE_S = 1.0
+#: Remote connections remembered (for the job cap and turns) before idle ones are forgotten.
+MAX_REMOTE_CONNECTIONS = 4096
 REVOKED_MESSAGE = "this computer's key is no longer authorized by the daemon (revoked); pair again to use it"
 
 
@@ -213,8 +215,18 @@ class Server:
                     gate.connections.pop(identity, None)
                     self._client_gone(identity)
                     continue
+                if identity not in gate.connections and len(gate.connections) >= MAX_REMOTE_CONNECTIONS:
+                    self._forget_idle_connections()
                 gate.connections[identity] = key
                 self._handle([identity, *(f.bytes for f in frames[1:])], remote=name)
+
+    def _forget_idle_connections(self) -> None:
+        """Drop remembered remote connections that have no job (they may be long closed)."""
+        assert self.gate is not None
+        busy = {j.identity for j in self.service.queue.find()}
+        if self.service.jobs.player is not None:
+            busy |= {j.identity for j in self.service.jobs.player.jobs()}
+        self.gate.connections = {i: k for i, k in self.gate.connections.items() if i in busy}
 
     def _remote_refusal(self, name: str, identity: bytes, header: dict[str, Any]) -> ProtocolError | None:
         """Why a remote client may not make this request, or None."""
