@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import secrets
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,7 +73,6 @@ class Gate:
 
     ctx: zmq.Context
     settings: remote.RemoteSettings
-    label: str = ""
     keys: remote.KeyPair = field(init=False)
     router: zmq.Socket = field(init=False)
     pairing_sock: zmq.Socket = field(init=False)
@@ -251,7 +251,7 @@ class Gate:
             stored = remote.authorize(pending.name, pending.client_key)
             self._mtime = None  # re-read at once
             log.info("pairing: authorized client %s (key %s)", stored, remote.fingerprint(pending.client_key))
-            return {"ok": True, "name": stored, "label": self.label}
+            return {"ok": True, "name": stored, "label": machine_label()}  # the GPU's name once loaded
         raise ValueError(f"unknown op {op!r}")
 
     def _count_attempt(self, invite_id: str) -> None:
@@ -264,8 +264,19 @@ class Gate:
 
 
 def machine_label() -> str:
-    """What a remote client shows for this daemon: host name (GPU name added by the server when known)."""
+    """What a remote client shows for this daemon: "gpu-box, NVIDIA GeForce RTX 4090".
+
+    The GPU's name only when torch is already loaded (never imported for
+    this: the fake engine and a still-loading model go without it).
+    """
     try:
-        return os.uname().nodename
+        host = os.uname().nodename.split(".")[0]
     except AttributeError:  # Windows
-        return os.environ.get("COMPUTERNAME", "")
+        host = os.environ.get("COMPUTERNAME", "")
+    torch = sys.modules.get("torch")
+    try:
+        if torch is not None and torch.cuda.is_available():
+            return f"{host}, {torch.cuda.get_device_name(0)}"
+    except Exception:  # a broken driver must not break pairing
+        log.debug("no GPU name for the pairing label", exc_info=True)
+    return host

@@ -54,7 +54,7 @@ from chatterbox_tray.ipc.remote import RemoteSettings
 from .handlers import HANDLERS, Request
 from .instance import InstanceLock
 from .jobs import LOCAL_CLIENT
-from .remote import JOB_OPS, LOCAL_ONLY_OPS, PATH_ARGS, REMOTE_PREFIX, Gate, machine_label
+from .remote import JOB_OPS, LOCAL_ONLY_OPS, PATH_ARGS, REMOTE_PREFIX, Gate
 from .service import Service
 from .settings import Settings
 
@@ -136,7 +136,7 @@ class Server:
             transport="tcp" if req_ep.startswith("tcp") else "ipc",
         )
         if self.remote_settings.enabled:
-            self.gate = Gate(self.ctx, self.remote_settings, label=machine_label())
+            self.gate = Gate(self.ctx, self.remote_settings)
             self.gate.bind()
             gate = self.gate
             # Turns are per computer: all of one key's connections are one client.
