@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import threading
@@ -127,6 +128,8 @@ def main() -> int:
             results["local"].append(run_round(local))
     finally:
         daemon.cleanup()
+        for h in homes:
+            shutil.rmtree(h, ignore_errors=True)
 
     engine = (
         f"Turbo random-weight checkpoint, {args.tokens} tokens a sentence, CPU"

@@ -28,6 +28,7 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import time
@@ -137,6 +138,7 @@ def main() -> int:
     finally:
         ipc_daemon.cleanup()
         tcp_daemon.cleanup()
+        shutil.rmtree(client_home, ignore_errors=True)
 
     labels = {"ipc": "local ipc://", "tcp": "plain TCP loopback", "curve": "CURVE TCP loopback"}
     load = os.getloadavg()[0]

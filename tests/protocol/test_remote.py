@@ -14,6 +14,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import socket
 import stat
@@ -223,6 +224,7 @@ def test_an_unknown_key_is_refused_and_logged_with_the_peer_address(gpu: DaemonP
     )
     with Client(info, timeout=1.5) as client, pytest.raises(DaemonUnavailable):
         client.ping()
+    shutil.rmtree(stranger, ignore_errors=True)
     assert re.search(r"refused a connection from 127\.0\.0\.1: key SHA256:\S+ is not authorized", gpu.log_text())
 
 
@@ -425,6 +427,7 @@ def test_an_unreachable_remote_daemon_is_said_plainly_and_quickly() -> None:
     assert time.monotonic() - start < 20
     unknown = cli(DaemonProcess(home=home), "--daemon", "nobody", "ping")
     assert unknown.returncode != 0 and "no daemon called 'nobody' is paired" in err(unknown)
+    shutil.rmtree(home, ignore_errors=True)
 
 
 def test_two_computers_take_turns_so_a_short_text_is_not_stuck_behind_a_book(
