@@ -34,6 +34,11 @@ def add_daemon_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-tokens-per-chunk", type=int, metavar="N", help="upper bound of each chunk's speech-token budget"
     )
+    parser.add_argument(
+        "--remote-bind",
+        metavar="HOST:PORT",
+        help="also serve other computers with CURVE on HOST:PORT for this run (docs/security.md)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
 
 
@@ -63,18 +68,33 @@ def run(args: argparse.Namespace) -> int:
     except (TypeError, ValueError) as exc:
         print(f"chatterbox-tray daemon: {exc}", file=sys.stderr)
         return 2
+    from chatterbox_tray.ipc.remote import RemoteError
+
+    from .settings import load_remote_settings
+
+    try:
+        remote = load_remote_settings(bind=args.remote_bind)
+    except RemoteError as exc:
+        print(f"chatterbox-tray daemon: {exc}", file=sys.stderr)
+        return 2
     from .instance import AlreadyRunning
     from .server import Server
 
     try:
-        server = Server(settings)
+        server = Server(settings, remote)
     except AlreadyRunning as exc:
         print(f"chatterbox-tray daemon: {exc}", file=sys.stderr)
         return 3
     except (OSError, PermissionError) as exc:
         print(f"chatterbox-tray daemon: cannot set up the runtime folder: {exc}", file=sys.stderr)
         return 1
-    return server.run()
+    import zmq
+
+    try:
+        return server.run()
+    except (RemoteError, zmq.ZMQError) as exc:  # a bad key file, a port in use
+        print(f"chatterbox-tray daemon: cannot serve the network: {exc}", file=sys.stderr)
+        return 1
 
 
 def quiet_libraries() -> None:

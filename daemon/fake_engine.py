@@ -6,7 +6,8 @@ milliseconds. Its audio is a tone whose pitch depends on the voice and whose
 length follows the text, so tests can tell voices and chunks apart.
 
 Environment knobs (seconds), for tests that need slow or failing engines:
-``CHATTERBOX_TRAY_FAKE_DELAY`` per chunk, ``CHATTERBOX_TRAY_FAKE_PREPARE_DELAY``
+``CHATTERBOX_TRAY_FAKE_DELAY`` per chunk (plus ``CHATTERBOX_TRAY_FAKE_TOKEN_DELAY``
+per speech token, as a model pays), ``CHATTERBOX_TRAY_FAKE_PREPARE_DELAY``
 per prepare, ``CHATTERBOX_TRAY_FAKE_LOAD_DELAY`` at load, and
 ``CHATTERBOX_TRAY_FAKE_FAIL_LOADS`` (how many loads fail before one succeeds),
 and ``CHATTERBOX_TRAY_FAKE_PIECES`` (a count: each sentence streamed in that many pieces).
@@ -124,10 +125,11 @@ class FakeEngine(Engine):
         if self.variant == "multilingual" and (options.language or "en") not in self.capabilities()["languages"]:
             raise EngineError("unknown_language", f"language {options.language!r} is not supported")
         start = time.perf_counter()
-        _sleep(_env_float("CHATTERBOX_TRAY_FAKE_DELAY"), cancel)
+        tokens = min(max_tokens, max(4, 2 * len(text)))
+        delay = _env_float("CHATTERBOX_TRAY_FAKE_DELAY") + tokens * _env_float("CHATTERBOX_TRAY_FAKE_TOKEN_DELAY")
+        _sleep(delay, cancel)
         if cancel.is_set():
             raise Cancelled()
-        tokens = min(max_tokens, max(4, 2 * len(text)))
         n = int(tokens / 25 * self.sample_rate)
         pitch = 120.0 + 200.0 * float(conds["t3.speaker_emb"][0, 0])
         rng = np.random.default_rng(options.seed)

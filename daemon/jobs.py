@@ -4,7 +4,13 @@ Synthesis and speech jobs run by priority rank (urgent, quick, text,
 notification; ``synthesize`` ranks as text), first come first served within a
 rank. A job is made one sentence at a time, and the worker puts a job back at
 the head of its rank when a higher-ranked one arrives, so an urgent message is
-synthesized next, not after a long chapter. Background jobs (preparing a newly
+synthesized next, not after a long chapter. ``synthesize`` jobs of the same
+rank from different clients (this computer's user is one client, each
+paired computer another) take turns sentence by sentence (the client
+served least recently goes next; one client's own jobs stay in order), so a
+long audiobook from one laptop does not hold up a quick text from another.
+Speech jobs stay first come first served: they share one speaker, so making
+another job's sentence between two of the playing job's would only starve it. Background jobs (preparing a newly
 added voice's conditionals) run only when no synthesis waits, so adding a
 voice never delays someone's speech. Cancelling a queued job removes it at
 once; cancelling a running job sets its flag, which the engine checks between
@@ -17,11 +23,15 @@ import itertools
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
 from .engine import SynthOptions
 from .text import Chunk
+
+#: The one client every local job belongs to, for taking turns.
+LOCAL_CLIENT = "local"
 
 _ids = itertools.count(1)
 _seqs = itertools.count()
@@ -96,6 +106,13 @@ class JobQueue:
         self._background: deque[Job] = deque()
         self._closed = False
         self.running: Job | None = None
+        #: Whose job it is, for taking turns. By default every job is the one
+        #: local user's (the tray app, the CLI and scripts of one person keep
+        #: first come first served among themselves); with remote mode the
+        #: server maps each other computer's connections to its key.
+        self.client_of: Callable[[Job], Hashable] = lambda job: LOCAL_CLIENT
+        self._served: dict[Hashable, int] = {}
+        self._turns = itertools.count()
 
     def put(self, job: Job) -> int:
         """Queue a job by (rank, arrival); return its position (as ``position``)."""
@@ -120,6 +137,36 @@ class JobQueue:
         with self._cond:
             return bool(self._main) and self._main[0].rank < job.rank
 
+    def should_yield(self, job: Job) -> bool:
+        """Whether the worker should put ``job`` back after its sentence.
+
+        A higher rank waits, or (``synthesize`` only) another client's
+        synthesis of the same rank waits for its turn.
+        """
+        with self._cond:
+            if self._main and self._main[0].rank < job.rank:
+                return True
+            if job.kind != "synthesize":
+                return False
+            mine = self.client_of(job)
+            return any(j.rank == job.rank and j.kind == "synthesize" and self.client_of(j) != mine for j in self._main)
+
+    def _pick(self) -> Job:
+        """The next main-lane job: the head, or for synthesis the turn of the least recently served client."""
+        head = self._main[0]
+        if head.kind != "synthesize":
+            return head
+        firsts: dict[Hashable, Job] = {}
+        for j in self._main:
+            if j.rank == head.rank and j.kind == "synthesize":
+                firsts.setdefault(self.client_of(j), j)
+        client, job = min(firsts.items(), key=lambda item: (self._served.get(item[0], -1), item[1].seq))
+        self._served[client] = next(self._turns)
+        if len(self._served) > 1000:  # forget clients that have nothing queued
+            waiting = {self.client_of(j) for j in self._main}
+            self._served = {c: t for c, t in self._served.items() if c in waiting or c == client}
+        return job
+
     def take(self, timeout: float | None = None) -> Job | None:
         """The next job to run, or None after ``timeout`` or when closed."""
         with self._cond:
@@ -131,7 +178,11 @@ class JobQueue:
                 self._cond.wait(wait)
             if self._closed:
                 return None
-            job = self._main.popleft() if self._main else self._background.popleft()
+            if self._main:
+                job = self._pick()
+                self._main.remove(job)
+            else:
+                job = self._background.popleft()
             self.running = job
             return job
 

@@ -12,6 +12,11 @@ that raises unexpectedly answers ``internal``. A client that disappears is
 noticed when a send to it fails (``ROUTER_MANDATORY``); its jobs are
 cancelled. Jobs send a progress reply every second, so this is noticed even
 before the first chunk.
+
+With remote mode on, a second ROUTER serves other computers over TCP with
+CURVE (daemon/remote.py is its gatekeeper). Its connections' identities
+are prefixed with ``REMOTE_PREFIX`` inside the daemon, so the rest of the
+daemon treats a remote client like any other and replies find their socket.
 """
 
 from __future__ import annotations
@@ -44,22 +49,30 @@ from chatterbox_tray.ipc.protocol import (
     event_header,
     reply_header,
 )
+from chatterbox_tray.ipc.remote import RemoteSettings
 
 from .handlers import HANDLERS, Request
 from .instance import InstanceLock
+from .jobs import LOCAL_CLIENT
+from .remote import JOB_OPS, LOCAL_ONLY_OPS, PATH_ARGS, REMOTE_PREFIX, Gate
 from .service import Service
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 
 KEEPALIVE_S = 1.0
+#: Remote connections remembered (for the job cap and turns) before idle ones are forgotten.
+MAX_REMOTE_CONNECTIONS = 4096
+REVOKED_MESSAGE = "this computer's key is no longer authorized by the daemon (revoked); pair again to use it"
 
 
 class Server:
     """Binds the sockets, runs the loop, and implements the Outbox for Service."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, remote: RemoteSettings | None = None) -> None:
         self.settings = settings
+        self.remote_settings = remote or RemoteSettings()
+        self.gate: Gate | None = None
         self.run_dir = endpoints.ensure_private_dir(endpoints.runtime_dir())
         self.lock = InstanceLock(self.run_dir / "daemon.lock")
         self.lock.acquire()  # raises AlreadyRunning before we touch any socket
@@ -122,6 +135,12 @@ class Server:
             pid=os.getpid(),
             transport="tcp" if req_ep.startswith("tcp") else "ipc",
         )
+        if self.remote_settings.enabled:
+            self.gate = Gate(self.ctx, self.remote_settings)
+            self.gate.bind()
+            gate = self.gate
+            # Turns are per computer: all of one key's connections are one client.
+            self.service.queue.client_of = lambda job: gate.connections.get(job.identity, LOCAL_CLIENT)
         endpoints.write_connection(info)
         return info
 
@@ -142,6 +161,9 @@ class Server:
         poller = zmq.Poller()
         poller.register(self.router, zmq.POLLIN)
         poller.register(self.wake, zmq.POLLIN)
+        if self.gate is not None:
+            for sock in (self.gate.zap, self.gate.router, self.gate.pairing_sock):
+                poller.register(sock, zmq.POLLIN)
         next_keepalive = time.monotonic() + KEEPALIVE_S
         try:
             while not self._stop.is_set():
@@ -156,6 +178,8 @@ class Server:
                         except zmq.Again:
                             break
                         self._handle(frames)
+                if self.gate is not None:
+                    self._serve_remote(ready)
                 self._flush()
                 if time.monotonic() >= next_keepalive:
                     self._keepalive()
@@ -165,10 +189,73 @@ class Server:
             self._shutdown()
         return 0
 
-    def _handle(self, frames: list[bytes]) -> None:
+    def _serve_remote(self, ready: dict) -> None:
+        """ZAP first (it holds up handshakes), then pairing, then requests from other computers."""
+        gate = self.gate
+        assert gate is not None
+        if gate.zap in ready:
+            gate.answer_zap()
+        if gate.pairing_sock in ready:
+            gate.answer_pairing()
+        if gate.router in ready:
+            for _ in range(100):
+                try:
+                    frames = gate.router.recv_multipart(zmq.NOBLOCK, copy=False)
+                except zmq.Again:
+                    break
+                if len(frames) < 2:
+                    continue
+                key = frames[1].get("User-Id")
+                identity = REMOTE_PREFIX + frames[0].bytes
+                name = gate.client_of(key)
+                if name is None:
+                    # Revoked since it connected: ZAP checked the key only then.
+                    log.warning("refused a message from a revoked key (%s)", key)
+                    req_id = (_readable_id(frames[2].bytes) if len(frames) > 2 else None) or ""
+                    self._send(identity, error_header(req_id, ProtocolError("unauthorized", REVOKED_MESSAGE)))
+                    gate.connections.pop(identity, None)
+                    self._client_gone(identity)
+                    continue
+                if identity not in gate.connections and len(gate.connections) >= MAX_REMOTE_CONNECTIONS:
+                    self._forget_idle_connections()
+                gate.connections[identity] = key
+                self._handle([identity, *(f.bytes for f in frames[1:])], remote=name)
+
+    def _forget_idle_connections(self) -> None:
+        """Drop remembered remote connections that have no job (they may be long closed)."""
+        assert self.gate is not None
+        busy = {j.identity for j in self.service.queue.find()}
+        if self.service.jobs.player is not None:
+            busy |= {j.identity for j in self.service.jobs.player.jobs()}
+        self.gate.connections = {i: k for i, k in self.gate.connections.items() if i in busy}
+
+    def _remote_refusal(self, name: str, identity: bytes, header: dict[str, Any]) -> ProtocolError | None:
+        """Why a remote client may not make this request, or None."""
+        op, args = header.get("op"), header.get("args")
+        if op in LOCAL_ONLY_OPS:
+            return ProtocolError("not_allowed", f"{op} is for the daemon's own user, not for other computers")
+        if isinstance(args, dict) and any(a in args for a in PATH_ARGS):
+            return ProtocolError("not_allowed", "a path names a file on the daemon's machine; send the clip's bytes")
+        if op in JOB_OPS and self.gate is not None:
+            key = self.gate.connections.get(identity)
+            mine = {i for i, k in self.gate.connections.items() if k == key}
+            coord = self.service.jobs
+            jobs = {j.id: j for j in [*coord.queue.find(), *(coord.player.jobs() if coord.player else [])]}
+            queued = sum(1 for j in jobs.values() if j.identity in mine and not j.ended)
+            cap = self.remote_settings.max_queued_jobs
+            if queued >= cap:
+                log.warning("remote client %s is over its cap of %d queued jobs", name, cap)
+                return ProtocolError(
+                    "too_many_jobs",
+                    f"this computer already has {queued} jobs queued (the limit is {cap}); wait for one to end",
+                )
+        return None
+
+    def _handle(self, frames: list[bytes], remote: str | None = None) -> None:
         identity, body = frames[0], frames[1:]
+        key = self._key if remote is None else self.gate.signing_key  # type: ignore[union-attr]
         try:
-            msg = decode(self._key, body)
+            msg = decode(key, body)
         except SignatureError:
             log.warning("dropped a message with a bad signature (%d frames)", len(body))
             return
@@ -193,6 +280,8 @@ class Server:
                 # would make the daemon's own JSON unencodable.
                 raise ProtocolError("bad_message", "the header holds a lone surrogate (not valid Unicode)")
             req_id, op, args = check_request(msg.header)
+            if remote is not None and (refusal := self._remote_refusal(remote, identity, msg.header)):
+                raise refusal
             request = Request(identity, req_id, op, Args(args), msg.buffers)
             result = HANDLERS[op](self.service, request)
             if result is not None:
@@ -206,13 +295,21 @@ class Server:
             self._send(identity, error_header(req_id[:128], ProtocolError("internal", INTERNAL_MESSAGE)))
 
     def _send(self, identity: bytes, header: dict[str, Any], buffers: tuple = ()) -> bool:
+        router, key = self.router, self._key
+        if identity.startswith(REMOTE_PREFIX):
+            if self.gate is None:
+                return False
+            router, key = self.gate.router, self.gate.signing_key
+            wire_id = identity[len(REMOTE_PREFIX) :]
+        else:
+            wire_id = identity
         try:
-            frames = encode(self._key, header, buffers)
+            frames = encode(key, header, buffers)
         except ValueError as exc:  # UnicodeEncodeError: one bad reply must not stop the loop
             log.error("dropped a reply that cannot be encoded: %s", exc)
             return False
         try:
-            self.router.send_multipart([identity, *frames], zmq.NOBLOCK, copy=False)
+            router.send_multipart([wire_id, *frames], zmq.NOBLOCK, copy=False)
             return True
         except zmq.ZMQError as exc:
             if exc.errno == zmq.EHOSTUNREACH:
@@ -222,6 +319,8 @@ class Server:
             return False
 
     def _client_gone(self, identity: bytes) -> None:
+        if self.gate is not None:
+            self.gate.connections.pop(identity, None)
         self.service.jobs.client_gone(identity)
 
     def _flush(self) -> None:
@@ -258,6 +357,8 @@ class Server:
             if ep.startswith("ipc://"):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(ep[len("ipc://") :])
+        if self.gate is not None:
+            self.gate.close()
         self.wake.close(0)
         self.lock.release()
 

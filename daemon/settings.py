@@ -16,6 +16,7 @@ from typing import Any
 from chatterbox_tray.ipc import endpoints
 from chatterbox_tray.ipc.atomic import write_atomic
 from chatterbox_tray.ipc.limits import DEFAULT_MAX_TEXT_CHARS, RATE_RANGE
+from chatterbox_tray.ipc.remote import RemoteSettings, remote_settings
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +194,8 @@ def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = N
         for key, value in raw.items():
             if key in known:
                 values[key] = value
+            elif key == REMOTE_KEY:
+                pass  # read by load_remote_settings
             else:
                 log.warning("settings: ignoring unknown key %r in %s", key, path)
     except FileNotFoundError:
@@ -208,6 +211,29 @@ def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = N
     if overrides:
         settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None}).validate()
     return settings
+
+
+#: settings.json's object for serving other computers (ipc/remote.py,
+#: docs/security.md). Not a ``Settings`` field: no client may change it over
+#: any socket, only the daemon's owner by editing the file.
+REMOTE_KEY = "remote"
+
+
+def load_remote_settings(path: Path | None = None, bind: str | None = None) -> RemoteSettings:
+    """settings.json's ``remote`` object; ``bind`` (``--remote-bind``) turns it on for one run.
+
+    Raises RemoteError on a bad value: a daemon asked to serve the network
+    must not silently serve it some other way.
+    """
+    path = path or settings_file()
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raw = {}
+    current = remote_settings(raw.get(REMOTE_KEY) if isinstance(raw, dict) else None)
+    if bind:
+        current = remote_settings({**asdict(current), "enabled": True, "bind": bind})
+    return current
 
 
 def save_settings(settings: Settings, path: Path | None = None) -> None:

@@ -148,9 +148,9 @@ class Worker:
                     tally["first_chunk"] = now - job.created
             job.chunks_done = index + 1
             svc.jobs.event(job, {**job.describe(), "event": "chunk", "index": index, "span": [chunk.start, chunk.end]})
-            if job.chunks_done < len(job.chunks) and svc.queue.outranked(job):
+            if job.chunks_done < len(job.chunks) and svc.queue.should_yield(job):
                 tally["busy"] += time.perf_counter() - started
-                log.info("job %s waits for a higher-priority job", job.id)
+                log.debug("job %s gives the model to a higher-priority job or another client's turn", job.id)
                 svc.jobs.requeue(job)
                 return
         tally["busy"] += time.perf_counter() - started

@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Any
 
-from . import audiofile, quick, speechd
+from . import audiofile, quick, remote_cli, speechd
 from . import requests as rq
 from .client import Client, DaemonUnavailable, connect
 from .formatting import human_bytes
@@ -173,7 +173,9 @@ def cmd_say(client: Client, args: argparse.Namespace) -> int:
         except audiofile.AudioFileError as exc:
             print(f"chatterbox-tray say: {exc}", file=sys.stderr)
             return EXIT_ERROR
-    synthesis = client.synthesize(text, voice=args.voice, voice_path=args.voice_file, rate=args.rate, **_options(args))
+    synthesis = client.synthesize(
+        text, voice=args.voice, rate=args.rate, **_voice_source(client, args), **_options(args)
+    )
     sink: Any = None
     try:
         for chunk in synthesis:
@@ -204,6 +206,16 @@ def cmd_say(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+def _voice_source(client: Client, args: argparse.Namespace) -> dict[str, Any]:
+    """``--voice-file``: a path the local daemon reads, or the clip's bytes for a remote one."""
+    if args.voice_file is None:
+        return {}
+    if client.remote:
+        with open(args.voice_file, "rb") as fh:
+            return {"voice_data": fh.read()}
+    return {"voice_path": args.voice_file}
+
+
 def _waiting_line(client: Client) -> str:
     """What plain ``say`` waits for, said before it waits."""
     try:
@@ -223,15 +235,18 @@ def _waiting_line(client: Client) -> str:
 
 def _speak(client: Client, args: argparse.Namespace, text: str) -> int:
     """Play on the daemon's speaker; wait for the end unless --no-wait. Ctrl-C stops the job."""
-    request = rq.speak(
-        text,
-        voice=args.voice,
-        voice_path=args.voice_file,
-        priority=args.priority,
-        options=_options(args),
-        rate=args.rate,
-    )
-    if not args.no_wait and not args.json and sys.stderr.isatty():
+    source = _voice_source(client, args)  # a remote daemon gets the clip's bytes, not a path
+    request = rq.speak(text, voice=args.voice, **source, priority=args.priority, options=_options(args), rate=args.rate)
+    if client.remote and args.no_wait:
+        print(
+            "chatterbox-tray say: --no-wait needs the local daemon (a remote one's speech plays here)", file=sys.stderr
+        )
+        return EXIT_USAGE
+    if client.remote and not args.json and sys.stderr.isatty():
+        print(
+            f"chatterbox-tray: making speech on {client.daemon_name}; it plays here (Ctrl-C stops it)", file=sys.stderr
+        )
+    elif not args.no_wait and not args.json and sys.stderr.isatty():
         print(_waiting_line(client), file=sys.stderr)  # else 20 s of silence on a CPU
     spoken = speak_and_wait(client, request, wait=not args.no_wait)
     if spoken.dropped:
@@ -427,6 +442,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chatterbox-tray", description="Talk to the Chatterbox Tray daemon.")
     parser.add_argument("--no-start", action="store_true", help="do not start a daemon when none answers")
     parser.add_argument("--json", action="store_true", help="print results as JSON")
+    parser.add_argument(
+        "--daemon",
+        metavar="NAME",
+        help="use the paired remote daemon NAME (`remote add`); 'local' for this computer's. "
+        "Default: $CHATTERBOX_TRAY_DAEMON, else local",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     # Listed for --help only: main() hands everything after "daemon" to the daemon's own parser.
@@ -531,6 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("reload", help="load the model again with the current settings").set_defaults(func=cmd_reload)
     quick.add_parser(sub)
     speechd.add_parser(sub)
+    remote_cli.add_parser(sub)
     from chatterbox_tray.bridges.cli import add_arguments as add_bridge_arguments  # argparse only: no numpy
 
     add_bridge_arguments(
@@ -590,7 +612,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "offline", None) is not None:  # needs no daemon (speechd uninstall)
         return int(args.offline(args))
     try:
-        client = connect(autostart=not args.no_start and args.command != "shutdown")
+        client = connect(autostart=not args.no_start and args.command != "shutdown", daemon=args.daemon)
     except DaemonUnavailable as exc:
         print(f"chatterbox-tray: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE

@@ -35,6 +35,7 @@ from .core import (
     reply_result,
 )
 from .protocol import MAX_FRAME_BYTES, Message, ProtocolError
+from .remote import CurveConnection
 from .requests import Request
 
 __all__ = [
@@ -45,7 +46,9 @@ __all__ = [
     "DaemonUnavailable",
     "EventStream",
     "Synthesis",
+    "chosen_daemon",
     "connect",
+    "connect_remote",
     "try_connect",
 ]
 
@@ -184,7 +187,18 @@ class Client:
         self._sock = self._ctx.socket(zmq.DEALER)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES * 2)
+        use_curve(self._sock, self.info)
         self._sock.connect(self.info.requests)
+
+    @property
+    def remote(self) -> bool:
+        """Whether this is a daemon on another computer (its speaker is not ours)."""
+        return self.info.transport == "curve"
+
+    @property
+    def daemon_name(self) -> str:
+        """The paired name of a remote daemon ("gpu-box"); "local" for this computer's."""
+        return self.info.name if isinstance(self.info, CurveConnection) else "local"
 
     def close(self) -> None:
         """Close the socket; pending requests are abandoned."""
@@ -440,6 +454,23 @@ class Client:
         return self.request(rq.shutdown())
 
 
+def use_curve(sock: zmq.Socket, info: endpoints.ConnectionInfo) -> None:
+    """Make ``sock`` a CURVE client of a remote daemon (before ``connect``); nothing for a local one.
+
+    The daemon's pinned key means that a machine pretending to be it cannot
+    finish the handshake; our own key pair is what the daemon authorizes.
+    """
+    if info.transport != "curve":
+        return
+    assert isinstance(info, CurveConnection), "a curve transport comes from ipc.remote.remote_connection"
+    sock.setsockopt(zmq.CURVE_SERVERKEY, info.server_key.encode("ascii"))
+    sock.setsockopt(zmq.CURVE_PUBLICKEY, info.public_key.encode("ascii"))
+    sock.setsockopt(zmq.CURVE_SECRETKEY, info.secret_key.encode("ascii"))
+    # Notice a vanished daemon (a network cut) instead of waiting on a dead TCP connection.
+    sock.setsockopt(zmq.HEARTBEAT_IVL, 2000)
+    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 6000)
+
+
 class EventStream:
     """The daemon's broadcast: ``(topic, data)`` pairs, signature-checked."""
 
@@ -450,6 +481,8 @@ class EventStream:
         context: zmq.Context | None = None,
     ) -> None:
         self.info = info or endpoints.read_connection()
+        if not self.info.events:
+            raise DaemonUnavailable("a remote daemon publishes no events to other computers (docs/security.md)")
         self._core = ClientCore(self.info.key_bytes)
         self._sock = (context or zmq.Context.instance()).socket(zmq.SUB)
         self._sock.setsockopt(zmq.LINGER, 0)
@@ -505,8 +538,61 @@ def try_connect(timeout: float = 1.5) -> Client | None:
     return client
 
 
-def connect(autostart: bool = True, start_timeout: float = 60.0, daemon_args: list[str] | None = None) -> Client:
-    """Connect to the daemon, starting one when none answers (unless told not to)."""
+def chosen_daemon(daemon: str | None = None) -> str | None:
+    """The remote daemon a client should use: ``daemon``, else ``$CHATTERBOX_TRAY_DAEMON``, else None (local).
+
+    "local" (or an empty value) means the daemon on this machine.
+    """
+    from .remote import DAEMON_ENV
+
+    name = daemon if daemon is not None else os.environ.get(DAEMON_ENV, "")
+    return None if name in ("", "local") else name
+
+
+def connect_remote(name: str, timeout: float = 5.0) -> Client:
+    """A client of the paired remote daemon ``name``, checked with a ping.
+
+    Raises DaemonUnavailable in plain words when it does not answer within
+    ``timeout`` (never hangs: the socket has a deadline and no linger).
+    """
+    from .remote import RemoteError, remote_connection
+
+    try:
+        info = remote_connection(name)
+    except RemoteError as exc:
+        raise DaemonUnavailable(str(exc)) from None
+    client = Client(info, timeout=timeout)
+    try:
+        client.ping()
+    except DaemonUnavailable:
+        client.close()
+        raise DaemonUnavailable(
+            f"the remote daemon {name!r} at {info.requests[len('tcp://') :]} did not answer within {timeout:.0f} s: "
+            "it may be off, unreachable, behind a firewall, or no longer accept this computer's key "
+            "(then `chatterbox-tray remote add` again); use --daemon local for this machine's daemon"
+        ) from None
+    except ProtocolError:
+        client.close()
+        raise
+    client.timeout = DEFAULT_TIMEOUT
+    return client
+
+
+def connect(
+    autostart: bool = True,
+    start_timeout: float = 60.0,
+    daemon_args: list[str] | None = None,
+    daemon: str | None = None,
+) -> Client:
+    """Connect to the daemon, starting one when none answers (unless told not to).
+
+    ``daemon`` names a paired remote daemon (``chatterbox-tray remote add``);
+    by default ``$CHATTERBOX_TRAY_DAEMON``, else this machine's own daemon.
+    A remote daemon is never started from here.
+    """
+    remote_name = chosen_daemon(daemon)
+    if remote_name is not None:
+        return connect_remote(remote_name)
     client = try_connect()
     if client is not None:
         return client

@@ -30,6 +30,8 @@ from .protocol import PROTOCOL_VERSION, ProtocolError
 
 APP_NAME = "chatterbox-tray"
 HOME_ENV = "CHATTERBOX_TRAY_HOME"
+#: Set to "1", a POSIX daemon binds loopback TCP as on Windows (benchmarks, tests of that path).
+LOCAL_TCP_ENV = "CHATTERBOX_TRAY_LOCAL_TCP"
 #: libzmq's ipc paths are limited to 107 bytes (sun_path minus the NUL).
 MAX_IPC_PATH = 107
 
@@ -148,7 +150,7 @@ def local_endpoints(run_dir: Path) -> tuple[str, str]:
     ``tcp://127.0.0.1:*`` on Windows; the daemon rewrites the ``*`` to the
     bound port before writing the connection file.
     """
-    if sys.platform == "win32":
+    if sys.platform == "win32" or os.environ.get(LOCAL_TCP_ENV) == "1":
         return "tcp://127.0.0.1:*", "tcp://127.0.0.1:*"
     req, ev = run_dir / "req.sock", run_dir / "events.sock"
     if len(str(ev).encode()) > MAX_IPC_PATH:

@@ -9,6 +9,12 @@ daemon when none answers (if asked to). Request ids, frames and replies come
 from ``ipc.core`` and requests from ``ipc.requests``, as for the blocking
 client; what differs is only the waiting. ``gui/connection.py`` runs it in a
 QThread and turns what it reports into Qt signals.
+
+With ``remote`` (a paired daemon's name, ipc/remote.py) it links to a daemon
+on another computer over CURVE instead: no events socket (a remote daemon
+publishes none to other computers), no connection file, no autostart; a
+daemon that does not answer is reported as lost, with why, and tried again
+every few seconds.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import zmq
 
 from . import endpoints
 from . import requests as rq
-from .client import EventStream
+from .client import EventStream, use_curve
 from .core import ClientCore, is_final, pid_alive, reply_error, reply_result
 from .protocol import MAX_FRAME_BYTES, PROTOCOL_VERSION, ProtocolError
 from .requests import Request
@@ -43,6 +49,9 @@ CONNECT_PING_S = 1.5
 AUTOSTART_EVERY_S = 30.0
 #: How often the connected worker looks at the connection file (a restarted daemon).
 FILE_CHECK_S = 1.0
+
+#: How often a link to an unreachable remote daemon tries again.
+REMOTE_RETRY_S = 5.0
 
 #: Link states, as ``LinkSink.on_link`` reports them.
 CONNECTING, STARTING, CONNECTED, LOST, FAILED = "connecting", "starting", "connected", "lost", "failed"
@@ -85,8 +94,16 @@ class DaemonLink:
     wake socket); ``submit``, ``stop`` and ``dispose`` belong to one thread.
     """
 
-    def __init__(self, sink: LinkSink, connection_path: Path | None, autostart: bool, daemon_args: list[str]) -> None:
+    def __init__(
+        self,
+        sink: LinkSink,
+        connection_path: Path | None,
+        autostart: bool,
+        daemon_args: list[str],
+        remote: str | None = None,
+    ) -> None:
         self._sink = sink
+        self.remote = remote
         self._running = False
         self.connection_path = connection_path
         self.autostart = autostart
@@ -172,6 +189,9 @@ class DaemonLink:
 
     def _connect_once(self) -> None:
         self._fail_commands()
+        if self.remote is not None:
+            self._connect_remote(self.remote)
+            return
         info = self._read_info()
         if info is not None and info.protocol != PROTOCOL_VERSION:
             older = "daemon" if info.protocol < PROTOCOL_VERSION else "app"
@@ -200,6 +220,27 @@ class DaemonLink:
             self._set_link(CONNECTING, "Looking for the daemon…")
         self._sleep(0.3)
 
+    def _connect_remote(self, name: str) -> None:
+        from .remote import RemoteError, remote_connection
+
+        try:
+            info = remote_connection(name)
+        except RemoteError as exc:
+            self._set_link(FAILED, str(exc))
+            self._sleep(REMOTE_RETRY_S)
+            return
+        if self._state not in (CONNECTING, LOST, FAILED):
+            self._set_link(CONNECTING, f"Looking for {name}…")
+        if not self._open(info):
+            where = info.requests[len("tcp://") :]
+            self._set_link(
+                LOST,
+                f"The remote daemon {name} ({where}) does not answer: it may be off, unreachable or behind a "
+                "firewall, or it no longer accepts this computer. Trying again; choose the local daemon to use "
+                "this computer's own.",
+            )
+            self._sleep(REMOTE_RETRY_S)
+
     def _read_info(self) -> endpoints.ConnectionInfo | None:
         try:
             return endpoints.read_connection(self.connection_path)
@@ -221,6 +262,7 @@ class DaemonLink:
         dealer = self._ctx.socket(zmq.DEALER)
         dealer.setsockopt(zmq.LINGER, 0)
         dealer.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES * 2)
+        use_curve(dealer, info)
         dealer.connect(info.requests)
         self._dealer, self._info = dealer, info
         self.core.key = info.key_bytes
@@ -232,13 +274,13 @@ class DaemonLink:
             log.info("daemon at %s did not answer: %s", info.requests, exc)
             self._close_sockets()
             return False
-        self._events = EventStream(info, context=self._ctx)
+        self._events = EventStream(info, context=self._ctx) if info.events else None
         self._seq = 0
         self._last_heard = self._last_file_check = time.monotonic()
         self._heartbeat = None
         self._spawned = None
         self._autostart_blocked = False
-        self._set_link(CONNECTED, f"daemon pid {info.pid}")
+        self._set_link(CONNECTED, f"remote daemon {self.remote}" if self.remote else f"daemon pid {info.pid}")
         self._sink.on_connected(info, hello, status)
         return True
 
@@ -261,15 +303,16 @@ class DaemonLink:
     # -- connected -------------------------------------------------------------------------
 
     def _serve_once(self) -> None:
-        assert self._dealer is not None and self._events is not None
+        assert self._dealer is not None
         poller = zmq.Poller()
         poller.register(self._dealer, zmq.POLLIN)
-        poller.register(self._events.socket, zmq.POLLIN)
+        if self._events is not None:
+            poller.register(self._events.socket, zmq.POLLIN)
         poller.register(self._wake_rx, zmq.POLLIN)
         ready = dict(poller.poll(self._next_due_ms()))
         if self._dealer in ready:
             self._read_replies()
-        if self._events.socket in ready:
+        if self._events is not None and self._events.socket in ready:
             self._read_events()
         if self._wake_rx in ready:
             self._drain_wake()
@@ -364,7 +407,7 @@ class DaemonLink:
                     return
                 why = f"the daemon did not answer '{pending.op}' in {pending.timeout:.0f} s"
                 self._fail(req_id, "timeout", why)
-        if now - self._last_file_check > FILE_CHECK_S:
+        if self.remote is None and now - self._last_file_check > FILE_CHECK_S:
             self._last_file_check = now
             info = self._read_info()
             assert self._info is not None

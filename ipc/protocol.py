@@ -119,6 +119,10 @@ ERROR_CODES: dict[str, str] = {
     "model_failed": "the model failed to load or to run",
     "internal": "an unexpected error inside the daemon; see its log",
     "busy": "the daemon cannot do that while a job runs",
+    # A daemon serving other computers (docs/security.md).
+    "unauthorized": "this computer's key is not, or no longer, authorized by the daemon",
+    "not_allowed": "a remote client may not use that op or argument",
+    "too_many_jobs": "this remote client already has as many jobs queued as it may",
 }
 
 

@@ -6,6 +6,8 @@ portal, or no tray app at all). Like the tray app's hotkey it toggles: when
 something is speaking it stops all speech; otherwise it speaks the selected
 text (PRIMARY on X11 and Wayland, else the clipboard) with the ``quick``
 priority, which replaces whatever quick-speak was playing, and returns at once.
+With a remote daemon the speech plays here, in this process, until it ends
+or the next press stops it.
 A keypress pays only this module's start-up (no torch, no Qt, no numpy at
 import): see docs/hotkey.md for the measured figure.
 """
@@ -13,10 +15,15 @@ import): see docs/hotkey.md for the measured figure.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import signal
 
+from . import endpoints
 from . import requests as rq
 from .client import Client
+from .core import pid_alive
 from .selection import SelectionError, read_selection
 
 #: Longest text a quick-speak sends (the daemon's own limit is higher; a
@@ -44,6 +51,8 @@ def is_speaking(client: Client) -> bool:
 
 def cmd_quick(client: Client, args: argparse.Namespace) -> int:
     """Stop all speech if any is playing, else speak the selection and return."""
+    if client.remote:
+        return _quick_here(client, args)
     if is_speaking(client):
         stopped = client.stop(all=True)["stopped"]
         print(json.dumps({"stopped": stopped}) if args.json else f"stopped {len(stopped)} job(s)")
@@ -51,6 +60,36 @@ def cmd_quick(client: Client, args: argparse.Namespace) -> int:
     text = selected_text()
     result = client.request(rq.speak(text, voice=args.voice, priority="quick"))
     print(json.dumps(result) if args.json else result["job"])
+    return 0
+
+
+def _quick_here(client: Client, args: argparse.Namespace) -> int:
+    """The toggle with a remote daemon: speech plays in this process, which the next press stops.
+
+    The playing process leaves its pid in the runtime folder; the next press
+    finds it alive and sends it SIGTERM (which stops and cancels its job).
+    """
+    from .speaking import speak_and_wait
+
+    run_dir = endpoints.ensure_private_dir(endpoints.runtime_dir())
+    pidfile = run_dir / "quick-remote.pid"
+    with contextlib.suppress(OSError, ValueError):
+        pid = int(pidfile.read_text())
+        if pid != os.getpid() and pid_alive(pid):
+            os.kill(pid, signal.SIGTERM)
+            print(json.dumps({"stopped": [pid]}) if args.json else "stopped")
+            return 0
+    text = selected_text()
+    pidfile.write_text(str(os.getpid()))
+    try:
+        spoken = speak_and_wait(client, rq.speak(text, voice=args.voice, priority="quick"))
+    finally:
+        with contextlib.suppress(OSError):
+            if pidfile.read_text() == str(os.getpid()):
+                pidfile.unlink()
+    print(
+        json.dumps(spoken.end or {"interrupted": True}) if args.json else ("stopped" if spoken.interrupted else "done")
+    )
     return 0
 
 

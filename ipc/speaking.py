@@ -2,7 +2,8 @@
 
 One place queues the text on the daemon's speaker, waits for the job's end,
 and turns Ctrl-C, SIGTERM and SIGHUP into stopping that job, so the two
-callers differ only in what they print. (Before, ``speechd`` borrowed this
+callers differ only in what they print. With a daemon on another computer
+the speech is made there and played here (`play_here`). (Before, ``speechd`` borrowed this
 from ``cli``, which imports ``speechd``: an import cycle.)
 """
 
@@ -70,6 +71,8 @@ def speak_and_wait(client: Client, request: Request, *, wait: bool = True, stop_
     without a word (Speech Dispatcher kills its module's commands).
     ProtocolError from the ``speak`` request itself is raised to the caller.
     """
+    if client.remote:
+        return play_here(client, request)
     queued = client.request(request)
     if queued.get("dropped") or not wait:
         return Spoken(queued)
@@ -83,3 +86,43 @@ def speak_and_wait(client: Client, request: Request, *, wait: bool = True, stop_
             client.stop(job)
         return Spoken(queued, interrupted=True)
     return Spoken(queued, end)
+
+
+def play_here(client: Client, request: Request) -> Spoken:
+    """A ``speak`` request for a remote daemon: synthesize there, play on this computer's speaker.
+
+    The daemon's speaker is in another room. Its priority is dropped (this
+    process plays only its own stream); its volume scales the samples here.
+    Always waits (there is nothing here to leave playing); Ctrl-C, SIGTERM or
+    SIGHUP stop it and cancel the job.
+    """
+    from .client import Synthesis
+    from .localplay import LocalPlayer
+
+    args = {k: v for k, v in request.args.items() if k not in ("priority", "volume")}
+    volume = float(request.args.get("volume", 1.0) or 1.0)
+    synthesis = Synthesis(client, client.submit(Request("synthesize", args, request.buffers)))
+    synthesis.accepted()  # raises the daemon's refusal (unknown voice, too_many_jobs...) as speak would
+    queued = {"job": synthesis.job, "dropped": False, "position": synthesis.position, "played_here": True}
+    player = LocalPlayer(volume=volume)
+    try:
+        with interrupt_on_signals():
+            played = player.play(synthesis)
+    except KeyboardInterrupt:
+        synthesis.cancel()
+        return Spoken(queued, interrupted=True)
+    if played.stopped:
+        synthesis.cancel()
+        return Spoken(queued, interrupted=True)
+    playback = {"played_s": round(played.seconds, 3), "device": "this computer"}
+    return Spoken(
+        queued,
+        {
+            "job": synthesis.job,
+            "kind": "speak",
+            "state": "finished",
+            "summary": synthesis.summary or None,
+            "playback": playback,
+            "error": None,
+        },
+    )

@@ -38,6 +38,7 @@ from chatterbox_tray.ipc.protocol import ProtocolError
 #: Environment knobs of the fake engine; never inherited from the test run.
 FAKE_KNOBS = (
     "CHATTERBOX_TRAY_FAKE_DELAY",
+    "CHATTERBOX_TRAY_FAKE_TOKEN_DELAY",
     "CHATTERBOX_TRAY_FAKE_PREPARE_DELAY",
     "CHATTERBOX_TRAY_FAKE_LOAD_DELAY",
     "CHATTERBOX_TRAY_FAKE_FAIL_LOADS",

@@ -140,3 +140,56 @@ def test_the_queue_never_writes_a_jobs_state() -> None:
     assert queue.take(timeout=0) is j
     queue.put(j)
     assert j.state == "custom"
+
+
+def by_identity() -> JobQueue:
+    queue = JobQueue()
+    queue.client_of = lambda j: j.identity  # as the server maps remote computers
+    return queue
+
+
+def test_local_jobs_are_one_client_and_keep_first_come_first_served() -> None:
+    queue = JobQueue()
+    tray, script = job(identity=b"tray"), job(identity=b"script")
+    queue.put(tray)
+    assert queue.take(timeout=0) is tray
+    queue.put(script)
+    assert not queue.should_yield(tray)
+
+
+def test_synthesis_of_different_clients_takes_turns_and_each_clients_order_holds() -> None:
+    queue = by_identity()
+    book1, book2 = job(identity=b"A"), job(identity=b"A")
+    for j in (book1, book2):
+        queue.put(j)
+    assert queue.take(timeout=0) is book1
+    assert not queue.should_yield(book1)  # only its own client waits
+    quick = job(identity=b"B")
+    queue.put(quick)
+    assert queue.should_yield(book1)  # another client's synthesis of the same rank waits
+    queue.put(book1)  # the worker puts it back after its sentence
+    queue.done(book1)
+    assert queue.take(timeout=0) is quick  # B's turn: A was served last
+    assert queue.should_yield(quick)  # after one sentence, A's turn again
+    queue.put(quick)
+    queue.done(quick)
+    assert drain(queue) == [book1, quick, book2]  # A's turn (book1 before its own book2), then B, then A
+
+
+def test_speech_jobs_do_not_take_turns() -> None:
+    queue = by_identity()
+    first, other = job("speak", identity=b"A"), job("speak", identity=b"B")
+    queue.put(first)
+    assert queue.take(timeout=0) is first
+    queue.put(other)
+    assert not queue.should_yield(first)  # one speaker: interleaving would starve the playing job
+
+
+def test_turns_follow_the_client_of_mapping() -> None:
+    queue = JobQueue()
+    queue.client_of = lambda j: b"laptop" if j.identity in (b"c1", b"c2") else j.identity
+    running, same_computer = job(identity=b"c1"), job(identity=b"c2")
+    queue.put(running)
+    assert queue.take(timeout=0) is running
+    queue.put(same_computer)
+    assert not queue.should_yield(running)  # two connections of one computer are one client
