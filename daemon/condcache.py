@@ -200,6 +200,7 @@ class ConditionalsCache:
         memory_budget_bytes: int,
         disk_budget_bytes: int,
         tensors: Literal["torch", "numpy"] = "torch",
+        sole_writer: bool = False,
     ) -> None:
         """Open (and create) the cache under ``directory``.
 
@@ -212,6 +213,10 @@ class ConditionalsCache:
                 real engine) or numpy arrays (the fake one, so that a test
                 daemon never imports torch at all). The files are the same
                 safetensors format either way.
+            sole_writer: no other process writes this folder (the daemon holds
+                its instance lock), so every temporary file found now is a
+                crash's leftover and is removed; otherwise only those older
+                than ten minutes are.
         """
         if tensors not in ("torch", "numpy"):
             raise ValueError(f"tensors must be 'torch' or 'numpy', not {tensors!r}")
@@ -242,7 +247,7 @@ class ConditionalsCache:
             # Not fatal: the memory tier still works, and every disk write
             # will fail (logged) until the folder can be made.
             log.warning("conditionals cache: cannot create %s: %s", self._dir, exc)
-        self._remove_stale_temp_files()
+        self._remove_stale_temp_files(0.0 if sole_writer else _STALE_TMP_SECONDS)
 
     # -- public API ---------------------------------------------------------
 
@@ -559,12 +564,12 @@ class ConditionalsCache:
         tmp: Path | None = None
         try:
             payload = _safetensors(self._tensors).save(entry.tensors, metadata=metadata)
-            tmp = write_temp(self._dir, payload, mode=OWNER_ONLY)
+            tmp = write_temp(self._dir, payload, mode=OWNER_ONLY, site="cache")
             with self._disk_lock:
                 with self._lock:
                     current = epoch == self._epoch
                 if current:
-                    commit_temp(tmp, final)
+                    commit_temp(tmp, final, site="cache")
                     tmp = None
                     self._touch(final)
                     self._prune_disk_locked()
@@ -635,18 +640,18 @@ class ConditionalsCache:
                 found.append((self._dir / name, match))
         return found
 
-    def _remove_stale_temp_files(self) -> None:
+    def _remove_stale_temp_files(self, age: float) -> None:
         try:
             names = os.listdir(self._dir)
         except OSError:
             return
-        cutoff = time.time() - _STALE_TMP_SECONDS
+        cutoff = time.time() - age
         for name in names:
             if not (name.startswith(_TMP_PREFIX) and name.endswith(_TMP_SUFFIX)):
                 continue
             path = self._dir / name
             try:
-                if path.stat().st_mtime < cutoff:
+                if age <= 0 or path.stat().st_mtime < cutoff:
                     path.unlink()
                     log.info("conditionals cache: removed stale temporary file %s", path)
             except OSError:

@@ -35,7 +35,8 @@ from .engine import Engine
 from .jobs import Job, JobQueue
 from .model import Model, make_engine
 from .player import Player
-from .settings import Settings
+from .settings import Settings, settings_file
+from .storage import remove_temp_files_of
 from .voices import VoiceLibrary
 from .worker import Worker
 
@@ -69,7 +70,9 @@ class Service:
             settings.memory_cache_mb * MIB,
             settings.disk_cache_mb * MIB,
             tensors="numpy" if self.model.engine.tensor_format == "numpy" else "torch",
+            sole_writer=True,  # the server holds the instance lock
         )
+        remove_temp_files_of(settings_file())
         self.voices = VoiceLibrary(endpoints.data_dir())
         self.jobs = Coordinator(outbox, self.queue, lambda: self.model.state)
         self.player = Player(

@@ -17,6 +17,8 @@ from chatterbox_tray.ipc import endpoints
 from chatterbox_tray.ipc.atomic import write_atomic
 from chatterbox_tray.ipc.limits import DEFAULT_MAX_TEXT_CHARS
 
+from .storage import disk_full_as_error
+
 log = logging.getLogger(__name__)
 
 #: "auto": Turbo when there is no CUDA/MPS device, else the original (daemon/engine.py).
@@ -192,5 +194,6 @@ def save_changes(changes: dict[str, Any], path: Path | None = None) -> None:
 
 
 def _write(values: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, json.dumps(values, indent=2) + "\n")
+    with disk_full_as_error("the settings", path.parent):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps(values, indent=2) + "\n", site="settings")

@@ -119,6 +119,7 @@ ERROR_CODES: dict[str, str] = {
     "model_failed": "the model failed to load or to run",
     "internal": "an unexpected error inside the daemon; see its log",
     "busy": "the daemon cannot do that while a job runs",
+    "disk_full": "a file could not be saved: its disk (or the user's quota) is full; nothing was changed",
 }
 
 

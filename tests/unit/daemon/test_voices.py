@@ -14,6 +14,7 @@ import soundfile as sf
 
 from chatterbox_tray.daemon import voices as voices_mod
 from chatterbox_tray.daemon.clip import ClipError, sha256_bytes
+from chatterbox_tray.daemon.storage import DiskFullError
 from chatterbox_tray.daemon.voices import (
     MANIFEST_VERSION,
     Voice,
@@ -341,13 +342,13 @@ def test_manifest_write_failure_leaves_old_state(
         real_replace(src, dst)
 
     monkeypatch.setattr(voices_mod.os, "replace", failing_replace)
-    with pytest.raises(OSError):
+    with pytest.raises(DiskFullError, match="no space left"):
         lib.add("B", CLIP_B)
-    with pytest.raises(OSError):
+    with pytest.raises(DiskFullError, match="no space left"):
         lib.rename("A", "Z")
-    with pytest.raises(OSError):
+    with pytest.raises(DiskFullError, match="no space left"):
         lib.set_default("A")
-    with pytest.raises(OSError):
+    with pytest.raises(DiskFullError, match="no space left"):
         lib.remove("A")
     monkeypatch.undo()
 
