@@ -189,7 +189,7 @@ def encode(key: bytes, header: dict[str, Any], buffers: tuple[bytes, ...] | list
 
 
 def decode(key: bytes, frames: list[bytes]) -> Message:
-    """Check the signature and parse the header; raise ProtocolError if bad."""
+    """Check the signature and parse the header; raise ProtocolError if bad (and nothing else)."""
     if len(frames) < 2:
         raise ProtocolError("bad_message", f"expected at least 2 frames, got {len(frames)}")
     signature, head, *buffers = frames
@@ -201,6 +201,10 @@ def decode(key: bytes, frames: list[bytes]) -> Message:
         header = json.loads(head.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ProtocolError("bad_message", f"header is not UTF-8 JSON: {exc}") from None
+    except RecursionError:
+        raise ProtocolError("bad_message", "header is nested too deeply to parse") from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise ProtocolError("bad_message", f"header cannot be parsed: {exc}") from None
     if not isinstance(header, dict):
         raise ProtocolError("bad_message", "header must be a JSON object")
     return Message(header, tuple(buffers))
