@@ -116,9 +116,13 @@ class Settings:
                 raise ValueError(f"{name} must be one of {', '.join(choices)}, not {getattr(self, name)!r}")
         if self.prebuffer not in PREBUFFER_MODES:
             raise ValueError(f"prebuffer must be one of {', '.join(PREBUFFER_MODES)}, not {self.prebuffer!r}")
-        if not math.isfinite(float(self.volume)):
+        try:
+            volume = float(self.volume)
+        except OverflowError:  # an integer too large for a float
+            volume = math.inf
+        if not math.isfinite(volume):
             raise ValueError("volume must be a finite number between 0 and 1")
-        if not 0.0 <= float(self.volume) <= 1.0:
+        if not 0.0 <= volume <= 1.0:
             raise ValueError("volume must be between 0 and 1")
         if not 0 <= self.sentence_pause_ms <= 5000:
             raise ValueError("sentence_pause_ms must be between 0 and 5000")

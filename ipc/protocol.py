@@ -298,9 +298,15 @@ class Args:
     def float(self, name: str, default: Any = _MISSING, lo: float | None = None, hi: float | None = None) -> Any:
         """A number argument (ints accepted), optionally within [lo, hi]."""
         value = self._get(name, (int, float), default)
-        if value is not None and not math.isfinite(value):
+        if value is None:
+            return None
+        try:
+            number = float(value)  # an integer of 309 digits or more overflows
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
             raise ProtocolError("bad_args", f"argument {name!r} must be a finite number")
-        return _in_range(name, float(value) if value is not None else None, lo, hi)
+        return _in_range(name, number, lo, hi)
 
     def dict(self, name: str, default: Any = _MISSING) -> Any:
         """An object argument."""

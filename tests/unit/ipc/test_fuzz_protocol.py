@@ -38,6 +38,7 @@ scalars = (
     st.none()
     | st.booleans()
     | st.integers()
+    | st.integers(min_value=10**300, max_value=10**400).flatmap(lambda n: st.sampled_from([n, -n]))  # beyond float
     | st.floats(allow_nan=True, allow_infinity=True)
     | st.text(max_size=20)
     | st.sampled_from(sorted(OPS))
