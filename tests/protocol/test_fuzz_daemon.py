@@ -27,6 +27,7 @@ import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from chatterbox_tray.ipc.limits import OPTION_RANGES
 from chatterbox_tray.ipc.protocol import (
     ERROR_CODES,
     FINAL_KINDS,
@@ -50,6 +51,7 @@ ARG_NAMES = [
     "priority", "quick", "job", "request", "all", "stop_on_disconnect", "device", "volume", "values",
     "clear", "exaggeration", "cfg_weight", "temperature", "seed", "language", "bogus",
 ]  # fmt: skip
+OPTION_NAMES = sorted(OPTION_RANGES)
 CHUNK_FIELDS = ("index", "sample_rate", "samples", "text", "span", "tokens", "budget", "piece", "final")
 #: A reply stream may stay open while progress keeps coming (a wait on a paused job): stop reading then.
 STREAM_READ_S = 8.0
@@ -113,7 +115,7 @@ class RawClient:
         while True:
             if not self.sock.poll(GAP_S * 1000):
                 raise AssertionError(f"no reply to {req_id} ({self.ops.get(req_id)}) within {GAP_S} s; got {got}")
-            header, buffers = self.read()
+            header, _buffers = self.read()
             if header["id"] != req_id:
                 continue  # a late reply to an earlier request (checked in read)
             got.append(header)
