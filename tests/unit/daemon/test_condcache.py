@@ -809,3 +809,12 @@ print("torch" in sys.modules)
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_a_sole_writer_removes_every_temp_file_at_start(cache_dir: Path) -> None:
+    # The daemon holds its instance lock: nobody else can be writing here.
+    cache_dir.mkdir(parents=True)
+    fresh = cache_dir / ".tmp-writing.partial"
+    fresh.write_bytes(b"half")
+    ConditionalsCache(cache_dir, MIB, MIB, sole_writer=True)
+    assert not fresh.exists()

@@ -514,3 +514,26 @@ def test_concurrent_adds_of_one_name_let_exactly_one_win(lib: VoiceLibrary) -> N
     assert len(lib.list()) == 1
     assert len(errors) == 3
     assert {e.code for e in errors} == {"voice_exists"}
+
+
+def test_clips_no_voice_names_are_removed_at_start(data_dir: Path) -> None:
+    lib = VoiceLibrary(data_dir)
+    kept = lib.add("A", CLIP_A).file
+    orphan = data_dir / "voices" / f"{sha256_bytes(CLIP_B)[:16]}.wav"
+    orphan.write_bytes(CLIP_B)  # a crash between storing a clip and saving the manifest
+    stray = data_dir / "voices" / "notes.txt"
+    stray.write_text("not ours")
+    VoiceLibrary(data_dir)
+    assert kept.exists() and not orphan.exists()
+    assert stray.exists(), "only files named as the library names clips are removed"
+
+
+def test_unnamed_clips_stay_while_a_moved_aside_manifest_may_name_them(data_dir: Path) -> None:
+    lib = VoiceLibrary(data_dir)
+    clip = lib.add("A", CLIP_A).file
+    (data_dir / "voices.json").write_text("{broken", encoding="utf-8")
+    lib = VoiceLibrary(data_dir)  # sets the manifest aside; A's clip is all that is left of A
+    assert lib.list() == []
+    assert clip.exists()
+    VoiceLibrary(data_dir)
+    assert clip.exists()
