@@ -177,11 +177,17 @@ class Service:
         if self.state == "ready" and self.cache_tier(voice.sha256) is None:
             self.jobs.admit_background(Job("prepare", voice_name=voice.name, clip_sha256=voice.sha256))
 
-    def conditionals(self, job: Job) -> tuple[Any, str, float]:
-        """A job's voice conditionals from the cache, prepared on a miss (worker thread)."""
+    def conditionals(self, job: Job, background: bool = False) -> tuple[Any, str, float]:
+        """A job's voice conditionals from the cache, prepared on a miss (worker thread).
+
+        ``background``: preparing a newly added voice before anyone asked for
+        it; the cache counts that apart from hits and misses.
+        """
         before = self.cache_tier(job.clip_sha256)
         result = self.cache.get_or_prepare(
-            self.cache_key(job.clip_sha256), lambda: self.engine.prepare(self._clip_bytes(job))
+            self.cache_key(job.clip_sha256),
+            lambda: self.engine.prepare(self._clip_bytes(job)),
+            background=background,
         )
         if before is None:
             self.out.event("cache", {"sha256": job.clip_sha256, "voice": job.voice_name, "tier": "memory"})
