@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
-from . import audiofile, quick, speechd
+from . import audiofile, progress, quick, speechd
 from . import requests as rq
 from .client import Client, DaemonUnavailable, connect
 from .formatting import human_bytes
@@ -160,7 +161,11 @@ def cmd_say(client: Client, args: argparse.Namespace) -> int:
             return EXIT_ERROR
     synthesis = client.synthesize(text, voice=args.voice, voice_path=args.voice_file, **_options(args))
     sink: Any = None
+    bar: progress.ExportProgress | None = None
     try:
+        if progress.wanted(quiet=args.quiet or args.json):
+            synthesis.accepted()  # the total: how many sentences the daemon cut the text into
+            bar = progress.ExportProgress(synthesis.chunks or 0, what=Path(args.output).name if args.output else "")
         for chunk in synthesis:
             if args.output is not None:
                 if sink is None:
@@ -169,13 +174,21 @@ def cmd_say(client: Client, args: argparse.Namespace) -> int:
             else:
                 sys.stdout.buffer.write(chunk.samples.tobytes())
                 sys.stdout.buffer.flush()
+            if bar is not None:
+                bar.add_audio(len(chunk.samples) / chunk.sample_rate, sentence_done=chunk.final)
             if args.verbose and chunk.final:
-                print(f"[{chunk.index + 1}] {chunk.text}", file=sys.stderr)
+                line = f"[{chunk.index + 1}] {chunk.text}"
+                if bar is not None:
+                    bar.write(line)
+                else:
+                    print(line, file=sys.stderr)
     finally:
+        if bar is not None:
+            bar.close()
         if sink is not None:
             sink.close()
     summary = synthesis.summary
-    if args.verbose or args.output is not None:
+    if (args.verbose or args.output is not None) and not args.quiet:
         cond = summary.get("conditionals", {})
         print(
             f"{summary.get('audio_s', 0):.1f} s of audio in {summary.get('synthesis_s', 0):.1f} s "
@@ -459,6 +472,12 @@ def build_parser() -> argparse.ArgumentParser:
     say.add_argument("--seed", type=int, help="seed for repeatable output")
     say.add_argument("--language", help="language id for the multilingual model (e.g. fr)")
     say.add_argument("--verbose", action="store_true", help="print each sentence and the timings")
+    say.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress bar and no summary line when writing a file (errors are still printed)",
+    )
     say.set_defaults(func=cmd_say)
 
     cache = sub.add_parser("cache", help="conditionals cache figures, or clear it")
