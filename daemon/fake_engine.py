@@ -10,6 +10,9 @@ Environment knobs (seconds), for tests that need slow or failing engines:
 per prepare, ``CHATTERBOX_TRAY_FAKE_LOAD_DELAY`` at load, and
 ``CHATTERBOX_TRAY_FAKE_FAIL_LOADS`` (how many loads fail before one succeeds),
 and ``CHATTERBOX_TRAY_FAKE_PIECES`` (a count: each sentence streamed in that many pieces).
+``CHATTERBOX_TRAY_FAKE_HUB`` (``<repo>:<pattern>,...``) runs the real engine's
+download step (`download.fetch_weights`) at load, against ``HF_ENDPOINT``
+(a local stand-in hub in tests).
 """
 
 from __future__ import annotations
@@ -71,6 +74,13 @@ class FakeEngine(Engine):
     def load(self, progress: ProgressFn) -> None:
         """Pretend to load, failing as many times as the environment asks."""
         global _failed_loads
+        hub = os.environ.get("CHATTERBOX_TRAY_FAKE_HUB")
+        if hub:  # "<repo>:<pattern>,<pattern>": the real download step, against HF_ENDPOINT
+            from . import download
+
+            download.reset()
+            repo, _, patterns = hub.partition(":")
+            download.fetch_weights(repo, patterns.split(","), progress)
         for step in range(5):
             progress(0.1 + 0.15 * step, f"loading fake weights ({step + 1}/5)")
             _sleep(_env_float("CHATTERBOX_TRAY_FAKE_LOAD_DELAY") / 5)

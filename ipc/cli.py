@@ -59,22 +59,54 @@ def plain_os_error(exc: OSError) -> str:
 # -- commands ---------------------------------------------------------------------
 
 
-def cmd_status(client: Client, args: argparse.Namespace) -> int:
-    status = client.status()
-    if args.json:
-        _print_json(status)
-        return 0
+def _state_line(status: dict[str, Any]) -> str:
+    """ "loading (33%: downloading the weights: 1.2 GiB of 3.0 GiB, …)", "ready", "failed: why"."""
     line = f"{status['state']}"
     if status["state"] in ("loading", "warming_up"):
         line += f" ({status['progress'] * 100:.0f}%: {status['message']})"
     if status["state"] == "failed":
         line += f": {status['error']}"
-    print(line)
+    return line
+
+
+def cmd_status(client: Client, args: argparse.Namespace) -> int:
+    if getattr(args, "watch", False):
+        return _watch_status(client, args)
+    status = client.status()
+    if args.json:
+        _print_json(status)
+        return 0
+    print(_state_line(status))
     print(f"model:  {status['variant']} ({status['model_id'] or 'not loaded'}) on {status['device']}")
     print(f"queue:  {status['queue']} job(s)")
     if status.get("speaker_paused"):
         print("speaker: paused (chatterbox-tray resume)")
     return 0
+
+
+def _watch_status(client: Client, args: argparse.Namespace) -> int:
+    """Follow the load (the first run's download, say) until the model is ready (0) or failed (1).
+
+    On a terminal one line is redrawn in place; elsewhere each change is a
+    new line (``--json``: one status object a line).
+    """
+    import time
+
+    tty = sys.stdout.isatty() and not args.json
+    last = None
+    while True:
+        status = client.status()
+        line = json.dumps(status) if args.json else _state_line(status)
+        if args.json and line != last:
+            print(line, flush=True)
+        elif line != last:
+            print(f"\r\033[K{line}" if tty else line, end="" if tty else "\n", flush=True)
+        last = line
+        if status["state"] in ("ready", "failed"):
+            if tty:
+                print()
+            return 0 if status["state"] == "ready" else EXIT_ERROR
+        time.sleep(0.5)
 
 
 def cmd_ping(client: Client, args: argparse.Namespace) -> int:
@@ -211,7 +243,11 @@ def _waiting_line(client: Client) -> str:
     state = status.get("state")
     if state in ("loading", "warming_up"):
         pct = round(100 * float(status.get("progress") or 0))
-        return f"chatterbox-tray: waiting for the model to load ({pct}%), then making speech… (Ctrl-C stops it)"
+        doing = f": {status['message']}" if status.get("download") else ""
+        return (
+            f"chatterbox-tray: waiting for the model to load ({pct}%{doing}), then making speech… "
+            "(Ctrl-C stops it; chatterbox-tray status --watch follows the load)"
+        )
     if state == "failed":
         return "chatterbox-tray: the model failed to load; asking the daemon anyway…"
     return "chatterbox-tray: making speech; it plays as soon as the first sentence is ready (Ctrl-C stops it)"
@@ -413,7 +449,13 @@ def build_parser() -> argparse.ArgumentParser:
     # Listed for --help only: main() hands everything after "daemon" to the daemon's own parser.
     sub.add_parser("daemon", help="run the daemon in the foreground (its options: daemon --help)", add_help=False)
 
-    sub.add_parser("status", help="daemon state, model and queue").set_defaults(func=cmd_status)
+    status = sub.add_parser("status", help="daemon state, model and queue")
+    status.add_argument(
+        "--watch",
+        action="store_true",
+        help="follow the model's load (download figures on the first run) until it is ready or fails",
+    )
+    status.set_defaults(func=cmd_status)
     ping = sub.add_parser("ping", help="measure the round trip to the daemon")
     ping.add_argument("-c", "--count", type=int, default=5, help="pings to send (the best is shown)")
     ping.set_defaults(func=cmd_ping)
