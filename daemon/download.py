@@ -234,12 +234,14 @@ def fetch(
                 progress.file = name
             log.info("downloading %s/%s (%d bytes)", repo_id, name, size)
             try:
-                hf_hub_download(repo_id, name, revision=revision, endpoint=endpoint, cache_dir=cache_dir)
+                # By branch, as chatterbox asks: that also records refs/main, which
+                # an offline start later needs to find the files.
+                hf_hub_download(repo_id, name, endpoint=endpoint, cache_dir=cache_dir)
             except Exception as exc:
                 done = f"{human_bytes(progress.bytes_done)} of {human_bytes(progress.bytes_total)} done"
                 raise DownloadError(
                     f"the download of the weights failed at {name} ({done}): {_reason(exc)}. "
-                    "Check the connection and retry: what was downloaded is kept"
+                    "Check the connection and retry: the files already downloaded are kept"
                 ) from exc
             done_before += size
             with _lock:

@@ -6,8 +6,9 @@ It answers the three requests huggingface_hub's ``model_info`` and
 - ``GET /api/models/<repo>[/revision/<rev>]``: the repo's commit and files with sizes;
 - ``HEAD /<repo>/resolve/<rev>/<file>``: ``X-Repo-Commit``, ``ETag``, ``Content-Length``;
 - ``GET`` of the same: the bytes (``Range`` honoured, so a retry resumes),
-  paced at ``rate`` bytes a second, optionally pausing (``stall_s`` after
-  ``stall_at`` bytes) or dropping the connection (``fail_at`` bytes) once.
+  paced at ``rate`` bytes a second, optionally pausing once (``stall_s`` after
+  ``stall_at`` bytes) or dropping the connection after ``fail_at`` bytes
+  (``fail_times`` times).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class FakeHub:
     stall_at: int | None = None
     stall_s: float = 0.0
     fail_at: int | None = None
+    #: How many times to drop the connection at ``fail_at`` (then serve whole).
+    fail_times: int = 1
     requests: list[str] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
 
@@ -91,8 +94,8 @@ class FakeHub:
                 sent, step = start, 4096
                 began = time.monotonic()
                 while sent < len(data):
-                    if hub.fail_at is not None and sent >= hub.fail_at:
-                        hub.fail_at = None  # once: the retry gets the rest
+                    if hub.fail_at is not None and hub.fail_times > 0 and sent >= hub.fail_at:
+                        hub.fail_times -= 1
                         self.close_connection = True
                         self.connection.shutdown(2)
                         return
