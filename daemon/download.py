@@ -114,7 +114,12 @@ _lock = threading.Lock()
 
 
 def fetch_weights(
-    repo_id: str, patterns: Sequence[str], progress: Callable[[float, str], None], lo: float = 0.10, hi: float = 0.70
+    repo_id: str,
+    patterns: Sequence[str],
+    progress: Callable[[float, str], None],
+    lo: float = 0.10,
+    hi: float = 0.70,
+    stall_s: float = STALL_S,
 ) -> None:
     """The load's download step: `fetch`, its figures as load progress from ``lo`` to ``hi``.
 
@@ -128,7 +133,7 @@ def fetch_weights(
     from .engine import EngineError
 
     try:
-        fetch(repo_id, patterns, lambda p: progress(lo + (hi - lo) * p.fraction, p.describe()))
+        fetch(repo_id, patterns, lambda p: progress(lo + (hi - lo) * p.fraction, p.describe()), stall_s=stall_s)
     except HubUnreachable as exc:
         log.info("not downloading: %s", exc)
     except DownloadError as exc:

@@ -12,7 +12,8 @@ per prepare, ``CHATTERBOX_TRAY_FAKE_LOAD_DELAY`` at load, and
 and ``CHATTERBOX_TRAY_FAKE_PIECES`` (a count: each sentence streamed in that many pieces).
 ``CHATTERBOX_TRAY_FAKE_HUB`` (``<repo>:<pattern>,...``) runs the real engine's
 download step (`download.fetch_weights`) at load, against ``HF_ENDPOINT``
-(a local stand-in hub in tests).
+(a local stand-in hub in tests), calling a download stalled after
+``CHATTERBOX_TRAY_FAKE_HUB_STALL_S`` seconds without data.
 """
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ class FakeEngine(Engine):
 
             download.reset()
             repo, _, patterns = hub.partition(":")
-            download.fetch_weights(repo, patterns.split(","), progress)
+            stall_s = _env_float("CHATTERBOX_TRAY_FAKE_HUB_STALL_S") or download.STALL_S
+            download.fetch_weights(repo, patterns.split(","), progress, stall_s=stall_s)
         for step in range(5):
             progress(0.1 + 0.15 * step, f"loading fake weights ({step + 1}/5)")
             _sleep(_env_float("CHATTERBOX_TRAY_FAKE_LOAD_DELAY") / 5)
