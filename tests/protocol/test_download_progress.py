@@ -19,24 +19,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.daemons import DaemonProcess
-from tests.support.hub import FakeHub
+from tests.support.hub import MIB, REPO, FakeHub, hub_daemon
 
-MIB = 1024 * 1024
-REPO = "ResembleAI/chatterbox"
 EXE = Path(sys.executable).with_name("chatterbox-tray")
-
-
-def hub_daemon(hub: FakeHub, **extra: str) -> DaemonProcess:
-    """A daemon whose load downloads from ``hub`` into its own Hugging Face cache."""
-    d = DaemonProcess()
-    d.extra_env = {
-        "CHATTERBOX_TRAY_FAKE_HUB": f"{REPO}:*.safetensors,*.json",
-        "HF_ENDPOINT": hub.endpoint,
-        "HF_HOME": str(d.home / "hf"),
-        "HF_HUB_OFFLINE": "0",
-        **extra,
-    }
-    return d
 
 
 def watch(d: DaemonProcess) -> subprocess.Popen:

@@ -22,7 +22,12 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.support.daemons import DaemonProcess
+
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
+MIB = 1024 * 1024
+#: The original model's repository, as chatterbox names it.
+REPO = "ResembleAI/chatterbox"
 
 
 @dataclass
@@ -143,3 +148,16 @@ class FakeHub:
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
+
+
+def hub_daemon(hub: FakeHub, **extra: str) -> DaemonProcess:
+    """A daemon whose load downloads from ``hub`` into its own Hugging Face cache."""
+    d = DaemonProcess()
+    d.extra_env = {
+        "CHATTERBOX_TRAY_FAKE_HUB": f"{REPO}:*.safetensors,*.json",
+        "HF_ENDPOINT": hub.endpoint,
+        "HF_HOME": str(d.home / "hf"),
+        "HF_HUB_OFFLINE": "0",
+        **extra,
+    }
+    return d
