@@ -111,3 +111,27 @@ def test_a_failed_file_is_a_model_failed_error_for_the_load(hub: FakeHub, monkey
     with pytest.raises(EngineError) as err:
         download.fetch_weights(REPO, ["*"], lambda f, m: None)
     assert err.value.code == "model_failed" and "failed at x" in err.value.message
+
+
+@pytest.mark.parametrize(
+    ("variant", "module"),
+    [("original", "chatterbox.tts"), ("multilingual", "chatterbox.mtl_tts"), ("turbo", "chatterbox.tts_turbo")],
+)
+def test_we_fetch_what_chatterbox_from_pretrained_asks_for(variant: str, module: str) -> None:
+    """HUB_FILES copies chatterbox's own lists; read its source (without importing torch) to keep them equal."""
+    import importlib.util
+    import re
+
+    # find_spec of a submodule would import chatterbox (and torch, seconds): find the package folder only.
+    package = importlib.util.find_spec("chatterbox")
+    assert package is not None and package.submodule_search_locations
+    folder = Path(next(iter(package.submodule_search_locations)))
+    source = (folder / f"{module.split('.')[-1]}.py").read_text(encoding="utf-8")
+    method = source[source.index("def from_pretrained") :]
+    listed = re.search(
+        r"\[([^\]]*)\]", method[method.index("hf_hub_download" if variant == "original" else "allow_patterns") - 120 :]
+    )
+    assert listed is not None
+    names = tuple(re.findall(r'"([^"]+)"', listed.group(1)))
+    assert names == download.HUB_FILES[variant]
+    assert re.search(r'^REPO_ID = "[^"]+"', source, re.M)  # the engine reads the repo from the module
