@@ -569,10 +569,14 @@ class ConditionalsCache:
         seen: set[str] = set()
         for path, match in self._entry_files():
             try:
-                with open(path, "rb") as f:
-                    st = os.fstat(f.fileno())  # the very file read, even if replaced meanwhile
-                    ident = (st.st_ino, st.st_size, st.st_mtime_ns)
-                    problem = None if self._verified.get(path.name) == ident else _file_problem(f, st.st_size, match)
+                st = path.stat()
+                ident = (st.st_ino, st.st_size, st.st_mtime_ns)
+                problem = None
+                if self._verified.get(path.name) != ident:  # new or changed: read its header
+                    with open(path, "rb") as f:
+                        st = os.fstat(f.fileno())  # the very file read, even if replaced meanwhile
+                        ident = (st.st_ino, st.st_size, st.st_mtime_ns)
+                        problem = _file_problem(f, st.st_size, match)
             except FileNotFoundError:
                 continue  # pruned or cleared meanwhile
             except OSError as exc:
