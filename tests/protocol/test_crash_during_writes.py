@@ -164,3 +164,27 @@ def whole_entries(folder: Path) -> set[str]:
         assert arrays and all(np.isfinite(a).all() for a in arrays.values() if a.dtype.kind == "f")
         found.add(path.name.split("-")[0])
     return found
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_kill_while_removing_a_voice(home_daemon, clips: Clips, step: str) -> None:
+    d = home_daemon(f"voices.manifest:{step}:2")  # saved once by the add; the remove dies
+    d.start()
+    clip = clips.new()
+    with d.client() as client:
+        client.voices_add("Alpha", data=clip)
+    die_during(d, rq.voices_remove("Alpha"))
+
+    restart_clean(d)
+    with d.client() as client:
+        names = [v["name"] for v in client.voices_list()]
+    assert d.stop() == 0
+    removed = step == COMMITTED
+    assert names == ([] if removed else ["Alpha"])
+    clips_left = [p.name for p in (d.home / "data" / "voices").iterdir()]
+    if removed:  # the list was saved without it; its clip, not yet deleted then, is swept at start
+        assert clips_left == []
+    else:
+        assert len(clips_left) == 1
+        assert sha256_hex((d.home / "data" / "voices" / clips_left[0]).read_bytes()) == sha256_hex(clip)
+    assert leftovers(d.home) == []
