@@ -378,8 +378,10 @@ def cmd_cache(client: Client, args: argparse.Namespace) -> int:
         return 0
     print(
         f"hits:     memory {s['hits']['memory']}, disk {s['hits']['disk']}; misses {s['misses']}; "
-        f"hit rate {s['hit_rate'] * 100:.0f}%"
+        f"hit rate {s['hit_rate'] * 100:.0f}% of {s['requests']} requests"
     )
+    # Absent from an older daemon's reply; never a miss (docs/protocol.md, cache.stats).
+    print(f"ahead:    {s.get('prepared_in_background', 0)} voices prepared before anyone asked")
     for tier in ("memory", "disk"):
         print(
             f"{tier + ':':<9} {s['entries'][tier]} entries, {_human_bytes(s['bytes'][tier])} "
