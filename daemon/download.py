@@ -4,8 +4,8 @@ chatterbox's ``from_pretrained`` fetches about 3 GB from the Hugging Face hub
 and says nothing while it does. So before it runs, the daemon fetches the
 same files itself, into the same Hugging Face cache (chatterbox then finds
 them there): it asks the hub for the files and their sizes, downloads each
-with huggingface_hub's own ``hf_hub_download`` (resumable: a retry goes on
-from the bytes already there), and meanwhile watches the partial file grow,
+with huggingface_hub's own ``hf_hub_download`` (a retry skips the files
+already finished), and meanwhile watches the partial file grow,
 so that ``status``, the tray app's banner and ``status --watch`` can say
 bytes done, total, speed and time left.
 
@@ -202,6 +202,9 @@ def fetch(
     if not missing:
         return 0
     blobs = Path(cache_dir or constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo_id, repo_type="model") / "blobs"
+    # A killed earlier run's partial files stay (huggingface_hub names each
+    # attempt's file uniquely and never resumes one): they are not ours to count.
+    stale = set(blobs.glob("*.incomplete")) if blobs.is_dir() else set()
     done_before = 0  # bytes of the files finished
     stop = threading.Event()
     last_byte = time.monotonic()
@@ -210,7 +213,7 @@ def fetch(
     def measure() -> None:
         nonlocal last_byte
         now = time.monotonic()
-        partial = sum(_size(p) for p in blobs.glob("*.incomplete")) if blobs.is_dir() else 0
+        partial = sum(_size(p) for p in blobs.glob("*.incomplete") if p not in stale) if blobs.is_dir() else 0
         done = min(done_before + partial, progress.bytes_total)
         if done > progress.bytes_done:
             last_byte = now
