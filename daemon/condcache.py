@@ -593,13 +593,16 @@ class ConditionalsCache:
 
     def _drop_bad_file(self, path: Path, why: str, inode: int | None = None) -> None:
         """Remove a bad entry file (only that inode, when given: a good file may have replaced it)."""
-        log.warning("conditionals cache: %s is %s; removing it and preparing again", path, why)
-        with self._lock:
-            self._disk_bad_files += 1
         with self._disk_lock:
             try:
                 if inode is not None and path.stat().st_ino != inode:
-                    return
+                    return  # replaced meanwhile by a good write
+            except OSError:
+                return  # gone meanwhile (pruned, cleared)
+            log.warning("conditionals cache: %s is %s; removing it and preparing again", path, why)
+            with self._lock:
+                self._disk_bad_files += 1
+            try:
                 path.unlink()
             except FileNotFoundError:
                 pass
