@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import time
 from collections.abc import Iterator
 
 import openai
@@ -59,7 +60,11 @@ def test_openai_speech_through_the_real_model(real: DaemonProcess) -> None:
         samples, rate = sf.read(io.BytesIO(data))
         assert rate == 24_000 and samples.size > 0
         with real.client() as daemon:
-            last = daemon.stats()["recent_jobs"][-1]
+            # The response ends with the last audio; the job's end (and its entry) follows at once.
+            deadline = time.monotonic() + 30
+            while not (recent := daemon.stats()["recent_jobs"]) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            last = recent[-1]
         # The daemon's last job is the one the bridge asked for, and all its audio came through.
         assert last["audio_s"] == pytest.approx(samples.size / rate, abs=0.01)
     finally:

@@ -8,6 +8,7 @@ package's own client on free loopback ports.
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import os
 import signal
@@ -50,8 +51,8 @@ def models(port: int) -> list[str] | None:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=5) as resp:
             return [m["id"] for m in json.loads(resp.read())["data"]]
-    except (urllib.error.URLError, ConnectionError, OSError):
-        return None
+    except (urllib.error.URLError, ConnectionError, OSError, http.client.HTTPException):
+        return None  # HTTPException: a bridge stopped while it answered (IncompleteRead)
 
 
 def bridge(client: Client, name: str) -> dict[str, Any]:
