@@ -36,6 +36,8 @@ PAGES = ("Speak", "Voices", "Stats", "Settings")
 DEFAULT_SIZE = (980, 820)
 #: The navigation column: the page list, and under it the daemon's state card.
 NAV_WIDTH = 180
+#: The daemon banner's fallback when a daemon on another computer does not answer.
+LOCAL_CHOICE = "Use this computer's daemon"
 
 
 class DaemonBanner(QWidget):
@@ -61,7 +63,12 @@ class DaemonBanner(QWidget):
         """Show what the daemon is doing, or nothing when all is well."""
         s = self.state
         self.progress.hide()
-        if s.link == FAILED:
+        if s.remote and s.link in (FAILED, LOST):
+            # A daemon on another computer cannot be started from here: offer this computer's.
+            self.banner.show_message(
+                s.link_detail, "error" if s.link == FAILED else "warning", LOCAL_CHOICE, self.use_local, closable=False
+            )
+        elif s.link == FAILED:
             self.banner.show_message(s.link_detail, "error", "Retry", s.retry, closable=False)
         elif s.link == LOST:
             self.banner.show_message(
@@ -69,6 +76,8 @@ class DaemonBanner(QWidget):
             )
         elif s.link != CONNECTED:
             text = "Starting the daemon…" if s.link == STARTING else "Connecting to the daemon…"
+            if s.remote:
+                text = f"Connecting to {s.remote}…"
             self.banner.show_message(text, "info", closable=False)
             self.progress.setRange(0, 0)
             self.progress.show()
@@ -90,6 +99,10 @@ class DaemonBanner(QWidget):
             self.progress.show()
         else:
             self.banner.hide()
+
+    def use_local(self) -> None:
+        """Fall back to this computer's daemon (saved as the app's choice)."""
+        self.state.use_daemon(None)
 
     def use_local_folder(self) -> None:
         """Load the model from a folder on this computer (no internet): pick it, save it, load."""
