@@ -87,7 +87,7 @@ class PairDialog(QDialog):
             remote.split_host_port(host, remote.DEFAULT_PORT)
             pairing.parse_code(code)
         except remote.RemoteError as exc:
-            self._say(str(exc), error=True)
+            self._say(f"Not paired: {exc}", error=True)
             return
         self.busy = True
         self.pair_button.setEnabled(False)
