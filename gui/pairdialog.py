@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -50,17 +50,17 @@ class PairDialog(QDialog):
         )
         help_text.setStyleSheet("color: palette(placeholder-text);")
         self.message = QLabel(objectName="pairMessage", wordWrap=True)
-        self.message.setTextInteractionFlags(self.message.textInteractionFlags())
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)  # copy the key
         self.message.hide()
         self.pair_button = QPushButton("Pair", objectName="pairButton", default=True)
         self.pair_button.clicked.connect(self.start)
         self.use_button = QPushButton("Use it now", objectName="pairUse")
         self.use_button.clicked.connect(self._use)
-        self.use_button.hide()
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.addButton(self.use_button, QDialogButtonBox.ButtonRole.AcceptRole)
         buttons.addButton(self.pair_button, QDialogButtonBox.ButtonRole.ActionRole)
         buttons.rejected.connect(self.reject)
+        self.use_button.hide()  # after addButton, which shows it: only once a pairing worked
         form = QFormLayout()
         form.addRow("Name", self.name)
         form.addRow("Host", self.host)

@@ -30,6 +30,8 @@ from .localspeech import LOCAL_OPS, LocalSpeech
 JOB_ENDS = frozenset({"finished", "cancelled", "failed", "dropped"})
 #: Job events that mean its audio is on the speaker.
 JOB_PLAYING = frozenset({"started", "sentence", "position", "resumed", "underrun"})
+#: The way back when a daemon on another computer does not answer (the banner's and the tray's words).
+LOCAL_CHOICE = "Use this computer's daemon"
 #: How often the status and voices of a remote daemon (which sends no events) are asked for.
 REMOTE_POLL_MS = 2000
 

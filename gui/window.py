@@ -27,17 +27,17 @@ from .pages.settings import SettingsPage
 from .pages.speak import SpeakPage
 from .pages.stats import StatsPage
 from .pages.voices import VoicesPage
-from .state import AppState
+from .state import LOCAL_CHOICE, AppState
 from .widgets import Banner
 
 PAGES = ("Speak", "Voices", "Stats", "Settings")
+#: The banner's fallback button: the narrow column has room for this much of ``LOCAL_CHOICE``.
+LOCAL_BUTTON = "Use this computer"
 #: The first size: Stats (with its jobs table) and Settings fit without scrolling.
 #: Smaller screens get what they have (``MainWindow.__init__``).
 DEFAULT_SIZE = (980, 820)
 #: The navigation column: the page list, and under it the daemon's state card.
 NAV_WIDTH = 180
-#: The daemon banner's fallback when a daemon on another computer does not answer.
-LOCAL_CHOICE = "Use this computer's daemon"
 
 
 class DaemonBanner(QWidget):
@@ -65,9 +65,9 @@ class DaemonBanner(QWidget):
         self.progress.hide()
         if s.remote and s.link in (FAILED, LOST):
             # A daemon on another computer cannot be started from here: offer this computer's.
-            self.banner.show_message(
-                s.link_detail, "error" if s.link == FAILED else "warning", LOCAL_CHOICE, self.use_local, closable=False
-            )
+            kind = "error" if s.link == FAILED else "warning"
+            self.banner.show_message(s.link_detail, kind, LOCAL_BUTTON, self.use_local, closable=False)
+            self.banner.action.setToolTip(f"{LOCAL_CHOICE} (saved as the app's choice)")
         elif s.link == FAILED:
             self.banner.show_message(s.link_detail, "error", "Retry", s.retry, closable=False)
         elif s.link == LOST:

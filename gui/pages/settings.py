@@ -223,6 +223,8 @@ class SettingsPage(QWidget):
             "The daemon that makes the speech: this computer's, or one paired on another computer "
             "(its speech plays here)"
         )
+        self.daemon_choice.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.daemon_choice.setMinimumContentsLength(14)
         self.daemon_choice.activated.connect(self._daemon_picked)
         self.pair_button = QPushButton("Pair with a daemon…", objectName="pairDaemon")
         self.pair_button.clicked.connect(self.open_pairing)
@@ -415,7 +417,10 @@ class SettingsPage(QWidget):
             box.setEnabled(key in s)
         self._show_bridge_places(s)
         self._update_language()
-        self.file_label.setText(f"Saved in {result.get('file', '')}")
+        if self.state.remote:  # its file is on the other computer, and only its owner edits it
+            self.file_label.setText(f"The settings of {self.state.remote} are changed on that computer")
+        else:
+            self.file_label.setText(f"Saved in {result.get('file', '')}")
         self._show_loaded()
 
     def _show_bridge_places(self, s: dict[str, Any]) -> None:
@@ -608,7 +613,9 @@ class SettingsPage(QWidget):
         self.daemon_choice.clear()
         self.daemon_choice.addItem("This computer", "")
         for name, daemon in sorted(paired.items()):
-            self.daemon_choice.addItem(f"{name} ({daemon.label or daemon.host})", name)
+            self.daemon_choice.addItem(name, name)
+            where = f"{daemon.host}:{daemon.port}" + (f", {daemon.label}" if daemon.label else "")
+            self.daemon_choice.setItemData(self.daemon_choice.count() - 1, where, Qt.ItemDataRole.ToolTipRole)
         current = self.state.remote or ""
         if current and self.daemon_choice.findData(current) < 0:
             self.daemon_choice.addItem(f"{current} (not paired)", current)

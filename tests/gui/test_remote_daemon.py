@@ -23,7 +23,8 @@ from PySide6.QtGui import QGuiApplication
 
 from chatterbox_tray.gui import prefs
 from chatterbox_tray.gui.app import TrayApp
-from chatterbox_tray.gui.window import LOCAL_CHOICE
+from chatterbox_tray.gui.state import LOCAL_CHOICE
+from chatterbox_tray.gui.window import LOCAL_BUTTON
 from chatterbox_tray.ipc import endpoints, pairing, remote
 from chatterbox_tray.ipc.client import Client
 from tests.gui.conftest import CONNECT_TIMEOUT_MS
@@ -181,10 +182,12 @@ def test_a_wrong_a_reused_and_an_expired_code_are_said_plainly_and_change_nothin
         code = invite(gpu)
         wrong = code[:5] + ("Z" if code[5] != "Z" else "Y") + code[6:]
         said = pair_in_form(qtbot, app, "box-w", host, wrong)
+        assert app.window.settings.pair_dialog.use_button.isHidden()
         assert said.startswith("Not paired") and "does not match" in said and "nothing was changed" in said
         assert remote.read_daemons() == before
         said = pair_in_form(qtbot, app, "box-r", host, code)  # the right one still works after a typo
         assert said.startswith("Paired with box-r")
+        assert not app.window.settings.pair_dialog.use_button.isHidden()
         assert app.window.settings.daemon_choice.findData("box-r") > 0  # listed at once
         said = pair_in_form(qtbot, app, "box-r2", host, code)
         assert said.startswith("Not paired") and "already used" in said
@@ -312,11 +315,12 @@ def test_an_unreachable_remote_daemon_is_said_and_the_fallback_uses_this_compute
     app = open_app(qtbot, as_laptop, daemon=prefs.chosen_daemon())
     try:
         banner = app.window.daemon_banner.banner
-        qtbot.waitUntil(lambda: banner.isVisible() and banner.action.text() == LOCAL_CHOICE, timeout=20_000)
+        qtbot.waitUntil(lambda: banner.isVisible() and banner.action.text() == LOCAL_BUTTON, timeout=20_000)
         assert "does not answer" in banner.label.text() and "switched-off" in banner.label.text()
         assert app.state.where == "switched-off, RTX 4090"
         assert "switched-off" in app.tray.icon.toolTip()
         assert not app.window.speak.speak_button.isEnabled()
+        assert app.tray.retry.isVisible() and app.tray.retry.text() == LOCAL_CHOICE  # the tray offers it too
         started = time.monotonic()
         qtbot.mouseClick(banner.action, Qt.MouseButton.LeftButton)
         assert time.monotonic() - started < 1.0  # the switch does not wait for the old link
