@@ -168,6 +168,7 @@ class Connection(QObject):
         self._retired.append(old)
         self.remote = remote
         self.pid = None
+        self.state, self.detail = CONNECTING, ""
         self._worker = self._new_worker(remote)
         waiting, self._callbacks = self._callbacks, {}
         for callbacks in waiting.values():

@@ -146,7 +146,7 @@ class LocalSpeech(QObject):
                 if self.current is speech:
                     self.current = None
                 if on_error is not None:
-                    on_error(code, message)
+                    on_error(code, "Stopped before it began." if speech.stopping else message)
                 return
             speech.error = {"code": code, "message": message}
             if code != "cancelled":
@@ -242,7 +242,7 @@ class LocalSpeech(QObject):
         if isinstance(played, Exception):
             self._event(speech, "failed", error={"code": "audio", "message": f"Could not play here: {played}"})
             self._send(rq.cancel(request=speech.req_id), on_error=lambda code, message: None)
-        elif speech.stopping or (played.stopped and speech.error is None):
+        elif speech.stopping or (played.stopped and speech.error is None) or _cancelled_there(speech):
             self._event(speech, "cancelled")
         elif speech.error is not None:
             self._event(speech, "failed", error=speech.error)
@@ -262,3 +262,8 @@ class LocalSpeech(QObject):
                 **data,
             }
         )
+
+
+def _cancelled_there(speech: _Speech) -> bool:
+    """The remote daemon cancelled the job (its owner, or another of this computer's clients)."""
+    return speech.error is not None and speech.error.get("code") == "cancelled"

@@ -23,7 +23,7 @@ from chatterbox_tray.ipc import remote as remote_files
 from chatterbox_tray.ipc import requests as rq
 from chatterbox_tray.ipc.requests import Request
 
-from .connection import CONNECTED, FAILED, LOST, Connection, OnError, OnMessage, OnResult
+from .connection import CONNECTED, CONNECTING, FAILED, LOST, Connection, OnError, OnMessage, OnResult
 from .localspeech import LOCAL_OPS, LocalSpeech
 
 #: Job events after which a speech job is over.
@@ -132,6 +132,7 @@ class AppState(QObject):
             return
         self.here.close()
         self.remote, self.remote_gpu = name, ""
+        self.link, self.link_detail = CONNECTING, f"Connecting to {name}…" if name else ""
         self._paired_gpu = self._read_paired_gpu()
         self.hello, self.status = {}, {}
         self.speech_jobs.clear()
