@@ -159,6 +159,7 @@ def test_pairing_from_the_form_lists_the_daemon_and_choosing_it_reconnects_and_i
     assert prefs.load()["daemon"] == "gpu-box"
     with gpu.client() as local:
         assert app.state.hello.get("pid") == local.hello()["pid"]  # the gpu daemon answers, not the laptop's
+    qtbot.waitUntil(lambda: app.window.speak.voice.findData("narrator") >= 0)  # its voice library
     settings = app.window.settings
     assert settings.daemon_choice.currentData() == "gpu-box"
     assert not settings.apply_button.isEnabled()  # its settings are its owner's
@@ -230,7 +231,7 @@ def test_the_speak_page_synthesizes_there_and_plays_here(
         heard = laptop.played()[here_before:]
     assert np.abs(heard).max() > 0.01  # real samples reached this computer's speaker
     assert len(gpu.played()) == gpu_before  # nothing played in the other room
-    assert "from gpu-box" in app.window.status_text.text()
+    assert "from gpu-box" in app.window.status_text.text() and "from gpu-box" in app.tray.icon.toolTip()
     assert not app.state.busy
 
 
