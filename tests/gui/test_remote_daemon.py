@@ -153,13 +153,18 @@ def paired_app(qtbot, gpu: DaemonProcess, as_laptop: DaemonProcess, narrator: st
 
 
 def test_pairing_from_the_form_lists_the_daemon_and_choosing_it_reconnects_and_is_saved(
-    qtbot, gpu: DaemonProcess, paired_app: TrayApp
+    qtbot, gpu: DaemonProcess, paired_app: TrayApp, clips: Clips
 ) -> None:
     app = paired_app
     assert prefs.load()["daemon"] == "gpu-box"
     with gpu.client() as local:
         assert app.state.hello.get("pid") == local.hello()["pid"]  # the gpu daemon answers, not the laptop's
     qtbot.waitUntil(lambda: app.window.speak.voice.findData("narrator") >= 0)  # its voice library
+    with gpu.client() as local:  # a voice added there (no event reaches this app): polling finds it
+        local.voices_add("visitor", data=clips.new())
+    qtbot.waitUntil(lambda: app.window.speak.voice.findData("visitor") >= 0, timeout=10_000)
+    with gpu.client() as local:
+        local.voices_remove("visitor")
     settings = app.window.settings
     assert settings.daemon_choice.currentData() == "gpu-box"
     assert not settings.apply_button.isEnabled()  # its settings are its owner's
