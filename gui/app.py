@@ -87,7 +87,7 @@ class TrayApp(QObject):
 
     def quit(self, stop_daemon: bool = False) -> None:
         """Leave the app; with ``stop_daemon``, shut the daemon down first."""
-        if stop_daemon and self.state.connected:
+        if stop_daemon and self.state.connected and not self.state.remote:  # another computer's is not ours
             self.state.send(rq.shutdown(), on_result=lambda _: self._exit(), on_error=lambda c, m: self._exit())
             QTimer.singleShot(3000, self._exit)  # never hang on a daemon that does not answer
         else:

@@ -43,7 +43,7 @@ class Tray(QObject):
         self.settings = self.menu.addAction("Settings…", self.open_settings.emit)
         self.menu.addSeparator()
         self.menu.addAction("Quit", lambda: self.quit.emit(False))
-        self.menu.addAction("Quit and stop the daemon", lambda: self.quit.emit(True))
+        self.quit_and_stop = self.menu.addAction("Quit and stop the daemon", lambda: self.quit.emit(True))
         self.icon.setContextMenu(self.menu)
         self.icon.activated.connect(self._activated)
         state.changed.connect(self.update_state)
@@ -100,6 +100,7 @@ class Tray(QObject):
         self.pause.setEnabled(s.connected and (s.busy or s.paused))  # as the Speak page's button
         self.pause.setText("Resume" if s.paused else "Pause")
         self.voices_menu.setEnabled(s.connected and bool(s.voices))
+        self.quit_and_stop.setVisible(not s.remote)  # a daemon on another computer is its owner's to stop
 
     def _retry(self) -> None:
         if self.state.remote and not self.state.connected:

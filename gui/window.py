@@ -81,6 +81,15 @@ class DaemonBanner(QWidget):
             self.banner.show_message(text, "info", closable=False)
             self.progress.setRange(0, 0)
             self.progress.show()
+        elif s.model_state == "failed" and s.remote:  # its owner loads it there: no reload from here
+            error = s.status.get("error") or "no reason given"
+            self.banner.show_message(
+                f"{s.remote} could not load its model: {error}. Its owner can fix it there.",
+                "error",
+                LOCAL_BUTTON,
+                self.use_local,
+                closable=False,
+            )
         elif s.model_state == "failed":
             error = s.status.get("error") or "no reason given"
             self.banner.show_message(

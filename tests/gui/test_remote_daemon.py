@@ -238,6 +238,20 @@ def test_the_speak_page_synthesizes_there_and_plays_here(
     assert len(gpu.played()) == gpu_before  # nothing played in the other room
     assert "from gpu-box" in app.window.status_text.text() and "from gpu-box" in app.tray.icon.toolTip()
     assert not app.state.busy
+    assert not app.tray.quit_and_stop.isVisible()  # that daemon is its owner's to stop
+
+
+def test_save_as_makes_the_file_there_and_writes_it_here(
+    qtbot, gpu: DaemonProcess, paired_app: TrayApp, tmp_path
+) -> None:
+    import soundfile as sf
+
+    page = paired_app.window.speak
+    page.text.setPlainText(TEXT)
+    page.save_to(str(tmp_path / "made-there.flac"))
+    qtbot.waitUntil(lambda: page.progress_label.text().startswith("Saved made-there.flac"), timeout=30_000)
+    audio, rate = sf.read(tmp_path / "made-there.flac")
+    assert rate == 24000 and len(audio) > 0.5 * rate
 
 
 def test_stop_silences_it_here_and_cancels_it_there(
