@@ -371,3 +371,34 @@ def test_the_environment_variable_wins_at_start(
         app.close()
     monkeypatch.setenv(remote.DAEMON_ENV, "local")
     assert prefs.chosen_daemon() is None
+
+
+def test_a_remote_model_that_reloads_is_followed_without_events(
+    qtbot, laptop: DaemonProcess, as_laptop: DaemonProcess
+) -> None:
+    """A remote daemon sends no events: the app asks for its state, so loading and ready still show."""
+    home = short_home()
+    port = free_port_pair()
+    (home / "config").mkdir(parents=True)
+    (home / "config" / "settings.json").write_text(
+        json.dumps({"remote": {"enabled": True, "bind": f"127.0.0.1:{port}"}})
+    )
+    slow = DaemonProcess(home=home, env={"CHATTERBOX_TRAY_FAKE_LOAD_DELAY": "4"}).start()
+    app = None
+    try:
+        ok(cli(laptop, "remote", "add", "slow-box", f"127.0.0.1:{port}", invite(slow)))
+        app = open_app(qtbot, as_laptop, daemon="slow-box")
+        wait_ready(qtbot, app, "slow-box")
+        seen: list[str] = []
+        app.state.changed.connect(lambda: seen.append(app.state.model_state))
+        with slow.client() as owner:
+            assert owner.reload()["started"]  # its owner reloads it there (4 s)
+        qtbot.waitUntil(lambda: app.state.model_state == "loading", timeout=10_000)
+        assert "Loading the model" in app.window.status_text.text()
+        qtbot.waitUntil(lambda: app.state.ready, timeout=20_000)
+        assert seen.index("loading") < len(seen) - 1 - seen[::-1].index("ready")
+    finally:
+        if app is not None:
+            app.close()
+        remote.forget_daemon("slow-box")
+        slow.cleanup()
