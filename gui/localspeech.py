@@ -38,12 +38,12 @@ Send = Callable[..., str]
 class _Speech:
     """One speech: its request, its job (once accepted), its player and its chunk queue."""
 
-    def __init__(self, req_id: str) -> None:
+    def __init__(self, req_id: str, volume: float = 1.0) -> None:
         self.req_id = req_id
         self.job: str | None = None
         self.chunks = 0
         self.made = 0
-        self.player = LocalPlayer()
+        self.player = LocalPlayer(volume=volume)
         self.feed: queue.SimpleQueue = queue.SimpleQueue()
         self.thread: threading.Thread | None = None
         self.error: dict[str, Any] | None = None
@@ -159,7 +159,8 @@ class LocalSpeech(QObject):
             on_result=on_done,
             on_error=on_failed,
         )
-        speech = holder["speech"] = _Speech(req_id)
+        volume = request.args.get("volume")
+        speech = holder["speech"] = _Speech(req_id, float(volume) if isinstance(volume, (int, float)) else 1.0)
         self.current = speech
         return req_id
 
@@ -184,9 +185,11 @@ class LocalSpeech(QObject):
                 self._event(speech, "paused")
 
     def resume(self) -> None:
-        """Go on after ``pause``."""
+        """Go on after ``pause`` (with nothing here, it only clears a paused look)."""
         speech = self.current
-        if speech is not None and speech.player.paused:
+        if speech is None:
+            self.job_event.emit({"event": "resumed", "kind": "speak", "job": None})
+        elif speech.player.paused:
             speech.player.resume()
             if speech.job:
                 self._event(speech, "resumed")
@@ -239,6 +242,10 @@ class LocalSpeech(QObject):
         speech.over = True
         if self.current is speech:
             self.current = None
+        if speech.player.paused and speech.job:
+            # This computer's speaker is idle now, not paused: a new speech plays at once
+            # (unlike the daemon's speaker, which stays paused for everyone).
+            self._event(speech, "resumed")
         if isinstance(played, Exception):
             self._event(speech, "failed", error={"code": "audio", "message": f"Could not play here: {played}"})
             self._send(rq.cancel(request=speech.req_id), on_error=lambda code, message: None)

@@ -262,9 +262,12 @@ def test_stop_silences_it_here_and_cancels_it_there(
     qtbot.mouseClick(page.speak_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: page.progress_label.text().startswith("Speaking sentence 2"), timeout=30_000)
     assert page.stop_button.isEnabled() and app.state.speaking
+    qtbot.mouseClick(page.pause_button, Qt.MouseButton.LeftButton)  # stopped while paused, even
+    qtbot.waitUntil(lambda: app.state.paused, timeout=5_000)
     qtbot.mouseClick(page.stop_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: page.progress_label.text() == "Stopped", timeout=5_000)
     assert not app.state.busy
+    assert not app.state.paused and page.pause_button.text() == "Pause"  # nothing here is left paused
     after = settle(laptop)
     time.sleep(3 * CHUNK_DELAY_S)
     assert len(laptop.played()) == after  # no more sentences arrive here
