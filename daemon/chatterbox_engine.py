@@ -24,6 +24,7 @@ import hashlib
 import io
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ from typing import Any
 
 from chatterbox_tray.ipc.limits import CLIP_MIN_SECONDS
 
+from . import download
 from .engine import (
     OPTION_RANGES,
     Cancelled,
@@ -166,6 +168,7 @@ class ChatterboxEngine(Engine):
     def load(self, progress: ProgressFn) -> None:
         """Load the model; failures become EngineError with what to do about them."""
         progress(0.02, "importing chatterbox")
+        download.reset()
         if self.checkpoint:
             # A local folder means "no network": without this the multilingual
             # loader spends ~25 s retrying the hub for a side table it has cached.
@@ -204,7 +207,10 @@ class ChatterboxEngine(Engine):
                 progress(0.15, f"loading weights from {folder} onto {self.device}")
                 self.model = cls.from_local(folder, self.device)
             else:
-                progress(0.10, "fetching weights from the Hugging Face hub (cached after the first time)")
+                progress(0.10, "asking the Hugging Face hub for the weights (downloaded once, then cached)")
+                # Our own fetch first, into the same cache, so the download shows its figures.
+                download.fetch_weights(sys.modules[cls.__module__].REPO_ID, download.HUB_FILES[self.variant], progress)
+                progress(0.70, f"loading the {self.variant} weights onto {self.device}")
                 self.model = cls.from_pretrained(self.device)
                 self.model_id = f"{self.variant}:{self._hub_revision()}"
         except EngineError:

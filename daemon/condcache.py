@@ -200,6 +200,7 @@ class ConditionalsCache:
         memory_budget_bytes: int,
         disk_budget_bytes: int,
         tensors: Literal["torch", "numpy"] = "torch",
+        sole_writer: bool = False,
     ) -> None:
         """Open (and create) the cache under ``directory``.
 
@@ -212,6 +213,10 @@ class ConditionalsCache:
                 real engine) or numpy arrays (the fake one, so that a test
                 daemon never imports torch at all). The files are the same
                 safetensors format either way.
+            sole_writer: no other process writes this folder (the daemon holds
+                its instance lock), so every temporary file found now is a
+                crash's leftover and is removed; otherwise only those older
+                than ten minutes are.
         """
         if tensors not in ("torch", "numpy"):
             raise ValueError(f"tensors must be 'torch' or 'numpy', not {tensors!r}")
@@ -231,6 +236,10 @@ class ConditionalsCache:
         self._hits = {"memory": 0, "disk": 0}
         self._misses = 0
         self._prepared = 0
+        self._prepared_in_background = 0
+        # Entry files whose header and size were checked: name -> (inode,
+        # size, mtime). A file is checked again only when one of them changes.
+        self._verified: dict[str, tuple[int, int, int]] = {}
         self._prepare_failures = 0
         self._prepare_seconds_total = 0.0
         self._seconds_saved = 0.0
@@ -242,11 +251,16 @@ class ConditionalsCache:
             # Not fatal: the memory tier still works, and every disk write
             # will fail (logged) until the folder can be made.
             log.warning("conditionals cache: cannot create %s: %s", self._dir, exc)
-        self._remove_stale_temp_files()
+        self._remove_stale_temp_files(0.0 if sole_writer else _STALE_TMP_SECONDS)
+        # Corrupt, truncated or foreign files are removed now, not counted as
+        # entries until someone happens to load them.
+        self._checked_entry_files()
 
     # -- public API ---------------------------------------------------------
 
-    def get_or_prepare(self, key: CacheKey, prepare: Callable[[], CondTensors]) -> CacheResult:
+    def get_or_prepare(
+        self, key: CacheKey, prepare: Callable[[], CondTensors], *, background: bool = False
+    ) -> CacheResult:
         """Return the conditionals for ``key``, calling ``prepare`` only on a miss.
 
         Looks in memory, then on disk (a disk hit is promoted into memory),
@@ -256,6 +270,11 @@ class ConditionalsCache:
 
         ``prepare``'s tensors are copied to the CPU before they are kept, so
         the cache never holds GPU memory and the caller may reuse its own.
+
+        ``background``: nobody asked for speech; the daemon is preparing a
+        newly added voice ahead of use. Such a call is no request: it counts
+        as neither hit nor miss, and a preparation it makes is counted in
+        ``prepared_in_background`` (`stats`).
 
         Raises:
             Exception: whatever ``prepare`` raised, in the preparing thread
@@ -279,7 +298,8 @@ class ConditionalsCache:
                 if touch:
                     entry.touched = start
                 seconds = _clock() - start
-                self._record_hit_locked("memory", entry.prepare_seconds, seconds)
+                if not background:
+                    self._record_hit_locked("memory", entry.prepare_seconds, seconds)
                 hit = CacheResult(dict(entry.tensors), "memory", seconds)
             else:
                 flight = self._flights.get(key)
@@ -294,9 +314,9 @@ class ConditionalsCache:
         if flight is None:  # cannot happen: set whenever there was no hit
             raise RuntimeError("conditionals cache: no flight for a miss")
         if not leader:
-            return self._wait(flight, start)
+            return self._wait(flight, start, background)
         try:
-            return self._lead(key, prepare, flight, start)
+            return self._lead(key, prepare, flight, start, background)
         except BaseException as exc:
             with self._lock:
                 self._flights.pop(key, None)
@@ -377,21 +397,20 @@ class ConditionalsCache:
 
         Keys: ``hits`` (``{"memory": n, "disk": n}``), ``misses``,
         ``requests``, ``hit_rate`` (hits / (hits + misses), 0.0 before any
-        request), ``entries`` and ``bytes`` (each ``{"memory": n, "disk":
-        n}``; disk figures are read from the folder now),
-        ``prepare_seconds_total``, ``prepare_failures``, ``seconds_saved``
+        request): requests only, never background preparations;
+        ``entries`` and ``bytes`` (each ``{"memory": n, "disk": n}``; disk
+        figures are the folder's entry files now, each checked (header and
+        size) once, so a corrupt file is removed rather than counted),
+        ``prepared_in_background``, ``prepare_seconds_total`` (every
+        preparation, background ones included), ``prepare_failures``
+        (likewise), ``seconds_saved``
         (for each hit, what preparing that entry cost minus what the hit
         cost), ``disk_errors`` (``{"write": n, "bad_file": n}``), ``budgets``
         (``{"memory_bytes": n, "disk_bytes": n}``) and ``directory``.
         """
-        disk_entries = 0
-        disk_bytes = 0
-        for path, _match in self._entry_files():
-            try:
-                disk_bytes += path.stat().st_size
-            except OSError:
-                continue
-            disk_entries += 1
+        checked = self._checked_entry_files()
+        disk_entries = len(checked)
+        disk_bytes = sum(size for _path, size in checked)
         with self._lock:
             hits = dict(self._hits)
             total_hits = hits["memory"] + hits["disk"]
@@ -403,6 +422,7 @@ class ConditionalsCache:
                 "hit_rate": (total_hits / requests) if requests else 0.0,
                 "entries": {"memory": len(self._memory), "disk": disk_entries},
                 "bytes": {"memory": self._memory_bytes, "disk": disk_bytes},
+                "prepared_in_background": self._prepared_in_background,
                 "prepare_seconds_total": self._prepare_seconds_total,
                 "prepare_failures": self._prepare_failures,
                 "seconds_saved": self._seconds_saved,
@@ -419,7 +439,7 @@ class ConditionalsCache:
 
     # -- lookup and preparation ------------------------------------------------
 
-    def _wait(self, flight: _Flight, start: float) -> CacheResult:
+    def _wait(self, flight: _Flight, start: float, background: bool) -> CacheResult:
         flight.done.wait()
         if flight.error is not None:
             raise flight.error
@@ -427,8 +447,9 @@ class ConditionalsCache:
         if entry is None:  # cannot happen: done is set after result or error
             raise RuntimeError("conditionals cache: preparation ended without a result")
         seconds = _clock() - start
-        with self._lock:
-            self._record_hit_locked("memory", entry.prepare_seconds, seconds)
+        if not background:  # a request that found the work under way: a hit
+            with self._lock:
+                self._record_hit_locked("memory", entry.prepare_seconds, seconds)
         return CacheResult(dict(entry.tensors), "memory", seconds)
 
     def _lead(
@@ -437,6 +458,7 @@ class ConditionalsCache:
         prepare: Callable[[], CondTensors],
         flight: _Flight,
         start: float,
+        background: bool,
     ) -> CacheResult:
         entry = self._load_from_disk(key)
         if entry is not None:
@@ -447,13 +469,15 @@ class ConditionalsCache:
                 if flight.epoch == self._epoch:
                     self._store_memory_locked(key, entry)
                 self._flights.pop(key, None)
-                self._record_hit_locked("disk", entry.prepare_seconds, seconds)
+                if not background:
+                    self._record_hit_locked("disk", entry.prepare_seconds, seconds)
             flight.result = entry
             flight.done.set()
             return CacheResult(dict(entry.tensors), "disk", seconds)
 
-        with self._lock:
-            self._misses += 1
+        if not background:
+            with self._lock:
+                self._misses += 1
         prep_start = _clock()
         try:
             raw = prepare()
@@ -466,6 +490,8 @@ class ConditionalsCache:
         entry = _Entry(tensors, _nbytes(tensors), prepare_seconds, touched=_clock())
         with self._lock:
             self._prepared += 1
+            if background:
+                self._prepared_in_background += 1
             self._prepare_seconds_total += prepare_seconds
             if flight.epoch == self._epoch:
                 self._store_memory_locked(key, entry)
@@ -533,11 +559,49 @@ class ConditionalsCache:
             prepare_seconds = None
         return _Entry(tensors, _nbytes(tensors), prepare_seconds)
 
-    def _drop_bad_file(self, path: Path, why: str) -> None:
-        log.warning("conditionals cache: %s is %s; removing it and preparing again", path, why)
-        with self._lock:
-            self._disk_bad_files += 1
+    def _checked_entry_files(self) -> list[tuple[Path, int]]:
+        """The entry files whose header and size are sound, with their sizes.
+
+        Each file is read (its header only) the first time it is seen and
+        again when it changes; a bad one is removed and counted as a bad file.
+        """
+        good: list[tuple[Path, int]] = []
+        seen: set[str] = set()
+        for path, match in self._entry_files():
+            try:
+                st = path.stat()
+                ident = (st.st_ino, st.st_size, st.st_mtime_ns)
+                problem = None
+                if self._verified.get(path.name) != ident:  # new or changed: read its header
+                    with open(path, "rb") as f:
+                        st = os.fstat(f.fileno())  # the very file read, even if replaced meanwhile
+                        ident = (st.st_ino, st.st_size, st.st_mtime_ns)
+                        problem = _file_problem(f, st.st_size, match)
+            except FileNotFoundError:
+                continue  # pruned or cleared meanwhile
+            except OSError as exc:
+                problem, ident = f"unreadable ({exc})", (0, 0, 0)
+            if problem:
+                self._drop_bad_file(path, problem, inode=ident[0] or None)
+                continue
+            seen.add(path.name)
+            self._verified[path.name] = ident
+            good.append((path, ident[1]))
+        for name in set(self._verified) - seen:
+            self._verified.pop(name, None)
+        return good
+
+    def _drop_bad_file(self, path: Path, why: str, inode: int | None = None) -> None:
+        """Remove a bad entry file (only that inode, when given: a good file may have replaced it)."""
         with self._disk_lock:
+            try:
+                if inode is not None and path.stat().st_ino != inode:
+                    return  # replaced meanwhile by a good write
+            except OSError:
+                return  # gone meanwhile (pruned, cleared)
+            log.warning("conditionals cache: %s is %s; removing it and preparing again", path, why)
+            with self._lock:
+                self._disk_bad_files += 1
             try:
                 path.unlink()
             except FileNotFoundError:
@@ -559,12 +623,12 @@ class ConditionalsCache:
         tmp: Path | None = None
         try:
             payload = _safetensors(self._tensors).save(entry.tensors, metadata=metadata)
-            tmp = write_temp(self._dir, payload, mode=OWNER_ONLY)
+            tmp = write_temp(self._dir, payload, mode=OWNER_ONLY, site="cache")
             with self._disk_lock:
                 with self._lock:
                     current = epoch == self._epoch
                 if current:
-                    commit_temp(tmp, final)
+                    commit_temp(tmp, final, site="cache")
                     tmp = None
                     self._touch(final)
                     self._prune_disk_locked()
@@ -635,18 +699,18 @@ class ConditionalsCache:
                 found.append((self._dir / name, match))
         return found
 
-    def _remove_stale_temp_files(self) -> None:
+    def _remove_stale_temp_files(self, age: float) -> None:
         try:
             names = os.listdir(self._dir)
         except OSError:
             return
-        cutoff = time.time() - _STALE_TMP_SECONDS
+        cutoff = time.time() - age
         for name in names:
             if not (name.startswith(_TMP_PREFIX) and name.endswith(_TMP_SUFFIX)):
                 continue
             path = self._dir / name
             try:
-                if path.stat().st_mtime < cutoff:
+                if age <= 0 or path.stat().st_mtime < cutoff:
                     path.unlink()
                     log.info("conditionals cache: removed stale temporary file %s", path)
             except OSError:
@@ -716,6 +780,60 @@ def _read_metadata(data: bytes) -> dict[str, str]:
     if not isinstance(metadata, dict):
         raise ValueError("safetensors metadata is not an object")
     return metadata
+
+
+#: Bytes per element of the safetensors dtypes the conditionals use.
+_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+
+
+def _file_problem(f: Any, size: int, match: re.Match[str]) -> str | None:
+    """Why an open entry file is not a whole entry of the key its name says, or None.
+
+    Cheap: reads the header only. Checks that the header parses, that its
+    metadata is ours and gives back the digest in the file's name, that
+    every tensor's byte range fits its dtype and shape, and that the file
+    is exactly as long as the header says (a truncated write fails that).
+    """
+    head = f.read(8)
+    if len(head) < 8:
+        return "shorter than a safetensors header"
+    (length,) = struct.unpack("<Q", head)
+    if length > _MAX_HEADER_BYTES or 8 + length > size:
+        return "truncated (its header is cut off)"
+    try:
+        header = json.loads(f.read(length))
+    except ValueError:
+        return "corrupt (its header is not JSON)"
+    if not isinstance(header, dict) or not isinstance(header.get("__metadata__"), dict):
+        return "not a conditionals entry (no metadata)"
+    metadata = header["__metadata__"]
+    try:
+        key = CacheKey(metadata.get("model_id"), metadata.get("audio_sha256"), metadata.get("prep_version"))
+    except ValueError:
+        return "foreign (its metadata names no key)"
+    if _metadata_problem(metadata, key) or key.filename != match.group(0):
+        return "foreign (its metadata does not match its name)"
+    end = 0
+    for name, tensor in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            begin, stop = tensor["data_offsets"]
+            count = 1
+            for dim in tensor["shape"]:
+                count *= int(dim)
+            width = _DTYPE_BYTES[tensor["dtype"]]
+        except (TypeError, KeyError, ValueError):
+            return f"corrupt (tensor {name!r} is described wrongly)"
+        if (
+            not (isinstance(begin, int) and isinstance(stop, int) and 0 <= begin <= stop)
+            or stop - begin != count * width
+        ):
+            return f"corrupt (tensor {name!r} has the wrong size)"
+        end = max(end, stop)
+    if 8 + length + end != size:
+        return f"truncated or padded ({size} bytes where its header says {8 + length + end})"
+    return None
 
 
 def _metadata_problem(metadata: Mapping[str, Any], key: CacheKey) -> str | None:

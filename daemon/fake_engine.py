@@ -11,6 +11,10 @@ per speech token, as a model pays), ``CHATTERBOX_TRAY_FAKE_PREPARE_DELAY``
 per prepare, ``CHATTERBOX_TRAY_FAKE_LOAD_DELAY`` at load, and
 ``CHATTERBOX_TRAY_FAKE_FAIL_LOADS`` (how many loads fail before one succeeds),
 and ``CHATTERBOX_TRAY_FAKE_PIECES`` (a count: each sentence streamed in that many pieces).
+``CHATTERBOX_TRAY_FAKE_HUB`` (``<repo>:<pattern>,...``) runs the real engine's
+download step (`download.fetch_weights`) at load, against ``HF_ENDPOINT``
+(a local stand-in hub in tests), calling a download stalled after
+``CHATTERBOX_TRAY_FAKE_HUB_STALL_S`` seconds without data.
 """
 
 from __future__ import annotations
@@ -77,6 +81,14 @@ class FakeEngine(Engine):
     def load(self, progress: ProgressFn) -> None:
         """Pretend to load, failing as many times as the environment asks."""
         global _failed_loads
+        hub = os.environ.get("CHATTERBOX_TRAY_FAKE_HUB")
+        if hub:  # "<repo>:<pattern>,<pattern>": the real download step, against HF_ENDPOINT
+            from . import download
+
+            download.reset()
+            repo, _, patterns = hub.partition(":")
+            stall_s = _env_float("CHATTERBOX_TRAY_FAKE_HUB_STALL_S") or download.STALL_S
+            download.fetch_weights(repo, patterns.split(","), progress, stall_s=stall_s)
         for step in range(5):
             progress(0.1 + 0.15 * step, f"loading fake weights ({step + 1}/5)")
             _sleep(_env_float("CHATTERBOX_TRAY_FAKE_LOAD_DELAY") / 5)

@@ -152,8 +152,8 @@ def settings_set(svc: Service, req: Request) -> dict[str, Any]:
         raise ProtocolError("bad_args", str(exc)) from None
     if new.output_device and new.output_device != svc.settings.output_device:
         find_device(new.output_device)
+    save_changes(values)  # first: on a full disk nothing changes, saved or applied
     svc.apply_settings(new)
-    save_changes(values)
     svc.out.event("settings", {"settings": new.to_json(), "changed": sorted(values)})
     return {"settings": new.to_json(), "reload_required": svc.status()["reload_required"]}
 
@@ -421,8 +421,8 @@ def audio_set(svc: Service, req: Request) -> dict[str, Any]:
         device = find_device(device).name
     changes = {k: v for k, v in (("output_device", device), ("volume", volume)) if v is not None}
     if changes:
+        save_changes(changes)  # first: on a full disk nothing changes
         svc.settings = dc_replace(svc.settings, **changes)
-        save_changes(changes)
         svc.player.set_output(device, volume)
         svc.out.event("playback", svc.player.status())
     return {"device": svc.player.device, "volume": svc.player.volume}

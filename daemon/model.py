@@ -19,6 +19,7 @@ from typing import Any
 
 from chatterbox_tray.ipc.protocol import ProtocolError
 
+from . import download
 from .engine import Engine, EngineError
 from .settings import NEEDS_RELOAD, Settings
 from .sysstats import give_back_freed_memory, memory_figures
@@ -176,6 +177,7 @@ class Model:
             "variant": self.engine.variant,
             "model_id": self.engine.model_id,
             "device": self.engine.device,
+            "download": download.current(),
         }
 
     def _load(self) -> None:

@@ -37,7 +37,8 @@ from .history import JobHistory
 from .jobs import Job, JobQueue
 from .model import Model, make_engine
 from .player import Player
-from .settings import Settings
+from .settings import Settings, settings_file
+from .storage import remove_temp_files_of
 from .voices import VoiceLibrary
 from .worker import Worker
 
@@ -71,7 +72,9 @@ class Service:
             settings.memory_cache_mb * MIB,
             settings.disk_cache_mb * MIB,
             tensors="numpy" if self.model.engine.tensor_format == "numpy" else "torch",
+            sole_writer=True,  # the server holds the instance lock
         )
+        remove_temp_files_of(settings_file())
         self.voices = VoiceLibrary(endpoints.data_dir())
         self.jobs = Coordinator(
             outbox, self.queue, lambda: self.model.state, JobHistory(endpoints.data_dir() / "history.json")
@@ -201,11 +204,17 @@ class Service:
         if self.state == "ready" and self.cache_tier(voice.sha256) is None:
             self.jobs.admit_background(Job("prepare", voice_name=voice.name, clip_sha256=voice.sha256))
 
-    def conditionals(self, job: Job) -> tuple[Any, str, float]:
-        """A job's voice conditionals from the cache, prepared on a miss (worker thread)."""
+    def conditionals(self, job: Job, background: bool = False) -> tuple[Any, str, float]:
+        """A job's voice conditionals from the cache, prepared on a miss (worker thread).
+
+        ``background``: preparing a newly added voice before anyone asked for
+        it; the cache counts that apart from hits and misses.
+        """
         before = self.cache_tier(job.clip_sha256)
         result = self.cache.get_or_prepare(
-            self.cache_key(job.clip_sha256), lambda: self.engine.prepare(self._clip_bytes(job))
+            self.cache_key(job.clip_sha256),
+            lambda: self.engine.prepare(self._clip_bytes(job)),
+            background=background,
         )
         if before is None:
             self.out.event("cache", {"sha256": job.clip_sha256, "voice": job.voice_name, "tier": "memory"})

@@ -18,6 +18,8 @@ from chatterbox_tray.ipc.atomic import write_atomic
 from chatterbox_tray.ipc.limits import DEFAULT_MAX_TEXT_CHARS, RATE_RANGE
 from chatterbox_tray.ipc.remote import RemoteSettings, remote_settings
 
+from .storage import disk_full_as_error
+
 log = logging.getLogger(__name__)
 
 #: "auto": Turbo when there is no CUDA/MPS device, else the original (daemon/engine.py).
@@ -133,9 +135,13 @@ class Settings:
                 raise ValueError(f"{name} must be one of {', '.join(choices)}, not {getattr(self, name)!r}")
         if self.prebuffer not in PREBUFFER_MODES:
             raise ValueError(f"prebuffer must be one of {', '.join(PREBUFFER_MODES)}, not {self.prebuffer!r}")
-        if not math.isfinite(float(self.volume)):
+        try:
+            volume = float(self.volume)
+        except OverflowError:  # an integer too large for a float
+            volume = math.inf
+        if not math.isfinite(volume):
             raise ValueError("volume must be a finite number between 0 and 1")
-        if not 0.0 <= float(self.volume) <= 1.0:
+        if not 0.0 <= volume <= 1.0:
             raise ValueError("volume must be between 0 and 1")
         lo, hi = RATE_RANGE
         if not (math.isfinite(float(self.rate)) and lo <= float(self.rate) <= hi):
@@ -258,5 +264,6 @@ def save_changes(changes: dict[str, Any], path: Path | None = None) -> None:
 
 
 def _write(values: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, json.dumps(values, indent=2) + "\n")
+    with disk_full_as_error("the settings", path.parent):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps(values, indent=2) + "\n", site="settings")

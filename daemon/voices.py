@@ -17,8 +17,10 @@ Every change rewrites the manifest atomically (temporary file, fsync,
 one. A manifest that cannot be read at start-up is moved aside (kept for the
 user to inspect, never deleted) and the library starts empty, since the daemon
 must start whatever state its files are in. Clip files the manifest does not
-name are left alone for the same reason: they may be all that is left of a
-moved-aside manifest's voices.
+name are left alone while a moved-aside manifest is there (they may be all
+that is left of its voices); otherwise they are what a crash between storing
+a clip and saving the manifest (or between saving it and removing a clip)
+left behind, and are removed at start-up.
 
 No torch here: the library only decodes clips to check them (`clip.py`).
 """
@@ -43,6 +45,7 @@ from chatterbox_tray.ipc.limits import VOICE_NAME_MAX_LENGTH
 from chatterbox_tray.ipc.protocol import CodedError
 
 from .clip import ClipError, decode_clip, sha256_bytes, validate_clip
+from .storage import disk_full_as_error
 
 __all__ = [
     "MANIFEST_VERSION",
@@ -145,6 +148,7 @@ class VoiceLibrary:
         self._voices_dir.mkdir(parents=True, exist_ok=True)
         self._remove_temp_files()
         self._load()
+        self._remove_unnamed_clips()
 
     # -- queries -------------------------------------------------------------
 
@@ -314,7 +318,8 @@ class VoiceLibrary:
                 path = self._voices_dir / f"{sha}{suffix}"
                 if path.exists() and sha256_bytes(path.read_bytes()) == sha:
                     return path, False
-        write_atomic(path, data, mode=OWNER_ONLY)
+        with disk_full_as_error("the voice's clip", self._voices_dir):
+            write_atomic(path, data, mode=OWNER_ONLY, site="voices.clip")
         return path, True
 
     def _delete_clip_if_unused_locked(self, file: Path) -> None:
@@ -345,7 +350,8 @@ class VoiceLibrary:
             ],
         }
         text = json.dumps(manifest, ensure_ascii=False, indent=2) + "\n"
-        write_atomic(self._manifest, text, mode=OWNER_ONLY)
+        with disk_full_as_error("the voice library", self._data_dir):
+            write_atomic(self._manifest, text, mode=OWNER_ONLY, site="voices.manifest")
 
     def _load(self) -> None:
         try:
@@ -450,6 +456,21 @@ class VoiceLibrary:
             why,
             target,
         )
+
+    def _remove_unnamed_clips(self) -> None:
+        """Remove clip files no voice names, unless a moved-aside manifest may name them."""
+        try:
+            if any(n.startswith(f"{self._manifest.name}.corrupt-") for n in os.listdir(self._data_dir)):
+                return
+            names = os.listdir(self._voices_dir)
+        except OSError:
+            return
+        named = {v.file.name for v in self._voices.values()}
+        for name in names:
+            if _CLIP_FILE_RE.fullmatch(name) and name not in named:
+                with contextlib.suppress(OSError):
+                    (self._voices_dir / name).unlink()
+                    log.info("removed %s: no voice uses it (left by an interrupted change)", name)
 
     def _remove_temp_files(self) -> None:
         # Only this daemon writes here (one per user), so any temporary file

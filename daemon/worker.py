@@ -85,7 +85,7 @@ class Worker:
 
     def _run_prepare(self, job: Job) -> None:
         if self.svc.cache_tier(job.clip_sha256) is None:
-            _, tier, seconds = self.svc.conditionals(job)
+            _, tier, seconds = self.svc.conditionals(job, background=True)
             log.info("prepared voice %s in %.2f s (%s)", job.voice_name, seconds, tier)
         self.svc.jobs.end(job, "finished")
 

@@ -102,7 +102,10 @@ class DaemonBanner(QWidget):
             )
         elif s.model_state not in ("ready", "sleeping"):  # asleep is normal: the status line says so
             message = s.status.get("message") or "Loading the model"
-            self.banner.show_message(f"{message[0].upper()}{message[1:]}…".replace("……", "…"), "info", closable=False)
+            # The first run's download says bytes, speed and time left in its message; stalled, it warns.
+            stalled = bool((s.status.get("download") or {}).get("stalled"))
+            text = f"{message[0].upper()}{message[1:]}" + ("" if stalled else "…")
+            self.banner.show_message(text.replace("……", "…"), "warning" if stalled else "info", closable=False)
             self.progress.setRange(0, 100)
             self.progress.setValue(round(100 * float(s.status.get("progress", 0.0))))
             self.progress.show()

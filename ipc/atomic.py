@@ -24,6 +24,8 @@ import os
 import secrets
 from pathlib import Path
 
+from .faults import step
+
 __all__ = [
     "DEFAULT_MODE",
     "OWNER_ONLY",
@@ -32,6 +34,7 @@ __all__ = [
     "commit_temp",
     "discard_temp",
     "fsync_dir",
+    "temp_prefix_for",
     "write_atomic",
     "write_temp",
 ]
@@ -46,34 +49,40 @@ OWNER_ONLY = 0o600
 DEFAULT_MODE = 0o666
 
 
-def write_atomic(path: Path | str, data: bytes | str, *, mode: int = DEFAULT_MODE) -> None:
+def write_atomic(path: Path | str, data: bytes | str, *, mode: int = DEFAULT_MODE, site: str = "") -> None:
     """Replace ``path`` with ``data`` (``str`` is written as UTF-8) atomically and durably.
 
     The folder must exist. ``mode`` is the new file's permission bits (minus
     the umask); pass `OWNER_ONLY` for files other users must not read.
+    ``site`` names this write for the tests' fault injection (`ipc.faults`).
+    The temporary file's name starts with ``TMP_PREFIX + path.name + "-"``,
+    so the file's owner can sweep its own leftovers (`temp_prefix_for`).
     """
     path = Path(path)
-    tmp = write_temp(path.parent, data, mode=mode)
+    tmp = write_temp(path.parent, data, mode=mode, site=site, stem=path.name)
     try:
-        commit_temp(tmp, path)
+        commit_temp(tmp, path, site=site)
     except BaseException:
         discard_temp(tmp)
         raise
 
 
-def write_temp(folder: Path | str, data: bytes | str, *, mode: int = DEFAULT_MODE) -> Path:
+def write_temp(
+    folder: Path | str, data: bytes | str, *, mode: int = DEFAULT_MODE, site: str = "", stem: str = ""
+) -> Path:
     """Write ``data`` to a new, flushed and fsync'd temporary file in ``folder``; return its path.
 
     For writers that must decide under their own lock whether the file still
     goes in (the conditionals cache): follow with `commit_temp` or
-    `discard_temp`. Everyone else calls `write_atomic`.
+    `discard_temp`. Everyone else calls `write_atomic`. ``stem`` (the target's
+    name) goes into the temporary file's name; ``site`` is as for `write_atomic`.
     """
     if isinstance(data, str):
         data = data.encode("utf-8")
     folder = Path(folder)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
     while True:
-        tmp = folder / f"{TMP_PREFIX}{secrets.token_hex(6)}{TMP_SUFFIX}"
+        tmp = folder / f"{temp_prefix_for(stem)}{secrets.token_hex(6)}{TMP_SUFFIX}"
         try:
             fd = os.open(tmp, flags, mode)
             break
@@ -81,19 +90,35 @@ def write_temp(folder: Path | str, data: bytes | str, *, mode: int = DEFAULT_MOD
             continue
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            step(site, "tmp-open")
+            half = len(data) // 2
+            f.write(data[:half])
+            f.flush()  # so a crash here leaves half a file, as a real one would
+            step(site, "tmp-half")
+            f.write(data[half:])
             f.flush()
             os.fsync(f.fileno())
     except BaseException:
         discard_temp(tmp)
         raise
+    step(site, "after-tmp-write")
     return tmp
 
 
-def commit_temp(tmp: Path | str, path: Path | str) -> None:
+def commit_temp(tmp: Path | str, path: Path | str, *, site: str = "") -> None:
     """Move a file from `write_temp` over ``path`` and make the rename durable."""
     os.replace(tmp, path)
+    step(site, "after-replace")
     fsync_dir(Path(path).parent)
+
+
+def temp_prefix_for(name: str = "") -> str:
+    """How the temporary files of a write to a file called ``name`` begin.
+
+    Every temporary file begins with `TMP_PREFIX`; those of `write_atomic`
+    go on with the target's name and a dash.
+    """
+    return f"{TMP_PREFIX}{name}-" if name else TMP_PREFIX
 
 
 def discard_temp(tmp: Path | str) -> None:

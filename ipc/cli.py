@@ -12,9 +12,10 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
-from . import audiofile, quick, remote_cli, speechd
+from . import audiofile, progress, quick, remote_cli, speechd
 from . import requests as rq
 from .client import Client, DaemonUnavailable, connect
 from .formatting import human_bytes
@@ -59,11 +60,8 @@ def plain_os_error(exc: OSError) -> str:
 # -- commands ---------------------------------------------------------------------
 
 
-def cmd_status(client: Client, args: argparse.Namespace) -> int:
-    status = client.status()
-    if args.json:
-        _print_json(status)
-        return 0
+def _state_line(status: dict[str, Any]) -> str:
+    """ "loading (33%: downloading the weights: 1.2 GiB of 3.0 GiB, …)", "ready", "failed: why"."""
     line = f"{status['state']}"
     if status["state"] in ("loading", "warming_up"):
         line += f" ({status['progress'] * 100:.0f}%: {status['message']})"
@@ -71,12 +69,47 @@ def cmd_status(client: Client, args: argparse.Namespace) -> int:
         line += f": {status['error']}"
     if status["state"] == "sleeping":
         line += f" ({status['message']})"
-    print(line)
+    return line
+
+
+def cmd_status(client: Client, args: argparse.Namespace) -> int:
+    if getattr(args, "watch", False):
+        return _watch_status(client, args)
+    status = client.status()
+    if args.json:
+        _print_json(status)
+        return 0
+    print(_state_line(status))
     print(f"model:  {status['variant']} ({status['model_id'] or 'not loaded'}) on {status['device']}")
     print(f"queue:  {status['queue']} job(s)")
     if status.get("speaker_paused"):
         print("speaker: paused (chatterbox-tray resume)")
     return 0
+
+
+def _watch_status(client: Client, args: argparse.Namespace) -> int:
+    """Follow the load (the first run's download, say) until the model is ready (0) or failed (1).
+
+    On a terminal one line is redrawn in place; elsewhere each change is a
+    new line (``--json``: one status object a line).
+    """
+    import time
+
+    tty = sys.stdout.isatty() and not args.json
+    last = None
+    while True:
+        status = client.status()
+        line = json.dumps(status) if args.json else _state_line(status)
+        if args.json and line != last:
+            print(line, flush=True)
+        elif line != last:
+            print(f"\r\033[K{line}" if tty else line, end="" if tty else "\n", flush=True)
+        last = line
+        if status["state"] in ("ready", "failed"):
+            if tty:
+                print()
+            return 0 if status["state"] == "ready" else EXIT_ERROR
+        time.sleep(0.5)
 
 
 def cmd_ping(client: Client, args: argparse.Namespace) -> int:
@@ -177,7 +210,11 @@ def cmd_say(client: Client, args: argparse.Namespace) -> int:
         text, voice=args.voice, rate=args.rate, **_voice_source(client, args), **_options(args)
     )
     sink: Any = None
+    bar: progress.ExportProgress | None = None
     try:
+        if progress.wanted(quiet=args.quiet or args.json):
+            synthesis.accepted()  # the total: how many sentences the daemon cut the text into
+            bar = progress.ExportProgress(synthesis.chunks or 0, what=Path(args.output).name if args.output else "")
         for chunk in synthesis:
             if args.output is not None:
                 if sink is None:
@@ -186,13 +223,21 @@ def cmd_say(client: Client, args: argparse.Namespace) -> int:
             else:
                 sys.stdout.buffer.write(chunk.samples.tobytes())
                 sys.stdout.buffer.flush()
+            if bar is not None:
+                bar.add_audio(len(chunk.samples) / chunk.sample_rate, sentence_done=chunk.final)
             if args.verbose and chunk.final:
-                print(f"[{chunk.index + 1}] {chunk.text}", file=sys.stderr)
+                line = f"[{chunk.index + 1}] {chunk.text}"
+                if bar is not None:
+                    bar.write(line)
+                else:
+                    print(line, file=sys.stderr)
     finally:
+        if bar is not None:
+            bar.close()
         if sink is not None:
             sink.close()
     summary = synthesis.summary
-    if args.verbose or args.output is not None:
+    if (args.verbose or args.output is not None) and not args.quiet:
         cond = summary.get("conditionals", {})
         print(
             f"{summary.get('audio_s', 0):.1f} s of audio in {summary.get('synthesis_s', 0):.1f} s "
@@ -225,7 +270,11 @@ def _waiting_line(client: Client) -> str:
     state = status.get("state")
     if state in ("loading", "warming_up"):
         pct = round(100 * float(status.get("progress") or 0))
-        return f"chatterbox-tray: waiting for the model to load ({pct}%), then making speech… (Ctrl-C stops it)"
+        doing = f": {status['message']}" if status.get("download") else ""
+        return (
+            f"chatterbox-tray: waiting for the model to load ({pct}%{doing}), then making speech… "
+            "(Ctrl-C stops it; chatterbox-tray status --watch follows the load)"
+        )
     if state == "failed":
         return "chatterbox-tray: the model failed to load; asking the daemon anyway…"
     if state == "sleeping":
@@ -366,8 +415,10 @@ def cmd_cache(client: Client, args: argparse.Namespace) -> int:
         return 0
     print(
         f"hits:     memory {s['hits']['memory']}, disk {s['hits']['disk']}; misses {s['misses']}; "
-        f"hit rate {s['hit_rate'] * 100:.0f}%"
+        f"hit rate {s['hit_rate'] * 100:.0f}% of {s['requests']} requests"
     )
+    # Absent from an older daemon's reply; never a miss (docs/protocol.md, cache.stats).
+    print(f"ahead:    {s.get('prepared_in_background', 0)} voices prepared before anyone asked")
     for tier in ("memory", "disk"):
         print(
             f"{tier + ':':<9} {s['entries'][tier]} entries, {_human_bytes(s['bytes'][tier])} "
@@ -453,7 +504,13 @@ def build_parser() -> argparse.ArgumentParser:
     # Listed for --help only: main() hands everything after "daemon" to the daemon's own parser.
     sub.add_parser("daemon", help="run the daemon in the foreground (its options: daemon --help)", add_help=False)
 
-    sub.add_parser("status", help="daemon state, model and queue").set_defaults(func=cmd_status)
+    status = sub.add_parser("status", help="daemon state, model and queue")
+    status.add_argument(
+        "--watch",
+        action="store_true",
+        help="follow the model's load (download figures on the first run) until it is ready or fails",
+    )
+    status.set_defaults(func=cmd_status)
     ping = sub.add_parser("ping", help="measure the round trip to the daemon")
     ping.add_argument("-c", "--count", type=int, default=5, help="pings to send (the best is shown)")
     ping.set_defaults(func=cmd_ping)
@@ -518,6 +575,12 @@ def build_parser() -> argparse.ArgumentParser:
     say.add_argument("--seed", type=int, help="seed for repeatable output")
     say.add_argument("--language", help="language id for the multilingual model (e.g. fr)")
     say.add_argument("--verbose", action="store_true", help="print each sentence and the timings")
+    say.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress bar and no summary line when writing a file (errors are still printed)",
+    )
     say.set_defaults(func=cmd_say)
 
     cache = sub.add_parser("cache", help="conditionals cache figures, or clear it")

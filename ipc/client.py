@@ -81,6 +81,8 @@ class Synthesis:
     job: str | None = None
     #: Jobs ahead of it for the model when it was accepted (see ``accepted``).
     position: int | None = None
+    #: How many sentences (chunks) the daemon cut the text into, once accepted.
+    chunks: int | None = None
     summary: dict[str, Any] = field(default_factory=dict)
     progress: dict[str, Any] = field(default_factory=dict)
     #: Polled at every reply (one comes at least every second): True stops
@@ -102,6 +104,7 @@ class Synthesis:
                 if msg.header["kind"] == "accepted":
                     self.job = msg.header.get("job")
                     self.position = int(msg.header.get("position", 0))
+                    self.chunks = int(msg.header.get("chunks", 0))
                     return self
         except ProtocolError:
             self._done = True
@@ -122,6 +125,7 @@ class Synthesis:
                 if kind == "accepted":
                     self.job = head.get("job")
                     self.position = int(head.get("position", 0))
+                    self.chunks = int(head.get("chunks", 0))
                 elif kind == "progress":
                     self.progress = head.get("progress", {})
                 elif kind == "chunk":

@@ -123,6 +123,7 @@ ERROR_CODES: dict[str, str] = {
     "unauthorized": "this computer's key is not, or no longer, authorized by the daemon",
     "not_allowed": "a remote client may not use that op or argument",
     "too_many_jobs": "this remote client already has as many jobs queued as it may",
+    "disk_full": "a file could not be saved: its disk (or the user's quota) is full; nothing was changed",
 }
 
 
@@ -192,7 +193,7 @@ def encode(key: bytes, header: dict[str, Any], buffers: tuple[bytes, ...] | list
 
 
 def decode(key: bytes, frames: list[bytes]) -> Message:
-    """Check the signature and parse the header; raise ProtocolError if bad."""
+    """Check the signature and parse the header; raise ProtocolError if bad (and nothing else)."""
     if len(frames) < 2:
         raise ProtocolError("bad_message", f"expected at least 2 frames, got {len(frames)}")
     signature, head, *buffers = frames
@@ -204,6 +205,10 @@ def decode(key: bytes, frames: list[bytes]) -> Message:
         header = json.loads(head.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ProtocolError("bad_message", f"header is not UTF-8 JSON: {exc}") from None
+    except RecursionError:
+        raise ProtocolError("bad_message", "header is nested too deeply to parse") from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise ProtocolError("bad_message", f"header cannot be parsed: {exc}") from None
     if not isinstance(header, dict):
         raise ProtocolError("bad_message", "header must be a JSON object")
     return Message(header, tuple(buffers))
@@ -297,9 +302,15 @@ class Args:
     def float(self, name: str, default: Any = _MISSING, lo: float | None = None, hi: float | None = None) -> Any:
         """A number argument (ints accepted), optionally within [lo, hi]."""
         value = self._get(name, (int, float), default)
-        if value is not None and not math.isfinite(value):
+        if value is None:
+            return None
+        try:
+            number = float(value)  # an integer of 309 digits or more overflows
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
             raise ProtocolError("bad_args", f"argument {name!r} must be a finite number")
-        return _in_range(name, float(value) if value is not None else None, lo, hi)
+        return _in_range(name, number, lo, hi)
 
     def dict(self, name: str, default: Any = _MISSING) -> Any:
         """An object argument."""

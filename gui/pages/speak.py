@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -161,12 +162,16 @@ class SpeakPage(QWidget):
         self.stop_button.clicked.connect(self.stop)
         self.pause_button.clicked.connect(self.toggle_pause)
         self.save_button.clicked.connect(self.save_as)
+        self.cancel_save_button = QPushButton("Cancel save", toolTip="Stop making the file; nothing is saved")
+        self.cancel_save_button.clicked.connect(self.cancel_save)
+        self.cancel_save_button.setVisible(False)
         QShortcut(QKeySequence("Ctrl+Return"), self, activated=self.speak)
         QShortcut(QKeySequence("Escape"), self, activated=self.stop)
         buttons = QHBoxLayout()
         for button in (self.speak_button, self.stop_button, self.pause_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
+        buttons.addWidget(self.cancel_save_button)
         buttons.addWidget(self.save_button)
 
         self.progress = QProgressBar(textVisible=False, maximumHeight=8)
@@ -258,6 +263,12 @@ class SpeakPage(QWidget):
         if self.saving and self.saving.get("job"):
             self.state.send(rq.cancel(self.saving["job"]), on_error=lambda c, m: None)
 
+    def cancel_save(self) -> None:
+        """Cancel the save in progress (by its request: it may not have a job yet); nothing is written."""
+        if self.saving is not None and self.saving.get("request"):
+            self.progress_label.setText("Cancelling…")
+            self.state.send(rq.cancel(request=self.saving["request"]), on_error=lambda c, m: None)
+
     def toggle_pause(self) -> None:
         """Pause the speaker, or resume it."""
         self.state.send(rq.resume() if self.state.paused else rq.pause())
@@ -312,7 +323,17 @@ class SpeakPage(QWidget):
             self.banner.show_message(f"Cannot save: {exc}", "error")
             return
         request = self.synthesize_request()
-        self.saving = {"path": path, "chunks": [], "rate": 24000, "total": 0, "job": None, "request": None}
+        self.saving = {
+            "path": path,
+            "chunks": [],
+            "rate": 24000,
+            "total": 0,
+            "job": None,
+            "request": None,
+            "text_chars": max(1, len(request.args.get("text", ""))),
+            "audio_s": 0.0,
+            "started": time.monotonic(),
+        }
         self.progress.setRange(0, 0)
         self.progress_label.setText(f"Making {Path(path).name}…")
         self.saving["request"] = self.state.send(
@@ -434,11 +455,27 @@ class SpeakPage(QWidget):
         elif kind == "chunk" and buffers:
             self.saving["chunks"].append(buffers[0])
             self.saving["rate"] = int(header.get("sample_rate") or 24000)
+            self.saving["audio_s"] += len(buffers[0]) / 4 / self.saving["rate"]
             if header.get("final", True):  # a sentence may come in pieces; count sentences
                 made = int(header.get("index", 0)) + 1
                 self.progress.setValue(made)
-                total = self.saving["total"] or "?"
-                self.progress_label.setText(f"Made {made} of {total} sentences…")
+                self.progress_label.setText(self._save_line(made, header.get("span")))
+
+    def _save_line(self, made: int, span: Any) -> str:
+        """ "Making book.flac: 3 of 8 sentences, 12.5 s of audio, about 40 s left"."""
+        saving = self.saving or {}
+        total = saving.get("total") or "?"
+        line = f"Making {Path(saving.get('path', '')).name}: {made} of {total} sentences"
+        line += f", {fmt_seconds(saving.get('audio_s', 0.0))} of audio"
+        # Time left from the share of the text done (sentences differ in length).
+        if isinstance(span, list) and len(span) == 2:
+            done = span[1] / saving["text_chars"]
+        else:
+            done = made / total if isinstance(total, int) else 0.0
+        elapsed = time.monotonic() - saving.get("started", time.monotonic())
+        if 0 < done < 1:
+            line += f", about {fmt_seconds(elapsed * (1 - done) / done)} left"
+        return line
 
     def _save_progress(self, data: dict[str, Any]) -> None:
         if data.get("event") == "waiting_for_model":
@@ -468,7 +505,7 @@ class SpeakPage(QWidget):
         if code == "cancelled":
             self.progress.setRange(0, 1)
             self.progress.setValue(0)
-            self.progress_label.setText("Save cancelled")
+            self.progress_label.setText("Save cancelled: nothing was written")
         else:
             self._failed(code, message)
 
@@ -552,6 +589,7 @@ class SpeakPage(QWidget):
         failed = self.state.model_state == "failed"
         self.speak_button.setEnabled(connected and not failed)
         self.save_button.setEnabled(connected and not failed and self.saving is None)
+        self.cancel_save_button.setVisible(self.saving is not None)
         self.stop_button.setEnabled(connected and (self.state.busy or self.saving is not None))
         # Pausing an idle speaker would only make the next Speak silent: Pause
         # needs something to pause; a speaker paused anyway (another client) can be resumed.

@@ -44,6 +44,19 @@ def _grid(rows: list[tuple[str, QLabel]], columns: int = 2) -> QGridLayout:
     return grid
 
 
+#: What each cache figure counts, as docs/protocol.md (cache.stats) defines it.
+CACHE_TIPS = {
+    "hits": "Speech requests whose voice was ready: in memory, or read back from disk",
+    "misses": "Speech requests that had to prepare their voice first",
+    "hit_rate": "Hits out of all speech requests; preparing a new voice ahead of time is not a request",
+    "background": "Voices prepared ahead of use, after they were added or when the model became ready",
+    "entries": "Prepared voices kept now; a file on disk counts once its header and size were checked",
+    "prepare": "Time spent preparing voices, ahead of use included",
+    "saved": "For each hit, what preparing the voice would have taken, less what the hit took",
+    "errors": "Failed writes (a full disk, say) and damaged files found and removed",
+}
+
+
 class StatsPage(QWidget):
     """What the daemon is doing and what the cache saves, refreshed every two seconds."""
 
@@ -67,6 +80,7 @@ class StatsPage(QWidget):
                 "hits",
                 "misses",
                 "hit_rate",
+                "background",
                 "entries",
                 "bytes_memory",
                 "bytes_disk",
@@ -110,6 +124,7 @@ class StatsPage(QWidget):
                     ("Hits", v["hits"]),
                     ("Misses", v["misses"]),
                     ("Hit rate", v["hit_rate"]),
+                    ("Prepared ahead", v["background"]),
                     ("Entries", v["entries"]),
                     ("In memory", v["bytes_memory"]),
                     ("On disk", v["bytes_disk"]),
@@ -119,6 +134,8 @@ class StatsPage(QWidget):
                 ]
             )
         )
+        for key, tip in CACHE_TIPS.items():
+            v[key].setToolTip(tip)
         self.clear_button = QPushButton(
             "Forget the prepared voices…",
             toolTip="Empty the voice cache (the cached conditionals); each voice is prepared again when it next speaks",
@@ -288,6 +305,8 @@ class StatsPage(QWidget):
         v["hits"].setText(f"{hits.get('memory', 0)} memory, {hits.get('disk', 0)} disk")
         v["misses"].setText(str(c.get("misses", 0)))
         v["hit_rate"].setText(f"{100 * float(c.get('hit_rate', 0.0)):.0f} % of {c.get('requests', 0)}")
+        ahead = int(c.get("prepared_in_background", 0))
+        v["background"].setText(f"{ahead} voice{'' if ahead == 1 else 's'}")
         v["entries"].setText(f"{entries.get('memory', 0)} in memory, {entries.get('disk', 0)} on disk")
         v["bytes_memory"].setText(f"{fmt_bytes(size.get('memory'))} of {fmt_bytes(budgets.get('memory_bytes'))}")
         v["bytes_disk"].setText(f"{fmt_bytes(size.get('disk'))} of {fmt_bytes(budgets.get('disk_bytes'))}")

@@ -20,6 +20,22 @@ def test_stats_page_shows_figures_and_recent_jobs(qtbot, tray_app, daemon, clips
         assert set(page.plots) == {"cpu", "ram"}
         assert page.plots["ram"].latest()[0] > 0
         assert "in memory" in page.values["entries"].text()
+        # The cache figures are the daemon's, as docs/protocol.md defines them.
+        counted = ("prepared_in_background", "misses", "requests", "entries", "hits")
+
+        def same_as_daemon() -> bool:
+            daemon_stats = client.cache_stats()
+            return all(page.cache.get(k) == daemon_stats[k] for k in counted)
+
+        qtbot.waitUntil(same_as_daemon, timeout=10_000)
+        stats = page.cache
+        assert page.values["background"].text().split()[0] == str(stats["prepared_in_background"])
+        assert page.values["misses"].text() == str(stats["misses"])
+        assert f"of {stats['requests']}" in page.values["hit_rate"].text()
+        assert page.values["entries"].text() == (
+            f"{stats['entries']['memory']} in memory, {stats['entries']['disk']} on disk"
+        )
+        assert "not a request" in page.values["hit_rate"].toolTip()
         assert page.values["model"].text().startswith("original")
         # Shared daemon: other tests' jobs may be listed too; ours shows its text, not a bare job id.
         qtbot.waitUntil(

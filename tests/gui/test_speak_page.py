@@ -188,3 +188,42 @@ def test_events_that_beat_the_answer_are_matched_by_their_request_id(qtbot, tray
     assert page.job is None and page.progress_label.text().startswith("Done")
     state.conn.event.emit("job", {**other, "event": "cancelled"})
     assert not state.busy
+
+
+def test_save_as_shows_its_progress_and_can_be_cancelled(qtbot, slow_daemon, clips, tmp_path):
+    """A long save says how far it is (sentences, audio, time left); Cancel save ends it, writing nothing."""
+    from .conftest import open_app
+
+    app = open_app(qtbot, slow_daemon)
+    try:
+        name = uid("save")
+        with slow_daemon.client() as client:
+            client.voices_add(name, data=clips.new())
+        page = app.window.speak
+        qtbot.waitUntil(lambda: page.voice.findData(name) >= 0)
+        page.voice.setCurrentIndex(page.voice.findData(name))
+        sentences = [f"This is sentence number {n} of a long save." for n in range(1, 21)]
+        page.text.setPlainText(" ".join(sentences))
+        out = tmp_path / "long.flac"
+        assert not page.cancel_save_button.isVisible()
+
+        page.save_to(str(out))
+        assert page.cancel_save_button.isVisibleTo(page) and not page.save_button.isEnabled()
+        # Two sentences made (0.25 s each on this daemon): the line says so.
+        qtbot.waitUntil(lambda: page.progress.value() >= 2, timeout=15_000)
+        line = page.progress_label.text()
+        assert line.startswith("Making long.flac: ") and " of 20 sentences, " in line, line
+        assert " of audio, about " in line and line.endswith(" left"), line
+        assert page.progress.maximum() == 20
+        job = page.saving["job"]
+
+        qtbot.mouseClick(page.cancel_save_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: page.saving is None, timeout=10_000)
+        assert page.progress_label.text() == "Save cancelled: nothing was written"
+        assert not out.exists()
+        assert page.save_button.isEnabled() and not page.cancel_save_button.isVisibleTo(page)
+        with slow_daemon.client() as client:
+            ended = client.wait(job, timeout=10)
+        assert ended["state"] == "cancelled" and not ended["summary"]  # stopped before its end
+    finally:
+        app.close()

@@ -270,6 +270,8 @@ def test_cache_stats_and_clear(daemon: DaemonProcess, client: Client, clips: Cli
     assert out.startswith("hits:")
     assert "memory:" in out and "disk:" in out and "saved" in out
     stats = json.loads(ok(cli(daemon, "--json", "cache", "stats")))
+    assert f"ahead:    {stats['prepared_in_background']} voices" in out
+    assert f"of {stats['requests']} requests" in out
     assert {"hits", "misses", "hit_rate", "entries", "bytes", "seconds_saved"} <= set(stats)
     assert stats["entries"]["memory"] >= 1
 

@@ -43,6 +43,9 @@ FAKE_KNOBS = (
     "CHATTERBOX_TRAY_FAKE_LOAD_DELAY",
     "CHATTERBOX_TRAY_FAKE_FAIL_LOADS",
     "CHATTERBOX_TRAY_FAKE_PIECES",
+    "CHATTERBOX_TRAY_FAKE_HUB",
+    "CHATTERBOX_TRAY_FAKE_HUB_STALL_S",
+    "CHATTERBOX_TRAY_FAULT",
 )
 
 #: Every daemon process started in this test session, oldest first (for logs).

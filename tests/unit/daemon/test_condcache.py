@@ -809,3 +809,115 @@ print("torch" in sys.modules)
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_a_sole_writer_removes_every_temp_file_at_start(cache_dir: Path) -> None:
+    # The daemon holds its instance lock: nobody else can be writing here.
+    cache_dir.mkdir(parents=True)
+    fresh = cache_dir / ".tmp-writing.partial"
+    fresh.write_bytes(b"half")
+    ConditionalsCache(cache_dir, MIB, MIB, sole_writer=True)
+    assert not fresh.exists()
+
+
+# -- what the figures count (issue 12, section 5) -------------------------------------
+
+
+def test_background_preparation_is_neither_hit_nor_miss(cache: ConditionalsCache) -> None:
+    prepare = Prepare()
+    result = cache.get_or_prepare(key(), prepare, background=True)
+    assert result.tier == "prepared" and prepare.calls == 1
+    stats = cache.stats()
+    assert stats["misses"] == 0 and stats["requests"] == 0 and stats["hit_rate"] == 0.0
+    assert stats["prepared_in_background"] == 1
+    assert stats["entries"] == {"memory": 1, "disk": 1}
+    assert stats["prepare_seconds_total"] >= 0.0
+    # The first request for that voice is then a hit, as the user sees it.
+    assert cache.get_or_prepare(key(), prepare).tier == "memory"
+    stats = cache.stats()
+    assert (stats["hits"]["memory"], stats["misses"], stats["requests"], stats["hit_rate"]) == (1, 0, 1, 1.0)
+    # A background pass over a voice already cached counts nothing either.
+    cache.get_or_prepare(key(), prepare, background=True)
+    assert cache.stats()["requests"] == 1 and cache.stats()["prepared_in_background"] == 1
+
+
+def test_a_request_that_waits_for_a_background_preparation_is_a_hit(cache: ConditionalsCache) -> None:
+    started, release = threading.Event(), threading.Event()
+
+    def slow() -> CondTensors:
+        started.set()
+        assert release.wait(WAIT)
+        return conds()
+
+    background = threading.Thread(target=lambda: cache.get_or_prepare(key(), slow, background=True))
+    background.start()
+    assert started.wait(WAIT)
+    results: list[CacheResult] = []
+    request = threading.Thread(target=lambda: results.append(cache.get_or_prepare(key(), Prepare())))
+    request.start()
+    time.sleep(0.05)  # let it join the flight
+    release.set()
+    background.join(WAIT)
+    request.join(WAIT)
+    assert results[0].tier == "memory"
+    stats = cache.stats()
+    assert (stats["hits"]["memory"], stats["misses"], stats["prepared_in_background"]) == (1, 0, 1)
+
+
+def test_requests_that_prepare_are_misses(cache: ConditionalsCache) -> None:
+    cache.get_or_prepare(key("a"), Prepare(seed=1))
+    cache.get_or_prepare(key("b"), Prepare(seed=2))
+    cache.get_or_prepare(key("a"), Prepare(seed=1))
+    stats = cache.stats()
+    assert (stats["misses"], stats["hits"]["memory"], stats["requests"]) == (2, 1, 3)
+    assert stats["hit_rate"] == pytest.approx(1 / 3)
+    assert stats["prepared_in_background"] == 0
+
+
+def _write_entries(cache_dir: Path, *names: str) -> dict[str, Path]:
+    cache = ConditionalsCache(cache_dir, 64 * MIB, 64 * MIB)
+    for i, name in enumerate(names):
+        cache.get_or_prepare(key(name), Prepare(seed=i))
+    return {name: cache_dir / key(name).filename for name in names}
+
+
+def test_corrupt_disk_entries_are_found_at_start_and_never_counted(cache_dir: Path) -> None:
+    files = _write_entries(cache_dir, "good", "truncated", "garbage", "padded", "renamed")
+    good_size = files["good"].stat().st_size
+    data = files["truncated"].read_bytes()
+    files["truncated"].write_bytes(data[: len(data) - 7])  # a write cut short
+    files["garbage"].write_bytes(os.urandom(len(data)))
+    files["padded"].write_bytes(files["padded"].read_bytes() + b"\0" * 16)
+    # A whole file under another entry's name: its metadata does not match it.
+    files["renamed"].write_bytes(files["good"].read_bytes())
+
+    cache = ConditionalsCache(cache_dir, 64 * MIB, 64 * MIB)
+    assert entry_files(cache_dir) == [files["good"]]
+    stats = cache.stats()
+    assert stats["entries"]["disk"] == 1 and stats["bytes"]["disk"] == good_size
+    assert stats["disk_errors"]["bad_file"] == 4
+    # The good one still loads.
+    assert cache.get_or_prepare(key("good"), Prepare(seed=0)).tier == "disk"
+
+
+def test_a_file_damaged_after_start_is_not_counted_once_seen(cache_dir: Path) -> None:
+    files = _write_entries(cache_dir, "a", "b")
+    cache = ConditionalsCache(cache_dir, 64 * MIB, 64 * MIB)
+    assert cache.stats()["entries"]["disk"] == 2
+    data = files["b"].read_bytes()
+    files["b"].write_bytes(data[: len(data) // 2])
+    stats = cache.stats()
+    assert stats["entries"]["disk"] == 1 and stats["disk_errors"]["bad_file"] == 1
+    assert not files["b"].exists()
+
+
+def test_checking_entries_reads_each_file_once(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _write_entries(cache_dir, "a", "b", "c")
+    checks: list[str] = []
+    real = condcache._file_problem
+    monkeypatch.setattr(condcache, "_file_problem", lambda f, size, m: checks.append(m.group(0)) or real(f, size, m))
+    cache = ConditionalsCache(cache_dir, 64 * MIB, 64 * MIB)
+    assert len(checks) == 3
+    for _ in range(3):
+        assert cache.stats()["entries"]["disk"] == 3
+    assert len(checks) == 3, "unchanged files are not read again"

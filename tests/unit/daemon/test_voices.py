@@ -14,6 +14,7 @@ import soundfile as sf
 
 from chatterbox_tray.daemon import voices as voices_mod
 from chatterbox_tray.daemon.clip import ClipError, sha256_bytes
+from chatterbox_tray.daemon.storage import DiskFullError
 from chatterbox_tray.daemon.voices import (
     MANIFEST_VERSION,
     Voice,
@@ -341,13 +342,13 @@ def test_manifest_write_failure_leaves_old_state(
         real_replace(src, dst)
 
     monkeypatch.setattr(voices_mod.os, "replace", failing_replace)
-    with pytest.raises(OSError):
+    with pytest.raises(DiskFullError, match="no space left"):
         lib.add("B", CLIP_B)
-    with pytest.raises(OSError):
+    with pytest.raises(DiskFullError, match="no space left"):
         lib.rename("A", "Z")
-    with pytest.raises(OSError):
+    with pytest.raises(DiskFullError, match="no space left"):
         lib.set_default("A")
-    with pytest.raises(OSError):
+    with pytest.raises(DiskFullError, match="no space left"):
         lib.remove("A")
     monkeypatch.undo()
 
@@ -513,3 +514,26 @@ def test_concurrent_adds_of_one_name_let_exactly_one_win(lib: VoiceLibrary) -> N
     assert len(lib.list()) == 1
     assert len(errors) == 3
     assert {e.code for e in errors} == {"voice_exists"}
+
+
+def test_clips_no_voice_names_are_removed_at_start(data_dir: Path) -> None:
+    lib = VoiceLibrary(data_dir)
+    kept = lib.add("A", CLIP_A).file
+    orphan = data_dir / "voices" / f"{sha256_bytes(CLIP_B)[:16]}.wav"
+    orphan.write_bytes(CLIP_B)  # a crash between storing a clip and saving the manifest
+    stray = data_dir / "voices" / "notes.txt"
+    stray.write_text("not ours")
+    VoiceLibrary(data_dir)
+    assert kept.exists() and not orphan.exists()
+    assert stray.exists(), "only files named as the library names clips are removed"
+
+
+def test_unnamed_clips_stay_while_a_moved_aside_manifest_may_name_them(data_dir: Path) -> None:
+    lib = VoiceLibrary(data_dir)
+    clip = lib.add("A", CLIP_A).file
+    (data_dir / "voices.json").write_text("{broken", encoding="utf-8")
+    lib = VoiceLibrary(data_dir)  # sets the manifest aside; A's clip is all that is left of A
+    assert lib.list() == []
+    assert clip.exists()
+    VoiceLibrary(data_dir)
+    assert clip.exists()
