@@ -258,7 +258,8 @@ class AppState(QObject):
     def refresh_playback(self) -> None:
         """Ask the speaker what it is doing (also repairs a lost end event)."""
         asked_at = self._job_events
-        self.conn.send(rq.playback(), on_result=lambda r: self._set_playback(r, asked_at), on_error=_ignore)
+        # Through ``send``: with a remote daemon the speaker that matters is this computer's.
+        self.send(rq.playback(), on_result=lambda r: self._set_playback(r, asked_at), on_error=_ignore)
 
     def retry(self) -> None:
         """Try again after a failure: start or find the daemon, or load the model with the current settings.

@@ -241,6 +241,24 @@ def test_the_speak_page_synthesizes_there_and_plays_here(
     assert not app.tray.quit_and_stop.isVisible()  # that daemon is its owner's to stop
 
 
+def test_speech_on_the_remote_daemons_own_speaker_is_not_this_apps(
+    qtbot, gpu: DaemonProcess, paired_app: TrayApp
+) -> None:
+    app = paired_app
+    with gpu.client() as owner:
+        job = owner.speak(LONG)["job"]  # its owner speaks there, in the other room
+        try:
+            app.state.refresh_playback()  # what the app asks on connecting, and when events go quiet
+            qtbot.wait(1000)
+            assert not app.state.busy and not app.state.paused  # this computer's speaker is idle
+            assert not app.window.speak.stop_button.isEnabled()
+            app.window.speak.stop()  # and Stop here is for here
+            qtbot.wait(500)
+            assert job in (owner.playback().get("queue") or [])  # the owner's speech goes on
+        finally:
+            owner.stop(all=True)
+
+
 def test_save_as_makes_the_file_there_and_writes_it_here(
     qtbot, gpu: DaemonProcess, paired_app: TrayApp, tmp_path
 ) -> None:
