@@ -22,6 +22,7 @@ from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 from chatterbox_tray.ipc import endpoints
 from chatterbox_tray.ipc import requests as rq
 
+from . import prefs
 from .connection import Connection, default_daemon_args
 from .hotkeys import Backend
 from .icons import app_icon
@@ -51,10 +52,12 @@ class TrayApp(QObject):
         daemon_args: list[str] | None = None,
         probe_microphone: bool = True,
         hotkey_backend: Callable[[Callable[[], None]], Backend] | None = None,
+        daemon: str | None = None,
         parent: QObject | None = None,
     ) -> None:
+        """``daemon``: a paired remote daemon's name, or None for this computer's (``prefs.chosen_daemon``)."""
         super().__init__(parent)
-        self.conn = Connection(connection_path, autostart=autostart, daemon_args=daemon_args)
+        self.conn = Connection(connection_path, autostart=autostart, daemon_args=daemon_args, remote=daemon)
         self.state = AppState(self.conn)
         self.window = MainWindow(self.state, probe_microphone=probe_microphone)
         self.tray = Tray(self.state)
@@ -84,7 +87,7 @@ class TrayApp(QObject):
 
     def quit(self, stop_daemon: bool = False) -> None:
         """Leave the app; with ``stop_daemon``, shut the daemon down first."""
-        if stop_daemon and self.state.connected:
+        if stop_daemon and self.state.connected and not self.state.remote:  # another computer's is not ours
             self.state.send(rq.shutdown(), on_result=lambda _: self._exit(), on_error=lambda c, m: self._exit())
             QTimer.singleShot(3000, self._exit)  # never hang on a daemon that does not answer
         else:
@@ -100,6 +103,7 @@ class TrayApp(QObject):
         """Stop the link and hide everything (tests call this; quitting does too)."""
         self._closed = True
         self.quick.close()
+        self.state.here.close()
         self.tray.hide()
         self.window.quitting = True
         self.window.close()
@@ -162,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         print("Chatterbox Tray is already running; showed its window.", file=sys.stderr)
         return 0
     app.setQuitOnLastWindowClosed(not QSystemTrayIcon.isSystemTrayAvailable())
-    tray_app = TrayApp(autostart=not args.no_start, daemon_args=default_daemon_args())
+    tray_app = TrayApp(autostart=not args.no_start, daemon_args=default_daemon_args(), daemon=prefs.chosen_daemon())
     if not tray_app.listen(name):
         log.warning("could not listen as %s: a second copy will not find this one", name)
     tray_app.start(minimized=args.minimized)

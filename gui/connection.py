@@ -73,9 +73,11 @@ class _Worker(QThread):
     message = Signal(str, object, object)  # request id, reply header, buffers
     gap = Signal()  # events were lost: resynchronise
 
-    def __init__(self, connection_path: Path | None, autostart: bool, daemon_args: list[str]) -> None:
+    def __init__(
+        self, connection_path: Path | None, autostart: bool, daemon_args: list[str], remote: str | None = None
+    ) -> None:
         super().__init__()
-        self.loop = DaemonLink(self, connection_path, autostart, daemon_args)
+        self.loop = DaemonLink(self, connection_path, autostart, daemon_args, remote=remote)
 
     def run(self) -> None:
         self.loop.run()
@@ -104,6 +106,11 @@ class Connection(QObject):
     ``link_changed(state, detail)``: connecting, starting, connected, lost or
     failed (``detail`` says why, for people). ``connected(hello, status)``
     after every (re)connection. ``event(topic, data)`` for each daemon event.
+
+    ``remote`` names a paired daemon on another computer (ipc/remote.py);
+    None is this computer's. ``switch`` moves to another daemon without
+    waiting for the old link's thread: it ends on its own, and what it still
+    reports is dropped.
     """
 
     link_changed = Signal(str, str)
@@ -117,29 +124,75 @@ class Connection(QObject):
         *,
         autostart: bool = True,
         daemon_args: list[str] | None = None,
+        remote: str | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self.state = CONNECTING
         self.detail = ""
         self.pid: int | None = None
+        self.remote = remote
         self._callbacks: dict[str, _Callbacks] = {}
-        self._worker = _Worker(connection_path, autostart, daemon_args or [])
-        self._worker.link.connect(self._on_link)
-        self._worker.connected.connect(self._on_connected)
-        self._worker.event.connect(self.event)
-        self._worker.gap.connect(self.gap)
-        self._worker.message.connect(self._on_message)
+        self._where = (connection_path, autostart, daemon_args or [])
+        #: Links left by ``switch`` whose threads have not ended yet.
+        self._retired: list[_Worker] = []
+        self._started = False
+        self._worker = self._new_worker(remote)
+
+    def _new_worker(self, remote: str | None) -> _Worker:
+        worker = _Worker(*self._where, remote=remote)
+        worker.link.connect(self._on_link)
+        worker.connected.connect(self._on_connected)
+        worker.event.connect(self._on_event)
+        worker.gap.connect(self._on_gap)
+        worker.message.connect(self._on_message)
+        worker.finished.connect(self._reap)
+        return worker
+
+    def _current(self) -> bool:
+        """Whether the signal being delivered comes from the current link (not one ``switch`` left)."""
+        return self.sender() is self._worker
 
     def start(self) -> None:
         """Start the worker: it connects (or starts a daemon) in the background."""
+        self._started = True
         self._worker.start()
+
+    def switch(self, remote: str | None) -> None:
+        """Link to another daemon (a paired name, or None for this computer's); never blocks.
+
+        Requests still waiting for the old daemon fail with ``unavailable``.
+        """
+        old = self._worker
+        old.loop.stop()
+        self._retired.append(old)
+        self.remote = remote
+        self.pid = None
+        self.state, self.detail = CONNECTING, ""
+        self._worker = self._new_worker(remote)
+        waiting, self._callbacks = self._callbacks, {}
+        for callbacks in waiting.values():
+            if callbacks.on_error is not None:
+                try:
+                    callbacks.on_error("unavailable", "the app switched to another daemon")
+                except Exception:
+                    log.exception("callback for %s failed", callbacks.op)
+        if self._started:
+            self._worker.start()
+
+    def _reap(self) -> None:
+        for worker in [w for w in self._retired if w.isFinished()]:
+            worker.loop.dispose()
+            self._retired.remove(worker)
 
     def close(self, wait_s: float = 3.0) -> None:
         """Stop the worker and close the sockets; callbacks of pending requests are dropped."""
-        self._worker.loop.stop()
-        self._worker.wait(int(wait_s * 1000))
-        self._worker.loop.dispose()
+        for worker in (*self._retired, self._worker):
+            worker.loop.stop()
+        for worker in (*self._retired, self._worker):
+            worker.wait(int(wait_s * 1000))
+            worker.loop.dispose()
+        self._retired.clear()
         self._callbacks.clear()
 
     @property
@@ -177,16 +230,30 @@ class Connection(QObject):
         self._callbacks.pop(req_id, None)
 
     def _on_link(self, state: str, detail: str) -> None:
+        if not self._current():
+            return
         self.state, self.detail = state, detail
         if state != CONNECTED:
             self.pid = None
         self.link_changed.emit(state, detail)
 
+    def _on_event(self, topic: str, data: dict[str, Any]) -> None:
+        if self._current():
+            self.event.emit(topic, data)
+
+    def _on_gap(self) -> None:
+        if self._current():
+            self.gap.emit()
+
     def _on_connected(self, info: endpoints.ConnectionInfo, hello: dict, status: dict) -> None:
+        if not self._current():
+            return
         self.pid = info.pid
         self.connected.emit(hello, status)
 
     def _on_message(self, req_id: str, header: dict[str, Any], buffers: list[bytes]) -> None:
+        if not self._current():
+            return
         kind = header.get("kind")
         callbacks = self._callbacks.pop(req_id, None) if is_final(header) else self._callbacks.get(req_id)
         if callbacks is None:

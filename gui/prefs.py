@@ -1,4 +1,4 @@
-"""The tray app's own preferences (today: the quick-speak hotkey).
+"""The tray app's own preferences: the quick-speak hotkey, and which daemon to use.
 
 Settings the daemon owns live in the daemon; these belong to one desktop
 session's app, so they sit beside the daemon's settings file, in ``gui.json``
@@ -8,15 +8,18 @@ under the same config folder, written atomically.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from chatterbox_tray.ipc import endpoints
 from chatterbox_tray.ipc.atomic import write_atomic
+from chatterbox_tray.ipc.remote import DAEMON_ENV
 
 from .hotkeys import DEFAULT_HOTKEY
 
-DEFAULTS: dict[str, Any] = {"hotkey": DEFAULT_HOTKEY, "hotkey_enabled": True}
+#: ``daemon``: a paired daemon's name (``chatterbox-tray remote add``), or "local".
+DEFAULTS: dict[str, Any] = {"hotkey": DEFAULT_HOTKEY, "hotkey_enabled": True, "daemon": "local"}
 
 
 def path() -> Path:
@@ -41,3 +44,13 @@ def save(**changes: Any) -> dict[str, Any]:
     target.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(target, json.dumps(prefs, indent=2))
     return prefs
+
+
+def chosen_daemon() -> str | None:
+    """The daemon the app starts with: ``$CHATTERBOX_TRAY_DAEMON``, else the saved choice; None is this computer's.
+
+    The environment wins, as it does for the CLI and scripts: it is this
+    session's explicit choice. "local" (or empty) is this computer's daemon.
+    """
+    name = os.environ.get(DAEMON_ENV) or str(load()["daemon"])
+    return None if name in ("", "local") else name

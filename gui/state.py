@@ -4,6 +4,12 @@ One ``AppState`` is shared by the tray and every page, so they never disagree
 and never each ask the daemon the same thing. It holds only what the daemon
 said (no second copy of settings): the link, ``hello``, ``status``, the voice
 library and the speaker's state, and turns events into Qt signals.
+
+With a daemon on another computer (``remote``) the speaker is this
+computer's: ``send`` hands speak, stop, pause, resume and playback to
+``LocalSpeech``, whose job events take the place of the daemon's. That
+daemon sends no events at all, so its status and voices are asked for every
+few seconds instead.
 """
 
 from __future__ import annotations
@@ -13,15 +19,21 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from chatterbox_tray.ipc import remote as remote_files
 from chatterbox_tray.ipc import requests as rq
 from chatterbox_tray.ipc.requests import Request
 
-from .connection import CONNECTED, FAILED, LOST, Connection, OnError, OnMessage, OnResult
+from .connection import CONNECTED, CONNECTING, FAILED, LOST, Connection, OnError, OnMessage, OnResult
+from .localspeech import LOCAL_OPS, LocalSpeech
 
 #: Job events after which a speech job is over.
 JOB_ENDS = frozenset({"finished", "cancelled", "failed", "dropped"})
 #: Job events that mean its audio is on the speaker.
 JOB_PLAYING = frozenset({"started", "sentence", "position", "resumed", "underrun"})
+#: The way back when a daemon on another computer does not answer (the banner's and the tray's words).
+LOCAL_CHOICE = "Use this computer's daemon"
+#: How often the status and voices of a remote daemon (which sends no events) are asked for.
+REMOTE_POLL_MS = 2000
 
 
 class AppState(QObject):
@@ -39,6 +51,7 @@ class AppState(QObject):
     #: they will never end by an event. The list may be empty (a job not yet announced).
     jobs_lost = Signal(list)
     error = Signal(str)  # a failed request worth telling the user about
+    daemon_changed = Signal(str)  # the app now uses another daemon ("" for this computer's)
 
     def __init__(self, connection: Connection, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -65,6 +78,16 @@ class AppState(QObject):
         self._quiet_since = 0
         self._check_timer = QTimer(self, interval=4000, timeout=self._check_quiet)
         self._check_timer.start()
+        #: A paired daemon on another computer, or None for this computer's.
+        self.remote: str | None = connection.remote
+        #: Its GPU as its ``stats`` name it (a CUDA daemon), else "" (the pairing label is used).
+        self.remote_gpu = ""
+        self._paired_gpu = self._read_paired_gpu()
+        self.here = LocalSpeech(connection.send, self)
+        self.here.job_event.connect(lambda data: self._on_event("job", data))
+        self._poll_timer = QTimer(self, interval=REMOTE_POLL_MS, timeout=self._poll_remote)
+        if self.remote:
+            self._poll_timer.start()
         connection.link_changed.connect(self._on_link)
         connection.connected.connect(self._on_connected)
         connection.event.connect(self._on_event)
@@ -76,6 +99,53 @@ class AppState(QObject):
     def connected(self) -> bool:
         """Whether a daemon answers."""
         return self.link == CONNECTED
+
+    @property
+    def where(self) -> str:
+        """Where the voice comes from, for people: "gpu-box, RTX 4090"; "" for this computer's daemon."""
+        if not self.remote:
+            return ""
+        gpu = self.remote_gpu or self._paired_gpu
+        return f"{self.remote}, {gpu}" if gpu else self.remote
+
+    def _read_paired_gpu(self) -> str:
+        """The GPU the pairing label names: it is "host, GPU", or just the host."""
+        try:
+            paired = remote_files.read_daemons().get(self.remote or "")
+        except remote_files.RemoteError:
+            paired = None
+        return paired.label.partition(", ")[2] if paired is not None else ""
+
+    def use_daemon(self, name: str | None, save: bool = True) -> None:
+        """Switch to a paired daemon (its name) or this computer's (None); never blocks.
+
+        Saved as the app's preference unless ``save`` is false. What plays
+        here stops; the pages start again with the new daemon's state.
+        """
+        from . import prefs
+
+        if save:
+            prefs.save(daemon=name or "local")
+        if name == self.remote:
+            if self.link != CONNECTED:
+                self.conn.retry()
+            return
+        self.here.close()
+        self.remote, self.remote_gpu = name, ""
+        self.link, self.link_detail = CONNECTING, f"Connecting to {name}…" if name else ""
+        self._paired_gpu = self._read_paired_gpu()
+        self.hello, self.status = {}, {}
+        self.speech_jobs.clear()
+        self.job_progress.clear()
+        self._unsure.clear()
+        self.paused = False
+        if name:
+            self._poll_timer.start()
+        else:
+            self._poll_timer.stop()
+        self.conn.switch(name)
+        self.daemon_changed.emit(name or "")
+        self.changed.emit()
 
     @property
     def model_state(self) -> str:
@@ -149,6 +219,8 @@ class AppState(QObject):
             pct = round(100 * float(self.status.get("progress", 0.0)))
             return f"Loading the model… {pct}%"
         voice = f" · voice: {self.default_voice}" if self.default_voice else ""
+        if self.remote:
+            voice += f" · from {self.where}"
         if self.paused:
             return f"Paused{voice}" if self.busy else f"Paused: nothing will be heard until you resume{voice}"
         if self.speaking:
@@ -186,7 +258,8 @@ class AppState(QObject):
     def refresh_playback(self) -> None:
         """Ask the speaker what it is doing (also repairs a lost end event)."""
         asked_at = self._job_events
-        self.conn.send(rq.playback(), on_result=lambda r: self._set_playback(r, asked_at), on_error=_ignore)
+        # Through ``send``: with a remote daemon the speaker that matters is this computer's.
+        self.send(rq.playback(), on_result=lambda r: self._set_playback(r, asked_at), on_error=_ignore)
 
     def retry(self) -> None:
         """Try again after a failure: start or find the daemon, or load the model with the current settings.
@@ -222,6 +295,8 @@ class AppState(QObject):
         """
         if on_error is None:
             on_error = self._report_error
+        if self.remote and request.op in LOCAL_OPS:
+            return self.here.handle(request, on_result, on_error)  # this computer's speaker
         return self.conn.send(request, on_result=on_result, on_error=on_error, on_message=on_message)
 
     def _report_error(self, code: str, message: str) -> None:
@@ -251,10 +326,30 @@ class AppState(QObject):
         self.paused = False
         self.refresh_voices()
         self.refresh_playback()
+        if self.remote:
+            self.conn.send(rq.stats(), on_result=self._set_remote_gpu, on_error=_ignore)
         self.changed.emit()
         self.reconnected.emit()
         if restarted:
             self.jobs_lost.emit(lost)
+
+    def _poll_remote(self) -> None:
+        """A remote daemon sends no events: ask for its state and voices instead."""
+        if self.remote and self.connected:
+            self.conn.send(rq.status(), on_result=self._polled_status, on_error=_ignore)
+            self.conn.send(rq.voices_list(), on_result=self._set_voices_if_changed, on_error=_ignore)
+
+    def _polled_status(self, status: dict[str, Any]) -> None:
+        if status != self.status:
+            self._on_event("state", status)
+
+    def _set_remote_gpu(self, stats: dict[str, Any]) -> None:
+        self.remote_gpu = str(stats.get("gpu_name") or "")
+        self.changed.emit()
+
+    def _set_voices_if_changed(self, result: dict[str, Any]) -> None:
+        if list(result.get("voices") or []) != self.voices or result.get("default") != self.default_voice:
+            self._set_voices(result)
 
     def _check_quiet(self) -> None:
         if self.connected and self.busy and self._job_events == self._quiet_since:

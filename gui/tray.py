@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 from chatterbox_tray.ipc import requests as rq
 
 from .icons import state_icon
-from .state import AppState
+from .state import LOCAL_CHOICE, AppState
 
 
 class Tray(QObject):
@@ -29,7 +29,7 @@ class Tray(QObject):
         #: What is going on, in words (the tooltip is not shown on every desktop).
         self.status_line = self.menu.addAction("")
         self.status_line.setEnabled(False)
-        self.retry = self.menu.addAction("Retry", state.retry)
+        self.retry = self.menu.addAction("Retry", self._retry)
         self.menu.addSeparator()
         self.speak_clipboard = self.menu.addAction("Speak clipboard", self.speak_clipboard_text)
         self.speak_more = self.menu.addAction("Speak…", self.speak_dialog.emit)
@@ -43,7 +43,7 @@ class Tray(QObject):
         self.settings = self.menu.addAction("Settings…", self.open_settings.emit)
         self.menu.addSeparator()
         self.menu.addAction("Quit", lambda: self.quit.emit(False))
-        self.menu.addAction("Quit and stop the daemon", lambda: self.quit.emit(True))
+        self.quit_and_stop = self.menu.addAction("Quit and stop the daemon", lambda: self.quit.emit(True))
         self.icon.setContextMenu(self.menu)
         self.icon.activated.connect(self._activated)
         state.changed.connect(self.update_state)
@@ -89,7 +89,10 @@ class Tray(QObject):
         self.status_line.setText(_elide(s.summary))
         failed = s.icon_state == "error"
         self.retry.setVisible(failed)
-        self.retry.setText("Start the daemon" if not s.connected else "Retry loading the model")
+        if s.remote and not s.connected:  # a daemon on another computer cannot be started from here
+            self.retry.setText(LOCAL_CHOICE)
+        else:
+            self.retry.setText("Start the daemon" if not s.connected else "Retry loading the model")
         usable = s.connected and s.model_state != "failed"
         self.speak_clipboard.setEnabled(usable)
         self.speak_more.setEnabled(True)
@@ -97,6 +100,13 @@ class Tray(QObject):
         self.pause.setEnabled(s.connected and (s.busy or s.paused))  # as the Speak page's button
         self.pause.setText("Resume" if s.paused else "Pause")
         self.voices_menu.setEnabled(s.connected and bool(s.voices))
+        self.quit_and_stop.setVisible(not s.remote)  # a daemon on another computer is its owner's to stop
+
+    def _retry(self) -> None:
+        if self.state.remote and not self.state.connected:
+            self.state.use_daemon(None)
+        else:
+            self.state.retry()
 
     def _jobs_lost(self, jobs: list[str]) -> None:
         if jobs:  # a clipboard or hotkey job has no page to say it: the tray does

@@ -27,10 +27,12 @@ from .pages.settings import SettingsPage
 from .pages.speak import SpeakPage
 from .pages.stats import StatsPage
 from .pages.voices import VoicesPage
-from .state import AppState
+from .state import LOCAL_CHOICE, AppState
 from .widgets import Banner
 
 PAGES = ("Speak", "Voices", "Stats", "Settings")
+#: The banner's fallback button: the narrow column has room for this much of ``LOCAL_CHOICE``.
+LOCAL_BUTTON = "Use this computer"
 #: The first size: Stats (with its jobs table) and Settings fit without scrolling.
 #: Smaller screens get what they have (``MainWindow.__init__``).
 DEFAULT_SIZE = (980, 820)
@@ -61,7 +63,12 @@ class DaemonBanner(QWidget):
         """Show what the daemon is doing, or nothing when all is well."""
         s = self.state
         self.progress.hide()
-        if s.link == FAILED:
+        if s.remote and s.link in (FAILED, LOST):
+            # A daemon on another computer cannot be started from here: offer this computer's.
+            kind = "error" if s.link == FAILED else "warning"
+            self.banner.show_message(s.link_detail, kind, LOCAL_BUTTON, self.use_local, closable=False)
+            self.banner.action.setToolTip(f"{LOCAL_CHOICE} (saved as the app's choice)")
+        elif s.link == FAILED:
             self.banner.show_message(s.link_detail, "error", "Retry", s.retry, closable=False)
         elif s.link == LOST:
             self.banner.show_message(
@@ -69,9 +76,20 @@ class DaemonBanner(QWidget):
             )
         elif s.link != CONNECTED:
             text = "Starting the daemon…" if s.link == STARTING else "Connecting to the daemon…"
+            if s.remote:
+                text = f"Connecting to {s.remote}…"
             self.banner.show_message(text, "info", closable=False)
             self.progress.setRange(0, 0)
             self.progress.show()
+        elif s.model_state == "failed" and s.remote:  # its owner loads it there: no reload from here
+            error = s.status.get("error") or "no reason given"
+            self.banner.show_message(
+                f"{s.remote} could not load its model: {error}. Its owner can fix it there.",
+                "error",
+                LOCAL_BUTTON,
+                self.use_local,
+                closable=False,
+            )
         elif s.model_state == "failed":
             error = s.status.get("error") or "no reason given"
             self.banner.show_message(
@@ -93,6 +111,10 @@ class DaemonBanner(QWidget):
             self.progress.show()
         else:
             self.banner.hide()
+
+    def use_local(self) -> None:
+        """Fall back to this computer's daemon (saved as the app's choice)."""
+        self.state.use_daemon(None)
 
     def use_local_folder(self) -> None:
         """Load the model from a folder on this computer (no internet): pick it, save it, load."""

@@ -4,7 +4,8 @@ A daemon on another computer would speak on its own speaker, in another
 room. So a client of a remote daemon asks for a ``synthesize`` stream and
 plays the chunks here, as they come: the first sentence sounds while the next
 is being made, sentences are followed by the daemon's pause, and Ctrl-C (or
-``stop()`` from another thread) silences it within one 50 ms slice.
+``stop()`` from another thread) silences it within one 50 ms slice;
+``pause()`` and ``resume()`` (the tray app) take effect within one slice too.
 
 This is a small player on purpose: the daemon's own speaker
 (daemon/player.py) arbitrates priorities between many clients; one
@@ -41,10 +42,29 @@ class LocalPlayer:
         self.device = device
         self.volume = volume
         self._stop = threading.Event()
+        self._paused = threading.Event()
 
     def stop(self) -> None:
         """Stop playing (from any thread); the current slice is the last heard."""
         self._stop.set()
+
+    def pause(self) -> None:
+        """Hold the stream after the current slice (from any thread); ``resume`` goes on where it was."""
+        self._paused.set()
+
+    def resume(self) -> None:
+        """Go on after ``pause`` (within one slice)."""
+        self._paused.clear()
+
+    @property
+    def paused(self) -> bool:
+        """Whether ``pause`` holds the stream now."""
+        return self._paused.is_set()
+
+    def _hold(self) -> None:
+        """While paused, write nothing (the device plays silence); a stop ends the wait at once."""
+        while self._paused.is_set() and not self._stop.is_set():
+            self._stop.wait(SLICE_S)
 
     def play(self, chunks: Iterable[Any]) -> Played:
         """Play ``Chunk``s (ipc.client) as they arrive; return what was played."""
@@ -69,6 +89,7 @@ class LocalPlayer:
                     samples = np.concatenate([samples, pause])
                 step = max(1, int(SLICE_S * chunk.sample_rate))
                 for start in range(0, len(samples), step):
+                    self._hold()
                     if self._stop.is_set():
                         played.stopped = True
                         break

@@ -52,6 +52,13 @@ def check_name(name: str, what: str = "name") -> str:
     return name
 
 
+def default_client_name() -> str:
+    """What a daemon calls this computer unless told otherwise: its short host name."""
+    import socket
+
+    return socket.gethostname().split(".")[0] or "client"
+
+
 def remote_dir() -> Path:
     """Where both sides keep their remote-mode files (inside the config folder)."""
     return endpoints.config_dir() / "remote"

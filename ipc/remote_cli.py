@@ -85,7 +85,7 @@ def invite(args: argparse.Namespace) -> int:
 
 
 def add(args: argparse.Namespace) -> int:
-    client_name = args.client_name or socket.gethostname().split(".")[0] or "client"
+    client_name = args.client_name or remote.default_client_name()
     paired = pairing.pair(args.name, args.host, args.code, client_name)
     if args.json:
         print(json.dumps({"daemon": args.name, "fingerprint": paired.fingerprint, "client_name": paired.client_name}))

@@ -3,7 +3,13 @@
 The daemon owns its settings: this page shows what ``settings.get`` says, sends
 only what the user changed with ``settings.set``, and re-reads them when a
 ``settings`` event says another client changed them. Only "start with the
-session" and the hotkey belong to the app itself.
+session", the hotkey and which daemon to use belong to the app itself.
+
+The daemon choice is one compact row (the page fits the default window
+without scrolling): "This computer" and every paired daemon
+(``ipc.remote.read_daemons``), and "Pair with a daemon…" (``PairDialog``).
+A daemon on another computer is set up by its owner there: its settings are
+shown, greyed.
 """
 
 from __future__ import annotations
@@ -32,10 +38,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from chatterbox_tray.ipc import remote
 from chatterbox_tray.ipc import requests as rq
 from chatterbox_tray.ipc.limits import RATE_RANGE
 
 from .. import autostart
+from ..pairdialog import PairDialog
 from ..state import AppState
 from ..widgets import Banner, wheel_only_when_focused
 
@@ -209,9 +217,27 @@ class SettingsPage(QWidget):
         self.bridge_openai = QCheckBox(objectName="bridgeOpenai")
         self.bridge_wyoming = QCheckBox(objectName="bridgeWyoming")
         self._show_bridge_places({})
+        # Which daemon the app uses: one row with "start when I log in" (the page must fit the window).
+        self.daemon_choice = QComboBox(objectName="daemonChoice")
+        self.daemon_choice.setToolTip(
+            "The daemon that makes the speech: this computer's, or one paired on another computer "
+            "(its speech plays here)"
+        )
+        self.daemon_choice.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.daemon_choice.setMinimumContentsLength(14)
+        self.daemon_choice.activated.connect(self._daemon_picked)
+        self.pair_button = QPushButton("Pair with a daemon…", objectName="pairDaemon")
+        self.pair_button.clicked.connect(self.open_pairing)
+        self.pair_dialog: PairDialog | None = None
+        autostart_row = QHBoxLayout()
+        autostart_row.addWidget(self.autostart)
+        autostart_row.addStretch(1)
+        autostart_row.addWidget(QLabel("Daemon"))
+        autostart_row.addWidget(self.daemon_choice)
+        autostart_row.addWidget(self.pair_button)
         desktop_box = QGroupBox("Desktop")
         desktop_layout = QVBoxLayout(desktop_box)
-        desktop_layout.addWidget(self.autostart)
+        desktop_layout.addLayout(autostart_row)
         bridges_row = QHBoxLayout()  # one row: the page fits the default window without scrolling
         bridges_row.addWidget(self.bridge_openai)
         bridges_row.addWidget(self.bridge_wyoming)
@@ -269,6 +295,9 @@ class SettingsPage(QWidget):
         state.playback_event.connect(self._on_playback)
         state.hello_changed.connect(self._fill_variants)
         state.changed.connect(self._update_enabled)
+        state.daemon_changed.connect(lambda _: self.fill_daemons())
+        self.daemon_boxes = (model_box, cache_box, output_box, self.bridge_openai, self.bridge_wyoming)
+        self.fill_daemons()
         self._update_enabled()
 
     # -- reading -----------------------------------------------------------------
@@ -388,7 +417,10 @@ class SettingsPage(QWidget):
             box.setEnabled(key in s)
         self._show_bridge_places(s)
         self._update_language()
-        self.file_label.setText(f"Saved in {result.get('file', '')}")
+        if self.state.remote:  # its file is on the other computer, and only its owner edits it
+            self.file_label.setText(f"The settings of {self.state.remote} are changed on that computer")
+        else:
+            self.file_label.setText(f"Saved in {result.get('file', '')}")
         self._show_loaded()
 
     def _show_bridge_places(self, s: dict[str, Any]) -> None:
@@ -569,6 +601,39 @@ class SettingsPage(QWidget):
         self.hotkey_status.setText(message)
         self.hotkey_status.setStyleSheet("" if active or message == "Off" else "color: #b3261e;")
 
+    # -- which daemon (the app's own) ---------------------------------------------------------
+
+    def fill_daemons(self) -> None:
+        """ "This computer" and every paired daemon; the one in use chosen."""
+        try:
+            paired = remote.read_daemons()
+        except remote.RemoteError as exc:
+            paired = {}
+            self.banner.show_message(str(exc))
+        self.daemon_choice.clear()
+        self.daemon_choice.addItem("This computer", "")
+        for name, daemon in sorted(paired.items()):
+            self.daemon_choice.addItem(name, name)
+            where = f"{daemon.host}:{daemon.port}" + (f", {daemon.label}" if daemon.label else "")
+            self.daemon_choice.setItemData(self.daemon_choice.count() - 1, where, Qt.ItemDataRole.ToolTipRole)
+        current = self.state.remote or ""
+        if current and self.daemon_choice.findData(current) < 0:
+            self.daemon_choice.addItem(f"{current} (not paired)", current)
+        self.daemon_choice.setCurrentIndex(max(0, self.daemon_choice.findData(current)))
+
+    def _daemon_picked(self, index: int) -> None:
+        self.state.use_daemon(self.daemon_choice.itemData(index) or None)
+
+    def open_pairing(self) -> PairDialog:
+        """The pairing form (kept, so a pairing in progress survives closing it)."""
+        if self.pair_dialog is None:
+            self.pair_dialog = PairDialog(self)
+            self.pair_dialog.paired.connect(lambda _: self.fill_daemons())
+            self.pair_dialog.use.connect(self.state.use_daemon)
+        self.pair_dialog.show()
+        self.pair_dialog.raise_()
+        return self.pair_dialog
+
     def _set_autostart(self, on: bool) -> None:
         try:
             autostart.set_enabled(on)
@@ -599,8 +664,14 @@ class SettingsPage(QWidget):
             if model_state in ("ready", "failed", "sleeping") and self.daemon_settings:
                 self.refresh()  # what is loaded changed: "No model loaded yet" must not stay
         connected = self.state.connected
+        # A daemon on another computer is set up there, by its owner (it refuses settings.set).
+        editable = connected and not self.state.remote
         for widget in (self.apply_button, self.revert_button, self.output, self.volume, self.reload_button):
-            widget.setEnabled(connected)
+            widget.setEnabled(editable)
+        for box in self.daemon_boxes:
+            box.setEnabled(not self.state.remote)
+        if self.state.remote:
+            self.file_label.setText(f"The settings of {self.state.remote} are changed on that computer")
 
 
 def _whole_minutes(value: Any) -> int:
