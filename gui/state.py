@@ -190,7 +190,7 @@ class AppState(QObject):
         if self.link in (LOST, FAILED) or self.model_state == "failed":
             return "error"
         if self.connected and self.model_state == "sleeping":
-            return "sleeping"
+            return "paused" if self.paused else "sleeping"  # a paused speaker must never hide
         if not self.connected or self.model_state != "ready":
             return "loading"
         if self.paused:
@@ -214,6 +214,8 @@ class AppState(QObject):
         if state == "failed":
             return "The model failed to load"
         if state == "sleeping":
+            if self.paused:
+                return "Paused: nothing will be heard until you resume (the model is asleep)"
             return "Asleep: the model was unloaded while idle and loads again when you speak"
         if state != "ready":
             pct = round(100 * float(self.status.get("progress", 0.0)))

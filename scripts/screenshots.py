@@ -278,8 +278,9 @@ def shoot_states(daemon, out: Path, ckpt: Path, clips) -> int:
     window.speak.toggle_pause()
     wait(lambda: state.icon_state == "paused", 30)
     window_shot("state-paused.png")
+    window.speak.toggle_pause()  # resume: a speaker left paused would show as paused from now on
     window.speak.stop()
-    wait(lambda: not state.busy, 120)
+    wait(lambda: not state.busy and not state.paused, 120)
     with daemon.client() as client:
         client.settings_set(unload_after_idle_minutes=0.02)
     wait(lambda: state.icon_state == "sleeping", 300)

@@ -188,3 +188,20 @@ def test_an_idle_model_shows_asleep_and_speaking_wakes_it(qtbot, own_daemon, cli
         assert state.icon_state == "ready"
     finally:
         app.close()
+
+
+def test_a_paused_speaker_shows_as_paused_while_the_model_sleeps(qtbot, own_daemon):
+    """Asleep must not hide a paused speaker: the next Speak would be silent without a word."""
+    app = open_app(qtbot, own_daemon)
+    try:
+        with own_daemon.client() as client:
+            client.pause()
+            client.settings_set(unload_after_idle_minutes=0.01)
+        qtbot.waitUntil(lambda: app.state.model_state == "sleeping" and app.state.paused, timeout=20_000)
+        assert app.state.icon_state == "paused"
+        assert app.window.status_text.text().startswith("Paused")
+        with own_daemon.client() as client:
+            client.resume()
+        qtbot.waitUntil(lambda: app.state.icon_state == "sleeping", timeout=10_000)
+    finally:
+        app.close()
