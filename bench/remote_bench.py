@@ -24,7 +24,6 @@ percentiles; nothing asserts anything about time.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -32,7 +31,7 @@ import shutil
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,23 +40,10 @@ if str(ROOT) not in sys.path:
 
 from chatterbox_tray.ipc import endpoints, pairing, remote  # noqa: E402
 from chatterbox_tray.ipc.client import Client  # noqa: E402
-from tests.protocol.test_remote import free_port_pair  # noqa: E402
 from tests.support.daemons import DaemonProcess, short_home, voiced_tone  # noqa: E402
+from tests.support.remote import home_env, serving_daemon  # noqa: E402
 
 TEXT = "Hello there."
-
-
-@contextlib.contextmanager
-def home_env(home: Path) -> Iterator[None]:
-    old = os.environ.get(endpoints.HOME_ENV)
-    os.environ[endpoints.HOME_ENV] = str(home)
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(endpoints.HOME_ENV, None)
-        else:
-            os.environ[endpoints.HOME_ENV] = old
 
 
 def pct(values: list[float], q: float) -> float:
@@ -90,13 +76,8 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="write the raw figures here")
     args = parser.parse_args()
 
-    port = free_port_pair()
-    server_home = short_home()
-    (server_home / "config").mkdir(parents=True)
-    (server_home / "config/settings.json").write_text(
-        json.dumps({"remote": {"enabled": True, "bind": f"127.0.0.1:{port}", "max_queued_jobs": 1000}})
-    )
-    ipc_daemon = DaemonProcess(home=server_home).start()
+    ipc_daemon = serving_daemon(max_queued_jobs=1000).start()
+    port, server_home = ipc_daemon.port, ipc_daemon.home
     tcp_daemon = DaemonProcess(env={endpoints.LOCAL_TCP_ENV: "1"}).start()
     client_home = short_home()
     try:

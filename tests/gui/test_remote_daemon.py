@@ -10,7 +10,6 @@ heard here, in the laptop's sink, never in the gpu's.
 
 from __future__ import annotations
 
-import json
 import re
 import socket
 import time
@@ -29,8 +28,8 @@ from chatterbox_tray.ipc import endpoints, pairing, remote
 from chatterbox_tray.ipc.client import Client
 from tests.gui.conftest import CONNECT_TIMEOUT_MS
 from tests.protocol.test_cli import cli, ok
-from tests.protocol.test_remote import free_port_pair, home_env
-from tests.support.daemons import Clips, DaemonProcess, short_home
+from tests.support.daemons import Clips, DaemonProcess
+from tests.support.remote import home_env, serving_daemon
 
 #: The gpu daemon's per-chunk delay: speech is still coming when a test pauses or stops it.
 CHUNK_DELAY_S = 0.2
@@ -41,13 +40,7 @@ LONG = " ".join(f"Sentence number {i} is here." for i in range(12))
 @pytest.fixture(scope="module")
 def gpu() -> Iterator[DaemonProcess]:
     """The GPU machine's daemon: remote mode on, fake engine, slow chunks."""
-    home = short_home()
-    port = free_port_pair()
-    (home / "config").mkdir(parents=True)
-    settings = {"remote": {"enabled": True, "bind": f"127.0.0.1:{port}"}}
-    (home / "config" / "settings.json").write_text(json.dumps(settings))
-    proc = DaemonProcess(home=home, env={"CHATTERBOX_TRAY_FAKE_DELAY": str(CHUNK_DELAY_S)}).start()
-    proc.port = port  # type: ignore[attr-defined]
+    proc = serving_daemon({"CHATTERBOX_TRAY_FAKE_DELAY": str(CHUNK_DELAY_S)}).start()
     yield proc
     proc.cleanup()
 
@@ -398,13 +391,8 @@ def test_a_remote_model_that_reloads_is_followed_without_events(
     qtbot, laptop: DaemonProcess, as_laptop: DaemonProcess
 ) -> None:
     """A remote daemon sends no events: the app asks for its state, so loading and ready still show."""
-    home = short_home()
-    port = free_port_pair()
-    (home / "config").mkdir(parents=True)
-    (home / "config" / "settings.json").write_text(
-        json.dumps({"remote": {"enabled": True, "bind": f"127.0.0.1:{port}"}})
-    )
-    slow = DaemonProcess(home=home, env={"CHATTERBOX_TRAY_FAKE_LOAD_DELAY": "4"}).start()
+    slow = serving_daemon({"CHATTERBOX_TRAY_FAKE_LOAD_DELAY": "4"}).start()
+    port = slow.port
     app = None
     try:
         ok(cli(laptop, "remote", "add", "slow-box", f"127.0.0.1:{port}", invite(slow)))

@@ -16,7 +16,6 @@ message that gets no reply must be followed by a ``ping`` that does.
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -38,13 +37,14 @@ from chatterbox_tray.ipc.protocol import (
     encode,
 )
 from tests.support.daemons import DaemonProcess, voiced_tone
+from tests.support.fuzz import INTERNALS, SCALARS
+from tests.support.fuzz import json_values as fuzz_json
 
 FUZZ = settings(
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-INTERNALS = re.compile(r"0x[0-9a-f]{6}|Traceback|<.* object at")
 #: Every argument name the protocol documents, plus a stray one.
 ARG_NAMES = [
     "name", "new_name", "source_name", "path", "text", "voice", "voice_data", "voice_path", "options",
@@ -57,20 +57,9 @@ CHUNK_FIELDS = ("index", "sample_rate", "samples", "text", "span", "tokens", "bu
 STREAM_READ_S = 8.0
 GAP_S = 15.0
 
-scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.integers(min_value=10**300, max_value=10**400)
-    | st.floats(allow_nan=True, allow_infinity=True)
-    | st.text(max_size=40)
-    | st.sampled_from(["", "Alpha", "narrator", "en", "urgent", "text", "j1", "/", "~"])
-)
-json_values = st.recursive(
-    scalars,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
-    max_leaves=8,
-)
+#: Besides the shared values: names, languages and priorities a daemon knows, and path-like strings.
+scalars = SCALARS | st.sampled_from(["", "Alpha", "narrator", "en", "urgent", "text", "j1", "/", "~"])
+json_values = fuzz_json(scalars, 3)
 #: Settings to stay away from: they would stop the fuzzed daemon from doing anything.
 SAFE_VALUES = st.dictionaries(
     st.sampled_from(["volume", "sentence_pause_ms", "prebuffer", "exaggeration", "bogus", "max_chunk_chars"]),

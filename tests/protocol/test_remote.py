@@ -9,10 +9,7 @@ are checked with real ZeroMQ sockets, plain and CURVE.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import random
 import re
 import shutil
 import signal
@@ -22,17 +19,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
 import zmq
 
-from chatterbox_tray.ipc import endpoints, pairing, remote
+from chatterbox_tray.ipc import pairing, remote
 from chatterbox_tray.ipc.client import Client, DaemonUnavailable
 from chatterbox_tray.ipc.protocol import ProtocolError, encode, request_header
 from tests.protocol.test_cli import cli, err, ok
 from tests.support.daemons import Clips, DaemonProcess, short_home
+from tests.support.remote import free_port_pair, home_env, serving_daemon
 
 #: Per-chunk delay of the gpu daemon: jobs are still running when a test acts on them.
 CHUNK_DELAY_S = 0.2
@@ -41,45 +38,10 @@ CAP = 2
 LONG_TEXT = " ".join(f"Sentence number {i} is here." for i in range(40))
 
 
-def free_port_pair() -> int:
-    """A port P such that P and P + 1 are both free on 127.0.0.1."""
-    for _ in range(200):
-        port = random.randint(20000, 60000)
-        with contextlib.ExitStack() as stack:
-            try:
-                for p in (port, port + 1):
-                    s = stack.enter_context(socket.socket())
-                    s.bind(("127.0.0.1", p))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no two free adjacent ports")
-
-
-@contextlib.contextmanager
-def home_env(home: Path) -> Iterator[None]:
-    """Run in-process code as if on the computer whose folders are under ``home``."""
-    old = os.environ.get(endpoints.HOME_ENV)
-    os.environ[endpoints.HOME_ENV] = str(home)
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(endpoints.HOME_ENV, None)
-        else:
-            os.environ[endpoints.HOME_ENV] = old
-
-
 @pytest.fixture(scope="module")
 def gpu() -> Iterator[DaemonProcess]:
     """The GPU machine's daemon: remote mode on (settings.json), fake engine, slow chunks."""
-    home = short_home()
-    port = free_port_pair()
-    (home / "config").mkdir(parents=True)
-    settings = {"remote": {"enabled": True, "bind": f"127.0.0.1:{port}", "max_queued_jobs": CAP}}
-    (home / "config" / "settings.json").write_text(json.dumps(settings))
-    proc = DaemonProcess(home=home, env={"CHATTERBOX_TRAY_FAKE_DELAY": str(CHUNK_DELAY_S)}).start()
-    proc.port = port  # type: ignore[attr-defined]
+    proc = serving_daemon({"CHATTERBOX_TRAY_FAKE_DELAY": str(CHUNK_DELAY_S)}, max_queued_jobs=CAP).start()
     yield proc
     proc.cleanup()
 

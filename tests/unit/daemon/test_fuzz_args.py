@@ -11,7 +11,6 @@ socket in tests/protocol/test_fuzz_daemon.py.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -25,6 +24,8 @@ from chatterbox_tray.daemon.settings import Settings
 from chatterbox_tray.daemon.voices import VoiceError, VoiceLibrary, check_name
 from chatterbox_tray.ipc.limits import OPTION_RANGES
 from chatterbox_tray.ipc.protocol import ERROR_CODES, Args, CodedError
+from tests.support.fuzz import INTERNALS, SCALARS
+from tests.support.fuzz import json_values as fuzz_json
 
 FUZZ = settings(
     max_examples=500,
@@ -32,22 +33,10 @@ FUZZ = settings(
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-INTERNALS = re.compile(r"0x[0-9a-f]{6}|Traceback|<.* object at")
 LANGUAGES = ["en", "fr", "de"]
 
-scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.integers(min_value=10**300, max_value=10**400).flatmap(lambda n: st.sampled_from([n, -n]))  # beyond float
-    | st.floats(allow_nan=True, allow_infinity=True)
-    | st.text(max_size=20)
-)
-json_values = st.recursive(
-    scalars,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
-    max_leaves=8,
-)
+scalars = SCALARS
+json_values = fuzz_json(scalars, 3)
 option_names = st.sampled_from([*OPTION_RANGES, "seed", "language", "speed", ""])
 options = st.dictionaries(option_names, st.one_of(json_values, st.sampled_from(LANGUAGES)), max_size=4)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -28,26 +27,14 @@ from chatterbox_tray.ipc.protocol import (
     encode,
     sign,
 )
+from tests.support.fuzz import INTERNALS, SCALARS
+from tests.support.fuzz import json_values as fuzz_json
 
 KEY = b"k" * 32
 FUZZ = settings(max_examples=600, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
-#: What no message for people may hold (issue 12, section 2).
-INTERNALS = re.compile(r"0x[0-9a-f]{6}|Traceback|<.* object at")
 
-scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.integers(min_value=10**300, max_value=10**400).flatmap(lambda n: st.sampled_from([n, -n]))  # beyond float
-    | st.floats(allow_nan=True, allow_infinity=True)
-    | st.text(max_size=20)
-    | st.sampled_from(sorted(OPS))
-)
-json_values = st.recursive(
-    scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
-    max_leaves=12,
-)
+scalars = SCALARS | st.sampled_from(sorted(OPS))
+json_values = fuzz_json(scalars, 4)
 #: Headers near a real request: right fields, any values, stray fields.
 headers = st.fixed_dictionaries(
     {},
