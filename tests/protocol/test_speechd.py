@@ -34,6 +34,7 @@ from chatterbox_tray.ipc import speechd
 from chatterbox_tray.ipc.client import Client
 from chatterbox_tray.ipc.protocol import ProtocolError
 from tests.support.daemons import Clips, DaemonProcess, EventLog, accepted, uid
+from tests.support.dotconf import directive, dotconf_value
 
 CLI = [sys.executable, "-m", "chatterbox_tray.ipc.cli"]
 SENTENCE = "Number {:02d} says the quick brown fox jumps."
@@ -41,20 +42,6 @@ SENTENCE = "Number {:02d} says the quick brown fox jumps."
 
 def sentences(n: int) -> str:
     return " ".join(SENTENCE.format(i) for i in range(n))
-
-
-def dotconf_value(line: str) -> str:
-    """The value of a one-string dotconf line, unescaped as dotconf does (backslash takes the next char)."""
-    raw = line.split(" ", 1)[1].strip()
-    assert raw.startswith('"') and raw.endswith('"'), line
-    out, chars = [], iter(raw[1:-1])
-    for c in chars:
-        out.append(next(chars) if c == "\\" else c)
-    return "".join(out)
-
-
-def directive(conf: str, name: str) -> list[str]:
-    return [line for line in conf.splitlines() if line.split(" ", 1)[0] == name]
 
 
 # -- the daemon's side -------------------------------------------------------------------------
