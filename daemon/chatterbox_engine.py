@@ -136,6 +136,7 @@ class ChatterboxEngine(Engine):
         engine_path: str = "auto",
         precision: str = "auto",
         quality: str = "best",
+        cuda_graphs: bool = False,
     ) -> None:
         from .precision import PRECISIONS
         from .s3gen_stream import QUALITIES
@@ -152,6 +153,9 @@ class ChatterboxEngine(Engine):
         #: The precision T3's transformer runs in once loaded ("float32" on the stock path).
         self.precision = "float32"
         self.quality = QUALITIES[quality]
+        #: Asked for CUDA graphs; ``graphs_on`` says whether the loaded model uses them (CUDA only).
+        self.wanted_graphs = bool(cuda_graphs)
+        self.graphs_on = False
         #: "fast" or "stock" once loaded (see ``resolve_engine_path``).
         self.engine_path = ""
         self.model: Any = None
@@ -237,6 +241,12 @@ class ChatterboxEngine(Engine):
             if self.engine_path == "fast":
                 self._convert_precision(progress)
             self.fast_t3 = FastT3(self.model.t3)
+            if self.engine_path == "fast" and self.wanted_graphs and self.device.startswith("cuda"):
+                from .cuda_graphs import use_cuda_graphs
+
+                use_cuda_graphs(self.fast_t3)
+                self.graphs_on = True
+                log.info("T3's decode step replays from CUDA graphs")
         self._install_wrappers()
         progress(0.9, "model loaded")
 
@@ -396,6 +406,7 @@ class ChatterboxEngine(Engine):
         """Drop the model and give its memory back."""
         self.model = None
         self.fast_t3 = None
+        self.graphs_on = False
         try:
             import torch
 

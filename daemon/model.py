@@ -45,6 +45,7 @@ def make_engine(settings: Settings) -> Engine:
         engine_path=settings.engine_path,
         precision=settings.precision,
         quality=settings.quality,
+        cuda_graphs=settings.cuda_graphs,
     )
 
 

@@ -57,6 +57,10 @@ def convert_transformer(tfmr: Any, precision: str, device: str) -> Any:
     if precision == "float32":
         return tfmr
     if precision == "bfloat16":
+        # GPT-2's Conv1D runs addmm on a transposed weight, which the CPU's
+        # bf16 kernels handle far slower than nn.Linear's layout (Turbo's
+        # decode step: 63.7 -> 54.2 ms, bench/compile_bench.py notes).
+        conv1d_to_linear(tfmr)
         rotary = getattr(tfmr, "rotary_emb", None)
         kept = {}
         if rotary is not None:

@@ -74,6 +74,9 @@ class Settings:
     #: S3Gen's solver steps and reference-prompt length: "best" is
     #: chatterbox's own values; "balanced" and "fast" trade likeness for speed.
     quality: str = "best"
+    #: Replay T3's decode step from CUDA graphs (fast path on CUDA only;
+    #: ignored elsewhere). Off by default: written but not yet measured on a GPU.
+    cuda_graphs: bool = False
     #: Output device by name; empty means the system's default output.
     output_device: str = ""
     #: Playback volume, 0 (silent) to 1 (as synthesized).
@@ -180,7 +183,7 @@ def _loopback_uri(uri: str) -> bool:
 #: ("engine" picks the fake engine for tests).
 READ_ONLY = ("engine",)
 #: Settings that take effect only when the model is loaded again (``reload``).
-NEEDS_RELOAD = ("variant", "checkpoint", "device", "engine_path", "precision", "quality", "warmup")
+NEEDS_RELOAD = ("variant", "checkpoint", "device", "engine_path", "precision", "quality", "cuda_graphs", "warmup")
 
 
 def settings_file() -> Path:

@@ -146,3 +146,16 @@ def test_a_reference_with_an_odd_mel_frame_is_cut_to_whole_tokens() -> None:
     cut = aligned_prompt(short)
     assert cut["prompt_token"].shape[1] == 8 and cut["prompt_feat"].shape[1] == 16
     assert aligned_prompt(out) is out  # already aligned: untouched
+
+
+def test_cuda_graphs_is_an_opt_in_model_setting_carried_to_the_engine() -> None:
+    from daemon.model import MODEL_KEYS, make_engine
+    from daemon.settings import Settings
+
+    assert Settings().cuda_graphs is False  # off until measured on a GPU
+    assert "cuda_graphs" in MODEL_KEYS  # a change asks for a reload
+    with pytest.raises(ValueError, match="cuda_graphs"):
+        Settings(cuda_graphs="yes").validate()
+    engine = make_engine(Settings(cuda_graphs=True, device="cpu"))
+    assert engine.wanted_graphs is True and engine.graphs_on is False  # nothing loaded, nothing replayed
+    assert make_engine(Settings()).wanted_graphs is False

@@ -9,6 +9,7 @@ re-capture when the KV buffers change.
 
 from __future__ import annotations
 
+import copy
 import threading
 from types import SimpleNamespace
 
@@ -130,3 +131,22 @@ def test_graphs_stay_on_their_thread_and_are_dropped_with_their_kv_buffers() -> 
     assert graphs.graphs == {}
     # A reload builds a new FastT3, hence new StepGraphs: nothing is shared between models.
     assert StepGraphs(FastT3(tiny("llama"))).graphs == {}
+
+
+def test_bfloat16_gpt2_runs_linear_layers_close_to_float32_and_float32_is_left_alone() -> None:
+    from transformers.pytorch_utils import Conv1D
+
+    from daemon.precision import convert_transformer
+
+    t3 = tiny("gpt2")
+    x = torch.randn(1, 5, 64)
+    with torch.inference_mode():
+        reference = t3.tfmr(inputs_embeds=x).last_hidden_state
+        kept = convert_transformer(t3.tfmr, "float32", "cpu")
+        assert isinstance(kept.h[0].attn.c_attn, Conv1D)  # stock numerics: the exact-token tests rely on it
+        half = convert_transformer(copy.deepcopy(t3.tfmr), "bfloat16", "cpu")
+        got = half(inputs_embeds=x.bfloat16()).last_hidden_state.float()
+    assert isinstance(half.h[0].attn.c_attn, torch.nn.Linear)
+    assert half.h[0].attn.c_attn.weight.dtype == torch.bfloat16
+    error = (got - reference).norm() / reference.norm()
+    assert 0 < error < 0.05
