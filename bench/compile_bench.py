@@ -73,7 +73,9 @@ def main() -> None:
     torch.manual_seed(0)
     t3, folder = _t3(args.variant)
     cond, text_tokens = _inputs(t3, folder, args.variant, args.text)
-    tfmr = t3.tfmr if args.precision == "float32" else convert_transformer(copy.deepcopy(t3.tfmr), args.precision, "cpu")
+    tfmr = t3.tfmr
+    if args.precision != "float32":
+        tfmr = convert_transformer(copy.deepcopy(t3.tfmr), args.precision, "cpu")
     fast = FastT3(t3, tfmr)
 
     with torch.inference_mode():
@@ -115,10 +117,11 @@ def main() -> None:
     ref = outs["eager step (daemon)"]
     print(
         f"\nT3 decode step, {args.variant}, {args.precision}, prompt {prompt}, bucket {bucket}, "
-        f"{args.steps} steps x {args.rounds} rounds, freezing={args.freezing}, threads={torch.get_num_threads()}, torch {torch.__version__}"
+        f"{args.steps} steps x {args.rounds} rounds, freezing={args.freezing}, "
+        f"threads={torch.get_num_threads()}, torch {torch.__version__}"
     )
     print(f"compile (first two calls of the compiled step): {compile_s:.1f} s")
-    print(f"| step | ms/token | vs eager step | max relative difference from eager step |")
+    print("| step | ms/token | vs eager step | max relative difference from eager step |")
     print("|---|---|---|---|")
     for name, t in times.items():
         ms = statistics.median(t)

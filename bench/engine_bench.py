@@ -181,7 +181,8 @@ def measure(engine: Any, budget: int, rounds: int) -> dict[str, dict[str, Any]]:
     for _ in range(rounds):
         for path in ("stock", "fast"):
             use(engine, path)
-            with torch.inference_mode():  # a path switch reallocates its KV cache: the daemon never pays that per request
+            # A path switch reallocates its KV cache: the daemon never pays that per request.
+            with torch.inference_mode():
                 full_run(engine, "Hi.", conds, 2)
             with torch.inference_mode(), PeakMemory(engine.device) as mem:
                 five = first_audio(engine, FIVE, conds, budget)
