@@ -7,7 +7,9 @@ device in 20 ms blocks (``audio_out.OutputStream``), so stop, pause and skip
 act between blocks.
 
 The rules it follows (priorities, what plays next, when the pre-buffer lets
-a job start) are pure functions in ``speaker.py``; this module runs them.
+a job start) are pure functions in ``ipc/speaker.py``; this module runs them.
+This computer's player for a remote daemon's speech (``ipc/localplay.py``)
+runs the same rules on the same output stream (``ipc/audio_out.py``).
 """
 
 from __future__ import annotations
@@ -23,10 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from chatterbox_tray.ipc import speaker
+from chatterbox_tray.ipc.audio_out import LEAD_S, AudioError, OutputStream, list_devices
 from chatterbox_tray.ipc.limits import PRIORITIES, PRIORITY_RANK
-
-from . import speaker
-from .audio_out import AudioError, OutputStream, list_devices
 
 log = logging.getLogger(__name__)
 
@@ -515,8 +516,6 @@ class Player:
 
     def _pace(self) -> None:
         """Sleep (interruptibly) while more than LEAD_S of audio is ahead of the clock."""
-        from .audio_out import LEAD_S
-
         while self._stream.is_open and (ahead := self._stream.ahead()) > LEAD_S:
             with self._cond:
                 if self._cut or self.paused or self._closing:
