@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from chatterbox_tray.ipc import speaker
-from chatterbox_tray.ipc.audio_out import LEAD_S, AudioError, OutputStream, list_devices
+from chatterbox_tray.ipc.audio_out import LEAD_S, AudioError, OutputStream, fade, list_devices
 from chatterbox_tray.ipc.limits import PRIORITIES, PRIORITY_RANK
 
 log = logging.getLogger(__name__)
@@ -36,8 +36,6 @@ RANK = PRIORITY_RANK
 
 #: Samples per write: small enough that controls act within a block.
 BLOCK_S = 0.02
-#: Fade at each end of a sentence, so joins and cuts never click.
-FADE_S = 0.005
 #: How often a playing job reports its position.
 POSITION_EVERY_S = 0.5
 #: Idle time after which the device is released.
@@ -46,23 +44,6 @@ IDLE_CLOSE_S = 0.5
 
 class Dropped(Exception):
     """A notification arrived while something else was speaking."""
-
-
-def fade(samples: np.ndarray, rate: int, *, start: bool = True, end: bool = True) -> np.ndarray:
-    """Short linear fades in (``start``) and out (``end``); the gain never reaches exactly zero.
-
-    A sentence that arrives in pieces is faded in on its first piece and out
-    on its last only: the engine joins the pieces themselves seamlessly.
-    """
-    out = np.array(samples, dtype=np.float32, copy=True)
-    n = min(int(FADE_S * rate), len(out) // 2)
-    if n > 0:
-        ramp = (np.arange(1, n + 1, dtype=np.float32)) / (n + 1)
-        if start:
-            out[:n] *= ramp
-        if end:
-            out[-n:] *= ramp[::-1]
-    return out
 
 
 @dataclass

@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 #: Audio handed to the device ahead of the wall clock.
 LEAD_S = 0.06
+#: Fade at each end of a sentence, so joins and cuts never click.
+FADE_S = 0.005
 
 
 class AudioError(CodedError):
@@ -250,3 +252,22 @@ def resample(samples: np.ndarray, src: int, dst: int) -> np.ndarray:
     if n <= 0:
         return np.zeros(0, dtype=np.float32)
     return np.interp(np.linspace(0, len(samples) - 1, n), np.arange(len(samples)), samples).astype(np.float32)
+
+
+def fade(samples: np.ndarray, rate: int, *, start: bool = True, end: bool = True) -> np.ndarray:
+    """Short linear fades in (``start``) and out (``end``); the gain never reaches exactly zero.
+
+    A sentence that arrives in pieces is faded in on its first piece and out
+    on its last only: the engine joins the pieces themselves seamlessly.
+    """
+    import numpy as np
+
+    out = np.array(samples, dtype=np.float32, copy=True)
+    n = min(int(FADE_S * rate), len(out) // 2)
+    if n > 0:
+        ramp = (np.arange(1, n + 1, dtype=np.float32)) / (n + 1)
+        if start:
+            out[:n] *= ramp
+        if end:
+            out[-n:] *= ramp[::-1]
+    return out
