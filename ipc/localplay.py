@@ -216,6 +216,7 @@ class LocalPlayer:
         if priority not in PRIORITY_RANK:
             raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}, not {priority!r}")
         displaced: list[Speech] = []
+        interrupted: Speech | None = None
         with self._cond:
             seq = next(self._seq)
             speech = Speech(self, PRIORITY_RANK[priority], seq, max(0, int(chars)), float(gain), listener)
@@ -237,9 +238,11 @@ class LocalPlayer:
             elif verdict.interrupts and current is not None:
                 current.pos = 0  # it restarts its sentence after the urgent speech
                 self._cut()
-                self._tell(current, "interrupted", sentence=current.seg)
+                interrupted = current
             self._ensure_thread()
             self._cond.notify_all()
+        if interrupted is not None:
+            self._tell(interrupted, "interrupted", sentence=interrupted.seg)
         for other in displaced:
             other.played.displaced = other.played.stopped = True
             self._close(other)
@@ -416,6 +419,7 @@ class LocalPlayer:
             self._cut_at = time.monotonic()
 
     def _tell(self, speech: Speech, event: str, **data: Any) -> None:
+        """Call the speech's listener (never with the lock held: it may ask the player things)."""
         if speech.listener is None:
             return
         try:
