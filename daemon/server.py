@@ -282,7 +282,8 @@ class Server:
             req_id, op, args = check_request(msg.header)
             if remote is not None and (refusal := self._remote_refusal(remote, identity, msg.header)):
                 raise refusal
-            request = Request(identity, req_id, op, Args(args), msg.buffers)
+            client = LOCAL_CLIENT if remote is None else self.gate.connections.get(identity, remote)  # type: ignore[union-attr]
+            request = Request(identity, req_id, op, Args(args), msg.buffers, client)
             result = HANDLERS[op](self.service, request)
             if result is not None:
                 self._send(identity, reply_header(req_id, "result", result=result))

@@ -263,6 +263,36 @@ def test_one_remote_client_cannot_fill_the_queue(gpu: DaemonProcess, laptop: Dae
             synthesis.cancel()
 
 
+def test_a_remote_client_sees_only_its_own_texts_and_the_owner_sees_all(
+    gpu: DaemonProcess, laptop: DaemonProcess, paired: str
+) -> None:
+    """Recent jobs in ``stats`` hold what people said: one paired computer must not read another's."""
+    tablet = DaemonProcess(home=short_home())
+    ok(cli(tablet, "remote", "add", "gpu-box", f"127.0.0.1:{gpu.port}", invite(gpu), "--as", "tablet-2"))
+    try:
+        with home_env(laptop.home), connect_gpu() as client:
+            client.synthesize("The laptop's private words.").collect()
+        with home_env(tablet.home), connect_gpu() as client:
+            client.synthesize("The tablet's private words.").collect()
+        with gpu.client() as owner:
+            owner.synthesize("The owner's own words.").collect()
+            everything = [j["text"] for j in owner.stats()["recent_jobs"]]
+        assert {"The laptop's private words.", "The tablet's private words.", "The owner's own words."} <= set(
+            everything
+        )
+        for home, mine in ((laptop.home, "The laptop's"), (tablet.home, "The tablet's")):
+            with home_env(home), connect_gpu() as client:
+                stats = client.stats()
+            texts = [j["text"] for j in stats["recent_jobs"]]
+            assert f"{mine} private words." in texts, texts
+            assert not any("client" in j for j in stats["recent_jobs"])  # keys are not shown either
+            others = {"The laptop's", "The tablet's", "The owner's"} - {mine}
+            assert not any(other in json.dumps(stats) for other in others)  # anywhere in the answer
+    finally:
+        ok(cli(gpu, "remote", "revoke", "tablet-2"))
+        tablet.cleanup()
+
+
 # -- failures of the network ----------------------------------------------------------------
 
 
