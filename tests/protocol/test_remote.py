@@ -377,7 +377,43 @@ def test_a_daemon_with_a_readable_secret_key_refuses_to_serve() -> None:
     try:
         assert proc.proc.wait(timeout=30) == 1
         assert "readable by others" in proc.log_text() and "chmod 600" in proc.log_text()
+        # It exited cleanly: no socket files, no connection file pointing at a dead daemon.
+        run_dir = proc.connection_path.parent
+        assert not list(run_dir.glob("*.sock")) and not proc.connection_path.exists()
     finally:
+        proc.cleanup()
+
+
+def test_a_taken_port_leaves_remote_mode_off_and_this_computer_served(clips: Clips) -> None:
+    """Another program on remote mode's port: the daemon keeps serving locally and says why, plainly."""
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    home = short_home()
+    (home / "config").mkdir(parents=True)
+    (home / "config" / "settings.json").write_text(
+        json.dumps({"remote": {"enabled": True, "bind": f"127.0.0.1:{port}"}})
+    )
+    proc = DaemonProcess(home=home)
+    try:
+        proc.start()  # it answers locally
+        with proc.client() as local:
+            status = local.status()
+            assert status["remote"]["serving"] is None
+            assert status["remote"]["error"].startswith(f"remote mode off: port {port} is in use")
+            assert local.stats()["status"]["remote"]["error"] == status["remote"]["error"]
+            local.voices_add("here", data=clips.new())
+            audio, _ = local.synthesize("Still speaking here.", voice="here").collect()
+            assert len(audio) > 0
+        assert f"remote mode off: port {port} is in use" in proc.log_text()
+        shown = cli(proc, "status")
+        assert f"remote mode off: port {port} is in use" in ok(shown)
+        assert proc.stop() == 0
+        run_dir = proc.connection_path.parent
+        assert not list(run_dir.glob("*.sock")) and not proc.connection_path.exists()  # it cleaned up
+    finally:
+        holder.close()
         proc.cleanup()
 
 
