@@ -107,6 +107,43 @@ def test_the_laptop_speaks_with_the_remote_daemon_on_its_own_speaker(
     assert len(gpu.played()) == gpu_before  # nothing played in the other room
 
 
+def test_remote_speech_here_uses_this_computers_volume_and_device(
+    gpu: DaemonProcess, laptop: DaemonProcess, paired: str
+) -> None:
+    """``say --daemon`` plays at the volume and on the device chosen for this computer (its settings.json)."""
+    settings = laptop.home / "config" / "settings.json"
+    saved = settings.read_text() if settings.exists() else None
+
+    def choose(**values: object) -> None:
+        current = json.loads(settings.read_text()) if settings.exists() else {}
+        settings.parent.mkdir(parents=True, exist_ok=True)
+        settings.write_text(json.dumps({**current, **values}))
+
+    def say() -> np.ndarray:
+        before = len(laptop.played())
+        end = json.loads(ok(cli(laptop, "--daemon", "gpu-box", "--json", "say", "The same words, twice.")))
+        deadline = time.monotonic() + 10
+        while len(laptop.played()) - before < end["playback"]["played_s"] * 24000 * 0.99:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        return laptop.played()[before:]
+
+    try:
+        choose(volume=1.0, output_device="")
+        loud = say()
+        choose(volume=0.25)
+        quiet = say()
+        assert np.abs(quiet).max() == pytest.approx(0.25 * np.abs(loud).max(), rel=0.05)
+        choose(output_device="Speakers in the attic")
+        refused = cli(laptop, "--daemon", "gpu-box", "say", "Nowhere to go.")
+        assert refused.returncode != 0 and "no output device named 'Speakers in the attic'" in err(refused)
+    finally:
+        if saved is None:
+            settings.unlink(missing_ok=True)
+        else:
+            settings.write_text(saved)
+
+
 def test_the_environment_variable_picks_the_daemon_and_local_stays_local(
     gpu: DaemonProcess, laptop: DaemonProcess, paired: str
 ) -> None:
