@@ -164,6 +164,7 @@ def test_pairing_from_the_form_lists_the_daemon_and_choosing_it_reconnects_and_i
     assert settings.daemon_choice.currentData() == "gpu-box"
     assert not settings.apply_button.isEnabled()  # its settings are its owner's
     assert "changed on that computer" in settings.file_label.text()
+    assert "this computer's output device and volume" in settings.output_box.toolTip()  # what is heard here
     # Back to this computer: the laptop's daemon answers again.
     choice = settings.daemon_choice
     choice.setCurrentIndex(0)
@@ -171,6 +172,7 @@ def test_pairing_from_the_form_lists_the_daemon_and_choosing_it_reconnects_and_i
     wait_ready(qtbot, app, None)
     assert app.state.conn.pid == app.state.hello.get("pid") != gpu.pid
     assert prefs.load()["daemon"] == "local"
+    qtbot.waitUntil(lambda: settings.output_box.toolTip() == "")  # this computer's speaker again
 
 
 def test_a_wrong_a_reused_and_an_expired_code_are_said_plainly_and_change_nothing(
