@@ -144,6 +144,45 @@ def test_remote_speech_here_uses_this_computers_volume_and_device(
             settings.write_text(saved)
 
 
+def test_remote_speech_here_waits_for_enough_audio_when_it_comes_slower_than_it_plays(
+    laptop: DaemonProcess, clips: Clips
+) -> None:
+    """The adaptive pre-buffer over CURVE: a daemon that makes speech at 1.5x real time, in pieces.
+
+    With ``prebuffer`` adaptive (this computer's setting) the speech starts once
+    enough has arrived and never runs dry; with it off, it starts with the
+    first piece and stalls.
+    """
+    slow = serving_daemon(
+        {"CHATTERBOX_TRAY_FAKE_TOKEN_DELAY": "0.06", "CHATTERBOX_TRAY_FAKE_PIECES": "3"}  # 60 ms a 40 ms token
+    ).start()
+    settings = laptop.home / "config" / "settings.json"
+    saved = settings.read_text() if settings.exists() else None
+    try:
+        with slow.client() as owner:
+            owner.voices_add("narrator", data=clips.new())
+            owner.voices_default("narrator")
+        ok(cli(laptop, "remote", "add", "slow-box", f"127.0.0.1:{slow.port}", invite(slow), "--as", "laptop"))
+        text = "One short line here. Two short lines here. Three short lines. Four short lines."
+        ends = {}
+        for mode in ("adaptive", "off"):
+            current = json.loads(settings.read_text()) if settings.exists() else {}
+            settings.parent.mkdir(parents=True, exist_ok=True)
+            settings.write_text(json.dumps({**current, "prebuffer": mode}))
+            ends[mode] = json.loads(ok(cli(laptop, "--daemon", "slow-box", "--json", "say", text, timeout=60)))
+        first_sentence_s = 2 * len("One short line here.") / 25 + 0.25
+        adaptive, off = ends["adaptive"]["playback"], ends["off"]["playback"]
+        assert adaptive["underruns"] == 0 and adaptive["prebuffer_s"] > first_sentence_s
+        assert off["underruns"] > 0 and off["prebuffer_s"] < first_sentence_s
+    finally:
+        if saved is None:
+            settings.unlink(missing_ok=True)
+        else:
+            settings.write_text(saved)
+        cli(laptop, "remote", "forget", "slow-box")
+        slow.cleanup()
+
+
 def test_the_environment_variable_picks_the_daemon_and_local_stays_local(
     gpu: DaemonProcess, laptop: DaemonProcess, paired: str
 ) -> None:
