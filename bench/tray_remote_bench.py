@@ -13,9 +13,11 @@ sink. Per run it presses Speak on the Speak page with a long text and
 records the time from the click to the ``started`` event (the first
 sentence handed to this computer's speaker), then presses Stop once the
 second sentence plays and records the time to the ``cancelled`` event (the
-local player has aborted its stream and its thread has ended). The file
-sink is not clocked, so a real device adds up to one 50 ms slice to Stop
-(the player checks between slices). Nothing asserts anything about time.
+local player has taken the speech off its queue and the GUI thread heard
+of it). The player writes 20 ms blocks paced by the clock with at most
+60 ms ahead, and drops what the device has not played on Stop
+(``bench/localplay_bench.py`` measures that part). Nothing asserts anything
+about time.
 """
 
 from __future__ import annotations

@@ -90,6 +90,7 @@ class Coordinator:
         ``speak``: the job goes on the speaker (``priority``, ``volume``) and
         in the queue; returns ``speak``'s result (dropped, position, replaced).
         """
+        job.client = str(self.queue.client_of(job))
         if job.kind == "synthesize":
             assert job.identity is not None and job.req_id is not None
             position = self.queue.ahead_of(job)
@@ -223,7 +224,9 @@ class Coordinator:
         if job.kind in ("speak", "synthesize") and state != "failed":
             entry = dict(job.summary or {"job": job.id, "voice": job.voice_name})
             # Text and time so that a person can tell jobs apart; stopped ones too.
-            entry.update(text=job.text[:RECENT_TEXT_CHARS], state=state, ended_at=round(time.time(), 3))
+            entry.update(
+                text=job.text[:RECENT_TEXT_CHARS], state=state, ended_at=round(time.time(), 3), client=job.client
+            )
             if job.kind == "speak":
                 entry["playback"] = playback
             self.recent.append(entry)

@@ -21,14 +21,14 @@ from dataclasses import replace as dc_replace
 from typing import Any
 
 from chatterbox_tray import __version__
+from chatterbox_tray.ipc.audio_out import find_device, resample
 from chatterbox_tray.ipc.limits import DEFAULT_PRIORITY, OPTION_RANGES, PRIORITIES, RATE_RANGE, VOLUME_RANGE
 from chatterbox_tray.ipc.limits import PRIORITY_RANK as RANK
 from chatterbox_tray.ipc.protocol import INTERNAL_MESSAGE, OPS, PROTOCOL_VERSION, Args, CodedError, ProtocolError
 
-from .audio_out import find_device, resample
 from .clip import decode_clip, sha256_bytes, validate_clip
 from .engine import SynthOptions
-from .jobs import Job
+from .jobs import LOCAL_CLIENT, Job
 from .service import Service, read_clip_path
 from .settings import NEEDS_RELOAD, VARIANTS, Settings, save_changes, settings_file
 from .sysstats import system_stats
@@ -44,6 +44,8 @@ class Request:
     op: str
     args: Args
     buffers: tuple[bytes, ...]
+    #: Who: ``jobs.LOCAL_CLIENT`` (the daemon's own user), or a remote client's public key.
+    client: str = LOCAL_CLIENT
 
 
 Handler = Callable[[Service, Request], "dict[str, Any] | None"]
@@ -469,10 +471,21 @@ def stats(svc: Service, req: Request) -> dict[str, Any]:
         **system_stats(svc.engine),
         "status": svc.status(),
         "uptime_s": round(time.time() - svc.started, 1),
-        "recent_jobs": list(svc.jobs.recent)[-10:],
+        "recent_jobs": recent_jobs_for(req.client, list(svc.jobs.recent)),
         "last_sleep": svc.model.last_sleep or None,
         "bridges": svc.bridges.status(),
     }
+
+
+def recent_jobs_for(client: str, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The last 10 ended jobs ``client`` may see: all for the daemon's own user, its own for a remote client.
+
+    Their texts are what people said: one computer must not read another's
+    (docs/security.md). An entry saved before jobs had an owner counts as local.
+    """
+    if client != LOCAL_CLIENT:
+        entries = [e for e in entries if e.get("client") == client]
+    return [{k: v for k, v in e.items() if k != "client"} for e in entries[-10:]]
 
 
 @handler("shutdown")

@@ -45,6 +45,9 @@ class Job:
     #: The requesting client's ZeroMQ identity and request id (None: internal).
     identity: bytes | None = None
     req_id: str | None = None
+    #: Whose job: ``LOCAL_CLIENT`` or a remote client's key (set on admission; the recent
+    #: jobs list shows a remote client its own texts only).
+    client: str = LOCAL_CLIENT
     text: str = ""
     chunks: list[Chunk] = field(default_factory=list)
     options: SynthOptions = field(default_factory=SynthOptions)

@@ -7,7 +7,9 @@ device in 20 ms blocks (``audio_out.OutputStream``), so stop, pause and skip
 act between blocks.
 
 The rules it follows (priorities, what plays next, when the pre-buffer lets
-a job start) are pure functions in ``speaker.py``; this module runs them.
+a job start) are pure functions in ``ipc/speaker.py``; this module runs them.
+This computer's player for a remote daemon's speech (``ipc/localplay.py``)
+runs the same rules on the same output stream (``ipc/audio_out.py``).
 """
 
 from __future__ import annotations
@@ -23,10 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from chatterbox_tray.ipc import speaker
+from chatterbox_tray.ipc.audio_out import LEAD_S, AudioError, OutputStream, fade, list_devices
 from chatterbox_tray.ipc.limits import PRIORITIES, PRIORITY_RANK
-
-from . import speaker
-from .audio_out import AudioError, OutputStream, list_devices
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,6 @@ RANK = PRIORITY_RANK
 
 #: Samples per write: small enough that controls act within a block.
 BLOCK_S = 0.02
-#: Fade at each end of a sentence, so joins and cuts never click.
-FADE_S = 0.005
 #: How often a playing job reports its position.
 POSITION_EVERY_S = 0.5
 #: Idle time after which the device is released.
@@ -45,23 +44,6 @@ IDLE_CLOSE_S = 0.5
 
 class Dropped(Exception):
     """A notification arrived while something else was speaking."""
-
-
-def fade(samples: np.ndarray, rate: int, *, start: bool = True, end: bool = True) -> np.ndarray:
-    """Short linear fades in (``start``) and out (``end``); the gain never reaches exactly zero.
-
-    A sentence that arrives in pieces is faded in on its first piece and out
-    on its last only: the engine joins the pieces themselves seamlessly.
-    """
-    out = np.array(samples, dtype=np.float32, copy=True)
-    n = min(int(FADE_S * rate), len(out) // 2)
-    if n > 0:
-        ramp = (np.arange(1, n + 1, dtype=np.float32)) / (n + 1)
-        if start:
-            out[:n] *= ramp
-        if end:
-            out[-n:] *= ramp[::-1]
-    return out
 
 
 @dataclass
@@ -515,8 +497,6 @@ class Player:
 
     def _pace(self) -> None:
         """Sleep (interruptibly) while more than LEAD_S of audio is ahead of the clock."""
-        from .audio_out import LEAD_S
-
         while self._stream.is_open and (ahead := self._stream.ahead()) > LEAD_S:
             with self._cond:
                 if self._cut or self.paused or self._closing:

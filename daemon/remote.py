@@ -25,6 +25,7 @@ its mtime moves.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hmac
 import json
 import logging
@@ -67,6 +68,18 @@ class _Pending:
     data: bytes
 
 
+class PortInUse(Exception):
+    """Another program holds remote mode's port (or the pairing port after it)."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(f"remote mode off: port {port} is in use")
+        self.port = port
+
+
+def _port_of(endpoint: str) -> int:
+    return int(endpoint.rsplit(":", 1)[1])
+
+
 @dataclass
 class Gate:
     """The remote sockets, who is authorized, and each remote connection's client."""
@@ -81,13 +94,28 @@ class Gate:
     _mtime: float | None = None
     _pending: dict[str, _Pending] = field(default_factory=dict)
     _attempts: dict[str, int] = field(default_factory=dict)
+    _failed_port: int = 0
     #: internal identity -> client key, for the per-client job cap.
     connections: dict[bytes, str] = field(default_factory=dict)
 
     def bind(self) -> tuple[str, str]:
-        """Bind ZAP, then the CURVE socket, then pairing; return the two TCP endpoints."""
+        """Bind ZAP, then the CURVE socket, then pairing; return the two TCP endpoints.
+
+        Raises PortInUse when either port is taken (the caller goes on without
+        remote mode), RemoteError or ZMQError otherwise; whatever was bound
+        before the failure is closed again.
+        """
         self.keys = remote.load_or_create_keypair(remote.server_key_file())
         self._reload()
+        try:
+            return self._bind_sockets()
+        except zmq.ZMQError as exc:
+            self.close()
+            if exc.errno == errno.EADDRINUSE:
+                raise PortInUse(self._failed_port) from None
+            raise
+
+    def _bind_sockets(self) -> tuple[str, str]:
         self.zap = self.ctx.socket(zmq.REP)
         self.zap.setsockopt(zmq.LINGER, 0)
         self.zap.bind("inproc://zeromq.zap.01")
@@ -102,10 +130,12 @@ class Gate:
         self.router.setsockopt(zmq.SNDHWM, 100_000)
         self.router.setsockopt(zmq.HEARTBEAT_IVL, 2000)
         self.router.setsockopt(zmq.HEARTBEAT_TIMEOUT, 6000)
+        self._failed_port = _port_of(curve_ep)
         self.router.bind(curve_ep)
         self.pairing_sock = self.ctx.socket(zmq.ROUTER)
         self.pairing_sock.setsockopt(zmq.LINGER, 0)
         self.pairing_sock.setsockopt(zmq.MAXMSGSIZE, 65536)
+        self._failed_port = _port_of(pair_ep)
         self.pairing_sock.bind(pair_ep)
         pairing.prune_invites()
         curve = self.router.getsockopt_string(zmq.LAST_ENDPOINT)
@@ -129,9 +159,11 @@ class Gate:
         return remote.signing_key(self.keys.public).encode("ascii")
 
     def close(self) -> None:
-        """Close the three sockets."""
-        for sock in (self.router, self.pairing_sock, self.zap):
-            sock.close()
+        """Close the sockets (those that were made: a failed bind closes what it had)."""
+        for name in ("router", "pairing_sock", "zap"):
+            sock = getattr(self, name, None)
+            if sock is not None:
+                sock.close(0)
 
     # -- who is authorized -------------------------------------------------------------
 

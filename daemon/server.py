@@ -54,7 +54,7 @@ from chatterbox_tray.ipc.remote import RemoteSettings
 from .handlers import HANDLERS, Request
 from .instance import InstanceLock
 from .jobs import LOCAL_CLIENT
-from .remote import JOB_OPS, LOCAL_ONLY_OPS, PATH_ARGS, REMOTE_PREFIX, Gate
+from .remote import JOB_OPS, LOCAL_ONLY_OPS, PATH_ARGS, REMOTE_PREFIX, Gate, PortInUse
 from .service import Service
 from .settings import Settings
 
@@ -136,13 +136,58 @@ class Server:
             transport="tcp" if req_ep.startswith("tcp") else "ipc",
         )
         if self.remote_settings.enabled:
-            self.gate = Gate(self.ctx, self.remote_settings)
-            self.gate.bind()
-            gate = self.gate
-            # Turns are per computer: all of one key's connections are one client.
-            self.service.queue.client_of = lambda job: gate.connections.get(job.identity, LOCAL_CLIENT)
+            self._bind_remote()
         endpoints.write_connection(info)
         return info
+
+    def _bind_remote(self) -> None:
+        """Serve other computers too; with the port taken, go on serving this one and say why.
+
+        A daemon that exits because of remote mode would leave this
+        computer's own clients (the tray, the hotkey, Speech Dispatcher)
+        without speech for a setting they never see; so the local sockets
+        stay, and ``status`` and the log say "remote mode off: port N is in
+        use". A bad key file still stops the daemon (``__main__`` says why).
+        """
+        curve_ep, _ = self.remote_settings.endpoints()
+        gate = Gate(self.ctx, self.remote_settings)
+        try:
+            curve, _ = gate.bind()
+        except PortInUse as exc:
+            message = (
+                f"{exc} ({curve_ep} or the pairing port after it is taken by another program); "
+                "this computer is served, other computers are not. Free the port or change remote.bind "
+                "in settings.json, then restart the daemon"
+            )
+            log.error("%s", message)
+            self.service.remote = {"enabled": True, "serving": None, "error": message}
+            return
+        self.gate = gate
+        self.service.remote = {"enabled": True, "serving": curve, "error": None}
+        # Turns are per computer: all of one key's connections are one client.
+        self.service.queue.client_of = lambda job: gate.connections.get(job.identity, LOCAL_CLIENT)
+
+    def _unbind(self) -> None:
+        """Close the sockets, remove their files and the connection file, and let go of the lock."""
+        with contextlib.suppress(FileNotFoundError):
+            info = endpoints.read_connection()
+            if info.pid == os.getpid():
+                endpoints.connection_file().unlink()
+        for name in ("router", "pub"):
+            sock = getattr(self, name, None)
+            if sock is None:
+                continue
+            ep = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+            sock.close()
+            if ep.startswith("ipc://"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(ep[len("ipc://") :])
+        if self.gate is not None:
+            self.gate.close()
+        wake = getattr(self, "wake", None)
+        if wake is not None:
+            wake.close(0)
+        self.lock.release()
 
     def request_stop(self, *_: Any) -> None:
         """Ask the loop to end (signal handlers and the shutdown op call this)."""
@@ -152,7 +197,11 @@ class Server:
 
     def run(self) -> int:
         """Serve until asked to stop; return the exit status."""
-        info = self._bind()
+        try:
+            info = self._bind()
+        except BaseException:  # a bad key file, a socket that cannot be bound: leave nothing behind
+            self._unbind()
+            raise
         log.info("listening on %s (events %s), pid %d", info.requests, info.events, info.pid)
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self.request_stop)
@@ -282,7 +331,8 @@ class Server:
             req_id, op, args = check_request(msg.header)
             if remote is not None and (refusal := self._remote_refusal(remote, identity, msg.header)):
                 raise refusal
-            request = Request(identity, req_id, op, Args(args), msg.buffers)
+            client = LOCAL_CLIENT if remote is None else self.gate.connections.get(identity, remote)  # type: ignore[union-attr]
+            request = Request(identity, req_id, op, Args(args), msg.buffers, client)
             result = HANDLERS[op](self.service, request)
             if result is not None:
                 self._send(identity, reply_header(req_id, "result", result=result))
@@ -347,20 +397,7 @@ class Server:
         log.info("shutting down")
         self.service.stop()
         self._flush()
-        with contextlib.suppress(FileNotFoundError):
-            info = endpoints.read_connection()
-            if info.pid == os.getpid():
-                endpoints.connection_file().unlink()
-        for sock in (self.router, self.pub):
-            ep = sock.getsockopt_string(zmq.LAST_ENDPOINT)
-            sock.close()
-            if ep.startswith("ipc://"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(ep[len("ipc://") :])
-        if self.gate is not None:
-            self.gate.close()
-        self.wake.close(0)
-        self.lock.release()
+        self._unbind()
 
 
 def _readable_id(head: bytes) -> str | None:

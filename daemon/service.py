@@ -56,6 +56,8 @@ class Service:
         self.settings = settings
         self.out = outbox
         self.started = time.time()
+        #: Remote mode as it is (``status``' ``remote``): None when settings.json leaves it off.
+        self.remote: dict[str, Any] | None = None
         self.queue = JobQueue()
         self.model = Model(
             lambda: self.settings,
@@ -161,12 +163,15 @@ class Service:
 
     def status(self) -> dict[str, Any]:
         """What ``status`` replies and ``state`` events carry."""
-        return {
+        status = {
             **self.model.status(),
             "queue": len(self.queue),
             "reload_required": bool(self.model.loaded_settings) and self.model.reload_required(),
             "speaker_paused": self.player.paused,
         }
+        if self.remote is not None:
+            status["remote"] = self.remote
+        return status
 
     def _model_loaded(self, engine: Engine) -> None:
         self.player.rate = engine.sample_rate

@@ -15,7 +15,7 @@ from typing import Any
 
 from chatterbox_tray.ipc import endpoints
 from chatterbox_tray.ipc.atomic import write_atomic
-from chatterbox_tray.ipc.limits import DEFAULT_MAX_TEXT_CHARS, RATE_RANGE
+from chatterbox_tray.ipc.limits import DEFAULT_MAX_TEXT_CHARS, PREBUFFER_MODES, RATE_RANGE
 from chatterbox_tray.ipc.remote import RemoteSettings, remote_settings
 
 from .storage import disk_full_as_error
@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 VARIANTS = ("auto", "original", "multilingual", "turbo")
 DEVICES = ("auto", "cuda", "mps", "cpu")
 ENGINES = ("chatterbox", "fake")
-PREBUFFER_MODES = ("adaptive", "off")
 ENGINE_PATHS = ("auto", "fast", "stock")
 PRECISIONS = ("auto", "float32", "bfloat16", "int8")
 QUALITIES = ("fast", "balanced", "best")
@@ -188,7 +187,7 @@ NEEDS_RELOAD = ("variant", "checkpoint", "device", "engine_path", "precision", "
 
 def settings_file() -> Path:
     """Where the settings live."""
-    return endpoints.config_dir() / "settings.json"
+    return endpoints.settings_file()
 
 
 def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:

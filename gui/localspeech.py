@@ -1,51 +1,51 @@
 """Speech from a daemon on another computer, played on this computer's speaker (the tray app's side).
 
-With a remote daemon the app's ``speak``, ``stop``, ``pause``, ``resume`` and
-``playback`` requests are answered here instead (``AppState.send`` routes
-them): the text is sent as a ``synthesize`` stream, its chunks go to
-``ipc.localplay.LocalPlayer`` on a worker thread, and what happens is told
-as the same ``job`` events the daemon's own speaker would send (queued,
-chunk, started, sentence, paused, resumed, finished, cancelled, failed), so
-the Speak page, the tray and the hotkey need no second code path. One
-speech at a time: a new one replaces the one playing, as ``quick`` speech
-does on the daemon's speaker. A remote daemon sends no events, so these are
-the only job events the app gets from it.
+With a remote daemon the app's ``speak``, ``stop``, ``pause``, ``resume``,
+``skip`` and ``playback`` requests are answered here instead
+(``AppState.send`` routes them): the text is sent as a ``synthesize``
+stream, its chunks go to one ``ipc.localplay.LocalPlayer`` (this computer's
+speaker, with the daemon's rules: priorities, adaptive pre-buffer, skip,
+stop and pause within 100 ms, on the output device and volume chosen for
+this computer), and what happens is told as the same ``job`` events the
+daemon's own speaker would send (queued, chunk, started, sentence,
+interrupted, underrun, paused, resumed, finished, cancelled, failed), so the
+Speak page, the tray and the hotkey need no second code path. All the app's
+speech goes through the one player, so a quick-speak while a long text plays
+replaces it, as on the daemon's speaker. A remote daemon sends no events, so
+these are the only job events the app gets from it.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from chatterbox_tray.ipc import requests as rq
 from chatterbox_tray.ipc.client import Chunk
-from chatterbox_tray.ipc.localplay import LocalPlayer, Played
+from chatterbox_tray.ipc.limits import DEFAULT_PRIORITY
+from chatterbox_tray.ipc.localplay import LocalPlayer, Played, Speech, local_output
 from chatterbox_tray.ipc.requests import Request
 
 log = logging.getLogger(__name__)
 
 #: The requests answered here when the daemon is on another computer.
-LOCAL_OPS = frozenset({"speak", "stop", "pause", "resume", "playback"})
+LOCAL_OPS = frozenset({"speak", "stop", "pause", "resume", "skip", "playback"})
 
 Send = Callable[..., str]
 
 
 class _Speech:
-    """One speech: its request, its job (once accepted), its player and its chunk queue."""
+    """One speech: its request, its job (once accepted), and its place on this computer's speaker."""
 
-    def __init__(self, req_id: str, volume: float = 1.0) -> None:
+    def __init__(self, req_id: str, on_speaker: Speech) -> None:
         self.req_id = req_id
+        self.on_speaker = on_speaker
         self.job: str | None = None
         self.chunks = 0
         self.made = 0
-        self.player = LocalPlayer(volume=volume)
-        self.feed: queue.SimpleQueue = queue.SimpleQueue()
-        self.thread: threading.Thread | None = None
         self.error: dict[str, Any] | None = None
         self.summary: dict[str, Any] = {}
         self.stopping = False
@@ -56,15 +56,21 @@ class LocalSpeech(QObject):
     """Plays a remote daemon's speech here; reports it as job events (``job_event``, on the GUI thread)."""
 
     job_event = Signal(object)
-    _ended = Signal(object, object)  # _Speech, Played or an exception (from the player thread)
-    _sentence = Signal(object, object)  # _Speech, Chunk (from the player thread)
+    _told = Signal(object, str, object)  # _Speech, event, data (from the player thread)
 
     def __init__(self, send: Send, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._send = send
-        self.current: _Speech | None = None
-        self._ended.connect(self._on_ended)
-        self._sentence.connect(self._on_sentence)
+        self.player = LocalPlayer.for_this_computer()
+        #: Speech not yet over, in the order it was asked for.
+        self.speeches: list[_Speech] = []
+        self._told.connect(self._on_told)
+
+    @property
+    def current(self) -> _Speech | None:
+        """The speech playing (or next to play) here."""
+        playing = self.player.current
+        return next((s for s in self.speeches if s.on_speaker is playing), None) if playing else None
 
     # -- requests answered here ------------------------------------------------------
 
@@ -78,14 +84,15 @@ class LocalSpeech(QObject):
         if request.op == "speak":
             return self.speak(request, on_result, on_error)
         if request.op == "stop":
-            self.stop()
-            result: dict[str, Any] = {"stopped": 1 if self.current else 0}
+            result: dict[str, Any] = {"stopped": self.stop(all=bool(request.args.get("all")))}
         elif request.op == "pause":
             self.pause()
             result = {"state": "paused"}
         elif request.op == "resume":
             self.resume()
             result = {"state": "playing" if self.current else "idle"}
+        elif request.op == "skip":
+            result = self.skip()
         else:  # playback
             result = self.playback()
         if on_result is not None:
@@ -98,9 +105,11 @@ class LocalSpeech(QObject):
         on_result: Callable[[dict[str, Any]], None] | None,
         on_error: Callable[[str, str], None] | None,
     ) -> str:
-        """Synthesize ``request``'s text there and play it here, in place of what is playing."""
-        self.stop()
+        """Synthesize ``request``'s text there and play it here, by its priority (the app's speech is ``quick``)."""
+        self.player.use(local_output())  # this computer's choice, as it is now
         args = {k: v for k, v in request.args.items() if k not in ("priority", "volume", "interrupt")}
+        volume = request.args.get("volume")
+        priority = str(request.args.get("priority") or DEFAULT_PRIORITY)
         holder: dict[str, _Speech] = {}
 
         def on_message(header: dict[str, Any], buffers: list[bytes]) -> None:
@@ -109,15 +118,16 @@ class LocalSpeech(QObject):
             if kind == "accepted":
                 speech.job = str(header.get("job") or "")
                 speech.chunks = int(header.get("chunks") or 0)
+                position = int(header.get("position") or 0)
                 if on_result is not None:
-                    position = int(header.get("position") or 0)
                     on_result({"job": speech.job, "chunks": speech.chunks, "position": position, "dropped": False})
-                if speech.over:  # stopped before it was accepted: its end can be told now
+                if speech.over:  # stopped or replaced before it was accepted: its end can be told now
+                    if not speech.stopping:
+                        self._send(rq.cancel(request=speech.req_id), on_error=lambda code, message: None)
                     self._event(speech, "cancelled")
-                elif not speech.stopping:
-                    self._event(speech, "queued", position=int(header.get("position") or 0))
-                    self._start_player(speech)
-            elif kind == "chunk" and buffers and not speech.stopping:
+                else:
+                    self._event(speech, "queued", position=position, priority=priority)
+            elif kind == "chunk" and buffers and not speech.over:
                 import numpy as np
 
                 chunk = Chunk(
@@ -132,130 +142,137 @@ class LocalSpeech(QObject):
                 if chunk.final:
                     speech.made = chunk.index + 1
                     self._event(speech, "chunk", index=chunk.index, chunks_done=speech.made)
-                speech.feed.put(chunk)
+                speech.on_speaker.push(chunk)
 
         def on_done(summary: dict[str, Any]) -> None:
             speech = holder["speech"]
             speech.summary = summary
-            speech.feed.put(None)
+            speech.on_speaker.produced()
 
         def on_failed(code: str, message: str) -> None:
             speech = holder["speech"]
             if speech.job is None:  # refused before it began: the speak request itself failed
+                stopped_first = speech.stopping or speech.over
+                speech.stopping = True
+                speech.on_speaker.stop()
                 speech.over = True
-                if self.current is speech:
-                    self.current = None
+                self._forget(speech)
                 if on_error is not None:
-                    on_error(code, "Stopped before it began." if speech.stopping else message)
+                    on_error(code, "Stopped before it began." if stopped_first else message)
                 return
             speech.error = {"code": code, "message": message}
-            if code != "cancelled":
-                speech.player.stop()
-            speech.feed.put(None)
+            if code == "cancelled":
+                speech.on_speaker.stop()
+            else:
+                speech.on_speaker.failed(message)
 
+        on_speaker = self.player.speak(
+            priority=priority,
+            chars=len(str(request.args.get("text") or "")),
+            gain=float(volume) if isinstance(volume, (int, float)) else 1.0,
+        )
         req_id = self._send(
             Request("synthesize", args, request.buffers, timeout=request.timeout, stream=True),
             on_message=on_message,
             on_result=on_done,
             on_error=on_failed,
         )
-        volume = request.args.get("volume")
-        speech = holder["speech"] = _Speech(req_id, float(volume) if isinstance(volume, (int, float)) else 1.0)
-        self.current = speech
+        speech = holder["speech"] = _Speech(req_id, on_speaker)
+        self.speeches.append(speech)
+        on_speaker.listener = lambda event, data: self._told.emit(speech, event, data)
+        if on_speaker.over:  # ended at once: a notification over other speech, as the daemon drops it
+            self._on_told(speech, "ended", {"played": on_speaker.played})
         return req_id
 
-    def stop(self) -> None:
-        """Silence what plays here (within one 50 ms slice) and cancel its job there."""
-        speech = self.current
-        if speech is None or speech.stopping:
-            return
-        speech.stopping = True
-        speech.player.stop()
-        speech.feed.put(None)  # wakes a player waiting for the next chunk
-        self._send(rq.cancel(request=speech.req_id), on_error=lambda code, message: None)
-        if speech.thread is None:  # not accepted yet: nothing plays, it is over now
-            self._finish(speech, Played(stopped=True))
+    def stop(self, all: bool = False) -> int:
+        """Silence what plays here (within a block) and cancel its job there; ``all``: every speech here."""
+        targets = [s for s in self.speeches if not s.stopping] if all else [s for s in [self.current] if s]
+        for speech in targets:
+            speech.stopping = True
+            speech.on_speaker.stop()
+            self._send(rq.cancel(request=speech.req_id), on_error=lambda code, message: None)
+        return len(targets)
 
     def pause(self) -> None:
-        """Hold the speech (within one slice); ``resume`` goes on."""
-        speech = self.current
-        if speech is not None and not speech.player.paused:
-            speech.player.pause()
-            if speech.job:
-                self._event(speech, "paused")
+        """Hold this computer's speaker (within a block); ``resume`` goes on."""
+        if not self.player.paused:
+            self.player.pause()
+            self._speaker_event("paused")
 
     def resume(self) -> None:
         """Go on after ``pause`` (with nothing here, it only clears a paused look)."""
+        was = self.player.paused
+        self.player.resume()
+        if was or self.current is None:
+            self._speaker_event("resumed")
+
+    def skip(self) -> dict[str, Any]:
+        """Skip to the next sentence of the speech playing here (the ``skip`` answer)."""
         speech = self.current
-        if speech is None:
-            self.job_event.emit({"event": "resumed", "kind": "speak", "job": None})
-        elif speech.player.paused:
-            speech.player.resume()
-            if speech.job:
-                self._event(speech, "resumed")
+        sentence = self.player.skip()["sentence"]
+        return {"job": speech.job if speech else None, "sentence": sentence}
 
     def playback(self) -> dict[str, Any]:
         """The ``playback`` answer for this computer's speaker."""
+        jobs = [s.job for s in self.speeches if s.job and not s.over]
         speech = self.current
-        if speech is None or not speech.job:
-            return {"state": "idle", "job": None, "queue": [], "device": "this computer"}
-        state = "paused" if speech.player.paused else "playing"
-        return {"state": state, "job": speech.job, "queue": [speech.job], "device": "this computer"}
+        state = "paused" if self.player.paused else "playing" if speech and speech.on_speaker.started else "idle"
+        return {
+            "state": state if jobs or state == "paused" else "idle",
+            "job": speech.job if speech else None,
+            "queue": jobs,
+            "device": self.player.device or "this computer",
+            "volume": self.player.volume,
+            "underruns": self.player.underruns,
+            "prebuffer": self.player.prebuffer,
+        }
 
     def close(self) -> None:
         """Stop playing (switching daemons, quitting)."""
-        self.stop()
+        self.stop(all=True)
 
-    # -- the player thread ----------------------------------------------------------------
+    # -- what the player tells (on the GUI thread) --------------------------------------------
 
-    def _start_player(self, speech: _Speech) -> None:
-        def chunks() -> Iterator[Chunk]:
-            while (chunk := speech.feed.get()) is not None:
-                if chunk.piece == 0:
-                    self._sentence.emit(speech, chunk)  # about to be heard
-                yield chunk
+    def _on_told(self, speech: _Speech, event: str, data: dict[str, Any]) -> None:
+        if event == "ended":
+            self._finish(speech, data["played"])
+        elif not speech.over and speech.job:
+            self._event(speech, event, **data)
 
-        def run() -> None:
-            try:
-                played: Any = speech.player.play(chunks())
-            except Exception as exc:  # no speaker here, a device error: said, not raised into nothing
-                log.warning("playing here failed: %s", exc)
-                played = exc
-            self._ended.emit(speech, played)
-
-        speech.thread = threading.Thread(target=run, name="local-speech", daemon=True)
-        speech.thread.start()
-
-    def _on_sentence(self, speech: _Speech, chunk: Chunk) -> None:
-        if speech.over:
-            return
-        if chunk.index == 0:
-            self._event(speech, "started")
-        self._event(speech, "sentence", sentence=chunk.index, span=list(chunk.span), text=chunk.text)
-
-    def _on_ended(self, speech: _Speech, played: Played | Exception) -> None:
-        self._finish(speech, played)
-
-    def _finish(self, speech: _Speech, played: Played | Exception) -> None:
+    def _finish(self, speech: _Speech, played: Played) -> None:
         if speech.over:
             return
         speech.over = True
-        if self.current is speech:
-            self.current = None
-        if speech.player.paused and speech.job:
+        self._forget(speech)
+        if not self.speeches and self.player.paused:
             # This computer's speaker is idle now, not paused: a new speech plays at once
             # (unlike the daemon's speaker, which stays paused for everyone).
+            self.player.resume()
             self._event(speech, "resumed")
-        if isinstance(played, Exception):
-            self._event(speech, "failed", error={"code": "audio", "message": f"Could not play here: {played}"})
+        if not speech.job:
+            return  # not accepted yet: its end is told when it is (or its request fails)
+        if played.displaced or (played.stopped and not speech.stopping and speech.error is None):
             self._send(rq.cancel(request=speech.req_id), on_error=lambda code, message: None)
+        if played.error is not None and speech.error is None:  # this computer's device failed
+            self._event(speech, "failed", error={"code": "audio", "message": f"Could not play here: {played.error}"})
         elif speech.stopping or (played.stopped and speech.error is None) or _cancelled_there(speech):
             self._event(speech, "cancelled")
         elif speech.error is not None:
             self._event(speech, "failed", error=speech.error)
         else:
-            playback = {"played_s": round(played.seconds, 3), "device": "this computer"}
-            self._event(speech, "finished", playback=playback, summary=speech.summary or None)
+            self._event(speech, "finished", playback=played.playback(), summary=speech.summary or None)
+
+    def _forget(self, speech: _Speech) -> None:
+        if speech in self.speeches:
+            self.speeches.remove(speech)
+
+    def _speaker_event(self, event: str) -> None:
+        """``paused``/``resumed``: about the speaker, told with the speech it holds (if any)."""
+        speech = self.current
+        if speech is not None and speech.job:
+            self._event(speech, event)
+        else:
+            self.job_event.emit({"event": event, "kind": "speak", "job": None})
 
     def _event(self, speech: _Speech, event: str, **data: Any) -> None:
         self.job_event.emit(

@@ -84,6 +84,9 @@ def cmd_status(client: Client, args: argparse.Namespace) -> int:
     print(f"queue:  {status['queue']} job(s)")
     if status.get("speaker_paused"):
         print("speaker: paused (chatterbox-tray resume)")
+    remote_mode = status.get("remote")
+    if isinstance(remote_mode, dict):
+        print(f"remote: {remote_mode.get('error') or 'serving other computers on ' + str(remote_mode.get('serving'))}")
     return 0
 
 

@@ -51,6 +51,11 @@ def config_dir() -> Path:
     return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
 
 
+def settings_file() -> Path:
+    """The daemon's settings.json (its owner edits it; ``ipc.localplay`` reads this computer's speaker from it)."""
+    return config_dir() / "settings.json"
+
+
 def data_dir() -> Path:
     """The voice library: clips and their manifest."""
     home = _home()

@@ -18,6 +18,7 @@ __all__ = [
     "DEFAULT_MAX_TEXT_CHARS",
     "DEFAULT_PRIORITY",
     "OPTION_RANGES",
+    "PREBUFFER_MODES",
     "PRIORITIES",
     "PRIORITY_RANK",
     "RATE_RANGE",
@@ -26,7 +27,7 @@ __all__ = [
 ]
 
 #: Speech priorities, most urgent first (Speech Dispatcher's names). A queued
-#: job plays before every job of a later priority; see ``daemon/speaker.py``.
+#: job plays before every job of a later priority; see ``ipc/speaker.py``.
 PRIORITIES: tuple[str, ...] = ("urgent", "quick", "text", "notification")
 #: Each priority's rank: 0 is the most urgent.
 PRIORITY_RANK: dict[str, int] = {name: rank for rank, name in enumerate(PRIORITIES)}
@@ -43,6 +44,8 @@ OPTION_RANGES: dict[str, tuple[float, float, float]] = {
 
 #: Playback volume: (min, max).
 VOLUME_RANGE: tuple[float, float] = (0.0, 1.0)
+#: The speaker's pre-buffer: wait until playback will not stall, or start with the first sentence.
+PREBUFFER_MODES: tuple[str, ...] = ("adaptive", "off")
 
 #: Speaking rate, a factor on speed (2.0: twice as fast): (min, max). Speech
 #: stays clear across this span with WSOLA (daemon/stretch.py); beyond it,

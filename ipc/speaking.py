@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .client import Client
+from .protocol import ProtocolError
 from .requests import Request
 
 #: How long ``wait`` may hear nothing; the daemon sends progress every second.
@@ -91,30 +92,45 @@ def speak_and_wait(client: Client, request: Request, *, wait: bool = True, stop_
 def play_here(client: Client, request: Request) -> Spoken:
     """A ``speak`` request for a remote daemon: synthesize there, play on this computer's speaker.
 
-    The daemon's speaker is in another room. Its priority is dropped (this
-    process plays only its own stream); its volume scales the samples here.
-    Always waits (there is nothing here to leave playing); Ctrl-C, SIGTERM or
+    The daemon's speaker is in another room. This computer's speaker
+    (``ipc.localplay``) plays it with the daemon's player logic, on the
+    output device and volume chosen for this computer (the local daemon's
+    settings.json); the request's priority and volume apply here. Always
+    waits (there is nothing here to leave playing); Ctrl-C, SIGTERM or
     SIGHUP stop it and cancel the job.
     """
     from .client import Synthesis
     from .localplay import LocalPlayer
 
-    args = {k: v for k, v in request.args.items() if k not in ("priority", "volume")}
-    volume = float(request.args.get("volume", 1.0) or 1.0)
+    args = {k: v for k, v in request.args.items() if k not in ("priority", "volume", "interrupt")}
+    volume = request.args.get("volume")
+    gain = float(volume) if isinstance(volume, (int, float)) else 1.0
+    priority = str(request.args.get("priority") or "text")
     synthesis = Synthesis(client, client.submit(Request("synthesize", args, request.buffers)))
     synthesis.accepted()  # raises the daemon's refusal (unknown voice, too_many_jobs...) as speak would
     queued = {"job": synthesis.job, "dropped": False, "position": synthesis.position, "played_here": True}
-    player = LocalPlayer(volume=volume)
+    player = LocalPlayer.for_this_computer()
+    speech_over = threading.Event()
+    synthesis.should_stop = speech_over.is_set  # a stop from another thread ends the stream at its next reply
     try:
         with interrupt_on_signals():
-            played = player.play(synthesis)
+            played = player.play(
+                synthesis,
+                priority=priority,
+                chars=len(str(request.args.get("text") or "")),
+                gain=gain,
+                listener=lambda event, data: speech_over.set() if event == "ended" else None,
+            )
     except KeyboardInterrupt:
         synthesis.cancel()
         return Spoken(queued, interrupted=True)
+    finally:
+        player.close()
     if played.stopped:
         synthesis.cancel()
+        if played.error is not None:
+            raise ProtocolError("audio_device", f"Could not play here: {played.error}")
         return Spoken(queued, interrupted=True)
-    playback = {"played_s": round(played.seconds, 3), "device": "this computer"}
     return Spoken(
         queued,
         {
@@ -122,7 +138,7 @@ def play_here(client: Client, request: Request) -> Spoken:
             "kind": "speak",
             "state": "finished",
             "summary": synthesis.summary or None,
-            "playback": playback,
+            "playback": played.playback(),
             "error": None,
         },
     )

@@ -174,7 +174,7 @@ class SettingsPage(QWidget):
         volume_row = QHBoxLayout()
         volume_row.addWidget(self.volume, 1)
         volume_row.addWidget(self.volume_label)
-        output_box = QGroupBox("Speaker")
+        output_box = self.output_box = QGroupBox("Speaker")
         output_form = QFormLayout(output_box)
         output_form.addRow("Output device", self.output)
         output_form.addRow("Volume", volume_row)
@@ -672,6 +672,14 @@ class SettingsPage(QWidget):
             box.setEnabled(not self.state.remote)
         if self.state.remote:
             self.file_label.setText(f"The settings of {self.state.remote} are changed on that computer")
+        # With a remote daemon, this box is that computer's speaker; what is heard here
+        # plays on this computer's device and volume (docs/decisions.md).
+        self.output_box.setToolTip(
+            f"The speaker of {self.state.remote}. Speech from it plays here, on this computer's "
+            "output device and volume: choose This computer as the daemon to change those."
+            if self.state.remote
+            else ""
+        )
 
 
 def _whole_minutes(value: Any) -> int:

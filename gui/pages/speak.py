@@ -157,10 +157,12 @@ class SpeakPage(QWidget):
         self.speak_button.setObjectName("speakButton")
         self.stop_button = QPushButton("Stop", toolTip="Stop speaking (Esc)")
         self.pause_button = QPushButton("Pause", toolTip="Pause or resume the speaker")
+        self.skip_button = QPushButton("Skip", toolTip="Skip to the next sentence")
         self.save_button = QPushButton("Save as…", toolTip="Make the audio and save it to a file")
         self.speak_button.clicked.connect(self.speak)
         self.stop_button.clicked.connect(self.stop)
         self.pause_button.clicked.connect(self.toggle_pause)
+        self.skip_button.clicked.connect(self.skip)
         self.save_button.clicked.connect(self.save_as)
         self.cancel_save_button = QPushButton("Cancel save", toolTip="Stop making the file; nothing is saved")
         self.cancel_save_button.clicked.connect(self.cancel_save)
@@ -168,7 +170,7 @@ class SpeakPage(QWidget):
         QShortcut(QKeySequence("Ctrl+Return"), self, activated=self.speak)
         QShortcut(QKeySequence("Escape"), self, activated=self.stop)
         buttons = QHBoxLayout()
-        for button in (self.speak_button, self.stop_button, self.pause_button):
+        for button in (self.speak_button, self.stop_button, self.pause_button, self.skip_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
         buttons.addWidget(self.cancel_save_button)
@@ -272,6 +274,10 @@ class SpeakPage(QWidget):
     def toggle_pause(self) -> None:
         """Pause the speaker, or resume it."""
         self.state.send(rq.resume() if self.state.paused else rq.pause())
+
+    def skip(self) -> None:
+        """Skip to the next sentence of what is speaking (this computer's speaker with a remote daemon)."""
+        self.state.send(rq.skip())
 
     def reset_options(self) -> None:
         """Every option back to its default."""
@@ -595,6 +601,7 @@ class SpeakPage(QWidget):
         # needs something to pause; a speaker paused anyway (another client) can be resumed.
         self.pause_button.setEnabled(connected and (self.state.busy or self.state.paused))
         self.pause_button.setText("Resume" if self.state.paused else "Pause")
+        self.skip_button.setEnabled(connected and self.state.speaking)
         self.pause_button.setToolTip(
             "Resume the speaker"
             if self.state.paused

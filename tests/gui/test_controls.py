@@ -205,3 +205,30 @@ def test_a_paused_speaker_shows_as_paused_while_the_model_sleeps(qtbot, own_daem
         qtbot.waitUntil(lambda: app.state.icon_state == "sleeping", timeout=10_000)
     finally:
         app.close()
+
+
+def test_skip_moves_the_local_speaker_to_the_next_sentence(qtbot, tray_app, daemon, clips):
+    """The Speak page's Skip button (with this computer's daemon): the daemon's speaker moves on."""
+    page, state = tray_app.window.speak, tray_app.state
+    _default_voice(qtbot, tray_app, daemon, clips)
+    qtbot.waitUntil(lambda: not state.busy)
+    assert not page.skip_button.isEnabled()  # nothing is speaking
+    events: list[dict] = []
+    state.job_event.connect(events.append)
+    heard_at: list[int] = []  # the speaker's samples when each sentence began
+    state.job_event.connect(lambda e: heard_at.append(len(daemon.played())) if e.get("event") == "sentence" else None)
+    before = len(daemon.played())
+    page.text.setPlainText(" ".join(SENTENCES))
+    qtbot.mouseClick(page.speak_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.progress_label.text().startswith("Speaking sentence 1"), timeout=30_000)
+    qtbot.waitUntil(page.skip_button.isEnabled, timeout=5_000)
+    qtbot.mouseClick(page.skip_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.progress_label.text().startswith("Speaking sentence 2"), timeout=10_000)
+    mine = [e for e in events if e.get("request") == page.request_id]
+    sentence_0 = next(e for e in mine if e["event"] == "sentence" and e["sentence"] == 0)
+    sentence_1 = next(e for e in mine if e["event"] == "sentence" and e["sentence"] == 1)
+    assert mine.index(sentence_0) < mine.index(sentence_1)
+    qtbot.mouseClick(page.stop_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not state.busy, timeout=10_000)
+    # The second sentence began long before the first (fake audio: 80 ms a character, 3.3 s) could play out.
+    assert len(heard_at) >= 2 and 0 < heard_at[1] - before < 2.0 * 24000

@@ -10,6 +10,7 @@ heard here, in the laptop's sink, never in the gpu's.
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import time
@@ -25,6 +26,7 @@ from chatterbox_tray.gui.app import TrayApp
 from chatterbox_tray.gui.state import LOCAL_CHOICE
 from chatterbox_tray.gui.window import LOCAL_BUTTON
 from chatterbox_tray.ipc import endpoints, pairing, remote
+from chatterbox_tray.ipc import requests as rq
 from chatterbox_tray.ipc.client import Client
 from tests.gui.conftest import CONNECT_TIMEOUT_MS
 from tests.protocol.test_cli import cli, ok
@@ -162,6 +164,7 @@ def test_pairing_from_the_form_lists_the_daemon_and_choosing_it_reconnects_and_i
     assert settings.daemon_choice.currentData() == "gpu-box"
     assert not settings.apply_button.isEnabled()  # its settings are its owner's
     assert "changed on that computer" in settings.file_label.text()
+    assert "this computer's output device and volume" in settings.output_box.toolTip()  # what is heard here
     # Back to this computer: the laptop's daemon answers again.
     choice = settings.daemon_choice
     choice.setCurrentIndex(0)
@@ -169,6 +172,7 @@ def test_pairing_from_the_form_lists_the_daemon_and_choosing_it_reconnects_and_i
     wait_ready(qtbot, app, None)
     assert app.state.conn.pid == app.state.hello.get("pid") != gpu.pid
     assert prefs.load()["daemon"] == "local"
+    qtbot.waitUntil(lambda: settings.output_box.toolTip() == "")  # this computer's speaker again
 
 
 def test_a_wrong_a_reused_and_an_expired_code_are_said_plainly_and_change_nothing(
@@ -312,6 +316,112 @@ def test_pause_holds_it_here_and_resume_plays_the_rest(
     end = [e for e in events if e["event"] == "finished"][-1]
     assert end["summary"]["chunks"] == 6
     assert settle(laptop) - before >= end["playback"]["played_s"] * 24000 * 0.99  # all of it, after the pause
+
+
+def test_skip_goes_to_the_next_sentence_here(
+    qtbot, gpu: DaemonProcess, laptop: DaemonProcess, paired_app: TrayApp
+) -> None:
+    """The Speak page's Skip button with a remote daemon: this computer's speaker moves on at once."""
+    app, page = paired_app, paired_app.window.speak
+    events: list[dict] = []
+    app.state.job_event.connect(events.append)
+    assert not page.skip_button.isEnabled()  # nothing to skip yet
+    page.text.setPlainText(LONG)
+    qtbot.mouseClick(page.speak_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.progress_label.text().startswith("Speaking sentence 1"), timeout=30_000)
+    qtbot.waitUntil(page.skip_button.isEnabled, timeout=5_000)
+    started_at = len(laptop.played())
+    heard_at_skip: list[int] = []
+    app.state.job_event.connect(
+        lambda e: heard_at_skip.append(len(laptop.played())) if e.get("event") == "sentence" else None
+    )
+    qtbot.mouseClick(page.skip_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.progress_label.text().startswith("Speaking sentence 2"), timeout=10_000)
+    mine = [e for e in events if e.get("request") == page.request_id]
+    assert [e["sentence"] for e in mine if e["event"] == "sentence"][:2] == [0, 1]
+    # Sentence 1 began long before sentence 0 (about 2 s of audio) could have played out.
+    assert heard_at_skip and heard_at_skip[0] - started_at < 1.5 * 24000
+    qtbot.mouseClick(page.stop_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not app.state.busy, timeout=5_000)
+
+
+def test_priorities_between_this_apps_own_speech_are_the_daemons(
+    qtbot, gpu: DaemonProcess, laptop: DaemonProcess, paired_app: TrayApp
+) -> None:
+    """Urgent speech interrupts a long text, which resumes; quick speech (the tray, the hotkey) replaces it."""
+    app, page = paired_app, paired_app.window.speak
+    events: list[dict] = []
+    app.state.job_event.connect(events.append)
+    page.text.setPlainText(LONG)
+    qtbot.mouseClick(page.speak_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.progress_label.text().startswith("Speaking sentence 1"), timeout=30_000)
+    long_request = page.request_id
+    urgent = app.state.send(rq.speak("Attention please.", priority="urgent"))
+    qtbot.waitUntil(
+        lambda: any(e["event"] == "finished" and e.get("request") == urgent for e in events), timeout=30_000
+    )
+    mine = [e["event"] for e in events if e.get("request") == long_request]
+    assert "interrupted" in mine and mine[-1] not in ("cancelled", "finished")  # it goes on after
+    QGuiApplication.clipboard().setText("Quick words. From the tray.")
+    app.tray.speak_clipboard.trigger()  # quick: replaces the long text, as on the daemon's speaker
+    qtbot.waitUntil(
+        lambda: any(e["event"] == "cancelled" and e.get("request") == long_request for e in events), timeout=10_000
+    )
+    ends = {"finished", "cancelled", "failed"}
+    qtbot.waitUntil(
+        lambda: any(e["event"] in ends and e.get("request") not in (long_request, urgent) for e in events),
+        timeout=30_000,
+    )
+    quick_end = next(e for e in events if e["event"] in ends and e.get("request") not in (long_request, urgent))
+    assert quick_end["event"] == "finished"
+    with gpu.client() as local:
+        deadline = time.monotonic() + 10
+        while local.status()["queue"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert local.status()["queue"] == 0  # the replaced text's job was cancelled there
+
+
+def test_this_computers_volume_and_device_apply_to_remote_speech(
+    qtbot, gpu: DaemonProcess, laptop: DaemonProcess, paired_app: TrayApp
+) -> None:
+    """The output device and volume chosen for this computer (its settings.json) are used for speech from gpu-box."""
+    app, page = paired_app, paired_app.window.speak
+    page.text.setPlainText(TEXT)
+    try:
+        choose_speaker(laptop, volume=1.0, output_device="")
+        loud = speak_and_hear(qtbot, app, laptop)
+        choose_speaker(laptop, volume=0.25)
+        quiet = speak_and_hear(qtbot, app, laptop)
+        assert np.abs(quiet).max() == pytest.approx(0.25 * np.abs(loud).max(), rel=0.05)
+        choose_speaker(laptop, output_device="Speakers in the attic")
+        errors: list[str] = []
+        app.state.job_event.connect(
+            lambda e: errors.append(e["error"]["message"]) if e.get("event") == "failed" else None
+        )
+        qtbot.mouseClick(page.speak_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: bool(errors), timeout=30_000)
+        assert "no output device named 'Speakers in the attic'" in errors[0]
+        qtbot.waitUntil(lambda: not app.state.busy, timeout=10_000)
+    finally:
+        choose_speaker(laptop, volume=1.0, output_device="")
+
+
+def choose_speaker(laptop: DaemonProcess, **values: object) -> None:
+    """This computer's speaker choice, written in its settings.json as its daemon would save it."""
+    path = laptop.home / "config" / "settings.json"
+    current = json.loads(path.read_text()) if path.exists() else {}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**current, **values}))
+
+
+def speak_and_hear(qtbot, app: TrayApp, laptop: DaemonProcess) -> np.ndarray:
+    """Press Speak and return what this computer's speaker played."""
+    page = app.window.speak
+    before = settle(laptop)
+    qtbot.mouseClick(page.speak_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.progress_label.text().startswith("Done"), timeout=30_000)
+    settle(laptop)
+    return laptop.played()[before:]
 
 
 def test_clipboard_and_hotkey_speech_play_here_and_the_hotkey_stops_it(

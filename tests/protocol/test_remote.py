@@ -107,6 +107,82 @@ def test_the_laptop_speaks_with_the_remote_daemon_on_its_own_speaker(
     assert len(gpu.played()) == gpu_before  # nothing played in the other room
 
 
+def test_remote_speech_here_uses_this_computers_volume_and_device(
+    gpu: DaemonProcess, laptop: DaemonProcess, paired: str
+) -> None:
+    """``say --daemon`` plays at the volume and on the device chosen for this computer (its settings.json)."""
+    settings = laptop.home / "config" / "settings.json"
+    saved = settings.read_text() if settings.exists() else None
+
+    def choose(**values: object) -> None:
+        current = json.loads(settings.read_text()) if settings.exists() else {}
+        settings.parent.mkdir(parents=True, exist_ok=True)
+        settings.write_text(json.dumps({**current, **values}))
+
+    def say() -> np.ndarray:
+        before = len(laptop.played())
+        end = json.loads(ok(cli(laptop, "--daemon", "gpu-box", "--json", "say", "The same words, twice.")))
+        deadline = time.monotonic() + 10
+        while len(laptop.played()) - before < end["playback"]["played_s"] * 24000 * 0.99:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        return laptop.played()[before:]
+
+    try:
+        choose(volume=1.0, output_device="")
+        loud = say()
+        choose(volume=0.25)
+        quiet = say()
+        assert np.abs(quiet).max() == pytest.approx(0.25 * np.abs(loud).max(), rel=0.05)
+        choose(output_device="Speakers in the attic")
+        refused = cli(laptop, "--daemon", "gpu-box", "say", "Nowhere to go.")
+        assert refused.returncode != 0 and "no output device named 'Speakers in the attic'" in err(refused)
+    finally:
+        if saved is None:
+            settings.unlink(missing_ok=True)
+        else:
+            settings.write_text(saved)
+
+
+def test_remote_speech_here_waits_for_enough_audio_when_it_comes_slower_than_it_plays(
+    laptop: DaemonProcess, clips: Clips
+) -> None:
+    """The adaptive pre-buffer over CURVE: a daemon that makes speech at 1.5x real time, in pieces.
+
+    With ``prebuffer`` adaptive (this computer's setting) the speech starts once
+    enough has arrived and never runs dry; with it off, it starts with the
+    first piece and stalls.
+    """
+    slow = serving_daemon(
+        {"CHATTERBOX_TRAY_FAKE_TOKEN_DELAY": "0.06", "CHATTERBOX_TRAY_FAKE_PIECES": "3"}  # 60 ms a 40 ms token
+    ).start()
+    settings = laptop.home / "config" / "settings.json"
+    saved = settings.read_text() if settings.exists() else None
+    try:
+        with slow.client() as owner:
+            owner.voices_add("narrator", data=clips.new())
+            owner.voices_default("narrator")
+        ok(cli(laptop, "remote", "add", "slow-box", f"127.0.0.1:{slow.port}", invite(slow), "--as", "laptop"))
+        text = "One short line here. Two short lines here. Three short lines. Four short lines."
+        ends = {}
+        for mode in ("adaptive", "off"):
+            current = json.loads(settings.read_text()) if settings.exists() else {}
+            settings.parent.mkdir(parents=True, exist_ok=True)
+            settings.write_text(json.dumps({**current, "prebuffer": mode}))
+            ends[mode] = json.loads(ok(cli(laptop, "--daemon", "slow-box", "--json", "say", text, timeout=60)))
+        first_sentence_s = 2 * len("One short line here.") / 25 + 0.25
+        adaptive, off = ends["adaptive"]["playback"], ends["off"]["playback"]
+        assert adaptive["underruns"] == 0 and adaptive["prebuffer_s"] > first_sentence_s
+        assert off["underruns"] > 0 and off["prebuffer_s"] < first_sentence_s
+    finally:
+        if saved is None:
+            settings.unlink(missing_ok=True)
+        else:
+            settings.write_text(saved)
+        cli(laptop, "remote", "forget", "slow-box")
+        slow.cleanup()
+
+
 def test_the_environment_variable_picks_the_daemon_and_local_stays_local(
     gpu: DaemonProcess, laptop: DaemonProcess, paired: str
 ) -> None:
@@ -263,6 +339,36 @@ def test_one_remote_client_cannot_fill_the_queue(gpu: DaemonProcess, laptop: Dae
             synthesis.cancel()
 
 
+def test_a_remote_client_sees_only_its_own_texts_and_the_owner_sees_all(
+    gpu: DaemonProcess, laptop: DaemonProcess, paired: str
+) -> None:
+    """Recent jobs in ``stats`` hold what people said: one paired computer must not read another's."""
+    tablet = DaemonProcess(home=short_home())
+    ok(cli(tablet, "remote", "add", "gpu-box", f"127.0.0.1:{gpu.port}", invite(gpu), "--as", "tablet-2"))
+    try:
+        with home_env(laptop.home), connect_gpu() as client:
+            client.synthesize("The laptop's private words.").collect()
+        with home_env(tablet.home), connect_gpu() as client:
+            client.synthesize("The tablet's private words.").collect()
+        with gpu.client() as owner:
+            owner.synthesize("The owner's own words.").collect()
+            everything = [j["text"] for j in owner.stats()["recent_jobs"]]
+        assert {"The laptop's private words.", "The tablet's private words.", "The owner's own words."} <= set(
+            everything
+        )
+        for home, mine in ((laptop.home, "The laptop's"), (tablet.home, "The tablet's")):
+            with home_env(home), connect_gpu() as client:
+                stats = client.stats()
+            texts = [j["text"] for j in stats["recent_jobs"]]
+            assert f"{mine} private words." in texts, texts
+            assert not any("client" in j for j in stats["recent_jobs"])  # keys are not shown either
+            others = {"The laptop's", "The tablet's", "The owner's"} - {mine}
+            assert not any(other in json.dumps(stats) for other in others)  # anywhere in the answer
+    finally:
+        ok(cli(gpu, "remote", "revoke", "tablet-2"))
+        tablet.cleanup()
+
+
 # -- failures of the network ----------------------------------------------------------------
 
 
@@ -347,7 +453,43 @@ def test_a_daemon_with_a_readable_secret_key_refuses_to_serve() -> None:
     try:
         assert proc.proc.wait(timeout=30) == 1
         assert "readable by others" in proc.log_text() and "chmod 600" in proc.log_text()
+        # It exited cleanly: no socket files, no connection file pointing at a dead daemon.
+        run_dir = proc.connection_path.parent
+        assert not list(run_dir.glob("*.sock")) and not proc.connection_path.exists()
     finally:
+        proc.cleanup()
+
+
+def test_a_taken_port_leaves_remote_mode_off_and_this_computer_served(clips: Clips) -> None:
+    """Another program on remote mode's port: the daemon keeps serving locally and says why, plainly."""
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    home = short_home()
+    (home / "config").mkdir(parents=True)
+    (home / "config" / "settings.json").write_text(
+        json.dumps({"remote": {"enabled": True, "bind": f"127.0.0.1:{port}"}})
+    )
+    proc = DaemonProcess(home=home)
+    try:
+        proc.start()  # it answers locally
+        with proc.client() as local:
+            status = local.status()
+            assert status["remote"]["serving"] is None
+            assert status["remote"]["error"].startswith(f"remote mode off: port {port} is in use")
+            assert local.stats()["status"]["remote"]["error"] == status["remote"]["error"]
+            local.voices_add("here", data=clips.new())
+            audio, _ = local.synthesize("Still speaking here.", voice="here").collect()
+            assert len(audio) > 0
+        assert f"remote mode off: port {port} is in use" in proc.log_text()
+        shown = cli(proc, "status")
+        assert f"remote mode off: port {port} is in use" in ok(shown)
+        assert proc.stop() == 0
+        run_dir = proc.connection_path.parent
+        assert not list(run_dir.glob("*.sock")) and not proc.connection_path.exists()  # it cleaned up
+    finally:
+        holder.close()
         proc.cleanup()
 
 

@@ -1,4 +1,4 @@
-"""daemon/speaker.py: the speaker's rules, with plain numbers (no thread, no device)."""
+"""ipc/speaker.py: the speaker's rules, with plain numbers (no thread, no device)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from chatterbox_tray.daemon import speaker
+from chatterbox_tray.ipc import speaker
 from chatterbox_tray.ipc.limits import PRIORITY_RANK
 
 URGENT, QUICK, TEXT, NOTE = (PRIORITY_RANK[p] for p in ("urgent", "quick", "text", "notification"))

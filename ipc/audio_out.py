@@ -1,5 +1,10 @@
 """The audio output: PortAudio through sounddevice, one mono float32 stream.
 
+Both speakers use it: the daemon's (``daemon/player.py``) and this
+computer's for a remote daemon's speech (``ipc/localplay.py``), so a device
+name means the same on both. numpy and sounddevice are imported when audio
+is played, not when ``ipc`` is imported (clients stay light).
+
 Only the player thread touches the stream. We pace writes by the wall clock
 and keep at most ``LEAD_S`` of audio ahead of what is audible: a stop or a
 pause then silences the speaker within a block and the lead (well under
@@ -15,16 +20,19 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+from .protocol import CodedError
 
-from chatterbox_tray.ipc.protocol import CodedError
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger(__name__)
 
 #: Audio handed to the device ahead of the wall clock.
 LEAD_S = 0.06
+#: Fade at each end of a sentence, so joins and cuts never click.
+FADE_S = 0.005
 
 
 class AudioError(CodedError):
@@ -197,6 +205,8 @@ class OutputStream:
 
     def write(self, samples: np.ndarray) -> None:
         """Write mono float32 samples at the stream's rate; AudioError if the device fails."""
+        import numpy as np
+
         if self._stream is None:
             self.open()
         if self.ahead() < 0:  # we fell behind (nothing to play for a while): re-base the clock
@@ -234,9 +244,30 @@ class OutputStream:
 
 def resample(samples: np.ndarray, src: int, dst: int) -> np.ndarray:
     """Linear resampling (devices that refuse the model's rate, clips played as they are)."""
+    import numpy as np
+
     if src == dst:
         return np.asarray(samples, dtype=np.float32)
     n = round(len(samples) * dst / src)
     if n <= 0:
         return np.zeros(0, dtype=np.float32)
     return np.interp(np.linspace(0, len(samples) - 1, n), np.arange(len(samples)), samples).astype(np.float32)
+
+
+def fade(samples: np.ndarray, rate: int, *, start: bool = True, end: bool = True) -> np.ndarray:
+    """Short linear fades in (``start``) and out (``end``); the gain never reaches exactly zero.
+
+    A sentence that arrives in pieces is faded in on its first piece and out
+    on its last only: the engine joins the pieces themselves seamlessly.
+    """
+    import numpy as np
+
+    out = np.array(samples, dtype=np.float32, copy=True)
+    n = min(int(FADE_S * rate), len(out) // 2)
+    if n > 0:
+        ramp = (np.arange(1, n + 1, dtype=np.float32)) / (n + 1)
+        if start:
+            out[:n] *= ramp
+        if end:
+            out[-n:] *= ramp[::-1]
+    return out

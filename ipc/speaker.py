@@ -1,6 +1,6 @@
 """The speaker's rules, as pure functions: no thread, no device, no lock.
 
-``player.py`` runs the speaker (a thread writing 20 ms blocks to a device);
+``daemon/player.py`` runs the speaker (a thread writing 20 ms blocks to a device);
 the decisions it takes are here, so they can be read in one place and tested
 directly with plain numbers:
 
