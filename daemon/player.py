@@ -368,26 +368,6 @@ class Player:
             seconds_per_char=float(np.median(self._spc)) if self._spc else None,
         )
 
-    def _next_block(self, item: Item) -> tuple[np.ndarray | None, Segment | None, bool]:
-        """(samples, the segment it begins if new, item finished)."""
-        while (
-            item.seg < len(item.segments)
-            and item.pos >= len(item.segments[item.seg].samples)
-            and not item.segments[item.seg].open
-        ):
-            item.seg += 1
-            item.pos = 0
-        if item.seg >= len(item.segments):
-            return None, None, item.produced_all
-        seg = item.segments[item.seg]
-        if item.pos >= len(seg.samples):  # the rest of this sentence is still being made
-            return None, None, False
-        new = seg if item.pos == 0 else None
-        n = int(BLOCK_S * self.rate)
-        block = seg.samples[item.pos : item.pos + n]
-        item.pos += len(block)
-        return block, new, False
-
     # -- the player thread -----------------------------------------------------------------
 
     def _run(self) -> None:
@@ -434,7 +414,7 @@ class Player:
                 if not item.started and not self._ready_to_start(item):
                     self._cond.wait(0.01)
                     continue
-                block, new_seg, done = self._next_block(item)
+                block, new_seg, done = speaker.next_block(item, int(BLOCK_S * self.rate))
                 if done:
                     self._items.remove(item)
                     finished = item

@@ -454,26 +454,6 @@ class LocalPlayer:
             seconds_per_char=sorted(self._spc)[len(self._spc) // 2] if self._spc else None,
         )
 
-    def _next_block(self, speech: Speech) -> tuple[Any, _Segment | None, bool]:
-        """(samples, the segment it begins if new, speech finished); as the daemon's player."""
-        while (
-            speech.seg < len(speech.segments)
-            and speech.pos >= len(speech.segments[speech.seg].samples)
-            and not speech.segments[speech.seg].open
-        ):
-            speech.seg += 1
-            speech.pos = 0
-        if speech.seg >= len(speech.segments):
-            return None, None, speech.produced_all
-        seg = speech.segments[speech.seg]
-        if speech.pos >= len(seg.samples):
-            return None, None, False
-        new = seg if speech.pos == 0 else None
-        n = int(BLOCK_S * (self._rate or 24000))
-        block = seg.samples[speech.pos : speech.pos + n]
-        speech.pos += len(block)
-        return block, new, False
-
     # -- the player thread ----------------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -517,7 +497,7 @@ class LocalPlayer:
                 if not speech.started and not self._ready(speech):
                     self._cond.wait(0.01)
                     continue
-                block, new_seg, done = self._next_block(speech)
+                block, new_seg, done = speaker.next_block(speech, int(BLOCK_S * (self._rate or 24000)))
                 if done:
                     self._items.remove(speech)
                     finished = speech

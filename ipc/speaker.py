@@ -8,7 +8,9 @@ directly with plain numbers:
   speaker (drop the newcomer, displace others, interrupt the playing one);
 * `playing_order` / `next_to_play`: which job plays next;
 * `ready_to_start`: whether a job has buffered enough to start playing
-  without running dry (the adaptive pre-buffer).
+  without running dry (the adaptive pre-buffer);
+* `next_block`: where a job's playback cursor goes next through its
+  sentences, some of them still being made.
 
 The priorities follow Speech Dispatcher's (see docs/protocol.md):
 
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from chatterbox_tray.ipc.limits import PRIORITY_RANK
 
@@ -34,6 +36,7 @@ __all__ = [
     "Admission",
     "Slot",
     "admission",
+    "next_block",
     "next_to_play",
     "playing_order",
     "ready_to_start",
@@ -141,3 +144,35 @@ def ready_to_start(
     # speaker never catches up if it starts holding total*(1 - 1/rtf);
     # half a sentence more covers sentences arriving whole.
     return buffered_s >= min(total, total * (1 - 1 / rtf) + sentence / 2)
+
+
+class Cursor(Protocol):
+    """A job's sentences and where its playback stands (the daemon's ``Item``, the local ``Speech``)."""
+
+    segments: Any  # sequence of segments with ``samples`` and ``open`` (more of the sentence to come)
+    seg: int
+    pos: int
+    produced_all: bool
+
+
+def next_block(item: Cursor, samples: int) -> tuple[Any, Any, bool]:
+    """The next ``samples`` to play of ``item``, advancing its cursor: (block, segment it begins, finished).
+
+    ``block`` is ``None`` when nothing is ready: either the job is done
+    (``finished``, every sentence made and played) or the sentence playing,
+    or the next one, is still being made (an underrun, not an end).
+    """
+    while item.seg < len(item.segments) and item.pos >= len(item.segments[item.seg].samples):
+        if item.segments[item.seg].open:
+            break
+        item.seg += 1
+        item.pos = 0
+    if item.seg >= len(item.segments):
+        return None, None, item.produced_all
+    seg = item.segments[item.seg]
+    if item.pos >= len(seg.samples):  # the rest of this sentence is still being made
+        return None, None, False
+    new = seg if item.pos == 0 else None
+    block = seg.samples[item.pos : item.pos + samples]
+    item.pos += len(block)
+    return block, new, False

@@ -142,3 +142,24 @@ def test_without_a_measured_speech_rate_the_prior_is_used() -> None:
 def test_the_last_sentence_is_always_enough() -> None:
     # Nothing is left to make: whatever is buffered is all there will be.
     assert ready(buffered_s=0.5, segments=4, made_chars=72, rtf=5.0)
+
+
+def test_next_block_walks_sentences_waits_on_an_open_one_and_ends_when_all_are_made() -> None:
+    from types import SimpleNamespace
+
+    from chatterbox_tray.ipc.speaker import next_block
+
+    first = SimpleNamespace(samples=list(range(5)), open=False)
+    second = SimpleNamespace(samples=[10, 11], open=True)  # its later pieces are still being made
+    item = SimpleNamespace(segments=[first, second], seg=0, pos=0, produced_all=False)
+    block, new, done = next_block(item, 3)
+    assert (block, new, done) == ([0, 1, 2], first, False)
+    assert next_block(item, 3) == ([3, 4], None, False)
+    assert next_block(item, 3) == ([10, 11], second, False)
+    assert next_block(item, 3) == (None, None, False)  # an underrun, not the end
+    second.samples += [12]
+    second.open = False
+    assert next_block(item, 3) == ([12], None, False)
+    assert next_block(item, 3) == (None, None, False)  # every sentence played, more may be coming
+    item.produced_all = True
+    assert next_block(item, 3) == (None, None, True)
