@@ -309,7 +309,11 @@ def _new_job(svc: Service, req: Request, kind: str) -> tuple[Job, bytes | None]:
     else:
         name = req.args.str("voice", None) or svc.voices.default
         if name is None:
-            raise ProtocolError("unknown_voice", "no voice given and no default voice set (add one with voices.add)")
+            raise ProtocolError(
+                "unknown_voice",
+                "no voice given and no default voice set: add a voice "
+                "(chatterbox-tray voices add NAME CLIP, or the Voices page) or name one",
+            )
         voice = svc.voices.get(name)
         job.voice_name, job.clip_sha256 = voice.name, voice.sha256
     return job, None

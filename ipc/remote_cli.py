@@ -62,6 +62,29 @@ def _remote_enabled() -> remote.RemoteSettings | None:
         return None
 
 
+def _serving_now() -> tuple[bool, str] | None:
+    """What the running local daemon says of remote mode: (serving, why not); None when none answers.
+
+    ``--remote-bind`` turns remote mode on for one run, and a taken port turns
+    it off, so the settings file alone cannot say whether pairing will work.
+    """
+    from .client import Client
+
+    try:
+        client = Client(timeout=2.0)
+    except Exception:  # no connection file (no daemon), or an unreadable one
+        return None
+    try:
+        state = client.status().get("remote") or {}
+    except Exception:  # no daemon, an old one, a garbled answer: fall back to the settings file
+        return None
+    finally:
+        client.close()
+    if state.get("serving"):
+        return True, ""
+    return False, str(state.get("error") or 'remote mode is off (add "remote": {"enabled": true} to settings.json)')
+
+
 def invite(args: argparse.Namespace) -> int:
     if not 0.5 <= args.minutes <= 60:
         raise remote.RemoteError("--minutes must be between 0.5 and 60")
@@ -74,8 +97,12 @@ def invite(args: argparse.Namespace) -> int:
     print(f"pairing code:  {code}   (once, until {until})")
     print(f"daemon key:    {remote.fingerprint(keys.public)}")
     print(f"on the other computer: chatterbox-tray remote add NAME {socket.gethostname()} {code}")
+    serving = _serving_now()
+    if serving is not None and not serving[0]:
+        print(f"note: this daemon does not serve the network now: {serving[1]}", file=sys.stderr)
+        return 0
     settings = _remote_enabled()
-    if settings is None or not settings.enabled:
+    if serving is None and (settings is None or not settings.enabled):
         print(
             'note: this daemon does not serve the network yet: add "remote": {"enabled": true} to '
             f"{endpoints.config_dir() / 'settings.json'} and restart it (or run it with --remote-bind)",

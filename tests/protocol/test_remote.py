@@ -83,7 +83,9 @@ def fingerprint_in(text: str) -> str:
 
 
 def test_pairing_pins_the_key_the_invite_showed(gpu: DaemonProcess, laptop: DaemonProcess, paired: str) -> None:
-    shown = fingerprint_in(ok(cli(gpu, "remote", "invite")))
+    invited = cli(gpu, "remote", "invite")
+    assert "does not serve" not in err(invited)  # it serves: no misleading note
+    shown = fingerprint_in(ok(invited))
     listed = ok(cli(laptop, "remote", "list"))
     assert f"gpu-box          127.0.0.1:{gpu.port}  {shown}" in listed
     assert "laptop" in ok(cli(gpu, "remote", "list"))
@@ -485,6 +487,9 @@ def test_a_taken_port_leaves_remote_mode_off_and_this_computer_served(clips: Cli
         assert f"remote mode off: port {port} is in use" in proc.log_text()
         shown = cli(proc, "status")
         assert f"remote mode off: port {port} is in use" in ok(shown)
+        invited = cli(proc, "remote", "invite")  # the settings say on, the daemon says why it is not
+        assert invited.returncode == 0
+        assert f"does not serve the network now: remote mode off: port {port} is in use" in err(invited)
         assert proc.stop() == 0
         run_dir = proc.connection_path.parent
         assert not list(run_dir.glob("*.sock")) and not proc.connection_path.exists()  # it cleaned up
@@ -608,3 +613,18 @@ def test_the_long_lived_link_reaches_a_remote_daemon_and_says_why_when_it_cannot
         finally:
             stop(link, thread)
         remote.forget_daemon("switched-off")
+
+
+def test_invite_on_a_daemon_run_with_remote_bind_says_nothing_about_settings() -> None:
+    """``--remote-bind`` serves for one run with settings.json untouched: the invite must not claim it is off."""
+    port = free_port_pair()
+    proc = DaemonProcess(args=("--engine", "fake", "--remote-bind", f"127.0.0.1:{port}"))
+    try:
+        proc.start()
+        invited = cli(proc, "remote", "invite")
+        assert "pairing code:" in ok(invited)
+        assert "does not serve" not in err(invited)
+        assert proc.stop() == 0
+        assert "does not serve the network yet" in err(cli(proc, "remote", "invite"))  # no daemon, settings off
+    finally:
+        proc.cleanup()
