@@ -137,7 +137,10 @@ class QuickSpeak(QObject):
     def trigger(self) -> None:
         """What the hotkey does: stop if speaking, else speak the selection."""
         if not self.state.connected:
-            self.notify("Quick-speak: the daemon is not running yet")
+            if self.state.remote:
+                self.notify(f"Quick-speak: the daemon {self.state.remote} is not answering")
+            else:
+                self.notify("Quick-speak: the daemon is not running yet")
             return
         if self.state.busy:
             self.state.send(rq.stop(all=True))

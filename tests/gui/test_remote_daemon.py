@@ -465,6 +465,10 @@ def test_an_unreachable_remote_daemon_is_said_and_the_fallback_uses_this_compute
         assert "switched-off" in app.tray.icon.toolTip()
         assert not app.window.speak.speak_button.isEnabled()
         assert app.tray.retry.isVisible() and app.tray.retry.text() == LOCAL_CHOICE  # the tray offers it too
+        said: list[str] = []
+        app.quick.notify = said.append
+        app.quick.trigger()  # a hotkey press names the daemon that is not answering
+        assert said == ["Quick-speak: the daemon switched-off is not answering"]
         started = time.monotonic()
         qtbot.mouseClick(banner.action, Qt.MouseButton.LeftButton)
         assert time.monotonic() - started < 1.0  # the switch does not wait for the old link
