@@ -20,6 +20,8 @@ from typing import Any
 
 from chatterbox_tray.ipc.atomic import OWNER_ONLY, write_atomic
 
+from .storage import remove_temp_files_of
+
 log = logging.getLogger(__name__)
 
 #: How many ended jobs are kept.
@@ -30,7 +32,9 @@ class JobHistory:
     """The last ``HISTORY_LENGTH`` ended jobs' summaries, oldest first, saved in ``path``."""
 
     def __init__(self, path: Path, length: int = HISTORY_LENGTH) -> None:
+        """Only one daemon writes ``path`` (it holds the instance lock): a temporary file of it is a crash's."""
         self.path = path
+        remove_temp_files_of(path)
         self._entries: deque[dict[str, Any]] = deque(_read(path), maxlen=length)
         self._lock = threading.Lock()
         self._dirty = threading.Event()

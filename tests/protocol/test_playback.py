@@ -23,7 +23,7 @@ import pytest
 
 from chatterbox_tray.ipc.client import Client
 from chatterbox_tray.ipc.protocol import ProtocolError
-from tests.support.daemons import Clips, DaemonProcess, EventLog
+from tests.support.daemons import Clips, DaemonProcess, EventLog, ctrl_c_reaches_it
 
 RATE = 24_000
 #: Fade length the player applies at both ends of a sentence (daemon/player.py).
@@ -311,6 +311,7 @@ def test_ctrl_c_in_say_stops_its_job(player_daemon: DaemonProcess, pc: Client) -
         env={**os.environ, "CHATTERBOX_TRAY_HOME": str(player_daemon.home)},
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=ctrl_c_reaches_it,
     )
     started = log.wait_for(lambda t, d: t == "job" and d["event"] == "started")
     child.send_signal(signal.SIGINT)

@@ -28,7 +28,7 @@ from chatterbox_tray.ipc import pairing, remote
 from chatterbox_tray.ipc.client import Client, DaemonUnavailable
 from chatterbox_tray.ipc.protocol import ProtocolError, encode, request_header
 from tests.protocol.test_cli import cli, err, ok
-from tests.support.daemons import Clips, DaemonProcess, short_home
+from tests.support.daemons import Clips, DaemonProcess, ctrl_c_reaches_it, short_home
 from tests.support.remote import free_port_pair, home_env, serving_daemon
 
 #: Per-chunk delay of the gpu daemon: jobs are still running when a test acts on them.
@@ -502,7 +502,9 @@ def test_ctrl_c_stops_remote_speech_here_and_cancels_it_there(
     gpu: DaemonProcess, laptop: DaemonProcess, paired: str
 ) -> None:
     command = [sys.executable, "-m", "chatterbox_tray.ipc.cli", "--daemon", "gpu-box", "say", LONG_TEXT]
-    proc = subprocess.Popen(command, env=laptop.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        command, env=laptop.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=ctrl_c_reaches_it
+    )
     before = len(laptop.played())
     deadline = time.monotonic() + 20
     while len(laptop.played()) == before and time.monotonic() < deadline:

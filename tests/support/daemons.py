@@ -395,3 +395,13 @@ class Clips:
         path = self.folder / (name or f"clip{next(self._n)}.wav")
         path.write_bytes(data)
         return path
+
+
+def ctrl_c_reaches_it() -> None:
+    """``preexec_fn`` for a child a test will Ctrl-C: SIGINT as in a terminal.
+
+    A test run started in the background (``cmd &`` in a script, nohup) has
+    SIGINT ignored, and children inherit that: Python then never raises
+    KeyboardInterrupt, and a Ctrl-C test would see the command run to its end.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -13,10 +13,13 @@ import numpy as np
 import pytest
 
 from chatterbox_tray.daemon.jobs import Job
-from chatterbox_tray.daemon.player import Player, fade
+from chatterbox_tray.daemon.player import BLOCK_S, Player, fade
 from chatterbox_tray.daemon.text import split_sentences
+from chatterbox_tray.ipc.speaker import next_block
 
 RATE = 24_000
+#: Samples the player writes at a time.
+BLOCK = int(BLOCK_S * RATE)
 
 
 @pytest.fixture
@@ -42,7 +45,7 @@ def drain(player: Player, job: Job) -> tuple[np.ndarray, list[int]]:
     assert item is not None
     blocks, begun = [], []
     while True:
-        block, new, _done = player._next_block(item)
+        block, new, _done = next_block(item, BLOCK)
         if block is None:
             return (np.concatenate(blocks) if blocks else np.zeros(0, np.float32)), begun
         blocks.append(block)
@@ -72,7 +75,7 @@ def test_the_player_waits_at_the_end_of_an_unfinished_sentence(player: Player) -
     first, _ = drain(player, job)
     assert len(first) == 2000  # the piece, no pause: more of the sentence is coming
     item = player._find(job)
-    assert player._next_block(item) == (None, None, False)  # waiting (an underrun), not moving on
+    assert next_block(item, BLOCK) == (None, None, False)  # waiting (an underrun), not moving on
     player.push(job, 0, tone(1000), (0, 4), "One.", 0.1, final=True)
     rest, begun = drain(player, job)
     assert len(rest) == 1000 + int(player.pause_s * RATE)
