@@ -38,6 +38,9 @@ class JobHistory:
         self._entries: deque[dict[str, Any]] = deque(_read(path), maxlen=length)
         self._lock = threading.Lock()
         self._dirty = threading.Event()
+        #: Entries appended so far, and how many of them are on disk.
+        self._version = self._saved = 0
+        self._closing = False
         self._writer = threading.Thread(target=self._write_loop, name="history", daemon=True)
         self._writer.start()
 
@@ -45,6 +48,7 @@ class JobHistory:
         """Add an ended job; it reaches the disk shortly after."""
         with self._lock:
             self._entries.append(entry)
+            self._version += 1
         self._dirty.set()
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
@@ -55,22 +59,33 @@ class JobHistory:
         return len(self._entries)
 
     def flush(self) -> None:
-        """Write now (at shutdown), if anything is unsaved."""
-        if self._dirty.is_set():
-            self._dirty.clear()
-            self._write()
+        """Save what is unsaved and stop the writer (at shutdown).
+
+        Waits for a save in progress: the process exits right after, and a
+        save cut off there would leave its temporary file and lose the last
+        entries.
+        """
+        self._closing = True
+        self._dirty.set()
+        self._writer.join(timeout=10)
 
     def _write_loop(self) -> None:
         while True:
             self._dirty.wait()
             self._dirty.clear()
             self._write()
+            if self._closing:
+                return
 
     def _write(self) -> None:
         with self._lock:
+            if self._version == self._saved:
+                return
+            version = self._version
             data = json.dumps(list(self._entries), ensure_ascii=False)
         try:
             write_atomic(self.path, data + "\n", mode=OWNER_ONLY)
+            self._saved = version
         except OSError as exc:  # a full or read-only disk: the list lives on in memory
             log.warning("could not save the recent jobs to %s: %s", self.path, exc)
 
