@@ -183,6 +183,8 @@ class ChatterboxEngine(Engine):
             from chatterbox.mtl_tts import ChatterboxMultilingualTTS
             from chatterbox.tts import ChatterboxTTS
             from chatterbox.tts_turbo import ChatterboxTurboTTS
+
+            from .quickload import strict_loaded_modules_skip_random_init
         except Exception as exc:  # a broken install must not kill the daemon
             raise EngineError("model_failed", f"chatterbox could not be imported: {exc}") from exc
         self.device = pick_device(self.wanted_device)
@@ -209,13 +211,15 @@ class ChatterboxEngine(Engine):
                 progress(0.10, f"fingerprinting {folder}")
                 self.model_id = f"{self.variant}:{fingerprint_folder(folder)}"
                 progress(0.15, f"loading weights from {folder} onto {self.device}")
-                self.model = cls.from_local(folder, self.device)
+                with strict_loaded_modules_skip_random_init():
+                    self.model = cls.from_local(folder, self.device)
             else:
                 progress(0.10, "asking the Hugging Face hub for the weights (downloaded once, then cached)")
                 # Our own fetch first, into the same cache, so the download shows its figures.
                 download.fetch_weights(sys.modules[cls.__module__].REPO_ID, download.HUB_FILES[self.variant], progress)
                 progress(0.70, f"loading the {self.variant} weights onto {self.device}")
-                self.model = cls.from_pretrained(self.device)
+                with strict_loaded_modules_skip_random_init():
+                    self.model = cls.from_pretrained(self.device)
                 self.model_id = f"{self.variant}:{self._hub_revision()}"
         except EngineError:
             raise

@@ -513,6 +513,9 @@ class LocalPlayer:
                     speech.starving = False
                     volume = self.volume * speech.gain
                     rate = self._rate or 24000
+                    # What was buffered when playback was decided, before the device opens:
+                    # opening it can take seconds on a busy machine, while more audio arrives.
+                    buffered_at_start = speech.buffered_samples() + len(block)
                     if self._stream is None or self._stream.sample_rate != rate:
                         if self._stream is not None:
                             self._stream.close(abort=True)
@@ -521,7 +524,7 @@ class LocalPlayer:
                     if not speech.started:
                         speech.started = True
                         speech.played.first_sample_s = time.monotonic() - speech.requested
-                        speech.played.prebuffer_s = (speech.buffered_samples() + len(block)) / rate
+                        speech.played.prebuffer_s = buffered_at_start / rate
                         events.append(("started", {"first_sample_s": round(speech.played.first_sample_s, 4)}))
                     if new_seg is not None:
                         events.append(

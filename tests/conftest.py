@@ -9,6 +9,7 @@ the daemons it used are added to its report.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -19,11 +20,55 @@ import pytest
 from chatterbox_tray.ipc.client import Client
 from tests.support.daemons import STARTED, Clips, DaemonProcess
 
+
+def _share_the_cores() -> None:
+    """Under pytest-xdist, give each worker's torch its share of the cores.
+
+    Two workers each running a real model with one thread per core would put
+    four busy threads on two cores, and OpenMP threads that wait by spinning
+    then slow every step many times over. Set before anything imports torch,
+    and inherited by the daemons the tests start.
+    """
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if workers > 1:
+        share = max(1, len(os.sched_getaffinity(0)) // workers)
+        os.environ.setdefault("OMP_NUM_THREADS", str(share))
+
+
+_share_the_cores()
+
 #: Per-chunk delay of the slow daemon: long enough that a job is still running
 #: when a test acts on it, short enough to keep the suite fast.
 SLOW_CHUNK_S = 0.25
 
 _FIRST_DAEMON = pytest.StashKey[int]()
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: one worker more than the cores, at most eight.
+
+    Most tests wait on daemons, sockets, Qt and the sound card rather than
+    compute, so one more worker than cores keeps both cores busy; the real
+    model's tests each run single-threaded (``_share_the_cores``). Eight caps
+    the memory of real daemons running at once (about 3 GB each).
+    """
+    return min(8, len(os.sched_getaffinity(0)) + 1)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Modules that take minutes run first, so parallel workers end together.
+
+    The real model's modules (``integration``) come first, then soaks
+    (``long``), then everything else, each in its usual order. pytest-xdist
+    hands out whole files in this order (``--dist loadfile
+    --no-loadscope-reorder`` in pyproject.toml); a long file picked up last
+    would leave one worker running alone at the end.
+    """
+    rank: dict[object, int] = {}
+    for item in items:
+        here = 0 if item.get_closest_marker("integration") else 1 if item.get_closest_marker("long") else 2
+        rank[item.path] = min(rank.get(item.path, 2), here)
+    items.sort(key=lambda item: rank[item.path])
 
 
 @pytest.hookimpl(tryfirst=True)

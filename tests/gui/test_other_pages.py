@@ -19,7 +19,8 @@ def test_stats_page_shows_figures_and_recent_jobs(qtbot, tray_app, daemon, clips
         assert page.gpu is False  # the fake engine runs on the CPU: CPU and RAM plots instead
         assert set(page.plots) == {"cpu", "ram"}
         assert page.plots["ram"].latest()[0] > 0
-        assert "in memory" in page.values["entries"].text()
+        # The cache figures come with the page's next poll, which may follow the job's end.
+        qtbot.waitUntil(lambda: "in memory" in page.values["entries"].text(), timeout=10_000)
         # The cache figures are the daemon's, as docs/protocol.md defines them.
         counted = ("prepared_in_background", "misses", "requests", "entries", "hits")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import sys
 
+import pytest
 from PySide6.QtGui import QPainterPath
 
 #: Python code frees objects that held None/True/False all the time, so the
@@ -41,6 +42,7 @@ def test_void_qt_calls_keep_none_refcount():
     _assert_not_drained(before, _counts())
 
 
+@pytest.mark.long
 def test_painting_every_page_and_plot_keeps_refcounts(qtbot, tray_app):
     window = tray_app.window
     window.resize(900, 700)

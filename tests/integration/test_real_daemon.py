@@ -9,71 +9,22 @@ daemon home per module so restarts exercise the disk tier.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from chatterbox_tray.ipc.client import Client
 from chatterbox_tray.ipc.protocol import ProtocolError
-from tests.support.checkpoint import ensure_checkpoint, loader_env
 from tests.support.daemons import Clips, DaemonProcess, EventLog, espeak_clip, uid
+from tests.support.realdaemon import TOKENS, cached_tier, synth
 
 pytestmark = pytest.mark.integration
-
-#: Speech tokens per chunk: enough for real T3 and S3Gen work, little enough to be quick.
-TOKENS = 6
-
-#: Seconds a real daemon may take to import, load and warm up on a busy 2-core machine.
-START_S = 600.0
-
-
-@pytest.fixture(scope="module")
-def real() -> Iterator[DaemonProcess]:
-    """A real daemon (original variant, test checkpoint), restartable on the same home."""
-    ckpt = ensure_checkpoint("original")
-    proc = DaemonProcess(
-        args=("--checkpoint", str(ckpt), "--device", "cpu", "--max-tokens-per-chunk", str(TOKENS)),
-        env=loader_env(ckpt),
-    )
-    proc.start(timeout=START_S)
-    yield proc
-    proc.cleanup()
-
-
-@pytest.fixture
-def rc(real: DaemonProcess) -> Iterator[Client]:
-    """A client of the real daemon with a timeout that suits CPU synthesis."""
-    with real.client(timeout=120.0) as c:
-        yield c
-
-
-def cached_tier(client: Client, name: str, timeout: float = 300.0) -> str | None:
-    """Wait until a library voice's conditionals are cached; return the tier."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        voice = next(v for v in client.voices_list() if v["name"] == name)
-        if voice["cache"] is not None:
-            return voice["cache"]
-        time.sleep(0.2)
-    return None
-
-
-def synth(client: Client, text: str, **kwargs) -> tuple[np.ndarray, dict]:
-    """Synthesize to the end; return the samples and the summary."""
-    synthesis = client.synthesize(text, **kwargs)
-    audio, rate = synthesis.collect()
-    assert rate == 24_000
-    return audio, synthesis.summary
 
 
 def test_model_is_loaded_through_from_local(rc: Client) -> None:
@@ -120,93 +71,6 @@ def test_synthesis_streams_a_chunk_per_sentence_with_a_summary(rc: Client, clips
     assert s["rtf"] == pytest.approx(s["synthesis_s"] / s["audio_s"], rel=1e-2)
     assert 0 < s["time_to_first_chunk_s"] <= s["synthesis_s"] + s["queue_wait_s"] + 1e-3
     assert 0 < s["tokens"] <= 2 * TOKENS  # the per-chunk budget held
-
-
-def test_miss_then_memory_then_disk_after_restart(real: DaemonProcess, clips: Clips) -> None:
-    clip = clips.new()
-    with real.client(timeout=120.0) as c:
-        before = c.cache_stats()
-        _, first = synth(c, "One.", voice_data=clip)
-        _, second = synth(c, "Two.", voice_data=clip)
-        mid = c.cache_stats()
-    assert first["conditionals"]["tier"] == "prepared"
-    assert second["conditionals"]["tier"] == "memory"
-    assert mid["misses"] == before["misses"] + 1
-    assert mid["hits"]["memory"] == before["hits"]["memory"] + 1
-
-    real.restart(timeout=START_S)
-    with real.client(timeout=120.0) as c:
-        _, third = synth(c, "Three.", voice_data=clip)
-        _, fourth = synth(c, "Four.", voice_data=clip)
-        after = c.cache_stats()
-    assert third["conditionals"]["tier"] == "disk"
-    assert fourth["conditionals"]["tier"] == "memory"
-    assert after["hits"]["disk"] >= 1
-    assert after["seconds_saved"] > 0
-
-
-def disk_entries(real: DaemonProcess, clip: bytes) -> list[Path]:
-    sha = hashlib.sha256(clip).hexdigest()
-    return sorted((real.home / "cache" / "conditionals").glob(f"{sha}-*.safetensors"))
-
-
-def test_corrupt_disk_entry_is_recomputed(real: DaemonProcess, clips: Clips) -> None:
-    clip = clips.new()
-    with real.client(timeout=120.0) as c:
-        synth(c, "Fill the cache.", voice_data=clip)
-    [entry] = disk_entries(real, clip)
-    good_size = entry.stat().st_size
-    real.stop()
-    entry.write_bytes(entry.read_bytes()[: good_size // 3])  # a truncated write
-    real.start(timeout=START_S)
-    with real.client(timeout=120.0) as c:
-        # Found by the start-up check (header and size), before anyone used it.
-        assert c.cache_stats()["disk_errors"]["bad_file"] == 1
-        assert not disk_entries(real, clip)
-        audio, summary = synth(c, "Read it back.", voice_data=clip)
-        assert summary["conditionals"]["tier"] == "prepared"
-        assert c.cache_stats()["disk_errors"]["bad_file"] == 1
-        assert len(audio) > 0
-    [entry] = disk_entries(real, clip)
-    assert entry.stat().st_size == good_size  # rewritten whole
-
-
-def test_same_content_elsewhere_hits_and_an_edited_file_misses(rc: Client, clips: Clips, tmp_path: Path) -> None:
-    clip = clips.new()
-    first = tmp_path / "a" / "voice.wav"
-    first.parent.mkdir()
-    first.write_bytes(clip)
-    _, one = synth(rc, "Hello.", voice_path=first)
-    assert one["conditionals"]["tier"] == "prepared"
-
-    moved = tmp_path / "b" / "renamed.wav"
-    moved.parent.mkdir()
-    moved.write_bytes(clip)
-    _, two = synth(rc, "Hello.", voice_path=moved)
-    assert two["conditionals"]["tier"] == "memory"
-
-    samples, rate = sf.read(io.BytesIO(clip), dtype="float32")
-    samples[rate : rate + 100] *= 0.5  # an edit in place, same path, same length
-    sf.write(first, samples, rate, subtype="PCM_16")
-    _, three = synth(rc, "Hello.", voice_path=first)
-    assert three["conditionals"]["tier"] == "prepared"
-
-
-def test_same_seed_same_samples_with_fresh_and_cached_conditionals(real: DaemonProcess, clips: Clips) -> None:
-    clip = clips.new()
-    text = "Repeat after me."
-    with real.client(timeout=120.0) as c:
-        fresh, s1 = synth(c, text, voice_data=clip, seed=1234)
-        memory, s2 = synth(c, text, voice_data=clip, seed=1234)
-        other, _ = synth(c, text, voice_data=clip, seed=4321)
-    real.restart(timeout=START_S)
-    with real.client(timeout=120.0) as c:
-        disk, s3 = synth(c, text, voice_data=clip, seed=1234)
-    assert [s["conditionals"]["tier"] for s in (s1, s2, s3)] == ["prepared", "memory", "disk"]
-    assert len(fresh) > 0
-    np.testing.assert_array_equal(fresh, memory)
-    np.testing.assert_array_equal(fresh, disk)
-    assert not np.array_equal(fresh, other)  # the seed matters
 
 
 def test_bad_voice_files_get_clear_errors(rc: Client, tmp_path: Path) -> None:

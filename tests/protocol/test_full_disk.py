@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -78,6 +79,23 @@ def snapshot(d: DaemonProcess) -> dict[str, str]:
     }
 
 
+def settled_snapshot(d: DaemonProcess, timeout: float = 30.0) -> dict[str, str]:
+    """The snapshot once no save is under way: no temporary file, and the same twice in a row.
+
+    The job history is saved by a writer thread after each job, so a snapshot
+    taken just after a job may catch its temporary file mid-save.
+    """
+    deadline = time.monotonic() + timeout
+    last = snapshot(d)
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        now = snapshot(d)
+        if now == last and not any(Path(name).name.startswith(".tmp-") for name in now):
+            return now
+        last = now
+    raise AssertionError(f"the daemon's files never settled: {sorted(last)}")
+
+
 def test_full_disks_refuse_clearly_and_lose_nothing(small_disks: DaemonProcess, clips: Clips) -> None:
     d = small_disks.start()
     clip_a, clip_b, clip_c = clips.new(), clips.new(), clips.new()
@@ -87,7 +105,7 @@ def test_full_disks_refuse_clearly_and_lose_nothing(small_disks: DaemonProcess, 
         client.settings_set(sentence_pause_ms=150)
         client.synthesize("Warm.", voice="Alpha").collect()  # Alpha's cache entry is on disk
         assert client.voices_list()[0]["cache"] in ("memory", "disk")
-        before = snapshot(d)
+        before = settled_snapshot(d)
         stats_before = client.cache_stats()
     assert stats_before["entries"]["disk"] == 1
     fillers = [fill(d.home / name) for name in FOLDERS]
@@ -116,7 +134,7 @@ def test_full_disks_refuse_clearly_and_lose_nothing(small_disks: DaemonProcess, 
         client.ping()
         assert [v["name"] for v in client.voices_list()] == ["Alpha"]
     assert "could not write" in d.log_text()
-    assert snapshot(d) == before
+    assert settled_snapshot(d) == before
 
     # Restarted on the full disks, everything stored is there.
     assert d.stop() == 0
@@ -125,7 +143,7 @@ def test_full_disks_refuse_clearly_and_lose_nothing(small_disks: DaemonProcess, 
         voices = client.voices_list()
         assert [(v["name"], v["default"], v["cache"]) for v in voices] == [("Alpha", True, "disk")]
         assert client.settings_get()["settings"]["sentence_pause_ms"] == 150
-    assert snapshot(d) == before
+    assert settled_snapshot(d) == before
 
     # With room again, the same requests succeed.
     for filler in fillers:

@@ -8,10 +8,10 @@ text does.
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import subprocess
 import time
-from pathlib import Path
 
 
 class XServer:
@@ -23,24 +23,30 @@ class XServer:
         self._owners: list[subprocess.Popen] = []
 
     def start(self) -> XServer:
+        """Start Xvfb on a display number it picks itself.
+
+        ``-displayfd`` makes the server choose a free number and write it once it
+        accepts connections, so two test workers never race for the same one.
+        """
         for missing in [t for t in ("Xvfb", "xdotool", "xclip") if shutil.which(t) is None]:
             raise RuntimeError(f"{missing} is not installed (Debian: xvfb, xdotool, xclip)")
-        for n in range(90, 190):
-            if Path(f"/tmp/.X11-unix/X{n}").exists() or Path(f"/tmp/.X{n}-lock").exists():
-                continue
-            proc = subprocess.Popen(
-                ["Xvfb", f":{n}", "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline and proc.poll() is None:
-                if Path(f"/tmp/.X11-unix/X{n}").exists():
-                    self.display, self.proc = f":{n}", proc
-                    return self
-                time.sleep(0.05)
+        read_end, write_end = os.pipe()
+        proc = subprocess.Popen(
+            ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            pass_fds=(write_end,),
+        )
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as pipe:
+            ready, _, _ = select.select([pipe], [], [], 30)
+            number = pipe.readline().decode().strip() if ready else ""
+        if not number.isdigit():
             proc.kill()
-        raise RuntimeError("could not start Xvfb")
+            proc.wait()
+            raise RuntimeError("could not start Xvfb (it named no display within 30 s)")
+        self.display, self.proc = f":{number}", proc
+        return self
 
     @property
     def env(self) -> dict[str, str]:
