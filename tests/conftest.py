@@ -14,11 +14,19 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from chatterbox_tray.ipc.client import Client
 from tests.support.daemons import STARTED, Clips, DaemonProcess
+
+
+def _cores() -> int:
+    """The cores this process may run on (all of them where affinity is unknown, as on macOS)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _share_the_cores() -> None:
@@ -31,7 +39,7 @@ def _share_the_cores() -> None:
     """
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
     if workers > 1:
-        share = max(1, len(os.sched_getaffinity(0)) // workers)
+        share = max(1, _cores() // workers)
         os.environ.setdefault("OMP_NUM_THREADS", str(share))
 
 
@@ -44,31 +52,77 @@ SLOW_CHUNK_S = 0.25
 _FIRST_DAEMON = pytest.StashKey[int]()
 
 
+@pytest.hookimpl(optionalhook=True)
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto``: one worker more than the cores, at most eight.
 
     Most tests wait on daemons, sockets, Qt and the sound card rather than
     compute, so one more worker than cores keeps both cores busy; the real
-    model's tests each run single-threaded (``_share_the_cores``). Eight caps
-    the memory of real daemons running at once (about 3 GB each).
+    model's tests each run single-threaded (``_share_the_cores``), at most
+    ``MODEL_LANES`` of them at once. Beyond eight, workers only add start-up.
     """
-    return min(8, len(os.sched_getaffinity(0)) + 1)
+    return min(8, _cores() + 1)
+
+
+#: How many real-model modules may run at once. Each holds one to two models
+#: (3 to 6 GB); three at once on a 24 GB machine left it reclaiming pages
+#: instead of running.
+MODEL_LANES = 2
+
+
+#: Where the tests that load the real model live (docs/decisions.md, the tests' layers).
+REAL_MODEL_TESTS = "tests/integration/"
+
+
+def _module(item: pytest.Item) -> str:
+    return item.nodeid.split("::")[0]
+
+
+def _rank(item: pytest.Item) -> int:
+    return 0 if item.get_closest_marker("integration") else 1 if item.get_closest_marker("long") else 2
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Whole files per worker, but the real-model files in ``MODEL_LANES`` lanes.
+
+    A worker runs a file whole, so a module's daemon starts once (as
+    ``--dist loadfile``). The files under ``REAL_MODEL_TESTS`` are dealt in turn
+    into a few lanes, each run whole by one worker: at most that many models
+    are in memory at once while the other workers run everything else.
+    (``xdist_group`` markers would say the same, but pytest 9.2 no longer
+    lets xdist 3.8 tag the node ids it groups by.)
+    """
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModelLanes(LoadScopeScheduling):
+        def __init__(self, config: pytest.Config, log: Any = None) -> None:
+            super().__init__(config, log)
+            self.lanes: dict[str, str] = {}
+
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::")[0]
+            if not module.startswith(REAL_MODEL_TESTS):
+                return module
+            if module not in self.lanes:
+                self.lanes[module] = f"real-model-{len(self.lanes) % MODEL_LANES}"
+            return self.lanes[module]
+
+    return ModelLanes(config, log)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Modules that take minutes run first, so parallel workers end together.
+    """Long modules first, so parallel workers end together.
 
     The real model's modules (``integration``) come first, then soaks
     (``long``), then everything else, each in its usual order. pytest-xdist
-    hands out whole files in this order (``--dist loadfile
-    --no-loadscope-reorder`` in pyproject.toml); a long file picked up last
-    would leave one worker running alone at the end.
+    hands out work in this order (``--no-loadscope-reorder``); a long file
+    picked up last would leave one worker running alone at the end.
     """
-    rank: dict[object, int] = {}
+    rank: dict[str, int] = {}
     for item in items:
-        here = 0 if item.get_closest_marker("integration") else 1 if item.get_closest_marker("long") else 2
-        rank[item.path] = min(rank.get(item.path, 2), here)
-    items.sort(key=lambda item: rank[item.path])
+        rank[_module(item)] = min(rank.get(_module(item), 2), _rank(item))
+    items.sort(key=lambda item: rank[_module(item)])
 
 
 @pytest.hookimpl(tryfirst=True)
