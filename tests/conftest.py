@@ -73,6 +73,20 @@ MODEL_LANES = 2
 #: Where the tests that load the real model live (docs/decisions.md, the tests' layers).
 REAL_MODEL_TESTS = "tests/integration/"
 
+#: Seconds each real-model file took on one worker of a parallel run on two
+#: cores (stop 18), only to share them fairly between the lanes. A file not
+#: listed counts as ``_UNLISTED_S``; nothing checks these against the clock.
+REAL_MODEL_FILE_SECONDS = {
+    "tests/integration/test_real_cache.py": 416,
+    "tests/integration/test_real_daemon.py": 283,
+    "tests/integration/test_fast_t3.py": 212,
+    "tests/integration/test_variants.py": 143,
+    "tests/integration/test_bridges_real_engine.py": 96,
+    "tests/integration/test_quick_load.py": 50,
+    "tests/integration/test_stream_joins.py": 14,
+}
+_UNLISTED_S = 60
+
 
 def _module(item: pytest.Item) -> str:
     return item.nodeid.split("::")[0]
@@ -82,15 +96,26 @@ def _rank(item: pytest.Item) -> int:
     return 0 if item.get_closest_marker("integration") else 1 if item.get_closest_marker("long") else 2
 
 
+def model_lanes(modules: list[str], lanes: int) -> dict[str, str]:
+    """Deal real-model files into lanes, longest first, each to the lane with the least so far."""
+    load = [0.0] * lanes
+    dealt: dict[str, str] = {}
+    for module in sorted(modules, key=lambda m: -REAL_MODEL_FILE_SECONDS.get(m, _UNLISTED_S)):
+        lane = load.index(min(load))
+        load[lane] += REAL_MODEL_FILE_SECONDS.get(module, _UNLISTED_S)
+        dealt[module] = f"real-model-{lane}"
+    return dealt
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """Whole files per worker, but the real-model files in ``MODEL_LANES`` lanes.
 
     A worker runs a file whole, so a module's daemon starts once (as
-    ``--dist loadfile``). The files under ``REAL_MODEL_TESTS`` are dealt in turn
-    into a few lanes, each run whole by one worker: at most that many models
-    are in memory at once while the other workers run everything else.
-    (``xdist_group`` markers would say the same, but pytest 9.2 no longer
+    ``--dist loadfile``). The files under ``REAL_MODEL_TESTS`` are dealt into a
+    few lanes (``model_lanes``), each run whole by one worker: at most that
+    many models are in memory at once while the other workers run everything
+    else. (``xdist_group`` markers would say the same, but pytest 9.2 no longer
     lets xdist 3.8 tag the node ids it groups by.)
     """
     from xdist.scheduler import LoadScopeScheduling
@@ -98,15 +123,17 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     class ModelLanes(LoadScopeScheduling):
         def __init__(self, config: pytest.Config, log: Any = None) -> None:
             super().__init__(config, log)
-            self.lanes: dict[str, str] = {}
+            self.lanes: dict[str, str] | None = None
 
         def _split_scope(self, nodeid: str) -> str:
             module = nodeid.split("::")[0]
             if not module.startswith(REAL_MODEL_TESTS):
                 return module
-            if module not in self.lanes:
-                self.lanes[module] = f"real-model-{len(self.lanes) % MODEL_LANES}"
-            return self.lanes[module]
+            if self.lanes is None:
+                collection = next(iter(self.registered_collections.values()))
+                real = {n.split("::")[0] for n in collection if n.startswith(REAL_MODEL_TESTS)}
+                self.lanes = model_lanes(sorted(real), MODEL_LANES)
+            return self.lanes.get(module, "real-model-0")
 
     return ModelLanes(config, log)
 
