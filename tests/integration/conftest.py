@@ -40,11 +40,17 @@ def _give_the_memory_back() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def real() -> Iterator[DaemonProcess]:
-    """A real daemon (original variant, test checkpoint), restartable on the same home."""
+def real(request: pytest.FixtureRequest) -> Iterator[DaemonProcess]:
+    """A real daemon (original variant, test checkpoint), restartable on the same home.
+
+    It warms up at every start, as a user's daemon does, unless the module
+    sets ``WARM_UP = False`` (one that restarts its daemon several times and
+    tests something else).
+    """
     ckpt = ensure_checkpoint("original")
+    warm_up = () if getattr(request.module, "WARM_UP", True) else ("--no-warmup",)
     proc = DaemonProcess(
-        args=("--checkpoint", str(ckpt), "--device", "cpu", "--max-tokens-per-chunk", str(TOKENS)),
+        args=("--checkpoint", str(ckpt), "--device", "cpu", "--max-tokens-per-chunk", str(TOKENS), *warm_up),
         env=loader_env(ckpt),
     )
     proc.start(timeout=START_S)

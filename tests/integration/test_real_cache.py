@@ -22,6 +22,11 @@ from tests.support.realdaemon import START_S, synth
 
 pytestmark = pytest.mark.integration
 
+#: This module starts its daemon four times (the disk tier lives across
+#: restarts). The warm-up, 9 s of S3Gen at each start, still runs at the
+#: start of test_real_daemon.py's and the bridges' real daemons; not here.
+WARM_UP = False
+
 
 def test_miss_then_memory_then_disk_after_restart(real: DaemonProcess, clips: Clips) -> None:
     clip = clips.new()
