@@ -515,7 +515,7 @@ class LocalPlayer:
                     rate = self._rate or 24000
                     # What was buffered when playback was decided, before the device opens:
                     # opening it can take seconds on a busy machine, while more audio arrives.
-                    buffered_at_start = speech.buffered_samples() + len(block)
+                    buffered_at_start = 0 if speech.started else speech.buffered_samples() + len(block)
                     if self._stream is None or self._stream.sample_rate != rate:
                         if self._stream is not None:
                             self._stream.close(abort=True)
