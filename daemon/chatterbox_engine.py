@@ -611,9 +611,13 @@ class ChatterboxEngine(Engine):
     def warmup(self) -> None:
         """Prepare conditionals from a synthetic clip and speak two words.
 
-        The first ``prepare_conditionals`` in a process costs 16 s on a CPU
-        against 1.2 s for the next (lazy kernels, mel filters, allocator), so
-        paying it here keeps the first real voice fast.
+        This pays a process's first-call costs (lazy kernels, mel filters,
+        allocator) before the first real request. Measured again at stop 18
+        (2-core CPU, torch 2.9.1, test checkpoint, original): the warm-up took
+        9.4 s, of which the first ``prepare_conditionals`` was 1.5 s against
+        about 1.1 s later, and a second warm-up in the same process took 8.4 s.
+        So on that CPU it saves about 1 s of the first request and delays
+        ``ready`` by 9 s; earlier torch builds paid 16 s on the first prepare.
         """
         import numpy as np
         import soundfile
