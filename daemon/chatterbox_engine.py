@@ -617,7 +617,7 @@ class ChatterboxEngine(Engine):
         9.4 s, of which the first ``prepare_conditionals`` was 1.5 s against
         about 1.1 s later, and a second warm-up in the same process took 8.4 s.
         So on that CPU it saves about 1 s of the first request and delays
-        ``ready`` by 9 s; earlier torch builds paid 16 s on the first prepare.
+        ``ready`` by 9 s. (An earlier measurement found 16 s for the first prepare.)
         """
         import numpy as np
         import soundfile
