@@ -93,7 +93,7 @@ def _module(item: pytest.Item) -> str:
 
 
 def _rank(item: pytest.Item) -> int:
-    return 0 if item.get_closest_marker("integration") else 1 if item.get_closest_marker("long") else 2
+    return 0 if _module(item).startswith(REAL_MODEL_TESTS) else 1 if item.get_closest_marker("long") else 2
 
 
 def model_lanes(modules: list[str], lanes: int) -> dict[str, str]:
@@ -141,7 +141,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Long modules first, so parallel workers end together.
 
-    The real model's modules (``integration``) come first, then soaks
+    The real model's modules (``REAL_MODEL_TESTS``) come first, then soaks
     (``long``), then everything else, each in its usual order. pytest-xdist
     hands out work in this order (``--no-loadscope-reorder``); a long file
     picked up last would leave one worker running alone at the end.

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import io
 import time
-from collections.abc import Iterator
 
 import openai
 import pytest
@@ -21,32 +20,19 @@ from wyoming.client import AsyncTcpClient
 from wyoming.tts import Synthesize
 
 from tests.bridges.conftest import RunningWyoming, start_bridge
-from tests.support.checkpoint import ensure_checkpoint, loader_env
 from tests.support.daemons import Clips, DaemonProcess
 
 # The real model on a shared 2-core machine: loading and warm-up alone have taken 6 minutes under load.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]
 
-#: Speech tokens per chunk: enough for real T3 and S3Gen work, little enough to be quick.
-TOKENS = 6
-#: Seconds a real daemon may take to import, load and warm up on a busy 2-core machine.
-START_S = 1200.0
-
 
 @pytest.fixture(scope="module")
-def real(clips: Clips) -> Iterator[DaemonProcess]:
-    """A real daemon (original variant, test checkpoint) with a default voice."""
-    ckpt = ensure_checkpoint("original")
-    proc = DaemonProcess(
-        args=("--checkpoint", str(ckpt), "--device", "cpu", "--max-tokens-per-chunk", str(TOKENS)),
-        env=loader_env(ckpt),
-    )
-    proc.start(timeout=START_S)
-    with proc.client(timeout=120.0) as client:
+def real(real: DaemonProcess, clips: Clips) -> DaemonProcess:
+    """This module's real daemon (tests/integration/conftest.py) with a default voice."""
+    with real.client(timeout=120.0) as client:
         client.voices_add("Real", data=clips.new())
         client.voices_default("Real")
-    yield proc
-    proc.cleanup()
+    return real
 
 
 def test_openai_speech_through_the_real_model(real: DaemonProcess) -> None:

@@ -11,8 +11,9 @@ from chatterbox_tray.ipc.client import Client
 #: Speech tokens per chunk: enough for real T3 and S3Gen work, little enough to be quick.
 TOKENS = 6
 
-#: Seconds a real daemon may take to import, load and warm up on a busy 2-core machine.
-START_S = 600.0
+#: Seconds a real daemon may take to import, load and warm up on a busy 2-core
+#: machine (the bridges' daemon once took 6 minutes under load).
+START_S = 1200.0
 
 
 def cached_tier(client: Client, name: str, timeout: float = 300.0) -> str | None:
