@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import socket
+import time
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -45,6 +46,15 @@ DEFAULT_PORT = 8880
 #: The largest request body accepted: the daemon's longest text (100 000
 #: characters by default) is at most 400 kB in UTF-8, with room for JSON escapes.
 DEFAULT_MAX_BODY = 1 << 20
+#: A body that is refused unread (over the limit, or sent to a route that takes
+#: none) is read and thrown away after the answer, up to this many bytes and
+#: seconds, before the connection closes: a client that sends its whole body
+#: before it reads (Python's http.client, for one) would otherwise be cut off by
+#: the close (a broken pipe) and never see the answer waiting for it.
+DISCARD_MAX_BYTES = 64 << 20
+DISCARD_MAX_S = 10.0
+#: While discarding, the longest silence before we give up on the rest.
+DISCARD_IDLE_S = 2.0
 #: OpenAI's model names, accepted as aliases of the loaded model.
 OPENAI_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
 VARIANTS = ("original", "multilingual", "turbo")
@@ -308,12 +318,65 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _send_error(self, err: ApiError) -> None:
-        if self.command == "POST" and not getattr(self, "_body_read", False):
+        unread = self.command == "POST" and not getattr(self, "_body_read", False)
+        if unread:
             self.close_connection = True  # an unread body would be taken for the next request
         headers = {"Retry-After": str(err.retry_after)} if err.retry_after is not None else {}
         if err.status == 401:
             headers["WWW-Authenticate"] = "Bearer"
+        if self.close_connection:
+            headers["Connection"] = "close"
         self._send_json(err.status, err.body(), headers)
+        if unread:
+            self._discard_body()
+
+    def _discard_body(self) -> None:
+        """Read and drop the unread body (bounded) so that closing does not reset the connection.
+
+        Closing a socket with unread bytes sends a reset, and a client still
+        writing its body gets a broken pipe before it reads our answer. So the
+        answer goes first, then the body is read and thrown away: at most
+        ``DISCARD_MAX_BYTES`` in ``DISCARD_MAX_S``, giving up after
+        ``DISCARD_IDLE_S`` of silence (a client that sent ``Expect:
+        100-continue`` and got a final answer sends nothing). A bigger body is
+        still cut off, as any server must do at some size.
+        """
+        try:
+            length = int(self.headers.get("Content-Length", ""))
+        except ValueError:
+            return  # no length (or chunked): nothing tells where the body ends
+        budget = min(length, DISCARD_MAX_BYTES)
+        if budget <= 0:
+            return
+        try:
+            self.wfile.flush()
+            self.connection.settimeout(DISCARD_IDLE_S)
+            deadline = time.monotonic() + DISCARD_MAX_S
+            while budget > 0 and time.monotonic() < deadline:
+                data = self.rfile.read1(min(budget, 1 << 16))
+                if not data:
+                    break
+                budget -= len(data)
+        except OSError:  # a timeout, a reset: the client is gone or stalled
+            pass
+        finally:
+            self._body_read = True
+
+    def handle_expect_100(self) -> bool:
+        """Refuse an oversized body before it is sent, where the client asked first (curl does)."""
+        if self.command == "POST":
+            try:
+                length = int(self.headers.get("Content-Length", ""))
+            except ValueError:
+                length = 0
+            if length > self.server.config.max_body:
+                self._body_read = False
+                self._send_error(self._too_large())
+                return False
+        return super().handle_expect_100()
+
+    def _too_large(self) -> ApiError:
+        return ApiError(413, f"the request body is over {self.server.config.max_body} bytes", "request_too_large")
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """http.server's own errors (a malformed request line, ...) in OpenAI's shape."""
@@ -382,9 +445,12 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             self.close_connection = True
             raise ApiError(411, "a Content-Length header is required", "length_required") from None
-        if length < 0 or length > self.server.config.max_body:
-            self.close_connection = True  # the body stays unread
-            raise ApiError(413, f"the request body is over {self.server.config.max_body} bytes", "request_too_large")
+        if length < 0:
+            self.close_connection = True
+            raise ApiError(400, "the Content-Length header is negative", "invalid_value")
+        if length > self.server.config.max_body:
+            self.close_connection = True  # the body is not read: _send_error throws it away, bounded
+            raise self._too_large()
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         raw = self.rfile.read(length)
         self._body_read = True

@@ -10,10 +10,12 @@ seed.
 from __future__ import annotations
 
 import base64
+import http.client
 import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -242,6 +244,72 @@ def test_request_bodies_are_size_limited(lib: Library) -> None:
         assert status == 413 and json.loads(reply)["error"]["code"] == "request_too_large"
     finally:
         small.stop()
+
+
+#: A body far bigger than the kernel's socket buffers, so that its sender is
+#: still writing when the answer comes (8 MB was enough to break a pipe here).
+HUGE_INPUT = "x" * 16_000_000
+
+
+def test_an_oversized_body_gets_its_413_with_http_client(lib: Library) -> None:
+    """http.client sends the whole body before it reads: it must not get a broken pipe."""
+    small = start_bridge(lib.daemon, max_body=200)
+    try:
+        host, port = small.server.server_address[:2]
+        body = json.dumps({"model": "tts-1", "voice": "alloy", "input": HUGE_INPUT}).encode()
+        conn = http.client.HTTPConnection(host, port, timeout=30)
+        try:
+            conn.request("POST", "/v1/audio/speech", body, {"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            assert resp.status == 413 and resp.getheader("Connection") == "close"
+            assert json.loads(resp.read())["error"]["code"] == "request_too_large"
+        finally:
+            conn.close()
+    finally:
+        small.stop()
+
+
+def test_an_oversized_body_gets_its_413_with_the_openai_client(lib: Library) -> None:
+    small = start_bridge(lib.daemon, max_body=200)
+    try:
+        with pytest.raises(openai.APIStatusError) as info:
+            api(small).audio.speech.create(model="tts-1", voice="alloy", input=HUGE_INPUT)
+        assert info.value.status_code == 413
+        assert info.value.body["code"] == "request_too_large"
+    finally:
+        small.stop()
+
+
+def test_an_oversized_body_is_refused_before_it_is_sent_when_the_client_asks(lib: Library) -> None:
+    """``Expect: 100-continue`` (curl sends it for big bodies): a 413 instead of 100 Continue."""
+    small = start_bridge(lib.daemon, max_body=200)
+    try:
+        host, port = small.server.server_address[:2]
+        with socket.create_connection((host, port), timeout=10) as sock:
+            sock.sendall(
+                b"POST /v1/audio/speech HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 5000000\r\nExpect: 100-continue\r\n\r\n"
+            )
+            reply = b""
+            while chunk := sock.recv(65536):  # the server closes after its answer
+                reply += chunk
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 413 "), head
+        assert json.loads(body)["error"]["code"] == "request_too_large"
+    finally:
+        small.stop()
+
+
+def test_a_body_sent_to_no_route_does_not_break_the_pipe(bridge: RunningBridge) -> None:
+    """Any answer given with the body unread (404, 401, ...) reaches a client still sending."""
+    host, port = bridge.server.server_address[:2]
+    conn = http.client.HTTPConnection(host, port, timeout=30)
+    try:
+        conn.request("POST", "/v1/nothing", HUGE_INPUT.encode(), {"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        assert resp.status == 404 and json.loads(resp.read())["error"]["code"] == "not_found"
+    finally:
+        conn.close()
 
 
 # -- streaming -------------------------------------------------------------------------------
