@@ -286,7 +286,17 @@ class ChatterboxEngine(Engine):
             return "hub"
 
     def _install_wrappers(self) -> None:
+        """Budget, time and cancel chatterbox's calls; ``unload`` takes all of it off again.
+
+        The wrappers are instance attributes that hold the stock bound methods
+        (module -> wrapper -> bound method -> module) and the engine, and the
+        hooks hold the engine: reference cycles that would keep the old model's
+        gigabytes until a full garbage collection. So each one is recorded in
+        ``_installed`` for ``unload``.
+        """
         t3, s3gen = self.model.t3, self.model.s3gen
+        installed: list[Any] = []
+        self._installed = installed
 
         def budgeted(fn: Any, kw: str, first: int = 0) -> Any:
             # ``first``: tokens the method samples before its loop counts to ``kw``.
@@ -339,9 +349,12 @@ class ChatterboxEngine(Engine):
 
         # Instance attributes shadow the methods; nn.Module allows plain callables.
         object.__setattr__(t3, "inference", budgeted(inference, "max_new_tokens"))
+        installed.append((t3, "inference"))
         if stock_turbo is not None:
             object.__setattr__(t3, "inference_turbo", budgeted(inference_turbo, "max_gen_len", first=1))
+            installed.append((t3, "inference_turbo"))
         object.__setattr__(s3gen, "inference", timed(s3gen.inference))
+        installed.append((s3gen, "inference"))
 
         def check_cancel(_module: Any, _inputs: Any) -> None:
             if self._cancel.is_set():
@@ -354,7 +367,7 @@ class ChatterboxEngine(Engine):
         ]
         for module in hooked:
             if module is not None:
-                module.register_forward_pre_hook(check_cancel)
+                installed.append(module.register_forward_pre_hook(check_cancel))
 
     def _fast_inference(
         self,
@@ -407,10 +420,27 @@ class ChatterboxEngine(Engine):
         return torch.tensor([tokens], dtype=torch.long, device=self.model.t3.device).reshape(1, -1)
 
     def unload(self) -> None:
-        """Drop the model and give its memory back."""
+        """Drop the model and give its memory back (any load state, a half-done one too).
+
+        The wrappers and hooks come off first, so that the model's modules are
+        freed by reference counting as the last reference goes; a full
+        collection then takes whatever cycles chatterbox's own objects keep.
+        Handing the freed heap pages back to the system is the caller's
+        (``Model``: ``sysstats.give_back_freed_memory``), once per unload.
+        """
+        import gc
+
+        for item in getattr(self, "_installed", ()):
+            if isinstance(item, tuple):
+                module, name = item
+                module.__dict__.pop(name, None)
+            else:
+                item.remove()  # a hook's handle
+        self._installed = []
         self.model = None
         self.fast_t3 = None
         self.graphs_on = False
+        gc.collect()
         try:
             import torch
 

@@ -49,6 +49,23 @@ def make_engine(settings: Settings) -> Engine:
     )
 
 
+def drop_model(engine: Engine) -> None:
+    """Unload ``engine`` and hand the memory its model held back to the system.
+
+    ``unload`` breaks the engine's own reference cycles; a full collection
+    frees what chatterbox's objects keep in cycles, and ``malloc_trim`` returns
+    the freed heap pages (without it a reload's old model stayed resident:
+    issue 23, docs/engine.md "Memory"). Never raises: a failed unload leaves a
+    daemon that can still load.
+    """
+    try:
+        engine.unload()
+    except Exception:
+        log.error("model unload failed:\n%s", traceback.format_exc())
+    gc.collect()
+    give_back_freed_memory()
+
+
 class Model:
     """The engine and its load state (starting, loading, warming_up, ready, sleeping, failed)."""
 
@@ -110,10 +127,9 @@ class Model:
             self._ready.clear()
             old, self.engine = self.engine, make_engine(self._settings())
             self._set_state("loading", 0.0, "loading the model")
-        if self._unloader is not None:
-            self._unloader.join()
-        old.unload()
-        threading.Thread(target=self._load, name="loader", daemon=True).start()
+        # The old model goes on the loader thread, before the new one comes:
+        # never two models at once, and the main loop keeps answering.
+        threading.Thread(target=self._load, args=(old,), name="loader", daemon=True).start()
         return True
 
     def sleep(self, why: str) -> bool:
@@ -135,12 +151,7 @@ class Model:
 
     def _unload(self, why: str, before: dict[str, int]) -> None:
         start = time.perf_counter()
-        try:
-            self.engine.unload()
-        except Exception:  # a failed unload leaves a sleeping daemon that can still wake
-            log.error("model unload failed:\n%s", traceback.format_exc())
-        gc.collect()
-        give_back_freed_memory()
+        drop_model(self.engine)
         after = memory_figures(self.engine)
         self.last_sleep = {"at": time.time(), "why": why, "memory_before": before, "memory_after": after}
         log.info(
@@ -181,26 +192,24 @@ class Model:
             "download": download.current(),
         }
 
-    def _load(self) -> None:
+    def _load(self, old: Engine | None = None) -> None:
         settings = self._settings()
         unloader = self._unloader
         if unloader is not None:  # a wake-up right after falling asleep: unload, then load
             unloader.join()
-        try:
-            self.engine.load(lambda frac, what: self._set_state("loading", frac, what))
-            if settings.warmup:
-                self._set_state("warming_up", 0.95, "warming up")
-                start = time.perf_counter()
-                self.engine.warmup()
-                log.info("warm-up took %.1f s", time.perf_counter() - start)
-        except EngineError as exc:
-            log.error("model load failed: %s", exc.message)
-            self._failed(exc.code, exc.message)
+        if old is not None:  # a reload: the old model goes first
+            drop_model(old)
+            del old
+        failure = self._load_engine(settings.warmup)
+        if failure is not None:
+            # Out of the ``except`` now: the traceback and the frames of a
+            # half-built model are gone, so ``_failed`` can free all of it.
+            self._failed(*failure)
             return
-        except Exception as exc:  # any load failure leaves a live daemon with a reason
-            log.error("model load failed:\n%s", traceback.format_exc())
-            self._failed("model_failed", f"{type(exc).__name__}: {exc}")
-            return
+        # Loading leaves freed float32 copies, state dicts and the warm-up's
+        # buffers in malloc's arenas: 0.8 GB of a Turbo load on a CPU.
+        gc.collect()
+        give_back_freed_memory()
         self.loaded_settings = {k: getattr(settings, k) for k in MODEL_KEYS}
         self._on_loaded(self.engine)
         self._ready.set()
@@ -208,7 +217,24 @@ class Model:
         log.info("model %s ready on %s", self.engine.model_id, self.engine.device)
         self._on_ready()
 
+    def _load_engine(self, warmup: bool) -> tuple[str, str] | None:
+        """Load and warm up the engine; the failure's (code, message), or None."""
+        try:
+            self.engine.load(lambda frac, what: self._set_state("loading", frac, what))
+            if warmup:
+                self._set_state("warming_up", 0.95, "warming up")
+                start = time.perf_counter()
+                self.engine.warmup()
+                log.info("warm-up took %.1f s", time.perf_counter() - start)
+        except EngineError as exc:
+            log.error("model load failed: %s", exc.message)
+            return exc.code, exc.message
+        except Exception as exc:  # any load failure leaves a live daemon with a reason
+            log.error("model load failed:\n%s", traceback.format_exc())
+            return "model_failed", f"{type(exc).__name__}: {exc}"
+        return None
+
     def _failed(self, code: str, message: str) -> None:
-        self.engine.unload()
+        drop_model(self.engine)
         self._set_state("failed", 0.0, "failed", message)
         self._on_failed(code, message)
