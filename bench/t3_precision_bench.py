@@ -4,8 +4,10 @@ For one variant's checkpoint it measures, interleaved round by round so a
 busy machine slows every candidate alike:
 
 * ms per token of chatterbox's stock loop and of ours in float32, bfloat16,
-  int8 (torch ``quantize_dynamic``) and, when torchao is installed, torchao's
-  int8 weight-only and int8 dynamic schemes;
+  int8 weight-only with per-channel scales (``precision`` ``int8``), a mixed
+  scheme (MLPs int8, attention bfloat16), torch's ``quantize_dynamic`` (the
+  former ``int8``: activations rounded to 8 bits too) and, when torchao is
+  installed, torchao's int8 weight-only and int8 dynamic schemes;
 * how far each precision moves the next-token distribution from float32 on
   identical inputs (teacher forcing on a float32-sampled sequence): mean and
   max KL(fp32 || p) of the tempered softmax, and top-1 agreement.
@@ -28,6 +30,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from daemon.int8 import linears_to_int8
 from daemon.precision import conv1d_to_linear, convert_transformer
 from daemon.t3_decode import FastT3, Sampling, teacher_forced_logits
 
@@ -91,6 +94,22 @@ def _torchao(tfmr: Any, scheme: str) -> Any:
     return tfmr
 
 
+def _mlp_int8(tfmr: Any) -> Any:
+    """The mixed scheme: bfloat16 everywhere, then only the MLPs' linears in int8 weight-only."""
+    convert_transformer(tfmr, "bfloat16", "cpu")
+    for block in getattr(tfmr, "h", None) or tfmr.layers:
+        linears_to_int8(block.mlp)
+    return tfmr
+
+
+def _dynamic(tfmr: Any) -> Any:
+    """torch's ``quantize_dynamic``: int8 weights and int8 activations (per tensor, each call)."""
+    from torch.ao.quantization import quantize_dynamic
+
+    conv1d_to_linear(tfmr)
+    return quantize_dynamic(tfmr, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+
+
 def _forced(out: list[Any], *args: Any) -> None:
     out.append(teacher_forced_logits(*args))
 
@@ -126,7 +145,9 @@ def main() -> None:
     makers: dict[str, Any] = {
         "float32": lambda: t3.tfmr,
         "bfloat16": lambda: convert_transformer(copy.deepcopy(t3.tfmr), "bfloat16", "cpu"),
-        "int8 (quantize_dynamic)": lambda: convert_transformer(copy.deepcopy(t3.tfmr), "int8", "cpu"),
+        "int8 weight-only (int8)": lambda: convert_transformer(copy.deepcopy(t3.tfmr), "int8", "cpu"),
+        "int8 MLP, bf16 attention": lambda: _mlp_int8(copy.deepcopy(t3.tfmr)),
+        "int8 dynamic (quantize_dynamic)": lambda: _dynamic(copy.deepcopy(t3.tfmr)),
     }
     try:
         import torchao  # noqa: F401
@@ -177,7 +198,7 @@ def main() -> None:
         top1 = (logits[name].argmax(-1) == logits["float32"].argmax(-1)).float().mean()
         print(
             f"{name:28} {ms:9.1f} {stock_ms:9.1f} {stock_ms / ms:8.2f}x"
-            f" {kl.mean():9.4f} {kl.max():9.4f} {top1 * 100:6.1f}%"
+            f" {kl.mean():9.2e} {kl.max():9.2e} {top1 * 100:6.1f}%"
         )
 
 

@@ -52,8 +52,6 @@ def convert_transformer(tfmr: Any, precision: str, device: str) -> Any:
     Rotary inverse frequencies stay float32: cast to bfloat16 they lose the
     precision positions need (HF keeps them float32 for the same reason).
     """
-    import torch
-
     if precision == "float32":
         return tfmr
     if precision == "bfloat16":
@@ -70,10 +68,12 @@ def convert_transformer(tfmr: Any, precision: str, device: str) -> Any:
             setattr(rotary, name, buf)
         return tfmr
     if precision == "int8":
-        from torch.ao.quantization import quantize_dynamic
+        # Weight-only: the layers around the linears run in bfloat16, as above.
+        from .int8 import linears_to_int8
 
-        conv1d_to_linear(tfmr)
-        return quantize_dynamic(tfmr, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+        convert_transformer(tfmr, "bfloat16", device)
+        linears_to_int8(tfmr)
+        return tfmr
     raise ValueError(f"unknown precision {precision!r}")
 
 

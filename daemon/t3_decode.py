@@ -246,11 +246,15 @@ class FastT3:
         sampling: Sampling,
         max_new_tokens: int,
         cancel: threading.Event | None = None,
+        generator: torch.Generator | None = None,
     ) -> Iterator[int]:
         """``T3.inference``'s loop (CFG batch of two), yielding each speech token, EOS included.
 
         ``text_tokens`` are as chatterbox's ``generate`` makes them: padded
         with start/stop text tokens, two rows when ``cfg_weight > 0``.
+        ``generator``: draw from it instead of torch's global random stream
+        (a loop on its own thread must not move the stream another thread
+        draws from); None draws as stock does.
         """
         from transformers.generation.logits_process import (
             MinPLogitsWarper,
@@ -295,7 +299,7 @@ class FastT3:
             logits = min_p(ids, logits)
             logits = top_p(ids, logits)
             probs = torch.softmax(logits, dim=-1)
-            token = torch.multinomial(probs, num_samples=1)
+            token = torch.multinomial(probs, num_samples=1, generator=generator)
             generated = torch.cat([generated, token], dim=1)
             value = int(token)
             yield value
@@ -314,11 +318,13 @@ class FastT3:
         sampling: Sampling,
         max_tokens: int,
         cancel: threading.Event | None = None,
+        generator: torch.Generator | None = None,
     ) -> Iterator[int]:
         """``T3.inference_turbo``'s loop, yielding each speech token (EOS included).
 
         ``max_tokens`` counts every sampled token; stock's ``max_gen_len`` is
-        ``max_tokens - 1`` (it samples one before its loop).
+        ``max_tokens - 1`` (it samples one before its loop). ``generator``:
+        as in ``original``.
         """
         from transformers.generation.logits_process import (
             LogitsProcessorList,
@@ -356,7 +362,7 @@ class FastT3:
             if count > 0 and torch.all(processed == -float("inf")):
                 return
             probs = F.softmax(processed, dim=-1)
-            token = torch.multinomial(probs, num_samples=1)
+            token = torch.multinomial(probs, num_samples=1, generator=generator)
             history = token if count == 0 else torch.cat([history, token], dim=1)
             count += 1
             value = int(token)

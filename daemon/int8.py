@@ -1,0 +1,55 @@
+"""Weight-only int8 linears for T3's decode on a CPU (``precision`` ``int8``).
+
+Kept apart from ``precision.py`` because it imports torch at module level,
+and ``precision.py`` is read by code that must not (settings checks on the
+daemon's main thread).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+class Int8Linear(torch.nn.Module):
+    """A linear layer whose weight is int8 with one float scale per output channel; activations stay bfloat16.
+
+    Weight-only quantisation: the weight, which decode reads once a token,
+    is a quarter of float32's bytes; the activations are not quantised at
+    all, so the only error is each weight's rounding to 1/127 of its row's
+    largest magnitude. torch's ``quantize_dynamic`` (the former ``int8``)
+    also rounds every activation vector to 8 bits per tensor, which moved
+    T3's next-token distribution 16 times as far as bfloat16 did
+    (docs/engine.md). The product is torch's own CPU kernel for this layout,
+    ``_weight_int8pack_mm`` (the one gpt-fast uses).
+    """
+
+    def __init__(self, linear: Any) -> None:
+        super().__init__()
+        weight = linear.weight.detach().float()
+        scale = weight.abs().amax(dim=1).clamp(min=1e-12) / 127.0
+        q = torch.round(weight / scale[:, None]).clamp(-127, 127).to(torch.int8).contiguous()
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.register_buffer("weight_int8", q)
+        self.register_buffer("scale", scale.to(torch.bfloat16))
+        bias = linear.bias
+        self.register_buffer("bias", None if bias is None else bias.detach().to(torch.bfloat16).clone())
+
+    def forward(self, x: Any) -> Any:
+        flat = x.reshape(-1, x.shape[-1])
+        if flat.dtype != torch.bfloat16:
+            flat = flat.to(torch.bfloat16)
+        out = torch._weight_int8pack_mm(flat, self.weight_int8, self.scale)
+        if self.bias is not None:
+            out = out + self.bias
+        return out.reshape(*x.shape[:-1], self.out_features)
+
+
+def linears_to_int8(module: Any) -> None:
+    """Swap every ``nn.Linear`` under ``module`` for an `Int8Linear`, in place."""
+    for name, child in list(module.named_children()):
+        if isinstance(child, torch.nn.Linear):
+            setattr(module, name, Int8Linear(child))
+        else:
+            linears_to_int8(child)
