@@ -248,11 +248,12 @@ def table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         s = stock.get((r["text"], r["round"]))
         if r["path"] != "stock" and s and s["first_sound_s"] and r["first_sound_s"]:
+            first = r["first_sound_s"] / s["first_sound_s"]
             ratios.append(
-                f"{r['text']} (round {r['round']}): first sound {r['first_sound_s'] / s['first_sound_s']:.2f}x stock's, "
+                f"{r['text']} (round {r['round']}): first sound {first:.2f}x stock's, "
                 f"RTF {r['rtf'] / s['rtf']:.2f}x stock's"
             )
-    return "\n".join(lines + [""] + ratios)
+    return "\n".join([*lines, "", *ratios])
 
 
 def main(argv: list[str] | None = None) -> int:
