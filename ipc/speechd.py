@@ -19,9 +19,20 @@ what each choice below is for (docs/speech-dispatcher.md has the long form):
   ``chatterbox-tray-generic`` and found by discovery; an ``AddModule`` line
   is written only where discovery is already off (the effective
   ``speechd.conf`` has ``AddModule`` lines of its own).
-* Stopping. ``module_stop`` sends SIGKILL to the command's process group, so
-  the command cannot react. It waits for its job with ``stop_on_disconnect``:
-  the daemon stops the job when it notices that the client has gone.
+* Stopping, and finishing. ``module_stop`` sends SIGKILL to the command's
+  process group, so nothing in it can react; but ``module_close`` does the
+  same when the server quits, and an autospawned server quits 5 s after its
+  last client left (``spd-say`` without ``-w``): that must not cut the
+  message off. So the command leaves the group (``setsid``; it is not the
+  leader, the shell is), queues the job, and watches: when its shell dies,
+  speechd killed the group; if the module process (``sd_generic``, the
+  group leader's parent) then exits too, the server is closing it and the
+  job is left to the daemon to finish; if the module lives on, speechd
+  stopped the message and the command stops the job. A new message from the
+  same module also stops the previous message's job at once (the module runs
+  one message at a time, so a job still going was stopped). Run any other
+  way (by hand, or a module we cannot identify), the command waits with
+  ``stop_on_disconnect`` and dies with its group, as before.
 * ``$DATA`` is put in single quotes with its quotes escaped by the module;
   ``$VOICE`` is one of our own names (sanitised here) or our default; but
   ``$LANGUAGE`` is substituted verbatim when the client's language is not in
@@ -55,6 +66,8 @@ import shlex
 import shutil
 import signal
 import sys
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -202,7 +215,8 @@ def render(
         "Debug 0",
         "",
         "# The message goes to the daemon on stdin; the command waits until it has been",
-        "# spoken. Speech Dispatcher stops it with SIGKILL; the daemon then stops the job.",
+        "# spoken. Speech Dispatcher stops it with SIGKILL; the command then stops the job,",
+        "# unless the module itself is closing (the server quit): then it is spoken to the end.",
         "# Pitch, punctuation and language are not passed on (see the docs).",
         f'GenericExecuteSynth "{_dotconf(synth)}"',
         f'GenericCmdDependency "{_dotconf(shlex.quote(argv[0]))}"',
@@ -467,8 +481,207 @@ def rate_factor(value: str | None) -> float | None:
     return 2.0 ** (min(100.0, max(-100.0, v)) / 100.0)
 
 
+#: After our shell dies (speechd killed the message's process group), how long
+#: to wait for the module to exit too: it does, at once, when the server is
+#: closing it (the server sends STOP then QUIT, and kills a module still there
+#: after 1 s). A module alive after this stopped the message: the job is stopped.
+MODULE_EXIT_GRACE_S = 0.5
+#: How often the command looks at its parent and the module.
+WATCH_POLL_S = 0.05
+#: The program speechd runs for a ``*-generic.conf`` module.
+GENERIC_MODULE = "sd_generic"
+
+
+def _proc_stat(pid: int) -> tuple[str, int, str] | None:
+    """(state, parent pid, name) of a process from ``/proc``; None if there is none (or no /proc)."""
+    try:
+        data = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    name = data[data.find("(") + 1 : data.rfind(")")]
+    fields = data[data.rfind(")") + 2 :].split()
+    try:
+        return fields[0], int(fields[1]), name
+    except (IndexError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie has exited: its parent has not read its status yet)."""
+    stat = _proc_stat(pid)
+    return stat is not None and stat[0] not in ("Z", "X", "x")
+
+
+@dataclass(frozen=True)
+class ModuleLink:
+    """The command, out of the module's process group: what it watches."""
+
+    module: int  # the sd_generic process
+    parent: int  # our parent (the shell): its death means speechd killed the message's group
+
+
+def leave_module_group(group: int) -> ModuleLink | None:
+    """Leave the process group that ``sd_generic`` kills, when it runs us; None otherwise.
+
+    ``sd_generic`` forks a process-group leader that runs the command through
+    ``system()``: our group leader's parent is the module. Anything else (run
+    by hand, no ``/proc``, we lead the group) keeps the old way: die with the group.
+    """
+    if not group or not hasattr(os, "setsid") or group == os.getpid():
+        return None
+    leader = _proc_stat(group)
+    if leader is None:
+        return None
+    module = _proc_stat(leader[1])
+    if leader[1] <= 1 or module is None or not module[2].startswith(GENERIC_MODULE) or not _alive(leader[1]):
+        return None
+    parent = os.getppid()
+    shared = _shared_fds(group)
+    try:
+        os.setsid()
+    except OSError:
+        return None
+    _let_go_of(shared)
+    return ModuleLink(leader[1], parent)
+
+
+def _fd_targets(pid: int | str) -> dict[int, str]:
+    targets = {}
+    with contextlib.suppress(OSError):
+        for name in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError, ValueError):
+                targets[int(name)] = os.readlink(f"/proc/{pid}/fd/{name}")
+    return targets
+
+
+def _shared_fds(pid: int) -> list[int]:
+    """Our descriptors that ``pid`` has too (same number, same pipe, socket or file): inherited from it."""
+    theirs = _fd_targets(pid)
+    return [
+        fd
+        for fd, target in _fd_targets("self").items()
+        if fd != 2 and theirs.get(fd) == target and not target.startswith("anon_inode:")
+    ]
+
+
+def _let_go_of(fds: list[int]) -> None:
+    """Close what the module's process group handed down (stdout, the module's own pipes).
+
+    sd_generic's pipes are not close-on-exec, so ``system()`` hands them to
+    the shell and to us. While we hold them, a module that killed the group
+    waits for us on them (for an acknowledgement that never comes), and a
+    closing module cannot exit. stdin (read to its end) and stdout (the
+    module's line to the server) become /dev/null; stderr, the module's log, stays.
+    """
+    for fd in sorted(set(fds) | {0}):
+        with contextlib.suppress(OSError):
+            if fd <= 1:
+                null = os.open(os.devnull, os.O_RDWR)
+                os.dup2(null, fd)
+                os.close(null)
+            else:
+                os.close(fd)
+
+
+def _module_job_file(module: int) -> Path:
+    from . import endpoints
+
+    return endpoints.runtime_dir() / f"speechd-module-{module}"
+
+
+def _note_module_job(module: int, job: str) -> None:
+    """Remember this module's current job, for the module's next message (see `_stop_previous`)."""
+    from . import endpoints
+
+    with contextlib.suppress(OSError):
+        path = _module_job_file(module)
+        endpoints.ensure_private_dir(path.parent)
+        path.write_text(f"{job}\n", encoding="ascii")
+
+
+def _forget_module_job(module: int, job: str) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        path = _module_job_file(module)
+        if path.read_text(encoding="ascii").strip() == job:
+            path.unlink()
+
+
+def _stop_previous(client: Any, module: int) -> None:
+    """Stop the module's previous job if it still goes: speechd stopped that message.
+
+    The module runs one message at a time and starts the next only once the
+    previous message's process group has ended: normally (its job ended), or
+    killed by a stop or cancel, while its command may still be waiting out
+    `MODULE_EXIT_GRACE_S`. So the next message never waits behind a stopped one.
+    """
+    from .protocol import ProtocolError
+
+    try:
+        job = _module_job_file(module).read_text(encoding="ascii").strip()
+    except (OSError, ValueError):
+        return
+    if job:
+        with contextlib.suppress(ProtocolError, OSError):
+            client.stop(job)
+
+
+def _watch_module(info: Any, job: str, link: ModuleLink, done: threading.Event) -> None:
+    """Stop ``job`` when speechd stops the message; leave it to the daemon when the module closes."""
+    from .client import Client
+
+    while os.getppid() == link.parent:
+        if done.wait(WATCH_POLL_S):
+            return
+    deadline = time.monotonic() + MODULE_EXIT_GRACE_S
+    while time.monotonic() < deadline:
+        if not _alive(link.module):
+            # The server is closing the module (it quit: idle, or stopped). What it
+            # handed over is spoken to the end by the daemon, which needs nobody waiting.
+            _forget_module_job(link.module, job)
+            with contextlib.suppress(OSError, ValueError):
+                print(f"chatterbox-tray speechd: the module closed; job {job} plays to its end", file=sys.stderr)
+                sys.stderr.flush()
+            os._exit(0)
+        if done.wait(WATCH_POLL_S):
+            return
+    if done.is_set():
+        return
+    with contextlib.suppress(Exception), Client(info) as other:
+        other.stop(job)  # the main thread's wait then ends with the job "cancelled"
+
+
+def _speak_detached(client: Any, request: Any, link: ModuleLink) -> Any:
+    """Queue the message and wait for it, stopping it only if speechd stopped it (`_watch_module`)."""
+    from .speaking import WAIT_GAP_S, Spoken, interrupt_on_signals, speak_and_wait
+
+    _stop_previous(client, link.module)
+    queued = speak_and_wait(client, request, wait=False)
+    if queued.dropped:
+        return queued
+    job = queued.queued["job"]
+    _note_module_job(link.module, job)
+    done = threading.Event()
+    watcher = threading.Thread(target=_watch_module, args=(client.info, job, link, done), daemon=True)
+    watcher.start()
+    try:
+        with interrupt_on_signals():
+            end = client.wait(job, timeout=WAIT_GAP_S)
+    except KeyboardInterrupt:
+        with contextlib.suppress(Exception):
+            client.stop(job)
+        return Spoken(queued.queued, interrupted=True)
+    finally:
+        done.set()
+        _forget_module_job(link.module, job)
+    return Spoken(queued.queued, end)
+
+
 def speak(client: Any, args: argparse.Namespace) -> int:
-    """``speechd speak``: say stdin through the daemon and wait; a vanished caller stops the job."""
+    """``speechd speak``: say stdin through the daemon and wait; a stop in speechd stops the job.
+
+    See the module's docstring ("Stopping, and finishing"): a message whose
+    module is closed (the server quit) is still spoken to its end.
+    """
     from . import requests as rq
     from .protocol import ProtocolError
     from .speaking import speak_and_wait
@@ -489,8 +702,13 @@ def speak(client: Any, args: argparse.Namespace) -> int:
     request = rq.speak(
         text, voice=voice, priority=args.priority, volume=volume_gain(args.volume), rate=rate_factor(args.rate)
     )
+    # A remote daemon's speech plays in this process (speaking.play_here): it ends with it.
+    link = None if client.remote else leave_module_group(group)
     try:
-        spoken = speak_and_wait(client, request, stop_on_disconnect=True)
+        if link is None:
+            spoken = speak_and_wait(client, request, stop_on_disconnect=True)
+        else:
+            spoken = _speak_detached(client, request, link)
     except ProtocolError as exc:
         if exc.code == "empty_text":  # punctuation only: nothing to say, not a failure
             return 0
