@@ -207,7 +207,7 @@ class Model:
             self._failed(*failure)
             return
         # Loading leaves freed float32 copies, state dicts and the warm-up's
-        # buffers in malloc's arenas: 0.8 GB of a Turbo load on a CPU.
+        # buffers in malloc's arenas: 0.9 GiB of a Turbo load on a CPU.
         gc.collect()
         give_back_freed_memory()
         self.loaded_settings = {k: getattr(settings, k) for k in MODEL_KEYS}
