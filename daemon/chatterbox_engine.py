@@ -24,12 +24,13 @@ import hashlib
 import io
 import logging
 import os
+import random
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chatterbox_tray.ipc.limits import CLIP_MIN_SECONDS
 
@@ -43,8 +44,12 @@ from .engine import (
     GenResult,
     ProgressFn,
     SynthOptions,
+    Upcoming,
     resolve_variant,
 )
+
+if TYPE_CHECKING:
+    from .token_stream import TokenStream
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +168,12 @@ class ChatterboxEngine(Engine):
         self.prep_version = "norm_loudness" if variant == "turbo" else "v1"
         self._cancel = threading.Event()
         self._budget = 1000
+        #: The job's next sentence, its T3 run started or queued (``generate_stream``).
+        self._ahead: TokenStream | None = None
+        #: torch threads for (T3's thread, S3Gen's thread) on the streamed path, and
+        #: torch's own count (the stock path and preparing voices); set at load.
+        self.pipeline_threads: tuple[int, int] = (1, 1)
+        self._default_threads = 1
         self._t3_seconds = 0.0
         self._s3_seconds = 0.0
         self._tokens = 0
@@ -238,6 +249,8 @@ class ChatterboxEngine(Engine):
             what = "out of memory" if "out of memory" in str(exc).lower() else "the weights do not fit the model"
             raise EngineError("model_failed", f"{what}: {exc}") from exc
         self.sample_rate = int(self.model.sr)
+        self._default_threads = torch.get_num_threads()
+        self.pipeline_threads = pipeline_threads(self._default_threads)
         self.engine_path = resolve_engine_path(self.wanted_path, self.variant)
         if self.variant != "multilingual":
             from .t3_decode import FastT3
@@ -430,6 +443,7 @@ class ChatterboxEngine(Engine):
         """
         import gc
 
+        self._drop_ahead()  # its thread holds the model
         for item in getattr(self, "_installed", ()):
             if isinstance(item, tuple):
                 module, name = item
@@ -501,6 +515,8 @@ class ChatterboxEngine(Engine):
         """One chunk through chatterbox's ``generate`` with our budget and cancel hooks."""
         import torch
 
+        self._drop_ahead()  # one T3 loop at a time: FastT3 has one KV cache
+        torch.set_num_threads(self._default_threads)
         kwargs = self._generate_kwargs(options)
         if options.seed is not None:
             torch.manual_seed(options.seed)
@@ -575,13 +591,22 @@ class ChatterboxEngine(Engine):
         max_tokens: int,
         cancel: threading.Event,
         first_chunk_tokens: int = 15,
+        *,
+        hurry: Callable[[], bool] | None = None,
+        upcoming: Upcoming | None = None,
     ) -> Iterator[GenResult]:
         """Audio pieces while T3 still generates (fast path); the stock path yields one piece.
 
-        Tokens go to S3Gen in chunks of ``first_chunk_tokens`` (plus the
-        flow's 3-token lookahead), then growing ones (``chunk_schedule``),
-        joined as ``daemon/s3gen_stream.py`` describes; each piece is
-        watermarked.
+        T3 runs on its own thread (``daemon/token_stream.py``) while this one
+        runs S3Gen, so the two work at the same time. While ``hurry()`` says
+        a listener is waiting, tokens go to S3Gen in chunks of
+        ``first_chunk_tokens`` (plus the flow's 3-token lookahead), then
+        growing ones (``chunk_schedule``), joined as ``daemon/s3gen_stream.py``
+        describes. Once it says no (the speaker holds enough), or when no one
+        listens (``hurry`` None), the rest of the sentence is one piece, so
+        S3Gen pays for the reference prompt once. ``upcoming`` is the job's
+        next sentence: T3 starts on it as soon as this one's tokens are done,
+        while S3Gen still works here. Every piece is watermarked.
         """
         if self.engine_path != "fast" or self.fast_t3 is None:
             yield from super().generate_stream(text, conds, options, max_tokens, cancel)
@@ -590,53 +615,112 @@ class ChatterboxEngine(Engine):
 
         from .s3gen_stream import LOOKAHEAD, StreamingS3Gen, chunk_schedule, steps_for, trim_prompt
 
-        kwargs = self._generate_kwargs(options)
-        if options.seed is not None:
-            torch.manual_seed(options.seed)
-        model = self.model
         budget = max(1, int(max_tokens))
-        with torch.inference_mode():
-            model_conds = self._conditionals(conds)
-            t3_cond, text_tokens, sampling = self._t3_inputs(text, model_conds, kwargs)
-            s3gen = model.s3gen
-            stream = StreamingS3Gen(
-                s3gen,
-                trim_prompt(model_conds.gen, self.quality.prompt_seconds),
-                steps_for(self.quality, bool(s3gen.meanflow)),
-                watermark=lambda w: model.watermarker.apply_watermark(w, sample_rate=self.sample_rate),
-                max_tokens=budget + 3,
+        seed = options.seed if options.seed is not None else random.getrandbits(62)
+        key = _stream_key(text, conds, options, budget)
+        stream = self._ahead if self._ahead is not None and self._ahead.key == key else None
+        if stream is None:
+            self._drop_ahead()
+            stream = self._token_stream(key, text, conds, options, budget, seed, cancel)
+        self._ahead = None
+        if upcoming is not None:
+            next_seed = upcoming.options.seed if upcoming.options.seed is not None else random.getrandbits(62)
+            self._ahead = self._token_stream(
+                _stream_key(upcoming.text, conds, upcoming.options, upcoming.budget),
+                upcoming.text,
+                conds,
+                upcoming.options,
+                upcoming.budget,
+                next_seed,
+                cancel,
             )
-            if self.variant == "turbo":
-                tokens = self.fast_t3.turbo(t3_cond, text_tokens, sampling, budget, cancel)
-            else:
-                tokens = self.fast_t3.original(t3_cond, text_tokens, sampling, budget, cancel)
-            size = chunk_schedule(first_chunk_tokens)
-            pending: list[int] = []
-            chunk, count = 0, 0
-            t3_start = time.perf_counter()
-            for token in tokens:
-                count += 1
-                if token < S3GEN_VOCAB:  # chatterbox drops SOS/EOS and other out-of-range ids
-                    pending.append(token)
-                if len(pending) >= size(chunk) + (LOOKAHEAD if chunk == 0 else 0):
-                    t3_seconds = time.perf_counter() - t3_start
+            stream.then(self._ahead)
+        _, s3_threads = self.pipeline_threads
+        torch.set_num_threads(s3_threads)
+        torch.manual_seed(seed)  # HiFT's random phases draw from this thread's global stream
+        model = self.model
+        finished = False
+        try:
+            with torch.inference_mode():
+                s3gen = model.s3gen
+                gen_ref = self._conditionals(conds).gen
+                s3 = StreamingS3Gen(
+                    s3gen,
+                    trim_prompt(gen_ref, self.quality.prompt_seconds),
+                    steps_for(self.quality, bool(s3gen.meanflow)),
+                    watermark=lambda w: model.watermarker.apply_watermark(w, sample_rate=self.sample_rate),
+                    generator=torch.Generator().manual_seed(seed),
+                    max_tokens=budget + 3,
+                )
+                size = chunk_schedule(first_chunk_tokens)
+                streaming = hurry is not None and hurry()
+                pending: list[int] = []
+                chunk, count, t3_before = 0, 0, 0.0
+                for token in stream:
+                    count += 1
+                    if token < S3GEN_VOCAB:  # chatterbox drops SOS/EOS and other out-of-range ids
+                        pending.append(token)
+                    if not streaming or len(pending) < size(chunk) + (LOOKAHEAD if chunk == 0 else 0):
+                        continue
+                    if hurry is None or not hurry():
+                        streaming = False  # the speaker holds enough: the rest in one piece
+                        continue
                     if cancel.is_set():
                         raise Cancelled()
                     s3_start = time.perf_counter()
-                    audio = stream.push(pending)
-                    yield GenResult(audio, t3_seconds, time.perf_counter() - s3_start, count, final=False)
-                    pending, count, chunk = [], 0, chunk + 1
-                    t3_start = time.perf_counter()
-            t3_seconds = time.perf_counter() - t3_start
-            if cancel.is_set():
-                raise Cancelled()
-            if self.variant == "turbo":
-                from chatterbox.models.s3gen.const import S3GEN_SIL
+                    audio = s3.push(pending)
+                    t3_now = stream.t3_seconds
+                    yield GenResult(audio, t3_now - t3_before, time.perf_counter() - s3_start, count, final=False)
+                    pending, count, chunk, t3_before = [], 0, chunk + 1, t3_now
+                if cancel.is_set():
+                    raise Cancelled()
+                if self.variant == "turbo":
+                    from chatterbox.models.s3gen.const import S3GEN_SIL
 
-                pending += [S3GEN_SIL] * 3  # as chatterbox's Turbo generate pads its tokens
-            s3_start = time.perf_counter()
-            audio = stream.push(pending, final=True)
-            yield GenResult(audio, t3_seconds, time.perf_counter() - s3_start, count, final=True)
+                    pending += [S3GEN_SIL] * 3  # as chatterbox's Turbo generate pads its tokens
+                s3_start = time.perf_counter()
+                audio = s3.push(pending, final=True)
+                finished = True
+                t3_seconds = stream.t3_seconds - t3_before
+                yield GenResult(audio, t3_seconds, time.perf_counter() - s3_start, count, final=True)
+        finally:
+            if not finished:
+                stream.drop()
+                self._drop_ahead()
+
+    def _token_stream(
+        self,
+        key: Hashable,
+        text: str,
+        conds: CondTensors,
+        options: SynthOptions,
+        budget: int,
+        seed: int,
+        cancel: threading.Event,
+    ) -> TokenStream:
+        """A sentence's T3 run on its own thread, not yet started."""
+        import torch
+
+        from .t3_decode import Sampling
+        from .token_stream import TokenStream
+
+        kwargs = self._generate_kwargs(options)
+        fast, variant = self.fast_t3, self.variant
+
+        def loop(stop: Any) -> Iterator[int]:
+            t3_cond, text_tokens, sampling = self._t3_inputs(text, self._conditionals(conds), kwargs)
+            generator = torch.Generator(device=self.device).manual_seed(seed)
+            run = fast.turbo if variant == "turbo" else fast.original
+            assert isinstance(sampling, Sampling)
+            return run(t3_cond, text_tokens, sampling, budget, stop, generator=generator, reuse_prefix=True)
+
+        return TokenStream(key, loop, cancel, threads=lambda: self.pipeline_threads[0])
+
+    def _drop_ahead(self) -> None:
+        """Stop a sentence made ahead that is no longer wanted (another job came first, a reload)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            ahead.drop()
 
     def warmup(self) -> None:
         """Prepare conditionals from a synthetic clip and speak two words.
@@ -708,3 +792,22 @@ def _as_wav(clip: bytes) -> io.BytesIO:
     soundfile.write(buf, samples, rate, format="WAV", subtype="FLOAT")
     buf.seek(0)
     return buf
+
+
+def _stream_key(text: str, conds: CondTensors, options: SynthOptions, budget: int) -> Hashable:
+    """Which sentence a T3 run is for: a run made ahead is used only for the very same one."""
+    return (text, id(conds), options, budget)
+
+
+def pipeline_threads(cores: int) -> tuple[int, int]:
+    """torch threads for T3's thread and S3Gen's when they run at the same time.
+
+    ``CHATTERBOX_TRAY_PIPELINE_THREADS`` ("1+1", "2+2") overrides it for a
+    benchmark. The default was picked by measurement (docs/engine.md, "T3
+    and S3Gen at the same time").
+    """
+    wanted = os.environ.get("CHATTERBOX_TRAY_PIPELINE_THREADS", "")
+    if "+" in wanted:
+        t3, s3 = (max(1, int(n)) for n in wanted.split("+", 1))
+        return t3, s3
+    return max(1, cores // 2), max(1, cores - cores // 2)

@@ -56,6 +56,15 @@ class GenResult:
     final: bool = True
 
 
+@dataclass(frozen=True)
+class Upcoming:
+    """The job's next sentence, handed to ``generate_stream`` so an engine may start on it early."""
+
+    text: str
+    options: SynthOptions
+    budget: int
+
+
 # Re-exported: the ranges live in ipc/limits.py, which clients read too.
 OPTION_RANGES = limits.OPTION_RANGES
 
@@ -120,13 +129,19 @@ class Engine(ABC):
         options: SynthOptions,
         max_tokens: int,
         cancel: threading.Event,
+        *,
+        hurry: Callable[[], bool] | None = None,
+        upcoming: Upcoming | None = None,
     ) -> Iterator[GenResult]:
         """Speak one chunk as a series of audio pieces, each yielded as soon as it exists.
 
         Concatenated, the pieces are the chunk's audio; each ``GenResult``
-        counts the tokens and seconds spent since the previous piece. An
-        engine that cannot stream yields its one ``generate`` result, so a
-        worker can always write::
+        counts the tokens and seconds spent since the previous piece.
+        ``hurry()`` says whether a listener is waiting for this chunk's
+        audio (small pieces are worth their extra cost only then);
+        ``upcoming`` is the job's next chunk, which an engine may start on
+        before this one is done. An engine that cannot stream ignores both
+        and yields its one ``generate`` result, so a worker can always write::
 
             for piece in engine.generate_stream(text, conds, options, budget, cancel):
                 push(piece.samples)

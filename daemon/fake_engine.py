@@ -23,7 +23,7 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from chatterbox_tray.ipc.limits import CLIP_MIN_SECONDS
@@ -37,6 +37,7 @@ from .engine import (
     GenResult,
     ProgressFn,
     SynthOptions,
+    Upcoming,
     resolve_variant,
 )
 
@@ -156,6 +157,9 @@ class FakeEngine(Engine):
         options: SynthOptions,
         max_tokens: int,
         cancel: threading.Event,
+        *,
+        hurry: Callable[[], bool] | None = None,
+        upcoming: Upcoming | None = None,
     ) -> Iterator[GenResult]:
         """``generate``'s tone in ``CHATTERBOX_TRAY_FAKE_PIECES`` pieces (default 1), as a streaming engine."""
         whole = self.generate(text, conds, options, max_tokens, cancel)

@@ -129,7 +129,8 @@ class Player:
         self.last_cut_latency_s: float | None = None
         self._closing = False
         self.underruns = 0
-        #: Recent jobs' synthesis real-time factors and seconds per character.
+        #: Recent sentences' synthesis real-time factors (any job: a machine that gets
+        #: busier or quieter shows within a few sentences), and recent jobs' seconds per character.
         self._rtfs: deque[float] = deque(maxlen=8)
         self._spc: deque[float] = deque(maxlen=8)
         self._stream = OutputStream(device, sample_rate)
@@ -197,7 +198,10 @@ class Player:
                 last.open = not final
             else:
                 audio = np.concatenate([fade(samples, self.rate, end=final), pause])
-                item.segments.append(Segment(index, audio, len(samples), span, text, made_s, open=not final))
+                last = Segment(index, audio, len(samples), span, text, made_s, open=not final)
+                item.segments.append(last)
+            if final and last.speech_samples and last.made_s > 0:
+                self._rtfs.append(last.made_s / (last.speech_samples / self.rate))
             self._cond.notify_all()
 
     def produced(self, job: Any) -> None:
@@ -211,7 +215,6 @@ class Player:
                 speech = sum(s.speech_samples for s in item.segments) / self.rate
                 made = sum(s.made_s for s in item.segments)
                 if speech > 0 and made > 0:  # (a played clip was not synthesized)
-                    self._rtfs.append(made / speech)
                     self._spc.append(speech / max(1, item.chars_total))
                 self._cond.notify_all()
 
@@ -343,11 +346,12 @@ class Player:
         self._event(item.job, {**item.describe(), "event": "interrupted", "sentence": item.seg})
 
     def _rtf_estimate(self, item: Item) -> float | None:
-        """This job's real-time factor so far, or recent jobs' if that is higher.
+        """This job's real-time factor so far, or recent sentences' if that is higher.
 
         Sentences differ (a short one costs more per second of audio), so the
         job's own cumulative figure is the best guess once it has one; recent
-        jobs guard against a lucky first sentence.
+        sentences (whatever job, the path and precision in use) guard against
+        a lucky first piece and follow the machine getting busier or quieter.
         """
         made = sum(s.made_s for s in item.segments)
         speech = sum(s.speech_samples for s in item.segments) / self.rate
@@ -356,17 +360,66 @@ class Player:
         )
         return max(pool) if pool else None
 
+    def _seconds_per_char(self) -> float:
+        return float(np.median(self._spc)) if self._spc else speaker.SECONDS_PER_CHAR
+
+    def _made_chars(self, segments: list[Segment]) -> int:
+        """Characters made: whole sentences, and a sentence still being made in proportion to its audio."""
+        spc = self._seconds_per_char()
+        return sum(
+            min(s.span[1] - s.span[0], round(s.speech_samples / self.rate / spc)) if s.open else s.span[1] - s.span[0]
+            for s in segments
+        )
+
     def _ready_to_start(self, item: Item) -> bool:
         return speaker.ready_to_start(
             buffered_s=item.buffered_samples() / self.rate,
             segments=len(item.segments),
-            made_chars=sum(s.span[1] - s.span[0] for s in item.segments),
+            made_chars=self._made_chars(item.segments),
             chars_total=item.chars_total,
             produced_all=item.produced_all,
             prebuffer=self.prebuffer,
             rtf=self._rtf_estimate(item) if item.segments else None,
-            seconds_per_char=float(np.median(self._spc)) if self._spc else None,
+            seconds_per_char=self._seconds_per_char(),
         )
+
+    def _may_enter(self, item: Item, seg: Segment) -> bool:
+        """Whether a sentence still being made may start playing: the rest of it will come in time.
+
+        The job-level rule (``speaker.ready_to_start``) applied to the one
+        sentence, so the speaker waits before it rather than stopping inside it.
+        """
+        return speaker.ready_to_start(
+            buffered_s=len(seg.samples) / self.rate,
+            segments=1,
+            made_chars=self._made_chars([seg]),
+            chars_total=seg.span[1] - seg.span[0],
+            produced_all=not seg.open,
+            prebuffer=self.prebuffer,
+            rtf=self._rtf_estimate(item),
+            seconds_per_char=self._seconds_per_char(),
+        )
+
+    def wants_pieces(self, job: Any, chars: int) -> bool:
+        """Whether the model should hand over the sentence being made in pieces (any thread).
+
+        Pieces cost more work than a whole sentence (each reads the voice's
+        reference again), so they are asked for only while a listener would
+        otherwise wait: nothing of the job is made yet (its first sound waits
+        on this sentence), or it is playing and what the speaker holds runs
+        out before this sentence (``chars`` long) could be made whole. While a
+        job pre-buffers, whole sentences reach its start sooner.
+        """
+        with self._cond:
+            item = self._find(job)
+            if item is None:
+                return False
+            if not item.segments:
+                return True
+            if not item.started:
+                return False
+            rtf = self._rtf_estimate(item) or 1.0
+            return item.buffered_samples() / self.rate < chars * self._seconds_per_char() * rtf
 
     # -- the player thread -----------------------------------------------------------------
 
@@ -414,7 +467,9 @@ class Player:
                 if not item.started and not self._ready_to_start(item):
                     self._cond.wait(0.01)
                     continue
-                block, new_seg, done = speaker.next_block(item, int(BLOCK_S * self.rate))
+                block, new_seg, done = speaker.next_block(
+                    item, int(BLOCK_S * self.rate), lambda seg, item=item: self._may_enter(item, seg)
+                )
                 if done:
                     self._items.remove(item)
                     finished = item

@@ -137,16 +137,14 @@ class Settings:
                 raise ValueError(f"{name} must be one of {', '.join(choices)}, not {getattr(self, name)!r}")
         if self.prebuffer not in PREBUFFER_MODES:
             raise ValueError(f"prebuffer must be one of {', '.join(PREBUFFER_MODES)}, not {self.prebuffer!r}")
-        try:
-            volume = float(self.volume)
-        except OverflowError:  # an integer too large for a float
-            volume = math.inf
+        volume = _as_float(self.volume)
         if not math.isfinite(volume):
             raise ValueError("volume must be a finite number between 0 and 1")
         if not 0.0 <= volume <= 1.0:
             raise ValueError("volume must be between 0 and 1")
         lo, hi = RATE_RANGE
-        if not (math.isfinite(float(self.rate)) and lo <= float(self.rate) <= hi):
+        rate = _as_float(self.rate)
+        if not (math.isfinite(rate) and lo <= rate <= hi):
             raise ValueError(f"rate must be between {lo} and {hi}")
         if not 1 <= self.bridge_openai_port <= 65535:
             raise ValueError("bridge_openai_port must be a port number from 1 to 65535")
@@ -159,7 +157,7 @@ class Settings:
             )
         if not 0 <= self.sentence_pause_ms <= 5000:
             raise ValueError("sentence_pause_ms must be between 0 and 5000")
-        if not math.isfinite(float(self.unload_after_idle_minutes)) or self.unload_after_idle_minutes < 0:
+        if not math.isfinite(_as_float(self.unload_after_idle_minutes)) or self.unload_after_idle_minutes < 0:
             raise ValueError("unload_after_idle_minutes must be 0 (never) or more")
         if self.max_chunk_chars < 20:
             raise ValueError("max_chunk_chars must be at least 20")
@@ -168,6 +166,14 @@ class Settings:
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return asdict(self)
+
+
+def _as_float(value: float) -> float:
+    """``float(value)``, with an integer too large for a float read as infinite (refused, not a crash)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
 
 
 def _loopback_uri(uri: str) -> bool:

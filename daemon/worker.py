@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,7 @@ import numpy as np
 
 from chatterbox_tray.ipc.protocol import INTERNAL_MESSAGE, CodedError, ProtocolError
 
-from .engine import Cancelled, GenResult
+from .engine import Cancelled, GenResult, Upcoming
 from .jobs import Job
 from .stretch import Stretcher
 from .text import Chunk, token_budget
@@ -117,9 +118,17 @@ class Worker:
             options = replace(job.options, seed=None if seed is None else seed + index)
             budget = token_budget(chunk.text, svc.settings.max_tokens_per_chunk)
             made = time.perf_counter()
-            # A streaming engine hands over a sentence in pieces as it makes them:
-            # each goes on at once, so sound starts before the sentence is done.
-            pieces = engine.generate_stream(chunk.text, conds, options, budget, job.cancel)
+            # A streaming engine hands over a sentence in pieces while a listener
+            # waits for it (``hurry``), and may start on the next one early.
+            pieces = engine.generate_stream(
+                chunk.text,
+                conds,
+                options,
+                budget,
+                job.cancel,
+                hurry=self._hurry(job, index, chunk),
+                upcoming=self._upcoming(job, index),
+            )
             # The speaking rate stretches each piece as it comes (one stream per
             # sentence), so a faster or slower voice starts as soon as at 1.0.
             stretcher = Stretcher(job.rate, engine.sample_rate) if job.rate != 1.0 else None
@@ -160,6 +169,26 @@ class Worker:
             svc.jobs.event(job, {**job.describe(), "event": "synthesized", "summary": job.summary})
             return  # the speaker ends it once it is played
         svc.jobs.end(job, "finished")
+
+    def _hurry(self, job: Job, index: int, chunk: Chunk) -> Callable[[], bool]:
+        """Whether someone is waiting for this sentence's audio now (small pieces pay only then).
+
+        Speech: the speaker says (``Player.wants_pieces``). A ``synthesize``
+        client gets its first sentence in pieces (it may be playing them as
+        they come) and the rest whole, which costs less.
+        """
+        if job.kind == "speak":
+            return lambda: self.svc.player.wants_pieces(job, len(chunk.text))
+        return lambda: index == 0
+
+    def _upcoming(self, job: Job, index: int) -> Upcoming | None:
+        """The job's next sentence, so the engine can start on it while this one is finished."""
+        if index + 1 >= len(job.chunks):
+            return None
+        nxt = job.chunks[index + 1]
+        seed = job.options.seed
+        options = replace(job.options, seed=None if seed is None else seed + index + 1)
+        return Upcoming(nxt.text, options, token_budget(nxt.text, self.svc.settings.max_tokens_per_chunk))
 
     def _deliver(
         self,

@@ -25,7 +25,7 @@ The priorities follow Speech Dispatcher's (see docs/protocol.md):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -155,12 +155,15 @@ class Cursor(Protocol):
     produced_all: bool
 
 
-def next_block(item: Cursor, samples: int) -> tuple[Any, Any, bool]:
+def next_block(item: Cursor, samples: int, may_enter: Callable[[Any], bool] | None = None) -> tuple[Any, Any, bool]:
     """The next ``samples`` to play of ``item``, advancing its cursor: (block, segment it begins, finished).
 
     ``block`` is ``None`` when nothing is ready: either the job is done
     (``finished``, every sentence made and played) or the sentence playing,
     or the next one, is still being made (an underrun, not an end).
+    ``may_enter(segment)``: asked before the first sample of a sentence that
+    is still being made (``open``); False keeps the cursor at its start, so
+    a wait falls between sentences, never inside one.
     """
     while item.seg < len(item.segments) and item.pos >= len(item.segments[item.seg].samples):
         if item.segments[item.seg].open:
@@ -171,6 +174,8 @@ def next_block(item: Cursor, samples: int) -> tuple[Any, Any, bool]:
         return None, None, item.produced_all
     seg = item.segments[item.seg]
     if item.pos >= len(seg.samples):  # the rest of this sentence is still being made
+        return None, None, False
+    if item.pos == 0 and seg.open and may_enter is not None and not may_enter(seg):
         return None, None, False
     new = seg if item.pos == 0 else None
     block = seg.samples[item.pos : item.pos + samples]
