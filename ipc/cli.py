@@ -264,12 +264,31 @@ def _voice_source(client: Client, args: argparse.Namespace) -> dict[str, Any]:
     return {"voice_path": args.voice_file}
 
 
-def _waiting_line(client: Client) -> str:
-    """What plain ``say`` waits for, said before it waits."""
+#: Said when ``say`` queues speech on a paused speaker: else it waits in silence.
+PAUSED_LINE = (
+    "chatterbox-tray: the speaker is paused, so this will not play until you resume it: "
+    "run `chatterbox-tray resume` (or choose Resume in the tray menu). Ctrl-C stops it"
+)
+PAUSED_QUEUED_LINE = (
+    "chatterbox-tray: queued, but the speaker is paused: it plays once you run `chatterbox-tray resume` "
+    "(or choose Resume in the tray menu)"
+)
+
+
+def _status(client: Client) -> dict[str, Any] | None:
     try:
-        status = client.status()
+        return client.status()
     except ProtocolError:
+        return None
+
+
+def _waiting_line(client: Client, status: dict[str, Any] | None = None) -> str:
+    """What plain ``say`` waits for, said before it waits."""
+    status = status if status is not None else _status(client)
+    if status is None:
         return "chatterbox-tray: making speech… (Ctrl-C stops it)"
+    if status.get("speaker_paused"):
+        return PAUSED_LINE
     state = status.get("state")
     if state in ("loading", "warming_up"):
         pct = round(100 * float(status.get("progress") or 0))
@@ -298,8 +317,13 @@ def _speak(client: Client, args: argparse.Namespace, text: str) -> int:
         print(
             f"chatterbox-tray: making speech on {client.daemon_name}; it plays here (Ctrl-C stops it)", file=sys.stderr
         )
-    elif not args.no_wait and not args.json and sys.stderr.isatty():
-        print(_waiting_line(client), file=sys.stderr)  # else 20 s of silence on a CPU
+    elif not args.json:
+        status = _status(client)
+        if status is not None and status.get("speaker_paused"):
+            # Said on a pipe too: a script's `say` would otherwise hang with no reason given.
+            print(PAUSED_QUEUED_LINE if args.no_wait else PAUSED_LINE, file=sys.stderr)
+        elif not args.no_wait and sys.stderr.isatty():
+            print(_waiting_line(client, status), file=sys.stderr)  # else 20 s of silence on a CPU
     spoken = speak_and_wait(client, request, wait=not args.no_wait)
     if spoken.dropped:
         print("chatterbox-tray say: dropped (a notification is not spoken over other speech)", file=sys.stderr)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -178,6 +179,34 @@ def test_say_to_a_wav_file(daemon: DaemonProcess, client: Client, voice: str, tm
     expected = reference(client, TEXT, voice, seed=7)
     assert len(audio) == len(expected)
     np.testing.assert_allclose(audio, expected, atol=1e-3)  # 16-bit PCM
+
+
+def test_say_on_a_paused_speaker_says_so_and_how_to_resume(daemon: DaemonProcess, client: Client, voice: str) -> None:
+    """Not "making speech…" and then silence: the speaker is paused, and the command that resumes it."""
+    command = [str(EXE)] if EXE.exists() else [sys.executable, "-m", "chatterbox_tray.ipc.cli"]
+    client.pause()
+    try:
+        proc = subprocess.Popen(
+            [*command, "say", "-v", voice, "Paused words."], stderr=subprocess.PIPE, env=daemon.env()
+        )
+        assert proc.stderr is not None
+        said, _, _ = select.select([proc.stderr], [], [], 15)  # a pipe, not a terminal: said all the same
+        assert said, "say waits on the paused speaker without a word"
+        line = proc.stderr.readline().decode()
+        assert "speaker is paused" in line and "`chatterbox-tray resume`" in line, line
+        assert "making speech" not in line
+        time.sleep(0.5)
+        assert proc.poll() is None  # it waits for the resume
+        client.resume()
+        assert proc.wait(timeout=30) == 0
+        proc.stderr.close()
+        client.pause()
+        queued = cli(daemon, "say", "--no-wait", "-v", voice, "Later.")
+        assert ok(queued).strip().startswith("j")
+        assert "speaker is paused" in err(queued) and "`chatterbox-tray resume`" in err(queued)
+        client.stop(all=True)
+    finally:
+        client.resume()
 
 
 def test_say_reads_stdin_and_writes_raw_float32_to_stdout(daemon: DaemonProcess, client: Client, voice: str) -> None:
