@@ -28,7 +28,7 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +61,8 @@ _REQUIRED_FILES = {
 }
 _T3_KEYS = ("speaker_emb", "clap_emb", "cond_prompt_speech_tokens", "cond_prompt_speech_emb", "emotion_adv")
 _GEN_KEYS = ("prompt_token", "prompt_token_len", "prompt_feat", "prompt_feat_len", "embedding")
+#: Sentences T3 may run ahead of the one S3Gen is making (their tokens wait, or join its S3Gen call).
+AHEAD = 2
 #: Speech-token ids S3Gen can embed (chatterbox's SPEECH_VOCAB_SIZE); T3 may emit more (SOS, EOS, and
 #: the multilingual model's larger vocabulary).
 S3GEN_VOCAB = 6561
@@ -168,8 +170,10 @@ class ChatterboxEngine(Engine):
         self.prep_version = "norm_loudness" if variant == "turbo" else "v1"
         self._cancel = threading.Event()
         self._budget = 1000
-        #: The job's next sentence, its T3 run started or queued (``generate_stream``).
-        self._ahead: TokenStream | None = None
+        #: The job's next sentences' T3 runs, started or queued in order (``generate_stream``).
+        self._ahead: list[TokenStream] = []
+        #: Next sentences' audio made with an earlier sentence's S3Gen call, by sentence.
+        self._made: dict[Hashable, GenResult] = {}
         #: torch threads for (T3's thread, S3Gen's thread) on the streamed path, and
         #: torch's own count (the stock path and preparing voices); set at load.
         self.pipeline_threads: tuple[int, int] = (1, 1)
@@ -593,48 +597,48 @@ class ChatterboxEngine(Engine):
         first_chunk_tokens: int = 15,
         *,
         hurry: Callable[[], bool] | None = None,
-        upcoming: Upcoming | None = None,
+        upcoming: Sequence[Upcoming] = (),
     ) -> Iterator[GenResult]:
         """Audio pieces while T3 still generates (fast path); the stock path yields one piece.
 
         T3 runs on its own thread (``daemon/token_stream.py``) while this one
-        runs S3Gen, so the two work at the same time. While ``hurry()`` says
-        a listener is waiting, tokens go to S3Gen in chunks of
-        ``first_chunk_tokens`` (plus the flow's 3-token lookahead), then
-        growing ones (``chunk_schedule``), joined as ``daemon/s3gen_stream.py``
-        describes. Once it says no (the speaker holds enough), or when no one
-        listens (``hurry`` None), the rest of the sentence is one piece, so
-        S3Gen pays for the reference prompt once. ``upcoming`` is the job's
-        next sentence: T3 starts on it as soon as this one's tokens are done,
-        while S3Gen still works here. Every piece is watermarked.
+        runs S3Gen, so the two work at the same time, and T3 goes on to the
+        ``upcoming`` sentences (up to ``AHEAD`` of them) as soon as this one's
+        tokens are done. While ``hurry()`` says a listener is waiting, tokens
+        go to S3Gen in chunks of ``first_chunk_tokens`` (plus the flow's
+        3-token lookahead), then growing ones (``chunk_schedule``), joined as
+        ``daemon/s3gen_stream.py`` describes. Once it says no (the speaker
+        holds enough), or when no one listens (``hurry`` None), the rest of
+        the sentence is one piece, so S3Gen pays for the reference prompt
+        once; and when T3 has already finished the following sentences (S3Gen
+        is the slower of the two), an unseeded job's next sentences join that
+        one S3Gen call and wait, made, for their own turn. Every piece is
+        watermarked.
         """
         if self.engine_path != "fast" or self.fast_t3 is None:
             yield from super().generate_stream(text, conds, options, max_tokens, cancel)
             return
         import torch
 
-        from .s3gen_stream import LOOKAHEAD, StreamingS3Gen, chunk_schedule, steps_for, trim_prompt
+        from .s3gen_stream import LOOKAHEAD, TOKEN_SAMPLES, StreamingS3Gen, chunk_schedule, steps_for, trim_prompt
 
         budget = max(1, int(max_tokens))
-        seed = options.seed if options.seed is not None else random.getrandbits(62)
         key = _stream_key(text, conds, options, budget)
-        stream = self._ahead if self._ahead is not None and self._ahead.key == key else None
+        made = self._made.pop(key, None)
+        if made is not None:  # made with an earlier sentence's S3Gen call
+            self._chain(conds, upcoming, cancel, after=None)
+            yield made
+            return
+        self._made.clear()
+        seed = options.seed if options.seed is not None else random.getrandbits(62)
+        stream = self._ahead[0] if self._ahead and self._ahead[0].key == key else None
         if stream is None:
             self._drop_ahead()
             stream = self._token_stream(key, text, conds, options, budget, seed, cancel)
-        self._ahead = None
-        if upcoming is not None:
-            next_seed = upcoming.options.seed if upcoming.options.seed is not None else random.getrandbits(62)
-            self._ahead = self._token_stream(
-                _stream_key(upcoming.text, conds, upcoming.options, upcoming.budget),
-                upcoming.text,
-                conds,
-                upcoming.options,
-                upcoming.budget,
-                next_seed,
-                cancel,
-            )
-            stream.then(self._ahead)
+        else:
+            self._ahead.pop(0)
+        self._chain(conds, upcoming, cancel, after=stream)
+        stream.start()
         _, s3_threads = self.pipeline_threads
         torch.set_num_threads(s3_threads)
         torch.manual_seed(seed)  # HiFT's random phases draw from this thread's global stream
@@ -643,14 +647,14 @@ class ChatterboxEngine(Engine):
         try:
             with torch.inference_mode():
                 s3gen = model.s3gen
-                gen_ref = self._conditionals(conds).gen
                 s3 = StreamingS3Gen(
                     s3gen,
-                    trim_prompt(gen_ref, self.quality.prompt_seconds),
+                    trim_prompt(self._conditionals(conds).gen, self.quality.prompt_seconds),
                     steps_for(self.quality, bool(s3gen.meanflow)),
                     watermark=lambda w: model.watermarker.apply_watermark(w, sample_rate=self.sample_rate),
                     generator=torch.Generator().manual_seed(seed),
-                    max_tokens=budget + 3,
+                    # Room for the following sentences that may join this call (below).
+                    max_tokens=budget + 3 + sum(u.budget + 3 for u in upcoming[:AHEAD] if options.seed is None),
                 )
                 size = chunk_schedule(first_chunk_tokens)
                 streaming = hurry is not None and hurry()
@@ -674,19 +678,71 @@ class ChatterboxEngine(Engine):
                     pending, count, chunk, t3_before = [], 0, chunk + 1, t3_now
                 if cancel.is_set():
                     raise Cancelled()
-                if self.variant == "turbo":
-                    from chatterbox.models.s3gen.const import S3GEN_SIL
-
-                    pending += [S3GEN_SIL] * 3  # as chatterbox's Turbo generate pads its tokens
+                pending += self._end_pad()
+                # Following sentences whose tokens are all made join this S3Gen call.
+                joined: list[tuple[Hashable, list[int], float]] = []
+                while options.seed is None and self._ahead and not streaming:
+                    tokens = self._ahead[0].finished_tokens()
+                    if tokens is None:
+                        break
+                    following = self._ahead.pop(0)
+                    joined.append((following.key, tokens, following.t3_seconds))
+                if joined:
+                    self._chain(conds, upcoming[len(joined) :], cancel, after=None)
+                own_end = len(s3.tokens) + len(pending)  # tokens of this sentence, all pieces
                 s3_start = time.perf_counter()
-                audio = s3.push(pending, final=True)
+                before = s3.samples_out
+                audio = s3.push(pending + [t for _, tokens, _ in joined for t in self._kept(tokens)], final=True)
+                s3_seconds = time.perf_counter() - s3_start
                 finished = True
+                cut = own_end * TOKEN_SAMPLES - before
+                bounds = [cut]
+                for _, tokens, _ in joined:
+                    bounds.append(bounds[-1] + len(self._kept(tokens)) * TOKEN_SAMPLES)
+                bounds[-1] = len(audio)
+                share = s3_seconds * cut / max(1, len(audio))
+                for (following_key, tokens, t3_seconds), lo, hi in zip(joined, bounds[:-1], bounds[1:], strict=True):
+                    part = audio[lo:hi]
+                    self._made[following_key] = GenResult(
+                        part, t3_seconds, s3_seconds * len(part) / max(1, len(audio)), len(tokens), final=True
+                    )
                 t3_seconds = stream.t3_seconds - t3_before
-                yield GenResult(audio, t3_seconds, time.perf_counter() - s3_start, count, final=True)
+                yield GenResult(audio[:cut], t3_seconds, share, count, final=True)
         finally:
             if not finished:
                 stream.drop()
                 self._drop_ahead()
+
+    def _end_pad(self) -> list[int]:
+        """Tokens chatterbox puts after a sentence's speech tokens (Turbo: 3 of silence)."""
+        if self.variant != "turbo":
+            return []
+        from chatterbox.models.s3gen.const import S3GEN_SIL
+
+        return [S3GEN_SIL] * 3
+
+    def _kept(self, tokens: list[int]) -> list[int]:
+        """A sentence's tokens as S3Gen takes them: out-of-range ids dropped, the end pad added."""
+        return [t for t in tokens if t < S3GEN_VOCAB] + self._end_pad()
+
+    def _chain(
+        self, conds: CondTensors, upcoming: Sequence[Upcoming], cancel: threading.Event, after: TokenStream | None
+    ) -> None:
+        """Queue T3 runs for the next ``AHEAD`` sentences behind ``after`` (or behind those queued)."""
+        known = {stream.key for stream in self._ahead} | set(self._made)
+        last = self._ahead[-1] if self._ahead else after
+        for nxt in upcoming[:AHEAD]:
+            key = _stream_key(nxt.text, conds, nxt.options, nxt.budget)
+            if key in known:
+                continue
+            seed = nxt.options.seed if nxt.options.seed is not None else random.getrandbits(62)
+            stream = self._token_stream(key, nxt.text, conds, nxt.options, nxt.budget, seed, cancel)
+            if last is None:
+                stream.start()
+            else:
+                last.then(stream)
+            self._ahead.append(stream)
+            last = stream
 
     def _token_stream(
         self,
@@ -717,10 +773,11 @@ class ChatterboxEngine(Engine):
         return TokenStream(key, loop, cancel, threads=lambda: self.pipeline_threads[0])
 
     def _drop_ahead(self) -> None:
-        """Stop a sentence made ahead that is no longer wanted (another job came first, a reload)."""
-        ahead, self._ahead = self._ahead, None
-        if ahead is not None:
-            ahead.drop()
+        """Stop the sentences made ahead: no longer wanted (another job came first, a reload)."""
+        ahead, self._ahead = self._ahead, []
+        self._made.clear()
+        for stream in ahead:
+            stream.drop()
 
     def warmup(self) -> None:
         """Prepare conditionals from a synthetic clip and speak two words.

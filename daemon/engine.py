@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,7 +131,7 @@ class Engine(ABC):
         cancel: threading.Event,
         *,
         hurry: Callable[[], bool] | None = None,
-        upcoming: Upcoming | None = None,
+        upcoming: Sequence[Upcoming] = (),
     ) -> Iterator[GenResult]:
         """Speak one chunk as a series of audio pieces, each yielded as soon as it exists.
 
@@ -139,7 +139,7 @@ class Engine(ABC):
         counts the tokens and seconds spent since the previous piece.
         ``hurry()`` says whether a listener is waiting for this chunk's
         audio (small pieces are worth their extra cost only then);
-        ``upcoming`` is the job's next chunk, which an engine may start on
+        ``upcoming`` are the job's next chunks, which an engine may start on
         before this one is done. An engine that cannot stream ignores both
         and yields its one ``generate`` result, so a worker can always write::
 

@@ -23,7 +23,7 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from chatterbox_tray.ipc.limits import CLIP_MIN_SECONDS
@@ -159,7 +159,7 @@ class FakeEngine(Engine):
         cancel: threading.Event,
         *,
         hurry: Callable[[], bool] | None = None,
-        upcoming: Upcoming | None = None,
+        upcoming: Sequence[Upcoming] = (),
     ) -> Iterator[GenResult]:
         """``generate``'s tone in ``CHATTERBOX_TRAY_FAKE_PIECES`` pieces (default 1), as a streaming engine."""
         whole = self.generate(text, conds, options, max_tokens, cancel)

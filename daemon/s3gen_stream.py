@@ -35,6 +35,8 @@ import torch
 #: Samples per mel frame (24 kHz, 50 frames/s) and mel frames per token.
 HOP = 480
 TOKEN_MEL = 2
+#: Samples per speech token.
+TOKEN_SAMPLES = HOP * TOKEN_MEL
 #: Tokens the flow needs after a frame before it is final (its pre-lookahead).
 LOOKAHEAD = 3
 #: Mel frames re-vocoded before each join (HiFT's convolutions reach ~this far).

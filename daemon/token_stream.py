@@ -130,6 +130,23 @@ class TokenStream:
                 raise item
             yield item  # type: ignore[misc]
 
+    def finished_tokens(self) -> list[int] | None:
+        """All the tokens, if T3 has finished this sentence without error; else None (nothing is taken)."""
+        with self._lock:
+            if not self._done or self._stop.is_set():
+                return None
+        items: list[object] = []
+        while True:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        if not items or items[-1] is not _END:  # it failed: leave the error for the reader
+            for item in items:
+                self._queue.put(item)
+            return None
+        return [t for t in items[:-1] if isinstance(t, int)]
+
     def drop(self) -> None:
         """Stop this stream and every successor, and wait until their threads are gone."""
         stream: TokenStream | None = self

@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Sentences after the current one handed to the engine (it may start on them early).
+UPCOMING = 3
+
 
 class Worker:
     """The thread that runs jobs on the model."""
@@ -181,14 +184,17 @@ class Worker:
             return lambda: self.svc.player.wants_pieces(job, len(chunk.text))
         return lambda: index == 0
 
-    def _upcoming(self, job: Job, index: int) -> Upcoming | None:
-        """The job's next sentence, so the engine can start on it while this one is finished."""
-        if index + 1 >= len(job.chunks):
-            return None
-        nxt = job.chunks[index + 1]
+    def _upcoming(self, job: Job, index: int) -> list[Upcoming]:
+        """The job's next sentences, so the engine can start on them while this one is finished."""
         seed = job.options.seed
-        options = replace(job.options, seed=None if seed is None else seed + index + 1)
-        return Upcoming(nxt.text, options, token_budget(nxt.text, self.svc.settings.max_tokens_per_chunk))
+        return [
+            Upcoming(
+                chunk.text,
+                replace(job.options, seed=None if seed is None else seed + i),
+                token_budget(chunk.text, self.svc.settings.max_tokens_per_chunk),
+            )
+            for i, chunk in enumerate(job.chunks[index + 1 : index + 1 + UPCOMING], start=index + 1)
+        ]
 
     def _deliver(
         self,

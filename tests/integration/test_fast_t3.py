@@ -143,7 +143,8 @@ def test_stream_gives_several_watermarked_pieces_that_add_up(engine: ChatterboxE
         pytest.skip("one variant is enough for the engine's streaming plumbing (the joins have their own test)")
     flat = engine.prepare(tone_clip(f0=130.0))
     budget = 15 + 3 + 5  # one early piece after 18 tokens, the rest at the end
-    pieces = list(engine.generate_stream(TEXT, flat, SynthOptions(seed=3), budget, threading.Event()))
+    waiting = lambda: True  # noqa: E731 - a listener waits: pieces
+    pieces = list(engine.generate_stream(TEXT, flat, SynthOptions(seed=3), budget, threading.Event(), hurry=waiting))
     assert len(pieces) == 2
     assert all(len(p.samples) > 0 and np.isfinite(p.samples).all() for p in pieces)
     assert sum(p.tokens for p in pieces) == budget
@@ -151,6 +152,10 @@ def test_stream_gives_several_watermarked_pieces_that_add_up(engine: ChatterboxE
     assert len(pieces[0].samples) == 15 * 960 - 480
     # all 23 tokens plus Turbo's 3 silence tokens, 40 ms each
     assert sum(len(p.samples) for p in pieces) == (budget + 3) * 960
+    # No one waiting: the sentence in one piece (S3Gen reads the voice's reference once), same length.
+    whole = list(engine.generate_stream(TEXT, flat, SynthOptions(seed=3), budget, threading.Event()))
+    assert len(whole) == 1 and whole[0].final
+    assert len(whole[0].samples) == (budget + 3) * 960
     cancel = threading.Event()
     cancel.set()
     with pytest.raises(Cancelled):
