@@ -144,7 +144,7 @@ def busy_loop() -> None:  # pragma: no cover - a child process
         x += 1
 
 
-def start_daemon(ckpt: Path, variant: str, tokens: int, path: str) -> DaemonProcess:
+def start_daemon(ckpt: Path, variant: str, tokens: int, path: str, env: dict[str, str]) -> DaemonProcess:
     daemon = DaemonProcess(
         args=(
             "--checkpoint",
@@ -156,7 +156,7 @@ def start_daemon(ckpt: Path, variant: str, tokens: int, path: str) -> DaemonProc
             "--max-tokens-per-chunk",
             str(tokens),
         ),
-        env=loader_env(ckpt, variant),
+        env={**loader_env(ckpt, variant), **env},
     ).start(timeout=900)
     with daemon.client(timeout=900) as c:
         if c.settings_get()["settings"].get("engine_path") != path:
@@ -167,7 +167,7 @@ def start_daemon(ckpt: Path, variant: str, tokens: int, path: str) -> DaemonProc
     return daemon
 
 
-def speak(daemon: DaemonProcess, text: str, seed: int) -> dict[str, Any]:
+def speak(daemon: DaemonProcess, text: str, seed: int | None) -> dict[str, Any]:
     with daemon.client(timeout=900) as c, SinkWatch(daemon.sink_path) as watch:
         requested = time.monotonic()
         job = c.speak(text, voice="bench", seed=seed)["job"]
@@ -193,7 +193,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     daemons = {}
     try:
         for path in args.paths:
-            daemon = start_daemon(ckpt, args.variant, args.tokens, "stock" if path == "stock" else "auto")
+            env = {"OMP_WAIT_POLICY": args.omp_wait} if args.omp_wait else {}
+            daemon = start_daemon(ckpt, args.variant, args.tokens, "stock" if path == "stock" else "auto", env)
             with daemon.client(timeout=900) as c:
                 c.voices_add("bench", data=voice)
                 c.synthesize("Warm.", voice="bench").collect()  # the voice is cached from here on
@@ -210,14 +211,21 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                     for b in busy:
                         b.start()
                     try:
-                        row = speak(daemon, text, seed=round_no)
+                        row = speak(daemon, text, seed=args.seed)
                     finally:
                         for b in busy:
                             b.kill()
                             b.join()
                     if len(daemons) > 1:
                         daemon.proc.send_signal(19)
-                    row = {"text": label, "path": path, "busy": args.busy, "round": round_no, **row}
+                    row = {
+                        "text": label,
+                        "path": path,
+                        "busy": args.busy,
+                        "omp_wait": args.omp_wait or "default",
+                        "round": round_no,
+                        **row,
+                    }
                     rows.append(row)
                     print(json.dumps(row), flush=True)
     finally:
@@ -232,6 +240,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         ("text", "text"),
         ("path", "path"),
         ("busy", "busy procs"),
+        ("omp_wait", "OpenMP wait"),
         ("first_sound_s", "first sound s"),
         ("gap_total_s", "silent gaps s"),
         ("gap_longest_s", "longest gap s"),
@@ -263,13 +272,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--paths", default="stock,ours", help="comma-separated: stock, ours")
     parser.add_argument("--busy", type=int, default=0, help="single-threaded busy loops beside the daemon")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--omp-wait", choices=("ACTIVE", "PASSIVE"), help="the daemon's OpenMP wait policy")
+    parser.add_argument("--seed", type=int, help="speak with this seed (default: none, as a user speaks)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args(argv)
     args.paths = [p.strip() for p in args.paths.split(",") if p.strip()]
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"load average {os.getloadavg()[0]:.2f}; {args.variant}, {args.tokens} tokens a sentence, "
-        f"{args.busy} busy processes"
+        f"{args.busy} busy processes, OpenMP wait policy {args.omp_wait or 'the daemon default'}"
     )
     rows = run(args)
     print(table(rows))

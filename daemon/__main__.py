@@ -47,6 +47,11 @@ def run(args: argparse.Namespace) -> int:
     # chatterbox uses a few ops MPS lacks; let torch run those on the CPU rather
     # than fail. Set before torch is imported, whoever started us (app, launchd, CLI).
     os.environ.setdefault("PYTORCH_ENABLE_MPS_FALLBACK", "1")
+    # T3 and S3Gen run torch on two threads at once, beside whatever else the
+    # user runs: an idle OpenMP thread must sleep, not spin for a core another
+    # thread needs (measured: docs/engine.md, "A shared CPU"). Read by the
+    # OpenMP runtime when torch loads it, so set before the first import.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     # A voice clip is someone's voice: whatever the daemon writes (clips, the
     # cache, the log) is for its user alone, even under a world-readable home.
     os.umask(0o077)

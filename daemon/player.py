@@ -59,6 +59,10 @@ class Segment:
     #: More pieces of this sentence are coming (token streaming): the player
     #: waits at its end instead of moving on, and counts that as an underrun.
     open: bool = False
+    #: Seconds the model took for the latest piece of it (how long the next may take),
+    #: and that piece's real-time factor when it is not the first (the first pays for starting).
+    last_piece_made_s: float = 0.0
+    last_piece_rtf: float | None = None
 
 
 @dataclass
@@ -195,10 +199,14 @@ class Player:
                 last.samples = np.concatenate([last.samples, fade(samples, self.rate, start=False, end=final), pause])
                 last.speech_samples += len(samples)
                 last.made_s += made_s
+                last.last_piece_made_s = made_s
+                if len(samples):
+                    last.last_piece_rtf = made_s / (len(samples) / self.rate)
                 last.open = not final
             else:
                 audio = np.concatenate([fade(samples, self.rate, end=final), pause])
                 last = Segment(index, audio, len(samples), span, text, made_s, open=not final)
+                last.last_piece_made_s = made_s
                 item.segments.append(last)
             if final and last.speech_samples and last.made_s > 0:
                 self._rtfs.append(last.made_s / (last.speech_samples / self.rate))
@@ -372,6 +380,8 @@ class Player:
         )
 
     def _ready_to_start(self, item: Item) -> bool:
+        if item.segments and sum(s.span[1] - s.span[0] for s in item.segments) >= item.chars_total:
+            return True  # every sentence is begun: the sentence rule (``_may_enter``) decides
         return speaker.ready_to_start(
             buffered_s=item.buffered_samples() / self.rate,
             segments=len(item.segments),
@@ -386,18 +396,20 @@ class Player:
     def _may_enter(self, item: Item, seg: Segment) -> bool:
         """Whether a sentence still being made may start playing: the rest of it will come in time.
 
-        The job-level rule (``speaker.ready_to_start``) applied to the one
-        sentence, so the speaker waits before it rather than stopping inside it.
+        The speaker waits before such a sentence rather than stopping inside it.
         """
-        return speaker.ready_to_start(
+        if self.prebuffer == "off":
+            return True
+        spc = self._seconds_per_char()
+        speech_s = seg.speech_samples / self.rate
+        # The pace of its latest piece, else of recent whole sentences: a
+        # first piece's figure holds the start-up and overstates the rest.
+        rtf = seg.last_piece_rtf or (float(np.median(self._rtfs)) if self._rtfs else self._rtf_estimate(item))
+        return speaker.sentence_may_start(
             buffered_s=len(seg.samples) / self.rate,
-            segments=1,
-            made_chars=self._made_chars([seg]),
-            chars_total=seg.span[1] - seg.span[0],
-            produced_all=not seg.open,
-            prebuffer=self.prebuffer,
-            rtf=self._rtf_estimate(item),
-            seconds_per_char=self._seconds_per_char(),
+            remaining_s=(seg.span[1] - seg.span[0]) * spc - speech_s,
+            rtf=rtf,
+            next_piece_s=seg.last_piece_made_s,
         )
 
     def wants_pieces(self, job: Any, chars: int) -> bool:

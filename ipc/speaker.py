@@ -40,12 +40,16 @@ __all__ = [
     "next_to_play",
     "playing_order",
     "ready_to_start",
+    "sentence_may_start",
 ]
 
 URGENT, QUICK, TEXT, NOTIFICATION = (PRIORITY_RANK[p] for p in ("urgent", "quick", "text", "notification"))
 
 #: Prior for speech seconds per character, until jobs have measured it.
 SECONDS_PER_CHAR = 0.07
+#: Slack on top of what a sentence being made needs buffered before it starts (the
+#: model's pace wobbles piece to piece).
+PIECE_MARGIN_S = 0.1
 
 
 class Slot(Protocol):
@@ -144,6 +148,21 @@ def ready_to_start(
     # speaker never catches up if it starts holding total*(1 - 1/rtf);
     # half a sentence more covers sentences arriving whole.
     return buffered_s >= min(total, total * (1 - 1 / rtf) + sentence / 2)
+
+
+def sentence_may_start(*, buffered_s: float, remaining_s: float, rtf: float | None, next_piece_s: float) -> bool:
+    """Whether a sentence still being made may start playing without stopping inside it.
+
+    ``buffered_s`` of it are made, about ``remaining_s`` more are to come at
+    ``rtf`` seconds of work per second of audio, in pieces the next of which
+    takes about ``next_piece_s`` to make. Playing what is held must last
+    until the next piece arrives, and making the rest must not outrun
+    playing all of it (``buffered + remaining >= remaining * rtf``).
+    """
+    if remaining_s <= 0:
+        return True
+    need = max(next_piece_s, remaining_s * (rtf - 1.0) if rtf is not None else 0.0)
+    return buffered_s >= need + PIECE_MARGIN_S
 
 
 class Cursor(Protocol):

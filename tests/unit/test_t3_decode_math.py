@@ -150,3 +150,63 @@ def test_bfloat16_gpt2_runs_linear_layers_close_to_float32_and_float32_is_left_a
     assert half.h[0].attn.c_attn.weight.dtype == torch.bfloat16
     error = (got - reference).norm() / reference.norm()
     assert 0 < error < 0.05
+
+
+@pytest.mark.parametrize("kind", ["llama", "gpt2"])
+def test_a_voice_prefix_is_reused_and_matches_a_whole_prefill(kind: str) -> None:
+    """Two prompts that share their first 9 positions (the voice's conditioning): the second runs
+    only its own positions through the transformer, and its cache and steps match a whole prefill."""
+    t3 = tiny(kind)
+    voice = torch.randn(2, 9, 64)
+    first = torch.cat([voice, torch.randn(2, 4, 64)], dim=1)
+    second = torch.cat([voice, torch.randn(2, 3, 64)], dim=1)
+    nxt = torch.randn(2, 1, 64)
+    calls: list[int] = []
+    hook = t3.tfmr.register_forward_pre_hook(
+        lambda _m, _a, kw: calls.append(kw["inputs_embeds"].shape[1]), with_kwargs=True
+    )
+    with torch.inference_mode():
+        reused = FastT3(t3)
+        reused._prefill(first, cache_capacity(20), prefix=9)
+        last = reused._prefill(second, cache_capacity(20), prefix=9)[:, -1:]
+        step = reused.step(nxt)
+        hook.remove()
+        whole = FastT3(t3)
+        expected_last = whole._prefill(second, cache_capacity(20))[:, -1:]
+        expected_step = whole.step(nxt)
+    assert calls == [13, 3]  # the second prompt ran 3 positions, not 12
+    torch.testing.assert_close(last, expected_last, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(step, expected_step, rtol=1e-5, atol=1e-5)
+    assert reused.kv is not None and reused.kv.length == whole.kv.length == 13
+
+
+def test_a_different_voice_is_not_taken_for_the_kept_one() -> None:
+    t3 = tiny("gpt2")
+    calls: list[int] = []
+    t3.tfmr.register_forward_pre_hook(lambda _m, _a, kw: calls.append(kw["inputs_embeds"].shape[1]), with_kwargs=True)
+    with torch.inference_mode():
+        fast = FastT3(t3)
+        fast._prefill(torch.randn(1, 12, 64), cache_capacity(20), prefix=9)
+        fast._prefill(torch.randn(1, 12, 64), cache_capacity(20), prefix=9)
+        fast._prefill(torch.randn(1, 12, 64), cache_capacity(20))  # prefix 0: the exact path never reuses
+    assert calls == [12, 12, 12]
+
+
+def test_int8_weight_only_linear_is_close_to_the_float_layer_and_a_quarter_of_its_bytes() -> None:
+    from daemon.int8 import Int8Linear, linears_to_int8
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(256, 96)
+    x = torch.randn(3, 5, 256)
+    with torch.inference_mode():
+        q = Int8Linear(linear)
+        got = q(x.to(torch.bfloat16)).float()
+        want = linear(x)
+    assert q.weight_int8.dtype == torch.int8 and q.weight_int8.numel() == linear.weight.numel()
+    # Per-channel rounding to 1/127 of each row's largest weight, bf16 activations: about 1 % relative.
+    rel = (got - want).norm() / want.norm()
+    assert rel < 0.02, rel
+    t3 = tiny("gpt2")
+    conv1d_to_linear(t3.tfmr)
+    linears_to_int8(t3.tfmr)
+    assert not any(isinstance(m, torch.nn.Linear) for m in t3.tfmr.modules())

@@ -163,3 +163,41 @@ def test_next_block_walks_sentences_waits_on_an_open_one_and_ends_when_all_are_m
     assert next_block(item, 3) == (None, None, False)  # every sentence played, more may be coming
     item.produced_all = True
     assert next_block(item, 3) == (None, None, True)
+
+
+# -- a sentence still being made (token streaming) ------------------------------------------
+
+
+def test_an_open_sentence_waits_until_the_next_piece_and_the_rest_will_come_in_time() -> None:
+    may = speaker.sentence_may_start
+    # 0.6 s made; the next piece takes 1.2 s to make: playing 0.6 s would leave a gap.
+    assert not may(buffered_s=0.6, remaining_s=1.5, rtf=1.2, next_piece_s=1.2)
+    # 1.6 s held, the next piece in 0.9 s, 0.5 s left at rtf 1.25 (0.125 s short at most): it may start.
+    assert may(buffered_s=1.6, remaining_s=0.5, rtf=1.25, next_piece_s=0.9)
+    # The same, but making the rest is much slower than playing it: wait.
+    assert not may(buffered_s=1.6, remaining_s=2.0, rtf=2.0, next_piece_s=0.9)
+    # Nothing left to make: always.
+    assert may(buffered_s=0.1, remaining_s=0.0, rtf=5.0, next_piece_s=3.0)
+
+
+def test_next_block_waits_before_an_open_sentence_it_may_not_enter_never_inside_one() -> None:
+    from types import SimpleNamespace
+
+    from chatterbox_tray.ipc.speaker import next_block
+
+    first = SimpleNamespace(samples=[0, 1], open=False)
+    second = SimpleNamespace(samples=[10, 11, 12, 13], open=True)
+    item = SimpleNamespace(segments=[first, second], seg=0, pos=0, produced_all=False)
+    allowed = {"yes": False}
+
+    def may_enter(seg: object) -> bool:
+        assert seg is second  # asked only at the start of a sentence still being made
+        return allowed["yes"]
+
+    assert next_block(item, 2, may_enter) == ([0, 1], first, False)
+    assert next_block(item, 2, may_enter) == (None, None, False)  # waits between the sentences
+    assert (item.seg, item.pos) == (1, 0)
+    allowed["yes"] = True
+    assert next_block(item, 2, may_enter) == ([10, 11], second, False)
+    allowed["yes"] = False  # once inside, it plays on: the question is not asked again
+    assert next_block(item, 2, may_enter) == ([12, 13], None, False)
