@@ -158,9 +158,14 @@ def start_daemon(ckpt: Path, variant: str, tokens: int, path: str, env: dict[str
         ),
         env={**loader_env(ckpt, variant), **env},
     ).start(timeout=900)
+    # "stock", "ours" (the defaults), or "ours-<precision>" (e.g. ours-int8).
+    wanted = {"engine_path": "stock"} if path == "stock" else {"engine_path": "auto"}
+    if path.startswith("ours-"):
+        wanted["precision"] = path.split("-", 1)[1]
     with daemon.client(timeout=900) as c:
-        if c.settings_get()["settings"].get("engine_path") != path:
-            c.settings_set(engine_path=path)
+        current = c.settings_get()["settings"]
+        if any(current.get(k) != v for k, v in wanted.items()):
+            c.settings_set(**wanted)
             c.reload()
             time.sleep(0.5)
             c.wait_ready(900)
@@ -194,7 +199,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     try:
         for path in args.paths:
             env = {"OMP_WAIT_POLICY": args.omp_wait} if args.omp_wait else {}
-            daemon = start_daemon(ckpt, args.variant, args.tokens, "stock" if path == "stock" else "auto", env)
+            daemon = start_daemon(ckpt, args.variant, args.tokens, path, env)
             with daemon.client(timeout=900) as c:
                 c.voices_add("bench", data=voice)
                 c.synthesize("Warm.", voice="bench").collect()  # the voice is cached from here on
@@ -269,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", default="turbo", choices=("turbo", "original"))
     parser.add_argument("--tokens", type=int, default=50, help="speech-token budget per sentence")
-    parser.add_argument("--paths", default="stock,ours", help="comma-separated: stock, ours")
+    parser.add_argument("--paths", default="stock,ours", help="comma-separated: stock, ours, ours-<precision>")
     parser.add_argument("--busy", type=int, default=0, help="single-threaded busy loops beside the daemon")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--omp-wait", choices=("ACTIVE", "PASSIVE"), help="the daemon's OpenMP wait policy")

@@ -28,11 +28,14 @@ class Int8Linear(torch.nn.Module):
     def __init__(self, linear: Any) -> None:
         super().__init__()
         weight = linear.weight.detach().float()
-        scale = weight.abs().amax(dim=1).clamp(min=1e-12) / 127.0
-        q = torch.round(weight / scale[:, None]).clamp(-127, 127).to(torch.int8).contiguous()
+        # The kernel takes the scales in the activations' dtype: round them to
+        # bfloat16 first and quantise against the rounded ones, so a scale's
+        # own rounding (up to 0.4 %) does not skew its whole output channel.
+        scale = (weight.abs().amax(dim=1).clamp(min=1e-12) / 127.0).to(torch.bfloat16)
+        q = torch.round(weight / scale.float()[:, None]).clamp(-128, 127).to(torch.int8).contiguous()
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.register_buffer("weight_int8", q)
-        self.register_buffer("scale", scale.to(torch.bfloat16))
+        self.register_buffer("scale", scale)
         bias = linear.bias
         self.register_buffer("bias", None if bias is None else bias.detach().to(torch.bfloat16).clone())
 
