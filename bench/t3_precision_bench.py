@@ -4,8 +4,9 @@ For one variant's checkpoint it measures, interleaved round by round so a
 busy machine slows every candidate alike:
 
 * ms per token of chatterbox's stock loop and of ours in float32, bfloat16,
-  int8 weight-only with per-channel scales (``precision`` ``int8``), a mixed
-  scheme (MLPs int8, attention bfloat16), torch's ``quantize_dynamic`` (the
+  int8 weight-only with per-channel scales (``precision`` ``int8``), the
+  ``mixed`` scheme (``daemon/precision.py``: the parts that move the
+  distribution least in int8), another mix (MLPs int8, attention bfloat16), torch's ``quantize_dynamic`` (the
   former ``int8``: activations rounded to 8 bits too) and, when torchao is
   installed, torchao's int8 weight-only and int8 dynamic schemes;
 * how far each precision moves the next-token distribution from float32 on
@@ -146,6 +147,7 @@ def main() -> None:
         "float32": lambda: t3.tfmr,
         "bfloat16": lambda: convert_transformer(copy.deepcopy(t3.tfmr), "bfloat16", "cpu"),
         "int8 weight-only (int8)": lambda: convert_transformer(copy.deepcopy(t3.tfmr), "int8", "cpu"),
+        "mixed (CPU auto)": lambda: convert_transformer(copy.deepcopy(t3.tfmr), "mixed", "cpu"),
         "int8 MLP, bf16 attention": lambda: _mlp_int8(copy.deepcopy(t3.tfmr)),
         "int8 dynamic (quantize_dynamic)": lambda: _dynamic(copy.deepcopy(t3.tfmr)),
     }

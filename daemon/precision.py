@@ -1,8 +1,10 @@
 """The number format T3's transformer runs in on the fast path.
 
 T3 decode reads every weight once a token, so on a CPU its speed follows the
-bytes per weight: float32 (4), bfloat16 (2), int8 (1). What each costs in
-speed and in how far it moves the next-token distribution was measured with
+bytes per weight: float32 (4), bfloat16 (2), int8 (1); ``mixed`` puts the
+parts that move the distribution least in int8 and the rest in bfloat16.
+What each costs in speed and in how far it moves the next-token
+distribution was measured with
 ``bench/t3_precision_bench.py`` (docs/engine.md has the figures); ``auto``
 picks from those measurements. Only the transformer is converted: the
 embeddings, the speech head and the sampling stay float32, so the logits
@@ -16,12 +18,12 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "float32", "bfloat16", "int8")
+PRECISIONS = ("auto", "float32", "bfloat16", "mixed", "int8")
 
 #: What ``auto`` means per device type. CPU: measured (see docs/engine.md).
 #: CUDA and MPS: float32 until half precision is measured on one (the GPU
 #: path is written but unmeasured; "auto" means off on an unmeasured path).
-AUTO_PRECISION = {"cpu": "bfloat16", "cuda": "float32", "mps": "float32"}
+AUTO_PRECISION = {"cpu": "mixed", "cuda": "float32", "mps": "float32"}
 
 
 def resolve_precision(wanted: str, device: str) -> str:
@@ -31,9 +33,9 @@ def resolve_precision(wanted: str, device: str) -> str:
     kind = device.split(":", 1)[0]
     if wanted == "auto":
         return AUTO_PRECISION.get(kind, "float32")
-    if wanted == "int8" and kind != "cpu":
-        # torch's dynamic int8 linears are CPU kernels only.
-        raise ValueError(f"precision int8 runs on the CPU only, not on {device}")
+    if wanted in ("int8", "mixed") and kind != "cpu":
+        # Measured on a CPU only; the GPU path keeps float32 or bfloat16.
+        raise ValueError(f"precision {wanted} runs on the CPU only, not on {device}")
     return wanted
 
 
@@ -67,14 +69,42 @@ def convert_transformer(tfmr: Any, precision: str, device: str) -> Any:
         for name, buf in kept.items():
             setattr(rotary, name, buf)
         return tfmr
-    if precision == "int8":
+    if precision in ("int8", "mixed"):
         # Weight-only: the layers around the linears run in bfloat16, as above.
         from .int8 import linears_to_int8
 
         convert_transformer(tfmr, "bfloat16", device)
-        linears_to_int8(tfmr)
+        if precision == "int8":
+            linears_to_int8(tfmr)
+            return tfmr
+        import torch
+
+        from .int8 import Int8Linear
+
+        for block in getattr(tfmr, "h", None) or tfmr.layers:
+            for name in mixed_int8_parts(block):
+                part = block.get_submodule(name)
+                if isinstance(part, torch.nn.Linear):
+                    parent, _, leaf = name.rpartition(".")
+                    setattr(block.get_submodule(parent), leaf, Int8Linear(part))
+                else:
+                    linears_to_int8(part)
         return tfmr
     raise ValueError(f"unknown precision {precision!r}")
+
+
+def mixed_int8_parts(block: Any) -> list[str]:
+    """The parts of one transformer block that ``mixed`` puts in int8; the rest stays bfloat16.
+
+    Chosen by how far each part moves T3's next-token distribution
+    (bench/t3_precision_bench.py, docs/engine.md): within twice bfloat16's
+    KL divergence. GPT-2 (Turbo): attention and the MLP's up-projection
+    (1.8x bfloat16's KL; all linears: 2.5x). Llama (original): attention
+    only (1.7x; with the MLP's up-projections 2.2x).
+    """
+    if hasattr(block, "attn"):  # GPT-2
+        return ["attn", "mlp.c_fc"]
+    return ["self_attn"]
 
 
 def conv1d_to_linear(module: Any) -> None:

@@ -18,6 +18,7 @@ from chatterbox_tray.ipc.atomic import write_atomic
 from chatterbox_tray.ipc.limits import DEFAULT_MAX_TEXT_CHARS, PREBUFFER_MODES, RATE_RANGE
 from chatterbox_tray.ipc.remote import RemoteSettings, remote_settings
 
+from .precision import PRECISIONS
 from .storage import disk_full_as_error
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,6 @@ VARIANTS = ("auto", "original", "multilingual", "turbo")
 DEVICES = ("auto", "cuda", "mps", "cpu")
 ENGINES = ("chatterbox", "fake")
 ENGINE_PATHS = ("auto", "fast", "stock")
-PRECISIONS = ("auto", "float32", "bfloat16", "int8")
 QUALITIES = ("fast", "balanced", "best")
 
 
@@ -68,7 +68,8 @@ class Settings:
     #: (fast; the multilingual model always takes stock). docs/engine.md.
     engine_path: str = "auto"
     #: T3's transformer on the fast path: "auto" (measured default per
-    #: device, docs/engine.md), "float32", "bfloat16", "int8" (CPU only).
+    #: device, docs/engine.md), "float32", "bfloat16", "mixed" and "int8"
+    #: (weight-only int8 for some or all of its linears; CPU only).
     precision: str = "auto"
     #: S3Gen's solver steps and reference-prompt length: "best" is
     #: chatterbox's own values; "balanced" and "fast" trade likeness for speed.

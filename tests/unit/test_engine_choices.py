@@ -41,6 +41,8 @@ def test_precision_auto_follows_the_measured_table_and_int8_is_cpu_only() -> Non
     assert resolve_precision("bfloat16", "cuda") == "bfloat16"
     with pytest.raises(ValueError, match="CPU only"):
         resolve_precision("int8", "cuda")
+    with pytest.raises(ValueError, match="CPU only"):
+        resolve_precision("mixed", "mps")
     with pytest.raises(ValueError, match="precision must be one of"):
         resolve_precision("fp8", "cpu")
 

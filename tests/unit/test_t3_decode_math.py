@@ -210,3 +210,26 @@ def test_int8_weight_only_linear_is_close_to_the_float_layer_and_a_quarter_of_it
     conv1d_to_linear(t3.tfmr)
     linears_to_int8(t3.tfmr)
     assert not any(isinstance(m, torch.nn.Linear) for m in t3.tfmr.modules())
+
+
+@pytest.mark.parametrize("kind", ["llama", "gpt2"])
+def test_mixed_precision_puts_the_chosen_parts_in_int8_and_keeps_the_rest_bfloat16(kind: str) -> None:
+    from daemon.int8 import Int8Linear
+    from daemon.precision import convert_transformer
+
+    t3 = tiny(kind)
+    seq = torch.randn(1, 6, 64)
+    with torch.inference_mode():
+        want = t3.tfmr(inputs_embeds=seq).last_hidden_state
+        mixed = convert_transformer(copy.deepcopy(t3.tfmr), "mixed", "cpu")
+        got = mixed(inputs_embeds=seq.to(torch.bfloat16)).last_hidden_state.float()
+    block = mixed.h[0] if kind == "gpt2" else mixed.layers[0]
+    int8 = {name for name, m in block.named_modules() if isinstance(m, Int8Linear)}
+    bf16 = {name for name, m in block.named_modules() if isinstance(m, torch.nn.Linear)}
+    if kind == "gpt2":
+        assert int8 == {"attn.c_attn", "attn.c_proj", "mlp.c_fc"} and bf16 == {"mlp.c_proj"}
+    else:
+        assert int8 == {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"}
+        assert bf16 == {"mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"}
+    assert all(m.weight.dtype == torch.bfloat16 for m in block.modules() if isinstance(m, torch.nn.Linear))
+    assert ((got - want).norm() / want.norm()) < 0.05
