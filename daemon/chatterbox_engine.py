@@ -61,6 +61,8 @@ _REQUIRED_FILES = {
 }
 _T3_KEYS = ("speaker_emb", "clap_emb", "cond_prompt_speech_tokens", "cond_prompt_speech_emb", "emotion_adv")
 _GEN_KEYS = ("prompt_token", "prompt_token_len", "prompt_feat", "prompt_feat_len", "embedding")
+#: Seconds after which pieces that did not pay are tried again (``ChatterboxEngine._pieces_pay``).
+PIECE_RECHECK_S = 600.0
 #: Sentences T3 may run ahead of the one S3Gen is making (their tokens wait, or join its S3Gen call).
 AHEAD = 2
 #: Speech-token ids S3Gen can embed (chatterbox's SPEECH_VOCAB_SIZE); T3 may emit more (SOS, EOS, and
@@ -174,6 +176,9 @@ class ChatterboxEngine(Engine):
         self._ahead: list[TokenStream] = []
         #: Next sentences' audio made with an earlier sentence's S3Gen call, by sentence.
         self._made: dict[Hashable, GenResult] = {}
+        #: S3Gen seconds per second of audio of a streamed piece (recent, smoothed), and when measured.
+        self.piece_rtf: float | None = None
+        self._piece_measured_at = 0.0
         #: torch threads for (T3's thread, S3Gen's thread) on the streamed path, and
         #: torch's own count (the stock path and preparing voices); set at load.
         self.pipeline_threads: tuple[int, int] = (1, 1)
@@ -657,7 +662,7 @@ class ChatterboxEngine(Engine):
                     max_tokens=budget + 3 + sum(u.budget + 3 for u in upcoming[:AHEAD] if options.seed is None),
                 )
                 size = chunk_schedule(first_chunk_tokens)
-                streaming = hurry is not None and hurry()
+                streaming = hurry is not None and self._pieces_pay() and hurry()
                 pending: list[int] = []
                 chunk, count, t3_before = 0, 0, 0.0
                 for token in stream:
@@ -673,8 +678,10 @@ class ChatterboxEngine(Engine):
                         raise Cancelled()
                     s3_start = time.perf_counter()
                     audio = s3.push(pending)
+                    s3_seconds = time.perf_counter() - s3_start
+                    self._note_piece(s3_seconds, len(audio) / self.sample_rate)
                     t3_now = stream.t3_seconds
-                    yield GenResult(audio, t3_now - t3_before, time.perf_counter() - s3_start, count, final=False)
+                    yield GenResult(audio, t3_now - t3_before, s3_seconds, count, final=False)
                     pending, count, chunk, t3_before = [], 0, chunk + 1, t3_now
                 if cancel.is_set():
                     raise Cancelled()
@@ -712,6 +719,28 @@ class ChatterboxEngine(Engine):
             if not finished:
                 stream.drop()
                 self._drop_ahead()
+
+    def _pieces_pay(self) -> bool:
+        """Whether small pieces bring sound sooner on this machine.
+
+        A piece costs S3Gen a pass over the voice's whole reference. Where
+        that takes longer than the piece plays (``piece_rtf`` above 1: a
+        2-core CPU measured 1.7), the listener would hear a fragment and then
+        wait for the rest, and the whole sentence in one pass comes sooner;
+        where it takes less (a GPU), pieces win. Measured on the pieces made
+        (the warm-up makes two), and again after ``PIECE_RECHECK_S`` so a
+        machine that got quieter can earn them back.
+        """
+        if self.piece_rtf is None or self.piece_rtf < 1.0:
+            return True
+        return time.monotonic() - self._piece_measured_at > PIECE_RECHECK_S
+
+    def _note_piece(self, s3_seconds: float, audio_seconds: float) -> None:
+        if audio_seconds <= 0:
+            return
+        rtf = s3_seconds / audio_seconds
+        self.piece_rtf = rtf if self.piece_rtf is None else 0.5 * self.piece_rtf + 0.5 * rtf
+        self._piece_measured_at = time.monotonic()
 
     def _end_pad(self) -> list[int]:
         """Tokens chatterbox puts after a sentence's speech tokens (Turbo: 3 of silence)."""
@@ -780,9 +809,10 @@ class ChatterboxEngine(Engine):
             stream.drop()
 
     def warmup(self) -> None:
-        """Prepare conditionals from a synthetic clip and speak two words.
+        """Prepare conditionals from a synthetic clip, speak two words, and (fast path) a short sentence in two pieces.
 
-        This pays a process's first-call costs (lazy kernels, mel filters,
+        The pieces measure what a streamed piece costs on this machine
+        (``_pieces_pay``: whether the first sentence is worth streaming). This pays a process's first-call costs (lazy kernels, mel filters,
         allocator) before the first real request. Measured again at stop 18
         (2-core CPU, torch 2.9.1, test checkpoint, original): the warm-up took
         9.4 s, of which the first ``prepare_conditionals`` was 1.5 s against
@@ -802,6 +832,14 @@ class ChatterboxEngine(Engine):
         soundfile.write(buf, clip.astype(np.float32), rate, format="WAV", subtype="FLOAT")
         conds = self.prepare(buf.getvalue())
         self.generate("Hello.", conds, SynthOptions(seed=0), 4, threading.Event())
+        if self.engine_path == "fast":
+            # The streamed path too, in two pieces: its first calls, and what a piece costs here.
+            from .s3gen_stream import LOOKAHEAD
+
+            for _ in self.generate_stream(
+                "Hello there.", conds, SynthOptions(seed=0), 15 + LOOKAHEAD + 4, threading.Event(), hurry=lambda: True
+            ):
+                pass
 
     # -- description ---------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -63,6 +64,8 @@ class Segment:
     #: and that piece's real-time factor when it is not the first (the first pays for starting).
     last_piece_made_s: float = 0.0
     last_piece_rtf: float | None = None
+    #: The most audio this sentence can have (its token budget), if known.
+    longest_s: float | None = None
 
 
 @dataclass
@@ -181,8 +184,12 @@ class Player:
         made_s: float,
         *,
         final: bool = True,
+        longest_s: float | None = None,
     ) -> None:
         """A sentence, or a piece of one, is ready.
+
+        ``longest_s``: the most audio the sentence can have (its speech-token
+        budget), which bounds how much more of it is still to come.
 
         Pieces of one sentence (same ``index``) join into one segment; the
         last (``final``) gets the fade-out and the pause after the sentence.
@@ -207,6 +214,7 @@ class Player:
                 audio = np.concatenate([fade(samples, self.rate, end=final), pause])
                 last = Segment(index, audio, len(samples), span, text, made_s, open=not final)
                 last.last_piece_made_s = made_s
+                last.longest_s = longest_s
                 item.segments.append(last)
             if final and last.speech_samples and last.made_s > 0:
                 self._rtfs.append(last.made_s / (last.speech_samples / self.rate))
@@ -407,7 +415,7 @@ class Player:
         rtf = seg.last_piece_rtf or (float(np.median(self._rtfs)) if self._rtfs else self._rtf_estimate(item))
         return speaker.sentence_may_start(
             buffered_s=len(seg.samples) / self.rate,
-            remaining_s=(seg.span[1] - seg.span[0]) * spc - speech_s,
+            remaining_s=min((seg.span[1] - seg.span[0]) * spc, seg.longest_s or math.inf) - speech_s,
             rtf=rtf,
             next_piece_s=seg.last_piece_made_s,
         )

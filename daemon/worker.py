@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 
 #: Sentences after the current one handed to the engine (it may start on them early).
 UPCOMING = 3
+#: Speech tokens per second of audio (S3Gen's tokenizer, every variant), and the
+#: silence tokens Turbo adds after a sentence: a token budget's longest audio.
+SPEECH_TOKENS_PER_S = 25
+SPEECH_PAD_TOKENS = 3
 
 
 class Worker:
@@ -214,7 +218,8 @@ class Worker:
         """
         span = (chunk.start, chunk.end)
         if job.kind == "speak":
-            self.svc.player.push(job, index, samples, span, chunk.text, made_s, final=result.final)
+            longest = (budget + SPEECH_PAD_TOKENS) / SPEECH_TOKENS_PER_S / job.rate
+            self.svc.player.push(job, index, samples, span, chunk.text, made_s, final=result.final, longest_s=longest)
         elif job.identity is not None and job.req_id is not None:
             self.svc.out.reply(
                 job.identity,
