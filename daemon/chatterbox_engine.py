@@ -812,7 +812,8 @@ class ChatterboxEngine(Engine):
         """Prepare conditionals from a synthetic clip, speak two words, and (fast path) a short sentence in two pieces.
 
         The pieces measure what a streamed piece costs on this machine
-        (``_pieces_pay``: whether the first sentence is worth streaming). This pays a process's first-call costs (lazy kernels, mel filters,
+        (``_pieces_pay``: whether the first sentence is worth streaming).
+        This pays a process's first-call costs (lazy kernels, mel filters,
         allocator) before the first real request. Measured again at stop 18
         (2-core CPU, torch 2.9.1, test checkpoint, original): the warm-up took
         9.4 s, of which the first ``prepare_conditionals`` was 1.5 s against
