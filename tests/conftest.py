@@ -83,6 +83,7 @@ REAL_MODEL_FILE_SECONDS = {
     "tests/integration/test_variants.py": 143,
     "tests/integration/test_bridges_real_engine.py": 96,
     "tests/integration/test_quick_load.py": 50,
+    "tests/integration/test_reload_memory.py": 45,
     "tests/integration/test_stream_joins.py": 14,
 }
 _UNLISTED_S = 60

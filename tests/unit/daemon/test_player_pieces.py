@@ -80,3 +80,33 @@ def test_the_player_waits_at_the_end_of_an_unfinished_sentence(player: Player) -
     rest, begun = drain(player, job)
     assert len(rest) == 1000 + int(player.pause_s * RATE)
     assert begun == []  # still the same sentence
+
+
+def test_pieces_are_wanted_while_a_listener_waits_and_not_while_the_speaker_holds_enough(player: Player) -> None:
+    job = speech("One sentence here. Another one follows it.")
+    player.admit(job, "text")
+    assert player.wants_pieces(job, 18)  # nothing made yet: the first sound waits on this sentence
+    player.push(job, 0, tone(RATE), (0, 18), "One sentence here.", 2.0, final=True)
+    assert not player.wants_pieces(job, 24)  # pre-buffering: whole sentences reach the start sooner
+    item = player._find(job)
+    item.started = True  # playing, with 1 s (and the pause) held
+    assert player.wants_pieces(job, 24)  # 24 characters take longer to make whole than 1.25 s lasts
+    player.push(job, 1, tone(8 * RATE), (19, 43), "Another one follows it.", 2.0, final=True)
+    assert not player.wants_pieces(job, 24)  # 9 s held: plenty of time to make a sentence whole
+    assert not player.wants_pieces(speech(), 10)  # not on the speaker at all
+
+
+def test_a_sentence_still_being_made_starts_only_when_the_rest_comes_in_time(player: Player) -> None:
+    job = speech("A sentence of about forty characters here.")
+    player.admit(job, "text")
+    item = player._find(job)
+    # A first piece of 0.6 s that took 1.5 s to make, in a sentence that can last 2.1 s at most.
+    player.push(job, 0, tone(int(0.6 * RATE)), (0, 42), "A sentence…", 1.5, final=False, longest_s=2.1)
+    seg = item.segments[0]
+    assert not player._may_enter(item, seg)  # 0.6 s would run out long before the next piece
+    # A second piece: 1.0 s more, made in 0.8 s (faster than it plays); 0.5 s at most to come.
+    player.push(job, 0, tone(RATE), (0, 42), "A sentence…", 0.8, final=False, longest_s=2.1)
+    assert player._may_enter(item, seg)
+    player.prebuffer = "off"
+    player.push(job, 0, tone(10), (0, 42), "A sentence…", 5.0, final=False, longest_s=2.1)
+    assert player._may_enter(item, seg)  # pre-buffer off: never wait
