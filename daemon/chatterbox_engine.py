@@ -258,7 +258,7 @@ class ChatterboxEngine(Engine):
             what = "out of memory" if "out of memory" in str(exc).lower() else "the weights do not fit the model"
             raise EngineError("model_failed", f"{what}: {exc}") from exc
         self.sample_rate = int(self.model.sr)
-        self._default_threads = torch.get_num_threads()
+        self._default_threads = process_threads()
         self.pipeline_threads = pipeline_threads(self._default_threads)
         self.engine_path = resolve_engine_path(self.wanted_path, self.variant)
         if self.variant != "multilingual":
@@ -487,6 +487,8 @@ class ChatterboxEngine(Engine):
             # librosa reads file objects through soundfile only; formats only
             # audioread/ffmpeg can decode are turned into an in-memory WAV.
             source = _as_wav(clip)
+        self._drop_ahead()  # no T3 running ahead beside it; all the cores for the voice
+        torch.set_num_threads(self._default_threads)
         with torch.inference_mode():
             self.model.prepare_conditionals(source)
         conds, self.model.conds = self.model.conds, None
@@ -893,6 +895,25 @@ def _as_wav(clip: bytes) -> io.BytesIO:
 def _stream_key(text: str, conds: CondTensors, options: SynthOptions, budget: int) -> Hashable:
     """Which sentence a T3 run is for: a run made ahead is used only for the very same one."""
     return (text, id(conds), options, budget)
+
+
+_PROCESS_THREADS: int | None = None
+
+
+def process_threads() -> int:
+    """torch's own intra-op thread count for this process, read before we first change it.
+
+    The streamed path sets its threads' counts (``pipeline_threads``), and
+    torch hands the last count set to every thread that has not run an op
+    yet, so a later load's loader thread would read that instead. Read once,
+    at the first load, before anything here calls ``set_num_threads``.
+    """
+    global _PROCESS_THREADS
+    if _PROCESS_THREADS is None:
+        import torch
+
+        _PROCESS_THREADS = torch.get_num_threads()
+    return _PROCESS_THREADS
 
 
 def pipeline_threads(cores: int) -> tuple[int, int]:
