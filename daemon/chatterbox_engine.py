@@ -20,6 +20,7 @@ long-lived daemon needs around them:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
@@ -182,6 +183,8 @@ class ChatterboxEngine(Engine):
         #: torch threads for (T3's thread, S3Gen's thread) on the streamed path, and
         #: torch's own count (the stock path and preparing voices); set at load.
         self.pipeline_threads: tuple[int, int] = (1, 1)
+        #: S3Gen is working on the worker thread (T3's thread takes its share only then).
+        self._s3_busy = False
         self._default_threads = 1
         self._t3_seconds = 0.0
         self._s3_seconds = 0.0
@@ -646,8 +649,6 @@ class ChatterboxEngine(Engine):
             self._ahead.pop(0)
         self._chain(conds, upcoming, cancel, after=stream)
         stream.start()
-        _, s3_threads = self.pipeline_threads
-        torch.set_num_threads(s3_threads)
         torch.manual_seed(seed)  # HiFT's random phases draw from this thread's global stream
         model = self.model
         finished = False
@@ -679,7 +680,8 @@ class ChatterboxEngine(Engine):
                     if cancel.is_set():
                         raise Cancelled()
                     s3_start = time.perf_counter()
-                    audio = s3.push(pending)
+                    with self._s3_working(stream):
+                        audio = s3.push(pending)
                     s3_seconds = time.perf_counter() - s3_start
                     self._note_piece(s3_seconds, len(audio) / self.sample_rate)
                     t3_now = stream.t3_seconds
@@ -701,7 +703,8 @@ class ChatterboxEngine(Engine):
                 own_end = len(s3.tokens) + len(pending)  # tokens of this sentence, all pieces
                 s3_start = time.perf_counter()
                 before = s3.samples_out
-                audio = s3.push(pending + [t for _, tokens, _ in joined for t in self._kept(tokens)], final=True)
+                with self._s3_working(stream):
+                    audio = s3.push(pending + [t for _, tokens, _ in joined for t in self._kept(tokens)], final=True)
                 s3_seconds = time.perf_counter() - s3_start
                 finished = True
                 cut = own_end * TOKEN_SAMPLES - before
@@ -801,7 +804,22 @@ class ChatterboxEngine(Engine):
             assert isinstance(sampling, Sampling)
             return run(t3_cond, text_tokens, sampling, budget, stop, generator=generator, reuse_prefix=True)
 
-        return TokenStream(key, loop, cancel, threads=lambda: self.pipeline_threads[0])
+        return TokenStream(
+            key, loop, cancel, threads=lambda: self.pipeline_threads[0] if self._s3_busy else self._default_threads
+        )
+
+    @contextlib.contextmanager
+    def _s3_working(self, stream: TokenStream) -> Iterator[None]:
+        """S3Gen runs on this thread: on its share of the cores while T3 works, else on all of them."""
+        import torch
+
+        t3_busy = stream.running or any(s.running for s in self._ahead)
+        torch.set_num_threads(self.pipeline_threads[1] if t3_busy else self._default_threads)
+        self._s3_busy = True
+        try:
+            yield
+        finally:
+            self._s3_busy = False
 
     def _drop_ahead(self) -> None:
         """Stop the sentences made ahead: no longer wanted (another job came first, a reload)."""

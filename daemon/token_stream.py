@@ -54,7 +54,9 @@ class TokenStream:
     ``FastT3.original`` with their arguments bound); it is called on the
     stream's thread. ``key`` says which sentence this is, so the engine can
     tell whether a stream made ahead is the one it now needs.
-    ``threads`` is torch's intra-op thread count on this thread (None: leave it).
+    ``threads()`` is torch's intra-op thread count for this thread's next
+    token (None: leave it); asked before every token, so T3 can take all the
+    cores while S3Gen is idle and share them while it works.
     """
 
     def __init__(
@@ -78,6 +80,12 @@ class TokenStream:
         #: Seconds the thread spent in T3 so far (prefill and decode).
         self.t3_seconds = 0.0
 
+    @property
+    def running(self) -> bool:
+        """Whether T3 is working on this sentence now (started, not ended)."""
+        with self._lock:
+            return self.started and not self._done
+
     def start(self) -> TokenStream:
         with self._lock:
             if not self.started and not self._stop.is_set():
@@ -97,14 +105,22 @@ class TokenStream:
         import torch
 
         start = time.perf_counter()
-        try:
+        current = 0
+
+        def share_cores() -> None:
+            nonlocal current
             wanted = self._threads() if self._threads is not None else None
-            if wanted:
+            if wanted and wanted != current:
                 torch.set_num_threads(wanted)
+                current = wanted
+
+        try:
+            share_cores()
             with torch.inference_mode():
                 for token in self._loop(_EitherSet(self._cancel, self._stop)):
                     self.t3_seconds = time.perf_counter() - start
                     self._queue.put(token)
+                    share_cores()
             self._queue.put(_END)
         except Cancelled as exc:
             self._queue.put(exc)
