@@ -707,7 +707,8 @@ class ChatterboxEngine(Engine):
                     audio = s3.push(pending + [t for _, tokens, _ in joined for t in self._kept(tokens)], final=True)
                 s3_seconds = time.perf_counter() - s3_start
                 finished = True
-                cut = own_end * TOKEN_SAMPLES - before
+                # This sentence's audio ends at its last token (960 samples a token).
+                cut = own_end * TOKEN_SAMPLES - before if joined else len(audio)
                 bounds = [cut]
                 for _, tokens, _ in joined:
                     bounds.append(bounds[-1] + len(self._kept(tokens)) * TOKEN_SAMPLES)
