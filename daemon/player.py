@@ -531,6 +531,11 @@ class Player:
                 )
             try:
                 self._pace()
+                with self._cond:
+                    # A stop while pacing: this block was taken before it and must not sound.
+                    stale = self._cut or item not in self._items
+                if stale:
+                    continue
                 self._stream.write(block * volume if volume != 1.0 else block)
             except AudioError as exc:
                 failed_write = (item, exc)

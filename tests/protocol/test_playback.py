@@ -125,10 +125,11 @@ def test_stop_cuts_the_sentence_that_is_playing(player_daemon: DaemonProcess, pc
     before = len(player_daemon.played())
     job = pc.speak(sentences(6), voice="v")["job"]
     log.wait_for(lambda t, d: t == "job" and d.get("job") == job and d["event"] == "sentence" and d["sentence"] == 1)
+    time.sleep(0.3)  # the event comes as the sentence's first block goes out: let some of it sound
     assert pc.stop()["stopped"] == [job]
     end = pc.wait(job, timeout=10)
     assert end["state"] == "cancelled"
-    settled = len(player_daemon.played())
+    settled = player_daemon.played_settled()
     time.sleep(0.6)
     assert len(player_daemon.played()) == settled  # silence after the stop
     played_s = len(nonzero(player_daemon.played()[before:])) / RATE

@@ -459,16 +459,7 @@ def test_stopping_in_speech_dispatcher_stops_our_audio(
     end = log.wait_job(job, "cancelled", "finished", timeout=15)
     assert end["event"] == "cancelled", end
     assert end["error"]["message"] == "stopped"  # by our command, which saw the module live on
-    at_end = len(sd_daemon.played())
-    # The sink's pipe (ALSA's file plugin through cat) may still deliver the few
-    # blocks the device took before the stop; at most a quarter second of them.
-    settled = at_end
-    for _ in range(10):
-        time.sleep(0.15)
-        if len(sd_daemon.played()) == settled:
-            break
-        settled = len(sd_daemon.played())
-    assert settled - at_end < 0.25 * 24_000
+    settled = sd_daemon.played_settled()
     time.sleep(0.6)
     assert len(sd_daemon.played()) == settled  # silence after the stop
     assert end["playback"]["played_s"] < 3 * 2 * len(SENTENCE.format(0)) / 25

@@ -116,6 +116,22 @@ class DaemonProcess:
         env.update(self.extra_env)
         return env
 
+    def played_settled(self, most_s: float = 0.25, rate: int = 24_000) -> int:
+        """Samples in the sink once it stops growing (at most ``most_s`` more than now, else it raises).
+
+        The sink is ALSA's file plugin through ``cat``: what the device took
+        just before a stop can reach the file a moment after the stop's reply.
+        """
+        start = settled = len(self.played())
+        for _ in range(10):
+            time.sleep(0.15)
+            now = len(self.played())
+            if now == settled:
+                break
+            settled = now
+        assert settled - start < most_s * rate, f"the sink grew by {(settled - start) / rate:.2f} s after a stop"
+        return settled
+
     def played(self) -> np.ndarray:
         """Everything the daemon has played so far (float32 samples)."""
         try:
