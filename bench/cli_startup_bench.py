@@ -10,7 +10,7 @@ the user feels before speech is even queued. Measured side by side in one run,
 each a fresh process, median of ``--runs``:
 
 - ``python -c pass``: the interpreter's own floor;
-- importing the CLI (``chatterbox_tray.ipc.cli``): our modules and pyzmq;
+- importing the CLI (``chatterbox_tray.cli.main``): our modules and pyzmq;
 - ``chatterbox-tray ping``: start-up, connect, one round trip, exit;
 - ``chatterbox-tray say --no-wait``: start-up to the daemon's ``accepted``
   (what a hotkey press costs before synthesis starts), against a fake-engine
@@ -52,7 +52,7 @@ def timed(argv: list[str], env: dict[str, str], runs: int) -> list[float]:
 
 def heavy_modules(env: dict[str, str]) -> list[str]:
     code = (
-        "import sys, chatterbox_tray.ipc.cli, chatterbox_tray.ipc.quick;"
+        "import sys, chatterbox_tray.cli.main, chatterbox_tray.cli.quickspeak_command;"
         "print(','.join(m for m in ('torch', 'numpy', 'PySide6', 'soundfile') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
@@ -71,10 +71,10 @@ def main(argv: list[str] | None = None) -> int:
             c.voices_add("bench", data=voiced_tone(6.0))
             c.voices_default("bench")
         env = daemon.env()
-        cli = [sys.executable, "-m", "chatterbox_tray.ipc.cli", "--no-start"]
+        cli = [sys.executable, "-m", "chatterbox_tray.cli.main", "--no-start"]
         rows = [
             ("python -c pass", [sys.executable, "-c", "pass"]),
-            ("import the CLI", [sys.executable, "-c", "import chatterbox_tray.ipc.cli"]),
+            ("import the CLI", [sys.executable, "-c", "import chatterbox_tray.cli.main"]),
             ("chatterbox-tray ping", [*cli, "ping", "-c", "1"]),
             ("chatterbox-tray say --no-wait", [*cli, "say", "--no-wait", "-p", "quick", "Hi."]),
             ("import torch", [sys.executable, "-c", "import torch"]),

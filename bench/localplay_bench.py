@@ -4,7 +4,7 @@ Run from the repo root::
 
     uv run python -m bench.localplay_bench [--rounds 20]
 
-It plays tones through ``ipc.localplay.LocalPlayer`` into an ALSA file sink
+It plays tones through ``audio.local_player.LocalPlayer`` into an ALSA file sink
 (PortAudio's default output in this process, paced by the wall clock as a
 speaker is) and, round after round, stops, skips or displaces the speech
 0.3 s after it began. Two figures each:
@@ -48,7 +48,7 @@ def tone(seconds: float, index: int) -> object:
 
 def one_round(action: str) -> tuple[float, float]:
     """(cut latency s, seconds written after the request) for one stop, skip or displacement."""
-    from chatterbox_tray.ipc.localplay import LocalPlayer
+    from chatterbox_tray.audio.local_player import LocalPlayer
 
     player = LocalPlayer()
     started: list[float] = []

@@ -32,12 +32,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from chatterbox_tray.ipc.client import Client, DaemonUnavailable
-from chatterbox_tray.ipc.limits import RATE_RANGE
-from chatterbox_tray.ipc.protocol import ProtocolError
-
-from . import audio
-from .link import OPENAI_VOICES, DaemonLink, UnknownVoice, VoiceTable, open_synthesis, resolve_voice
+from ..ipc.client import Client, DaemonUnavailable
+from ..ipc.limits import RATE_RANGE
+from ..ipc.protocol import ProtocolError
+from . import encoders
+from .upstream import OPENAI_VOICES, DaemonLink, UnknownVoice, VoiceTable, open_synthesis, resolve_voice
 
 log = logging.getLogger("chatterbox_tray.bridges.openai")
 
@@ -234,8 +233,8 @@ def parse_speech(body: dict[str, Any]) -> SpeechRequest:
     if not isinstance(fmt, str):
         raise ApiError(400, "'response_format' must be a string", "invalid_value", "response_format")
     try:
-        fmt = audio.check_format(fmt)
-    except audio.UnsupportedFormat as exc:
+        fmt = encoders.check_format(fmt)
+    except encoders.UnsupportedFormat as exc:
         raise ApiError(400, str(exc), "unsupported_format", "response_format") from None
     stream = body.get("stream_format", "audio")
     if stream not in ("audio", "sse"):
@@ -606,13 +605,13 @@ class Handler(BaseHTTPRequestHandler):
         """Send the audio as it is made: a chunked body, or server-sent events."""
         sse = req.stream_format == "sse"
         chunked = self.request_version != "HTTP/1.0"
-        enc: audio.Encoder | None = None
+        enc: encoders.Encoder | None = None
         self.send_response(200)
         if sse:
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Cache-Control", "no-cache")
         else:
-            self.send_header("Content-Type", audio.FORMATS[req.response_format][0])
+            self.send_header("Content-Type", encoders.FORMATS[req.response_format][0])
         if chunked:
             self.send_header("Transfer-Encoding", "chunked")
         else:
@@ -637,14 +636,14 @@ class Handler(BaseHTTPRequestHandler):
         try:
             for chunk in stream:
                 if enc is None:
-                    enc = audio.encoder(req.response_format, chunk.sample_rate)
+                    enc = encoders.encoder(req.response_format, chunk.sample_rate)
                 # Quarter-second slices: an MP3 encoder takes about 60 ms per second of
                 # audio on a busy 2-core machine, so a whole chunk would hold back its first bytes.
                 step = max(1, chunk.sample_rate // 4)
                 for i in range(0, len(chunk.samples), step):
                     emit(enc.feed(chunk.samples[i : i + step]))
             if enc is None:
-                enc = audio.encoder(req.response_format, int(stream.summary.get("sample_rate") or 24_000))
+                enc = encoders.encoder(req.response_format, int(stream.summary.get("sample_rate") or 24_000))
             emit(enc.finish())
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
             log.info("client went away; cancelling job %s", stream.job)

@@ -38,11 +38,10 @@ from wyoming.info import Attribution, Describe, Info, TtsProgram, TtsVoice
 from wyoming.server import AsyncEventHandler, AsyncServer
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped
 
-from chatterbox_tray.ipc.client import DaemonUnavailable
-from chatterbox_tray.ipc.protocol import ProtocolError
-
-from .audio import to_int16
-from .link import DaemonLink, open_synthesis
+from ..ipc.client import DaemonUnavailable
+from ..ipc.protocol import ProtocolError
+from .encoders import to_int16
+from .upstream import DaemonLink, open_synthesis
 
 log = logging.getLogger("chatterbox_tray.bridges.wyoming")
 

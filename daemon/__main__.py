@@ -73,8 +73,7 @@ def run(args: argparse.Namespace) -> int:
     except (TypeError, ValueError) as exc:
         print(f"chatterbox-tray daemon: {exc}", file=sys.stderr)
         return 2
-    from chatterbox_tray.ipc.remote import RemoteError
-
+    from ..ipc.remote import RemoteError
     from .settings import load_remote_settings
 
     try:

@@ -33,8 +33,7 @@ from collections.abc import Callable, Hashable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chatterbox_tray.ipc.limits import CLIP_MIN_SECONDS
-
+from ..ipc.limits import CLIP_MIN_SECONDS
 from . import download
 from .engine import (
     OPTION_RANGES,

@@ -27,8 +27,8 @@ from typing import Literal
 import numpy as np
 import soundfile as sf
 
-from chatterbox_tray.ipc.limits import CLIP_MAX_SECONDS, CLIP_MIN_SECONDS, CLIP_SILENCE_RMS_DBFS
-from chatterbox_tray.ipc.protocol import CodedError
+from ..ipc.limits import CLIP_MAX_SECONDS, CLIP_MIN_SECONDS, CLIP_SILENCE_RMS_DBFS
+from ..ipc.protocol import CodedError
 
 __all__ = [
     "MAX_SECONDS",

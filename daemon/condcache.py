@@ -51,7 +51,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from chatterbox_tray.ipc.atomic import OWNER_ONLY, TMP_PREFIX, TMP_SUFFIX, commit_temp, discard_temp, write_temp
+from ..ipc.atomic import OWNER_ONLY, TMP_PREFIX, TMP_SUFFIX, commit_temp, discard_temp, write_temp
 
 if TYPE_CHECKING:
     import torch

@@ -30,8 +30,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from chatterbox_tray.ipc.protocol import INTERNAL_MESSAGE, CodedError, ProtocolError
-
+from ..ipc.protocol import INTERNAL_MESSAGE, CodedError, ProtocolError
 from .history import JobHistory
 from .jobs import Job, JobQueue
 from .player import Dropped

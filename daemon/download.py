@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from chatterbox_tray.ipc.formatting import human_bytes
+from ..ipc.formatting import human_bytes
 
 __all__ = ["HUB_FILES", "STALL_S", "DownloadError", "DownloadProgress", "current", "fetch", "fetch_weights", "reset"]
 

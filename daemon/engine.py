@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chatterbox_tray.ipc import limits
-from chatterbox_tray.ipc.protocol import CodedError
+from ..ipc import limits
+from ..ipc.protocol import CodedError
 
 #: Flat conditionals: "t3.speaker_emb", "gen.prompt_feat", ... -> CPU tensor.
 CondTensors = dict[str, Any]

@@ -26,8 +26,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from chatterbox_tray.ipc.limits import CLIP_MIN_SECONDS
-
+from ..ipc.limits import CLIP_MIN_SECONDS
 from .engine import (
     OPTION_RANGES,
     Cancelled,

@@ -20,12 +20,11 @@ from dataclasses import dataclass
 from dataclasses import replace as dc_replace
 from typing import Any
 
-from chatterbox_tray import __version__
-from chatterbox_tray.ipc.audio_out import find_device, resample
-from chatterbox_tray.ipc.limits import DEFAULT_PRIORITY, OPTION_RANGES, PRIORITIES, RATE_RANGE, VOLUME_RANGE
-from chatterbox_tray.ipc.limits import PRIORITY_RANK as RANK
-from chatterbox_tray.ipc.protocol import INTERNAL_MESSAGE, OPS, PROTOCOL_VERSION, Args, CodedError, ProtocolError
-
+from .. import __version__
+from ..audio.output import find_device, resample
+from ..ipc.limits import DEFAULT_PRIORITY, OPTION_RANGES, PRIORITIES, RATE_RANGE, VOLUME_RANGE
+from ..ipc.limits import PRIORITY_RANK as RANK
+from ..ipc.protocol import INTERNAL_MESSAGE, OPS, PROTOCOL_VERSION, Args, CodedError, ProtocolError
 from .clip import decode_clip, sha256_bytes, validate_clip
 from .engine import SynthOptions
 from .jobs import LOCAL_CLIENT, Job

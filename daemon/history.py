@@ -18,8 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from chatterbox_tray.ipc.atomic import OWNER_ONLY, write_atomic
-
+from ..ipc.atomic import OWNER_ONLY, write_atomic
 from .storage import remove_temp_files_of
 
 log = logging.getLogger(__name__)

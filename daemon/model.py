@@ -17,8 +17,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from chatterbox_tray.ipc.protocol import ProtocolError
-
+from ..ipc.protocol import ProtocolError
 from . import download
 from .engine import Engine, EngineError
 from .settings import NEEDS_RELOAD, Settings

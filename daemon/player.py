@@ -7,9 +7,9 @@ device in 20 ms blocks (``audio_out.OutputStream``), so stop, pause and skip
 act between blocks.
 
 The rules it follows (priorities, what plays next, when the pre-buffer lets
-a job start) are pure functions in ``ipc/speaker.py``; this module runs them.
-This computer's player for a remote daemon's speech (``ipc/localplay.py``)
-runs the same rules on the same output stream (``ipc/audio_out.py``).
+a job start) are pure functions in ``audio/speaker_rules.py``; this module runs them.
+This computer's player for a remote daemon's speech (``audio/local_player.py``)
+runs the same rules on the same output stream (``audio/output.py``).
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from chatterbox_tray.ipc import speaker
-from chatterbox_tray.ipc.audio_out import LEAD_S, AudioError, OutputStream, fade, list_devices
-from chatterbox_tray.ipc.limits import PRIORITIES, PRIORITY_RANK
+from ..audio import speaker_rules as speaker
+from ..audio.output import LEAD_S, AudioError, OutputStream, fade, list_devices
+from ..ipc.limits import PRIORITIES, PRIORITY_RANK
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ cancelled. Jobs send a progress reply every second, so this is noticed even
 before the first chunk.
 
 With remote mode on, a second ROUTER serves other computers over TCP with
-CURVE (daemon/remote.py is its gatekeeper). Its connections' identities
+CURVE (daemon/remote_gate.py is its gatekeeper). Its connections' identities
 are prefixed with ``REMOTE_PREFIX`` inside the daemon, so the rest of the
 daemon treats a remote client like any other and replies find their socket.
 """
@@ -34,8 +34,8 @@ from typing import Any
 
 import zmq
 
-from chatterbox_tray.ipc import endpoints
-from chatterbox_tray.ipc.protocol import (
+from ..ipc import endpoints
+from ..ipc.protocol import (
     INTERNAL_MESSAGE,
     MAX_FRAME_BYTES,
     Args,
@@ -49,12 +49,11 @@ from chatterbox_tray.ipc.protocol import (
     event_header,
     reply_header,
 )
-from chatterbox_tray.ipc.remote import RemoteSettings
-
+from ..ipc.remote import RemoteSettings
 from .handlers import HANDLERS, Request
 from .instance import InstanceLock
 from .jobs import LOCAL_CLIENT
-from .remote import JOB_OPS, LOCAL_ONLY_OPS, PATH_ARGS, REMOTE_PREFIX, Gate, PortInUse
+from .remote_gate import JOB_OPS, LOCAL_ONLY_OPS, PATH_ARGS, REMOTE_PREFIX, Gate, PortInUse
 from .service import Service
 from .settings import Settings
 

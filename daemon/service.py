@@ -26,10 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from chatterbox_tray.ipc import endpoints
-from chatterbox_tray.ipc.protocol import ProtocolError
-
-from .bridges import BridgeSupervisor
+from ..ipc import endpoints
+from ..ipc.protocol import ProtocolError
+from .bridge_supervisor import BridgeSupervisor
 from .condcache import CacheKey, ConditionalsCache
 from .coordinator import Coordinator, Outbox
 from .engine import Engine

@@ -13,11 +13,10 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from chatterbox_tray.ipc import endpoints
-from chatterbox_tray.ipc.atomic import write_atomic
-from chatterbox_tray.ipc.limits import DEFAULT_MAX_TEXT_CHARS, PREBUFFER_MODES, RATE_RANGE
-from chatterbox_tray.ipc.remote import RemoteSettings, remote_settings
-
+from ..ipc import endpoints
+from ..ipc.atomic import write_atomic
+from ..ipc.limits import DEFAULT_MAX_TEXT_CHARS, PREBUFFER_MODES, RATE_RANGE
+from ..ipc.remote import RemoteSettings, remote_settings
 from .precision import PRECISIONS
 from .storage import disk_full_as_error
 
@@ -94,7 +93,7 @@ class Settings:
     #: ``rate``): 0.5 to 2.0, by time-stretching (daemon/stretch.py).
     rate: float = 1.0
     #: Run the OpenAI-compatible endpoint (``chatterbox-tray serve openai``) as
-    #: the daemon's child, on 127.0.0.1 at ``bridge_openai_port`` (daemon/bridges.py).
+    #: the daemon's child, on 127.0.0.1 at ``bridge_openai_port`` (daemon/bridge_supervisor.py).
     bridge_openai: bool = False
     bridge_openai_port: int = 8880
     #: Run the Wyoming server (``chatterbox-tray serve wyoming``) as the

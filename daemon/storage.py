@@ -16,8 +16,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from chatterbox_tray.ipc.atomic import TMP_SUFFIX, temp_prefix_for
-from chatterbox_tray.ipc.protocol import CodedError
+from ..ipc.atomic import TMP_SUFFIX, temp_prefix_for
+from ..ipc.protocol import CodedError
 
 __all__ = ["DiskFullError", "disk_full_as_error", "remove_temp_files_of"]
 

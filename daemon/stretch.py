@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from chatterbox_tray.ipc.limits import RATE_RANGE
+from ..ipc.limits import RATE_RANGE
 
 #: Frame length (s). 40 ms holds three or more periods of any speaking voice
 #: (75 Hz and up), so the correlation finds the period reliably, yet is short

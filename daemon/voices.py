@@ -40,10 +40,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from chatterbox_tray.ipc.atomic import OWNER_ONLY, TMP_PREFIX, write_atomic
-from chatterbox_tray.ipc.limits import VOICE_NAME_MAX_LENGTH
-from chatterbox_tray.ipc.protocol import CodedError
-
+from ..ipc.atomic import OWNER_ONLY, TMP_PREFIX, write_atomic
+from ..ipc.limits import VOICE_NAME_MAX_LENGTH
+from ..ipc.protocol import CodedError
 from .clip import ClipError, decode_clip, sha256_bytes, validate_clip
 from .storage import disk_full_as_error
 

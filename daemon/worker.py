@@ -19,8 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from chatterbox_tray.ipc.protocol import INTERNAL_MESSAGE, CodedError, ProtocolError
-
+from ..ipc.protocol import INTERNAL_MESSAGE, CodedError, ProtocolError
 from .engine import Cancelled, GenResult, Upcoming
 from .jobs import Job
 from .stretch import Stretcher

@@ -19,14 +19,13 @@ from PySide6.QtCore import QObject, QTimer
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
-from chatterbox_tray.ipc import endpoints
-from chatterbox_tray.ipc import requests as rq
-
+from ..ipc import endpoints
+from ..ipc import requests as rq
 from . import prefs
 from .connection import Connection, default_daemon_args
 from .hotkeys import Backend
 from .icons import app_icon
-from .quickspeak import QuickSpeak
+from .quickspeak_hotkey import QuickSpeak
 from .state import AppState
 from .tray import Tray
 from .window import MainWindow

@@ -20,8 +20,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal
 
-from chatterbox_tray.ipc import endpoints
-from chatterbox_tray.ipc.core import (
+from ..ipc import endpoints
+from ..ipc.core import (
     DEFAULT_TIMEOUT,
     STREAM_GAP_TIMEOUT,
     default_timeout,
@@ -29,8 +29,8 @@ from chatterbox_tray.ipc.core import (
     reply_error,
     reply_result,
 )
-from chatterbox_tray.ipc.link import CONNECTED, CONNECTING, FAILED, LOST, STARTING, DaemonLink, daemon_log_tail
-from chatterbox_tray.ipc.requests import Request
+from ..ipc.link import CONNECTED, CONNECTING, FAILED, LOST, STARTING, DaemonLink, daemon_log_tail
+from ..ipc.requests import Request
 
 __all__ = [
     "CONNECTED",

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from chatterbox_tray.ipc import pairing, remote
+from ..ipc import pairing, remote
 
 
 class PairDialog(QDialog):

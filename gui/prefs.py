@@ -12,10 +12,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from chatterbox_tray.ipc import endpoints
-from chatterbox_tray.ipc.atomic import write_atomic
-from chatterbox_tray.ipc.remote import DAEMON_ENV
-
+from ..ipc import endpoints
+from ..ipc.atomic import write_atomic
+from ..ipc.remote import DAEMON_ENV
 from .hotkeys import DEFAULT_HOTKEY
 
 #: ``daemon``: a paired daemon's name (``chatterbox-tray remote add``), or "local".

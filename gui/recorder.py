@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from chatterbox_tray.ipc.limits import CLIP_MAX_SECONDS, CLIP_MIN_SECONDS, CLIP_SILENCE_RMS_DBFS
+from ..ipc.limits import CLIP_MAX_SECONDS, CLIP_MIN_SECONDS, CLIP_SILENCE_RMS_DBFS
 
 RATE = 24_000
 MIN_S, MAX_S = CLIP_MIN_SECONDS, CLIP_MAX_SECONDS  # the daemon's clip limits (docs/protocol.md)

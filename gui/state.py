@@ -19,12 +19,11 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from chatterbox_tray.ipc import remote as remote_files
-from chatterbox_tray.ipc import requests as rq
-from chatterbox_tray.ipc.requests import Request
-
+from ..ipc import remote as remote_files
+from ..ipc import requests as rq
+from ..ipc.requests import Request
 from .connection import CONNECTED, CONNECTING, FAILED, LOST, Connection, OnError, OnMessage, OnResult
-from .localspeech import LOCAL_OPS, LocalSpeech
+from .play_here import LOCAL_OPS, LocalSpeech
 
 #: Job events after which a speech job is over.
 JOB_ENDS = frozenset({"finished", "cancelled", "failed", "dropped"})

@@ -6,8 +6,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction, QActionGroup, QGuiApplication
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
-from chatterbox_tray.ipc import requests as rq
-
+from ..ipc import requests as rq
 from .icons import state_icon
 from .state import LOCAL_CHOICE, AppState
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
-from chatterbox_tray.ipc.formatting import human_bytes
+from ..ipc.formatting import human_bytes
 
 _STYLES = {
     "error": "background:#fde8e8; color:#8a1c1c; border:1px solid #f3b4b4;",

@@ -19,14 +19,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from chatterbox_tray.ipc import requests as rq
-
+from ..ipc import requests as rq
 from .connection import CONNECTED, FAILED, LOST, STARTING
 from .icons import app_icon, state_icon
-from .pages.settings import SettingsPage
-from .pages.speak import SpeakPage
-from .pages.stats import StatsPage
-from .pages.voices import VoicesPage
+from .pages.settings_page import SettingsPage
+from .pages.speak_page import SpeakPage
+from .pages.stats_page import StatsPage
+from .pages.voices_page import VoicesPage
 from .state import LOCAL_CHOICE, AppState
 from .widgets import Banner
 

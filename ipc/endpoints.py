@@ -52,7 +52,7 @@ def config_dir() -> Path:
 
 
 def settings_file() -> Path:
-    """The daemon's settings.json (its owner edits it; ``ipc.localplay`` reads this computer's speaker from it)."""
+    """The daemon's settings.json (its owner edits it; ``audio.local_player`` reads this computer's speaker from it)."""
     return config_dir() / "settings.json"
 
 

@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 #: Speech priorities, most urgent first (Speech Dispatcher's names). A queued
-#: job plays before every job of a later priority; see ``ipc/speaker.py``.
+#: job plays before every job of a later priority; see ``audio/speaker_rules.py``.
 PRIORITIES: tuple[str, ...] = ("urgent", "quick", "text", "notification")
 #: Each priority's rank: 0 is the most urgent.
 PRIORITY_RANK: dict[str, int] = {name: rank for rank, name in enumerate(PRIORITIES)}

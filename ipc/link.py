@@ -248,7 +248,7 @@ class DaemonLink:
             return None
 
     def _spawn(self) -> None:
-        from chatterbox_tray.ipc.spawn import spawn_daemon
+        from .spawn import spawn_daemon
 
         self._spawned_at = time.monotonic()
         self._set_link(STARTING, "Starting the daemon…")

@@ -76,6 +76,8 @@ Source: "{#RepoRoot}\daemon\*.py"; DestDir: "{app}\daemon"; Flags: ignoreversion
 Source: "{#RepoRoot}\ipc\*.py"; DestDir: "{app}\ipc"; Flags: ignoreversion recursesubdirs createallsubdirs
 Source: "{#RepoRoot}\gui\*.py"; DestDir: "{app}\gui"; Flags: ignoreversion recursesubdirs createallsubdirs
 Source: "{#RepoRoot}\bridges\*.py"; DestDir: "{app}\bridges"; Flags: ignoreversion recursesubdirs createallsubdirs
+Source: "{#RepoRoot}\audio\*.py"; DestDir: "{app}\audio"; Flags: ignoreversion recursesubdirs createallsubdirs
+Source: "{#RepoRoot}\cli\*.py"; DestDir: "{app}\cli"; Flags: ignoreversion recursesubdirs createallsubdirs
 Source: "{#UvExe}"; DestDir: "{app}"; Flags: ignoreversion
 Source: "setup-env.ps1"; DestDir: "{app}\setup"; Flags: ignoreversion
 Source: "stop-app.ps1"; DestDir: "{app}\setup"; Flags: ignoreversion
@@ -110,6 +112,8 @@ Type: filesandordirs; Name: "{app}\daemon"
 Type: filesandordirs; Name: "{app}\ipc"
 Type: filesandordirs; Name: "{app}\gui"
 Type: filesandordirs; Name: "{app}\bridges"
+Type: filesandordirs; Name: "{app}\audio"
+Type: filesandordirs; Name: "{app}\cli"
 Type: files; Name: "{app}\setup.log"
 Type: files; Name: "{app}\torch-build.txt"
 Type: dirifempty; Name: "{app}\setup"

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from chatterbox_tray.bridges.link import DaemonLink
 from chatterbox_tray.bridges.openai_server import BridgeServer, Config
+from chatterbox_tray.bridges.upstream import DaemonLink
 from tests.support.daemons import Clips, DaemonProcess
 
 #: Per-chunk delay of the slow daemon: long enough that a stream's first bytes

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from chatterbox_tray.bridges import audio
-from chatterbox_tray.bridges.link import UnknownVoice, VoiceTable, resolve_voice
+from chatterbox_tray.bridges import encoders
+from chatterbox_tray.bridges.upstream import UnknownVoice, VoiceTable, resolve_voice
 
 RATE = 24_000
 
@@ -22,7 +22,7 @@ def tone(seconds: float, f0: float = 220.0) -> np.ndarray:
 
 @pytest.mark.parametrize("fmt", ["mp3", "opus", "wav", "pcm"])
 def test_streaming_formats_give_bytes_before_the_end_and_decode_whole(fmt: str) -> None:
-    enc = audio.encoder(fmt, RATE)
+    enc = encoders.encoder(fmt, RATE)
     assert enc.streams
     fed = [enc.feed(tone(1.0)) for _ in range(3)]
     assert all(fed), [len(b) for b in fed]  # every second of audio let some bytes out
@@ -37,7 +37,7 @@ def test_streaming_formats_give_bytes_before_the_end_and_decode_whole(fmt: str) 
 
 
 def test_flac_is_sent_whole_with_a_complete_header() -> None:
-    enc = audio.encoder("flac", RATE)
+    enc = encoders.encoder("flac", RATE)
     assert not enc.streams
     assert enc.feed(tone(1.0)) == b""
     data = enc.finish()
@@ -46,18 +46,18 @@ def test_flac_is_sent_whole_with_a_complete_header() -> None:
 
 
 def test_an_empty_wav_is_still_a_wav() -> None:
-    data = audio.encoder("wav", RATE).finish()
+    data = encoders.encoder("wav", RATE).finish()
     assert data.startswith(b"RIFF") and len(data) == 44
     assert sf.read(io.BytesIO(data))[0].size == 0
 
 
 def test_int16_conversion_clips_and_rounds() -> None:
-    got = np.frombuffer(audio.to_int16(np.array([-2.0, -1.0, 0.0, 0.5, 1.0, 3.0], dtype=np.float32)), "<i2")
+    got = np.frombuffer(encoders.to_int16(np.array([-2.0, -1.0, 0.0, 0.5, 1.0, 3.0], dtype=np.float32)), "<i2")
     assert got.tolist() == [-32767, -32767, 0, 16384, 32767, 32767]
 
 
 def test_stream_sink_drops_writes_to_bytes_already_sent() -> None:
-    sink = audio._StreamSink()
+    sink = encoders._StreamSink()
     sink.write(b"abcdef")
     assert sink.take() == b"abcdef"
     sink.write(b"gh")
@@ -71,10 +71,10 @@ def test_stream_sink_drops_writes_to_bytes_already_sent() -> None:
 
 @pytest.mark.parametrize(("name", "words"), [("aac", ["aac", "mp3", "wav"]), ("ogg", ["unknown", "pcm"])])
 def test_formats_we_cannot_make_are_refused_in_plain_words(name: str, words: list[str]) -> None:
-    with pytest.raises(audio.UnsupportedFormat) as info:
-        audio.check_format(name)
+    with pytest.raises(encoders.UnsupportedFormat) as info:
+        encoders.check_format(name)
     assert all(w in str(info.value) for w in words)
-    assert audio.check_format("MP3") == "mp3"
+    assert encoders.check_format("MP3") == "mp3"
 
 
 LIBRARY = [

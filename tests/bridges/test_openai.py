@@ -27,7 +27,7 @@ import openai
 import pytest
 import soundfile as sf
 
-from chatterbox_tray.bridges.audio import to_int16
+from chatterbox_tray.bridges.encoders import to_int16
 from chatterbox_tray.bridges.openai_server import Config, check_bind
 from tests.bridges.conftest import Library, RunningBridge, start_bridge
 from tests.support.daemons import DaemonProcess

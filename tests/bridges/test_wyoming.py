@@ -29,7 +29,7 @@ from wyoming.tts import (
     SynthesizeVoice,
 )
 
-from chatterbox_tray.bridges.audio import to_int16
+from chatterbox_tray.bridges.encoders import to_int16
 from chatterbox_tray.bridges.wyoming_server import split_sentences
 from tests.bridges.conftest import Library, RunningWyoming
 from tests.support.daemons import DaemonProcess

@@ -129,7 +129,7 @@ def test_with_nothing_selected_the_hotkey_speaks_the_clipboard(app_process, xser
 
 def test_cli_say_selection_and_quick_toggle(xserver, hk_daemon, log):
     env = hk_daemon.env() | {"DISPLAY": xserver.display}
-    cli = [sys.executable, "-m", "chatterbox_tray.ipc.cli", "--no-start"]
+    cli = [sys.executable, "-m", "chatterbox_tray.cli.main", "--no-start"]
     xserver.disown()
     xserver.own("primary", SELECTED)
     since = len(log.seen)

@@ -6,7 +6,7 @@ import pytest
 import soundfile as sf
 from PySide6.QtCore import Qt
 
-from chatterbox_tray.gui.pages import speak as page_module
+from chatterbox_tray.gui.pages import speak_page as page_module
 from tests.support.daemons import EventLog, uid
 
 SENTENCES = ["Hello there, this is the first sentence.", "And this is the second one.", "Then a third."]

@@ -1,4 +1,4 @@
-"""The daemon runs the bridges when told (settings ``bridge_openai``, ``bridge_wyoming``; daemon/bridges.py).
+"""The daemon runs the bridges when told (settings ``bridge_openai``, ``bridge_wyoming``; daemon/bridge_supervisor.py).
 
 A fake-engine daemon of the test's own; the bridges are the real ones, as
 the daemon's child processes, reached with plain HTTP and the ``wyoming``

@@ -36,7 +36,7 @@ def cli(
 ) -> subprocess.CompletedProcess:
     """Run ``chatterbox-tray ARGS`` with its folders under ``home``; bytes in, bytes out."""
     daemon = home if isinstance(home, DaemonProcess) else DaemonProcess(home=home)
-    command = [str(EXE)] if EXE.exists() else [sys.executable, "-m", "chatterbox_tray.ipc.cli"]
+    command = [str(EXE)] if EXE.exists() else [sys.executable, "-m", "chatterbox_tray.cli.main"]
     data = stdin.encode() if isinstance(stdin, str) else stdin
     return subprocess.run(
         [*command, *args],
@@ -183,7 +183,7 @@ def test_say_to_a_wav_file(daemon: DaemonProcess, client: Client, voice: str, tm
 
 def test_say_on_a_paused_speaker_says_so_and_how_to_resume(daemon: DaemonProcess, client: Client, voice: str) -> None:
     """Not "making speech…" and then silence: the speaker is paused, and the command that resumes it."""
-    command = [str(EXE)] if EXE.exists() else [sys.executable, "-m", "chatterbox_tray.ipc.cli"]
+    command = [str(EXE)] if EXE.exists() else [sys.executable, "-m", "chatterbox_tray.cli.main"]
     client.pause()
     try:
         proc = subprocess.Popen(

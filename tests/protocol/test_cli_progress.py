@@ -32,7 +32,7 @@ def run_on_a_terminal(daemon: DaemonProcess, chapter: Path, *args: str) -> tuple
     """Run ``chatterbox-tray ARGS < chapter`` with stderr on a pty; return (status, what the pty showed)."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # 120 columns
-    command = [str(EXE)] if EXE.exists() else [sys.executable, "-m", "chatterbox_tray.ipc.cli"]
+    command = [str(EXE)] if EXE.exists() else [sys.executable, "-m", "chatterbox_tray.cli.main"]
     with open(chapter, "rb") as stdin:
         proc = subprocess.Popen([*command, *args], stdin=stdin, stdout=subprocess.PIPE, stderr=slave, env=daemon.env())
     os.close(slave)
@@ -86,7 +86,7 @@ def test_quiet_and_pipes_get_no_bar(daemon: DaemonProcess, clips: Clips, tmp_pat
     assert shown == "", "--quiet prints nothing on success"
     assert sf.info(str(tmp_path / "q.flac")).duration > 0
 
-    command = [str(EXE)] if EXE.exists() else [sys.executable, "-m", "chatterbox_tray.ipc.cli"]
+    command = [str(EXE)] if EXE.exists() else [sys.executable, "-m", "chatterbox_tray.cli.main"]
     with open(chapter, "rb") as stdin:
         piped = subprocess.run(
             [*command, "say", "-v", name, "-o", str(tmp_path / "p.flac")],

@@ -26,7 +26,7 @@ EXE = Path(sys.executable).with_name("chatterbox-tray")
 
 def watch(d: DaemonProcess) -> subprocess.Popen:
     """``chatterbox-tray status --watch``, output to a pipe."""
-    command = [str(EXE)] if EXE.exists() else [sys.executable, "-m", "chatterbox_tray.ipc.cli"]
+    command = [str(EXE)] if EXE.exists() else [sys.executable, "-m", "chatterbox_tray.cli.main"]
     return subprocess.Popen(
         [*command, "status", "--watch"], env=d.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )

@@ -287,7 +287,7 @@ def test_output_devices_are_listed_and_an_unknown_one_is_refused(pc: Client) -> 
     assert "default" in err.value.message
 
 
-SAY_AND_BE_KILLED = [sys.executable, "-m", "chatterbox_tray.ipc.cli", "--no-start", "say", "-v", "v"]
+SAY_AND_BE_KILLED = [sys.executable, "-m", "chatterbox_tray.cli.main", "--no-start", "say", "-v", "v"]
 
 
 def test_a_client_killed_during_say_leaves_the_speech_playing(player_daemon: DaemonProcess, pc: Client) -> None:

@@ -137,7 +137,7 @@ def test_speak_rate_scales_what_the_speaker_plays(rate_daemon: DaemonProcess, c:
 
 def cli(daemon: DaemonProcess, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "chatterbox_tray.ipc.cli", *args],
+        [sys.executable, "-m", "chatterbox_tray.cli.main", *args],
         input=b"",
         capture_output=True,
         env=daemon.env(),

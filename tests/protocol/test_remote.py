@@ -504,7 +504,7 @@ def test_a_taken_port_leaves_remote_mode_off_and_this_computer_served(clips: Cli
 def test_ctrl_c_stops_remote_speech_here_and_cancels_it_there(
     gpu: DaemonProcess, laptop: DaemonProcess, paired: str
 ) -> None:
-    command = [sys.executable, "-m", "chatterbox_tray.ipc.cli", "--daemon", "gpu-box", "say", LONG_TEXT]
+    command = [sys.executable, "-m", "chatterbox_tray.cli.main", "--daemon", "gpu-box", "say", LONG_TEXT]
     proc = subprocess.Popen(
         command, env=laptop.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=ctrl_c_reaches_it
     )

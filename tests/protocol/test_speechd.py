@@ -1,7 +1,7 @@
-"""Speech Dispatcher integration (ipc/speechd.py, docs/speech-dispatcher.md).
+"""Speech Dispatcher integration (cli/speech_dispatcher.py, docs/speech-dispatcher.md).
 
 Two layers here (the module configuration and the installer, in process,
-are in tests/unit/ipc/test_speechd.py):
+are in tests/unit/cli/test_speech_dispatcher.py):
 
 * the daemon's side of stopping: ``wait`` with ``stop_on_disconnect``, per-job
   ``volume``, and SIGTERM/SIGHUP in ``say``, on a real fake-engine daemon;
@@ -30,13 +30,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chatterbox_tray.ipc import speechd
+from chatterbox_tray.cli import speech_dispatcher
 from chatterbox_tray.ipc.client import Client
 from chatterbox_tray.ipc.protocol import ProtocolError
 from tests.support.daemons import Clips, DaemonProcess, EventLog, accepted, uid
 from tests.support.dotconf import directive, dotconf_value
 
-CLI = [sys.executable, "-m", "chatterbox_tray.ipc.cli"]
+CLI = [sys.executable, "-m", "chatterbox_tray.cli.main"]
 SENTENCE = "Number {:02d} says the quick brown fox jumps."
 
 
@@ -194,7 +194,7 @@ if then == "stay":
 
 def module_command(text: str) -> str:
     """Our GenericExecuteSynth as sd_generic substitutes it for ``text`` (default voice, neutral rate)."""
-    [synth] = directive(speechd.render([]), "GenericExecuteSynth")
+    [synth] = directive(speech_dispatcher.render([]), "GenericExecuteSynth")
     command = dotconf_value(synth).replace("$VOICE", "default").replace("$VOLUME", "100").replace("$RATE", "0")
     head, tail = command.split("$DATA")
     return head + text.replace("'", "'\\''") + tail
@@ -274,7 +274,7 @@ def test_speak_run_by_hand_still_dies_with_its_group(sd_daemon: DaemonProcess, d
 # -- the real Speech Dispatcher --------------------------------------------------------------------
 
 needs_speechd = pytest.mark.skipif(
-    not (shutil.which("speech-dispatcher") and shutil.which("spd-say") and speechd.system_dir()),
+    not (shutil.which("speech-dispatcher") and shutil.which("spd-say") and speech_dispatcher.system_dir()),
     reason="Debian's speech-dispatcher is not installed",
 )
 
@@ -293,7 +293,7 @@ class Speechd:
         }
         for sub in ("xdg/speech-dispatcher", "run", "home"):
             (self.root / sub).mkdir(parents=True, mode=0o700)
-        system = speechd.system_dir()
+        system = speech_dispatcher.system_dir()
         assert system is not None
         # A user's speechd.conf with edits of their own: ALSA (no PulseAudio here; the
         # module must open an audio output even though ours never uses it) and no autospawn.
@@ -326,7 +326,7 @@ class Speechd:
 
     def module_say(self, *args: str, language: str = "en", timeout: float = 60) -> subprocess.CompletedProcess:
         """spd-say to our module, in English unless told (as a desktop's locale would set it)."""
-        out = self.say("-o", speechd.MODULE, "-l", language, *args, timeout=timeout)
+        out = self.say("-o", speech_dispatcher.MODULE, "-l", language, *args, timeout=timeout)
         assert out.returncode == 0, out.stderr + self.logs()
         return out
 
@@ -379,7 +379,7 @@ def test_install_registers_a_module_speechd_finds_with_the_library_voices(sd: Sp
     assert sd.install.returncode == 0, sd.install.stderr
     assert sd.user_conf.read_text() == sd.user_text  # no AddModule: discovery finds it, nothing else hidden
     modules = sd.say("-O")
-    assert speechd.MODULE in modules.stdout.split(), modules.stdout + sd.logs()
+    assert speech_dispatcher.MODULE in modules.stdout.split(), modules.stdout + sd.logs()
     listed = sd.module_say("-L").stdout
     rows = [line.split() for line in listed.splitlines()[1:]]
     assert [r[0] for r in rows] == ["narrator", "O\u2019Brien", "default"], listed
@@ -417,7 +417,7 @@ def test_a_chosen_voice_and_volume_reach_the_daemon(sd: Speechd, sd_daemon: Daem
         [job] = jobs_since(log, dc, mark)
         end = log.wait_job(job, "finished")
         assert end["voice"] == "O'Brien"
-        assert end["playback"]["volume"] == speechd.volume_gain(volume)
+        assert end["playback"]["volume"] == speech_dispatcher.volume_gain(volume)
         played = sd_daemon.played()[before:]
         loudness[volume] = float(np.sqrt(np.mean(played[played != 0] ** 2)))
     assert loudness["0"] / loudness["100"] == pytest.approx(0.5, rel=0.05)
@@ -499,7 +499,7 @@ def test_plain_spd_say_is_spoken_to_its_end_after_the_server_quits(sd_daemon: Da
         server.module_say(SHORT)  # without -w: spd-say returns at once
         job = log.wait_for(lambda t, d: t == "job" and d["event"] == "queued", timeout=30)["job"]
         deadline = time.monotonic() + 20
-        while f'Closing module "{speechd.MODULE}"' not in server.logs():
+        while f'Closing module "{speech_dispatcher.MODULE}"' not in server.logs():
             assert time.monotonic() < deadline, server.logs()
             time.sleep(0.05)
         assert job in dc.playback()["queue"]  # the module was closed mid-message ...
@@ -555,11 +555,11 @@ def test_raw_blank_lines_never_speak_the_modules_stale_bytes(
 
 @needs_speechd
 def test_the_module_runs_our_command_as_written(sd: Speechd) -> None:
-    conf = speechd.module_conf_path(Path(sd.env["XDG_CONFIG_HOME"])).read_text()
+    conf = speech_dispatcher.module_conf_path(Path(sd.env["XDG_CONFIG_HOME"])).read_text()
     [synth] = directive(conf, "GenericExecuteSynth")
     words = shlex.split(dotconf_value(synth))
     start = words.index("|") + 1
-    assert words[start : start + 5] == [sys.executable, "-m", "chatterbox_tray.ipc.cli", "speechd", "speak"]
+    assert words[start : start + 5] == [sys.executable, "-m", "chatterbox_tray.cli.main", "speechd", "speak"]
 
 
 @needs_speechd
@@ -569,8 +569,8 @@ def test_where_the_user_lists_modules_install_adds_ours(sd_daemon: DaemonProcess
     try:
         assert server.install.returncode == 0, server.install.stderr
         conf = server.user_conf.read_text()
-        assert conf.startswith(server.user_text) and f'AddModule "{speechd.MODULE}" "sd_generic"' in conf
-        assert speechd.MODULE in server.say("-O").stdout.split(), server.logs()
+        assert conf.startswith(server.user_text) and f'AddModule "{speech_dispatcher.MODULE}" "sd_generic"' in conf
+        assert speech_dispatcher.MODULE in server.say("-O").stdout.split(), server.logs()
         server.module_say("-w", "Registered by hand.")
     finally:
         server.close()

@@ -1,4 +1,4 @@
-"""Which bridge commands the daemon's settings ask for (daemon/bridges.py), and their checks."""
+"""Which bridge commands the daemon's settings ask for (daemon/bridge_supervisor.py), and their checks."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from chatterbox_tray.daemon.bridges import bridge_commands
+from chatterbox_tray.daemon.bridge_supervisor import bridge_commands
 from chatterbox_tray.daemon.settings import Settings
 
 CONN = Path("/run/user/1000/chatterbox-tray/daemon.json")

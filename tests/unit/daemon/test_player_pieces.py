@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from chatterbox_tray.audio.speaker_rules import next_block
 from chatterbox_tray.daemon.jobs import Job
 from chatterbox_tray.daemon.player import BLOCK_S, Player, fade
 from chatterbox_tray.daemon.text import split_sentences
-from chatterbox_tray.ipc.speaker import next_block
 
 RATE = 24_000
 #: Samples the player writes at a time.

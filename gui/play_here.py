@@ -3,7 +3,7 @@
 With a remote daemon the app's ``speak``, ``stop``, ``pause``, ``resume``,
 ``skip`` and ``playback`` requests are answered here instead
 (``AppState.send`` routes them): the text is sent as a ``synthesize``
-stream, its chunks go to one ``ipc.localplay.LocalPlayer`` (this computer's
+stream, its chunks go to one ``audio.local_player.LocalPlayer`` (this computer's
 speaker, with the daemon's rules: priorities, adaptive pre-buffer, skip,
 stop and pause within 100 ms, on the output device and volume chosen for
 this computer), and what happens is told as the same ``job`` events the
@@ -23,11 +23,11 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from chatterbox_tray.ipc import requests as rq
-from chatterbox_tray.ipc.client import Chunk
-from chatterbox_tray.ipc.limits import DEFAULT_PRIORITY
-from chatterbox_tray.ipc.localplay import LocalPlayer, Played, Speech, local_output
-from chatterbox_tray.ipc.requests import Request
+from ..audio.local_player import LocalPlayer, Played, Speech, local_output
+from ..ipc import requests as rq
+from ..ipc.client import Chunk
+from ..ipc.limits import DEFAULT_PRIORITY
+from ..ipc.requests import Request
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from chatterbox_tray.ipc.limits import PRIORITY_RANK
+from ..ipc.limits import PRIORITY_RANK
 
 __all__ = [
     "SECONDS_PER_CHAR",

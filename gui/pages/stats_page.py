@@ -20,8 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from chatterbox_tray.ipc import requests as rq
-
+from ...ipc import requests as rq
 from ..plots import Sparkline
 from ..state import AppState
 from ..widgets import Banner, fmt_bytes, fmt_seconds

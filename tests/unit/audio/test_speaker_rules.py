@@ -1,4 +1,4 @@
-"""ipc/speaker.py: the speaker's rules, with plain numbers (no thread, no device)."""
+"""audio/speaker_rules.py: the speaker's rules, with plain numbers (no thread, no device)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from chatterbox_tray.ipc import speaker
+from chatterbox_tray.audio import speaker_rules
 from chatterbox_tray.ipc.limits import PRIORITY_RANK
 
 URGENT, QUICK, TEXT, NOTE = (PRIORITY_RANK[p] for p in ("urgent", "quick", "text", "notification"))
@@ -24,68 +24,68 @@ class S:
 
 
 def test_nothing_plays_from_an_empty_queue() -> None:
-    assert speaker.next_to_play([]) is None
+    assert speaker_rules.next_to_play([]) is None
 
 
 def test_rank_first_then_arrival() -> None:
     queue = [S(TEXT, 1), S(TEXT, 0), S(QUICK, 5), S(NOTE, 2)]
-    assert speaker.next_to_play(queue) == 2
-    assert sorted(queue, key=speaker.playing_order) == [S(QUICK, 5), S(TEXT, 0), S(TEXT, 1), S(NOTE, 2)]
+    assert speaker_rules.next_to_play(queue) == 2
+    assert sorted(queue, key=speaker_rules.playing_order) == [S(QUICK, 5), S(TEXT, 0), S(TEXT, 1), S(NOTE, 2)]
 
 
 def test_urgent_goes_before_everything() -> None:
-    assert speaker.next_to_play([S(QUICK, 0), S(TEXT, 1), S(URGENT, 9)]) == 2
+    assert speaker_rules.next_to_play([S(QUICK, 0), S(TEXT, 1), S(URGENT, 9)]) == 2
 
 
 # -- what a priority displaces ----------------------------------------------------------
 
 
 def test_text_queues_behind_text_and_displaces_nothing() -> None:
-    verdict = speaker.admission(TEXT, 3, [S(TEXT, 1), S(TEXT, 2)], playing=0)
-    assert verdict == speaker.Admission()
+    verdict = speaker_rules.admission(TEXT, 3, [S(TEXT, 1), S(TEXT, 2)], playing=0)
+    assert verdict == speaker_rules.Admission()
 
 
 def test_a_notification_is_dropped_when_anything_is_on_the_speaker() -> None:
-    assert speaker.admission(NOTE, 1, [S(TEXT, 0)], playing=None).dropped
-    assert speaker.admission(NOTE, 1, [S(NOTE, 0)], playing=0).dropped
-    assert not speaker.admission(NOTE, 1, [], playing=None).dropped
+    assert speaker_rules.admission(NOTE, 1, [S(TEXT, 0)], playing=None).dropped
+    assert speaker_rules.admission(NOTE, 1, [S(NOTE, 0)], playing=0).dropped
+    assert not speaker_rules.admission(NOTE, 1, [], playing=None).dropped
 
 
 def test_any_later_request_cuts_a_notification_off() -> None:
     for rank in (URGENT, QUICK, TEXT):
-        assert speaker.admission(rank, 1, [S(NOTE, 0)], playing=0).displaced == [0]
+        assert speaker_rules.admission(rank, 1, [S(NOTE, 0)], playing=0).displaced == [0]
 
 
 def test_quick_replaces_the_playing_text_and_other_quick_jobs_but_queued_text_stays() -> None:
     queue = [S(TEXT, 0), S(QUICK, 1), S(TEXT, 2)]
     # Sorted, the quick job (seq 1) plays: it is the current one.
-    verdict = speaker.admission(QUICK, 3, queue, playing=1)
+    verdict = speaker_rules.admission(QUICK, 3, queue, playing=1)
     assert verdict.displaced == [1]  # the other quick job; both texts stay queued
-    verdict = speaker.admission(QUICK, 3, [S(TEXT, 0), S(TEXT, 2)], playing=0)
+    verdict = speaker_rules.admission(QUICK, 3, [S(TEXT, 0), S(TEXT, 2)], playing=0)
     assert verdict.displaced == [0]  # the playing text
     assert not verdict.interrupts
 
 
 def test_quick_never_replaces_an_urgent_job() -> None:
-    verdict = speaker.admission(QUICK, 2, [S(URGENT, 0), S(TEXT, 1)], playing=0)
+    verdict = speaker_rules.admission(QUICK, 2, [S(URGENT, 0), S(TEXT, 1)], playing=0)
     assert verdict.displaced == []
     assert not verdict.interrupts  # it waits behind the urgent one
 
 
 def test_urgent_interrupts_what_plays_without_displacing_it() -> None:
-    verdict = speaker.admission(URGENT, 2, [S(TEXT, 0), S(TEXT, 1)], playing=0)
+    verdict = speaker_rules.admission(URGENT, 2, [S(TEXT, 0), S(TEXT, 1)], playing=0)
     assert verdict.displaced == []
     assert verdict.interrupts
 
 
 def test_nothing_is_interrupted_before_its_sound_starts() -> None:
-    verdict = speaker.admission(URGENT, 2, [S(TEXT, 0)], playing=None)
+    verdict = speaker_rules.admission(URGENT, 2, [S(TEXT, 0)], playing=None)
     assert not verdict.interrupts
 
 
 def test_urgent_after_urgent_waits() -> None:
-    verdict = speaker.admission(URGENT, 2, [S(URGENT, 0)], playing=0)
-    assert verdict == speaker.Admission()
+    verdict = speaker_rules.admission(URGENT, 2, [S(URGENT, 0)], playing=0)
+    assert verdict == speaker_rules.Admission()
 
 
 # -- when the pre-buffer lets playback start -----------------------------------------------
@@ -103,7 +103,7 @@ def ready(**overrides: object) -> bool:
         "seconds_per_char": 0.08,
     }
     args.update(overrides)
-    return speaker.ready_to_start(**args)
+    return speaker_rules.ready_to_start(**args)
 
 
 def test_nothing_made_means_nothing_to_play() -> None:
@@ -136,7 +136,7 @@ def test_slower_synthesis_needs_more_buffered() -> None:
 
 def test_without_a_measured_speech_rate_the_prior_is_used() -> None:
     at = dict(buffered_s=2.0, segments=2, made_chars=36, rtf=1.5)
-    assert ready(seconds_per_char=None, **at) == ready(seconds_per_char=speaker.SECONDS_PER_CHAR, **at)
+    assert ready(seconds_per_char=None, **at) == ready(seconds_per_char=speaker_rules.SECONDS_PER_CHAR, **at)
 
 
 def test_the_last_sentence_is_always_enough() -> None:
@@ -147,7 +147,7 @@ def test_the_last_sentence_is_always_enough() -> None:
 def test_next_block_walks_sentences_waits_on_an_open_one_and_ends_when_all_are_made() -> None:
     from types import SimpleNamespace
 
-    from chatterbox_tray.ipc.speaker import next_block
+    from chatterbox_tray.audio.speaker_rules import next_block
 
     first = SimpleNamespace(samples=list(range(5)), open=False)
     second = SimpleNamespace(samples=[10, 11], open=True)  # its later pieces are still being made
@@ -169,7 +169,7 @@ def test_next_block_walks_sentences_waits_on_an_open_one_and_ends_when_all_are_m
 
 
 def test_an_open_sentence_waits_until_the_next_piece_and_the_rest_will_come_in_time() -> None:
-    may = speaker.sentence_may_start
+    may = speaker_rules.sentence_may_start
     # 0.6 s made; the next piece takes 1.2 s to make: playing 0.6 s would leave a gap.
     assert not may(buffered_s=0.6, remaining_s=1.5, rtf=1.2, next_piece_s=1.2)
     # 1.6 s held, the next piece in 0.9 s, 0.5 s left at rtf 1.25 (0.125 s short at most): it may start.
@@ -183,7 +183,7 @@ def test_an_open_sentence_waits_until_the_next_piece_and_the_rest_will_come_in_t
 def test_next_block_waits_before_an_open_sentence_it_may_not_enter_never_inside_one() -> None:
     from types import SimpleNamespace
 
-    from chatterbox_tray.ipc.speaker import next_block
+    from chatterbox_tray.audio.speaker_rules import next_block
 
     first = SimpleNamespace(samples=[0, 1], open=False)
     second = SimpleNamespace(samples=[10, 11, 12, 13], open=True)

@@ -72,8 +72,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .atomic import write_atomic
-from .limits import DEFAULT_PRIORITY, PRIORITIES
+from ..ipc.atomic import write_atomic
+from ..ipc.limits import DEFAULT_PRIORITY, PRIORITIES
 
 MODULE = "chatterbox-tray-generic"
 CONF_NAME = f"{MODULE}.conf"
@@ -187,7 +187,7 @@ def _dotconf(value: str) -> str:
 
 def cli_command() -> list[str]:
     """How speechd runs our command line: this Python, so it works outside any shell's PATH."""
-    return [sys.executable, "-m", "chatterbox_tray.ipc.cli"]
+    return [sys.executable, "-m", "chatterbox_tray.cli.main"]
 
 
 def render(
@@ -431,7 +431,7 @@ def clean_text(data: bytes) -> tuple[str, bool]:
 
 
 def _overrun_file() -> Path:
-    from . import endpoints
+    from ..ipc import endpoints
 
     return endpoints.runtime_dir() / OVERRUN_FILE
 
@@ -446,7 +446,7 @@ def after_overrun(group: int) -> bool:
 
 def note_overrun(group: int) -> None:
     """Mark this process group's later commands as stale."""
-    from . import endpoints
+    from ..ipc import endpoints
 
     with contextlib.suppress(OSError):
         path = _overrun_file()
@@ -584,14 +584,14 @@ def _let_go_of(fds: list[int]) -> None:
 
 
 def _module_job_file(module: int) -> Path:
-    from . import endpoints
+    from ..ipc import endpoints
 
     return endpoints.runtime_dir() / f"speechd-module-{module}"
 
 
 def _note_module_job(module: int, job: str) -> None:
     """Remember this module's current job, for the module's next message (see `_stop_previous`)."""
-    from . import endpoints
+    from ..ipc import endpoints
 
     with contextlib.suppress(OSError):
         path = _module_job_file(module)
@@ -614,7 +614,7 @@ def _stop_previous(client: Any, module: int) -> None:
     killed by a stop or cancel, while its command may still be waiting out
     `MODULE_EXIT_GRACE_S`. So the next message never waits behind a stopped one.
     """
-    from .protocol import ProtocolError
+    from ..ipc.protocol import ProtocolError
 
     try:
         job = _module_job_file(module).read_text(encoding="ascii").strip()
@@ -627,7 +627,7 @@ def _stop_previous(client: Any, module: int) -> None:
 
 def _watch_module(info: Any, job: str, link: ModuleLink, done: threading.Event) -> None:
     """Stop ``job`` when speechd stops the message; leave it to the daemon when the module closes."""
-    from .client import Client
+    from ..ipc.client import Client
 
     while os.getppid() == link.parent:
         if done.wait(WATCH_POLL_S):
@@ -652,7 +652,7 @@ def _watch_module(info: Any, job: str, link: ModuleLink, done: threading.Event) 
 
 def _speak_detached(client: Any, request: Any, link: ModuleLink) -> Any:
     """Queue the message and wait for it, stopping it only if speechd stopped it (`_watch_module`)."""
-    from .speaking import WAIT_GAP_S, Spoken, interrupt_on_signals, speak_and_wait
+    from .speak_and_wait import WAIT_GAP_S, Spoken, interrupt_on_signals, speak_and_wait
 
     _stop_previous(client, link.module)
     queued = speak_and_wait(client, request, wait=False)
@@ -682,9 +682,9 @@ def speak(client: Any, args: argparse.Namespace) -> int:
     See the module's docstring ("Stopping, and finishing"): a message whose
     module is closed (the server quit) is still spoken to its end.
     """
-    from . import requests as rq
-    from .protocol import ProtocolError
-    from .speaking import speak_and_wait
+    from ..ipc import requests as rq
+    from ..ipc.protocol import ProtocolError
+    from .speak_and_wait import speak_and_wait
 
     data = sys.stdin.buffer.read()  # all of it, always: newer modules fail a pipeline whose printf is cut off
     group = os.getpgrp() if hasattr(os, "getpgrp") else 0

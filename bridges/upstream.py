@@ -17,9 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from chatterbox_tray.ipc import endpoints
-from chatterbox_tray.ipc.client import Client, DaemonUnavailable, Synthesis
-from chatterbox_tray.ipc.protocol import ProtocolError
+from ..ipc import endpoints
+from ..ipc.client import Client, DaemonUnavailable, Synthesis
+from ..ipc.protocol import ProtocolError
 
 log = logging.getLogger("chatterbox_tray.bridges")
 

@@ -1,4 +1,4 @@
-"""Speech Dispatcher's module configuration and installer (ipc/speechd.py, docs/speech-dispatcher.md).
+"""Speech Dispatcher's module configuration and installer (cli/speech_dispatcher.py, docs/speech-dispatcher.md).
 
 In process, on files in a temporary ``XDG_CONFIG_HOME`` (fast, no daemon).
 The daemon's side of stopping and the real ``speech-dispatcher`` are in
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from chatterbox_tray.ipc import speechd
+from chatterbox_tray.cli import speech_dispatcher
 from tests.support.dotconf import directive, dotconf_value
 
-CLI = [sys.executable, "-m", "chatterbox_tray.ipc.cli"]
+CLI = [sys.executable, "-m", "chatterbox_tray.cli.main"]
 
 
 # -- the configuration ------------------------------------------------------------------
@@ -34,13 +34,13 @@ def test_the_command_survives_sd_generic_substitution_with_hostile_text_and_name
     space_dir.mkdir()
     python = space_dir / "py"
     python.symlink_to(sys.executable)
-    conf = speechd.render(["O'Brien", 'Say "hi"', "$DATA and $HOME"], command=[str(python), str(probe)])
+    conf = speech_dispatcher.render(["O'Brien", 'Say "hi"', "$DATA and $HOME"], command=[str(python), str(probe)])
     [synth] = directive(conf, "GenericExecuteSynth")
     template = dotconf_value(synth)
     assert "$LANGUAGE" not in template  # never passed: see the docs
     assert "GenericRateForceInteger 1" in conf.splitlines()  # else "%.2f", a decimal comma in some locales
     text = 'It\'s "quoted" $HOME `touch pwned` $(touch pwned) \\ done; exit 1'
-    for token in speechd.VoiceMap.build(["O'Brien", 'Say "hi"', "$DATA and $HOME"]).tokens:
+    for token in speech_dispatcher.VoiceMap.build(["O'Brien", 'Say "hi"', "$DATA and $HOME"]).tokens:
         command = template.replace("$VOLUME", "-40").replace("$RATE", "-25").replace("$VOICE", token)
         head, tail = command.split("$DATA")
         command = head + text.replace("'", "'\\''") + tail
@@ -53,7 +53,7 @@ def test_the_command_survives_sd_generic_substitution_with_hostile_text_and_name
 
 
 def test_voices_are_offered_under_safe_names_with_the_default_last() -> None:
-    conf = speechd.render(["narrator", "O'Brien", "Default", "O\u2019Brien", "$x"], language="fr")
+    conf = speech_dispatcher.render(["narrator", "O'Brien", "Default", "O\u2019Brien", "$x"], language="fr")
     voices = [re.findall(r'"([^"]*)"', line) for line in directive(conf, "AddVoice")]
     assert voices == [
         ["fr", "MALE1", "narrator"],
@@ -67,40 +67,40 @@ def test_voices_are_offered_under_safe_names_with_the_default_last() -> None:
 
 
 def test_text_settings_keep_one_command_per_message_and_utf8() -> None:
-    conf = speechd.render(["narrator"])
+    conf = speech_dispatcher.render(["narrator"])
     assert 'GenericDelimiters "\x1f"' in conf  # not ".", which runs one command per sentence
     assert 'GenericLanguage "ja" "ja" "utf-8"' in conf and 'GenericLanguage "en" "en" "utf-8"' in conf
-    assert len(directive(conf, "GenericLanguage")) == len(speechd.ISO_639_1) == 184
+    assert len(directive(conf, "GenericLanguage")) == len(speech_dispatcher.ISO_639_1) == 184
     with pytest.raises(ValueError):
-        speechd.render(["narrator"], priority="loud")
+        speech_dispatcher.render(["narrator"], priority="loud")
 
 
 def test_the_text_the_module_hands_over_is_cleaned() -> None:
-    assert speechd.clean_text("Grüße, 日本".encode()) == ("Grüße, 日本", False)
-    assert speechd.clean_text("Grüße".encode("latin-1")) == ("Grüße", False)  # recoded by the module
+    assert speech_dispatcher.clean_text("Grüße, 日本".encode()) == ("Grüße, 日本", False)
+    assert speech_dispatcher.clean_text("Grüße".encode("latin-1")) == ("Grüße", False)  # recoded by the module
     # What speech-dispatcher 0.11.4 sent us for "A.\n\nB." (second command).
-    assert speechd.clean_text(b"\nB.\n.\nle1\nlanguage=c\nsyn\nB.") == ("\nB.", True)
-    assert speechd.clean_text(b"\nThird.\n.\n para.") == ("\nThird.", True)
-    assert speechd.clean_text(b"3.5 and .5 stay.\n.5 too") == ("3.5 and .5 stay.\n.5 too", False)
+    assert speech_dispatcher.clean_text(b"\nB.\n.\nle1\nlanguage=c\nsyn\nB.") == ("\nB.", True)
+    assert speech_dispatcher.clean_text(b"\nThird.\n.\n para.") == ("\nThird.", True)
+    assert speech_dispatcher.clean_text(b"3.5 and .5 stay.\n.5 too") == ("3.5 and .5 stay.\n.5 too", False)
 
 
 def test_later_commands_of_a_message_with_stale_bytes_are_skipped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CHATTERBOX_TRAY_HOME", str(tmp_path))
-    assert not speechd.after_overrun(4242)
-    speechd.note_overrun(4242)
-    assert speechd.after_overrun(4242)  # the same message (process group): stale
-    assert not speechd.after_overrun(4243)  # the next message runs in a new group
-    speechd.note_overrun(4243)
-    assert not speechd.after_overrun(4242)
+    assert not speech_dispatcher.after_overrun(4242)
+    speech_dispatcher.note_overrun(4242)
+    assert speech_dispatcher.after_overrun(4242)  # the same message (process group): stale
+    assert not speech_dispatcher.after_overrun(4243)  # the next message runs in a new group
+    speech_dispatcher.note_overrun(4243)
+    assert not speech_dispatcher.after_overrun(4242)
 
 
 @pytest.mark.parametrize(
     ("value", "gain"), [("100", 1.0), ("0", 0.5), ("-100", 0.0), ("-50.00", 0.25), ("250", 1.0), ("x", 1.0)]
 )
 def test_speechd_volume_maps_to_a_gain(value: str, gain: float) -> None:
-    assert speechd.volume_gain(value) == gain
+    assert speech_dispatcher.volume_gain(value) == gain
 
 
 @pytest.mark.parametrize(
@@ -119,18 +119,18 @@ def test_speechd_volume_maps_to_a_gain(value: str, gain: float) -> None:
     ],
 )
 def test_speechd_rate_maps_to_a_speaking_rate(value: str | None, factor: float | None) -> None:
-    got = speechd.rate_factor(value)
+    got = speech_dispatcher.rate_factor(value)
     assert got == (None if factor is None else pytest.approx(factor))
 
 
 def test_voice_names_resolve_back_to_the_library() -> None:
     names = ["narrator", "O'Brien", "$x"]
-    assert speechd.resolve_voice("O\u2019Brien", names) == "O'Brien"
-    assert speechd.resolve_voice("NARRATOR", names) == "narrator"
-    assert speechd.resolve_voice("\uff04x", names) == "$x"
-    assert speechd.resolve_voice("default", names) is None
-    assert speechd.resolve_voice("no_voice", names) is None
-    assert speechd.resolve_voice("someone else", names) is None
+    assert speech_dispatcher.resolve_voice("O\u2019Brien", names) == "O'Brien"
+    assert speech_dispatcher.resolve_voice("NARRATOR", names) == "narrator"
+    assert speech_dispatcher.resolve_voice("\uff04x", names) == "$x"
+    assert speech_dispatcher.resolve_voice("default", names) is None
+    assert speech_dispatcher.resolve_voice("no_voice", names) is None
+    assert speech_dispatcher.resolve_voice("someone else", names) is None
 
 
 # -- the installer -------------------------------------------------------------------------
@@ -152,7 +152,7 @@ def system(tmp_path: Path) -> Path:
 
 def test_install_writes_the_module_and_leaves_discovery_alone(tmp_path: Path, system: Path) -> None:
     home = tmp_path / "xdg"
-    report = speechd.install(["narrator"], home=home, system=system)
+    report = speech_dispatcher.install(["narrator"], home=home, system=system)
     conf = home / "speech-dispatcher" / "modules" / "chatterbox-tray-generic.conf"
     assert report.module_conf == conf and conf.is_file()
     assert report.discovery is True and report.speechd_conf is None
@@ -162,12 +162,12 @@ def test_install_writes_the_module_and_leaves_discovery_alone(tmp_path: Path, sy
 
 def test_install_honours_xdg_config_home(tmp_path: Path, system: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "elsewhere"))
-    speechd.install(["narrator"], system=system)
-    assert (tmp_path / "elsewhere" / "speech-dispatcher" / "modules" / speechd.CONF_NAME).is_file()
+    speech_dispatcher.install(["narrator"], system=system)
+    assert (tmp_path / "elsewhere" / "speech-dispatcher" / "modules" / speech_dispatcher.CONF_NAME).is_file()
     monkeypatch.delenv("XDG_CONFIG_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert speechd.module_conf_path() == tmp_path / "home" / ".config" / "speech-dispatcher" / "modules" / (
-        speechd.CONF_NAME
+    assert speech_dispatcher.module_conf_path() == tmp_path / "home" / ".config" / "speech-dispatcher" / "modules" / (
+        speech_dispatcher.CONF_NAME
     )
 
 
@@ -176,10 +176,10 @@ def test_install_is_idempotent_and_keeps_a_users_speechd_conf(tmp_path: Path, sy
     user = home / "speech-dispatcher" / "speechd.conf"
     user.parent.mkdir(parents=True)
     user.write_text(USER_EDITS)
-    speechd.install(["narrator"], home=home, system=system)
-    first = speechd.module_conf_path(home).read_bytes()
-    speechd.install(["narrator"], home=home, system=system)
-    assert speechd.module_conf_path(home).read_bytes() == first
+    speech_dispatcher.install(["narrator"], home=home, system=system)
+    first = speech_dispatcher.module_conf_path(home).read_bytes()
+    speech_dispatcher.install(["narrator"], home=home, system=system)
+    assert speech_dispatcher.module_conf_path(home).read_bytes() == first
     assert user.read_text() == USER_EDITS  # no AddModule there: discovery finds the module
 
 
@@ -189,20 +189,20 @@ def test_install_registers_where_discovery_is_off_and_uninstall_restores(tmp_pat
     user.parent.mkdir(parents=True)
     original = USER_EDITS + 'AddModule "espeak-ng" "sd_espeak-ng" "espeak-ng.conf"\nDefaultModule espeak-ng\n'
     user.write_text(original)
-    report = speechd.install(["narrator"], home=home, system=system, make_default=True)
+    report = speech_dispatcher.install(["narrator"], home=home, system=system, make_default=True)
     assert report.discovery is False and report.speechd_conf == user and not report.created_speechd_conf
     once = user.read_text()
     assert once.startswith(USER_EDITS + 'AddModule "espeak-ng"')  # the user's lines stay, in place
-    assert f"{speechd.OFF}DefaultModule espeak-ng\n" in once
-    conf_path = speechd.module_conf_path(home)
+    assert f"{speech_dispatcher.OFF}DefaultModule espeak-ng\n" in once
+    conf_path = speech_dispatcher.module_conf_path(home)
     assert f'\nAddModule "chatterbox-tray-generic" "sd_generic" "{conf_path}"\n' in once
     assert once.count("AddModule") == 2 and "\nDefaultModule chatterbox-tray-generic\n" in once
-    speechd.install(["narrator"], home=home, system=system, make_default=True)
+    speech_dispatcher.install(["narrator"], home=home, system=system, make_default=True)
     assert user.read_text() == once  # idempotent
-    speechd.install(["narrator"], home=home, system=system)  # no longer the default
+    speech_dispatcher.install(["narrator"], home=home, system=system)  # no longer the default
     assert "DefaultModule chatterbox-tray-generic" not in user.read_text()
     assert "\nDefaultModule espeak-ng\n" in user.read_text()
-    speechd.uninstall(home)
+    speech_dispatcher.uninstall(home)
     assert user.read_text() == original
     assert not conf_path.exists()
 
@@ -210,7 +210,7 @@ def test_install_registers_where_discovery_is_off_and_uninstall_restores(tmp_pat
 def test_install_creates_the_users_speechd_conf_from_the_systems_only_when_needed(tmp_path: Path, system: Path) -> None:
     home = tmp_path / "xdg"
     (system / "speechd.conf").write_text('LogLevel 3\nAddModule "dummy" "sd_dummy" ""\n')
-    report = speechd.install(["narrator"], home=home, system=system)
+    report = speech_dispatcher.install(["narrator"], home=home, system=system)
     user = home / "speech-dispatcher" / "speechd.conf"
     assert report.created_speechd_conf and report.speechd_conf == user
     text = user.read_text()
@@ -220,7 +220,7 @@ def test_install_creates_the_users_speechd_conf_from_the_systems_only_when_neede
 
 def test_uninstall_needs_no_daemon(tmp_path: Path, system: Path) -> None:
     home = tmp_path / "xdg"
-    speechd.install(["narrator"], home=home, system=system)
+    speech_dispatcher.install(["narrator"], home=home, system=system)
     env = {
         **os.environ,
         "XDG_CONFIG_HOME": str(home),
@@ -231,4 +231,4 @@ def test_uninstall_needs_no_daemon(tmp_path: Path, system: Path) -> None:
         [*CLI, "--no-start", "speechd", "uninstall", "--no-reload"], env=env, capture_output=True, text=True, timeout=60
     )
     assert out.returncode == 0, out.stderr
-    assert not speechd.module_conf_path(home).exists()
+    assert not speech_dispatcher.module_conf_path(home).exists()

@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _ensure_daemon(args: argparse.Namespace) -> bool:
     """Check that a daemon answers (or start one); print why not and return False."""
-    from chatterbox_tray.ipc.client import DaemonUnavailable, connect
+    from ..ipc.client import DaemonUnavailable, connect
 
     if args.connection is not None:
         return True  # a given daemon: found at each request
@@ -156,8 +156,8 @@ def _run_openai(args: argparse.Namespace) -> int:
 def _run_wyoming(args: argparse.Namespace) -> int:
     from urllib.parse import urlparse
 
-    from .link import DaemonLink
     from .openai_server import is_loopback
+    from .upstream import DaemonLink
     from .wyoming_server import run as run_wyoming
 
     host = urlparse(args.uri).hostname

@@ -4,11 +4,11 @@ A daemon on another computer would speak on its own speaker, in another
 room. So a client of a remote daemon asks for a ``synthesize`` stream and
 plays the chunks here, as they come, with the daemon's own player logic:
 
-* the rules are the daemon's (``ipc/speaker.py``): which speech plays next,
+* the rules are the daemon's (``audio/speaker_rules.py``): which speech plays next,
   what a priority displaces or interrupts, and when the adaptive pre-buffer
   lets a speech start (here the "synthesis speed" is how fast its chunks
   arrive, network and queue included);
-* the output is the daemon's (``ipc/audio_out.py``): 20 ms blocks paced by
+* the output is the daemon's (``audio/output.py``): 20 ms blocks paced by
   the wall clock with at most ``LEAD_S`` ahead, so ``stop``, ``pause`` and
   ``skip`` are heard within a block and the lead (well under 100 ms), and a
   device name means what it means in the daemon's ``output_device``;
@@ -37,9 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import endpoints, speaker
-from .audio_out import LEAD_S, AudioError, OutputStream, fade, resample
-from .limits import PREBUFFER_MODES, PRIORITIES, PRIORITY_RANK, VOLUME_RANGE
+from ..ipc import endpoints
+from ..ipc.limits import PREBUFFER_MODES, PRIORITIES, PRIORITY_RANK, VOLUME_RANGE
+from . import speaker_rules
+from .output import LEAD_S, AudioError, OutputStream, fade, resample
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ class _Segment:
 
 @dataclass(eq=False)
 class Speech:
-    """One stream on the local speaker (a ``speaker.Slot``); feed it with ``push``."""
+    """One stream on the local speaker (a ``speaker_rules.Slot``); feed it with ``push``."""
 
     player: LocalPlayer
     rank: int
@@ -223,7 +224,7 @@ class LocalPlayer:
             speech.played.priority = priority
             current = self._items[0] if self._items else None
             playing = 0 if current is not None and current.started else None
-            verdict = speaker.admission(speech.rank, seq, self._items, playing)
+            verdict = speaker_rules.admission(speech.rank, seq, self._items, playing)
             if verdict.dropped:
                 speech.played.dropped = speech.played.stopped = True
                 speech.done.set()
@@ -232,7 +233,7 @@ class LocalPlayer:
             for other in displaced:
                 self._items.remove(other)
             self._items.append(speech)
-            self._items.sort(key=speaker.playing_order)
+            self._items.sort(key=speaker_rules.playing_order)
             if playing is not None and current in displaced:
                 self._cut()
             elif verdict.interrupts and current is not None:
@@ -443,7 +444,7 @@ class LocalPlayer:
                 [sorted(self._rtfs)[len(self._rtfs) // 2]] if self._rtfs else []
             )
             rtf = max(pool) if pool else None
-        return speaker.ready_to_start(
+        return speaker_rules.ready_to_start(
             buffered_s=speech.buffered_samples() / rate,
             segments=len(speech.segments),
             made_chars=sum(s.span[1] - s.span[0] for s in speech.segments),
@@ -497,7 +498,7 @@ class LocalPlayer:
                 if not speech.started and not self._ready(speech):
                     self._cond.wait(0.01)
                     continue
-                block, new_seg, done = speaker.next_block(speech, int(BLOCK_S * (self._rate or 24000)))
+                block, new_seg, done = speaker_rules.next_block(speech, int(BLOCK_S * (self._rate or 24000)))
                 if done:
                     self._items.remove(speech)
                     finished = speech

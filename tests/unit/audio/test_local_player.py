@@ -19,9 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from chatterbox_tray.ipc.audio_out import LEAD_S
-from chatterbox_tray.ipc.client import Chunk
-from chatterbox_tray.ipc.localplay import (
+from chatterbox_tray.audio.local_player import (
     BLOCK_S,
     SENTENCE_PAUSE_S,
     LocalOutput,
@@ -29,6 +27,8 @@ from chatterbox_tray.ipc.localplay import (
     Played,
     local_output,
 )
+from chatterbox_tray.audio.output import LEAD_S
+from chatterbox_tray.ipc.client import Chunk
 from tests.support.daemons import write_alsa_file_sink
 
 RATE = 24_000
@@ -40,11 +40,11 @@ def sink(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """This process's default ALSA output writes into a file (PortAudio started again to see it)."""
     import sounddevice as sd
 
-    from chatterbox_tray.ipc import audio_out
+    from chatterbox_tray.audio import output
 
     path = tmp_path / "played.raw"
     monkeypatch.setenv("ALSA_CONFIG_PATH", str(write_alsa_file_sink(tmp_path / "asound.conf", path)))
-    monkeypatch.setattr(audio_out, "_probe", None)  # probe PortAudio again with this configuration
+    monkeypatch.setattr(output, "_probe", None)  # probe PortAudio again with this configuration
     sd._terminate()
     sd._initialize()
     yield path

@@ -25,11 +25,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from chatterbox_tray.ipc import audiofile
-from chatterbox_tray.ipc import requests as rq
-from chatterbox_tray.ipc.limits import OPTION_RANGES, RATE_RANGE
-from chatterbox_tray.ipc.requests import Request
-
+from ...audio import file_formats
+from ...ipc import requests as rq
+from ...ipc.limits import OPTION_RANGES, RATE_RANGE
+from ...ipc.requests import Request
 from ..connection import FAILED
 from ..state import JOB_ENDS, AppState
 from ..widgets import Banner, fmt_seconds, wheel_only_when_focused
@@ -45,7 +44,7 @@ OPTIONS = {
 #: always there; its default is the daemon's ``rate`` setting (Settings page).
 RATE_SPEC = ("Speed", "Speaking rate: 2.00 is twice as fast, 0.50 half as fast; the pitch stays.")
 STEPS = 100  # slider steps per unit
-SAVE_FILTERS = audiofile.dialog_filters()
+SAVE_FILTERS = file_formats.dialog_filters()
 
 
 def utf16_offset(text: str, index: int) -> int:
@@ -316,7 +315,7 @@ class SpeakPage(QWidget):
         )
         if path:
             if not Path(path).suffix:  # the filter the user picked says the format
-                path += audiofile.extension_for_filter(chosen)
+                path += file_formats.extension_for_filter(chosen)
             self.save_to(path)
 
     def save_to(self, path: str) -> None:
@@ -324,8 +323,8 @@ class SpeakPage(QWidget):
         if not Path(path).suffix:
             path += ".wav"
         try:  # before synthesizing: a bad name or folder is said at once
-            audiofile.check_writable(path)
-        except audiofile.AudioFileError as exc:
+            file_formats.check_writable(path)
+        except file_formats.AudioFileError as exc:
             self.banner.show_message(f"Cannot save: {exc}", "error")
             return
         request = self.synthesize_request()
@@ -497,7 +496,7 @@ class SpeakPage(QWidget):
         audio = np.frombuffer(b"".join(saving["chunks"]), dtype="<f4")
         path = Path(saving["path"])
         try:
-            audiofile.write_audio(path, audio, saving["rate"])
+            file_formats.write_audio(path, audio, saving["rate"])
         except (OSError, RuntimeError, ValueError) as exc:
             self._failed("io", f"Could not write {path}: {exc}")
             return

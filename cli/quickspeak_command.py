@@ -20,10 +20,10 @@ import json
 import os
 import signal
 
-from . import endpoints
-from . import requests as rq
-from .client import Client
-from .core import pid_alive
+from ..ipc import endpoints
+from ..ipc import requests as rq
+from ..ipc.client import Client
+from ..ipc.core import pid_alive
 from .selection import SelectionError, read_selection
 
 #: Longest text a quick-speak sends (the daemon's own limit is higher; a
@@ -69,7 +69,7 @@ def _quick_here(client: Client, args: argparse.Namespace) -> int:
     The playing process leaves its pid in the runtime folder; the next press
     finds it alive and sends it SIGTERM (which stops and cancels its job).
     """
-    from .speaking import speak_and_wait
+    from .speak_and_wait import speak_and_wait
 
     run_dir = endpoints.ensure_private_dir(endpoints.runtime_dir())
     pidfile = run_dir / "quick-remote.pid"

@@ -1,7 +1,7 @@
 """The audio output: PortAudio through sounddevice, one mono float32 stream.
 
 Both speakers use it: the daemon's (``daemon/player.py``) and this
-computer's for a remote daemon's speech (``ipc/localplay.py``), so a device
+computer's for a remote daemon's speech (``audio/local_player.py``), so a device
 name means the same on both. numpy and sounddevice are imported when audio
 is played, not when ``ipc`` is imported (clients stay light).
 
@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .protocol import CodedError
+from ..ipc.protocol import CodedError
 
 if TYPE_CHECKING:
     import numpy as np

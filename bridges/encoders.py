@@ -31,7 +31,7 @@ import io
 import struct
 from typing import TYPE_CHECKING, Any
 
-from chatterbox_tray.ipc.audiofile import FILE_FORMATS
+from ..audio.file_formats import FILE_FORMATS
 
 if TYPE_CHECKING:  # numpy is imported at the first chunk: a bridge starts listening without it
     import numpy as np

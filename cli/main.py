@@ -15,13 +15,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import audiofile, progress, quick, remote_cli, speechd
-from . import requests as rq
-from .client import Client, DaemonUnavailable, connect
-from .formatting import human_bytes
-from .limits import CLIP_MAX_SECONDS, CLIP_MIN_SECONDS, DEFAULT_PRIORITY, OPTION_RANGES, PRIORITIES, RATE_RANGE
-from .protocol import ProtocolError
-from .speaking import speak_and_wait
+from ..audio import file_formats
+from ..ipc import requests as rq
+from ..ipc.client import Client, DaemonUnavailable, connect
+from ..ipc.formatting import human_bytes
+from ..ipc.limits import CLIP_MAX_SECONDS, CLIP_MIN_SECONDS, DEFAULT_PRIORITY, OPTION_RANGES, PRIORITIES, RATE_RANGE
+from ..ipc.protocol import ProtocolError
+from . import progress_bar, quickspeak_command, remote_commands, speech_dispatcher
+from .speak_and_wait import speak_and_wait
 
 EXIT_ERROR, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 1, 2, 3, 130
 
@@ -153,7 +154,7 @@ def _read_text(args: argparse.Namespace) -> str:
     if getattr(args, "selection", False):
         if args.text:
             raise SystemExit("chatterbox-tray say: give either text or --selection, not both")
-        from .quick import selected_text
+        from .quickspeak_command import selected_text
 
         return selected_text()
     if args.text:
@@ -165,8 +166,8 @@ def _read_text(args: argparse.Namespace) -> str:
 
 def _open_output(path: str, rate: int) -> Any:
     try:
-        return audiofile.open_writer(path, rate)
-    except audiofile.AudioFileError as exc:
+        return file_formats.open_writer(path, rate)
+    except file_formats.AudioFileError as exc:
         raise SystemExit(f"chatterbox-tray say: {exc}") from None
 
 
@@ -205,19 +206,19 @@ def cmd_say(client: Client, args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if args.output is not None:
         try:  # before synthesizing: a bad path should not cost minutes of work first
-            audiofile.check_writable(args.output)
-        except audiofile.AudioFileError as exc:
+            file_formats.check_writable(args.output)
+        except file_formats.AudioFileError as exc:
             print(f"chatterbox-tray say: {exc}", file=sys.stderr)
             return EXIT_ERROR
     synthesis = client.synthesize(
         text, voice=args.voice, rate=args.rate, **_voice_source(client, args), **_options(args)
     )
     sink: Any = None
-    bar: progress.ExportProgress | None = None
+    bar: progress_bar.ExportProgress | None = None
     try:
-        if progress.wanted(quiet=args.quiet or args.json):
+        if progress_bar.wanted(quiet=args.quiet or args.json):
             synthesis.accepted()  # the total: how many sentences the daemon cut the text into
-            bar = progress.ExportProgress(synthesis.chunks or 0, what=Path(args.output).name if args.output else "")
+            bar = progress_bar.ExportProgress(synthesis.chunks or 0, what=Path(args.output).name if args.output else "")
         for chunk in synthesis:
             if args.output is not None:
                 if sink is None:
@@ -640,10 +641,10 @@ def build_parser() -> argparse.ArgumentParser:
     sett.add_argument("assignments", nargs="*", metavar="KEY=VALUE")
     sett.set_defaults(func=cmd_settings)
     sub.add_parser("reload", help="load the model again with the current settings").set_defaults(func=cmd_reload)
-    quick.add_parser(sub)
-    speechd.add_parser(sub)
-    remote_cli.add_parser(sub)
-    from chatterbox_tray.bridges.cli import add_arguments as add_bridge_arguments  # argparse only: no numpy
+    quickspeak_command.add_parser(sub)
+    speech_dispatcher.add_parser(sub)
+    remote_commands.add_parser(sub)
+    from ..bridges.serve import add_arguments as add_bridge_arguments  # argparse only: no numpy
 
     add_bridge_arguments(
         sub.add_parser("serve", help="serve the daemon to other programs: OpenAI-compatible HTTP, or Wyoming")
@@ -696,7 +697,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "serve":  # a long-running server; it connects (and reconnects) by itself
-        from chatterbox_tray.bridges.cli import run as run_bridge
+        from ..bridges.serve import run as run_bridge
 
         return run_bridge(args)
     if getattr(args, "offline", None) is not None:  # needs no daemon (speechd uninstall)

@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .client import Client
-from .protocol import ProtocolError
-from .requests import Request
+from ..ipc.client import Client
+from ..ipc.protocol import ProtocolError
+from ..ipc.requests import Request
 
 #: How long ``wait`` may hear nothing; the daemon sends progress every second.
 WAIT_GAP_S = 30.0
@@ -93,14 +93,14 @@ def play_here(client: Client, request: Request) -> Spoken:
     """A ``speak`` request for a remote daemon: synthesize there, play on this computer's speaker.
 
     The daemon's speaker is in another room. This computer's speaker
-    (``ipc.localplay``) plays it with the daemon's player logic, on the
+    (``audio.local_player``) plays it with the daemon's player logic, on the
     output device and volume chosen for this computer (the local daemon's
     settings.json); the request's priority and volume apply here. Always
     waits (there is nothing here to leave playing); Ctrl-C, SIGTERM or
     SIGHUP stop it and cancel the job.
     """
-    from .client import Synthesis
-    from .localplay import LocalPlayer
+    from ..audio.local_player import LocalPlayer
+    from ..ipc.client import Synthesis
 
     args = {k: v for k, v in request.args.items() if k not in ("priority", "volume", "interrupt")}
     volume = request.args.get("volume")

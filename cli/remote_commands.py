@@ -14,7 +14,7 @@ import socket
 import sys
 import time
 
-from . import endpoints, pairing, remote
+from ..ipc import endpoints, pairing, remote
 
 EXIT_ERROR = 1
 
@@ -68,7 +68,7 @@ def _serving_now() -> tuple[bool, str] | None:
     ``--remote-bind`` turns remote mode on for one run, and a taken port turns
     it off, so the settings file alone cannot say whether pairing will work.
     """
-    from .client import Client
+    from ..ipc.client import Client
 
     try:
         client = Client(timeout=2.0)

@@ -24,9 +24,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from chatterbox_tray.ipc import audiofile
-from chatterbox_tray.ipc import requests as rq
-
+from ...audio import file_formats
+from ...ipc import requests as rq
 from ..recorder import InputProbe, RecordDialog
 from ..state import JOB_ENDS, AppState
 from ..widgets import CACHE_LABELS, Banner, fmt_seconds
@@ -177,7 +176,7 @@ class VoicesPage(QWidget):
 
     def add_file(self, path: Path, name: str | None = None) -> None:
         """Add a clip file as a voice; ``name`` defaults to the file's name, asked for when it is taken."""
-        problem = audiofile.clip_problem(path)
+        problem = file_formats.clip_problem(path)
         if problem:  # before asking for a name the clip could never have
             self.banner.show_message(f"Cannot add this clip: {problem}.")
             return

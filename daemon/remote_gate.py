@@ -39,7 +39,7 @@ from typing import Any
 import zmq
 from zmq.utils import z85
 
-from chatterbox_tray.ipc import pairing, remote
+from ..ipc import pairing, remote
 
 log = logging.getLogger(__name__)
 

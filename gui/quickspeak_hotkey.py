@@ -24,9 +24,8 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QClipboard, QGuiApplication
 
-from chatterbox_tray.ipc import requests as rq
-from chatterbox_tray.ipc.quick import MAX_QUICK_CHARS
-
+from ..cli.quickspeak_command import MAX_QUICK_CHARS
+from ..ipc import requests as rq
 from . import prefs
 from .hotkeys import Backend, HotkeyError, parse_chord, platform_backend
 from .hotkeys.copy import send_copy

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from chatterbox_tray.ipc import cli, speechd
+from chatterbox_tray.cli import main, speech_dispatcher
 from chatterbox_tray.ipc.limits import DEFAULT_PRIORITY, OPTION_RANGES, PRIORITIES
 
 
@@ -25,12 +25,12 @@ from chatterbox_tray.ipc.limits import DEFAULT_PRIORITY, OPTION_RANGES, PRIORITI
     ],
 )
 def test_the_daemon_command_is_recognised_before_parsing(argv: list[str], daemon_argv: list[str] | None) -> None:
-    assert cli._daemon_argv(argv) == daemon_argv
+    assert main._daemon_argv(argv) == daemon_argv
 
 
 def test_daemon_help_is_the_daemons_own(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "argv", list(sys.argv))  # run_daemon sets it, as python -m does
-    assert cli.main(["daemon", "--help"]) == 0
+    assert main.main(["daemon", "--help"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: ")
     for flag in ("--variant", "--checkpoint", "--device", "--no-warmup", "--max-tokens-per-chunk"):
@@ -41,12 +41,12 @@ def test_a_bad_daemon_option_is_a_usage_error(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sys, "argv", list(sys.argv))
-    assert cli.main(["daemon", "--variant", "nonsense"]) == 2
+    assert main.main(["daemon", "--variant", "nonsense"]) == 2
     assert "invalid choice" in capsys.readouterr().err
 
 
 def test_priorities_and_option_ranges_come_from_the_shared_limits() -> None:
-    parser = cli.build_parser()
+    parser = main.build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
     say = sub.choices["say"]
     priority = next(a for a in say._actions if a.dest == "priority")
@@ -54,15 +54,15 @@ def test_priorities_and_option_ranges_come_from_the_shared_limits() -> None:
     for name, (lo, hi, default) in OPTION_RANGES.items():
         action = next(a for a in say._actions if a.dest == name)
         assert f"{lo:g}-{hi:g} (default {default:g})" in action.help
-    assert speechd.PRIORITIES == PRIORITIES and speechd.DEFAULT_PRIORITY == DEFAULT_PRIORITY
+    assert speech_dispatcher.PRIORITIES == PRIORITIES and speech_dispatcher.DEFAULT_PRIORITY == DEFAULT_PRIORITY
 
 
 def test_starting_the_cli_imports_no_daemon_code() -> None:
     code = (
-        "import json, sys; import chatterbox_tray.ipc.cli as cli; cli.build_parser();"
+        "import json, sys; import chatterbox_tray.cli.main as cli; cli.build_parser();"
         "print(json.dumps(sorted(m for m in sys.modules if m.startswith('chatterbox_tray'))))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     loaded = json.loads(out.stdout)
-    assert "chatterbox_tray.ipc.cli" in loaded
+    assert "chatterbox_tray.cli.main" in loaded
     assert not [m for m in loaded if m.startswith(("chatterbox_tray.daemon", "chatterbox_tray.gui"))], loaded

@@ -38,10 +38,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from chatterbox_tray.ipc import remote
-from chatterbox_tray.ipc import requests as rq
-from chatterbox_tray.ipc.limits import RATE_RANGE
-
+from ...ipc import remote
+from ...ipc import requests as rq
+from ...ipc.limits import RATE_RANGE
 from .. import autostart
 from ..pairdialog import PairDialog
 from ..state import AppState

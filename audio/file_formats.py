@@ -93,7 +93,7 @@ def clip_problem(path: str | os.PathLike[str]) -> str | None:
     or too long is said at once. Formats this libsndfile cannot read (m4a, aac)
     are left to the daemon, which decodes more and says what is wrong.
     """
-    from .limits import CLIP_MAX_SECONDS, CLIP_MIN_SECONDS
+    from ..ipc.limits import CLIP_MAX_SECONDS, CLIP_MIN_SECONDS
 
     try:
         import soundfile
