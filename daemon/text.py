@@ -9,6 +9,7 @@ first one arrives quickly, long enough to sound natural.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 #: Abbreviations whose full stop does not end a sentence.
@@ -44,18 +45,24 @@ _END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s)|\n\s*\n")
 
 @dataclass(frozen=True)
 class Chunk:
-    """A piece of text to speak, with its [start, end) span in the original."""
+    """A piece of text to speak, with its [start, end) span in the original.
+
+    ``pause_s``: not speech but that much silence (pause markup, ``daemon/saytext.py``);
+    its ``text`` is empty and its span the markup's.
+    """
 
     text: str
     start: int
     end: int
+    pause_s: float | None = None
 
 
-def split_sentences(text: str, max_chars: int = 300) -> list[Chunk]:
+def split_sentences(text: str, max_chars: int = 300, keep: Sequence[tuple[int, int]] = ()) -> list[Chunk]:
     """Split ``text`` into sentence chunks no longer than ``max_chars``.
 
     Whitespace-only pieces are dropped. Long sentences are cut at the last
-    comma, semicolon or colon before the limit, else at a space, else hard.
+    comma, semicolon or colon before the limit, else at a space, else hard;
+    never inside one of the ``keep`` spans (a tag such as ``[clear throat]``).
     """
     chunks: list[Chunk] = []
     start = 0
@@ -63,9 +70,9 @@ def split_sentences(text: str, max_chars: int = 300) -> list[Chunk]:
         end = match.end()
         if match.group().strip() and _is_abbreviation(text, match.start()):
             continue
-        _emit(text, start, end, max_chars, chunks)
+        _emit(text, start, end, max_chars, chunks, keep)
         start = end
-    _emit(text, start, len(text), max_chars, chunks)
+    _emit(text, start, len(text), max_chars, chunks, keep)
     return chunks
 
 
@@ -80,15 +87,17 @@ def _is_abbreviation(text: str, dot: int) -> bool:
     return token in _ABBREVIATIONS or (len(token) == 1 and text[dot - 1].isupper())
 
 
-def _emit(text: str, start: int, end: int, max_chars: int, out: list[Chunk]) -> None:
+def _emit(
+    text: str, start: int, end: int, max_chars: int, out: list[Chunk], keep: Sequence[tuple[int, int]] = ()
+) -> None:
     # Trim surrounding whitespace but keep spans pointing into the original.
     while start < end and text[start].isspace():
         start += 1
     while end > start and text[end - 1].isspace():
         end -= 1
     while end - start > max_chars:
-        cut = _cut_point(text, start, start + max_chars)
-        _emit(text, start, cut, max_chars, out)
+        cut = _cut_point(text, start, start + max_chars, keep)
+        _emit(text, start, cut, max_chars, out, keep)
         start = cut
         while start < end and text[start].isspace():
             start += 1
@@ -96,13 +105,18 @@ def _emit(text: str, start: int, end: int, max_chars: int, out: list[Chunk]) -> 
         out.append(Chunk(text[start:end], start, end))
 
 
-def _cut_point(text: str, start: int, limit: int) -> int:
+def _cut_point(text: str, start: int, limit: int, keep: Sequence[tuple[int, int]] = ()) -> int:
     window = text[start:limit]
+    cut = limit
     for marks in (",;:", " "):
         pos = max(window.rfind(m) for m in marks)
         if pos > len(window) // 3:
-            return start + pos + 1
-    return limit
+            cut = start + pos + 1
+            break
+    for lo, hi in keep:  # a tag is never cut in two: cut before it, or after it when it opens the piece
+        if lo < cut < hi:
+            return lo if lo > start else hi
+    return cut
 
 
 #: Speech tokens per second of audio in Chatterbox's S3 tokenizer.

@@ -1,0 +1,286 @@
+"""From what the user wrote to what the model is given: rules, pauses and tags, before sentence splitting.
+
+Every job's text goes through `prepare` on its way in (``synthesize``,
+``speak``, and so every client: the tray, the CLI, Speech Dispatcher, the
+bridges), and through `resolve_tags` once the model that will speak it is
+loaded (the worker calls it before the first sentence):
+
+1. the text is cut into plain runs, pause markups (``[pause 500ms]``) and
+   tag-shaped words in brackets (``[laugh]``, ``[clear throat]``);
+2. pronunciation rules rewrite the plain runs (never inside a markup: a rule
+   for "pause" or "laugh" leaves ``[pause 1s]`` and ``[laugh]`` alone);
+3. each pause ends the sentence before it and becomes a chunk of its own
+   (``Chunk.pause_s``), which the worker turns into silence: it never reaches
+   the model;
+4. the rest is split into sentences, a tag never cut in two, and every
+   chunk's span is mapped back through the rewrites, so highlighting points
+   at what the user wrote;
+5. `resolve_tags`: tags the loaded model's tokenizer knows stay in the text
+   (Turbo's tokenizer turns each into its one token); the others are taken
+   out of the text, and the job's summary says so once.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..ipc.markup import PAUSE_RE, PAUSE_TOTAL_MAX_S, TAG_RE, Rule, parse_pause
+from ..ipc.protocol import ProtocolError
+from .text import Chunk, split_sentences
+
+__all__ = ["Prepared", "TextMap", "apply_rules", "prepare", "resolve_tags", "silence_samples", "tokenizer_tags"]
+
+#: A tag as tokenizers list them: lowercase words in brackets.
+_TOKENIZER_TAG_RE = re.compile(r"\[[a-z][a-z ]{0,40}\]")
+_MARKUP_RE = re.compile(f"(?P<pause>{PAUSE_RE.pattern})|(?P<tag>{TAG_RE.pattern})", re.IGNORECASE)
+
+
+class TextMap:
+    """Positions in a rewritten text, mapped back to the text it was made from.
+
+    ``edits`` are the rewritten regions, in order: ``(new_start, new_end,
+    old_start, old_end)``. Between them the texts agree, shifted. A position
+    inside a rewritten region maps to its whole original region: a span that
+    starts or ends inside "engine x" covers all of "nginx".
+    """
+
+    def __init__(self, edits: Sequence[tuple[int, int, int, int]]) -> None:
+        self._edits = list(edits)
+        self._starts = [e[0] for e in self._edits]
+
+    def start(self, pos: int) -> int:
+        """Where a span starting at ``pos`` starts in the original."""
+        i = bisect.bisect_right(self._starts, pos) - 1
+        if i < 0:
+            return pos
+        _, new_end, old_start, old_end = self._edits[i]
+        return old_start if pos < new_end else old_end + (pos - new_end)
+
+    def end(self, pos: int) -> int:
+        """Where a span ending at ``pos`` (exclusive) ends in the original."""
+        i = bisect.bisect_left(self._starts, pos) - 1
+        if i < 0:
+            return pos
+        _, new_end, _, old_end = self._edits[i]
+        return old_end if pos <= new_end else old_end + (pos - new_end)
+
+
+class _Builder:
+    """Makes a rewritten text piece by piece, recording the rewrites."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.parts: list[str] = []
+        self.length = 0
+        self.edits: list[tuple[int, int, int, int]] = []
+
+    def keep(self, start: int, end: int) -> None:
+        if end > start:
+            self.parts.append(self.source[start:end])
+            self.length += end - start
+
+    def put(self, start: int, end: int, text: str) -> None:
+        self.edits.append((self.length, self.length + len(text), start, end))
+        self.parts.append(text)
+        self.length += len(text)
+
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+def apply_rules(
+    text: str, rules: Sequence[tuple[Rule, re.Pattern[str]]], start: int = 0, end: int | None = None
+) -> list[tuple[int, int, str]]:
+    """The replacements ``rules`` make in ``text[start:end]``: ``(match_start, match_end, replacement)``.
+
+    One pass, left to right, never re-reading a replacement: at each point
+    the leftmost match wins, then the longest, then the rule listed first.
+    Patterns see the whole text around the run (so "whole word" holds at its
+    edges) but match only inside it.
+    """
+    end = len(text) if end is None else end
+    found: list[tuple[int, int, str]] = []
+    nexts: list[re.Match[str] | None] = [None] * len(rules)
+    done = [False] * len(rules)
+    pos = start
+    while pos < end:
+        best: tuple[int, int, int] | None = None  # (start, -length, rule index)
+        for i, (_, pattern) in enumerate(rules):
+            if done[i]:
+                continue
+            match = nexts[i]
+            if match is None or match.start() < pos:
+                match = _search(pattern, text, pos, end)
+                nexts[i] = match
+                if match is None:
+                    done[i] = True
+                    continue
+            key = (match.start(), -(match.end() - match.start()), i)
+            if best is None or key < best:
+                best = key
+        if best is None:
+            break
+        index = best[2]
+        rule, match = rules[index][0], nexts[index]
+        assert match is not None
+        say = match.expand(rule.say) if rule.regex else rule.say
+        found.append((match.start(), match.end(), say))
+        pos = match.end()
+    return found
+
+
+def _search(pattern: re.Pattern[str], text: str, pos: int, end: int) -> re.Match[str] | None:
+    """The next non-empty match of ``pattern`` in ``text[pos:end]``."""
+    while pos <= end:
+        match = pattern.search(text, pos, end)
+        if match is None or match.end() > match.start():
+            return match
+        pos = match.start() + 1
+    return None
+
+
+@dataclass
+class Prepared:
+    """A job's text made ready: its chunks (spans in the original text) and what to tell the user."""
+
+    chunks: list[Chunk]
+    #: Each chunk's tags, as (start, end) in the chunk's text, for `resolve_tags`.
+    tags: list[list[tuple[int, int]]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def prepare(text: str, rules: Sequence[tuple[Rule, re.Pattern[str]]], max_chars: int) -> Prepared:
+    """Rules, pauses and sentence splitting for ``text`` (see the module's docstring).
+
+    Raises ProtocolError ``bad_markup`` for a malformed or too long pause.
+    """
+    out = _Builder(text)
+    pauses: list[tuple[int, float, int, int]] = []  # (position in the new text, seconds, original span)
+    tags: list[tuple[int, int]] = []  # in the new text
+    pos, total = 0, 0.0
+    for markup in [*_MARKUP_RE.finditer(text), None]:
+        run_end = markup.start() if markup is not None else len(text)
+        for m_start, m_end, say in apply_rules(text, rules, pos, run_end):
+            out.keep(pos, m_start)
+            out.put(m_start, m_end, say)
+            pos = m_end
+        out.keep(pos, run_end)
+        if markup is None:
+            break
+        if markup["pause"] is not None:
+            seconds = parse_pause(markup["arg"] or "")
+            total += seconds
+            if total > PAUSE_TOTAL_MAX_S:
+                raise ProtocolError(
+                    "bad_markup", f"the text's pauses add up to more than {PAUSE_TOTAL_MAX_S:g} s, the most allowed"
+                )
+            out.put(markup.start(), markup.end(), " ")  # a space: the words either side stay apart
+            pauses.append((out.length, seconds, markup.start(), markup.end()))
+        else:
+            tags.append((out.length, out.length + markup.end() - markup.start()))
+            out.keep(markup.start(), markup.end())
+        pos = markup.end()
+    new = out.text()
+    where = TextMap(out.edits)
+    chunks: list[Chunk] = []
+    chunk_tags: list[list[tuple[int, int]]] = []
+    region = 0
+    for pause in [*pauses, None]:
+        region_end = pause[0] - 1 if pause is not None else len(new)  # (the pause's space is not spoken)
+        inside = [(a - region, b - region) for a, b in tags if region <= a and b <= region_end]
+        for piece in split_sentences(new[region:region_end], max_chars, keep=inside):
+            start, end = piece.start + region, piece.end + region
+            chunks.append(Chunk(piece.text, where.start(start), where.end(end)))
+            chunk_tags.append([(a - start, b - start) for a, b in tags if start <= a and b <= end])
+        if pause is None:
+            break
+        cut, seconds, m_start, m_end = pause
+        chunks.append(Chunk("", m_start, m_end, pause_s=seconds))
+        chunk_tags.append([])
+        region = cut
+    return Prepared(chunks, chunk_tags)
+
+
+def resolve_tags(prepared: Prepared, known: Sequence[str], variant: str) -> Prepared:
+    """Keep the tags the loaded model knows; take the others out of the text and say so once.
+
+    ``known``: the tags the model's tokenizer has (`tokenizer_tags`). A tag
+    in other letter case ("[Laugh]") becomes the known spelling. A sentence
+    that was only unknown tags becomes an empty pause (nothing to say, its
+    place kept so the job's chunk count stays what ``accepted`` said).
+    """
+    lookup = {t.lower(): t for t in known}
+    removed: list[str] = []
+    chunks = []
+    for chunk, spans in zip(prepared.chunks, prepared.tags or [[] for _ in prepared.chunks], strict=True):
+        if not spans:
+            chunks.append(chunk)
+            continue
+        text, shift = chunk.text, 0
+        for a, b in spans:
+            tag = text[a + shift : b + shift]
+            keep = lookup.get(tag.lower())
+            if keep is None and tag not in removed:
+                removed.append(tag)
+            put = keep if keep is not None else ""
+            text = text[: a + shift] + put + text[b + shift :]
+            shift += len(put) - (b - a)
+        text = " ".join(text.split())
+        if any(ch.isalnum() for ch in text):
+            chunks.append(replace(chunk, text=text))
+        else:
+            chunks.append(replace(chunk, text="", pause_s=0.0))
+    warnings = list(prepared.warnings)
+    if removed:
+        names = ", ".join(removed[:6]) + (f" and {len(removed) - 6} more" if len(removed) > 6 else "")
+        if lookup:
+            which = "that tag" if len(removed) == 1 else "those tags"
+            warnings.append(
+                f"removed {names}: the {variant} model does not know {which} "
+                "(chatterbox-tray tags lists those it knows)"
+            )
+        else:
+            warnings.append(
+                f"removed {names}: the {variant} model has no tags (they work with the turbo model), so "
+                f"{'it was' if len(removed) == 1 else 'they were'} not spoken"
+            )
+    return Prepared(chunks, [[] for _ in chunks], warnings)
+
+
+def tokenizer_tags(tokenizer: Any) -> list[str]:
+    """The paralinguistic and delivery tags a loaded tokenizer knows, in its id order.
+
+    Read from the tokenizer itself (Turbo's GPT-2 tokenizer lists them as
+    added tokens), never from a list of ours: a checkpoint with more or other
+    tags is offered exactly those. A tokenizer without any (the original's,
+    whose special tokens are upper case: ``[START]``, ``[STOP]``) gives none.
+    """
+    vocab: dict[str, int] = {}
+    if tokenizer is None:
+        return []
+    try:
+        if hasattr(tokenizer, "get_added_vocab"):  # transformers
+            vocab = dict(tokenizer.get_added_vocab())
+        elif hasattr(tokenizer, "tokenizer") and hasattr(tokenizer.tokenizer, "get_added_tokens_decoder"):
+            vocab = {t.content: i for i, t in tokenizer.tokenizer.get_added_tokens_decoder().items()}
+    except Exception:  # a tokenizer we do not know: no tags rather than a failed job
+        return []
+    return [t for t, _ in sorted(vocab.items(), key=lambda item: item[1]) if _TOKENIZER_TAG_RE.fullmatch(t)]
+
+
+def silence_samples(seconds: float, sample_rate: int, rate: float, sentence_pause_s: float | None, first: bool) -> int:
+    """Samples of silence a pause chunk holds, so the gap heard is ``seconds``.
+
+    ``sentence_pause_s``: the speaker's own pause after each sentence (None
+    for ``synthesize``, whose client joins chunks as they come): the speaker
+    puts one after the sentence before and one after this silence, so those
+    are taken off (a gap is never shorter than the speaker makes anyway).
+    ``rate``: the job's speaking rate, which will stretch this silence too.
+    """
+    if sentence_pause_s is not None:
+        seconds -= sentence_pause_s * (1 if first else 2)
+    return max(0, round(seconds * rate * sample_rate))
