@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -668,24 +670,25 @@ def _daemon_argv(argv: list[str]) -> list[str] | None:
 
 
 def run_daemon(argv: list[str]) -> int:
-    """``chatterbox-tray daemon ...``: run ``python -m chatterbox_tray.daemon`` in this process.
+    """``chatterbox-tray daemon ...``: the daemon in the foreground, as its own program.
 
-    By module name, the way ``python -m`` does it, rather than importing it:
-    ``ipc/`` is the contract every client imports and depends on nothing in
-    ``daemon/``. The daemon parses its own flags (and prints its own help).
+    Not imported: the command line depends on nothing in ``daemon/``
+    (docs/decisions.md, "Folders and who may import whom"). On POSIX this
+    process becomes ``python -m chatterbox_tray.daemon`` (the same pid, so
+    Ctrl-C and a service manager's signals reach the daemon itself); Windows
+    has no such exec, so there the daemon is a child whose exit status is ours.
+    The daemon parses its own flags (and prints its own help).
     """
-    import runpy
-
-    sys.argv = ["chatterbox-tray daemon", *argv]
-    try:
-        runpy.run_module("chatterbox_tray.daemon", run_name="__main__", alter_sys=True)
-    except SystemExit as exc:  # its __main__ ends with sys.exit(main())
-        code = exc.code
-        if code is None or isinstance(code, int):
-            return int(code or 0)
-        print(code, file=sys.stderr)
-        return EXIT_ERROR
-    return 0
+    command = [sys.executable, "-m", "chatterbox_tray.daemon", *argv]
+    if sys.platform != "win32":
+        sys.stdout.flush()
+        os.execv(sys.executable, command)
+    child = subprocess.Popen(command)
+    while True:
+        try:
+            return child.wait()
+        except KeyboardInterrupt:  # Ctrl-C reached the daemon too: wait for its shutdown
+            continue
 
 
 def main(argv: list[str] | None = None) -> int:

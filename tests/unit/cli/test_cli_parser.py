@@ -1,4 +1,4 @@
-"""The CLI's parser and start-up, in process (its commands against a daemon: tests/protocol/test_cli.py)."""
+"""The CLI's parser and start-up (its commands against a daemon: tests/protocol/test_cli.py)."""
 
 from __future__ import annotations
 
@@ -28,21 +28,25 @@ def test_the_daemon_command_is_recognised_before_parsing(argv: list[str], daemon
     assert main._daemon_argv(argv) == daemon_argv
 
 
-def test_daemon_help_is_the_daemons_own(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sys, "argv", list(sys.argv))  # run_daemon sets it, as python -m does
-    assert main.main(["daemon", "--help"]) == 0
-    out = capsys.readouterr().out
-    assert out.startswith("usage: ")
+def cli(*argv: str) -> subprocess.CompletedProcess:
+    """``chatterbox-tray ARGV`` in a fresh process (``daemon`` becomes the daemon's own program)."""
+    return subprocess.run(
+        [sys.executable, "-m", "chatterbox_tray.cli.main", *argv], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_daemon_help_is_the_daemons_own() -> None:
+    done = cli("daemon", "--help")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: chatterbox-tray-daemon")
     for flag in ("--variant", "--checkpoint", "--device", "--no-warmup", "--max-tokens-per-chunk"):
-        assert flag in out
+        assert flag in done.stdout
 
 
-def test_a_bad_daemon_option_is_a_usage_error(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(sys, "argv", list(sys.argv))
-    assert main.main(["daemon", "--variant", "nonsense"]) == 2
-    assert "invalid choice" in capsys.readouterr().err
+def test_a_bad_daemon_option_is_a_usage_error() -> None:
+    done = cli("daemon", "--variant", "nonsense")
+    assert done.returncode == 2
+    assert "invalid choice" in done.stderr
 
 
 def test_priorities_and_option_ranges_come_from_the_shared_limits() -> None:
