@@ -24,11 +24,8 @@ from ..ipc import endpoints
 from ..ipc import requests as rq
 from ..ipc.client import Client
 from ..ipc.core import pid_alive
+from ..ipc.limits import MAX_QUICK_CHARS
 from .selection import SelectionError, read_selection
-
-#: Longest text a quick-speak sends (the daemon's own limit is higher; a
-#: stray select-all of a huge page should not queue an hour of speech).
-MAX_QUICK_CHARS = 20_000
 
 
 def selected_text() -> str:

@@ -24,8 +24,8 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QClipboard, QGuiApplication
 
-from ..cli.quickspeak_command import MAX_QUICK_CHARS
 from ..ipc import requests as rq
+from ..ipc.limits import MAX_QUICK_CHARS
 from . import prefs
 from .hotkeys import Backend, HotkeyError, parse_chord, platform_backend
 from .hotkeys.copy import send_copy

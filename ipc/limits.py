@@ -17,6 +17,7 @@ __all__ = [
     "CLIP_SILENCE_RMS_DBFS",
     "DEFAULT_MAX_TEXT_CHARS",
     "DEFAULT_PRIORITY",
+    "MAX_QUICK_CHARS",
     "OPTION_RANGES",
     "PREBUFFER_MODES",
     "PRIORITIES",
@@ -87,6 +88,10 @@ RMS.
 #: The default of the ``max_text_chars`` setting (the daemon announces the
 #: value in force in ``hello``'s ``limits``).
 DEFAULT_MAX_TEXT_CHARS = 100_000
+
+#: Longest text a quick-speak sends, from the hotkey or ``chatterbox-tray quick`` (a
+#: stray select-all of a huge page should not queue an hour of speech).
+MAX_QUICK_CHARS = 20_000
 
 #: A voice name has 1 to this many characters.
 VOICE_NAME_MAX_LENGTH = 64
