@@ -24,8 +24,6 @@ import os
 import secrets
 from pathlib import Path
 
-from .faults import step
-
 __all__ = [
     "DEFAULT_MODE",
     "OWNER_ONLY",
@@ -38,6 +36,15 @@ __all__ = [
     "write_atomic",
     "write_temp",
 ]
+
+
+def fault_hook(site: str, step: str) -> None:
+    """Called at each step of a write; nothing in the product.
+
+    The tests' fault injection (tests/support/faults.py) puts its own here, to
+    kill the process in the middle of a write: the case atomic writes exist for.
+    """
+
 
 #: Temporary files start and end with these; anything so named is a leftover
 #: once no writer is running.
@@ -54,7 +61,7 @@ def write_atomic(path: Path | str, data: bytes | str, *, mode: int = DEFAULT_MOD
 
     The folder must exist. ``mode`` is the new file's permission bits (minus
     the umask); pass `OWNER_ONLY` for files other users must not read.
-    ``site`` names this write for the tests' fault injection (`ipc.faults`).
+    ``site`` names this write for the tests' fault injection (`fault_hook`).
     The temporary file's name starts with ``TMP_PREFIX + path.name + "-"``,
     so the file's owner can sweep its own leftovers (`temp_prefix_for`).
     """
@@ -90,25 +97,25 @@ def write_temp(
             continue
     try:
         with os.fdopen(fd, "wb") as f:
-            step(site, "tmp-open")
+            fault_hook(site, "tmp-open")
             half = len(data) // 2
             f.write(data[:half])
             f.flush()  # so a crash here leaves half a file, as a real one would
-            step(site, "tmp-half")
+            fault_hook(site, "tmp-half")
             f.write(data[half:])
             f.flush()
             os.fsync(f.fileno())
     except BaseException:
         discard_temp(tmp)
         raise
-    step(site, "after-tmp-write")
+    fault_hook(site, "after-tmp-write")
     return tmp
 
 
 def commit_temp(tmp: Path | str, path: Path | str, *, site: str = "") -> None:
     """Move a file from `write_temp` over ``path`` and make the rename durable."""
     os.replace(tmp, path)
-    step(site, "after-replace")
+    fault_hook(site, "after-replace")
     fsync_dir(Path(path).parent)
 
 

@@ -2,7 +2,7 @@
 
 Killing the process from outside never lands inside a write (it takes
 microseconds), so the daemon kills itself there: ``CHATTERBOX_TRAY_FAULT``
-(`ipc.faults`) names a write and a step, and the daemon SIGKILLs itself when
+(tests/support/faults.py) names a write and a step, and the daemon SIGKILLs itself when
 it reaches that step the given time. For the voice library (clip and
 manifest), the settings file and the conditionals cache, at every step:
 
@@ -26,8 +26,8 @@ import safetensors.numpy
 
 from chatterbox_tray.ipc import requests as rq
 from chatterbox_tray.ipc.atomic import TMP_PREFIX
-from chatterbox_tray.ipc.faults import FAULT_ENV, STEPS
 from tests.support.daemons import Clips, DaemonProcess
+from tests.support.faults import FAULT_ENV, STEPS
 
 #: After this step the new file is in place; before it, the old one is.
 COMMITTED = "after-replace"

@@ -35,6 +35,8 @@ from chatterbox_tray.ipc import endpoints
 from chatterbox_tray.ipc.client import Client, DaemonUnavailable, EventStream
 from chatterbox_tray.ipc.protocol import ProtocolError
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
 #: Environment knobs of the fake engine; never inherited from the test run.
 FAKE_KNOBS = (
     "CHATTERBOX_TRAY_FAKE_DELAY",
@@ -146,12 +148,15 @@ class DaemonProcess:
         """Start a process on this home without waiting for anything."""
         self.log_path = self.home / f"daemon-{next(self._starts)}.log"
         with open(self.log_path, "wb") as log:
+            # A fault to die at needs tests/support/faults.py's hook installed first.
+            faults = ("tests.support.faults",) if self.extra_env.get("CHATTERBOX_TRAY_FAULT") else ()
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "chatterbox_tray.daemon", *self.args],
+                [sys.executable, "-m", *faults, "chatterbox_tray.daemon", *self.args],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=self.env(),
+                cwd=REPO_ROOT if faults else None,
             )
         self.info = None
         STARTED.append(self)

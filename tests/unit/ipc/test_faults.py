@@ -1,4 +1,4 @@
-"""The test-only fault injection of ipc/faults.py: it dies where asked, and only there."""
+"""The test-only fault injection of tests/support/faults.py: it dies where asked, and only there."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from chatterbox_tray.ipc import faults
-from chatterbox_tray.ipc.faults import FAULT_ENV, STEPS
+from tests.support import faults
+from tests.support.faults import FAULT_ENV, STEPS
 
+ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = """
 import sys
+from tests.support import faults
 from chatterbox_tray.ipc.atomic import write_atomic
+faults.install()
 for i, data in enumerate(sys.argv[2:]):
     write_atomic(sys.argv[1], data, site="settings")
     print("wrote", i, flush=True)
@@ -27,7 +30,12 @@ def write_twice(target: Path, fault: str | None) -> subprocess.CompletedProcess:
     if fault is not None:
         env[FAULT_ENV] = fault
     return subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(target), "old", "new"], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", SCRIPT, str(target), "old", "new"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
     )
 
 
