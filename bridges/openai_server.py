@@ -36,7 +36,7 @@ from ..ipc.client import Client, DaemonUnavailable
 from ..ipc.limits import RATE_RANGE
 from ..ipc.protocol import ProtocolError
 from . import encoders
-from .upstream import OPENAI_VOICES, DaemonLink, UnknownVoice, VoiceTable, open_synthesis, resolve_voice
+from .upstream import OPENAI_VOICES, DaemonClients, UnknownVoice, VoiceTable, open_synthesis, resolve_voice
 
 log = logging.getLogger("chatterbox_tray.bridges.openai")
 
@@ -260,7 +260,7 @@ class BridgeServer(ThreadingHTTPServer):
     def __init__(self, config: Config) -> None:
         check_bind(config)
         self.config = config
-        self.link = DaemonLink(config.connection)
+        self.link = DaemonClients(config.connection)
         self.voice_table = VoiceTable(config.voice_table)
         self.address_family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
         super().__init__((config.host.strip("[]"), config.port), Handler)

@@ -157,7 +157,7 @@ def _run_wyoming(args: argparse.Namespace) -> int:
     from urllib.parse import urlparse
 
     from .openai_server import is_loopback
-    from .upstream import DaemonLink
+    from .upstream import DaemonClients
     from .wyoming_server import run as run_wyoming
 
     host = urlparse(args.uri).hostname
@@ -213,7 +213,7 @@ def _run_wyoming(args: argparse.Namespace) -> int:
         assert task is not None
         with contextlib.suppress(NotImplementedError):  # Windows' loops have no signal handlers
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-        server = asyncio.ensure_future(run_wyoming(args.uri, DaemonLink(args.connection), started))
+        server = asyncio.ensure_future(run_wyoming(args.uri, DaemonClients(args.connection), started))
         helper = asyncio.ensure_future(announce(server)) if announce_at is not None else None
         try:
             await server

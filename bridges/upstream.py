@@ -24,7 +24,7 @@ from ..ipc.protocol import ProtocolError
 log = logging.getLogger("chatterbox_tray.bridges")
 
 
-class DaemonLink:
+class DaemonClients:
     """Where the daemon is; ``client()`` gives a new client of it."""
 
     def __init__(self, connection: Path | None = None, timeout: float = 10.0) -> None:

@@ -41,7 +41,7 @@ from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, Synthesize
 from ..ipc.client import DaemonUnavailable
 from ..ipc.protocol import ProtocolError
 from .encoders import to_int16
-from .upstream import DaemonLink, open_synthesis
+from .upstream import DaemonClients, open_synthesis
 
 log = logging.getLogger("chatterbox_tray.bridges.wyoming")
 
@@ -87,7 +87,7 @@ def split_sentences(buffer: str) -> tuple[list[str], str]:
     return parts, buffer[start:]
 
 
-def build_info(link: DaemonLink) -> Info:
+def build_info(link: DaemonClients) -> Info:
     """Info listing the library's voices (blocking: call it in a thread)."""
     with link.client() as client:
         hello = client.hello()
@@ -121,7 +121,7 @@ def build_info(link: DaemonLink) -> Info:
 class ChatterboxHandler(AsyncEventHandler):
     """One Wyoming connection (Home Assistant opens one per request)."""
 
-    def __init__(self, link: DaemonLink, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, link: DaemonClients, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.link = link
         self._stop = threading.Event()
@@ -253,7 +253,7 @@ class ChatterboxHandler(AsyncEventHandler):
             put(None)
 
 
-async def run(uri: str, link: DaemonLink, started: Any = None) -> None:
+async def run(uri: str, link: DaemonClients, started: Any = None) -> None:
     """Serve until cancelled; ``started(server)`` is called once listening (its ``_server`` has the port)."""
     server = AsyncServer.from_uri(uri)
     await server.start(partial(ChatterboxHandler, link))

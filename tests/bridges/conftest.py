@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from chatterbox_tray.bridges.openai_server import BridgeServer, Config
-from chatterbox_tray.bridges.upstream import DaemonLink
+from chatterbox_tray.bridges.upstream import DaemonClients
 from tests.support.daemons import Clips, DaemonProcess
 
 #: Per-chunk delay of the slow daemon: long enough that a stream's first bytes
@@ -116,7 +116,7 @@ class RunningWyoming:
             self._loop = asyncio.get_running_loop()
             self._task = asyncio.current_task()
             with contextlib.suppress(asyncio.CancelledError):
-                await run("tcp://127.0.0.1:0", DaemonLink(connection), started)
+                await run("tcp://127.0.0.1:0", DaemonClients(connection), started)
 
         self.thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
         self.thread.start()
