@@ -394,10 +394,13 @@ def cmd_settings(client: Client, args: argparse.Namespace) -> int:
                 raise SystemExit(f"chatterbox-tray settings: expected KEY=VALUE, got {item!r}")
             values[key.strip()] = _setting_value(value.strip())
         result = client.settings_set(**values)
-        print(
-            "saved"
-            + ("; run `chatterbox-tray reload` to load the model with them" if result["reload_required"] else "")
-        )
+        if result.get("loading"):  # the last load had failed: the daemon loads the new settings now
+            print("saved; the model had failed to load, so it is loading with them now (chatterbox-tray status)")
+        else:
+            print(
+                "saved"
+                + ("; run `chatterbox-tray reload` to load the model with them" if result["reload_required"] else "")
+            )
         return 0
     result = client.settings_get()
     if args.json:

@@ -125,6 +125,7 @@ class Model:
                 raise ProtocolError("busy", "a job is running; stop it or wait, then reload")
             self._ready.clear()
             old, self.engine = self.engine, make_engine(self._settings())
+            self.loaded_settings = {}  # the old model goes now: nothing is loaded until the new one is
             self._set_state("loading", 0.0, "loading the model")
         # The old model goes on the loader thread, before the new one comes:
         # never two models at once, and the main loop keeps answering.
@@ -235,5 +236,6 @@ class Model:
 
     def _failed(self, code: str, message: str) -> None:
         drop_model(self.engine)
+        self.loaded_settings = {}  # nothing is loaded: settings.get's "loaded" must not name a model
         self._set_state("failed", 0.0, "failed", message)
         self._on_failed(code, message)

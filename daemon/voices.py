@@ -182,6 +182,10 @@ class VoiceLibrary:
             source_name: the file name it came from; only its last part is
                 kept, and its suffix names the stored copy.
 
+        The first voice of a library with no default voice becomes the
+        default: a request that names no voice (Speech Dispatcher, the
+        hotkey, a script) then speaks instead of failing.
+
         Raises:
             VoiceError: ``"bad_name"`` or ``"voice_exists"``.
             ClipError: the clip cannot be decoded or is unfit.
@@ -212,10 +216,14 @@ class VoiceLibrary:
                 source_name=source_name,
             )
             self._voices[_fold(name)] = voice
+            saved_default = self._default
+            if self._default is None:
+                self._default = name
             try:
                 self._save_locked()
             except BaseException:
                 del self._voices[_fold(name)]
+                self._default = saved_default
                 if created:
                     self._delete_clip_if_unused_locked(file)
                 raise

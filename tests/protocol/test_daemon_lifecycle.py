@@ -85,8 +85,13 @@ def test_load_failure_is_reported_and_retry_load_recovers(failing_daemon: Daemon
     assert len(audio) > 0
 
 
-def test_retry_load_uses_the_settings_changed_after_the_failure() -> None:
-    """A failed first load, a changed setting, Retry: the retry loads what the settings say now."""
+def test_a_model_setting_changed_after_a_failure_loads_the_model() -> None:
+    """A failed first load, then a changed model setting: the daemon loads what the settings say now.
+
+    Before, ``settings.set`` said "saved" and left the failure in place until
+    a ``reload`` that nothing hinted at (issue 23 §6). ``retry_load`` then has
+    nothing to start.
+    """
     proc = DaemonProcess(env={"CHATTERBOX_TRAY_FAKE_FAIL_LOADS": "1"})
     proc.spawn()
     try:
@@ -97,11 +102,37 @@ def test_retry_load_uses_the_settings_changed_after_the_failure() -> None:
             if client.status()["state"] != "failed":
                 log.wait_for(lambda t, d: t == "state" and d["state"] == "failed")
             assert client.status()["variant"] == "original"
-            client.settings_set(variant="turbo")
-            assert client.retry_load()["started"] is True
+            assert client.settings_get()["loaded"] == {}, "nothing is loaded after a failure"
+            log.seen.clear()
+            result = client.settings_set(variant="turbo")
+            assert result["loading"] is True
+            assert result["reload_required"] is False
+            assert client.retry_load()["started"] is False  # already loading
             log.wait_for(lambda t, d: t == "state" and d["state"] == "ready")
             status = client.status()
             assert status["variant"] == "turbo", status
             assert status["reload_required"] is False
+            assert client.settings_get()["loaded"]["variant"] == "turbo"
+            # A model that loaded keeps serving: a change waits for `reload` as before.
+            later = client.settings_set(variant="original")
+            assert later["loading"] is False
+            assert later["reload_required"] is True
+            assert client.status()["state"] == "ready"
+    finally:
+        proc.cleanup()
+
+
+def test_a_setting_that_is_not_the_model_leaves_a_failure_alone() -> None:
+    proc = DaemonProcess(env={"CHATTERBOX_TRAY_FAKE_FAIL_LOADS": "1"})
+    proc.spawn()
+    try:
+        proc.wait_connectable()
+        with proc.client() as client:
+            log = EventLog(proc.events())
+            log.sync(client)
+            if client.status()["state"] != "failed":
+                log.wait_for(lambda t, d: t == "state" and d["state"] == "failed")
+            assert client.settings_set(volume=0.5)["loading"] is False
+            assert client.status()["state"] == "failed"
     finally:
         proc.cleanup()

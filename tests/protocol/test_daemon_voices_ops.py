@@ -79,7 +79,7 @@ def test_add_from_bytes_returns_the_voice_and_lists_it_with_its_cache_state(clie
     assert 6.0 <= voice["duration_s"] <= 8.0
     assert voice["sample_rate"] > 0
     assert voice["source_name"] == ""
-    assert voice["default"] is False
+    assert voice["default"] is (client.voices_default()["default"] == name)  # the first voice becomes it
     assert voice["cache"] in (None, "memory")  # prepared in the background
     assert "file" not in voice  # where the daemon keeps clips is its own business
     assert voice["added_at"].endswith("+00:00")
@@ -355,3 +355,27 @@ def test_cache_tiers_miss_memory_then_disk_after_a_restart_then_clear(own_daemon
     assert stats["bytes"] == {"memory": 0, "disk": 0}
     assert [v["cache"] for v in c.voices_list()] == [None, None]
     assert code_of(c.cache_clear, "nobody") == "unknown_voice"
+
+
+def test_the_first_voice_added_becomes_the_default(clips: Clips) -> None:
+    """A library without a default: the voice added becomes it, and clients hear so (issue 23 §6).
+
+    Speech Dispatcher, the hotkey and scripts name no voice; with no default
+    they failed, silently through Speech Dispatcher.
+    """
+    proc = DaemonProcess()
+    proc.start()
+    try:
+        with proc.client() as client:
+            log = EventLog(proc.events())
+            log.sync(client)
+            assert client.voices_default() == {"default": None}
+            first = client.voices_add("First", data=clips.new())
+            assert first["default"] is True
+            log.wait_for(lambda t, d: t == "voices" and d.get("action") == "default" and d.get("name") == "First")
+            assert client.voices_default() == {"default": "First"}
+            second = client.voices_add("Second", data=clips.new())
+            assert second["default"] is False
+            assert client.voices_default() == {"default": "First"}
+    finally:
+        proc.cleanup()

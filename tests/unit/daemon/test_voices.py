@@ -262,6 +262,29 @@ def test_default_follows_rename_and_clears_on_remove(lib: VoiceLibrary, data_dir
     assert manifest(data_dir)["default"] is None
 
 
+def test_the_first_voice_becomes_the_default_when_there_is_none(lib: VoiceLibrary, data_dir: Path) -> None:
+    """Speech Dispatcher, the hotkey and scripts name no voice: with one voice there must be a default."""
+    lib.add("First", CLIP_A)
+    assert lib.default == "First"
+    lib.add("Second", CLIP_B)
+    assert lib.default == "First", "a default is never replaced by an add"
+    lib.set_default(None)
+    lib.add("Third", CLIP_A)
+    assert lib.default == "Third", "no default: the voice added becomes it"
+    assert manifest(data_dir)["default"] == "Third"
+
+
+def test_a_failed_add_leaves_no_default(lib: VoiceLibrary, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing_replace(src: str, dst: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(voices_mod.os, "replace", failing_replace)
+    with pytest.raises(DiskFullError):
+        lib.add("A", CLIP_A)
+    assert lib.default is None
+    assert lib.list() == []
+
+
 def test_set_default_unknown_and_none(lib: VoiceLibrary) -> None:
     lib.add("A", CLIP_A)
     with pytest.raises(VoiceError) as err:
@@ -313,7 +336,7 @@ def test_manifest_format(lib: VoiceLibrary, data_dir: Path) -> None:
     voice = lib.add("Narrator", CLIP_A, source_name="n.wav")
     doc = manifest(data_dir)
     assert doc["version"] == MANIFEST_VERSION == 1
-    assert doc["default"] is None
+    assert doc["default"] == "Narrator", "the first voice becomes the default"
     assert doc["voices"] == [
         {
             "name": "Narrator",
@@ -354,7 +377,7 @@ def test_manifest_write_failure_leaves_old_state(
 
     assert (data_dir / "voices.json").read_bytes() == before
     assert [v.name for v in lib.list()] == ["A"]
-    assert lib.default is None
+    assert lib.default == "A", "the first voice's default stays"
     assert clip_files(data_dir) == [lib.get("A").file.name], "B's new clip was removed"
     assert not [p for p in data_dir.rglob("*") if p.name.startswith(".tmp-")]
     assert [v.name for v in VoiceLibrary(data_dir).list()] == ["A"]
