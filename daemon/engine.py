@@ -158,5 +158,16 @@ class Engine(ABC):
         """Device memory figures, if the engine has any."""
         return {}
 
+    def tags(self) -> list[str]:
+        """The paralinguistic and delivery tags (``[laugh]``) the loaded model's tokenizer knows.
+
+        Read from the tokenizer of the chatterbox model the engine holds
+        (``self.model``), so a checkpoint offers exactly its own tags; none
+        while nothing is loaded, and none for a model without them.
+        """
+        from .saytext import tokenizer_tags
+
+        return tokenizer_tags(getattr(getattr(self, "model", None), "tokenizer", None))
+
     def unload(self) -> None:  # noqa: B027 - optional hook
         """Free the model (before a reload)."""

@@ -40,6 +40,9 @@ from .engine import (
     resolve_variant,
 )
 
+#: The tags a fake Turbo knows (the real engine reads its tokenizer's).
+FAKE_TURBO_TAGS = ("[clear throat]", "[sigh]", "[cough]", "[gasp]", "[chuckle]", "[laugh]", "[whispering]")
+
 #: What the fake "model" holds while loaded (real memory: see ``FakeEngine.load``).
 FAKE_WEIGHT_BYTES = 64 * 1024 * 1024
 
@@ -175,6 +178,10 @@ class FakeEngine(Engine):
                 whole.tokens // pieces + (whole.tokens % pieces if i == pieces - 1 else 0),
                 final=i == pieces - 1,
             )
+
+    def tags(self) -> list[str]:
+        """A few of Turbo's tags for a fake Turbo (its "tokenizer"); none for the other variants."""
+        return list(FAKE_TURBO_TAGS) if self.variant == "turbo" and self.weights is not None else []
 
     def capabilities(self) -> dict[str, Any]:
         """Same shape as the real engine's."""

@@ -24,15 +24,15 @@ from .. import __version__
 from ..audio.output import find_device, resample
 from ..ipc.limits import DEFAULT_PRIORITY, OPTION_RANGES, PRIORITIES, RATE_RANGE, VOLUME_RANGE
 from ..ipc.limits import PRIORITY_RANK as RANK
+from ..ipc.markup import MAX_RULES, PAUSE_DEFAULT_S, PAUSE_MAX_S, PAUSE_TOTAL_MAX_S
 from ..ipc.protocol import INTERNAL_MESSAGE, OPS, PROTOCOL_VERSION, Args, CodedError, ProtocolError
 from .clip import decode_clip, sha256_bytes, validate_clip
 from .engine import SynthOptions
 from .jobs import LOCAL_CLIENT, Job
-from .model import MODEL_KEYS
+from .saytext import prepare, resolve_tags
 from .service import Service, read_clip_path
 from .settings import NEEDS_RELOAD, VARIANTS, Settings, save_changes, settings_file
 from .sysstats import system_stats
-from .text import split_sentences
 
 
 @dataclass
@@ -157,14 +157,7 @@ def settings_set(svc: Service, req: Request) -> dict[str, Any]:
     save_changes(values)  # first: on a full disk nothing changes, saved or applied
     svc.apply_settings(new)
     svc.out.event("settings", {"settings": new.to_json(), "changed": sorted(values)})
-    # After a failed load nothing is loaded to keep serving: a change to what
-    # is loaded loads it now, rather than leaving the failure until `reload`.
-    loading = svc.model.state == "failed" and any(k in MODEL_KEYS for k in values) and svc.model.load()
-    return {
-        "settings": new.to_json(),
-        "reload_required": False if loading else svc.status()["reload_required"],
-        "loading": loading,
-    }
+    return {"settings": new.to_json(), "reload_required": svc.status()["reload_required"]}
 
 
 @handler("reload")
@@ -194,8 +187,6 @@ def voices_add(svc: Service, req: Request) -> None:
         svc.queue_prepare(voice.name)
         result = svc.voice_json(voice.name)
         svc.out.event("voices", {"action": "added", "voice": result})
-        if result.get("default"):  # the first voice of a library without a default
-            svc.out.event("voices", {"action": "default", "name": voice.name})
         return result
 
     off_loop(svc, req, add)
@@ -292,8 +283,10 @@ def _new_job(svc: Service, req: Request, kind: str) -> tuple[Job, bytes | None]:
     text = req.args.str("text")
     if len(text) > svc.settings.max_text_chars:
         raise ProtocolError("too_large", f"text is {len(text)} characters; the limit is {svc.settings.max_text_chars}")
-    chunks = split_sentences(text, svc.settings.max_chunk_chars)
-    if not chunks:
+    # Pronunciation rules, pauses and tags (daemon/saytext.py): spans stay in the user's text.
+    prepared = prepare(text, svc.words.compiled(), svc.settings.max_chunk_chars)
+    chunks = prepared.chunks
+    if all(c.pause_s is not None for c in chunks):
         raise ProtocolError("empty_text", "there is no text to speak")
     options = _options(svc, req.args.dict("options", {}))
     # The speaking rate: the request's, else the user's default (a setting).
@@ -301,6 +294,7 @@ def _new_job(svc: Service, req: Request, kind: str) -> tuple[Job, bytes | None]:
     if svc.state == "failed":
         raise ProtocolError("not_ready", f"the model failed to load: {svc.error} (send retry_load)")
     job = Job(kind, identity=req.identity, req_id=req.req_id, text=text, chunks=chunks, options=options)
+    job.tag_spans = prepared.tags
     job.rate = svc.settings.rate if rate is None else rate
     voice_path = req.args.str("voice_path", None)
     if req.args.bool("voice_data", False) or voice_path is not None:
@@ -499,6 +493,77 @@ def recent_jobs_for(client: str, entries: list[dict[str, Any]]) -> list[dict[str
     if client != LOCAL_CLIENT:
         entries = [e for e in entries if e.get("client") == client]
     return [{k: v for k, v in e.items() if k != "client"} for e in entries[-10:]]
+
+
+def _words_changed(svc: Service, action: str, word: str | None = None) -> int:
+    """Tell every client the dictionary changed; return how many rules it holds."""
+    count = len(svc.words.list())
+    svc.out.event("words", {"action": action, "word": word, "count": count})
+    return count
+
+
+@handler("words.list")
+def words_list(svc: Service, req: Request) -> dict[str, Any]:
+    """The pronunciation rules, in the order they were made."""
+    return {"rules": [r.to_json() for r in svc.words.list()], "limit": MAX_RULES}
+
+
+@handler("words.add")
+def words_add(svc: Service, req: Request) -> dict[str, Any]:
+    """Add a rule, replace the one for the same word, or edit ``old_word``'s; checked before it is saved."""
+    raw = {
+        "word": req.args.str("word"),
+        "say": req.args.str("say"),
+        "regex": req.args.bool("regex", False),
+        "case_sensitive": req.args.bool("case_sensitive", False),
+    }
+    rule, replaced = svc.words.add(raw, old_word=req.args.str("old_word", None))
+    count = _words_changed(svc, "changed" if replaced else "added", rule.word)
+    return {"rule": rule.to_json(), "replaced": replaced, "count": count}
+
+
+@handler("words.remove")
+def words_remove(svc: Service, req: Request) -> dict[str, Any]:
+    """Remove the rule for ``word``."""
+    rule = svc.words.remove(req.args.str("word"))
+    return {"removed": rule.to_json(), "count": _words_changed(svc, "removed", rule.word)}
+
+
+@handler("words.import")
+def words_import(svc: Service, req: Request) -> dict[str, Any]:
+    """Add many rules at once (all checked first: one bad rule and nothing changes)."""
+    result = svc.words.replace_all(req.args.list("rules"), merge=req.args.bool("merge", True))
+    _words_changed(svc, "imported")
+    return result
+
+
+@handler("text.preview")
+def text_preview(svc: Service, req: Request) -> dict[str, Any]:
+    """What the model would be given for ``text``: rules applied, pauses and tags found, sentence by sentence."""
+    text = req.args.str("text")
+    if len(text) > svc.settings.max_text_chars:
+        raise ProtocolError("too_large", f"text is {len(text)} characters; the limit is {svc.settings.max_text_chars}")
+    prepared = prepare(text, svc.words.compiled(), svc.settings.max_chunk_chars)
+    ready = svc.state == "ready"
+    if ready:
+        prepared = resolve_tags(prepared, svc.engine.tags(), svc.engine.variant)
+    chunks = [
+        {"text": c.text, "span": [c.start, c.end], **({"pause_s": c.pause_s} if c.pause_s is not None else {})}
+        for c in prepared.chunks
+    ]
+    return {"chunks": chunks, "warnings": prepared.warnings, "tags_checked": ready}
+
+
+@handler("tags.list")
+def tags_list(svc: Service, req: Request) -> dict[str, Any]:
+    """The tags the loaded model's tokenizer knows, and the pause markup's bounds."""
+    ready = svc.state == "ready"
+    return {
+        "variant": svc.engine.variant,
+        "loaded": ready,
+        "tags": svc.engine.tags() if ready else [],
+        "pause": {"default_s": PAUSE_DEFAULT_S, "max_s": PAUSE_MAX_S, "total_max_s": PAUSE_TOTAL_MAX_S},
+    }
 
 
 @handler("shutdown")

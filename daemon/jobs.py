@@ -75,6 +75,11 @@ class Job:
     summary: dict[str, Any] = field(default_factory=dict)
     #: True once the job's end event is out: nothing about it may follow.
     ended: bool = False
+    #: Each chunk's tags (spans in its text), until the loaded model has said which it knows
+    #: (``saytext.resolve_job``, before the first sentence), and what the summary tells the user.
+    tag_spans: list[list[tuple[int, int]]] = field(default_factory=list)
+    tags_resolved: bool = False
+    warnings: list[str] = field(default_factory=list)
     #: Serialises the job's events between the worker and the main loop.
     event_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

@@ -32,7 +32,16 @@ from ..ipc.markup import PAUSE_RE, PAUSE_TOTAL_MAX_S, TAG_RE, Rule, parse_pause
 from ..ipc.protocol import ProtocolError
 from .text import Chunk, split_sentences
 
-__all__ = ["Prepared", "TextMap", "apply_rules", "prepare", "resolve_tags", "silence_samples", "tokenizer_tags"]
+__all__ = [
+    "Prepared",
+    "TextMap",
+    "apply_rules",
+    "prepare",
+    "resolve_job",
+    "resolve_tags",
+    "silence_samples",
+    "tokenizer_tags",
+]
 
 #: A tag as tokenizers list them: lowercase words in brackets.
 _TOKENIZER_TAG_RE = re.compile(r"\[[a-z][a-z ]{0,40}\]")
@@ -284,3 +293,16 @@ def silence_samples(seconds: float, sample_rate: int, rate: float, sentence_paus
     if sentence_pause_s is not None:
         seconds -= sentence_pause_s * (1 if first else 2)
     return max(0, round(seconds * rate * sample_rate))
+
+
+def resolve_job(job: Any, engine: Any) -> None:
+    """`resolve_tags` for a job, once, with the engine that is about to speak it (the worker's thread)."""
+    if job.tags_resolved:
+        return
+    job.tags_resolved = True
+    if not any(job.tag_spans):
+        return
+    resolved = resolve_tags(Prepared(job.chunks, job.tag_spans), engine.tags(), engine.variant)
+    job.chunks = resolved.chunks
+    job.tag_spans = resolved.tags
+    job.warnings.extend(resolved.warnings)

@@ -36,6 +36,7 @@ from .history import JobHistory
 from .jobs import Job, JobQueue
 from .model import Model, make_engine
 from .player import Player
+from .rulebook import RuleBook
 from .settings import Settings, settings_file
 from .storage import remove_temp_files_of
 from .voices import VoiceLibrary
@@ -77,6 +78,7 @@ class Service:
         )
         remove_temp_files_of(settings_file())
         self.voices = VoiceLibrary(endpoints.data_dir())
+        self.words = RuleBook(endpoints.data_dir() / "words.json")
         self.jobs = Coordinator(
             outbox, self.queue, lambda: self.model.state, JobHistory(endpoints.data_dir() / "history.json")
         )

@@ -22,6 +22,7 @@ import numpy as np
 from ..ipc.protocol import INTERNAL_MESSAGE, CodedError, ProtocolError
 from .engine import Cancelled, GenResult, Upcoming
 from .jobs import Job
+from .saytext import resolve_job, silence_samples
 from .stretch import Stretcher
 from .text import Chunk, token_budget
 
@@ -112,6 +113,7 @@ class Worker:
             # For speech, "started" means the first sample reached the speaker.
             event = "synthesizing" if job.kind == "speak" else "started"
             svc.jobs.event(job, {**job.describe(), "event": event})
+        resolve_job(job, svc.model.engine)  # the loaded model's tags stay, others leave the text
         conds, tier, cond_seconds = svc.conditionals(job)
         tally.setdefault("tier", tier)
         tally.setdefault("cond_seconds", cond_seconds)
@@ -126,15 +128,18 @@ class Worker:
             made = time.perf_counter()
             # A streaming engine hands over a sentence in pieces while a listener
             # waits for it (``hurry``), and may start on the next one early.
-            pieces = engine.generate_stream(
-                chunk.text,
-                conds,
-                options,
-                budget,
-                job.cancel,
-                hurry=self._hurry(job, index, chunk),
-                upcoming=self._upcoming(job, index),
-            )
+            if chunk.pause_s is not None:  # pause markup: silence, never the model
+                pieces = iter([self._silence(job, index, chunk, engine.sample_rate)])
+            else:
+                pieces = engine.generate_stream(
+                    chunk.text,
+                    conds,
+                    options,
+                    budget,
+                    job.cancel,
+                    hurry=self._hurry(job, index, chunk),
+                    upcoming=self._upcoming(job, index),
+                )
             # The speaking rate stretches each piece as it comes (one stream per
             # sentence), so a faster or slower voice starts as soon as at 1.0.
             stretcher = Stretcher(job.rate, engine.sample_rate) if job.rate != 1.0 else None
@@ -197,7 +202,14 @@ class Worker:
                 token_budget(chunk.text, self.svc.settings.max_tokens_per_chunk),
             )
             for i, chunk in enumerate(job.chunks[index + 1 : index + 1 + UPCOMING], start=index + 1)
+            if chunk.pause_s is None
         ]
+
+    def _silence(self, job: Job, index: int, chunk: Chunk, rate: int) -> GenResult:
+        """A pause chunk's audio: silence, so long that the gap heard is the one asked for (``saytext``)."""
+        speaker = self.svc.player.pause_s if job.kind == "speak" else None
+        n = silence_samples(chunk.pause_s or 0.0, rate, job.rate, speaker, first=index == 0)
+        return GenResult(np.zeros(n, dtype=np.float32), 0.0, 0.0, 0)
 
     def _deliver(
         self,
@@ -255,4 +267,5 @@ class Worker:
             "rtf": round(tally["busy"] / audio, 4) if audio else None,
             "time_to_first_chunk_s": round(tally["first_chunk"] or 0.0, 4),
             "rate": job.rate,
+            "warnings": list(job.warnings),
         }

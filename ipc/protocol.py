@@ -70,6 +70,12 @@ OPS: dict[str, str] = {
     "cache.stats": "conditionals cache figures",
     "cache.clear": "drop cached conditionals, for one voice or all",
     "stats": "model, device, GPU, process RAM and CPU",
+    "words.list": "the pronunciation rules",
+    "words.add": "add, replace or edit a pronunciation rule (checked, then saved)",
+    "words.remove": "remove a pronunciation rule",
+    "words.import": "add many pronunciation rules at once, all or nothing",
+    "text.preview": "what the model would be given for a text: rules, pauses and tags applied",
+    "tags.list": "the tags the loaded model knows, and the pause markup's bounds",
     "shutdown": "stop the daemon cleanly",
 }
 
@@ -89,6 +95,7 @@ EVENT_TOPICS: dict[str, str] = {
     "cache": "a voice's conditionals entered or left the cache",
     "playback": "the output device or the volume changed",
     "settings": "a client changed the daemon's settings",
+    "words": "the pronunciation rules changed (added, changed, removed, imported)",
 }
 
 #: Structured error codes, grouped by who must act.
@@ -114,6 +121,9 @@ ERROR_CODES: dict[str, str] = {
     "no_such_device": "no output device has that name",
     "audio_device": "the audio device failed or vanished during playback",
     "cancelled": "the job was cancelled",
+    "bad_rule": "a pronunciation rule cannot be used: a bad regular expression, no word, too long",
+    "no_such_rule": "no pronunciation rule for that word",
+    "bad_markup": "a pause in the text cannot be read or is longer than allowed",
     # The daemon cannot serve the request now.
     "not_ready": "the model is not loaded (see status for why)",
     "model_failed": "the model failed to load or to run",
@@ -316,6 +326,10 @@ class Args:
         """An object argument."""
         return self._get(name, (dict,), default)
 
+    def list(self, name: str, default: Any = _MISSING) -> Any:
+        """An array argument."""
+        return self._get(name, (list,), default)
+
 
 def _in_range(name: str, value: Any, lo: Any, hi: Any) -> Any:
     if value is None:
@@ -330,6 +344,7 @@ def _names(types: tuple[type, ...]) -> str:
         return "a number"
     words = {str: "a string", bool: "true or false", int: "an integer", float: "a number"}
     words[dict] = "an object"
+    words[list] = "an array"
     return " or ".join(words.get(t, t.__name__) for t in types)
 
 

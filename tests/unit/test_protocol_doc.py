@@ -35,7 +35,14 @@ from chatterbox_tray.ipc import endpoints, limits, protocol
 DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 
 #: ``Args`` method -> the type word the doc uses.
-TYPE_WORDS = {"str": "string", "bool": "boolean", "int": "integer", "float": "number", "dict": "object"}
+TYPE_WORDS = {
+    "str": "string",
+    "bool": "boolean",
+    "int": "integer",
+    "float": "number",
+    "dict": "object",
+    "list": "array",
+}
 #: Marked examples: ``<!-- marker -->`` on the line before a fenced block.
 EXAMPLE_RE = re.compile(r"^<!-- ([a-z-]+) -->\n```[a-z]*\n(.*?)\n```", re.M | re.S)
 HEADING_RE = re.compile(r"^(#{1,6}) (.+?)\s*$")

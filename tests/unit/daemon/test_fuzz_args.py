@@ -56,6 +56,7 @@ def service(library: VoiceLibrary, variant: str = "multilingual", state: str = "
         engine=SimpleNamespace(variant=variant, capabilities=lambda: {"languages": LANGUAGES}),
         voices=library,
         cache_tier=lambda sha: None,
+        words=SimpleNamespace(compiled=lambda: []),
     )
 
 

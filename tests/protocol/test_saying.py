@@ -1,0 +1,158 @@
+"""Issue 21 end to end on a real (fake-engine) daemon: pronunciation rules, pause markup and tags.
+
+The fake engine's tone lasts as long as its text (2 tokens a character), so a
+rule that lengthens a word lengthens the audio; a pause is silence of the
+asked length; a fake Turbo knows a few tags and the original none.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from chatterbox_tray.ipc.client import Client
+from chatterbox_tray.ipc.protocol import ProtocolError
+from tests.support.daemons import Clips, DaemonProcess, EventLog
+
+SR = 24_000
+
+
+@pytest.fixture(scope="module")
+def words_daemon(clips: Clips) -> Iterator[DaemonProcess]:
+    """A fake original-model daemon of its own (its rules are this module's), with a default voice."""
+    proc = DaemonProcess().start()
+    with proc.client() as c:
+        c.voices_add("narrator", data=clips.new())
+        c.voices_default("narrator")
+    yield proc
+    proc.cleanup()
+
+
+@pytest.fixture
+def c(words_daemon: DaemonProcess) -> Iterator[Client]:
+    with words_daemon.client(timeout=30) as client:
+        yield client
+        client.stop(all=True)
+        client.call("words.import", {"rules": [], "merge": False})
+
+
+def test_rules_are_added_listed_removed_and_a_bad_one_is_refused(c: Client, words_daemon: DaemonProcess) -> None:
+    with words_daemon.events(("words", "voices")) as stream:
+        log = EventLog(stream)
+        log.sync(c)
+        added = c.call("words.add", {"word": "nginx", "say": "engine x"})
+        assert added == {
+            "rule": {"word": "nginx", "say": "engine x", "regex": False, "case_sensitive": False},
+            "replaced": False,
+            "count": 1,
+        }
+        log.wait_for(lambda t, d: t == "words" and d.get("action") == "added" and d.get("word") == "nginx")
+    assert c.call("words.add", {"word": "NGINX", "say": "engine ex"})["replaced"] is True
+    with pytest.raises(ProtocolError) as err:
+        c.call("words.add", {"word": "(oops", "say": "x", "regex": True})
+    assert err.value.code == "bad_rule" and "not a valid regular expression" in err.value.message
+    assert [r["word"] for r in c.call("words.list")["rules"]] == ["NGINX"]
+    path = words_daemon.home / "data" / "words.json"
+    if sys.platform != "win32":
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert c.call("words.remove", {"word": "nginx"})["count"] == 0
+    with pytest.raises(ProtocolError) as err:
+        c.call("words.remove", {"word": "nginx"})
+    assert err.value.code == "no_such_rule"
+
+
+def test_rules_survive_a_restart(clips: Clips) -> None:
+    proc = DaemonProcess().start()
+    try:
+        with proc.client() as c:
+            c.call("words.import", {"rules": [{"word": "SQL", "say": "sequel"}, {"word": "Dr.", "say": "Doctor"}]})
+        proc.restart()
+        with proc.client() as c:
+            assert [r["word"] for r in c.call("words.list")["rules"]] == ["SQL", "Dr."]
+    finally:
+        proc.cleanup()
+
+
+def test_a_rule_changes_what_is_said_and_spans_stay_in_the_users_text(c: Client) -> None:
+    text = "Run nginx now. Then stop."
+    before = [(ch.text, ch.span, len(ch.samples)) for ch in c.synthesize(text, seed=1)]
+    c.call("words.add", {"word": "nginx", "say": "engine x"})
+    after = [(ch.text, ch.span, len(ch.samples)) for ch in c.synthesize(text, seed=1)]
+    assert [a[0] for a in after] == ["Run engine x now.", "Then stop."]
+    assert [a[1] for a in after] == [b[1] for b in before] == [(0, 14), (15, 25)]
+    assert after[0][2] > before[0][2]  # "engine x" is longer to say than "nginx"
+    assert after[1][2] == before[1][2]
+    preview = c.call("text.preview", {"text": text})
+    assert preview["chunks"][0] == {"text": "Run engine x now.", "span": [0, 14]}
+
+
+def test_a_pause_is_silence_of_that_length_and_never_reaches_the_model(c: Client) -> None:
+    s = c.synthesize("One two. [pause 1.5s] Three four.", seed=1)
+    chunks = list(s)
+    assert [(ch.text, ch.span) for ch in chunks] == [("One two.", (0, 8)), ("", (9, 21)), ("Three four.", (22, 33))]
+    assert len(chunks[1].samples) == int(1.5 * SR) and not np.any(chunks[1].samples)
+    assert s.summary["chunks"] == 3 and s.summary["warnings"] == []
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [("Wait [pause 11s] now.", "at most 10 s"), ("Wait [pause 300] now.", "needs a unit"), ("[pause 1s]", None)],
+)
+def test_a_bad_pause_or_only_pauses_is_refused_at_once(c: Client, text: str, says: str | None) -> None:
+    with pytest.raises(ProtocolError) as err:
+        c.speak(text)
+    if says is None:
+        assert err.value.code == "empty_text"
+    else:
+        assert err.value.code == "bad_markup" and says in err.value.message
+
+
+def test_speak_inserts_the_pause_between_the_sentences(c: Client, words_daemon: DaemonProcess) -> None:
+    def gap_after_first_sentence(text: str) -> float:
+        before = len(words_daemon.played())
+        job = c.speak(text, seed=2)["job"]
+        assert c.wait(job)["state"] == "finished"
+        played = words_daemon.played()[before:]
+        loud = np.flatnonzero(np.abs(played) > 1e-3)
+        jumps = np.diff(loud)
+        return float(jumps.max() / SR)
+
+    plain = gap_after_first_sentence("First one. Second one.")
+    paused = gap_after_first_sentence("First one. [pause 2s] Second one.")
+    assert plain < 0.6
+    assert paused == pytest.approx(2.0, abs=0.1)
+
+
+def test_the_original_model_removes_tags_and_says_so_once(c: Client) -> None:
+    s = c.synthesize("Well [laugh] that is [sigh] funny. [laugh]", seed=1)
+    chunks = list(s)
+    assert [ch.text for ch in chunks] == ["Well that is funny.", ""]
+    assert len(s.summary["warnings"]) == 1
+    assert "[laugh], [sigh]" in s.summary["warnings"][0] and "original model has no tags" in s.summary["warnings"][0]
+    listed = c.call("tags.list")
+    assert listed["tags"] == [] and listed["loaded"] is True and listed["pause"]["max_s"] == 10.0
+
+
+def test_a_turbo_keeps_its_tags_whole(clips: Clips) -> None:
+    proc = DaemonProcess(args=("--engine", "fake", "--variant", "turbo")).start()
+    try:
+        with proc.client(timeout=30) as c:
+            c.voices_add("narrator", data=clips.new())
+            tags = c.call("tags.list")["tags"]
+            assert "[laugh]" in tags and "[clear throat]" in tags
+            long = "word " * 60 + "[clear throat] " + "more " * 10 + "[whisper]."
+            s = c.synthesize(long, voice="narrator", seed=1)
+            texts = [ch.text for ch in s]
+            assert all(t.count("[") == t.count("]") for t in texts)
+            assert sum(t.count("[clear throat]") for t in texts) == 1
+            assert "[whisper]" not in "".join(texts)
+            assert s.summary["warnings"] == [
+                "removed [whisper]: the turbo model does not know that tag (chatterbox-tray tags lists those it knows)"
+            ]
+    finally:
+        proc.cleanup()
