@@ -29,6 +29,7 @@ from ..ipc.protocol import INTERNAL_MESSAGE, OPS, PROTOCOL_VERSION, Args, CodedE
 from .clip import decode_clip, sha256_bytes, validate_clip
 from .engine import SynthOptions
 from .jobs import LOCAL_CLIENT, Job
+from .model import MODEL_KEYS
 from .saytext import prepare, resolve_tags
 from .service import Service, read_clip_path
 from .settings import NEEDS_RELOAD, VARIANTS, Settings, save_changes, settings_file
@@ -157,7 +158,14 @@ def settings_set(svc: Service, req: Request) -> dict[str, Any]:
     save_changes(values)  # first: on a full disk nothing changes, saved or applied
     svc.apply_settings(new)
     svc.out.event("settings", {"settings": new.to_json(), "changed": sorted(values)})
-    return {"settings": new.to_json(), "reload_required": svc.status()["reload_required"]}
+    # After a failed load nothing is loaded to keep serving: a change to what
+    # is loaded loads it now, rather than leaving the failure until `reload`.
+    loading = svc.model.state == "failed" and any(k in MODEL_KEYS for k in values) and svc.model.load()
+    return {
+        "settings": new.to_json(),
+        "reload_required": False if loading else svc.status()["reload_required"],
+        "loading": loading,
+    }
 
 
 @handler("reload")
@@ -187,6 +195,8 @@ def voices_add(svc: Service, req: Request) -> None:
         svc.queue_prepare(voice.name)
         result = svc.voice_json(voice.name)
         svc.out.event("voices", {"action": "added", "voice": result})
+        if result.get("default"):  # the first voice of a library without a default
+            svc.out.event("voices", {"action": "default", "name": voice.name})
         return result
 
     off_loop(svc, req, add)
