@@ -10,7 +10,7 @@ loaded (the worker calls it before the first sentence):
 2. pronunciation rules rewrite the plain runs (never inside a markup: a rule
    for "pause" or "laugh" leaves ``[pause 1s]`` and ``[laugh]`` alone);
 3. each pause ends the sentence before it and becomes a chunk of its own
-   (``Chunk.pause_s``), which the worker turns into silence: it never reaches
+   (``TextPiece.pause_s``), which the worker turns into silence: it never reaches
    the model;
 4. the rest is split into sentences, a tag never cut in two, and every
    chunk's span is mapped back through the rewrites, so highlighting points
@@ -30,7 +30,7 @@ from typing import Any
 
 from ..ipc.markup import PAUSE_RE, PAUSE_TOTAL_MAX_S, TAG_RE, Rule, parse_pause
 from ..ipc.protocol import ProtocolError
-from .text import Chunk, split_sentences
+from .text import TextPiece, split_sentences
 
 __all__ = [
     "Prepared",
@@ -156,7 +156,7 @@ def _search(pattern: re.Pattern[str], text: str, pos: int, end: int) -> re.Match
 class Prepared:
     """A job's text made ready: its chunks (spans in the original text) and what to tell the user."""
 
-    chunks: list[Chunk]
+    chunks: list[TextPiece]
     #: Each chunk's tags, as (start, end) in the chunk's text, for `resolve_tags`.
     tags: list[list[tuple[int, int]]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -195,7 +195,7 @@ def prepare(text: str, rules: Sequence[tuple[Rule, re.Pattern[str]]], max_chars:
         pos = markup.end()
     new = out.text()
     where = TextMap(out.edits)
-    chunks: list[Chunk] = []
+    chunks: list[TextPiece] = []
     chunk_tags: list[list[tuple[int, int]]] = []
     region = 0
     for pause in [*pauses, None]:
@@ -203,12 +203,12 @@ def prepare(text: str, rules: Sequence[tuple[Rule, re.Pattern[str]]], max_chars:
         inside = [(a - region, b - region) for a, b in tags if region <= a and b <= region_end]
         for piece in split_sentences(new[region:region_end], max_chars, keep=inside):
             start, end = piece.start + region, piece.end + region
-            chunks.append(Chunk(piece.text, where.start(start), where.end(end)))
+            chunks.append(TextPiece(piece.text, where.start(start), where.end(end)))
             chunk_tags.append([(a - start, b - start) for a, b in tags if start <= a and b <= end])
         if pause is None:
             break
         cut, seconds, m_start, m_end = pause
-        chunks.append(Chunk("", m_start, m_end, pause_s=seconds))
+        chunks.append(TextPiece("", m_start, m_end, pause_s=seconds))
         chunk_tags.append([])
         region = cut
     return Prepared(chunks, chunk_tags)
@@ -235,9 +235,10 @@ def resolve_tags(prepared: Prepared, known: Sequence[str], variant: str) -> Prep
             keep = lookup.get(tag.lower())
             if keep is None and tag not in removed:
                 removed.append(tag)
-            put = keep if keep is not None else ""
-            text = text[: a + shift] + put + text[b + shift :]
-            shift += len(put) - (b - a)
+            left = text[: a + shift] if keep is not None else text[: a + shift].rstrip()  # "Done [laugh]." -> "Done."
+            new = left + (keep or "") + text[b + shift :]
+            shift += len(new) - len(text)
+            text = new
         text = " ".join(text.split())
         if any(ch.isalnum() for ch in text):
             chunks.append(replace(chunk, text=text))
