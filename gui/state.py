@@ -27,8 +27,11 @@ from .play_here import LOCAL_OPS, LocalSpeech
 
 #: Job events after which a speech job is over.
 JOB_ENDS = frozenset({"finished", "cancelled", "failed", "dropped"})
-#: Job events that mean its audio is on the speaker.
-JOB_PLAYING = frozenset({"started", "sentence", "position", "resumed", "underrun"})
+#: Job events that mean its audio is on the speaker. Not "resumed": the speaker
+#: resumes a job that may not have sounded yet (paused before its first audio).
+JOB_PLAYING = frozenset({"started", "sentence", "position", "underrun"})
+#: The speaker's own events: they change whether it is paused, never how far a job is.
+SPEAKER_EVENTS = frozenset({"paused", "resumed"})
 #: The way back when a daemon on another computer does not answer (the banner's and the tray's words).
 LOCAL_CHOICE = "Use this computer's daemon"
 #: How often the status and voices of a remote daemon (which sends no events) are asked for.
@@ -69,6 +72,8 @@ class AppState(QObject):
         self.paused = False
         #: job id -> (sentences made, sentences in all), from the events that carry them.
         self.job_progress: dict[str, tuple[int, int]] = {}
+        #: A file this app is making (Save as…): (its name, sentences made, sentences in all), or None.
+        self.saving: tuple[str, int, int] | None = None
         #: Speech jobs the link was lost with: over if the daemon that comes back is another one.
         self._unsure: set[str] = set()
         self._voices_timer = QTimer(self, singleShot=True, interval=150, timeout=self.refresh_voices)
@@ -196,7 +201,7 @@ class AppState(QObject):
             return "paused"
         if self.speaking:
             return "speaking"
-        if self.working:
+        if self.working or self.saving is not None:
             return "working"
         return "ready"
 
@@ -230,7 +235,17 @@ class AppState(QObject):
             done, total = self.making_progress()
             made = f" {done} of {total} sentences made" if total else ""
             return f"Making speech…{made}{voice}"
+        if self.saving is not None:
+            name, done, total = self.saving
+            made = f" {done} of {total} sentences made" if total else ""
+            return f"Saving {name}…{made}{voice}"
         return f"Ready{voice}"
+
+    def set_saving(self, saving: tuple[str, int, int] | None) -> None:
+        """The file this app is making: (name, sentences made, sentences in all), or None when done."""
+        if saving != self.saving:
+            self.saving = saving
+            self.changed.emit()
 
     def option_ranges(self) -> dict[str, dict[str, float]]:
         """Generation options the loaded model uses, with their ranges (``hello``)."""
@@ -419,7 +434,11 @@ class AppState(QObject):
         self._job_events += 1
         if job in self._ended:
             return
-        if job:
+        if job and event in SPEAKER_EVENTS:
+            # A job paused before its first sound has still not sounded when
+            # resumed: it stays "being made", with its progress.
+            self.speech_jobs.setdefault(job, "queued")
+        elif job:
             if event in JOB_ENDS:
                 self.speech_jobs.pop(job, None)
                 self.job_progress.pop(job, None)

@@ -201,7 +201,13 @@ class MainWindow(QMainWindow):
         if self.state.ready:
             text += f" · {status.get('variant', '')} on {status.get('device', '')}"
         self.status_text.setText(text)
-        if self.state.working and not self.state.paused:
+        saving = self.state.saving
+        if saving is not None and not self.state.busy:  # a file being made (Save as…)
+            _, done, total = saving
+            self.status_progress.setRange(0, total)
+            self.status_progress.setValue(done)
+            self.status_progress.show()
+        elif self.state.working and not self.state.paused:
             done, total = self.state.making_progress()
             self.status_progress.setRange(0, total)  # (0, 0): busy, no count yet
             self.status_progress.setValue(done)

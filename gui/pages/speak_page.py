@@ -115,6 +115,8 @@ class SpeakPage(QWidget):
         #: A speak request was sent and its job has not ended (nor failed, nor been lost).
         self.in_progress = False
         self.saving: dict[str, Any] | None = None
+        #: What the progress line said when the speaker paused: it comes back on resume.
+        self._before_pause = ""
 
         self.banner = Banner()
         self.text = QPlainTextEdit(placeholderText="Type or paste text to speak…")
@@ -344,7 +346,15 @@ class SpeakPage(QWidget):
         self.saving["request"] = self.state.send(
             request, on_message=self._save_chunk, on_result=self._save_done, on_error=self._save_failed
         )
+        self._report_saving(0)
         self._update_buttons()
+
+    def _report_saving(self, made: int) -> None:
+        """The status bar and the tray say a file is being made, as this page does."""
+        if self.saving is None:
+            self.state.set_saving(None)
+        else:
+            self.state.set_saving((Path(self.saving["path"]).name, made, int(self.saving.get("total") or 0)))
 
     # -- answers -------------------------------------------------------------------------
 
@@ -400,9 +410,23 @@ class SpeakPage(QWidget):
             secs = float(data.get("seconds", 0.0))
             self.progress_label.setText(f"Speaking sentence {index + 1} of {chunks} · {fmt_seconds(secs)} played")
         elif event == "chunk" and not self.progress.value():
-            self.progress_label.setText(f"Made {data.get('chunks_done', 0)} of {chunks} sentences…")
+            made = max(int(data.get("chunks_done") or 0), int(data.get("index", -1)) + 1)
+            line = f"Made {made} of {chunks} sentences…"
+            if self.state.paused:  # still made while paused; heard once resumed
+                self._before_pause = line
+                line = f"Paused · made {made} of {chunks} sentences; nothing plays until you resume"
+            self.progress_label.setText(line)
         elif event == "paused":
-            self.progress_label.setText("Paused")
+            self._before_pause = self.progress_label.text()
+            done, total = self.state.job_progress.get(job, (0, 0))
+            if not self.progress.value() and total:  # nothing heard yet: keep saying how far it is
+                self.progress_label.setText(
+                    f"Paused · made {done} of {total} sentences; nothing plays until you resume"
+                )
+            else:
+                self.progress_label.setText("Paused")
+        elif event == "resumed":
+            self.progress_label.setText(self._before_pause or "Resumed")
         elif event == "underrun":
             self.progress_label.setText("Waiting for the next sentence…")
         elif event == "interrupted":
@@ -457,6 +481,7 @@ class SpeakPage(QWidget):
             self.saving["total"] = int(header.get("chunks") or 0)
             self.progress.setRange(0, max(1, self.saving["total"]))
             self.progress.setValue(0)
+            self._report_saving(0)
         elif kind == "chunk" and buffers:
             self.saving["chunks"].append(buffers[0])
             self.saving["rate"] = int(header.get("sample_rate") or 24000)
@@ -465,6 +490,7 @@ class SpeakPage(QWidget):
                 made = int(header.get("index", 0)) + 1
                 self.progress.setValue(made)
                 self.progress_label.setText(self._save_line(made, header.get("span")))
+                self._report_saving(made)
 
     def _save_line(self, made: int, span: Any) -> str:
         """ "Making book.flac: 3 of 8 sentences, 12.5 s of audio, about 40 s left"."""
@@ -490,6 +516,7 @@ class SpeakPage(QWidget):
         import numpy as np
 
         saving, self.saving = self.saving, None
+        self._report_saving(0)
         self._update_buttons()
         if saving is None:
             return
@@ -506,6 +533,7 @@ class SpeakPage(QWidget):
 
     def _save_failed(self, code: str, message: str) -> None:
         self.saving = None
+        self._report_saving(0)
         self._update_buttons()
         if code == "cancelled":
             self.progress.setRange(0, 1)

@@ -1,0 +1,103 @@
+"""Screens that tell the truth (issue 23 §2): the page, the status bar and the tray agree.
+
+Real fake-engine daemons over real sockets; the app is the real one.
+"""
+
+from __future__ import annotations
+
+import time
+
+from tests.gui.conftest import open_app
+from tests.support.daemons import DaemonProcess, uid
+
+SENTENCES = ["Hello there, this is the first sentence.", "And this is the second one.", "Then a third."]
+
+
+def _voice(qtbot, app, daemon, clips) -> str:
+    name = uid("truth")
+    with daemon.client() as client:
+        client.voices_add(name, data=clips.new())
+        client.voices_default(name)
+    qtbot.waitUntil(lambda: app.state.default_voice == name)
+    return name
+
+
+def test_pause_then_resume_before_the_first_audio(qtbot, clips):
+    """Paused while speech is being made: the page and the status bar say paused, with how far it is;
+    resumed: both say it is being made again (not "Speaking"), and it plays as soon as it is made.
+
+    Before: "resumed" counted as sound on the speaker, so the status bar said
+    "Speaking" over a silent speaker while the page still said "Paused", and
+    the "n of m sentences made" line was gone.
+    """
+    slow = DaemonProcess(env={"CHATTERBOX_TRAY_FAKE_DELAY": "1.0"}).start()
+    app = open_app(qtbot, slow)
+    try:
+        _voice(qtbot, app, slow, clips)
+        state, window, page = app.state, app.window, app.window.speak
+        page.text.setPlainText(" ".join(SENTENCES))
+        page.speak()
+        qtbot.waitUntil(lambda: state.icon_state == "working" and state.making_progress()[1] == 3, timeout=15_000)
+        page.toggle_pause()
+        qtbot.waitUntil(lambda: state.paused, timeout=10_000)
+        assert state.icon_state == "paused"
+        assert window.status_text.text().startswith("Paused")
+        assert page.progress_label.text().startswith("Paused · made "), page.progress_label.text()
+        assert " of 3 sentences" in page.progress_label.text()
+        # Made while paused: the count goes on, the page still says paused.
+        qtbot.waitUntil(lambda: state.making_progress() == (3, 3), timeout=15_000)
+        qtbot.waitUntil(lambda: "made 3 of 3" in page.progress_label.text(), timeout=5_000)
+        assert page.progress_label.text().startswith("Paused")
+
+        seen: dict[str, str] = {}
+
+        def on_event(data):  # the moment the resume arrives, before any sound
+            if data.get("event") == "resumed" and "status" not in seen:
+                seen["status"] = window.status_text.text()
+                seen["page"] = page.progress_label.text()
+                seen["icon"] = state.icon_state
+
+        state.job_event.connect(on_event)
+        resumed_at = time.monotonic()
+        page.toggle_pause()
+        qtbot.waitUntil(lambda: "status" in seen, timeout=10_000)
+        assert seen["status"].startswith("Making speech… 3 of 3 sentences made"), seen
+        assert seen["page"] == "Made 3 of 3 sentences…", seen
+        assert seen["icon"] == "working", seen
+        # Everything is made: it plays at once.
+        qtbot.waitUntil(lambda: state.speaking, timeout=10_000)
+        assert time.monotonic() - resumed_at < 3.0
+        assert window.status_text.text().startswith("Speaking")
+        qtbot.waitUntil(lambda: not state.busy, timeout=30_000)
+        assert page.progress_label.text().startswith("Done")
+    finally:
+        app.close()
+        slow.cleanup()
+
+
+def test_saving_a_file_shows_in_the_status_bar_and_the_tray(qtbot, slow_daemon, clips, tmp_path):
+    """Save as…: not only the Speak page but the status bar, its progress bar, the tray icon and its tooltip."""
+    app = open_app(qtbot, slow_daemon)
+    try:
+        name = uid("save")
+        with slow_daemon.client() as client:
+            client.voices_add(name, data=clips.new())
+        state, window, page = app.state, app.window, app.window.speak
+        qtbot.waitUntil(lambda: page.voice.findData(name) >= 0)
+        page.voice.setCurrentIndex(page.voice.findData(name))
+        page.text.setPlainText(" ".join(f"This is sentence number {n} of a save." for n in range(1, 9)))
+        out = tmp_path / "chapter.wav"
+        page.save_to(str(out))
+        qtbot.waitUntil(lambda: page.progress.value() >= 1, timeout=15_000)
+        assert window.status_text.text().startswith("Saving chapter.wav…"), window.status_text.text()
+        assert " of 8 sentences made" in window.status_text.text()
+        assert "Saving chapter.wav…" in app.tray.icon.toolTip()
+        assert app.tray.status_line.text().startswith("Saving chapter.wav")
+        assert state.icon_state == "working"
+        assert not window.status_progress.isHidden() and window.status_progress.maximum() == 8
+        qtbot.waitUntil(lambda: out.exists(), timeout=30_000)
+        qtbot.waitUntil(lambda: window.status_text.text().startswith("Ready"), timeout=5_000)
+        assert state.icon_state == "ready" and window.status_progress.isHidden()
+        assert state.summary.startswith("Ready") and app.tray.icon.toolTip() == f"Chatterbox Tray\n{state.summary}"
+    finally:
+        app.close()
