@@ -37,7 +37,7 @@ from .sysstats import system_stats
 
 
 @dataclass
-class Request:
+class ReceivedRequest:
     """A decoded request and who sent it."""
 
     identity: bytes
@@ -49,7 +49,7 @@ class Request:
     client: str = LOCAL_CLIENT
 
 
-Handler = Callable[[Service, Request], "dict[str, Any] | None"]
+Handler = Callable[[Service, ReceivedRequest], "dict[str, Any] | None"]
 HANDLERS: dict[str, Handler] = {}
 
 
@@ -61,7 +61,7 @@ log = logging.getLogger(__name__)
 _OFF_LOOP = ThreadPoolExecutor(max_workers=2, thread_name_prefix="clip")
 
 
-def off_loop(svc: Service, req: Request, work: Callable[[], dict[str, Any] | None]) -> None:
+def off_loop(svc: Service, req: ReceivedRequest, work: Callable[[], dict[str, Any] | None]) -> None:
     """Run ``work`` on a helper thread and answer ``req`` with its result or error when it is done.
 
     The handler then returns None: the main loop goes on serving everyone
@@ -97,7 +97,7 @@ def handler(op: str) -> Callable[[Handler], Handler]:
 
 
 @handler("hello")
-def hello(svc: Service, req: Request) -> dict[str, Any]:
+def hello(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """Versions and capabilities, so clients never hard-code them."""
     return {
         "protocol": PROTOCOL_VERSION,
@@ -113,25 +113,25 @@ def hello(svc: Service, req: Request) -> dict[str, Any]:
 
 
 @handler("ping")
-def ping(svc: Service, req: Request) -> dict[str, Any]:
+def ping(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """Answered from the main loop, whatever the model is doing."""
     return {"pong": True, "time": time.time()}
 
 
 @handler("status")
-def status(svc: Service, req: Request) -> dict[str, Any]:
+def status(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """State, progress and failure reason."""
     return svc.status()
 
 
 @handler("retry_load")
-def retry_load(svc: Service, req: Request) -> dict[str, Any]:
+def retry_load(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """Reload after a failure; a no-op when loading or ready."""
     return {"started": svc.model.load(), **svc.status()}
 
 
 @handler("settings.get")
-def settings_get(svc: Service, req: Request) -> dict[str, Any]:
+def settings_get(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """Every setting, which of them need a model reload, and the settings file's path."""
     return {
         "settings": svc.settings.to_json(),
@@ -143,7 +143,7 @@ def settings_get(svc: Service, req: Request) -> dict[str, Any]:
 
 
 @handler("settings.set")
-def settings_set(svc: Service, req: Request) -> dict[str, Any]:
+def settings_set(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """Change settings (``values``: name to value); saved, applied at once where possible."""
     values = req.args.dict("values")
     unknown = sorted(set(values) - set(Settings.editable()))
@@ -169,19 +169,19 @@ def settings_set(svc: Service, req: Request) -> dict[str, Any]:
 
 
 @handler("reload")
-def reload(svc: Service, req: Request) -> dict[str, Any]:
+def reload(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """Load the model again with the current settings (variant, checkpoint, device)."""
     return {"started": svc.model.reload(), **svc.status()}
 
 
 @handler("voices.list")
-def voices_list(svc: Service, req: Request) -> dict[str, Any]:
+def voices_list(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """The library, with cache state."""
     return {"voices": [svc.voice_json(v.name) for v in svc.voices.list()], "default": svc.voices.default}
 
 
 @handler("voices.add")
-def voices_add(svc: Service, req: Request) -> None:
+def voices_add(svc: Service, req: ReceivedRequest) -> None:
     """Validate and store a clip, then prepare its conditionals in the background."""
     name = req.args.str("name")
     source = req.args.str("source_name", "")
@@ -204,7 +204,7 @@ def voices_add(svc: Service, req: Request) -> None:
 
 
 @handler("voices.rename")
-def voices_rename(svc: Service, req: Request) -> dict[str, Any]:
+def voices_rename(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """Rename a voice; its clip and cache entry stay."""
     old, new = req.args.str("name"), req.args.str("new_name")
     voice = svc.voices.rename(old, new)
@@ -214,7 +214,7 @@ def voices_rename(svc: Service, req: Request) -> dict[str, Any]:
 
 
 @handler("voices.remove")
-def voices_remove(svc: Service, req: Request) -> dict[str, Any]:
+def voices_remove(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """Remove a voice, its clip, and its cached conditionals."""
     name = req.args.str("name")
     voice = svc.voices.get(name)
@@ -226,7 +226,7 @@ def voices_remove(svc: Service, req: Request) -> dict[str, Any]:
 
 
 @handler("voices.play")
-def voices_play(svc: Service, req: Request) -> dict[str, Any]:
+def voices_play(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """Play a voice's reference clip on the speaker, as quick-speak (replacing what plays)."""
     voice = svc.voices.get(req.args.str("name"))
     find_device(svc.player.device)
@@ -234,12 +234,12 @@ def voices_play(svc: Service, req: Request) -> dict[str, Any]:
     samples = resample(samples, rate, svc.player.rate)
     text = f"(reference clip of {voice.name})"
     job = Job("speak", req_id=req.req_id, text=text, voice_name=voice.name, rank=RANK["quick"])
-    svc.jobs.admit_clip(job, samples, text)
+    svc.coordinator.admit_clip(job, samples, text)
     return {"job": job.id, "voice": voice.name, "seconds": round(len(samples) / svc.player.rate, 3)}
 
 
 @handler("voices.default")
-def voices_default(svc: Service, req: Request) -> dict[str, Any]:
+def voices_default(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """Get, set (``name``) or clear (``clear: true``) the default voice."""
     name = req.args.str("name", None)
     if req.args.bool("clear", False):
@@ -283,7 +283,7 @@ def _options(svc: Service, raw: dict[str, Any]) -> SynthOptions:
     )
 
 
-def _new_job(svc: Service, req: Request, kind: str) -> tuple[Job, bytes | None]:
+def _new_job(svc: Service, req: ReceivedRequest, kind: str) -> tuple[Job, bytes | None]:
     """Check a synthesize or speak request and make its job (voice resolved).
 
     Also returns a sent or named clip that must be decoded and checked before
@@ -332,28 +332,28 @@ def _new_job(svc: Service, req: Request, kind: str) -> tuple[Job, bytes | None]:
     return job, None
 
 
-def _admit(svc: Service, req: Request, job: Job, clip: bytes | None, *admit_args: Any) -> dict[str, Any] | None:
+def _admit(svc: Service, req: ReceivedRequest, job: Job, clip: bytes | None, *admit_args: Any) -> dict[str, Any] | None:
     """Admit ``job`` now, or once its clip has been decoded and checked on a helper thread."""
     if clip is None:
-        return svc.jobs.admit(job, *admit_args)
+        return svc.coordinator.admit(job, *admit_args)
 
     def check_then_admit() -> dict[str, Any] | None:
         validate_clip(*decode_clip(clip))
-        return svc.jobs.admit(job, *admit_args)
+        return svc.coordinator.admit(job, *admit_args)
 
     off_loop(svc, req, check_then_admit)
     return None
 
 
 @handler("synthesize")
-def synthesize(svc: Service, req: Request) -> None:
+def synthesize(svc: Service, req: ReceivedRequest) -> None:
     """Queue text for the model; chunks and the summary are streamed back."""
     job, clip = _new_job(svc, req, "synthesize")
     _admit(svc, req, job, clip)
 
 
 @handler("speak")
-def speak(svc: Service, req: Request) -> dict[str, Any]:
+def speak(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """Queue text for the speaker; answers at once with the job id."""
     priority = req.args.str("priority", DEFAULT_PRIORITY)
     if priority not in PRIORITIES:
@@ -366,7 +366,7 @@ def speak(svc: Service, req: Request) -> dict[str, Any]:
     return _admit(svc, req, job, clip, priority, volume)
 
 
-def _speech_jobs(svc: Service, req: Request) -> list[Job]:
+def _speech_jobs(svc: Service, req: ReceivedRequest) -> list[Job]:
     job_id = req.args.str("job", None)
     jobs = svc.player.jobs()
     if req.args.bool("all", False):
@@ -380,59 +380,59 @@ def _speech_jobs(svc: Service, req: Request) -> list[Job]:
 
 
 @handler("stop")
-def stop(svc: Service, req: Request) -> dict[str, Any]:
+def stop(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """Stop the playing job (default), one job (``job``) or everything (``all``)."""
     stopped = []
     for job in _speech_jobs(svc, req):
-        if svc.jobs.cancel(job, "stopped"):
+        if svc.coordinator.cancel(job, "stopped"):
             stopped.append(job.id)
     return {"stopped": stopped}
 
 
 @handler("pause")
-def pause(svc: Service, req: Request) -> dict[str, Any]:
+def pause(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """Pause the speaker (synthesis goes on)."""
     return svc.player.set_paused(True)
 
 
 @handler("resume")
-def resume(svc: Service, req: Request) -> dict[str, Any]:
+def resume(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """Resume the speaker."""
     return svc.player.set_paused(False)
 
 
 @handler("skip")
-def skip(svc: Service, req: Request) -> dict[str, Any]:
+def skip(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """Skip to the next sentence of the playing job."""
     return svc.player.skip()
 
 
 @handler("playback")
-def playback(svc: Service, req: Request) -> dict[str, Any]:
+def playback(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """The speaker's state, queue, volume, device and underruns."""
     return svc.player.status()
 
 
 @handler("wait")
-def wait(svc: Service, req: Request) -> dict[str, Any] | None:
+def wait(svc: Service, req: ReceivedRequest) -> dict[str, Any] | None:
     """Answer when a job ends (progress replies meanwhile); at once if it has.
 
     With ``stop_on_disconnect`` the job is stopped if this client goes away first.
     """
     job_id = req.args.str("job")
     stop_on_disconnect = req.args.bool("stop_on_disconnect", False)
-    return svc.jobs.wait(job_id, req.identity, req.req_id, stop_on_disconnect)
+    return svc.coordinator.wait(job_id, req.identity, req.req_id, stop_on_disconnect)
 
 
 @handler("audio.devices")
-def audio_devices(svc: Service, req: Request) -> dict[str, Any]:
+def audio_devices(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """Output devices (re-read from the system when nothing is playing)."""
     devices = svc.player.devices()
     return {"devices": [d.to_json() for d in devices], "device": svc.player.device, "volume": svc.player.volume}
 
 
 @handler("audio.set")
-def audio_set(svc: Service, req: Request) -> dict[str, Any]:
+def audio_set(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """Choose the output device (by name; "" for the default) and/or the volume; saved."""
     device = req.args.str("device", None)
     volume = req.args.float("volume", None, *VOLUME_RANGE)
@@ -448,7 +448,7 @@ def audio_set(svc: Service, req: Request) -> dict[str, Any]:
 
 
 @handler("cancel")
-def cancel(svc: Service, req: Request) -> dict[str, Any]:
+def cancel(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """Cancel by job id, or by the id of the request that made the job."""
     job_id = req.args.str("job", None)
     request = req.args.str("request", None)
@@ -459,18 +459,18 @@ def cancel(svc: Service, req: Request) -> dict[str, Any]:
     if not jobs:
         raise ProtocolError("no_such_job", f"no queued or running job {job_id or request}")
     for job in jobs:
-        svc.jobs.cancel(job)
+        svc.coordinator.cancel(job)
     return {"cancelled": [j.id for j in jobs]}
 
 
 @handler("cache.stats")
-def cache_stats(svc: Service, req: Request) -> dict[str, Any]:
+def cache_stats(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """Cache figures."""
     return svc.cache.stats()
 
 
 @handler("cache.clear")
-def cache_clear(svc: Service, req: Request) -> dict[str, Any]:
+def cache_clear(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """Clear one voice's conditionals (by voice name) or everything."""
     name = req.args.str("voice", None)
     sha = None
@@ -482,13 +482,13 @@ def cache_clear(svc: Service, req: Request) -> dict[str, Any]:
 
 
 @handler("stats")
-def stats(svc: Service, req: Request) -> dict[str, Any]:
+def stats(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """Model, device, memory, process figures and recent jobs."""
     return {
         **system_stats(svc.engine),
         "status": svc.status(),
         "uptime_s": round(time.time() - svc.started, 1),
-        "recent_jobs": recent_jobs_for(req.client, list(svc.jobs.recent)),
+        "recent_jobs": recent_jobs_for(req.client, list(svc.coordinator.recent)),
         "last_sleep": svc.model.last_sleep or None,
         "bridges": svc.bridges.status(),
     }
@@ -513,13 +513,13 @@ def _words_changed(svc: Service, action: str, word: str | None = None) -> int:
 
 
 @handler("words.list")
-def words_list(svc: Service, req: Request) -> dict[str, Any]:
+def words_list(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """The pronunciation rules, in the order they were made."""
     return {"rules": [r.to_json() for r in svc.words.list()], "limit": MAX_RULES}
 
 
 @handler("words.add")
-def words_add(svc: Service, req: Request) -> dict[str, Any]:
+def words_add(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """Add a rule, replace the one for the same word, or edit ``old_word``'s; checked before it is saved."""
     raw = {
         "word": req.args.str("word"),
@@ -533,14 +533,14 @@ def words_add(svc: Service, req: Request) -> dict[str, Any]:
 
 
 @handler("words.remove")
-def words_remove(svc: Service, req: Request) -> dict[str, Any]:
+def words_remove(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """Remove the rule for ``word``."""
     rule = svc.words.remove(req.args.str("word"))
     return {"removed": rule.to_json(), "count": _words_changed(svc, "removed", rule.word)}
 
 
 @handler("words.import")
-def words_import(svc: Service, req: Request) -> dict[str, Any]:
+def words_import(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """Add many rules at once (all checked first: one bad rule and nothing changes)."""
     result = svc.words.replace_all(req.args.list("rules"), merge=req.args.bool("merge", True))
     _words_changed(svc, "imported")
@@ -548,7 +548,7 @@ def words_import(svc: Service, req: Request) -> dict[str, Any]:
 
 
 @handler("text.preview")
-def text_preview(svc: Service, req: Request) -> dict[str, Any]:
+def text_preview(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """What the model would be given for ``text``: rules applied, pauses and tags found, sentence by sentence."""
     text = req.args.str("text")
     if len(text) > svc.settings.max_text_chars:
@@ -565,7 +565,7 @@ def text_preview(svc: Service, req: Request) -> dict[str, Any]:
 
 
 @handler("tags.list")
-def tags_list(svc: Service, req: Request) -> dict[str, Any]:
+def tags_list(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """The tags the loaded model's tokenizer knows, and the pause markup's bounds."""
     ready = svc.state == "ready"
     return {
@@ -577,6 +577,6 @@ def tags_list(svc: Service, req: Request) -> dict[str, Any]:
 
 
 @handler("shutdown")
-def shutdown(svc: Service, req: Request) -> dict[str, Any]:
+def shutdown(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """The server stops after sending this reply."""
     return {"stopping": True}

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .engine import SynthOptions
-from .text import Chunk
+from .text import TextPiece
 
 #: The one client every local job belongs to, for taking turns.
 LOCAL_CLIENT = "local"
@@ -49,7 +49,7 @@ class Job:
     #: jobs list shows a remote client its own texts only).
     client: str = LOCAL_CLIENT
     text: str = ""
-    chunks: list[Chunk] = field(default_factory=list)
+    chunks: list[TextPiece] = field(default_factory=list)
     options: SynthOptions = field(default_factory=SynthOptions)
     #: Speaking rate (1.0: as the model made it); applied to the audio, not the model.
     rate: float = 1.0

@@ -70,7 +70,7 @@ PAIR_STEP_S = 30.0
 
 
 @dataclass
-class _Pending:
+class _PendingPairing:
     """A pairing exchange between its two steps."""
 
     name: str
@@ -105,7 +105,7 @@ class Gate:
     zap: zmq.Socket = field(init=False)
     _authorized: dict[str, str] = field(default_factory=dict)  # key -> name
     _mtime: float | None = None
-    _pending: dict[str, _Pending] = field(default_factory=dict)
+    _pending: dict[str, _PendingPairing] = field(default_factory=dict)
     _attempts: dict[str, int] = field(default_factory=dict)
     _failed_port: int = 0
     #: internal identity -> client key, for the per-client job cap.
@@ -269,7 +269,7 @@ class Gate:
             self._count_attempt(invite_id)
             ns = secrets.token_hex(16)
             data = pairing.transcript(invite_id, name, client_key, self.keys.public, nc, ns)
-            self._pending[invite_id] = _Pending(name, client_key, nc, ns, time.monotonic(), data)
+            self._pending[invite_id] = _PendingPairing(name, client_key, nc, ns, time.monotonic(), data)
             return {
                 "ok": True,
                 "salt": invite.salt.hex(),

@@ -50,7 +50,7 @@ from ..ipc.protocol import (
     reply_header,
 )
 from ..ipc.remote import RemoteSettings
-from .handlers import HANDLERS, Request
+from .handlers import HANDLERS, ReceivedRequest
 from .instance import InstanceLock
 from .jobs import LOCAL_CLIENT
 from .remote_gate import JOB_OPS, LOCAL_ONLY_OPS, PATH_ARGS, REMOTE_PREFIX, Gate, PortInUse
@@ -273,8 +273,8 @@ class Server:
         """Drop remembered remote connections that have no job (they may be long closed)."""
         assert self.gate is not None
         busy = {j.identity for j in self.service.queue.find()}
-        if self.service.jobs.player is not None:
-            busy |= {j.identity for j in self.service.jobs.player.jobs()}
+        if self.service.coordinator.player is not None:
+            busy |= {j.identity for j in self.service.coordinator.player.jobs()}
         self.gate.connections = {i: k for i, k in self.gate.connections.items() if i in busy}
 
     def _remote_refusal(self, name: str, identity: bytes, header: dict[str, Any]) -> ProtocolError | None:
@@ -287,7 +287,7 @@ class Server:
         if op in JOB_OPS and self.gate is not None:
             key = self.gate.connections.get(identity)
             mine = {i for i, k in self.gate.connections.items() if k == key}
-            coord = self.service.jobs
+            coord = self.service.coordinator
             jobs = {j.id: j for j in [*coord.queue.find(), *(coord.player.jobs() if coord.player else [])]}
             queued = sum(1 for j in jobs.values() if j.identity in mine and not j.ended)
             cap = self.remote_settings.max_queued_jobs
@@ -331,7 +331,7 @@ class Server:
             if remote is not None and (refusal := self._remote_refusal(remote, identity, msg.header)):
                 raise refusal
             client = LOCAL_CLIENT if remote is None else self.gate.connections.get(identity, remote)  # type: ignore[union-attr]
-            request = Request(identity, req_id, op, Args(args), msg.buffers, client)
+            request = ReceivedRequest(identity, req_id, op, Args(args), msg.buffers, client)
             result = HANDLERS[op](self.service, request)
             if result is not None:
                 self._send(identity, reply_header(req_id, "result", result=result))
@@ -370,7 +370,7 @@ class Server:
     def _client_gone(self, identity: bytes) -> None:
         if self.gate is not None:
             self.gate.connections.pop(identity, None)
-        self.service.jobs.client_gone(identity)
+        self.service.coordinator.client_gone(identity)
 
     def _flush(self) -> None:
         while self._pending:
@@ -389,7 +389,7 @@ class Server:
                 self.pub.send_multipart([topic.encode(), *frames], copy=False)
 
     def _keepalive(self) -> None:
-        for identity, req_id, progress in self.service.jobs.keepalives():
+        for identity, req_id, progress in self.service.coordinator.keepalives():
             self._send(identity, reply_header(req_id, "progress", progress=progress))
 
     def _shutdown(self) -> None:

@@ -65,7 +65,7 @@ class Service:
             busy=lambda: self.queue.running is not None and self.queue.running.kind != "prepare",
             on_loaded=self._model_loaded,
             on_ready=self._prepare_uncached,
-            on_failed=lambda code, message: self.jobs.fail_waiting(code, message),
+            on_failed=lambda code, message: self.coordinator.fail_waiting(code, message),
         )
         make_private(endpoints.data_dir(), endpoints.data_dir() / "voices", endpoints.cache_dir())
         make_private(endpoints.cache_dir() / "conditionals")
@@ -79,7 +79,7 @@ class Service:
         remove_temp_files_of(settings_file())
         self.voices = VoiceLibrary(endpoints.data_dir())
         self.words = RuleBook(endpoints.data_dir() / "words.json")
-        self.jobs = Coordinator(
+        self.coordinator = Coordinator(
             outbox, self.queue, lambda: self.model.state, JobHistory(endpoints.data_dir() / "history.json")
         )
         self.player = Player(
@@ -88,11 +88,11 @@ class Service:
             volume=settings.volume,
             prebuffer=settings.prebuffer,
             sentence_pause_ms=settings.sentence_pause_ms,
-            event=self.jobs.speaker_event,
-            started=self.jobs.playing,
-            ended=self.jobs.end,
+            event=self.coordinator.speaker_event,
+            started=self.coordinator.playing,
+            ended=self.coordinator.end,
         )
-        self.jobs.player = self.player
+        self.coordinator.player = self.player
         self.worker = Worker(self)
         #: When something last needed the model (monotonic): the idle clock.
         self.last_busy = time.monotonic()
@@ -140,11 +140,11 @@ class Service:
     def stop(self) -> None:
         """Cancel everything and let the worker end; stop the bridges."""
         self.bridges.close()
-        self.jobs.shutdown()
+        self.coordinator.shutdown()
         self.model.release()  # wake a worker waiting for the model
         self.worker.join(timeout=10)
         self.player.close()
-        self.jobs.recent.flush()
+        self.coordinator.recent.flush()
 
     def idle_tick(self) -> None:
         """Put the model to sleep once nothing has needed it for ``unload_after_idle_minutes``.
@@ -181,7 +181,7 @@ class Service:
         # Voices added while the model was away get their conditionals now.
         for voice in self.voices.list():
             if self.cache_tier(voice.sha256) is None:
-                self.jobs.admit_background(Job("prepare", voice_name=voice.name, clip_sha256=voice.sha256))
+                self.coordinator.admit_background(Job("prepare", voice_name=voice.name, clip_sha256=voice.sha256))
 
     # -- voices and cache ------------------------------------------------------------
 
@@ -208,7 +208,7 @@ class Service:
         """Prepare a voice's conditionals in the background (after any synthesis)."""
         voice = self.voices.get(name)
         if self.state == "ready" and self.cache_tier(voice.sha256) is None:
-            self.jobs.admit_background(Job("prepare", voice_name=voice.name, clip_sha256=voice.sha256))
+            self.coordinator.admit_background(Job("prepare", voice_name=voice.name, clip_sha256=voice.sha256))
 
     def conditionals(self, job: Job, background: bool = False) -> tuple[Any, str, float]:
         """A job's voice conditionals from the cache, prepared on a miss (worker thread).

@@ -44,7 +44,7 @@ _END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s)|\n\s*\n")
 
 
 @dataclass(frozen=True)
-class Chunk:
+class TextPiece:
     """A piece of text to speak, with its [start, end) span in the original.
 
     ``pause_s``: not speech but that much silence (pause markup, ``daemon/saytext.py``);
@@ -57,14 +57,14 @@ class Chunk:
     pause_s: float | None = None
 
 
-def split_sentences(text: str, max_chars: int = 300, keep: Sequence[tuple[int, int]] = ()) -> list[Chunk]:
+def split_sentences(text: str, max_chars: int = 300, keep: Sequence[tuple[int, int]] = ()) -> list[TextPiece]:
     """Split ``text`` into sentence chunks no longer than ``max_chars``.
 
     Whitespace-only pieces are dropped. Long sentences are cut at the last
     comma, semicolon or colon before the limit, else at a space, else hard;
     never inside one of the ``keep`` spans (a tag such as ``[clear throat]``).
     """
-    chunks: list[Chunk] = []
+    chunks: list[TextPiece] = []
     start = 0
     for match in _END.finditer(text):
         end = match.end()
@@ -88,7 +88,7 @@ def _is_abbreviation(text: str, dot: int) -> bool:
 
 
 def _emit(
-    text: str, start: int, end: int, max_chars: int, out: list[Chunk], keep: Sequence[tuple[int, int]] = ()
+    text: str, start: int, end: int, max_chars: int, out: list[TextPiece], keep: Sequence[tuple[int, int]] = ()
 ) -> None:
     # Trim surrounding whitespace but keep spans pointing into the original.
     while start < end and text[start].isspace():
@@ -102,7 +102,7 @@ def _emit(
         while start < end and text[start].isspace():
             start += 1
     if end > start and any(ch.isalnum() for ch in text[start:end]):
-        out.append(Chunk(text[start:end], start, end))
+        out.append(TextPiece(text[start:end], start, end))
 
 
 def _cut_point(text: str, start: int, limit: int, keep: Sequence[tuple[int, int]] = ()) -> int:

@@ -24,7 +24,7 @@ from .engine import Cancelled, GenResult, Upcoming
 from .jobs import Job
 from .saytext import resolve_job, silence_samples
 from .stretch import Stretcher
-from .text import Chunk, token_budget
+from .text import TextPiece, token_budget
 
 if TYPE_CHECKING:
     from .service import Service
@@ -61,9 +61,9 @@ class Worker:
             job = svc.queue.take()
             if job is None:
                 return
-            svc.jobs.running(job)
+            svc.coordinator.running(job)
             if not svc.model.wait_ready(0):
-                svc.jobs.event(job, {**job.describe(), "event": "waiting_for_model"})
+                svc.coordinator.event(job, {**job.describe(), "event": "waiting_for_model"})
             while not svc.model.wait_ready(0):
                 if job.cancel.is_set() or svc.model.state == "failed":
                     break
@@ -82,12 +82,12 @@ class Worker:
                 else:
                     self._run_synthesis(job)
             except Cancelled:
-                svc.jobs.end(job, "cancelled", ProtocolError("cancelled", job.cancel_reason))
+                svc.coordinator.end(job, "cancelled", ProtocolError("cancelled", job.cancel_reason))
             except CodedError as exc:  # the engine's, the cache's clip, the protocol's: sent as they are
-                svc.jobs.end(job, "failed", exc)
+                svc.coordinator.end(job, "failed", exc)
             except Exception:  # one bad job must not end the worker
                 log.error("job %s failed:\n%s", job.id, traceback.format_exc())
-                svc.jobs.end(job, "failed", ProtocolError("internal", INTERNAL_MESSAGE))
+                svc.coordinator.end(job, "failed", ProtocolError("internal", INTERNAL_MESSAGE))
             finally:
                 svc.queue.done(job)
 
@@ -95,7 +95,7 @@ class Worker:
         if self.svc.cache_tier(job.clip_sha256) is None:
             _, tier, seconds = self.svc.conditionals(job, background=True)
             log.info("prepared voice %s in %.2f s (%s)", job.voice_name, seconds, tier)
-        self.svc.jobs.end(job, "finished")
+        self.svc.coordinator.end(job, "finished")
 
     def _run_synthesis(self, job: Job) -> None:
         """Make the job's sentences from ``job.chunks_done`` on, streaming or playing each.
@@ -112,7 +112,7 @@ class Worker:
             )
             # For speech, "started" means the first sample reached the speaker.
             event = "synthesizing" if job.kind == "speak" else "started"
-            svc.jobs.event(job, {**job.describe(), "event": event})
+            svc.coordinator.event(job, {**job.describe(), "event": event})
         resolve_job(job, svc.model.engine)  # the loaded model's tags stay, others leave the text
         conds, tier, cond_seconds = svc.conditionals(job)
         tally.setdefault("tier", tier)
@@ -167,21 +167,23 @@ class Worker:
                 if tally["first_chunk"] is None:
                     tally["first_chunk"] = now - job.created
             job.chunks_done = index + 1
-            svc.jobs.event(job, {**job.describe(), "event": "chunk", "index": index, "span": [chunk.start, chunk.end]})
+            svc.coordinator.event(
+                job, {**job.describe(), "event": "chunk", "index": index, "span": [chunk.start, chunk.end]}
+            )
             if job.chunks_done < len(job.chunks) and svc.queue.should_yield(job):
                 tally["busy"] += time.perf_counter() - started
                 log.debug("job %s gives the model to a higher-priority job or another client's turn", job.id)
-                svc.jobs.requeue(job)
+                svc.coordinator.requeue(job)
                 return
         tally["busy"] += time.perf_counter() - started
         job.summary = self._summary(job, engine.sample_rate)
         if job.kind == "speak":
             svc.player.produced(job)
-            svc.jobs.event(job, {**job.describe(), "event": "synthesized", "summary": job.summary})
+            svc.coordinator.event(job, {**job.describe(), "event": "synthesized", "summary": job.summary})
             return  # the speaker ends it once it is played
-        svc.jobs.end(job, "finished")
+        svc.coordinator.end(job, "finished")
 
-    def _hurry(self, job: Job, index: int, chunk: Chunk) -> Callable[[], bool]:
+    def _hurry(self, job: Job, index: int, chunk: TextPiece) -> Callable[[], bool]:
         """Whether someone is waiting for this sentence's audio now (small pieces pay only then).
 
         Speech: the speaker says (``Player.wants_pieces``). A ``synthesize``
@@ -205,7 +207,7 @@ class Worker:
             if chunk.pause_s is None
         ]
 
-    def _silence(self, job: Job, index: int, chunk: Chunk, rate: int) -> GenResult:
+    def _silence(self, job: Job, index: int, chunk: TextPiece, rate: int) -> GenResult:
         """A pause chunk's audio: silence, so long that the gap heard is the one asked for (``saytext``)."""
         speaker = self.svc.player.pause_s if job.kind == "speak" else None
         n = silence_samples(chunk.pause_s or 0.0, rate, job.rate, speaker, first=index == 0)
@@ -215,7 +217,7 @@ class Worker:
         self,
         job: Job,
         index: int,
-        chunk: Chunk,
+        chunk: TextPiece,
         samples: np.ndarray,
         result: GenResult,
         budget: int,

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from chatterbox_tray.daemon.handlers import Request, _new_job, _options
+from chatterbox_tray.daemon.handlers import ReceivedRequest, _new_job, _options
 from chatterbox_tray.daemon.settings import Settings
 from chatterbox_tray.daemon.voices import VoiceError, VoiceLibrary, check_name
 from chatterbox_tray.ipc.limits import OPTION_RANGES
@@ -104,7 +104,7 @@ request_args = st.fixed_dictionaries(
     state=st.sampled_from(["ready", "loading", "failed"]),
 )
 def test_speech_requests_are_checked(library: VoiceLibrary, args: dict, buffers: list, kind: str, state: str) -> None:
-    req = Request(b"client", "r1", kind, Args(args), tuple(buffers))
+    req = ReceivedRequest(b"client", "r1", kind, Args(args), tuple(buffers))
     try:
         job, clip = _new_job(service(library, state=state), req, kind)
     except CodedError as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatterbox_tray.daemon.text import MIN_TOKENS, TOKENS_PER_CHAR, Chunk, split_sentences, token_budget
+from chatterbox_tray.daemon.text import MIN_TOKENS, TOKENS_PER_CHAR, TextPiece, split_sentences, token_budget
 
 
 def texts(text: str, max_chars: int = 300) -> list[str]:
@@ -64,7 +64,7 @@ def test_pieces_without_letters_or_digits_are_dropped() -> None:
 
 
 def test_chunks_are_values() -> None:
-    assert split_sentences("One.") == [Chunk("One.", 0, 4)]
+    assert split_sentences("One.") == [TextPiece("One.", 0, 4)]
 
 
 @pytest.mark.parametrize(
