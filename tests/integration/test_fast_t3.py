@@ -20,9 +20,9 @@ import soundfile as sf
 import torch
 import torch.nn.functional as F
 
-from daemon.chatterbox_engine import ChatterboxEngine
-from daemon.engine import Cancelled, SynthOptions
-from daemon.t3_decode import FastT3, Sampling
+from chatterbox_tray.daemon.chatterbox_engine import ChatterboxEngine
+from chatterbox_tray.daemon.engine import Cancelled, SynthOptions
+from chatterbox_tray.daemon.t3_decode import FastT3, Sampling
 from tests.support.checkpoint import ensure_checkpoint, loader_env
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from daemon.s3gen_stream import HOP, LOOKAHEAD, TOKEN_MEL, StreamingS3Gen, chunk_schedule
+from chatterbox_tray.daemon.s3gen_stream import HOP, LOOKAHEAD, TOKEN_MEL, StreamingS3Gen, chunk_schedule
 from tests.support.checkpoint import ensure_checkpoint
 
 pytestmark = pytest.mark.integration

@@ -17,9 +17,9 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2Model, LlamaConfig, LlamaModel
 
-from daemon.cuda_graphs import StepGraphs, WrongThread, bucket_for
-from daemon.precision import conv1d_to_linear
-from daemon.t3_decode import CACHE_STEP, FastT3, cache_capacity
+from chatterbox_tray.daemon.cuda_graphs import StepGraphs, WrongThread, bucket_for
+from chatterbox_tray.daemon.precision import conv1d_to_linear
+from chatterbox_tray.daemon.t3_decode import CACHE_STEP, FastT3, cache_capacity
 
 
 def tiny(kind: str) -> SimpleNamespace:
@@ -136,7 +136,7 @@ def test_graphs_stay_on_their_thread_and_are_dropped_with_their_kv_buffers() -> 
 def test_bfloat16_gpt2_runs_linear_layers_close_to_float32_and_float32_is_left_alone() -> None:
     from transformers.pytorch_utils import Conv1D
 
-    from daemon.precision import convert_transformer
+    from chatterbox_tray.daemon.precision import convert_transformer
 
     t3 = tiny("gpt2")
     x = torch.randn(1, 5, 64)
@@ -193,7 +193,7 @@ def test_a_different_voice_is_not_taken_for_the_kept_one() -> None:
 
 
 def test_int8_weight_only_linear_is_close_to_the_float_layer_and_a_quarter_of_its_bytes() -> None:
-    from daemon.int8 import Int8Linear, linears_to_int8
+    from chatterbox_tray.daemon.int8 import Int8Linear, linears_to_int8
 
     torch.manual_seed(0)
     linear = torch.nn.Linear(256, 96)
@@ -214,8 +214,8 @@ def test_int8_weight_only_linear_is_close_to_the_float_layer_and_a_quarter_of_it
 
 @pytest.mark.parametrize("kind", ["llama", "gpt2"])
 def test_mixed_precision_puts_the_chosen_parts_in_int8_and_keeps_the_rest_bfloat16(kind: str) -> None:
-    from daemon.int8 import Int8Linear
-    from daemon.precision import convert_transformer
+    from chatterbox_tray.daemon.int8 import Int8Linear
+    from chatterbox_tray.daemon.precision import convert_transformer
 
     t3 = tiny(kind)
     seq = torch.randn(1, 6, 64)

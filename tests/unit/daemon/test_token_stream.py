@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from daemon.engine import Cancelled
-from daemon.token_stream import TokenStream
+from chatterbox_tray.daemon.engine import Cancelled
+from chatterbox_tray.daemon.token_stream import TokenStream
 
 
 def counting(tokens: list[int], running: list[str], name: str, gate: threading.Event | None = None):
