@@ -3,7 +3,7 @@
 The daemon owns the audio output, as Speech Dispatcher does, so the hotkey,
 the tray and scripts share one speaker and one queue. The model worker pushes
 each sentence here as soon as it is made; one player thread writes it to the
-device in 20 ms blocks (``audio_out.OutputStream``), so stop, pause and skip
+device in 20 ms blocks (``audio/output.py``'s ``OutputStream``), so stop, pause and skip
 act between blocks.
 
 The rules it follows (priorities, what plays next, when the pre-buffer lets

@@ -6,7 +6,7 @@ Each concern has its own module and owner:
 * ``worker.py``: the thread that runs jobs on the model;
 * ``coordinator.py``: a job's life from admission to end (the only writer of
   a job's state), and who waits for it;
-* ``player.py`` (rules in ``speaker.py``): the speaker;
+* ``player.py`` (rules in ``audio/speaker_rules.py``): the speaker;
 * ``condcache.py`` and ``voices.py``: conditionals and the voice library.
 
 `Service` builds them and holds what handlers share. Threads: the server's
