@@ -3,7 +3,7 @@
 One home for the CLI's ``say -o``, the tray app's "Save as…" and the
 bridges' encoders, so that the same name gives the same bytes everywhere
 (the app once wrote WAV bytes into ``out.mp3``). soundfile (and with it
-numpy) is imported only when a file is written, to keep ``ipc`` cheap.
+numpy) is imported only when a file is written, to keep clients cheap to start.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ process. ``speak`` admits a speech and returns its ``Speech``; the caller
 feeds it chunks (``push``) from whatever thread reads the socket, then
 ``produced`` (or ``failed``). ``play`` does all that for an iterable of chunks.
 
-numpy and sounddevice are imported lazily so that ``ipc`` stays light.
+numpy and sounddevice are imported lazily so that clients stay light.
 """
 
 from __future__ import annotations

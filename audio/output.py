@@ -3,7 +3,7 @@
 Both speakers use it: the daemon's (``daemon/player.py``) and this
 computer's for a remote daemon's speech (``audio/local_player.py``), so a device
 name means the same on both. numpy and sounddevice are imported when audio
-is played, not when ``ipc`` is imported (clients stay light).
+is played, not when this module is imported (clients stay light).
 
 Only the player thread touches the stream. We pace writes by the wall clock
 and keep at most ``LEAD_S`` of audio ahead of what is audible: a stop or a

@@ -4,8 +4,8 @@ A chapter takes minutes on a CPU; without a bar the terminal shows nothing
 until the end. The bar is tqdm's (a maintained library, already installed
 with chatterbox and huggingface_hub; docs/decisions.md says why not rich):
 sentences done out of the total, seconds of audio made, time spent and
-time left. tqdm is imported only when a bar is shown, so ``ipc/`` stays
-cheap to import for every other client.
+time left. tqdm is imported only when a bar is shown, so every other
+command starts without it.
 
 Shown only where a person watches: stderr is a terminal, and neither
 ``--quiet`` nor ``--json`` was given. Pipes and log files get no bar.

@@ -53,7 +53,7 @@ what each choice below is for (docs/speech-dispatcher.md has the long form):
   ``.``; the command drops them, and skips the module's later commands for
   the same message (same process group).
 
-Light: the standard library only (``ipc`` is imported by every client).
+Light: the standard library and ``ipc/`` only (speechd runs a command per message).
 """
 
 from __future__ import annotations
