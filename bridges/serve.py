@@ -1,6 +1,6 @@
-"""``python -m chatterbox_tray.bridges openai|wyoming``: run a bridge in the foreground.
+"""``python -m chatterbox_tray.bridges openai|wyoming|mcp``: run a bridge in the foreground.
 
-``chatterbox-tray serve openai|wyoming`` calls ``main`` with the same
+``chatterbox-tray serve openai|wyoming|mcp`` calls ``main`` with the same
 arguments. Before serving, a bridge makes sure a daemon answers (starting one
 unless ``--no-start``), like every other command; afterwards a daemon that
 stops or restarts is found again at the next request.
@@ -63,7 +63,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default 'Chatterbox Tray'); needs a LAN address in --uri; off by default",
     )
 
-    for p in (oa, wy):
+    mc = sub.add_parser(
+        "mcp",
+        help="a Model Context Protocol server (stdio), so AI tools can speak (docs/mcp.md)",
+        description="Serve the daemon to AI tools over the Model Context Protocol: tools speak, list_voices, "
+        "stop, save and list_tags. By default over stdin/stdout, as MCP clients start their servers.",
+    )
+    mc.add_argument(
+        "--voice", help="the voice this agent speaks with when a call names none (default: the default voice)"
+    )
+    mc.add_argument(
+        "--http",
+        action="store_true",
+        help="serve the streamable HTTP transport on 127.0.0.1 (at /mcp) instead of stdio",
+    )
+    mc.add_argument("--port", type=int, default=8765, help="the HTTP port with --http (default 8765)")
+
+    for p in (oa, wy, mc):
         p.add_argument("--connection", type=Path, help="the daemon's connection file (default: the usual one)")
         # SUPPRESS: under `chatterbox-tray --no-start serve ...` the global flag must not be reset to False.
         p.add_argument(
@@ -114,9 +130,27 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.bridge == "openai":
         return _run_openai(args)
+    if args.bridge == "mcp":
+        return _run_mcp(args)
     if not _ensure_daemon(args):
         return EXIT_UNAVAILABLE
     return _run_wyoming(args)
+
+
+def _run_mcp(args: argparse.Namespace) -> int:
+    """The MCP server; stdout is the protocol's, so everything else goes to stderr."""
+    from .mcp_server import run_http, run_stdio
+
+    # A daemon that cannot start now is no reason to fail the agent's start:
+    # each tool call looks for it again and says plainly when it is missing.
+    _ensure_daemon(args)
+    with contextlib.suppress(KeyboardInterrupt):
+        if args.http:
+            print(f"MCP server on http://127.0.0.1:{args.port}/mcp", file=sys.stderr, flush=True)
+            run_http(args.connection, args.voice, args.port)
+        else:
+            run_stdio(args.connection, args.voice)
+    return 0
 
 
 def _run_openai(args: argparse.Namespace) -> int:

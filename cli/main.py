@@ -652,7 +652,7 @@ def build_parser() -> argparse.ArgumentParser:
     from ..bridges.serve import add_arguments as add_bridge_arguments  # argparse only: no numpy
 
     add_bridge_arguments(
-        sub.add_parser("serve", help="serve the daemon to other programs: OpenAI-compatible HTTP, or Wyoming")
+        sub.add_parser("serve", help="serve the daemon to other programs: OpenAI-compatible HTTP, Wyoming, or MCP")
     )
 
     sub.add_parser("stats", help="model, device, GPU, RAM and CPU").set_defaults(func=cmd_stats)
