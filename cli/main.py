@@ -23,7 +23,7 @@ from ..ipc.client import Client, DaemonUnavailable, connect
 from ..ipc.formatting import human_bytes
 from ..ipc.limits import CLIP_MAX_SECONDS, CLIP_MIN_SECONDS, DEFAULT_PRIORITY, OPTION_RANGES, PRIORITIES, RATE_RANGE
 from ..ipc.protocol import ProtocolError
-from . import progress_bar, quickspeak_command, remote_commands, speech_dispatcher
+from . import progress_bar, quickspeak_command, remote_commands, speech_dispatcher, words_commands
 from .speak_and_wait import speak_and_wait
 
 EXIT_ERROR, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 1, 2, 3, 130
@@ -647,6 +647,7 @@ def build_parser() -> argparse.ArgumentParser:
     sett.set_defaults(func=cmd_settings)
     sub.add_parser("reload", help="load the model again with the current settings").set_defaults(func=cmd_reload)
     quickspeak_command.add_parser(sub)
+    words_commands.add_parsers(sub)
     speech_dispatcher.add_parser(sub)
     remote_commands.add_parser(sub)
     from ..bridges.serve import add_arguments as add_bridge_arguments  # argparse only: no numpy

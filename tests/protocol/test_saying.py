@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from chatterbox_tray.ipc.client import Client
 from chatterbox_tray.ipc.protocol import ProtocolError
@@ -156,3 +157,59 @@ def test_a_turbo_keeps_its_tags_whole(clips: Clips) -> None:
             ]
     finally:
         proc.cleanup()
+
+
+# -- the command line ------------------------------------------------------------------------
+
+
+def test_cli_words_round_trip_and_a_bad_rule(words_daemon: DaemonProcess, c: Client, tmp_path) -> None:
+    from tests.protocol.test_cli import cli, ok
+
+    assert "added: nginx  ->  engine x" in ok(cli(words_daemon, "words", "add", "nginx", "engine x"))
+    ok(cli(words_daemon, "words", "add", "--regex", r"(\d+)km", r"\1 kilometres"))
+    bad = cli(words_daemon, "words", "add", "--regex", "(oops", "x")
+    assert bad.returncode == 1 and b"not a valid regular expression" in bad.stderr
+    listed = ok(cli(words_daemon, "words", "list"))
+    assert listed.splitlines() == ["nginx  ->  engine x", r"(\d+)km  ->  \1 kilometres   [regex]"]
+    exported = tmp_path / "words.txt"
+    ok(cli(words_daemon, "words", "export", str(exported)))
+    assert exported.read_text(encoding="utf-8").splitlines()[-1] == "(\\d+)km\t\\1 kilometres\tregex"
+    assert "removed: nginx" in ok(cli(words_daemon, "words", "remove", "NGINX"))
+    assert "1 new, 1 replaced" in ok(cli(words_daemon, "words", "import", str(exported)))
+    assert ok(cli(words_daemon, "words", "try", "Run nginx 5km. [pause 1s] Done.")).splitlines() == [
+        "Run engine x 5 kilometres.",
+        "[pause 1 s]",
+        "Done.",
+    ]
+    broken = tmp_path / "broken.txt"
+    broken.write_text("fine\tok\nno separator\n", encoding="utf-8")
+    result = cli(words_daemon, "words", "import", str(broken))
+    assert result.returncode == 1 and b"line 2" in result.stderr
+
+
+def test_cli_say_to_a_file_hears_the_rule_and_the_pause(words_daemon: DaemonProcess, c: Client, tmp_path) -> None:
+    from tests.protocol.test_cli import cli, ok
+
+    plain, ruled = tmp_path / "plain.wav", tmp_path / "ruled.wav"
+    text = "Run nginx. [pause 1s] Done."
+    ok(cli(words_daemon, "say", "--seed", "1", "-o", str(plain), text))
+    ok(cli(words_daemon, "words", "add", "nginx", "engine x"))
+    ok(cli(words_daemon, "say", "--seed", "1", "-o", str(ruled), text))
+    a, _ = sf.read(plain, dtype="float32")
+    b, _ = sf.read(ruled, dtype="float32")
+    assert len(b) > len(a)  # the rule lengthened what was said
+    quiet = np.abs(b) < 1e-3
+    runs = np.diff(np.flatnonzero(np.diff(np.concatenate([[0], quiet.astype(int), [0]]))))[::2]
+    assert runs.max() == pytest.approx(SR, abs=0.02 * SR)  # the pause: one second of silence
+
+
+def test_cli_tags(words_daemon: DaemonProcess, clips: Clips) -> None:
+    from tests.protocol.test_cli import cli, ok
+
+    assert "has no tags" in ok(cli(words_daemon, "tags"))
+    turbo = DaemonProcess(args=("--engine", "fake", "--variant", "turbo")).start()
+    try:
+        out = ok(cli(turbo, "tags"))
+        assert "  [laugh]" in out.splitlines() and "[pause 500ms]" in out
+    finally:
+        turbo.cleanup()
