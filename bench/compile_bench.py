@@ -30,8 +30,8 @@ from typing import Any
 import torch
 
 from bench.t3_precision_bench import _inputs, _t3
-from daemon.precision import convert_transformer
-from daemon.t3_decode import FastT3, cache_capacity
+from chatterbox_tray.daemon.precision import convert_transformer
+from chatterbox_tray.daemon.t3_decode import FastT3, cache_capacity
 
 
 def _prompt_embeds(fast: FastT3, cond: Any, text_tokens: torch.Tensor) -> torch.Tensor:

@@ -83,7 +83,7 @@ class PeakMemory:
 
 
 def load(variant: str, root: str | None, device: str, precision: str, quality: str) -> Any:
-    from daemon.chatterbox_engine import ChatterboxEngine
+    from chatterbox_tray.daemon.chatterbox_engine import ChatterboxEngine
 
     if root:
         folder = Path(root) / variant
@@ -95,7 +95,7 @@ def load(variant: str, root: str | None, device: str, precision: str, quality: s
     # float32 engine on the fast path: stock runs need chatterbox's float32 transformer.
     engine = ChatterboxEngine(variant, str(folder), device, engine_path="fast", precision="float32", quality=quality)
     engine.load(lambda _f, _m: None)
-    from daemon.precision import convert_transformer, resolve_precision
+    from chatterbox_tray.daemon.precision import convert_transformer, resolve_precision
 
     engine.bench_precision = resolve_precision(precision, engine.device)
     t3 = engine.model.t3
@@ -131,8 +131,8 @@ def clip() -> bytes:
 
 def first_audio(engine: Any, text: str, conds: Any, budget: int) -> float:
     """Seconds from the request to the first audio sample, sentence by sentence as the daemon speaks."""
-    from daemon.engine import SynthOptions
-    from daemon.text import split_sentences
+    from chatterbox_tray.daemon.engine import SynthOptions
+    from chatterbox_tray.daemon.text import split_sentences
 
     start = time.perf_counter()
     for chunk in split_sentences(text):
@@ -143,7 +143,7 @@ def first_audio(engine: Any, text: str, conds: Any, budget: int) -> float:
 
 
 def full_run(engine: Any, text: str, conds: Any, budget: int) -> dict[str, float]:
-    from daemon.engine import SynthOptions
+    from chatterbox_tray.daemon.engine import SynthOptions
 
     start = time.perf_counter()
     t3 = s3 = 0.0

@@ -47,7 +47,7 @@ def _logmel(wave: np.ndarray) -> torch.Tensor:
 
 
 def main() -> None:
-    from daemon.s3gen_stream import StreamingS3Gen, trim_prompt
+    from chatterbox_tray.daemon.s3gen_stream import StreamingS3Gen, trim_prompt
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", default="original", choices=("original", "turbo"))

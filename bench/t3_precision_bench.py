@@ -31,9 +31,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from daemon.int8 import linears_to_int8
-from daemon.precision import conv1d_to_linear, convert_transformer
-from daemon.t3_decode import FastT3, Sampling, teacher_forced_logits
+from chatterbox_tray.daemon.int8 import linears_to_int8
+from chatterbox_tray.daemon.precision import conv1d_to_linear, convert_transformer
+from chatterbox_tray.daemon.t3_decode import FastT3, Sampling, teacher_forced_logits
 
 
 def _t3(variant: str) -> Any:

@@ -268,3 +268,17 @@ def test_no_two_modules_share_a_name() -> None:
         if module.path.stem not in ("__init__", "__main__"):
             where[module.path.stem].append(str(module.path.relative_to(ROOT)))
     assert {name: paths for name, paths in where.items() if len(paths) > 1} == {}
+
+
+def test_tests_and_tools_import_the_installed_names() -> None:
+    """``from daemon.x import`` would load a second copy of a module, whose relative imports cannot reach ``ipc/``."""
+    offenders = []
+    for top in ("tests", "bench", "scripts", "packaging"):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                if isinstance(node, ast.ImportFrom) and not node.level:
+                    names = [node.module or ""]
+                if any(name.split(".")[0] in set(folders().values()) for name in names):
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert offenders == [], "import chatterbox_tray.<folder>, not the bare folder:\n" + "\n".join(offenders)

@@ -7,12 +7,12 @@ import threading
 import pytest
 import torch
 
-from daemon.chatterbox_engine import ChatterboxEngine, resolve_engine_path
-from daemon.engine import EngineError, SynthOptions, resolve_variant
-from daemon.fake_engine import FakeEngine
-from daemon.precision import AUTO_PRECISION, resolve_precision
-from daemon.s3gen_stream import QUALITIES, chunk_schedule, steps_for, trim_prompt
-from daemon.t3_decode import CACHE_STEP, StaticKV, cache_capacity
+from chatterbox_tray.daemon.chatterbox_engine import ChatterboxEngine, resolve_engine_path
+from chatterbox_tray.daemon.engine import EngineError, SynthOptions, resolve_variant
+from chatterbox_tray.daemon.fake_engine import FakeEngine
+from chatterbox_tray.daemon.precision import AUTO_PRECISION, resolve_precision
+from chatterbox_tray.daemon.s3gen_stream import QUALITIES, chunk_schedule, steps_for, trim_prompt
+from chatterbox_tray.daemon.t3_decode import CACHE_STEP, StaticKV, cache_capacity
 
 
 def test_auto_variant_is_turbo_without_an_accelerator_and_explicit_wins() -> None:
@@ -151,8 +151,8 @@ def test_a_reference_with_an_odd_mel_frame_is_cut_to_whole_tokens() -> None:
 
 
 def test_cuda_graphs_is_an_opt_in_model_setting_carried_to_the_engine() -> None:
-    from daemon.model import MODEL_KEYS, make_engine
-    from daemon.settings import Settings
+    from chatterbox_tray.daemon.model import MODEL_KEYS, make_engine
+    from chatterbox_tray.daemon.settings import Settings
 
     assert Settings().cuda_graphs is False  # off until measured on a GPU
     assert "cuda_graphs" in MODEL_KEYS  # a change asks for a reload
