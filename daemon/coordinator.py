@@ -95,6 +95,7 @@ class Coordinator:
             position = self.queue.ahead_of(job)
             self.out.reply(job.identity, job.req_id, "accepted", job=job.id, position=position, chunks=len(job.chunks))
             self.out.event("job", {**job.describe(), "event": "queued", "text": job.text[:200]})
+            self._begin(job)
             self._put(job)
             return None
         assert job.kind == "speak" and priority is not None
@@ -109,6 +110,7 @@ class Coordinator:
             self.end(other, "cancelled", ProtocolError("cancelled", f"replaced by {priority} job {job.id}"), {})
         position = self.queue.ahead_of(job)
         self.out.event("job", {**job.describe(), "event": "queued", "priority": priority, "text": job.text[:200]})
+        self._begin(job)
         self._put(job)
         # A job whose waiting client was killed (Speech Dispatcher stops its module's
         # command with SIGKILL) must not hold up this one until the next keepalive.
@@ -224,11 +226,17 @@ class Coordinator:
             entry = dict(job.summary or {"job": job.id, "voice": job.voice_name})
             # Text and time so that a person can tell jobs apart; stopped ones too.
             entry.update(
-                text=job.text[:RECENT_TEXT_CHARS], state=state, ended_at=round(time.time(), 3), client=job.client
+                text=job.text[:RECENT_TEXT_CHARS],
+                state=state,
+                ended_at=round(time.time(), 3),
+                client=job.client,
+                kind=job.kind,
             )
             if job.kind == "speak":
                 entry["playback"] = playback
             self.recent.append(entry)
+        elif job.kind in ("speak", "synthesize"):
+            self.recent.drop(job.id)
         self._resolve_waiters(job, state, coded, playback)
         return True
 
@@ -364,6 +372,19 @@ class Coordinator:
     def _speaker(self) -> Player:
         assert self.player is not None, "the service gives the coordinator its speaker at start"
         return self.player
+
+    def _begin(self, job: Job) -> None:
+        """Save the job as running: if the daemon dies before its end, the next one lists it as lost."""
+        self.recent.begin(
+            {
+                "job": job.id,
+                "voice": job.voice_name,
+                "text": job.text[:RECENT_TEXT_CHARS],
+                "started_at": round(time.time(), 3),
+                "client": job.client,
+                "kind": job.kind,
+            }
+        )
 
     def _put(self, job: Job) -> None:
         with job.event_lock:

@@ -3,7 +3,10 @@
 ``stats`` shows the last jobs so a person can tell what was said and how it
 went; a daemon restart (an update, a crash, a reboot) must not wipe that.
 Entries hold the start of what people said, so the file is private (0600, in
-the private data folder) like their voices. Writes happen on a thread of
+the private data folder) like their voices. A job is written when it starts,
+as ``running``, and replaced when it ends: one still ``running`` when the
+file is read again was lost with a daemon that died (a crash, a kill), and
+is listed as ``lost``. Writes happen on a thread of
 their own: a job's end is announced without waiting for the disk, and a
 failed write (a full disk) is logged and never stops a job from ending.
 """
@@ -25,6 +28,8 @@ log = logging.getLogger(__name__)
 
 #: How many ended jobs are kept.
 HISTORY_LENGTH = 50
+#: The state of a job written at its start; read back by the next daemon, it becomes ``LOST``.
+RUNNING, LOST = "running", "lost"
 
 
 class JobHistory:
@@ -43,19 +48,42 @@ class JobHistory:
         self._writer = threading.Thread(target=self._write_loop, name="history", daemon=True)
         self._writer.start()
 
-    def append(self, entry: dict[str, Any]) -> None:
-        """Add an ended job; it reaches the disk shortly after."""
+    def begin(self, entry: dict[str, Any]) -> None:
+        """A job started: it is saved as running, so that a daemon dying before its end leaves it lost."""
         with self._lock:
+            self._entries.append({**entry, "state": RUNNING})
+            self._version += 1
+        self._dirty.set()
+
+    def append(self, entry: dict[str, Any]) -> None:
+        """Add an ended job, in place of its running entry; it reaches the disk shortly after."""
+        with self._lock:
+            self._forget_locked(entry.get("job"))
             self._entries.append(entry)
             self._version += 1
         self._dirty.set()
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
+    def drop(self, job: str) -> None:
+        """A job ended that is not listed (it failed): its running entry goes."""
         with self._lock:
-            return iter(list(self._entries))
+            if self._forget_locked(job):
+                self._version += 1
+                self._dirty.set()
+
+    def _forget_locked(self, job: Any) -> bool:
+        running = [e for e in self._entries if e.get("state") == RUNNING and job and e.get("job") == job]
+        for e in running:
+            self._entries.remove(e)
+        return bool(running)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        """Ended and lost jobs, oldest first (not those still running)."""
+        with self._lock:
+            return iter([e for e in self._entries if e.get("state") != RUNNING])
 
     def __len__(self) -> int:
-        return len(self._entries)
+        with self._lock:
+            return sum(1 for e in self._entries if e.get("state") != RUNNING)
 
     def flush(self) -> None:
         """Save what is unsaved and stop the writer (at shutdown).
@@ -101,4 +129,8 @@ def _read(path: Path) -> list[dict[str, Any]]:
     if not isinstance(data, list):
         log.warning("recent jobs in %s are not a list; starting a new list", path)
         return []
-    return [entry for entry in data if isinstance(entry, dict)]
+    entries = [entry for entry in data if isinstance(entry, dict)]
+    for entry in entries:
+        if entry.get("state") == RUNNING:  # its daemon died before the job's end
+            entry["state"] = LOST
+    return entries

@@ -16,10 +16,27 @@ _STYLES = {
 }
 
 
+#: Seconds of speech, one definition wherever a page shows them (the Speak page's
+#: "Done" line, the Stats page's recent jobs): the audio made for the text
+#: (``audio_s`` of a job's summary), at the speed asked for. The pauses the
+#: speaker puts between sentences are not speech and are not counted, so a
+#: file saved from the same text lasts as long.
+SPEECH_LABEL = "Speech"
+SPEECH_TIP = "Seconds of speech made for the text, without the pauses the speaker puts between sentences"
+
+
+def speech_seconds(summary: dict | None) -> float | None:
+    """A job's seconds of speech (``SPEECH_TIP``): its summary's ``audio_s``; None when it has none."""
+    value = (summary or {}).get("audio_s")
+    return float(value) if isinstance(value, (int, float)) else None
+
+
 class Banner(QFrame):
-    """A message strip at the top of a page: text, an optional action, a close button.
+    """A message strip on a page: text, an optional action, a close button.
 
     Errors stay until closed or replaced; information fades after a while.
+    A page's banner floats over the page's foot (`float_over`): it comes and
+    goes without moving any control the pointer may be on.
     """
 
     def __init__(self, parent: QWidget | None = None, vertical: bool = False) -> None:
@@ -45,7 +62,38 @@ class Banner(QFrame):
         self.action.clicked.connect(self._act)
         self.more.clicked.connect(lambda: self._more_callback() if self._more_callback else None)
         self._timer = QTimer(self, singleShot=True, timeout=self.hide)
+        self._host: QWidget | None = None
         self.hide()
+
+    def float_over(self, host: QWidget, margin: int = 10) -> None:
+        """Float over the bottom of ``host`` rather than take a place in its layout.
+
+        A banner in a layout pushes what is below it when it appears and pulls
+        it back when it goes: a click aimed at a row could land on another one
+        (issue 23 §3). Floating, it covers part of the page for a while and
+        moves nothing.
+        """
+        self._host, self._margin = host, margin
+        self.setParent(host)
+        self.setAutoFillBackground(True)
+        host.installEventFilter(self)
+        self.hide()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self._host and event.type() == QEvent.Type.Resize and self.isVisible():
+            self._place()
+        return False
+
+    def _place(self) -> None:
+        host = self._host
+        if host is None:
+            return
+        width = max(200, host.width() - 2 * self._margin)
+        layout = self.layout()
+        height = layout.totalHeightForWidth(width) if layout.hasHeightForWidth() else layout.totalSizeHint().height()
+        height = max(height, layout.totalMinimumSize().height())
+        self.setGeometry(self._margin, max(0, host.height() - height - self._margin), width, height)
+        self.raise_()
 
     def show_message(
         self,
@@ -71,6 +119,7 @@ class Banner(QFrame):
         self.more.setVisible(more is not None)
         self._more_callback = more[1] if more else None
         self.show()
+        self._place()
         if timeout_ms:
             self._timer.start(timeout_ms)
         else:

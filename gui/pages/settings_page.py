@@ -269,10 +269,10 @@ class SettingsPage(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll, 1)
-        # Next to Apply, outside the scrolled form: what it says is about applying,
-        # and showing it moves none of the controls.
-        outer.addWidget(self.banner)
         outer.addLayout(buttons)
+        # Over the foot of the form, just above Apply (what it says is mostly about
+        # applying), in no layout: showing or hiding it moves none of the controls.
+        self.banner.float_over(scroll)
 
         wheel_only_when_focused(
             self,

@@ -31,7 +31,7 @@ from ...ipc.limits import OPTION_RANGES, RATE_RANGE
 from ...ipc.requests import Request
 from ..connection import FAILED
 from ..state import JOB_ENDS, AppState
-from ..widgets import Banner, fmt_seconds, wheel_only_when_focused
+from ..widgets import SPEECH_TIP, Banner, fmt_seconds, speech_seconds, wheel_only_when_focused
 
 #: Options every variant may have, in display order, with what they do (docs/protocol.md).
 #: Their (min, max, default) until the daemon announces its own: ``ipc.limits.OPTION_RANGES``.
@@ -182,12 +182,14 @@ class SpeakPage(QWidget):
         self.progress_label.setObjectName("progressLabel")
 
         layout = QVBoxLayout(self)
-        layout.addWidget(self.banner)
         layout.addWidget(self.text, 1)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.progress_label)
         layout.addWidget(options)
+
+        # Over the page's foot, in no layout: a message coming or going moves nothing.
+        self.banner.float_over(self)
 
         wheel_only_when_focused(
             self,
@@ -441,7 +443,12 @@ class SpeakPage(QWidget):
             if event == "finished":
                 first = playback.get("first_sample_s")
                 after = f", first sound after {fmt_seconds(first)}" if first is not None else ""
-                self.progress_label.setText(f"Done: {fmt_seconds(playback.get('played_s'))} of speech{after}")
+                # Seconds of speech as the Stats page counts them (``SPEECH_TIP``).
+                speech = speech_seconds(data.get("summary"))
+                if speech is None:  # an older daemon: what was played
+                    speech = playback.get("played_s")
+                self.progress_label.setText(f"Done: {fmt_seconds(speech)} of speech{after}")
+                self.progress_label.setToolTip(SPEECH_TIP)
             elif event == "cancelled":
                 self.progress_label.setText("Stopped")
             elif event == "dropped":

@@ -23,16 +23,28 @@ from PySide6.QtWidgets import (
 from ...ipc import requests as rq
 from ..plots import Sparkline
 from ..state import AppState
-from ..widgets import Banner, fmt_bytes, fmt_seconds
+from ..widgets import SPEECH_LABEL, SPEECH_TIP, Banner, fmt_bytes, fmt_seconds
 
 POLL_MS = 2000
 HISTORY = 150  # samples: five minutes at one every two seconds
+#: The recent jobs' columns. The text stretches and elides; every other column
+#: fits its contents, so that all of them show at the default window size.
+JOB_COLUMNS = ("Ended", "Text", "Voice", "Kind", SPEECH_LABEL, "First audio", "RTF", "Voice from")
+JOB_COLUMN_TIPS = {
+    SPEECH_LABEL: SPEECH_TIP,
+    "First audio": "From the request to the first sound (speech), or to the first audio sent (a file)",
+    "RTF": "Real-time factor: seconds of work per second of audio; below 1 is faster than speech",
+    "Voice from": "Where the voice's conditionals came from: the memory or disk cache, or prepared for this job",
+}
 
 
 def _grid(rows: list[tuple[str, QLabel]], columns: int = 2) -> QGridLayout:
     grid = QGridLayout()
     grid.setHorizontalSpacing(18)
     for i, (title, value) in enumerate(rows):
+        # A long figure (the memory line after an idle unload, a failure's reason)
+        # wraps at words instead of widening the page past the window.
+        value.setWordWrap(True)
         row, col = divmod(i, columns)
         name = QLabel(title)
         name.setStyleSheet("color: palette(placeholder-text);")
@@ -148,21 +160,27 @@ class StatsPage(QWidget):
         jobs_box = QGroupBox("Recent jobs")
         self.jobs = QTreeWidget(rootIsDecorated=False, uniformRowHeights=True)
         self.jobs.setObjectName("recentJobs")
-        self.jobs.setHeaderLabels(
-            ["Ended", "Text", "Voice", "Kind", "Audio", "Real-time factor", "First audio", "Voice from"]
-        )
-        self.jobs.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.jobs.header().setStretchLastSection(True)
+        self.jobs.setHeaderLabels(list(JOB_COLUMNS))
+        header = self.jobs.header()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(JOB_COLUMNS.index("Text"), QHeaderView.ResizeMode.Stretch)
+        header.setStretchLastSection(False)
+        self.jobs.setTextElideMode(Qt.TextElideMode.ElideRight)
+        for name, tip in JOB_COLUMN_TIPS.items():
+            self.jobs.headerItem().setToolTip(JOB_COLUMNS.index(name), tip)
         self.jobs.setMinimumHeight(150)
         jobs_layout = QVBoxLayout(jobs_box)
         jobs_layout.addWidget(self.jobs)
-        rtf_help = QLabel("Real-time factor: seconds of work per second of audio; below 1 is faster than speech.")
+        rtf_help = QLabel(
+            f"{SPEECH_LABEL}: {SPEECH_TIP[0].lower()}{SPEECH_TIP[1:]}. "
+            "RTF (real-time factor): seconds of work per second of audio; below 1 is faster than speech.",
+            wordWrap=True,
+        )
         rtf_help.setStyleSheet("color: palette(placeholder-text);")
         jobs_layout.addWidget(rtf_help)
 
         content = QWidget()
         layout = QVBoxLayout(content)
-        layout.addWidget(self.banner)
         layout.addWidget(daemon_box)
         layout.addWidget(self.plots_box)
         layout.addWidget(cache_box)
@@ -175,6 +193,7 @@ class StatsPage(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)
+        self.banner.float_over(self)  # in no layout: it moves nothing
 
         self._timer = QTimer(self, interval=POLL_MS, timeout=self.refresh)
         state.changed.connect(self._on_changed)
@@ -322,19 +341,28 @@ class StatsPage(QWidget):
             first = playback.get("first_sample_s") if playback else job.get("time_to_first_chunk_s")
             rtf = job.get("rtf")
             cond = job.get("conditionals") or {}
-            tier = {"memory": "memory cache", "disk": "disk cache", "prepared": "prepared"}.get(cond.get("tier"), "–")
-            item = QTreeWidgetItem(
-                [
-                    _clock(job.get("ended_at")) + ("" if job.get("state", "finished") == "finished" else " (stopped)"),
-                    _short(str(job.get("text") or job.get("job", ""))),
-                    str(job.get("voice", "")),
-                    "speech" if playback else "file",
-                    fmt_seconds(job.get("audio_s")),
-                    f"{rtf:.2f}" if isinstance(rtf, (int, float)) else "–",
-                    fmt_seconds(first),
-                    f"{tier} ({fmt_seconds(cond.get('seconds'))})" if cond else "–",
-                ]
-            )
+            tier = {"memory": "memory", "disk": "disk", "prepared": "prepared"}.get(cond.get("tier"), "–")
+            state = job.get("state", "finished")
+            if state == "lost":  # its daemon died (a crash, a kill) before it ended
+                ended = f"{_clock(job.get('started_at'))} (lost)"
+            else:
+                ended = _clock(job.get("ended_at")) + ("" if state == "finished" else " (stopped)")
+            kind = job.get("kind") or ("speak" if playback else "synthesize")
+            text = " ".join(str(job.get("text") or job.get("job", "")).split())
+            values = {
+                "Ended": ended,
+                "Text": text,
+                "Voice": str(job.get("voice", "")),
+                "Kind": "speech" if kind == "speak" else "file",
+                SPEECH_LABEL: fmt_seconds(job.get("audio_s")),
+                "First audio": fmt_seconds(first),
+                "RTF": f"{rtf:.2f}" if isinstance(rtf, (int, float)) else "–",
+                "Voice from": f"{tier} ({fmt_seconds(cond.get('seconds'))})" if cond else "–",
+            }
+            item = QTreeWidgetItem([values[c] for c in JOB_COLUMNS])
+            item.setToolTip(JOB_COLUMNS.index("Text"), text)  # the column elides it
+            if state == "lost":
+                item.setToolTip(0, "The daemon stopped (a crash or a kill) before this job ended: it never finished")
             self.jobs.addTopLevelItem(item)
 
     @staticmethod
@@ -366,9 +394,3 @@ def _clock(when: Any) -> str:
     import time
 
     return time.strftime("%H:%M:%S", time.localtime(float(when))) if isinstance(when, (int, float)) else "–"
-
-
-def _short(text: str, limit: int = 48) -> str:
-    """One line of at most ``limit`` characters, with an ellipsis when cut."""
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"

@@ -77,9 +77,9 @@ class VoicesPage(QWidget):
 
         layout = QVBoxLayout(self)
         layout.addLayout(buttons)
-        # Below the buttons: a message appearing must not move what the next click aims at.
-        layout.addWidget(self.banner)
         layout.addWidget(self.table, 1)
+        # Over the page's foot, in no layout: a message coming or going moves no row or button.
+        self.banner.float_over(self)
         layout.addWidget(self.hint)
 
         self.inputs: list[str] = []

@@ -101,3 +101,66 @@ def test_saving_a_file_shows_in_the_status_bar_and_the_tray(qtbot, slow_daemon, 
         assert state.summary.startswith("Ready") and app.tray.icon.toolTip() == f"Chatterbox Tray\n{state.summary}"
     finally:
         app.close()
+
+
+def test_seconds_of_speech_are_the_same_on_the_speak_and_stats_pages(qtbot, clips):
+    """One definition, one label: the Speak page's "Done: … of speech" is the Stats page's Speech column.
+
+    Before: the Speak page said what was played (the pauses between sentences
+    counted, 7.14 s) and the Stats page's "Audio" the speech made (6.24 s).
+    """
+    from chatterbox_tray.gui.pages.stats_page import JOB_COLUMNS
+    from chatterbox_tray.gui.widgets import SPEECH_LABEL
+
+    proc = DaemonProcess().start()
+    app = open_app(qtbot, proc)
+    try:
+        _voice(qtbot, app, proc, clips)
+        page, stats = app.window.speak, app.window.stats
+        page.text.setPlainText(" ".join(SENTENCES))
+        page.speak()
+        qtbot.waitUntil(lambda: page.progress_label.text().startswith("Done: "), timeout=30_000)
+        spoken = page.progress_label.text().removeprefix("Done: ").split(" of speech")[0]
+        stats.refresh()
+        column = JOB_COLUMNS.index(SPEECH_LABEL)
+        qtbot.waitUntil(lambda: stats.jobs.topLevelItemCount() >= 1, timeout=10_000)
+        assert stats.jobs.topLevelItem(0).text(column) == spoken
+        assert stats.jobs.headerItem().text(column) == "Speech"
+    finally:
+        app.close()
+        proc.cleanup()
+
+
+def test_a_job_lost_to_a_daemon_crash_is_listed_as_lost(qtbot, clips):
+    """kill -9 while speech is being made; the daemon comes back: the Stats page lists the job as lost."""
+    proc = DaemonProcess(env={"CHATTERBOX_TRAY_FAKE_DELAY": "2"}).start()
+    app = open_app(qtbot, proc)
+    try:
+        _voice(qtbot, app, proc, clips)
+        page, stats = app.window.speak, app.window.stats
+        text = f"Lost with the daemon {uid()}. And another sentence."
+        page.text.setPlainText(text)
+        page.speak()
+        qtbot.waitUntil(lambda: app.state.busy, timeout=10_000)
+        qtbot.wait(300)  # the history file is written on a thread of its own
+        proc.kill()
+        proc.start()
+        qtbot.waitUntil(lambda: app.state.ready, timeout=30_000)
+        qtbot.waitUntil(lambda: page.progress_label.text() == "Lost", timeout=10_000)
+        stats.refresh()
+
+        def lost_row():
+            for i in range(stats.jobs.topLevelItemCount()):
+                item = stats.jobs.topLevelItem(i)
+                if item.toolTip(1) == text:
+                    return item
+            return None
+
+        qtbot.waitUntil(lambda: lost_row() is not None, timeout=10_000)
+        item = lost_row()
+        assert item.text(0).endswith("(lost)"), item.text(0)
+        assert "crash" in item.toolTip(0)
+        assert item.text(3) == "speech"
+    finally:
+        app.close()
+        proc.cleanup()

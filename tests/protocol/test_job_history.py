@@ -57,3 +57,35 @@ def test_a_corrupt_history_file_starts_an_empty_list(own: DaemonProcess) -> None
     own.start()
     assert recent_texts(own) == []
     assert "recent jobs in" in own.log_text() and "unreadable" in own.log_text()
+
+
+def test_a_job_lost_to_a_crash_is_listed_as_lost(clips) -> None:
+    """kill -9 while a job is being made: the next daemon lists it as lost (issue 23 §2).
+
+    Before, only jobs that ended were written, so a job lost to a crash was
+    not listed at all.
+    """
+    proc = DaemonProcess(env={"CHATTERBOX_TRAY_FAKE_DELAY": "2"}).start()
+    try:
+        voice, text = uid(), f"Lost in the crash {uid()}."
+        history = proc.home / "data" / "history.json"
+        with proc.client() as c:
+            c.voices_add(voice, data=clips.new())
+            job = c.speak(f"{text} And a second sentence.", voice=voice)["job"]
+            assert _wait_saved(history, text), "a job is saved when it starts"
+            assert text not in [j.get("text") for j in c.stats()["recent_jobs"]], "running: not yet listed"
+        proc.kill()
+        proc.start()
+        with proc.client() as c:
+            [lost] = [j for j in c.stats()["recent_jobs"] if j.get("job") == job]
+        assert lost["state"] == "lost"
+        assert lost["text"].startswith(text) and lost["voice"] == voice and lost["kind"] == "speak"
+        assert isinstance(lost["started_at"], float)
+        # A job that ends normally replaces its running entry: listed once.
+        with proc.client() as c:
+            done = c.speak("Short.", voice=voice)["job"]
+            c.wait(done, timeout=30)
+            listed = [j for j in c.stats()["recent_jobs"] if j.get("job") == done]
+        assert [j["state"] for j in listed] == ["finished"]
+    finally:
+        proc.cleanup()
