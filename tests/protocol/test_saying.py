@@ -213,3 +213,60 @@ def test_cli_tags(words_daemon: DaemonProcess, clips: Clips) -> None:
         assert "  [laugh]" in out.splitlines() and "[pause 500ms]" in out
     finally:
         turbo.cleanup()
+
+
+# -- Speech Dispatcher ------------------------------------------------------------------------
+
+
+def test_speech_dispatcher_hears_the_rule_the_pause_and_the_tag(words_daemon: DaemonProcess, c: Client) -> None:
+    """With Speech Dispatcher's symbol pre-processing off (SymbolsPreproc "no", docs/speech-dispatcher.md):
+    by default speechd itself makes "[" and "]" spaces before any module sees the text."""
+    from tests.protocol.test_speechd import Speechd, needs_speechd
+
+    if needs_speechd.args[0]:
+        pytest.skip(needs_speechd.kwargs["reason"])
+    sd = Speechd(words_daemon, extra_conf='SymbolsPreproc "no"\n')
+    try:
+        assert sd.install.returncode == 0, sd.install.stderr
+        with words_daemon.events(("job", "voices")) as stream:
+            log = EventLog(stream)
+            log.sync(c)
+            c.call("words.add", {"word": "nginx", "say": "engine x"})
+            before = len(words_daemon.played())
+            sd.module_say("-w", "Run nginx now. [pause 2s] Done [laugh].")
+            queued = log.wait_for(lambda t, d: t == "job" and d["event"] == "queued", timeout=30)
+            end = log.wait_job(queued["job"], "finished", "cancelled", "failed", timeout=30)
+        assert end["event"] == "finished", end
+        assert "[pause 2s]" in queued["text"]  # brackets reach the daemon (not made spaces by speechd)
+        chunks = [d for t, d in log.seen if t == "job" and d.get("job") == queued["job"] and d["event"] == "chunk"]
+        assert len(chunks) == 3
+        assert any("original model has no tags" in w for w in end["summary"]["warnings"])
+        played = words_daemon.played()[before:]
+        loud = np.flatnonzero(np.abs(played) > 1e-3)
+        assert np.diff(loud).max() / SR == pytest.approx(2.0, abs=0.1)
+        # "engine x now." is 13 characters: the fake engine's 2 tokens a character, 25 a second.
+        first = np.split(loud, np.flatnonzero(np.diff(loud) > SR // 10) + 1)[0]
+        assert len(first) / SR == pytest.approx(2 * len("Run engine x now.") / 25, abs=0.1)
+    finally:
+        sd.close()
+
+
+def test_speech_dispatcher_as_installed_hears_the_rule(words_daemon: DaemonProcess, c: Client) -> None:
+    """Speech Dispatcher's defaults: a rule works (plain words); its symbol pre-processing makes brackets spaces."""
+    from tests.protocol.test_speechd import Speechd, needs_speechd
+
+    if needs_speechd.args[0]:
+        pytest.skip(needs_speechd.kwargs["reason"])
+    sd = Speechd(words_daemon)
+    try:
+        with words_daemon.events(("job", "voices")) as stream:
+            log = EventLog(stream)
+            log.sync(c)
+            c.call("words.add", {"word": "nginx", "say": "engine x"})
+            sd.module_say("-w", "Run nginx now.")
+            queued = log.wait_for(lambda t, d: t == "job" and d["event"] == "queued", timeout=30)
+            end = log.wait_job(queued["job"], "finished", "cancelled", "failed", timeout=30)
+        assert end["event"] == "finished", end
+        assert end["summary"]["audio_s"] == pytest.approx(2 * len("Run engine x now.") / 25, abs=0.05)
+    finally:
+        sd.close()
