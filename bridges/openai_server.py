@@ -95,6 +95,7 @@ DAEMON_ERRORS: dict[str, tuple[int, str, str | None]] = {
     "bad_args": (400, "invalid_value", None),
     "too_large": (413, "input_too_long", "input"),
     "empty_text": (400, "empty_input", "input"),
+    "bad_markup": (400, "invalid_markup", "input"),
     "unknown_voice": (400, "voice_not_found", "voice"),
     "unknown_language": (400, "unsupported_language", "language"),
     "not_ready": (503, "model_not_ready", None),
