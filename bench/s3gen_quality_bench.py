@@ -43,7 +43,8 @@ def _s3gen(variant: str) -> tuple[object, dict]:
 def _logmel(wave: np.ndarray) -> torch.Tensor:
     from chatterbox.models.s3gen.utils.mel import mel_spectrogram
 
-    return torch.log(mel_spectrogram(torch.from_numpy(wave).unsqueeze(0)).clamp(min=1e-5))
+    # chatterbox's mel_spectrogram is already logarithmic (log of the mel magnitudes clamped at 1e-5).
+    return mel_spectrogram(torch.from_numpy(wave).unsqueeze(0))
 
 
 def main() -> None:

@@ -161,6 +161,8 @@ class ChatterboxEngine(Engine):
         self.wanted_precision = precision
         #: The precision T3's transformer runs in once loaded ("float32" on the stock path).
         self.precision = "float32"
+        #: S3Gen's methods set by ``use_bfloat16`` (removed on unload with the other wrappers).
+        self._s3gen_patches: list[tuple[Any, str]] = []
         self.quality = QUALITIES[quality]
         #: Asked for CUDA graphs; ``graphs_on`` says whether the loaded model uses them (CUDA only).
         self.wanted_graphs = bool(cuda_graphs)
@@ -290,7 +292,12 @@ class ChatterboxEngine(Engine):
             progress(0.85, f"converting T3 to {self.precision}")
             t3 = self.model.t3
             t3.tfmr = convert_transformer(t3.tfmr, self.precision, self.device)
-        log.info("T3 on the fast path in %s", self.precision)
+            if self.device == "cpu":
+                # S3Gen's networks in bfloat16 too: measured 2x on a CPU (docs/engine.md).
+                from .s3gen_stream import use_bfloat16
+
+                self._s3gen_patches = use_bfloat16(self.model.s3gen)
+        log.info("T3 on the fast path in %s%s", self.precision, ", S3Gen in bfloat16" if self._s3gen_patches else "")
 
     def _hub_revision(self) -> str:
         """The commit of the cached hub snapshot, so a new upstream release gets new cache keys."""
@@ -319,7 +326,7 @@ class ChatterboxEngine(Engine):
         ``_installed`` for ``unload``.
         """
         t3, s3gen = self.model.t3, self.model.s3gen
-        installed: list[Any] = []
+        installed: list[Any] = list(self._s3gen_patches)
         self._installed = installed
 
         def budgeted(fn: Any, kw: str, first: int = 0) -> Any:
@@ -462,6 +469,7 @@ class ChatterboxEngine(Engine):
             else:
                 item.remove()  # a hook's handle
         self._installed = []
+        self._s3gen_patches = []
         self.model = None
         self.fast_t3 = None
         self.graphs_on = False

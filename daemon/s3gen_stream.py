@@ -113,6 +113,68 @@ def aligned_prompt(ref: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+class InBFloat16(torch.nn.Module):
+    """One of S3Gen's networks held in bfloat16, called by float32 code.
+
+    Floating inputs are cast in and outputs cast back, so everything around
+    it (chatterbox's flow, the Euler steps, our stream) keeps float32 and
+    never sees a bfloat16 tensor: the weights take half the memory and the
+    CPU's bfloat16 kernels (AMX, AVX-512 BF16) do the matrix work.
+    """
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner.to(torch.bfloat16)
+        #: chatterbox casts the estimator's inputs to ``estimator.dtype``: they stay float32.
+        self.dtype = torch.float32
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        out = self.inner(
+            *(_cast(a, torch.bfloat16) for a in args), **{k: _cast(v, torch.bfloat16) for k, v in kwargs.items()}
+        )
+        if isinstance(out, tuple):
+            return tuple(_cast(o, torch.float32) for o in out)
+        return _cast(out, torch.float32)
+
+
+def _cast(value: Any, dtype: torch.dtype) -> Any:
+    if isinstance(value, torch.Tensor) and value.is_floating_point():
+        return value.to(dtype)
+    return value
+
+
+def use_bfloat16(s3gen: Any) -> list[tuple[Any, str]]:
+    """Run S3Gen's heavy networks in bfloat16 on the CPU; return the instance attributes set.
+
+    The flow's encoder and its estimator become :class:`InBFloat16`; HiFT's
+    convolutions (``decode``) run under bfloat16 autocast, with its inverse
+    STFT in float32 (torch's iSTFT refuses bfloat16). HiFT's pitch
+    predictor and sine source stay float32: a bfloat16 pitch would be off by
+    up to half a hertz. Measured (bench/s3gen_precision_bench.py,
+    docs/engine.md): about 2x faster, the mel within about 1 % of float32
+    (another seed moves it by 110 %), the wave within about 3 % (another seed:
+    35 %). Only the fast path at a precision other than ``float32`` does
+    this; ``float32`` stays stock's exact numbers.
+    """
+    flow = s3gen.flow
+    flow.encoder = InBFloat16(flow.encoder)
+    flow.decoder.estimator = InBFloat16(flow.decoder.estimator)
+    hift = s3gen.mel2wav
+    decode, istft = hift.decode, hift._istft
+
+    def decode_in_bfloat16(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return decode(x, s).float()
+
+    def istft_in_float32(magnitude: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+        return istft(magnitude.float(), phase.float())
+
+    # Instance attributes shadow the methods (the engine removes them on unload).
+    object.__setattr__(hift, "decode", decode_in_bfloat16)
+    object.__setattr__(hift, "_istft", istft_in_float32)
+    return [(hift, "decode"), (hift, "_istft")]
+
+
 def chunk_schedule(first: int, growth: float = 1.6, largest: int = 100) -> Callable[[int], int]:
     """Tokens in chunk ``i``: a small first one for early sound, then larger ones (fewer prompt passes)."""
 
