@@ -9,7 +9,10 @@ Environment knobs (seconds), for tests that need slow or failing engines:
 ``CHATTERBOX_TRAY_FAKE_DELAY`` per chunk (plus ``CHATTERBOX_TRAY_FAKE_TOKEN_DELAY``
 per speech token, as a model pays), ``CHATTERBOX_TRAY_FAKE_PREPARE_DELAY``
 per prepare, ``CHATTERBOX_TRAY_FAKE_LOAD_DELAY`` at load, and
-``CHATTERBOX_TRAY_FAKE_FAIL_LOADS`` (how many loads fail before one succeeds),
+``CHATTERBOX_TRAY_FAKE_FAIL_LOADS`` (how many loads fail before one succeeds, with
+``CHATTERBOX_TRAY_FAKE_FAIL_MESSAGE`` as the reason if set),
+``CHATTERBOX_TRAY_FAKE_FAIL_CHECKPOINT`` (a load from a checkpoint folder whose path
+holds this text fails as the real engine's does for a folder without the model's files),
 and ``CHATTERBOX_TRAY_FAKE_PIECES`` (a count: each sentence streamed in that many pieces).
 ``CHATTERBOX_TRAY_FAKE_HUB`` (``<repo>:<pattern>,...``) runs the real engine's
 download step (`download.fetch_weights`) at load, against ``HF_ENDPOINT``
@@ -70,10 +73,11 @@ class FakeEngine(Engine):
 
     tensor_format = "numpy"  # no torch in a fake daemon: it starts in about a second
 
-    def __init__(self, variant: str = "original", **_: Any) -> None:
+    def __init__(self, variant: str = "original", checkpoint: str = "", **_: Any) -> None:
         # A fake stands for any machine: "auto" is the original here, so that
         # daemon tests exercise every option (resolve_variant is tested alone).
         self.variant = resolve_variant(variant, accelerator=True)
+        self.checkpoint = checkpoint
         self.device = "cpu"
         self.sample_rate = 24_000
         self.model_id = f"fake-{self.variant}:1"
@@ -95,9 +99,18 @@ class FakeEngine(Engine):
         for step in range(5):
             progress(0.1 + 0.15 * step, f"loading fake weights ({step + 1}/5)")
             _sleep(_env_float("CHATTERBOX_TRAY_FAKE_LOAD_DELAY") / 5)
+        bad_folder = os.environ.get("CHATTERBOX_TRAY_FAKE_FAIL_CHECKPOINT")
+        if bad_folder and self.checkpoint and bad_folder in self.checkpoint:
+            needs = ("ve.safetensors", "t3_turbo_v1.safetensors", "s3gen_meanflow.safetensors")
+            raise EngineError(  # the real engine's words (chatterbox_engine.py)
+                "model_failed",
+                f"checkpoint folder {self.checkpoint} lacks {', '.join(needs[1:])} "
+                f"(the {self.variant} model needs {', '.join(needs)})",
+            )
         if _failed_loads < int(_env_float("CHATTERBOX_TRAY_FAKE_FAIL_LOADS")):
             _failed_loads += 1
-            raise EngineError("model_failed", "fake engine told to fail (CHATTERBOX_TRAY_FAKE_FAIL_LOADS)")
+            message = os.environ.get("CHATTERBOX_TRAY_FAKE_FAIL_MESSAGE")
+            raise EngineError("model_failed", message or "fake engine told to fail (CHATTERBOX_TRAY_FAKE_FAIL_LOADS)")
         import numpy as np
 
         # Stand-in weights, really resident, so that unloading (idle sleep) gives

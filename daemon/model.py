@@ -34,7 +34,7 @@ def make_engine(settings: Settings) -> Engine:
     if settings.engine == "fake":
         from .fake_engine import FakeEngine
 
-        return FakeEngine(settings.variant)
+        return FakeEngine(settings.variant, checkpoint=settings.checkpoint)
     from .chatterbox_engine import ChatterboxEngine
 
     return ChatterboxEngine(

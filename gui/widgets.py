@@ -50,12 +50,17 @@ class Banner(QFrame):
         self.label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.action = QPushButton()
         self.more = QPushButton()  # a second, rarer way out (failed load: "Use a local folder…")
+        #: The exact reason behind a message said in plain words (a library's own text): one click away.
+        self.details = ""
+        self.details_button = QPushButton("Details…", toolTip="The exact reason, as the daemon gave it")
+        self.details_button.clicked.connect(self.show_details)
         self.close_button = QPushButton("✕", flat=True, toolTip="Dismiss")
         self.close_button.setFixedWidth(28)
         self.close_button.clicked.connect(self.hide)
         layout.addWidget(self.label, 1)
         layout.addWidget(self.action)
         layout.addWidget(self.more)
+        layout.addWidget(self.details_button)
         layout.addWidget(self.close_button)
         self._callback: Callable[[], None] | None = None
         self._more_callback: Callable[[], None] | None = None
@@ -104,9 +109,10 @@ class Banner(QFrame):
         closable: bool = True,
         timeout_ms: int = 0,
         more: tuple[str, Callable[[], None]] | None = None,
+        details: str = "",
     ) -> None:
         """Show ``text``; ``action`` names a button that calls ``callback``; ``more`` is (label, callback)
-        of a second button."""
+        of a second button; ``details``, the exact reason behind ``text``, is shown by "Details…"."""
         self.setStyleSheet(f"#banner {{ {_STYLES.get(kind, _STYLES['info'])} border-radius:6px; }}")
         self.label.setText(text[:1].upper() + text[1:])  # the daemon's messages start in lower case
         # A narrow banner cannot break a long path or name: the whole text is one hover away.
@@ -118,12 +124,23 @@ class Banner(QFrame):
         self.more.setText(more[0] if more else "")
         self.more.setVisible(more is not None)
         self._more_callback = more[1] if more else None
+        self.details = details
+        self.details_button.setVisible(bool(details))
         self.show()
         self._place()
         if timeout_ms:
             self._timer.start(timeout_ms)
         else:
             self._timer.stop()
+
+    def show_details(self) -> None:
+        """The exact reason, selectable so that it can be copied into a bug report or a search."""
+        from PySide6.QtWidgets import QMessageBox
+
+        box = QMessageBox(QMessageBox.Icon.Information, "Details", self.label.text(), parent=self.window())
+        box.setInformativeText(self.details)
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        box.open()
 
     def _act(self) -> None:
         if self._callback is not None:

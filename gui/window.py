@@ -26,6 +26,7 @@ from .pages.settings_page import SettingsPage
 from .pages.speak_page import SpeakPage
 from .pages.stats_page import StatsPage
 from .pages.voices_page import VoicesPage
+from .plain_words import plain_failure
 from .state import LOCAL_CHOICE, AppState
 from .widgets import Banner
 
@@ -83,21 +84,25 @@ class DaemonBanner(QWidget):
         elif s.model_state == "failed" and s.remote:  # its owner loads it there: no reload from here
             error = s.status.get("error") or "no reason given"
             self.banner.show_message(
-                f"{s.remote} could not load its model: {error}. Its owner can fix it there.",
+                f"{s.remote} could not load its model. Its owner can fix it there.",
                 "error",
                 LOCAL_BUTTON,
                 self.use_local,
                 closable=False,
+                details=error,
             )
         elif s.model_state == "failed":
+            # Our words on the card; the daemon's reason (file names, a library's
+            # message) in full behind Details, where nothing cuts it off.
             error = s.status.get("error") or "no reason given"
             self.banner.show_message(
-                f"The model could not be loaded: {error}",
+                plain_failure(error),
                 "error",
                 "Retry",
                 s.retry,
                 closable=False,
                 more=("Use a local folder…", self.use_local_folder),
+                details=error,
             )
         elif s.model_state not in ("ready", "sleeping"):  # asleep is normal: the status line says so
             message = s.status.get("message") or "Loading the model"

@@ -43,6 +43,7 @@ from ...ipc import requests as rq
 from ...ipc.limits import RATE_RANGE
 from .. import autostart
 from ..pairdialog import PairDialog
+from ..plain_words import plain_failure
 from ..state import AppState
 from ..widgets import Banner, wheel_only_when_focused
 
@@ -107,8 +108,15 @@ class SettingsPage(QWidget):
         self.language = QComboBox(editable=True)
         self.language.setToolTip("The language the multilingual model speaks when a request names none")
         self.variant.currentIndexChanged.connect(self._update_language)
-        self.loaded_label = QLabel(wordWrap=True)
+        self.loaded_label = QLabel(wordWrap=True, objectName="loadedLabel")
         self.loaded_label.setStyleSheet("color: palette(placeholder-text);")
+        # Room for its two sentences ("Loaded: …", "…reload to use it") whether or not the
+        # second shows: the form's row would squeeze it into one line, and the rows
+        # below must not move when it changes.
+        self.loaded_label.setMinimumHeight(2 * self.loaded_label.fontMetrics().lineSpacing() + 2)
+        self.loaded_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        #: The banner said "Loading the model…" for a reload asked here: the model's next state replaces it.
+        self._announced_loading = False
         self.reload_button = QPushButton("Reload the model now")
         self.reload_button.clicked.connect(self.reload_model)
         local_row = QHBoxLayout()
@@ -439,22 +447,33 @@ class SettingsPage(QWidget):
 
     def _show_loaded(self) -> None:
         s, loaded = self.daemon_settings, self.loaded
-        if not loaded:
-            self.loaded_label.setText("No model loaded yet.")
+        model_state = self.state.model_state
+        self.loaded_label.setToolTip("")
+        if model_state == "failed":  # nothing is loaded, whatever was before
+            self.loaded_label.setText("No model is loaded: the last load failed. Apply a change, or Retry.")
             self.reload_button.setVisible(False)
             return
-        source = loaded.get("checkpoint") or "the hub"
+        if not loaded or model_state in ("starting", "loading", "warming_up"):
+            self.loaded_label.setText(
+                "Loading the model…" if model_state in ("loading", "warming_up") else "No model loaded yet."
+            )
+            self.reload_button.setVisible(False)
+            return
+        checkpoint = str(loaded.get("checkpoint") or "")
+        # A long folder is shortened to its last parts; the tooltip has it whole.
+        source = _short_path(checkpoint) if checkpoint else "the hub"
         device = self.state.status.get("device") or loaded.get("device")
         variant = loaded.get("variant")
         if variant == "auto":  # say which model "auto" chose
             variant = f"{self.state.status.get('variant') or 'auto'} (automatic)"
         text = f"Loaded: {variant} from {source} on {device}."
-        if self.state.model_state == "sleeping":
+        if model_state == "sleeping":
             text = f"Asleep (unloaded while idle): {variant} from {source}; it loads again when you speak."
         differs = any(loaded.get(k) != s.get(k) for k in ("variant", "checkpoint", "device"))
         if differs:
             text += " The settings above ask for another model: reload to use it."
         self.loaded_label.setText(text)
+        self.loaded_label.setToolTip(f"{text}\n{checkpoint}" if checkpoint else "")
         self.reload_button.setVisible(differs)
 
     def _fill_variants(self, hello: dict[str, Any]) -> None:
@@ -538,7 +557,10 @@ class SettingsPage(QWidget):
     def _applied(self, result: dict[str, Any]) -> None:
         self.daemon_settings = dict(result.get("settings") or {})
         self.kept = {}
-        if result.get("reload_required"):
+        if result.get("loading"):  # after a failed load, the daemon loads the new model at once
+            self._announced_loading = True
+            self.banner.show_message("Saved. Loading the model with the new settings…", "info")
+        elif result.get("reload_required"):
             self.banner.show_message(
                 "Saved. The model settings take effect when the model is loaded again.",
                 "warning",
@@ -551,15 +573,16 @@ class SettingsPage(QWidget):
 
     def reload_model(self) -> None:
         """Load the model again with the current settings."""
-        self.state.send(
-            rq.reload(),
-            on_result=lambda r: self.banner.show_message(
-                "Loading the model…" if r.get("started") else "The daemon is busy: try again when it is idle.",
-                "info",
-                timeout_ms=4000,
-            ),
-            on_error=self._error,
-        )
+
+        def started(result: dict[str, Any]) -> None:
+            if result.get("started"):
+                # Until the model is ready or has failed (``_update_enabled`` replaces it).
+                self._announced_loading = True
+                self.banner.show_message("Loading the model…", "info")
+            else:
+                self.banner.show_message("The daemon is busy: try again when it is idle.", "info", timeout_ms=4000)
+
+        self.state.send(rq.reload(), on_result=started, on_error=self._error)
 
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Model folder", self.checkpoint.text())
@@ -662,6 +685,18 @@ class SettingsPage(QWidget):
             self._model_state = model_state
             if model_state in ("ready", "failed", "sleeping") and self.daemon_settings:
                 self.refresh()  # what is loaded changed: "No model loaded yet" must not stay
+            elif self.daemon_settings:
+                self._show_loaded()
+            if self._announced_loading and model_state in ("ready", "failed"):
+                # "Loading the model…" must not outlive the load.
+                self._announced_loading = False
+                if model_state == "ready":
+                    self.banner.show_message("The model is loaded.", "info", timeout_ms=4000)
+                else:
+                    error = str(self.state.status.get("error") or "")
+                    self.banner.show_message(
+                        f"The model could not be loaded. {plain_failure(error)}", "error", details=error
+                    )
         connected = self.state.connected
         # A daemon on another computer is set up there, by its owner (it refuses settings.set).
         editable = connected and not self.state.remote
@@ -679,6 +714,14 @@ class SettingsPage(QWidget):
             if self.state.remote
             else ""
         )
+
+
+def _short_path(path: str, parts: int = 2) -> str:
+    """A folder by its last ``parts`` names: "/home/ann/models/chatterbox/turbo" -> "…/chatterbox/turbo"."""
+    from pathlib import PurePath
+
+    names = PurePath(path).parts
+    return path if len(names) <= parts + 1 else "…/" + "/".join(names[-parts:])
 
 
 def _whole_minutes(value: Any) -> int:

@@ -164,3 +164,94 @@ def test_a_job_lost_to_a_daemon_crash_is_listed_as_lost(qtbot, clips):
     finally:
         app.close()
         proc.cleanup()
+
+
+#: What a first run without a connection said (issue 23 §4): the hub library's message, raw.
+OFFLINE = (
+    "could not load the turbo weights: An error happened while trying to locate the files on the Hub and we "
+    "cannot find the appropriate snapshot folder for the specified revision on the local disk. Please check "
+    "your internet connection and try again.. Got: ConnectError: [Errno -2] Name or service not known. "
+    "Connect to the internet once so the weights can be downloaded, or set a local checkpoint folder."
+)
+
+
+def test_a_failed_reload_is_told_as_it_is_on_the_card_and_the_settings_page(qtbot, tmp_path):
+    """A model that loaded, then a reload from a folder without the model's files, fails.
+
+    Before: the Settings banner still said "Loading the model…", "Loaded: … on cpu"
+    stayed although nothing was loaded, the failure card listed the missing files
+    twice and cut a name off ("s3gen_meanflow.safetenso"), and the two-sentence
+    line beside "Reload the model now" was squeezed into one row.
+    """
+    from PySide6.QtWidgets import QLabel
+
+    from chatterbox_tray.gui.window import DEFAULT_SIZE
+
+    proc = DaemonProcess(env={"CHATTERBOX_TRAY_FAKE_FAIL_CHECKPOINT": "no-model"}).start()
+    app = open_app(qtbot, proc)
+    try:
+        window, page = app.window, app.window.settings
+        window.resize(*DEFAULT_SIZE)
+        window.show()
+        window.show_page("Settings")
+        good = tmp_path / "home" / "ann" / "models" / "chatterbox" / "turbo"
+        good.mkdir(parents=True)
+        with proc.client() as client:
+            client.settings_set(checkpoint=str(good))
+            client.reload()
+            client.wait_ready(timeout=30)
+        qtbot.waitUntil(lambda: "…/chatterbox/turbo on cpu." in page.loaded_label.text(), timeout=10_000)
+        assert str(good) in page.loaded_label.toolTip()  # a long folder is shortened, whole in the tooltip
+        # Another model asked for: the two sentences show, on two lines, not squeezed into one.
+        folder = tmp_path / "no-model-here"
+        folder.mkdir(parents=True)
+        with proc.client() as client:
+            client.settings_set(checkpoint=str(folder), variant="turbo")
+        qtbot.waitUntil(lambda: "reload to use it" in page.loaded_label.text(), timeout=10_000)
+        qtbot.wait(100)
+        label = page.loaded_label
+        assert label.height() >= label.heightForWidth(label.width()), "the label is squeezed"
+
+        page.reload_model()
+        qtbot.waitUntil(lambda: app.state.model_state == "failed", timeout=30_000)
+        qtbot.wait(300)  # the banner's and the page's answers to the new state
+        assert "Loading the model" not in page.banner.label.text() or not page.banner.isVisible()
+        assert page.banner.isVisible() and page.banner.label.text().startswith("The model could not be loaded.")
+        assert not page.loaded_label.text().startswith("Loaded"), page.loaded_label.text()
+        assert "last load failed" in page.loaded_label.text()
+
+        card = window.daemon_banner.banner
+        text, reason = card.label.text(), app.state.status["error"]
+        assert "s3gen_meanflow.safetensors" in reason
+        assert "s3gen_meanflow" not in text, "the card says it in words; the file names are behind Details"
+        assert text.startswith("The chosen folder does not hold all of the model's files")
+        assert card.details == reason and card.details_button.isVisible()
+        # Nothing on the card is cut: every word fits the card's width.
+        for widget in card.findChildren(QLabel):
+            words = widget.text().split()
+            widest = max(widget.fontMetrics().horizontalAdvance(w) for w in words)
+            assert widest <= widget.contentsRect().width(), f"a word is cut off on the card: {widget.text()}"
+            assert widget.height() >= widget.heightForWidth(widget.width())
+    finally:
+        app.close()
+        proc.cleanup()
+
+
+def test_the_first_runs_download_failure_is_said_in_our_words(qtbot):
+    """No connection on the first run: the card says so plainly; the library's message is behind Details."""
+    proc = DaemonProcess(
+        env={"CHATTERBOX_TRAY_FAKE_FAIL_LOADS": "1", "CHATTERBOX_TRAY_FAKE_FAIL_MESSAGE": OFFLINE}
+    ).start(ready=False)
+    app = open_app(qtbot, proc, ready=False)
+    try:
+        qtbot.waitUntil(lambda: app.state.model_state == "failed", timeout=30_000)
+        card = app.window.daemon_banner.banner
+        qtbot.waitUntil(card.isVisible)
+        text = card.label.text()
+        assert text.startswith("The model could not be downloaded: there is no connection to the internet")
+        assert "ConnectError" not in text and "Errno" not in text and ".." not in text
+        assert card.details == OFFLINE
+        assert card.action.text() == "Retry" and card.more.text() == "Use a local folder…"
+    finally:
+        app.close()
+        proc.cleanup()
