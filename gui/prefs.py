@@ -18,7 +18,14 @@ from ..ipc.remote import DAEMON_ENV
 from .hotkeys import DEFAULT_HOTKEY
 
 #: ``daemon``: a paired daemon's name (``chatterbox-tray remote add``), or "local".
-DEFAULTS: dict[str, Any] = {"hotkey": DEFAULT_HOTKEY, "hotkey_enabled": True, "daemon": "local"}
+#: ``read_copies_*``: "Read what I copy" (its on/off is never saved: it starts off).
+DEFAULTS: dict[str, Any] = {
+    "hotkey": DEFAULT_HOTKEY,
+    "hotkey_enabled": True,
+    "daemon": "local",
+    "read_copies_priority": "text",
+    "read_copies_limit": 5000,
+}
 
 
 def path() -> Path:

@@ -48,6 +48,7 @@ class AppState(QObject):
     cache_event = Signal(object)
     settings_event = Signal(object)
     playback_event = Signal(object)
+    words_event = Signal(object)  # the pronunciation rules changed (any client)
     reconnected = Signal()
     #: The daemon that had these speech jobs is gone (restarted, or stopped for good):
     #: they will never end by an event. The list may be empty (a job not yet announced).
@@ -396,6 +397,8 @@ class AppState(QObject):
             self.settings_event.emit(data)
         elif topic == "playback":
             self.playback_event.emit(data)
+        elif topic == "words":
+            self.words_event.emit(data)
 
     def _apply_voices_event(self, data: dict[str, Any]) -> None:
         action = data.get("action")

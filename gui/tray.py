@@ -7,6 +7,8 @@ from PySide6.QtGui import QAction, QActionGroup, QGuiApplication
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
 from ..ipc import requests as rq
+from . import prefs
+from .clipboard_reader import LIMITS, ClipboardReader
 from .icons import state_icon
 from .state import LOCAL_CHOICE, AppState
 
@@ -32,6 +34,7 @@ class Tray(QObject):
         self.menu.addSeparator()
         self.speak_clipboard = self.menu.addAction("Speak clipboard", self.speak_clipboard_text)
         self.speak_more = self.menu.addAction("Speak…", self.speak_dialog.emit)
+        self._add_read_copies()
         self.stop = self.menu.addAction("Stop", lambda: state.send(rq.stop(all=True)))
         self.pause = self.menu.addAction("Pause", self.toggle_pause)
         self.menu.addSeparator()
@@ -84,7 +87,8 @@ class Tray(QObject):
         """Icon, tooltip and which items can be used."""
         s = self.state
         self.icon.setIcon(state_icon(s.icon_state))
-        self.icon.setToolTip(f"Chatterbox Tray\n{s.summary}")
+        reading = "\nReading what you copy (the menu's \u201cRead what I copy\u201d stops it)"
+        self.icon.setToolTip(f"Chatterbox Tray\n{s.summary}" + (reading if self.reader.enabled else ""))
         self.status_line.setText(_elide(s.summary))
         failed = s.icon_state == "error"
         self.retry.setVisible(failed)
@@ -100,6 +104,47 @@ class Tray(QObject):
         self.pause.setText("Resume" if s.paused else "Pause")
         self.voices_menu.setEnabled(s.connected and bool(s.voices))
         self.quit_and_stop.setVisible(not s.remote)  # a daemon on another computer is its owner's to stop
+
+    def _add_read_copies(self) -> None:
+        """ "Read what I copy" (one click on, one click off) and its options, under the clipboard items."""
+        saved = prefs.load()
+        self.reader = ClipboardReader(
+            self.state, priority=saved["read_copies_priority"], limit=saved["read_copies_limit"], parent=self
+        )
+        self.reader.notice.connect(self.notify)
+        self.read_copies = self.menu.addAction("Read what I copy")
+        self.read_copies.setObjectName("readCopies")
+        self.read_copies.setCheckable(True)
+        self.read_copies.toggled.connect(self.reader.set_enabled)
+        self.reader.enabled_changed.connect(self._read_copies_changed)
+        options = self.menu.addMenu("Reading copies")
+        self.read_copies_quick = options.addAction("Interrupt what is playing")
+        self.read_copies_quick.setCheckable(True)
+        self.read_copies_quick.setChecked(self.reader.priority == "quick")
+        self.read_copies_quick.setToolTip("Speak a copied text at once, in place of what plays (else after it)")
+        self.read_copies_quick.toggled.connect(self._read_copies_priority)
+        options.addSection("Longest text read")
+        group = QActionGroup(self, exclusive=True)
+        for limit in LIMITS:
+            action = options.addAction(f"{limit:,} characters")
+            action.setCheckable(True)
+            action.setChecked(limit == self.reader.limit)
+            action.triggered.connect(lambda _=False, n=limit: self._read_copies_limit(n))
+            group.addAction(action)
+
+    def _read_copies_changed(self, on: bool) -> None:
+        self.read_copies.setChecked(on)
+        self.update_state()
+        if on:
+            self.notify("Reading what you copy. Click \u201cRead what I copy\u201d again to stop.")
+
+    def _read_copies_priority(self, quick: bool) -> None:
+        self.reader.priority = "quick" if quick else "text"
+        prefs.save(read_copies_priority=self.reader.priority)
+
+    def _read_copies_limit(self, limit: int) -> None:
+        self.reader.limit = limit
+        prefs.save(read_copies_limit=limit)
 
     def _retry(self) -> None:
         if self.state.remote and not self.state.connected:

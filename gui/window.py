@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 from ..ipc import requests as rq
 from .connection import CONNECTED, FAILED, LOST, STARTING
 from .icons import app_icon, state_icon
+from .pages.pronunciation_page import PronunciationPage
 from .pages.settings_page import SettingsPage
 from .pages.speak_page import SpeakPage
 from .pages.stats_page import StatsPage
@@ -30,7 +31,7 @@ from .plain_words import plain_failure
 from .state import LOCAL_CHOICE, AppState
 from .widgets import Banner
 
-PAGES = ("Speak", "Voices", "Stats", "Settings")
+PAGES = ("Speak", "Voices", "Pronunciation", "Stats", "Settings")
 #: The banner's fallback button: the narrow column has room for this much of ``LOCAL_CHOICE``.
 LOCAL_BUTTON = "Use this computer"
 #: The first size: Stats (with its jobs table) and Settings fit without scrolling.
@@ -130,7 +131,7 @@ class DaemonBanner(QWidget):
 
 
 class MainWindow(QMainWindow):
-    """Speak, Voices, Stats and Settings; closing hides it to the tray when there is one."""
+    """Speak, Voices, Pronunciation, Stats and Settings; closing hides it to the tray when there is one."""
 
     def __init__(self, state: AppState, probe_microphone: bool = True) -> None:
         super().__init__()
@@ -156,10 +157,11 @@ class MainWindow(QMainWindow):
         )
         self.speak = SpeakPage(state)
         self.voices = VoicesPage(state, probe_microphone=probe_microphone)
+        self.pronunciation = PronunciationPage(state)
         self.stats = StatsPage(state)
         self.settings = SettingsPage(state)
         self.stack = QStackedWidget()
-        for page in (self.speak, self.voices, self.stats, self.settings):
+        for page in (self.speak, self.voices, self.pronunciation, self.stats, self.settings):
             self.stack.addWidget(page)
         self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
         self.nav.setCurrentRow(0)

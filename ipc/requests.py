@@ -103,6 +103,17 @@ def voices_add(name: str, data: bytes, source_name: str = "") -> Request:
     )
 
 
+def voices_check(data: bytes, source_name: str = "") -> Request:
+    """Check a clip as ``voices.add`` would, adding nothing (before asking the user for a name)."""
+    return Request(
+        "voices.add",
+        {"check": True, "source_name": source_name},
+        (bytes(data),),
+        timeout=VOICES_ADD_TIMEOUT,
+        slow=True,
+    )
+
+
 def voices_rename(name: str, new_name: str) -> Request:
     """Rename a voice."""
     return Request("voices.rename", {"name": name, "new_name": new_name})
@@ -277,3 +288,41 @@ def cache_stats() -> Request:
 def cache_clear(voice: str | None = None) -> Request:
     """Drop cached conditionals of one voice, or all."""
     return Request("cache.clear", {"voice": voice} if voice else {})
+
+
+# -- saying it the way the user wants (docs/protocol.md: words.*, text.preview, tags.list) --------
+
+
+def words_list() -> Request:
+    """The pronunciation rules."""
+    return Request("words.list")
+
+
+def words_add(
+    word: str, say: str, *, regex: bool = False, case_sensitive: bool = False, old_word: str | None = None
+) -> Request:
+    """Add a rule, replace the one for the same word, or (``old_word``) edit that one."""
+    args: dict[str, Any] = {"word": word, "say": say, "regex": regex, "case_sensitive": case_sensitive}
+    if old_word is not None:
+        args["old_word"] = old_word
+    return Request("words.add", args)
+
+
+def words_remove(word: str) -> Request:
+    """Remove the rule for ``word``."""
+    return Request("words.remove", {"word": word})
+
+
+def words_import(rules: list[dict[str, Any]], *, merge: bool = True) -> Request:
+    """Add many rules at once (all or nothing); ``merge=False`` makes them the whole dictionary."""
+    return Request("words.import", {"rules": list(rules), "merge": merge})
+
+
+def text_preview(text: str) -> Request:
+    """What the model would be given for ``text`` (rules, pauses, tags)."""
+    return Request("text.preview", {"text": text})
+
+
+def tags_list() -> Request:
+    """The tags the loaded model knows, and the pause markup's bounds."""
+    return Request("tags.list")

@@ -31,6 +31,7 @@ from ...ipc.limits import OPTION_RANGES, RATE_RANGE
 from ...ipc.requests import Request
 from ..connection import FAILED
 from ..state import JOB_ENDS, AppState
+from ..tag_menu import TagMenuButton
 from ..widgets import SPEECH_TIP, Banner, fmt_seconds, speech_seconds, wheel_only_when_focused
 
 #: Options every variant may have, in display order, with what they do (docs/protocol.md).
@@ -174,6 +175,9 @@ class SpeakPage(QWidget):
         for button in (self.speak_button, self.stop_button, self.pause_button, self.skip_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
+        #: Pauses and the model's tags, put in at the cursor (gui/tag_menu.py).
+        self.tag_menu = TagMenuButton(state, self.text)
+        buttons.addWidget(self.tag_menu)
         buttons.addWidget(self.cancel_save_button)
         buttons.addWidget(self.save_button)
 

@@ -1,0 +1,314 @@
+"""The Pronunciation page: the rules the daemon applies to every text, from every app.
+
+A rule is a word or phrase (whole words, any case unless asked) or a regular
+expression, and what to say instead. The daemon stores them (privately,
+``words.json``) and checks each one: a bad regular expression is refused
+with its reason, shown here, and nothing is saved. "Try it" speaks an
+example and shows what the model is given for it; Import and Export read and
+write the plain rules file the CLI uses (``chatterbox-tray words``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ...ipc import requests as rq
+from ...ipc.markup import format_rules_file, parse_rules_file
+from ...ipc.protocol import ProtocolError
+from ..state import AppState
+from ..widgets import Banner
+
+COLUMNS = ("Word or phrase", "Say", "Regular expression", "Match case")
+FILE_FILTERS = "Rules files (*.txt *.tsv);;JSON (*.json);;All files (*)"
+EXAMPLE = "Run nginx and SQL on the server. [pause 500ms] Dr. Smith agrees."
+
+
+class PronunciationPage(QWidget):
+    """A table of rules; a form to add or edit one; try it, import, export."""
+
+    def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.rules: list[dict[str, Any]] = []
+        #: The rule being edited (its word as stored), or None when the form adds one.
+        self.editing: str | None = None
+
+        intro = QLabel(
+            "Say a word the way you want, in every app: the daemon applies these rules to every text it "
+            "speaks. Add pauses with [pause 500ms] or [pause 1.5s]; with the Turbo model, tags such as "
+            "[laugh] (the Speak page's Insert menu lists them).",
+            wordWrap=True,
+        )
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setObjectName("rulesTable")
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        for column in (2, 3):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.itemSelectionChanged.connect(self._selected)
+        self.table.itemDoubleClicked.connect(lambda _item: self.word.setFocus())
+        self.empty = QLabel("No rules yet. Add one below, or import a file.", alignment=Qt.AlignmentFlag.AlignCenter)
+
+        self.word = QLineEdit(placeholderText="nginx")
+        self.say = QLineEdit(placeholderText="engine x")
+        self.regex = QCheckBox("Regular expression", toolTip=r"The word is a Python regular expression; say may use \1")
+        self.case = QCheckBox("Match case", toolTip="Only this exact capitalisation (default: any case)")
+        self.add_button = QPushButton("Add", default=True)
+        self.add_button.setObjectName("addRule")
+        self.new_button = QPushButton("New", toolTip="Clear the form to add another rule")
+        self.remove_button = QPushButton("Remove", toolTip="Remove the selected rule")
+        self.add_button.clicked.connect(self.submit)
+        self.new_button.clicked.connect(self.clear_form)
+        self.remove_button.clicked.connect(self.remove_selected)
+        self.word.returnPressed.connect(self.submit)
+        self.say.returnPressed.connect(self.submit)
+        #: A refused rule's reason (a bad regular expression...), over the page's foot.
+        self.banner = Banner()
+
+        form_box = QGroupBox("Rule")
+        form = QFormLayout(form_box)
+        form.addRow("Word or phrase", self.word)
+        form.addRow("Say instead", self.say)
+        checks = QHBoxLayout()
+        checks.addWidget(self.regex)
+        checks.addWidget(self.case)
+        checks.addStretch(1)
+        form.addRow("", checks)
+        buttons = QHBoxLayout()
+        for button in (self.add_button, self.new_button, self.remove_button):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        self.import_button = QPushButton("Import…", toolTip="Add the rules of a file (one a line: word, tab, say)")
+        self.export_button = QPushButton("Export…", toolTip="Save the rules to a plain file")
+        self.import_button.clicked.connect(self.import_file)
+        self.export_button.clicked.connect(self.export_file)
+        buttons.addWidget(self.import_button)
+        buttons.addWidget(self.export_button)
+        form.addRow(buttons)
+
+        try_box = QGroupBox("Try it")
+        try_layout = QVBoxLayout(try_box)
+        row = QHBoxLayout()
+        self.example = QLineEdit(EXAMPLE)
+        self.example.setObjectName("tryText")
+        self.try_button = QPushButton("Speak it", toolTip="Speak the example with the rules")
+        self.preview_button = QPushButton("Show", toolTip="Show what the model is given, without speaking")
+        self.try_button.clicked.connect(self.try_it)
+        self.preview_button.clicked.connect(self.preview)
+        self.example.returnPressed.connect(self.preview)
+        row.addWidget(self.example, 1)
+        row.addWidget(self.preview_button)
+        row.addWidget(self.try_button)
+        self.preview_label = QLabel(
+            " ", wordWrap=True, textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse
+        )
+        self.preview_label.setObjectName("preview")
+        try_layout.addLayout(row)
+        try_layout.addWidget(self.preview_label)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(intro)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.empty)
+        layout.addWidget(form_box)
+        layout.addWidget(try_box)
+        self.banner.float_over(self)
+
+        state.words_event.connect(lambda _data: self.refresh())
+        state.reconnected.connect(self.refresh)
+        state.changed.connect(self._update_buttons)
+        self.refresh()
+        self._update_buttons()
+
+    # -- the list --------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Ask the daemon for the rules."""
+        if self.state.connected:
+            self.state.send(rq.words_list(), on_result=self._set_rules, on_error=lambda _c, _m: None)
+
+    def _set_rules(self, result: dict[str, Any]) -> None:
+        selected = self.selected_word()
+        self.rules = list(result.get("rules") or [])
+        self.table.setRowCount(len(self.rules))
+        for row, rule in enumerate(self.rules):
+            cells = (
+                rule["word"],
+                rule["say"] or "(skipped)",
+                "yes" if rule["regex"] else "",
+                "yes" if rule["case_sensitive"] else "",
+            )
+            for column, text in enumerate(cells):
+                self.table.setItem(row, column, QTableWidgetItem(text))
+            if rule["word"] == selected:
+                self.table.selectRow(row)
+        self.empty.setVisible(not self.rules)
+        self._update_buttons()
+
+    def selected_word(self) -> str | None:
+        """The selected rule's word, or None."""
+        rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
+        return self.rules[rows[0].row()]["word"] if rows and rows[0].row() < len(self.rules) else None
+
+    def _selected(self) -> None:
+        word = self.selected_word()
+        rule = next((r for r in self.rules if r["word"] == word), None)
+        if rule is None:
+            return
+        self.editing = rule["word"]
+        self.word.setText(rule["word"])
+        self.say.setText(rule["say"])
+        self.regex.setChecked(rule["regex"])
+        self.case.setChecked(rule["case_sensitive"])
+        self.banner.hide()
+        self._update_buttons()
+
+    # -- editing ------------------------------------------------------------------------
+
+    def clear_form(self) -> None:
+        """Empty the form: the next Add adds a new rule."""
+        self.editing = None
+        self.table.clearSelection()
+        for field in (self.word, self.say):
+            field.clear()
+        self.regex.setChecked(False)
+        self.case.setChecked(False)
+        self.banner.hide()
+        self.word.setFocus()
+        self._update_buttons()
+
+    def submit(self) -> None:
+        """Add the form's rule, or save the edited one; the daemon checks it first."""
+        word = self.word.text() if self.regex.isChecked() else self.word.text().strip()
+        if not word:
+            self._show_error("Type the word or phrase to find.")
+            return
+        request = rq.words_add(
+            word,
+            self.say.text().strip(),
+            regex=self.regex.isChecked(),
+            case_sensitive=self.case.isChecked(),
+            old_word=self.editing,
+        )
+        self.state.send(request, on_result=self._added, on_error=lambda _code, message: self._show_error(message))
+
+    def _added(self, result: dict[str, Any]) -> None:
+        self.banner.hide()
+        self.editing = result["rule"]["word"]
+        self.refresh()
+
+    def remove_selected(self) -> None:
+        """Remove the selected rule (or the one in the form)."""
+        word = self.selected_word() or self.editing
+        if word is None:
+            return
+        self.state.send(rq.words_remove(word), on_result=lambda _r: self._removed(), on_error=self._error_callback)
+
+    def _removed(self) -> None:
+        self.clear_form()
+        self.refresh()
+
+    # -- try it ----------------------------------------------------------------------------
+
+    def try_it(self) -> None:
+        """Speak the example (replacing what is playing) and show what the model is given."""
+        text = self.example.text().strip()
+        if text:
+            self.state.send(rq.speak(text, priority="quick"), on_error=self._error_callback)
+            self.preview()
+
+    def preview(self) -> None:
+        """Show the sentences the model would be given for the example."""
+        text = self.example.text().strip()
+        if text:
+            self.state.send(rq.text_preview(text), on_result=self._show_preview, on_error=self._error_callback)
+
+    def _show_preview(self, result: dict[str, Any]) -> None:
+        parts = [f"[{c['pause_s']:g} s of silence]" if "pause_s" in c else c["text"] for c in result["chunks"]]
+        text = "The model is given: " + "  ·  ".join(p for p in parts if p)
+        if result.get("warnings"):
+            text += "\n" + "\n".join(result["warnings"])
+        self.preview_label.setText(text)
+
+    # -- files ---------------------------------------------------------------------------------
+
+    def import_file(self) -> None:
+        """Add the rules of a plain rules file (or a JSON export); one bad rule and nothing changes."""
+        path, _ = QFileDialog.getOpenFileName(self, "Import pronunciation rules", "", FILE_FILTERS)
+        if path:
+            self.import_path(path)
+
+    def import_path(self, path: str) -> None:
+        """Import ``path`` (the dialog's answer; tests call this)."""
+        try:
+            with open(path, encoding="utf-8") as f:
+                rules = parse_rules_file(f.read())
+        except (OSError, UnicodeDecodeError) as exc:
+            self._show_error(f"Cannot read {path}: {exc}")
+            return
+        except ProtocolError as exc:
+            self._show_error(exc.message)
+            return
+        self.state.send(rq.words_import(rules), on_result=self._imported, on_error=self._error_callback)
+
+    def _imported(self, result: dict[str, Any]) -> None:
+        self.banner.hide()
+        self.preview_label.setText(
+            f"Imported: {result['added']} new, {result['replaced']} replaced; {result['count']} rules in all."
+        )
+        self.refresh()
+
+    def export_file(self) -> None:
+        """Save the rules to a plain file that Import (and ``chatterbox-tray words import``) reads."""
+        path, _ = QFileDialog.getSaveFileName(self, "Export pronunciation rules", "pronunciation.txt", FILE_FILTERS)
+        if path:
+            self.export_path(path)
+
+    def export_path(self, path: str) -> None:
+        """Write the rules as they are now to ``path``."""
+        try:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(format_rules_file(self.rules))
+        except OSError as exc:
+            QMessageBox.warning(self, "Export", f"Cannot write {path}: {exc.strerror or exc}")
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _error_callback(self, code: str, message: str) -> None:
+        self._show_error(message or code)
+
+    def _show_error(self, message: str) -> None:
+        self.banner.show_message(message, "error")
+
+    def _update_buttons(self) -> None:
+        connected = self.state.connected
+        self.add_button.setText("Save" if self.editing else "Add")
+        for button in (self.add_button, self.import_button, self.try_button, self.preview_button):
+            button.setEnabled(connected)
+        self.remove_button.setEnabled(connected and (self.selected_word() or self.editing) is not None)
+        self.export_button.setEnabled(bool(self.rules))

@@ -1,0 +1,91 @@
+"""The Speak page's Insert menu: pauses, and the tags the loaded model knows, put in at the cursor.
+
+The tags come from the daemon (``tags.list``: the loaded model's own
+tokenizer), asked again whenever the model changes, so the menu offers
+exactly what this model can say: Turbo's ``[laugh]``, ``[sigh]``, ... and
+none for the original (a line says so). Pauses work with every model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtWidgets import QMenu, QPlainTextEdit, QToolButton, QWidget
+
+from ..ipc import requests as rq
+from .state import AppState
+
+#: The pauses offered: (menu text, markup).
+PAUSES = (
+    ("Pause, half a second", "[pause 500ms]"),
+    ("Pause, 1 second", "[pause 1s]"),
+    ("Pause, 2 seconds", "[pause 2s]"),
+)
+
+
+class TagMenuButton(QToolButton):
+    """ "Insert ▾": a menu of pauses and the model's tags; a pick goes in at the text's cursor."""
+
+    def __init__(self, state: AppState, editor: QPlainTextEdit, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.editor = editor
+        self.tags: list[str] = []
+        self.variant = ""
+        self.loaded = False
+        self.setText("Insert")
+        self.setObjectName("tagMenuButton")
+        self.setToolTip("Put a pause, or one of the model's tags ([laugh], [sigh], …), at the cursor")
+        self.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.menu_ = QMenu(self)
+        self.menu_.setObjectName("tagMenu")
+        self.setMenu(self.menu_)
+        self._model_id = None
+        state.changed.connect(self._model_maybe_changed)
+        state.reconnected.connect(self.refresh)
+        self._fill()
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Ask the daemon which tags its model knows."""
+        if self.state.connected:
+            self.state.send(rq.tags_list(), on_result=self._set_tags, on_error=lambda _c, _m: None)
+
+    def _model_maybe_changed(self) -> None:
+        model = (self.state.status.get("model_id"), self.state.model_state == "ready")
+        if model != self._model_id:
+            self._model_id = model
+            self.refresh()
+
+    def _set_tags(self, result: dict[str, Any]) -> None:
+        self.tags = list(result.get("tags") or [])
+        self.variant = str(result.get("variant") or "")
+        self.loaded = bool(result.get("loaded"))
+        self._fill()
+
+    def _fill(self) -> None:
+        self.menu_.clear()
+        for title, markup in PAUSES:
+            self.menu_.addAction(title, lambda m=markup: self.insert(m))
+        self.menu_.addSeparator()
+        if self.tags:
+            self.menu_.addSection(f"Tags of the {self.variant} model")
+            for tag in self.tags:
+                self.menu_.addAction(tag, lambda t=tag: self.insert(t))
+        else:
+            why = (
+                f"The {self.variant} model has no tags (Turbo has)" if self.loaded else "Tags: once the model is loaded"
+            )
+            self.menu_.addAction(why).setEnabled(False)
+
+    def insert(self, markup: str) -> None:
+        """Put ``markup`` at the cursor, with a space on each side where a word touches it."""
+        cursor = self.editor.textCursor()
+        text = self.editor.toPlainText()
+        before = text[: cursor.selectionStart()][-1:] if cursor.selectionStart() else ""
+        after = text[cursor.selectionEnd() : cursor.selectionEnd() + 1]
+        prefix = " " if before and not before.isspace() else ""
+        suffix = "" if after and after.isspace() else " "
+        cursor.insertText(prefix + markup + suffix)
+        self.editor.setTextCursor(cursor)
+        self.editor.setFocus()
