@@ -182,12 +182,23 @@ def voices_list(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
 
 @handler("voices.add")
 def voices_add(svc: Service, req: ReceivedRequest) -> None:
-    """Validate and store a clip, then prepare its conditionals in the background."""
-    name = req.args.str("name")
+    """Validate and store a clip, then prepare its conditionals in the background (``check``: only validate)."""
+    check = req.args.bool("check", False)
+    name = "" if check else req.args.str("name")
     source = req.args.str("source_name", "")
     path = req.args.str("path", None)
     if path is None and not req.buffers:
         raise ProtocolError("bad_args", "send the clip as buffer 0 or give 'path'")
+
+    def check_clip() -> dict[str, Any]:  # what `add` checks of the clip, before anyone names it
+        data = read_clip_path(path) if path is not None else req.buffers[0]
+        suffix = os.path.splitext(source or path or "")[1].lower()
+        info = validate_clip(*decode_clip(data, suffix=suffix))
+        return {"checked": True, "duration_s": round(info.duration_s, 3), "sample_rate": info.sample_rate}
+
+    if check:
+        off_loop(svc, req, check_clip)
+        return None
 
     def add() -> dict[str, Any]:  # reading and decoding the clip: off the main loop
         data = read_clip_path(path) if path is not None else req.buffers[0]

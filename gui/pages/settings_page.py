@@ -453,10 +453,8 @@ class SettingsPage(QWidget):
             self.loaded_label.setText("No model is loaded: the last load failed. Apply a change, or Retry.")
             self.reload_button.setVisible(False)
             return
-        if not loaded or model_state in ("starting", "loading", "warming_up"):
-            self.loaded_label.setText(
-                "Loading the model…" if model_state in ("loading", "warming_up") else "No model loaded yet."
-            )
+        if not loaded:  # before the first load is done, and during a reload (the old model is gone)
+            self.loaded_label.setText("No model loaded yet.")
             self.reload_button.setVisible(False)
             return
         checkpoint = str(loaded.get("checkpoint") or "")

@@ -175,22 +175,42 @@ class VoicesPage(QWidget):
             self.add_file(Path(path))
 
     def add_file(self, path: Path, name: str | None = None) -> None:
-        """Add a clip file as a voice; ``name`` defaults to the file's name, asked for when it is taken."""
+        """Add a clip file as a voice: the clip is checked first, then its name asked for (the file's, unless given).
+
+        Every check the daemon makes of a clip (it decodes, is long enough and
+        not too long, is not silent) comes before the name: nobody names a
+        voice that can never be.
+        """
         problem = file_formats.clip_problem(path)
-        if problem:  # before asking for a name the clip could never have
+        if problem:  # the header alone says so: at once
             self.banner.show_message(f"Cannot add this clip: {problem}.")
             return
-        if name is None:
-            name = self._unique(path.stem)
-            name, ok = QInputDialog.getText(self, "Add a voice", f"Name for the voice in {path.name}:", text=name)
-            if not ok or not name.strip():
-                return
         try:
             data = path.read_bytes()
         except OSError as exc:
             self.banner.show_message(f"Could not read {path}: {exc}")
             return
-        self.add_bytes(name.strip(), data, path.name)
+        if name is not None:
+            self.add_bytes(name.strip(), data, path.name)
+            return
+
+        def refused(code: str, message: str) -> None:
+            if code == "bad_args":  # a daemon that cannot check alone: it judges the clip when adding
+                self._name_and_add(path, data)
+            else:
+                self.banner.show_message(f"Cannot add {path.name}: {(message or code).rstrip('.')}.")
+
+        self.state.send(
+            rq.voices_check(data, path.name), on_result=lambda _: self._name_and_add(path, data), on_error=refused
+        )
+
+    def _name_and_add(self, path: Path, data: bytes) -> None:
+        """The clip is fit to be a voice: ask for its name, then add it."""
+        name, ok = QInputDialog.getText(
+            self, "Add a voice", f"Name for the voice in {path.name}:", text=self._unique(path.stem)
+        )
+        if ok and name.strip():
+            self.add_bytes(name.strip(), data, path.name)
 
     def add_bytes(self, name: str, data: bytes, source_name: str = "") -> None:
         """Send a clip's bytes to the daemon as a new voice."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from chatterbox_tray.gui.widgets import CACHE_LABELS
 from tests.support.daemons import uid
 
@@ -70,3 +72,52 @@ def test_play_button_follows_the_daemons_ops(qtbot, tray_app, daemon, clips):
             client.stop(all=True)
             qtbot.waitUntil(lambda: not tray_app.state.busy, timeout=15_000)
         client.voices_remove(name)
+
+
+@pytest.mark.parametrize(
+    ("clip", "why"),
+    [
+        (b"RIFF\x24\x00\x00\x00WAVEfmt this is not audio at all" * 40, "as audio"),
+        ("silent", "silent"),
+    ],
+    ids=["unreadable", "silent"],
+)
+def test_every_clip_is_checked_before_its_name_is_asked(qtbot, tray_app, monkeypatch, tmp_path, clip, why):
+    """An unreadable or silent clip is refused before the name dialog (issue 23 §4).
+
+    Before: only the length in the file's header was checked first; an
+    unreadable file asked for a name, then failed.
+    """
+    import numpy as np
+    from PySide6.QtWidgets import QInputDialog
+
+    from tests.support.daemons import wav_bytes
+
+    page = tray_app.window.voices
+    tray_app.window.show_page("Voices")
+    path = tmp_path / "clip.wav"
+    path.write_bytes(wav_bytes(np.zeros(24_000 * 7, dtype=np.float32), 24_000) if clip == "silent" else clip)
+    asked = []
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: asked.append(a) or ("x", False))
+    page.add_file(path)
+    qtbot.waitUntil(
+        lambda: page.banner.isVisible() and "Cannot add clip.wav" in page.banner.label.text(), timeout=15_000
+    )
+    assert why in page.banner.label.text().lower() and not page.banner.label.text().endswith("..")
+    assert asked == [], "the name was asked for a clip that can never be a voice"
+
+
+def test_a_good_clip_is_checked_then_named_then_added(qtbot, tray_app, daemon, clips, monkeypatch, tmp_path):
+    from PySide6.QtWidgets import QInputDialog
+
+    page = tray_app.window.voices
+    path = tmp_path / "good.wav"
+    path.write_bytes(clips.new())
+    name = uid("named")
+    asked = []
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: asked.append(k.get("text")) or (name, True))
+    before = {v["name"] for v in tray_app.state.voices}
+    page.add_file(path)
+    qtbot.waitUntil(lambda: name in page.names(), timeout=15_000)
+    assert asked == ["good"]  # the file's name, offered
+    assert {v["name"] for v in tray_app.state.voices} - before == {name}

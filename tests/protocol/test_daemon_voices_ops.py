@@ -379,3 +379,23 @@ def test_the_first_voice_added_becomes_the_default(clips: Clips) -> None:
             assert client.voices_default() == {"default": "First"}
     finally:
         proc.cleanup()
+
+
+def test_check_judges_a_clip_as_add_would_and_adds_nothing(client: Client, clips: Clips) -> None:
+    """voices.add with check: the clip's verdict before anyone names it (issue 23 §4)."""
+    from chatterbox_tray.ipc import requests as rq
+
+    before = client.voices_list()
+    result = client.request(rq.voices_check(clips.new(), "clip.wav"))
+    assert result["checked"] is True and 6.0 <= result["duration_s"] <= 8.0 and result["sample_rate"] > 0
+    assert client.voices_list() == before
+    bad = [
+        (b"not audio at all" * 100, "clip_undecodable"),
+        (wav_bytes(np.zeros(24_000 * 7, dtype=np.float32), 24_000), "clip_silent"),
+        (voiced_tone(seconds=2.0), "clip_too_short"),
+    ]
+    for data, code in bad:
+        with pytest.raises(ProtocolError) as err:
+            client.request(rq.voices_check(data, "clip.wav"))
+        assert err.value.code == code
+    assert client.voices_list() == before
