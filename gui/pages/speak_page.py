@@ -174,10 +174,10 @@ class SpeakPage(QWidget):
         buttons = QHBoxLayout()
         for button in (self.speak_button, self.stop_button, self.pause_button, self.skip_button):
             buttons.addWidget(button)
-        buttons.addStretch(1)
         #: Pauses and the model's tags, put in at the cursor (gui/tag_menu.py).
         self.tag_menu = TagMenuButton(state, self.text)
         buttons.addWidget(self.tag_menu)
+        buttons.addStretch(1)
         buttons.addWidget(self.cancel_save_button)
         buttons.addWidget(self.save_button)
 
