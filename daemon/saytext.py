@@ -23,6 +23,7 @@ loaded (the worker calls it before the first sentence):
 from __future__ import annotations
 
 import bisect
+import heapq
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -113,32 +114,27 @@ def apply_rules(
     """
     end = len(text) if end is None else end
     found: list[tuple[int, int, str]] = []
-    nexts: list[re.Match[str] | None] = [None] * len(rules)
-    done = [False] * len(rules)
+    # Each rule's next match, in a heap by (start, longest first, rule order): a match
+    # that starts before where we are is stale and is looked for again from there.
+    heap: list[tuple[int, int, int, re.Match[str]]] = []
+    run = text[start:end]
+    folded = run.casefold()
+    for i, (rule, pattern) in enumerate(rules):
+        # A plain word that is not in the text at all costs a fast substring test, not a scan.
+        if not rule.regex and (rule.word not in run if rule.case_sensitive else rule.word.casefold() not in folded):
+            continue
+        if (match := _search(pattern, text, start, end)) is not None:
+            heap.append((match.start(), match.start() - match.end(), i, match))
+    heapq.heapify(heap)
     pos = start
-    while pos < end:
-        best: tuple[int, int, int] | None = None  # (start, -length, rule index)
-        for i, (_, pattern) in enumerate(rules):
-            if done[i]:
-                continue
-            match = nexts[i]
-            if match is None or match.start() < pos:
-                match = _search(pattern, text, pos, end)
-                nexts[i] = match
-                if match is None:
-                    done[i] = True
-                    continue
-            key = (match.start(), -(match.end() - match.start()), i)
-            if best is None or key < best:
-                best = key
-        if best is None:
-            break
-        index = best[2]
-        rule, match = rules[index][0], nexts[index]
-        assert match is not None
-        say = match.expand(rule.say) if rule.regex else rule.say
-        found.append((match.start(), match.end(), say))
-        pos = match.end()
+    while heap:
+        at, _, i, match = heapq.heappop(heap)
+        if at >= pos:
+            rule = rules[i][0]
+            found.append((at, match.end(), match.expand(rule.say) if rule.regex else rule.say))
+            pos = match.end()
+        if (match := _search(rules[i][1], text, pos, end)) is not None:
+            heapq.heappush(heap, (match.start(), match.start() - match.end(), i, match))
     return found
 
 
