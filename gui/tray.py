@@ -181,5 +181,9 @@ class Tray(QObject):
 
 
 def _elide(text: str, limit: int = 60) -> str:
-    """A menu line short enough for any tray menu."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """A menu line short enough for any tray menu, shortened at a word ("…"; the icon's tooltip has it whole)."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut).rstrip(" ·,:;") + "…"

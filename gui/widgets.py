@@ -147,6 +147,52 @@ class Banner(QFrame):
             self._callback()
 
 
+class ElidedLabel(QLabel):
+    """One line of text that never widens its window: shortened with "…" where it
+    does not fit, and then the whole text is its tooltip.
+
+    ``text()`` is the whole text. ``mode`` says where to cut: the end (status
+    lines) or the middle (paths, whose end is what tells them apart).
+    """
+
+    def __init__(
+        self, text: str = "", parent: QWidget | None = None, mode: Qt.TextElideMode = Qt.TextElideMode.ElideRight
+    ) -> None:
+        super().__init__(parent)
+        self._full = ""
+        self._tip = ""
+        self._mode = mode
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setText(text)
+
+    def setText(self, text: str) -> None:
+        self._full = text
+        self._elide()
+
+    def text(self) -> str:
+        return self._full
+
+    def setToolTip(self, tip: str) -> None:
+        """A tooltip of its own, shown while the text is whole (a shortened text shows itself whole first)."""
+        self._tip = tip
+        self._elide()
+
+    def elided(self) -> bool:
+        """Whether what shows is shorter than the text."""
+        return QLabel.text(self) != self._full
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        width = self.contentsRect().width()
+        shown = self.fontMetrics().elidedText(self._full, self._mode, width) if width > 0 else self._full
+        QLabel.setText(self, shown)
+        tip = self._full if shown != self._full else ""
+        QLabel.setToolTip(self, "\n".join(t for t in (tip, self._tip) if t))
+
+
 class _WheelGuard(QObject):
     """Lets a control take the mouse wheel only when it has the keyboard focus.
 

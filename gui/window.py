@@ -29,7 +29,7 @@ from .pages.stats_page import StatsPage
 from .pages.voices_page import VoicesPage
 from .plain_words import plain_failure
 from .state import LOCAL_CHOICE, AppState
-from .widgets import Banner
+from .widgets import Banner, ElidedLabel
 
 PAGES = ("Speak", "Voices", "Pronunciation", "Stats", "Settings")
 #: The banner's fallback button: the narrow column has room for this much of ``LOCAL_CHOICE``.
@@ -178,7 +178,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
 
         self.status_icon = QLabel()
-        self.status_text = QLabel()
+        self.status_text = ElidedLabel()  # a long line shortens; it never widens the window
         self.statusBar().addWidget(self.status_icon)
         self.statusBar().addWidget(self.status_text, 1)
         #: Speech being made: how far, since nothing is heard for a while on a CPU.

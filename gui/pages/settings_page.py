@@ -45,7 +45,7 @@ from .. import autostart
 from ..pairdialog import PairDialog
 from ..plain_words import plain_failure
 from ..state import AppState
-from ..widgets import Banner, wheel_only_when_focused
+from ..widgets import Banner, ElidedLabel, wheel_only_when_focused
 
 DEVICES = [
     ("auto", "Automatic (CUDA, then Apple GPU, then CPU)"),
@@ -255,7 +255,7 @@ class SettingsPage(QWidget):
         self.revert_button = QPushButton("Revert")
         self.apply_button.clicked.connect(self.apply)
         self.revert_button.clicked.connect(self.revert)
-        self.file_label = QLabel()
+        self.file_label = ElidedLabel(mode=Qt.TextElideMode.ElideMiddle)  # a long path, shortened in its middle
         self.file_label.setStyleSheet("color: palette(placeholder-text);")
         buttons = QHBoxLayout()
         buttons.addWidget(self.file_label, 1)

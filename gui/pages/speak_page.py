@@ -32,7 +32,7 @@ from ...ipc.requests import Request
 from ..connection import FAILED
 from ..state import JOB_ENDS, AppState
 from ..tag_menu import TagMenuButton
-from ..widgets import SPEECH_TIP, Banner, fmt_seconds, speech_seconds, wheel_only_when_focused
+from ..widgets import SPEECH_TIP, Banner, ElidedLabel, fmt_seconds, speech_seconds, wheel_only_when_focused
 
 #: Options every variant may have, in display order, with what they do (docs/protocol.md).
 #: Their (min, max, default) until the daemon announces its own: ``ipc.limits.OPTION_RANGES``.
@@ -182,7 +182,7 @@ class SpeakPage(QWidget):
         buttons.addWidget(self.save_button)
 
         self.progress = QProgressBar(textVisible=False, maximumHeight=8)
-        self.progress_label = QLabel(" ")
+        self.progress_label = ElidedLabel(" ")  # a long file name shortens; it never widens the page
         self.progress_label.setObjectName("progressLabel")
 
         layout = QVBoxLayout(self)

@@ -128,3 +128,37 @@ def test_the_stats_page_fits_the_window_when_the_model_is_asleep(qtbot, clips):
     finally:
         app.close()
         proc.cleanup()
+
+
+def test_long_lines_shorten_with_the_whole_text_a_hover_away(qtbot, tray_app):
+    """A long status line, progress line or settings path never widens the window past its default size
+    (which would cut the page's right side off); it is shortened with "…" and its tooltip has it whole."""
+    from chatterbox_tray.gui.tray import _elide
+
+    window = tray_app.window
+    _at_default_size(qtbot, window)
+    folder = "/home/ann/" + "/".join(f"a-rather-long-folder-name-{n}" for n in range(8))
+    lines = {
+        window.status_text: "Speaking · voice: " + "Narrator with a very long name " * 6,
+        window.speak.progress_label: f"Making {'a-very-long-file-name-' * 6}.flac: 3 of 20 sentences, 12.5 s of audio",
+        window.settings.file_label: f"Saved in {folder}/settings.json",
+    }
+    for label, text in lines.items():
+        label.setText(text)
+    for name in PAGES:
+        window.show_page(name)
+        qtbot.wait(50)
+        assert window.minimumSizeHint().width() <= DEFAULT_SIZE[0], f"{name}: a long line widens the window"
+    window.show_page("Settings")
+    qtbot.wait(50)
+    for label, text in lines.items():
+        label.setText(text)  # again: the status line follows the daemon meanwhile
+        if label.isVisible():
+            assert label.text() == text
+            assert label.elided() and text in label.toolTip(), text
+    assert window.settings.file_label.elided()
+    # The tray menu's status line is shortened at a word.
+    summary = "Paused: nothing will be heard until you resume (the model is asleep) · voice: Narrator"
+    line = _elide(summary)
+    assert line.endswith("…") and len(line) <= 60
+    assert line[:-1].split()[-1] in summary.split(), "cut in the middle of a word"
