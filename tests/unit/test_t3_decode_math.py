@@ -144,10 +144,12 @@ def test_bfloat16_gpt2_runs_linear_layers_close_to_float32_and_float32_is_left_a
         reference = t3.tfmr(inputs_embeds=x).last_hidden_state
         kept = convert_transformer(t3.tfmr, "float32", "cpu")
         assert isinstance(kept.h[0].attn.c_attn, Conv1D)  # stock numerics: the exact-token tests rely on it
+        assert type(kept.h[0].mlp.act).__name__ == "NewGELUActivation"
         half = convert_transformer(copy.deepcopy(t3.tfmr), "bfloat16", "cpu")
         got = half(inputs_embeds=x.bfloat16()).last_hidden_state.float()
     assert isinstance(half.h[0].attn.c_attn, torch.nn.Linear)
     assert half.h[0].attn.c_attn.weight.dtype == torch.bfloat16
+    assert isinstance(half.h[0].mlp.act, torch.nn.GELU) and half.h[0].mlp.act.approximate == "tanh"
     error = (got - reference).norm() / reference.norm()
     assert 0 < error < 0.05
 
