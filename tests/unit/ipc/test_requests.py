@@ -48,6 +48,12 @@ BUILT: dict[str, Request] = {
     "cache.clear": rq.cache_clear(),
     "stats": rq.stats(),
     "shutdown": rq.shutdown(),
+    "words.list": rq.words_list(),
+    "words.add": rq.words_add("nginx", "engine x", old_word="NGINX"),
+    "words.remove": rq.words_remove("nginx"),
+    "words.import": rq.words_import([{"word": "SQL", "say": "sequel"}], merge=False),
+    "text.preview": rq.text_preview("Run nginx. [pause 1s] Done."),
+    "tags.list": rq.tags_list(),
 }
 
 
