@@ -243,6 +243,8 @@ def cmd_say(client: Client, args: argparse.Namespace) -> int:
         if sink is not None:
             sink.close()
     summary = synthesis.summary
+    if not args.json:
+        _print_warnings(summary)
     if (args.verbose or args.output is not None) and not args.quiet:
         cond = summary.get("conditionals", {})
         print(
@@ -255,6 +257,12 @@ def cmd_say(client: Client, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary), file=sys.stderr)
     return 0
+
+
+def _print_warnings(summary: dict[str, Any] | None) -> None:
+    """What the daemon says about how the text was said (tags the model does not know, left out)."""
+    for warning in (summary or {}).get("warnings") or []:
+        print(f"chatterbox-tray say: {warning}", file=sys.stderr)
 
 
 def _voice_source(client: Client, args: argparse.Namespace) -> dict[str, Any]:
@@ -338,6 +346,8 @@ def _speak(client: Client, args: argparse.Namespace, text: str) -> int:
         print("\nstopped", file=sys.stderr)
         return EXIT_INTERRUPTED
     end = spoken.end
+    if not args.json:
+        _print_warnings(end.get("summary"))
     if args.json:
         print(json.dumps(end))
     elif args.verbose and end.get("summary"):

@@ -270,3 +270,11 @@ def test_speech_dispatcher_as_installed_hears_the_rule(words_daemon: DaemonProce
         assert end["summary"]["audio_s"] == pytest.approx(2 * len("Run engine x now.") / 25, abs=0.05)
     finally:
         sd.close()
+
+
+def test_cli_say_tells_of_a_tag_the_model_does_not_know(words_daemon: DaemonProcess, tmp_path) -> None:
+    from tests.protocol.test_cli import cli, err, ok
+
+    result = cli(words_daemon, "say", "-o", str(tmp_path / "a.wav"), "Well [laugh] then.")
+    ok(result)
+    assert "say: removed [laugh]: the original model has no tags" in err(result)
