@@ -119,14 +119,16 @@ class SettingsPage(QWidget):
         self._announced_loading = False
         self.reload_button = QPushButton("Reload the model now")
         self.reload_button.clicked.connect(self.reload_model)
+        # The folder beside its choice, one row: the page fits the default window
+        # with the two lines the loaded model's line keeps for itself.
         local_row = QHBoxLayout()
+        local_row.addWidget(self.source_local)
         local_row.addWidget(self.checkpoint, 1)
         local_row.addWidget(browse)
         model_box = QGroupBox("Model")
         form = QFormLayout(model_box)
         form.addRow("Variant", self.variant)
         form.addRow("Weights", self.source_hub)
-        form.addRow("", self.source_local)
         form.addRow("", local_row)
         form.addRow("Language", self.language)
         self.idle_minutes = QSpinBox(maximum=24 * 60, suffix=" min idle", singleStep=5, specialValueText="Never")
