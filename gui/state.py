@@ -229,7 +229,11 @@ class AppState(QObject):
         if self.remote:
             voice += f" · from {self.where}"
         if self.paused:
-            return f"Paused{voice}" if self.busy else f"Paused: nothing will be heard until you resume{voice}"
+            if not self.busy:
+                return f"Paused: nothing will be heard until you resume{voice}"
+            done, total = self.making_progress() if self.working else (0, 0)
+            made = f" · {done} of {total} sentences made" if total else ""  # paused before its first sound
+            return f"Paused{made}{voice}"
         if self.speaking:
             return f"Speaking{voice}"
         if self.working:

@@ -41,7 +41,8 @@ def test_pause_then_resume_before_the_first_audio(qtbot, clips):
         page.toggle_pause()
         qtbot.waitUntil(lambda: state.paused, timeout=10_000)
         assert state.icon_state == "paused"
-        assert window.status_text.text().startswith("Paused")
+        assert window.status_text.text().startswith("Paused · "), window.status_text.text()
+        assert " of 3 sentences made" in window.status_text.text()  # the page and the status bar agree
         assert page.progress_label.text().startswith("Paused · made "), page.progress_label.text()
         assert " of 3 sentences" in page.progress_label.text()
         # Made while paused: the count goes on, the page still says paused.
