@@ -2,17 +2,17 @@
 
 A daemon on another computer would speak on its own speaker, in another
 room. So a client of a remote daemon asks for a ``synthesize`` stream and
-plays the chunks here, as they come, with the daemon's own player logic:
-
-* the rules are the daemon's (``audio/speaker_rules.py``): which speech plays next,
-  what a priority displaces or interrupts, and when the adaptive pre-buffer
-  lets a speech start (here the "synthesis speed" is how fast its chunks
-  arrive, network and queue included);
-* the output is the daemon's (``audio/output.py``): 20 ms blocks paced by
-  the wall clock with at most ``LEAD_S`` ahead, so ``stop``, ``pause`` and
-  ``skip`` are heard within a block and the lead (well under 100 ms), and a
-  device name means what it means in the daemon's ``output_device``;
-* sentences fade in and out and are followed by the sentence pause.
+plays the chunks here, as they come, with the daemon's own playback loop
+(``audio/playback_loop.py``) and so its rules (``audio/speaker_rules.py``):
+which speech plays next, what a priority displaces or interrupts, when the
+adaptive pre-buffer lets a speech start and a sentence still arriving may
+begin (here the "synthesis speed" is how fast its chunks arrive, network and
+queue included); 20 ms blocks paced by the wall clock, so ``stop``, ``pause``
+and ``skip`` are heard within a block and the lead (well under 100 ms); a
+device name that means what it means in the daemon's ``output_device``;
+sentences that fade in and out and are followed by the sentence pause.
+What is this module's own: a speech is a stream of chunks, and its news goes
+to a listener.
 
 One ``LocalPlayer`` is one speaker: the tray app keeps one for all its
 speech (the Speak page, the hotkey, the tray menu), so a quick-speak while a
@@ -26,12 +26,10 @@ numpy and sounddevice are imported lazily so that clients stay light.
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,27 +37,24 @@ from typing import Any
 
 from ..ipc import endpoints
 from ..ipc.limits import PREBUFFER_MODES, PRIORITIES, PRIORITY_RANK, VOLUME_RANGE
-from . import speaker_rules
-from .output import LEAD_S, AudioError, OutputStream, fade, resample
+from .output import AudioError, resample
+from .playback_loop import PlaybackLoop, Track
 
 log = logging.getLogger(__name__)
 
-#: Samples per write, as the daemon's speaker: controls act within a block.
-BLOCK_S = 0.02
 #: The daemon's default ``sentence_pause_ms``.
 SENTENCE_PAUSE_S = 0.25
-#: Idle time after which the device is released.
-IDLE_CLOSE_S = 0.5
 
 #: What a speech's listener hears about (from the player thread):
 #: ``started`` (first_sample_s), ``sentence`` (sentence, span, text),
-#: ``interrupted`` (sentence), ``underrun`` (sentence) and ``ended`` (the ``Played``).
+#: ``interrupted`` (sentence), ``underrun`` (sentence), ``position`` (seconds, sentence;
+#: every half second played) and ``ended`` (the ``Played``).
 Listener = Callable[[str, dict[str, Any]], None]
 
 
 @dataclass
 class Played:
-    """What the local player did with one speech."""
+    """What the local player did with one speech (``Speech.played``: a snapshot)."""
 
     seconds: float = 0.0
     #: Sentences whose last piece arrived.
@@ -89,39 +84,35 @@ class Played:
         }
 
 
-@dataclass
-class _Segment:
-    """One sentence's audio (faded, with the pause after it)."""
-
-    index: int
-    samples: Any  # numpy float32
-    speech_samples: int
-    span: tuple[int, int]
-    text: str
-    made_s: float  # wall time from the previous sentence's arrival (or the request) to this one's
-    open: bool = False  # more pieces of it are coming
-
-
-@dataclass(eq=False)
-class Speech:
-    """One stream on the local speaker (a ``speaker_rules.Slot``); feed it with ``push``."""
+@dataclass(eq=False, kw_only=True)
+class Speech(Track):
+    """One stream on the local speaker (a ``playback_loop.Track``); feed it with ``push``."""
 
     player: LocalPlayer
-    rank: int
-    seq: int
-    chars_total: int
-    gain: float = 1.0
     listener: Listener | None = None
-    segments: list[_Segment] = field(default_factory=list)
-    produced_all: bool = False
-    seg: int = 0
-    pos: int = 0
-    started: bool = False
-    starving: bool = False
-    requested: float = field(default_factory=time.monotonic)
     last_arrival: float | None = None
-    played: Played = field(default_factory=Played)
+    chunks: int = 0  # sentences whose last piece arrived
+    stopped: bool = False
+    displaced: bool = False
+    dropped: bool = False
+    error: str | None = None
     done: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def played(self) -> Played:
+        """What the player did with it so far (all of it once it is ``over``)."""
+        return Played(
+            seconds=self.played_s,
+            chunks=self.chunks,
+            stopped=self.stopped,
+            displaced=self.displaced,
+            dropped=self.dropped,
+            error=self.error,
+            underruns=self.underruns,
+            first_sample_s=self.first_sample_s,
+            prebuffer_s=self.prebuffer_s,
+            priority=PRIORITIES[self.rank],
+        )
 
     @property
     def over(self) -> bool:
@@ -134,7 +125,7 @@ class Speech:
 
     def produced(self) -> None:
         """No more chunks will come: play what is buffered to the end."""
-        self.player._produced(self)
+        self.player._produced_here(self)
 
     def failed(self, message: str) -> None:
         """The source failed: end now, saying why (what was buffered is not played)."""
@@ -152,12 +143,13 @@ class Speech:
                 raise TimeoutError("the speech did not end in time")
         return self.played
 
-    def buffered_samples(self) -> int:
-        return sum(len(s.samples) for s in self.segments[self.seg :]) - self.pos
 
+class LocalPlayer(PlaybackLoop):
+    """This computer's speaker for a remote daemon's speech: a ``PlaybackLoop`` whose thread starts with a speech.
 
-class LocalPlayer:
-    """This computer's speaker for a remote daemon's speech: a queue, a player thread, one output stream."""
+    ``device`` is an output device's name (as ``output_device`` in the daemon's
+    settings); "" or None: the default.
+    """
 
     def __init__(
         self,
@@ -167,25 +159,15 @@ class LocalPlayer:
         prebuffer: str = "adaptive",
         sentence_pause_s: float = SENTENCE_PAUSE_S,
     ) -> None:
-        #: An output device's name (as ``output_device`` in the daemon's settings); "" or None: the default.
-        self.device = "" if device is None else str(device)
-        self.volume = float(volume)
-        self.prebuffer = prebuffer
-        self.pause_s = float(sentence_pause_s)
-        self.paused = False
-        self.underruns = 0
-        #: Seconds from the last stop/skip/interruption to the device being silenced.
-        self.last_cut_latency_s: float | None = None
-        self._cond = threading.Condition()
-        self._items: list[Speech] = []
-        self._seq = itertools.count()
-        self._rate: int | None = None
-        self._stream: OutputStream | None = None
-        self._cut_at: float | None = None
-        self._closing = False
-        self._thread: threading.Thread | None = None
-        self._rtfs: deque[float] = deque(maxlen=8)
-        self._spc: deque[float] = deque(maxlen=8)
+        # The rate is the first chunk's (later chunks of another rate are resampled to it).
+        super().__init__(
+            None,
+            device="" if device is None else str(device),
+            volume=volume,
+            prebuffer=prebuffer,
+            pause_s=sentence_pause_s,
+            name="local-player",
+        )
 
     @classmethod
     def for_this_computer(cls, path: Path | None = None) -> LocalPlayer:
@@ -216,36 +198,19 @@ class LocalPlayer:
         """
         if priority not in PRIORITY_RANK:
             raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}, not {priority!r}")
-        displaced: list[Speech] = []
-        interrupted: Speech | None = None
-        with self._cond:
-            seq = next(self._seq)
-            speech = Speech(self, PRIORITY_RANK[priority], seq, max(0, int(chars)), float(gain), listener)
-            speech.played.priority = priority
-            current = self._items[0] if self._items else None
-            playing = 0 if current is not None and current.started else None
-            verdict = speaker_rules.admission(speech.rank, seq, self._items, playing)
-            if verdict.dropped:
-                speech.played.dropped = speech.played.stopped = True
-                speech.done.set()
-                return speech
-            displaced = [self._items[i] for i in verdict.displaced]
-            for other in displaced:
-                self._items.remove(other)
-            self._items.append(speech)
-            self._items.sort(key=speaker_rules.playing_order)
-            if playing is not None and current in displaced:
-                self._cut()
-            elif verdict.interrupts and current is not None:
-                current.pos = 0  # it restarts its sentence after the urgent speech
-                self._cut()
-                interrupted = current
-            self._ensure_thread()
-            self._cond.notify_all()
-        if interrupted is not None:
-            self._tell(interrupted, "interrupted", sentence=interrupted.seg)
-        for other in displaced:
-            other.played.displaced = other.played.stopped = True
+        speech = Speech(
+            player=self,
+            rank=PRIORITY_RANK[priority],
+            chars_total=max(0, int(chars)),
+            gain=float(gain),
+            listener=listener,
+        )
+        displaced = self._admit(speech)
+        if displaced is None:
+            speech.dropped = speech.stopped = True
+            speech.done.set()
+        for other in displaced or []:
+            other.displaced = other.stopped = True
             self._close(other)
         return speech
 
@@ -281,9 +246,7 @@ class LocalPlayer:
 
     def stop(self) -> None:
         """Stop every speech here (from any thread); the current block is the last heard."""
-        with self._cond:
-            items = list(self._items)
-        for speech in items:
+        for speech in self.queue():
             speech.stop()
 
     def pause(self) -> None:
@@ -300,34 +263,14 @@ class LocalPlayer:
 
     def skip(self) -> dict[str, Any]:
         """Skip to the next sentence of the speech playing now; ``sentence`` is None when nothing plays."""
-        with self._cond:
-            speech = self._items[0] if self._items else None
-            if speech is None:
-                return {"sentence": None}
-            speech.seg += 1
-            speech.pos = 0
-            if speech.started:
-                self._cut()
-            self._cond.notify_all()
-            return {"sentence": speech.seg}
-
-    def set_output(self, device: str | None = None, volume: float | None = None) -> None:
-        """Change the output device (the stream reopens on it) or the volume."""
-        with self._cond:
-            if volume is not None:
-                self.volume = float(volume)
-            if device is not None and device != self.device:
-                self.device = device
-                self._cut()
-                if self._stream is not None:
-                    self._stream.device_name = device
-            self._cond.notify_all()
+        skipped = self._skip()
+        return {"sentence": skipped[1] if skipped else None}
 
     @property
     def current(self) -> Speech | None:
         """The speech playing (or about to)."""
         with self._cond:
-            return self._items[0] if self._items else None
+            return self._current()
 
     def queue(self) -> list[Speech]:
         """Speech here, the playing one first."""
@@ -337,12 +280,7 @@ class LocalPlayer:
     def close(self) -> None:
         """Stop everything and end the player thread."""
         self.stop()
-        with self._cond:
-            self._closing = True
-            self._cond.notify_all()
-            thread = self._thread
-        if thread is not None:
-            thread.join(timeout=5)
+        self._stop_thread()
 
     # -- feeding (any thread) ------------------------------------------------------------------
 
@@ -354,72 +292,39 @@ class LocalPlayer:
         with self._cond:
             if speech not in self._items:
                 return
-            if self._rate is None:
-                self._rate = int(chunk.sample_rate)
-            elif int(chunk.sample_rate) != self._rate:
-                samples = resample(samples, int(chunk.sample_rate), self._rate)
-            rate = self._rate
+            if self.rate is None:
+                self.rate = int(chunk.sample_rate)
+            elif int(chunk.sample_rate) != self.rate:
+                samples = resample(samples, int(chunk.sample_rate), self.rate)
+            # Here the "synthesis time" of a piece is the wait for its arrival
+            # (the daemon's queue and the network included).
             now = time.monotonic()
             made_s = now - (speech.last_arrival or speech.requested)
             speech.last_arrival = now
-            pause = np.zeros(int(self.pause_s * rate) if final else 0, dtype=np.float32)
-            last = speech.segments[-1] if speech.segments else None
-            if last is not None and last.open and last.index == chunk.index:
-                last.samples = np.concatenate([last.samples, fade(samples, rate, start=False, end=final), pause])
-                last.speech_samples += len(samples)
-                last.made_s += made_s
-                last.open = not final
-            else:
-                audio = np.concatenate([fade(samples, rate, end=final), pause])
-                span = tuple(chunk.span)
-                speech.segments.append(
-                    _Segment(int(chunk.index), audio, len(samples), span, str(chunk.text), made_s, open=not final)  # type: ignore[arg-type]
-                )
-            if final:
-                speech.played.chunks += 1
-            self._cond.notify_all()
+            self._add(speech, int(chunk.index), samples, tuple(chunk.span), str(chunk.text), made_s, final=final)  # type: ignore[arg-type]
+            speech.chunks += int(final)
 
-    def _produced(self, speech: Speech) -> None:
+    def _produced_here(self, speech: Speech) -> None:
         with self._cond:
-            if speech not in self._items:
-                return
-            speech.produced_all = True
-            for seg in speech.segments:
-                seg.open = False
-            if self._rate and speech.segments:
-                spoken = sum(s.speech_samples for s in speech.segments) / self._rate
-                made = sum(s.made_s for s in speech.segments)
-                if spoken > 0 and made > 0:
-                    self._rtfs.append(made / spoken)
-                    self._spc.append(spoken / max(1, speech.chars_total))
-            self._cond.notify_all()
+            if speech in self._items:
+                self._produced(speech)
 
     def _end(self, speech: Speech, *, stopped: bool = False, error: str | None = None) -> None:
         """Take ``speech`` off the speaker (silencing it if it is heard) and report its end."""
-        with self._cond:
-            if speech not in self._items:
-                return
-            if speech is self._items[0] and speech.started:
-                self._cut()
-            self._items.remove(speech)
-            speech.played.stopped = speech.played.stopped or stopped or error is not None
-            speech.played.error = error
-            self._cond.notify_all()
-        self._close(speech)
+        if self._take_off(speech):
+            speech.stopped = speech.stopped or stopped or error is not None
+            speech.error = error
+            self._close(speech)
 
     def _close(self, speech: Speech) -> None:
         if speech.done.is_set():
             return
         speech.done.set()
-        self._tell(speech, "ended", played=speech.played)
+        self._tell(speech, "ended", {"played": speech.played})
 
-    # -- internals (lock held) ---------------------------------------------------------------------
+    # -- what the loop tells (``PlaybackLoop``) --------------------------------------------------
 
-    def _cut(self) -> None:
-        if self._cut_at is None:
-            self._cut_at = time.monotonic()
-
-    def _tell(self, speech: Speech, event: str, **data: Any) -> None:
+    def _tell(self, speech: Speech, event: str, data: dict[str, Any]) -> None:
         """Call the speech's listener (never with the lock held: it may ask the player things)."""
         if speech.listener is None:
             return
@@ -428,134 +333,10 @@ class LocalPlayer:
         except Exception:
             log.exception("local player: a listener failed on %s", event)
 
-    def _ensure_thread(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._closing = False
-            self._thread = threading.Thread(target=self._run, name="local-player", daemon=True)
-            self._thread.start()
-
-    def _ready(self, speech: Speech) -> bool:
-        rate = self._rate or 24000
-        rtf = None
-        if speech.segments:
-            made = sum(s.made_s for s in speech.segments)
-            spoken = sum(s.speech_samples for s in speech.segments) / rate
-            pool = ([made / spoken] if spoken > 0 and made > 0 else []) + (
-                [sorted(self._rtfs)[len(self._rtfs) // 2]] if self._rtfs else []
-            )
-            rtf = max(pool) if pool else None
-        return speaker_rules.ready_to_start(
-            buffered_s=speech.buffered_samples() / rate,
-            segments=len(speech.segments),
-            made_chars=sum(s.span[1] - s.span[0] for s in speech.segments),
-            chars_total=speech.chars_total,
-            produced_all=speech.produced_all,
-            prebuffer=self.prebuffer,
-            rtf=rtf,
-            seconds_per_char=sorted(self._spc)[len(self._spc) // 2] if self._spc else None,
-        )
-
-    # -- the player thread ----------------------------------------------------------------------------
-
-    def _run(self) -> None:
-        try:
-            self._loop()
-        except Exception as exc:  # never leave a waiter hanging
-            log.exception("local player: the playback loop failed")
-            for speech in self.queue():
-                self._end(speech, error=f"playback failed: {exc}")
-        finally:
-            if self._stream is not None:
-                self._stream.close(abort=True)
-
-    def _loop(self) -> None:
-        idle_since: float | None = None
-        while True:
-            events: list[tuple[str, dict[str, Any]]] = []
-            finished: Speech | None = None
-            with self._cond:
-                if self._closing:
-                    return
-                stream = self._stream
-                if self._cut_at is not None:
-                    cut_at, self._cut_at = self._cut_at, None
-                    if stream is not None and stream.is_open:
-                        stream.drop_pending()
-                        self.last_cut_latency_s = time.monotonic() - cut_at
-                speech = self._items[0] if self._items else None
-                if speech is None or self.paused:
-                    if self.paused and stream is not None and stream.is_open:
-                        pending = stream.drop_pending()
-                        if speech is not None:  # resume exactly where the sound stopped
-                            back = min(speech.pos, int(pending * (self._rate or 24000)))
-                            speech.pos -= back
-                            speech.played.seconds = max(0.0, speech.played.seconds - back / (self._rate or 24000))
-                    if stream is not None and stream.is_open and idle_since and time.monotonic() - idle_since > 0.5:
-                        stream.close()
-                    idle_since = idle_since or time.monotonic()
-                    self._cond.wait(0.05)
-                    continue
-                if not speech.started and not self._ready(speech):
-                    self._cond.wait(0.01)
-                    continue
-                block, new_seg, done = speaker_rules.next_block(speech, int(BLOCK_S * (self._rate or 24000)))
-                if done:
-                    self._items.remove(speech)
-                    finished = speech
-                elif block is None:  # the next sentence has not arrived yet
-                    if speech.started and not speech.starving:
-                        speech.starving = True
-                        speech.played.underruns += 1
-                        self.underruns += 1
-                        events.append(("underrun", {"sentence": speech.seg}))
-                    self._cond.wait(0.01)
-                    block = None
-                else:
-                    speech.starving = False
-                    volume = self.volume * speech.gain
-                    rate = self._rate or 24000
-                    # What was buffered when playback was decided, before the device opens:
-                    # opening it can take seconds on a busy machine, while more audio arrives.
-                    buffered_at_start = 0 if speech.started else speech.buffered_samples() + len(block)
-                    if self._stream is None or self._stream.sample_rate != rate:
-                        if self._stream is not None:
-                            self._stream.close(abort=True)
-                        self._stream = OutputStream(self.device, rate)
-                    stream = self._stream
-                    if not speech.started:
-                        speech.started = True
-                        speech.played.first_sample_s = time.monotonic() - speech.requested
-                        speech.played.prebuffer_s = buffered_at_start / rate
-                        events.append(("started", {"first_sample_s": round(speech.played.first_sample_s, 4)}))
-                    if new_seg is not None:
-                        events.append(
-                            ("sentence", {"sentence": new_seg.index, "span": list(new_seg.span), "text": new_seg.text})
-                        )
-            for event, data in events:
-                self._tell(speech, event, **data)
-            if finished is not None:
-                self._close(finished)
-                continue
-            if block is None:
-                continue
-            idle_since = None
-            try:
-                self._pace(stream)
-                stream.write(block * volume if volume != 1.0 else block)
-            except AudioError as exc:
-                log.error("audio here: %s", exc.message)
-                self._end(speech, error=exc.message)
-                continue
-            with self._cond:
-                speech.played.seconds += len(block) / (self._rate or 24000)
-
-    def _pace(self, stream: OutputStream) -> None:
-        """Sleep (interruptibly) while more than LEAD_S of audio is ahead of the clock."""
-        while stream.is_open and (ahead := stream.ahead()) > LEAD_S:
-            with self._cond:
-                if self._cut_at is not None or self.paused or self._closing:
-                    return
-                self._cond.wait(ahead - LEAD_S)
+    def _ended(self, speech: Speech, state: str, error: AudioError | None) -> None:
+        if error is not None:
+            speech.stopped, speech.error = True, error.message
+        self._close(speech)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """The speaker's rules, as pure functions: no thread, no device, no lock.
 
-``daemon/player.py`` runs the speaker (a thread writing 20 ms blocks to a device);
-the decisions it takes are here, so they can be read in one place and tested
-directly with plain numbers:
+``audio/playback_loop.py`` runs the speaker (a thread writing 20 ms blocks to a
+device), for the daemon and for this computer's player alike; the decisions it
+takes are here, so they can be read in one place and tested directly with
+plain numbers:
 
 * `admission`: what a newly spoken job of a priority does to what is on the
   speaker (drop the newcomer, displace others, interrupt the playing one);
@@ -166,7 +167,7 @@ def sentence_may_start(*, buffered_s: float, remaining_s: float, rtf: float | No
 
 
 class Cursor(Protocol):
-    """A job's sentences and where its playback stands (the daemon's ``Item``, the local ``Speech``)."""
+    """An item's sentences and where its playback stands (``playback_loop.Track``)."""
 
     segments: Any  # sequence of segments with ``samples`` and ``open`` (more of the sentence to come)
     seg: int

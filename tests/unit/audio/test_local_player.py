@@ -20,7 +20,6 @@ import numpy as np
 import pytest
 
 from chatterbox_tray.audio.local_player import (
-    BLOCK_S,
     SENTENCE_PAUSE_S,
     LocalOutput,
     LocalPlayer,
@@ -28,6 +27,7 @@ from chatterbox_tray.audio.local_player import (
     local_output,
 )
 from chatterbox_tray.audio.output import LEAD_S
+from chatterbox_tray.audio.playback_loop import BLOCK_S
 from chatterbox_tray.ipc.client import Chunk
 from tests.support.daemons import write_alsa_file_sink
 

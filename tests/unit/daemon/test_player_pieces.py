@@ -12,9 +12,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from chatterbox_tray.audio.output import fade
+from chatterbox_tray.audio.playback_loop import BLOCK_S
 from chatterbox_tray.audio.speaker_rules import next_block
 from chatterbox_tray.daemon.jobs import Job
-from chatterbox_tray.daemon.player import BLOCK_S, Player, fade
+from chatterbox_tray.daemon.player import Player
 from chatterbox_tray.daemon.text import split_sentences
 
 RATE = 24_000
