@@ -273,22 +273,42 @@ find_uv() {
     return 1
 }
 
+# The uv installer's temporary folder (its download and whatever the uv installer itself
+# makes under TMPDIR); removed on every exit, a failed download included.
+uv_tmp=
+cleanup_uv_tmp() {
+    if [ -n "$uv_tmp" ]; then
+        rm -rf "$uv_tmp"
+        uv_tmp=
+    fi
+}
+
 install_uv() {
     say "uv is not installed; installing it from $UV_INSTALLER_URL into ~/.local/bin"
     [ "$dry" = 0 ] || {
         echo "+ download $UV_INSTALLER_URL and run it"
         return 0
     }
-    script=$(mktemp)
+    trap cleanup_uv_tmp EXIT
+    # sh does not run the EXIT trap when a signal ends it: exit instead, which does.
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    uv_tmp=$(mktemp -d "${TMPDIR:-/tmp}/chatterbox-tray-uv.XXXXXX") || die "could not make a temporary folder"
+    script=$uv_tmp/uv-installer.sh
     if have curl; then
-        curl -LsSf "$UV_INSTALLER_URL" -o "$script" || die "could not download the uv installer"
+        curl -LsSf "$UV_INSTALLER_URL" -o "$script" ||
+            die "could not download the uv installer from $UV_INSTALLER_URL (no connection?); install uv yourself (https://docs.astral.sh/uv/) and run this again"
     elif have wget; then
-        wget -qO "$script" "$UV_INSTALLER_URL" || die "could not download the uv installer"
+        wget -qO "$script" "$UV_INSTALLER_URL" ||
+            die "could not download the uv installer from $UV_INSTALLER_URL (no connection?); install uv yourself (https://docs.astral.sh/uv/) and run this again"
     else
         die "uv is missing and neither curl nor wget is installed to fetch it (see https://docs.astral.sh/uv/)"
     fi
-    UV_INSTALL_DIR="$HOME/.local/bin" UV_NO_MODIFY_PATH=1 sh "$script" || die "the uv installer failed"
-    rm -f "$script"
+    # TMPDIR: the uv installer's own temporary files go in our folder, and go with it.
+    TMPDIR=$uv_tmp UV_INSTALL_DIR="$HOME/.local/bin" UV_NO_MODIFY_PATH=1 sh "$script" ||
+        die "the uv installer failed (see above); install uv yourself (https://docs.astral.sh/uv/) and run this again"
+    cleanup_uv_tmp
+    trap - EXIT INT TERM
 }
 
 # --- install -----------------------------------------------------------------

@@ -671,6 +671,46 @@ def test_environment_is_made_with_uv_installed_on_the_way(sandbox: Sandbox) -> N
     }
 
 
+#: curl without a connection, as on a machine that reaches no network.
+OFFLINE_CURL = """#!/bin/sh
+echo "curl $*" >> "{log}"
+echo "curl: (6) Could not resolve host: astral.sh" >&2
+exit 6
+"""
+
+#: A uv installer that makes its temporary folder (as astral's does) and then cannot download uv.
+FAILING_UV_INSTALLER_CURL = """#!/bin/sh
+echo "curl $*" >> "{log}"
+while [ $# -gt 1 ]; do
+    if [ "$1" = -o ]; then out=$2; fi
+    shift
+done
+cat > "$out" <<'EOF'
+dir=$(mktemp -d)
+echo "uv-installer tmp=$dir" >> "{log}"
+echo "error: failed to download uv" >&2
+exit 1
+EOF
+"""
+
+
+@pytest.mark.parametrize("curl", [OFFLINE_CURL, FAILING_UV_INSTALLER_CURL], ids=["no-connection", "installer-fails"])
+def test_a_failed_uv_download_leaves_no_temporary_files(sandbox: Sandbox, curl: str) -> None:
+    """Issue 23: without a connection the installer left an empty temporary folder behind."""
+    tmp = sandbox.root / "tmp"
+    tmp.mkdir()
+    sandbox.fake("curl", script=curl.format(log=sandbox.log))
+    result = sandbox.install(check=False, TMPDIR=str(tmp))
+    assert result.returncode != 0
+    assert "install uv yourself" in result.stderr and "https://docs.astral.sh/uv/" in result.stderr
+    assert list(tmp.iterdir()) == [], "temporary files were left behind"
+    assert not (sandbox.bin / "chatterbox-tray").exists()
+    if curl is FAILING_UV_INSTALLER_CURL:
+        # The uv installer's own temporary folder was made inside ours, and went with it.
+        made = [c for c in sandbox.calls() if c.startswith("uv-installer tmp=")]
+        assert made and made[0].removeprefix("uv-installer tmp=").startswith(str(tmp) + "/chatterbox-tray-uv.")
+
+
 # --- uninstalling ----------------------------------------------------------------------------
 
 
