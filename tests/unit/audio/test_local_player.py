@@ -335,3 +335,19 @@ def test_played_reports_as_the_daemon_does() -> None:
         "priority": "quick",
         "device": "this computer",
     }
+
+
+def test_a_sentence_still_arriving_starts_only_when_the_rest_comes_in_time() -> None:
+    """The daemon's "never stop inside a sentence" rule, judged here by when pieces arrive (issue 20 §2)."""
+    player = LocalPlayer()
+    player.pause()  # nothing reaches a device: what is checked is the decision
+    speech = player.speak(chars=42)
+    piece = tone(0.6, 0, span=(0, 42))
+    speech.requested = time.monotonic() - 1.5  # the first 0.6 s took 1.5 s to come
+    speech.push(Chunk(0, piece.samples, RATE, "A sentence…", (0, 42), final=False))
+    seg = speech.segments[0]
+    assert not player._may_enter(speech, seg)  # 0.6 s would run out long before the rest arrives
+    speech.last_arrival = time.monotonic() - 0.8  # 1.0 s more came in 0.8 s: faster than it plays
+    speech.push(Chunk(0, tone(1.0, 0).samples, RATE, "A sentence…", (0, 42), piece=1, final=False))
+    assert player._may_enter(speech, seg)
+    player.close()

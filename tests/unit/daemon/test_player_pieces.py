@@ -6,12 +6,15 @@ checked is the audio the player would write, block by block.
 
 from __future__ import annotations
 
+import queue
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
 
+from chatterbox_tray.audio import playback_loop
 from chatterbox_tray.audio.output import fade
 from chatterbox_tray.audio.playback_loop import BLOCK_S
 from chatterbox_tray.audio.speaker_rules import next_block
@@ -112,3 +115,58 @@ def test_a_sentence_still_being_made_starts_only_when_the_rest_comes_in_time(pla
     player.prebuffer = "off"
     player.push(job, 0, tone(10), (0, 42), "A sentence…", 5.0, final=False, longest_s=2.1)
     assert player._may_enter(item, seg)  # pre-buffer off: never wait
+
+
+class FakeStream:
+    """An output stream that keeps time as a device would and remembers what was written."""
+
+    def __init__(self, device_name: str, sample_rate: int) -> None:
+        self.device_name, self.sample_rate = device_name, sample_rate
+        self.is_open = False
+        self._t0 = self._written = 0.0
+
+    def ahead(self) -> float:
+        return self._written - (time.monotonic() - self._t0)
+
+    def write(self, samples: np.ndarray) -> None:
+        if not self.is_open or self.ahead() < 0:
+            self.is_open, self._t0, self._written = True, time.monotonic(), 0.0
+        self._written += len(samples) / self.sample_rate
+
+    def drop_pending(self) -> float:
+        pending = max(0.0, self.ahead())
+        self.close()
+        return pending
+
+    def close(self, abort: bool = False) -> None:
+        self.is_open = False
+
+    def latency_ms(self) -> None:
+        return None
+
+
+def test_a_pause_resumes_where_the_sound_stopped_and_counts_it_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the device held at the pause plays again after it, and ``played_s`` counts it once (issue 20 §2)."""
+    monkeypatch.setattr(playback_loop, "OutputStream", FakeStream)
+    told: queue.SimpleQueue = queue.SimpleQueue()
+    p = Player(
+        RATE,
+        event=lambda job, data: told.put(data["event"]),
+        started=lambda job: None,
+        ended=lambda job, state, error, playback: told.put((state, playback)),
+    )
+    job = speech("One.")
+    p.admit(job, "text")
+    p.push(job, 0, tone(RATE), (0, 4), "One.", 0.1)
+    p.produced(job)
+    while told.get(timeout=5) != "started":
+        pass
+    time.sleep(0.3)
+    p.set_paused(True)
+    time.sleep(0.2)
+    p.set_paused(False)
+    while not isinstance(end := told.get(timeout=5), tuple):
+        pass
+    p.close()
+    assert end[0] == "finished"
+    assert abs(end[1]["played_s"] - (1.0 + p.pause_s)) <= BLOCK_S
