@@ -829,6 +829,37 @@ class ChatterboxEngine(Engine):
         finally:
             self._s3_busy = False
 
+    @property
+    def keeps_voice(self) -> bool:  # type: ignore[override]
+        """Only the fast path keeps a voice's prefix."""
+        return self.engine_path == "fast" and self.fast_t3 is not None
+
+    def keep_voice(self, conds: CondTensors) -> None:
+        """Prefill T3 with the voice's conditioning now, so its next sentence starts sooner (fast path).
+
+        The voice prefix (``FastT3._prefill``) is kept from the last sentence
+        spoken; the first sentence in a voice pays for the whole prefill
+        (Turbo on a 2-core CPU: 0.8-1.1 s of its first sound, against 0.15 s
+        with the prefix kept). The default voice's prefix is made here, when
+        the model is ready and when that voice is prepared, by running T3's
+        loop for one token. It is kept only if the sentence's conditioning is
+        the very same (same voice, same exaggeration), as in any reuse.
+        """
+        if self.engine_path != "fast" or self.fast_t3 is None or self.model is None:
+            return
+        import torch
+
+        self._drop_ahead()  # one T3 loop at a time: FastT3 has one KV cache
+        torch.set_num_threads(self._default_threads)
+        t3_cond, text_tokens, sampling = self._t3_inputs(
+            "Hello.", self._conditionals(conds), self._generate_kwargs(SynthOptions())
+        )
+        run = self.fast_t3.turbo if self.variant == "turbo" else self.fast_t3.original
+        generator = torch.Generator(device=self.device).manual_seed(0)
+        with torch.inference_mode():
+            for _ in run(t3_cond, text_tokens, sampling, 1, None, generator=generator, reuse_prefix=True):
+                break
+
     def _drop_ahead(self) -> None:
         """Stop the sentences made ahead: no longer wanted (another job came first, a reload)."""
         ahead, self._ahead = self._ahead, []

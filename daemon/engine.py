@@ -111,6 +111,17 @@ class Engine(ABC):
     def prepare(self, clip: bytes) -> CondTensors:
         """Make conditionals from a reference clip's bytes."""
 
+    #: Whether ``keep_voice`` does anything (the daemon then makes the default voice ready after a load).
+    keeps_voice: bool = False
+
+    def keep_voice(self, conds: CondTensors) -> None:
+        """Make ready whatever a voice's next sentence would otherwise compute first (no-op here).
+
+        The worker calls it when the default voice is prepared or the model
+        is ready, between jobs, so that the first ``say`` does not wait for it.
+        """
+        return None
+
     @abstractmethod
     def generate(
         self,

@@ -259,6 +259,7 @@ def voices_default(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     elif name is not None:
         svc.voices.set_default(name)
         svc.out.event("voices", {"action": "default", "name": svc.voices.default})
+        svc.queue_prepare(name, keep=True)  # the first say in it starts sooner
     return {"default": svc.voices.default}
 
 

@@ -178,9 +178,11 @@ class Service:
         self.player.rate = engine.sample_rate
 
     def _prepare_uncached(self) -> None:
-        # Voices added while the model was away get their conditionals now.
+        # Voices added while the model was away get their conditionals now,
+        # and the default voice is made ready in T3 (``Engine.keep_voice``).
+        default = (self.voices.default or "").lower() if self.engine.keeps_voice else None
         for voice in self.voices.list():
-            if self.cache_tier(voice.sha256) is None:
+            if self.cache_tier(voice.sha256) is None or voice.name.lower() == default:
                 self.coordinator.admit_background(Job("prepare", voice_name=voice.name, clip_sha256=voice.sha256))
 
     # -- voices and cache ------------------------------------------------------------
@@ -204,10 +206,15 @@ class Service:
         data["default"] = self.voices.default is not None and self.voices.default.lower() == voice.name.lower()
         return data
 
-    def queue_prepare(self, name: str) -> None:
-        """Prepare a voice's conditionals in the background (after any synthesis)."""
+    def queue_prepare(self, name: str, keep: bool = False) -> None:
+        """Prepare a voice's conditionals in the background (after any synthesis).
+
+        ``keep``: even when they are cached (the default voice: the worker
+        also makes it ready in T3).
+        """
         voice = self.voices.get(name)
-        if self.state == "ready" and self.cache_tier(voice.sha256) is None:
+        keep = keep and self.engine.keeps_voice
+        if self.state == "ready" and (keep or self.cache_tier(voice.sha256) is None):
             self.coordinator.admit_background(Job("prepare", voice_name=voice.name, clip_sha256=voice.sha256))
 
     def conditionals(self, job: Job, background: bool = False) -> tuple[Any, str, float]:

@@ -92,10 +92,15 @@ class Worker:
                 svc.queue.done(job)
 
     def _run_prepare(self, job: Job) -> None:
-        if self.svc.cache_tier(job.clip_sha256) is None:
-            _, tier, seconds = self.svc.conditionals(job, background=True)
+        svc = self.svc
+        default = (svc.voices.default or "").lower() if svc.engine.keeps_voice else None
+        is_default = default == (job.voice_name or "").lower()
+        if svc.cache_tier(job.clip_sha256) is None or is_default:
+            conds, tier, seconds = svc.conditionals(job, background=True)
             log.info("prepared voice %s in %.2f s (%s)", job.voice_name, seconds, tier)
-        self.svc.coordinator.end(job, "finished")
+            if is_default:  # the first say in it starts sooner
+                svc.engine.keep_voice(conds)
+        svc.coordinator.end(job, "finished")
 
     def _run_synthesis(self, job: Job) -> None:
         """Make the job's sentences from ``job.chunks_done`` on, streaming or playing each.

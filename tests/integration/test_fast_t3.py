@@ -178,3 +178,28 @@ def test_s3gen_never_sees_a_token_it_cannot_embed(engine: ChatterboxEngine) -> N
         got, _ = s3gen.inference(speech_tokens=mixed, ref_dict=dict(gen))
     assert expected.numel() > 0
     assert torch.equal(got, expected)
+
+
+def test_keep_voice_prefills_the_voice_so_its_next_sentence_runs_only_its_text(engine: ChatterboxEngine) -> None:
+    """The default voice is made ready after a load (``keep_voice``): its first sentence reuses it."""
+    assert engine.keeps_voice
+    flat = engine.prepare(tone_clip(f0=150.0))
+    fast = engine.fast_t3
+    assert fast is not None
+    fast._prefix = None
+    engine.keep_voice(flat)
+    assert fast._prefix is not None
+    kept = fast._prefix[0].shape[1]
+    prefilled: list[int] = []
+
+    def count(_module: Any, _args: Any, kwargs: dict[str, Any]) -> None:
+        prefilled.append(int(kwargs["inputs_embeds"].shape[1]))
+
+    hook = fast.tfmr.register_forward_pre_hook(count, with_kwargs=True)
+    try:
+        pieces = list(engine.generate_stream(TEXT, flat, SynthOptions(seed=5), TOKENS, threading.Event()))
+    finally:
+        hook.remove()
+    assert pieces and len(pieces[-1].samples) > 0
+    # one prefill, of the sentence's own positions only (the voice's were kept)
+    assert len(prefilled) == 1 and 0 < prefilled[0] < kept
