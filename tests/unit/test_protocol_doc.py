@@ -580,6 +580,28 @@ def check_limits(text: str) -> list[str]:
     return problems
 
 
+def check_settings_table(text: str) -> list[str]:
+    """``settings.get``'s table of settings: every setting of the schema, its type, default and reload."""
+    from chatterbox_tray.ipc.settings_schema import JSON_TYPES, SETTINGS
+
+    rows = table(ticked_sections(section(text, "Ops", 2), 3)["settings.get"], "setting")
+    if rows is None:
+        return ["settings.get has no table of settings"]
+    doc = {cell[0].strip("`"): cell for cell in rows.rows}
+    problems = _diff("settings", list(doc), list(SETTINGS), "ipc/settings_schema.py")
+    for name, spec in SETTINGS.items():
+        if name not in doc:
+            continue
+        _, kind, default, _, effect = doc[name][:5]
+        if kind != JSON_TYPES[spec.type]:
+            problems.append(f"setting {name}: the doc says {kind}, the schema {JSON_TYPES[spec.type]}")
+        if json.loads(default.strip("`")) != spec.default:
+            problems.append(f"setting {name}: the doc's default is {default}, the schema's {spec.default!r}")
+        if (effect == "at `reload`") != (spec.needs_reload and name != "warmup"):
+            problems.append(f"setting {name}: the doc says it takes effect {effect!r}")
+    return problems
+
+
 CHECKS = [
     check_version,
     check_ops,
@@ -595,6 +617,7 @@ CHECKS = [
     check_connection_file,
     check_signature_examples,
     check_limits,
+    check_settings_table,
 ]
 
 
@@ -670,6 +693,14 @@ DRIFTS = [
     ("mac input", "00000000000000297b22", "00000000000000287b22", check_signature_examples),
     ("limit", "1048576 bytes (`MAX_HEADER_BYTES`)", "65536 bytes (`MAX_HEADER_BYTES`)", check_limits),
     ("connection field", "| `transport` | string |", "| `transports` | string |", check_connection_file),
+    (
+        "setting default",
+        "| `sentence_pause_ms` | integer | `250` |",
+        "| `sentence_pause_ms` | integer | `200` |",
+        check_settings_table,
+    ),
+    ("setting type", "| `volume` | number | `1.0` |", "| `volume` | integer | `1.0` |", check_settings_table),
+    ("setting left out", "| `rate` | number | `1.0` |", "| `speed` | number | `1.0` |", check_settings_table),
 ]
 
 

@@ -104,3 +104,25 @@ def test_overrides_win_over_the_file(tmp_path: Path) -> None:
     path = tmp_path / "settings.json"
     save_settings(replace(Settings(), variant="turbo"), path)
     assert load_settings(path, {"variant": "multilingual", "device": None}).variant == "multilingual"
+
+
+def test_the_engines_own_lists_are_the_schemas_choices() -> None:
+    # The engine checks its arguments itself (a bench or a test builds it without Settings).
+    from chatterbox_tray.daemon.chatterbox_engine import ENGINE_PATHS
+    from chatterbox_tray.daemon.precision import PRECISIONS
+    from chatterbox_tray.daemon.s3gen_stream import QUALITIES
+    from chatterbox_tray.ipc.settings_schema import SETTINGS
+
+    assert tuple(SETTINGS["engine_path"].choices) == ENGINE_PATHS
+    assert tuple(SETTINGS["precision"].choices) == PRECISIONS
+    assert set(SETTINGS["quality"].choices) == set(QUALITIES)
+
+
+def test_every_setting_is_a_field_with_the_schemas_type_and_default() -> None:
+    from chatterbox_tray.ipc.settings_schema import SETTINGS
+
+    assert [(f.name, f.type, f.default) for f in fields(Settings)] == [
+        (s.name, s.type, s.default) for s in SETTINGS.values()
+    ]
+    for spec in SETTINGS.values():
+        assert spec.problem(spec.default) is None, spec.name
