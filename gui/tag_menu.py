@@ -26,10 +26,15 @@ PAUSES = (
 class TagMenuButton(QToolButton):
     """ "Insert ▾": a menu of pauses and the model's tags; a pick goes in at the text's cursor."""
 
-    def __init__(self, state: AppState, editor: QPlainTextEdit, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, state: AppState, editor: QPlainTextEdit, page: QWidget | None = None, parent: QWidget | None = None
+    ) -> None:
+        """``page``: the Speak page, whose jobs' warnings (a tag this model does not know) it shows in its banner."""
         super().__init__(parent)
         self.state = state
         self.editor = editor
+        self.page = page
+        self._warned: set[str] = set()
         self.tags: list[str] = []
         self.variant = ""
         self.loaded = False
@@ -43,6 +48,7 @@ class TagMenuButton(QToolButton):
         self._model_id = None
         state.changed.connect(self._model_maybe_changed)
         state.reconnected.connect(self.refresh)
+        state.job_event.connect(self._job_event)
         self._fill()
         self.refresh()
 
@@ -77,6 +83,17 @@ class TagMenuButton(QToolButton):
                 f"The {self.variant} model has no tags (Turbo has)" if self.loaded else "Tags: once the model is loaded"
             )
             self.menu_.addAction(why).setEnabled(False)
+
+    def _job_event(self, data: dict[str, Any]) -> None:
+        """Say once, on the page, what the daemon left out of the page's own job (a tag the model lacks)."""
+        warnings = (data.get("summary") or {}).get("warnings")
+        job = data.get("job")
+        if not warnings or self.page is None or job in self._warned or job != getattr(self.page, "job", None):
+            return
+        self._warned.add(job)
+        banner = getattr(self.page, "banner", None)
+        if banner is not None:
+            banner.show_message(" ".join(w[0].upper() + w[1:] + "." for w in warnings), "warning", timeout_ms=12_000)
 
     def insert(self, markup: str) -> None:
         """Put ``markup`` at the cursor, with a space on each side where a word touches it."""

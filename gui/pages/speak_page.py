@@ -175,7 +175,7 @@ class SpeakPage(QWidget):
         for button in (self.speak_button, self.stop_button, self.pause_button, self.skip_button):
             buttons.addWidget(button)
         #: Pauses and the model's tags, put in at the cursor (gui/tag_menu.py).
-        self.tag_menu = TagMenuButton(state, self.text)
+        self.tag_menu = TagMenuButton(state, self.text, page=self)
         buttons.addWidget(self.tag_menu)
         buttons.addStretch(1)
         buttons.addWidget(self.cancel_save_button)

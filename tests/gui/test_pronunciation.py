@@ -181,3 +181,10 @@ def test_read_what_i_copy(qtbot, app: TrayApp, voiced) -> None:
             log.sync(c)
         queued = [d["text"] for t, d in log.seen if t == "job" and d["event"] == "queued"]
     assert queued == ["First copied text."]
+
+
+def test_the_speak_page_says_when_a_tag_was_left_out(qtbot, app: TrayApp) -> None:
+    page = app.window.speak
+    page.text.setPlainText("Well [laugh] then.")
+    page.speak()
+    qtbot.waitUntil(lambda: page.banner.isVisible() and "Removed [laugh]" in page.banner.label.text(), timeout=20_000)
