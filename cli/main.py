@@ -23,6 +23,7 @@ from ..ipc.client import Client, DaemonUnavailable, connect
 from ..ipc.formatting import human_bytes
 from ..ipc.limits import CLIP_MAX_SECONDS, CLIP_MIN_SECONDS, DEFAULT_PRIORITY, OPTION_RANGES, PRIORITIES, RATE_RANGE
 from ..ipc.protocol import ProtocolError
+from ..ipc.settings_schema import SETTINGS
 from . import progress_bar, quickspeak_command, remote_commands, speech_dispatcher, words_commands
 from .speak_and_wait import speak_and_wait
 
@@ -395,6 +396,18 @@ def _setting_value(text: str) -> Any:
         return text
 
 
+def _settings_list() -> str:
+    """``settings --help``'s list: every setting, what it accepts, its default and what it does."""
+    import textwrap
+
+    lines = ["settings (KEY: what it accepts; default):"]
+    for s in SETTINGS.values():
+        note = "; read-only" if not s.editable else "; needs `chatterbox-tray reload`" if s.needs_reload else ""
+        lines.append(f"  {s.name}: {s.accepts()}; default {json.dumps(s.default)}{note}")
+        lines += textwrap.wrap(f"{s.label}. {s.help}", 78, initial_indent=" " * 6, subsequent_indent=" " * 6)
+    return "\n".join(lines)
+
+
 def cmd_settings(client: Client, args: argparse.Namespace) -> int:
     if args.assignments:
         values = {}
@@ -652,7 +665,12 @@ def build_parser() -> argparse.ArgumentParser:
     aset.add_argument("--volume", type=float, help="0 to 1")
     audio.set_defaults(func=cmd_audio)
 
-    sett = sub.add_parser("settings", help="show the daemon's settings, or change them with KEY=VALUE")
+    sett = sub.add_parser(
+        "settings",
+        help="show the daemon's settings, or change them with KEY=VALUE",
+        epilog=_settings_list(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sett.add_argument("assignments", nargs="*", metavar="KEY=VALUE")
     sett.set_defaults(func=cmd_settings)
     sub.add_parser("reload", help="load the model again with the current settings").set_defaults(func=cmd_reload)

@@ -70,3 +70,14 @@ def test_starting_the_cli_imports_no_daemon_code() -> None:
     loaded = json.loads(out.stdout)
     assert "chatterbox_tray.cli.main" in loaded
     assert not [m for m in loaded if m.startswith(("chatterbox_tray.daemon", "chatterbox_tray.gui"))], loaded
+
+
+def test_settings_help_lists_every_setting_with_what_it_accepts(capsys: pytest.CaptureFixture[str]) -> None:
+    from chatterbox_tray.ipc.settings_schema import SETTINGS
+
+    with pytest.raises(SystemExit):
+        main.build_parser().parse_args(["settings", "--help"])
+    shown = capsys.readouterr().out
+    for spec in SETTINGS.values():
+        assert f"  {spec.name}: {spec.accepts()}; default {json.dumps(spec.default)}" in shown
+    assert "sentence_pause_ms: between 0 and 5000; default 250" in shown
