@@ -4,13 +4,16 @@
 #   packaging/linux/install.sh                    install, or upgrade in place
 #   packaging/linux/install.sh --enable-service   ... and run the daemon from login (systemd user unit)
 #   packaging/linux/install.sh --autostart        ... and start the tray app with the desktop session
+#   packaging/linux/install.sh --torch cpu        torch's CPU-only build (the default without an NVIDIA GPU)
 #   packaging/linux/install.sh --uninstall        remove the app, keep voices, settings and cache
 #   packaging/linux/install.sh --uninstall --purge   ... and remove those too
 #
 # Run it from a checkout or an unpacked source tarball: it copies the project
 # (pyproject.toml, uv.lock and the packages) to $XDG_DATA_HOME/chatterbox-tray/app
 # and runs `uv sync --frozen --no-dev` there, so uv's override-dependencies
-# apply (torch 2.9.1 with CUDA 12.8). See packaging/linux/README.md.
+# apply (torch 2.9.1: PyPI's build with CUDA 12.8 where there is an NVIDIA GPU,
+# else the same version's CPU-only build from PyTorch's index, a tenth of the
+# size). See packaging/linux/README.md.
 set -eu
 
 APP=chatterbox-tray
@@ -19,6 +22,8 @@ SERVICE=chatterbox-tray-daemon.service
 COMMANDS="chatterbox-tray chatterbox-tray-daemon chatterbox-tray-gui"
 MARKER="# Written by Chatterbox Tray's packaging/linux/install.sh; --uninstall removes it."
 UV_INSTALLER_URL=https://astral.sh/uv/install.sh
+# PyTorch's own index of CPU-only builds (PyPI's Linux x86-64 torch is the CUDA build).
+TORCH_CPU_INDEX=https://download.pytorch.org/whl/cpu
 
 usage() {
     cat <<EOF
@@ -40,6 +45,11 @@ systemd user unit for the daemon.
   --no-env            do not make the Python environment (the commands will
                       point at where it would be)
   --python VERSION    Python for uv to use (default: uv's choice, 3.10 to 3.13)
+  --torch BUILD       auto (default): cuda where an NVIDIA GPU is found, else cpu;
+                      cuda: PyPI's torch with CUDA 12.8 (about 4.1 GB to download,
+                      7.8 GB installed); cpu: the CPU-only build from
+                      $TORCH_CPU_INDEX (about 0.5 GB, 1.9 GB installed).
+                      Only Linux on x86-64 has the choice
   --source DIR        the project to install (default: this script's checkout)
   --force             replace commands of the same name that this installer did not write
   -n, --dry-run       print what would be done and change nothing
@@ -78,6 +88,7 @@ enable_service=0
 make_env=1
 python_env=
 python=
+torch=auto
 prefix=
 force=0
 here=$(cd "$(dirname "$0")" && pwd)
@@ -96,22 +107,24 @@ while [ $# -gt 0 ]; do
             usage
             exit 0
             ;;
-        --prefix | --python-env | --python | --source)
+        --prefix | --python-env | --python | --source | --torch)
             [ $# -ge 2 ] || die "$1 needs a value"
             case "$1" in
                 --prefix) prefix=$2 ;;
                 --python-env) python_env=$2 ;;
                 --python) python=$2 ;;
+                --torch) torch=$2 ;;
                 --source) source_dir=$2 ;;
             esac
             shift
             ;;
-        --prefix=* | --python-env=* | --python=* | --source=*)
+        --prefix=* | --python-env=* | --python=* | --source=* | --torch=*)
             value=${1#*=}
             case "$1" in
                 --prefix=*) prefix=$value ;;
                 --python-env=*) python_env=$value ;;
                 --python=*) python=$value ;;
+                --torch=*) torch=$value ;;
                 --source=*) source_dir=$value ;;
             esac
             ;;
@@ -124,6 +137,10 @@ while [ $# -gt 0 ]; do
 done
 
 [ "$purge" = 0 ] || [ "$action" = uninstall ] || die "--purge goes with --uninstall"
+case "$torch" in
+    auto | cpu | cuda) ;;
+    *) die "--torch is auto, cpu or cuda, not: $torch" ;;
+esac
 [ -n "${HOME:-}" ] || die "HOME is not set"
 # `sudo install.sh` with the user's HOME would leave root-owned files in it.
 if [ "$(id -u)" = 0 ] && [ -z "$prefix" ] && [ -z "${DESTDIR:-}" ] && [ -d "$HOME" ] &&
@@ -335,14 +352,106 @@ make_environment() {
             --exclude=./tests --exclude=./bench --exclude=./build --exclude=./dist --exclude='*.egg-info' \
             --exclude=__pycache__ --exclude=.pytest_cache --exclude=.ruff_cache .) | (cd "$APPDIR/src" && tar -xf -)
     fi
-    say "making the Python environment in $ENVDIR with uv (the first time downloads about 3 GB)"
-    if [ -n "$python" ]; then
-        run env UV_PROJECT_ENVIRONMENT="$ENVDIR" "$uv" sync --project "$APPDIR/src" --frozen --no-dev \
-            --no-editable --compile-bytecode --python "$python"
-    else
-        run env UV_PROJECT_ENVIRONMENT="$ENVDIR" "$uv" sync --project "$APPDIR/src" --frozen --no-dev \
-            --no-editable --compile-bytecode
+    choose_torch
+    build_file=$APPDIR/torch-build.txt
+    if [ -d "$ENVDIR" ]; then
+        previous=$(sed -n 's/^build=//p' "$build_file" 2>/dev/null || true)
+        if [ -z "$previous" ]; then
+            # Made before --torch existed: PyPI's build, which on Linux x86-64 is the CUDA one.
+            previous=cuda
+            [ "$torch_build" != pypi ] || previous=pypi
+        fi
+        if [ "$previous" != "$torch_build" ]; then
+            # The old build's libraries would stay behind (4.9 GB of them for CUDA).
+            say "the environment has torch's $previous build; making it again with the $torch_build build"
+            run rm -rf "$ENVDIR"
+        fi
     fi
+    # --no-install-package: the lock's CUDA torch, its NVIDIA libraries and triton, for the CPU build.
+    set --
+    if [ "$torch_build" = cpu ]; then
+        for package in torch torchaudio $(cuda_packages "$source_dir/uv.lock"); do
+            set -- "$@" --no-install-package "$package"
+        done
+        say "making the Python environment in $ENVDIR with uv, with torch's CPU-only build (the first time downloads about 0.5 GB)"
+    elif [ "$torch_build" = cuda ]; then
+        say "making the Python environment in $ENVDIR with uv, with torch's CUDA 12.8 build (the first time downloads about 4.1 GB)"
+    else
+        say "making the Python environment in $ENVDIR with uv"
+    fi
+    if [ -n "$python" ]; then
+        set -- "$@" --python "$python"
+    fi
+    run env UV_PROJECT_ENVIRONMENT="$ENVDIR" "$uv" sync --project "$APPDIR/src" --frozen --no-dev \
+        --no-editable --compile-bytecode "$@"
+    if [ "$torch_build" = cpu ]; then
+        version=$(locked_version torch "$source_dir/uv.lock")
+        audio_version=$(locked_version torchaudio "$source_dir/uv.lock")
+        if [ -z "$version" ] || [ -z "$audio_version" ]; then
+            die "uv.lock names no torch or torchaudio version"
+        fi
+        # --no-deps: the sync installed torch's other dependencies from the lock.
+        # --no-config: the project's [tool.uv] settings are for the sync, not this step.
+        run "$uv" pip install --no-config --python "$ENVDIR/bin/python" --reinstall --no-deps --compile-bytecode \
+            --index-url "$TORCH_CPU_INDEX" "torch==$version+cpu" "torchaudio==$audio_version+cpu"
+    fi
+    if [ "$dry" = 0 ]; then
+        printf 'build=%s\nreason=%s\n' "$torch_build" "$torch_reason" >"$build_file"
+    fi
+}
+
+# Whether this machine has an NVIDIA GPU: its driver, nvidia-smi, or the PCI bus (a card without its driver yet).
+have_nvidia_gpu() {
+    if [ -n "$(ls /proc/driver/nvidia/gpus 2>/dev/null)" ]; then
+        nvidia_found="the NVIDIA driver reports a GPU"
+    elif have nvidia-smi && nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then
+        nvidia_found="nvidia-smi lists a GPU"
+    elif have lspci && lspci -n 2>/dev/null | grep -Eq ' 03(00|02): 10de:'; then
+        nvidia_found="an NVIDIA display controller is on the PCI bus"
+    else
+        return 1
+    fi
+}
+
+# Sets torch_build (cpu, cuda, or pypi where the platform has no choice) and torch_reason.
+choose_torch() {
+    if [ "$(uname -s)" != Linux ] || [ "$(uname -m)" != x86_64 ]; then
+        torch_build=pypi
+        torch_reason="PyPI's build is the only one for $(uname -s) $(uname -m)"
+        [ "$torch" = auto ] || say "note: --torch $torch is for Linux on x86-64; using PyPI's torch"
+    elif [ "$torch" != auto ]; then
+        torch_build=$torch
+        torch_reason="asked for with --torch $torch"
+    elif have_nvidia_gpu; then
+        torch_build=cuda
+        torch_reason=$nvidia_found
+    else
+        torch_build=cpu
+        torch_reason="no NVIDIA GPU found (--torch cuda installs the CUDA build anyway)"
+    fi
+    say "torch build: $torch_build ($torch_reason)"
+}
+
+# The version of a package in uv.lock (the first entry of that name).
+locked_version() { # locked_version NAME LOCK
+    awk -v name="$1" '
+        /^\[\[package\]\]/ { inside = 0 }
+        $0 == "name = \"" name "\"" { inside = 1; next }
+        inside && /^version = / { gsub(/"/, "", $3); print $3; exit }
+    ' "$2"
+}
+
+# The packages torch depends on only on Linux x86-64: its CUDA libraries and triton.
+cuda_packages() { # cuda_packages LOCK
+    awk '
+        /^\[\[package\]\]/ { inside = 0; deps = 0 }
+        $0 == "name = \"torch\"" { inside = 1 }
+        inside && /^dependencies = \[/ { deps = 1; next }
+        inside && deps && /^\]/ { deps = 0 }
+        inside && deps && /platform_machine == .x86_64. and sys_platform == .linux./ {
+            match($0, /name = "[^"]*"/); print substr($0, RSTART + 8, RLENGTH - 9)
+        }
+    ' "$1"
 }
 
 install_commands() {
@@ -459,6 +568,8 @@ do_uninstall() {
         say "Chatterbox Tray is uninstalled. Your voices and settings are kept in $DATA_HOME/$APP and" \
             "$CONFIG_HOME/$APP (the cache in $CACHE_HOME/$APP); --uninstall --purge removes them."
     fi
+    say "uv's package cache, shared with other projects, stays (the packages it downloaded, up to several GB):" \
+        "\`uv cache clean\` empties it."
 }
 
 if [ "$action" = install ]; then

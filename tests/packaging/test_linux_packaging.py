@@ -57,7 +57,17 @@ TOOLS = {
     "shellcheck": "shellcheck",
 }
 #: Tools the installer would use that must come from the test, never from the machine.
-SHADOWED = ("uv", "curl", "wget", "systemctl", "update-desktop-database", "gtk-update-icon-cache")
+SHADOWED = (
+    "uv",
+    "curl",
+    "wget",
+    "systemctl",
+    "update-desktop-database",
+    "gtk-update-icon-cache",
+    # How the installer looks for an NVIDIA GPU (it picks the torch build by it).
+    "nvidia-smi",
+    "lspci",
+)
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 
 
@@ -593,8 +603,9 @@ def test_destdir_stages_files_that_name_their_final_paths(sandbox: Sandbox, tmp_
 FAKE_UV = """#!/bin/sh
 {{
     echo "uv $*"
-    echo "UV_PROJECT_ENVIRONMENT=$UV_PROJECT_ENVIRONMENT"
+    echo "UV_PROJECT_ENVIRONMENT=${{UV_PROJECT_ENVIRONMENT:-}}"
 }} >> "{log}"
+[ -n "${{UV_PROJECT_ENVIRONMENT:-}}" ] || exit 0  # uv pip install: the environment is there already
 for name in chatterbox-tray chatterbox-tray-daemon chatterbox-tray-gui; do
     mkdir -p "$UV_PROJECT_ENVIRONMENT/bin"
     printf '#!/bin/sh\\necho "%s $*"\\n' "$name" > "$UV_PROJECT_ENVIRONMENT/bin/$name"
@@ -622,7 +633,7 @@ def test_environment_is_made_with_uv_installed_on_the_way(sandbox: Sandbox) -> N
     uv_source.write_text(FAKE_UV.format(log=sandbox.log), encoding="utf-8")
     uv_source.chmod(0o755)
     sandbox.fake("curl", script=FAKE_CURL.format(log=sandbox.log, uv=uv_source))
-    sandbox.install()
+    sandbox.install("--torch", "cuda")
 
     app_dir = sandbox.share / APP / "app"
     calls = sandbox.calls()
@@ -647,13 +658,13 @@ def test_environment_is_made_with_uv_installed_on_the_way(sandbox: Sandbox) -> N
     assert out.stdout.strip() == "chatterbox-tray-gui --minimized"
 
     # An upgrade reuses the uv it installed (no second download) and the environment folder.
-    sandbox.install("--python", "3.12")
+    sandbox.install("--python", "3.12", "--torch", "cuda")
     calls = sandbox.calls()
     assert sum(c.startswith("curl ") for c in calls) == 1
     assert calls[-2].endswith("--compile-bytecode --python 3.12")
 
     # The installed copy of the installer upgrades in place without deleting the copy it runs from.
-    result = sandbox.install(script=app_dir / "src" / "packaging" / "linux" / "install.sh")
+    result = sandbox.install("--torch", "cuda", script=app_dir / "src" / "packaging" / "linux" / "install.sh")
     assert f"using the installed copy of the project in {app_dir}/src" in result.stdout
     assert (app_dir / "src" / "uv.lock").is_file()
 
@@ -669,6 +680,90 @@ def test_environment_is_made_with_uv_installed_on_the_way(sandbox: Sandbox) -> N
         f".local/share/{APP}/voices.json",
         ".local/bin/uv",
     }
+
+
+LOCK = tomllib.loads((ROOT / "uv.lock").read_text(encoding="utf-8"))
+
+
+def locked(name: str) -> dict:
+    return next(p for p in LOCK["package"] if p["name"] == name)
+
+
+def uv_calls(sandbox: Sandbox) -> list[list[str]]:
+    return [shlex.split(c)[1:] for c in sandbox.calls() if c.startswith("uv ")]
+
+
+def host_has_nvidia_driver() -> bool:
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return gpus.is_dir() and any(gpus.iterdir())
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the torch build is chosen on Linux x86-64 only")
+def test_cpu_build_of_torch_without_an_nvidia_gpu(sandbox: Sandbox) -> None:
+    """Issue 23: without an NVIDIA GPU the CUDA build (7.8 GB installed) is not installed."""
+    sandbox.fake("uv", script=FAKE_UV.format(log=sandbox.log))
+    app_dir = sandbox.share / APP / "app"
+    env = app_dir / "venv"
+    result = sandbox.install("--torch", "cpu")
+    assert "torch build: cpu (asked for with --torch cpu)" in result.stdout
+    sync, pip = uv_calls(sandbox)
+    # The sync installs everything but torch and what only the CUDA build needs; the lock says what that is.
+    cuda_only = {
+        d["name"] for d in locked("torch")["dependencies"] if "platform_machine == 'x86_64'" in d.get("marker", "")
+    }
+    assert "triton" in cuda_only and "nvidia-cudnn-cu12" in cuda_only and len(cuda_only) > 10
+    skipped = {sync[i + 1] for i, a in enumerate(sync) if a == "--no-install-package"}
+    assert skipped == {"torch", "torchaudio"} | cuda_only
+    assert sync[:2] == ["sync", "--project"] and "--frozen" in sync
+    # Then the same versions' CPU builds from PyTorch's index, without touching the rest.
+    torch_v, audio_v = locked("torch")["version"], locked("torchaudio")["version"]
+    assert pip == [
+        "pip", "install", "--no-config", "--python", f"{env}/bin/python", "--reinstall", "--no-deps",
+        "--compile-bytecode", "--index-url", "https://download.pytorch.org/whl/cpu",
+        f"torch=={torch_v}+cpu", f"torchaudio=={audio_v}+cpu",
+    ]  # fmt: skip
+    assert (app_dir / "torch-build.txt").read_text().startswith("build=cpu\n")
+
+    # Asking for the other build makes the environment again: the old one's libraries would stay.
+    (env / "leftover").write_text("cpu torch")
+    sandbox.log.write_text("")
+    result = sandbox.install("--torch", "cuda")
+    assert "making it again with the cuda build" in result.stdout
+    assert not (env / "leftover").exists()
+    (sync,) = uv_calls(sandbox)
+    assert "--no-install-package" not in sync
+    assert (app_dir / "torch-build.txt").read_text().startswith("build=cuda\n")
+
+    # auto: an NVIDIA GPU gets the CUDA build; nothing to change here, so no second environment.
+    sandbox.fake("nvidia-smi", script="#!/bin/sh\necho 'GPU 0: NVIDIA GeForce RTX 5090 (UUID: GPU-1)'\n")
+    sandbox.log.write_text("")
+    result = sandbox.install()
+    assert "torch build: cuda (nvidia-smi lists a GPU)" in result.stdout
+    assert "making it again" not in result.stdout
+    (sync,) = uv_calls(sandbox)
+    assert "--no-install-package" not in sync
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the torch build is chosen on Linux x86-64 only")
+@pytest.mark.skipif(host_has_nvidia_driver(), reason="this machine's NVIDIA driver reports a GPU")
+def test_auto_picks_the_cpu_build_where_there_is_no_nvidia_gpu(sandbox: Sandbox) -> None:
+    sandbox.fake("uv", script=FAKE_UV.format(log=sandbox.log))
+    # An environment made before the choice existed had PyPI's CUDA build: it is made again.
+    env = sandbox.share / APP / "app" / "venv"
+    (env / "lib").mkdir(parents=True)
+    (env / "lib" / "nvidia-leftover").write_text("4.3 GB")
+    sandbox.fake("lspci", script="#!/bin/sh\necho '00:02.0 0300: 8086:46a6 (rev 0c)'\n")
+    result = sandbox.install()
+    assert "torch build: cpu (no NVIDIA GPU found" in result.stdout
+    assert "has torch's cuda build; making it again" in result.stdout
+    assert not (env / "lib" / "nvidia-leftover").exists()
+    assert [c[0] for c in uv_calls(sandbox)] == ["sync", "pip"]
+    # A card on the PCI bus whose driver is not installed yet still gets the CUDA build.
+    sandbox.fake("lspci", script="#!/bin/sh\necho '01:00.0 0300: 10de:2684 (rev a1)'\n")
+    result = sandbox.install()
+    assert "torch build: cuda (an NVIDIA display controller is on the PCI bus)" in result.stdout
+    result = sandbox.install("--torch", "rocm", check=False)
+    assert result.returncode != 0 and "--torch is auto, cpu or cuda" in result.stderr
 
 
 #: curl without a connection, as on a machine that reaches no network.
