@@ -15,9 +15,10 @@ through the pages and the tray menu, saving one PNG each. Not part of CI.
 
 ``--states`` instead runs the real chatterbox classes on the random-weight
 test checkpoint (tests/support/checkpoint.py; Turbo, the CPU default) and
-shoots the window in each state a user meets: failed (a folder without the
-model's files), loading, working (speech being made, nothing heard yet),
-speaking, paused and asleep (unloaded while idle).
+shoots the window in each state a user meets, at its default size: failed (a
+folder without the model's files; the Speak and Settings pages), loading,
+working (speech being made, nothing heard yet; and paused then), speaking, paused and asleep
+(unloaded while idle; the Speak and Stats pages).
 """
 
 from __future__ import annotations
@@ -257,6 +258,9 @@ def shoot_states(daemon, out: Path, ckpt: Path, clips) -> int:
     window.show_page("Speak")
     wait(lambda: state.model_state == "failed", 300)
     window_shot("state-failed.png")
+    window.show_page("Settings")  # what is loaded (nothing), said as it is
+    window_shot("state-failed-settings.png")
+    window.show_page("Speak")
     with daemon.client() as client:  # what "Use a local folder…" does, without the file dialog
         client.settings_set(checkpoint=str(ckpt))
         client.retry_load()
@@ -272,6 +276,12 @@ def shoot_states(daemon, out: Path, ckpt: Path, clips) -> int:
     wait(lambda: state.icon_state == "working", 120)
     settle(app, 2.0)
     window_shot("state-working.png")
+    window.speak.toggle_pause()  # paused before the first sound: how far it is stays said
+    wait(lambda: state.icon_state == "paused", 30)
+    settle(app, 1.0)
+    window_shot("state-paused-making.png")
+    window.speak.toggle_pause()
+    wait(lambda: not state.paused, 30)
     wait(lambda: state.icon_state == "speaking", 900)
     settle(app, 0.5)
     window_shot("state-speaking.png")
@@ -285,6 +295,9 @@ def shoot_states(daemon, out: Path, ckpt: Path, clips) -> int:
         client.settings_set(unload_after_idle_minutes=0.02)
     wait(lambda: state.icon_state == "sleeping", 300)
     window_shot("state-asleep.png")
+    window.show_page("Stats")  # the memory line says what the unload gave back; the page still fits
+    wait(lambda: "idle unload at" in window.stats.values["rss"].text(), 30)
+    window_shot("state-asleep-stats.png")
     tray_app.close()
     return 0
 
