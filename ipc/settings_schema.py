@@ -120,11 +120,11 @@ SETTINGS = _schema(
     ),
     Setting(
         "memory_cache_mb", int, 256, "Voice cache in memory",
-        "A voice takes about 135 KB; the budget is a ceiling, not a reservation (MiB)", low=0,
+        "A voice takes about 135 KB; the budget is a ceiling, not a reservation", low=0, words="0 or more MiB",
     ),
     Setting(
-        "disk_cache_mb", int, 1024, "Voice cache on disk", "The disk tier, pruned least recently used first (MiB)",
-        low=0,
+        "disk_cache_mb", int, 1024, "Voice cache on disk", "The disk tier, pruned least recently used first",
+        low=0, words="0 or more MiB",
     ),
     Setting(
         "max_text_chars", int, DEFAULT_MAX_TEXT_CHARS, "Longest text",

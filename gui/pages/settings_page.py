@@ -40,42 +40,12 @@ from PySide6.QtWidgets import (
 
 from ...ipc import remote
 from ...ipc import requests as rq
-from ...ipc.limits import RATE_RANGE
+from ...ipc.settings_schema import SETTINGS, label
 from .. import autostart
 from ..pairdialog import PairDialog
 from ..plain_words import plain_failure
 from ..state import AppState
 from ..widgets import Banner, ElidedLabel, wheel_only_when_focused
-
-DEVICES = [
-    ("auto", "Automatic (CUDA, then Apple GPU, then CPU)"),
-    ("cuda", "NVIDIA GPU (CUDA)"),
-    ("mps", "Apple GPU (MPS)"),
-    ("cpu", "CPU"),
-]
-#: Settings for people, in the words the page uses (banners about another client's changes).
-LABELS = {
-    "variant": "Variant",
-    "checkpoint": "Weights",
-    "device": "Device",
-    "language": "Language",
-    "memory_cache_mb": "Voice cache in memory",
-    "disk_cache_mb": "Voice cache on disk",
-    "output_device": "Output device",
-    "volume": "Volume",
-    "prebuffer": "Before playing",
-    "sentence_pause_ms": "Pause between sentences",
-    "unload_after_idle_minutes": "Unload the model when idle",
-    "rate": "Speaking rate",
-    "bridge_openai": "OpenAI-compatible endpoint",
-    "bridge_wyoming": "Wyoming server",
-}
-VARIANT_NAMES = {
-    "auto": "Automatic (Turbo without a GPU, else Original)",
-    "original": "Original (English, with emotion control)",
-    "multilingual": "Multilingual (23 languages)",
-    "turbo": "Turbo (English, fastest)",
-}
 
 
 class SettingsPage(QWidget):
@@ -103,10 +73,9 @@ class SettingsPage(QWidget):
         browse.clicked.connect(self._browse)
         self.source_local.toggled.connect(lambda on: (self.checkpoint.setEnabled(on), browse.setEnabled(on)))
         self.device = QComboBox()
-        for value, label in DEVICES:
-            self.device.addItem(label, value)
+        _add_choices(self.device, "device")
         self.language = QComboBox(editable=True)
-        self.language.setToolTip("The language the multilingual model speaks when a request names none")
+        self.language.setToolTip(SETTINGS["language"].help)
         self.variant.currentIndexChanged.connect(self._update_language)
         self.loaded_label = QLabel(wordWrap=True, objectName="loadedLabel")
         self.loaded_label.setStyleSheet("color: palette(placeholder-text);")
@@ -127,22 +96,19 @@ class SettingsPage(QWidget):
         local_row.addWidget(browse)
         model_box = QGroupBox("Model")
         form = QFormLayout(model_box)
-        form.addRow("Variant", self.variant)
-        form.addRow("Weights", self.source_hub)
+        form.addRow(label("variant"), self.variant)
+        form.addRow(label("checkpoint"), self.source_hub)
         form.addRow("", local_row)
-        form.addRow("Language", self.language)
+        form.addRow(label("language"), self.language)
         self.idle_minutes = QSpinBox(maximum=24 * 60, suffix=" min idle", singleStep=5, specialValueText="Never")
-        self.idle_minutes.setToolTip(
-            "Give the model's memory back after this long with nothing to say; "
-            "the next request loads it again (voices stay cached)"
-        )
+        self.idle_minutes.setToolTip(SETTINGS["unload_after_idle_minutes"].help)
         # One row for both: the page must fit the default window without scrolling.
         device_row = QHBoxLayout()
         device_row.addWidget(self.device, 1)
         device_row.addSpacing(12)
         device_row.addWidget(QLabel("Unload after"))
         device_row.addWidget(self.idle_minutes)
-        form.addRow("Device", device_row)
+        form.addRow(label("device"), device_row)
         reload_row = QHBoxLayout()
         reload_row.addWidget(self.loaded_label, 1)
         reload_row.addWidget(self.reload_button)
@@ -151,7 +117,7 @@ class SettingsPage(QWidget):
         # cache
         self.memory_mb = QSpinBox(maximum=1_048_576, suffix=" MiB", singleStep=64)
         self.disk_mb = QSpinBox(maximum=16_777_216, suffix=" MiB", singleStep=256)
-        self.memory_mb.setToolTip("A voice takes about 135 KB; the budget is a ceiling, not a reservation")
+        self.memory_mb.setToolTip(SETTINGS["memory_cache_mb"].help)
         cache_box = QGroupBox("Voice cache")
         cache_form = QFormLayout(cache_box)
         cache_form.addRow("In memory", self.memory_mb)
@@ -163,36 +129,32 @@ class SettingsPage(QWidget):
         self.volume_label = QLabel("100 %", minimumWidth=44)
         self.volume.valueChanged.connect(lambda v: self.volume_label.setText(f"{v} %"))
         self.prebuffer = QComboBox()
-        self.prebuffer.addItem("Adaptive: wait until playback will not stall", "adaptive")
-        self.prebuffer.addItem("Off: start with the first sentence", "off")
-        self.pause_ms = QSpinBox(maximum=5000, suffix=" ms", singleStep=50)
+        _add_choices(self.prebuffer, "prebuffer")
+        pause = SETTINGS["sentence_pause_ms"]
+        self.pause_ms = QSpinBox(minimum=pause.low, maximum=pause.high, suffix=" ms", singleStep=50)
         # In hundredths (50..200): the daemon's ``rate``, the default of every request that gives none.
-        self.rate = QSlider(
-            Qt.Orientation.Horizontal, minimum=round(RATE_RANGE[0] * 100), maximum=round(RATE_RANGE[1] * 100)
-        )
+        rate = SETTINGS["rate"]
+        self.rate = QSlider(Qt.Orientation.Horizontal, minimum=round(rate.low * 100), maximum=round(rate.high * 100))
         self.rate.setObjectName("rateSetting")
         self.rate.setSingleStep(5)
         self.rate.setPageStep(25)
         self.rate.setValue(100)
         self.rate_label = QLabel("1.00×", minimumWidth=44)
         self.rate.valueChanged.connect(lambda v: self.rate_label.setText(f"{v / 100:.2f}×"))
-        self.rate.setToolTip(
-            "How fast speech is spoken when the request does not say (the Speak page, the hotkey, "
-            "Speech Dispatcher at its normal rate, scripts): the audio is time-stretched, the pitch stays"
-        )
+        self.rate.setToolTip(rate.help)
         volume_row = QHBoxLayout()
         volume_row.addWidget(self.volume, 1)
         volume_row.addWidget(self.volume_label)
         output_box = self.output_box = QGroupBox("Speaker")
         output_form = QFormLayout(output_box)
-        output_form.addRow("Output device", self.output)
-        output_form.addRow("Volume", volume_row)
-        output_form.addRow("Before playing", self.prebuffer)
-        output_form.addRow("Pause between sentences", self.pause_ms)
+        output_form.addRow(label("output_device"), self.output)
+        output_form.addRow(label("volume"), volume_row)
+        output_form.addRow(label("prebuffer"), self.prebuffer)
+        output_form.addRow(label("sentence_pause_ms"), self.pause_ms)
         rate_row = QHBoxLayout()
         rate_row.addWidget(self.rate, 1)
         rate_row.addWidget(self.rate_label)
-        output_form.addRow("Speaking rate", rate_row)
+        output_form.addRow(label("rate"), rate_row)
 
         # the app's own
         self.autostart = QCheckBox("Start Chatterbox Tray when I log in")
@@ -349,7 +311,7 @@ class SettingsPage(QWidget):
             self._set_field(key, value)
         newer = [k for k in self.kept if now.get(k) != before.get(k)]
         if newer:
-            names = ", ".join(f"{LABELS.get(k, k)} ({_shown(k, now.get(k))})" for k in newer)
+            names = ", ".join(f"{label(k)} ({_shown(k, now.get(k))})" for k in newer)
             self.banner.show_message(
                 f"Another app changed {names} while you were editing. Your unsaved value is kept: "
                 "Apply to use yours, or Revert to take the new one.",
@@ -437,15 +399,9 @@ class SettingsPage(QWidget):
         port = s.get("bridge_openai_port", 8880)
         uri = s.get("bridge_wyoming_uri", "tcp://127.0.0.1:10200")
         self.bridge_openai.setText(f"OpenAI speech API on http://127.0.0.1:{port}/v1")
-        self.bridge_openai.setToolTip(
-            "For Open WebUI, SillyTavern and other apps that speak OpenAI's /v1/audio/speech "
-            "(docs/openai.md). The daemon runs it, and restarts it if it stops."
-        )
+        self.bridge_openai.setToolTip(SETTINGS["bridge_openai"].help)
         self.bridge_wyoming.setText(f"Home Assistant (Wyoming) on {uri}")
-        self.bridge_wyoming.setToolTip(
-            "Home Assistant's voice pipeline: add the Wyoming integration with this address (docs/wyoming.md). "
-            "The daemon runs it, and restarts it if it stops."
-        )
+        self.bridge_wyoming.setToolTip(SETTINGS["bridge_wyoming"].help)
 
     def _show_loaded(self) -> None:
         s, loaded = self.daemon_settings, self.loaded
@@ -478,10 +434,11 @@ class SettingsPage(QWidget):
 
     def _fill_variants(self, hello: dict[str, Any]) -> None:
         current = self.variant.currentData()
-        variants = (hello or {}).get("variants") or list(VARIANT_NAMES)
+        names = SETTINGS["variant"].choices
+        variants = (hello or {}).get("variants") or list(names)
         self.variant.clear()
         for v in variants:
-            self.variant.addItem(VARIANT_NAMES.get(v, v), v)
+            self.variant.addItem(names.get(v, v), v)
         if current:
             self.variant.setCurrentIndex(max(0, self.variant.findData(current)))
 
@@ -674,10 +631,11 @@ class SettingsPage(QWidget):
         """Language is for the multilingual model only: the others speak English and ignore it."""
         multi = self.variant.currentData() == "multilingual"
         self.language.setEnabled(multi)
-        if multi:
-            self.language.setToolTip("The language the multilingual model speaks when a request names none")
-        else:
-            self.language.setToolTip("This model speaks English only: choose the multilingual variant for others")
+        self.language.setToolTip(
+            SETTINGS["language"].help
+            if multi
+            else "This model speaks English only: choose the multilingual variant for others"
+        )
 
     def _update_enabled(self) -> None:
         model_state = self.state.model_state
@@ -714,6 +672,12 @@ class SettingsPage(QWidget):
             if self.state.remote
             else ""
         )
+
+
+def _add_choices(combo: QComboBox, name: str) -> None:
+    """The setting's choices, in the schema's words."""
+    for value, words in SETTINGS[name].choices.items():
+        combo.addItem(words, value)
 
 
 def _short_path(path: str, parts: int = 2) -> str:

@@ -130,6 +130,34 @@ def test_the_wheel_changes_only_a_focused_control_and_nothing_is_saved_until_app
         app.close()
 
 
+def test_the_settings_page_takes_ranges_choices_labels_and_tooltips_from_the_schema(qtbot, own_daemon):
+    from chatterbox_tray.ipc.settings_schema import SETTINGS, label
+
+    app = open_app(qtbot, own_daemon)
+    try:
+        page = app.window.settings
+        qtbot.waitUntil(lambda: bool(page.daemon_settings), timeout=10_000)
+        for combo, name in ((page.device, "device"), (page.prebuffer, "prebuffer"), (page.variant, "variant")):
+            shown = {combo.itemData(i): combo.itemText(i) for i in range(combo.count())}
+            assert shown.items() <= SETTINGS[name].choices.items(), name
+        pause, rate = SETTINGS["sentence_pause_ms"], SETTINGS["rate"]
+        assert (page.pause_ms.minimum(), page.pause_ms.maximum()) == (pause.low, pause.high)
+        assert (page.rate.minimum(), page.rate.maximum()) == (round(rate.low * 100), round(rate.high * 100))
+        for widget, name in (
+            (page.rate, "rate"),
+            (page.memory_mb, "memory_cache_mb"),
+            (page.idle_minutes, "unload_after_idle_minutes"),
+            (page.bridge_openai, "bridge_openai"),
+            (page.bridge_wyoming, "bridge_wyoming"),
+        ):
+            assert widget.toolTip() == SETTINGS[name].help, name
+        form = page.output_box.layout()
+        for widget in (page.output, page.prebuffer, page.pause_ms):
+            assert form.labelForField(widget).text() in {label(n) for n in SETTINGS}
+    finally:
+        app.close()
+
+
 def test_unsaved_settings_edits_survive_another_clients_change(qtbot, own_daemon):
     app = open_app(qtbot, own_daemon)
     try:
