@@ -31,7 +31,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from chatterbox_tray.daemon.int8 import linears_to_int8
+from chatterbox_tray.daemon.int8 import linears_to_int8, pack_bfloat16_linears
 from chatterbox_tray.daemon.precision import conv1d_to_linear, convert_transformer
 from chatterbox_tray.daemon.t3_decode import FastT3, Sampling, teacher_forced_logits
 
@@ -97,9 +97,10 @@ def _torchao(tfmr: Any, scheme: str) -> Any:
 
 def _mlp_int8(tfmr: Any) -> Any:
     """The mixed scheme: bfloat16 everywhere, then only the MLPs' linears in int8 weight-only."""
-    convert_transformer(tfmr, "bfloat16", "cpu")
+    convert_transformer(tfmr, "bfloat16", "cpu", pack=False)
     for block in getattr(tfmr, "h", None) or tfmr.layers:
         linears_to_int8(block.mlp)
+    pack_bfloat16_linears(tfmr)
     return tfmr
 
 

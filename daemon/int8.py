@@ -1,4 +1,4 @@
-"""Weight-only int8 linears for T3's decode on a CPU (``precision`` ``int8``).
+"""T3's linear layers for decoding on a CPU: weight-only int8, and bfloat16 packed for oneDNN.
 
 Kept apart from ``precision.py`` because it imports torch at module level,
 and ``precision.py`` is read by code that must not (settings checks on the
@@ -56,3 +56,52 @@ def linears_to_int8(module: Any) -> None:
             setattr(module, name, Int8Linear(child))
         else:
             linears_to_int8(child)
+
+
+class PackedLinear(torch.nn.Module):
+    """A bfloat16 linear layer whose weight oneDNN has laid out for its own kernels (CPU).
+
+    torch's plain bfloat16 ``nn.Linear`` runs a decode step's one-row
+    product at about float32's speed (1024x4096: 0.30 ms against 0.34),
+    although it reads half the bytes; oneDNN's ``_linear_pointwise`` on a
+    weight reordered once for one row takes 0.20 ms, with the same result
+    for one row (and a last-bit difference for many, as any blocking
+    change). Packed for a batch of one, it also serves the prefill's rows
+    and the original's classifier-free-guidance pair at no loss.
+    """
+
+    def __init__(self, linear: Any) -> None:
+        super().__init__()
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        weight = linear.weight.detach().to(torch.bfloat16)
+        #: oneDNN's opaque tensor (not a parameter: ``.to()`` and state dicts do not know it).
+        self.packed = torch.ops.mkldnn._reorder_linear_weight(weight, 1)
+        bias = linear.bias
+        self.register_buffer("bias", None if bias is None else bias.detach().to(torch.bfloat16).clone())
+
+    def forward(self, x: Any) -> Any:
+        flat = x.reshape(-1, x.shape[-1])
+        if flat.dtype != torch.bfloat16:
+            flat = flat.to(torch.bfloat16)
+        out = torch.ops.mkldnn._linear_pointwise(flat, self.packed, self.bias, "none", [], "")
+        return out.reshape(*x.shape[:-1], self.out_features)
+
+
+def pack_bfloat16_linears(module: Any) -> int:
+    """Swap every bfloat16 ``nn.Linear`` under ``module`` for a `PackedLinear`, in place; how many.
+
+    Where this torch has no oneDNN (or it refuses the layout), the layers stay as they are.
+    """
+    if not torch.backends.mkldnn.is_available():
+        return 0
+    swapped = 0
+    for name, child in list(module.named_children()):
+        if isinstance(child, torch.nn.Linear) and child.weight.dtype == torch.bfloat16:
+            try:
+                setattr(module, name, PackedLinear(child))
+            except RuntimeError:
+                return swapped
+            swapped += 1
+        else:
+            swapped += pack_bfloat16_linears(child)
+    return swapped

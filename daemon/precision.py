@@ -48,39 +48,39 @@ def half_dtype(device: str) -> Any:
     return torch.bfloat16
 
 
-def convert_transformer(tfmr: Any, precision: str, device: str) -> Any:
-    """Convert T3's HF transformer in place (int8 returns a new module); return it.
+def convert_transformer(tfmr: Any, precision: str, device: str, *, pack: bool = True) -> Any:
+    """Convert T3's HF transformer in place; return it.
 
     Rotary inverse frequencies stay float32: cast to bfloat16 they lose the
     precision positions need (HF keeps them float32 for the same reason).
+    On a CPU the bfloat16 linear layers left at the end are packed for
+    oneDNN (``int8.PackedLinear``: 1.5x plain bfloat16's speed on a
+    decode step's one row); ``pack=False`` leaves them ``nn.Linear`` (benches
+    that put other parts in int8 afterwards).
     """
     if precision == "float32":
         return tfmr
-    if precision == "bfloat16":
-        # GPT-2's Conv1D runs addmm on a transposed weight, which the CPU's
-        # bf16 kernels handle far slower than nn.Linear's layout (Turbo's
-        # decode step: 63.7 -> 54.2 ms, bench/compile_bench.py notes).
-        conv1d_to_linear(tfmr)
-        fuse_gelu(tfmr)
-        rotary = getattr(tfmr, "rotary_emb", None)
-        kept = {}
-        if rotary is not None:
-            kept = {n: b.clone() for n, b in rotary.named_buffers(recurse=False)}
-        tfmr.to(half_dtype(device))
-        for name, buf in kept.items():
-            setattr(rotary, name, buf)
-        return tfmr
-    if precision in ("int8", "mixed"):
-        # Weight-only: the layers around the linears run in bfloat16, as above.
-        from .int8 import linears_to_int8
+    if precision not in ("bfloat16", "int8", "mixed"):
+        raise ValueError(f"unknown precision {precision!r}")
+    # GPT-2's Conv1D runs addmm on a transposed weight, which the CPU's
+    # bf16 kernels handle far slower than nn.Linear's layout (Turbo's
+    # decode step: 63.7 -> 54.2 ms, bench/compile_bench.py notes).
+    conv1d_to_linear(tfmr)
+    fuse_gelu(tfmr)
+    rotary = getattr(tfmr, "rotary_emb", None)
+    kept = {}
+    if rotary is not None:
+        kept = {n: b.clone() for n, b in rotary.named_buffers(recurse=False)}
+    tfmr.to(half_dtype(device))
+    for name, buf in kept.items():
+        setattr(rotary, name, buf)
+    # Weight-only int8: the layers around the linears run in bfloat16, as above.
+    from .int8 import Int8Linear, linears_to_int8, pack_bfloat16_linears
 
-        convert_transformer(tfmr, "bfloat16", device)
-        if precision == "int8":
-            linears_to_int8(tfmr)
-            return tfmr
+    if precision == "int8":
+        linears_to_int8(tfmr)
+    elif precision == "mixed":
         import torch
-
-        from .int8 import Int8Linear
 
         for block in getattr(tfmr, "h", None) or tfmr.layers:
             for name in mixed_int8_parts(block):
@@ -90,8 +90,9 @@ def convert_transformer(tfmr: Any, precision: str, device: str) -> Any:
                     setattr(block.get_submodule(parent), leaf, Int8Linear(part))
                 else:
                     linears_to_int8(part)
-        return tfmr
-    raise ValueError(f"unknown precision {precision!r}")
+    if pack and device == "cpu":
+        pack_bfloat16_linears(tfmr)
+    return tfmr
 
 
 def mixed_int8_parts(block: Any) -> list[str]:

@@ -136,6 +136,7 @@ def test_graphs_stay_on_their_thread_and_are_dropped_with_their_kv_buffers() -> 
 def test_bfloat16_gpt2_runs_linear_layers_close_to_float32_and_float32_is_left_alone() -> None:
     from transformers.pytorch_utils import Conv1D
 
+    from chatterbox_tray.daemon.int8 import PackedLinear
     from chatterbox_tray.daemon.precision import convert_transformer
 
     t3 = tiny("gpt2")
@@ -147,8 +148,9 @@ def test_bfloat16_gpt2_runs_linear_layers_close_to_float32_and_float32_is_left_a
         assert type(kept.h[0].mlp.act).__name__ == "NewGELUActivation"
         half = convert_transformer(copy.deepcopy(t3.tfmr), "bfloat16", "cpu")
         got = half(inputs_embeds=x.bfloat16()).last_hidden_state.float()
-    assert isinstance(half.h[0].attn.c_attn, torch.nn.Linear)
-    assert half.h[0].attn.c_attn.weight.dtype == torch.bfloat16
+    # bfloat16 linears packed for oneDNN (int8.PackedLinear)
+    assert isinstance(half.h[0].attn.c_attn, PackedLinear)
+    assert half.h[0].attn.c_attn.packed.dtype == torch.bfloat16
     assert isinstance(half.h[0].mlp.act, torch.nn.GELU) and half.h[0].mlp.act.approximate == "tanh"
     error = (got - reference).norm() / reference.norm()
     assert 0 < error < 0.05
@@ -216,7 +218,7 @@ def test_int8_weight_only_linear_is_close_to_the_float_layer_and_a_quarter_of_it
 
 @pytest.mark.parametrize("kind", ["llama", "gpt2"])
 def test_mixed_precision_puts_the_chosen_parts_in_int8_and_keeps_the_rest_bfloat16(kind: str) -> None:
-    from chatterbox_tray.daemon.int8 import Int8Linear
+    from chatterbox_tray.daemon.int8 import Int8Linear, PackedLinear
     from chatterbox_tray.daemon.precision import convert_transformer
 
     t3 = tiny(kind)
@@ -227,11 +229,28 @@ def test_mixed_precision_puts_the_chosen_parts_in_int8_and_keeps_the_rest_bfloat
         got = mixed(inputs_embeds=seq.to(torch.bfloat16)).last_hidden_state.float()
     block = mixed.h[0] if kind == "gpt2" else mixed.layers[0]
     int8 = {name for name, m in block.named_modules() if isinstance(m, Int8Linear)}
-    bf16 = {name for name, m in block.named_modules() if isinstance(m, torch.nn.Linear)}
+    bf16 = {name for name, m in block.named_modules() if isinstance(m, PackedLinear)}
+    assert not any(isinstance(m, torch.nn.Linear) for m in block.modules())
     if kind == "gpt2":
         assert int8 == {"attn.c_attn", "attn.c_proj", "mlp.c_fc"} and bf16 == {"mlp.c_proj"}
     else:
         assert int8 == {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"}
         assert bf16 == {"mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"}
-    assert all(m.weight.dtype == torch.bfloat16 for m in block.modules() if isinstance(m, torch.nn.Linear))
+    assert all(m.packed.dtype == torch.bfloat16 for m in block.modules() if isinstance(m, PackedLinear))
     assert ((got - want).norm() / want.norm()) < 0.05
+
+
+@pytest.mark.parametrize("rows", [1, 2, 37])
+def test_packed_bfloat16_linear_gives_the_plain_layers_result(rows: int) -> None:
+    """One row (decode), two (the original's guidance pair), many (a prefill)."""
+    from chatterbox_tray.daemon.int8 import PackedLinear
+
+    plain = torch.nn.Linear(256, 96).to(torch.bfloat16)
+    packed = PackedLinear(plain)
+    x = torch.randn(1, rows, 256, dtype=torch.bfloat16)
+    with torch.inference_mode():
+        want, got = plain(x).float(), packed(x).float()
+    assert got.shape == want.shape == (1, rows, 96)
+    # the same products, summed in another order at most: within bfloat16's last bit
+    assert torch.allclose(got, want, rtol=1e-2, atol=1e-2)
+    assert (got - want).norm() / want.norm() < 1e-2
