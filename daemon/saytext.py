@@ -262,20 +262,21 @@ def tokenizer_tags(tokenizer: Any) -> list[str]:
 
     Read from the tokenizer itself (Turbo's GPT-2 tokenizer lists them as
     added tokens), never from a list of ours: a checkpoint with more or other
-    tags is offered exactly those. A tokenizer without any (the original's,
-    whose special tokens are upper case: ``[START]``, ``[STOP]``) gives none.
+    tags is offered exactly those. Only a ``transformers`` tokenizer's added,
+    non-special tokens count: chatterbox's own grapheme tokenizers (the
+    original's and the multilingual one's) use added tokens for control only
+    (``[START]``, ``[STOP]``, languages such as ``[fr]``, Cangjie codes), never
+    for a sound, so those models offer none.
     """
-    vocab: dict[str, int] = {}
-    if tokenizer is None:
+    if tokenizer is None or not hasattr(tokenizer, "get_added_vocab"):
         return []
     try:
-        if hasattr(tokenizer, "get_added_vocab"):  # transformers
-            vocab = dict(tokenizer.get_added_vocab())
-        elif hasattr(tokenizer, "tokenizer") and hasattr(tokenizer.tokenizer, "get_added_tokens_decoder"):
-            vocab = {t.content: i for i, t in tokenizer.tokenizer.get_added_tokens_decoder().items()}
+        vocab = dict(tokenizer.get_added_vocab())
+        special = set(getattr(tokenizer, "all_special_tokens", None) or [])
     except Exception:  # a tokenizer we do not know: no tags rather than a failed job
         return []
-    return [t for t, _ in sorted(vocab.items(), key=lambda item: item[1]) if _TOKENIZER_TAG_RE.fullmatch(t)]
+    ordered = sorted(vocab.items(), key=lambda item: item[1])
+    return [t for t, _ in ordered if t not in special and _TOKENIZER_TAG_RE.fullmatch(t)]
 
 
 def silence_samples(seconds: float, sample_rate: int, rate: float, sentence_pause_s: float | None, first: bool) -> int:

@@ -171,6 +171,14 @@ def test_tags_are_read_from_the_tokenizer() -> None:
     assert tokenizer_tags(HF()) == ["[clear throat]", "[sigh]"]
     assert tokenizer_tags(None) == []
 
+    class Grapheme:  # chatterbox's own tokenizers (original, multilingual): added tokens are control only
+        class tokenizer:  # the shape of chatterbox's wrapper of tokenizers.Tokenizer
+            @staticmethod
+            def get_added_tokens_decoder() -> dict:
+                return {704: "[fr]", 705: "[en]"}
+
+    assert tokenizer_tags(Grapheme()) == []
+
 
 # -- the rule book on disk --------------------------------------------------------------------
 
