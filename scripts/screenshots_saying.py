@@ -1,4 +1,4 @@
-"""Screenshots of issue 21's screens for the README: the Pronunciation page and the Speak page's Insert menu.
+"""Screenshots of issue 21's screens for the README: the Pronunciation page, the Insert menu, Read what I copy.
 
     uv run python scripts/screenshots_saying.py [--out docs/screenshots]
 
@@ -113,6 +113,16 @@ def shoot(daemon, out: Path) -> int:
     shot.save(str(out / "tag-menu.png"))
     print("wrote", out / "tag-menu.png")
     menu.hide()
+
+    # The tray menu with "Read what I copy" on (its tooltip then says so too).
+    tray = tray_app.tray
+    tray.read_copies.setChecked(True)
+    tray.menu.popup(QPoint(0, 0))
+    settle(app, 1.0)
+    tray.menu.grab().save(str(out / "tray-read-copies.png"))
+    print("wrote", out / "tray-read-copies.png")
+    tray.menu.hide()
+    tray.read_copies.setChecked(False)
     tray_app.close()
     return 0
 
