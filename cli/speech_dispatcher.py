@@ -82,9 +82,17 @@ DEFAULT_TOKEN = "default"
 #: Bytes per command. Under a pipe's 64 KiB so the module's one read gets a whole piece.
 MAX_CHUNK = 30_000
 #: Lines we add to speechd.conf sit between these markers; a line we turned off starts with OFF.
-BEGIN = "# >>> chatterbox-tray: added by `chatterbox-tray speechd install`; `speechd uninstall` removes it"
+BEGIN = (
+    "# >>> chatterbox-tray: added by `chatterbox-tray speechd install`; removed by"
+    " `chatterbox-tray speechd uninstall` and by uninstalling Chatterbox Tray (or delete down to <<<)"
+)
+#: How every version of our first line starts (the first one named a `speechd uninstall` without the program).
+BEGIN_PREFIX = "# >>> chatterbox-tray"
 END = "# <<< chatterbox-tray"
 OFF = "#chatterbox-tray-off# "
+#: In our block: the user's speechd.conf was a copy of this system file made by install (uninstall
+#: removes it while it is unchanged); "and clients/" when the system's clients/ folder came along.
+COPIED = "# copied from "
 SYSTEM_CONFS = (
     Path("/etc/speech-dispatcher"),
     Path("/usr/local/etc/speech-dispatcher"),
@@ -121,6 +129,37 @@ def user_dir(home: Path | None = None) -> Path:
 def module_conf_path(home: Path | None = None) -> Path:
     """Where the module's configuration goes."""
     return user_dir(home) / "modules" / CONF_NAME
+
+
+def runtime_home() -> Path:
+    """``$XDG_RUNTIME_DIR``, else ``/run/user/UID`` (where speechd 0.11 keeps its socket and logs)."""
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    return Path(xdg) if xdg and os.path.isabs(xdg) else Path(f"/run/user/{uid}")
+
+
+def module_log_path() -> Path:
+    """The module's log: what our command writes on stderr ends up here (speechd 0.11's ``LogDir default``).
+
+    speech-dispatcher 0.11.4 (Debian 12) logs to ``$XDG_RUNTIME_DIR/speech-dispatcher/log/``,
+    one file per module, named after it.
+    """
+    return runtime_home() / "speech-dispatcher" / "log" / f"{MODULE}.log"
+
+
+def pulse_server() -> str | None:
+    """Where a PulseAudio server (PulseAudio itself, or PipeWire's pulse server) answers, if one runs.
+
+    Both make ``$XDG_RUNTIME_DIR/pulse/native``; ``PULSE_SERVER`` names another.
+    speechd's default audio output is PulseAudio: without one it loads no module.
+    """
+    if os.environ.get("PULSE_SERVER"):
+        return os.environ["PULSE_SERVER"]
+    for socket_path in (runtime_home() / "pulse" / "native", Path("/var/run/pulse/native")):
+        with contextlib.suppress(OSError):
+            if socket_path.is_socket():
+                return str(socket_path)
+    return None
 
 
 def system_dir() -> Path | None:
@@ -261,7 +300,7 @@ def _strip_ours(text: str) -> str:
     out, inside = [], False
     for line in text.splitlines(keepends=True):
         bare = line.rstrip("\r\n")
-        if bare == BEGIN:
+        if bare.startswith(BEGIN_PREFIX):
             inside = True
             if out and out[-1] in ("\n", "\r\n"):  # the blank line we put before the block
                 out.pop()
@@ -283,11 +322,39 @@ def _active(text: str, pattern: str) -> list[int]:
     ]
 
 
-def edit_speechd_conf(text: str, conf_path: Path, make_default: bool) -> str:
-    """Our lines in a speechd.conf: AddModule only where discovery is off; DefaultModule if asked.
+def _our_block(text: str) -> list[str]:
+    """The lines between our markers."""
+    block, inside = [], False
+    for line in text.splitlines():
+        if line.startswith(BEGIN_PREFIX):
+            inside = True
+        elif inside and line == END:
+            inside = False
+        elif inside:
+            block.append(line)
+    return block
 
-    Idempotent, and everything else in the file is left as it was.
+
+def _copied_note(text: str) -> str | None:
+    """Our note that install made this speechd.conf as a copy of the system's, if it did."""
+    return next((line for line in _our_block(text) if line.startswith(COPIED)), None)
+
+
+def _has_audio_method(text: str) -> bool:
+    """Whether a speechd.conf chooses its audio output (an active ``AudioOutputMethod``)."""
+    return any(re.match(r"^\s*audiooutputmethod\b", line, re.IGNORECASE) for line in text.splitlines())
+
+
+def edit_speechd_conf(
+    text: str, conf_path: Path, make_default: bool, *, alsa: bool = False, copied_from: str | None = None
+) -> str:
+    """Our lines in a speechd.conf: AddModule only where discovery is off; DefaultModule if asked;
+    ``AudioOutputMethod "alsa"`` with ``alsa`` where the file chooses no audio output itself.
+
+    Idempotent, and everything else in the file is left as it was. ``copied_from``
+    (or the note an earlier install left) says the file is our copy of the system's.
     """
+    note = _copied_note(text)
     base = _strip_ours(text)
     lines = base.splitlines(keepends=True)
     block = []
@@ -297,8 +364,16 @@ def edit_speechd_conf(text: str, conf_path: Path, make_default: bool) -> str:
         for i in _active(base, "defaultmodule"):
             lines[i] = OFF + lines[i]
         block.append(f"DefaultModule {MODULE}\n")
+    if alsa and not _has_audio_method(base):
+        block.append("# No PulseAudio (or PipeWire's pulse server) ran at install: without this\n")
+        block.append('# speech-dispatcher loads no module ("No speech output modules were loaded").\n')
+        block.append('AudioOutputMethod "alsa"\n')
     if not block:
         return "".join(lines)
+    if copied_from is not None:
+        block.append(f"{COPIED}{copied_from}\n")
+    elif note is not None:
+        block.append(note + "\n")
     if lines and not lines[-1].endswith("\n"):
         lines[-1] += "\n"
     return "".join(lines) + "\n" + BEGIN + "\n" + "".join(block) + END + "\n"
@@ -312,6 +387,8 @@ class InstallReport:
     speechd_conf: Path | None = None  # the user's speechd.conf, when we wrote it
     created_speechd_conf: bool = False
     discovery: bool = True  # whether speechd finds the module by itself
+    alsa: bool = False  # whether install chose speechd's audio output (ALSA: no PulseAudio)
+    removed_speechd_conf: bool = False  # uninstall removed the copy of the system's that install made
     skipped: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -328,24 +405,34 @@ def install(
     command: list[str] | None = None,
     priority: str = DEFAULT_PRIORITY,
     make_default: bool = False,
+    alsa: bool = False,
     home: Path | None = None,
     system: Path | None = None,
 ) -> InstallReport:
-    """Write the module configuration and, where needed, register it in the user's speechd.conf."""
+    """Write the module configuration and, where needed, register it in the user's speechd.conf.
+
+    ``alsa``: no PulseAudio runs, so speechd needs ``AudioOutputMethod "alsa"``
+    (unless its configuration already chooses an output); see `pulse_server`.
+    """
     conf = module_conf_path(home)
     _write(conf, render(voices, language, command, priority))
     report = InstallReport(conf, skipped=VoiceMap.build(voices).skipped)
     user_conf = user_dir(home) / "speechd.conf"
     system = system if system is not None else system_dir()
+    copied_from: str | None = None
     if user_conf.is_file():
         current = user_conf.read_text(encoding="utf-8", errors="surrogateescape")
     elif system is not None:
         current = (system / "speechd.conf").read_text(encoding="utf-8", errors="surrogateescape")
+        copied_from = str(system / "speechd.conf")
+        if (system / "clients").is_dir() and not (user_conf.parent / "clients").exists():
+            copied_from += " and clients/"
     else:
         current = ""
         report.notes.append("no speechd.conf found: is Speech Dispatcher installed?")
-    wanted = edit_speechd_conf(current, conf, make_default)
+    wanted = edit_speechd_conf(current, conf, make_default, alsa=alsa, copied_from=copied_from)
     report.discovery = not _other_addmodules(current)
+    report.alsa = alsa and "AudioOutputMethod" in "".join(_our_block(wanted))
     if wanted != current:
         if not user_conf.is_file():
             report.created_speechd_conf = True
@@ -379,10 +466,44 @@ def uninstall(home: Path | None = None) -> InstallReport:
     if user_conf.is_file():
         current = user_conf.read_text(encoding="utf-8", errors="surrogateescape")
         cleaned = _strip_ours(current)
+        note = _copied_note(current)
         if cleaned != current:
-            user_conf.write_text(cleaned, encoding="utf-8", errors="surrogateescape")
             report.speechd_conf = user_conf
+            if note is not None and _unchanged_copy(cleaned, note, user_conf.parent):
+                user_conf.unlink()
+                report.removed_speechd_conf = True
+            else:
+                user_conf.write_text(cleaned, encoding="utf-8", errors="surrogateescape")
+    for folder in (conf.parent, user_conf.parent):  # the folders install made, if nothing else is in them
+        with contextlib.suppress(OSError):
+            folder.rmdir()
     return report
+
+
+def _unchanged_copy(cleaned: str, note: str, user: Path) -> bool:
+    """Whether the user's speechd.conf (without our lines) is still install's copy of the system's;
+    then the copied ``clients/`` folder, if unchanged too, goes as well."""
+    source = note[len(COPIED) :]
+    with_clients = source.endswith(" and clients/")
+    system_conf = Path(source.removesuffix(" and clients/"))
+    try:
+        if cleaned != system_conf.read_text(encoding="utf-8", errors="surrogateescape"):
+            return False
+    except OSError:
+        return False
+    if with_clients and (user / "clients").is_dir() and _same_tree(system_conf.parent / "clients", user / "clients"):
+        shutil.rmtree(user / "clients", ignore_errors=True)
+    return True
+
+
+def _same_tree(a: Path, b: Path) -> bool:
+    """Whether two folders hold the same files with the same bytes."""
+    try:
+        files_a = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+        files_b = sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+        return files_a == files_b and all((a / f).read_bytes() == (b / f).read_bytes() for f in files_a)
+    except OSError:
+        return False
 
 
 def reload_speechd() -> int | None:
@@ -717,7 +838,8 @@ def speak(client: Any, args: argparse.Namespace) -> int:
     except ProtocolError as exc:
         if exc.code == "empty_text":  # punctuation only: nothing to say, not a failure
             return 0
-        raise
+        log_failure(exc.code, exc.message)
+        return 1
     if spoken.dropped:
         return 0
     if spoken.interrupted or spoken.end is None:
@@ -725,9 +847,34 @@ def speak(client: Any, args: argparse.Namespace) -> int:
     end = spoken.end
     if end["state"] == "failed":
         err = end.get("error") or {}
-        print(f"chatterbox-tray speechd: {err.get('message', 'failed')} [{err.get('code')}]", file=sys.stderr)
+        log_failure(str(err.get("code")), err.get("message", "failed"))
         return 1
     return 0
+
+
+#: What to do about the failures a user can fix, by error code.
+FIXES = {
+    "unknown_voice": "add a voice (chatterbox-tray voices add NAME CLIP; the first becomes the default) "
+    "or choose the default (chatterbox-tray voices default NAME)",
+    "not_ready": "see chatterbox-tray status; fix the settings (chatterbox-tray settings), then chatterbox-tray reload",
+    "model_failed": "see chatterbox-tray status; fix the settings (chatterbox-tray settings), then "
+    "chatterbox-tray reload",
+}
+
+
+def log_failure(code: str, message: str) -> None:
+    """One line for the module's log (our stderr): when, that nothing was said, why, and what to do.
+
+    sd_generic ignores the command's exit status and has no way to pass an
+    error on to the client: ``spd-say -w`` returns 0 either way. This line,
+    in `module_log_path`, is where a user finds out.
+    """
+    fix = FIXES.get(code)
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    line = f"{stamp} chatterbox-tray speechd: NOT SPOKEN: {message} [{code}]"
+    with contextlib.suppress(OSError, ValueError):
+        print(line + (f"; to fix: {fix}" if fix else ""), file=sys.stderr)
+        sys.stderr.flush()
 
 
 # -- the subcommand ------------------------------------------------------------------------
@@ -741,6 +888,33 @@ def _library(client: Any) -> tuple[list[str], str]:
     return names, language
 
 
+def readiness(client: Any) -> list[str]:
+    """What would keep Speech Dispatcher's messages silent now: no default voice, a model that failed.
+
+    Each is a sentence for people with what to do. Loading, warming up and
+    sleeping are fine: a message waits for the model.
+    """
+    problems = []
+    voices = client.voices_list()
+    if not voices:
+        problems.append(
+            "there are no voices, so nothing can be spoken: add one with"
+            " `chatterbox-tray voices add NAME CLIP` (the first one becomes the default)"
+        )
+    elif not any(v.get("default") for v in voices):
+        problems.append(
+            "there is no default voice, and messages that name no voice (most do) will not be spoken:"
+            " choose one with `chatterbox-tray voices default NAME`"
+        )
+    status = client.status()
+    if status.get("state") == "failed":
+        problems.append(
+            f"the model failed to load ({status.get('error') or 'no reason given'}), so nothing can be spoken:"
+            " fix it (`chatterbox-tray status`, `chatterbox-tray settings`) and run `chatterbox-tray reload`"
+        )
+    return problems
+
+
 def cmd_speechd(client: Any, args: argparse.Namespace) -> int:
     """``chatterbox-tray speechd ACTION``."""
     action = args.speechd_cmd
@@ -751,17 +925,29 @@ def cmd_speechd(client: Any, args: argparse.Namespace) -> int:
     if action == "print":
         sys.stdout.write(render(names, language, command, args.priority))
         return 0
-    report = install(names, language, command=command, priority=args.priority, make_default=args.default)
+    alsa = not args.keep_audio_output and pulse_server() is None
+    report = install(names, language, command=command, priority=args.priority, make_default=args.default, alsa=alsa)
     print(f"wrote {report.module_conf}")
     if report.speechd_conf is not None:
         made = " (a copy of the system's)" if report.created_speechd_conf else ""
         print(f"registered it in {report.speechd_conf}{made}")
+    if report.alsa:
+        print(
+            f'no PulseAudio (or PipeWire\'s pulse server) is running: added AudioOutputMethod "alsa" to'
+            f" {report.speechd_conf}, without which speech-dispatcher loads no module"
+            " (`speechd install --keep-audio-output` leaves it alone)"
+        )
     for note in report.skipped:
         print(f"not offered: {note}", file=sys.stderr)
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)
     _tell_reload(args)
-    print(f'try: spd-say -o {MODULE} "Hello from Chatterbox."')
+    problems = readiness(client)
+    for problem in problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    print(f"why a message was not spoken: {module_log_path()}")
+    then = "then " if problems else ""
+    print(f'{then}try: spd-say -w -o {MODULE} "Hello from Chatterbox."')
     return 0
 
 
@@ -769,7 +955,9 @@ def cmd_uninstall(args: argparse.Namespace) -> int:
     """``chatterbox-tray speechd uninstall``: needs no daemon."""
     report = uninstall()
     print(f"removed {report.module_conf}")
-    if report.speechd_conf is not None:
+    if report.removed_speechd_conf:
+        print(f"removed {report.speechd_conf}: install made it, a copy of the system's, and it was unchanged")
+    elif report.speechd_conf is not None:
         print(f"removed our lines from {report.speechd_conf}")
     _tell_reload(args)
     return 0
@@ -804,6 +992,11 @@ def add_parser(sub: Any) -> None:
                 "--default", action="store_true", help="also make it Speech Dispatcher's default output module"
             )
             p.add_argument("--no-reload", action="store_true", help="do not signal a running speech-dispatcher")
+            p.add_argument(
+                "--keep-audio-output",
+                action="store_true",
+                help='never add AudioOutputMethod "alsa" to speechd.conf (added when no PulseAudio is running)',
+            )
     un = ssub.add_parser("uninstall", help="remove the output module and our lines in speechd.conf")
     un.add_argument("--no-reload", action="store_true", help="do not signal a running speech-dispatcher")
     un.set_defaults(offline=cmd_uninstall)

@@ -387,6 +387,38 @@ def test_install_registers_a_module_speechd_finds_with_the_library_voices(sd: Sp
 
 
 @needs_speechd
+def test_a_message_that_cannot_be_spoken_says_why_in_the_module_log(sd: Speechd, dc: Client) -> None:
+    """Issue 23: with no default voice `spd-say -w` returns 0 at once and nothing is heard. sd_generic
+    ignores the command's exit status, so the reason goes to the module's log, which install names."""
+    default = dc.voices_default()["default"]
+    log = sd.root / "run" / "speech-dispatcher" / "log" / f"{speech_dispatcher.MODULE}.log"
+    dc.voices_default(clear=True)
+    try:
+        sd.module_say("-w", "Nobody will hear this.")
+        deadline = time.monotonic() + 20
+        while "NOT SPOKEN" not in (text := log.read_text(errors="replace") if log.exists() else ""):
+            assert time.monotonic() < deadline, sd.logs()
+            time.sleep(0.1)
+        line = next(x for x in text.splitlines() if "NOT SPOKEN" in x)
+        assert "no default voice" in line and "chatterbox-tray voices default NAME" in line, line
+        # `speechd install` says what is missing, and where the module's log is.
+        out = subprocess.run(
+            [*CLI, "--no-start", "speechd", "install", "--no-reload"], env=sd.env, capture_output=True, text=True,
+            timeout=60,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert "warning: there is no default voice" in out.stderr and "voices default NAME" in out.stderr
+        assert f"why a message was not spoken: {log}" in out.stdout
+    finally:
+        dc.voices_default(default)
+    out = subprocess.run(
+        [*CLI, "--no-start", "speechd", "install", "--no-reload"], env=sd.env, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert "warning" not in out.stderr, out.stderr
+
+
+@needs_speechd
 def test_spd_say_speaks_through_the_daemon_as_one_job(sd: Speechd, sd_daemon: DaemonProcess, dc: Client) -> None:
     log = listen(sd_daemon, dc)
     mark, before = len(log.seen), len(sd_daemon.played())

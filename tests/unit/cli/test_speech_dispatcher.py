@@ -232,3 +232,125 @@ def test_uninstall_needs_no_daemon(tmp_path: Path, system: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert not speech_dispatcher.module_conf_path(home).exists()
+
+
+# -- uninstalling takes away what install added (issue 23) --------------------------------------
+
+
+def test_install_default_on_a_discovering_system_then_uninstall_leaves_nothing(tmp_path: Path, system: Path) -> None:
+    """`install --default` made the user's speechd.conf as a copy of the system's (and its clients/):
+    uninstall removes that copy while it is unchanged, and the folders install made."""
+    home = tmp_path / "xdg"
+    report = speech_dispatcher.install(["narrator"], home=home, system=system, make_default=True)
+    user = home / "speech-dispatcher" / "speechd.conf"
+    assert report.created_speechd_conf and "\nDefaultModule chatterbox-tray-generic\n" in user.read_text()
+    assert (home / "speech-dispatcher" / "clients" / "emacs.conf").is_file()
+    speech_dispatcher.install(["narrator", "other"], home=home, system=system, make_default=True)  # again
+    report = speech_dispatcher.uninstall(home)
+    assert report.removed_speechd_conf
+    assert not home.joinpath("speech-dispatcher").exists(), sorted(home.rglob("*"))
+
+
+def test_uninstall_keeps_a_copy_the_user_edited_without_our_lines(tmp_path: Path, system: Path) -> None:
+    home = tmp_path / "xdg"
+    speech_dispatcher.install(["narrator"], home=home, system=system, make_default=True)
+    user = home / "speech-dispatcher" / "speechd.conf"
+    user.write_text(user.read_text() + "DefaultRate 30\n")
+    (home / "speech-dispatcher" / "clients" / "mine.conf").write_text("BeginClient\nEndClient\n")
+    report = speech_dispatcher.uninstall(home)
+    assert not report.removed_speechd_conf
+    assert user.read_text() == (system / "speechd.conf").read_text() + "DefaultRate 30\n"
+    assert (home / "speech-dispatcher" / "clients" / "emacs.conf").is_file()
+
+
+def test_the_block_names_the_whole_command_and_older_blocks_are_still_removed(tmp_path: Path, system: Path) -> None:
+    home = tmp_path / "xdg"
+    speech_dispatcher.install(["narrator"], home=home, system=system, make_default=True)
+    user = home / "speech-dispatcher" / "speechd.conf"
+    first = next(line for line in user.read_text().splitlines() if line.startswith("# >>> chatterbox-tray"))
+    assert "`chatterbox-tray speechd uninstall`" in first and "`speechd uninstall` removes" not in first
+    # A block written before (its first line named `speechd uninstall` alone) is ours too.
+    user.write_text(user.read_text().replace(first, speech_dispatcher.BEGIN_PREFIX + ": added by `chatterbox-tray "
+                    "speechd install`; `speechd uninstall` removes it"))  # fmt: skip
+    speech_dispatcher.uninstall(home)
+    assert not user.exists()
+
+
+# -- Speech Dispatcher without PulseAudio (issue 23) ----------------------------------------------
+
+
+def test_without_pulseaudio_install_chooses_alsa_and_uninstall_takes_it_away(tmp_path: Path, system: Path) -> None:
+    home = tmp_path / "xdg"
+    report = speech_dispatcher.install(["narrator"], home=home, system=system, alsa=True)
+    user = home / "speech-dispatcher" / "speechd.conf"
+    assert report.alsa and report.created_speechd_conf and report.speechd_conf == user
+    assert directive(user.read_text(), "AudioOutputMethod") == ['AudioOutputMethod "alsa"']
+    assert report.discovery  # still no AddModule: every module is found
+    speech_dispatcher.uninstall(home)
+    assert not user.exists()
+    # A speechd.conf that already chooses an output is left to choose it.
+    (system / "speechd.conf").write_text('AudioOutputMethod "pulse,alsa"\n')
+    report = speech_dispatcher.install(["narrator"], home=home, system=system, alsa=True)
+    assert not report.alsa and not user.exists()
+
+
+def test_a_pulse_server_is_found_by_its_socket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    monkeypatch.delenv("PULSE_SERVER", raising=False)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    if Path("/var/run/pulse/native").is_socket():
+        pytest.skip("this machine runs a system-wide PulseAudio")
+    assert speech_dispatcher.pulse_server() is None
+    (tmp_path / "pulse").mkdir()
+    (tmp_path / "pulse" / "native").write_text("")  # not a socket
+    assert speech_dispatcher.pulse_server() is None
+    (tmp_path / "pulse" / "native").unlink()
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(tmp_path / "pulse" / "native"))
+        assert speech_dispatcher.pulse_server() == str(tmp_path / "pulse" / "native")
+    monkeypatch.setenv("PULSE_SERVER", "tcp:studio:4713")
+    assert speech_dispatcher.pulse_server() == "tcp:studio:4713"
+
+
+def test_the_module_log_is_named_after_the_module(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    path = speech_dispatcher.module_log_path()
+    assert path == tmp_path / "speech-dispatcher" / "log" / "chatterbox-tray-generic.log"
+
+
+# -- what would keep messages silent (issue 23) ------------------------------------------------
+
+
+class _Daemon:
+    def __init__(self, voices: list[dict], state: str = "ready", error: str = "") -> None:
+        self.voices, self.state, self.error = voices, state, error
+
+    def voices_list(self) -> list[dict]:
+        return self.voices
+
+    def status(self) -> dict:
+        return {"state": self.state, "error": self.error}
+
+
+def test_readiness_names_what_is_missing_and_what_to_do() -> None:
+    narrator = {"name": "narrator", "default": True}
+    assert speech_dispatcher.readiness(_Daemon([narrator])) == []
+    assert speech_dispatcher.readiness(_Daemon([narrator], state="loading")) == []  # a message waits for it
+    assert speech_dispatcher.readiness(_Daemon([narrator], state="sleeping")) == []
+    [none] = speech_dispatcher.readiness(_Daemon([]))
+    assert "no voices" in none and "chatterbox-tray voices add NAME CLIP" in none
+    [no_default] = speech_dispatcher.readiness(_Daemon([{"name": "narrator", "default": False}]))
+    assert "no default voice" in no_default and "chatterbox-tray voices default NAME" in no_default
+    [failed] = speech_dispatcher.readiness(_Daemon([narrator], state="failed", error="s3gen.safetensors is missing"))
+    assert "failed to load (s3gen.safetensors is missing)" in failed and "chatterbox-tray reload" in failed
+
+
+def test_a_failure_is_one_dated_line_with_the_fix(capsys: pytest.CaptureFixture[str]) -> None:
+    speech_dispatcher.log_failure("not_ready", "the model failed to load: no such folder (send retry_load)")
+    err = capsys.readouterr().err
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d chatterbox-tray speechd: NOT SPOKEN: the model failed to load: "
+        r"no such folder \(send retry_load\) \[not_ready\]; to fix: .*chatterbox-tray reload\n",
+        err,
+    ), err
