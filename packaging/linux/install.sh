@@ -173,6 +173,9 @@ UNIT_FILE=$SHAREDIR/systemd/user/$SERVICE
 ICON_DIR=$SHAREDIR/icons/hicolor
 # The same file the tray app's "Start with the session" setting writes (gui/autostart.py).
 AUTOSTART_FILE=$CONFIG_HOME/autostart/$APP.desktop
+# What `chatterbox-tray speechd install` writes (cli/speech_dispatcher.py); --uninstall takes it away.
+SPEECHD_DIR=$CONFIG_HOME/speech-dispatcher
+SPEECHD_MODULE=$SPEECHD_DIR/modules/$APP-generic.conf
 D=${DESTDIR:-}
 
 if [ -n "$python_env" ]; then
@@ -525,6 +528,61 @@ do_install() {
 
 # --- uninstall ---------------------------------------------------------------
 
+# The environment this installer's chatterbox-tray command runs (install_commands writes its last line).
+wrapper_env() {
+    grep -qF "$MARKER" "$BINDIR/chatterbox-tray" 2>/dev/null || return 0
+    sed -n "s|^exec '\(.*\)/bin/chatterbox-tray' \"\$@\"\$|\1|p" "$BINDIR/chatterbox-tray" | head -n 1
+}
+
+# Our lines out of a speechd.conf, as `chatterbox-tray speechd uninstall` takes them out: the block
+# between "# >>> chatterbox-tray" and "# <<< chatterbox-tray" (and the blank line before it), and
+# the lines it turned off turned on again.
+strip_speechd_block() { # strip_speechd_block FILE
+    awk '
+        index($0, "# >>> chatterbox-tray") == 1 { inside = 1; held = 0; next }
+        inside { if ($0 == "# <<< chatterbox-tray") inside = 0; next }
+        held { print ""; held = 0 }
+        $0 == "" { held = 1; next }
+        index($0, "#chatterbox-tray-off# ") == 1 { $0 = substr($0, 23) }
+        { print }
+        END { if (held) print "" }
+    ' "$1"
+}
+
+# Speech Dispatcher's module, where it runs this installation's commands: `chatterbox-tray speechd
+# uninstall` removes it and our lines in speechd.conf (and reloads a running speech-dispatcher);
+# where that command cannot run, the same is done here.
+remove_speechd_module() {
+    [ -z "$D" ] || return 0
+    [ -f "$SPEECHD_MODULE" ] || return 0
+    # The environment our commands run: ours, or the --python-env they were installed with.
+    module_env=
+    for candidate in "$ENVDIR" "$(wrapper_env)"; do
+        if [ -n "$candidate" ] && grep -qF "$candidate/" "$SPEECHD_MODULE"; then
+            module_env=$candidate
+        fi
+    done
+    if [ -z "$module_env" ]; then
+        say "kept $SPEECHD_MODULE: it runs another copy of Chatterbox Tray (its chatterbox-tray speechd uninstall removes it)"
+        return 0
+    fi
+    if [ "$dry" = 1 ]; then
+        echo "+ $module_env/bin/chatterbox-tray speechd uninstall"
+        return 0
+    fi
+    if [ -x "$module_env/bin/chatterbox-tray" ]; then
+        "$module_env/bin/chatterbox-tray" speechd uninstall || true
+    fi
+    [ -f "$SPEECHD_MODULE" ] || return 0
+    remove "$SPEECHD_MODULE"
+    if [ -f "$SPEECHD_DIR/speechd.conf" ] && grep -q '^# >>> chatterbox-tray' "$SPEECHD_DIR/speechd.conf"; then
+        strip_speechd_block "$SPEECHD_DIR/speechd.conf" >"$SPEECHD_DIR/speechd.conf.tmp.$$" &&
+            mv -f "$SPEECHD_DIR/speechd.conf.tmp.$$" "$SPEECHD_DIR/speechd.conf"
+        say "removed Chatterbox Tray's lines from $SPEECHD_DIR/speechd.conf"
+    fi
+    rmdir "$SPEECHD_DIR/modules" 2>/dev/null || true
+}
+
 do_uninstall() {
     if user_systemd; then
         run systemctl --user disable --now "$SERVICE" >/dev/null 2>&1 || true
@@ -537,6 +595,8 @@ do_uninstall() {
             "$BINDIR/chatterbox-tray" --no-start shutdown >/dev/null 2>&1 || true
         fi
     fi
+
+    remove_speechd_module
 
     for name in $COMMANDS; do
         if grep -qF "$MARKER" "$D$BINDIR/$name" 2>/dev/null || [ "$force" = 1 ]; then

@@ -860,6 +860,77 @@ def test_root_with_a_users_home_is_refused(sandbox: Sandbox) -> None:
     assert sandbox.files() == set()
 
 
+# --- Speech Dispatcher's module (issue 23) ---------------------------------------------------
+
+
+def speechd_system(root: Path) -> Path:
+    """A system speechd folder as Debian has it: discovery on, a clients/ folder."""
+    system = root / "etc-speech-dispatcher"
+    (system / "clients").mkdir(parents=True)
+    (system / "clients" / "emacs.conf").write_text('BeginClient "emacs:*"\nEndClient\n')
+    (system / "speechd.conf").write_text('LogLevel 3\n#AddModule "espeak-ng" "sd_espeak-ng" "espeak-ng.conf"\n')
+    return system
+
+
+def test_uninstall_removes_the_speech_dispatcher_module_and_its_lines(sandbox: Sandbox) -> None:
+    """`chatterbox-tray speechd install --default` (no PulseAudio: ALSA too), then the installer's
+    --uninstall: nothing of ours is left in ~/.config/speech-dispatcher."""
+    from chatterbox_tray.cli import speech_dispatcher
+
+    env = this_env()
+    sandbox.install("--python-env", str(env))
+    config = sandbox.home / ".config"
+    command = [f"{env}/bin/python", "-m", "chatterbox_tray.cli.main"]
+    system = speechd_system(sandbox.root)
+    report = speech_dispatcher.install(
+        ["narrator"], command=command, make_default=True, alsa=True, home=config, system=system
+    )
+    assert report.created_speechd_conf and (config / "speech-dispatcher" / "clients").is_dir()
+    result = sandbox.install("--uninstall")
+    assert f"removed {config}/speech-dispatcher/modules/{APP}-generic.conf" in result.stdout
+    assert not (config / "speech-dispatcher").exists(), sorted(config.rglob("*"))
+
+
+def test_uninstall_removes_the_module_when_the_environment_cannot_run(sandbox: Sandbox) -> None:
+    """A broken environment: the installer takes the module and our speechd.conf lines out itself."""
+    from chatterbox_tray.cli import speech_dispatcher
+
+    broken = sandbox.root / "broken-env"
+    (broken / "bin").mkdir(parents=True)
+    for name in COMMANDS:
+        (broken / "bin" / name).write_text("#!/bin/sh\nexit 1\n")
+        (broken / "bin" / name).chmod(0o755)
+    sandbox.install("--python-env", str(broken))
+    config = sandbox.home / ".config"
+    user_conf = config / "speech-dispatcher" / "speechd.conf"
+    user_conf.parent.mkdir(parents=True)
+    mine = '# mine\nAddModule "espeak-ng" "sd_espeak-ng" "espeak-ng.conf"\nDefaultModule espeak-ng\n'
+    user_conf.write_text(mine)
+    speech_dispatcher.install(
+        ["narrator"], command=[f"{broken}/bin/python", "-m", "x"], make_default=True, home=config,
+        system=speechd_system(sandbox.root),
+    )  # fmt: skip
+    assert "DefaultModule chatterbox-tray-generic" in user_conf.read_text()
+    result = sandbox.install("--uninstall")
+    assert "removed Chatterbox Tray's lines from" in result.stdout
+    assert user_conf.read_text() == mine
+    assert not (config / "speech-dispatcher" / "modules").exists()
+
+
+def test_uninstall_keeps_a_module_that_runs_another_copy(sandbox: Sandbox) -> None:
+    from chatterbox_tray.cli import speech_dispatcher
+
+    sandbox.install("--python-env", str(this_env()))
+    config = sandbox.home / ".config"
+    speech_dispatcher.install(
+        ["narrator"], command=["/home/me/src/chatterbox-tray/.venv/bin/python", "-m", "x"], home=config,
+        system=speechd_system(sandbox.root),
+    )  # fmt: skip
+    result = sandbox.install("--uninstall")
+    assert "kept" in result.stdout and "runs another copy" in result.stdout
+    assert speech_dispatcher.module_conf_path(config).is_file()
+
+
 # --- the icon --------------------------------------------------------------------------------
 
 
