@@ -282,7 +282,9 @@ needs_speechd = pytest.mark.skipif(
 class Speechd:
     """A private speech-dispatcher: its own config, runtime folder and socket; our module installed."""
 
-    def __init__(self, daemon: DaemonProcess, extra_conf: str = "", idle_timeout: int = 0) -> None:
+    def __init__(
+        self, daemon: DaemonProcess, extra_conf: str = "", idle_timeout: int = 0, *, alsa_line: bool = True
+    ) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="cbtsd", dir="/tmp"))
         self.env = {
             **daemon.env(),  # our CLI finds the daemon; ALSA plays into the daemon's file sink
@@ -298,9 +300,9 @@ class Speechd:
         # A user's speechd.conf with edits of their own: ALSA (no PulseAudio here; the
         # module must open an audio output even though ours never uses it) and no autospawn.
         self.user_conf = self.root / "xdg" / "speech-dispatcher" / "speechd.conf"
-        self.user_conf.write_text(
-            (system / "speechd.conf").read_text() + '\nAudioOutputMethod "alsa"\nDisableAutoSpawn\n' + extra_conf
-        )
+        # alsa_line=False: as a user's own speechd.conf would be; `speechd install` must add it.
+        audio = '\nAudioOutputMethod "alsa"' if alsa_line else ""
+        self.user_conf.write_text((system / "speechd.conf").read_text() + audio + "\nDisableAutoSpawn\n" + extra_conf)
         self.user_text = self.user_conf.read_text()
         self.install = subprocess.run(
             [*CLI, "--no-start", "speechd", "install", "--no-reload"],
@@ -384,6 +386,26 @@ def test_install_registers_a_module_speechd_finds_with_the_library_voices(sd: Sp
     rows = [line.split() for line in listed.splitlines()[1:]]
     assert [r[0] for r in rows] == ["narrator", "O\u2019Brien", "default"], listed
     assert all(r[-2:] == ["en", "MALE1"] for r in rows)
+
+
+@needs_speechd
+def test_without_pulseaudio_install_lets_speech_dispatcher_start(sd_daemon: DaemonProcess, dc: Client) -> None:
+    """Issue 23: without PulseAudio speech-dispatcher loads no module and does not start, unless
+    its configuration says AudioOutputMethod "alsa"; `speechd install` adds it (there is no pulse
+    server in the private runtime folder) and the server starts and speaks through our module."""
+    server = Speechd(sd_daemon, alsa_line=False)
+    try:
+        assert server.install.returncode == 0, server.install.stderr
+        assert 'added AudioOutputMethod "alsa"' in server.install.stdout
+        assert directive(server.user_conf.read_text(), "AudioOutputMethod") == ['AudioOutputMethod "alsa"']
+        assert speech_dispatcher.MODULE in server.say("-O").stdout.split(), server.logs()
+        out = subprocess.run(
+            [*CLI, "speechd", "uninstall", "--no-reload"], env=server.env, capture_output=True, text=True,
+            timeout=60,
+        )  # fmt: skip
+        assert out.returncode == 0 and server.user_conf.read_text() == server.user_text
+    finally:
+        server.close()
 
 
 @needs_speechd
