@@ -693,12 +693,7 @@ DRIFTS = [
     ("mac input", "00000000000000297b22", "00000000000000287b22", check_signature_examples),
     ("limit", "1048576 bytes (`MAX_HEADER_BYTES`)", "65536 bytes (`MAX_HEADER_BYTES`)", check_limits),
     ("connection field", "| `transport` | string |", "| `transports` | string |", check_connection_file),
-    (
-        "setting default",
-        "| `sentence_pause_ms` | integer | `250` |",
-        "| `sentence_pause_ms` | integer | `200` |",
-        check_settings_table,
-    ),
+    ("setting default", "| integer | `250` |", "| integer | `25` |", check_settings_table),
     ("setting type", "| `volume` | number | `1.0` |", "| `volume` | integer | `1.0` |", check_settings_table),
     ("setting left out", "| `rate` | number | `1.0` |", "| `speed` | number | `1.0` |", check_settings_table),
 ]
