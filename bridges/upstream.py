@@ -19,7 +19,7 @@ from typing import Any
 
 from ..ipc import endpoints
 from ..ipc.client import Client, DaemonUnavailable, Synthesis
-from ..ipc.protocol import ProtocolError
+from ..ipc.core import DaemonFinder
 
 log = logging.getLogger("chatterbox_tray.bridges")
 
@@ -28,15 +28,14 @@ class DaemonClients:
     """Where the daemon is; ``client()`` gives a new client of it."""
 
     def __init__(self, connection: Path | None = None, timeout: float = 10.0) -> None:
-        self.connection = connection
+        self.finder = DaemonFinder(connection_path=connection)
         self.timeout = timeout
 
     def client(self) -> Client:
-        """A new client; raise DaemonUnavailable when no connection file can be read."""
-        try:
-            info = endpoints.read_connection(self.connection)
-        except (FileNotFoundError, ProtocolError) as exc:
-            raise DaemonUnavailable(f"the Chatterbox Tray daemon is not running ({exc})") from None
+        """A new client; raise DaemonUnavailable when no daemon runs (or it speaks another protocol version)."""
+        info = self.finder.find()
+        if info is None:
+            raise DaemonUnavailable("the Chatterbox Tray daemon is not running")
         return Client(info, timeout=self.timeout)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..ipc.client import Client
 from ..ipc.protocol import ProtocolError
-from ..ipc.requests import Request
+from ..ipc.requests import PlayHere, Request
 
 #: How long ``wait`` may hear nothing; the daemon sends progress every second.
 WAIT_GAP_S = 30.0
@@ -102,11 +102,8 @@ def play_here(client: Client, request: Request) -> Spoken:
     from ..audio.local_player import LocalPlayer
     from ..ipc.client import Synthesis
 
-    args = {k: v for k, v in request.args.items() if k not in ("priority", "volume", "interrupt")}
-    volume = request.args.get("volume")
-    gain = float(volume) if isinstance(volume, (int, float)) else 1.0
-    priority = str(request.args.get("priority") or "text")
-    synthesis = Synthesis(client, client.submit(Request("synthesize", args, request.buffers)))
+    here = PlayHere.of(request)
+    synthesis = Synthesis(client, client.submit(here.synthesize))
     synthesis.accepted()  # raises the daemon's refusal (unknown voice, too_many_jobs...) as speak would
     queued = {"job": synthesis.job, "dropped": False, "position": synthesis.position, "played_here": True}
     player = LocalPlayer.for_this_computer()
@@ -116,9 +113,9 @@ def play_here(client: Client, request: Request) -> Spoken:
         with interrupt_on_signals():
             played = player.play(
                 synthesis,
-                priority=priority,
-                chars=len(str(request.args.get("text") or "")),
-                gain=gain,
+                priority=here.priority,
+                chars=here.chars,
+                gain=here.gain,
                 listener=lambda event, data: speech_over.set() if event == "ended" else None,
             )
     except KeyboardInterrupt:

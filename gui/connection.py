@@ -24,12 +24,13 @@ from ..ipc import endpoints
 from ..ipc.core import (
     DEFAULT_TIMEOUT,
     STREAM_GAP_TIMEOUT,
+    daemon_log_tail,
     default_timeout,
     is_final,
     reply_error,
     reply_result,
 )
-from ..ipc.link import CONNECTED, CONNECTING, FAILED, LOST, STARTING, DaemonLink, daemon_log_tail
+from ..ipc.link import CONNECTED, CONNECTING, FAILED, LOST, STARTING, DaemonLink
 from ..ipc.requests import Request
 
 __all__ = [

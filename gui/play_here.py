@@ -26,8 +26,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from ..audio.local_player import LocalPlayer, Played, Speech, local_output
 from ..ipc import requests as rq
 from ..ipc.client import Chunk
-from ..ipc.limits import DEFAULT_PRIORITY
-from ..ipc.requests import Request
+from ..ipc.requests import PlayHere, Request
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +106,7 @@ class LocalSpeech(QObject):
     ) -> str:
         """Synthesize ``request``'s text there and play it here, by its priority (the app's speech is ``quick``)."""
         self.player.use(local_output())  # this computer's choice, as it is now
-        args = {k: v for k, v in request.args.items() if k not in ("priority", "volume", "interrupt")}
-        volume = request.args.get("volume")
-        priority = str(request.args.get("priority") or DEFAULT_PRIORITY)
+        here = PlayHere.of(request)
         holder: dict[str, _Speech] = {}
 
         def on_message(header: dict[str, Any], buffers: list[bytes]) -> None:
@@ -126,19 +123,9 @@ class LocalSpeech(QObject):
                         self._send(rq.cancel(request=speech.req_id), on_error=lambda code, message: None)
                     self._event(speech, "cancelled")
                 else:
-                    self._event(speech, "queued", position=position, priority=priority)
+                    self._event(speech, "queued", position=position, priority=here.priority)
             elif kind == "chunk" and buffers and not speech.over:
-                import numpy as np
-
-                chunk = Chunk(
-                    index=int(header.get("index", 0)),
-                    samples=np.frombuffer(buffers[0], dtype="<f4"),
-                    sample_rate=int(header.get("sample_rate") or 24000),
-                    text=str(header.get("text", "")),
-                    span=tuple(header.get("span") or (0, 0)),  # type: ignore[arg-type]
-                    piece=int(header.get("piece", 0)),
-                    final=bool(header.get("final", True)),
-                )
+                chunk = Chunk.from_reply(header, buffers)
                 if chunk.final:
                     speech.made = chunk.index + 1
                     self._event(speech, "chunk", index=chunk.index, chunks_done=speech.made)
@@ -166,13 +153,9 @@ class LocalSpeech(QObject):
             else:
                 speech.on_speaker.failed(message)
 
-        on_speaker = self.player.speak(
-            priority=priority,
-            chars=len(str(request.args.get("text") or "")),
-            gain=float(volume) if isinstance(volume, (int, float)) else 1.0,
-        )
+        on_speaker = self.player.speak(priority=here.priority, chars=here.chars, gain=here.gain)
         req_id = self._send(
-            Request("synthesize", args, request.buffers, timeout=request.timeout, stream=True),
+            here.synthesize,
             on_message=on_message,
             on_result=on_done,
             on_error=on_failed,

@@ -28,9 +28,9 @@ from .core import (
     DEFAULT_TIMEOUT,
     STREAM_GAP_TIMEOUT,
     ClientCore,
+    DaemonFinder,
     DaemonUnavailable,
     is_final,
-    pid_alive,
     reply_error,
     reply_result,
 )
@@ -48,8 +48,6 @@ __all__ = [
     "Synthesis",
     "chosen_daemon",
     "connect",
-    "connect_remote",
-    "try_connect",
 ]
 
 
@@ -66,6 +64,23 @@ class Chunk:
     piece: int = 0
     #: The sentence's last piece.
     final: bool = True
+
+    @classmethod
+    def from_reply(cls, header: dict[str, Any], buffers: list[bytes] | tuple) -> Chunk:
+        """A ``chunk`` reply's chunk; ProtocolError when it carries no audio."""
+        import numpy as np
+
+        if not buffers:
+            raise ProtocolError("bad_message", "chunk reply without audio")
+        return cls(
+            index=int(header.get("index", 0)),
+            samples=np.frombuffer(buffers[0], dtype="<f4"),
+            sample_rate=int(header["sample_rate"]),
+            text=str(header.get("text", "")),
+            span=tuple(header.get("span") or (0, 0)),  # type: ignore[arg-type]
+            piece=int(header.get("piece", 0)),
+            final=bool(header.get("final", True)),
+        )
 
 
 @dataclass
@@ -113,8 +128,6 @@ class Synthesis:
         raise ProtocolError("internal", "the daemon ended the request without accepting it")
 
     def __iter__(self) -> Iterator[Chunk]:
-        import numpy as np
-
         self._replies = self._replies or self.client.replies(self.req_id, STREAM_GAP_TIMEOUT)
         try:
             for msg in self._replies:
@@ -129,17 +142,7 @@ class Synthesis:
                 elif kind == "progress":
                     self.progress = head.get("progress", {})
                 elif kind == "chunk":
-                    if not msg.buffers:
-                        raise ProtocolError("bad_message", "chunk reply without audio")
-                    yield Chunk(
-                        index=int(head["index"]),
-                        samples=np.frombuffer(msg.buffers[0], dtype="<f4"),
-                        sample_rate=int(head["sample_rate"]),
-                        text=str(head.get("text", "")),
-                        span=tuple(head.get("span", (0, 0))),  # type: ignore[arg-type]
-                        piece=int(head.get("piece", 0)),
-                        final=bool(head.get("final", True)),
-                    )
+                    yield Chunk.from_reply(head, msg.buffers)
                 elif kind == "result":
                     self.summary = reply_result(head)
             self._done = True
@@ -187,12 +190,16 @@ class Client:
         self.info = info or endpoints.read_connection()
         self.timeout = timeout
         self._core = ClientCore(self.info.key_bytes)
-        self._ctx = context or zmq.Context.instance()
-        self._sock = self._ctx.socket(zmq.DEALER)
+        self._sock = (context or zmq.Context.instance()).socket(zmq.DEALER)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES * 2)
         use_curve(self._sock, self.info)
         self._sock.connect(self.info.requests)
+
+    @property
+    def socket(self) -> zmq.Socket:
+        """The request socket, for a caller that takes it over (the tray app's link, once connected)."""
+        return self._sock
 
     @property
     def remote(self) -> bool:
@@ -524,24 +531,6 @@ class EventStream:
         self.close()
 
 
-def try_connect(timeout: float = 1.5) -> Client | None:
-    """A client to a live daemon, or None when none answers a ping."""
-    try:
-        info = endpoints.read_connection()
-    except (FileNotFoundError, ProtocolError):
-        return None
-    if not pid_alive(info.pid):
-        return None
-    client = Client(info, timeout=timeout)
-    try:
-        client.ping()
-    except (DaemonUnavailable, ProtocolError):
-        client.close()
-        return None
-    client.timeout = DEFAULT_TIMEOUT
-    return client
-
-
 def chosen_daemon(daemon: str | None = None) -> str | None:
     """The remote daemon a client should use: ``daemon``, else ``$CHATTERBOX_TRAY_DAEMON``, else None (local).
 
@@ -551,35 +540,6 @@ def chosen_daemon(daemon: str | None = None) -> str | None:
 
     name = daemon if daemon is not None else os.environ.get(DAEMON_ENV, "")
     return None if name in ("", "local") else name
-
-
-def connect_remote(name: str, timeout: float = 5.0) -> Client:
-    """A client of the paired remote daemon ``name``, checked with a ping.
-
-    Raises DaemonUnavailable in plain words when it does not answer within
-    ``timeout`` (never hangs: the socket has a deadline and no linger).
-    """
-    from .remote import RemoteError, remote_connection
-
-    try:
-        info = remote_connection(name)
-    except RemoteError as exc:
-        raise DaemonUnavailable(str(exc)) from None
-    client = Client(info, timeout=timeout)
-    try:
-        client.ping()
-    except DaemonUnavailable:
-        client.close()
-        raise DaemonUnavailable(
-            f"the remote daemon {name!r} at {info.requests[len('tcp://') :]} did not answer within {timeout:.0f} s: "
-            "it may be off, unreachable, behind a firewall, or no longer accept this computer's key "
-            "(then `chatterbox-tray remote add` again); use --daemon local for this machine's daemon"
-        ) from None
-    except ProtocolError:
-        client.close()
-        raise
-    client.timeout = DEFAULT_TIMEOUT
-    return client
 
 
 def connect(
@@ -592,26 +552,34 @@ def connect(
 
     ``daemon`` names a paired remote daemon (``chatterbox-tray remote add``);
     by default ``$CHATTERBOX_TRAY_DAEMON``, else this machine's own daemon.
-    A remote daemon is never started from here.
+    A remote daemon is never started from here. The policy is ``DaemonFinder``'s.
     """
-    remote_name = chosen_daemon(daemon)
-    if remote_name is not None:
-        return connect_remote(remote_name)
-    client = try_connect()
-    if client is not None:
-        return client
-    if not autostart:
-        raise DaemonUnavailable("no daemon is running (start one with `chatterbox-tray daemon`)")
-    from .spawn import spawn_daemon
-
-    proc = spawn_daemon(daemon_args or [])
+    finder = DaemonFinder(chosen_daemon(daemon), autostart=autostart, daemon_args=daemon_args)
+    ping_s = 1.5 if finder.remote is None else 5.0
     deadline = time.monotonic() + start_timeout
-    while time.monotonic() < deadline:
-        client = try_connect()
-        if client is not None:
-            return client
-        code = proc.poll()
-        if code is not None and code != 0:
-            raise DaemonUnavailable(f"the daemon exited with status {code}; see {endpoints.log_dir() / 'daemon.log'}")
+    started = False
+    while True:
+        info = finder.find()
+        if info is not None:
+            client = Client(info, timeout=ping_s)
+            try:
+                client.ping()
+                client.timeout = DEFAULT_TIMEOUT
+                return client
+            except DaemonUnavailable:
+                client.close()
+            except ProtocolError:
+                client.close()
+                if finder.remote is not None:
+                    raise  # refused (its owner revoked this computer): say so
+            if finder.remote is not None:
+                raise DaemonUnavailable(
+                    f"{finder.silent(info, ping_s)} (then `chatterbox-tray remote add` again); "
+                    "use --daemon local for this machine's daemon"
+                ) from None
+        started = finder.start() or started
+        if not started:
+            raise DaemonUnavailable("no daemon is running (start one with `chatterbox-tray daemon`)")
+        if time.monotonic() > deadline:
+            raise DaemonUnavailable(f"started a daemon but it did not answer within {start_timeout:.0f} s")
         time.sleep(0.1)
-    raise DaemonUnavailable(f"started a daemon but it did not answer within {start_timeout:.0f} s")

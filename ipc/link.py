@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +31,9 @@ import zmq
 
 from . import endpoints
 from . import requests as rq
-from .client import EventStream, use_curve
-from .core import ClientCore, is_final, pid_alive, reply_error, reply_result
-from .protocol import MAX_FRAME_BYTES, PROTOCOL_VERSION, ProtocolError
+from .client import Client, EventStream
+from .core import ClientCore, DaemonFinder, DaemonUnavailable, is_final, pid_alive
+from .protocol import ProtocolError
 from .requests import Request
 
 log = logging.getLogger(__name__)
@@ -45,8 +44,6 @@ HEARTBEAT_S = 1.0
 HEARTBEAT_TIMEOUT_S = 4.0
 #: How long a connection attempt waits for the first ping.
 CONNECT_PING_S = 1.5
-#: Autostart at most this often, so a daemon that dies at once is not respawned in a loop.
-AUTOSTART_EVERY_S = 30.0
 #: How often the connected worker looks at the connection file (a restarted daemon).
 FILE_CHECK_S = 1.0
 
@@ -106,8 +103,10 @@ class DaemonLink:
         self.remote = remote
         self._running = False
         self.connection_path = connection_path
-        self.autostart = autostart
-        self.daemon_args = daemon_args
+        #: Which daemon, whether it runs and speaks our protocol, when to start one: every client's policy.
+        self.finder = DaemonFinder(
+            remote, connection_path=connection_path, autostart=autostart, daemon_args=daemon_args
+        )
         self.commands: queue.SimpleQueue = queue.SimpleQueue()
         #: Ids for the GUI's requests and the worker's own; the key is set per daemon.
         self.core = ClientCore(b"")
@@ -130,9 +129,6 @@ class DaemonLink:
         self._last_file_check = 0.0
         self._heartbeat: str | None = None
         self._seq = 0
-        self._spawned: subprocess.Popen | None = None
-        self._spawned_at = -AUTOSTART_EVERY_S
-        self._autostart_blocked = False
         self._state = ""
 
     # -- control from the owner's thread -----------------------------------------
@@ -189,57 +185,30 @@ class DaemonLink:
 
     def _connect_once(self) -> None:
         self._fail_commands()
-        if self.remote is not None:
-            self._connect_remote(self.remote)
-            return
-        info = self._read_info()
-        if info is not None and info.protocol != PROTOCOL_VERSION:
-            older = "daemon" if info.protocol < PROTOCOL_VERSION else "app"
-            self._set_link(
-                FAILED,
-                f"The daemon speaks protocol {info.protocol} and this app {PROTOCOL_VERSION}: update the {older}.",
-            )
-            self._sleep(2.0)
-            return
-        if info is not None and pid_alive(info.pid) and self._open(info):
-            return
-        if self._spawned is not None:
-            code = self._spawned.poll()
-            if code is None:
-                self._sleep(0.15)  # still starting
+        try:
+            info = self.finder.find()
+            if self.remote is not None and self._state not in (CONNECTING, LOST, FAILED):
+                self._set_link(CONNECTING, f"Looking for {self.remote}…")
+            if info is not None and self._open(info):
                 return
-            self._spawned = None
-            if code not in (0, 3):  # 3: another daemon won the race; it will answer
-                self._autostart_blocked = True
-                self._set_link(FAILED, f"The daemon exited with status {code}.\n{daemon_log_tail()}")
+            if self.remote is None and self.finder.start():
+                self._set_link(STARTING, "Starting the daemon…")
                 return
-        if self.autostart and not self._autostart_blocked and time.monotonic() - self._spawned_at > AUTOSTART_EVERY_S:
-            self._spawn()
+        except DaemonUnavailable as exc:
+            self._set_link(FAILED, _sentence(str(exc)))
+            self._sleep(REMOTE_RETRY_S if self.remote else 2.0)
+            return
+        if self.remote is not None and info is not None:
+            why = self.finder.silent(info, CONNECT_PING_S)
+            self._set_link(LOST, f"{_sentence(why)}. Trying again; choose the local daemon to use this computer's own.")
+            self._sleep(REMOTE_RETRY_S)
+            return
+        if self.finder.starting:
+            self._sleep(0.15)
             return
         if self._state not in (CONNECTING, LOST, FAILED):
             self._set_link(CONNECTING, "Looking for the daemon…")
         self._sleep(0.3)
-
-    def _connect_remote(self, name: str) -> None:
-        from .remote import RemoteError, remote_connection
-
-        try:
-            info = remote_connection(name)
-        except RemoteError as exc:
-            self._set_link(FAILED, str(exc))
-            self._sleep(REMOTE_RETRY_S)
-            return
-        if self._state not in (CONNECTING, LOST, FAILED):
-            self._set_link(CONNECTING, f"Looking for {name}…")
-        if not self._open(info):
-            where = info.requests[len("tcp://") :]
-            self._set_link(
-                LOST,
-                f"The remote daemon {name} ({where}) does not answer: it may be off, unreachable or behind a "
-                "firewall, or it no longer accepts this computer. Trying again; choose the local daemon to use "
-                "this computer's own.",
-            )
-            self._sleep(REMOTE_RETRY_S)
 
     def _read_info(self) -> endpoints.ConnectionInfo | None:
         try:
@@ -247,58 +216,25 @@ class DaemonLink:
         except (FileNotFoundError, ProtocolError, OSError):
             return None
 
-    def _spawn(self) -> None:
-        from .spawn import spawn_daemon
-
-        self._spawned_at = time.monotonic()
-        self._set_link(STARTING, "Starting the daemon…")
-        try:
-            self._spawned = spawn_daemon(self.daemon_args)
-        except OSError as exc:
-            self._autostart_blocked = True
-            self._set_link(FAILED, f"Could not start the daemon: {exc}")
-
     def _open(self, info: endpoints.ConnectionInfo) -> bool:
-        dealer = self._ctx.socket(zmq.DEALER)
-        dealer.setsockopt(zmq.LINGER, 0)
-        dealer.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES * 2)
-        use_curve(dealer, info)
-        dealer.connect(info.requests)
-        self._dealer, self._info = dealer, info
-        self.core.key = info.key_bytes
+        client = Client(info, timeout=CONNECT_PING_S, context=self._ctx)
         try:
-            self._call_now(rq.ping(), CONNECT_PING_S)
-            hello = self._call_now(rq.hello(), 3.0)
-            status = self._call_now(rq.status(), 3.0)
-        except (TimeoutError, ProtocolError) as exc:
+            client.ping()
+            hello, status = client.request(rq.hello(), 3.0), client.request(rq.status(), 3.0)
+        except (DaemonUnavailable, ProtocolError) as exc:
             log.info("daemon at %s did not answer: %s", info.requests, exc)
-            self._close_sockets()
+            client.close()
             return False
+        self._dealer, self._info = client.socket, info  # the link's now: its loop reads every reply
+        self.core.key = info.key_bytes
         self._events = EventStream(info, context=self._ctx) if info.events else None
         self._seq = 0
         self._last_heard = self._last_file_check = time.monotonic()
         self._heartbeat = None
-        self._spawned = None
-        self._autostart_blocked = False
+        self.finder.found()
         self._set_link(CONNECTED, f"remote daemon {self.remote}" if self.remote else f"daemon pid {info.pid}")
         self._sink.on_connected(info, hello, status)
         return True
-
-    def _call_now(self, request: Request, timeout: float) -> dict[str, Any]:
-        """A blocking request on the worker thread, used only while connecting."""
-        req_id = self._send(self.core.new_id(), request)
-        deadline = time.monotonic() + timeout
-        assert self._dealer is not None
-        while (left := deadline - time.monotonic()) > 0:
-            if not self._dealer.poll(int(left * 1000) + 1):
-                break
-            msg = self.core.decode_reply(self._dealer.recv_multipart())
-            if msg.header.get("id") != req_id:
-                continue
-            if msg.header.get("kind") == "error":
-                raise reply_error(msg.header)
-            return reply_result(msg.header)
-        raise TimeoutError(f"no answer to {request.op} within {timeout:.1f} s")
 
     # -- connected -------------------------------------------------------------------------
 
@@ -391,8 +327,7 @@ class DaemonLink:
                     continue
                 self._pending[req_id] = _Pending(request.op, timeout, time.monotonic() + timeout, slow=request.slow)
             elif cmd[0] == "retry":
-                self._autostart_blocked = False
-                self._spawned_at = -AUTOSTART_EVERY_S
+                self.finder.retry()
 
     def _check_health(self) -> None:
         now = time.monotonic()
@@ -428,8 +363,7 @@ class DaemonLink:
             if not pending.internal:
                 self._fail(req_id, "unavailable", why)
         self._pending.clear()
-        # Give a daemon restarted by hand a moment to come back before starting one ourselves.
-        self._spawned_at = time.monotonic() - AUTOSTART_EVERY_S + 3.0
+        self.finder.retry(after_s=3.0)  # a daemon restarted by hand gets a moment to come back first
         self._set_link(LOST, why)
 
     # -- helpers -------------------------------------------------------------------------
@@ -452,8 +386,7 @@ class DaemonLink:
             if cmd[0] == "req":
                 self._fail(cmd[1], "unavailable", "not connected to the daemon")
             elif cmd[0] == "retry":
-                self._autostart_blocked = False
-                self._spawned_at = -AUTOSTART_EVERY_S
+                self.finder.retry()
 
     def _sleep(self, seconds: float) -> None:
         """Wait, but wake for a command (a request fails at once, a retry acts at once)."""
@@ -469,12 +402,6 @@ class DaemonLink:
         self._dealer = self._events = None
 
 
-def daemon_log_tail(lines: int = 6) -> str:
-    """The last lines of the daemon's log, to show why it did not start."""
-    path = endpoints.log_dir() / "daemon.log"
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return f"(no log at {path})"
-    tail = [line for line in text.splitlines() if line.strip()][-lines:]
-    return "\n".join(tail) + f"\n(log: {path})"
+def _sentence(words: str) -> str:
+    """The policy's words ("the daemon exited…") as the start of a sentence, for the app's banner."""
+    return words[:1].upper() + words[1:]

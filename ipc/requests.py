@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .limits import DEFAULT_PRIORITY
+
 #: Adding a voice sends the clip in the message and the daemon decodes it in
 #: its socket loop: allow longer than a control request.
 VOICES_ADD_TIMEOUT = 60.0
@@ -209,6 +211,33 @@ def speak(
     if rate is not None:
         extra["rate"] = rate
     return _text_request("speak", text, voice, voice_path, voice_data, options, **extra)
+
+
+@dataclass(frozen=True)
+class PlayHere:
+    """A ``speak`` for a daemon on another computer: made there (``synthesize``), played on this one.
+
+    The daemon's speaker is in another room, so what only a speaker uses
+    (priority, volume, interrupt) stays here; the CLI and the tray app both
+    rewrite a ``speak`` this way (``of``).
+    """
+
+    synthesize: Request
+    priority: str
+    gain: float
+    chars: int
+
+    @classmethod
+    def of(cls, speak: Request) -> PlayHere:
+        """The rewrite of a ``speak`` request (built by ``speak``)."""
+        args = {k: v for k, v in speak.args.items() if k not in ("priority", "volume", "interrupt")}
+        volume = speak.args.get("volume")
+        return cls(
+            Request("synthesize", args, speak.buffers, timeout=speak.timeout, stream=True),
+            priority=str(speak.args.get("priority") or DEFAULT_PRIORITY),
+            gain=float(volume) if isinstance(volume, (int, float)) else 1.0,
+            chars=len(str(speak.args.get("text") or "")),
+        )
 
 
 def cancel(job: str | None = None, *, request: str | None = None) -> Request:

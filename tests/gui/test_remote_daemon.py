@@ -460,7 +460,7 @@ def test_an_unreachable_remote_daemon_is_said_and_the_fallback_uses_this_compute
     try:
         banner = app.window.daemon_banner.banner
         qtbot.waitUntil(lambda: banner.isVisible() and banner.action.text() == LOCAL_BUTTON, timeout=20_000)
-        assert "does not answer" in banner.label.text() and "switched-off" in banner.label.text()
+        assert "did not answer" in banner.label.text() and "switched-off" in banner.label.text()
         assert app.state.where == "switched-off, RTX 4090"
         assert "switched-off" in app.tray.icon.toolTip()
         assert not app.window.speak.speak_button.isEnabled()

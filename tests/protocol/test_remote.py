@@ -609,12 +609,12 @@ def test_the_long_lived_link_reaches_a_remote_daemon_and_says_why_when_it_cannot
         link, sink, thread = run_link("switched-off")
         try:
             detail = sink.find("link", where=lambda a: a[0] == LOST)[1]
-            assert "does not answer" in detail and "local daemon" in detail
+            assert "did not answer" in detail and "local daemon" in detail
         finally:
             stop(link, thread)  # prompt even while it waits to try again
         link, sink, thread = run_link("never-paired")
         try:
-            assert "no daemon called 'never-paired' is paired" in sink.find("link", where=lambda a: a[0] == FAILED)[1]
+            assert "daemon called 'never-paired' is paired" in sink.find("link", where=lambda a: a[0] == FAILED)[1]
         finally:
             stop(link, thread)
         remote.forget_daemon("switched-off")
