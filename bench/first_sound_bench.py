@@ -158,7 +158,8 @@ def start_daemon(ckpt: Path, variant: str, tokens: int, path: str, env: dict[str
         ),
         env={**loader_env(ckpt, variant), **env},
     ).start(timeout=900)
-    # "stock", "ours" (the defaults), or "ours-<precision>" (e.g. ours-int8).
+    # "stock", "ours" (the defaults), or "ours-<precision>" (e.g. ours-int8); a path may end in
+    # "+follow" or "+fixed": the daemon's threads follow other programs' load, or not.
     wanted = {"engine_path": "stock"} if path == "stock" else {"engine_path": "auto"}
     if path.startswith("ours-"):
         wanted["precision"] = path.split("-", 1)[1]
@@ -199,7 +200,11 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     try:
         for path in args.paths:
             env = {"OMP_WAIT_POLICY": args.omp_wait} if args.omp_wait else {}
-            daemon = start_daemon(ckpt, args.variant, args.tokens, path, env)
+            if path.endswith("+follow"):  # threads follow the other programs' load (engine._cores)
+                env["CHATTERBOX_TRAY_CORES_FOLLOW_LOAD"] = "1"
+            elif path.endswith("+fixed"):
+                env["CHATTERBOX_TRAY_CORES_FOLLOW_LOAD"] = "0"
+            daemon = start_daemon(ckpt, args.variant, args.tokens, path.split("+", 1)[0], env)
             with daemon.client(timeout=900) as c:
                 c.voices_add("bench", data=voice)
                 c.synthesize("Warm.", voice="bench").collect()  # the voice is cached from here on
@@ -274,7 +279,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", default="turbo", choices=("turbo", "original"))
     parser.add_argument("--tokens", type=int, default=50, help="speech-token budget per sentence")
-    parser.add_argument("--paths", default="stock,ours", help="comma-separated: stock, ours, ours-<precision>")
+    parser.add_argument(
+        "--paths",
+        default="stock,ours",
+        help="comma-separated: stock, ours, ours-<precision>; +follow or +fixed threads",
+    )
     parser.add_argument("--busy", type=int, default=0, help="single-threaded busy loops beside the daemon")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--omp-wait", choices=("ACTIVE", "PASSIVE"), help="the daemon's OpenMP wait policy")

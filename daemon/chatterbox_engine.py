@@ -187,6 +187,8 @@ class ChatterboxEngine(Engine):
         #: S3Gen is working on the worker thread (T3's thread takes its share only then).
         self._s3_busy = False
         self._default_threads = 1
+        #: Other programs' use of the cores, when threads follow it (``_cores``).
+        self._cpu_share: Any = None
         self._t3_seconds = 0.0
         self._s3_seconds = 0.0
         self._tokens = 0
@@ -230,7 +232,7 @@ class ChatterboxEngine(Engine):
                     raise EngineError(
                         "model_failed",
                         f"checkpoint folder {folder} lacks {', '.join(missing)} "
-                        f"(the {self.variant} model needs {', '.join(_REQUIRED_FILES[self.variant])})",
+                        f"(the {self.variant} model needs {len(_REQUIRED_FILES[self.variant])} files there)",
                     )
                 progress(0.10, f"fingerprinting {folder}")
                 self.model_id = f"{self.variant}:{fingerprint_folder(folder)}"
@@ -264,6 +266,10 @@ class ChatterboxEngine(Engine):
         self.sample_rate = int(self.model.sr)
         self._default_threads = process_threads()
         self.pipeline_threads = pipeline_threads(self._default_threads)
+        if os.environ.get("CHATTERBOX_TRAY_CORES_FOLLOW_LOAD", "1") != "0":
+            from .sysstats import CpuShare
+
+            self._cpu_share = CpuShare()
         self.engine_path = resolve_engine_path(self.wanted_path, self.variant)
         if self.variant != "multilingual":
             from .t3_decode import FastT3
@@ -498,7 +504,7 @@ class ChatterboxEngine(Engine):
             # audioread/ffmpeg can decode are turned into an in-memory WAV.
             source = _as_wav(clip)
         self._drop_ahead()  # no T3 running ahead beside it; all the cores for the voice
-        torch.set_num_threads(self._default_threads)
+        torch.set_num_threads(self._cores())
         with torch.inference_mode():
             self.model.prepare_conditionals(source)
         conds, self.model.conds = self.model.conds, None
@@ -537,7 +543,7 @@ class ChatterboxEngine(Engine):
         import torch
 
         self._drop_ahead()  # one T3 loop at a time: FastT3 has one KV cache
-        torch.set_num_threads(self._default_threads)
+        torch.set_num_threads(self._cores())
         kwargs = self._generate_kwargs(options)
         if options.seed is not None:
             torch.manual_seed(options.seed)
@@ -812,9 +818,7 @@ class ChatterboxEngine(Engine):
             assert isinstance(sampling, Sampling)
             return run(t3_cond, text_tokens, sampling, budget, stop, generator=generator, reuse_prefix=True)
 
-        return TokenStream(
-            key, loop, cancel, threads=lambda: self.pipeline_threads[0] if self._s3_busy else self._default_threads
-        )
+        return TokenStream(key, loop, cancel, threads=self._t3_threads)
 
     @contextlib.contextmanager
     def _s3_working(self, stream: TokenStream) -> Iterator[None]:
@@ -822,7 +826,7 @@ class ChatterboxEngine(Engine):
         import torch
 
         t3_busy = stream.running or any(s.running for s in self._ahead)
-        torch.set_num_threads(self.pipeline_threads[1] if t3_busy else self._default_threads)
+        torch.set_num_threads(min(self.pipeline_threads[1], self._cores()) if t3_busy else self._cores())
         self._s3_busy = True
         try:
             yield
@@ -850,7 +854,7 @@ class ChatterboxEngine(Engine):
         import torch
 
         self._drop_ahead()  # one T3 loop at a time: FastT3 has one KV cache
-        torch.set_num_threads(self._default_threads)
+        torch.set_num_threads(self._cores())
         t3_cond, text_tokens, sampling = self._t3_inputs(
             "Hello.", self._conditionals(conds), self._generate_kwargs(SynthOptions())
         )
@@ -859,6 +863,17 @@ class ChatterboxEngine(Engine):
         with torch.inference_mode():
             for _ in run(t3_cond, text_tokens, sampling, 1, None, generator=generator, reuse_prefix=True):
                 break
+
+    def _t3_threads(self) -> int:
+        """T3's threads for its next token: its share while S3Gen works, else all it may have."""
+        return min(self.pipeline_threads[0], self._cores()) if self._s3_busy else self._cores()
+
+    def _cores(self) -> int:
+        """Threads for a network working alone: ours, fewer while other programs keep cores busy."""
+        share = self._cpu_share
+        if share is None:
+            return self._default_threads
+        return min(self._default_threads, share.free_cores())
 
     def _drop_ahead(self) -> None:
         """Stop the sentences made ahead: no longer wanted (another job came first, a reload)."""

@@ -105,7 +105,7 @@ class FakeEngine(Engine):
             raise EngineError(  # the real engine's words (chatterbox_engine.py)
                 "model_failed",
                 f"checkpoint folder {self.checkpoint} lacks {', '.join(needs[1:])} "
-                f"(the {self.variant} model needs {', '.join(needs)})",
+                f"(the {self.variant} model needs {len(needs)} files there)",
             )
         if _failed_loads < int(_env_float("CHATTERBOX_TRAY_FAKE_FAIL_LOADS")):
             _failed_loads += 1

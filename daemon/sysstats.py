@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from .engine import Engine
@@ -107,3 +108,61 @@ def give_back_freed_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError) as exc:  # musl or another libc: nothing to trim
         log.debug("malloc_trim unavailable: %s", exc)
+
+
+class CpuShare:
+    """How many cores the other programs on this computer leave us, measured as we go.
+
+    Beside a busy program, torch's threads wait at every parallel op for a
+    thread of ours that the scheduler has parked (a decode step is hundreds
+    of short ops), so two threads on one free core run slower than one
+    (measured: docs/engine.md, "A shared CPU"). Every ``every_s`` this reads
+    the system's busy CPU seconds and this process's (``psutil``: /proc/stat
+    and /proc/self/stat on Linux); what the others used, smoothed, is taken
+    from the cores. Cheap between readings: the engine asks before every token.
+    """
+
+    def __init__(self, every_s: float = 1.0, counters: Callable[[], tuple[float, float, float]] | None = None) -> None:
+        """``counters``: (now, all busy CPU seconds, ours), for tests; psutil's by default."""
+        import threading
+
+        import psutil
+
+        self._lock = threading.Lock()  # T3's thread and the worker both ask
+        self.cores = psutil.cpu_count() or 1
+        self.every_s = every_s
+        self._counters = counters or _cpu_counters(psutil)
+        self._last = self._counters()
+        self._due = 0.0  # when the next reading is due (time.monotonic)
+        #: Cores the other programs kept busy lately (smoothed).
+        self.others = 0.0
+
+    def free_cores(self) -> int:
+        """Whole cores free for us now (at least one)."""
+        import time
+
+        if time.monotonic() >= self._due:
+            with self._lock:
+                self._due = time.monotonic() + self.every_s
+                now = self._counters()
+                then, self._last = self._last, now
+                wall = now[0] - then[0]
+                if wall > 0:
+                    others = max(0.0, (now[1] - then[1] - (now[2] - then[2])) / wall)
+                    self.others = 0.5 * self.others + 0.5 * min(others, float(self.cores))
+        return max(1, min(self.cores, round(self.cores - self.others)))
+
+
+def _cpu_counters(psutil: Any) -> Callable[[], tuple[float, float, float]]:
+    import time
+
+    proc = psutil.Process(os.getpid())
+
+    def read() -> tuple[float, float, float]:
+        times = psutil.cpu_times()
+        idle = times.idle + getattr(times, "iowait", 0.0)
+        # guest time is counted in user time already
+        busy = sum(times) - idle - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
+        return time.monotonic(), busy, sum(proc.cpu_times()[:2])
+
+    return read

@@ -191,12 +191,14 @@ class Worker:
     def _hurry(self, job: Job, index: int, chunk: TextPiece) -> Callable[[], bool]:
         """Whether someone is waiting for this sentence's audio now (small pieces pay only then).
 
-        Speech: the speaker says (``Player.wants_pieces``). A ``synthesize``
-        client gets its first sentence in pieces (it may be playing them as
-        they come) and the rest whole, which costs less.
+        Speech: the speaker says (``Player.wants_pieces``), and never while
+        it is paused (no one hears the pieces before it resumes). A
+        ``synthesize`` client gets its first sentence in pieces (it may be
+        playing them as they come) and the rest whole, which costs less.
         """
         if job.kind == "speak":
-            return lambda: self.svc.player.wants_pieces(job, len(chunk.text))
+            player = self.svc.player
+            return lambda: not player.paused and player.wants_pieces(job, len(chunk.text))
         return lambda: index == 0
 
     def _upcoming(self, job: Job, index: int) -> list[Upcoming]:
