@@ -12,7 +12,22 @@ from typing import Any
 import torch
 
 
-class Int8Linear(torch.nn.Module):
+class _BFloat16Rows(torch.nn.Module):
+    """A linear layer that takes bfloat16 rows: the shape and dtype handling of both kinds below."""
+
+    out_features: int
+
+    def forward(self, x: Any) -> Any:
+        flat = x.reshape(-1, x.shape[-1])
+        if flat.dtype != torch.bfloat16:
+            flat = flat.to(torch.bfloat16)
+        return self._product(flat).reshape(*x.shape[:-1], self.out_features)
+
+    def _product(self, rows: Any) -> Any:
+        raise NotImplementedError
+
+
+class Int8Linear(_BFloat16Rows):
     """A linear layer whose weight is int8 with one float scale per output channel; activations stay bfloat16.
 
     Weight-only quantisation: the weight, which decode reads once a token,
@@ -39,14 +54,9 @@ class Int8Linear(torch.nn.Module):
         bias = linear.bias
         self.register_buffer("bias", None if bias is None else bias.detach().to(torch.bfloat16).clone())
 
-    def forward(self, x: Any) -> Any:
-        flat = x.reshape(-1, x.shape[-1])
-        if flat.dtype != torch.bfloat16:
-            flat = flat.to(torch.bfloat16)
-        out = torch._weight_int8pack_mm(flat, self.weight_int8, self.scale)
-        if self.bias is not None:
-            out = out + self.bias
-        return out.reshape(*x.shape[:-1], self.out_features)
+    def _product(self, rows: Any) -> Any:
+        out = torch._weight_int8pack_mm(rows, self.weight_int8, self.scale)
+        return out if self.bias is None else out + self.bias
 
 
 def linears_to_int8(module: Any) -> None:
@@ -58,7 +68,7 @@ def linears_to_int8(module: Any) -> None:
             linears_to_int8(child)
 
 
-class PackedLinear(torch.nn.Module):
+class PackedLinear(_BFloat16Rows):
     """A bfloat16 linear layer whose weight oneDNN has laid out for its own kernels (CPU).
 
     torch's plain bfloat16 ``nn.Linear`` runs a decode step's one-row
@@ -79,12 +89,8 @@ class PackedLinear(torch.nn.Module):
         bias = linear.bias
         self.register_buffer("bias", None if bias is None else bias.detach().to(torch.bfloat16).clone())
 
-    def forward(self, x: Any) -> Any:
-        flat = x.reshape(-1, x.shape[-1])
-        if flat.dtype != torch.bfloat16:
-            flat = flat.to(torch.bfloat16)
-        out = torch.ops.mkldnn._linear_pointwise(flat, self.packed, self.bias, "none", [], "")
-        return out.reshape(*x.shape[:-1], self.out_features)
+    def _product(self, rows: Any) -> Any:
+        return torch.ops.mkldnn._linear_pointwise(rows, self.packed, self.bias, "none", [], "")
 
 
 def pack_bfloat16_linears(module: Any) -> int:
