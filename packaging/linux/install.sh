@@ -457,6 +457,22 @@ cuda_packages() { # cuda_packages LOCK
     ' "$1"
 }
 
+# A Speech Dispatcher module written before the command line moved to cli/ runs
+# `-m chatterbox_tray.ipc.cli`, which no longer exists: every message would fail unheard.
+# Point it at the new module (its arguments are the same); `chatterbox-tray speechd
+# install` rewrites the whole file (voices added since, the speaking rate).
+update_speechd_module() {
+    if [ -n "$D" ] || [ "$dry" = 1 ] || [ ! -f "$SPEECHD_MODULE" ]; then
+        return 0
+    fi
+    if grep -qF "$ENVDIR/" "$SPEECHD_MODULE" && grep -qF "chatterbox_tray.ipc.cli" "$SPEECHD_MODULE"; then
+        sed 's/chatterbox_tray\.ipc\.cli/chatterbox_tray.cli.main/g' "$SPEECHD_MODULE" >"$SPEECHD_MODULE.tmp.$$" &&
+            mv -f "$SPEECHD_MODULE.tmp.$$" "$SPEECHD_MODULE"
+        say "updated $SPEECHD_MODULE: it ran chatterbox_tray.ipc.cli, which moved to chatterbox_tray.cli.main" \
+            "(run chatterbox-tray speechd install to write it anew)"
+    fi
+}
+
 install_commands() {
     for name in $COMMANDS; do
         target=$BINDIR/$name
@@ -485,6 +501,7 @@ do_install() {
     fi
 
     install_commands
+    update_speechd_module
 
     # Handed to awk through the environment, so no character in a path needs escaping twice.
     EXEC_chatterbox_tray=$(desktop_exec_path "$BINDIR/chatterbox-tray")

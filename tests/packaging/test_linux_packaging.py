@@ -989,3 +989,29 @@ def test_make_icons_writes_every_size(tmp_path: Path, qapp) -> None:
     written = make_icons.write_pngs(tmp_path)
     assert {str(p.relative_to(tmp_path)) for p in written} == {f"{s}x{s}/apps/{APP}.png" for s in make_icons.SIZES}
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in written)
+
+
+def test_an_upgrade_points_an_old_speech_dispatcher_module_at_the_moved_cli(sandbox: Sandbox) -> None:
+    """A module written before the CLI moved to cli/ runs `-m chatterbox_tray.ipc.cli`, which is gone."""
+    from chatterbox_tray.cli import speech_dispatcher
+
+    env = this_env()
+    config = sandbox.home / ".config"
+    old = [f"{env}/bin/python", "-m", "chatterbox_tray.ipc.cli"]
+    speech_dispatcher.install(["narrator"], command=old, home=config, system=speechd_system(sandbox.root))
+    module = speech_dispatcher.module_conf_path(config)
+    result = sandbox.install("--python-env", str(env))
+    assert f"updated {module}" in result.stdout
+    text = module.read_text()
+    assert "chatterbox_tray.ipc.cli" not in text
+    assert text == speech_dispatcher.render(
+        ["narrator"], command=[f"{env}/bin/python", "-m", "chatterbox_tray.cli.main"]
+    )
+    # The module speechd would run now starts the command line.
+    out = subprocess.run(
+        [f"{env}/bin/python", "-m", "chatterbox_tray.cli.main", "speechd", "speak", "--help"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0 and "--rate" in out.stdout
+    # Installing again changes nothing more.
+    assert "updated" not in sandbox.install("--python-env", str(env)).stdout
