@@ -36,14 +36,15 @@ from pathlib import Path
 from typing import Any
 
 from ..ipc import endpoints
-from ..ipc.limits import PREBUFFER_MODES, PRIORITIES, PRIORITY_RANK, VOLUME_RANGE
+from ..ipc.limits import PRIORITIES, PRIORITY_RANK
+from ..ipc.settings_schema import SETTINGS
 from .output import AudioError, resample
 from .playback_loop import PlaybackLoop, Track
 
 log = logging.getLogger(__name__)
 
 #: The daemon's default ``sentence_pause_ms``.
-SENTENCE_PAUSE_S = 0.25
+SENTENCE_PAUSE_S = SETTINGS["sentence_pause_ms"].default / 1000
 
 #: What a speech's listener hears about (from the player thread):
 #: ``started`` (first_sample_s), ``sentence`` (sentence, span, text),
@@ -349,9 +350,9 @@ class LocalOutput:
     remote one, whether or not the local daemon is running.
     """
 
-    device: str = ""
-    volume: float = 1.0
-    prebuffer: str = "adaptive"
+    device: str = SETTINGS["output_device"].default
+    volume: float = SETTINGS["volume"].default
+    prebuffer: str = SETTINGS["prebuffer"].default
     sentence_pause_s: float = SENTENCE_PAUSE_S
 
 
@@ -370,26 +371,16 @@ def local_output(path: Path | None = None) -> LocalOutput:
         log.warning("this computer's speaker: %s is unreadable (%s); using the defaults", path, exc)
         raw = {}
     raw = raw if isinstance(raw, dict) else {}
-
-    def number(v: Any) -> bool:
-        return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-    valid = {
-        "output_device": lambda v: isinstance(v, str),
-        "volume": lambda v: number(v) and VOLUME_RANGE[0] <= v <= VOLUME_RANGE[1],
-        "prebuffer": lambda v: v in PREBUFFER_MODES,
-        "sentence_pause_ms": lambda v: number(v) and 0 <= v <= 5000,
-    }
+    # Checked as the daemon checks them (ipc/settings_schema.py), each on its own.
     good = {}
-    for key, ok in valid.items():
-        if key in raw and not ok(raw[key]):
-            log.warning("this computer's speaker: ignoring bad %s %r in %s", key, raw[key], path)
-        elif key in raw:
-            good[key] = raw[key]
-    default = LocalOutput()
+    for key in ("output_device", "volume", "prebuffer", "sentence_pause_ms"):
+        good[key] = raw.get(key, SETTINGS[key].default)
+        if SETTINGS[key].problem(good[key]):
+            log.warning("this computer's speaker: ignoring bad %s %r in %s", key, good[key], path)
+            good[key] = SETTINGS[key].default
     return LocalOutput(
-        device=str(good.get("output_device", default.device)),
-        volume=float(good.get("volume", default.volume)),
-        prebuffer=str(good.get("prebuffer", default.prebuffer)),
-        sentence_pause_s=float(good.get("sentence_pause_ms", 1000 * default.sentence_pause_s)) / 1000,
+        device=good["output_device"],
+        volume=float(good["volume"]),
+        prebuffer=good["prebuffer"],
+        sentence_pause_s=good["sentence_pause_ms"] / 1000,
     )
