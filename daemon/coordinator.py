@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..ipc.protocol import INTERNAL_MESSAGE, CodedError, ProtocolError
+from ..ipc.protocol import CodedError, ProtocolError, as_coded
 from .history import JobHistory
 from .jobs import Job, JobQueue
 from .player import Dropped
@@ -394,7 +394,4 @@ class Coordinator:
 
 def _coded(error: Exception | None) -> CodedError | None:
     """Any error as one with a protocol code (every daemon error already is one)."""
-    if error is None or isinstance(error, CodedError):
-        return error
-    log.error("job ended by an unexpected error: %s: %s", type(error).__name__, error)
-    return ProtocolError("internal", INTERNAL_MESSAGE)
+    return None if error is None else as_coded(error, "a job")

@@ -25,7 +25,7 @@ from ..audio.output import find_device, resample
 from ..ipc.limits import DEFAULT_PRIORITY, OPTION_RANGES, PRIORITIES, RATE_RANGE, VOLUME_RANGE
 from ..ipc.limits import PRIORITY_RANK as RANK
 from ..ipc.markup import MAX_RULES, PAUSE_DEFAULT_S, PAUSE_MAX_S, PAUSE_TOTAL_MAX_S
-from ..ipc.protocol import INTERNAL_MESSAGE, OPS, PROTOCOL_VERSION, Args, CodedError, ProtocolError
+from ..ipc.protocol import OPS, PROTOCOL_VERSION, Args, ProtocolError, as_coded
 from .clip import decode_clip, sha256_bytes, validate_clip
 from .engine import SynthOptions
 from .jobs import LOCAL_CLIENT, Job
@@ -72,12 +72,8 @@ def off_loop(svc: Service, req: ReceivedRequest, work: Callable[[], dict[str, An
     def run() -> None:
         try:
             result = work()
-        except CodedError as exc:
-            svc.out.reply(req.identity, req.req_id, "error", error=exc.to_json())
-        except Exception:
-            log.exception("%s failed", req.op)
-            error = ProtocolError("internal", INTERNAL_MESSAGE)
-            svc.out.reply(req.identity, req.req_id, "error", error=error.to_json())
+        except Exception as exc:
+            svc.out.reply(req.identity, req.req_id, "error", error=as_coded(exc, req.op).to_json())
         else:
             if result is not None:
                 svc.out.reply(req.identity, req.req_id, "result", result=result)

@@ -28,7 +28,6 @@ import os
 import signal
 import threading
 import time
-import traceback
 from collections import deque
 from typing import Any
 
@@ -36,12 +35,11 @@ import zmq
 
 from ..ipc import endpoints
 from ..ipc.protocol import (
-    INTERNAL_MESSAGE,
     MAX_FRAME_BYTES,
     Args,
-    CodedError,
     ProtocolError,
     SignatureError,
+    as_coded,
     check_request,
     decode,
     encode,
@@ -337,11 +335,8 @@ class Server:
                 self._send(identity, reply_header(req_id, "result", result=result))
             if op == "shutdown":
                 self.request_stop()
-        except CodedError as exc:  # every error with a protocol code, whoever raised it
-            self._send(identity, error_header(req_id[:128], exc))
-        except Exception:
-            log.error("handler for %r failed:\n%s", msg.header.get("op"), traceback.format_exc())
-            self._send(identity, error_header(req_id[:128], ProtocolError("internal", INTERNAL_MESSAGE)))
+        except Exception as exc:  # a protocol code as it is, anything else "internal" (logged)
+            self._send(identity, error_header(req_id[:128], as_coded(exc, f"handler for {msg.header.get('op')!r}")))
 
     def _send(self, identity: bytes, header: dict[str, Any], buffers: tuple = ()) -> bool:
         router, key = self.router, self._key

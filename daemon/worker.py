@@ -12,14 +12,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..ipc.protocol import INTERNAL_MESSAGE, CodedError, ProtocolError
+from ..ipc.protocol import ProtocolError, as_coded
 from .engine import Cancelled, GenResult, Upcoming
 from .jobs import Job
 from .saytext import resolve_job, silence_samples
@@ -83,11 +82,8 @@ class Worker:
                     self._run_synthesis(job)
             except Cancelled:
                 svc.coordinator.end(job, "cancelled", ProtocolError("cancelled", job.cancel_reason))
-            except CodedError as exc:  # the engine's, the cache's clip, the protocol's: sent as they are
-                svc.coordinator.end(job, "failed", exc)
-            except Exception:  # one bad job must not end the worker
-                log.error("job %s failed:\n%s", job.id, traceback.format_exc())
-                svc.coordinator.end(job, "failed", ProtocolError("internal", INTERNAL_MESSAGE))
+            except Exception as exc:  # coded errors as they are; one bad job must not end the worker
+                svc.coordinator.end(job, "failed", as_coded(exc, f"job {job.id}"))
             finally:
                 svc.queue.done(job)
 

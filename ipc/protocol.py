@@ -171,6 +171,23 @@ class ProtocolError(CodedError):
         return f"{self.code}: {self.message}"
 
 
+def as_coded(error: BaseException, where: str) -> CodedError:
+    """Any error as one a reply can carry: a `CodedError` as it is, anything else ``internal``.
+
+    The unexpected kind is logged here with its traceback (``where`` says
+    what failed); the reply says only `INTERNAL_MESSAGE`. The one place the
+    daemon's server, handlers, worker and job ends make this choice.
+    """
+    if isinstance(error, CodedError):
+        return error
+    import logging
+
+    logging.getLogger("chatterbox_tray.daemon").error(
+        "%s failed: %s: %s", where, type(error).__name__, error, exc_info=error
+    )
+    return ProtocolError("internal", INTERNAL_MESSAGE)
+
+
 class SignatureError(ProtocolError):
     """The signature frame does not match: the sender does not hold the key."""
 
