@@ -65,6 +65,7 @@ import re
 import shlex
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -839,6 +840,8 @@ def speak(client: Any, args: argparse.Namespace) -> int:
         if exc.code == "empty_text":  # punctuation only: nothing to say, not a failure
             return 0
         log_failure(exc.code, exc.message)
+        if link is not None:  # run by speechd's module, not by hand
+            say_failure_aloud(exc.code)
         return 1
     if spoken.dropped:
         return 0
@@ -848,6 +851,8 @@ def speak(client: Any, args: argparse.Namespace) -> int:
     if end["state"] == "failed":
         err = end.get("error") or {}
         log_failure(str(err.get("code")), err.get("message", "failed"))
+        if link is not None:
+            say_failure_aloud(str(err.get("code")))
         return 1
     return 0
 
@@ -875,6 +880,61 @@ def log_failure(code: str, message: str) -> None:
     with contextlib.suppress(OSError, ValueError):
         print(line + (f"; to fix: {fix}" if fix else ""), file=sys.stderr)
         sys.stderr.flush()
+
+
+#: What a failure sounds like. Said by another of Speech Dispatcher's synthesizers: ours cannot speak.
+NOTICES = {
+    "unknown_voice": "Chatterbox Tray said nothing: it has no default voice. Choose one on its Voices page.",
+    "not_ready": "Chatterbox Tray said nothing: its model failed to load. Its Settings page says why.",
+    "model_failed": "Chatterbox Tray said nothing: its model failed to load. Its Settings page says why.",
+}
+#: At most one spoken notice in this many seconds: a screen reader sends a message for every key.
+NOTICE_EVERY_S = 60.0
+#: Modules preferred for the notice; never ours (it just failed) nor ``dummy`` (it plays a canned message).
+NOTICE_MODULES = ("espeak-ng", "espeak", "espeak-ng-mbrola", "festival", "rhvoice", "pico")
+_NOT_FOR_NOTICES = {MODULE, "dummy"}
+
+
+def say_failure_aloud(code: str) -> str | None:
+    """Have another of Speech Dispatcher's output modules say that nothing was spoken, and why.
+
+    sd_generic cannot report a failure to the client, so a screen reader's user
+    would hear nothing at all; the reason is in the module's log. This hands a
+    short notice to speech-dispatcher with ``spd-say -o MODULE -P important``
+    (queued behind this message, which ends when we exit), through one of its
+    other synthesizers (espeak-ng first), at most once a minute. Nothing is
+    said when there is no other module. Returns the module used, if any.
+    """
+    text = NOTICES.get(code)
+    spd_say = shutil.which("spd-say")
+    if text is None or spd_say is None:
+        return None
+    from ..ipc import endpoints
+
+    stamp = endpoints.runtime_dir() / "speechd-notice"
+    with contextlib.suppress(OSError):
+        if time.time() - stamp.stat().st_mtime < NOTICE_EVERY_S:
+            return None
+    quiet = {"stdin": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    try:
+        listed = subprocess.run([spd_say, "-O"], stdout=subprocess.PIPE, text=True, timeout=5, **quiet)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    modules = [m.strip() for m in listed.stdout.splitlines()[1:] if m.strip()]  # after "OUTPUT MODULES"
+    others = [m for m in modules if m not in _NOT_FOR_NOTICES]
+    module = next((m for m in NOTICE_MODULES if m in others), others[0] if others else None)
+    if module is None:
+        return None
+    with contextlib.suppress(OSError):
+        endpoints.ensure_private_dir(stamp.parent)
+        stamp.write_text(f"{code}\n", encoding="ascii")
+    try:
+        subprocess.run([spd_say, "-o", module, "-P", "important", text], stdout=subprocess.DEVNULL, timeout=5, **quiet)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    with contextlib.suppress(OSError, ValueError):
+        print(f"chatterbox-tray speechd: said so aloud through the {module} module", file=sys.stderr)
+    return module
 
 
 # -- the subcommand ------------------------------------------------------------------------

@@ -283,7 +283,13 @@ class Speechd:
     """A private speech-dispatcher: its own config, runtime folder and socket; our module installed."""
 
     def __init__(
-        self, daemon: DaemonProcess, extra_conf: str = "", idle_timeout: int = 0, *, alsa_line: bool = True
+        self,
+        daemon: DaemonProcess,
+        extra_conf: str = "",
+        idle_timeout: int = 0,
+        *,
+        alsa_line: bool = True,
+        other_modules: dict[str, str] | None = None,
     ) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="cbtsd", dir="/tmp"))
         self.env = {
@@ -304,6 +310,9 @@ class Speechd:
         audio = '\nAudioOutputMethod "alsa"' if alsa_line else ""
         self.user_conf.write_text((system / "speechd.conf").read_text() + audio + "\nDisableAutoSpawn\n" + extra_conf)
         self.user_text = self.user_conf.read_text()
+        for name, conf in (other_modules or {}).items():  # more synthesizers beside ours
+            (self.root / "xdg" / "speech-dispatcher" / "modules").mkdir(exist_ok=True)
+            (self.root / "xdg" / "speech-dispatcher" / "modules" / f"{name}-generic.conf").write_text(conf)
         self.install = subprocess.run(
             [*CLI, "--no-start", "speechd", "install", "--no-reload"],
             env=self.env,
@@ -405,6 +414,34 @@ def test_without_pulseaudio_install_lets_speech_dispatcher_start(sd_daemon: Daem
         )  # fmt: skip
         assert out.returncode == 0 and server.user_conf.read_text() == server.user_text
     finally:
+        server.close()
+
+
+@needs_speechd
+def test_a_message_that_cannot_be_spoken_is_said_so_aloud_by_another_synthesizer(
+    sd_daemon: DaemonProcess, dc: Client, tmp_path: Path
+) -> None:
+    """sd_generic cannot report our failure to the client; the command hands a notice to
+    speech-dispatcher for another of its modules (here a generic one that writes what it says)."""
+    said = tmp_path / "said.txt"
+    other = (
+        f'GenericExecuteSynth "printf %s \'$DATA\' >> {said}"\nGenericCmdDependency "printf"\n'
+        'GenericLanguage "en" "en" "utf-8"\nAddVoice "en" "MALE1" "plain"\nDefaultVoice "plain"\n'
+    )
+    server = Speechd(sd_daemon, other_modules={"notice": other})
+    default = dc.voices_default()["default"]
+    dc.voices_default(clear=True)
+    try:
+        assert "notice-generic" in server.say("-O").stdout.split(), server.logs()
+        server.module_say("-w", "Nobody will hear this.")
+        deadline = time.monotonic() + 20
+        while "no default voice" not in (said.read_text() if said.exists() else ""):
+            assert time.monotonic() < deadline, server.logs()
+            time.sleep(0.1)
+        assert said.read_text().startswith("Chatterbox Tray said nothing: it has no default voice.")
+        assert "said so aloud through the notice-generic module" in server.logs()
+    finally:
+        dc.voices_default(default)
         server.close()
 
 

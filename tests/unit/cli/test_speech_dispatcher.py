@@ -354,3 +354,43 @@ def test_a_failure_is_one_dated_line_with_the_fix(capsys: pytest.CaptureFixture[
         r"no such folder \(send retry_load\) \[not_ready\]; to fix: .*chatterbox-tray reload\n",
         err,
     ), err
+
+
+FAKE_SPD_SAY = """#!/bin/sh
+echo "spd-say $*" >> "{log}"
+if [ "$1" = -O ]; then
+    printf 'OUTPUT MODULES\\n{modules}\\n'
+fi
+"""
+
+
+@pytest.mark.parametrize(
+    ("modules", "chosen"),
+    [
+        ("chatterbox-tray-generic\\ndummy\\nfestival\\nespeak-ng", "espeak-ng"),
+        ("chatterbox-tray-generic\\nrhvoice", "rhvoice"),
+        ("chatterbox-tray-generic\\ndummy", None),
+    ],
+)
+def test_a_failure_is_said_aloud_by_another_module_once_a_minute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, modules: str, chosen: str | None
+) -> None:
+    log = tmp_path / "calls.log"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "spd-say").write_text(FAKE_SPD_SAY.format(log=log, modules=modules))
+    (bin_dir / "spd-say").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("CHATTERBOX_TRAY_HOME", str(tmp_path / "home"))
+    assert speech_dispatcher.say_failure_aloud("unknown_voice") == chosen
+    calls = log.read_text().splitlines()
+    if chosen is None:
+        assert calls == ["spd-say -O"]  # nothing but ours and the dummy: nothing said
+        return
+    assert calls[0] == "spd-say -O"
+    assert calls[1].startswith(f"spd-say -o {chosen} -P important Chatterbox Tray said nothing: it has no default")
+    # A minute later at the soonest: a screen reader sends a message for every key.
+    assert speech_dispatcher.say_failure_aloud("unknown_voice") is None
+    assert len(log.read_text().splitlines()) == 2
+    # A failure that is not the user's to fix (a stop, say) is never said.
+    assert speech_dispatcher.say_failure_aloud("cancelled") is None
