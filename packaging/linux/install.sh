@@ -396,7 +396,9 @@ make_environment() {
         # --no-deps: the sync installed torch's other dependencies from the lock.
         # --no-config: the project's [tool.uv] settings are for the sync, not this step.
         run "$uv" pip install --no-config --python "$ENVDIR/bin/python" --reinstall --no-deps --compile-bytecode \
-            --index-url "$TORCH_CPU_INDEX" "torch==$version+cpu" "torchaudio==$audio_version+cpu"
+            --index-url "$TORCH_CPU_INDEX" "torch==$version+cpu" "torchaudio==$audio_version+cpu" ||
+            die "could not install torch's CPU-only build from $TORCH_CPU_INDEX (see above); run this again," \
+                "or pass --torch cuda for PyPI's build (4.1 GB)"
     fi
     if [ "$dry" = 0 ]; then
         printf 'build=%s\nreason=%s\n' "$torch_build" "$torch_reason" >"$build_file"
