@@ -394,3 +394,34 @@ def test_a_failure_is_said_aloud_by_another_module_once_a_minute(
     assert len(log.read_text().splitlines()) == 2
     # A failure that is not the user's to fix (a stop, say) is never said.
     assert speech_dispatcher.say_failure_aloud("cancelled") is None
+
+
+class _FailingDaemon:
+    """A daemon whose model failed to load: `speak` is refused with not_ready."""
+
+    remote = False
+
+    def voices_list(self) -> list[dict]:
+        return [{"name": "narrator", "default": True}]
+
+    def request(self, request: object) -> dict:
+        from chatterbox_tray.ipc.protocol import ProtocolError
+
+        raise ProtocolError("not_ready", "the model failed to load: /models/turbo has no t3_turbo.safetensors")
+
+
+def test_speak_with_a_failed_model_logs_why_and_fails(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"Hello there.")))
+    spoken_aloud: list[str] = []
+    monkeypatch.setattr(speech_dispatcher, "say_failure_aloud", spoken_aloud.append)
+    args = argparse.Namespace(voice="default", volume="100", rate="0", priority="text")
+    assert speech_dispatcher.speak(_FailingDaemon(), args) == 1
+    err = capsys.readouterr().err
+    assert "NOT SPOKEN: the model failed to load: /models/turbo has no t3_turbo.safetensors [not_ready]" in err
+    assert "chatterbox-tray reload" in err
+    assert spoken_aloud == []  # run by hand (no sd_generic above it): nothing said aloud
