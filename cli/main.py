@@ -665,12 +665,8 @@ def build_parser() -> argparse.ArgumentParser:
     aset.add_argument("--volume", type=float, help="0 to 1")
     audio.set_defaults(func=cmd_audio)
 
-    sett = sub.add_parser(
-        "settings",
-        help="show the daemon's settings, or change them with KEY=VALUE",
-        epilog=_settings_list(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    sett = sub.add_parser("settings", help="show the daemon's settings, or change them with KEY=VALUE")
+    sett.epilog, sett.formatter_class = _settings_list(), argparse.RawDescriptionHelpFormatter
     sett.add_argument("assignments", nargs="*", metavar="KEY=VALUE")
     sett.set_defaults(func=cmd_settings)
     sub.add_parser("reload", help="load the model again with the current settings").set_defaults(func=cmd_reload)
