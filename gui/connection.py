@@ -24,7 +24,6 @@ from ..ipc import endpoints
 from ..ipc.core import (
     DEFAULT_TIMEOUT,
     STREAM_GAP_TIMEOUT,
-    daemon_log_tail,
     default_timeout,
     is_final,
     reply_error,
@@ -41,7 +40,6 @@ __all__ = [
     "STARTING",
     "STREAM_GAP_TIMEOUT",
     "Connection",
-    "daemon_log_tail",
     "default_daemon_args",
 ]
 

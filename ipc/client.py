@@ -117,15 +117,16 @@ class Synthesis:
         try:
             for msg in self._replies:
                 if msg.header["kind"] == "accepted":
-                    self.job = msg.header.get("job")
-                    self.position = int(msg.header.get("position", 0))
-                    self.chunks = int(msg.header.get("chunks", 0))
-                    return self
+                    return self._accepted(msg.header)
         except ProtocolError:
             self._done = True
             raise
         self._done = True
         raise ProtocolError("internal", "the daemon ended the request without accepting it")
+
+    def _accepted(self, head: dict[str, Any]) -> Synthesis:
+        self.job, self.position, self.chunks = head.get("job"), int(head.get("position", 0)), int(head.get("chunks", 0))
+        return self
 
     def __iter__(self) -> Iterator[Chunk]:
         self._replies = self._replies or self.client.replies(self.req_id, STREAM_GAP_TIMEOUT)
@@ -136,9 +137,7 @@ class Synthesis:
                 head = msg.header
                 kind = head["kind"]
                 if kind == "accepted":
-                    self.job = head.get("job")
-                    self.position = int(head.get("position", 0))
-                    self.chunks = int(head.get("chunks", 0))
+                    self._accepted(head)
                 elif kind == "progress":
                     self.progress = head.get("progress", {})
                 elif kind == "chunk":

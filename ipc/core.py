@@ -138,11 +138,9 @@ class DaemonFinder:
         self._blocked = False
 
     def find(self) -> endpoints.ConnectionInfo | None:
-        """The daemon to try now, or None while none runs.
+        """The daemon to try now, or None while none runs; DaemonUnavailable, with why, when trying is useless.
 
-        Raises DaemonUnavailable with the reason when trying is useless for
-        now: the pairing is broken, the daemon speaks another protocol
-        version, or the daemon started from here exited.
+        Useless: the pairing is broken, the daemon speaks another protocol version, or the one started here exited.
         """
         if self.remote is not None:
             from .remote import RemoteError, remote_connection
@@ -177,9 +175,8 @@ class DaemonFinder:
 
     def start(self) -> bool:
         """Start a daemon when the policy allows it now; raises DaemonUnavailable when it cannot be started."""
-        if self.remote is not None or not self.autostart or self._blocked or self.starting:
-            return False
-        if time.monotonic() - self._started_at < AUTOSTART_EVERY_S:
+        recently = time.monotonic() - self._started_at < AUTOSTART_EVERY_S
+        if self.remote is not None or not self.autostart or self._blocked or self.starting or recently:
             return False
         from .spawn import spawn_daemon
 

@@ -184,7 +184,7 @@ class DaemonLink:
     # -- not connected ---------------------------------------------------------------
 
     def _connect_once(self) -> None:
-        self._fail_commands()
+        self._drain_commands()
         try:
             info = self.finder.find()
             if self.remote is not None and self._state not in (CONNECTING, LOST, FAILED):
@@ -313,21 +313,25 @@ class DaemonLink:
             self._sink.on_gap()
 
     def _drain_commands(self) -> None:
+        """Send the queued requests; while no daemon is connected they fail at once rather than pile up."""
         while True:
             try:
                 cmd = self.commands.get_nowait()
             except queue.Empty:
                 return
-            if cmd[0] == "req":
-                _, req_id, request, timeout = cmd
-                try:
-                    self._send(req_id, request)
-                except zmq.ZMQError as exc:
-                    self._fail(req_id, "unavailable", f"could not send to the daemon: {exc}")
-                    continue
-                self._pending[req_id] = _Pending(request.op, timeout, time.monotonic() + timeout, slow=request.slow)
-            elif cmd[0] == "retry":
+            if cmd[0] == "retry":
                 self.finder.retry()
+                continue
+            _, req_id, request, timeout = cmd
+            if self._dealer is None:
+                self._fail(req_id, "unavailable", "not connected to the daemon")
+                continue
+            try:
+                self._send(req_id, request)
+            except zmq.ZMQError as exc:
+                self._fail(req_id, "unavailable", f"could not send to the daemon: {exc}")
+                continue
+            self._pending[req_id] = _Pending(request.op, timeout, time.monotonic() + timeout, slow=request.slow)
 
     def _check_health(self) -> None:
         now = time.monotonic()
@@ -376,23 +380,11 @@ class DaemonLink:
     def _fail(self, req_id: str, code: str, message: str) -> None:
         self._sink.on_message(req_id, {"kind": "error", "error": {"code": code, "message": message}}, [])
 
-    def _fail_commands(self) -> None:
-        """Requests made while no daemon is connected fail at once rather than pile up."""
-        while True:
-            try:
-                cmd = self.commands.get_nowait()
-            except queue.Empty:
-                return
-            if cmd[0] == "req":
-                self._fail(cmd[1], "unavailable", "not connected to the daemon")
-            elif cmd[0] == "retry":
-                self.finder.retry()
-
     def _sleep(self, seconds: float) -> None:
         """Wait, but wake for a command (a request fails at once, a retry acts at once)."""
         if self._wake_rx.poll(int(seconds * 1000)):
             self._drain_wake()
-            self._fail_commands()
+            self._drain_commands()
 
     def _close_sockets(self) -> None:
         if self._dealer is not None:

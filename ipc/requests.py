@@ -215,11 +215,9 @@ def speak(
 
 @dataclass(frozen=True)
 class PlayHere:
-    """A ``speak`` for a daemon on another computer: made there (``synthesize``), played on this one.
+    """A ``speak`` for a daemon on another computer, as the CLI and the tray app send it: ``synthesize`` there.
 
-    The daemon's speaker is in another room, so what only a speaker uses
-    (priority, volume, interrupt) stays here; the CLI and the tray app both
-    rewrite a ``speak`` this way (``of``).
+    What only a speaker uses (priority, volume as ``gain``, interrupt) stays here, with this computer's speaker.
     """
 
     synthesize: Request

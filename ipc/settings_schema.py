@@ -10,6 +10,7 @@ only: every client imports it.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,33 +53,17 @@ class Setting:
         return f"any {JSON_TYPES[self.type]}"
 
     def problem(self, value: Any) -> str | None:
-        """Why ``value`` is refused ("volume must be between 0.0 and 1.0"), or None."""
-        if not _is(self.type, value):
+        """Why ``value`` is refused ("volume must be between 0 and 1"), or None. A bool is no number here."""
+        kinds = (int, float) if self.type is float else self.type
+        if isinstance(value, bool) != (self.type is bool) or not isinstance(value, kinds):
             return f"{self.name} must be {self.type.__name__}, not {value!r}"
         if self.choices and value not in self.choices:
             return f"{self.name} must be {self.accepts()}, not {value!r}"
-        if self.type in (int, float):
-            number = _as_float(value)
-            low = -math.inf if self.low is None else self.low
-            high = math.inf if self.high is None else self.high
-            if not (math.isfinite(number) and low <= number <= high):
-                return f"{self.name} must be {self.accepts()}"
+        low, high = -math.inf if self.low is None else self.low, math.inf if self.high is None else self.high
+        # Also refused: infinities, NaN, and integers too large for a float (not a crash later).
+        if self.type in (int, float) and not (low <= value <= high and abs(value) <= sys.float_info.max):
+            return f"{self.name} must be {self.accepts()}"
         return None
-
-
-def _is(kind: type, value: Any) -> bool:
-    """Whether ``value`` is of ``kind`` on the wire: a bool is no number, an int is a float."""
-    if isinstance(value, bool):
-        return kind is bool
-    return isinstance(value, (int, float)) if kind is float else isinstance(value, kind)
-
-
-def _as_float(value: float) -> float:
-    """``float(value)``, with an integer too large for a float read as infinite (refused, not a crash)."""
-    try:
-        return float(value)
-    except OverflowError:
-        return math.inf
 
 
 def _named(*choices: str) -> dict[str, str]:
@@ -86,13 +71,9 @@ def _named(*choices: str) -> dict[str, str]:
     return {c: c for c in choices}
 
 
-def _schema(*settings: Setting) -> dict[str, Setting]:
-    return {s.name: s for s in settings}
-
-
 # A table, one setting a paragraph: kept as written.
 # fmt: off
-SETTINGS = _schema(
+SETTINGS = {setting.name: setting for setting in (
     Setting("variant", str, "auto", "Variant",
         "Which Chatterbox: Original (English), Multilingual or Turbo; Automatic takes Turbo without a CUDA or "
         "MPS device (the only one near real time on a CPU), else the Original (with a local folder, its model)",
@@ -169,11 +150,5 @@ SETTINGS = _schema(
     Setting("bridge_wyoming_zeroconf", bool, False, "Announce the Wyoming server",
         "Announce it over zeroconf so Home Assistant finds it by itself (off: a server without a password should "
         "be added on purpose); needs an address other machines reach"),
-)
+)}
 # fmt: on
-
-
-def label(name: str) -> str:
-    """A setting's name for people ("Speaking rate"); an unknown one as it is."""
-    spec = SETTINGS.get(name)
-    return spec.label if spec else name

@@ -40,12 +40,16 @@ from PySide6.QtWidgets import (
 
 from ...ipc import remote
 from ...ipc import requests as rq
-from ...ipc.settings_schema import SETTINGS, label
+from ...ipc.settings_schema import SETTINGS
 from .. import autostart
 from ..pairdialog import PairDialog
 from ..plain_words import plain_failure
 from ..state import AppState
 from ..widgets import Banner, ElidedLabel, wheel_only_when_focused
+
+#: The daemon's settings this page shows (``_set_field`` puts each in its widget).
+SHOWN = ("variant", "checkpoint", "device", "language", "memory_cache_mb", "disk_cache_mb", "prebuffer")
+SHOWN += ("sentence_pause_ms", "unload_after_idle_minutes", "volume", "rate", "bridge_openai", "bridge_wyoming")
 
 
 class SettingsPage(QWidget):
@@ -96,10 +100,10 @@ class SettingsPage(QWidget):
         local_row.addWidget(browse)
         model_box = QGroupBox("Model")
         form = QFormLayout(model_box)
-        form.addRow(label("variant"), self.variant)
-        form.addRow(label("checkpoint"), self.source_hub)
+        form.addRow(SETTINGS["variant"].label, self.variant)
+        form.addRow(SETTINGS["checkpoint"].label, self.source_hub)
         form.addRow("", local_row)
-        form.addRow(label("language"), self.language)
+        form.addRow(SETTINGS["language"].label, self.language)
         self.idle_minutes = QSpinBox(maximum=24 * 60, suffix=" min idle", singleStep=5, specialValueText="Never")
         self.idle_minutes.setToolTip(SETTINGS["unload_after_idle_minutes"].help)
         # One row for both: the page must fit the default window without scrolling.
@@ -108,7 +112,7 @@ class SettingsPage(QWidget):
         device_row.addSpacing(12)
         device_row.addWidget(QLabel("Unload after"))
         device_row.addWidget(self.idle_minutes)
-        form.addRow(label("device"), device_row)
+        form.addRow(SETTINGS["device"].label, device_row)
         reload_row = QHBoxLayout()
         reload_row.addWidget(self.loaded_label, 1)
         reload_row.addWidget(self.reload_button)
@@ -147,14 +151,14 @@ class SettingsPage(QWidget):
         volume_row.addWidget(self.volume_label)
         output_box = self.output_box = QGroupBox("Speaker")
         output_form = QFormLayout(output_box)
-        output_form.addRow(label("output_device"), self.output)
-        output_form.addRow(label("volume"), volume_row)
-        output_form.addRow(label("prebuffer"), self.prebuffer)
-        output_form.addRow(label("sentence_pause_ms"), self.pause_ms)
+        output_form.addRow(SETTINGS["output_device"].label, self.output)
+        output_form.addRow(SETTINGS["volume"].label, volume_row)
+        output_form.addRow(SETTINGS["prebuffer"].label, self.prebuffer)
+        output_form.addRow(SETTINGS["sentence_pause_ms"].label, self.pause_ms)
         rate_row = QHBoxLayout()
         rate_row.addWidget(self.rate, 1)
         rate_row.addWidget(self.rate_label)
-        output_form.addRow(label("rate"), rate_row)
+        output_form.addRow(SETTINGS["rate"].label, rate_row)
 
         # the app's own
         self.autostart = QCheckBox("Start Chatterbox Tray when I log in")
@@ -311,7 +315,7 @@ class SettingsPage(QWidget):
             self._set_field(key, value)
         newer = [k for k in self.kept if now.get(k) != before.get(k)]
         if newer:
-            names = ", ".join(f"{label(k)} ({_shown(k, now.get(k))})" for k in newer)
+            names = ", ".join(f"{SETTINGS[k].label} ({_shown(k, now.get(k))})" for k in newer)
             self.banner.show_message(
                 f"Another app changed {names} while you were editing. Your unsaved value is kept: "
                 "Apply to use yours, or Revert to take the new one.",
@@ -363,29 +367,13 @@ class SettingsPage(QWidget):
         s = self.daemon_settings = dict(result.get("settings") or {})
         self.loaded = dict(result.get("loaded") or {})
         self._fill_variants(self.state.hello)
-        self.variant.setCurrentIndex(max(0, self.variant.findData(s.get("variant"))))
-        local = bool(s.get("checkpoint"))
-        self.source_local.setChecked(local)
-        self.source_hub.setChecked(not local)
-        self.checkpoint.setText(s.get("checkpoint", ""))
-        self.checkpoint.setEnabled(local)
-        self.device.setCurrentIndex(max(0, self.device.findData(s.get("device"))))
-        languages = self.state.languages() or ["en"]
         self.language.clear()
-        self.language.addItems(languages)
-        self.language.setCurrentText(str(s.get("language", "en")))
-        self.memory_mb.setValue(int(s.get("memory_cache_mb", 0)))
-        self.disk_mb.setValue(int(s.get("disk_cache_mb", 0)))
-        self.prebuffer.setCurrentIndex(max(0, self.prebuffer.findData(s.get("prebuffer"))))
-        self.pause_ms.setValue(int(s.get("sentence_pause_ms", 250)))
-        self.idle_minutes.setValue(_whole_minutes(s.get("unload_after_idle_minutes", 30)))
-        self.volume.setValue(round(100 * float(s.get("volume", 1.0))))
-        self.rate.setValue(round(100 * float(s.get("rate", 1.0))))
-        self.rate.setEnabled("rate" in s)  # an older daemon has no rate setting
-        for key in ("bridge_openai", "bridge_wyoming"):
-            box = getattr(self, key)
-            box.setChecked(bool(s.get(key, False)))
-            box.setEnabled(key in s)
+        self.language.addItems(self.state.languages() or ["en"])
+        for key in SHOWN:
+            self._set_field(key, s.get(key, SETTINGS[key].default))
+        self.checkpoint.setEnabled(bool(s.get("checkpoint")))
+        for key in ("rate", "bridge_openai", "bridge_wyoming"):
+            getattr(self, key).setEnabled(key in s)  # an older daemon has none of these settings
         self._show_bridge_places(s)
         self._update_language()
         if self.state.remote:  # its file is on the other computer, and only its owner edits it

@@ -131,7 +131,7 @@ def test_the_wheel_changes_only_a_focused_control_and_nothing_is_saved_until_app
 
 
 def test_the_settings_page_takes_ranges_choices_labels_and_tooltips_from_the_schema(qtbot, own_daemon):
-    from chatterbox_tray.ipc.settings_schema import SETTINGS, label
+    from chatterbox_tray.ipc.settings_schema import SETTINGS
 
     app = open_app(qtbot, own_daemon)
     try:
@@ -153,7 +153,7 @@ def test_the_settings_page_takes_ranges_choices_labels_and_tooltips_from_the_sch
             assert widget.toolTip() == SETTINGS[name].help, name
         form = page.output_box.layout()
         for widget in (page.output, page.prebuffer, page.pause_ms):
-            assert form.labelForField(widget).text() in {label(n) for n in SETTINGS}
+            assert form.labelForField(widget).text() in {s.label for s in SETTINGS.values()}
     finally:
         app.close()
 
