@@ -23,6 +23,7 @@ import contextlib
 import logging
 import queue
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,7 +34,7 @@ from . import endpoints
 from . import requests as rq
 from .client import Client, EventStream
 from .core import ClientCore, DaemonFinder, DaemonUnavailable, is_final, pid_alive
-from .protocol import ProtocolError
+from .protocol import Message, ProtocolError
 from .requests import Request
 
 log = logging.getLogger(__name__)
@@ -269,16 +270,20 @@ class DaemonLink:
             while True:
                 self._wake_rx.recv(zmq.NOBLOCK)
 
-    def _read_replies(self) -> None:
-        assert self._dealer is not None and self._info is not None
-        while self._dealer.poll(0):
-            frames = self._dealer.recv_multipart()
+    def _received(self, sock: zmq.Socket, decode: Callable[[list], Message], what: str) -> Iterator[Message]:
+        """The messages waiting on ``sock``, decoded; a bad one is logged and dropped."""
+        while sock.poll(0):
             try:
-                msg = self.core.decode_reply(frames)
+                msg = decode(sock.recv_multipart())
             except ProtocolError as exc:
-                log.warning("dropping a bad reply: %s", exc)
+                log.warning("dropping a bad %s: %s", what, exc)
                 continue
             self._last_heard = time.monotonic()
+            yield msg
+
+    def _read_replies(self) -> None:
+        assert self._dealer is not None and self._info is not None
+        for msg in self._received(self._dealer, self.core.decode_reply, "reply"):
             req_id = str(msg.header.get("id", ""))
             pending = self._pending.get(req_id)
             if pending is None:
@@ -294,16 +299,8 @@ class DaemonLink:
 
     def _read_events(self) -> None:
         assert self._events is not None and self._info is not None
-        sock = self._events.socket
         gap = False
-        while sock.poll(0):
-            frames = sock.recv_multipart()
-            try:
-                msg = self.core.decode_event(frames)
-            except ProtocolError as exc:
-                log.warning("dropping a bad event: %s", exc)
-                continue
-            self._last_heard = time.monotonic()
+        for msg in self._received(self._events.socket, self.core.decode_event, "event"):
             seq = msg.header.get("seq")
             if isinstance(seq, int):
                 gap = gap or (self._seq > 0 and seq != self._seq + 1)
