@@ -68,18 +68,13 @@ def _serving_now() -> tuple[bool, str] | None:
     ``--remote-bind`` turns remote mode on for one run, and a taken port turns
     it off, so the settings file alone cannot say whether pairing will work.
     """
-    from ..ipc.client import Client
+    from ..ipc.client import connect
 
     try:
-        client = Client(timeout=2.0)
-    except Exception:  # no connection file (no daemon), or an unreadable one
-        return None
-    try:
-        state = client.status().get("remote") or {}
+        with connect(autostart=False, daemon="local") as client:
+            state = client.status().get("remote") or {}
     except Exception:  # no daemon, an old one, a garbled answer: fall back to the settings file
         return None
-    finally:
-        client.close()
     if state.get("serving"):
         return True, ""
     return False, str(state.get("error") or 'remote mode is off (add "remote": {"enabled": true} to settings.json)')
