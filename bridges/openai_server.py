@@ -35,6 +35,7 @@ from typing import Any
 from ..ipc.client import Client, DaemonUnavailable
 from ..ipc.limits import RATE_RANGE
 from ..ipc.protocol import ProtocolError
+from ..ipc.settings_schema import SETTINGS
 from . import encoders
 from .upstream import OPENAI_VOICES, DaemonClients, UnknownVoice, VoiceTable, open_synthesis, resolve_voice
 
@@ -56,7 +57,8 @@ DISCARD_MAX_S = 10.0
 DISCARD_IDLE_S = 2.0
 #: OpenAI's model names, accepted as aliases of the loaded model.
 OPENAI_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
-VARIANTS = ("original", "multilingual", "turbo")
+#: The models a daemon may have loaded (the ``variant`` setting's choices but "auto").
+VARIANTS = tuple(v for v in SETTINGS["variant"].choices if v != "auto")
 #: Generation options passed through to the daemon when a request carries them (our extension).
 PASSTHROUGH_OPTIONS = ("exaggeration", "cfg_weight", "temperature", "seed", "language")
 SPEED_RANGE = (0.25, 4.0)

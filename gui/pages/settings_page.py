@@ -384,8 +384,8 @@ class SettingsPage(QWidget):
 
     def _show_bridge_places(self, s: dict[str, Any]) -> None:
         """The switches' words say where each bridge listens (its address is a daemon setting)."""
-        port = s.get("bridge_openai_port", 8880)
-        uri = s.get("bridge_wyoming_uri", "tcp://127.0.0.1:10200")
+        port = s.get("bridge_openai_port", SETTINGS["bridge_openai_port"].default)
+        uri = s.get("bridge_wyoming_uri", SETTINGS["bridge_wyoming_uri"].default)
         self.bridge_openai.setText(f"OpenAI speech API on http://127.0.0.1:{port}/v1")
         self.bridge_openai.setToolTip(SETTINGS["bridge_openai"].help)
         self.bridge_wyoming.setText(f"Home Assistant (Wyoming) on {uri}")
