@@ -59,11 +59,12 @@ class Setting:
             return f"{self.name} must be {self.type.__name__}, not {value!r}"
         if self.choices and value not in self.choices:
             return f"{self.name} must be {self.accepts()}, not {value!r}"
+        if self.type not in (int, float):
+            return None
+        if not abs(value) <= sys.float_info.max:  # NaN, infinities, integers too large for a float
+            return f"{self.name} must be a finite number ({self.accepts()})"
         low, high = -math.inf if self.low is None else self.low, math.inf if self.high is None else self.high
-        # Also refused: infinities, NaN, and integers too large for a float (not a crash later).
-        if self.type in (int, float) and not (low <= value <= high and abs(value) <= sys.float_info.max):
-            return f"{self.name} must be {self.accepts()}"
-        return None
+        return None if low <= value <= high else f"{self.name} must be {self.accepts()}"
 
 
 def _named(*choices: str) -> dict[str, str]:

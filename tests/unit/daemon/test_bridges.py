@@ -40,7 +40,7 @@ def test_each_setting_asks_for_its_bridge_on_this_daemon_only() -> None:
         ({"bridge_openai_port": 0}, "from 1 to 65535"),
         ({"bridge_wyoming_uri": "http://x"}, "must start with tcp://"),
         ({"rate": 2.5}, "rate must be between 0.5 and 2.0"),
-        ({"rate": float("nan")}, "rate must be between 0.5 and 2.0"),
+        ({"rate": float("nan")}, r"rate must be a finite number \(between 0.5 and 2.0\)"),
     ],
 )
 def test_bad_values_are_refused_in_plain_words(values: dict, words: str) -> None:
