@@ -576,6 +576,9 @@ def connect(
                     f"{finder.silent(info, ping_s)} (then `chatterbox-tray remote add` again); "
                     "use --daemon local for this machine's daemon"
                 ) from None
+        if info is not None and started and not finder.starting:  # the one started here left it to this one
+            log = endpoints.log_dir() / "daemon.log"
+            raise DaemonUnavailable(f"the daemon (pid {info.pid}) did not answer within {ping_s:g} s; see {log}")
         started = finder.start() or started
         if not started:
             raise DaemonUnavailable("no daemon is running (start one with `chatterbox-tray daemon`)")

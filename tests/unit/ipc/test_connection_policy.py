@@ -102,3 +102,17 @@ def test_a_chunk_reply_becomes_a_chunk() -> None:
     assert list(chunk.samples) == [0, 1, 2, 3]
     with pytest.raises(ProtocolError, match="without audio"):
         Chunk.from_reply(header, [])
+
+
+def test_connect_reports_a_daemon_that_runs_but_does_not_answer(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chatterbox_tray.ipc.client import connect
+
+    endpoints.connection_file().parent.mkdir(parents=True, exist_ok=True)
+    silent = endpoints.ConnectionInfo(f"ipc://{home}/nobody.sock", f"ipc://{home}/ev.sock", "ab" * 32, os.getpid())
+    endpoints.write_connection(silent)
+    with pytest.raises(DaemonUnavailable, match="no daemon is running"):
+        connect(autostart=False, daemon="local")
+    # The daemon started here finds the lock taken (status 3): the one that holds it is named.
+    monkeypatch.setattr(spawn, "spawn_daemon", lambda args: subprocess.Popen([sys.executable, "-c", "exit(3)"]))
+    with pytest.raises(DaemonUnavailable, match=rf"the daemon \(pid {os.getpid()}\) did not answer within 1.5 s"):
+        connect(daemon="local", start_timeout=20)
