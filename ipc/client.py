@@ -565,11 +565,9 @@ def connect(
                 client.ping()
                 client.timeout = DEFAULT_TIMEOUT
                 return client
-            except DaemonUnavailable:
+            except (DaemonUnavailable, ProtocolError) as exc:
                 client.close()
-            except ProtocolError:
-                client.close()
-                if finder.remote is not None:
+                if finder.remote is not None and isinstance(exc, ProtocolError):
                     raise  # refused (its owner revoked this computer): say so
             if finder.remote is not None:
                 raise DaemonUnavailable(
