@@ -45,6 +45,23 @@ def _share_the_cores() -> None:
 
 _share_the_cores()
 
+
+def _numba_cache_per_worker() -> None:
+    """Give each xdist worker its own numba cache (librosa's ``cache=True`` kernels).
+
+    On a fresh environment two workers compiling the same kernel write its
+    cache files at once, and one can load the other's half-written file: a
+    worker died of a segmentation fault inside librosa's ``pyin`` that way, and
+    xdist then waited for it for ever. Set before anything imports numba.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        folder = Path(tempfile.gettempdir()) / f"chatterbox-tray-numba-{getattr(os, 'getuid', lambda: 0)()}-{worker}"
+        os.environ.setdefault("NUMBA_CACHE_DIR", str(folder))
+
+
+_numba_cache_per_worker()
+
 #: Per-chunk delay of the slow daemon: long enough that a job is still running
 #: when a test acts on it, short enough to keep the suite fast.
 SLOW_CHUNK_S = 0.25
