@@ -62,6 +62,10 @@ class Segment:
     last_piece_rtf: float | None = None
     #: The most audio this sentence can have (its token budget), if known.
     longest_s: float | None = None
+    #: The item's first sentence the model made: it also paid for filling the
+    #: pipeline (T3 alone, then S3Gen, where later sentences overlap the two),
+    #: so its pace says little about the sentences after it.
+    first_made: bool = False
 
 
 @dataclass(eq=False, kw_only=True)
@@ -202,10 +206,11 @@ class PlaybackLoop:
         else:
             audio = np.concatenate([fade(samples, rate, end=final), pause])
             last = Segment(index, audio, len(samples), span, text, made_s, longest_s=longest_s)
+            last.first_made = made_s > 0 and not any(s.made_s > 0 for s in item.segments)
             item.segments.append(last)
         last.last_piece_made_s = made_s
         last.open = not final
-        if final and last.speech_samples and last.made_s > 0:
+        if final and last.speech_samples and last.made_s > 0 and not last.first_made:
             self._rtfs.append(last.made_s / (last.speech_samples / rate))
         self._cond.notify_all()
 
@@ -286,17 +291,25 @@ class PlaybackLoop:
         return statistics.median(self._rtfs) if self._rtfs else None
 
     def _rtf_estimate(self, item: Track) -> float | None:
-        """This item's real-time factor so far, or recent sentences' if that is higher.
+        """This item's real-time factor so far, or recent sentences' if that is higher (first sentences aside).
 
         Sentences differ (a short one costs more per second of audio), so the
         item's own cumulative figure is the best guess once it has one; recent
         sentences (whatever item, the path and precision in use) guard against
         a lucky first piece and follow the machine getting busier or quieter.
         """
-        made = sum(s.made_s for s in item.segments)
-        speech = sum(s.speech_samples for s in item.segments) / (self.rate or 1)
+        made_here = [s for s in item.segments if s.made_s > 0]  # pause markup's silence costs nothing
+        steady = [s for s in made_here if not s.first_made]
         recent = self._recent_rtf()
-        pool = ([made / speech] if speech > 0 and made > 0 else []) + ([recent] if recent is not None else [])
+        pool = [recent] if recent is not None else []
+        # Past the first sentence the pipeline is full: what it makes a second
+        # from then on is the figure to plan by. Only without one does the
+        # first sentence (the slowest: pipeline filling) stand in for it.
+        for segments in (steady,) if steady or pool else (made_here,):
+            made = sum(s.made_s for s in segments)
+            speech = sum(s.speech_samples for s in segments) / (self.rate or 1)
+            if speech > 0 and made > 0:
+                pool.append(made / speech)
         return max(pool) if pool else None
 
     def _seconds_per_char(self) -> float:

@@ -162,7 +162,9 @@ class Worker:
                 samples = samples.astype("<f4", copy=False)
                 tally["audio"] += len(samples) / engine.sample_rate
                 now = time.perf_counter()
-                self._deliver(job, index, chunk, samples, result, budget, now - made, piece_no)
+                # Silence costs the model nothing: 0 keeps it out of the speaker's pace figures.
+                made_s = 0.0 if chunk.pause_s is not None else now - made
+                self._deliver(job, index, chunk, samples, result, budget, made_s, piece_no)
                 piece_no += 1
                 made = now
                 if tally["first_chunk"] is None:

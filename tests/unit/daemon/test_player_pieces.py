@@ -170,3 +170,22 @@ def test_a_pause_resumes_where_the_sound_stopped_and_counts_it_once(monkeypatch:
     p.close()
     assert end[0] == "finished"
     assert abs(end[1]["played_s"] - (1.0 + p.pause_s)) <= BLOCK_S
+
+
+def test_the_pace_to_plan_by_leaves_out_first_sentences_and_silence(player: Player) -> None:
+    """A job's first sentence also fills the pipeline (slower); pause markup's silence costs nothing."""
+    job = speech("One. Two. Three.")
+    player.admit(job, "text")
+    item = player._find(job)
+    player.push(job, 0, tone(2 * RATE), (0, 4), "One.", 4.0, final=True)  # 2.0 s of work a second
+    assert player._rtf_estimate(item) == pytest.approx(2.0)  # nothing better known yet
+    assert not player._rtfs  # a first sentence is no one's steady pace
+    player.push(job, 1, np.zeros(RATE, np.float32), (5, 5), "", 0.0, final=True)  # a pause: silence
+    player.push(job, 2, tone(2 * RATE), (5, 9), "Two.", 2.6, final=True)  # 1.3 once the pipeline is full
+    assert player._rtf_estimate(item) == pytest.approx(1.3)
+    assert list(player._rtfs) == [pytest.approx(1.3)]
+    later = speech("Four. Five.")
+    player.admit(later, "text")
+    player.push(later, 0, tone(2 * RATE), (0, 5), "Four.", 3.6, final=True)
+    # the next job plans by the steady pace measured before, not its own first sentence
+    assert player._rtf_estimate(player._find(later)) == pytest.approx(1.3)
