@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..ipc.limits import CLIP_MIN_SECONDS
+from ..ipc.settings_schema import SETTINGS
 from . import download
 from .engine import (
     OPTION_RANGES,
@@ -117,7 +118,7 @@ def fingerprint_folder(folder: Path) -> str:
 
 
 #: Values of the ``engine_path`` setting.
-ENGINE_PATHS = ("auto", "fast", "stock")
+ENGINE_PATHS = tuple(SETTINGS["engine_path"].choices)  # declared once, in the settings schema
 
 
 def resolve_engine_path(wanted: str, variant: str) -> str:

@@ -16,9 +16,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from ..ipc.settings_schema import SETTINGS
+
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "float32", "bfloat16", "mixed", "int8")
+#: The ``precision`` setting's values, declared once in the settings schema.
+PRECISIONS = tuple(SETTINGS["precision"].choices)
 
 #: What ``auto`` means per device type. CPU: measured (see docs/engine.md).
 #: CUDA and MPS: float32 until half precision is measured on one (the GPU

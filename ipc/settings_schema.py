@@ -111,7 +111,8 @@ SETTINGS = {setting.name: setting for setting in (
         choices=_named("auto", "fast", "stock"), needs_reload=True),
     Setting("precision", str, "auto", "Precision",
         "T3's transformer on the fast path: auto (measured per device), float32, bfloat16, mixed or int8 "
-        "(weight-only int8 for some or all of its linears; CPU only)",
+        "(weight-only int8 for some or all of its linears; CPU only). On a CPU every value but float32 also "
+        "runs S3Gen in bfloat16",
         choices=_named("auto", "float32", "bfloat16", "mixed", "int8"), needs_reload=True),
     Setting("quality", str, "best", "Quality",
         "S3Gen's solver steps and reference-prompt length: best is chatterbox's own; balanced and fast trade "
