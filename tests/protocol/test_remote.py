@@ -153,7 +153,9 @@ def test_remote_speech_here_waits_for_enough_audio_when_it_comes_slower_than_it_
 
     With ``prebuffer`` adaptive (this computer's setting) the speech starts once
     enough has arrived and never runs dry; with it off, it starts with the
-    first piece and stalls.
+    first sentence at the latest and stalls (the sentence rule may hold back a
+    sentence whose pieces come too slowly to play through, so on a busy
+    machine the whole first sentence can be there when it starts).
     """
     slow = serving_daemon(
         {"CHATTERBOX_TRAY_FAKE_TOKEN_DELAY": "0.06", "CHATTERBOX_TRAY_FAKE_PIECES": "3"}  # 60 ms a 40 ms token
@@ -175,7 +177,7 @@ def test_remote_speech_here_waits_for_enough_audio_when_it_comes_slower_than_it_
         first_sentence_s = 2 * len("One short line here.") / 25 + 0.25
         adaptive, off = ends["adaptive"]["playback"], ends["off"]["playback"]
         assert adaptive["underruns"] == 0 and adaptive["prebuffer_s"] > first_sentence_s
-        assert off["underruns"] > 0 and off["prebuffer_s"] < first_sentence_s
+        assert off["underruns"] > 0 and off["prebuffer_s"] <= first_sentence_s + 0.01
     finally:
         if saved is None:
             settings.unlink(missing_ok=True)
