@@ -120,4 +120,5 @@ def test_a_good_clip_is_checked_then_named_then_added(qtbot, tray_app, daemon, c
     page.add_file(path)
     qtbot.waitUntil(lambda: name in page.names(), timeout=15_000)
     assert asked == ["good"]  # the file's name, offered
-    assert {v["name"] for v in tray_app.state.voices} - before == {name}
+    # ``before`` may predate the shared daemon's list arriving: only the new name matters
+    assert name not in before and name in {v["name"] for v in tray_app.state.voices}
