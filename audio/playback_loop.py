@@ -305,11 +305,11 @@ class PlaybackLoop:
         # Past the first sentence the pipeline is full: what it makes a second
         # from then on is the figure to plan by. Only without one does the
         # first sentence (the slowest: pipeline filling) stand in for it.
-        for segments in (steady,) if steady or pool else (made_here,):
-            made = sum(s.made_s for s in segments)
-            speech = sum(s.speech_samples for s in segments) / (self.rate or 1)
-            if speech > 0 and made > 0:
-                pool.append(made / speech)
+        segments = steady if steady or pool else made_here
+        made = sum(s.made_s for s in segments)
+        speech = sum(s.speech_samples for s in segments) / (self.rate or 1)
+        if speech > 0 and made > 0:
+            pool.append(made / speech)
         return max(pool) if pool else None
 
     def _seconds_per_char(self) -> float:
