@@ -7,6 +7,12 @@ list or the new one. A file that cannot be read at start-up is moved aside
 (kept for the user, as the voice library does) and the dictionary starts
 empty. Rules are checked (`ipc.markup.check_rule`) before anything is saved,
 so a bad regular expression is refused, never stored.
+
+Rules are compiled with the third-party ``regex`` module, not ``re``: its
+searches take a time limit, which is what lets ``saytext`` stop a user's
+regular expression that backtracks without end instead of freezing the
+daemon's main loop. A new regular expression is also tried on a few probe
+texts (`probe_rule`) and refused if it is catastrophically slow on one.
 """
 
 from __future__ import annotations
@@ -16,20 +22,105 @@ import logging
 import os
 import re
 import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+import regex
 
 from ..ipc.atomic import OWNER_ONLY, write_atomic
 from ..ipc.markup import MAX_RULES, Rule, check_rule
 from ..ipc.protocol import ProtocolError
 from .storage import disk_full_as_error, remove_temp_files_of
 
-__all__ = ["RuleBook"]
+__all__ = ["PROBE_CHARS", "PROBE_LIMIT_S", "RuleBook", "compile_rule", "probe_rule"]
 
 log = logging.getLogger(__name__)
 
 FILE_VERSION = 1
+
+#: A probe text is about this long: catastrophic backtracking (exponential, or cubic and
+#: worse with ``regex``'s safeguards) takes seconds on it, while a fair rule takes
+#: microseconds and a merely quadratic one (``(\w+)\s+\1``) a few milliseconds.
+PROBE_CHARS = 1000
+#: The most one probe may take, and all of a rule's probes together, before the rule is
+#: refused. They run on the main loop, when a rule is added or imported.
+PROBE_LIMIT_S = 0.05
+PROBE_TOTAL_S = 0.25
+#: Pieces a probe is made of besides the expression's own: a letter, a digit, spaces, dots, dashes.
+_PROBE_UNITS = ("a", "1", " ", "a ", ".", "-")
+_REGEX_SYNTAX = set("()[]{}?*+|^$\\")
+
+
+def compile_rule(rule: Rule) -> Any:
+    """The ``regex`` pattern that finds what ``rule`` replaces (searched with a time limit by ``saytext``).
+
+    A plain word's pattern is `Rule.pattern`'s (whole words, escaped); a
+    regular expression is the user's, in ``regex``'s ``re``-compatible
+    syntax (V0). Raises ProtocolError ``bad_rule`` for one ``regex`` cannot
+    compile.
+    """
+    flags = regex.V0 | (0 if rule.case_sensitive else regex.IGNORECASE)
+    source = rule.word if rule.regex else rule.pattern().pattern
+    try:
+        return regex.compile(source, flags)
+    except (regex.error, RecursionError, OverflowError) as exc:
+        raise ProtocolError("bad_rule", f"{rule.word!r} is not a valid regular expression: {exc}") from None
+
+
+def _probes(source: str) -> list[str]:
+    r"""Texts that make a catastrophically backtracking expression show itself.
+
+    Long runs of one piece (a character or a word of the expression, or a
+    letter, digit, space or dot), then a character it may not expect, or
+    nothing, or a blocker and then the expression's own characters (so one
+    that needs a "!" is not let off early because there is none):
+    ``(a+)+$`` meets "aaaa…a!", ``(\w+\s?)+$`` meets "www…w!", ``(a+)+!``
+    meets "aaaa…a\x00a!".
+    """
+    words = list(dict.fromkeys(re.findall(r"[^\W_]+", source)))[:6]
+    chars = list(dict.fromkeys(ch for ch in source if ch.isprintable() and ch not in _REGEX_SYNTAX))[:10]
+    units = list(dict.fromkeys([*words, *chars, *_PROBE_UNITS]))
+    ends = ("!", "", "\x00" + "".join(chars))
+    return [unit * max(1, PROBE_CHARS // len(unit)) + end for unit in units for end in ends]
+
+
+def probe_rule(rule: Rule, pattern: Any) -> None:
+    """Refuse (ProtocolError ``bad_rule``) a regular expression that is catastrophically slow on a probe text.
+
+    A cheap test, not a proof: it catches the usual shapes (a repetition
+    inside a repetition, overlapping alternatives); ``saytext``'s time limit
+    on every text is what guarantees the main loop is never held longer.
+    """
+    if not rule.regex:
+        return  # a plain word is searched in linear time
+    deadline = time.monotonic() + PROBE_TOTAL_S
+    for text in _probes(rule.word):
+        left = deadline - time.monotonic()
+        try:
+            if left <= 0:
+                raise TimeoutError
+            pattern.search(text, timeout=min(PROBE_LIMIT_S, left))
+        except TimeoutError:
+            shown = text if len(text) <= 12 else f"{text[:4]}…{text[-4:]}"
+            took = (
+                f"on a test text of {len(text)} characters ({shown!r}) it took more than {PROBE_LIMIT_S * 1000:g} ms"
+                if left > PROBE_LIMIT_S
+                else f"its test texts of {PROBE_CHARS} characters took more than {PROBE_TOTAL_S * 1000:g} ms"
+            )
+            raise ProtocolError(
+                "bad_rule",
+                f"the regular expression {rule.word!r} is too slow: {took}, so on a longer text it could hold "
+                "up every job (a repetition inside a repetition, such as (a+)+, does that); it was not saved",
+            ) from None
+
+
+def _checked(raw: Any) -> Rule:
+    """A rule checked (`check_rule`), compiled, and probed if it is a regular expression."""
+    rule = check_rule(raw)
+    probe_rule(rule, compile_rule(rule))
+    return rule
 
 
 class RuleBook:
@@ -40,7 +131,7 @@ class RuleBook:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._rules: list[Rule] = []
-        self._compiled: list[tuple[Rule, re.Pattern[str]]] = []
+        self._compiled: list[tuple[Rule, Any]] = []
         remove_temp_files_of(self.path)
         self._load()
 
@@ -51,8 +142,8 @@ class RuleBook:
         with self._lock:
             return list(self._rules)
 
-    def compiled(self) -> list[tuple[Rule, re.Pattern[str]]]:
-        """Every rule with its pattern (what ``saytext`` applies)."""
+    def compiled(self) -> list[tuple[Rule, Any]]:
+        """Every rule with its ``regex`` pattern (`compile_rule`: what ``saytext`` applies)."""
         with self._lock:
             return list(self._compiled)
 
@@ -65,7 +156,7 @@ class RuleBook:
         keeps its place in the list. Raises ProtocolError ``bad_rule`` (saved
         nothing) or ``no_such_rule``.
         """
-        rule = check_rule(raw)
+        rule = _checked(raw)
         with self._lock:
             rules = list(self._rules)
             if old_word is not None:
@@ -110,7 +201,7 @@ class RuleBook:
         new: list[Rule] = []
         for number, raw in enumerate(raws, start=1):
             try:
-                new.append(check_rule(raw))
+                new.append(_checked(raw))
             except ProtocolError as exc:
                 raise ProtocolError("bad_rule", f"rule {number}: {exc.message}") from None
         with self._lock:
@@ -157,7 +248,8 @@ class RuleBook:
         if os.name == "posix":  # a file from before (or restored by the user) becomes private too
             os.chmod(self.path, OWNER_ONLY)
         self._rules = rules
-        self._compiled = [(r, r.pattern()) for r in rules]
+        known = dict(self._compiled)  # only new rules are compiled: a save is not 2000 compilations
+        self._compiled = [(r, known.get(r) or compile_rule(r)) for r in rules]
 
     def _load(self) -> None:
         try:
@@ -173,6 +265,8 @@ class RuleBook:
             if not isinstance(raws, list):
                 raise ValueError("no 'rules' list")
             rules = [check_rule(raw) for raw in raws]
+            # Not probed: the file was checked when saved, and saytext's time limit holds anyway.
+            compiled = [(r, compile_rule(r)) for r in rules]
         except (ValueError, KeyError, TypeError, ProtocolError) as exc:
             stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
             aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
@@ -183,4 +277,4 @@ class RuleBook:
                 log.error("could not move %s aside: %s", self.path, move)
             return
         self._rules = rules
-        self._compiled = [(r, r.pattern()) for r in rules]
+        self._compiled = compiled

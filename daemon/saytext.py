@@ -8,7 +8,10 @@ loaded (the worker calls it before the first sentence):
 1. the text is cut into plain runs, pause markups (``[pause 500ms]``) and
    tag-shaped words in brackets (``[laugh]``, ``[clear throat]``);
 2. pronunciation rules rewrite the plain runs (never inside a markup: a rule
-   for "pause" or "laugh" leaves ``[pause 1s]`` and ``[laugh]`` alone);
+   for "pause" or "laugh" leaves ``[pause 1s]`` and ``[laugh]`` alone), all of
+   them together within `RULES_TIME_LIMIT_S`: this runs on the daemon's main
+   loop, and a user's regular expression that backtracks without end is
+   stopped there and the job refused, naming the rule;
 3. each pause ends the sentence before it and becomes a chunk of its own
    (``TextPiece.pause_s``), which the worker turns into silence: it never reaches
    the model;
@@ -25,16 +28,22 @@ from __future__ import annotations
 import bisect
 import heapq
 import re
+import shlex
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+import regex
 
 from ..ipc.markup import PAUSE_RE, PAUSE_TOTAL_MAX_S, TAG_RE, Rule, parse_pause
 from ..ipc.protocol import ProtocolError
 from .text import TextPiece, split_sentences
 
 __all__ = [
+    "RULES_TIME_LIMIT_S",
     "Prepared",
+    "RuleClock",
     "TextMap",
     "apply_rules",
     "prepare",
@@ -47,6 +56,12 @@ __all__ = [
 #: A tag as tokenizers list them: lowercase words in brackets.
 _TOKENIZER_TAG_RE = re.compile(r"\[[a-z][a-z ]{0,40}\]")
 _MARKUP_RE = re.compile(f"(?P<pause>{PAUSE_RE.pattern})|(?P<tag>{TAG_RE.pattern})", re.IGNORECASE)
+
+#: The most time all pronunciation rules together may take on one text. They run on the
+#: daemon's main loop (every other client waits meanwhile), so this bounds a user's own
+#: regular expression that backtracks without end; fair rules do not come near it (2000
+#: rules replacing 9000 words of a 100 000-character text take 0.2 s).
+RULES_TIME_LIMIT_S = 1.0
 
 
 class TextMap:
@@ -102,28 +117,86 @@ class _Builder:
         return "".join(self.parts)
 
 
+class RuleClock:
+    """The time the rules have left on one text, and what each rule has used of it.
+
+    Every search is given what is left as its ``regex`` time limit. When it
+    runs out, the job is refused (ProtocolError ``bad_rule``) naming the rule
+    that used the most, which is the slow one: we do not skip it and speak
+    on (docs/decisions.md says why).
+    """
+
+    def __init__(self, rules: Sequence[tuple[Rule, Any]], limit_s: float | None = None) -> None:
+        self.rules = rules
+        self.limit_s = RULES_TIME_LIMIT_S if limit_s is None else limit_s
+        self.deadline = time.monotonic() + self.limit_s
+        self.used = [0.0] * len(rules)
+
+    def search(self, i: int, text: str, pos: int, end: int) -> Any:
+        """Rule ``i``'s next non-empty match in ``text[pos:end]``, or None."""
+        began = time.monotonic()
+        try:
+            match = self._next(self.rules[i][1], text, pos, end)
+        except TimeoutError:
+            self.used[i] += time.monotonic() - began
+            raise self._too_slow() from None
+        self.used[i] += time.monotonic() - began
+        return match
+
+    def _next(self, pattern: Any, text: str, pos: int, end: int) -> Any:
+        while pos <= end:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            match = pattern.search(text, pos, end, timeout=left)
+            if match is None or match.end() > match.start():
+                return match
+            pos = match.start() + 1
+        return None
+
+    def _too_slow(self) -> ProtocolError:
+        slowest = self.rules[max(range(len(self.rules)), key=self.used.__getitem__)][0]
+        remove = f"chatterbox-tray words remove {shlex.quote(slowest.word)}"
+        if slowest.regex:
+            return ProtocolError(
+                "bad_rule",
+                f"the pronunciation rule {slowest.word!r} took more than {self.limit_s:g} s on this text, so the "
+                "text was not spoken: that regular expression backtracks too much (a repetition inside a repetition, "
+                f"such as (a+)+, does that). Change it, or remove it: {remove}",
+            )
+        return ProtocolError(
+            "bad_rule",
+            f"the pronunciation rules took more than {self.limit_s:g} s on this text, so it was not spoken "
+            f"(the slowest was {slowest.word!r}); try a shorter text, or fewer rules",
+        )
+
+
 def apply_rules(
-    text: str, rules: Sequence[tuple[Rule, re.Pattern[str]]], start: int = 0, end: int | None = None
+    text: str, rules: Sequence[tuple[Rule, Any]], start: int = 0, end: int | None = None, clock: RuleClock | None = None
 ) -> list[tuple[int, int, str]]:
     """The replacements ``rules`` make in ``text[start:end]``: ``(match_start, match_end, replacement)``.
 
+    ``rules``: each rule with its ``regex`` pattern (``rulebook.compile_rule``).
     One pass, left to right, never re-reading a replacement: at each point
     the leftmost match wins, then the longest, then the rule listed first.
     Patterns see the whole text around the run (so "whole word" holds at its
-    edges) but match only inside it.
+    edges) but match only inside it. ``clock``: the time left for the whole
+    text (`RuleClock`; a fresh one by default); raises ProtocolError
+    ``bad_rule`` when it runs out.
     """
     end = len(text) if end is None else end
+    clock = clock if clock is not None else RuleClock(rules)
     found: list[tuple[int, int, str]] = []
     # Each rule's next match, in a heap by (start, longest first, rule order): a match
     # that starts before where we are is stale and is looked for again from there.
-    heap: list[tuple[int, int, int, re.Match[str]]] = []
+    heap: list[tuple[int, int, int, Any]] = []
     run = text[start:end]
     folded = run.casefold()
-    for i, (rule, pattern) in enumerate(rules):
+    for i, (rule, _) in enumerate(rules):
         # A plain word that is not in the text at all costs a fast substring test, not a scan.
         if not rule.regex and (rule.word not in run if rule.case_sensitive else rule.word.casefold() not in folded):
             continue
-        if (match := _search(pattern, text, start, end)) is not None:
+        if (match := clock.search(i, text, start, end)) is not None:
             heap.append((match.start(), match.start() - match.end(), i, match))
     heapq.heapify(heap)
     pos = start
@@ -131,21 +204,19 @@ def apply_rules(
         at, _, i, match = heapq.heappop(heap)
         if at >= pos:
             rule = rules[i][0]
-            found.append((at, match.end(), match.expand(rule.say) if rule.regex else rule.say))
+            found.append((at, match.end(), _expand(rule, match) if rule.regex else rule.say))
             pos = match.end()
-        if (match := _search(rules[i][1], text, pos, end)) is not None:
+        if (match := clock.search(i, text, pos, end)) is not None:
             heapq.heappush(heap, (match.start(), match.start() - match.end(), i, match))
     return found
 
 
-def _search(pattern: re.Pattern[str], text: str, pos: int, end: int) -> re.Match[str] | None:
-    """The next non-empty match of ``pattern`` in ``text[pos:end]``."""
-    while pos <= end:
-        match = pattern.search(text, pos, end)
-        if match is None or match.end() > match.start():
-            return match
-        pos = match.start() + 1
-    return None
+def _expand(rule: Rule, match: Any) -> str:
+    """A regular expression rule's replacement for ``match`` (its ``\\1`` and ``\\g<name>`` filled in)."""
+    try:
+        return str(match.expand(rule.say))
+    except (IndexError, ValueError, regex.error) as exc:  # checked with re when added; regex may differ
+        raise ProtocolError("bad_rule", f"the replacement {rule.say!r} does not fit {rule.word!r}: {exc}") from None
 
 
 @dataclass
@@ -158,18 +229,21 @@ class Prepared:
     warnings: list[str] = field(default_factory=list)
 
 
-def prepare(text: str, rules: Sequence[tuple[Rule, re.Pattern[str]]], max_chars: int) -> Prepared:
+def prepare(text: str, rules: Sequence[tuple[Rule, Any]], max_chars: int) -> Prepared:
     """Rules, pauses and sentence splitting for ``text`` (see the module's docstring).
 
-    Raises ProtocolError ``bad_markup`` for a malformed or too long pause.
+    ``rules``: `RuleBook.compiled`. Raises ProtocolError ``bad_markup`` for
+    a malformed or too long pause, ``bad_rule`` when the rules take longer
+    than `RULES_TIME_LIMIT_S` on the text.
     """
+    clock = RuleClock(rules)
     out = _Builder(text)
     pauses: list[tuple[int, float, int, int]] = []  # (position in the new text, seconds, original span)
     tags: list[tuple[int, int]] = []  # in the new text
     pos, total = 0, 0.0
     for markup in [*_MARKUP_RE.finditer(text), None]:
         run_end = markup.start() if markup is not None else len(text)
-        for m_start, m_end, say in apply_rules(text, rules, pos, run_end):
+        for m_start, m_end, say in apply_rules(text, rules, pos, run_end, clock):
             out.keep(pos, m_start)
             out.put(m_start, m_end, say)
             pos = m_end

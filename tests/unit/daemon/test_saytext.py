@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from chatterbox_tray.daemon.rulebook import RuleBook
+from chatterbox_tray.daemon.rulebook import RuleBook, compile_rule
 from chatterbox_tray.daemon.saytext import Prepared, prepare, resolve_tags, silence_samples, tokenizer_tags
 from chatterbox_tray.ipc.markup import (
     PAUSE_MAX_S,
@@ -25,7 +25,7 @@ TURBO_TAGS = ["[clear throat]", "[sigh]", "[laugh]", "[chuckle]"]
 
 
 def compiled(*rules: dict) -> list:
-    return [(r, r.pattern()) for r in (check_rule(raw) for raw in rules)]
+    return [(r, compile_rule(r)) for r in (check_rule(raw) for raw in rules)]
 
 
 def spoken(text: str, rules: list | None = None, max_chars: int = 300) -> list[tuple[str, str, float | None]]:

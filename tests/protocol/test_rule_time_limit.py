@@ -1,0 +1,109 @@
+"""A user's slow regular expression on a real (fake-engine) daemon: refused when added, stopped when applied.
+
+Rules run on the daemon's main loop (daemon/saytext.py). Before the time
+limit, a rule such as ``(a+)+$`` met by a long run of "a"s then "b" held the
+main loop for ever: no client got an answer again, not even ``ping``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from chatterbox_tray.daemon.saytext import RULES_TIME_LIMIT_S
+from chatterbox_tray.ipc.client import Client
+from chatterbox_tray.ipc.protocol import ProtocolError
+from tests.support.daemons import Clips, DaemonProcess
+
+SLOW = r"(a+)+$"
+#: Long enough that (a+)+$ would take hours; within max_text_chars.
+BAD_TEXT = "Run nginx now. " + "a" * 20_000 + "b."
+
+
+@pytest.fixture(scope="module")
+def slow_daemon(clips: Clips) -> Iterator[DaemonProcess]:
+    """A daemon whose words.json already holds a slow rule (written before the probe existed, or by hand)."""
+    proc = DaemonProcess()
+    data = proc.home / "data"
+    data.mkdir(parents=True)
+    rules = [{"word": "nginx", "say": "engine x"}, {"word": SLOW, "say": "x", "regex": True}]
+    (data / "words.json").write_text(json.dumps({"version": 1, "rules": rules}), encoding="utf-8")
+    (data / "words.json").chmod(0o600)
+    proc.start()
+    with proc.client() as c:
+        c.voices_add("narrator", data=clips.new())
+        c.voices_default("narrator")
+    yield proc
+    proc.cleanup()
+
+
+@pytest.fixture
+def c(slow_daemon: DaemonProcess) -> Iterator[Client]:
+    with slow_daemon.client(timeout=30) as client:
+        yield client
+        client.stop(all=True)
+
+
+def test_a_slow_rule_refuses_the_job_naming_the_rule_and_ping_is_answered_meanwhile(
+    slow_daemon: DaemonProcess, c: Client
+) -> None:
+    assert [r["word"] for r in c.call("words.list")["rules"]] == ["nginx", SLOW]
+    outcome: dict[str, object] = {}
+
+    def speak() -> None:
+        with slow_daemon.client(timeout=30) as speaker:
+            began = time.monotonic()
+            try:
+                outcome["reply"] = speaker.speak(BAD_TEXT)
+            except ProtocolError as exc:
+                outcome["error"] = exc
+            outcome["took"] = time.monotonic() - began
+
+    thread = threading.Thread(target=speak)
+    thread.start()
+    waits = []
+    while thread.is_alive():  # every ping is answered, within the rules' time limit at worst
+        began = time.monotonic()
+        c.ping()
+        waits.append(time.monotonic() - began)
+        time.sleep(0.02)
+    thread.join()
+    error = outcome.get("error")
+    assert isinstance(error, ProtocolError), outcome
+    assert error.code == "bad_rule"
+    assert f"{SLOW!r} took more than {RULES_TIME_LIMIT_S:g} s" in error.message
+    assert f"chatterbox-tray words remove '{SLOW}'" in error.message
+    assert outcome["took"] < RULES_TIME_LIMIT_S + 2
+    assert max(waits) < RULES_TIME_LIMIT_S + 1.5, waits
+    # The same text previewed is refused alike; a text the rule is quick on is spoken as ever.
+    with pytest.raises(ProtocolError) as err:
+        c.call("text.preview", {"text": BAD_TEXT})
+    assert err.value.code == "bad_rule"
+    preview = c.call("text.preview", {"text": "Run nginx now."})
+    assert preview["chunks"][0]["text"] == "Run engine x now."
+    assert [ch.text for ch in c.synthesize("Run nginx now.", seed=1)] == ["Run engine x now."]
+
+
+def test_adding_a_slow_expression_is_refused_and_not_saved(slow_daemon: DaemonProcess, c: Client) -> None:
+    path = slow_daemon.home / "data" / "words.json"
+    before = path.read_bytes()
+    began = time.monotonic()
+    with pytest.raises(ProtocolError) as err:
+        c.call("words.add", {"word": r"(\w+\s?)+$", "say": "x", "regex": True})
+    assert time.monotonic() - began < 2
+    assert err.value.code == "bad_rule"
+    assert r"'(\\w+\\s?)+$' is too slow" in err.value.message and "it was not saved" in err.value.message
+    assert path.read_bytes() == before
+    assert [r["word"] for r in c.call("words.list")["rules"]] == ["nginx", SLOW]
+
+
+def test_cli_words_add_of_a_slow_expression_says_why(slow_daemon: DaemonProcess) -> None:
+    from tests.protocol.test_cli import cli
+
+    result = cli(slow_daemon, "words", "add", "--regex", "(x+x+)+y", "why")
+    assert result.returncode == 1
+    assert b"'(x+x+)+y' is too slow" in result.stderr and b"it was not saved" in result.stderr
