@@ -6,6 +6,7 @@ stop when speechd kills it. This module renders that configuration for our
 daemon, installs it for the user, and is the command speechd runs:
 
     chatterbox-tray speechd install     # then: spd-say -o chatterbox-tray-generic "hello"
+    chatterbox-tray speechd install --markup   # also let [pause 1s] and [laugh] through
     chatterbox-tray speechd print       # the configuration, on stdout
     chatterbox-tray speechd uninstall
 
@@ -52,6 +53,12 @@ what each choice below is for (docs/speech-dispatcher.md has the long form):
   then reads past its end: the stale bytes follow a line holding a lone
   ``.``; the command drops them, and skips the module's later commands for
   the same message (same process group).
+* Brackets. speechd's symbol pre-processing (``SymbolsPreproc``, server-wide,
+  on by default since 0.10) turns ``[`` and ``]`` into spaces before any
+  module sees the text, so our pause markup and Turbo's tags cannot reach
+  us. ``install --markup`` adds ``SymbolsPreproc "no"`` to the user's
+  speechd.conf (turning off the file's own line, as for ``DefaultModule``);
+  it stays through later installs until ``--no-markup`` or ``uninstall``.
 
 Light: the standard library and ``ipc/`` only (speechd runs a command per message).
 """
@@ -109,7 +116,14 @@ _ISO_639_1 = (
 )
 #: Every ISO 639-1 code: declared UTF-8 so the module passes text on unchanged.
 ISO_639_1 = tuple(_ISO_639_1.split())
-_ACTIVE = re.compile(r"^\s*(addmodule|defaultmodule)\b", re.IGNORECASE)
+_ACTIVE = re.compile(r"^\s*(addmodule|defaultmodule|symbolspreproc)\b", re.IGNORECASE)
+#: What ``install --markup`` adds: speechd then leaves brackets (and all punctuation) to the modules.
+MARKUP_LINE = 'SymbolsPreproc "no"'
+#: What ``install --markup`` says it changes for the user's other voices.
+MARKUP_EFFECT = (
+    "Speech Dispatcher then leaves punctuation and symbols to each voice, as before its version 0.10,"
+    " so other voices may read some symbols and emoji differently or not at all"
+)
 _OURS = re.compile(r'^\s*addmodule\s+"?' + re.escape(MODULE) + r'"?(\s|$)', re.IGNORECASE)
 
 
@@ -316,7 +330,7 @@ def _strip_ours(text: str) -> str:
 
 
 def _active(text: str, pattern: str) -> list[int]:
-    """Indexes of the lines that are active ``pattern`` directives (AddModule, DefaultModule)."""
+    """Indexes of the lines that are active ``pattern`` directives (AddModule, DefaultModule, SymbolsPreproc)."""
     return [
         i
         for i, line in enumerate(text.splitlines())
@@ -342,16 +356,28 @@ def _copied_note(text: str) -> str | None:
     return next((line for line in _our_block(text) if line.startswith(COPIED)), None)
 
 
+def markup_chosen(text: str) -> bool:
+    """Whether an earlier ``install --markup`` put ``SymbolsPreproc "no"`` in our block of a speechd.conf."""
+    return any(line.strip() == MARKUP_LINE for line in _our_block(text))
+
+
 def _has_audio_method(text: str) -> bool:
     """Whether a speechd.conf chooses its audio output (an active ``AudioOutputMethod``)."""
     return any(re.match(r"^\s*audiooutputmethod\b", line, re.IGNORECASE) for line in text.splitlines())
 
 
 def edit_speechd_conf(
-    text: str, conf_path: Path, make_default: bool, *, alsa: bool = False, copied_from: str | None = None
+    text: str,
+    conf_path: Path,
+    make_default: bool,
+    *,
+    alsa: bool = False,
+    markup: bool = False,
+    copied_from: str | None = None,
 ) -> str:
     """Our lines in a speechd.conf: AddModule only where discovery is off; DefaultModule if asked;
-    ``AudioOutputMethod "alsa"`` with ``alsa`` where the file chooses no audio output itself.
+    ``AudioOutputMethod "alsa"`` with ``alsa`` where the file chooses no audio output itself;
+    ``SymbolsPreproc "no"`` with ``markup`` (the file's own SymbolsPreproc lines turned off).
 
     Idempotent, and everything else in the file is left as it was. ``copied_from``
     (or the note an earlier install left) says the file is our copy of the system's.
@@ -370,6 +396,12 @@ def edit_speechd_conf(
         block.append("# No PulseAudio (or PipeWire's pulse server) ran at install: without this\n")
         block.append('# speech-dispatcher loads no module ("No speech output modules were loaded").\n')
         block.append('AudioOutputMethod "alsa"\n')
+    if markup:
+        for i in _active(base, "symbolspreproc"):
+            lines[i] = OFF + lines[i]
+        block.append("# `speechd install --markup`: [ and ] reach the modules, so [pause 1s] and [laugh] work.\n")
+        block.append(f"# {MARKUP_EFFECT}.\n")
+        block.append(MARKUP_LINE + "\n")
     if not block:
         return "".join(lines)
     if copied_from is not None:
@@ -390,6 +422,7 @@ class InstallReport:
     created_speechd_conf: bool = False
     discovery: bool = True  # whether speechd finds the module by itself
     alsa: bool = False  # whether install chose speechd's audio output (ALSA: no PulseAudio)
+    markup: bool = False  # whether speechd.conf has our SymbolsPreproc "no" (brackets reach us)
     removed_speechd_conf: bool = False  # uninstall removed the copy of the system's that install made
     skipped: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -408,6 +441,7 @@ def install(
     priority: str = DEFAULT_PRIORITY,
     make_default: bool = False,
     alsa: bool = False,
+    markup: bool | None = None,
     home: Path | None = None,
     system: Path | None = None,
 ) -> InstallReport:
@@ -415,6 +449,9 @@ def install(
 
     ``alsa``: no PulseAudio runs, so speechd needs ``AudioOutputMethod "alsa"``
     (unless its configuration already chooses an output); see `pulse_server`.
+    ``markup``: add ``SymbolsPreproc "no"`` so pauses and tags reach us (True),
+    take it away (False), or keep what an earlier install chose (None: running
+    install again after adding voices must not undo it).
     """
     conf = module_conf_path(home)
     _write(conf, render(voices, language, command, priority))
@@ -432,9 +469,12 @@ def install(
     else:
         current = ""
         report.notes.append("no speechd.conf found: is Speech Dispatcher installed?")
-    wanted = edit_speechd_conf(current, conf, make_default, alsa=alsa, copied_from=copied_from)
+    if markup is None:
+        markup = markup_chosen(current)
+    wanted = edit_speechd_conf(current, conf, make_default, alsa=alsa, markup=markup, copied_from=copied_from)
     report.discovery = not _other_addmodules(current)
     report.alsa = alsa and "AudioOutputMethod" in "".join(_our_block(wanted))
+    report.markup = markup
     if wanted != current:
         if not user_conf.is_file():
             report.created_speechd_conf = True
@@ -987,7 +1027,15 @@ def cmd_speechd(client: Any, args: argparse.Namespace) -> int:
         sys.stdout.write(render(names, language, command, args.priority))
         return 0
     alsa = not args.keep_audio_output and pulse_server() is None
-    report = install(names, language, command=command, priority=args.priority, make_default=args.default, alsa=alsa)
+    report = install(
+        names,
+        language,
+        command=command,
+        priority=args.priority,
+        make_default=args.default,
+        alsa=alsa,
+        markup=args.markup,
+    )
     print(f"wrote {report.module_conf}")
     if report.speechd_conf is not None:
         made = " (a copy of the system's)" if report.created_speechd_conf else ""
@@ -998,6 +1046,12 @@ def cmd_speechd(client: Any, args: argparse.Namespace) -> int:
             f" {report.speechd_conf}, without which speech-dispatcher loads no module"
             " (`speechd install --keep-audio-output` leaves it alone)"
         )
+    if report.markup:
+        where = report.speechd_conf or user_dir() / "speechd.conf"
+        print(f"{MARKUP_LINE} is in {where}: [pause 1s] and tags such as [laugh] reach Chatterbox Tray")
+        print(f"  {MARKUP_EFFECT} (`speechd install --no-markup` undoes it)")
+    elif args.markup is False:
+        print(f"{MARKUP_LINE} is not in the configuration: Speech Dispatcher makes [ and ] spaces again")
     for note in report.skipped:
         print(f"not offered: {note}", file=sys.stderr)
     for note in report.notes:
@@ -1057,6 +1111,21 @@ def add_parser(sub: Any) -> None:
                 "--keep-audio-output",
                 action="store_true",
                 help='never add AudioOutputMethod "alsa" to speechd.conf (added when no PulseAudio is running)',
+            )
+            markup = p.add_mutually_exclusive_group()
+            markup.add_argument(
+                "--markup",
+                action="store_true",
+                default=None,
+                help='add SymbolsPreproc "no" to speechd.conf, so [pause 1s] and tags such as [laugh] reach us;'
+                " Speech Dispatcher then leaves punctuation and symbols to each voice (kept by later installs)",
+            )
+            markup.add_argument(
+                "--no-markup",
+                dest="markup",
+                action="store_false",
+                default=None,
+                help="take out what --markup added",
             )
     un = ssub.add_parser("uninstall", help="remove the output module and our lines in speechd.conf")
     un.add_argument("--no-reload", action="store_true", help="do not signal a running speech-dispatcher")
