@@ -905,6 +905,8 @@ FIXES = {
     "not_ready": "see chatterbox-tray status; fix the settings (chatterbox-tray settings), then chatterbox-tray reload",
     "model_failed": "see chatterbox-tray status; fix the settings (chatterbox-tray settings), then "
     "chatterbox-tray reload",
+    "bad_rule": "change or remove the pronunciation rule named (chatterbox-tray words remove WORD, "
+    "or the Pronunciation page)",
 }
 
 
@@ -928,6 +930,8 @@ NOTICES = {
     "unknown_voice": "Chatterbox Tray said nothing: it has no default voice. Choose one on its Voices page.",
     "not_ready": "Chatterbox Tray said nothing: its model failed to load. Its Settings page says why.",
     "model_failed": "Chatterbox Tray said nothing: its model failed to load. Its Settings page says why.",
+    "bad_rule": "Chatterbox Tray said nothing: one of its pronunciation rules is too slow. "
+    "Its Pronunciation page can remove it.",
 }
 #: At most one spoken notice in this many seconds: a screen reader sends a message for every key.
 NOTICE_EVERY_S = 60.0

@@ -107,3 +107,20 @@ def test_cli_words_add_of_a_slow_expression_says_why(slow_daemon: DaemonProcess)
     result = cli(slow_daemon, "words", "add", "--regex", "(x+x+)+y", "why")
     assert result.returncode == 1
     assert b"'(x+x+)+y' is too slow" in result.stderr and b"it was not saved" in result.stderr
+
+
+def test_through_speech_dispatcher_the_module_log_says_which_rule_and_what_to_do(slow_daemon: DaemonProcess) -> None:
+    """Speech Dispatcher cannot pass an error on: the module's log has it, with the fix."""
+    from tests.protocol.test_speechd import Speechd, needs_speechd
+
+    if needs_speechd.args[0]:
+        pytest.skip(needs_speechd.kwargs["reason"])
+    sd = Speechd(slow_daemon)
+    try:
+        assert sd.install.returncode == 0, sd.install.stderr
+        sd.module_say("-w", BAD_TEXT)
+        logs = sd.logs()
+        assert "NOT SPOKEN: the pronunciation rule '(a+)+$' took more than" in logs, logs
+        assert "[bad_rule]; to fix: change or remove the pronunciation rule named" in logs
+    finally:
+        sd.close()
