@@ -117,23 +117,21 @@ def probe_rule(rule: Rule, pattern: Any) -> None:
     for unit, end in _probes(rule.word):
         reps = max(1, PROBE_CHARS // len(unit))
         short = unit * reps + end
-        took = _timed(pattern, short, min(PROBE_LIMIT_S, deadline - time.monotonic()))
-        if took is None and time.monotonic() < deadline:
-            raise _too_slow(rule, short, f"it took more than {PROBE_LIMIT_S * 1000:g} ms")
-        if took is None:
-            return  # the probes' time is up: nothing proven
-        allowed = max(took * PROBE_MAX_RATIO, PROBE_FLOOR_S)
-        long = unit * (reps * PROBE_GROWTH) + end
         left = deadline - time.monotonic()
-        if _timed(pattern, long, min(allowed, left, PROBE_LIMIT_S)) is None:
-            if allowed <= min(left, PROBE_LIMIT_S):
-                raise _too_slow(
-                    rule,
-                    long,
-                    f"it took more than {PROBE_MAX_RATIO} times as long as on one {PROBE_GROWTH} times shorter",
-                )
-            if left <= PROBE_LIMIT_S:
+        took = _timed(pattern, short, min(PROBE_LIMIT_S, left))
+        if took is None:
+            if left < PROBE_LIMIT_S:
+                return  # the probes' time is up, not this probe's: nothing proven
+            raise _too_slow(rule, short, f"it took more than {PROBE_LIMIT_S * 1000:g} ms")
+        long = unit * (reps * PROBE_GROWTH) + end
+        allowed = max(took * PROBE_MAX_RATIO, PROBE_FLOOR_S)
+        left = deadline - time.monotonic()
+        if _timed(pattern, long, min(allowed, PROBE_LIMIT_S, left)) is None:
+            if left < min(allowed, PROBE_LIMIT_S):
                 return  # the probes' time is up: nothing proven
+            if allowed <= PROBE_LIMIT_S:
+                growth = f"{PROBE_MAX_RATIO} times as long as on one {PROBE_GROWTH} times shorter"
+                raise _too_slow(rule, long, f"it took more than {growth}")
             raise _too_slow(rule, long, f"it took more than {PROBE_LIMIT_S * 1000:g} ms")
 
 
