@@ -6,7 +6,10 @@ busy machine slows every candidate alike:
 * ms per token of chatterbox's stock loop and of ours in float32, bfloat16,
   int8 weight-only with per-channel scales (``precision`` ``int8``), the
   ``mixed`` scheme (``daemon/precision.py``: the parts that move the
-  distribution least in int8), another mix (MLPs int8, attention bfloat16), torch's ``quantize_dynamic`` (the
+  distribution least in int8), another mix (MLPs int8, attention bfloat16),
+  int8 with bfloat16 between the linear layers (``int8`` until 2026-12-05:
+  ``int8`` and ``mixed`` now keep the residual stream and norms float32),
+  bfloat16 linears with float32 between them, torch's ``quantize_dynamic`` (the
   former ``int8``: activations rounded to 8 bits too) and, when torchao is
   installed, torchao's int8 weight-only and int8 dynamic schemes;
 * how far each precision moves the next-token distribution from float32 on
@@ -32,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from chatterbox_tray.daemon.int8 import linears_to_int8, pack_bfloat16_linears
-from chatterbox_tray.daemon.precision import conv1d_to_linear, convert_transformer
+from chatterbox_tray.daemon.precision import conv1d_to_linear, convert_transformer, keep_float32_between
 from chatterbox_tray.daemon.t3_decode import FastT3, Sampling, teacher_forced_logits
 
 
@@ -104,6 +107,24 @@ def _mlp_int8(tfmr: Any) -> Any:
     return tfmr
 
 
+def _bfloat16_between(tfmr: Any, int8: bool) -> Any:
+    """Linears int8 (or bfloat16) and everything between them bfloat16: ``int8`` before 2026-12-05."""
+    convert_transformer(tfmr, "bfloat16", "cpu", pack=False)
+    if int8:
+        linears_to_int8(tfmr)
+    pack_bfloat16_linears(tfmr)
+    return tfmr
+
+
+def _float32_between(tfmr: Any) -> Any:
+    """Linears bfloat16 and packed, everything between them float32 (as ``int8`` and ``mixed`` now are)."""
+    conv1d_to_linear(tfmr)
+    for block in getattr(tfmr, "h", None) or tfmr.layers:
+        pack_bfloat16_linears(block)
+    keep_float32_between(tfmr)
+    return tfmr
+
+
 def _dynamic(tfmr: Any) -> Any:
     """torch's ``quantize_dynamic``: int8 weights and int8 activations (per tensor, each call)."""
     from torch.ao.quantization import quantize_dynamic
@@ -150,6 +171,8 @@ def main() -> None:
         "int8 weight-only (int8)": lambda: convert_transformer(copy.deepcopy(t3.tfmr), "int8", "cpu"),
         "mixed (CPU auto)": lambda: convert_transformer(copy.deepcopy(t3.tfmr), "mixed", "cpu"),
         "int8 MLP, bf16 attention": lambda: _mlp_int8(copy.deepcopy(t3.tfmr)),
+        "int8, bf16 between (old)": lambda: _bfloat16_between(copy.deepcopy(t3.tfmr), int8=True),
+        "bf16 linears, f32 between": lambda: _float32_between(copy.deepcopy(t3.tfmr)),
         "int8 dynamic (quantize_dynamic)": lambda: _dynamic(copy.deepcopy(t3.tfmr)),
     }
     try:

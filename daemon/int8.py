@@ -13,15 +13,24 @@ import torch
 
 
 class _BFloat16Rows(torch.nn.Module):
-    """A linear layer that takes bfloat16 rows: the shape and dtype handling of both kinds below."""
+    """A linear layer that takes bfloat16 rows: the shape and dtype handling of both kinds below.
+
+    Its input is rounded to bfloat16 on the way in (the kernels take
+    bfloat16); its output is bfloat16 unless ``out_dtype`` says otherwise
+    (``precision.keep_float32_between``: Llama's values, which must meet
+    float32 queries and keys).
+    """
 
     out_features: int
+    #: None: the kernel's bfloat16.
+    out_dtype: torch.dtype | None = None
 
     def forward(self, x: Any) -> Any:
         flat = x.reshape(-1, x.shape[-1])
         if flat.dtype != torch.bfloat16:
             flat = flat.to(torch.bfloat16)
-        return self._product(flat).reshape(*x.shape[:-1], self.out_features)
+        out = self._product(flat).reshape(*x.shape[:-1], self.out_features)
+        return out if self.out_dtype is None else out.to(self.out_dtype)
 
     def _product(self, rows: Any) -> Any:
         raise NotImplementedError
@@ -94,15 +103,16 @@ class PackedLinear(_BFloat16Rows):
 
 
 def pack_bfloat16_linears(module: Any) -> int:
-    """Swap every bfloat16 ``nn.Linear`` under ``module`` for a `PackedLinear`, in place; how many.
+    """Swap every ``nn.Linear`` under ``module`` for a bfloat16 `PackedLinear`, in place; how many.
 
-    Where this torch has no oneDNN (or it refuses the layout), the layers stay as they are.
+    A float32 layer's weight is rounded to bfloat16 on the way. Where this
+    torch has no oneDNN (or it refuses the layout), the layers stay as they are.
     """
     if not torch.backends.mkldnn.is_available():
         return 0
     swapped = 0
     for name, child in list(module.named_children()):
-        if isinstance(child, torch.nn.Linear) and child.weight.dtype == torch.bfloat16:
+        if isinstance(child, torch.nn.Linear):
             try:
                 setattr(module, name, PackedLinear(child))
             except RuntimeError:

@@ -54,12 +54,23 @@ def half_dtype(device: str) -> Any:
 def convert_transformer(tfmr: Any, precision: str, device: str, *, pack: bool = True) -> Any:
     """Convert T3's HF transformer in place; return it.
 
-    Rotary inverse frequencies stay float32: cast to bfloat16 they lose the
-    precision positions need (HF keeps them float32 for the same reason).
-    On a CPU the bfloat16 linear layers left at the end are packed for
-    oneDNN (``int8.PackedLinear``: 1.5x plain bfloat16's speed on a
-    decode step's one row); ``pack=False`` leaves them ``nn.Linear`` (benches
-    that put other parts in int8 afterwards).
+    ``bfloat16``: the whole transformer in bfloat16 (the plain conversion,
+    and the GPU's). Rotary inverse frequencies stay float32: cast to
+    bfloat16 they lose the precision positions need (HF keeps them float32
+    for the same reason).
+
+    ``int8`` and ``mixed`` (CPU): only the linear layers change (int8
+    weights, or bfloat16 ones for the parts ``mixed`` keeps), and their
+    inputs are rounded to bfloat16; everything between them stays float32
+    (``keep_float32_between``). That costs a cast a linear layer and
+    moves the next-token distribution far less: Turbo, int8, KL to float32
+    1.17e-4 with a bfloat16 residual stream, 7.9e-5 with a float32 one
+    (docs/engine.md).
+
+    On a CPU the bfloat16 linear layers are packed for oneDNN
+    (``int8.PackedLinear``: 1.5x plain bfloat16's speed on a decode step's
+    one row); ``pack=False`` leaves them ``nn.Linear`` (benches that put
+    other parts in int8 afterwards).
     """
     if precision == "float32":
         return tfmr
@@ -70,32 +81,63 @@ def convert_transformer(tfmr: Any, precision: str, device: str, *, pack: bool = 
     # decode step: 63.7 -> 54.2 ms, bench/compile_bench.py notes).
     conv1d_to_linear(tfmr)
     fuse_gelu(tfmr)
-    rotary = getattr(tfmr, "rotary_emb", None)
-    kept = {}
-    if rotary is not None:
-        kept = {n: b.clone() for n, b in rotary.named_buffers(recurse=False)}
-    tfmr.to(half_dtype(device))
-    for name, buf in kept.items():
-        setattr(rotary, name, buf)
-    # Weight-only int8: the layers around the linears run in bfloat16, as above.
     from .int8 import Int8Linear, linears_to_int8, pack_bfloat16_linears
 
-    if precision == "int8":
-        linears_to_int8(tfmr)
-    elif precision == "mixed":
-        import torch
+    if precision == "bfloat16":
+        rotary = getattr(tfmr, "rotary_emb", None)
+        kept = {}
+        if rotary is not None:
+            kept = {n: b.clone() for n, b in rotary.named_buffers(recurse=False)}
+        tfmr.to(half_dtype(device))
+        for name, buf in kept.items():
+            setattr(rotary, name, buf)
+        if pack and device == "cpu":
+            pack_bfloat16_linears(tfmr)
+        return tfmr
+    import torch
 
-        for block in getattr(tfmr, "h", None) or tfmr.layers:
-            for name in mixed_int8_parts(block):
-                part = block.get_submodule(name)
-                if isinstance(part, torch.nn.Linear):
-                    parent, _, leaf = name.rpartition(".")
-                    setattr(block.get_submodule(parent), leaf, Int8Linear(part))
-                else:
-                    linears_to_int8(part)
-    if pack and device == "cpu":
-        pack_bfloat16_linears(tfmr)
+    for block in _blocks(tfmr):
+        if precision == "int8":
+            linears_to_int8(block)
+            continue
+        for name in mixed_int8_parts(block):
+            part = block.get_submodule(name)
+            if isinstance(part, torch.nn.Linear):
+                parent, _, leaf = name.rpartition(".")
+                setattr(block.get_submodule(parent), leaf, Int8Linear(part))
+            else:
+                linears_to_int8(part)
+        if pack:
+            pack_bfloat16_linears(block)
+    keep_float32_between(tfmr)
     return tfmr
+
+
+def _blocks(tfmr: Any) -> Any:
+    """The transformer's layers: GPT-2's ``h`` (Turbo) or Llama's ``layers`` (original)."""
+    return getattr(tfmr, "h", None) or tfmr.layers
+
+
+def keep_float32_between(tfmr: Any) -> None:
+    """Let the converted linear layers' bfloat16 outputs meet a float32 residual stream.
+
+    The transformer's own norms and position embeddings stay float32; the
+    linear layers return bfloat16, and torch's type promotion turns
+    ``residual + bfloat16 output`` into float32, so the stream, the norms
+    and the final hidden state stay float32 at no extra op. GPT-2's
+    queries, keys and values stay bfloat16 (the keys and values are kept in
+    bfloat16: half the bytes to read a token). Llama's rotary positions
+    turn its queries and keys float32, and HF's attention needs the values
+    in the same dtype: its value projection returns float32.
+    """
+    import torch
+
+    from .int8 import _BFloat16Rows
+
+    for block in _blocks(tfmr):
+        values = getattr(getattr(block, "self_attn", None), "v_proj", None)
+        if isinstance(values, _BFloat16Rows):
+            values.out_dtype = torch.float32
 
 
 def mixed_int8_parts(block: Any) -> list[str]:
