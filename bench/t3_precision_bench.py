@@ -154,6 +154,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=48)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument(
+        "--only", default="", help="semicolon-separated name prefixes of the schemes to run (float32 always runs)"
+    )
     parser.add_argument("--text", default="The quick brown fox jumps over the lazy dog near the river bank.")
     args = parser.parse_args()
     if args.threads:
@@ -182,6 +185,10 @@ def main() -> None:
         makers["int8 dynamic (torchao)"] = lambda: _torchao(copy.deepcopy(t3.tfmr), "dyn")
     except ImportError:
         print("torchao not installed: its schemes skipped")
+
+    if args.only:
+        wanted = tuple(p.strip() for p in args.only.split(";"))
+        makers = {n: m for n, m in makers.items() if n == "float32" or n.startswith(wanted)}
 
     # The reference sequence: float32, our loop (identical to stock's, tested).
     torch.manual_seed(1)

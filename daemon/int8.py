@@ -16,21 +16,17 @@ class _BFloat16Rows(torch.nn.Module):
     """A linear layer that takes bfloat16 rows: the shape and dtype handling of both kinds below.
 
     Its input is rounded to bfloat16 on the way in (the kernels take
-    bfloat16); its output is bfloat16 unless ``out_dtype`` says otherwise
-    (``precision.keep_float32_between``: Llama's values, which must meet
-    float32 queries and keys).
+    bfloat16), its output is bfloat16: ``precision.keep_float32_between``
+    says how a float32 residual stream takes it.
     """
 
     out_features: int
-    #: None: the kernel's bfloat16.
-    out_dtype: torch.dtype | None = None
 
     def forward(self, x: Any) -> Any:
         flat = x.reshape(-1, x.shape[-1])
         if flat.dtype != torch.bfloat16:
             flat = flat.to(torch.bfloat16)
-        out = self._product(flat).reshape(*x.shape[:-1], self.out_features)
-        return out if self.out_dtype is None else out.to(self.out_dtype)
+        return self._product(flat).reshape(*x.shape[:-1], self.out_features)
 
     def _product(self, rows: Any) -> Any:
         raise NotImplementedError
@@ -121,3 +117,20 @@ def pack_bfloat16_linears(module: Any) -> int:
         else:
             swapped += pack_bfloat16_linears(child)
     return swapped
+
+
+class BFloat16Rotary(torch.nn.Module):
+    """A Llama rotary embedding whose cosines and sines come out bfloat16 (``precision.keep_float32_between``).
+
+    HF computes them in float32 and casts them to the hidden state's dtype;
+    with a float32 residual stream that would make queries and keys float32
+    beside bfloat16 values. A plain bfloat16 model has them in bfloat16 too.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: Any, position_ids: Any) -> Any:
+        cos, sin = self.inner(x, position_ids)
+        return cos.to(torch.bfloat16), sin.to(torch.bfloat16)

@@ -3,6 +3,9 @@
 T3 decode reads every weight once a token, so on a CPU its speed follows the
 bytes per weight: float32 (4), bfloat16 (2), int8 (1); ``mixed`` puts the
 parts that move the distribution least in int8 and the rest in bfloat16.
+``int8`` and ``mixed`` change only the linear layers: the residual stream
+between them stays float32 (``keep_float32_between``), which is what keeps
+int8 within twice bfloat16's distance to float32.
 What each costs in speed and in how far it moves the next-token
 distribution was measured with
 ``bench/t3_precision_bench.py`` (docs/engine.md has the figures); ``auto``
@@ -23,10 +26,13 @@ log = logging.getLogger(__name__)
 #: The ``precision`` setting's values, declared once in the settings schema.
 PRECISIONS = tuple(SETTINGS["precision"].choices)
 
-#: What ``auto`` means per device type. CPU: measured (see docs/engine.md).
-#: CUDA and MPS: float32 until half precision is measured on one (the GPU
-#: path is written but unmeasured; "auto" means off on an unmeasured path).
-AUTO_PRECISION = {"cpu": "mixed", "cuda": "float32", "mps": "float32"}
+#: What ``auto`` means per device type. CPU: ``int8``, measured (docs/engine.md):
+#: the fastest, and within twice plain bfloat16's KL divergence to float32
+#: on both variants (Turbo 1.7x, original 1.7x) since the residual stream
+#: stays float32. CUDA and MPS: float32 until half precision is measured on
+#: one (the GPU path is written but unmeasured; "auto" means off on an
+#: unmeasured path).
+AUTO_PRECISION = {"cpu": "int8", "cuda": "float32", "mps": "float32"}
 
 
 def resolve_precision(wanted: str, device: str) -> str:
@@ -124,30 +130,30 @@ def keep_float32_between(tfmr: Any) -> None:
     The transformer's own norms and position embeddings stay float32; the
     linear layers return bfloat16, and torch's type promotion turns
     ``residual + bfloat16 output`` into float32, so the stream, the norms
-    and the final hidden state stay float32 at no extra op. GPT-2's
-    queries, keys and values stay bfloat16 (the keys and values are kept in
-    bfloat16: half the bytes to read a token). Llama's rotary positions
-    turn its queries and keys float32, and HF's attention needs the values
-    in the same dtype: its value projection returns float32.
+    and the final hidden state stay float32 at no extra op. Queries, keys
+    and values stay bfloat16, and so does the key/value cache (half the
+    bytes to read a token). Llama's rotary positions would turn its queries
+    and keys float32 (its cosines follow the float32 stream) while its
+    values stay bfloat16, which HF's attention refuses: the cosines are
+    handed over in bfloat16, as a plain bfloat16 model has them.
     """
-    import torch
+    from .int8 import BFloat16Rotary
 
-    from .int8 import _BFloat16Rows
-
-    for block in _blocks(tfmr):
-        values = getattr(getattr(block, "self_attn", None), "v_proj", None)
-        if isinstance(values, _BFloat16Rows):
-            values.out_dtype = torch.float32
+    rotary = getattr(tfmr, "rotary_emb", None)
+    if rotary is not None and not isinstance(rotary, BFloat16Rotary):
+        tfmr.rotary_emb = BFloat16Rotary(rotary)
 
 
 def mixed_int8_parts(block: Any) -> list[str]:
     """The parts of one transformer block that ``mixed`` puts in int8; the rest stays bfloat16.
 
-    Chosen by how far each part moves T3's next-token distribution
+    Chosen (with bfloat16 between the layers, before the stream stayed
+    float32) by how far each part moves T3's next-token distribution
     (bench/t3_precision_bench.py, docs/engine.md): within twice bfloat16's
-    KL divergence. GPT-2 (Turbo): attention and the MLP's up-projection
-    (1.8x bfloat16's KL; all linears: 2.5x). Llama (original): attention
-    only (1.7x; with the MLP's up-projections 2.2x).
+    KL divergence. GPT-2 (Turbo): attention and the MLP's up-projection.
+    Llama (original): attention only. With the float32 stream ``mixed`` is
+    as close to float32 as plain bfloat16 (0.97x and 0.85x its KL), and
+    ``int8`` everywhere is within 1.7x, so ``int8`` became the CPU default.
     """
     if hasattr(block, "attn"):  # GPT-2
         return ["attn", "mlp.c_fc"]
