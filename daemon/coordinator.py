@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..ipc.messages import Accepted, ErrorReply, Event, JobEvent, Progress, Reply, Result
 from ..ipc.protocol import CodedError, ProtocolError, as_coded
 from .history import JobHistory
 from .jobs import Job, JobQueue
@@ -52,10 +53,10 @@ ENDED_KEPT = 500
 class Outbox(Protocol):
     """Where threads leave messages for the main loop to send."""
 
-    def reply(self, identity: bytes, req_id: str, kind: str, buffers: tuple = (), **fields: Any) -> None:
+    def reply(self, identity: bytes, req_id: str, reply: Reply) -> None:
         """A reply to one client's request."""
 
-    def event(self, topic: str, data: dict[str, Any]) -> None:
+    def event(self, event: Event) -> None:
         """A broadcast to every subscriber."""
 
 
@@ -93,8 +94,8 @@ class Coordinator:
         if job.kind == "synthesize":
             assert job.identity is not None and job.req_id is not None
             position = self.queue.ahead_of(job)
-            self.out.reply(job.identity, job.req_id, "accepted", job=job.id, position=position, chunks=len(job.chunks))
-            self.out.event("job", {**job.describe(), "event": "queued", "text": job.text[:200]})
+            self.out.reply(job.identity, job.req_id, Accepted(job=job.id, position=position, chunks=len(job.chunks)))
+            self.out.event(job.event("queued", text=job.text[:200]))
             self._begin(job)
             self._put(job)
             return None
@@ -104,12 +105,12 @@ class Coordinator:
         except Dropped as exc:
             with job.event_lock:  # a dropped notification never ran: it keeps its state
                 job.ended = True
-                self.out.event("job", {**job.describe(), "event": "dropped", "priority": priority, "reason": str(exc)})
+                self.out.event(job.event("dropped", priority=priority, reason=str(exc)))
             return {"job": job.id, "priority": priority, "dropped": True, "position": None}
         for other in displaced:
             self.end(other, "cancelled", ProtocolError("cancelled", f"replaced by {priority} job {job.id}"), {})
         position = self.queue.ahead_of(job)
-        self.out.event("job", {**job.describe(), "event": "queued", "priority": priority, "text": job.text[:200]})
+        self.out.event(job.event("queued", priority=priority, text=job.text[:200]))
         self._begin(job)
         self._put(job)
         # A job whose waiting client was killed (Speech Dispatcher stops its module's
@@ -129,7 +130,7 @@ class Coordinator:
         displaced = self._speaker.admit(job, "quick")
         for other in displaced:
             self.end(other, "cancelled", ProtocolError("cancelled", f"replaced by {job.id}"), {})
-        self.out.event("job", {**job.describe(), "event": "queued", "priority": "quick", "text": text})
+        self.out.event(job.event("queued", priority="quick", text=text))
         self._speaker.push(job, 0, samples, (0, len(text)), text, 0.0)
         self._speaker.produced(job)
 
@@ -155,7 +156,7 @@ class Coordinator:
             if not job.ended:
                 job.state = "playing"
 
-    def event(self, job: Job, data: dict[str, Any]) -> None:
+    def event(self, job: Job, event: JobEvent) -> None:
         """Publish an event about a job, unless its end event is already out.
 
         The worker, the speaker and the main loop all report on a job, and
@@ -163,14 +164,14 @@ class Coordinator:
         """
         with job.event_lock:
             if not job.ended:
-                self.out.event("job", data)
+                self.out.event(event)
 
-    def speaker_event(self, job: Job | None, data: dict[str, Any]) -> None:
+    def speaker_event(self, job: Job | None, event: JobEvent) -> None:
         """An event from the speaker: about a job, or (paused/resumed with nothing on it) about itself."""
         if job is None:
-            self.out.event("job", data)
+            self.out.event(event)
         else:
-            self.event(job, data)
+            self.event(job, event)
 
     # -- stopping and ending ----------------------------------------------------------
 
@@ -212,14 +213,14 @@ class Coordinator:
             coded = _coded(error)
             if job.kind == "synthesize" and job.identity is not None and job.req_id is not None:
                 if coded is not None:
-                    self.out.reply(job.identity, job.req_id, "error", error=coded.to_json())
+                    self.out.reply(job.identity, job.req_id, ErrorReply.of(coded))
                 elif state == "finished":
-                    self.out.reply(job.identity, job.req_id, "result", result=job.summary)
+                    self.out.reply(job.identity, job.req_id, Result(job.summary))
             with job.event_lock:
                 job.state = state
                 job.ended = True
                 if job.kind != "prepare":
-                    self.out.event("job", self._end_event(job, state, coded, playback))
+                    self.out.event(self._end_event(job, state, coded, playback))
         if job.kind == "prepare":
             return True
         if job.kind in ("speak", "synthesize") and state != "failed":
@@ -240,17 +241,13 @@ class Coordinator:
         self._resolve_waiters(job, state, coded, playback)
         return True
 
-    def _end_event(
-        self, job: Job, state: str, error: CodedError | None, playback: dict[str, Any] | None
-    ) -> dict[str, Any]:
-        event: dict[str, Any] = {**job.describe(), "event": state}
-        if job.kind == "speak":
-            event["playback"] = playback
-        if job.summary and (state == "finished" or job.kind == "speak"):
-            event["summary"] = job.summary
-        if error is not None:
-            event["error"] = error.to_json()
-        return event
+    def _end_event(self, job: Job, state: str, error: CodedError | None, playback: dict[str, Any] | None) -> JobEvent:
+        return job.event(
+            state,
+            playback=playback if job.kind == "speak" else None,
+            summary=job.summary if job.summary and (state == "finished" or job.kind == "speak") else None,
+            error=None if error is None else error.to_json(),
+        )
 
     def fail_waiting(self, code: str, message: str) -> None:
         """A failed model load fails the synthesis jobs that were waiting for it."""
@@ -308,7 +305,7 @@ class Coordinator:
                 self._ended.pop(next(iter(self._ended)))
             waiting = self._waiters.pop(job.id, [])
         for identity, req_id, _ in waiting:
-            self.out.reply(identity, req_id, "result", result=end)
+            self.out.reply(identity, req_id, Result(end))
 
     def client_gone(self, identity: bytes) -> None:
         """A client vanished: drop its waits, stop what it waited on with
@@ -348,9 +345,7 @@ class Coordinator:
         with self._lock:
             waits = [(job_id, w) for job_id, ws in self._waiters.items() for w in ws if w[2]]
         for job_id, (identity, req_id, _) in waits:
-            self.out.reply(
-                identity, req_id, "progress", progress={"job": job_id, "waiting": True, "model": self._model_state()}
-            )
+            self.out.reply(identity, req_id, Progress({"job": job_id, "waiting": True, "model": self._model_state()}))
 
     def keepalives(self) -> list[tuple[bytes, str, dict[str, Any]]]:
         """(identity, request id, progress) for every request still waiting on a job."""

@@ -1,16 +1,17 @@
 """One function per protocol op, run on the main loop.
 
-A handler validates its arguments (raising ProtocolError with a code the
-client can act on; the voice library, clips and the speaker raise their own
-coded errors, which the server answers with as they are), does quick work itself and hands model work to the job
-queue. It returns the result of a one-shot op, or ``None`` when the answer
-will come later from the worker (``synthesize``, ``wait``).
+A handler gets its request as the op's type (``ipc/messages.py``), whose
+fields were checked as the server read it; the handler checks what depends on
+the daemon (a voice, the text's length, the model's languages), raising a
+coded error the server answers with as it is, does quick work itself and
+hands model work to the job queue. It returns the result of a one-shot op,
+or ``None`` when the answer will come later from the worker (``synthesize``,
+``wait``).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import sys
 import time
@@ -22,10 +23,10 @@ from typing import Any
 
 from .. import __version__
 from ..audio.output import find_device, resample
-from ..ipc.limits import DEFAULT_PRIORITY, OPTION_RANGES, PRIORITIES, RATE_RANGE, VOLUME_RANGE
+from ..ipc import messages as m
 from ..ipc.limits import PRIORITY_RANK as RANK
 from ..ipc.markup import MAX_RULES, PAUSE_DEFAULT_S, PAUSE_MAX_S, PAUSE_TOTAL_MAX_S
-from ..ipc.protocol import OPS, PROTOCOL_VERSION, Args, ProtocolError, as_coded
+from ..ipc.protocol import OPS, PROTOCOL_VERSION, ProtocolError, as_coded
 from .clip import decode_clip, sha256_bytes, validate_clip
 from .engine import SynthOptions
 from .jobs import LOCAL_CLIENT, Job
@@ -43,8 +44,8 @@ class ReceivedRequest:
     identity: bytes
     req_id: str
     op: str
-    args: Args
-    buffers: tuple[bytes, ...]
+    #: The request as its op's type (``ipc.messages``), its arguments checked.
+    args: Any
     #: Who: ``jobs.LOCAL_CLIENT`` (the daemon's own user), or a remote client's public key.
     client: str = LOCAL_CLIENT
 
@@ -73,10 +74,10 @@ def off_loop(svc: Service, req: ReceivedRequest, work: Callable[[], dict[str, An
         try:
             result = work()
         except Exception as exc:
-            svc.out.reply(req.identity, req.req_id, "error", error=as_coded(exc, req.op).to_json())
+            svc.out.reply(req.identity, req.req_id, m.ErrorReply.of(as_coded(exc, req.op)))
         else:
             if result is not None:
-                svc.out.reply(req.identity, req.req_id, "result", result=result)
+                svc.out.reply(req.identity, req.req_id, m.Result(result))
 
     _OFF_LOOP.submit(run)
 
@@ -141,7 +142,7 @@ def settings_get(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
 @handler("settings.set")
 def settings_set(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """Change settings (``values``: name to value); saved, applied at once where possible."""
-    values = req.args.dict("values")
+    values = req.args.values
     unknown = sorted(set(values) - set(Settings.editable()))
     if unknown:
         raise ProtocolError("bad_args", f"unknown or read-only setting(s): {', '.join(unknown)}")
@@ -153,7 +154,7 @@ def settings_set(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
         find_device(new.output_device)
     save_changes(values)  # first: on a full disk nothing changes, saved or applied
     svc.apply_settings(new)
-    svc.out.event("settings", {"settings": new.to_json(), "changed": sorted(values)})
+    svc.out.event(m.SettingsEvent(new.to_json(), sorted(values)))
     # After a failed load nothing is loaded to keep serving: a change to what
     # is loaded loads it now, rather than leaving the failure until `reload`.
     loading = svc.model.state == "failed" and any(k in MODEL_KEYS for k in values) and svc.model.load()
@@ -179,31 +180,29 @@ def voices_list(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
 @handler("voices.add")
 def voices_add(svc: Service, req: ReceivedRequest) -> None:
     """Validate and store a clip, then prepare its conditionals in the background (``check``: only validate)."""
-    check = req.args.bool("check", False)
-    name = "" if check else req.args.str("name")
-    source = req.args.str("source_name", "")
-    path = req.args.str("path", None)
-    if path is None and not req.buffers:
+    args: m.VoicesAdd = req.args
+    source, path = args.source_name, args.path
+    if path is None and args.clip is None:
         raise ProtocolError("bad_args", "send the clip as buffer 0 or give 'path'")
 
     def check_clip() -> dict[str, Any]:  # what `add` checks of the clip, before anyone names it
-        data = read_clip_path(path) if path is not None else req.buffers[0]
+        data = read_clip_path(path) if path is not None else args.clip
         suffix = os.path.splitext(source or path or "")[1].lower()
         info = validate_clip(*decode_clip(data, suffix=suffix))
         return {"checked": True, "duration_s": round(info.duration_s, 3), "sample_rate": info.sample_rate}
 
-    if check:
+    if args.check:
         off_loop(svc, req, check_clip)
         return None
 
     def add() -> dict[str, Any]:  # reading and decoding the clip: off the main loop
-        data = read_clip_path(path) if path is not None else req.buffers[0]
-        voice = svc.voices.add(name, data, source_name=source or os.path.basename(path or ""))
+        data = read_clip_path(path) if path is not None else args.clip
+        voice = svc.voices.add(args.name, data, source_name=source or os.path.basename(path or ""))
         svc.queue_prepare(voice.name)
         result = svc.voice_json(voice.name)
-        svc.out.event("voices", {"action": "added", "voice": result})
-        if result.get("default"):  # the first voice of a library without a default
-            svc.out.event("voices", {"action": "default", "name": voice.name})
+        svc.out.event(m.VoicesEvent("added", voice=result))
+        if result["default"]:  # the first voice of a library without a default
+            svc.out.event(m.VoicesEvent("default", name=voice.name))
         return result
 
     off_loop(svc, req, add)
@@ -213,29 +212,27 @@ def voices_add(svc: Service, req: ReceivedRequest) -> None:
 @handler("voices.rename")
 def voices_rename(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """Rename a voice; its clip and cache entry stay."""
-    old, new = req.args.str("name"), req.args.str("new_name")
-    voice = svc.voices.rename(old, new)
+    voice = svc.voices.rename(req.args.name, req.args.new_name)
     result = svc.voice_json(voice.name)
-    svc.out.event("voices", {"action": "renamed", "old_name": old, "voice": result})
+    svc.out.event(m.VoicesEvent("renamed", voice=result, old_name=req.args.name))
     return result
 
 
 @handler("voices.remove")
 def voices_remove(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """Remove a voice, its clip, and its cached conditionals."""
-    name = req.args.str("name")
-    voice = svc.voices.get(name)
-    svc.voices.remove(name)
+    voice = svc.voices.get(req.args.name)
+    svc.voices.remove(req.args.name)
     if not any(v.sha256 == voice.sha256 for v in svc.voices.list()):
         svc.cache.clear(voice.sha256)
-    svc.out.event("voices", {"action": "removed", "name": voice.name})
+    svc.out.event(m.VoicesEvent("removed", name=voice.name))
     return {"removed": voice.name}
 
 
 @handler("voices.play")
 def voices_play(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """Play a voice's reference clip on the speaker, as quick-speak (replacing what plays)."""
-    voice = svc.voices.get(req.args.str("name"))
+    voice = svc.voices.get(req.args.name)
     find_device(svc.player.device)
     samples, rate = decode_clip(voice.file)
     samples = resample(samples, rate, svc.player.rate)
@@ -248,24 +245,21 @@ def voices_play(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
 @handler("voices.default")
 def voices_default(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """Get, set (``name``) or clear (``clear: true``) the default voice."""
-    name = req.args.str("name", None)
-    if req.args.bool("clear", False):
+    name = req.args.name
+    if req.args.clear:
         svc.voices.set_default(None)
-        svc.out.event("voices", {"action": "default", "name": None})
+        svc.out.event(m.VoicesEvent("default", name=None))
     elif name is not None:
         svc.voices.set_default(name)
-        svc.out.event("voices", {"action": "default", "name": svc.voices.default})
+        svc.out.event(m.VoicesEvent("default", name=svc.voices.default))
         svc.queue_prepare(name, keep=True)  # the first say in it starts sooner
     return {"default": svc.voices.default}
 
 
 def _options(svc: Service, raw: dict[str, Any]) -> SynthOptions:
-    args = Args(raw)
-    known = {*OPTION_RANGES, "seed", "language"}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ProtocolError("bad_args", f"unknown option(s): {', '.join(unknown)}")
-    language = args.str("language", None)
+    """The generation options, checked (``SpeechOptions``); the language must be one the loaded model speaks."""
+    options = m.SpeechOptions.from_data(raw)
+    language = options.language
     if language is None and svc.engine.variant == "multilingual":
         language = svc.settings.language  # the user's default language
     if language is not None and svc.state == "ready":
@@ -276,18 +270,12 @@ def _options(svc: Service, raw: dict[str, Any]) -> SynthOptions:
                 f"language {language!r} is not supported by the {svc.engine.variant} model "
                 f"(supported: {', '.join(languages)})",
             )
-    floats = {
-        "exaggeration": args.float("exaggeration", None, *OPTION_RANGES["exaggeration"][:2]),
-        "cfg_weight": args.float("cfg_weight", None, *OPTION_RANGES["cfg_weight"][:2]),
-        "temperature": args.float("temperature", None, *OPTION_RANGES["temperature"][:2]),
-    }
-    for name, value in floats.items():
-        if value is not None and math.isnan(value):  # JSON's NaN passes every range check
-            raise ProtocolError("bad_args", f"argument {name!r} must be a number, not NaN")
     return SynthOptions(
-        **floats,
-        seed=args.int("seed", None, 0, 2**31 - 1),
-        language=language.lower() if language else None,
+        options.exaggeration,
+        options.cfg_weight,
+        options.temperature,
+        options.seed,
+        language.lower() if language else None,
     )
 
 
@@ -298,7 +286,8 @@ def _new_job(svc: Service, req: ReceivedRequest, kind: str) -> tuple[Job, bytes 
     the job is admitted (None when its voice is cached): ``_admit`` does that
     off the main loop, so a bad clip still fails at once, not in the queue.
     """
-    text = req.args.str("text")
+    args: m.Synthesize | m.Speak = req.args
+    text = args.text
     if len(text) > svc.settings.max_text_chars:
         raise ProtocolError("too_large", f"text is {len(text)} characters; the limit is {svc.settings.max_text_chars}")
     # Pronunciation rules, pauses and tags (daemon/saytext.py): spans stay in the user's text.
@@ -306,21 +295,18 @@ def _new_job(svc: Service, req: ReceivedRequest, kind: str) -> tuple[Job, bytes 
     chunks = prepared.chunks
     if all(c.pause_s is not None for c in chunks):
         raise ProtocolError("empty_text", "there is no text to speak")
-    options = _options(svc, req.args.dict("options", {}))
-    # The speaking rate: the request's, else the user's default (a setting).
-    rate = req.args.float("rate", None, *RATE_RANGE)
+    options = _options(svc, args.options)
     if svc.state == "failed":
         raise ProtocolError("not_ready", f"the model failed to load: {svc.error} (send retry_load)")
     job = Job(kind, identity=req.identity, req_id=req.req_id, text=text, chunks=chunks, options=options)
     job.tag_spans = prepared.tags
-    job.rate = svc.settings.rate if rate is None else rate
-    voice_path = req.args.str("voice_path", None)
-    if req.args.bool("voice_data", False) or voice_path is not None:
-        if voice_path is not None:
-            clip = read_clip_path(voice_path)
-            job.voice_name = os.path.basename(voice_path)
-        elif req.buffers:
-            clip = req.buffers[0]
+    job.rate = svc.settings.rate if args.rate is None else args.rate  # else the user's default (a setting)
+    if args.voice_data or args.voice_path is not None:
+        if args.voice_path is not None:
+            clip = read_clip_path(args.voice_path)
+            job.voice_name = os.path.basename(args.voice_path)
+        elif args.clip is not None:
+            clip = args.clip
             job.voice_name = "(sent clip)"
         else:
             raise ProtocolError("bad_args", "voice_data is true but no clip buffer was sent")
@@ -328,7 +314,7 @@ def _new_job(svc: Service, req: ReceivedRequest, kind: str) -> tuple[Job, bytes 
         if svc.cache_tier(job.clip_sha256) is None:
             return job, clip
     else:
-        name = req.args.str("voice", None) or svc.voices.default
+        name = args.voice or svc.voices.default
         if name is None:
             raise ProtocolError(
                 "unknown_voice",
@@ -363,21 +349,17 @@ def synthesize(svc: Service, req: ReceivedRequest) -> None:
 @handler("speak")
 def speak(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """Queue text for the speaker; answers at once with the job id."""
-    priority = req.args.str("priority", DEFAULT_PRIORITY)
-    if priority not in PRIORITIES:
-        raise ProtocolError("bad_args", f"priority must be one of {', '.join(PRIORITIES)}, not {priority!r}")
-    volume = req.args.float("volume", 1.0, *VOLUME_RANGE)
     job, clip = _new_job(svc, req, "speak")
     job.identity = None  # speech belongs to the daemon, not to the client that asked
-    job.rank = RANK[priority]
+    job.rank = RANK[req.args.priority]
     find_device(svc.player.device)
-    return _admit(svc, req, job, clip, priority, volume)
+    return _admit(svc, req, job, clip, req.args.priority, req.args.volume)
 
 
 def _speech_jobs(svc: Service, req: ReceivedRequest) -> list[Job]:
-    job_id = req.args.str("job", None)
+    job_id = req.args.job
     jobs = svc.player.jobs()
-    if req.args.bool("all", False):
+    if req.args.all:
         return jobs
     if job_id is not None:
         found = [j for j in jobs if j.id == job_id]
@@ -427,9 +409,7 @@ def wait(svc: Service, req: ReceivedRequest) -> dict[str, Any] | None:
 
     With ``stop_on_disconnect`` the job is stopped if this client goes away first.
     """
-    job_id = req.args.str("job")
-    stop_on_disconnect = req.args.bool("stop_on_disconnect", False)
-    return svc.coordinator.wait(job_id, req.identity, req.req_id, stop_on_disconnect)
+    return svc.coordinator.wait(req.args.job, req.identity, req.req_id, req.args.stop_on_disconnect)
 
 
 @handler("audio.devices")
@@ -442,8 +422,7 @@ def audio_devices(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
 @handler("audio.set")
 def audio_set(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """Choose the output device (by name; "" for the default) and/or the volume; saved."""
-    device = req.args.str("device", None)
-    volume = req.args.float("volume", None, *VOLUME_RANGE)
+    device, volume = req.args.device, req.args.volume
     if device:
         device = find_device(device).name
     changes = {k: v for k, v in (("output_device", device), ("volume", volume)) if v is not None}
@@ -451,17 +430,14 @@ def audio_set(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
         save_changes(changes)  # first: on a full disk nothing changes
         svc.settings = dc_replace(svc.settings, **changes)
         svc.player.set_output(device, volume)
-        svc.out.event("playback", svc.player.status())
+        svc.out.event(m.PlaybackEvent(**svc.player.status()))
     return {"device": svc.player.device, "volume": svc.player.volume}
 
 
 @handler("cancel")
 def cancel(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """Cancel by job id, or by the id of the request that made the job."""
-    job_id = req.args.str("job", None)
-    request = req.args.str("request", None)
-    if job_id is None and request is None:
-        raise ProtocolError("bad_args", "give 'job' or 'request'")
+    job_id, request = req.args.job, req.args.request
     jobs = svc.queue.find(job_id=job_id) if job_id else svc.queue.find(identity=req.identity, req_id=request)
     jobs = [j for j in jobs if j.kind != "prepare"]  # background work is the daemon's own
     if not jobs:
@@ -480,12 +456,12 @@ def cache_stats(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
 @handler("cache.clear")
 def cache_clear(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """Clear one voice's conditionals (by voice name) or everything."""
-    name = req.args.str("voice", None)
+    name = req.args.voice
     sha = None
     if name is not None:
         sha = svc.voices.get(name).sha256
     removed = svc.cache.clear(sha)
-    svc.out.event("cache", {"sha256": sha, "voice": name, "tier": None, "cleared": removed})
+    svc.out.event(m.CacheEvent(sha, name, None, removed))
     return {"removed": removed}
 
 
@@ -516,7 +492,7 @@ def recent_jobs_for(client: str, entries: list[dict[str, Any]]) -> list[dict[str
 def _words_changed(svc: Service, action: str, word: str | None = None) -> int:
     """Tell every client the dictionary changed; return how many rules it holds."""
     count = len(svc.words.list())
-    svc.out.event("words", {"action": action, "word": word, "count": count})
+    svc.out.event(m.WordsEvent(action, word, count))
     return count
 
 
@@ -529,13 +505,8 @@ def words_list(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
 @handler("words.add")
 def words_add(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """Add a rule, replace the one for the same word, or edit ``old_word``'s; checked before it is saved."""
-    raw = {
-        "word": req.args.str("word"),
-        "say": req.args.str("say"),
-        "regex": req.args.bool("regex", False),
-        "case_sensitive": req.args.bool("case_sensitive", False),
-    }
-    rule, replaced = svc.words.add(raw, old_word=req.args.str("old_word", None))
+    raw = req.args.to_data()
+    rule, replaced = svc.words.add(raw, old_word=raw.pop("old_word", None))
     count = _words_changed(svc, "changed" if replaced else "added", rule.word)
     return {"rule": rule.to_json(), "replaced": replaced, "count": count}
 
@@ -543,14 +514,14 @@ def words_add(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
 @handler("words.remove")
 def words_remove(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """Remove the rule for ``word``."""
-    rule = svc.words.remove(req.args.str("word"))
+    rule = svc.words.remove(req.args.word)
     return {"removed": rule.to_json(), "count": _words_changed(svc, "removed", rule.word)}
 
 
 @handler("words.import")
 def words_import(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """Add many rules at once (all checked first: one bad rule and nothing changes)."""
-    result = svc.words.replace_all(req.args.list("rules"), merge=req.args.bool("merge", True))
+    result = svc.words.replace_all(req.args.rules, merge=req.args.merge)
     _words_changed(svc, "imported")
     return result
 
@@ -558,7 +529,7 @@ def words_import(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
 @handler("text.preview")
 def text_preview(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """What the model would be given for ``text``: rules applied, pauses and tags found, sentence by sentence."""
-    text = req.args.str("text")
+    text = req.args.text
     if len(text) > svc.settings.max_text_chars:
         raise ProtocolError("too_large", f"text is {len(text)} characters; the limit is {svc.settings.max_text_chars}")
     prepared = prepare(text, svc.words.compiled(), svc.settings.max_chunk_chars)

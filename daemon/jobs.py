@@ -27,6 +27,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..ipc.messages import JobEvent
 from .engine import SynthOptions
 from .text import TextPiece
 
@@ -99,6 +100,10 @@ class Job:
             "chunks": len(self.chunks),
             "chunks_done": self.chunks_done,
         }
+
+    def event(self, event: str, **extra: Any) -> JobEvent:
+        """A ``job`` event about this job: what happened and the fields that go with it."""
+        return JobEvent(event=event, **self.describe(), **extra)
 
 
 class JobQueue:

@@ -25,6 +25,7 @@ import numpy as np
 from ..audio.output import AudioError, list_devices
 from ..audio.playback_loop import PlaybackLoop, Track
 from ..ipc.limits import PRIORITIES, PRIORITY_RANK
+from ..ipc.messages import JobEvent
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class Player(PlaybackLoop):
         #: Publishes a job event: (the job, or None for the speaker itself, data).
         #: The service refuses events about a job whose end event is out, so the
         #: player thread may report after a stop has ended the job on the main loop.
-        event: Callable[[Any, dict[str, Any]], None],
+        event: Callable[[Any, JobEvent], None],
         #: A job's first sound reached the device.
         started: Callable[[Any], None],
         #: The speaker took a job off itself (played out, failed, closing):
@@ -161,10 +162,8 @@ class Player(PlaybackLoop):
             item = self._current()
             self._cond.notify_all()
         if changed:
-            self._event(
-                item.job if item else None,
-                {**(item.describe() if item else {}), "event": "paused" if paused else "resumed"},
-            )
+            event = JobEvent(event="paused" if paused else "resumed", **(item.describe() if item else {}))
+            self._event(item.job if item else None, event)
         return {"paused": paused, "job": item.job.id if item else None}
 
     def skip(self) -> dict[str, Any]:
@@ -227,7 +226,7 @@ class Player(PlaybackLoop):
     def _tell(self, item: Item, event: str, data: dict[str, Any]) -> None:
         if event == "started":
             self._started(item.job)
-        self._event(item.job, {**item.describe(), "event": event, **data})
+        self._event(item.job, JobEvent(event=event, **item.describe(), **data))
 
     def _ended(self, item: Item, state: str, error: AudioError | None) -> None:
         """The speaker is done with a job it took off itself: report its end."""

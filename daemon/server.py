@@ -34,19 +34,8 @@ from typing import Any
 import zmq
 
 from ..ipc import endpoints
-from ..ipc.protocol import (
-    MAX_FRAME_BYTES,
-    Args,
-    ProtocolError,
-    SignatureError,
-    as_coded,
-    check_request,
-    decode,
-    encode,
-    error_header,
-    event_header,
-    reply_header,
-)
+from ..ipc.messages import REQUESTS, ErrorReply, Event, Progress, Reply, Result
+from ..ipc.protocol import MAX_FRAME_BYTES, ProtocolError, SignatureError, as_coded, check_request, decode, encode
 from ..ipc.remote import RemoteSettings
 from .handlers import HANDLERS, ReceivedRequest
 from .instance import InstanceLock
@@ -85,14 +74,14 @@ class Server:
 
     # -- Outbox ----------------------------------------------------------------
 
-    def reply(self, identity: bytes, req_id: str, kind: str, buffers: tuple = (), **fields: Any) -> None:
+    def reply(self, identity: bytes, req_id: str, reply: Reply) -> None:
         """Queue a reply for the main loop to send."""
-        self._pending.append(("reply", identity, reply_header(req_id, kind, **fields), buffers))
+        self._pending.append(("reply", identity, reply.to_header(req_id), reply.buffers))
         self._poke()
 
-    def event(self, topic: str, data: dict[str, Any]) -> None:
+    def event(self, event: Event) -> None:
         """Queue an event for the main loop to publish."""
-        self._pending.append(("event", topic, data))
+        self._pending.append(("event", event))
         self._poke()
 
     def _poke(self) -> None:
@@ -258,7 +247,8 @@ class Server:
                     # Revoked since it connected: ZAP checked the key only then.
                     log.warning("refused a message from a revoked key (%s)", key)
                     req_id = (_readable_id(frames[2].bytes) if len(frames) > 2 else None) or ""
-                    self._send(identity, error_header(req_id, ProtocolError("unauthorized", REVOKED_MESSAGE)))
+                    refused = ErrorReply.of(ProtocolError("unauthorized", REVOKED_MESSAGE))
+                    self._send(identity, refused.to_header(req_id))
                     gate.connections.pop(identity, None)
                     self._client_gone(identity)
                     continue
@@ -314,7 +304,7 @@ class Server:
                 log.warning("dropped an unreadable message: %s", exc.message)
             else:
                 log.warning("refused request %r: %s", req_id, exc.message)
-                self._send(identity, error_header(req_id, exc))
+                self._send(identity, ErrorReply.of(exc).to_header(req_id))
             return
         except Exception as exc:  # deeply nested JSON (RecursionError), huge integers (ValueError), ...
             log.warning("dropped an unreadable message: %s: %s", type(exc).__name__, exc)
@@ -329,14 +319,15 @@ class Server:
             if remote is not None and (refusal := self._remote_refusal(remote, identity, msg.header)):
                 raise refusal
             client = LOCAL_CLIENT if remote is None else self.gate.connections.get(identity, remote)  # type: ignore[union-attr]
-            request = ReceivedRequest(identity, req_id, op, Args(args), msg.buffers, client)
+            request = ReceivedRequest(identity, req_id, op, REQUESTS[op].from_data(args, msg.buffers), client)
             result = HANDLERS[op](self.service, request)
             if result is not None:
-                self._send(identity, reply_header(req_id, "result", result=result))
+                self._send(identity, Result(result).to_header(req_id))
             if op == "shutdown":
                 self.request_stop()
         except Exception as exc:  # a protocol code as it is, anything else "internal" (logged)
-            self._send(identity, error_header(req_id[:128], as_coded(exc, f"handler for {msg.header.get('op')!r}")))
+            error = as_coded(exc, f"handler for {msg.header.get('op')!r}")
+            self._send(identity, ErrorReply.of(error).to_header(req_id[:128]))
 
     def _send(self, identity: bytes, header: dict[str, Any], buffers: tuple = ()) -> bool:
         router, key = self.router, self._key
@@ -374,18 +365,18 @@ class Server:
                 _, identity, header, buffers = item
                 self._send(identity, header, buffers)
             else:
-                _, topic, data = item
+                event = item[1]
                 try:
-                    frames = encode(self._key, event_header(topic, self._seq + 1, data))
+                    frames = encode(self._key, event.to_header(self._seq + 1))
                 except ValueError as exc:  # as in _send: never fatal
-                    log.error("dropped a %s event that cannot be encoded: %s", topic, exc)
+                    log.error("dropped a %s event that cannot be encoded: %s", event.topic, exc)
                     continue
                 self._seq += 1
-                self.pub.send_multipart([topic.encode(), *frames], copy=False)
+                self.pub.send_multipart([event.topic.encode(), *frames], copy=False)
 
     def _keepalive(self) -> None:
         for identity, req_id, progress in self.service.coordinator.keepalives():
-            self._send(identity, reply_header(req_id, "progress", progress=progress))
+            self._send(identity, Progress(progress).to_header(req_id))
 
     def _shutdown(self) -> None:
         log.info("shutting down")

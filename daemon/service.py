@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..ipc import endpoints
+from ..ipc.messages import CacheEvent, StateEvent
 from ..ipc.protocol import ProtocolError
 from .bridge_supervisor import BridgeSupervisor
 from .condcache import CacheKey, ConditionalsCache
@@ -61,7 +62,7 @@ class Service:
         self.queue = JobQueue()
         self.model = Model(
             lambda: self.settings,
-            lambda _status: self.out.event("state", self.status()),
+            lambda _status: self.out.event(StateEvent(**self.status())),
             busy=lambda: self.queue.running is not None and self.queue.running.kind != "prepare",
             on_loaded=self._model_loaded,
             on_ready=self._prepare_uncached,
@@ -230,7 +231,7 @@ class Service:
             background=background,
         )
         if before is None:
-            self.out.event("cache", {"sha256": job.clip_sha256, "voice": job.voice_name, "tier": "memory"})
+            self.out.event(CacheEvent(job.clip_sha256, job.voice_name, "memory"))
         return result.tensors, result.tier, result.seconds
 
     def _clip_bytes(self, job: Job) -> bytes:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..ipc.messages import ChunkReply
 from ..ipc.protocol import ProtocolError, as_coded
 from .engine import Cancelled, GenResult, Upcoming
 from .jobs import Job
@@ -62,7 +63,7 @@ class Worker:
                 return
             svc.coordinator.running(job)
             if not svc.model.wait_ready(0):
-                svc.coordinator.event(job, {**job.describe(), "event": "waiting_for_model"})
+                svc.coordinator.event(job, job.event("waiting_for_model"))
             while not svc.model.wait_ready(0):
                 if job.cancel.is_set() or svc.model.state == "failed":
                     break
@@ -113,7 +114,7 @@ class Worker:
             )
             # For speech, "started" means the first sample reached the speaker.
             event = "synthesizing" if job.kind == "speak" else "started"
-            svc.coordinator.event(job, {**job.describe(), "event": event})
+            svc.coordinator.event(job, job.event(event))
         resolve_job(job, svc.model.engine)  # the loaded model's tags stay, others leave the text
         conds, tier, cond_seconds = svc.conditionals(job)
         tally.setdefault("tier", tier)
@@ -170,9 +171,7 @@ class Worker:
                 if tally["first_chunk"] is None:
                     tally["first_chunk"] = now - job.created
             job.chunks_done = index + 1
-            svc.coordinator.event(
-                job, {**job.describe(), "event": "chunk", "index": index, "span": [chunk.start, chunk.end]}
-            )
+            svc.coordinator.event(job, job.event("chunk", index=index, span=[chunk.start, chunk.end]))
             if job.chunks_done < len(job.chunks) and svc.queue.should_yield(job):
                 tally["busy"] += time.perf_counter() - started
                 log.debug("job %s gives the model to a higher-priority job or another client's turn", job.id)
@@ -182,7 +181,7 @@ class Worker:
         job.summary = self._summary(job, engine.sample_rate)
         if job.kind == "speak":
             svc.player.produced(job)
-            svc.coordinator.event(job, {**job.describe(), "event": "synthesized", "summary": job.summary})
+            svc.coordinator.event(job, job.event("synthesized", summary=job.summary))
             return  # the speaker ends it once it is played
         svc.coordinator.end(job, "finished")
 
@@ -239,11 +238,7 @@ class Worker:
             longest = (budget + SPEECH_PAD_TOKENS) / SPEECH_TOKENS_PER_S / job.rate
             self.svc.player.push(job, index, samples, span, chunk.text, made_s, final=result.final, longest_s=longest)
         elif job.identity is not None and job.req_id is not None:
-            self.svc.out.reply(
-                job.identity,
-                job.req_id,
-                "chunk",
-                (samples.tobytes(),),
+            reply = ChunkReply(
                 index=index,
                 sample_rate=self.svc.model.engine.sample_rate,
                 samples=len(samples),
@@ -253,7 +248,9 @@ class Worker:
                 budget=budget,
                 piece=piece,
                 final=result.final,
+                audio=samples.tobytes(),
             )
+            self.svc.out.reply(job.identity, job.req_id, reply)
 
     @staticmethod
     def _summary(job: Job, rate: int) -> dict[str, Any]:

@@ -21,16 +21,10 @@ from typing import Any
 from PySide6.QtCore import QObject, QThread, Signal
 
 from ..ipc import endpoints
-from ..ipc.core import (
-    DEFAULT_TIMEOUT,
-    STREAM_GAP_TIMEOUT,
-    default_timeout,
-    is_final,
-    reply_error,
-    reply_result,
-)
+from ..ipc.core import DEFAULT_TIMEOUT, STREAM_GAP_TIMEOUT, default_timeout
 from ..ipc.link import CONNECTED, CONNECTING, FAILED, LOST, STARTING, DaemonLink
-from ..ipc.requests import Request
+from ..ipc.messages import ErrorReply, Reply, Request, Result
+from ..ipc.protocol import FINAL_KINDS, ProtocolError
 
 __all__ = [
     "CONNECTED",
@@ -52,7 +46,7 @@ REQUEST_TIMEOUT = DEFAULT_TIMEOUT
 
 OnResult = Callable[[dict[str, Any]], None]
 OnError = Callable[[str, str], None]
-OnMessage = Callable[[dict[str, Any], list[bytes]], None]
+OnMessage = Callable[[Reply], None]
 
 
 @dataclass
@@ -253,22 +247,29 @@ class Connection(QObject):
     def _on_message(self, req_id: str, header: dict[str, Any], buffers: list[bytes]) -> None:
         if not self._current():
             return
-        kind = header.get("kind")
-        callbacks = self._callbacks.pop(req_id, None) if is_final(header) else self._callbacks.get(req_id)
+        final = header.get("kind") in FINAL_KINDS
+        callbacks = self._callbacks.pop(req_id, None) if final else self._callbacks.get(req_id)
         if callbacks is None:
             return
         try:
-            if kind == "error":
-                error = reply_error(header)
+            try:
+                reply = Reply.from_header(header, buffers)
+            except ProtocolError as exc:  # a malformed reply fails its request, as an error reply would
+                log.warning("a bad reply to %s: %s", callbacks.op, exc)
+                if not final:
+                    return
+                reply = ErrorReply.of(exc)
+            if isinstance(reply, ErrorReply):
+                error = reply.raised()
                 if callbacks.on_error is not None:
                     callbacks.on_error(error.code, error.message)
                 else:
                     log.warning("%s failed: %s (%s)", callbacks.op, error.message, error.code)
-            elif kind == "result":
+            elif isinstance(reply, Result):
                 if callbacks.on_result is not None:
-                    callbacks.on_result(reply_result(header))
+                    callbacks.on_result(reply.result)
             elif callbacks.on_message is not None:
-                callbacks.on_message(header, buffers)
+                callbacks.on_message(reply)
         except Exception:  # a bug in one callback must not take the link down
             log.exception("callback for %s failed", callbacks.op)
 

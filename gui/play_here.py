@@ -26,6 +26,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from ..audio.local_player import LocalPlayer, Played, Speech, local_output
 from ..ipc import requests as rq
 from ..ipc.client import Chunk
+from ..ipc.messages import Accepted, ChunkReply, JobEvent, Reply
 from ..ipc.requests import PlayHere, Request
 
 log = logging.getLogger(__name__)
@@ -109,13 +110,10 @@ class LocalSpeech(QObject):
         here = PlayHere.of(request)
         holder: dict[str, _Speech] = {}
 
-        def on_message(header: dict[str, Any], buffers: list[bytes]) -> None:
+        def on_message(reply: Reply) -> None:
             speech = holder["speech"]
-            kind = header.get("kind")
-            if kind == "accepted":
-                speech.job = str(header.get("job") or "")
-                speech.chunks = int(header.get("chunks") or 0)
-                position = int(header.get("position") or 0)
+            if isinstance(reply, Accepted):
+                speech.job, speech.chunks, position = reply.job, reply.chunks, reply.position
                 if on_result is not None:
                     on_result({"job": speech.job, "chunks": speech.chunks, "position": position, "dropped": False})
                 if speech.over:  # stopped or replaced before it was accepted: its end can be told now
@@ -123,9 +121,9 @@ class LocalSpeech(QObject):
                         self._send(rq.cancel(request=speech.req_id), on_error=lambda code, message: None)
                     self._event(speech, "cancelled")
                 else:
-                    self._event(speech, "queued", position=position, priority=here.priority)
-            elif kind == "chunk" and buffers and not speech.over:
-                chunk = Chunk.from_reply(header, buffers)
+                    self._event(speech, "queued", priority=here.priority)
+            elif isinstance(reply, ChunkReply) and reply.audio is not None and not speech.over:
+                chunk = Chunk.from_reply(reply)
                 if chunk.final:
                     speech.made = chunk.index + 1
                     self._event(speech, "chunk", index=chunk.index, chunks_done=speech.made)
@@ -255,20 +253,12 @@ class LocalSpeech(QObject):
         if speech is not None and speech.job:
             self._event(speech, event)
         else:
-            self.job_event.emit({"event": event, "kind": "speak", "job": None})
+            self.job_event.emit(JobEvent(event=event, kind="speak").to_data())
 
     def _event(self, speech: _Speech, event: str, **data: Any) -> None:
-        self.job_event.emit(
-            {
-                "event": event,
-                "kind": "speak",
-                "job": speech.job,
-                "request": speech.req_id,
-                "chunks": speech.chunks,
-                "chunks_done": speech.made,
-                **data,
-            }
-        )
+        """A job event about ``speech``, of the daemon's own ``job`` event type."""
+        fields = {"job": speech.job, "request": speech.req_id, "chunks": speech.chunks, "chunks_done": speech.made}
+        self.job_event.emit(JobEvent(event=event, kind="speak", **{**fields, **data}).to_data())
 
 
 def _cancelled_there(speech: _Speech) -> bool:

@@ -14,6 +14,7 @@ few seconds instead.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from typing import Any
 
@@ -21,9 +22,13 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from ..ipc import remote as remote_files
 from ..ipc import requests as rq
+from ..ipc.messages import EVENTS, JobEvent, StateEvent, VoicesEvent
+from ..ipc.protocol import ProtocolError
 from ..ipc.requests import Request
 from .connection import CONNECTED, CONNECTING, FAILED, LOST, Connection, OnError, OnMessage, OnResult
 from .play_here import LOCAL_OPS, LocalSpeech
+
+log = logging.getLogger(__name__)
 
 #: Job events after which a speech job is over.
 JOB_ENDS = frozenset({"finished", "cancelled", "failed", "dropped"})
@@ -383,16 +388,21 @@ class AppState(QObject):
         self.conn.send(rq.status(), on_result=self._set_status, on_error=_ignore)
 
     def _on_event(self, topic: str, data: dict[str, Any]) -> None:
-        if topic == "state":
+        try:  # read as its type: a malformed event is dropped here, never half-applied
+            event = EVENTS[topic].from_data(data) if topic in EVENTS else None
+        except ProtocolError as exc:
+            log.warning("dropping a bad %s event: %s", topic, exc)
+            return
+        if isinstance(event, StateEvent):
             was = self.model_state
             self._set_status(data)
-            if data.get("state") == "ready" and was != "ready":
+            if event.state == "ready" and was != "ready":
                 self.refresh_hello()
                 self.refresh_voices()
-        elif topic == "voices":
-            self._apply_voices_event(data)
-        elif topic == "job":
-            self._apply_job_event(data)
+        elif isinstance(event, VoicesEvent):
+            self._apply_voices_event(event)
+        elif isinstance(event, JobEvent):
+            self._apply_job_event(event)
             self.job_event.emit(data)
         elif topic == "cache":
             self._voices_timer.start()  # cache states of voices changed
@@ -400,27 +410,26 @@ class AppState(QObject):
         elif topic == "settings":
             self.settings_event.emit(data)
         elif topic == "playback":
-            self.playback_event.emit(data)
+            self.playback_event.emit(event)
         elif topic == "words":
             self.words_event.emit(data)
 
-    def _apply_voices_event(self, data: dict[str, Any]) -> None:
-        action = data.get("action")
-        if action == "added" and isinstance(data.get("voice"), dict):
-            voice = data["voice"]
+    def _apply_voices_event(self, event: VoicesEvent) -> None:
+        voice = event.voice
+        if event.action == "added" and voice is not None:
             self.voices = [v for v in self.voices if v["name"].lower() != voice["name"].lower()] + [voice]
-        elif action == "renamed" and isinstance(data.get("voice"), dict):
-            old = str(data.get("old_name", "")).lower()
-            self.voices = [v for v in self.voices if v["name"].lower() != old] + [data["voice"]]
+        elif event.action == "renamed" and voice is not None:
+            old = (event.old_name or "").lower()
+            self.voices = [v for v in self.voices if v["name"].lower() != old] + [voice]
             if self.default_voice and self.default_voice.lower() == old:
-                self.default_voice = data["voice"]["name"]
-        elif action == "removed":
-            gone = str(data.get("name", "")).lower()
+                self.default_voice = voice["name"]
+        elif event.action == "removed":
+            gone = (event.name or "").lower()
             self.voices = [v for v in self.voices if v["name"].lower() != gone]
             if self.default_voice and self.default_voice.lower() == gone:
                 self.default_voice = None
-        elif action == "default":
-            self.default_voice = data.get("name")
+        elif event.action == "default":
+            self.default_voice = event.name
         else:
             self._voices_timer.start()
             return
@@ -430,10 +439,10 @@ class AppState(QObject):
         self.voices_changed.emit()
         self.changed.emit()
 
-    def _apply_job_event(self, data: dict[str, Any]) -> None:
-        if data.get("kind") != "speak" and data.get("event") not in ("paused", "resumed"):
+    def _apply_job_event(self, told: JobEvent) -> None:
+        if told.kind != "speak" and told.event not in ("paused", "resumed"):
             return
-        job, event = data.get("job"), str(data.get("event"))
+        job, event = told.job, told.event
         if event == "paused":
             self.paused = True
         elif event == "resumed":
@@ -452,11 +461,11 @@ class AppState(QObject):
                 self._ended.append(job)
                 self.changed.emit()
                 return
-            if "chunks" in data:
-                made = int(data.get("chunks_done") or 0)
+            if told.chunks is not None:
+                made = told.chunks_done or 0
                 if event == "chunk":  # sent as a sentence is made; its count may predate it
-                    made = max(made, int(data.get("index", -1)) + 1)
-                self.job_progress[job] = (made, int(data.get("chunks") or 0))
+                    made = max(made, (-1 if told.index is None else told.index) + 1)
+                self.job_progress[job] = (made, told.chunks)
             if event in JOB_PLAYING or job not in self.speech_jobs or self.speech_jobs[job] not in JOB_PLAYING:
                 self.speech_jobs[job] = event
         self.changed.emit()

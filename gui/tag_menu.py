@@ -13,6 +13,7 @@ from typing import Any
 from PySide6.QtWidgets import QMenu, QPlainTextEdit, QToolButton, QWidget
 
 from ..ipc import requests as rq
+from ..ipc.messages import JobEvent
 from .state import AppState
 
 #: The pauses offered: (menu text, markup).
@@ -86,8 +87,8 @@ class TagMenuButton(QToolButton):
 
     def _job_event(self, data: dict[str, Any]) -> None:
         """Say once, on the page, what the daemon left out of the page's own job (a tag the model lacks)."""
-        warnings = (data.get("summary") or {}).get("warnings")
-        job = data.get("job")
+        told = JobEvent.from_data(data)
+        warnings, job = (told.summary or {}).get("warnings"), told.job
         if not warnings or self.page is None or job in self._warned or job != getattr(self.page, "job", None):
             return
         self._warned.add(job)

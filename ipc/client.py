@@ -24,19 +24,10 @@ import zmq
 
 from . import endpoints
 from . import requests as rq
-from .core import (
-    DEFAULT_TIMEOUT,
-    STREAM_GAP_TIMEOUT,
-    ClientCore,
-    DaemonFinder,
-    DaemonUnavailable,
-    is_final,
-    reply_error,
-    reply_result,
-)
-from .protocol import MAX_FRAME_BYTES, Message, ProtocolError
+from .core import DEFAULT_TIMEOUT, STREAM_GAP_TIMEOUT, ClientCore, DaemonFinder, DaemonUnavailable
+from .messages import Accepted, ChunkReply, ErrorReply, Progress, RawRequest, Reply, Request, Result
+from .protocol import FINAL_KINDS, MAX_FRAME_BYTES, Message, ProtocolError
 from .remote import CurveConnection
-from .requests import Request
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -66,21 +57,15 @@ class Chunk:
     final: bool = True
 
     @classmethod
-    def from_reply(cls, header: dict[str, Any], buffers: list[bytes] | tuple) -> Chunk:
+    def from_reply(cls, reply: ChunkReply) -> Chunk:
         """A ``chunk`` reply's chunk; ProtocolError when it carries no audio."""
         import numpy as np
 
-        if not buffers:
+        if reply.audio is None:
             raise ProtocolError("bad_message", "chunk reply without audio")
-        return cls(
-            index=int(header.get("index", 0)),
-            samples=np.frombuffer(buffers[0], dtype="<f4"),
-            sample_rate=int(header["sample_rate"]),
-            text=str(header.get("text", "")),
-            span=tuple(header.get("span") or (0, 0)),  # type: ignore[arg-type]
-            piece=int(header.get("piece", 0)),
-            final=bool(header.get("final", True)),
-        )
+        samples = np.frombuffer(reply.audio, dtype="<f4")
+        span = tuple(reply.span[:2])
+        return cls(reply.index, samples, reply.sample_rate, reply.text, span, reply.piece, reply.final)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -116,16 +101,16 @@ class Synthesis:
         self._replies = self._replies or self.client.replies(self.req_id, STREAM_GAP_TIMEOUT)
         try:
             for msg in self._replies:
-                if msg.header["kind"] == "accepted":
-                    return self._accepted(msg.header)
+                if isinstance(reply := Reply.from_header(msg.header, msg.buffers), Accepted):
+                    return self._accepted(reply)
         except ProtocolError:
             self._done = True
             raise
         self._done = True
         raise ProtocolError("internal", "the daemon ended the request without accepting it")
 
-    def _accepted(self, head: dict[str, Any]) -> Synthesis:
-        self.job, self.position, self.chunks = head.get("job"), int(head.get("position", 0)), int(head.get("chunks", 0))
+    def _accepted(self, reply: Accepted) -> Synthesis:
+        self.job, self.position, self.chunks = reply.job, reply.position, reply.chunks
         return self
 
     def __iter__(self) -> Iterator[Chunk]:
@@ -134,16 +119,15 @@ class Synthesis:
             for msg in self._replies:
                 if self.should_stop():
                     return  # not done: the finally below cancels the job
-                head = msg.header
-                kind = head["kind"]
-                if kind == "accepted":
-                    self._accepted(head)
-                elif kind == "progress":
-                    self.progress = head.get("progress", {})
-                elif kind == "chunk":
-                    yield Chunk.from_reply(head, msg.buffers)
-                elif kind == "result":
-                    self.summary = reply_result(head)
+                reply = Reply.from_header(msg.header, msg.buffers)
+                if isinstance(reply, Accepted):
+                    self._accepted(reply)
+                elif isinstance(reply, Progress):
+                    self.progress = reply.progress
+                elif isinstance(reply, ChunkReply):
+                    yield Chunk.from_reply(reply)
+                elif isinstance(reply, Result):
+                    self.summary = reply.result
             self._done = True
         except ProtocolError:
             self._done = True  # the daemon ended the job itself
@@ -230,7 +214,7 @@ class Client:
 
     def send(self, op: str, args: dict[str, Any] | None = None, buffers: tuple | list = ()) -> str:
         """Send a request by op name (ops this client has no method for) and return its id."""
-        return self.submit(Request(op, dict(args or {}), tuple(buffers)))
+        return self.submit(RawRequest(op, dict(args or {}), tuple(buffers)))
 
     def replies(self, req_id: str, gap_timeout: float) -> Iterator[Message]:
         """Yield replies to ``req_id`` until the final one; raise on error or silence.
@@ -244,10 +228,11 @@ class Client:
             msg = self._core.decode_reply(self._sock.recv_multipart())
             if msg.header.get("id") != req_id:
                 continue
-            if msg.header.get("kind") == "error":
-                raise reply_error(msg.header)
+            reply = Reply.from_header(msg.header, msg.buffers)
+            if isinstance(reply, ErrorReply):
+                raise reply.raised()
             yield msg
-            if is_final(msg.header):
+            if reply.kind in FINAL_KINDS:
                 return
 
     def request(self, request: Request, timeout: float | None = None) -> dict[str, Any]:
@@ -261,7 +246,7 @@ class Client:
         result: dict[str, Any] = {}
         for msg in self.replies(req_id, gap):
             if msg.header["kind"] == "result":
-                result = reply_result(msg.header)
+                result = Result.from_header(msg.header).result
         return result
 
     def call(
@@ -272,7 +257,7 @@ class Client:
         timeout: float | None = None,
     ) -> dict[str, Any]:
         """A request by op name (ops this client has no method for); see ``request``."""
-        return self.request(Request(op, dict(args or {}), tuple(buffers)), timeout=timeout)
+        return self.request(RawRequest(op, dict(args or {}), tuple(buffers)), timeout=timeout)
 
     # -- ops ---------------------------------------------------------------
 

@@ -20,10 +20,9 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 from . import endpoints
-from .protocol import FINAL_KINDS, PROTOCOL_VERSION, Message, ProtocolError, decode, encode, request_header
+from .protocol import PROTOCOL_VERSION, Message, ProtocolError, decode, encode
 from .requests import Request
 
 #: How long a plain request waits for its answer. The daemon answers control
@@ -39,22 +38,6 @@ AUTOSTART_EVERY_S = 30.0
 
 class DaemonUnavailable(ConnectionError):
     """No daemon answered: none runs, it died, or it is not ours."""
-
-
-def reply_error(header: dict[str, Any]) -> ProtocolError:
-    """The ``ProtocolError`` an error reply carries."""
-    err = header.get("error") or {}
-    return ProtocolError(str(err.get("code", "internal")), str(err.get("message", "")))
-
-
-def reply_result(header: dict[str, Any]) -> dict[str, Any]:
-    """A final reply's result (``{}`` when it has none)."""
-    return header.get("result") or {}
-
-
-def is_final(header: dict[str, Any]) -> bool:
-    """Whether this reply is the last one its request gets."""
-    return header.get("kind") in FINAL_KINDS
 
 
 def default_timeout(request: Request, plain: float = DEFAULT_TIMEOUT) -> float:
@@ -85,7 +68,7 @@ class ClientCore:
 
     def encode(self, req_id: str, request: Request) -> list:
         """The frames of ``request`` under id ``req_id``."""
-        return encode(self.key, request_header(req_id, request.op, request.args), request.buffers)
+        return encode(self.key, request.to_header(req_id), request.buffers)
 
     def decode_reply(self, frames: list) -> Message:
         """A reply from the request socket; ProtocolError when it is forged or malformed."""

@@ -33,8 +33,8 @@ import zmq
 from . import endpoints
 from . import requests as rq
 from .client import Client, EventStream
-from .core import ClientCore, DaemonFinder, DaemonUnavailable, is_final, pid_alive
-from .protocol import Message, ProtocolError
+from .core import ClientCore, DaemonFinder, DaemonUnavailable, pid_alive
+from .protocol import FINAL_KINDS, Message, ProtocolError
 from .requests import Request
 
 log = logging.getLogger(__name__)
@@ -288,7 +288,7 @@ class DaemonLink:
             pending = self._pending.get(req_id)
             if pending is None:
                 continue  # an abandoned request's late answer
-            if is_final(msg.header):
+            if msg.header.get("kind") in FINAL_KINDS:
                 del self._pending[req_id]
             else:
                 pending.deadline = time.monotonic() + pending.timeout

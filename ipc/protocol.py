@@ -251,11 +251,6 @@ def reply_header(req_id: str, kind: str, **fields: Any) -> dict[str, Any]:
     return {"v": PROTOCOL_VERSION, "id": req_id, "kind": kind, **fields}
 
 
-def error_header(req_id: str, error: CodedError) -> dict[str, Any]:
-    """The header of an error reply."""
-    return reply_header(req_id, "error", error=error.to_json())
-
-
 def event_header(topic: str, seq: int, data: dict[str, Any]) -> dict[str, Any]:
     """The header of an event; ``seq`` lets subscribers notice missed events."""
     return {"v": PROTOCOL_VERSION, "event": topic, "seq": seq, "data": data}

@@ -40,6 +40,7 @@ from PySide6.QtWidgets import (
 
 from ...ipc import remote
 from ...ipc import requests as rq
+from ...ipc.messages import PlaybackEvent
 from ...ipc.settings_schema import SETTINGS
 from .. import autostart
 from ..pairdialog import PairDialog
@@ -450,14 +451,14 @@ class SettingsPage(QWidget):
         self.output.setEnabled(False)
         self.output.setToolTip(message)
 
-    def _on_playback(self, data: dict[str, Any]) -> None:
+    def _on_playback(self, event: PlaybackEvent) -> None:
         """Another client set the volume or device: show it, unless the user is changing it here."""
-        if "volume" not in data or not self.daemon_settings:
+        if not self.daemon_settings:
             return
         edited = self.volume.value() != round(100 * float(self.daemon_settings.get("volume", 1.0)))
-        self.daemon_settings["volume"] = float(data["volume"])
+        self.daemon_settings["volume"] = event.volume
         if not edited and "volume" not in self.kept:
-            self.volume.setValue(round(100 * float(data["volume"])))
+            self.volume.setValue(round(100 * event.volume))
 
     # -- writing -----------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from ...audio import file_formats
 from ...ipc import requests as rq
 from ...ipc.limits import OPTION_RANGES, RATE_RANGE
+from ...ipc.messages import Accepted, ChunkReply, JobEvent, Reply
 from ...ipc.requests import Request
 from ..connection import FAILED
 from ..state import JOB_ENDS, AppState
@@ -386,11 +387,13 @@ class SpeakPage(QWidget):
         self.banner.show_message(message or code, "error")
 
     def _on_job_event(self, data: dict[str, Any]) -> None:
-        job, request = data.get("job"), data.get("request")
+        told = JobEvent.from_data(data)  # the state read it already: it is well formed
+        job, request = told.job, told.request
         if self.saving is not None and (
             (job and job == self.saving.get("job")) or (request and request == self.saving.get("request"))
         ):
-            self._save_progress(data)
+            if told.event == "waiting_for_model":
+                self.progress_label.setText("Waiting for the model to load…")
             return
         if not job:
             return
@@ -400,23 +403,20 @@ class SpeakPage(QWidget):
             self.job = job  # it may come before the answer that names the job
         elif job != self.job:
             return
-        event = data.get("event")
-        self.heard = str(event)
-        chunks = int(data.get("chunks") or self.job_chunks or 1)
+        event = self.heard = told.event
+        chunks = told.chunks or self.job_chunks or 1
+        index = told.sentence or 0
         if event == "sentence":
-            index = int(data.get("sentence", 0))
             self.progress.setRange(0, chunks)
             self.progress.setValue(index + 1)
             self.progress_label.setText(f"Speaking sentence {index + 1} of {chunks}")
-            span = data.get("span")
-            if isinstance(span, list) and len(span) == 2:
-                self._highlight(int(span[0]), int(span[1]))
+            if told.span is not None and len(told.span) == 2:
+                self._highlight(*told.span)
         elif event == "position":
-            index = int(data.get("sentence", 0))
-            secs = float(data.get("seconds", 0.0))
+            secs = told.seconds or 0.0
             self.progress_label.setText(f"Speaking sentence {index + 1} of {chunks} · {fmt_seconds(secs)} played")
         elif event == "chunk" and not self.progress.value():
-            made = max(int(data.get("chunks_done") or 0), int(data.get("index", -1)) + 1)
+            made = max(told.chunks_done or 0, (-1 if told.index is None else told.index) + 1)
             line = f"Made {made} of {chunks} sentences…"
             if self.state.paused:  # still made while paused; heard once resumed
                 self._before_pause = line
@@ -443,12 +443,12 @@ class SpeakPage(QWidget):
             self.in_progress = False
             self.progress.setRange(0, 1)
             self.progress.setValue(1 if event == "finished" else 0)
-            playback = data.get("playback") or {}
+            playback = told.playback or {}
             if event == "finished":
                 first = playback.get("first_sample_s")
                 after = f", first sound after {fmt_seconds(first)}" if first is not None else ""
                 # Seconds of speech as the Stats page counts them (``SPEECH_TIP``).
-                speech = speech_seconds(data.get("summary"))
+                speech = speech_seconds(told.summary)
                 if speech is None:  # an older daemon: what was played
                     speech = playback.get("played_s")
                 self.progress_label.setText(f"Done: {fmt_seconds(speech)} of speech{after}")
@@ -458,7 +458,7 @@ class SpeakPage(QWidget):
             elif event == "dropped":
                 self.progress_label.setText("Dropped: something else is speaking.")
             else:
-                err = data.get("error") or {}
+                err = told.error or {}
                 self.progress_label.setText("Failed")
                 self.banner.show_message(str(err.get("message") or err.get("code") or "speech failed"), "error")
 
@@ -483,24 +483,23 @@ class SpeakPage(QWidget):
         )
         self._update_buttons()
 
-    def _save_chunk(self, header: dict[str, Any], buffers: list[bytes]) -> None:
+    def _save_chunk(self, reply: Reply) -> None:
         if self.saving is None:
             return
-        kind = header.get("kind")
-        if kind == "accepted":
-            self.saving["job"] = header.get("job")
-            self.saving["total"] = int(header.get("chunks") or 0)
+        if isinstance(reply, Accepted):
+            self.saving["job"] = reply.job
+            self.saving["total"] = reply.chunks
             self.progress.setRange(0, max(1, self.saving["total"]))
             self.progress.setValue(0)
             self._report_saving(0)
-        elif kind == "chunk" and buffers:
-            self.saving["chunks"].append(buffers[0])
-            self.saving["rate"] = int(header.get("sample_rate") or 24000)
-            self.saving["audio_s"] += len(buffers[0]) / 4 / self.saving["rate"]
-            if header.get("final", True):  # a sentence may come in pieces; count sentences
-                made = int(header.get("index", 0)) + 1
+        elif isinstance(reply, ChunkReply) and reply.audio is not None:
+            self.saving["chunks"].append(reply.audio)
+            self.saving["rate"] = reply.sample_rate
+            self.saving["audio_s"] += reply.samples / self.saving["rate"]
+            if reply.final:  # a sentence may come in pieces; count sentences
+                made = reply.index + 1
                 self.progress.setValue(made)
-                self.progress_label.setText(self._save_line(made, header.get("span")))
+                self.progress_label.setText(self._save_line(made, reply.span))
                 self._report_saving(made)
 
     def _save_line(self, made: int, span: Any) -> str:
@@ -518,10 +517,6 @@ class SpeakPage(QWidget):
         if 0 < done < 1:
             line += f", about {fmt_seconds(elapsed * (1 - done) / done)} left"
         return line
-
-    def _save_progress(self, data: dict[str, Any]) -> None:
-        if data.get("event") == "waiting_for_model":
-            self.progress_label.setText("Waiting for the model to load…")
 
     def _save_done(self, summary: dict[str, Any]) -> None:
         import numpy as np

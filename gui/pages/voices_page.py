@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from ...audio import file_formats
 from ...ipc import requests as rq
+from ...ipc.messages import JobEvent
 from ..recorder import InputProbe, RecordDialog
 from ..state import JOB_ENDS, AppState
 from ..widgets import CACHE_LABELS, Banner, fmt_seconds
@@ -253,7 +254,8 @@ class VoicesPage(QWidget):
         self._update_buttons()
 
     def _on_job_event(self, data: dict[str, Any]) -> None:
-        if self.playing_job and data.get("job") == self.playing_job and data.get("event") in JOB_ENDS:
+        told = JobEvent.from_data(data)
+        if self.playing_job and told.job == self.playing_job and told.event in JOB_ENDS:
             self._clip_ended()
 
     def rename(self) -> None:

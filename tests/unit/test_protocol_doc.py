@@ -1,11 +1,14 @@
 """docs/protocol.md and the code agree.
 
-Checked: the protocol version; the ops (against ``protocol.OPS`` and the
-handlers registered in ``daemon/handlers.py``) and each op's arguments with
-their types and defaults; the ``synthesize`` options and their ranges; the
-reply kinds and the fields each carries; the event topics; the error codes and
-the codes each op lists; the size limits; the connection file's fields; every
-example request (through the code's own validation), reply and event; and the
+Checked: the protocol version; the ops (against ``protocol.OPS``, the
+handlers registered in ``daemon/handlers.py`` and the request types of
+``ipc/messages.py``) and each op's arguments with their types and defaults
+(the fields of its request type); the ``synthesize`` options and their ranges
+(``SpeechOptions``); the reply kinds and the fields of each (the reply
+types); the event topics and the fields of each (the event types); the error
+codes and the codes each op lists; the size limits; the connection file's
+fields; every example request (read as its type, as the daemon reads it),
+reply and event (read as its type and written back unchanged); and the
 signing worked examples, recomputed with the code.
 
 ``daemon/handlers.py`` imports torch (through the conditionals cache), so it is
@@ -19,22 +22,20 @@ from __future__ import annotations
 import ast
 import functools
 import importlib.util
-import inspect
 import json
 import re
 import struct
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from chatterbox_tray.daemon.engine import SynthOptions
-from chatterbox_tray.ipc import endpoints, limits, protocol
+from chatterbox_tray.ipc import endpoints, messages, protocol
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 
-#: ``Args`` method -> the type word the doc uses.
+#: A field's ``Args`` reader -> the type word the doc uses.
 TYPE_WORDS = {
     "str": "string",
     "bool": "boolean",
@@ -160,47 +161,6 @@ def error_bullets(op_body: str) -> list[str] | None:
 # -- reading the code --------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ArgRead:
-    """One ``args.<type>("name", ...)`` call in the daemon: how it reads an argument."""
-
-    name: str
-    method: str
-    #: What the call passes besides the name: default, lo, hi.
-    bound: dict[str, Any]
-
-    @property
-    def required(self) -> bool:
-        """No default: a missing argument is ``bad_args``."""
-        return "default" not in self.bound
-
-    def validate(self, args: dict[str, Any]) -> Any:
-        """Read the argument from ``args`` with the code's own ``Args``; raises ProtocolError."""
-        return getattr(protocol.Args(args), self.method)(self.name, **self.bound)
-
-
-def _const(node: ast.expr) -> Any:
-    """The value of a constant expression (``None``, ``2**31 - 1``, ``{}``, ``OPTION_RANGES["x"][:2]``).
-
-    Names are those of ``ipc/limits.py``, the one home of the numbers both
-    sides share; nothing else is in scope, so a handler reading a computed
-    value fails here loudly rather than being checked against a guess.
-    """
-    code = compile(ast.Expression(node), "<daemon/handlers.py>", "eval")
-    return eval(code, {"__builtins__": {}}, dict(vars(limits)))  # our own source; only limits' names in scope
-
-
-def _call_args(node: ast.Call) -> list[Any]:
-    """The positional arguments' values, ``*starred`` ones spread."""
-    values: list[Any] = []
-    for arg in node.args:
-        if isinstance(arg, ast.Starred):
-            values += list(_const(arg.value))
-        else:
-            values.append(_const(arg))
-    return values
-
-
 def _daemon_file(name: str) -> Path:
     # find_spec of the package imports only chatterbox_tray, not the daemon.
     spec = importlib.util.find_spec("chatterbox_tray.daemon")
@@ -213,81 +173,20 @@ def _module(path: Path) -> ast.Module:
     return ast.parse(path.read_text(encoding="utf-8"), str(path))
 
 
-def _functions(tree: ast.Module) -> dict[str, ast.FunctionDef]:
-    return {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+def code_handlers() -> set[str]:
+    """Each op registered with ``@handler("op")`` in daemon/handlers.py."""
+    return {
+        deco.args[0].value
+        for func in _module(_daemon_file("handlers.py")).body
+        if isinstance(func, ast.FunctionDef)
+        for deco in func.decorator_list
+        if isinstance(deco, ast.Call) and ast.unparse(deco.func) == "handler" and isinstance(deco.args[0], ast.Constant)
+    }
 
 
-def _arg_reads(func: ast.FunctionDef, receiver: str, functions: dict[str, ast.FunctionDef]) -> list[ArgRead]:
-    """Argument reads in ``func`` on ``receiver`` (``req.args``), and in helpers it hands ``req``."""
-    reads: list[ArgRead] = []
-    for node in ast.walk(func):
-        if not isinstance(node, ast.Call):
-            continue
-        target = node.func
-        if isinstance(target, ast.Attribute) and target.attr in TYPE_WORDS and ast.unparse(target.value) == receiver:
-            method = target.attr
-            sig = inspect.signature(getattr(protocol.Args, method))
-            bound = sig.bind(
-                None, *_call_args(node), **{k.arg: _const(k.value) for k in node.keywords if k.arg}
-            ).arguments
-            name = bound.pop("name")
-            bound.pop("self")
-            reads.append(ArgRead(name, method, dict(bound)))
-        elif (
-            isinstance(target, ast.Name)
-            and target.id in functions
-            and target.id != func.name
-            and any(isinstance(a, ast.Name) and a.id == "req" for a in node.args)
-        ):
-            reads += _arg_reads(functions[target.id], receiver, functions)
-    return reads
-
-
-def code_handlers() -> dict[str, list[ArgRead]]:
-    """Each op registered with ``@handler("op")`` in daemon/handlers.py, with its argument reads."""
-    tree = _module(_daemon_file("handlers.py"))
-    functions = _functions(tree)
-    found: dict[str, list[ArgRead]] = {}
-    for func in functions.values():
-        for deco in func.decorator_list:
-            if isinstance(deco, ast.Call) and ast.unparse(deco.func) == "handler":
-                found[_const(deco.args[0])] = _arg_reads(func, "req.args", functions)
-    return found
-
-
-def code_options() -> tuple[set[str], list[ArgRead]]:
-    """The ``synthesize`` options: the names ``_options`` accepts and how it reads each."""
-    tree = _module(_daemon_file("handlers.py"))
-    func = _functions(tree).get("_options")
-    assert func is not None, "daemon/handlers.py has no _options(); update this test to where options are read"
-    known = next(
-        (
-            _const(n.value)
-            for n in ast.walk(func)
-            if isinstance(n, ast.Assign) and [ast.unparse(t) for t in n.targets] == ["known"]
-        ),
-        None,
-    )
-    assert isinstance(known, set), "_options() no longer has a `known = {...}` set of option names"
-    return known, _arg_reads(func, "args", {})
-
-
-def code_reply_fields() -> dict[str, set[str]]:
-    """Reply kind -> header fields, from every ``reply(...)``/``reply_header(...)`` call in the daemon and ipc."""
-    files = [Path(protocol.__file__), *sorted(_daemon_file("").glob("*.py"))]
-    found: dict[str, set[str]] = {}
-    for path in files:
-        for node in ast.walk(_module(path)):
-            if not isinstance(node, ast.Call):
-                continue
-            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
-            if name not in ("reply", "reply_header"):
-                continue
-            kinds = [a.value for a in node.args if isinstance(a, ast.Constant) and a.value in protocol.REPLY_KINDS]
-            if kinds:
-                keys = {k.arg for k in node.keywords if k.arg and k.arg != "buffers"}
-                found.setdefault(kinds[0], set()).update(keys)
-    return found
+def code_fields(kind: type) -> dict[str, messages.FieldSpec]:
+    """The fields of a message type that travel in the header (buffers do not), by name."""
+    return {spec.name: spec for spec in messages.specs(kind) if not spec.buffer}
 
 
 # -- the checks ----------------------------------------------------------------------
@@ -325,6 +224,7 @@ def check_ops(text: str) -> list[str]:
     return (
         _diff("ops", documented, protocol.OPS, "protocol.OPS")
         + _diff("ops", documented, code_handlers(), "daemon/handlers.py")
+        + _diff("ops", documented, messages.REQUESTS, "ipc/messages.py's request types")
         + _diff("ops in the overview table", overview.first_column() if overview else [], protocol.OPS, "protocol.OPS")
     )
 
@@ -338,50 +238,46 @@ def _doc_args(op_body: str, first_header: str) -> dict[str, tuple[str, str]]:
 
 
 def check_op_arguments(text: str) -> list[str]:
-    """Each op's argument table has the names, types, required-ness and defaults the handler reads."""
+    """Each op's argument table has the names, types, required-ness and defaults of its request type's fields."""
     problems = []
     ops = ticked_sections(section(text, "Ops", 2), 3)
-    for op, reads in code_handlers().items():
+    for op, kind in messages.REQUESTS.items():
         if op not in ops:
             continue  # check_ops reports it
         doc = _doc_args(ops[op], "argument")
-        code = {r.name: r for r in reads}
-        problems += _diff(f"arguments of {op}", list(doc), list(code), "its handler")
+        code = code_fields(kind)
+        problems += _diff(f"arguments of {op}", list(doc), list(code), f"messages.{kind.__name__}")
         for name in doc.keys() & code.keys():
-            kind, default = doc[name]
-            read = code[name]
-            if kind != TYPE_WORDS[read.method]:
-                problems.append(f"{op}.{name}: the doc says {kind}, the code reads {TYPE_WORDS[read.method]}")
-            if read.required != (default == "required"):
-                problems.append(f"{op}.{name}: the doc says {default!r}, the code has default {read.bound}")
-            elif not read.required:
-                wanted = read.bound["default"]
+            word, default = doc[name]
+            spec = code[name]
+            if word != TYPE_WORDS.get(spec.reader or ""):
+                problems.append(f"{op}.{name}: the doc says {word}, the type declares {spec.reader}")
+            if spec.required != (default == "required"):
+                problems.append(f"{op}.{name}: the doc says {default!r}, the type's default is {spec.default!r}")
+            elif not spec.required:
                 ticked = TICKED_RE.findall(default)
                 shown = json.loads(ticked[0]) if ticked else None
-                if (wanted is None and default != "none") or (wanted is not None and shown != wanted):
-                    problems.append(f"{op}.{name}: the doc's default is {default!r}, the code's {wanted!r}")
+                if (spec.default is None and default != "none") or (spec.default is not None and shown != spec.default):
+                    problems.append(f"{op}.{name}: the doc's default is {default!r}, the type's {spec.default!r}")
     return problems
 
 
 def check_options(text: str) -> list[str]:
-    """The synthesize options table matches SynthOptions and what _options() accepts and enforces."""
+    """The synthesize options table matches SpeechOptions (names, types, ranges) and the engine's SynthOptions."""
     body = ticked_sections(section(text, "Ops", 2), 3).get("synthesize", "")
     doc = _doc_args(body, "option")
-    known, reads = code_options()
-    problems = _diff("synthesize options", list(doc), known, "_options()")
+    code = code_fields(messages.SpeechOptions)
+    problems = _diff("synthesize options", list(doc), list(code), "messages.SpeechOptions")
     problems += _diff("synthesize options", list(doc), [f.name for f in fields(SynthOptions)], "SynthOptions")
-    for read in reads:
-        if read.name not in doc:
-            continue
-        kind, cell = doc[read.name]
-        if kind != TYPE_WORDS[read.method]:
-            problems.append(f"option {read.name}: the doc says {kind}, the code reads {TYPE_WORDS[read.method]}")
-        lo, hi = read.bound.get("lo"), read.bound.get("hi")
-        if lo is None and hi is None:
+    for name in doc.keys() & code.keys():
+        (word, cell), spec = doc[name], code[name]
+        if word != TYPE_WORDS.get(spec.reader or ""):
+            problems.append(f"option {name}: the doc says {word}, the type declares {spec.reader}")
+        if spec.lo is None and spec.hi is None:
             continue
         shown = re.fullmatch(r"(-?[\d.]+) to (-?[\d.]+)", cell)
-        if not shown or (float(shown.group(1)), float(shown.group(2))) != (lo, hi):
-            problems.append(f"option {read.name}: the doc's range is {cell!r}, the code's {lo} to {hi}")
+        if not shown or (float(shown.group(1)), float(shown.group(2))) != (spec.lo, spec.hi):
+            problems.append(f"option {name}: the doc's range is {cell!r}, the type's {spec.lo} to {spec.hi}")
     return problems
 
 
@@ -393,14 +289,13 @@ def check_reply_kinds(text: str) -> list[str]:
     problems = _diff("reply kinds", found.first_column(), protocol.REPLY_KINDS, "protocol.REPLY_KINDS")
     final = {TICKED_RE.findall(row[0])[0] for row in found.rows if row[1] == "yes"}
     problems += _diff("final reply kinds", list(final), protocol.FINAL_KINDS, "protocol.FINAL_KINDS")
-    code = code_reply_fields()
+    problems += _diff("reply kinds", found.first_column(), messages.REPLIES, "ipc/messages.py's reply types")
     for row in found.rows:
         kind = TICKED_RE.findall(row[0])[0]
         doc_fields = set(TICKED_RE.findall(row[2]))
-        if kind in code and doc_fields != code[kind]:
-            problems.append(
-                f"reply {kind}: the doc lists fields {sorted(doc_fields)}, the code sends {sorted(code[kind])}"
-            )
+        code = set(code_fields(messages.REPLIES[kind])) if kind in messages.REPLIES else doc_fields
+        if doc_fields != code:
+            problems.append(f"reply {kind}: the doc lists fields {sorted(doc_fields)}, its type has {sorted(code)}")
     return problems
 
 
@@ -408,6 +303,50 @@ def check_event_topics(text: str) -> list[str]:
     """The ### `topic` sections of ## Events are protocol.EVENT_TOPICS."""
     documented = list(ticked_sections(section(text, "Events", 2), 3))
     return _diff("event topics", documented, protocol.EVENT_TOPICS, "protocol.EVENT_TOPICS")
+
+
+def doc_event_fields(text: str) -> dict[str, set[str]]:
+    """Topic -> the ``data`` fields its ### section lists.
+
+    Read from the forms the page uses: "`data` is exactly the [`op`] result"
+    (that op's result table); the job's fields in parentheses and "plus
+    `event`"; tables of ``event`` or ``action`` values with the fields each
+    adds (the column's own name is a field too), or of ``fields``; and an
+    inline object, "`data` is `{"name": ...}`".
+    """
+    ops = ticked_sections(section(text, "Ops", 2), 3)
+    found = {}
+    for topic, body in ticked_sections(section(text, "Events", 2), 3).items():
+        names: set[str] = set()
+        same = re.search(r"`data` is exactly the\s+\[`([^`]+)`\]", body)
+        result = table(ops.get(same.group(1), ""), "field") if same else None
+        if result is not None:
+            names |= set(result.first_column())
+        first = body.strip().split("\n\n")[0]
+        for group in re.findall(r"\(([^()]*)\)", first) if "`data` has" in first else []:
+            names |= set(TICKED_RE.findall(group))
+        names |= set(re.findall(r"plus `(\w+)`", first))
+        for t in tables(body):
+            if t.header[0] in ("event", "action"):
+                extra = [re.sub(r"\([^()]*\)", "", row[1]) for row in t.rows]  # what is in brackets explains
+                names |= {t.header[0]} | {n for cell in extra for n in TICKED_RE.findall(cell)}
+            elif t.header[0] == "fields":
+                names |= {n.split(":")[0] for row in t.rows for n in TICKED_RE.findall(row[0])}
+        inline = re.search(r"`data` is\s+`(\{.*?\})`", body, re.S)
+        if inline:
+            names |= set(re.findall(r'"(\w+)":', inline.group(1)))
+        found[topic] = names
+    return found
+
+
+def check_event_fields(text: str) -> list[str]:
+    """Every topic has an event type in ipc/messages.py, whose fields are those the doc lists for it."""
+    problems = _diff("event topics", list(ticked_sections(section(text, "Events", 2), 3)), messages.EVENTS, "EVENTS")
+    for topic, names in doc_event_fields(text).items():
+        if topic in messages.EVENTS:
+            kind = messages.EVENTS[topic]
+            problems += _diff(f"fields of the {topic} event", list(names), code_fields(kind), kind.__name__)
+    return problems
 
 
 def check_error_codes(text: str) -> list[str]:
@@ -431,27 +370,18 @@ def check_op_errors(text: str) -> list[str]:
 
 
 def check_request_examples(text: str) -> list[str]:
-    """Every request example passes check_request and its handler's own argument reads; every op has one."""
+    """Every request example reads as its op's type, options included, as the daemon reads it; every op has one."""
     problems = []
-    handlers = code_handlers()
-    known_options, option_reads = code_options()
     seen = set()
     blocks = examples(text, "request")
     if not blocks:
         return ["the doc has no <!-- request --> examples"]
     for body in blocks:
         try:
-            header = json.loads(body)
-            _, op, args = protocol.check_request(header)
-            seen.add(op)
-            for read in handlers.get(op, []):
-                read.validate(args)
-            if any(read.name == "options" for read in handlers.get(op, [])):  # synthesize, speak
-                options = args.get("options") or {}
-                if set(options) - known_options:
-                    raise protocol.ProtocolError("bad_args", f"unknown options {sorted(set(options) - known_options)}")
-                for read in option_reads:
-                    read.validate(options)
+            request = messages.Request.from_header(json.loads(body))
+            seen.add(request.op)
+            if isinstance(request, (messages.Synthesize, messages.Speak)):
+                messages.SpeechOptions.from_data(request.options)
         except (ValueError, protocol.ProtocolError) as exc:
             problems.append(f"request example {body[:80]!r}: {exc}")
     missing = sorted(set(protocol.OPS) - seen)
@@ -505,6 +435,13 @@ def check_event_examples(text: str) -> list[str]:
             problems.append(f"event example {body[:60]!r}: bad v or unknown topic")
         if not isinstance(header.get("seq"), int) or header["seq"] < 1 or not isinstance(header.get("data"), dict):
             problems.append(f"event example {body[:60]!r}: bad seq or data")
+        try:
+            event = messages.Event.from_header(header)
+        except protocol.ProtocolError as exc:
+            problems.append(f"event example {body[:60]!r} does not read as its type: {exc}")
+        else:  # and it writes back as it was: no field lost, none added
+            if event.to_data() != header["data"]:
+                problems.append(f"event example {body[:60]!r} writes back as {event.to_data()}")
     return problems
 
 
@@ -609,6 +546,7 @@ CHECKS = [
     check_options,
     check_reply_kinds,
     check_event_topics,
+    check_event_fields,
     check_error_codes,
     check_op_errors,
     check_request_examples,
@@ -633,7 +571,8 @@ def doc() -> str:
 def test_the_code_itself_is_consistent() -> None:
     assert set(code_handlers()) == set(protocol.OPS)
     assert set(protocol.REPLY_KINDS) >= protocol.FINAL_KINDS
-    assert set(code_reply_fields()) == set(protocol.REPLY_KINDS)
+    assert set(messages.REPLIES) == set(protocol.REPLY_KINDS)
+    assert set(messages.EVENTS) == set(protocol.EVENT_TOPICS)
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__.removeprefix("check_"))
@@ -648,8 +587,9 @@ def test_the_parsers_find_what_they_check(doc: str) -> None:
     assert len(examples(doc, "reply")) >= len(protocol.REPLY_KINDS)
     assert len(examples(doc, "event")) >= len(protocol.EVENT_TOPICS)
     assert len(examples(doc, "signature-example")) >= 2
-    assert {op for op, reads in code_handlers().items() if reads} >= {"voices.add", "synthesize", "cancel"}
-    assert len(code_options()[1]) == len(fields(SynthOptions))
+    assert {op for op, kind in messages.REQUESTS.items() if code_fields(kind)} >= {"voices.add", "synthesize", "cancel"}
+    assert len(code_fields(messages.SpeechOptions)) == len(fields(SynthOptions))
+    assert all(doc_event_fields(doc).values()) and len(doc_event_fields(doc)) == len(protocol.EVENT_TOPICS)
 
 
 #: (what goes wrong, text in the doc, its wrong replacement, the check that must notice)
@@ -674,6 +614,15 @@ DRIFTS = [
         check_reply_kinds,
     ),
     ("event topic", "### `cache`", "### `caches`", check_event_topics),
+    ("event field", "| `renamed` | `old_name`, `voice`", "| `renamed` | `voice`", check_event_fields),
+    ("job event field", "| `dropped` | `priority`, `reason` |", "| `dropped` | `priority` |", check_event_fields),
+    ("result field of an event", "| `device_latency_ms` | number", "| `device_latency` | number", check_event_fields),
+    (
+        "event example field",
+        '"action": "added", "word": "nginx"',
+        '"action": "added", "words": "nginx"',
+        check_event_examples,
+    ),
     ("error code", "| `no_such_job` |", "| `no_job` |", check_error_codes),
     ("op error", "- `no_such_job`: no queued", "- `no_job`: no queued", check_op_errors),
     ("request example", '"new_name": "Narrator"}}', '"new_name": 7}}', check_request_examples),

@@ -20,6 +20,7 @@ from chatterbox_tray.daemon.jobs import Job, JobQueue
 from chatterbox_tray.daemon.player import Player
 from chatterbox_tray.daemon.text import split_sentences
 from chatterbox_tray.ipc.limits import PRIORITY_RANK
+from chatterbox_tray.ipc.messages import Event, Reply
 from chatterbox_tray.ipc.protocol import ProtocolError
 
 
@@ -29,11 +30,11 @@ class Outbox:
     def __init__(self) -> None:
         self.sent: list[tuple[str, Any]] = []
 
-    def reply(self, identity: bytes, req_id: str, kind: str, buffers: tuple = (), **fields: Any) -> None:
-        self.sent.append(("reply", (identity, req_id, kind, fields)))
+    def reply(self, identity: bytes, req_id: str, reply: Reply) -> None:
+        self.sent.append(("reply", (identity, req_id, reply.kind, reply.to_data())))
 
-    def event(self, topic: str, data: dict[str, Any]) -> None:
-        self.sent.append(("event", (topic, data)))
+    def event(self, event: Event) -> None:
+        self.sent.append(("event", (event.topic, event.to_data())))
 
     def job_events(self, job: Job) -> list[dict[str, Any]]:
         """The data of every ``job`` event about ``job``, in order."""

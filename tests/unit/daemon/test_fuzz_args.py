@@ -23,7 +23,8 @@ from chatterbox_tray.daemon.handlers import ReceivedRequest, _new_job, _options
 from chatterbox_tray.daemon.settings import Settings
 from chatterbox_tray.daemon.voices import VoiceError, VoiceLibrary, check_name
 from chatterbox_tray.ipc.limits import OPTION_RANGES
-from chatterbox_tray.ipc.protocol import ERROR_CODES, Args, CodedError
+from chatterbox_tray.ipc.messages import REQUESTS
+from chatterbox_tray.ipc.protocol import ERROR_CODES, CodedError
 from tests.support.fuzz import INTERNALS, SCALARS
 from tests.support.fuzz import json_values as fuzz_json
 
@@ -104,8 +105,8 @@ request_args = st.fixed_dictionaries(
     state=st.sampled_from(["ready", "loading", "failed"]),
 )
 def test_speech_requests_are_checked(library: VoiceLibrary, args: dict, buffers: list, kind: str, state: str) -> None:
-    req = ReceivedRequest(b"client", "r1", kind, Args(args), tuple(buffers))
     try:
+        req = ReceivedRequest(b"client", "r1", kind, REQUESTS[kind].from_data(args, buffers))
         job, clip = _new_job(service(library, state=state), req, kind)
     except CodedError as exc:
         assert_plain(exc)

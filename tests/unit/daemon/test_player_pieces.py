@@ -151,7 +151,7 @@ def test_a_pause_resumes_where_the_sound_stopped_and_counts_it_once(monkeypatch:
     told: queue.SimpleQueue = queue.SimpleQueue()
     p = Player(
         RATE,
-        event=lambda job, data: told.put(data["event"]),
+        event=lambda job, data: told.put(data.event),
         started=lambda job: None,
         ended=lambda job, state, error, playback: told.put((state, playback)),
     )

@@ -13,6 +13,7 @@ from chatterbox_tray.ipc import endpoints, spawn
 from chatterbox_tray.ipc import requests as rq
 from chatterbox_tray.ipc.client import Chunk
 from chatterbox_tray.ipc.core import DaemonFinder, DaemonUnavailable
+from chatterbox_tray.ipc.messages import ChunkReply
 from chatterbox_tray.ipc.protocol import PROTOCOL_VERSION, ProtocolError
 
 
@@ -89,8 +90,9 @@ def test_a_chunk_reply_becomes_a_chunk() -> None:
     import numpy as np
 
     samples = np.arange(4, dtype="<f4")
-    header = {"kind": "chunk", "index": 2, "sample_rate": 24000, "text": "Hi.", "span": [4, 7], "piece": 1}
-    chunk = Chunk.from_reply(header, [samples.tobytes()])
+    header = {"kind": "chunk", "index": 2, "sample_rate": 24000, "samples": 4, "text": "Hi.", "span": [4, 7]}
+    header.update(tokens=5, budget=50, piece=1)
+    chunk = Chunk.from_reply(ChunkReply.from_header(header, [samples.tobytes()]))
     assert (chunk.index, chunk.sample_rate, chunk.text, chunk.span, chunk.piece, chunk.final) == (
         2,
         24000,
@@ -101,7 +103,7 @@ def test_a_chunk_reply_becomes_a_chunk() -> None:
     )
     assert list(chunk.samples) == [0, 1, 2, 3]
     with pytest.raises(ProtocolError, match="without audio"):
-        Chunk.from_reply(header, [])
+        Chunk.from_reply(ChunkReply.from_header(header, []))
 
 
 def test_connect_reports_a_daemon_that_runs_but_does_not_answer(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:

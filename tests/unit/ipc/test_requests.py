@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from chatterbox_tray.ipc import core, protocol
+from chatterbox_tray.ipc import messages as m
 from chatterbox_tray.ipc import requests as rq
 from chatterbox_tray.ipc.formatting import human_bytes
 from chatterbox_tray.ipc.requests import Request
@@ -62,25 +63,25 @@ def test_every_op_has_one_builder_and_its_requests_pass_the_protocols_check() ->
     for op, request in BUILT.items():
         assert request.op == op
         assert callable(getattr(rq, op.replace(".", "_")))
-        req_id, checked_op, args = protocol.check_request(protocol.request_header("r-1", op, request.args))
+        req_id, checked_op, args = protocol.check_request(request.to_header("r-1"))
         assert (req_id, checked_op, args) == ("r-1", op, request.args)
         json.dumps(request.args)  # the header is JSON: nothing else may be in the arguments
+        # Read back as the daemon reads it: the same type, the same fields.
+        assert Request.from_header(request.to_header("r-1"), request.buffers) == request
 
 
 def test_speak_builds_the_text_voice_priority_volume_and_options() -> None:
     request = rq.speak(
         "Hi.", voice="narrator", priority="urgent", volume=0.25, options={"exaggeration": 0.7, "seed": 3}
     )
-    assert request == Request(
-        "speak",
-        {
-            "text": "Hi.",
-            "options": {"exaggeration": 0.7, "seed": 3},
-            "priority": "urgent",
-            "volume": 0.25,
-            "voice": "narrator",
-        },
-    )
+    assert request == m.Speak(text="Hi.", voice="narrator", priority="urgent", volume=0.25, options=request.options)
+    assert request.args == {
+        "text": "Hi.",
+        "options": {"exaggeration": 0.7, "seed": 3},
+        "priority": "urgent",
+        "volume": 0.25,
+        "voice": "narrator",
+    }
     assert not request.stream and request.timeout is None
     # The defaults: the text priority, no volume, no voice, no options (the default voice).
     assert rq.speak("Hi.").args == {"text": "Hi.", "options": {}, "priority": "text"}
@@ -113,9 +114,14 @@ def test_the_options_are_copied_not_shared() -> None:
 
 
 def test_the_small_builders() -> None:
-    assert rq.voices_add("n", bytearray(b"ab")) == Request(
-        "voices.add", {"name": "n", "source_name": ""}, (b"ab",), timeout=rq.VOICES_ADD_TIMEOUT, slow=True
+    added = rq.voices_add("n", bytearray(b"ab"))
+    assert (added.args, added.buffers, added.timeout, added.slow) == (
+        {"name": "n", "source_name": ""},
+        (b"ab",),
+        rq.VOICES_ADD_TIMEOUT,
+        True,
     )
+    assert rq.voices_check(b"ab").args == {"source_name": "", "check": True}
     assert not [op for op, request in BUILT.items() if request.slow and op != "voices.add"]
     assert rq.voices_default().args == {}
     assert rq.voices_default(clear=True).args == {"clear": True}
@@ -124,14 +130,14 @@ def test_the_small_builders() -> None:
         rq.cancel()
     with pytest.raises(ValueError):
         rq.cancel("j-1", request="r-1")
-    assert rq.wait("j-1", stop_on_disconnect=True) == Request(
-        "wait", {"job": "j-1", "stop_on_disconnect": True}, stream=True
-    )
+    waiting = rq.wait("j-1", stop_on_disconnect=True)
+    assert waiting.args == {"job": "j-1", "stop_on_disconnect": True} and waiting.stream
+    assert rq.wait("j-1").args == {"job": "j-1"}
     assert rq.stop().args == {"all": False}
     assert rq.stop("j-2").args == {"all": False, "job": "j-2"}
     assert rq.audio_set().args == {}
     assert rq.audio_set(device="").args == {"device": ""}  # "" is the system default, not "unset"
-    assert rq.cache_clear("v").args == {"voice": "v"}
+    assert rq.cache_clear("v").args == {"voice": "v"} and rq.cache_clear("").args == {}
     assert rq.settings_set({"a": 1}).args == {"values": {"a": 1}}
 
 
@@ -159,13 +165,16 @@ def test_the_core_signs_what_it_sends_and_refuses_what_it_cannot_verify() -> Non
 
 
 def test_replies_are_read_one_way() -> None:
-    error = core.reply_error({"kind": "error", "error": {"code": "unknown_voice", "message": "no voice 'x'"}})
+    reply = m.Reply.from_header({"kind": "error", "error": {"code": "unknown_voice", "message": "no voice 'x'"}})
+    assert isinstance(reply, m.ErrorReply)
+    error = reply.raised()
     assert (error.code, error.message) == ("unknown_voice", "no voice 'x'")
-    assert core.reply_error({"kind": "error"}).code == "internal"
-    assert core.reply_result({"kind": "result", "result": {"a": 1}}) == {"a": 1}
-    assert core.reply_result({"kind": "result"}) == {}
-    assert core.is_final({"kind": "result"}) and core.is_final({"kind": "error"})
-    assert not core.is_final({"kind": "progress"}) and not core.is_final({"kind": "chunk"})
+    assert m.ErrorReply({}).raised().code == "internal"
+    assert m.Reply.from_header({"kind": "result", "result": {"a": 1}}) == m.Result({"a": 1})
+    with pytest.raises(protocol.ProtocolError, match="missing argument 'result'"):
+        m.Reply.from_header({"kind": "result"})
+    with pytest.raises(protocol.ProtocolError, match="unknown reply kind"):
+        m.Reply.from_header({"kind": "shrug"})
 
 
 def test_pid_alive() -> None:
