@@ -356,6 +356,11 @@ def _copied_note(text: str) -> str | None:
     return next((line for line in _our_block(text) if line.startswith(COPIED)), None)
 
 
+def default_chosen(text: str) -> bool:
+    """Whether an earlier ``install --default`` made us speechd's default module in our block of a speechd.conf."""
+    return any(line.strip() == f"DefaultModule {MODULE}" for line in _our_block(text))
+
+
 def markup_chosen(text: str) -> bool:
     """Whether an earlier ``install --markup`` put ``SymbolsPreproc "no"`` in our block of a speechd.conf."""
     return any(line.strip() == MARKUP_LINE for line in _our_block(text))
@@ -439,7 +444,7 @@ def install(
     *,
     command: list[str] | None = None,
     priority: str = DEFAULT_PRIORITY,
-    make_default: bool = False,
+    make_default: bool | None = None,
     alsa: bool = False,
     markup: bool | None = None,
     home: Path | None = None,
@@ -451,7 +456,8 @@ def install(
     (unless its configuration already chooses an output); see `pulse_server`.
     ``markup``: add ``SymbolsPreproc "no"`` so pauses and tags reach us (True),
     take it away (False), or keep what an earlier install chose (None: running
-    install again after adding voices must not undo it).
+    install again after adding voices must not undo it). ``make_default``
+    (``DefaultModule``) is kept the same way.
     """
     conf = module_conf_path(home)
     _write(conf, render(voices, language, command, priority))
@@ -471,6 +477,8 @@ def install(
         report.notes.append("no speechd.conf found: is Speech Dispatcher installed?")
     if markup is None:
         markup = markup_chosen(current)
+    if make_default is None:
+        make_default = default_chosen(current)
     wanted = edit_speechd_conf(current, conf, make_default, alsa=alsa, markup=markup, copied_from=copied_from)
     report.discovery = not _other_addmodules(current)
     report.alsa = alsa and "AudioOutputMethod" in "".join(_our_block(wanted))
@@ -1107,8 +1115,19 @@ def add_parser(sub: Any) -> None:
         )
         p.add_argument("--command", help="the command that runs chatterbox-tray (default: this Python, -m)")
         if name == "install":
-            p.add_argument(
-                "--default", action="store_true", help="also make it Speech Dispatcher's default output module"
+            default = p.add_mutually_exclusive_group()
+            default.add_argument(
+                "--default",
+                action="store_true",
+                default=None,
+                help="also make it Speech Dispatcher's default output module (kept by later installs)",
+            )
+            default.add_argument(
+                "--no-default",
+                dest="default",
+                action="store_false",
+                default=None,
+                help="no longer Speech Dispatcher's default output module",
             )
             p.add_argument("--no-reload", action="store_true", help="do not signal a running speech-dispatcher")
             p.add_argument(

@@ -199,7 +199,12 @@ def test_install_registers_where_discovery_is_off_and_uninstall_restores(tmp_pat
     assert once.count("AddModule") == 2 and "\nDefaultModule chatterbox-tray-generic\n" in once
     speech_dispatcher.install(["narrator"], home=home, system=system, make_default=True)
     assert user.read_text() == once  # idempotent
-    speech_dispatcher.install(["narrator"], home=home, system=system)  # no longer the default
+    # The README says to run install again after adding voices: that keeps --default ...
+    speech_dispatcher.install(["narrator", "other"], home=home, system=system)
+    assert "\nDefaultModule chatterbox-tray-generic\n" in user.read_text()
+    assert f"{speech_dispatcher.OFF}DefaultModule espeak-ng\n" in user.read_text()
+    # ... until --no-default
+    speech_dispatcher.install(["narrator"], home=home, system=system, make_default=False)
     assert "DefaultModule chatterbox-tray-generic" not in user.read_text()
     assert "\nDefaultModule espeak-ng\n" in user.read_text()
     speech_dispatcher.uninstall(home)

@@ -88,3 +88,12 @@ def test_the_install_command_takes_markup_and_no_markup() -> None:
     assert parser.parse_args(["speechd", "install", "--no-markup"]).markup is False
     with pytest.raises(SystemExit):
         parser.parse_args(["speechd", "install", "--markup", "--no-markup"])
+
+
+def test_the_install_command_takes_default_and_no_default() -> None:
+    parser = build_parser()
+    assert parser.parse_args(["speechd", "install"]).default is None  # keep what an earlier install chose
+    assert parser.parse_args(["speechd", "install", "--default"]).default is True
+    assert parser.parse_args(["speechd", "install", "--no-default"]).default is False
+    with pytest.raises(SystemExit):
+        parser.parse_args(["speechd", "install", "--default", "--no-default"])
