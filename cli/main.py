@@ -22,6 +22,7 @@ from ..ipc import requests as rq
 from ..ipc.client import Client, DaemonUnavailable, connect
 from ..ipc.formatting import human_bytes
 from ..ipc.limits import CLIP_MAX_SECONDS, CLIP_MIN_SECONDS, DEFAULT_PRIORITY, OPTION_RANGES, PRIORITIES, RATE_RANGE
+from ..ipc.messages import WaitResult
 from ..ipc.protocol import ProtocolError
 from ..ipc.settings_schema import SETTINGS
 from . import progress_bar, quickspeak_command, remote_commands, speech_dispatcher, words_commands
@@ -346,23 +347,23 @@ def _speak(client: Client, args: argparse.Namespace, text: str) -> int:
     if spoken.interrupted or spoken.end is None:
         print("\nstopped", file=sys.stderr)
         return EXIT_INTERRUPTED
-    end = spoken.end
+    end = WaitResult.from_data(spoken.end)
     if not args.json:
-        _print_warnings(end.get("summary"))
+        _print_warnings(end.summary)
     if args.json:
-        print(json.dumps(end))
-    elif args.verbose and end.get("summary"):
-        s, p = end["summary"], end.get("playback") or {}
+        print(json.dumps(spoken.end))
+    elif args.verbose and end.summary:
+        s, p = end.summary, end.playback or {}
         print(
             f"{s['audio_s']:.1f} s of audio, RTF {s['rtf'] or 0:.2f}, first sound after "
             f"{p.get('first_sample_s') or 0:.2f} s, {p.get('underruns', 0)} underrun(s)",
             file=sys.stderr,
         )
-    if end["state"] == "failed":
-        err = end.get("error") or {}
+    if end.state == "failed":
+        err = end.error or {}
         _print_error(str(err.get("code", "internal")), str(err.get("message", "failed")), args.json)
         return EXIT_ERROR
-    if end["state"] == "cancelled":
+    if end.state == "cancelled":
         print("chatterbox-tray say: stopped", file=sys.stderr)
     return 0
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..ipc.client import Client
+from ..ipc.messages import WaitResult
 from ..ipc.protocol import ProtocolError
 from ..ipc.requests import PlayHere, Request
 
@@ -128,14 +129,5 @@ def play_here(client: Client, request: Request) -> Spoken:
         if played.error is not None:
             raise ProtocolError("audio_device", f"Could not play here: {played.error}")
         return Spoken(queued, interrupted=True)
-    return Spoken(
-        queued,
-        {
-            "job": synthesis.job,
-            "kind": "speak",
-            "state": "finished",
-            "summary": synthesis.summary or None,
-            "playback": played.playback(),
-            "error": None,
-        },
-    )
+    end = WaitResult(str(synthesis.job), "speak", "finished", synthesis.summary or None, played.playback(), None)
+    return Spoken(queued, end.to_data())

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..ipc.messages import Accepted, ErrorReply, Event, JobEvent, Progress, Reply, Result
+from ..ipc.messages import Accepted, ErrorReply, Event, JobEvent, Progress, Reply, Result, SpeakResult, WaitResult
 from ..ipc.protocol import CodedError, ProtocolError, as_coded
 from .history import JobHistory
 from .jobs import Job, JobQueue
@@ -106,7 +106,7 @@ class Coordinator:
             with job.event_lock:  # a dropped notification never ran: it keeps its state
                 job.ended = True
                 self.out.event(job.event("dropped", priority=priority, reason=str(exc)))
-            return {"job": job.id, "priority": priority, "dropped": True, "position": None}
+            return SpeakResult(job.id, True, None, priority).to_data()
         for other in displaced:
             self.end(other, "cancelled", ProtocolError("cancelled", f"replaced by {priority} job {job.id}"), {})
         position = self.queue.ahead_of(job)
@@ -116,14 +116,7 @@ class Coordinator:
         # A job whose waiting client was killed (Speech Dispatcher stops its module's
         # command with SIGKILL) must not hold up this one until the next keepalive.
         self.probe_waiters()
-        return {
-            "job": job.id,
-            "priority": priority,
-            "dropped": False,
-            "position": position,
-            "chunks": len(job.chunks),
-            "replaced": [o.id for o in displaced],
-        }
+        return SpeakResult(job.id, False, position, priority, len(job.chunks), [o.id for o in displaced]).to_data()
 
     def admit_clip(self, job: Job, samples: np.ndarray, text: str) -> None:
         """Play ready-made audio (a voice's clip) as quick speech; the model never sees it."""
@@ -291,14 +284,9 @@ class Coordinator:
             return None
 
     def _resolve_waiters(self, job: Job, state: str, error: CodedError | None, playback: dict[str, Any] | None) -> None:
-        end = {
-            "job": job.id,
-            "kind": job.kind,
-            "state": state,
-            "summary": job.summary or None,
-            "playback": playback if job.kind == "speak" else None,
-            "error": error.to_json() if error is not None else None,
-        }
+        playback = playback if job.kind == "speak" else None
+        error_json = error.to_json() if error is not None else None
+        end = WaitResult(job.id, job.kind, state, job.summary or None, playback, error_json).to_data()
         with self._lock:
             self._ended[job.id] = end
             while len(self._ended) > ENDED_KEPT:

@@ -26,7 +26,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from ..audio.local_player import LocalPlayer, Played, Speech, local_output
 from ..ipc import requests as rq
 from ..ipc.client import Chunk
-from ..ipc.messages import Accepted, ChunkReply, JobEvent, Reply
+from ..ipc.messages import Accepted, ChunkReply, JobEvent, Reply, SpeakResult
 from ..ipc.requests import PlayHere, Request
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ class LocalSpeech(QObject):
             if isinstance(reply, Accepted):
                 speech.job, speech.chunks, position = reply.job, reply.chunks, reply.position
                 if on_result is not None:
-                    on_result({"job": speech.job, "chunks": speech.chunks, "position": position, "dropped": False})
+                    on_result(SpeakResult(speech.job, False, position, here.priority, speech.chunks, []).to_data())
                 if speech.over:  # stopped or replaced before it was accepted: its end can be told now
                     if not speech.stopping:
                         self._send(rq.cancel(request=speech.req_id), on_error=lambda code, message: None)

@@ -22,7 +22,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from ..ipc import remote as remote_files
 from ..ipc import requests as rq
-from ..ipc.messages import EVENTS, JobEvent, StateEvent, VoicesEvent
+from ..ipc.messages import EVENTS, JobEvent, PlaybackEvent, StateEvent, VoicesEvent
 from ..ipc.protocol import ProtocolError
 from ..ipc.requests import Request
 from .connection import CONNECTED, CONNECTING, FAILED, LOST, Connection, OnError, OnMessage, OnResult
@@ -489,16 +489,17 @@ class AppState(QObject):
     def _set_playback(self, result: dict[str, Any], asked_at: int = 0) -> None:
         """Adopt the speaker's queue. Jobs it no longer lists are over, unless an
         event about them arrived while the answer was on its way (they are newer)."""
+        playback = PlaybackEvent.from_data(result)  # the daemon's speaker, or this computer's (the same fields)
         if self._job_events == asked_at:
-            self.paused = result.get("state") == "paused"
-        head = result.get("job")
-        listed = [j for j in result.get("queue") or [] if j not in self._ended]
+            self.paused = playback.state == "paused"
+        listed = [j for j in playback.queue if j not in self._ended]
         if self._job_events == asked_at:
             for job in [j for j in self.speech_jobs if j not in listed]:
                 self.speech_jobs.pop(job)
                 self.job_progress.pop(job, None)
+        sounding = playback.job if playback.state != "idle" else None
         for job in listed:
-            self.speech_jobs.setdefault(job, "started" if job == head and result.get("state") != "idle" else "queued")
+            self.speech_jobs.setdefault(job, "started" if job == sounding else "queued")
         self.changed.emit()
 
 

@@ -629,3 +629,40 @@ class WordsEvent(Event):
     action: str
     word: str | None
     count: int
+
+
+# -- results that both sides read field by field -------------------------------------------------
+# Every other op's result stays an object (``Result.result``) that its one reader reads as it is.
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakResult(Fields):
+    """``speak``'s answer: the job, its priority, whether it was dropped, and (unless dropped) where it stands."""
+
+    job: str
+    dropped: bool
+    position: int | None
+    priority: str | None = None
+    chunks: int | None = None
+    replaced: list[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WaitResult(Fields):
+    """``wait``'s answer, a job's end: how it ended, its summary, its playback record (speech), its error."""
+
+    job: str
+    kind: str
+    state: str
+    summary: dict[str, Any] | None
+    playback: dict[str, Any] | None
+    error: dict[str, Any] | None
+
+
+#: The ops whose ``result`` has a type (``status`` and ``playback`` are also events).
+RESULTS: dict[str, type[Fields]] = {
+    "status": StateEvent,
+    "playback": PlaybackEvent,
+    "speak": SpeakResult,
+    "wait": WaitResult,
+}

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 from ...audio import file_formats
 from ...ipc import requests as rq
 from ...ipc.limits import OPTION_RANGES, RATE_RANGE
-from ...ipc.messages import Accepted, ChunkReply, JobEvent, Reply
+from ...ipc.messages import Accepted, ChunkReply, JobEvent, Reply, SpeakResult
 from ...ipc.requests import Request
 from ..connection import FAILED
 from ..state import JOB_ENDS, AppState
@@ -366,18 +366,19 @@ class SpeakPage(QWidget):
     # -- answers -------------------------------------------------------------------------
 
     def _spoke(self, result: dict[str, Any]) -> None:
-        if result.get("dropped"):
+        spoken = SpeakResult.from_data(result)
+        if spoken.dropped:
             self.in_progress = False
             self.progress_label.setText("Dropped: something else is speaking.")
             return
-        self.job_chunks = int(result.get("chunks") or 0)
-        self.spoken.emit(result.get("job") or "")
+        self.job_chunks = spoken.chunks or 0
+        self.spoken.emit(spoken.job)
         if self.heard is not None:
             return  # its events beat this answer here and already said more (or that it ended)
-        self.job = result.get("job")
+        self.job = spoken.job
         self.progress.setRange(0, max(1, self.job_chunks))
         self.progress.setValue(0)
-        self.progress_label.setText("Queued…" if result.get("position") else "Making the first sentence…")
+        self.progress_label.setText("Queued…" if spoken.position else "Making the first sentence…")
 
     def _failed(self, code: str, message: str) -> None:
         self.in_progress = False

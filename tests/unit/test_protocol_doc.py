@@ -349,6 +349,17 @@ def check_event_fields(text: str) -> list[str]:
     return problems
 
 
+def check_result_fields(text: str) -> list[str]:
+    """The ops whose result has a type (``messages.RESULTS``): the fields of the result table under "Result"."""
+    problems = []
+    ops = ticked_sections(section(text, "Ops", 2), 3)
+    for op, kind in messages.RESULTS.items():
+        found = table(ops.get(op, "").split("\nResult", 1)[-1], "field")
+        doc = found.first_column() if found else []
+        problems += _diff(f"fields of {op}'s result", doc, code_fields(kind), kind.__name__)
+    return problems
+
+
 def check_error_codes(text: str) -> list[str]:
     """The tables of ## Error codes list exactly protocol.ERROR_CODES."""
     documented = [code for t in tables(section(text, "Error codes", 2)) for code in t.first_column()]
@@ -547,6 +558,7 @@ CHECKS = [
     check_reply_kinds,
     check_event_topics,
     check_event_fields,
+    check_result_fields,
     check_error_codes,
     check_op_errors,
     check_request_examples,
@@ -617,6 +629,7 @@ DRIFTS = [
     ("event field", "| `renamed` | `old_name`, `voice`", "| `renamed` | `voice`", check_event_fields),
     ("job event field", "| `dropped` | `priority`, `reason` |", "| `dropped` | `priority` |", check_event_fields),
     ("result field of an event", "| `device_latency_ms` | number", "| `device_latency` | number", check_event_fields),
+    ("result field", "| `replaced` | array of strings |", "| `displaced` | array of strings |", check_result_fields),
     (
         "event example field",
         '"action": "added", "word": "nginx"',

@@ -136,3 +136,12 @@ def test_a_raw_request_sends_what_it_is_given() -> None:
     raw = m.RawRequest("voices.add", {"name": 7}, (b"x",))
     assert raw.op == "voices.add" and raw.args == {"name": 7} and raw.buffers == (b"x",)
     assert raw.to_header("r-1") == {"v": 1, "id": "r-1", "op": "voices.add", "args": {"name": 7}}
+
+
+def test_the_typed_results_round_trip_and_a_dropped_speech_says_only_that() -> None:
+    dropped = m.SpeakResult("j3", True, None, "notification")
+    assert dropped.to_data() == {"job": "j3", "dropped": True, "position": None, "priority": "notification"}
+    assert m.SpeakResult.from_data(dropped.to_data()) == dropped
+    end = m.WaitResult("j3", "speak", "cancelled", None, {"played_s": 0.0}, {"code": "cancelled", "message": "x"})
+    assert m.WaitResult.from_data(json.loads(json.dumps(end.to_data()))) == end
+    assert set(m.RESULTS) == {"status", "playback", "speak", "wait"}
