@@ -10,12 +10,17 @@ always answered with), so no handler checks an argument by hand. Writing one
 - a field without a default is always sent (``null`` when it may be None);
 - a field whose default is None is left out while it is None (an optional
   argument, or a field only some events carry);
+- ``sent()`` keeps an optional field that the daemon always sent (as null);
+  ``flag()`` and ``ranged(..., quiet=True)`` send a field only when it is not
+  its default;
 - a ``buffer()`` field travels as buffer 0, never in the header.
 
 Requests ignore fields they do not know, and so do events and replies (the
 protocol lets either side add fields); generation options refuse unknown
-names. docs/protocol.md's agreement test checks these types against the
-document. Light: the standard library only.
+names. What the daemon sends (replies, events, typed results) may also lack a
+field an older daemon did not have: it reads as its type's zero value.
+docs/protocol.md's agreement test checks these types against the document.
+Light: the standard library only.
 """
 
 from __future__ import annotations
@@ -105,12 +110,18 @@ EVENTS: dict[str, type[Event]] = {}
 _request, _reply, _event = _declaring(REQUESTS, "op"), _declaring(REPLIES, "kind"), _declaring(EVENTS, "topic")
 
 
+#: A missing field of something the daemon sent, as clients have always read it (``.get(name) or zero``).
+_ZERO = {"str": str, "bool": bool, "int": int, "float": float, "dict": dict, "list": list}
+
+
 class Fields:
     """What every message type shares: reading and writing its fields as a JSON object."""
 
     __slots__ = ()
     #: Refuse names the type does not declare (generation options), with this word for them.
     CLOSED: ClassVar[str] = ""
+    #: Read a required field that is missing as its zero value (what the daemon sends: see ``_ZERO``).
+    TOLERANT: ClassVar[bool] = False
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any], buffers: tuple[bytes, ...] | list = ()) -> Any:
@@ -126,8 +137,9 @@ class Fields:
             if spec.buffer:
                 values[spec.name] = bytes(buffers[0]) if buffers else None
                 continue
-            if data.get(spec.name) is None and spec.required and spec.nullable:
-                values[spec.name] = None
+            if data.get(spec.name) is None and spec.required and (spec.nullable or cls.TOLERANT):
+                # What the daemon sends a client may lack a field an older daemon did not have yet.
+                values[spec.name] = None if spec.nullable else _ZERO[spec.reader]()
             else:
                 bounds = {} if spec.lo is None else {"lo": spec.lo, "hi": spec.hi}
                 default = Args._MISSING if spec.required else spec.default
@@ -432,6 +444,7 @@ class Reply(Fields):
 
     __slots__ = ()
     kind: ClassVar[str] = ""
+    TOLERANT: ClassVar[bool] = True
 
     def to_header(self, req_id: str) -> dict[str, Any]:
         """The reply's header for request ``req_id``."""
@@ -509,6 +522,7 @@ class Event(Fields):
 
     __slots__ = ()
     topic: ClassVar[str] = ""
+    TOLERANT: ClassVar[bool] = True
 
     def to_header(self, seq: int) -> dict[str, Any]:
         """The event's header, ``seq``-th of the daemon's run."""
@@ -639,6 +653,8 @@ class WordsEvent(Event):
 class SpeakResult(Fields):
     """``speak``'s answer: the job, its priority, whether it was dropped, and (unless dropped) where it stands."""
 
+    TOLERANT: ClassVar[bool] = True
+
     job: str
     dropped: bool
     position: int | None
@@ -650,6 +666,8 @@ class SpeakResult(Fields):
 @dataclass(frozen=True, slots=True)
 class WaitResult(Fields):
     """``wait``'s answer, a job's end: how it ended, its summary, its playback record (speech), its error."""
+
+    TOLERANT: ClassVar[bool] = True
 
     job: str
     kind: str

@@ -145,3 +145,15 @@ def test_the_typed_results_round_trip_and_a_dropped_speech_says_only_that() -> N
     end = m.WaitResult("j3", "speak", "cancelled", None, {"played_s": 0.0}, {"code": "cancelled", "message": "x"})
     assert m.WaitResult.from_data(json.loads(json.dumps(end.to_data()))) == end
     assert set(m.RESULTS) == {"status", "playback", "speak", "wait"}
+
+
+def test_what_the_daemon_sends_may_lack_a_field_but_not_have_a_wrong_one() -> None:
+    # A field an older daemon did not send yet reads as its zero value, as `.get(name) or 0` did.
+    state = m.Event.from_header({"event": "state", "data": {"state": "ready", "progress": 1}})
+    assert isinstance(state, m.StateEvent)
+    assert (state.state, state.progress, state.queue, state.message, state.download) == ("ready", 1.0, 0, "", None)
+    with pytest.raises(ProtocolError, match="argument 'queue' must be an integer"):
+        m.Event.from_header({"event": "state", "data": {"state": "ready", "queue": "many"}})
+    # A request is the daemon's to refuse: nothing missing is filled in.
+    with pytest.raises(ProtocolError, match="missing argument 'name'"):
+        m.VoicesRemove.from_data({})

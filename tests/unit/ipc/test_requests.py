@@ -171,8 +171,7 @@ def test_replies_are_read_one_way() -> None:
     assert (error.code, error.message) == ("unknown_voice", "no voice 'x'")
     assert m.ErrorReply({}).raised().code == "internal"
     assert m.Reply.from_header({"kind": "result", "result": {"a": 1}}) == m.Result({"a": 1})
-    with pytest.raises(protocol.ProtocolError, match="missing argument 'result'"):
-        m.Reply.from_header({"kind": "result"})
+    assert m.Reply.from_header({"kind": "result"}) == m.Result({})  # an older daemon's gap reads as empty
     with pytest.raises(protocol.ProtocolError, match="unknown reply kind"):
         m.Reply.from_header({"kind": "shrug"})
 
