@@ -22,7 +22,7 @@ from ..ipc import requests as rq
 from ..ipc.client import Client, DaemonUnavailable, connect
 from ..ipc.formatting import human_bytes
 from ..ipc.limits import CLIP_MAX_SECONDS, CLIP_MIN_SECONDS, DEFAULT_PRIORITY, OPTION_RANGES, PRIORITIES, RATE_RANGE
-from ..ipc.messages import WaitResult
+from ..ipc.messages import StateEvent, WaitResult
 from ..ipc.protocol import ProtocolError
 from ..ipc.settings_schema import SETTINGS
 from . import progress_bar, quickspeak_command, remote_commands, speech_dispatcher, words_commands
@@ -67,13 +67,14 @@ def plain_os_error(exc: OSError) -> str:
 
 def _state_line(status: dict[str, Any]) -> str:
     """ "loading (33%: downloading the weights: 1.2 GiB of 3.0 GiB, …)", "ready", "failed: why"."""
-    line = f"{status['state']}"
-    if status["state"] in ("loading", "warming_up"):
-        line += f" ({status['progress'] * 100:.0f}%: {status['message']})"
-    if status["state"] == "failed":
-        line += f": {status['error']}"
-    if status["state"] == "sleeping":
-        line += f" ({status['message']})"
+    state = StateEvent.from_data(status)
+    line = state.state
+    if state.state in ("loading", "warming_up"):
+        line += f" ({state.progress * 100:.0f}%: {state.message})"
+    if state.state == "failed":
+        line += f": {state.error}"
+    if state.state == "sleeping":
+        line += f" ({state.message})"
     return line
 
 
@@ -85,13 +86,14 @@ def cmd_status(client: Client, args: argparse.Namespace) -> int:
         _print_json(status)
         return 0
     print(_state_line(status))
-    print(f"model:  {status['variant']} ({status['model_id'] or 'not loaded'}) on {status['device']}")
-    print(f"queue:  {status['queue']} job(s)")
-    if status.get("speaker_paused"):
+    state = StateEvent.from_data(status)
+    print(f"model:  {state.variant} ({state.model_id or 'not loaded'}) on {state.device}")
+    print(f"queue:  {state.queue} job(s)")
+    if state.speaker_paused:
         print("speaker: paused (chatterbox-tray resume)")
-    remote_mode = status.get("remote")
-    if isinstance(remote_mode, dict):
-        print(f"remote: {remote_mode.get('error') or 'serving other computers on ' + str(remote_mode.get('serving'))}")
+    if state.remote is not None:
+        serving = f"serving other computers on {state.remote.get('serving')}"
+        print(f"remote: {state.remote.get('error') or serving}")
     return 0
 
 
@@ -300,19 +302,19 @@ def _waiting_line(client: Client, status: dict[str, Any] | None = None) -> str:
     status = status if status is not None else _status(client)
     if status is None:
         return "chatterbox-tray: making speech… (Ctrl-C stops it)"
-    if status.get("speaker_paused"):
+    state = StateEvent.from_data(status)
+    if state.speaker_paused:
         return PAUSED_LINE
-    state = status.get("state")
-    if state in ("loading", "warming_up"):
-        pct = round(100 * float(status.get("progress") or 0))
-        doing = f": {status['message']}" if status.get("download") else ""
+    if state.state in ("loading", "warming_up"):
+        pct = round(100 * state.progress)
+        doing = f": {state.message}" if state.download else ""
         return (
             f"chatterbox-tray: waiting for the model to load ({pct}%{doing}), then making speech… "
             "(Ctrl-C stops it; chatterbox-tray status --watch follows the load)"
         )
-    if state == "failed":
+    if state.state == "failed":
         return "chatterbox-tray: the model failed to load; asking the daemon anyway…"
-    if state == "sleeping":
+    if state.state == "sleeping":
         return "chatterbox-tray: waking the model (it was unloaded while idle), then making speech… (Ctrl-C stops it)"
     return "chatterbox-tray: making speech; it plays as soon as the first sentence is ready (Ctrl-C stops it)"
 
