@@ -283,10 +283,11 @@ def check_request(header: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
 
 
 class Args:
-    """Typed access to request arguments, raising ``bad_args`` with the name.
+    """Typed access to a message's fields, raising ``bad_args`` with the name.
 
-    Handlers read ``Args(args).str("name")`` rather than ``args["name"]`` so a
-    wrong type becomes a clear error instead of a traceback.
+    ``ipc/messages.py`` reads every field of every message type through it
+    (``Args(data).str("name")``), so a wrong type or a value out of range is
+    a clear error in the same words everywhere, never a traceback.
     """
 
     _MISSING = object()
