@@ -34,6 +34,7 @@ from typing import Any
 
 from ..ipc.client import Client, DaemonUnavailable
 from ..ipc.limits import RATE_RANGE
+from ..ipc.messages import StateEvent
 from ..ipc.protocol import ProtocolError
 from ..ipc.settings_schema import SETTINGS
 from . import encoders
@@ -518,15 +519,15 @@ class Handler(BaseHTTPRequestHandler):
     def _not_found(self) -> None:
         raise ApiError(404, f"no route {self.command} {self.path.split('?', 1)[0]}; see docs/openai.md", "not_found")
 
-    def _status(self, client: Client) -> dict[str, Any]:
+    def _status(self, client: Client) -> StateEvent:
         try:
-            return client.status()
+            return StateEvent.from_data(client.status())
         except DaemonUnavailable as exc:
             raise unavailable(exc) from None
 
     def _model_list(self) -> list[dict[str, Any]]:
         with self._client() as client:
-            variant = self._status(client)["variant"]
+            variant = self._status(client).variant
         return [{"id": m, "object": "model", "created": 0, "owned_by": "chatterbox-tray"} for m in model_names(variant)]
 
     def _models(self) -> None:
@@ -563,12 +564,12 @@ class Handler(BaseHTTPRequestHandler):
     def _health(self) -> None:
         try:
             with self.server.link.client() as client:
-                status = client.status()
+                status = StateEvent.from_data(client.status())
         except (DaemonUnavailable, ProtocolError) as exc:
             self._send_json(503, {"status": "unavailable", "error": str(exc)}, {"Retry-After": str(RETRY_LOADING_S)})
             return
-        ok = status["state"] in ("ready", "sleeping")  # asleep: the next request wakes it
-        self._send_json(200 if ok else 503, {"status": status["state"], "variant": status["variant"]})
+        ok = status.state in ("ready", "sleeping")  # asleep: the next request wakes it
+        self._send_json(200 if ok else 503, {"status": status.state, "variant": status.variant})
 
     # -- speech ----------------------------------------------------------------------
 
@@ -577,18 +578,18 @@ class Handler(BaseHTTPRequestHandler):
         with self._client() as client:
             try:
                 status = self._status(client)
-                check_model(req.model, status["variant"])
-                if status["state"] == "failed":
+                check_model(req.model, status.variant)
+                if status.state == "failed":
                     raise ApiError(
                         503,
-                        f"the model failed to load: {status['error']} (fix it, then `chatterbox-tray retry`)",
+                        f"the model failed to load: {status.error} (fix it, then `chatterbox-tray retry`)",
                         "model_not_ready",
                         retry_after=RETRY_FAILED_S,
                     )
-                if status["state"] not in ("ready", "sleeping"):  # a sleeping model wakes for this request
+                if status.state not in ("ready", "sleeping"):  # a sleeping model wakes for this request
                     raise ApiError(
                         503,
-                        f"the model is {status['state'].replace('_', ' ')} ({status['progress'] * 100:.0f}%); "
+                        f"the model is {status.state.replace('_', ' ')} ({status.progress * 100:.0f}%); "
                         f"try again in a few seconds",
                         "model_not_ready",
                         retry_after=RETRY_LOADING_S,
