@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from ...ipc import requests as rq
+from ...ipc.messages import StateEvent
 from ..plots import Sparkline
 from ..state import AppState
 from ..widgets import SPEECH_LABEL, SPEECH_TIP, Banner, fmt_bytes, fmt_seconds
@@ -367,15 +368,14 @@ class StatsPage(QWidget):
 
     @staticmethod
     def _state_text(status: dict[str, Any]) -> str:
-        state = status.get("state", "")
-        if state in ("loading", "starting", "warming_up"):
-            return f"{status.get('message') or state} ({100 * float(status.get('progress', 0)):.0f} %)"
-        if state == "failed":
-            return f"failed: {status.get('error', '')}"
-        if state == "sleeping":
+        told = StateEvent.from_data(status)
+        if told.state in ("loading", "starting", "warming_up"):
+            return f"{told.message or told.state} ({100 * told.progress:.0f} %)"
+        if told.state == "failed":
+            return f"failed: {told.error}"
+        if told.state == "sleeping":
             return "asleep: unloaded while idle; loads again when you speak"
-        queue = int(status.get("queue") or 0)
-        return f"{state}" + (f", {queue} job(s) for the model" if queue else "")
+        return told.state + (f", {told.queue} job(s) for the model" if told.queue else "")
 
 
 def _slept(sleep: Any) -> str:
