@@ -210,6 +210,12 @@ def test_int8_weight_only_linear_is_close_to_the_float_layer_and_a_quarter_of_it
     # Per-channel rounding to 1/127 of each row's largest weight, bf16 activations: about 1 % relative.
     rel = (got - want).norm() / want.norm()
     assert rel < 0.02, rel
+    # A prefill's many rows take the dequantised path: the same layer's result, row for row.
+    many = torch.randn(Int8Linear.MANY_ROWS + 3, 256)
+    with torch.inference_mode():
+        together = q(many.to(torch.bfloat16)).float()
+        one_by_one = torch.cat([q(row.to(torch.bfloat16)[None]).float() for row in many])
+    assert ((together - one_by_one).norm() / one_by_one.norm()) < 0.005
     t3 = tiny("gpt2")
     conv1d_to_linear(t3.tfmr)
     linears_to_int8(t3.tfmr)
