@@ -88,6 +88,9 @@ class Track:
     first_sample_s: float | None = None  # request to first sample handed to the device
     prebuffer_s: float = 0.0  # audio buffered when playback began
     last_position: float = 0.0
+    #: When its latest audio the model made arrived (monotonic): the pre-buffer
+    #: counts the work done on what follows since then.
+    made_at: float | None = None
 
     def buffered_samples(self) -> int:
         """Samples made but not yet played."""
@@ -210,6 +213,8 @@ class PlaybackLoop:
             item.segments.append(last)
         last.last_piece_made_s = made_s
         last.open = not final
+        if made_s > 0:
+            item.made_at = time.monotonic()
         if final and last.speech_samples and last.made_s > 0 and not last.first_made:
             self._rtfs.append(last.made_s / (last.speech_samples / rate))
         self._cond.notify_all()
@@ -336,6 +341,7 @@ class PlaybackLoop:
             prebuffer=self.prebuffer,
             rtf=self._rtf_estimate(item),
             seconds_per_char=spc,
+            since_made_s=0.0 if item.made_at is None else time.monotonic() - item.made_at,
         )
 
     def _may_enter(self, item: Track, seg: Segment) -> bool:

@@ -125,6 +125,7 @@ def ready_to_start(
     prebuffer: str,
     rtf: float | None,
     seconds_per_char: float | None,
+    since_made_s: float = 0.0,
 ) -> bool:
     """Whether a job that has not started may start playing now.
 
@@ -133,6 +134,10 @@ def ready_to_start(
     ``rtf`` is the estimated synthesis real-time factor (seconds of work per
     second of audio; None when nothing is measured yet) and
     ``seconds_per_char`` the estimated speech length of a character.
+    ``since_made_s``: seconds since the job's latest audio arrived; the model
+    has been making what follows all that time (credited up to one
+    sentence's work, less a tenth of the work left as room for error: a
+    longer wait says the estimate is off, not that more is made).
     """
     if segments == 0:
         return False
@@ -146,9 +151,15 @@ def ready_to_start(
     sentence = buffered_s / segments
     # Making what is left takes remaining*rtf; playing what we hold and what
     # is left takes buffered+remaining. With production spread evenly, the
-    # speaker never catches up if it starts holding total*(1 - 1/rtf);
-    # half a sentence more covers sentences arriving whole.
-    return buffered_s >= min(total, total * (1 - 1 / rtf) + sentence / 2)
+    # speaker never catches up if it starts holding total*(1 - 1/rtf); half
+    # a sentence more covers sentences arriving whole.
+    need = total * (1 - 1 / rtf) + sentence / 2
+    # The work done on what follows since the latest sentence came counts
+    # (done/rtf seconds less to hold), once it exceeds a tenth of the work
+    # left: room for the estimate to be off, which grows with what is left.
+    done = min(max(0.0, since_made_s), sentence * rtf)
+    credit = max(0.0, done / rtf - 0.1 * remaining * rtf)
+    return buffered_s >= min(total, need - credit)
 
 
 def sentence_may_start(*, buffered_s: float, remaining_s: float, rtf: float | None, next_piece_s: float) -> bool:

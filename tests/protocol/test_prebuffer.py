@@ -43,7 +43,9 @@ def test_slower_than_real_time(prebuffer: str, clips: Clips) -> None:
     playback = end["playback"]
     if prebuffer == "adaptive":
         assert playback["underruns"] == 0
-        assert playback["prebuffer_s"] > 2.0  # it waited for more than the first sentence
+        # It did not start on the first sentence: it waited until the work
+        # done on the next (or the next itself) made the rest arrive in time.
+        assert playback["first_sample_s"] > end["summary"]["time_to_first_chunk_s"] + 0.1
     else:
         assert playback["underruns"] >= 2
         assert events.count("underrun") == playback["underruns"]

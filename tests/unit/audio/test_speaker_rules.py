@@ -128,6 +128,19 @@ def test_slow_synthesis_waits_until_the_rest_arrives_in_time() -> None:
     assert ready(buffered_s=2.4, segments=2, made_chars=36)
 
 
+def test_work_since_the_latest_sentence_counts_but_at_most_one_sentence() -> None:
+    # One 1.4 s sentence held, one more (1.44 s) to come, rtf 1.5: 0.95 + 0.7
+    # = 1.65 s needed without credit. Work since the sentence came takes
+    # done/1.5 s off, less a tenth of the work left (0.22 s) as room for error.
+    at = dict(buffered_s=1.4, segments=1, made_chars=54, rtf=1.5)
+    assert not ready(**at)
+    assert not ready(since_made_s=0.5, **at)  # credit 0.33 - 0.22: 1.54 s needed
+    assert ready(since_made_s=1.0, **at)  # credit 0.67 - 0.22: 1.20 s needed
+    # Much left to make (4.32 s): however long the wait, one sentence's work
+    # at most counts, less the room for error, and it is not enough.
+    assert not ready(since_made_s=600.0, buffered_s=1.4, segments=1, made_chars=18, rtf=1.5)
+
+
 def test_slower_synthesis_needs_more_buffered() -> None:
     at = dict(buffered_s=2.4, segments=2, made_chars=36)
     assert ready(rtf=1.5, **at)
