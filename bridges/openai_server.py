@@ -99,6 +99,8 @@ DAEMON_ERRORS: dict[str, tuple[int, str, str | None]] = {
     "too_large": (413, "input_too_long", "input"),
     "empty_text": (400, "empty_input", "input"),
     "bad_markup": (400, "invalid_markup", "input"),
+    # the request is sound; the user's own pronunciation rules failed on it (too slow)
+    "bad_rule": (422, "pronunciation_rule_failed", "input"),
     "unknown_voice": (400, "voice_not_found", "voice"),
     "unknown_language": (400, "unsupported_language", "language"),
     "not_ready": (503, "model_not_ready", None),

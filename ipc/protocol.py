@@ -121,7 +121,7 @@ ERROR_CODES: dict[str, str] = {
     "no_such_device": "no output device has that name",
     "audio_device": "the audio device failed or vanished during playback",
     "cancelled": "the job was cancelled",
-    "bad_rule": "a pronunciation rule cannot be used: a bad regular expression, no word, too long",
+    "bad_rule": "a pronunciation rule cannot be used: a bad or too slow regular expression, no word, too long",
     "no_such_rule": "no pronunciation rule for that word",
     "bad_markup": "a pause in the text cannot be read or is longer than allowed",
     # The daemon cannot serve the request now.

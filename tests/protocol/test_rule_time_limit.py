@@ -124,3 +124,27 @@ def test_through_speech_dispatcher_the_module_log_says_which_rule_and_what_to_do
         assert "[bad_rule]; to fix: change or remove the pronunciation rule named" in logs
     finally:
         sd.close()
+
+
+def test_the_openai_endpoint_answers_a_slow_rule_with_422_naming_it(slow_daemon: DaemonProcess) -> None:
+    """The official ``openai`` client gets our plain message, not a 500: the request was sound."""
+    import openai
+
+    from chatterbox_tray.bridges.openai_server import BridgeServer, Config
+
+    server = BridgeServer(
+        Config(connection=slow_daemon.connection_path, port=0, voice_table=slow_daemon.home / "openai-voices.json")
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        api = openai.OpenAI(base_url=server.url, api_key="not-needed", max_retries=0, timeout=60)
+        with pytest.raises(openai.UnprocessableEntityError) as caught:
+            api.audio.speech.create(model="tts-1", voice="narrator", input=BAD_TEXT, response_format="wav")
+        assert caught.value.status_code == 422
+        assert caught.value.code == "pronunciation_rule_failed"
+        assert SLOW in caught.value.message and "words remove" in caught.value.message
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
