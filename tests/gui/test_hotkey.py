@@ -22,7 +22,7 @@ from chatterbox_tray.gui import prefs
 from chatterbox_tray.gui.hotkeys import DEFAULT_HOTKEY, HotkeyError, parse_chord
 from chatterbox_tray.gui.hotkeys.x11 import X11Backend
 from tests.gui.conftest import open_app
-from tests.support.daemons import Clips, DaemonProcess, EventLog
+from tests.support.daemons import Clips, DaemonProcess, EventLog, narrated_daemon
 from tests.support.xserver import XServer
 
 SELECTED = "Selected text is spoken first. It keeps going for a while, so there is time to stop it."
@@ -38,12 +38,8 @@ def xserver() -> Iterator[XServer]:
 
 @pytest.fixture(scope="module")
 def hk_daemon(clips: Clips) -> Iterator[DaemonProcess]:
-    proc = DaemonProcess().start()
-    with proc.client() as c:
-        c.voices_add("narrator", data=clips.new())
-        c.voices_default("narrator")
-    yield proc
-    proc.cleanup()
+    with narrated_daemon(clips) as proc:
+        yield proc
 
 
 @pytest.fixture

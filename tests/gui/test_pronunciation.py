@@ -15,18 +15,14 @@ from PySide6.QtGui import QGuiApplication, QImage
 from chatterbox_tray.gui.app import TrayApp
 from chatterbox_tray.ipc import endpoints
 from tests.gui.conftest import open_app
-from tests.support.daemons import Clips, DaemonProcess, EventLog
+from tests.support.daemons import Clips, DaemonProcess, EventLog, narrated_daemon
 
 
 @pytest.fixture
 def voiced(clips: Clips) -> Iterator[DaemonProcess]:
     """A fake original-model daemon with a default voice."""
-    proc = DaemonProcess().start()
-    with proc.client() as c:
-        c.voices_add("narrator", data=clips.new())
-        c.voices_default("narrator")
-    yield proc
-    proc.cleanup()
+    with narrated_daemon(clips) as proc:
+        yield proc
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import soundfile as sf
 
 from chatterbox_tray.ipc.client import Client
 from chatterbox_tray.ipc.protocol import ProtocolError
-from tests.support.daemons import Clips, DaemonProcess, EventLog
+from tests.support.daemons import Clips, DaemonProcess, EventLog, narrated_daemon
 
 TEXT = "The first sentence is here. And a second one follows it."
 SR = 24_000
@@ -29,12 +29,8 @@ SR = 24_000
 @pytest.fixture(scope="module")
 def rate_daemon(clips: Clips) -> Iterator[DaemonProcess]:
     """A daemon whose engine streams each sentence in 5 pieces, with a default voice."""
-    proc = DaemonProcess(env={"CHATTERBOX_TRAY_FAKE_PIECES": "5"}).start()
-    with proc.client() as c:
-        c.voices_add("narrator", data=clips.new())
-        c.voices_default("narrator")
-    yield proc
-    proc.cleanup()
+    with narrated_daemon(clips, env={"CHATTERBOX_TRAY_FAKE_PIECES": "5"}) as proc:
+        yield proc
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import pytest
 from chatterbox_tray.daemon.saytext import RULES_TIME_LIMIT_S
 from chatterbox_tray.ipc.client import Client
 from chatterbox_tray.ipc.protocol import ProtocolError
-from tests.support.daemons import Clips, DaemonProcess
+from tests.support.daemons import Clips, DaemonProcess, narrated_daemon
 
 SLOW = r"(a+)+$"
 #: Long enough that (a+)+$ would take hours; within max_text_chars.
@@ -27,18 +27,9 @@ BAD_TEXT = "Run nginx now. " + "a" * 20_000 + "b."
 @pytest.fixture(scope="module")
 def slow_daemon(clips: Clips) -> Iterator[DaemonProcess]:
     """A daemon whose words.json already holds a slow rule (written before the probe existed, or by hand)."""
-    proc = DaemonProcess()
-    data = proc.home / "data"
-    data.mkdir(parents=True)
     rules = [{"word": "nginx", "say": "engine x"}, {"word": SLOW, "say": "x", "regex": True}]
-    (data / "words.json").write_text(json.dumps({"version": 1, "rules": rules}), encoding="utf-8")
-    (data / "words.json").chmod(0o600)
-    proc.start()
-    with proc.client() as c:
-        c.voices_add("narrator", data=clips.new())
-        c.voices_default("narrator")
-    yield proc
-    proc.cleanup()
+    with narrated_daemon(clips, files={"data/words.json": json.dumps({"version": 1, "rules": rules})}) as proc:
+        yield proc
 
 
 @pytest.fixture

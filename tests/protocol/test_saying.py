@@ -18,7 +18,7 @@ import soundfile as sf
 
 from chatterbox_tray.ipc.client import Client
 from chatterbox_tray.ipc.protocol import ProtocolError
-from tests.support.daemons import Clips, DaemonProcess, EventLog
+from tests.support.daemons import Clips, DaemonProcess, EventLog, narrated_daemon
 
 SR = 24_000
 
@@ -26,12 +26,8 @@ SR = 24_000
 @pytest.fixture(scope="module")
 def words_daemon(clips: Clips) -> Iterator[DaemonProcess]:
     """A fake original-model daemon of its own (its rules are this module's), with a default voice."""
-    proc = DaemonProcess().start()
-    with proc.client() as c:
-        c.voices_add("narrator", data=clips.new())
-        c.voices_default("narrator")
-    yield proc
-    proc.cleanup()
+    with narrated_daemon(clips) as proc:
+        yield proc
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from tests.protocol.test_speechd import CLI, Speechd, needs_speechd
-from tests.support.daemons import Clips, DaemonProcess, EventLog
+from tests.support.daemons import Clips, DaemonProcess, EventLog, narrated_daemon
 from tests.support.dotconf import directive
 
 SR = 24_000
@@ -28,12 +28,8 @@ TEXT = "Run now. [pause 2s] Done."
 
 @pytest.fixture(scope="module")
 def markup_daemon(clips: Clips) -> Iterator[DaemonProcess]:
-    proc = DaemonProcess().start()
-    with proc.client() as c:
-        c.voices_add("narrator", data=clips.new())
-        c.voices_default("narrator")
-    yield proc
-    proc.cleanup()
+    with narrated_daemon(clips) as proc:
+        yield proc
 
 
 def run_cli(sd: Speechd, *args: str) -> subprocess.CompletedProcess:

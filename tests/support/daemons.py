@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -264,6 +265,31 @@ class DaemonProcess:
             return self.log_path.read_text(encoding="utf-8", errors="replace")
         except OSError as exc:
             return f"(no log: {exc})"
+
+
+@contextlib.contextmanager
+def narrated_daemon(clips: Clips, **kwargs: Any) -> Iterator[DaemonProcess]:
+    """A fake daemon of its own with "narrator" as its default voice, removed afterwards.
+
+    ``kwargs`` go to `DaemonProcess`; a module that needs files in the home
+    before the start (a words.json, settings) writes them through ``files``:
+    ``{"data/words.json": text}``, made private as the daemon makes its own.
+    """
+    files: dict[str, str] = kwargs.pop("files", {})
+    proc = DaemonProcess(**kwargs)
+    try:
+        for name, text in files.items():
+            path = proc.home / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            path.chmod(0o600)
+        proc.start()
+        with proc.client() as c:
+            c.voices_add("narrator", data=clips.new())
+            c.voices_default("narrator")
+        yield proc
+    finally:
+        proc.cleanup()
 
 
 def write_alsa_file_sink(conf: Path, sink: Path) -> Path:
