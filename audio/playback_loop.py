@@ -292,6 +292,18 @@ class PlaybackLoop:
             self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
             self._thread.start()
 
+    def expect_pace(self, rtf: float | None) -> None:
+        """Plan by ``rtf`` (seconds of work per second of speech) until sentences are measured.
+
+        A (re)loaded model makes speech at a new pace: the figures of the one
+        before go, and the engine's own measurement, where it made one (the
+        warm-up's steady pace), stands in for them.
+        """
+        with self._cond:
+            self._rtfs.clear()
+            if rtf is not None and rtf > 0:
+                self._rtfs.append(rtf)
+
     def _recent_rtf(self) -> float | None:
         return statistics.median(self._rtfs) if self._rtfs else None
 

@@ -98,6 +98,9 @@ class Engine(ABC):
     prep_version: str = "v1"
     #: What ``prepare`` returns: torch tensors or numpy arrays (the cache stores either).
     tensor_format: str = "torch"
+    #: Seconds of work per second of speech for a sentence made behind another
+    #: (the pipeline full), measured by ``warmup``; None where it measures none.
+    steady_pace: float | None = None
 
     @abstractmethod
     def load(self, progress: ProgressFn) -> None:

@@ -177,6 +177,7 @@ class Service:
 
     def _model_loaded(self, engine: Engine) -> None:
         self.player.rate = engine.sample_rate
+        self.player.expect_pace(engine.steady_pace)
 
     def _prepare_uncached(self) -> None:
         # Voices added while the model was away get their conditionals now,

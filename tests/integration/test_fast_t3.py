@@ -163,6 +163,21 @@ def test_stream_gives_several_watermarked_pieces_that_add_up(engine: ChatterboxE
         list(engine.generate_stream(TEXT, flat, SynthOptions(seed=3), budget, cancel))
 
 
+def test_the_warm_up_measures_a_paragraph_s_steady_pace_and_leaves_nothing_running(engine: ChatterboxEngine) -> None:
+    """The speaker plans a fresh daemon's first paragraph by this figure (``Engine.steady_pace``)."""
+    engine.steady_pace = None
+    engine.warmup()
+    assert engine.steady_pace is not None and 0 < engine.steady_pace < 100
+    assert not engine._ahead and not engine._made  # the third sentence only kept T3 busy
+    engine.engine_path = "stock"
+    engine.steady_pace = None
+    try:
+        engine.warmup()
+        assert engine.steady_pace is None  # the stock path makes no paragraph ahead: nothing measured
+    finally:
+        engine.engine_path = "fast"
+
+
 def test_s3gen_never_sees_a_token_it_cannot_embed(engine: ChatterboxEngine) -> None:
     """chatterbox's multilingual ``generate`` passes T3's ids >= 6561 on to S3Gen, which then fails
     with "index out of range" (seen with the random-weight checkpoint, depending on the clip). Our

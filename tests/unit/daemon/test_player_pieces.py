@@ -189,3 +189,20 @@ def test_the_pace_to_plan_by_leaves_out_first_sentences_and_silence(player: Play
     player.push(later, 0, tone(2 * RATE), (0, 5), "Four.", 3.6, final=True)
     # the next job plans by the steady pace measured before, not its own first sentence
     assert player._rtf_estimate(player._find(later)) == pytest.approx(1.3)
+
+
+def test_a_loaded_model_s_measured_pace_replaces_the_old_one_until_sentences_are_measured(player: Player) -> None:
+    """A fresh daemon's first paragraph plans by the warm-up's steady pace, not by its slow first sentence."""
+    old = speech("One. Two.")
+    player.admit(old, "text")
+    player.push(old, 0, tone(RATE), (0, 4), "One.", 2.0, final=True)
+    player.push(old, 1, tone(RATE), (5, 9), "Two.", 3.0, final=True)  # the model before: 3.0
+    player.expect_pace(1.25)  # a reload: its warm-up measured 1.25
+    assert list(player._rtfs) == [pytest.approx(1.25)]
+    job = speech("Three. Four.")
+    player.admit(job, "text")
+    player.push(job, 0, tone(2 * RATE), (0, 6), "Three.", 3.4, final=True)  # a first sentence: 1.7
+    assert player._rtf_estimate(player._find(job)) == pytest.approx(1.25)
+    player.expect_pace(None)  # an engine that measured nothing: the sentences will tell
+    assert not player._rtfs
+    assert player._rtf_estimate(player._find(job)) == pytest.approx(1.7)
