@@ -80,7 +80,7 @@ class Coordinator:
 
     # -- admission -----------------------------------------------------------------
 
-    def admit(self, job: Job, priority: str | None = None, volume: float = 1.0) -> dict[str, Any] | None:
+    def admit(self, job: Job, priority: str | None = None, volume: float = 1.0) -> SpeakResult | None:
         """Announce and queue a new ``synthesize`` or ``speak`` job.
 
         ``synthesize``: the ``accepted`` reply and the ``queued`` event go out
@@ -106,7 +106,7 @@ class Coordinator:
             with job.event_lock:  # a dropped notification never ran: it keeps its state
                 job.ended = True
                 self.out.event(job.event("dropped", priority=priority, reason=str(exc)))
-            return SpeakResult(job.id, True, None, priority).to_data()
+            return SpeakResult(job.id, True, None, priority)
         for other in displaced:
             self.end(other, "cancelled", ProtocolError("cancelled", f"replaced by {priority} job {job.id}"), {})
         position = self.queue.ahead_of(job)
@@ -116,7 +116,7 @@ class Coordinator:
         # A job whose waiting client was killed (Speech Dispatcher stops its module's
         # command with SIGKILL) must not hold up this one until the next keepalive.
         self.probe_waiters()
-        return SpeakResult(job.id, False, position, priority, len(job.chunks), [o.id for o in displaced]).to_data()
+        return SpeakResult(job.id, False, position, priority, len(job.chunks), [o.id for o in displaced])
 
     def admit_clip(self, job: Job, samples: np.ndarray, text: str) -> None:
         """Play ready-made audio (a voice's clip) as quick speech; the model never sees it."""

@@ -50,7 +50,7 @@ class ReceivedRequest:
     client: str = LOCAL_CLIENT
 
 
-Handler = Callable[[Service, ReceivedRequest], "dict[str, Any] | None"]
+Handler = Callable[[Service, ReceivedRequest], "dict[str, Any] | m.Fields | None"]
 HANDLERS: dict[str, Handler] = {}
 
 
@@ -62,7 +62,7 @@ log = logging.getLogger(__name__)
 _OFF_LOOP = ThreadPoolExecutor(max_workers=2, thread_name_prefix="clip")
 
 
-def off_loop(svc: Service, req: ReceivedRequest, work: Callable[[], dict[str, Any] | None]) -> None:
+def off_loop(svc: Service, req: ReceivedRequest, work: Callable[[], dict[str, Any] | m.Fields | None]) -> None:
     """Run ``work`` on a helper thread and answer ``req`` with its result or error when it is done.
 
     The handler then returns None: the main loop goes on serving everyone
@@ -77,7 +77,7 @@ def off_loop(svc: Service, req: ReceivedRequest, work: Callable[[], dict[str, An
             svc.out.reply(req.identity, req.req_id, m.ErrorReply.of(as_coded(exc, req.op)))
         else:
             if result is not None:
-                svc.out.reply(req.identity, req.req_id, m.Result(result))
+                svc.out.reply(req.identity, req.req_id, m.Result.of(result))
 
     _OFF_LOOP.submit(run)
 
@@ -94,19 +94,19 @@ def handler(op: str) -> Callable[[Handler], Handler]:
 
 
 @handler("hello")
-def hello(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
+def hello(svc: Service, req: ReceivedRequest) -> m.HelloResult:
     """Versions and capabilities, so clients never hard-code them."""
-    return {
-        "protocol": PROTOCOL_VERSION,
-        "daemon_version": __version__,
-        "ops": sorted(OPS),
-        "variants": list(VARIANTS),
-        "variant": svc.engine.variant,
-        "capabilities": svc.engine.capabilities() if svc.state == "ready" else None,
-        "limits": {"max_text_chars": svc.settings.max_text_chars},
-        "pid": os.getpid(),
-        "platform": sys.platform,
-    }
+    return m.HelloResult(
+        protocol=PROTOCOL_VERSION,
+        daemon_version=__version__,
+        ops=sorted(OPS),
+        variants=list(VARIANTS),
+        variant=svc.engine.variant,
+        capabilities=svc.engine.capabilities() if svc.state == "ready" else None,
+        limits={"max_text_chars": svc.settings.max_text_chars},
+        pid=os.getpid(),
+        platform=sys.platform,
+    )
 
 
 @handler("ping")
@@ -128,19 +128,14 @@ def retry_load(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
 
 
 @handler("settings.get")
-def settings_get(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
+def settings_get(svc: Service, req: ReceivedRequest) -> m.SettingsGetResult:
     """Every setting, which of them need a model reload, and the settings file's path."""
-    return {
-        "settings": svc.settings.to_json(),
-        "editable": list(Settings.editable()),
-        "needs_reload": list(NEEDS_RELOAD),
-        "loaded": svc.loaded_settings,
-        "file": str(settings_file()),
-    }
+    editable, reload = list(Settings.editable()), list(NEEDS_RELOAD)
+    return m.SettingsGetResult(svc.settings.to_json(), editable, reload, svc.loaded_settings, str(settings_file()))
 
 
 @handler("settings.set")
-def settings_set(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
+def settings_set(svc: Service, req: ReceivedRequest) -> m.SettingsSetResult:
     """Change settings (``values``: name to value); saved, applied at once where possible."""
     values = req.args.values
     unknown = sorted(set(values) - set(Settings.editable()))
@@ -158,11 +153,7 @@ def settings_set(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     # After a failed load nothing is loaded to keep serving: a change to what
     # is loaded loads it now, rather than leaving the failure until `reload`.
     loading = svc.model.state == "failed" and any(k in MODEL_KEYS for k in values) and svc.model.load()
-    return {
-        "settings": new.to_json(),
-        "reload_required": False if loading else svc.status()["reload_required"],
-        "loading": loading,
-    }
+    return m.SettingsSetResult(new.to_json(), False if loading else svc.status()["reload_required"], loading)
 
 
 @handler("reload")
@@ -172,9 +163,14 @@ def reload(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
 
 
 @handler("voices.list")
-def voices_list(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
+def voices_list(svc: Service, req: ReceivedRequest) -> m.VoicesListResult:
     """The library, with cache state."""
-    return {"voices": [svc.voice_json(v.name) for v in svc.voices.list()], "default": svc.voices.default}
+    return m.VoicesListResult([_voice(svc, v.name) for v in svc.voices.list()], svc.voices.default)
+
+
+def _voice(svc: Service, name: str) -> m.VoiceInfo:
+    """A voice as the protocol shows it (``Service.voice_json``, typed)."""
+    return m.VoiceInfo(**svc.voice_json(name))
 
 
 @handler("voices.add")
@@ -185,23 +181,23 @@ def voices_add(svc: Service, req: ReceivedRequest) -> None:
     if path is None and args.clip is None:
         raise ProtocolError("bad_args", "send the clip as buffer 0 or give 'path'")
 
-    def check_clip() -> dict[str, Any]:  # what `add` checks of the clip, before anyone names it
+    def check_clip() -> m.ClipChecked:  # what `add` checks of the clip, before anyone names it
         data = read_clip_path(path) if path is not None else args.clip
         suffix = os.path.splitext(source or path or "")[1].lower()
         info = validate_clip(*decode_clip(data, suffix=suffix))
-        return {"checked": True, "duration_s": round(info.duration_s, 3), "sample_rate": info.sample_rate}
+        return m.ClipChecked(True, round(info.duration_s, 3), info.sample_rate)
 
     if args.check:
         off_loop(svc, req, check_clip)
         return None
 
-    def add() -> dict[str, Any]:  # reading and decoding the clip: off the main loop
+    def add() -> m.VoiceInfo:  # reading and decoding the clip: off the main loop
         data = read_clip_path(path) if path is not None else args.clip
         voice = svc.voices.add(args.name, data, source_name=source or os.path.basename(path or ""))
         svc.queue_prepare(voice.name)
-        result = svc.voice_json(voice.name)
+        result = _voice(svc, voice.name)
         svc.out.event(m.VoicesEvent("added", voice=result))
-        if result["default"]:  # the first voice of a library without a default
+        if result.default:  # the first voice of a library without a default
             svc.out.event(m.VoicesEvent("default", name=voice.name))
         return result
 
@@ -210,10 +206,10 @@ def voices_add(svc: Service, req: ReceivedRequest) -> None:
 
 
 @handler("voices.rename")
-def voices_rename(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
+def voices_rename(svc: Service, req: ReceivedRequest) -> m.VoiceInfo:
     """Rename a voice; its clip and cache entry stay."""
     voice = svc.voices.rename(req.args.name, req.args.new_name)
-    result = svc.voice_json(voice.name)
+    result = _voice(svc, voice.name)
     svc.out.event(m.VoicesEvent("renamed", voice=result, old_name=req.args.name))
     return result
 
@@ -230,7 +226,7 @@ def voices_remove(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
 
 
 @handler("voices.play")
-def voices_play(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
+def voices_play(svc: Service, req: ReceivedRequest) -> m.VoicesPlayResult:
     """Play a voice's reference clip on the speaker, as quick-speak (replacing what plays)."""
     voice = svc.voices.get(req.args.name)
     find_device(svc.player.device)
@@ -239,11 +235,11 @@ def voices_play(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     text = f"(reference clip of {voice.name})"
     job = Job("speak", req_id=req.req_id, text=text, voice_name=voice.name, rank=RANK["quick"])
     svc.coordinator.admit_clip(job, samples, text)
-    return {"job": job.id, "voice": voice.name, "seconds": round(len(samples) / svc.player.rate, 3)}
+    return m.VoicesPlayResult(job.id, voice.name, round(len(samples) / svc.player.rate, 3))
 
 
 @handler("voices.default")
-def voices_default(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
+def voices_default(svc: Service, req: ReceivedRequest) -> m.VoicesDefaultResult:
     """Get, set (``name``) or clear (``clear: true``) the default voice."""
     name = req.args.name
     if req.args.clear:
@@ -253,7 +249,7 @@ def voices_default(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
         svc.voices.set_default(name)
         svc.out.event(m.VoicesEvent("default", name=svc.voices.default))
         svc.queue_prepare(name, keep=True)  # the first say in it starts sooner
-    return {"default": svc.voices.default}
+    return m.VoicesDefaultResult(svc.voices.default)
 
 
 def _options(svc: Service, raw: dict[str, Any]) -> SynthOptions:
@@ -326,12 +322,12 @@ def _new_job(svc: Service, req: ReceivedRequest, kind: str) -> tuple[Job, bytes 
     return job, None
 
 
-def _admit(svc: Service, req: ReceivedRequest, job: Job, clip: bytes | None, *admit_args: Any) -> dict[str, Any] | None:
+def _admit(svc: Service, req: ReceivedRequest, job: Job, clip: bytes | None, *admit_args: Any) -> m.SpeakResult | None:
     """Admit ``job`` now, or once its clip has been decoded and checked on a helper thread."""
     if clip is None:
         return svc.coordinator.admit(job, *admit_args)
 
-    def check_then_admit() -> dict[str, Any] | None:
+    def check_then_admit() -> m.SpeakResult | None:
         validate_clip(*decode_clip(clip))
         return svc.coordinator.admit(job, *admit_args)
 
@@ -347,7 +343,7 @@ def synthesize(svc: Service, req: ReceivedRequest) -> None:
 
 
 @handler("speak")
-def speak(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
+def speak(svc: Service, req: ReceivedRequest) -> m.SpeakResult | None:
     """Queue text for the speaker; answers at once with the job id."""
     job, clip = _new_job(svc, req, "speak")
     job.identity = None  # speech belongs to the daemon, not to the client that asked
@@ -370,13 +366,13 @@ def _speech_jobs(svc: Service, req: ReceivedRequest) -> list[Job]:
 
 
 @handler("stop")
-def stop(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
+def stop(svc: Service, req: ReceivedRequest) -> m.StopResult:
     """Stop the playing job (default), one job (``job``) or everything (``all``)."""
     stopped = []
     for job in _speech_jobs(svc, req):
         if svc.coordinator.cancel(job, "stopped"):
             stopped.append(job.id)
-    return {"stopped": stopped}
+    return m.StopResult(stopped)
 
 
 @handler("pause")
@@ -413,14 +409,14 @@ def wait(svc: Service, req: ReceivedRequest) -> dict[str, Any] | None:
 
 
 @handler("audio.devices")
-def audio_devices(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
+def audio_devices(svc: Service, req: ReceivedRequest) -> m.AudioDevicesResult:
     """Output devices (re-read from the system when nothing is playing)."""
-    devices = svc.player.devices()
-    return {"devices": [d.to_json() for d in devices], "device": svc.player.device, "volume": svc.player.volume}
+    devices = [m.Device(**d.to_json()) for d in svc.player.devices()]
+    return m.AudioDevicesResult(devices, svc.player.device, svc.player.volume)
 
 
 @handler("audio.set")
-def audio_set(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
+def audio_set(svc: Service, req: ReceivedRequest) -> m.AudioSetResult:
     """Choose the output device (by name; "" for the default) and/or the volume; saved."""
     device, volume = req.args.device, req.args.volume
     if device:
@@ -431,7 +427,7 @@ def audio_set(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
         svc.settings = dc_replace(svc.settings, **changes)
         svc.player.set_output(device, volume)
         svc.out.event(m.PlaybackEvent(**svc.player.status()))
-    return {"device": svc.player.device, "volume": svc.player.volume}
+    return m.AudioSetResult(svc.player.device, svc.player.volume)
 
 
 @handler("cancel")
@@ -448,13 +444,13 @@ def cancel(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
 
 
 @handler("cache.stats")
-def cache_stats(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
+def cache_stats(svc: Service, req: ReceivedRequest) -> m.CacheStatsResult:
     """Cache figures."""
-    return svc.cache.stats()
+    return m.CacheStatsResult(**svc.cache.stats())
 
 
 @handler("cache.clear")
-def cache_clear(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
+def cache_clear(svc: Service, req: ReceivedRequest) -> m.CacheClearResult:
     """Clear one voice's conditionals (by voice name) or everything."""
     name = req.args.voice
     sha = None
@@ -462,7 +458,7 @@ def cache_clear(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
         sha = svc.voices.get(name).sha256
     removed = svc.cache.clear(sha)
     svc.out.event(m.CacheEvent(sha, name, None, removed))
-    return {"removed": removed}
+    return m.CacheClearResult(removed)
 
 
 @handler("stats")
@@ -497,37 +493,37 @@ def _words_changed(svc: Service, action: str, word: str | None = None) -> int:
 
 
 @handler("words.list")
-def words_list(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
+def words_list(svc: Service, req: ReceivedRequest) -> m.WordsListResult:
     """The pronunciation rules, in the order they were made."""
-    return {"rules": [r.to_json() for r in svc.words.list()], "limit": MAX_RULES}
+    return m.WordsListResult([r.to_json() for r in svc.words.list()], MAX_RULES)
 
 
 @handler("words.add")
-def words_add(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
+def words_add(svc: Service, req: ReceivedRequest) -> m.WordsAddResult:
     """Add a rule, replace the one for the same word, or edit ``old_word``'s; checked before it is saved."""
     raw = req.args.to_data()
     rule, replaced = svc.words.add(raw, old_word=raw.pop("old_word", None))
     count = _words_changed(svc, "changed" if replaced else "added", rule.word)
-    return {"rule": rule.to_json(), "replaced": replaced, "count": count}
+    return m.WordsAddResult(rule.to_json(), replaced, count)
 
 
 @handler("words.remove")
-def words_remove(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
+def words_remove(svc: Service, req: ReceivedRequest) -> m.WordsRemoveResult:
     """Remove the rule for ``word``."""
     rule = svc.words.remove(req.args.word)
-    return {"removed": rule.to_json(), "count": _words_changed(svc, "removed", rule.word)}
+    return m.WordsRemoveResult(rule.to_json(), _words_changed(svc, "removed", rule.word))
 
 
 @handler("words.import")
-def words_import(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
+def words_import(svc: Service, req: ReceivedRequest) -> m.WordsImportResult:
     """Add many rules at once (all checked first: one bad rule and nothing changes)."""
-    result = svc.words.replace_all(req.args.rules, merge=req.args.merge)
+    result = m.WordsImportResult(**svc.words.replace_all(req.args.rules, merge=req.args.merge))
     _words_changed(svc, "imported")
     return result
 
 
 @handler("text.preview")
-def text_preview(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
+def text_preview(svc: Service, req: ReceivedRequest) -> m.TextPreviewResult:
     """What the model would be given for ``text``: rules applied, pauses and tags found, sentence by sentence."""
     text = req.args.text
     if len(text) > svc.settings.max_text_chars:
@@ -540,19 +536,15 @@ def text_preview(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
         {"text": c.text, "span": [c.start, c.end], **({"pause_s": c.pause_s} if c.pause_s is not None else {})}
         for c in prepared.chunks
     ]
-    return {"chunks": chunks, "warnings": prepared.warnings, "tags_checked": ready}
+    return m.TextPreviewResult(chunks, prepared.warnings, ready)
 
 
 @handler("tags.list")
-def tags_list(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
+def tags_list(svc: Service, req: ReceivedRequest) -> m.TagsListResult:
     """The tags the loaded model's tokenizer knows, and the pause markup's bounds."""
     ready = svc.state == "ready"
-    return {
-        "variant": svc.engine.variant,
-        "loaded": ready,
-        "tags": svc.engine.tags() if ready else [],
-        "pause": {"default_s": PAUSE_DEFAULT_S, "max_s": PAUSE_MAX_S, "total_max_s": PAUSE_TOTAL_MAX_S},
-    }
+    pause = {"default_s": PAUSE_DEFAULT_S, "max_s": PAUSE_MAX_S, "total_max_s": PAUSE_TOTAL_MAX_S}
+    return m.TagsListResult(svc.engine.variant, ready, svc.engine.tags() if ready else [], pause)
 
 
 @handler("shutdown")

@@ -322,7 +322,7 @@ class Server:
             request = ReceivedRequest(identity, req_id, op, REQUESTS[op].from_data(args, msg.buffers), client)
             result = HANDLERS[op](self.service, request)
             if result is not None:
-                self._send(identity, Result(result).to_header(req_id))
+                self._send(identity, Result.of(result).to_header(req_id))
             if op == "shutdown":
                 self.request_stop()
         except Exception as exc:  # a protocol code as it is, anything else "internal" (logged)

@@ -68,6 +68,8 @@ class FieldSpec:
     buffer: bool = False
     sent: bool = False
     quiet: bool = False
+    #: A message type this field holds (``VoiceInfo``), or holds a list of (``list[VoiceInfo]``).
+    nested: Any = None
 
     @property
     def required(self) -> bool:
@@ -81,9 +83,12 @@ def specs(cls: type) -> tuple[FieldSpec, ...]:
     out = []
     for f in fields(cls):
         parts = [p.strip() for p in str(f.type).split("|")]
-        reader = next(p for p in parts if p != "None").split("[")[0]
+        reader, _, inner = next(p for p in parts if p != "None").rstrip("]").partition("[")
+        nested = globals().get(inner if reader == "list" else reader)
+        nested = nested if isinstance(nested, type) and issubclass(nested, Fields) else None
+        reader = "dict" if nested is not None and reader != "list" else reader
         default = f.default_factory() if f.default_factory is not MISSING else f.default
-        out.append(FieldSpec(f.name, reader, "None" in parts, default, **f.metadata))
+        out.append(FieldSpec(f.name, reader, "None" in parts, default, nested=nested, **f.metadata))
     return tuple(out)
 
 
@@ -139,11 +144,15 @@ class Fields:
                 continue
             if data.get(spec.name) is None and spec.required and (spec.nullable or cls.TOLERANT):
                 # What the daemon sends a client may lack a field an older daemon did not have yet.
-                values[spec.name] = None if spec.nullable else _ZERO[spec.reader]()
+                value = None if spec.nullable else _ZERO[spec.reader]()
             else:
                 bounds = {} if spec.lo is None else {"lo": spec.lo, "hi": spec.hi}
                 default = Args._MISSING if spec.required else spec.default
-                values[spec.name] = getattr(args, spec.reader)(spec.name, default, **bounds)
+                value = getattr(args, spec.reader)(spec.name, default, **bounds)
+            if spec.nested is not None and value is not None:
+                read = spec.nested.from_data
+                value = [read(item) for item in value] if spec.reader == "list" else read(value)
+            values[spec.name] = value
         unknown = sorted(set(data) - names)
         if cls.CLOSED and unknown:
             raise ProtocolError("bad_args", f"unknown {cls.CLOSED}(s): {', '.join(unknown)}")
@@ -166,8 +175,15 @@ class Fields:
             value = getattr(self, spec.name)
             shown = value is not None or spec.sent or spec.required
             if shown and not spec.buffer and not (spec.quiet and value == spec.default):
-                out[spec.name] = value.to_data() if isinstance(value, Fields) else value
+                out[spec.name] = _plain(value)
         return out
+
+
+def _plain(value: Any) -> Any:
+    """A field's value as JSON: a message type as its object, a list of them as a list of objects."""
+    if isinstance(value, Fields):
+        return value.to_data()
+    return [_plain(item) for item in value] if isinstance(value, list) else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -497,6 +513,11 @@ class Result(Reply):
 
     result: dict[str, Any]
 
+    @classmethod
+    def of(cls, result: dict[str, Any] | Fields) -> Result:
+        """The reply of an op's result, typed (``RESULTS``) or a plain object."""
+        return cls(result if isinstance(result, dict) else result.to_data())
+
 
 @_reply("error")
 class ErrorReply(Reply):
@@ -591,7 +612,7 @@ class VoicesEvent(Event):
     """The voice library changed: ``added``, ``renamed``, ``removed`` or ``default``."""
 
     action: str
-    voice: dict[str, Any] | None = None
+    voice: VoiceInfo | None = None
     old_name: str | None = None
     name: str | None = None
 
@@ -645,15 +666,22 @@ class WordsEvent(Event):
     count: int
 
 
-# -- results that both sides read field by field -------------------------------------------------
-# Every other op's result stays an object (``Result.result``) that its one reader reads as it is.
+# -- results ------------------------------------------------------------------------------------
+# An op's ``Result.result`` as a type, for the ops whose result a client reads field by field
+# (``RESULTS``). The daemon builds them in the documented order, and the clients' methods still
+# hand on the plain object (scripts read it): a reader turns it into its type (``X.from_data``).
+
+
+class OpResult(Fields):
+    """An op's result: like a reply, it may lack a field an older daemon did not send (its zero value)."""
+
+    __slots__ = ()
+    TOLERANT: ClassVar[bool] = True
 
 
 @dataclass(frozen=True, slots=True)
-class SpeakResult(Fields):
+class SpeakResult(OpResult):
     """``speak``'s answer: the job, its priority, whether it was dropped, and (unless dropped) where it stands."""
-
-    TOLERANT: ClassVar[bool] = True
 
     job: str
     dropped: bool
@@ -664,10 +692,8 @@ class SpeakResult(Fields):
 
 
 @dataclass(frozen=True, slots=True)
-class WaitResult(Fields):
+class WaitResult(OpResult):
     """``wait``'s answer, a job's end: how it ended, its summary, its playback record (speech), its error."""
-
-    TOLERANT: ClassVar[bool] = True
 
     job: str
     kind: str
@@ -677,10 +703,255 @@ class WaitResult(Fields):
     error: dict[str, Any] | None
 
 
+@dataclass(frozen=True, slots=True)
+class HelloResult(OpResult):
+    """``hello``: versions, ops, variants and (once loaded) what the model supports."""
+
+    protocol: int
+    daemon_version: str
+    ops: list[str]
+    variants: list[str]
+    variant: str
+    capabilities: dict[str, Any] | None
+    limits: dict[str, Any]
+    pid: int
+    platform: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult(StateEvent):
+    """``reload`` and ``retry_load``: ``status``'s fields after the call, and whether a load began."""
+
+    started: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceInfo(OpResult):
+    """A voice of the library: ``voices.list``'s items, ``voices.add``'s and ``voices.rename``'s result."""
+
+    name: str
+    sha256: str
+    duration_s: float
+    sample_rate: int
+    added_at: str
+    source_name: str
+    cache: str | None
+    default: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ClipChecked(OpResult):
+    """``voices.add`` with ``check``: the clip is fit; its length and rate."""
+
+    checked: bool
+    duration_s: float
+    sample_rate: int
+
+
+@dataclass(frozen=True, slots=True)
+class VoicesListResult(OpResult):
+    """``voices.list``: the voices, sorted by name, and the default's name."""
+
+    voices: list[VoiceInfo]
+    default: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class VoicesDefaultResult(OpResult):
+    """``voices.default``: the default voice after the call (None: none)."""
+
+    default: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class VoicesPlayResult(OpResult):
+    """``voices.play``: the job that plays the clip, and its length."""
+
+    job: str
+    voice: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class StopResult(OpResult):
+    """``stop``: the jobs it stopped."""
+
+    stopped: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class PauseResult(OpResult):
+    """``pause`` and ``resume``: the speaker's state now, and the job it holds."""
+
+    paused: bool
+    job: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SkipResult(OpResult):
+    """``skip``: the job it skipped in, and the sentence it skipped to (None: nothing played)."""
+
+    job: str | None
+    sentence: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Device(OpResult):
+    """An output device, as ``audio.devices`` lists it."""
+
+    index: int
+    name: str
+    hostapi: str
+    channels: int
+    default_samplerate: float
+    default: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AudioSetResult(OpResult):
+    """``audio.set``: the output device now (\"\": the system's default) and the volume."""
+
+    device: str
+    volume: float
+
+
+@dataclass(frozen=True, slots=True)
+class AudioDevicesResult(OpResult):
+    """``audio.devices``: the output devices, the chosen one and the volume."""
+
+    devices: list[Device]
+    device: str
+    volume: float
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsGetResult(OpResult):
+    """``settings.get``: every setting, which are editable and need a reload, what is loaded, the file."""
+
+    settings: dict[str, Any]
+    editable: list[str]
+    needs_reload: list[str]
+    loaded: dict[str, Any]
+    file: str
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsSetResult(OpResult):
+    """``settings.set``: every setting after the change, whether a reload is due, whether loading began."""
+
+    settings: dict[str, Any]
+    reload_required: bool
+    loading: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStatsResult(OpResult):
+    """``cache.stats``: hits by tier, misses, entries and bytes by tier, time spent and saved, budgets."""
+
+    hits: dict[str, int]
+    misses: int
+    requests: int
+    hit_rate: float
+    entries: dict[str, int]
+    bytes: dict[str, int]
+    prepared_in_background: int
+    prepare_seconds_total: float
+    prepare_failures: int
+    seconds_saved: float
+    disk_errors: dict[str, int]
+    budgets: dict[str, int]
+    directory: str
+
+
+@dataclass(frozen=True, slots=True)
+class CacheClearResult(OpResult):
+    """``cache.clear``: how many cache entries it removed."""
+
+    removed: int
+
+
+@dataclass(frozen=True, slots=True)
+class WordsListResult(OpResult):
+    """``words.list``: the rules (``markup.Rule``'s objects) and the most the dictionary may hold."""
+
+    rules: list[dict[str, Any]]
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class WordsAddResult(OpResult):
+    """``words.add``: the rule as stored, whether it replaced one, how many rules there are now."""
+
+    rule: dict[str, Any]
+    replaced: bool
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class WordsRemoveResult(OpResult):
+    """``words.remove``: the rule removed and how many are left."""
+
+    removed: dict[str, Any]
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class WordsImportResult(OpResult):
+    """``words.import``: how many rules were new, replaced and removed, and how many there are now."""
+
+    added: int
+    replaced: int
+    removed: int
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class TextPreviewResult(OpResult):
+    """``text.preview``: each chunk for the model (``text``, ``span``, a pause's ``pause_s``), warnings."""
+
+    chunks: list[dict[str, Any]]
+    warnings: list[str]
+    tags_checked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TagsListResult(OpResult):
+    """``tags.list``: the loaded model's tags and the pause markup's bounds."""
+
+    variant: str
+    loaded: bool
+    tags: list[str]
+    pause: dict[str, float]
+
+
 #: The ops whose ``result`` has a type (``status`` and ``playback`` are also events).
 RESULTS: dict[str, type[Fields]] = {
+    "hello": HelloResult,
     "status": StateEvent,
-    "playback": PlaybackEvent,
+    "retry_load": LoadResult,
+    "reload": LoadResult,
+    "voices.list": VoicesListResult,
+    "voices.add": VoiceInfo,
+    "voices.rename": VoiceInfo,
+    "voices.default": VoicesDefaultResult,
+    "voices.play": VoicesPlayResult,
     "speak": SpeakResult,
+    "stop": StopResult,
+    "pause": PauseResult,
+    "resume": PauseResult,
+    "skip": SkipResult,
+    "playback": PlaybackEvent,
     "wait": WaitResult,
+    "audio.devices": AudioDevicesResult,
+    "audio.set": AudioSetResult,
+    "settings.get": SettingsGetResult,
+    "settings.set": SettingsSetResult,
+    "cache.stats": CacheStatsResult,
+    "cache.clear": CacheClearResult,
+    "words.list": WordsListResult,
+    "words.add": WordsAddResult,
+    "words.remove": WordsRemoveResult,
+    "words.import": WordsImportResult,
+    "text.preview": TextPreviewResult,
+    "tags.list": TagsListResult,
 }

@@ -349,14 +349,71 @@ def check_event_fields(text: str) -> list[str]:
     return problems
 
 
-def check_result_fields(text: str) -> list[str]:
-    """The ops whose result has a type (``messages.RESULTS``): the fields of the result table under "Result"."""
-    problems = []
+def doc_results(text: str) -> dict[str, tuple[list[str], dict[str, list[str]]]]:
+    """Op -> the fields its Result paragraph lists, and the fields of each object it names (``voice``).
+
+    Read from the forms the page uses: an inline object (": `{"voices": [voice, ...], ...}`"),
+    "with the fields of `status`" (that op's table), "the new voice object", or a table
+    of fields (a dotted row is a field of an object-valued field). An object is the
+    table after "A *voice object* is".
+    """
     ops = ticked_sections(section(text, "Ops", 2), 3)
+    objects = {}
+    for body in ops.values():
+        for name, rest in re.findall(r"A \*(\w+)\s+object\*(.*)", body, re.S):
+            objects[name] = table(rest, "field").first_column()  # type: ignore[union-attr]
+    found = {}
+    for op, body in ops.items():
+        result = body.split("\nResult", 1)[-1].split("**Errors", 1)[0]
+        inline = re.match(r":\s+`([^`]*)`", result)
+        named = re.match(r":\s+the [\w ]*?(\w+) object", result)
+        if inline:
+            names = re.findall(r'"(\w+)":', inline.group(1))
+            nested = {f: objects.get(o, []) for f, o in re.findall(r'"(\w+)": \[(\w+), \.\.\.\]', inline.group(1))}
+        elif named:
+            names, nested = objects.get(named.group(1), []), {}
+        else:
+            rows = table(result, "field")
+            names, nested = [n for n in (rows.first_column() if rows else []) if "." not in n], {}
+        if "with the fields of `status`" in result:
+            names += [n for n in table(ops["status"], "field").first_column() if "." not in n]  # type: ignore[union-attr]
+        found[op] = (names, nested)
+    return found
+
+
+def check_result_fields(text: str) -> list[str]:
+    """The ops whose result has a type (``messages.RESULTS``): its fields, and those of the objects it holds."""
+    problems = []
+    documented = doc_results(text)
     for op, kind in messages.RESULTS.items():
-        found = table(ops.get(op, "").split("\nResult", 1)[-1], "field")
-        doc = found.first_column() if found else []
-        problems += _diff(f"fields of {op}'s result", doc, code_fields(kind), kind.__name__)
+        names, nested = documented.get(op, ([], {}))
+        problems += _diff(f"fields of {op}'s result", names, code_fields(kind), kind.__name__)
+        for name, spec in code_fields(kind).items():
+            if spec.nested is not None:
+                inner = spec.nested.__name__
+                problems += _diff(f"fields of {op}'s {name}", nested.get(name, []), code_fields(spec.nested), inner)
+    return problems
+
+
+def check_result_examples(text: str) -> list[str]:
+    """Every example result of a typed op reads as its type and writes back unchanged: no field lost, none added."""
+    problems, ops = [], {}
+    for body in examples(text, "request"):
+        header = json.loads(body)
+        check = header["op"] == "voices.add" and header.get("args", {}).get("check")
+        ops[header["id"]] = messages.ClipChecked if check else messages.RESULTS.get(header["op"])
+    for body in examples(text, "reply"):
+        header = json.loads(body)
+        kind = ops.get(header.get("id"))
+        if header.get("kind") != "result" or kind is None:
+            continue
+        try:
+            written = kind.from_data(header["result"]).to_data()
+        except protocol.ProtocolError as exc:
+            problems.append(f"result example {body[:70]!r} does not read as {kind.__name__}: {exc}")
+            continue
+        if written != header["result"]:
+            problems.append(f"result example {body[:70]!r} writes back as {written}")
     return problems
 
 
@@ -559,6 +616,7 @@ CHECKS = [
     check_event_topics,
     check_event_fields,
     check_result_fields,
+    check_result_examples,
     check_error_codes,
     check_op_errors,
     check_request_examples,
@@ -602,6 +660,7 @@ def test_the_parsers_find_what_they_check(doc: str) -> None:
     assert {op for op, kind in messages.REQUESTS.items() if code_fields(kind)} >= {"voices.add", "synthesize", "cancel"}
     assert len(code_fields(messages.SpeechOptions)) == len(fields(SynthOptions))
     assert all(doc_event_fields(doc).values()) and len(doc_event_fields(doc)) == len(protocol.EVENT_TOPICS)
+    assert all(doc_results(doc)[op][0] for op in messages.RESULTS)
 
 
 #: (what goes wrong, text in the doc, its wrong replacement, the check that must notice)
@@ -630,6 +689,9 @@ DRIFTS = [
     ("job event field", "| `dropped` | `priority`, `reason` |", "| `dropped` | `priority` |", check_event_fields),
     ("result field of an event", "| `device_latency_ms` | number", "| `device_latency` | number", check_event_fields),
     ("result field", "| `replaced` | array of strings |", "| `displaced` | array of strings |", check_result_fields),
+    ("inline result field", '`{"stopped": [job id', '`{"halted": [job id', check_result_fields),
+    ("nested object field", "| `hostapi` | string |", "| `host_api` | string |", check_result_fields),
+    ("result example", '"result": {"removed": 1}}', '"result": {"removed": 1, "left": 0}}', check_result_examples),
     (
         "event example field",
         '"action": "added", "word": "nginx"',

@@ -20,7 +20,7 @@ from chatterbox_tray.daemon.jobs import Job, JobQueue
 from chatterbox_tray.daemon.player import Player
 from chatterbox_tray.daemon.text import split_sentences
 from chatterbox_tray.ipc.limits import PRIORITY_RANK
-from chatterbox_tray.ipc.messages import Event, Reply
+from chatterbox_tray.ipc.messages import Event, Reply, SpeakResult
 from chatterbox_tray.ipc.protocol import ProtocolError
 
 
@@ -150,10 +150,10 @@ def test_a_vanished_client_loses_its_synthesis_without_an_answer(coord: Coordina
 def test_quick_speech_replaces_queued_text_speech(coord: Coordinator, out: Outbox) -> None:
     first = speech("quick", "s1")
     result = coord.admit(first, "quick")
-    assert result is not None and result["dropped"] is False
+    assert result is not None and result.dropped is False
     second = speech("quick", "s2")
     result = coord.admit(second, "quick")
-    assert result is not None and result["replaced"] == [first.id]
+    assert result is not None and result.replaced == [first.id]
     assert out.events(first) == ["queued", "cancelled"]
     assert first.state == "cancelled" and first.cancel.is_set()
     assert coord.queue.find(job_id=first.id) == []
@@ -165,12 +165,7 @@ def test_quick_speech_replaces_queued_text_speech(coord: Coordinator, out: Outbo
 def test_a_notification_over_speech_is_dropped_and_nothing_follows(coord: Coordinator, out: Outbox) -> None:
     coord.admit(speech("text", "s1"), "text")
     note = speech("notification", "n1")
-    assert coord.admit(note, "notification") == {
-        "job": note.id,
-        "priority": "notification",
-        "dropped": True,
-        "position": None,
-    }
+    assert coord.admit(note, "notification") == SpeakResult(note.id, True, None, "notification")
     assert out.events(note) == ["dropped"]
     assert not coord.end(note, "cancelled")
     assert out.events(note) == ["dropped"]

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from chatterbox_tray.ipc import messages as m
-from chatterbox_tray.ipc.protocol import EVENT_TOPICS, REPLY_KINDS, ProtocolError
+from chatterbox_tray.ipc.protocol import EVENT_TOPICS, OPS, REPLY_KINDS, ProtocolError
 
 STATUS = {
     "state": "ready",
@@ -144,7 +144,18 @@ def test_the_typed_results_round_trip_and_a_dropped_speech_says_only_that() -> N
     assert m.SpeakResult.from_data(dropped.to_data()) == dropped
     end = m.WaitResult("j3", "speak", "cancelled", None, {"played_s": 0.0}, {"code": "cancelled", "message": "x"})
     assert m.WaitResult.from_data(json.loads(json.dumps(end.to_data()))) == end
-    assert set(m.RESULTS) == {"status", "playback", "speak", "wait"}
+    assert set(m.RESULTS) <= set(OPS)
+
+
+def test_a_result_holds_typed_objects_and_writes_them_back_as_they_came() -> None:
+    voice = {"name": "Ann", "sha256": "ab", "duration_s": 7.0, "sample_rate": 24000, "added_at": "t"}
+    voice |= {"source_name": "", "cache": None, "default": True}
+    listed = m.VoicesListResult.from_data(json.loads(json.dumps({"voices": [voice], "default": "Ann"})))
+    assert listed.voices == [m.VoiceInfo(**voice)] and listed.voices[0].default
+    assert json.dumps(listed.to_data()) == json.dumps({"voices": [voice], "default": "Ann"})  # the same bytes
+    assert m.Result.of(listed).to_data() == {"result": {"voices": [voice], "default": "Ann"}}
+    with pytest.raises(ProtocolError, match="argument 'sample_rate' must be an integer"):
+        m.VoicesListResult.from_data({"voices": [{**voice, "sample_rate": "fast"}]})
 
 
 def test_what_the_daemon_sends_may_lack_a_field_but_not_have_a_wrong_one() -> None:
