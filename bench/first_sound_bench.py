@@ -188,6 +188,10 @@ def speak(daemon: DaemonProcess, text: str, seed: int | None) -> dict[str, Any]:
         "played_s": p.get("played_s"),
         "audio_s": s.get("audio_s"),
         "rtf": s.get("rtf"),
+        # Each network's own seconds per second of audio: they overlap (two threads), so
+        # their sum over the RTF says how much of the time both were working at once.
+        "t3_per_s": round(s["t3_s"] / s["audio_s"], 3) if s.get("audio_s") else None,
+        "s3gen_per_s": round(s["s3gen_s"] / s["audio_s"], 3) if s.get("audio_s") else None,
         "first_chunk_s": s.get("time_to_first_chunk_s"),
     }
 
@@ -257,6 +261,8 @@ def table(rows: list[dict[str, Any]]) -> str:
         ("underruns", "underruns"),
         ("heard_s", "heard s"),
         ("rtf", "RTF"),
+        ("t3_per_s", "T3 s/s"),
+        ("s3gen_per_s", "S3Gen s/s"),
         ("first_chunk_s", "first chunk made s"),
     ]
     lines = ["| " + " | ".join(h for _, h in cols) + " |", "|" + "---|" * len(cols)]
