@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from ..audio import file_formats
+from ..ipc import messages as m
 from ..ipc import requests as rq
 from ..ipc.client import Client, DaemonUnavailable, connect
 from ..ipc.formatting import human_bytes
 from ..ipc.limits import CLIP_MAX_SECONDS, CLIP_MIN_SECONDS, DEFAULT_PRIORITY, OPTION_RANGES, PRIORITIES, RATE_RANGE
-from ..ipc.messages import StateEvent, WaitResult
 from ..ipc.protocol import ProtocolError
 from ..ipc.settings_schema import SETTINGS
 from . import progress_bar, quickspeak_command, remote_commands, speech_dispatcher, words_commands
@@ -67,7 +67,7 @@ def plain_os_error(exc: OSError) -> str:
 
 def _state_line(status: dict[str, Any]) -> str:
     """ "loading (33%: downloading the weights: 1.2 GiB of 3.0 GiB, …)", "ready", "failed: why"."""
-    state = StateEvent.from_data(status)
+    state = m.StateEvent.from_data(status)
     line = state.state
     if state.state in ("loading", "warming_up"):
         line += f" ({state.progress * 100:.0f}%: {state.message})"
@@ -86,7 +86,7 @@ def cmd_status(client: Client, args: argparse.Namespace) -> int:
         _print_json(status)
         return 0
     print(_state_line(status))
-    state = StateEvent.from_data(status)
+    state = m.StateEvent.from_data(status)
     print(f"model:  {state.variant} ({state.model_id or 'not loaded'}) on {state.device}")
     print(f"queue:  {state.queue} job(s)")
     if state.speaker_paused:
@@ -131,10 +131,10 @@ def cmd_ping(client: Client, args: argparse.Namespace) -> int:
 def cmd_voices(client: Client, args: argparse.Namespace) -> int:
     action = args.voices_cmd
     if action == "add":
-        voice = client.voices_add(args.name, path=args.file)
+        voice = m.VoiceInfo.from_data(client.voices_add(args.name, path=args.file))
         if args.default:
-            client.voices_default(voice["name"])
-        print(f"added {voice['name']} ({voice['duration_s']:.1f} s); preparing its conditionals in the background")
+            client.voices_default(voice.name)
+        print(f"added {voice.name} ({voice.duration_s:.1f} s); preparing its conditionals in the background")
     elif action == "list":
         voices = client.voices_list()
         if args.json:
@@ -142,17 +142,18 @@ def cmd_voices(client: Client, args: argparse.Namespace) -> int:
             return 0
         if not voices:
             print("no voices yet: add one with `chatterbox-tray voices add NAME clip.wav`")
-        for v in voices:
-            mark = "*" if v["default"] else " "
-            print(f"{mark} {v['name']:<24} {v['duration_s']:6.1f} s   cache: {v['cache'] or 'not yet'}")
+        for v in map(m.VoiceInfo.from_data, voices):
+            print(f"{'*' if v.default else ' '} {v.name:<24} {v.duration_s:6.1f} s   cache: {v.cache or 'not yet'}")
     elif action == "rename":
-        print(f"renamed to {client.voices_rename(args.name, args.new_name)['name']}")
+        print(f"renamed to {m.VoiceInfo.from_data(client.voices_rename(args.name, args.new_name)).name}")
     elif action == "remove":
         client.voices_remove(args.name)
         print(f"removed {args.name}")
     elif action == "default":
-        result = client.voices_default(args.name, clear=args.clear)
-        print(result["default"] or "no default voice")
+        print(
+            m.VoicesDefaultResult.from_data(client.voices_default(args.name, clear=args.clear)).default
+            or "no default voice"
+        )
     return 0
 
 
@@ -302,7 +303,7 @@ def _waiting_line(client: Client, status: dict[str, Any] | None = None) -> str:
     status = status if status is not None else _status(client)
     if status is None:
         return "chatterbox-tray: making speech… (Ctrl-C stops it)"
-    state = StateEvent.from_data(status)
+    state = m.StateEvent.from_data(status)
     if state.speaker_paused:
         return PAUSED_LINE
     if state.state in ("loading", "warming_up"):
@@ -344,16 +345,16 @@ def _speak(client: Client, args: argparse.Namespace, text: str) -> int:
         print("chatterbox-tray say: dropped (a notification is not spoken over other speech)", file=sys.stderr)
         return 0
     if args.no_wait:
-        print(json.dumps(spoken.queued) if args.json else spoken.queued["job"])
+        print(json.dumps(spoken.queued.to_data()) if args.json else spoken.queued.job)
         return 0
     if spoken.interrupted or spoken.end is None:
         print("\nstopped", file=sys.stderr)
         return EXIT_INTERRUPTED
-    end = WaitResult.from_data(spoken.end)
+    end = spoken.end
     if not args.json:
         _print_warnings(end.summary)
     if args.json:
-        print(json.dumps(spoken.end))
+        print(json.dumps(end.to_data()))
     elif args.verbose and end.summary:
         s, p = end.summary, end.playback or {}
         print(
@@ -371,7 +372,7 @@ def _speak(client: Client, args: argparse.Namespace, text: str) -> int:
 
 
 def cmd_stop(client: Client, args: argparse.Namespace) -> int:
-    stopped = client.stop(args.job, all=args.all)["stopped"]
+    stopped = m.StopResult.from_data(client.stop(args.job, all=args.all)).stopped
     print(f"stopped {', '.join(stopped)}" if stopped else "nothing was playing")
     return 0
 
@@ -381,13 +382,11 @@ def cmd_control(client: Client, args: argparse.Namespace) -> int:
     if args.json:
         _print_json(result)
     elif args.command == "skip":
-        print(
-            f"skipped to sentence {result['sentence'] + 1} of {result['job']}"
-            if result["job"]
-            else "nothing is playing"
-        )
+        skip = m.SkipResult.from_data(result)
+        print(f"skipped to sentence {(skip.sentence or 0) + 1} of {skip.job}" if skip.job else "nothing is playing")
     else:
-        print(f"{args.command}d" + (f" ({result['job']})" if result.get("job") else ""))
+        job = m.PauseResult.from_data(result).job
+        print(f"{args.command}d" + (f" ({job})" if job else ""))
     return 0
 
 
@@ -419,71 +418,72 @@ def cmd_settings(client: Client, args: argparse.Namespace) -> int:
             if not sep:
                 raise SystemExit(f"chatterbox-tray settings: expected KEY=VALUE, got {item!r}")
             values[key.strip()] = _setting_value(value.strip())
-        result = client.settings_set(**values)
-        if result.get("loading"):  # the last load had failed: the daemon loads the new settings now
+        saved = m.SettingsSetResult.from_data(client.settings_set(**values))
+        if saved.loading:  # the last load had failed: the daemon loads the new settings now
             print("saved; the model had failed to load, so it is loading with them now (chatterbox-tray status)")
         else:
             print(
                 "saved"
-                + ("; run `chatterbox-tray reload` to load the model with them" if result["reload_required"] else "")
+                + ("; run `chatterbox-tray reload` to load the model with them" if saved.reload_required else "")
             )
         return 0
     result = client.settings_get()
     if args.json:
         _print_json(result)
         return 0
-    for key, value in result["settings"].items():
-        note = " (reload)" if key in result["needs_reload"] else ""
-        print(f"{key:<22} {json.dumps(value)}{note}")
-    print(f"file: {result['file']}")
+    got = m.SettingsGetResult.from_data(result)
+    for key, value in got.settings.items():
+        print(f"{key:<22} {json.dumps(value)}{' (reload)' if key in got.needs_reload else ''}")
+    print(f"file: {got.file}")
     return 0
 
 
 def cmd_reload(client: Client, args: argparse.Namespace) -> int:
-    result = client.reload()
-    print("reloading the model" if result["started"] else f"not reloading: the model is {result['state']}")
+    result = m.LoadResult.from_data(client.reload())
+    print("reloading the model" if result.started else f"not reloading: the model is {result.state}")
     return 0
 
 
 def cmd_audio(client: Client, args: argparse.Namespace) -> int:
     if args.audio_cmd == "set":
-        result = client.audio_set(args.device, args.volume)
-        print(f"device: {result['device'] or 'system default'}, volume {result['volume']:.2f}")
+        chosen = m.AudioSetResult.from_data(client.audio_set(args.device, args.volume))
+        print(f"device: {chosen.device or 'system default'}, volume {chosen.volume:.2f}")
         return 0
     result = client.audio_devices()
     if args.json:
         _print_json(result)
         return 0
-    for d in result["devices"]:
-        mark = "*" if (d["name"] == result["device"] or (not result["device"] and d["default"])) else " "
-        print(f"{mark} {d['name']:<40} {d['hostapi']}, {d['channels']} ch, {d['default_samplerate']:.0f} Hz")
-    if not result["devices"]:
+    listed = m.AudioDevicesResult.from_data(result)
+    for d in listed.devices:
+        mark = "*" if (d.name == listed.device or (not listed.device and d.default)) else " "
+        print(f"{mark} {d.name:<40} {d.hostapi}, {d.channels} ch, {d.default_samplerate:.0f} Hz")
+    if not listed.devices:
         print("no output devices")
-    print(f"volume {result['volume']:.2f}")
+    print(f"volume {listed.volume:.2f}")
     return 0
 
 
 def cmd_cache(client: Client, args: argparse.Namespace) -> int:
     if args.cache_cmd == "clear":
-        removed = client.cache_clear(args.voice)["removed"]
+        removed = m.CacheClearResult.from_data(client.cache_clear(args.voice)).removed
         print(f"removed {removed} cached entr{'y' if removed == 1 else 'ies'}")
         return 0
-    s = client.cache_stats()
+    result = client.cache_stats()
     if args.json:
-        _print_json(s)
+        _print_json(result)
         return 0
+    s = m.CacheStatsResult.from_data(result)  # what an older daemon lacks reads as 0
     print(
-        f"hits:     memory {s['hits']['memory']}, disk {s['hits']['disk']}; misses {s['misses']}; "
-        f"hit rate {s['hit_rate'] * 100:.0f}% of {s['requests']} requests"
+        f"hits:     memory {s.hits['memory']}, disk {s.hits['disk']}; misses {s.misses}; "
+        f"hit rate {s.hit_rate * 100:.0f}% of {s.requests} requests"
     )
-    # Absent from an older daemon's reply; never a miss (docs/protocol.md, cache.stats).
-    print(f"ahead:    {s.get('prepared_in_background', 0)} voices prepared before anyone asked")
+    print(f"ahead:    {s.prepared_in_background} voices prepared before anyone asked")
     for tier in ("memory", "disk"):
         print(
-            f"{tier + ':':<9} {s['entries'][tier]} entries, {_human_bytes(s['bytes'][tier])} "
-            f"of {_human_bytes(s['budgets'][tier + '_bytes'])}"
+            f"{tier + ':':<9} {s.entries[tier]} entries, {_human_bytes(s.bytes[tier])} "
+            f"of {_human_bytes(s.budgets[tier + '_bytes'])}"
         )
-    print(f"time:     {s['prepare_seconds_total']:.1f} s preparing, {s['seconds_saved']:.1f} s saved")
+    print(f"time:     {s.prepare_seconds_total:.1f} s preparing, {s.seconds_saved:.1f} s saved")
     return 0
 
 
@@ -539,8 +539,8 @@ def cmd_shutdown(client: Client, args: argparse.Namespace) -> int:
 
 
 def cmd_retry(client: Client, args: argparse.Namespace) -> int:
-    result = client.retry_load()
-    print("loading again" if result["started"] else f"nothing to retry: {result['state']}")
+    result = m.LoadResult.from_data(client.retry_load())
+    print("loading again" if result.started else f"nothing to retry: {result.state}")
     return 0
 
 

@@ -21,6 +21,7 @@ import os
 import signal
 
 from ..ipc import endpoints
+from ..ipc import messages as m
 from ..ipc import requests as rq
 from ..ipc.client import Client
 from ..ipc.core import pid_alive
@@ -42,8 +43,8 @@ def selected_text() -> str:
 
 def is_speaking(client: Client) -> bool:
     """Whether the daemon's speaker has anything playing, paused or queued."""
-    playback = client.playback()
-    return playback.get("state") in ("playing", "paused") or bool(playback.get("queue"))
+    playback = m.PlaybackEvent.from_data(client.playback())
+    return playback.state in ("playing", "paused") or bool(playback.queue)
 
 
 def cmd_quick(client: Client, args: argparse.Namespace) -> int:
@@ -51,12 +52,12 @@ def cmd_quick(client: Client, args: argparse.Namespace) -> int:
     if client.remote:
         return _quick_here(client, args)
     if is_speaking(client):
-        stopped = client.stop(all=True)["stopped"]
+        stopped = m.StopResult.from_data(client.stop(all=True)).stopped
         print(json.dumps({"stopped": stopped}) if args.json else f"stopped {len(stopped)} job(s)")
         return 0
     text = selected_text()
     result = client.request(rq.speak(text, voice=args.voice, priority="quick"))
-    print(json.dumps(result) if args.json else result["job"])
+    print(json.dumps(result) if args.json else m.SpeakResult.from_data(result).job)
     return 0
 
 
@@ -85,7 +86,9 @@ def _quick_here(client: Client, args: argparse.Namespace) -> int:
             if pidfile.read_text() == str(os.getpid()):
                 pidfile.unlink()
     print(
-        json.dumps(spoken.end or {"interrupted": True}) if args.json else ("stopped" if spoken.interrupted else "done")
+        json.dumps(spoken.end.to_data() if spoken.end else {"interrupted": True})
+        if args.json
+        else ("stopped" if spoken.interrupted else "done")
     )
     return 0
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..ipc.client import Client
-from ..ipc.messages import WaitResult
+from ..ipc.messages import SpeakResult, WaitResult
 from ..ipc.protocol import ProtocolError
 from ..ipc.requests import PlayHere, Request
 
@@ -49,20 +49,19 @@ def interrupt_on_signals() -> Iterator[None]:
 class Spoken:
     """How a speak-and-wait went.
 
-    ``queued``: the ``speak`` answer (``job``, ``dropped``, ``position``...).
-    ``end``: the ``wait`` answer (``state``, ``summary``, ``playback``,
-    ``error``), or None when the speech was dropped, not waited for, or
-    interrupted (then the job was asked to stop).
+    ``queued``: the ``speak`` answer. ``end``: the ``wait`` answer, or None
+    when the speech was dropped, not waited for, or interrupted (then the job
+    was asked to stop).
     """
 
-    queued: dict[str, Any]
-    end: dict[str, Any] | None = None
+    queued: SpeakResult
+    end: WaitResult | None = None
     interrupted: bool = False
 
     @property
     def dropped(self) -> bool:
         """The daemon did not queue it (a notification over other speech)."""
-        return bool(self.queued.get("dropped"))
+        return self.queued.dropped
 
 
 def speak_and_wait(client: Client, request: Request, *, wait: bool = True, stop_on_disconnect: bool = False) -> Spoken:
@@ -75,13 +74,13 @@ def speak_and_wait(client: Client, request: Request, *, wait: bool = True, stop_
     """
     if client.remote:
         return play_here(client, request)
-    queued = client.request(request)
-    if queued.get("dropped") or not wait:
+    queued = SpeakResult.from_data(client.request(request))
+    if queued.dropped or not wait:
         return Spoken(queued)
-    job = queued["job"]
+    job = queued.job
     try:
         with interrupt_on_signals():
-            end = client.wait(job, timeout=WAIT_GAP_S, stop_on_disconnect=stop_on_disconnect)
+            end = WaitResult.from_data(client.wait(job, timeout=WAIT_GAP_S, stop_on_disconnect=stop_on_disconnect))
     except KeyboardInterrupt:
         # The user asked to stop: whatever stopping says, the answer is "interrupted".
         with contextlib.suppress(Exception):
@@ -106,7 +105,7 @@ def play_here(client: Client, request: Request) -> Spoken:
     here = PlayHere.of(request)
     synthesis = Synthesis(client, client.submit(here.synthesize))
     synthesis.accepted()  # raises the daemon's refusal (unknown voice, too_many_jobs...) as speak would
-    queued = {"job": synthesis.job, "dropped": False, "position": synthesis.position, "played_here": True}
+    queued = SpeakResult(str(synthesis.job), False, synthesis.position)
     player = LocalPlayer.for_this_computer()
     speech_over = threading.Event()
     synthesis.should_stop = speech_over.is_set  # a stop from another thread ends the stream at its next reply
@@ -130,4 +129,4 @@ def play_here(client: Client, request: Request) -> Spoken:
             raise ProtocolError("audio_device", f"Could not play here: {played.error}")
         return Spoken(queued, interrupted=True)
     end = WaitResult(str(synthesis.job), "speak", "finished", synthesis.summary or None, played.playback(), None)
-    return Spoken(queued, end.to_data())
+    return Spoken(queued, end)

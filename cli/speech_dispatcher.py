@@ -80,8 +80,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..ipc import endpoints
+from ..ipc import requests as rq
 from ..ipc.atomic import write_atomic
 from ..ipc.limits import DEFAULT_PRIORITY, PRIORITIES
+from ..ipc.messages import SettingsGetResult, StateEvent, VoiceInfo, WaitResult
+from ..ipc.protocol import ProtocolError
 
 MODULE = "chatterbox-tray-generic"
 CONF_NAME = f"{MODULE}.conf"
@@ -607,8 +611,6 @@ def clean_text(data: bytes) -> tuple[str, bool]:
 
 
 def _overrun_file() -> Path:
-    from ..ipc import endpoints
-
     return endpoints.runtime_dir() / OVERRUN_FILE
 
 
@@ -622,8 +624,6 @@ def after_overrun(group: int) -> bool:
 
 def note_overrun(group: int) -> None:
     """Mark this process group's later commands as stale."""
-    from ..ipc import endpoints
-
     with contextlib.suppress(OSError):
         path = _overrun_file()
         endpoints.ensure_private_dir(path.parent)
@@ -760,15 +760,11 @@ def _let_go_of(fds: list[int]) -> None:
 
 
 def _module_job_file(module: int) -> Path:
-    from ..ipc import endpoints
-
     return endpoints.runtime_dir() / f"speechd-module-{module}"
 
 
 def _note_module_job(module: int, job: str) -> None:
     """Remember this module's current job, for the module's next message (see `_stop_previous`)."""
-    from ..ipc import endpoints
-
     with contextlib.suppress(OSError):
         path = _module_job_file(module)
         endpoints.ensure_private_dir(path.parent)
@@ -790,8 +786,6 @@ def _stop_previous(client: Any, module: int) -> None:
     killed by a stop or cancel, while its command may still be waiting out
     `MODULE_EXIT_GRACE_S`. So the next message never waits behind a stopped one.
     """
-    from ..ipc.protocol import ProtocolError
-
     try:
         job = _module_job_file(module).read_text(encoding="ascii").strip()
     except (OSError, ValueError):
@@ -834,14 +828,14 @@ def _speak_detached(client: Any, request: Any, link: ModuleLink) -> Any:
     queued = speak_and_wait(client, request, wait=False)
     if queued.dropped:
         return queued
-    job = queued.queued["job"]
+    job = queued.queued.job
     _note_module_job(link.module, job)
     done = threading.Event()
     watcher = threading.Thread(target=_watch_module, args=(client.info, job, link, done), daemon=True)
     watcher.start()
     try:
         with interrupt_on_signals():
-            end = client.wait(job, timeout=WAIT_GAP_S)
+            end = WaitResult.from_data(client.wait(job, timeout=WAIT_GAP_S))
     except KeyboardInterrupt:
         with contextlib.suppress(Exception):
             client.stop(job)
@@ -858,8 +852,6 @@ def speak(client: Any, args: argparse.Namespace) -> int:
     See the module's docstring ("Stopping, and finishing"): a message whose
     module is closed (the server quit) is still spoken to its end.
     """
-    from ..ipc import requests as rq
-    from ..ipc.protocol import ProtocolError
     from .speak_and_wait import speak_and_wait
 
     data = sys.stdin.buffer.read()  # all of it, always: newer modules fail a pipeline whose printf is cut off
@@ -871,7 +863,7 @@ def speak(client: Any, args: argparse.Namespace) -> int:
         note_overrun(group)
     if not text.strip():
         return 0
-    names = [v["name"] for v in client.voices_list()]
+    names = [v.name for v in _voices(client)]
     voice = resolve_voice(args.voice or "", names)
     if args.voice and voice is None and args.voice.strip().lower() not in (DEFAULT_TOKEN, "no_voice"):
         print(f"chatterbox-tray speechd: no voice {args.voice!r}; using the default", file=sys.stderr)
@@ -896,9 +888,8 @@ def speak(client: Any, args: argparse.Namespace) -> int:
         return 0
     if spoken.interrupted or spoken.end is None:
         return 130
-    end = spoken.end
-    if end["state"] == "failed":
-        err = end.get("error") or {}
+    if spoken.end.state == "failed":
+        err = spoken.end.error or {}
         log_failure(str(err.get("code")), err.get("message", "failed"))
         if link is not None:
             say_failure_aloud(str(err.get("code")))
@@ -962,8 +953,6 @@ def say_failure_aloud(code: str) -> str | None:
     spd_say = shutil.which("spd-say")
     if text is None or spd_say is None:
         return None
-    from ..ipc import endpoints
-
     stamp = endpoints.runtime_dir() / "speechd-notice"
     with contextlib.suppress(OSError):
         if time.time() - stamp.stat().st_mtime < NOTICE_EVERY_S:
@@ -993,12 +982,16 @@ def say_failure_aloud(code: str) -> str | None:
 # -- the subcommand ------------------------------------------------------------------------
 
 
+def _voices(client: Any) -> list[VoiceInfo]:
+    """The daemon's voices, each read as its type."""
+    return [VoiceInfo.from_data(v) for v in client.voices_list()]
+
+
 def _library(client: Any) -> tuple[list[str], str]:
     """Voice names, and the language the daemon speaks (for the voices' language)."""
-    names = [v["name"] for v in client.voices_list()]
-    settings = client.settings_get()["settings"]
+    settings = SettingsGetResult.from_data(client.settings_get()).settings
     language = (settings.get("language") or "en") if settings.get("variant") == "multilingual" else "en"
-    return names, language
+    return [v.name for v in _voices(client)], language
 
 
 def readiness(client: Any) -> list[str]:
@@ -1008,21 +1001,21 @@ def readiness(client: Any) -> list[str]:
     sleeping are fine: a message waits for the model.
     """
     problems = []
-    voices = client.voices_list()
+    voices = _voices(client)
     if not voices:
         problems.append(
             "there are no voices, so nothing can be spoken: add one with"
             " `chatterbox-tray voices add NAME CLIP` (the first one becomes the default)"
         )
-    elif not any(v.get("default") for v in voices):
+    elif not any(v.default for v in voices):
         problems.append(
             "there is no default voice, and messages that name no voice (most do) will not be spoken:"
             " choose one with `chatterbox-tray voices default NAME`"
         )
-    status = client.status()
-    if status.get("state") == "failed":
+    status = StateEvent.from_data(client.status())
+    if status.state == "failed":
         problems.append(
-            f"the model failed to load ({status.get('error') or 'no reason given'}), so nothing can be spoken:"
+            f"the model failed to load ({status.error or 'no reason given'}), so nothing can be spoken:"
             " fix it (`chatterbox-tray status`, `chatterbox-tray settings`) and run `chatterbox-tray reload`"
         )
     return problems

@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..ipc import messages as m
+from ..ipc import requests as rq
 from ..ipc.client import Client
 from ..ipc.markup import format_rules_file, parse_rules_file
 
@@ -29,7 +31,7 @@ def cmd_words(client: Client, args: argparse.Namespace) -> int:
     """The ``words`` subcommands."""
     action = args.words_cmd
     if action == "list":
-        rules = client.call("words.list")["rules"]
+        rules = m.WordsListResult.from_data(client.request(rq.words_list())).rules
         if args.json:
             print(json.dumps(rules, indent=2, ensure_ascii=False))
         elif not rules:
@@ -37,33 +39,22 @@ def cmd_words(client: Client, args: argparse.Namespace) -> int:
         for rule in [] if args.json else rules:
             print(_show(rule))
     elif action == "add":
-        result = client.call(
-            "words.add",
-            {
-                "word": args.word,
-                "say": args.say,
-                "regex": args.regex,
-                "case_sensitive": args.match_case,
-                **({"old_word": args.replace} if args.replace else {}),
-            },
-        )
-        verb = "changed" if result["replaced"] else "added"
-        print(f"{verb}: {_show(result['rule'])}")
+        request = rq.words_add(args.word, args.say, args.regex, args.match_case, args.replace or None)
+        added = m.WordsAddResult.from_data(client.request(request))
+        print(f"{'changed' if added.replaced else 'added'}: {_show(added.rule)}")
     elif action == "remove":
-        removed = client.call("words.remove", {"word": args.word})["removed"]
-        print(f"removed: {_show(removed)}")
+        print(f"removed: {_show(m.WordsRemoveResult.from_data(client.request(rq.words_remove(args.word))).removed)}")
     elif action == "import":
         text = sys.stdin.read() if str(args.file) == "-" else Path(args.file).read_text(encoding="utf-8")
         rules = parse_rules_file(text)
-        result = client.call("words.import", {"rules": rules, "merge": not args.replace_all})
+        done = m.WordsImportResult.from_data(client.request(rq.words_import(rules, merge=not args.replace_all)))
         print(
-            f"imported {len(rules)} rule{'s' if len(rules) != 1 else ''}: {result['added']} new, "
-            f"{result['replaced']} replaced"
-            + (f", {result['removed']} removed" if result["removed"] else "")
-            + f"; {result['count']} in all"
+            f"imported {len(rules)} rule{'s' if len(rules) != 1 else ''}: {done.added} new, {done.replaced} replaced"
+            + (f", {done.removed} removed" if done.removed else "")
+            + f"; {done.count} in all"
         )
     elif action == "export":
-        rules = client.call("words.list")["rules"]
+        rules = m.WordsListResult.from_data(client.request(rq.words_list())).rules
         text = (
             json.dumps({"rules": rules}, indent=2, ensure_ascii=False) + "\n" if args.json else format_rules_file(rules)
         )
@@ -73,29 +64,31 @@ def cmd_words(client: Client, args: argparse.Namespace) -> int:
             Path(args.file).write_text(text, encoding="utf-8")
             print(f"wrote {len(rules)} rule{'s' if len(rules) != 1 else ''} to {args.file}", file=sys.stderr)
     elif action == "try":
-        preview = client.call("text.preview", {"text": " ".join(args.text)})
+        preview = client.request(rq.text_preview(" ".join(args.text)))
         if args.json:
             print(json.dumps(preview, indent=2, ensure_ascii=False))
             return 0
-        for chunk in preview["chunks"]:
+        shown = m.TextPreviewResult.from_data(preview)
+        for chunk in shown.chunks:
             print(f"[pause {chunk['pause_s']:g} s]" if "pause_s" in chunk else chunk["text"])
-        for warning in preview["warnings"]:
+        for warning in shown.warnings:
             print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 
 def cmd_tags(client: Client, args: argparse.Namespace) -> int:
     """``tags``: what the loaded model knows, and the pause markup."""
-    result = client.call("tags.list")
+    result = client.request(rq.tags_list())
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    pause = result["pause"]
-    if not result["loaded"]:
-        print(f"the {result['variant']} model is not loaded yet; ask again once it is (chatterbox-tray status)")
-    elif result["tags"]:
-        print(f"tags the {result['variant']} model knows (put one in the text where it should sound):")
-        for tag in result["tags"]:
+    tags = m.TagsListResult.from_data(result)
+    pause = tags.pause
+    if not tags.loaded:
+        print(f"the {tags.variant} model is not loaded yet; ask again once it is (chatterbox-tray status)")
+    elif tags.tags:
+        print(f"tags the {tags.variant} model knows (put one in the text where it should sound):")
+        for tag in tags.tags:
             print(f"  {tag}")
     else:
         print(f"the {result['variant']} model has no tags (the turbo model has); tags in a text are left out")
