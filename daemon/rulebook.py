@@ -5,7 +5,8 @@ user only (0600: what a person asks their computer to say is theirs), and
 replaced atomically (`ipc.atomic`) at every change, so a crash leaves the old
 list or the new one. A file that cannot be read at start-up is moved aside
 (kept for the user, as the voice library does) and the dictionary starts
-empty. Rules are checked (`ipc.markup.check_rule`) before anything is saved,
+empty; a file with some rules that cannot be used (a hand edit) is copied
+aside and the others apply. Rules are checked (`ipc.markup.check_rule`) before anything is saved,
 so a bad regular expression is refused, never stored.
 
 Rules are compiled with the third-party ``regex`` module, not ``re``: its
@@ -293,17 +294,36 @@ class RuleBook:
             raws = data["rules"] if isinstance(data, dict) else None
             if not isinstance(raws, list):
                 raise ValueError("no 'rules' list")
-            rules = [check_rule(raw) for raw in raws]
-            # Not probed: the file was checked when saved, and saytext's time limit holds anyway.
-            compiled = [(r, compile_rule(r)) for r in rules]
-        except (ValueError, KeyError, TypeError, ProtocolError) as exc:
-            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-            aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
-            log.error("the pronunciation rules in %s cannot be read (%s); moved aside to %s", self.path, exc, aside)
-            try:
-                os.replace(self.path, aside)
-            except OSError as move:
-                log.error("could not move %s aside: %s", self.path, move)
+        except (ValueError, KeyError, TypeError) as exc:
+            self._set_aside(f"cannot be read ({exc})", move=True)
             return
+        # Rule by rule: one bad pattern (a hand edit, a ``regex`` upgrade) must
+        # not take the user's other rules away. Not probed: the file was
+        # checked when saved, and saytext's time limit holds anyway.
+        rules, compiled, bad = [], [], []
+        for number, raw in enumerate(raws, start=1):
+            try:
+                rule = check_rule(raw)
+                compiled.append((rule, compile_rule(rule)))
+                rules.append(rule)
+            except (ValueError, KeyError, TypeError, ProtocolError) as exc:
+                bad.append(f"rule {number}: {exc}")
+        if bad:
+            # The next save rewrites the file without them: the copy keeps them for the user.
+            why = f"has rules that cannot be used ({'; '.join(bad)}); the other {len(rules)} apply"
+            self._set_aside(why, move=False)
         self._rules = rules
         self._compiled = compiled
+
+    def _set_aside(self, why: str, *, move: bool) -> None:
+        """Keep the file as it was under a ``.corrupt-<time>`` name: moved (nothing usable) or copied."""
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        log.error("the pronunciation rules in %s %s; %s to %s", self.path, why, "moved" if move else "copied", aside)
+        try:
+            if move:
+                os.replace(self.path, aside)
+            else:
+                write_atomic(aside, self.path.read_bytes(), mode=OWNER_ONLY)
+        except OSError as exc:
+            log.error("could not keep a copy of %s: %s", self.path, exc)

@@ -222,6 +222,26 @@ def test_an_unreadable_file_is_moved_aside(tmp_path) -> None:
     assert [p.name.startswith("words.json.corrupt-") for p in tmp_path.iterdir()] == [True]
 
 
+def test_a_file_with_one_unusable_rule_keeps_the_others_and_a_copy_of_itself(tmp_path) -> None:
+    """A hand-edited words.json with one broken pattern: the other rules still apply, and nothing is lost."""
+    original = json.dumps(
+        {
+            "rules": [
+                {"word": "nginx", "say": "engine x"},
+                {"word": "([", "say": "broken", "regex": True},
+                {"word": "SQL", "say": "sequel"},
+            ]
+        }
+    )
+    (tmp_path / "words.json").write_text(original, encoding="utf-8")
+    book = RuleBook(tmp_path / "words.json")
+    assert [r.word for r in book.list()] == ["nginx", "SQL"]
+    copies = [p for p in tmp_path.iterdir() if p.name.startswith("words.json.corrupt-")]
+    assert len(copies) == 1 and copies[0].read_text(encoding="utf-8") == original
+    assert copies[0].stat().st_mode & 0o077 == 0  # what a person asks their computer to say is theirs
+    assert (tmp_path / "words.json").read_text(encoding="utf-8") == original  # untouched until the next change
+
+
 def test_the_rules_file_round_trips() -> None:
     rules = [
         {"word": "nginx", "say": "engine x", "regex": False, "case_sensitive": False},
