@@ -34,7 +34,7 @@ from typing import Any
 
 from ..ipc.client import Client, DaemonUnavailable
 from ..ipc.limits import RATE_RANGE
-from ..ipc.messages import StateEvent
+from ..ipc.messages import StateEvent, VoiceInfo
 from ..ipc.protocol import ProtocolError
 from ..ipc.settings_schema import SETTINGS
 from . import encoders
@@ -552,8 +552,9 @@ class Handler(BaseHTTPRequestHandler):
             except DaemonUnavailable as exc:
                 raise unavailable(exc) from None
         table = self.server.voice_table.table()
-        default = next((v["name"] for v in voices if v["default"]), None)
-        library = {v["name"].casefold(): v["name"] for v in voices}
+        listed = [VoiceInfo.from_data(v) for v in voices]
+        default = next((v.name for v in listed if v.default), None)
+        library = {v.name.casefold(): v.name for v in listed}
         aliases = {}
         for name in OPENAI_VOICES:
             target = library.get((table.get(name) or "").casefold())

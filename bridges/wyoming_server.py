@@ -39,6 +39,7 @@ from wyoming.server import AsyncEventHandler, AsyncServer
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped
 
 from ..ipc.client import DaemonUnavailable
+from ..ipc.messages import HelloResult, VoiceInfo
 from ..ipc.protocol import ProtocolError
 from .encoders import to_int16
 from .upstream import DaemonClients, open_synthesis
@@ -90,15 +91,15 @@ def split_sentences(buffer: str) -> tuple[list[str], str]:
 def build_info(link: DaemonClients) -> Info:
     """Info listing the library's voices (blocking: call it in a thread)."""
     with link.client() as client:
-        hello = client.hello()
-        voices = client.voices_list()
-    caps = hello.get("capabilities") or {}
-    languages = list(caps.get("languages") or (["en"] if hello.get("variant") != "multilingual" else []))
-    version = str(hello.get("daemon_version", ""))
+        hello = HelloResult.from_data(client.hello())
+        voices = [VoiceInfo.from_data(v) for v in client.voices_list()]
+    caps = hello.capabilities or {}
+    languages = list(caps.get("languages") or (["en"] if hello.variant != "multilingual" else []))
+    version = hello.daemon_version
     tts_voices = [
         TtsVoice(
-            name=v["name"],
-            description=v["name"] + (" (default)" if v["default"] else ""),
+            name=v.name,
+            description=v.name + (" (default)" if v.default else ""),
             attribution=ATTRIBUTION,
             installed=True,
             version=version,
@@ -108,7 +109,7 @@ def build_info(link: DaemonClients) -> Info:
     ]
     program = TtsProgram(
         name="chatterbox-tray",
-        description=f"Chatterbox TTS ({hello.get('variant', '')}) through Chatterbox Tray",
+        description=f"Chatterbox TTS ({hello.variant}) through Chatterbox Tray",
         attribution=ATTRIBUTION,
         installed=True,
         version=version,
@@ -238,7 +239,7 @@ class ChatterboxHandler(AsyncEventHandler):
             with self.link.client() as client:
                 options = {"language": language} if language else {}
                 if voice is not None:
-                    known = {v["name"].casefold(): v["name"] for v in client.voices_list()}
+                    known = {v.name.casefold(): v.name for v in map(VoiceInfo.from_data, client.voices_list())}
                     if voice.casefold() not in known:
                         raise WyomingError(f"no voice named {voice!r} in the Chatterbox Tray library", "unknown_voice")
                     voice = known[voice.casefold()]
