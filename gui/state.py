@@ -415,7 +415,7 @@ class AppState(QObject):
             self.words_event.emit(data)
 
     def _apply_voices_event(self, event: VoicesEvent) -> None:
-        voice = event.voice
+        voice = event.voice.to_data() if event.voice is not None else None  # the library is kept as objects
         if event.action == "added" and voice is not None:
             self.voices = [v for v in self.voices if v["name"].lower() != voice["name"].lower()] + [voice]
         elif event.action == "renamed" and voice is not None:
