@@ -175,6 +175,8 @@ def start_daemon(ckpt: Path, variant: str, tokens: int, path: str, env: dict[str
 
 def speak(daemon: DaemonProcess, text: str, seed: int | None) -> dict[str, Any]:
     with daemon.client(timeout=900) as c, SinkWatch(daemon.sink_path) as watch:
+        # The pace the speaker plans this text's pre-buffer by (seconds of work a second of speech).
+        planned = c.playback().get("recent_rtf")
         requested = time.monotonic()
         job = c.speak(text, voice="bench", seed=seed)["job"]
         end = c.wait(job, timeout=900)
@@ -188,6 +190,7 @@ def speak(daemon: DaemonProcess, text: str, seed: int | None) -> dict[str, Any]:
         "played_s": p.get("played_s"),
         "audio_s": s.get("audio_s"),
         "rtf": s.get("rtf"),
+        "planned_rtf": planned,
         # Each network's own seconds per second of audio: they overlap (two threads), so
         # their sum over the RTF says how much of the time both were working at once.
         "t3_per_s": round(s["t3_s"] / s["audio_s"], 3) if s.get("audio_s") else None,
@@ -261,6 +264,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         ("underruns", "underruns"),
         ("heard_s", "heard s"),
         ("rtf", "RTF"),
+        ("planned_rtf", "pace planned"),
         ("t3_per_s", "T3 s/s"),
         ("s3gen_per_s", "S3Gen s/s"),
         ("first_chunk_s", "first chunk made s"),

@@ -886,12 +886,12 @@ class ChatterboxEngine(Engine):
             stream.drop()
 
     def warmup(self) -> None:
-        """Prepare conditionals from a synthetic clip, speak two words, and (fast path) two sentences in a row.
+        """Prepare conditionals from a synthetic clip, speak two words, and (fast path) a short paragraph.
 
         The first sentence comes in pieces: they measure what a streamed
-        piece costs on this machine (``_pieces_pay``). The second is made
-        behind it, as a paragraph's sentences are, while T3 starts a third:
-        its seconds of work per second of speech are ``steady_pace``, which
+        piece costs on this machine (``_pieces_pay``). The next ones are made
+        behind it, as a paragraph's sentences are: their seconds of work per
+        second of speech are ``steady_pace`` (``_measure_steady_pace``), which
         the speaker plans its pre-buffer by until real sentences have been
         measured. Without it a fresh daemon's first paragraph planned by its
         first sentence's pace (1.7 on a 2-core CPU, against 1.26 later) and
@@ -921,28 +921,43 @@ class ChatterboxEngine(Engine):
             self.steady_pace = self._measure_steady_pace(conds)
 
     def _measure_steady_pace(self, conds: CondTensors) -> float | None:
-        """Make three sentences as a paragraph's are made; the middle one's work per second of speech."""
+        """Make four sentences as a paragraph's are made; the slower pace of the middle two.
+
+        Each measured sentence is made behind the one before (its T3 ran
+        ahead during that one's S3Gen) and beside the next one's T3, as in
+        a paragraph. One sentence's figure wandered by 10 % from one start
+        to the next (1.15 to 1.26 on a 2-core CPU, where a paragraph's
+        sentences settle at 1.20-1.27), and a figure below the true pace
+        makes the speaker start too soon and stop inside a sentence, so the
+        slower of two is kept.
+        """
         from .s3gen_stream import LOOKAHEAD
 
         cancel = threading.Event()
-        texts = ("Hello there.", "This sentence is made while the one before it plays.", "And a third one.")
+        texts = (
+            "Hello there.",
+            "This sentence is made while the one before it plays.",
+            "So is this one, behind it.",
+            "And a last one.",
+        )
         options = SynthOptions(seed=0)
-        budgets = (15 + LOOKAHEAD + 4, WARMUP_SENTENCE_TOKENS, WARMUP_SENTENCE_TOKENS)
-        following = [Upcoming(text, options, budget) for text, budget in zip(texts[1:], budgets[1:], strict=True)]
-        # The first in two pieces: its first calls, and what a piece costs here.
-        for _ in self.generate_stream(
-            texts[0], conds, options, budgets[0], cancel, hurry=lambda: True, upcoming=following
-        ):
-            pass
-        start = time.perf_counter()
-        audio = 0
+        budgets = (15 + LOOKAHEAD + 4,) + (WARMUP_SENTENCE_TOKENS,) * 3
+        queued = [Upcoming(text, options, budget) for text, budget in zip(texts, budgets, strict=True)]
+        paces = []
         try:
-            for result in self.generate_stream(texts[1], conds, options, budgets[1], cancel, upcoming=following[1:]):
-                audio += len(result.samples)
+            for number, job in enumerate(queued[:3]):
+                # The first in two pieces: its first calls, and what a piece costs here.
+                hurry = (lambda: True) if number == 0 else None
+                start, audio = time.perf_counter(), 0
+                for result in self.generate_stream(
+                    job.text, conds, options, job.budget, cancel, hurry=hurry, upcoming=queued[number + 1 :]
+                ):
+                    audio += len(result.samples)
+                if number and audio:
+                    paces.append((time.perf_counter() - start) / (audio / self.sample_rate))
         finally:
-            self._drop_ahead()  # the third sentence was there to keep T3 busy, as in a paragraph
-        seconds = audio / self.sample_rate
-        return (time.perf_counter() - start) / seconds if seconds > 0 else None
+            self._drop_ahead()  # the last sentence was there to keep T3 busy, as in a paragraph
+        return max(paces) if paces else None
 
     # -- description ---------------------------------------------------------------
 

@@ -225,7 +225,12 @@ class Model:
                 self._set_state("warming_up", 0.95, "warming up")
                 start = time.perf_counter()
                 self.engine.warmup()
-                log.info("warm-up took %.1f s", time.perf_counter() - start)
+                pace = self.engine.steady_pace
+                log.info(
+                    "warm-up took %.1f s%s",
+                    time.perf_counter() - start,
+                    "" if pace is None else f"; a paragraph's sentences take {pace:.2f} s a second of speech",
+                )
         except EngineError as exc:
             log.error("model load failed: %s", exc.message)
             return exc.code, exc.message
