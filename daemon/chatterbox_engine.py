@@ -20,7 +20,6 @@ long-lived daemon needs around them:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import logging
@@ -199,7 +198,20 @@ class ChatterboxEngine(Engine):
     # -- loading -------------------------------------------------------------
 
     def load(self, progress: ProgressFn) -> None:
-        """Load the model; failures become EngineError with what to do about them."""
+        """Load the model; failures become EngineError with what to do about them.
+
+        On a CPU it loads on a thread that ends with it (``_on_threads``), so
+        the team of OpenMP threads loading made is gone before the warm-up
+        measures the pace of a paragraph (with it still there, T3 ran 35 %
+        slower in the warm-up than later, and the pace came out high).
+        """
+        threads = process_threads()
+        if pick_device(self.wanted_device) == "cpu":
+            self._on_threads(threads, lambda: self._load(progress), inference=False)
+        else:
+            self._load(progress)
+
+    def _load(self, progress: ProgressFn) -> None:
         progress(0.02, "importing chatterbox")
         download.reset()
         if self.checkpoint:
@@ -507,9 +519,7 @@ class ChatterboxEngine(Engine):
             # audioread/ffmpeg can decode are turned into an in-memory WAV.
             source = _as_wav(clip)
         self._drop_ahead()  # no T3 running ahead beside it; all the cores for the voice
-        torch.set_num_threads(self._cores())
-        with torch.inference_mode():
-            self.model.prepare_conditionals(source)
+        self._on_threads(self._cores(), lambda: self.model.prepare_conditionals(source))
         conds, self.model.conds = self.model.conds, None
         flat: CondTensors = {}
         for key in _T3_KEYS:
@@ -546,7 +556,6 @@ class ChatterboxEngine(Engine):
         import torch
 
         self._drop_ahead()  # one T3 loop at a time: FastT3 has one KV cache
-        torch.set_num_threads(self._cores())
         kwargs = self._generate_kwargs(options)
         if options.seed is not None:
             torch.manual_seed(options.seed)
@@ -556,8 +565,7 @@ class ChatterboxEngine(Engine):
         self._tokens = 0
         self.model.conds = self._conditionals(conds)
         try:
-            with torch.inference_mode():
-                wav = self.model.generate(text, **kwargs)
+            wav = self._on_threads(self._cores(), lambda: self.model.generate(text, **kwargs))
         finally:
             self.model.conds = None
         samples = wav.squeeze(0).detach().to("cpu").float().numpy()
@@ -696,8 +704,7 @@ class ChatterboxEngine(Engine):
                     if cancel.is_set():
                         raise Cancelled()
                     s3_start = time.perf_counter()
-                    with self._s3_working(stream):
-                        audio = s3.push(pending)
+                    audio = self._s3_push(stream, s3, pending)
                     s3_seconds = time.perf_counter() - s3_start
                     self._note_piece(s3_seconds, len(audio) / self.sample_rate)
                     t3_now = stream.t3_seconds
@@ -719,8 +726,8 @@ class ChatterboxEngine(Engine):
                 own_end = len(s3.tokens) + len(pending)  # tokens of this sentence, all pieces
                 s3_start = time.perf_counter()
                 before = s3.samples_out
-                with self._s3_working(stream):
-                    audio = s3.push(pending + [t for _, tokens, _ in joined for t in self._kept(tokens)], final=True)
+                following_tokens = [t for _, tokens, _ in joined for t in self._kept(tokens)]
+                audio = self._s3_push(stream, s3, pending + following_tokens, final=True)
                 s3_seconds = time.perf_counter() - s3_start
                 finished = True
                 # This sentence's audio ends at its last token (960 samples a token).
@@ -823,18 +830,58 @@ class ChatterboxEngine(Engine):
 
         return TokenStream(key, loop, cancel, threads=self._t3_threads)
 
-    @contextlib.contextmanager
-    def _s3_working(self, stream: TokenStream) -> Iterator[None]:
-        """S3Gen runs on this thread: on its share of the cores while T3 works, else on all of them."""
-        import torch
-
+    def _s3_push(self, stream: TokenStream, s3: Any, tokens: list[int], *, final: bool = False) -> Any:
+        """S3Gen's next audio: on its share of the cores while T3 works, else on all of them."""
         t3_busy = stream.running or any(s.running for s in self._ahead)
-        torch.set_num_threads(min(self.pipeline_threads[1], self._cores()) if t3_busy else self._cores())
+        threads = min(self.pipeline_threads[1], self._cores()) if t3_busy else self._cores()
         self._s3_busy = True
         try:
-            yield
+            return self._on_threads(threads, lambda: s3.push(tokens, final=final))
         finally:
             self._s3_busy = False
+
+    def _on_threads(self, threads: int, work: Callable[[], Any], *, inference: bool = True) -> Any:
+        """``work()`` (under inference mode unless told not) on ``threads`` of torch's threads; on a CPU
+        with more than one, on a thread of its own that ends with it.
+
+        libgomp lets its idle workers spin (``GOMP_SPINCOUNT``: the next
+        parallel region starts at once) only while the process holds no more
+        OpenMP threads than cores; above that it spins 100 times and every
+        region waits for a futex wake-up. A thread keeps the workers of the
+        last team it ran until it ends. The worker thread lives as long as
+        the daemon, so once it had run anything on two threads, its team and
+        a T3 thread's were three threads on a 2-core CPU, and T3 alone took
+        40 ms a token where the same loop on a thread of its own took 29.
+        A short-lived thread per call (a few hundred microseconds, against
+        S3Gen calls of a tenth of a second and more) leaves at most one team
+        with a worker at a time. A CUDA device keeps the calling thread (its
+        CUDA graphs belong to the worker thread).
+        """
+        import torch
+
+        mode = torch.inference_mode(inference)
+        if threads <= 1 or self.device != "cpu":
+            torch.set_num_threads(max(1, threads))
+            with mode:
+                return work()
+        torch.set_num_threads(1)  # this thread's own stray operations never make a team
+        outcome: dict[str, Any] = {}
+
+        def run() -> None:
+            torch.get_num_threads()  # torch's lazy per-thread set-up first, so it cannot undo the next line
+            torch.set_num_threads(threads)
+            try:
+                with mode:
+                    outcome["value"] = work()
+            except BaseException as exc:  # handed back to the caller's thread
+                outcome["error"] = exc
+
+        helper = threading.Thread(target=run, name="torch-call", daemon=True)
+        helper.start()
+        helper.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["value"]
 
     @property
     def keeps_voice(self) -> bool:  # type: ignore[override]
@@ -857,15 +904,13 @@ class ChatterboxEngine(Engine):
         import torch
 
         self._drop_ahead()  # one T3 loop at a time: FastT3 has one KV cache
-        torch.set_num_threads(self._cores())
         t3_cond, text_tokens, sampling = self._t3_inputs(
             "Hello.", self._conditionals(conds), self._generate_kwargs(SynthOptions())
         )
         run = self.fast_t3.turbo if self.variant == "turbo" else self.fast_t3.original
         generator = torch.Generator(device=self.device).manual_seed(0)
-        with torch.inference_mode():
-            for _ in run(t3_cond, text_tokens, sampling, 1, None, generator=generator, reuse_prefix=True):
-                break
+        first = run(t3_cond, text_tokens, sampling, 1, None, generator=generator, reuse_prefix=True)
+        self._on_threads(self._cores(), lambda: next(first))  # the prefill happens at the first token
 
     def _t3_threads(self) -> int:
         """T3's threads for its next token: its share while S3Gen works, else all it may have."""

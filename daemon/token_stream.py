@@ -111,6 +111,8 @@ class TokenStream:
             nonlocal current
             wanted = self._threads() if self._threads is not None else None
             if wanted and wanted != current:
+                if not current:
+                    torch.get_num_threads()  # torch's lazy per-thread set-up first, so it cannot undo the next line
                 torch.set_num_threads(wanted)
                 current = wanted
 

@@ -10,7 +10,9 @@ T3 costs about 0.3 s a token on two cores.
 from __future__ import annotations
 
 import io
+import os
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -176,6 +178,50 @@ def test_the_warm_up_measures_a_paragraph_s_steady_pace_and_leaves_nothing_runni
         assert engine.steady_pace is None  # the stock path makes no paragraph ahead: nothing measured
     finally:
         engine.engine_path = "fast"
+
+
+def _threads_of_this_process() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts the process's threads in /proc (Linux)")
+def test_a_long_lived_thread_keeps_no_openmp_team_after_the_engine_s_work(
+    engine: ChatterboxEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon's worker thread lives for ever: a team of OpenMP threads it kept would push libgomp
+    past one thread a core once a T3 thread makes its own, and libgomp then stops spinning (T3 alone
+    40 ms a token instead of 29). So the engine's multi-threaded work runs on threads that end with it."""
+    monkeypatch.setattr(engine, "_cpu_share", None)  # all its cores, whatever else this machine is doing
+    if engine._cores() < 2:
+        pytest.skip("one core: no team of threads is ever made")
+    clip = tone_clip(f0=150.0)
+    counts: dict[str, int] = {}
+
+    def work() -> None:
+        conds = engine.prepare(clip)
+        list(engine.generate_stream(TEXT, conds, SynthOptions(seed=1), 6, threading.Event()))
+        engine.generate(TEXT, conds, SynthOptions(seed=1), 3, threading.Event())
+
+    def settled() -> int:
+        deadline = time.monotonic() + 5
+        while _threads_of_this_process() > counts.get("before", 0) and time.monotonic() < deadline:
+            time.sleep(0.05)  # a helper thread's team leaves as that thread ends
+        return _threads_of_this_process()
+
+    # Once on a thread that ends, so the process-wide pools (the tokenizer's) exist before counting.
+    primer = threading.Thread(target=work)
+    primer.start()
+    primer.join()
+
+    def worker() -> None:
+        counts["before"] = _threads_of_this_process()
+        work()
+        counts["after"] = settled()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert counts["after"] == counts["before"]
 
 
 def test_s3gen_never_sees_a_token_it_cannot_embed(engine: ChatterboxEngine) -> None:
