@@ -319,14 +319,21 @@ class PlaybackLoop:
         steady = [s for s in made_here if not s.first_made]
         recent = self._recent_rtf()
         pool = [recent] if recent is not None else []
+        rate = self.rate or 1
+
+        def pace(segments: list[Segment]) -> float | None:
+            made = sum(s.made_s for s in segments)
+            speech = sum(s.speech_samples for s in segments) / rate
+            return made / speech if speech > 0 and made > 0 else None
+
         # Past the first sentence the pipeline is full: what it makes a second
-        # from then on is the figure to plan by. Only without one does the
-        # first sentence (the slowest: pipeline filling) stand in for it.
-        segments = steady if steady or pool else made_here
-        made = sum(s.made_s for s in segments)
-        speech = sum(s.speech_samples for s in segments) / (self.rate or 1)
-        if speech > 0 and made > 0:
-            pool.append(made / speech)
+        # from then on is the figure to plan by. Before that, the first
+        # sentence (the slowest: the pipeline fills) stands in alone; beside
+        # recent figures (or the warm-up's), scaled to a steady pace, it says
+        # whether the machine got busier since those were made.
+        own = pace(steady) if steady else pace(made_here)
+        if own is not None:
+            pool.append(own if steady or not pool else own * speaker_rules.FIRST_TO_STEADY)
         return max(pool) if pool else None
 
     def _seconds_per_char(self) -> float:

@@ -51,6 +51,9 @@ SECONDS_PER_CHAR = 0.07
 #: Slack on top of what a sentence being made needs buffered before it starts (the
 #: model's pace wobbles piece to piece).
 PIECE_MARGIN_S = 0.1
+#: A job's first sentence is made slower than the ones after it (the pipeline fills): on a
+#: 2-core CPU 1.27-1.37 s of work a second of speech, then 1.03-1.10 (0.78-0.83 of it).
+FIRST_TO_STEADY = 0.8
 
 
 class Slot(Protocol):

@@ -186,8 +186,8 @@ def test_the_pace_to_plan_by_leaves_out_first_sentences_and_silence(player: Play
     assert list(player._rtfs) == [pytest.approx(1.3)]
     later = speech("Four. Five.")
     player.admit(later, "text")
-    player.push(later, 0, tone(2 * RATE), (0, 5), "Four.", 3.6, final=True)
-    # the next job plans by the steady pace measured before, not its own first sentence
+    player.push(later, 0, tone(2 * RATE), (0, 5), "Four.", 3.2, final=True)  # 1.6: as first sentences go
+    # the next job plans by the steady pace measured before, not its own (slower) first sentence
     assert player._rtf_estimate(player._find(later)) == pytest.approx(1.3)
 
 
@@ -201,8 +201,12 @@ def test_a_loaded_model_s_measured_pace_replaces_the_old_one_until_sentences_are
     assert list(player._rtfs) == [pytest.approx(1.25)]
     job = speech("Three. Four.")
     player.admit(job, "text")
-    player.push(job, 0, tone(2 * RATE), (0, 6), "Three.", 3.4, final=True)  # a first sentence: 1.7
-    assert player._rtf_estimate(player._find(job)) == pytest.approx(1.25)
-    player.expect_pace(None)  # an engine that measured nothing: the sentences will tell
+    player.push(job, 0, tone(2 * RATE), (0, 6), "Three.", 3.0, final=True)  # a first sentence: 1.5
+    assert player._rtf_estimate(player._find(job)) == pytest.approx(1.25)  # 0.8 x 1.5 = 1.2: no busier
+    busier = speech("Five. Six.")
+    player.admit(busier, "text")
+    player.push(busier, 0, tone(2 * RATE), (0, 5), "Five.", 5.0, final=True)  # 2.5: another program woke up
+    assert player._rtf_estimate(player._find(busier)) == pytest.approx(2.0)  # 0.8 x 2.5, not the quiet 1.25
+    player.expect_pace(None)  # an engine that measured nothing: the first sentence stands in, whole
     assert not player._rtfs
-    assert player._rtf_estimate(player._find(job)) == pytest.approx(1.7)
+    assert player._rtf_estimate(player._find(job)) == pytest.approx(1.5)
