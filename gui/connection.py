@@ -23,7 +23,7 @@ from PySide6.QtCore import QObject, QThread, Signal
 from ..ipc import endpoints
 from ..ipc.core import DEFAULT_TIMEOUT, STREAM_GAP_TIMEOUT, default_timeout
 from ..ipc.link import CONNECTED, CONNECTING, FAILED, LOST, STARTING, DaemonLink
-from ..ipc.messages import ErrorReply, Reply, Request, Result
+from ..ipc.messages import ErrorReply, HelloResult, Reply, Request, Result, StateEvent
 from ..ipc.protocol import FINAL_KINDS, ProtocolError
 
 __all__ = [
@@ -44,17 +44,18 @@ log = logging.getLogger(__name__)
 #: (synthesize, wait) use ``STREAM_GAP_TIMEOUT`` between replies.
 REQUEST_TIMEOUT = DEFAULT_TIMEOUT
 
-OnResult = Callable[[dict[str, Any]], None]
+#: Gets the op's result as its type (``Request.read_result``: ``messages.RESULTS``), else its object.
+OnResult = Callable[[Any], None]
 OnError = Callable[[str, str], None]
 OnMessage = Callable[[Reply], None]
 
 
 @dataclass
 class _Callbacks:
+    request: Request
     on_result: OnResult | None
     on_error: OnError | None
     on_message: OnMessage | None = None
-    op: str = ""
 
 
 class _Worker(QThread):
@@ -80,7 +81,7 @@ class _Worker(QThread):
     def on_link(self, state: str, detail: str) -> None:
         self.link.emit(state, detail)
 
-    def on_connected(self, info: endpoints.ConnectionInfo, hello: dict[str, Any], status: dict[str, Any]) -> None:
+    def on_connected(self, info: endpoints.ConnectionInfo, hello: HelloResult, status: StateEvent) -> None:
         self.connected.emit(info, hello, status)
 
     def on_event(self, topic: str, data: dict[str, Any]) -> None:
@@ -98,7 +99,7 @@ class Connection(QObject):
 
     ``link_changed(state, detail)``: connecting, starting, connected, lost or
     failed (``detail`` says why, for people). ``connected(hello, status)``
-    after every (re)connection. ``event(topic, data)`` for each daemon event.
+    (a ``HelloResult`` and a ``StateEvent``) after every (re)connection. ``event(topic, data)`` for each daemon event.
 
     ``remote`` names a paired daemon on another computer (ipc/remote.py);
     None is this computer's. ``switch`` moves to another daemon without
@@ -169,7 +170,7 @@ class Connection(QObject):
                 try:
                     callbacks.on_error("unavailable", "the app switched to another daemon")
                 except Exception:
-                    log.exception("callback for %s failed", callbacks.op)
+                    log.exception("callback for %s failed", callbacks.request.op)
         if self._started:
             self._worker.start()
 
@@ -208,13 +209,14 @@ class Connection(QObject):
         """Queue a request built by ``ipc.requests``; never blocks. Callbacks run on the GUI thread.
 
         Returns the request id (the daemon puts it in the events of the job the
-        request makes). ``on_error(code, message)`` gets the daemon's errors
-        and also ``timeout`` and ``unavailable`` (no daemon connected).
-        ``on_message`` gets the non-final replies of streams (accepted,
-        progress, chunk).
+        request makes). ``on_result`` gets the result read as its op's type
+        (``Request.read_result``). ``on_error(code, message)`` gets the daemon's
+        errors and also ``timeout`` and ``unavailable`` (no daemon connected), and
+        ``bad_args`` for a result that is not its type. ``on_message`` gets the
+        non-final replies of streams (accepted, progress, chunk).
         """
         req_id = self._worker.loop.core.new_id()
-        self._callbacks[req_id] = _Callbacks(on_result, on_error, on_message, request.op)
+        self._callbacks[req_id] = _Callbacks(request, on_result, on_error, on_message)
         self._worker.loop.submit(("req", req_id, request, default_timeout(request, REQUEST_TIMEOUT)))
         return req_id
 
@@ -238,7 +240,7 @@ class Connection(QObject):
         if self._current():
             self.gap.emit()
 
-    def _on_connected(self, info: endpoints.ConnectionInfo, hello: dict, status: dict) -> None:
+    def _on_connected(self, info: endpoints.ConnectionInfo, hello: HelloResult, status: StateEvent) -> None:
         if not self._current():
             return
         self.pid = info.pid
@@ -254,8 +256,9 @@ class Connection(QObject):
         try:
             try:
                 reply = Reply.from_header(header, buffers)
+                result = callbacks.request.read_result(reply.result) if isinstance(reply, Result) else None
             except ProtocolError as exc:  # a malformed reply fails its request, as an error reply would
-                log.warning("a bad reply to %s: %s", callbacks.op, exc)
+                log.warning("a bad reply to %s: %s", callbacks.request.op, exc)
                 if not final:
                     return
                 reply = ErrorReply.of(exc)
@@ -264,14 +267,14 @@ class Connection(QObject):
                 if callbacks.on_error is not None:
                     callbacks.on_error(error.code, error.message)
                 else:
-                    log.warning("%s failed: %s (%s)", callbacks.op, error.message, error.code)
+                    log.warning("%s failed: %s (%s)", callbacks.request.op, error.message, error.code)
             elif isinstance(reply, Result):
                 if callbacks.on_result is not None:
-                    callbacks.on_result(reply.result)
+                    callbacks.on_result(result)
             elif callbacks.on_message is not None:
                 callbacks.on_message(reply)
         except Exception:  # a bug in one callback must not take the link down
-            log.exception("callback for %s failed", callbacks.op)
+            log.exception("callback for %s failed", callbacks.request.op)
 
 
 def default_daemon_args() -> list[str]:

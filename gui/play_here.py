@@ -24,9 +24,9 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from ..audio.local_player import LocalPlayer, Played, Speech, local_output
+from ..ipc import messages as m
 from ..ipc import requests as rq
 from ..ipc.client import Chunk
-from ..ipc.messages import Accepted, ChunkReply, JobEvent, Reply, SpeakResult
 from ..ipc.requests import PlayHere, Request
 
 log = logging.getLogger(__name__)
@@ -77,20 +77,20 @@ class LocalSpeech(QObject):
     def handle(
         self,
         request: Request,
-        on_result: Callable[[dict[str, Any]], None] | None,
+        on_result: Callable[[Any], None] | None,
         on_error: Callable[[str, str], None] | None,
     ) -> str:
-        """Answer one of ``LOCAL_OPS``; returns the request id (a ``speak``'s is its job events' ``request``)."""
+        """Answer one of ``LOCAL_OPS`` with its op's result type; returns the request id
+        (a ``speak``'s is its job events' ``request``)."""
         if request.op == "speak":
             return self.speak(request, on_result, on_error)
-        if request.op == "stop":
-            result: dict[str, Any] = {"stopped": self.stop(all=bool(request.args.get("all")))}
-        elif request.op == "pause":
-            self.pause()
-            result = {"state": "paused"}
-        elif request.op == "resume":
-            self.resume()
-            result = {"state": "playing" if self.current else "idle"}
+        result: Any
+        if isinstance(request, m.Stop):
+            result = m.StopResult(self.stop(all=request.all))
+        elif request.op in ("pause", "resume"):
+            (self.pause if request.op == "pause" else self.resume)()
+            speech = self.current
+            result = m.PauseResult(self.player.paused, speech.job if speech else None)
         elif request.op == "skip":
             result = self.skip()
         else:  # playback
@@ -102,7 +102,7 @@ class LocalSpeech(QObject):
     def speak(
         self,
         request: Request,
-        on_result: Callable[[dict[str, Any]], None] | None,
+        on_result: Callable[[m.SpeakResult], None] | None,
         on_error: Callable[[str, str], None] | None,
     ) -> str:
         """Synthesize ``request``'s text there and play it here, by its priority (the app's speech is ``quick``)."""
@@ -110,19 +110,19 @@ class LocalSpeech(QObject):
         here = PlayHere.of(request)
         holder: dict[str, _Speech] = {}
 
-        def on_message(reply: Reply) -> None:
+        def on_message(reply: m.Reply) -> None:
             speech = holder["speech"]
-            if isinstance(reply, Accepted):
+            if isinstance(reply, m.Accepted):
                 speech.job, speech.chunks, position = reply.job, reply.chunks, reply.position
                 if on_result is not None:
-                    on_result(SpeakResult(speech.job, False, position, here.priority, speech.chunks, []).to_data())
+                    on_result(m.SpeakResult(speech.job, False, position, here.priority, speech.chunks, []))
                 if speech.over:  # stopped or replaced before it was accepted: its end can be told now
                     if not speech.stopping:
                         self._send(rq.cancel(request=speech.req_id), on_error=lambda code, message: None)
                     self._event(speech, "cancelled")
                 else:
                     self._event(speech, "queued", priority=here.priority)
-            elif isinstance(reply, ChunkReply) and reply.audio is not None and not speech.over:
+            elif isinstance(reply, m.ChunkReply) and reply.audio is not None and not speech.over:
                 chunk = Chunk.from_reply(reply)
                 if chunk.final:
                     speech.made = chunk.index + 1
@@ -165,14 +165,17 @@ class LocalSpeech(QObject):
             self._on_told(speech, "ended", {"played": on_speaker.played})
         return req_id
 
-    def stop(self, all: bool = False) -> int:
-        """Silence what plays here (within a block) and cancel its job there; ``all``: every speech here."""
+    def stop(self, all: bool = False) -> list[str]:
+        """Silence what plays here (within a block) and cancel its job there; ``all``: every speech here.
+
+        Returns the jobs it stopped (those accepted there), as the daemon's ``stop`` does.
+        """
         targets = [s for s in self.speeches if not s.stopping] if all else [s for s in [self.current] if s]
         for speech in targets:
             speech.stopping = True
             speech.on_speaker.stop()
             self._send(rq.cancel(request=speech.req_id), on_error=lambda code, message: None)
-        return len(targets)
+        return [s.job for s in targets if s.job]
 
     def pause(self) -> None:
         """Hold this computer's speaker (within a block); ``resume`` goes on."""
@@ -187,26 +190,25 @@ class LocalSpeech(QObject):
         if was or self.current is None:
             self._speaker_event("resumed")
 
-    def skip(self) -> dict[str, Any]:
+    def skip(self) -> m.SkipResult:
         """Skip to the next sentence of the speech playing here (the ``skip`` answer)."""
         speech = self.current
-        sentence = self.player.skip()["sentence"]
-        return {"job": speech.job if speech else None, "sentence": sentence}
+        return m.SkipResult(speech.job if speech else None, self.player.skip()["sentence"])
 
-    def playback(self) -> dict[str, Any]:
+    def playback(self) -> m.PlaybackEvent:
         """The ``playback`` answer for this computer's speaker."""
         jobs = [s.job for s in self.speeches if s.job and not s.over]
         speech = self.current
         state = "paused" if self.player.paused else "playing" if speech and speech.on_speaker.started else "idle"
-        return {
-            "state": state if jobs or state == "paused" else "idle",
-            "job": speech.job if speech else None,
-            "queue": jobs,
-            "device": self.player.device or "this computer",
-            "volume": self.player.volume,
-            "underruns": self.player.underruns,
-            "prebuffer": self.player.prebuffer,
-        }
+        return m.PlaybackEvent(
+            state=state if jobs or state == "paused" else "idle",
+            job=speech.job if speech else None,
+            queue=jobs,
+            volume=self.player.volume,
+            device=self.player.device or "this computer",
+            underruns=self.player.underruns,
+            prebuffer=self.player.prebuffer,
+        )
 
     def close(self) -> None:
         """Stop playing (switching daemons, quitting)."""
@@ -253,12 +255,12 @@ class LocalSpeech(QObject):
         if speech is not None and speech.job:
             self._event(speech, event)
         else:
-            self.job_event.emit(JobEvent(event=event, kind="speak").to_data())
+            self.job_event.emit(m.JobEvent(event=event, kind="speak"))
 
     def _event(self, speech: _Speech, event: str, **data: Any) -> None:
         """A job event about ``speech``, of the daemon's own ``job`` event type."""
         fields = {"job": speech.job, "request": speech.req_id, "chunks": speech.chunks, "chunks_done": speech.made}
-        self.job_event.emit(JobEvent(event=event, kind="speak", **{**fields, **data}).to_data())
+        self.job_event.emit(m.JobEvent(event=event, kind="speak", **{**fields, **data}))
 
 
 def _cancelled_there(speech: _Speech) -> bool:

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from ..ipc import messages as m
 from ..ipc import remote as remote_files
 from ..ipc import requests as rq
-from ..ipc.messages import EVENTS, JobEvent, PlaybackEvent, StateEvent, VoicesEvent
 from ..ipc.protocol import ProtocolError
 from ..ipc.requests import Request
 from .connection import CONNECTED, CONNECTING, FAILED, LOST, Connection, OnError, OnMessage, OnResult
@@ -41,6 +42,8 @@ SPEAKER_EVENTS = frozenset({"paused", "resumed"})
 LOCAL_CHOICE = "Use this computer's daemon"
 #: How often the status and voices of a remote daemon (which sends no events) are asked for.
 REMOTE_POLL_MS = 2000
+#: What the app knows before a daemon answers: every field its zero value.
+NO_HELLO, NO_STATUS = m.HelloResult.from_data({}), m.StateEvent.from_data({})
 
 
 class AppState(QObject):
@@ -66,9 +69,9 @@ class AppState(QObject):
         self.conn = connection
         self.link = connection.state
         self.link_detail = ""
-        self.hello: dict[str, Any] = {}
-        self.status: dict[str, Any] = {}
-        self.voices: list[dict[str, Any]] = []
+        self.hello = NO_HELLO
+        self.status = NO_STATUS
+        self.voices: list[m.VoiceInfo] = []
         self.default_voice: str | None = None
         self.speech_jobs: dict[str, str] = {}  # job id -> last event, for jobs on the speaker
         #: Jobs known to be over: a late event or a stale snapshot never brings them back.
@@ -94,7 +97,7 @@ class AppState(QObject):
         self.remote_gpu = ""
         self._paired_gpu = self._read_paired_gpu()
         self.here = LocalSpeech(connection.send, self)
-        self.here.job_event.connect(lambda data: self._on_event("job", data))
+        self.here.job_event.connect(self._apply)
         self._poll_timer = QTimer(self, interval=REMOTE_POLL_MS, timeout=self._poll_remote)
         if self.remote:
             self._poll_timer.start()
@@ -144,7 +147,7 @@ class AppState(QObject):
         self.remote, self.remote_gpu = name, ""
         self.link, self.link_detail = CONNECTING, f"Connecting to {name}…" if name else ""
         self._paired_gpu = self._read_paired_gpu()
-        self.hello, self.status = {}, {}
+        self.hello, self.status = NO_HELLO, NO_STATUS
         self.speech_jobs.clear()
         self.job_progress.clear()
         self._unsure.clear()
@@ -160,7 +163,7 @@ class AppState(QObject):
     @property
     def model_state(self) -> str:
         """The daemon's model state, or "" when none is connected."""
-        return str(self.status.get("state", "")) if self.connected else ""
+        return self.status.state if self.connected else ""
 
     @property
     def ready(self) -> bool:
@@ -228,7 +231,7 @@ class AppState(QObject):
                 return "Paused: nothing will be heard until you resume (the model is asleep)"
             return "Asleep: the model was unloaded while idle and loads again when you speak"
         if state != "ready":
-            pct = round(100 * float(self.status.get("progress", 0.0)))
+            pct = round(100 * self.status.progress)
             return f"Loading the model… {pct}%"
         voice = f" · voice: {self.default_voice}" if self.default_voice else ""
         if self.remote:
@@ -259,17 +262,15 @@ class AppState(QObject):
 
     def option_ranges(self) -> dict[str, dict[str, float]]:
         """Generation options the loaded model uses, with their ranges (``hello``)."""
-        caps = self.hello.get("capabilities") or {}
-        return dict(caps.get("options") or {})
+        return dict((self.hello.capabilities or {}).get("options") or {})
 
     def languages(self) -> list[str]:
         """Languages the loaded model speaks."""
-        caps = self.hello.get("capabilities") or {}
-        return list(caps.get("languages") or [])
+        return list((self.hello.capabilities or {}).get("languages") or [])
 
     def supports(self, op: str) -> bool:
         """Whether the daemon knows an op (``hello``'s ``ops``)."""
-        return op in (self.hello.get("ops") or [])
+        return op in self.hello.ops
 
     # -- requests ----------------------------------------------------------------
 
@@ -341,9 +342,9 @@ class AppState(QObject):
             self._unsure.clear()
         self.changed.emit()
 
-    def _on_connected(self, hello: dict[str, Any], status: dict[str, Any]) -> None:
+    def _on_connected(self, hello: m.HelloResult, status: m.StateEvent) -> None:
         self.link = CONNECTED
-        restarted = bool(self.hello) and self.hello.get("pid") != hello.get("pid")
+        restarted = self.hello is not NO_HELLO and self.hello.pid != hello.pid
         lost, self._unsure = sorted(self._unsure | set(self.speech_jobs)), set()
         self._set_hello(hello)
         self.status = status
@@ -365,16 +366,16 @@ class AppState(QObject):
             self.conn.send(rq.status(), on_result=self._polled_status, on_error=_ignore)
             self.conn.send(rq.voices_list(), on_result=self._set_voices_if_changed, on_error=_ignore)
 
-    def _polled_status(self, status: dict[str, Any]) -> None:
+    def _polled_status(self, status: m.StateEvent) -> None:
         if status != self.status:
-            self._on_event("state", status)
+            self._apply(status)
 
     def _set_remote_gpu(self, stats: dict[str, Any]) -> None:
-        self.remote_gpu = str(stats.get("gpu_name") or "")
+        self.remote_gpu = str(stats.get("gpu_name") or "")  # ``stats`` stays an object (sysstats' figures)
         self.changed.emit()
 
-    def _set_voices_if_changed(self, result: dict[str, Any]) -> None:
-        if list(result.get("voices") or []) != self.voices or result.get("default") != self.default_voice:
+    def _set_voices_if_changed(self, result: m.VoicesListResult) -> None:
+        if result.voices != self.voices or result.default != self.default_voice:
             self._set_voices(result)
 
     def _check_quiet(self) -> None:
@@ -389,43 +390,48 @@ class AppState(QObject):
 
     def _on_event(self, topic: str, data: dict[str, Any]) -> None:
         try:  # read as its type: a malformed event is dropped here, never half-applied
-            event = EVENTS[topic].from_data(data) if topic in EVENTS else None
+            event = m.EVENTS[topic].from_data(data) if topic in m.EVENTS else None
         except ProtocolError as exc:
             log.warning("dropping a bad %s event: %s", topic, exc)
             return
-        if isinstance(event, StateEvent):
+        if event is not None:
+            self._apply(event)
+
+    def _apply(self, event: m.Event) -> None:
+        """Follow an event (the daemon's, or this computer's speaker's); the pages' signals carry it by type."""
+        if isinstance(event, m.StateEvent):
             was = self.model_state
-            self._set_status(data)
+            self._set_status(event)
             if event.state == "ready" and was != "ready":
                 self.refresh_hello()
                 self.refresh_voices()
-        elif isinstance(event, VoicesEvent):
+        elif isinstance(event, m.VoicesEvent):
             self._apply_voices_event(event)
-        elif isinstance(event, JobEvent):
+        elif isinstance(event, m.JobEvent):
             self._apply_job_event(event)
-            self.job_event.emit(data)
-        elif topic == "cache":
+            self.job_event.emit(event.to_data())  # an object, as bench/tray_remote_bench.py reads it
+        elif isinstance(event, m.CacheEvent):
             self._voices_timer.start()  # cache states of voices changed
-            self.cache_event.emit(data)
-        elif topic == "settings":
-            self.settings_event.emit(data)
-        elif topic == "playback":
+            self.cache_event.emit(event)
+        elif isinstance(event, m.SettingsEvent):
+            self.settings_event.emit(event)
+        elif isinstance(event, m.PlaybackEvent):
             self.playback_event.emit(event)
-        elif topic == "words":
-            self.words_event.emit(data)
+        elif isinstance(event, m.WordsEvent):
+            self.words_event.emit(event)
 
-    def _apply_voices_event(self, event: VoicesEvent) -> None:
-        voice = event.voice.to_data() if event.voice is not None else None  # the library is kept as objects
+    def _apply_voices_event(self, event: m.VoicesEvent) -> None:
+        voice = event.voice
         if event.action == "added" and voice is not None:
-            self.voices = [v for v in self.voices if v["name"].lower() != voice["name"].lower()] + [voice]
+            self.voices = [v for v in self.voices if v.name.lower() != voice.name.lower()] + [voice]
         elif event.action == "renamed" and voice is not None:
             old = (event.old_name or "").lower()
-            self.voices = [v for v in self.voices if v["name"].lower() != old] + [voice]
+            self.voices = [v for v in self.voices if v.name.lower() != old] + [voice]
             if self.default_voice and self.default_voice.lower() == old:
-                self.default_voice = voice["name"]
+                self.default_voice = voice.name
         elif event.action == "removed":
             gone = (event.name or "").lower()
-            self.voices = [v for v in self.voices if v["name"].lower() != gone]
+            self.voices = [v for v in self.voices if v.name.lower() != gone]
             if self.default_voice and self.default_voice.lower() == gone:
                 self.default_voice = None
         elif event.action == "default":
@@ -433,13 +439,14 @@ class AppState(QObject):
         else:
             self._voices_timer.start()
             return
-        self.voices.sort(key=lambda v: v["name"].lower())
-        for voice in self.voices:
-            voice["default"] = bool(self.default_voice) and voice["name"] == self.default_voice
+        self.voices = sorted(
+            (replace(v, default=bool(self.default_voice) and v.name == self.default_voice) for v in self.voices),
+            key=lambda v: v.name.lower(),
+        )
         self.voices_changed.emit()
         self.changed.emit()
 
-    def _apply_job_event(self, told: JobEvent) -> None:
+    def _apply_job_event(self, told: m.JobEvent) -> None:
         if told.kind != "speak" and told.event not in ("paused", "resumed"):
             return
         job, event = told.job, told.event
@@ -472,24 +479,23 @@ class AppState(QObject):
 
     # -- results -------------------------------------------------------------------
 
-    def _set_hello(self, hello: dict[str, Any]) -> None:
+    def _set_hello(self, hello: m.HelloResult) -> None:
         self.hello = hello
         self.hello_changed.emit(hello)
 
-    def _set_status(self, status: dict[str, Any]) -> None:
+    def _set_status(self, status: m.StateEvent) -> None:
         self.status = status
         self.changed.emit()
 
-    def _set_voices(self, result: dict[str, Any]) -> None:
-        self.voices = list(result.get("voices") or [])
-        self.default_voice = result.get("default")
+    def _set_voices(self, result: m.VoicesListResult) -> None:
+        self.voices = list(result.voices)
+        self.default_voice = result.default
         self.voices_changed.emit()
         self.changed.emit()
 
-    def _set_playback(self, result: dict[str, Any], asked_at: int = 0) -> None:
-        """Adopt the speaker's queue. Jobs it no longer lists are over, unless an
-        event about them arrived while the answer was on its way (they are newer)."""
-        playback = PlaybackEvent.from_data(result)  # the daemon's speaker, or this computer's (the same fields)
+    def _set_playback(self, playback: m.PlaybackEvent, asked_at: int = 0) -> None:
+        """Adopt the speaker's queue (the daemon's, or this computer's: the same type). Jobs it no longer
+        lists are over, unless an event about them arrived while the answer was on its way (they are newer)."""
         if self._job_events == asked_at:
             self.paused = playback.state == "paused"
         listed = [j for j in playback.queue if j not in self._ended]

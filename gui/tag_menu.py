@@ -13,7 +13,7 @@ from typing import Any
 from PySide6.QtWidgets import QMenu, QPlainTextEdit, QToolButton, QWidget
 
 from ..ipc import requests as rq
-from ..ipc.messages import JobEvent
+from ..ipc.messages import JobEvent, TagsListResult
 from .state import AppState
 
 #: The pauses offered: (menu text, markup).
@@ -59,15 +59,13 @@ class TagMenuButton(QToolButton):
             self.state.send(rq.tags_list(), on_result=self._set_tags, on_error=lambda _c, _m: None)
 
     def _model_maybe_changed(self) -> None:
-        model = (self.state.status.get("model_id"), self.state.model_state == "ready")
+        model = (self.state.status.model_id, self.state.model_state == "ready")
         if model != self._model_id:
             self._model_id = model
             self.refresh()
 
-    def _set_tags(self, result: dict[str, Any]) -> None:
-        self.tags = list(result.get("tags") or [])
-        self.variant = str(result.get("variant") or "")
-        self.loaded = bool(result.get("loaded"))
+    def _set_tags(self, result: TagsListResult) -> None:
+        self.tags, self.variant, self.loaded = result.tags, result.variant, result.loaded
         self._fill()
 
     def _fill(self) -> None:

@@ -166,8 +166,8 @@ class Tray(QObject):
         for action in self.voice_group.actions():
             self.voice_group.removeAction(action)
         for voice in self.state.voices:
-            name = voice["name"]
-            action = QAction(name, self.voices_menu, checkable=True, checked=bool(voice.get("default")))
+            name = voice.name
+            action = QAction(name, self.voices_menu, checkable=True, checked=voice.default)
             action.triggered.connect(lambda _=False, n=name: self.state.send(rq.voices_default(n)))
             self.voice_group.addAction(action)
             self.voices_menu.addAction(action)

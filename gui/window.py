@@ -83,7 +83,7 @@ class DaemonBanner(QWidget):
             self.progress.setRange(0, 0)
             self.progress.show()
         elif s.model_state == "failed" and s.remote:  # its owner loads it there: no reload from here
-            error = s.status.get("error") or "no reason given"
+            error = s.status.error or "no reason given"
             self.banner.show_message(
                 f"{s.remote} could not load its model. Its owner can fix it there.",
                 "error",
@@ -95,7 +95,7 @@ class DaemonBanner(QWidget):
         elif s.model_state == "failed":
             # Our words on the card; the daemon's reason (file names, a library's
             # message) in full behind Details, where nothing cuts it off.
-            error = s.status.get("error") or "no reason given"
+            error = s.status.error or "no reason given"
             self.banner.show_message(
                 plain_failure(error),
                 "error",
@@ -106,13 +106,13 @@ class DaemonBanner(QWidget):
                 details=error,
             )
         elif s.model_state not in ("ready", "sleeping"):  # asleep is normal: the status line says so
-            message = s.status.get("message") or "Loading the model"
+            message = s.status.message or "Loading the model"
             # The first run's download says bytes, speed and time left in its message; stalled, it warns.
-            stalled = bool((s.status.get("download") or {}).get("stalled"))
+            stalled = bool((s.status.download or {}).get("stalled"))
             text = f"{message[0].upper()}{message[1:]}" + ("" if stalled else "…")
             self.banner.show_message(text.replace("……", "…"), "warning" if stalled else "info", closable=False)
             self.progress.setRange(0, 100)
-            self.progress.setValue(round(100 * float(s.status.get("progress", 0.0))))
+            self.progress.setValue(round(100 * s.status.progress))
             self.progress.show()
         else:
             self.banner.hide()
@@ -123,8 +123,7 @@ class DaemonBanner(QWidget):
 
     def use_local_folder(self) -> None:
         """Load the model from a folder on this computer (no internet): pick it, save it, load."""
-        start = str(self.state.status.get("checkpoint") or Path.home())
-        folder = QFileDialog.getExistingDirectory(self, "Folder with the model's files", start)
+        folder = QFileDialog.getExistingDirectory(self, "Folder with the model's files", str(Path.home()))
         if not folder:
             return
         self.state.send(rq.settings_set({"checkpoint": folder}), on_result=lambda _: self.state.retry())
@@ -204,9 +203,8 @@ class MainWindow(QMainWindow):
     def _update_status(self) -> None:
         self.status_icon.setPixmap(state_icon(self.state.icon_state).pixmap(16, 16))
         text = self.state.summary
-        status = self.state.status
         if self.state.ready:
-            text += f" · {status.get('variant', '')} on {status.get('device', '')}"
+            text += f" · {self.state.status.variant} on {self.state.status.device}"
         self.status_text.setText(text)
         saving = self.state.saving
         if saving is not None and not self.state.busy:  # a file being made (Save as…)

@@ -34,6 +34,7 @@ from . import endpoints
 from . import requests as rq
 from .client import Client, EventStream
 from .core import ClientCore, DaemonFinder, DaemonUnavailable, pid_alive
+from .messages import HelloResult, StateEvent
 from .protocol import FINAL_KINDS, Message, ProtocolError
 from .requests import Request
 
@@ -61,8 +62,8 @@ class LinkSink(Protocol):
     def on_link(self, state: str, detail: str) -> None:
         """The link's state changed; ``detail`` says why, for people."""
 
-    def on_connected(self, info: endpoints.ConnectionInfo, hello: dict[str, Any], status: dict[str, Any]) -> None:
-        """A daemon answers (after every reconnection too)."""
+    def on_connected(self, info: endpoints.ConnectionInfo, hello: HelloResult, status: StateEvent) -> None:
+        """A daemon answers (after every reconnection too), with its ``hello`` and ``status`` read by type."""
 
     def on_event(self, topic: str, data: dict[str, Any]) -> None:
         """One broadcast event."""
@@ -221,7 +222,8 @@ class DaemonLink:
         client = Client(info, timeout=CONNECT_PING_S, context=self._ctx)
         try:
             client.ping()
-            hello, status = client.request(rq.hello(), 3.0), client.request(rq.status(), 3.0)
+            hello = HelloResult.from_data(client.request(rq.hello(), 3.0))
+            status = StateEvent.from_data(client.request(rq.status(), 3.0))
         except (DaemonUnavailable, ProtocolError) as exc:
             log.info("daemon at %s did not answer: %s", info.requests, exc)
             client.close()

@@ -228,6 +228,15 @@ class Request(Fields):
         """The request's header under id ``req_id``."""
         return request_header(req_id, self.op, self.args)
 
+    def read_result(self, data: dict[str, Any]) -> Any:
+        """This request's ``Result.result`` as its op's type (``RESULTS``); an op without one keeps the object.
+
+        So a client that keeps the request reads its answer by type without
+        naming the type again; ProtocolError (``bad_args``) names a wrong field.
+        """
+        kind = RESULTS.get(self.op)
+        return data if kind is None else kind.from_data(data)
+
     @classmethod
     def from_header(cls, header: dict[str, Any], buffers: tuple[bytes, ...] | list = ()) -> Request:
         """The typed request a header holds (its op's type); ProtocolError as the daemon answers it."""
@@ -254,6 +263,9 @@ class RawRequest(Request):
     @property
     def buffers(self) -> tuple[bytes, ...]:
         return tuple(bytes(b) for b in self.raw_buffers)
+
+    def read_result(self, data: dict[str, Any]) -> Any:
+        return data  # unchecked both ways
 
 
 #: Adding a voice sends the clip in the message and the daemon decodes it in
@@ -306,6 +318,10 @@ class VoicesAdd(Request):
         if self.check:
             del data["name"]
         return data
+
+    def read_result(self, data: dict[str, Any]) -> Any:
+        # A check answers with the clip's figures, not a voice of the library.
+        return ClipChecked.from_data(data) if self.check else VoiceInfo.from_data(data)
 
 
 @_request("voices.rename")

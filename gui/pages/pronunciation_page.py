@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from ...ipc import requests as rq
 from ...ipc.markup import format_rules_file, parse_rules_file
+from ...ipc.messages import TextPreviewResult, WordsAddResult, WordsImportResult, WordsListResult
 from ...ipc.protocol import ProtocolError
 from ..state import AppState
 from ..widgets import Banner
@@ -152,9 +153,9 @@ class PronunciationPage(QWidget):
         if self.state.connected:
             self.state.send(rq.words_list(), on_result=self._set_rules, on_error=lambda _c, _m: None)
 
-    def _set_rules(self, result: dict[str, Any]) -> None:
+    def _set_rules(self, result: WordsListResult) -> None:
         selected = self.selected_word()
-        self.rules = list(result.get("rules") or [])
+        self.rules = list(result.rules)
         self.table.setRowCount(len(self.rules))
         for row, rule in enumerate(self.rules):
             cells = (
@@ -217,9 +218,9 @@ class PronunciationPage(QWidget):
         )
         self.state.send(request, on_result=self._added, on_error=lambda _code, message: self._show_error(message))
 
-    def _added(self, result: dict[str, Any]) -> None:
+    def _added(self, result: WordsAddResult) -> None:
         self.banner.hide()
-        self.editing = result["rule"]["word"]
+        self.editing = result.rule["word"]
         self.refresh()
 
     def remove_selected(self) -> None:
@@ -248,11 +249,11 @@ class PronunciationPage(QWidget):
         if text:
             self.state.send(rq.text_preview(text), on_result=self._show_preview, on_error=self._error_callback)
 
-    def _show_preview(self, result: dict[str, Any]) -> None:
-        parts = [f"[{c['pause_s']:g} s of silence]" if "pause_s" in c else c["text"] for c in result["chunks"]]
+    def _show_preview(self, result: TextPreviewResult) -> None:
+        parts = [f"[{c['pause_s']:g} s of silence]" if "pause_s" in c else c["text"] for c in result.chunks]
         text = "The model is given: " + "  ·  ".join(p for p in parts if p)
-        if result.get("warnings"):
-            text += "\n" + "\n".join(result["warnings"])
+        if result.warnings:
+            text += "\n" + "\n".join(result.warnings)
         self.preview_label.setText(text)
 
     # -- files ---------------------------------------------------------------------------------
@@ -276,10 +277,10 @@ class PronunciationPage(QWidget):
             return
         self.state.send(rq.words_import(rules), on_result=self._imported, on_error=self._error_callback)
 
-    def _imported(self, result: dict[str, Any]) -> None:
+    def _imported(self, result: WordsImportResult) -> None:
         self.banner.hide()
         self.preview_label.setText(
-            f"Imported: {result['added']} new, {result['replaced']} replaced; {result['count']} rules in all."
+            f"Imported: {result.added} new, {result.replaced} replaced; {result.count} rules in all."
         )
         self.refresh()
 

@@ -38,9 +38,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ...ipc import messages as m
 from ...ipc import remote
 from ...ipc import requests as rq
-from ...ipc.messages import PlaybackEvent
 from ...ipc.settings_schema import SETTINGS
 from .. import autostart
 from ..pairdialog import PairDialog
@@ -308,7 +308,7 @@ class SettingsPage(QWidget):
         )
         self.state.send(rq.audio_devices(), on_result=self._show_devices, on_error=self._no_devices)
 
-    def _show_merged(self, result: dict[str, Any], edits: dict[str, Any], before: dict[str, Any]) -> None:
+    def _show_merged(self, result: m.SettingsGetResult, edits: dict[str, Any], before: dict[str, Any]) -> None:
         self._show(result)
         now = self.daemon_settings
         self.kept = {k: v for k, v in edits.items() if now.get(k) != v}  # the same value arrived: no edit left
@@ -364,9 +364,9 @@ class SettingsPage(QWidget):
         elif key in ("bridge_openai", "bridge_wyoming"):
             getattr(self, key).setChecked(bool(value))
 
-    def _show(self, result: dict[str, Any]) -> None:
-        s = self.daemon_settings = dict(result.get("settings") or {})
-        self.loaded = dict(result.get("loaded") or {})
+    def _show(self, result: m.SettingsGetResult) -> None:
+        s = self.daemon_settings = dict(result.settings)
+        self.loaded = dict(result.loaded)
         self._fill_variants(self.state.hello)
         self.language.clear()
         self.language.addItems(self.state.languages() or ["en"])
@@ -380,7 +380,7 @@ class SettingsPage(QWidget):
         if self.state.remote:  # its file is on the other computer, and only its owner edits it
             self.file_label.setText(f"The settings of {self.state.remote} are changed on that computer")
         else:
-            self.file_label.setText(f"Saved in {result.get('file', '')}")
+            self.file_label.setText(f"Saved in {result.file}")
         self._show_loaded()
 
     def _show_bridge_places(self, s: dict[str, Any]) -> None:
@@ -407,10 +407,10 @@ class SettingsPage(QWidget):
         checkpoint = str(loaded.get("checkpoint") or "")
         # A long folder is shortened to its last parts; the tooltip has it whole.
         source = _short_path(checkpoint) if checkpoint else "the hub"
-        device = self.state.status.get("device") or loaded.get("device")
+        device = self.state.status.device or loaded.get("device")
         variant = loaded.get("variant")
         if variant == "auto":  # say which model "auto" chose
-            variant = f"{self.state.status.get('variant') or 'auto'} (automatic)"
+            variant = f"{self.state.status.variant or 'auto'} (automatic)"
         text = f"Loaded: {variant} from {source} on {device}."
         if model_state == "sleeping":
             text = f"Asleep (unloaded while idle): {variant} from {source}; it loads again when you speak."
@@ -421,23 +421,22 @@ class SettingsPage(QWidget):
         self.loaded_label.setToolTip(f"{text}\n{checkpoint}" if checkpoint else "")
         self.reload_button.setVisible(differs)
 
-    def _fill_variants(self, hello: dict[str, Any]) -> None:
+    def _fill_variants(self, hello: m.HelloResult) -> None:
         current = self.variant.currentData()
         names = SETTINGS["variant"].choices
-        variants = (hello or {}).get("variants") or list(names)
+        variants = hello.variants or list(names)
         self.variant.clear()
         for v in variants:
             self.variant.addItem(names.get(v, v), v)
         if current:
             self.variant.setCurrentIndex(max(0, self.variant.findData(current)))
 
-    def _show_devices(self, result: dict[str, Any]) -> None:
+    def _show_devices(self, result: m.AudioDevicesResult) -> None:
         self.output.clear()
         self.output.addItem("System default", "")
-        for dev in result.get("devices") or []:
-            self.output.addItem(f"{dev['name']} ({dev.get('hostapi', '')})", dev["name"])
-        chosen = result.get("device", "")
-        chosen = self.kept.get("output_device", chosen)
+        for dev in result.devices:
+            self.output.addItem(f"{dev.name} ({dev.hostapi})", dev.name)
+        chosen = self.kept.get("output_device", result.device)
         index = self.output.findData(chosen)
         if index < 0 and chosen:
             self.output.addItem(f"{chosen} (not connected)", chosen)
@@ -451,7 +450,7 @@ class SettingsPage(QWidget):
         self.output.setEnabled(False)
         self.output.setToolTip(message)
 
-    def _on_playback(self, event: PlaybackEvent) -> None:
+    def _on_playback(self, event: m.PlaybackEvent) -> None:
         """Another client set the volume or device: show it, unless the user is changing it here."""
         if not self.daemon_settings:
             return
@@ -500,13 +499,13 @@ class SettingsPage(QWidget):
             return
         self.state.send(rq.settings_set(values), on_result=self._applied, on_error=self._error)
 
-    def _applied(self, result: dict[str, Any]) -> None:
-        self.daemon_settings = dict(result.get("settings") or {})
+    def _applied(self, result: m.SettingsSetResult) -> None:
+        self.daemon_settings = dict(result.settings)
         self.kept = {}
-        if result.get("loading"):  # after a failed load, the daemon loads the new model at once
+        if result.loading:  # after a failed load, the daemon loads the new model at once
             self._announced_loading = True
             self.banner.show_message("Saved. Loading the model with the new settings…", "info")
-        elif result.get("reload_required"):
+        elif result.reload_required:
             self.banner.show_message(
                 "Saved. The model settings take effect when the model is loaded again.",
                 "warning",
@@ -520,8 +519,8 @@ class SettingsPage(QWidget):
     def reload_model(self) -> None:
         """Load the model again with the current settings."""
 
-        def started(result: dict[str, Any]) -> None:
-            if result.get("started"):
+        def started(result: m.LoadResult) -> None:
+            if result.started:
                 # Until the model is ready or has failed (``_update_enabled`` replaces it).
                 self._announced_loading = True
                 self.banner.show_message("Loading the model…", "info")
@@ -640,7 +639,7 @@ class SettingsPage(QWidget):
                 if model_state == "ready":
                     self.banner.show_message("The model is loaded.", "info", timeout_ms=4000)
                 else:
-                    error = str(self.state.status.get("error") or "")
+                    error = self.state.status.error
                     self.banner.show_message(
                         f"The model could not be loaded. {plain_failure(error)}", "error", details=error
                     )

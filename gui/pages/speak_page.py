@@ -26,9 +26,9 @@ from PySide6.QtWidgets import (
 )
 
 from ...audio import file_formats
+from ...ipc import messages as m
 from ...ipc import requests as rq
 from ...ipc.limits import OPTION_RANGES, RATE_RANGE
-from ...ipc.messages import Accepted, ChunkReply, JobEvent, Reply, SpeakResult
 from ...ipc.requests import Request
 from ..connection import FAILED
 from ..state import JOB_ENDS, AppState
@@ -298,13 +298,13 @@ class SpeakPage(QWidget):
     def _read_rate_setting(self) -> None:
         self.state.send(rq.settings_get(), on_result=self._rate_setting_changed, on_error=lambda c, m: None)
 
-    def _rate_setting_changed(self, data: dict[str, Any]) -> None:
+    def _rate_setting_changed(self, told: m.SettingsGetResult | m.SettingsEvent) -> None:
         """A ``settings.get`` result or ``settings`` event: take its ``rate`` as the slider's default.
 
         The slider follows the new default unless the user has moved it away
         from the old one (their choice for this page stays).
         """
-        rate = (data.get("settings") or {}).get("rate")
+        rate = told.settings.get("rate")
         if not isinstance(rate, (int, float)) or isinstance(rate, bool):
             return  # an older daemon: no rate setting
         untouched = abs(self.rate.value() - self.rate.default) < 0.5 / STEPS
@@ -365,8 +365,7 @@ class SpeakPage(QWidget):
 
     # -- answers -------------------------------------------------------------------------
 
-    def _spoke(self, result: dict[str, Any]) -> None:
-        spoken = SpeakResult.from_data(result)
+    def _spoke(self, spoken: m.SpeakResult) -> None:
         if spoken.dropped:
             self.in_progress = False
             self.progress_label.setText("Dropped: something else is speaking.")
@@ -388,7 +387,7 @@ class SpeakPage(QWidget):
         self.banner.show_message(message or code, "error")
 
     def _on_job_event(self, data: dict[str, Any]) -> None:
-        told = JobEvent.from_data(data)  # the state read it already: it is well formed
+        told = m.JobEvent.from_data(data)  # the state read it already: it is well formed
         job, request = told.job, told.request
         if self.saving is not None and (
             (job and job == self.saving.get("job")) or (request and request == self.saving.get("request"))
@@ -484,16 +483,16 @@ class SpeakPage(QWidget):
         )
         self._update_buttons()
 
-    def _save_chunk(self, reply: Reply) -> None:
+    def _save_chunk(self, reply: m.Reply) -> None:
         if self.saving is None:
             return
-        if isinstance(reply, Accepted):
+        if isinstance(reply, m.Accepted):
             self.saving["job"] = reply.job
             self.saving["total"] = reply.chunks
             self.progress.setRange(0, max(1, self.saving["total"]))
             self.progress.setValue(0)
             self._report_saving(0)
-        elif isinstance(reply, ChunkReply) and reply.audio is not None:
+        elif isinstance(reply, m.ChunkReply) and reply.audio is not None:
             self.saving["chunks"].append(reply.audio)
             self.saving["rate"] = reply.sample_rate
             self.saving["audio_s"] += reply.samples / self.saving["rate"]
@@ -581,7 +580,7 @@ class SpeakPage(QWidget):
         self.voice.blockSignals(True)
         self.voice.clear()
         for voice in self.state.voices:
-            self.voice.addItem(voice["name"], voice["name"])
+            self.voice.addItem(voice.name, voice.name)
         if not self.state.voices:
             self.voice.addItem("No voices yet: add one on the Voices page", None)
         index = self.voice.findData(current) if current else -1
@@ -593,10 +592,10 @@ class SpeakPage(QWidget):
         if name and name != self.state.default_voice:
             self.state.send(rq.voices_default(name))
 
-    def _apply_capabilities(self, hello: dict[str, Any]) -> None:
-        caps = (hello or {}).get("capabilities")
+    def _apply_capabilities(self, hello: m.HelloResult) -> None:
+        caps = hello.capabilities
         ranges = self.state.option_ranges()
-        variant = (caps or {}).get("variant") or (hello or {}).get("variant") or "this model"
+        variant = (caps or {}).get("variant") or hello.variant or "this model"
         for name, slider in self.sliders.items():
             supported = caps is None or name in ranges
             if name in ranges:

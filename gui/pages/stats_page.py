@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from ...ipc import requests as rq
-from ...ipc.messages import StateEvent
+from ...ipc.messages import CacheStatsResult, StateEvent
 from ..plots import Sparkline
 from ..state import AppState
 from ..widgets import SPEECH_LABEL, SPEECH_TIP, Banner, fmt_bytes, fmt_seconds
@@ -76,7 +76,7 @@ class StatsPage(QWidget):
         super().__init__(parent)
         self.state = state
         self.stats: dict[str, Any] = {}
-        self.cache: dict[str, Any] = {}
+        self.cache: CacheStatsResult | None = None
         self.gpu: bool | None = None
         self.banner = Banner()
 
@@ -229,7 +229,7 @@ class StatsPage(QWidget):
             self.state.send(
                 rq.cache_clear(),
                 on_result=lambda r: self.banner.show_message(
-                    f"Removed {r.get('removed', 0)} cache entries.", "info", timeout_ms=4000
+                    f"Removed {r.removed} cache entries.", "info", timeout_ms=4000
                 ),
                 on_error=lambda c, m: self.banner.show_message(m or c),
             )
@@ -303,7 +303,7 @@ class StatsPage(QWidget):
             ram.caption = f"of {fmt_bytes(total)}" if total else ""
             ram.add([s.get("process_rss"), s.get("system_ram_used")])
         self.plots["cpu"].caption = f"{cpus} CPUs"
-        status = s.get("status") or self.state.status
+        status = StateEvent.from_data(s["status"]) if s.get("status") else self.state.status
         v = self.values
         v["state"].setText(self._state_text(status))
         model_id = s.get("model_id") or ""
@@ -316,23 +316,21 @@ class StatsPage(QWidget):
         v["rss"].setText(f"{fmt_bytes(s.get('process_rss'))} RAM{peak}{_slept(s.get('last_sleep'))}")
         self._fill_jobs(list(s.get("recent_jobs") or []))
 
-    def _set_cache(self, c: dict[str, Any]) -> None:
+    def _set_cache(self, c: CacheStatsResult) -> None:
         self.cache = c
         v = self.values
-        hits = c.get("hits") or {}
-        entries, size, budgets = c.get("entries") or {}, c.get("bytes") or {}, c.get("budgets") or {}
-        v["hits"].setText(f"{hits.get('memory', 0)} memory, {hits.get('disk', 0)} disk")
-        v["misses"].setText(str(c.get("misses", 0)))
-        v["hit_rate"].setText(f"{100 * float(c.get('hit_rate', 0.0)):.0f} % of {c.get('requests', 0)}")
-        ahead = int(c.get("prepared_in_background", 0))
+        entries, size, budgets = c.entries, c.bytes, c.budgets
+        v["hits"].setText(f"{c.hits.get('memory', 0)} memory, {c.hits.get('disk', 0)} disk")
+        v["misses"].setText(str(c.misses))
+        v["hit_rate"].setText(f"{100 * c.hit_rate:.0f} % of {c.requests}")
+        ahead = c.prepared_in_background
         v["background"].setText(f"{ahead} voice{'' if ahead == 1 else 's'}")
         v["entries"].setText(f"{entries.get('memory', 0)} in memory, {entries.get('disk', 0)} on disk")
         v["bytes_memory"].setText(f"{fmt_bytes(size.get('memory'))} of {fmt_bytes(budgets.get('memory_bytes'))}")
         v["bytes_disk"].setText(f"{fmt_bytes(size.get('disk'))} of {fmt_bytes(budgets.get('disk_bytes'))}")
-        v["prepare"].setText(fmt_seconds(c.get("prepare_seconds_total")))
-        v["saved"].setText(fmt_seconds(c.get("seconds_saved")))
-        errors = c.get("disk_errors") or {}
-        writes, bad = errors.get("write", 0), errors.get("bad_file", 0)
+        v["prepare"].setText(fmt_seconds(c.prepare_seconds_total))
+        v["saved"].setText(fmt_seconds(c.seconds_saved))
+        writes, bad = c.disk_errors.get("write", 0), c.disk_errors.get("bad_file", 0)
         v["errors"].setText(f"{writes} failed writes, {bad} bad files" if writes or bad else "none")
 
     def _fill_jobs(self, jobs: list[dict[str, Any]]) -> None:
@@ -367,8 +365,7 @@ class StatsPage(QWidget):
             self.jobs.addTopLevelItem(item)
 
     @staticmethod
-    def _state_text(status: dict[str, Any]) -> str:
-        told = StateEvent.from_data(status)
+    def _state_text(told: StateEvent) -> str:
         if told.state in ("loading", "starting", "warming_up"):
             return f"{told.message or told.state} ({100 * told.progress:.0f} %)"
         if told.state == "failed":

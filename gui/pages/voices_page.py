@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from ...audio import file_formats
 from ...ipc import requests as rq
-from ...ipc.messages import JobEvent
+from ...ipc.messages import JobEvent, VoiceInfo, VoicesPlayResult
 from ..recorder import InputProbe, RecordDialog
 from ..state import JOB_ENDS, AppState
 from ..widgets import CACHE_LABELS, Banner, fmt_seconds
@@ -136,23 +136,21 @@ class VoicesPage(QWidget):
         )
         self._update_buttons()
 
-    def _item(self, voice: dict[str, Any]) -> QTreeWidgetItem:
-        name = voice["name"]
-        added = voice.get("added_at", "")
+    def _item(self, voice: VoiceInfo) -> QTreeWidgetItem:
+        name, added, cache = voice.name, voice.added_at, voice.cache
         with contextlib.suppress(ValueError):
             added = datetime.fromisoformat(added).astimezone().strftime("%Y-%m-%d %H:%M")
-        cache = voice.get("cache")
         item = QTreeWidgetItem(
             [
-                f"★  {name}" if voice.get("default") else name,
-                fmt_seconds(voice.get("duration_s")),
+                f"★  {name}" if voice.default else name,
+                fmt_seconds(voice.duration_s),
                 CACHE_LABELS.get(cache, str(cache)),
                 added,
-                voice.get("source_name") or "",
+                voice.source_name,
             ]
         )
         item.setData(0, Qt.ItemDataRole.UserRole, name)
-        item.setToolTip(0, "The default voice" if voice.get("default") else "Double-click to make it the default")
+        item.setToolTip(0, "The default voice" if voice.default else "Double-click to make it the default")
         item.setToolTip(
             2,
             {
@@ -161,7 +159,7 @@ class VoicesPage(QWidget):
                 None: "Not prepared yet for the loaded model: the first speech with it takes longer",
             }.get(cache, ""),
         )
-        if voice.get("default"):
+        if voice.default:
             font = QFont(item.font(0))
             font.setBold(True)
             item.setFont(0, font)
@@ -218,17 +216,15 @@ class VoicesPage(QWidget):
         self.banner.show_message(f"Adding “{name}”…", "info", closable=False)
         self.state.send(
             rq.voices_add(name, data, source_name),
-            on_result=lambda voice: self._added(voice),
+            on_result=self._added,
             on_error=lambda code, message: self.banner.show_message(f"Could not add “{name}”: {message or code}"),
         )
 
-    def _added(self, voice: dict[str, Any]) -> None:
+    def _added(self, voice: VoiceInfo) -> None:
         self.banner.show_message(
-            f"Added “{voice.get('name')}”. It is being made ready in the background.",
-            "info",
-            timeout_ms=5000,
+            f"Added “{voice.name}”. It is being made ready in the background.", "info", timeout_ms=5000
         )
-        self.select(voice.get("name", ""))
+        self.select(voice.name)
 
     def record(self) -> None:
         """Record a clip from the microphone and add it."""
@@ -245,8 +241,8 @@ class VoicesPage(QWidget):
         if name:
             self.state.send(rq.voices_play(name), on_result=self._clip_started, on_error=self._show_error)
 
-    def _clip_started(self, result: dict[str, Any]) -> None:
-        self.playing_job = result.get("job")
+    def _clip_started(self, result: VoicesPlayResult) -> None:
+        self.playing_job = result.job
         self._update_buttons()
 
     def _clip_ended(self) -> None:
@@ -272,10 +268,9 @@ class VoicesPage(QWidget):
         self._select_next = new_name
         self.state.send(rq.voices_rename(name, new_name), on_result=self._renamed, on_error=self._show_error)
 
-    def _renamed(self, result: dict[str, Any]) -> None:
+    def _renamed(self, voice: VoiceInfo) -> None:
         self.banner.hide()  # an earlier error (a taken name) no longer applies
-        voice = result.get("voice") if isinstance(result.get("voice"), dict) else result
-        name = voice.get("name") or self._select_next
+        name = voice.name or self._select_next
         if name and name in self.names():
             self.select(name)
             self._select_next = None
@@ -311,7 +306,7 @@ class VoicesPage(QWidget):
         self.banner.show_message(message or code)
 
     def _unique(self, base: str) -> str:
-        taken = {v["name"].lower() for v in self.state.voices}
+        taken = {v.name.lower() for v in self.state.voices}
         name, n = base, 2
         while name.lower() in taken:
             name, n = f"{base} {n}", n + 1

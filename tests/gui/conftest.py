@@ -31,9 +31,7 @@ def open_app(qtbot, daemon: DaemonProcess, ready: bool = True, hotkey_backend=No
     app.start()
     if ready:
         try:
-            qtbot.waitUntil(
-                lambda: app.state.ready and bool(app.state.hello.get("capabilities")), timeout=CONNECT_TIMEOUT_MS
-            )
+            qtbot.waitUntil(lambda: app.state.ready and bool(app.state.hello.capabilities), timeout=CONNECT_TIMEOUT_MS)
         except BaseException:
             app.close()
             raise

@@ -99,7 +99,7 @@ def test_a_failed_load_shows_the_reason_and_retry_works(qtbot):
         assert banner.isVisible() and banner.action.text() == "Retry"
         # The reason in our words on the card, the daemon's own behind Details (issue 23 §4).
         assert banner.label.text() == "The model could not be loaded."
-        assert app.state.status["error"] and banner.details == app.state.status["error"]
+        assert app.state.status.error and banner.details == app.state.status.error
         assert app.state.icon_state == "error"
         banner.action.click()
         qtbot.waitUntil(lambda: app.state.ready, timeout=30_000)

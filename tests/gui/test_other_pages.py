@@ -26,10 +26,10 @@ def test_stats_page_shows_figures_and_recent_jobs(qtbot, tray_app, daemon, clips
 
         def same_as_daemon() -> bool:
             daemon_stats = client.cache_stats()
-            return all(page.cache.get(k) == daemon_stats[k] for k in counted)
+            return page.cache is not None and all(getattr(page.cache, k) == daemon_stats[k] for k in counted)
 
         qtbot.waitUntil(same_as_daemon, timeout=10_000)
-        stats = page.cache
+        stats = page.cache.to_data()
         assert page.values["background"].text().split()[0] == str(stats["prepared_in_background"])
         assert page.values["misses"].text() == str(stats["misses"])
         assert f"of {stats['requests']}" in page.values["hit_rate"].text()

@@ -85,7 +85,7 @@ def open_app(qtbot, laptop: DaemonProcess, daemon: str | None = None) -> TrayApp
 
 def wait_ready(qtbot, app: TrayApp, remote_name: str | None) -> None:
     qtbot.waitUntil(
-        lambda: app.state.remote == remote_name and app.state.ready and bool(app.state.hello.get("capabilities")),
+        lambda: app.state.remote == remote_name and app.state.ready and bool(app.state.hello.capabilities),
         timeout=CONNECT_TIMEOUT_MS,
     )
 
@@ -153,7 +153,7 @@ def test_pairing_from_the_form_lists_the_daemon_and_choosing_it_reconnects_and_i
     app = paired_app
     assert prefs.load()["daemon"] == "gpu-box"
     with gpu.client() as local:
-        assert app.state.hello.get("pid") == local.hello()["pid"]  # the gpu daemon answers, not the laptop's
+        assert app.state.hello.pid == local.hello()["pid"]  # the gpu daemon answers, not the laptop's
     qtbot.waitUntil(lambda: app.window.speak.voice.findData("narrator") >= 0)  # its voice library
     with gpu.client() as local:  # a voice added there (no event reaches this app): polling finds it
         local.voices_add("visitor", data=clips.new())
@@ -170,7 +170,7 @@ def test_pairing_from_the_form_lists_the_daemon_and_choosing_it_reconnects_and_i
     choice.setCurrentIndex(0)
     choice.activated.emit(0)
     wait_ready(qtbot, app, None)
-    assert app.state.conn.pid == app.state.hello.get("pid") != gpu.pid
+    assert app.state.conn.pid == app.state.hello.pid != gpu.pid
     assert prefs.load()["daemon"] == "local"
     qtbot.waitUntil(lambda: settings.output_box.toolTip() == "")  # this computer's speaker again
 
@@ -494,7 +494,7 @@ def test_the_environment_variable_wins_at_start(
         wait_ready(qtbot, app, "gpu-box")
         assert app.window.settings.daemon_choice.currentData() == "gpu-box"
         with Client(remote.remote_connection("gpu-box")) as client:
-            assert app.state.hello.get("pid") == client.hello()["pid"]
+            assert app.state.hello.pid == client.hello()["pid"]
     finally:
         app.close()
     monkeypatch.setenv(remote.DAEMON_ENV, "local")

@@ -7,6 +7,7 @@ import soundfile as sf
 from PySide6.QtCore import Qt
 
 from chatterbox_tray.gui.pages import speak_page as page_module
+from chatterbox_tray.ipc.messages import SpeakResult
 from tests.support.daemons import EventLog, uid
 
 SENTENCES = ["Hello there, this is the first sentence.", "And this is the second one.", "Then a third."]
@@ -181,7 +182,7 @@ def test_events_that_beat_the_answer_are_matched_by_their_request_id(qtbot, tray
     state.conn.event.emit("job", {**mine, "event": "finished", "playback": {"played_s": 2.0}})
     assert page.job is None and page.progress_label.text().startswith("Done")
     # The answer, late: the job stays over and the label keeps what the events said.
-    page._spoke({"job": "j-early", "chunks": 2, "position": 0, "dropped": False})
+    page._spoke(SpeakResult(job="j-early", dropped=False, position=0, chunks=2))
     assert page.job is None and page.progress_label.text().startswith("Done")
     # A late event of the same request does not revive it either.
     state.conn.event.emit("job", {**mine, "event": "position", "sentence": 1, "seconds": 1.0})

@@ -222,7 +222,7 @@ def test_a_failed_reload_is_told_as_it_is_on_the_card_and_the_settings_page(qtbo
         assert "last load failed" in page.loaded_label.text()
 
         card = window.daemon_banner.banner
-        text, reason = card.label.text(), app.state.status["error"]
+        text, reason = card.label.text(), app.state.status.error
         assert "s3gen_meanflow.safetensors" in reason
         assert "s3gen_meanflow" not in text, "the card says it in words; the file names are behind Details"
         assert text.startswith("The chosen folder does not hold all of the model's files")

@@ -64,7 +64,7 @@ def test_play_button_follows_the_daemons_ops(qtbot, tray_app, daemon, clips):
         client.voices_add(name, data=clips.new())
         qtbot.waitUntil(lambda: name in page.names())
         page.select(name)
-        supported = "voices.play" in tray_app.state.hello["ops"]
+        supported = "voices.play" in tray_app.state.hello.ops
         assert page.play_button.isEnabled() == supported
         if supported:  # the clip plays on the daemon's speaker: the app sees it speaking
             page.play_button.click()
@@ -116,9 +116,9 @@ def test_a_good_clip_is_checked_then_named_then_added(qtbot, tray_app, daemon, c
     name = uid("named")
     asked = []
     monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: asked.append(k.get("text")) or (name, True))
-    before = {v["name"] for v in tray_app.state.voices}
+    before = {v.name for v in tray_app.state.voices}
     page.add_file(path)
     qtbot.waitUntil(lambda: name in page.names(), timeout=15_000)
     assert asked == ["good"]  # the file's name, offered
     # ``before`` may predate the shared daemon's list arriving: only the new name matters
-    assert name not in before and name in {v["name"] for v in tray_app.state.voices}
+    assert name not in before and name in {v.name for v in tray_app.state.voices}

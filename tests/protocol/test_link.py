@@ -77,7 +77,7 @@ def test_the_link_connects_answers_requests_and_forwards_events(
     link, sink = running
     assert sink.find("link", where=lambda a: a[0] == CONNECTED)[1] == f"daemon pid {daemon.pid}"
     info, hello, status = sink.find("connected")
-    assert info.pid == daemon.pid and "ops" in hello and "state" in status
+    assert info.pid == daemon.pid and "status" in hello.ops and status.state
     req_id = link.core.new_id()
     link.submit(("req", req_id, rq.status(), 10.0))
     _, header, _ = sink.find("message", where=lambda a: a[0] == req_id)

@@ -147,6 +147,18 @@ def test_the_typed_results_round_trip_and_a_dropped_speech_says_only_that() -> N
     assert set(m.RESULTS) <= set(OPS)
 
 
+def test_a_request_reads_its_own_result_by_type() -> None:
+    from chatterbox_tray.ipc import requests as rq
+
+    assert m.Status().read_result(STATUS) == m.StateEvent(**STATUS)
+    assert isinstance(rq.voices_check(b"c").read_result({"checked": True}), m.ClipChecked)
+    assert isinstance(rq.voices_add("Ann", b"c").read_result({"name": "Ann"}), m.VoiceInfo)
+    assert m.Stats().read_result({"gpu_name": "x"}) == {"gpu_name": "x"}  # no type: the object as it came
+    assert m.RawRequest("status").read_result({"state": 3}) == {"state": 3}  # unchecked
+    with pytest.raises(ProtocolError, match="'queue' must be an integer"):
+        m.Status().read_result({**STATUS, "queue": "many"})
+
+
 def test_a_result_holds_typed_objects_and_writes_them_back_as_they_came() -> None:
     voice = {"name": "Ann", "sha256": "ab", "duration_s": 7.0, "sample_rate": 24000, "added_at": "t"}
     voice |= {"source_name": "", "cache": None, "default": True}
