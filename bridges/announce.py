@@ -24,7 +24,6 @@ from urllib.parse import urlparse
 log = logging.getLogger(__name__)
 
 SERVICE_TYPE = "_wyoming._tcp.local."
-DEFAULT_NAME = "Chatterbox Tray"
 _MDNS_GROUP = ("224.0.0.251", 5353)
 
 

@@ -46,7 +46,6 @@ from .upstream import DaemonClients, open_synthesis
 
 log = logging.getLogger("chatterbox_tray.bridges.wyoming")
 
-DEFAULT_URI = "tcp://127.0.0.1:10200"
 #: Samples per AudioChunk event (about 170 ms at 24 kHz): small enough for a
 #: satellite's buffer, large enough that framing costs nothing.
 SAMPLES_PER_EVENT = 4096

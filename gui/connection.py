@@ -189,11 +189,6 @@ class Connection(QObject):
         self._retired.clear()
         self._callbacks.clear()
 
-    @property
-    def is_connected(self) -> bool:
-        """Whether a daemon answers now."""
-        return self.state == CONNECTED
-
     def retry(self) -> None:
         """After a failed start: allow starting the daemon again, now."""
         self._worker.loop.submit(("retry",))

@@ -23,7 +23,6 @@ COLORS = {
     "paused": "#d98a00",
     "error": "#d64545",
 }
-STATES = tuple(COLORS)
 
 
 def paint(painter: QPainter, size: int, state: str) -> None:

@@ -684,8 +684,22 @@ class WordsEvent(Event):
 
 # -- results ------------------------------------------------------------------------------------
 # An op's ``Result.result`` as a type, for the ops whose result a client reads field by field
-# (``RESULTS``). The daemon builds them in the documented order, and the clients' methods still
-# hand on the plain object (scripts read it): a reader turns it into its type (``X.from_data``).
+# (``RESULTS``). The daemon builds them in the documented order; a client reads one with
+# ``Request.read_result`` (or ``X.from_data``), while the ``Client`` methods hand on the object.
+
+#: The ops whose ``result`` has a type, by op (``status`` and ``playback`` are also events).
+RESULTS: dict[str, type[Fields]] = {"status": StateEvent, "playback": PlaybackEvent}
+
+
+def _result(*ops: str) -> Any:
+    """A class decorator: a frozen slotted dataclass, the result type of ``ops`` (none: held by another)."""
+
+    def declare(cls: type) -> type:
+        typed = dataclass(frozen=True, slots=True)(cls)
+        RESULTS.update(dict.fromkeys(ops, typed))
+        return typed
+
+    return declare
 
 
 class OpResult(Fields):
@@ -695,7 +709,7 @@ class OpResult(Fields):
     TOLERANT: ClassVar[bool] = True
 
 
-@dataclass(frozen=True, slots=True)
+@_result("speak")
 class SpeakResult(OpResult):
     """``speak``'s answer: the job, its priority, whether it was dropped, and (unless dropped) where it stands."""
 
@@ -707,7 +721,7 @@ class SpeakResult(OpResult):
     replaced: list[str] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@_result("wait")
 class WaitResult(OpResult):
     """``wait``'s answer, a job's end: how it ended, its summary, its playback record (speech), its error."""
 
@@ -719,7 +733,7 @@ class WaitResult(OpResult):
     error: dict[str, Any] | None
 
 
-@dataclass(frozen=True, slots=True)
+@_result("hello")
 class HelloResult(OpResult):
     """``hello``: versions, ops, variants and (once loaded) what the model supports."""
 
@@ -734,14 +748,14 @@ class HelloResult(OpResult):
     platform: str
 
 
-@dataclass(frozen=True, slots=True)
+@_result("retry_load", "reload")
 class LoadResult(StateEvent):
     """``reload`` and ``retry_load``: ``status``'s fields after the call, and whether a load began."""
 
     started: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@_result("voices.add", "voices.rename")
 class VoiceInfo(OpResult):
     """A voice of the library: ``voices.list``'s items, ``voices.add``'s and ``voices.rename``'s result."""
 
@@ -755,7 +769,7 @@ class VoiceInfo(OpResult):
     default: bool
 
 
-@dataclass(frozen=True, slots=True)
+@_result()
 class ClipChecked(OpResult):
     """``voices.add`` with ``check``: the clip is fit; its length and rate."""
 
@@ -764,7 +778,7 @@ class ClipChecked(OpResult):
     sample_rate: int
 
 
-@dataclass(frozen=True, slots=True)
+@_result("voices.list")
 class VoicesListResult(OpResult):
     """``voices.list``: the voices, sorted by name, and the default's name."""
 
@@ -772,14 +786,14 @@ class VoicesListResult(OpResult):
     default: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@_result("voices.default")
 class VoicesDefaultResult(OpResult):
     """``voices.default``: the default voice after the call (None: none)."""
 
     default: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@_result("voices.play")
 class VoicesPlayResult(OpResult):
     """``voices.play``: the job that plays the clip, and its length."""
 
@@ -788,14 +802,14 @@ class VoicesPlayResult(OpResult):
     seconds: float
 
 
-@dataclass(frozen=True, slots=True)
+@_result("stop")
 class StopResult(OpResult):
     """``stop``: the jobs it stopped."""
 
     stopped: list[str]
 
 
-@dataclass(frozen=True, slots=True)
+@_result("pause", "resume")
 class PauseResult(OpResult):
     """``pause`` and ``resume``: the speaker's state now, and the job it holds."""
 
@@ -803,7 +817,7 @@ class PauseResult(OpResult):
     job: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@_result("skip")
 class SkipResult(OpResult):
     """``skip``: the job it skipped in, and the sentence it skipped to (None: nothing played)."""
 
@@ -811,7 +825,7 @@ class SkipResult(OpResult):
     sentence: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@_result()
 class Device(OpResult):
     """An output device, as ``audio.devices`` lists it."""
 
@@ -823,7 +837,7 @@ class Device(OpResult):
     default: bool
 
 
-@dataclass(frozen=True, slots=True)
+@_result("audio.set")
 class AudioSetResult(OpResult):
     """``audio.set``: the output device now (\"\": the system's default) and the volume."""
 
@@ -831,7 +845,7 @@ class AudioSetResult(OpResult):
     volume: float
 
 
-@dataclass(frozen=True, slots=True)
+@_result("audio.devices")
 class AudioDevicesResult(OpResult):
     """``audio.devices``: the output devices, the chosen one and the volume."""
 
@@ -840,7 +854,7 @@ class AudioDevicesResult(OpResult):
     volume: float
 
 
-@dataclass(frozen=True, slots=True)
+@_result("settings.get")
 class SettingsGetResult(OpResult):
     """``settings.get``: every setting, which are editable and need a reload, what is loaded, the file."""
 
@@ -851,7 +865,7 @@ class SettingsGetResult(OpResult):
     file: str
 
 
-@dataclass(frozen=True, slots=True)
+@_result("settings.set")
 class SettingsSetResult(OpResult):
     """``settings.set``: every setting after the change, whether a reload is due, whether loading began."""
 
@@ -860,7 +874,7 @@ class SettingsSetResult(OpResult):
     loading: bool
 
 
-@dataclass(frozen=True, slots=True)
+@_result("cache.stats")
 class CacheStatsResult(OpResult):
     """``cache.stats``: hits by tier, misses, entries and bytes by tier, time spent and saved, budgets."""
 
@@ -879,14 +893,14 @@ class CacheStatsResult(OpResult):
     directory: str
 
 
-@dataclass(frozen=True, slots=True)
+@_result("cache.clear")
 class CacheClearResult(OpResult):
     """``cache.clear``: how many cache entries it removed."""
 
     removed: int
 
 
-@dataclass(frozen=True, slots=True)
+@_result("words.list")
 class WordsListResult(OpResult):
     """``words.list``: the rules (``markup.Rule``'s objects) and the most the dictionary may hold."""
 
@@ -894,7 +908,7 @@ class WordsListResult(OpResult):
     limit: int
 
 
-@dataclass(frozen=True, slots=True)
+@_result("words.add")
 class WordsAddResult(OpResult):
     """``words.add``: the rule as stored, whether it replaced one, how many rules there are now."""
 
@@ -903,7 +917,7 @@ class WordsAddResult(OpResult):
     count: int
 
 
-@dataclass(frozen=True, slots=True)
+@_result("words.remove")
 class WordsRemoveResult(OpResult):
     """``words.remove``: the rule removed and how many are left."""
 
@@ -911,7 +925,7 @@ class WordsRemoveResult(OpResult):
     count: int
 
 
-@dataclass(frozen=True, slots=True)
+@_result("words.import")
 class WordsImportResult(OpResult):
     """``words.import``: how many rules were new, replaced and removed, and how many there are now."""
 
@@ -921,7 +935,7 @@ class WordsImportResult(OpResult):
     count: int
 
 
-@dataclass(frozen=True, slots=True)
+@_result("text.preview")
 class TextPreviewResult(OpResult):
     """``text.preview``: each chunk for the model (``text``, ``span``, a pause's ``pause_s``), warnings."""
 
@@ -930,7 +944,7 @@ class TextPreviewResult(OpResult):
     tags_checked: bool
 
 
-@dataclass(frozen=True, slots=True)
+@_result("tags.list")
 class TagsListResult(OpResult):
     """``tags.list``: the loaded model's tags and the pause markup's bounds."""
 
@@ -938,36 +952,3 @@ class TagsListResult(OpResult):
     loaded: bool
     tags: list[str]
     pause: dict[str, float]
-
-
-#: The ops whose ``result`` has a type (``status`` and ``playback`` are also events).
-RESULTS: dict[str, type[Fields]] = {
-    "hello": HelloResult,
-    "status": StateEvent,
-    "retry_load": LoadResult,
-    "reload": LoadResult,
-    "voices.list": VoicesListResult,
-    "voices.add": VoiceInfo,
-    "voices.rename": VoiceInfo,
-    "voices.default": VoicesDefaultResult,
-    "voices.play": VoicesPlayResult,
-    "speak": SpeakResult,
-    "stop": StopResult,
-    "pause": PauseResult,
-    "resume": PauseResult,
-    "skip": SkipResult,
-    "playback": PlaybackEvent,
-    "wait": WaitResult,
-    "audio.devices": AudioDevicesResult,
-    "audio.set": AudioSetResult,
-    "settings.get": SettingsGetResult,
-    "settings.set": SettingsSetResult,
-    "cache.stats": CacheStatsResult,
-    "cache.clear": CacheClearResult,
-    "words.list": WordsListResult,
-    "words.add": WordsAddResult,
-    "words.remove": WordsRemoveResult,
-    "words.import": WordsImportResult,
-    "text.preview": TextPreviewResult,
-    "tags.list": TagsListResult,
-}
