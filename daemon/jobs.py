@@ -180,6 +180,11 @@ class JobQueue:
             self._served = {c: t for c, t in self._served.items() if c in waiting or c == client}
         return job
 
+    @property
+    def closed(self) -> bool:
+        """Whether the queue was closed (the daemon is stopping)."""
+        return self._closed
+
     def take(self, timeout: float | None = None) -> Job | None:
         """The next job to run, or None after ``timeout`` or when closed."""
         with self._cond:

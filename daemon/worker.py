@@ -24,12 +24,16 @@ from .engine import Cancelled, GenResult, Upcoming
 from .jobs import Job
 from .saytext import resolve_job, silence_samples
 from .stretch import Stretcher
+from .sysstats import give_back_freed_memory
 from .text import TextPiece, token_budget
 
 if TYPE_CHECKING:
     from .service import Service
 
 log = logging.getLogger(__name__)
+
+#: Seconds without a job after which the worker gives freed memory back (``Worker._give_memory_back``).
+IDLE_TRIM_S = 5.0
 
 #: Sentences after the current one handed to the engine (it may start on them early).
 UPCOMING = 3
@@ -57,10 +61,16 @@ class Worker:
 
     def _work(self) -> None:
         svc = self.svc
+        freed_since = False  # whether memory was freed since it was last given back
         while True:
-            job = svc.queue.take()
+            job = svc.queue.take(timeout=IDLE_TRIM_S if freed_since else None)
             if job is None:
-                return
+                if svc.queue.closed:
+                    return
+                self._give_memory_back()  # idle for IDLE_TRIM_S
+                freed_since = False
+                continue
+            freed_since = True
             svc.coordinator.running(job)
             if not svc.model.wait_ready(0):
                 svc.coordinator.event(job, job.event("waiting_for_model"))
@@ -87,6 +97,21 @@ class Worker:
                 svc.coordinator.end(job, "failed", as_coded(exc, f"job {job.id}"))
             finally:
                 svc.queue.done(job)
+
+    @staticmethod
+    def _give_memory_back() -> None:
+        """Hand the memory jobs freed back to the system once the daemon has been idle a while.
+
+        glibc keeps freed heap pages in its arenas: a Turbo daemon on a CPU
+        grew from 2.76 GiB ready to 3.33 GiB after four paragraphs and stayed
+        there while idle (2.90 GiB with this). Trimming 2.3 GiB took 73 ms,
+        here on the worker thread; waiting ``IDLE_TRIM_S`` first keeps it
+        from the middle of a burst of jobs, which would only fault the pages
+        back in.
+        """
+        start = time.perf_counter()
+        give_back_freed_memory()
+        log.debug("gave freed memory back in %.1f ms", 1000 * (time.perf_counter() - start))
 
     def _run_prepare(self, job: Job) -> None:
         svc = self.svc
