@@ -330,23 +330,21 @@ class Coordinator:
         stops before newly queued speech has to wait behind it, not only at
         the next once-a-second keepalive.
         """
-        with self._lock:
-            waits = [(job_id, w) for job_id, ws in self._waiters.items() for w in ws if w[2]]
-        for job_id, (identity, req_id, _) in waits:
-            self.out.reply(identity, req_id, Progress({"job": job_id, "waiting": True, "model": self._model_state()}))
+        for identity, req_id, progress in self.keepalives(probing=True):
+            self.out.reply(identity, req_id, progress)
 
-    def keepalives(self) -> list[tuple[bytes, str, dict[str, Any]]]:
-        """(identity, request id, progress) for every request still waiting on a job."""
-        model_state = self._model_state()
+    def keepalives(self, probing: bool = False) -> list[tuple[bytes, str, Progress]]:
+        """(identity, request id, ``Progress``) of each request waiting on a job; ``probing``: stop_on_disconnect's."""
+        model = self._model_state()
         out = []
-        for job in self.queue.find():
+        for job in [] if probing else self.queue.find():
             if job.identity is not None and job.req_id is not None and job.kind == "synthesize":
-                progress = {**job.describe(), "position": self.queue.position(job), "model": model_state}
-                out.append((job.identity, job.req_id, progress))
+                progress = {**job.describe(), "position": self.queue.position(job), "model": model}
+                out.append((job.identity, job.req_id, Progress(progress)))
         with self._lock:
-            waits = [(job_id, w) for job_id, ws in self._waiters.items() for w in ws]
+            waits = [(job_id, w) for job_id, ws in self._waiters.items() for w in ws if w[2] or not probing]
         for job_id, (identity, req_id, _) in waits:
-            out.append((identity, req_id, {"job": job_id, "waiting": True, "model": model_state}))
+            out.append((identity, req_id, Progress({"job": job_id, "waiting": True, "model": model})))
         return out
 
     # -- internals -----------------------------------------------------------------------

@@ -34,7 +34,7 @@ from typing import Any
 import zmq
 
 from ..ipc import endpoints
-from ..ipc.messages import REQUESTS, ErrorReply, Event, Progress, Reply, Result
+from ..ipc.messages import REQUESTS, ErrorReply, Event, Reply, Result
 from ..ipc.protocol import MAX_FRAME_BYTES, ProtocolError, SignatureError, as_coded, check_request, decode, encode
 from ..ipc.remote import RemoteSettings
 from .handlers import HANDLERS, ReceivedRequest
@@ -376,7 +376,7 @@ class Server:
 
     def _keepalive(self) -> None:
         for identity, req_id, progress in self.service.coordinator.keepalives():
-            self._send(identity, Progress(progress).to_header(req_id))
+            self._send(identity, progress.to_header(req_id))
 
     def _shutdown(self) -> None:
         log.info("shutting down")
