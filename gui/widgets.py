@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
 from ..ipc.formatting import human_bytes
 
@@ -205,6 +205,18 @@ class _WheelGuard(QObject):
             event.ignore()
             return True  # not for this widget; ignored, so its parents get it
         return False
+
+
+def scrolled(page: QWidget, content: QWidget) -> tuple[QScrollArea, QVBoxLayout]:
+    """Fill ``page`` with ``content`` in a frameless area that scrolls up and down only, so a small
+    window shows every row rather than squeezing them; returns the area and the page's layout."""
+    scroll = QScrollArea(widgetResizable=True, frameShape=QScrollArea.Shape.NoFrame)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    scroll.setWidget(content)
+    outer = QVBoxLayout(page)
+    outer.setContentsMargins(0, 0, 0, 0)
+    outer.addWidget(scroll, 1)
+    return scroll, outer
 
 
 def wheel_only_when_focused(owner: QWidget, *widgets: QWidget) -> None:

@@ -31,7 +31,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QRadioButton,
-    QScrollArea,
     QSlider,
     QSpinBox,
     QVBoxLayout,
@@ -46,7 +45,7 @@ from .. import autostart
 from ..pairdialog import PairDialog
 from ..plain_words import plain_failure
 from ..state import AppState
-from ..widgets import Banner, ElidedLabel, wheel_only_when_focused
+from ..widgets import Banner, ElidedLabel, scrolled, wheel_only_when_focused
 
 #: The daemon's settings this page shows (``_set_field`` puts each in its widget).
 SHOWN = ("variant", "checkpoint", "device", "language", "memory_cache_mb", "disk_cache_mb", "prebuffer")
@@ -239,13 +238,7 @@ class SettingsPage(QWidget):
         layout.addWidget(desktop_box)
         layout.addWidget(self.hotkey_box)
         layout.addStretch(1)
-        scroll = QScrollArea(widgetResizable=True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setWidget(content)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll, 1)
+        scroll, outer = scrolled(self, content)
         outer.addLayout(buttons)
         # Over the foot of the form, just above Apply (what it says is mostly about
         # applying), in no layout: showing or hiding it moves none of the controls.

@@ -13,7 +13,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QMessageBox,
     QPushButton,
-    QScrollArea,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -24,7 +23,7 @@ from ...ipc import requests as rq
 from ...ipc.messages import CacheStatsResult, StateEvent
 from ..plots import Sparkline
 from ..state import AppState
-from ..widgets import SPEECH_LABEL, SPEECH_TIP, Banner, fmt_bytes, fmt_seconds
+from ..widgets import SPEECH_LABEL, SPEECH_TIP, Banner, fmt_bytes, fmt_seconds, scrolled
 
 POLL_MS = 2000
 HISTORY = 150  # samples: five minutes at one every two seconds
@@ -187,13 +186,7 @@ class StatsPage(QWidget):
         layout.addWidget(cache_box)
         layout.addWidget(jobs_box)
         layout.addStretch(1)
-        scroll = QScrollArea(widgetResizable=True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setWidget(content)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll)
+        scrolled(self, content)
         self.banner.float_over(self)  # in no layout: it moves nothing
 
         self._timer = QTimer(self, interval=POLL_MS, timeout=self.refresh)
