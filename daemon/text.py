@@ -119,10 +119,9 @@ def _cut_point(text: str, start: int, limit: int, keep: Sequence[tuple[int, int]
     return cut
 
 
-#: Speech tokens per second of audio in Chatterbox's S3 tokenizer.
-TOKENS_PER_SECOND = 25
 #: Slowest speech we budget for: about 8 characters a second (a slow, careful
-#: reader; ordinary speech is 12-15). At 25 tokens/s that is ~3 tokens a char.
+#: reader; ordinary speech is 12-15). At Chatterbox's 25 speech tokens a second
+#: that is ~3 tokens a char.
 TOKENS_PER_CHAR = 3.2
 #: Floor, so that "Hi." still has room for its breath and ending.
 MIN_TOKENS = 50

@@ -264,7 +264,7 @@ def shoot_states(daemon, out: Path, ckpt: Path, clips) -> int:
     with daemon.client() as client:  # what "Use a local folder…" does, without the file dialog
         client.settings_set(checkpoint=str(ckpt))
         client.retry_load()
-    wait(lambda: state.model_state == "loading" and float(state.status.get("progress", 0)) >= 0.15, 300)
+    wait(lambda: state.model_state == "loading" and state.status.progress >= 0.15, 300)
     window_shot("state-loading.png")
     wait(lambda: state.ready, 900)
     with daemon.client(timeout=600) as client:
