@@ -19,9 +19,9 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..ipc.messages import Device
 from ..ipc.protocol import CodedError
 
 if TYPE_CHECKING:
@@ -37,28 +37,6 @@ FADE_S = 0.005
 
 class AudioError(CodedError):
     """The output device is missing or stopped working; ``code`` is a protocol error code."""
-
-
-@dataclass(frozen=True)
-class OutputDevice:
-    """An output device as clients see it."""
-
-    index: int
-    name: str
-    hostapi: str
-    channels: int
-    default_samplerate: float
-    default: bool
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "name": self.name,
-            "hostapi": self.hostapi,
-            "channels": self.channels,
-            "default_samplerate": self.default_samplerate,
-            "default": self.default,
-        }
 
 
 _sd_lock = threading.Lock()
@@ -104,7 +82,7 @@ def _sounddevice() -> Any:
     return sounddevice
 
 
-def list_devices(rescan: bool = False) -> list[OutputDevice]:
+def list_devices(rescan: bool = False) -> list[Device]:
     """Output devices PortAudio sees. ``rescan`` re-reads the system's device list."""
     sd = _sounddevice()
     with _sd_lock:
@@ -123,7 +101,7 @@ def list_devices(rescan: bool = False) -> list[OutputDevice]:
     if default_out is None or default_out < 0:
         default_out = next((d["index"] for d in devices if d["max_output_channels"] > 0), -1)
     return [
-        OutputDevice(
+        Device(
             index=int(d["index"]),
             name=str(d["name"]),
             hostapi=str(hostapis[d["hostapi"]]["name"]),
@@ -136,7 +114,7 @@ def list_devices(rescan: bool = False) -> list[OutputDevice]:
     ]
 
 
-def find_device(name: str) -> OutputDevice:
+def find_device(name: str) -> Device:
     """The device named ``name`` (exact, then case-insensitive substring); empty: the default."""
     devices = list_devices()
     if not devices:
@@ -161,7 +139,7 @@ class OutputStream:
         self._device_rate = sample_rate
         self._t0 = 0.0  # wall-clock time at which written audio began to play
         self._written = 0.0  # seconds of audio written since _t0
-        self.device: OutputDevice | None = None
+        self.device: Device | None = None
 
     @property
     def is_open(self) -> bool:

@@ -411,7 +411,7 @@ def wait(svc: Service, req: ReceivedRequest) -> dict[str, Any] | None:
 @handler("audio.devices")
 def audio_devices(svc: Service, req: ReceivedRequest) -> m.AudioDevicesResult:
     """Output devices (re-read from the system when nothing is playing)."""
-    devices = [m.Device(**d.to_json()) for d in svc.player.devices()]
+    devices = svc.player.devices()  # messages.Device already (audio.output lists them as such)
     return m.AudioDevicesResult(devices, svc.player.device, svc.player.volume)
 
 

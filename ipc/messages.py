@@ -827,7 +827,7 @@ class SkipResult(OpResult):
 
 @_result()
 class Device(OpResult):
-    """An output device, as ``audio.devices`` lists it."""
+    """An output device, as ``audio.devices`` lists it (``audio.output.list_devices`` makes these)."""
 
     index: int
     name: str
