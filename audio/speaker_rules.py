@@ -51,9 +51,11 @@ SECONDS_PER_CHAR = 0.07
 #: Slack on top of what a sentence being made needs buffered before it starts (the
 #: model's pace wobbles piece to piece).
 PIECE_MARGIN_S = 0.1
-#: A job's first sentence is made slower than the ones after it (the pipeline fills): on a
-#: 2-core CPU 1.27-1.37 s of work a second of speech, then 1.03-1.10 (0.78-0.83 of it).
-FIRST_TO_STEADY = 0.8
+#: A job's first sentence is made slower than the ones after it (the pipeline fills, and it
+#: carries the job's set-up): in the daemon on a 2-core CPU a paragraph's first sentence took
+#: 1.53 s of work a second of speech and the rest 1.07 (0.70 of it); beside a busy program 2.35
+#: and 1.8 (0.77). Between the two, nearer the busy one: too low a figure means gaps there.
+FIRST_TO_STEADY = 0.75
 
 
 class Slot(Protocol):

@@ -202,11 +202,11 @@ def test_a_loaded_model_s_measured_pace_replaces_the_old_one_until_sentences_are
     job = speech("Three. Four.")
     player.admit(job, "text")
     player.push(job, 0, tone(2 * RATE), (0, 6), "Three.", 3.0, final=True)  # a first sentence: 1.5
-    assert player._rtf_estimate(player._find(job)) == pytest.approx(1.25)  # 0.8 x 1.5 = 1.2: no busier
+    assert player._rtf_estimate(player._find(job)) == pytest.approx(1.25)  # 0.75 x 1.5 = 1.125: no busier
     busier = speech("Five. Six.")
     player.admit(busier, "text")
     player.push(busier, 0, tone(2 * RATE), (0, 5), "Five.", 5.0, final=True)  # 2.5: another program woke up
-    assert player._rtf_estimate(player._find(busier)) == pytest.approx(2.0)  # 0.8 x 2.5, not the quiet 1.25
+    assert player._rtf_estimate(player._find(busier)) == pytest.approx(1.875)  # 0.75 x 2.5, not the quiet 1.25
     player.expect_pace(None)  # an engine that measured nothing: the first sentence stands in, whole
     assert not player._rtfs
     assert player._rtf_estimate(player._find(job)) == pytest.approx(1.5)
