@@ -202,8 +202,8 @@ class ChatterboxEngine(Engine):
 
         On a CPU it loads on a thread that ends with it (``_on_threads``), so
         the team of OpenMP threads loading made is gone before the warm-up
-        measures the pace of a paragraph (with it still there, T3 ran 35 %
-        slower in the warm-up than later, and the pace came out high).
+        measures the pace of a paragraph (with it still there, the warm-up's
+        T3 ran throttled and its pace came out 1.17-1.20 against 1.14).
         """
         threads = process_threads()
         if pick_device(self.wanted_device) == "cpu":
@@ -971,8 +971,9 @@ class ChatterboxEngine(Engine):
         Each measured sentence is made behind the one before (its T3 ran
         ahead during that one's S3Gen) and beside the next one's T3, as in
         a paragraph. One sentence's figure wandered by 10 % from one start
-        to the next (1.15 to 1.26 on a 2-core CPU, where a paragraph's
-        sentences settle at 1.20-1.27), and a figure below the true pace
+        to the next (1.15 to 1.26 on a 2-core CPU, measured before one
+        OpenMP team at a time; a paragraph's sentences then settled at
+        1.20-1.27, now 1.03-1.15), and a figure below the true pace
         makes the speaker start too soon and stop inside a sentence, so the
         slower of two is kept.
         """

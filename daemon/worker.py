@@ -67,8 +67,9 @@ class Worker:
             if job is None:
                 if svc.queue.closed:
                     return
-                self._give_memory_back()  # idle for IDLE_TRIM_S
-                freed_since = False
+                if not svc.player.jobs():  # idle for IDLE_TRIM_S, and nothing is playing
+                    self._give_memory_back()
+                    freed_since = False
                 continue
             freed_since = True
             svc.coordinator.running(job)
@@ -107,7 +108,8 @@ class Worker:
         there while idle (2.90 GiB with this). Trimming 2.3 GiB took 73 ms,
         here on the worker thread; waiting ``IDLE_TRIM_S`` first keeps it
         from the middle of a burst of jobs, which would only fault the pages
-        back in.
+        back in, and it waits for the speaker to fall silent too: the trim
+        holds malloc's locks, which the player thread's next block may need.
         """
         start = time.perf_counter()
         give_back_freed_memory()

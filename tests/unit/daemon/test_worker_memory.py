@@ -27,8 +27,10 @@ def test_freed_memory_goes_back_after_an_idle_spell_once_per_spell(monkeypatch: 
     monkeypatch.setattr(worker_module, "IDLE_TRIM_S", 0.2)
     monkeypatch.setattr(worker_module, "give_back_freed_memory", lambda: trims.append(time.monotonic()))
     queue = JobQueue()
+    playing: list[object] = []  # the speaker's jobs
     svc = SimpleNamespace(
         queue=queue,
+        player=SimpleNamespace(jobs=lambda: list(playing)),
         model=SimpleNamespace(wait_ready=lambda _timeout: True, state="ready", error=None),
         # A prepare job that fails at once (this stub has no engine): the worker ends it and goes on.
         coordinator=SimpleNamespace(running=lambda job: None, event=lambda *a: None, end=lambda *a: ended.set()),
@@ -50,6 +52,14 @@ def test_freed_memory_goes_back_after_an_idle_spell_once_per_spell(monkeypatch: 
         assert ended.wait(5)
         queue.put(Job("prepare", voice_name="c", clip_sha256="2" * 64))  # a burst: no trim in between
         assert wait_for(lambda: len(trims) == 2)
+        playing.append("a speech still playing")
+        ended.clear()
+        queue.put(Job("prepare", voice_name="d", clip_sha256="3" * 64))
+        assert ended.wait(5)
+        time.sleep(0.6)
+        assert len(trims) == 2  # not while the speaker plays: the trim holds malloc's locks
+        playing.clear()
+        assert wait_for(lambda: len(trims) == 3)  # once it falls silent
     finally:
         queue.close()
         worker.join(5)
