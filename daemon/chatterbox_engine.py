@@ -32,11 +32,9 @@ from collections.abc import Callable, Hashable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..ipc.limits import CLIP_MIN_SECONDS
 from ..ipc.settings_schema import SETTINGS
 from . import download
 from .engine import (
-    OPTION_RANGES,
     Cancelled,
     CondTensors,
     Engine,
@@ -257,11 +255,12 @@ class ChatterboxEngine(Engine):
             else:
                 progress(0.10, "asking the Hugging Face hub for the weights (downloaded once, then cached)")
                 # Our own fetch first, into the same cache, so the download shows its figures.
-                download.fetch_weights(sys.modules[cls.__module__].REPO_ID, download.HUB_FILES[self.variant], progress)
+                repo = sys.modules[cls.__module__].REPO_ID
+                download.fetch_weights(repo, download.HUB_FILES[self.variant], progress)
                 progress(0.70, f"loading the {self.variant} weights onto {self.device}")
                 with strict_loaded_modules_skip_random_init():
                     self.model = cls.from_pretrained(self.device)
-                self.model_id = f"{self.variant}:{self._hub_revision()}"
+                self.model_id = f"{self.variant}:{self._hub_revision(repo)}"
         except EngineError:
             raise
         except torch.cuda.OutOfMemoryError as exc:
@@ -320,19 +319,11 @@ class ChatterboxEngine(Engine):
                 self._s3gen_patches = use_bfloat16(self.model.s3gen)
         log.info("T3 on the fast path in %s%s", self.precision, ", S3Gen in bfloat16" if self._s3gen_patches else "")
 
-    def _hub_revision(self) -> str:
+    def _hub_revision(self, repo: str) -> str:
         """The commit of the cached hub snapshot, so a new upstream release gets new cache keys."""
         try:
-            import importlib
-
             from huggingface_hub import snapshot_download
 
-            module = {
-                "original": "chatterbox.tts",
-                "multilingual": "chatterbox.mtl_tts",
-                "turbo": "chatterbox.tts_turbo",
-            }[self.variant]
-            repo = importlib.import_module(module).REPO_ID
             return Path(snapshot_download(repo, local_files_only=True)).name[:16]
         except Exception:  # an unknown revision only costs cache hits, never the load
             return "hub"
@@ -545,12 +536,7 @@ class ChatterboxEngine(Engine):
     # -- generation --------------------------------------------------------------
 
     def generate(
-        self,
-        text: str,
-        conds: CondTensors,
-        options: SynthOptions,
-        max_tokens: int,
-        cancel: threading.Event,
+        self, text: str, conds: CondTensors, options: SynthOptions, max_tokens: int, cancel: threading.Event
     ) -> GenResult:
         """One chunk through chatterbox's ``generate`` with our budget and cancel hooks."""
         import torch
@@ -581,7 +567,7 @@ class ChatterboxEngine(Engine):
                 kwargs[name] = float(value)
         if self.variant == "multilingual":
             language = (options.language or "en").lower()
-            if language not in self.capabilities()["languages"]:
+            if language not in self.languages():
                 raise EngineError("unknown_language", f"language {language!r} is not supported by this model")
             kwargs["language_id"] = language
         return kwargs
@@ -813,22 +799,23 @@ class ChatterboxEngine(Engine):
         cancel: threading.Event,
     ) -> TokenStream:
         """A sentence's T3 run on its own thread, not yet started."""
-        import torch
-
-        from .t3_decode import Sampling
         from .token_stream import TokenStream
 
         kwargs = self._generate_kwargs(options)
-        fast, variant = self.fast_t3, self.variant
+        return TokenStream(
+            key, lambda stop: self._t3_loop(text, conds, kwargs, budget, stop, seed), cancel, threads=self._t3_threads
+        )
 
-        def loop(stop: Any) -> Iterator[int]:
-            t3_cond, text_tokens, sampling = self._t3_inputs(text, self._conditionals(conds), kwargs)
-            generator = torch.Generator(device=self.device).manual_seed(seed)
-            run = fast.turbo if variant == "turbo" else fast.original
-            assert isinstance(sampling, Sampling)
-            return run(t3_cond, text_tokens, sampling, budget, stop, generator=generator, reuse_prefix=True)
+    def _t3_loop(
+        self, text: str, conds: CondTensors, kwargs: dict[str, Any], budget: int, stop: Any, seed: int
+    ) -> Iterator[int]:
+        """Our T3 loop's tokens for one sentence, from a generator of its own, the voice's prefix reused."""
+        import torch
 
-        return TokenStream(key, loop, cancel, threads=self._t3_threads)
+        t3_cond, text_tokens, sampling = self._t3_inputs(text, self._conditionals(conds), kwargs)
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        run = self.fast_t3.turbo if self.variant == "turbo" else self.fast_t3.original
+        return run(t3_cond, text_tokens, sampling, budget, stop, generator=generator, reuse_prefix=True)
 
     def _s3_push(self, stream: TokenStream, s3: Any, tokens: list[int], *, final: bool = False) -> Any:
         """S3Gen's next audio: on its share of the cores while T3 works, else on all of them."""
@@ -901,15 +888,8 @@ class ChatterboxEngine(Engine):
         """
         if self.engine_path != "fast" or self.fast_t3 is None or self.model is None:
             return
-        import torch
-
         self._drop_ahead()  # one T3 loop at a time: FastT3 has one KV cache
-        t3_cond, text_tokens, sampling = self._t3_inputs(
-            "Hello.", self._conditionals(conds), self._generate_kwargs(SynthOptions())
-        )
-        run = self.fast_t3.turbo if self.variant == "turbo" else self.fast_t3.original
-        generator = torch.Generator(device=self.device).manual_seed(0)
-        first = run(t3_cond, text_tokens, sampling, 1, None, generator=generator, reuse_prefix=True)
+        first = self._t3_loop("Hello.", conds, self._generate_kwargs(SynthOptions()), 1, None, 0)
         self._on_threads(self._cores(), lambda: next(first))  # the prefill happens at the first token
 
     def _t3_threads(self) -> int:
@@ -1007,22 +987,13 @@ class ChatterboxEngine(Engine):
 
     # -- description ---------------------------------------------------------------
 
-    def capabilities(self) -> dict[str, Any]:
-        """Options with ranges, and languages (multilingual only)."""
-        names = ("temperature",) if self.variant == "turbo" else ("exaggeration", "cfg_weight", "temperature")
-        options = {n: dict(zip(("min", "max", "default"), OPTION_RANGES[n], strict=True)) for n in names}
-        languages: list[str] = ["en"]
-        if self.variant == "multilingual":
-            from chatterbox.mtl_tts import SUPPORTED_LANGUAGES
+    def languages(self) -> list[str]:
+        """chatterbox's own list for the multilingual model; English for the others."""
+        if self.variant != "multilingual":
+            return ["en"]
+        from chatterbox.mtl_tts import SUPPORTED_LANGUAGES
 
-            languages = sorted(SUPPORTED_LANGUAGES)
-        return {
-            "variant": self.variant,
-            "options": options,
-            "languages": languages,
-            "sample_rate": self.sample_rate,
-            "min_clip_seconds": CLIP_MIN_SECONDS,
-        }
+        return sorted(SUPPORTED_LANGUAGES)
 
     def memory(self) -> dict[str, Any]:
         """torch.cuda's allocator figures on a CUDA device."""

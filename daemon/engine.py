@@ -127,14 +127,12 @@ class Engine(ABC):
 
     @abstractmethod
     def generate(
-        self,
-        text: str,
-        conds: CondTensors,
-        options: SynthOptions,
-        max_tokens: int,
-        cancel: threading.Event,
+        self, text: str, conds: CondTensors, options: SynthOptions, max_tokens: int, cancel: threading.Event
     ) -> GenResult:
         """Speak one chunk. Raise Cancelled soon after ``cancel`` is set."""
+
+    #: How many pieces the default ``generate_stream`` cuts a chunk into (a fake's stand-in for streaming).
+    stream_pieces: int = 1
 
     def generate_stream(
         self,
@@ -155,18 +153,46 @@ class Engine(ABC):
         audio (small pieces are worth their extra cost only then);
         ``upcoming`` are the job's next chunks, which an engine may start on
         before this one is done. An engine that cannot stream ignores both
-        and yields its one ``generate`` result, so a worker can always write::
+        and yields its one ``generate`` result (cut in ``stream_pieces``
+        pieces), so a worker can always write::
 
             for piece in engine.generate_stream(text, conds, options, budget, cancel):
                 push(piece.samples)
 
         Raise Cancelled soon after ``cancel`` is set, as ``generate`` does.
         """
-        yield self.generate(text, conds, options, max_tokens, cancel)
+        whole = self.generate(text, conds, options, max_tokens, cancel)
+        pieces = self.stream_pieces
+        if pieces <= 1:
+            yield whole
+            return
+        cuts = [round(i * len(whole.samples) / pieces) for i in range(pieces + 1)]
+        share = 1.0 / pieces
+        for i in range(pieces):
+            if i and cancel.is_set():
+                raise Cancelled()
+            yield GenResult(
+                whole.samples[cuts[i] : cuts[i + 1]],
+                whole.t3_seconds * share,
+                whole.s3gen_seconds * share,
+                whole.tokens // pieces + (whole.tokens % pieces if i == pieces - 1 else 0),
+                final=i == pieces - 1,
+            )
 
-    @abstractmethod
+    def languages(self) -> list[str]:
+        """The languages this variant speaks (English only but for the multilingual model)."""
+        return ["en"]
+
     def capabilities(self) -> dict[str, Any]:
         """Options (with ranges) and languages this variant supports."""
+        names = ("temperature",) if self.variant == "turbo" else ("exaggeration", "cfg_weight", "temperature")
+        return {
+            "variant": self.variant,
+            "options": {n: dict(zip(("min", "max", "default"), OPTION_RANGES[n], strict=True)) for n in names},
+            "languages": self.languages(),
+            "sample_rate": self.sample_rate,
+            "min_clip_seconds": limits.CLIP_MIN_SECONDS,
+        }
 
     def memory(self) -> dict[str, Any]:
         """Device memory figures, if the engine has any."""

@@ -26,22 +26,9 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from ..ipc.limits import CLIP_MIN_SECONDS
-from .engine import (
-    OPTION_RANGES,
-    Cancelled,
-    CondTensors,
-    Engine,
-    EngineError,
-    GenResult,
-    ProgressFn,
-    SynthOptions,
-    Upcoming,
-    resolve_variant,
-)
+from .engine import Cancelled, CondTensors, Engine, EngineError, GenResult, ProgressFn, SynthOptions, resolve_variant
 
 #: The tags a fake Turbo knows (the real engine reads its tokenizer's).
 FAKE_TURBO_TAGS = ("[clear throat]", "[sigh]", "[cough]", "[gasp]", "[chuckle]", "[laugh]", "[whispering]")
@@ -78,8 +65,6 @@ class FakeEngine(Engine):
         # daemon tests exercise every option (resolve_variant is tested alone).
         self.variant = resolve_variant(variant, accelerator=True)
         self.checkpoint = checkpoint
-        self.device = "cpu"
-        self.sample_rate = 24_000
         self.model_id = f"fake-{self.variant}:1"
         self.prepare_calls = 0
         self.loads = 0
@@ -140,17 +125,12 @@ class FakeEngine(Engine):
         }
 
     def generate(
-        self,
-        text: str,
-        conds: CondTensors,
-        options: SynthOptions,
-        max_tokens: int,
-        cancel: threading.Event,
+        self, text: str, conds: CondTensors, options: SynthOptions, max_tokens: int, cancel: threading.Event
     ) -> GenResult:
         """A tone: pitch from the voice, length from the text, capped by the budget."""
         import numpy as np
 
-        if self.variant == "multilingual" and (options.language or "en") not in self.capabilities()["languages"]:
+        if self.variant == "multilingual" and (options.language or "en") not in self.languages():
             raise EngineError("unknown_language", f"language {options.language!r} is not supported")
         start = time.perf_counter()
         tokens = min(max_tokens, max(4, 2 * len(text)))
@@ -165,46 +145,15 @@ class FakeEngine(Engine):
         wave = 0.3 * np.sin(2 * np.pi * pitch * t) + 0.01 * rng.standard_normal(n)
         return GenResult(wave.astype(np.float32), time.perf_counter() - start, 0.0, tokens)
 
-    def generate_stream(
-        self,
-        text: str,
-        conds: CondTensors,
-        options: SynthOptions,
-        max_tokens: int,
-        cancel: threading.Event,
-        *,
-        hurry: Callable[[], bool] | None = None,
-        upcoming: Sequence[Upcoming] = (),
-    ) -> Iterator[GenResult]:
-        """``generate``'s tone in ``CHATTERBOX_TRAY_FAKE_PIECES`` pieces (default 1), as a streaming engine."""
-        whole = self.generate(text, conds, options, max_tokens, cancel)
-        pieces = max(1, int(_env_float("CHATTERBOX_TRAY_FAKE_PIECES") or 1))
-        cuts = [round(i * len(whole.samples) / pieces) for i in range(pieces + 1)]
-        for i in range(pieces):
-            if i and cancel.is_set():
-                raise Cancelled()
-            share = 1.0 / pieces
-            yield GenResult(
-                whole.samples[cuts[i] : cuts[i + 1]],
-                whole.t3_seconds * share,
-                whole.s3gen_seconds * share,
-                whole.tokens // pieces + (whole.tokens % pieces if i == pieces - 1 else 0),
-                final=i == pieces - 1,
-            )
+    @property
+    def stream_pieces(self) -> int:  # type: ignore[override]
+        """``CHATTERBOX_TRAY_FAKE_PIECES`` (default 1): each sentence streamed in that many pieces."""
+        return max(1, int(_env_float("CHATTERBOX_TRAY_FAKE_PIECES") or 1))
+
+    def languages(self) -> list[str]:
+        """Three, for a fake multilingual model."""
+        return ["en", "fr", "de"] if self.variant == "multilingual" else ["en"]
 
     def tags(self) -> list[str]:
         """A few of Turbo's tags for a fake Turbo (its "tokenizer"); none for the other variants."""
         return list(FAKE_TURBO_TAGS) if self.variant == "turbo" and self.weights is not None else []
-
-    def capabilities(self) -> dict[str, Any]:
-        """Same shape as the real engine's."""
-        names = ("temperature",) if self.variant == "turbo" else ("exaggeration", "cfg_weight", "temperature")
-        options = {n: dict(zip(("min", "max", "default"), OPTION_RANGES[n], strict=True)) for n in names}
-        languages = ["en", "fr", "de"] if self.variant == "multilingual" else ["en"]
-        return {
-            "variant": self.variant,
-            "options": options,
-            "languages": languages,
-            "sample_rate": self.sample_rate,
-            "min_clip_seconds": CLIP_MIN_SECONDS,
-        }
