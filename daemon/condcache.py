@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..ipc.atomic import OWNER_ONLY, TMP_PREFIX, TMP_SUFFIX, commit_temp, discard_temp, write_temp
+from .storage import remove_file
 
 if TYPE_CHECKING:
     import torch
@@ -78,9 +79,7 @@ CondTensors = dict[str, "torch.Tensor"]
 _FORMAT = "chatterbox-tray/conditionals"
 _FORMAT_VERSION = "1"
 _SUFFIX = ".safetensors"
-# ipc/atomic.py names its temporary files so; the sweep recognises leftovers by them.
-_TMP_PREFIX = TMP_PREFIX
-_TMP_SUFFIX = TMP_SUFFIX
+_CANNOT_REMOVE = "conditionals cache: cannot remove"
 # Temporary files older than this at start-up were left by a crash.
 _STALE_TMP_SECONDS = 600.0
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
@@ -357,16 +356,8 @@ class ConditionalsCache:
                         self._memory_bytes -= entry.nbytes
                         removed.add(key.digest)
             for path, match in self._entry_files():
-                if audio_sha256 is not None and match.group(1) != audio_sha256:
-                    continue
-                try:
-                    path.unlink()
-                except FileNotFoundError:
-                    continue
-                except OSError as exc:
-                    log.warning("conditionals cache: cannot remove %s: %s", path, exc)
-                    continue
-                removed.add(match.group(2))
+                if (audio_sha256 is None or match.group(1) == audio_sha256) and remove_file(path, _CANNOT_REMOVE):
+                    removed.add(match.group(2))
         log.info(
             "conditionals cache: cleared %d entries (%s)",
             len(removed),
@@ -602,24 +593,12 @@ class ConditionalsCache:
             log.warning("conditionals cache: %s is %s; removing it and preparing again", path, why)
             with self._lock:
                 self._disk_bad_files += 1
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                log.warning("conditionals cache: cannot remove %s: %s", path, exc)
+            remove_file(path, _CANNOT_REMOVE)
 
     def _write_to_disk(self, key: CacheKey, entry: _Entry, epoch: int) -> None:
         """Store ``entry`` atomically and prune; log, never raise, on failure."""
         final = self._dir / key.filename
-        metadata = {
-            "format": _FORMAT,
-            "format_version": _FORMAT_VERSION,
-            "model_id": key.model_id,
-            "audio_sha256": key.audio_sha256,
-            "prep_version": key.prep_version,
-            "prepare_seconds": repr(entry.prepare_seconds or 0.0),
-        }
+        metadata = {**_key_metadata(key), "prepare_seconds": repr(entry.prepare_seconds or 0.0)}
         tmp: Path | None = None
         try:
             payload = _safetensors(self._tensors).save(entry.tensors, metadata=metadata)
@@ -677,36 +656,25 @@ class ConditionalsCache:
         for _mtime, _name, path, size in files:
             if total <= self._disk_budget:
                 break
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                log.warning("conditionals cache: cannot remove %s: %s", path, exc)
+            if not remove_file(path, _CANNOT_REMOVE):
                 continue
             total -= size
             log.debug("conditionals cache: pruned %s (%d bytes)", path.name, size)
 
-    def _entry_files(self) -> list[tuple[Path, re.Match[str]]]:
+    def _names(self) -> list[str]:
+        """The folder's file names; none while it cannot be read."""
         try:
-            names = os.listdir(self._dir)
+            return os.listdir(self._dir)
         except OSError:
             return []
-        found = []
-        for name in names:
-            match = _FILE_RE.fullmatch(name)
-            if match:
-                found.append((self._dir / name, match))
-        return found
+
+    def _entry_files(self) -> list[tuple[Path, re.Match[str]]]:
+        return [(self._dir / name, match) for name in self._names() if (match := _FILE_RE.fullmatch(name))]
 
     def _remove_stale_temp_files(self, age: float) -> None:
-        try:
-            names = os.listdir(self._dir)
-        except OSError:
-            return
         cutoff = time.time() - age
-        for name in names:
-            if not (name.startswith(_TMP_PREFIX) and name.endswith(_TMP_SUFFIX)):
+        for name in self._names():
+            if not (name.startswith(TMP_PREFIX) and name.endswith(TMP_SUFFIX)):  # ipc/atomic.py's temporary files
                 continue
             path = self._dir / name
             try:
@@ -836,16 +804,20 @@ def _file_problem(f: Any, size: int, match: re.Match[str]) -> str | None:
     return None
 
 
-def _metadata_problem(metadata: Mapping[str, Any], key: CacheKey) -> str | None:
-    """Why a file's metadata does not belong to ``key``, or None if it does."""
-    expected = {
+def _key_metadata(key: CacheKey) -> dict[str, str]:
+    """What an entry file's metadata says of its format and key."""
+    return {
         "format": _FORMAT,
         "format_version": _FORMAT_VERSION,
         "model_id": key.model_id,
         "audio_sha256": key.audio_sha256,
         "prep_version": key.prep_version,
     }
-    for field, value in expected.items():
+
+
+def _metadata_problem(metadata: Mapping[str, Any], key: CacheKey) -> str | None:
+    """Why a file's metadata does not belong to ``key``, or None if it does."""
+    for field, value in _key_metadata(key).items():
         if metadata.get(field) != value:
             return f"foreign (its {field} is {metadata.get(field)!r}, expected {value!r})"
     return None

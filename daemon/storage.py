@@ -19,7 +19,7 @@ from pathlib import Path
 from ..ipc.atomic import TMP_SUFFIX, temp_prefix_for
 from ..ipc.protocol import CodedError
 
-__all__ = ["DiskFullError", "disk_full_as_error", "remove_temp_files_of"]
+__all__ = ["DiskFullError", "disk_full_as_error", "remove_file", "remove_temp_files_of"]
 
 log = logging.getLogger(__name__)
 
@@ -70,3 +70,15 @@ def remove_temp_files_of(path: Path) -> None:
             with contextlib.suppress(OSError):
                 (path.parent / name).unlink()
                 log.info("removed %s, left by an interrupted save", name)
+
+
+def remove_file(path: Path, failure: str) -> bool:
+    """Delete ``path``; True once it is gone (now or before), False if it stays (logged as ``failure path: why``)."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        log.warning("%s %s: %s", failure, path, exc)
+        return False
+    return True

@@ -35,7 +35,8 @@ import os
 import re
 import threading
 import unicodedata
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -44,7 +45,7 @@ from ..ipc.atomic import OWNER_ONLY, TMP_PREFIX, write_atomic
 from ..ipc.limits import VOICE_NAME_MAX_LENGTH
 from ..ipc.protocol import CodedError
 from .clip import ClipError, decode_clip, sha256_bytes, validate_clip
-from .storage import disk_full_as_error
+from .storage import disk_full_as_error, remove_file
 
 __all__ = [
     "MANIFEST_VERSION",
@@ -69,7 +70,6 @@ _SUFFIX_RE = re.compile(r"\.[a-z0-9]{1,10}")
 # tampered manifest can never make `remove` delete a file outside the library.
 _CLIP_FILE_RE = re.compile(r"[0-9a-f]{16}(?:[0-9a-f]{48})?(?:\.[a-z0-9]{1,10})?")
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
-_TMP_PREFIX = TMP_PREFIX  # what ipc/atomic.py names its temporary files
 # Control characters, surrogates, and line/paragraph separators: they break
 # terminals, logs and one-line list views.
 _BAD_NAME_CATEGORIES = {"Cc", "Cs", "Zl", "Zp"}
@@ -111,15 +111,7 @@ class Voice:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict of the fields (``file`` as a string)."""
-        return {
-            "name": self.name,
-            "file": str(self.file),
-            "sha256": self.sha256,
-            "duration_s": self.duration_s,
-            "sample_rate": self.sample_rate,
-            "added_at": self.added_at,
-            "source_name": self.source_name,
-        }
+        return {**asdict(self), "file": str(self.file)}
 
 
 class VoiceLibrary:
@@ -206,24 +198,13 @@ class VoiceLibrary:
         with self._lock:
             self._check_free_locked(name, renaming=None)  # again: it may have been taken
             file, created = self._store_clip_locked(data, sha, suffix)
-            voice = Voice(
-                name=name,
-                file=file,
-                sha256=sha,
-                duration_s=round(info.duration_s, 3),
-                sample_rate=info.sample_rate,
-                added_at=_utc_now(),
-                source_name=source_name,
-            )
-            self._voices[_fold(name)] = voice
-            saved_default = self._default
-            if self._default is None:
-                self._default = name
+            voice = Voice(name, file, sha, round(info.duration_s, 3), info.sample_rate, _utc_now(), source_name)
             try:
-                self._save_locked()
+                with self._saved_locked():
+                    self._voices[_fold(name)] = voice
+                    if self._default is None:
+                        self._default = name
             except BaseException:
-                del self._voices[_fold(name)]
-                self._default = saved_default
                 if created:
                     self._delete_clip_if_unused_locked(file)
                 raise
@@ -241,17 +222,11 @@ class VoiceLibrary:
             voice = self._get_locked(old)
             self._check_free_locked(new, renaming=voice.name)
             renamed = replace(voice, name=new)
-            saved_voices = dict(self._voices)
-            saved_default = self._default
-            del self._voices[_fold(voice.name)]
-            self._voices[_fold(new)] = renamed
-            if self._default is not None and _fold(self._default) == _fold(voice.name):
-                self._default = new
-            try:
-                self._save_locked()
-            except BaseException:
-                self._voices, self._default = saved_voices, saved_default
-                raise
+            with self._saved_locked():
+                del self._voices[_fold(voice.name)]
+                self._voices[_fold(new)] = renamed
+                if self._is_default_locked(voice):
+                    self._default = new
         log.info("voice %r renamed to %r", voice.name, new)
         return renamed
 
@@ -265,16 +240,10 @@ class VoiceLibrary:
         """
         with self._lock:
             voice = self._get_locked(name)
-            saved_default = self._default
-            del self._voices[_fold(voice.name)]
-            if self._default is not None and _fold(self._default) == _fold(voice.name):
-                self._default = None
-            try:
-                self._save_locked()
-            except BaseException:
-                self._voices[_fold(voice.name)] = voice
-                self._default = saved_default
-                raise
+            with self._saved_locked():
+                del self._voices[_fold(voice.name)]
+                if self._is_default_locked(voice):
+                    self._default = None
             # After the manifest: a crash in between leaves an unnamed file,
             # never a voice whose clip is gone.
             self._delete_clip_if_unused_locked(voice.file)
@@ -286,15 +255,8 @@ class VoiceLibrary:
         Raises:
             VoiceError: ``"unknown_voice"``.
         """
-        with self._lock:
-            new = None if name is None else self._get_locked(name).name
-            saved = self._default
-            self._default = new
-            try:
-                self._save_locked()
-            except BaseException:
-                self._default = saved
-                raise
+        with self._lock, self._saved_locked():
+            self._default = None if name is None else self._get_locked(name).name
 
     # -- internals -------------------------------------------------------------
 
@@ -329,31 +291,31 @@ class VoiceLibrary:
             write_atomic(path, data, mode=OWNER_ONLY, site="voices.clip")
         return path, True
 
-    def _delete_clip_if_unused_locked(self, file: Path) -> None:
-        if any(v.file == file for v in self._voices.values()):
-            return
+    @contextlib.contextmanager
+    def _saved_locked(self) -> Iterator[None]:
+        """Save the manifest after the block's change; if either fails, the library is as it was."""
+        saved = dict(self._voices), self._default
         try:
-            file.unlink()
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            log.warning("cannot remove clip file %s: %s", file, exc)
+            yield
+            self._save_locked()
+        except BaseException:
+            self._voices, self._default = saved
+            raise
+
+    def _is_default_locked(self, voice: Voice) -> bool:
+        return self._default is not None and _fold(self._default) == _fold(voice.name)
+
+    def _delete_clip_if_unused_locked(self, file: Path) -> None:
+        if not any(v.file == file for v in self._voices.values()):
+            remove_file(file, "cannot remove clip file")
 
     def _save_locked(self) -> None:
         manifest = {
             "version": MANIFEST_VERSION,
             "default": self._default,
+            # The clip's file name only: the folder is the library's.
             "voices": [
-                {
-                    "name": v.name,
-                    "file": v.file.name,
-                    "sha256": v.sha256,
-                    "duration_s": v.duration_s,
-                    "sample_rate": v.sample_rate,
-                    "added_at": v.added_at,
-                    "source_name": v.source_name,
-                }
-                for v in sorted(self._voices.values(), key=lambda v: _fold(v.name))
+                {**v.to_json(), "file": v.file.name} for v in sorted(self._voices.values(), key=lambda v: _fold(v.name))
             ],
         }
         text = json.dumps(manifest, ensure_ascii=False, indent=2) + "\n"
@@ -488,7 +450,7 @@ class VoiceLibrary:
             except OSError:
                 continue
             for name in names:
-                if name.startswith(_TMP_PREFIX):
+                if name.startswith(TMP_PREFIX):  # what ipc/atomic.py names its temporary files
                     with contextlib.suppress(OSError):
                         (folder / name).unlink()
 
