@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import zmq
 
@@ -155,7 +155,46 @@ class Synthesis:
         return audio, rate
 
 
-class Client:
+class _Connection:
+    """One signed socket to the daemon (``info``: its connection file's, by default), closed on leaving ``with``."""
+
+    def __init__(self, info: endpoints.ConnectionInfo | None, context: zmq.Context | None, kind: int) -> None:
+        self.info = info or endpoints.read_connection()
+        self._core = ClientCore(self.info.key_bytes)
+        self._sock = (context or zmq.Context.instance()).socket(kind)
+        self._sock.setsockopt(zmq.LINGER, 0)
+
+    @property
+    def socket(self) -> zmq.Socket:
+        """The socket, for a caller that polls it itself (a Qt notifier) or takes it over (the tray app's link)."""
+        return self._sock
+
+    def close(self) -> None:
+        """Close the socket; pending requests are abandoned."""
+        self._sock.close(0)
+
+    def __enter__(self: _C) -> _C:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_C = TypeVar("_C", bound=_Connection)
+_P = ParamSpec("_P")
+
+
+def _op(build: Callable[_P, Request], doc: str) -> Callable[Concatenate[Client, _P], dict[str, Any]]:
+    """A ``Client`` method that sends what ``build`` (an ``ipc.requests`` builder) returns: its result object."""
+
+    def method(self: Client, *args: _P.args, **kwargs: _P.kwargs) -> dict[str, Any]:
+        return self.request(build(*args, **kwargs))
+
+    method.__doc__ = doc
+    return method
+
+
+class Client(_Connection):
     """A blocking connection to the daemon's request socket.
 
     It sends what ``ipc.requests`` builds and waits on its socket; the GUI's
@@ -170,19 +209,11 @@ class Client:
         timeout: float = DEFAULT_TIMEOUT,
         context: zmq.Context | None = None,
     ) -> None:
-        self.info = info or endpoints.read_connection()
+        super().__init__(info, context, zmq.DEALER)
         self.timeout = timeout
-        self._core = ClientCore(self.info.key_bytes)
-        self._sock = (context or zmq.Context.instance()).socket(zmq.DEALER)
-        self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES * 2)
         use_curve(self._sock, self.info)
         self._sock.connect(self.info.requests)
-
-    @property
-    def socket(self) -> zmq.Socket:
-        """The request socket, for a caller that takes it over (the tray app's link, once connected)."""
-        return self._sock
 
     @property
     def remote(self) -> bool:
@@ -193,16 +224,6 @@ class Client:
     def daemon_name(self) -> str:
         """The paired name of a remote daemon ("gpu-box"); "local" for this computer's."""
         return self.info.name if isinstance(self.info, CurveConnection) else "local"
-
-    def close(self) -> None:
-        """Close the socket; pending requests are abandoned."""
-        self._sock.close(0)
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- core -------------------------------------------------------------
 
@@ -259,7 +280,7 @@ class Client:
         """A request by op name (ops this client has no method for); see ``request``."""
         return self.request(RawRequest(op, dict(args or {}), tuple(buffers)), timeout=timeout)
 
-    # -- ops ---------------------------------------------------------------
+    # -- ops (``_op``: those that only send what their builder makes) ------------------------
 
     def ping(self) -> float:
         """Round-trip time in seconds."""
@@ -267,17 +288,12 @@ class Client:
         self.request(rq.ping())
         return time.perf_counter() - start
 
-    def hello(self) -> dict[str, Any]:
-        """Versions and what the daemon and its loaded model support."""
-        return self.request(rq.hello())
-
-    def status(self) -> dict[str, Any]:
-        """State (starting, loading, warming_up, ready, failed), progress, error."""
-        return self.request(rq.status())
-
-    def retry_load(self) -> dict[str, Any]:
-        """Ask a failed daemon to load its model again."""
-        return self.request(rq.retry_load())
+    hello = _op(rq.hello, "Versions and what the daemon and its loaded model support.")
+    status = _op(rq.status, "State (starting, loading, warming_up, ready, failed), progress, error.")
+    retry_load = _op(rq.retry_load, "Ask a failed daemon to load its model again.")
+    reload = _op(rq.reload, "Load the model again with the current settings.")
+    stats = _op(rq.stats, "Model, device, GPU memory and utilization, process RAM and CPU.")
+    shutdown = _op(rq.shutdown, "Stop the daemon after it has answered.")
 
     def wait_ready(self, timeout: float = 600.0) -> dict[str, Any]:
         """Block until the model is ready; raise ProtocolError if loading failed."""
@@ -309,17 +325,10 @@ class Client:
         assert data is not None
         return self.request(rq.voices_add(name, data, source))
 
-    def voices_rename(self, name: str, new_name: str) -> dict[str, Any]:
-        """Rename a voice."""
-        return self.request(rq.voices_rename(name, new_name))
-
-    def voices_remove(self, name: str) -> dict[str, Any]:
-        """Remove a voice and its clip."""
-        return self.request(rq.voices_remove(name))
-
-    def voices_default(self, name: str | None = None, *, clear: bool = False) -> dict[str, Any]:
-        """Get the default voice, or set it with ``name``, or unset it with ``clear``."""
-        return self.request(rq.voices_default(name, clear=clear))
+    voices_rename = _op(rq.voices_rename, "Rename a voice.")
+    voices_remove = _op(rq.voices_remove, "Remove a voice and its clip.")
+    voices_default = _op(rq.voices_default, "Get the default voice, set it with ``name``, or unset it with ``clear``.")
+    voices_play = _op(rq.voices_play, "Play a voice's reference clip on the daemon's speaker, replacing what plays.")
 
     def synthesize(
         self,
@@ -349,7 +358,6 @@ class Client:
         return self.request(rq.cancel(job))
 
     # -- the daemon's speaker ---------------------------------------------------------
-
     def speak(
         self,
         text: str,
@@ -388,65 +396,22 @@ class Client:
         """
         return self.request(rq.wait(job, stop_on_disconnect=stop_on_disconnect), timeout=timeout)
 
-    def stop(self, job: str | None = None, all: bool = False) -> dict[str, Any]:
-        """Stop the playing speech job, one job, or (``all``) everything queued too."""
-        return self.request(rq.stop(job, all=all))
+    stop = _op(rq.stop, "Stop the playing speech job, one job, or (``all``) everything queued too.")
+    pause = _op(rq.pause, "Pause the speaker.")
+    resume = _op(rq.resume, "Resume the speaker.")
+    skip = _op(rq.skip, "Skip to the next sentence.")
+    playback = _op(rq.playback, "The speaker's state, queue, device, volume and underruns.")
+    audio_devices = _op(rq.audio_devices, "Output devices, the chosen one and the volume.")
+    audio_set = _op(rq.audio_set, 'Choose the output device ("" for the system default) and/or the volume (0-1).')
 
-    def pause(self) -> dict[str, Any]:
-        """Pause the speaker."""
-        return self.request(rq.pause())
-
-    def resume(self) -> dict[str, Any]:
-        """Resume the speaker."""
-        return self.request(rq.resume())
-
-    def skip(self) -> dict[str, Any]:
-        """Skip to the next sentence."""
-        return self.request(rq.skip())
-
-    def playback(self) -> dict[str, Any]:
-        """The speaker's state, queue, device, volume and underruns."""
-        return self.request(rq.playback())
-
-    def voices_play(self, name: str) -> dict[str, Any]:
-        """Play a voice's reference clip on the daemon's speaker (replaces what is playing)."""
-        return self.request(rq.voices_play(name))
-
-    def settings_get(self) -> dict[str, Any]:
-        """The daemon's settings (``settings``), which are editable and which need a reload."""
-        return self.request(rq.settings_get())
+    settings_get = _op(rq.settings_get, "The daemon's settings, which are editable and which need a reload.")
 
     def settings_set(self, **values: Any) -> dict[str, Any]:
         """Change settings; returns the new settings and whether a model reload is needed."""
         return self.request(rq.settings_set(values))
 
-    def reload(self) -> dict[str, Any]:
-        """Load the model again with the current settings."""
-        return self.request(rq.reload())
-
-    def audio_devices(self) -> dict[str, Any]:
-        """Output devices, the chosen one and the volume."""
-        return self.request(rq.audio_devices())
-
-    def audio_set(self, device: str | None = None, volume: float | None = None) -> dict[str, Any]:
-        """Choose the output device ("" for the system default) and/or the volume (0-1)."""
-        return self.request(rq.audio_set(device, volume))
-
-    def cache_stats(self) -> dict[str, Any]:
-        """Hits by tier, misses, hit rate, entries and bytes, seconds saved."""
-        return self.request(rq.cache_stats())
-
-    def cache_clear(self, voice: str | None = None) -> dict[str, Any]:
-        """Drop cached conditionals of one voice, or all."""
-        return self.request(rq.cache_clear(voice))
-
-    def stats(self) -> dict[str, Any]:
-        """Model, device, GPU memory and utilization, process RAM and CPU."""
-        return self.request(rq.stats())
-
-    def shutdown(self) -> dict[str, Any]:
-        """Stop the daemon after it has answered."""
-        return self.request(rq.shutdown())
+    cache_stats = _op(rq.cache_stats, "Hits by tier, misses, hit rate, entries and bytes, seconds saved.")
+    cache_clear = _op(rq.cache_clear, "Drop cached conditionals of one voice, or all.")
 
 
 def use_curve(sock: zmq.Socket, info: endpoints.ConnectionInfo) -> None:
@@ -466,7 +431,7 @@ def use_curve(sock: zmq.Socket, info: endpoints.ConnectionInfo) -> None:
     sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 6000)
 
 
-class EventStream:
+class EventStream(_Connection):
     """The daemon's broadcast: ``(topic, data)`` pairs, signature-checked."""
 
     def __init__(
@@ -475,20 +440,13 @@ class EventStream:
         topics: tuple[str, ...] = ("",),
         context: zmq.Context | None = None,
     ) -> None:
-        self.info = info or endpoints.read_connection()
-        if not self.info.events:
+        info = info or endpoints.read_connection()
+        if not info.events:
             raise DaemonUnavailable("a remote daemon publishes no events to other computers (docs/security.md)")
-        self._core = ClientCore(self.info.key_bytes)
-        self._sock = (context or zmq.Context.instance()).socket(zmq.SUB)
-        self._sock.setsockopt(zmq.LINGER, 0)
+        super().__init__(info, context, zmq.SUB)
         for topic in topics:
             self._sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
         self._sock.connect(self.info.events)
-
-    @property
-    def socket(self) -> zmq.Socket:
-        """The SUB socket, for callers that poll it themselves (a Qt notifier)."""
-        return self._sock
 
     def recv(self, timeout: float | None = None) -> tuple[str, dict[str, Any]] | None:
         """The next event, or None after ``timeout`` seconds. Bad events are skipped."""
@@ -503,16 +461,6 @@ class EventStream:
             except ProtocolError:
                 continue
             return str(msg.header.get("event")), msg.header.get("data") or {}
-
-    def close(self) -> None:
-        """Close the socket."""
-        self._sock.close(0)
-
-    def __enter__(self) -> EventStream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def chosen_daemon(daemon: str | None = None) -> str | None:
