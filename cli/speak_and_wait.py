@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,13 +64,22 @@ class Spoken:
         return self.queued.dropped
 
 
-def speak_and_wait(client: Client, request: Request, *, wait: bool = True, stop_on_disconnect: bool = False) -> Spoken:
+def speak_and_wait(
+    client: Client,
+    request: Request,
+    *,
+    wait: bool = True,
+    stop_on_disconnect: bool = False,
+    watch: Callable[[str], contextlib.AbstractContextManager[Any]] | None = None,
+) -> Spoken:
     """Queue ``request`` (built by ``requests.speak``) and, unless ``wait`` is false, wait for its end.
 
     Ctrl-C, SIGTERM or SIGHUP while waiting stop the job. With
     ``stop_on_disconnect`` the daemon also stops it if this process dies
     without a word (Speech Dispatcher kills its module's commands).
-    ProtocolError from the ``speak`` request itself is raised to the caller.
+    ``watch(job)``: a context held while the job is waited for (the Speech
+    Dispatcher module watches its module in it). ProtocolError from the
+    ``speak`` request itself is raised to the caller.
     """
     if client.remote:
         return play_here(client, request)
@@ -79,7 +88,7 @@ def speak_and_wait(client: Client, request: Request, *, wait: bool = True, stop_
         return Spoken(queued)
     job = queued.job
     try:
-        with interrupt_on_signals():
+        with interrupt_on_signals(), watch(job) if watch else contextlib.nullcontext():
             end = WaitResult.from_data(client.wait(job, timeout=WAIT_GAP_S, stop_on_disconnect=stop_on_disconnect))
     except KeyboardInterrupt:
         # The user asked to stop: whatever stopping says, the answer is "interrupted".

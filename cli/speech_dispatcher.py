@@ -76,7 +76,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +86,7 @@ from ..ipc import endpoints
 from ..ipc import requests as rq
 from ..ipc.atomic import write_atomic
 from ..ipc.limits import DEFAULT_PRIORITY, PRIORITIES
-from ..ipc.messages import SettingsGetResult, StateEvent, VoiceInfo, WaitResult
+from ..ipc.messages import SettingsGetResult, StateEvent, VoiceInfo
 from ..ipc.protocol import ProtocolError
 
 MODULE = "chatterbox-tray-generic"
@@ -120,7 +122,7 @@ _ISO_639_1 = (
 )
 #: Every ISO 639-1 code: declared UTF-8 so the module passes text on unchanged.
 ISO_639_1 = tuple(_ISO_639_1.split())
-_ACTIVE = re.compile(r"^\s*(addmodule|defaultmodule|symbolspreproc)\b", re.IGNORECASE)
+_ACTIVE = re.compile(r"^\s*(addmodule|defaultmodule|symbolspreproc|audiooutputmethod)\b", re.IGNORECASE)
 #: What ``install --markup`` adds: speechd then leaves brackets (and all punctuation) to the modules.
 MARKUP_LINE = 'SymbolsPreproc "no"'
 #: What ``install --markup`` says it changes for the user's other voices.
@@ -315,26 +317,27 @@ def render(
 # -- speechd.conf --------------------------------------------------------------------
 
 
-def _strip_ours(text: str) -> str:
-    """speechd.conf without our block, with the lines we turned off turned on again."""
-    out, inside = [], False
+def _split(text: str) -> tuple[str, list[str]]:
+    """speechd.conf without our block (the lines we turned off turned on again), and our block's lines."""
+    out, block, inside = [], [], False
     for line in text.splitlines(keepends=True):
         bare = line.rstrip("\r\n")
         if bare.startswith(BEGIN_PREFIX):
             inside = True
             if out and out[-1] in ("\n", "\r\n"):  # the blank line we put before the block
                 out.pop()
-            continue
-        if inside:
+        elif inside:
             if bare == END:
                 inside = False
-            continue
-        out.append(line[len(OFF) :] if line.startswith(OFF) else line)
-    return "".join(out)
+            else:
+                block.append(bare)
+        else:
+            out.append(line[len(OFF) :] if line.startswith(OFF) else line)
+    return "".join(out), block
 
 
 def _active(text: str, pattern: str) -> list[int]:
-    """Indexes of the lines that are active ``pattern`` directives (AddModule, DefaultModule, SymbolsPreproc)."""
+    """Indexes of the lines that are active ``pattern`` directives (AddModule, DefaultModule, SymbolsPreproc, ...)."""
     return [
         i
         for i, line in enumerate(text.splitlines())
@@ -342,37 +345,19 @@ def _active(text: str, pattern: str) -> list[int]:
     ]
 
 
-def _our_block(text: str) -> list[str]:
-    """The lines between our markers."""
-    block, inside = [], False
-    for line in text.splitlines():
-        if line.startswith(BEGIN_PREFIX):
-            inside = True
-        elif inside and line == END:
-            inside = False
-        elif inside:
-            block.append(line)
-    return block
-
-
 def _copied_note(text: str) -> str | None:
     """Our note that install made this speechd.conf as a copy of the system's, if it did."""
-    return next((line for line in _our_block(text) if line.startswith(COPIED)), None)
+    return next((line for line in _split(text)[1] if line.startswith(COPIED)), None)
 
 
 def default_chosen(text: str) -> bool:
     """Whether an earlier ``install --default`` made us speechd's default module in our block of a speechd.conf."""
-    return any(line.strip() == f"DefaultModule {MODULE}" for line in _our_block(text))
+    return any(line.strip() == f"DefaultModule {MODULE}" for line in _split(text)[1])
 
 
 def markup_chosen(text: str) -> bool:
     """Whether an earlier ``install --markup`` put ``SymbolsPreproc "no"`` in our block of a speechd.conf."""
-    return any(line.strip() == MARKUP_LINE for line in _our_block(text))
-
-
-def _has_audio_method(text: str) -> bool:
-    """Whether a speechd.conf chooses its audio output (an active ``AudioOutputMethod``)."""
-    return any(re.match(r"^\s*audiooutputmethod\b", line, re.IGNORECASE) for line in text.splitlines())
+    return any(line.strip() == MARKUP_LINE for line in _split(text)[1])
 
 
 def edit_speechd_conf(
@@ -392,7 +377,7 @@ def edit_speechd_conf(
     (or the note an earlier install left) says the file is our copy of the system's.
     """
     note = _copied_note(text)
-    base = _strip_ours(text)
+    base = _split(text)[0]
     lines = base.splitlines(keepends=True)
     block = []
     if _other_addmodules(base):
@@ -401,7 +386,7 @@ def edit_speechd_conf(
         for i in _active(base, "defaultmodule"):
             lines[i] = OFF + lines[i]
         block.append(f"DefaultModule {MODULE}\n")
-    if alsa and not _has_audio_method(base):
+    if alsa and not _active(base, "audiooutputmethod"):  # the file chooses no audio output itself
         block.append("# No PulseAudio (or PipeWire's pulse server) ran at install: without this\n")
         block.append('# speech-dispatcher loads no module ("No speech output modules were loaded").\n')
         block.append('AudioOutputMethod "alsa"\n')
@@ -485,7 +470,7 @@ def install(
         make_default = default_chosen(current)
     wanted = edit_speechd_conf(current, conf, make_default, alsa=alsa, markup=markup, copied_from=copied_from)
     report.discovery = not _other_addmodules(current)
-    report.alsa = alsa and "AudioOutputMethod" in "".join(_our_block(wanted))
+    report.alsa = alsa and "AudioOutputMethod" in "".join(_split(wanted)[1])
     report.markup = markup
     if wanted != current:
         if not user_conf.is_file():
@@ -499,7 +484,7 @@ def install(
 
 def _other_addmodules(text: str) -> list[str]:
     """Active AddModule lines other than ours: while there are any, speechd discovers nothing."""
-    base = _strip_ours(text)
+    base = _split(text)[0]
     lines = base.splitlines()
     return [lines[i] for i in _active(base, "addmodule") if not _OURS.match(lines[i])]
 
@@ -519,7 +504,7 @@ def uninstall(home: Path | None = None) -> InstallReport:
     user_conf = user_dir(home) / "speechd.conf"
     if user_conf.is_file():
         current = user_conf.read_text(encoding="utf-8", errors="surrogateescape")
-        cleaned = _strip_ours(current)
+        cleaned = _split(current)[0]
         note = _copied_note(current)
         if cleaned != current:
             report.speechd_conf = user_conf
@@ -610,24 +595,30 @@ def clean_text(data: bytes) -> tuple[str, bool]:
     return (text[: match.start()], True) if match else (text, False)
 
 
-def _overrun_file() -> Path:
-    return endpoints.runtime_dir() / OVERRUN_FILE
+def _note(name: str, value: object) -> None:
+    """Leave a one-line note for a later command in the runtime folder (best effort)."""
+    with contextlib.suppress(OSError):
+        path = endpoints.runtime_dir() / name
+        endpoints.ensure_private_dir(path.parent)
+        path.write_text(f"{value}\n", encoding="ascii")
+
+
+def _read_note(name: str) -> str:
+    """What `_note` left; "" when nothing (or nothing readable) is there."""
+    try:
+        return (endpoints.runtime_dir() / name).read_text(encoding="ascii").strip()
+    except (OSError, ValueError):
+        return ""
 
 
 def after_overrun(group: int) -> bool:
     """Whether an earlier command of this process group (this message) met stale bytes."""
-    try:
-        return int(_overrun_file().read_text(encoding="ascii").split()[0]) == group
-    except (OSError, ValueError, IndexError):
-        return False
+    return _read_note(OVERRUN_FILE) == str(group)
 
 
 def note_overrun(group: int) -> None:
     """Mark this process group's later commands as stale."""
-    with contextlib.suppress(OSError):
-        path = _overrun_file()
-        endpoints.ensure_private_dir(path.parent)
-        path.write_text(f"{group}\n", encoding="ascii")
+    _note(OVERRUN_FILE, group)
 
 
 def volume_gain(value: str | None) -> float:
@@ -759,23 +750,15 @@ def _let_go_of(fds: list[int]) -> None:
                 os.close(fd)
 
 
-def _module_job_file(module: int) -> Path:
-    return endpoints.runtime_dir() / f"speechd-module-{module}"
-
-
-def _note_module_job(module: int, job: str) -> None:
-    """Remember this module's current job, for the module's next message (see `_stop_previous`)."""
-    with contextlib.suppress(OSError):
-        path = _module_job_file(module)
-        endpoints.ensure_private_dir(path.parent)
-        path.write_text(f"{job}\n", encoding="ascii")
+def _module_job(module: int) -> str:
+    """The note that names this module's current job, for its next message (see `_stop_previous`)."""
+    return f"speechd-module-{module}"
 
 
 def _forget_module_job(module: int, job: str) -> None:
-    with contextlib.suppress(OSError, ValueError):
-        path = _module_job_file(module)
-        if path.read_text(encoding="ascii").strip() == job:
-            path.unlink()
+    if _read_note(_module_job(module)) == job:
+        with contextlib.suppress(OSError):
+            (endpoints.runtime_dir() / _module_job(module)).unlink()
 
 
 def _stop_previous(client: Any, module: int) -> None:
@@ -786,10 +769,7 @@ def _stop_previous(client: Any, module: int) -> None:
     killed by a stop or cancel, while its command may still be waiting out
     `MODULE_EXIT_GRACE_S`. So the next message never waits behind a stopped one.
     """
-    try:
-        job = _module_job_file(module).read_text(encoding="ascii").strip()
-    except (OSError, ValueError):
-        return
+    job = _read_note(_module_job(module))
     if job:
         with contextlib.suppress(ProtocolError, OSError):
             client.stop(job)
@@ -820,30 +800,17 @@ def _watch_module(info: Any, job: str, link: ModuleLink, done: threading.Event) 
         other.stop(job)  # the main thread's wait then ends with the job "cancelled"
 
 
-def _speak_detached(client: Any, request: Any, link: ModuleLink) -> Any:
-    """Queue the message and wait for it, stopping it only if speechd stopped it (`_watch_module`)."""
-    from .speak_and_wait import WAIT_GAP_S, Spoken, interrupt_on_signals, speak_and_wait
-
-    _stop_previous(client, link.module)
-    queued = speak_and_wait(client, request, wait=False)
-    if queued.dropped:
-        return queued
-    job = queued.queued.job
-    _note_module_job(link.module, job)
+@contextlib.contextmanager
+def _watching(client: Any, link: ModuleLink, job: str) -> Iterator[None]:
+    """While the message's job is waited for: stop it only if speechd stopped the message (`_watch_module`)."""
+    _note(_module_job(link.module), job)
     done = threading.Event()
-    watcher = threading.Thread(target=_watch_module, args=(client.info, job, link, done), daemon=True)
-    watcher.start()
+    threading.Thread(target=_watch_module, args=(client.info, job, link, done), daemon=True).start()
     try:
-        with interrupt_on_signals():
-            end = WaitResult.from_data(client.wait(job, timeout=WAIT_GAP_S))
-    except KeyboardInterrupt:
-        with contextlib.suppress(Exception):
-            client.stop(job)
-        return Spoken(queued.queued, interrupted=True)
+        yield
     finally:
         done.set()
         _forget_module_job(link.module, job)
-    return Spoken(queued.queued, end)
 
 
 def speak(client: Any, args: argparse.Namespace) -> int:
@@ -872,11 +839,14 @@ def speak(client: Any, args: argparse.Namespace) -> int:
     )
     # A remote daemon's speech plays in this process (speaking.play_here): it ends with it.
     link = None if client.remote else leave_module_group(group)
+    if link is not None:
+        _stop_previous(client, link.module)
     try:
-        if link is None:
-            spoken = speak_and_wait(client, request, stop_on_disconnect=True)
-        else:
-            spoken = _speak_detached(client, request, link)
+        watch = None if link is None else partial(_watching, client, link)
+        spoken = speak_and_wait(client, request, stop_on_disconnect=link is None, watch=watch)
+        if spoken.end is not None and spoken.end.state == "failed":  # reported as a refused message is
+            err = spoken.end.error or {}
+            raise ProtocolError(str(err.get("code")), err.get("message", "failed"))
     except ProtocolError as exc:
         if exc.code == "empty_text":  # punctuation only: nothing to say, not a failure
             return 0
@@ -886,15 +856,7 @@ def speak(client: Any, args: argparse.Namespace) -> int:
         return 1
     if spoken.dropped:
         return 0
-    if spoken.interrupted or spoken.end is None:
-        return 130
-    if spoken.end.state == "failed":
-        err = spoken.end.error or {}
-        log_failure(str(err.get("code")), err.get("message", "failed"))
-        if link is not None:
-            say_failure_aloud(str(err.get("code")))
-        return 1
-    return 0
+    return 130 if spoken.interrupted or spoken.end is None else 0
 
 
 #: What to do about the failures a user can fix, by error code.
@@ -902,11 +864,10 @@ FIXES = {
     "unknown_voice": "add a voice (chatterbox-tray voices add NAME CLIP; the first becomes the default) "
     "or choose the default (chatterbox-tray voices default NAME)",
     "not_ready": "see chatterbox-tray status; fix the settings (chatterbox-tray settings), then chatterbox-tray reload",
-    "model_failed": "see chatterbox-tray status; fix the settings (chatterbox-tray settings), then "
-    "chatterbox-tray reload",
     "bad_rule": "change or remove the pronunciation rule named (chatterbox-tray words remove WORD, "
     "or the Pronunciation page)",
 }
+FIXES["model_failed"] = FIXES["not_ready"]  # the same failure, by the code a job's end gives
 
 
 def log_failure(code: str, message: str) -> None:
@@ -928,10 +889,10 @@ def log_failure(code: str, message: str) -> None:
 NOTICES = {
     "unknown_voice": "Chatterbox Tray said nothing: it has no default voice. Choose one on its Voices page.",
     "not_ready": "Chatterbox Tray said nothing: its model failed to load. Its Settings page says why.",
-    "model_failed": "Chatterbox Tray said nothing: its model failed to load. Its Settings page says why.",
     "bad_rule": "Chatterbox Tray said nothing: one of its pronunciation rules is too slow. "
     "Its Pronunciation page can remove it.",
 }
+NOTICES["model_failed"] = NOTICES["not_ready"]  # the same failure, by the code a job's end gives
 #: At most one spoken notice in this many seconds: a screen reader sends a message for every key.
 NOTICE_EVERY_S = 60.0
 #: Modules preferred for the notice; never ours (it just failed) nor ``dummy`` (it plays a canned message).
@@ -967,9 +928,7 @@ def say_failure_aloud(code: str) -> str | None:
     module = next((m for m in NOTICE_MODULES if m in others), others[0] if others else None)
     if module is None:
         return None
-    with contextlib.suppress(OSError):
-        endpoints.ensure_private_dir(stamp.parent)
-        stamp.write_text(f"{code}\n", encoding="ascii")
+    _note(stamp.name, code)
     try:
         subprocess.run([spd_say, "-o", module, "-P", "important", text], stdout=subprocess.DEVNULL, timeout=5, **quiet)
     except (OSError, subprocess.SubprocessError):
@@ -1091,6 +1050,13 @@ def _tell_reload(args: argparse.Namespace) -> None:
         print("Speech Dispatcher reads it when it next starts (or on SIGHUP)")
 
 
+def _on_off(parser: argparse.ArgumentParser, name: str, on: str, off: str) -> None:
+    """``--NAME`` (True) or ``--no-NAME`` (False); neither is None: keep what an earlier install chose."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(f"--{name}", action="store_true", default=None, help=on)
+    group.add_argument(f"--no-{name}", dest=name, action="store_false", default=None, help=off)
+
+
 def add_parser(sub: Any) -> None:
     """The ``speechd`` subcommand (called by ``cli.build_parser``)."""
     sd = sub.add_parser("speechd", help="Speech Dispatcher: install the output module, or speak for it")
@@ -1108,19 +1074,11 @@ def add_parser(sub: Any) -> None:
         )
         p.add_argument("--command", help="the command that runs chatterbox-tray (default: this Python, -m)")
         if name == "install":
-            default = p.add_mutually_exclusive_group()
-            default.add_argument(
-                "--default",
-                action="store_true",
-                default=None,
-                help="also make it Speech Dispatcher's default output module (kept by later installs)",
-            )
-            default.add_argument(
-                "--no-default",
-                dest="default",
-                action="store_false",
-                default=None,
-                help="no longer Speech Dispatcher's default output module",
+            _on_off(
+                p,
+                "default",
+                "also make it Speech Dispatcher's default output module (kept by later installs)",
+                "no longer Speech Dispatcher's default output module",
             )
             p.add_argument("--no-reload", action="store_true", help="do not signal a running speech-dispatcher")
             p.add_argument(
@@ -1128,20 +1086,12 @@ def add_parser(sub: Any) -> None:
                 action="store_true",
                 help='never add AudioOutputMethod "alsa" to speechd.conf (added when no PulseAudio is running)',
             )
-            markup = p.add_mutually_exclusive_group()
-            markup.add_argument(
-                "--markup",
-                action="store_true",
-                default=None,
-                help='add SymbolsPreproc "no" to speechd.conf, so [pause 1s] and tags such as [laugh] reach us;'
+            _on_off(
+                p,
+                "markup",
+                'add SymbolsPreproc "no" to speechd.conf, so [pause 1s] and tags such as [laugh] reach us;'
                 " Speech Dispatcher then leaves punctuation and symbols to each voice (kept by later installs)",
-            )
-            markup.add_argument(
-                "--no-markup",
-                dest="markup",
-                action="store_false",
-                default=None,
-                help="take out what --markup added",
+                "take out what --markup added",
             )
     un = ssub.add_parser("uninstall", help="remove the output module and our lines in speechd.conf")
     un.add_argument("--no-reload", action="store_true", help="do not signal a running speech-dispatcher")
