@@ -36,19 +36,19 @@ LOCAL_TCP_ENV = "CHATTERBOX_TRAY_LOCAL_TCP"
 MAX_IPC_PATH = 107
 
 
-def _home() -> Path | None:
-    value = os.environ.get(HOME_ENV)
-    return Path(value) if value else None
+def _user_dir(under_home: str, platform_dir: str) -> Path:
+    """``$CHATTERBOX_TRAY_HOME/under_home`` when that is set, else platformdirs' ``platform_dir`` for the app."""
+    home = os.environ.get(HOME_ENV)
+    if home:
+        return Path(home) / under_home
+    import platformdirs
+
+    return Path(getattr(platformdirs, platform_dir)(APP_NAME, appauthor=False))
 
 
 def config_dir() -> Path:
     """User settings (settings.json)."""
-    home = _home()
-    if home:
-        return home / "config"
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
+    return _user_dir("config", "user_config_dir")
 
 
 def settings_file() -> Path:
@@ -58,32 +58,17 @@ def settings_file() -> Path:
 
 def data_dir() -> Path:
     """The voice library: clips and their manifest."""
-    home = _home()
-    if home:
-        return home / "data"
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+    return _user_dir("data", "user_data_dir")
 
 
 def cache_dir() -> Path:
     """The conditionals cache's disk tier."""
-    home = _home()
-    if home:
-        return home / "cache"
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
+    return _user_dir("cache", "user_cache_dir")
 
 
 def log_dir() -> Path:
     """The daemon's log file."""
-    home = _home()
-    if home:
-        return home / "log"
-    import platformdirs
-
-    return Path(platformdirs.user_log_dir(APP_NAME, appauthor=False))
+    return _user_dir("log", "user_log_dir")
 
 
 def runtime_dir() -> Path:
@@ -93,13 +78,8 @@ def runtime_dir() -> Path:
     at logout); otherwise a ``chatterbox-tray-<uid>`` folder in the temp dir.
     Kept short because ipc paths are limited to 107 bytes.
     """
-    home = _home()
-    if home:
-        return home / "run"
-    if sys.platform == "win32":
-        import platformdirs
-
-        return Path(platformdirs.user_runtime_dir(APP_NAME, appauthor=False))
+    if os.environ.get(HOME_ENV) or sys.platform == "win32":
+        return _user_dir("run", "user_runtime_dir")
     xdg = os.environ.get("XDG_RUNTIME_DIR")
     if xdg and os.path.isdir(xdg) and os.access(xdg, os.W_OK):
         return Path(xdg) / APP_NAME
