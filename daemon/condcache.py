@@ -37,6 +37,7 @@ Why it is built the way it is:
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -534,16 +535,17 @@ class ConditionalsCache:
         except OSError as exc:
             self._drop_bad_file(path, f"unreadable ({exc})")
             return None
-        try:
-            metadata = _read_metadata(data)
-            problem = _metadata_problem(metadata, key)
-            if problem:
-                self._drop_bad_file(path, problem)
-                return None
-            tensors = _safetensors(self._tensors).load(data)
-        except Exception as exc:  # safetensors raises its own error type; any means corrupt
-            self._drop_bad_file(path, f"corrupt ({type(exc).__name__}: {exc})")
+        problem = _file_problem(io.BytesIO(data), len(data), _FILE_RE.fullmatch(path.name))
+        if problem is None:
+            try:
+                tensors = _safetensors(self._tensors).load(data)
+            except Exception as exc:  # safetensors raises its own error type; any means corrupt
+                problem = f"corrupt ({type(exc).__name__}: {exc})"
+        if problem is not None:
+            self._drop_bad_file(path, problem)
             return None
+        (length,) = struct.unpack("<Q", data[:8])
+        metadata = json.loads(data[8 : 8 + length])["__metadata__"]  # checked by _file_problem
         try:
             prepare_seconds: float | None = float(metadata.get("prepare_seconds", ""))
         except ValueError:
@@ -734,22 +736,6 @@ def _nbytes(tensors: Mapping[str, Any]) -> int:
     return sum(t.numel() * t.element_size() if hasattr(t, "element_size") else int(t.nbytes) for t in tensors.values())
 
 
-def _read_metadata(data: bytes) -> dict[str, str]:
-    """The ``__metadata__`` of a safetensors blob (format: u64 LE length, JSON)."""
-    if len(data) < 8:
-        raise ValueError("file shorter than a safetensors header")
-    (length,) = struct.unpack("<Q", data[:8])
-    if length > _MAX_HEADER_BYTES or 8 + length > len(data):
-        raise ValueError("truncated or implausible safetensors header")
-    header = json.loads(data[8 : 8 + length])
-    if not isinstance(header, dict):
-        raise ValueError("safetensors header is not an object")
-    metadata = header.get("__metadata__") or {}
-    if not isinstance(metadata, dict):
-        raise ValueError("safetensors metadata is not an object")
-    return metadata
-
-
 #: Bytes per element of the safetensors dtypes the conditionals use.
 _DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
 
@@ -770,7 +756,7 @@ def _file_problem(f: Any, size: int, match: re.Match[str]) -> str | None:
         return "truncated (its header is cut off)"
     try:
         header = json.loads(f.read(length))
-    except ValueError:
+    except (ValueError, RecursionError):
         return "corrupt (its header is not JSON)"
     if not isinstance(header, dict) or not isinstance(header.get("__metadata__"), dict):
         return "not a conditionals entry (no metadata)"
