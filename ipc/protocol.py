@@ -352,25 +352,16 @@ def _in_range(name: str, value: Any, lo: Any, hi: Any) -> Any:
     return value
 
 
+#: A type in words, for error messages (a float is always read with ints: "a number").
+_WORDS = {str: "a string", bool: "true or false", int: "an integer", dict: "an object", list: "an array"}
+#: A JSON value's kind in words, for error messages; bool first, as it is an int in Python.
+_KINDS = ((bool, "true or false"), ((int, float), "a number"), (list, "a list"))
+
+
 def _names(types: tuple[type, ...]) -> str:
-    if set(types) == {int, float}:
-        return "a number"
-    words = {str: "a string", bool: "true or false", int: "an integer", float: "a number"}
-    words[dict] = "an object"
-    words[list] = "an array"
-    return " or ".join(words.get(t, t.__name__) for t in types)
+    return "a number" if float in types else " or ".join(_WORDS[t] for t in types)
 
 
 def _json_kind(value: Any) -> str:
-    """What a JSON value is, in words ("a string", "null", ...), for error messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true or false"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return "a string"
+    """What a JSON value that is neither text nor null is, in words ("a list", ...), for error messages."""
+    return next((word for kind, word in _KINDS if isinstance(value, kind)), "an object")
