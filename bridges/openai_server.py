@@ -19,6 +19,7 @@ Routes (all under ``/v1``; see docs/openai.md):
 from __future__ import annotations
 
 import base64
+import contextlib
 import hmac
 import ipaddress
 import json
@@ -26,13 +27,15 @@ import logging
 import math
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from ..ipc.client import Client, DaemonUnavailable
+from ..ipc.client import DaemonUnavailable
 from ..ipc.limits import RATE_RANGE
 from ..ipc.messages import StateEvent, VoiceInfo
 from ..ipc.protocol import ProtocolError
@@ -335,6 +338,13 @@ class Handler(BaseHTTPRequestHandler):
         if unread:
             self._discard_body()
 
+    def _content_length(self) -> int | None:
+        """The Content-Length header's number; None where there is none (or chunked, or garbled)."""
+        try:
+            return int(self.headers.get("Content-Length", ""))
+        except ValueError:
+            return None
+
     def _discard_body(self) -> None:
         """Read and drop the unread body (bounded) so that closing does not reset the connection.
 
@@ -346,11 +356,7 @@ class Handler(BaseHTTPRequestHandler):
         100-continue`` and got a final answer sends nothing). A bigger body is
         still cut off, as any server must do at some size.
         """
-        try:
-            length = int(self.headers.get("Content-Length", ""))
-        except ValueError:
-            return  # no length (or chunked): nothing tells where the body ends
-        budget = min(length, DISCARD_MAX_BYTES)
+        budget = min(self._content_length() or 0, DISCARD_MAX_BYTES)  # none: nothing tells where the body ends
         if budget <= 0:
             return
         try:
@@ -369,15 +375,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def handle_expect_100(self) -> bool:
         """Refuse an oversized body before it is sent, where the client asked first (curl does)."""
-        if self.command == "POST":
-            try:
-                length = int(self.headers.get("Content-Length", ""))
-            except ValueError:
-                length = 0
-            if length > self.server.config.max_body:
-                self._body_read = False
-                self._send_error(self._too_large())
-                return False
+        if self.command == "POST" and (self._content_length() or 0) > self.server.config.max_body:
+            self._body_read = False
+            self._send_error(self._too_large())
+            return False
         return super().handle_expect_100()
 
     def _too_large(self) -> ApiError:
@@ -392,10 +393,13 @@ class Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         self._send_json(code, ApiError(code, message or phrase, phrase.lower().replace(" ", "_")).body())
 
-    def _dispatch(self, route: Any) -> None:
+    def _dispatch(self, route: Callable[[], None], auth: bool) -> None:
+        """Answer with ``route`` (after the key check with ``auth``); every error in OpenAI's shape."""
         self._body_read = False
         try:
             self._check_host()
+            if auth:
+                self._check_auth()
             route()
         except ApiError as err:
             self._send_error(err)
@@ -440,21 +444,17 @@ class Handler(BaseHTTPRequestHandler):
             )
 
     def _read_json(self) -> dict[str, Any]:
+        """The request's JSON object; refused before the body is read, it is not (`_send_error`)."""
         if self.headers.get("Transfer-Encoding", "").lower() not in ("", "identity"):
-            self.close_connection = True
             raise ApiError(
                 411, "send the body with a Content-Length (chunked bodies are not accepted)", "length_required"
             )
-        try:
-            length = int(self.headers.get("Content-Length", ""))
-        except ValueError:
-            self.close_connection = True
-            raise ApiError(411, "a Content-Length header is required", "length_required") from None
+        length = self._content_length()
+        if length is None:
+            raise ApiError(411, "a Content-Length header is required", "length_required")
         if length < 0:
-            self.close_connection = True
             raise ApiError(400, "the Content-Length header is negative", "invalid_value")
         if length > self.server.config.max_body:
-            self.close_connection = True  # the body is not read: _send_error throws it away, bounded
             raise self._too_large()
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         raw = self.rfile.read(length)
@@ -469,12 +469,6 @@ class Handler(BaseHTTPRequestHandler):
         if not isinstance(body, dict):
             raise ApiError(400, "the body must be a JSON object", "invalid_json")
         return body
-
-    def _client(self) -> Client:
-        try:
-            return self.server.link.client()
-        except DaemonUnavailable as exc:
-            raise unavailable(exc) from None
 
     # -- routes ----------------------------------------------------------------------
 
@@ -491,45 +485,27 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
     def do_GET(self) -> None:
-        routes = {
-            "/v1/models": self._models,
-            "/v1/audio/models": self._audio_models,
-            "/v1/audio/voices": self._voices,
-            "/health": self._health,
-        }
         path = self.path.split("?", 1)[0].rstrip("/")
+        routes = {"/v1/models": self._models, "/v1/audio/models": self._audio_models, "/v1/audio/voices": self._voices}
         if path.startswith("/v1/models/"):
-            self._dispatch(lambda: (self._check_auth(), self._model(path.removeprefix("/v1/models/"))))
-            return
-        route = routes.get(path)
-        if route is None:
-            self._dispatch(self._not_found)
-            return
-        if path == "/health":
-            self._dispatch(route)
+            routes[path] = partial(self._model, path.removeprefix("/v1/models/"))
+        if path == "/health":  # for supervisors: no key needed
+            self._dispatch(self._health, auth=False)
         else:
-            self._dispatch(lambda: (self._check_auth(), route()))
+            self._dispatch(routes.get(path, self._not_found), auth=path in routes)
 
     def do_POST(self) -> None:
-        path = self.path.split("?", 1)[0].rstrip("/")
-        if path != "/v1/audio/speech":
-            self.close_connection = True  # its body stays unread
-            self._dispatch(self._not_found)
-            return
-        self._dispatch(lambda: (self._check_auth(), self._speech()))
+        speech = self.path.split("?", 1)[0].rstrip("/") == "/v1/audio/speech"
+        self._dispatch(self._speech if speech else self._not_found, auth=speech)  # not found: the body stays unread
 
     def _not_found(self) -> None:
         raise ApiError(404, f"no route {self.command} {self.path.split('?', 1)[0]}; see docs/openai.md", "not_found")
 
-    def _status(self, client: Client) -> StateEvent:
-        try:
-            return StateEvent.from_data(client.status())
-        except DaemonUnavailable as exc:
-            raise unavailable(exc) from None
+    # A ProtocolError or DaemonUnavailable below is answered by `_dispatch`.
 
     def _model_list(self) -> list[dict[str, Any]]:
-        with self._client() as client:
-            variant = self._status(client).variant
+        with self.server.link.client() as client:
+            variant = StateEvent.from_data(client.status()).variant
         return [{"id": m, "object": "model", "created": 0, "owned_by": "chatterbox-tray"} for m in model_names(variant)]
 
     def _models(self) -> None:
@@ -546,19 +522,13 @@ class Handler(BaseHTTPRequestHandler):
         self._send_json(200, {"models": [{"id": m["id"], "name": m["id"]} for m in self._model_list()]})
 
     def _voices(self) -> None:
-        with self._client() as client:
-            try:
-                voices = client.voices_list()
-            except DaemonUnavailable as exc:
-                raise unavailable(exc) from None
+        with self.server.link.client() as client:
+            voices = client.voices_list()
         table = self.server.voice_table.table()
         listed = [VoiceInfo.from_data(v) for v in voices]
         default = next((v.name for v in listed if v.default), None)
         library = {v.name.casefold(): v.name for v in listed}
-        aliases = {}
-        for name in OPENAI_VOICES:
-            target = library.get((table.get(name) or "").casefold())
-            aliases[name] = target or default
+        aliases = {name: library.get((table.get(name) or "").casefold()) or default for name in OPENAI_VOICES}
         items = [
             {"id": v["name"], "name": v["name"], "default": v["default"], "duration_s": v["duration_s"]} for v in voices
         ]
@@ -578,34 +548,29 @@ class Handler(BaseHTTPRequestHandler):
 
     def _speech(self) -> None:
         req = parse_speech(self._read_json())
-        with self._client() as client:
+        with self.server.link.client() as client:
+            status = StateEvent.from_data(client.status())
+            check_model(req.model, status.variant)
+            if status.state == "failed":
+                raise ApiError(
+                    503,
+                    f"the model failed to load: {status.error} (fix it, then `chatterbox-tray retry`)",
+                    "model_not_ready",
+                    retry_after=RETRY_FAILED_S,
+                )
+            if status.state not in ("ready", "sleeping"):  # a sleeping model wakes for this request
+                raise ApiError(
+                    503,
+                    f"the model is {status.state.replace('_', ' ')} ({status.progress * 100:.0f}%); "
+                    f"try again in a few seconds",
+                    "model_not_ready",
+                    retry_after=RETRY_LOADING_S,
+                )
             try:
-                status = self._status(client)
-                check_model(req.model, status.variant)
-                if status.state == "failed":
-                    raise ApiError(
-                        503,
-                        f"the model failed to load: {status.error} (fix it, then `chatterbox-tray retry`)",
-                        "model_not_ready",
-                        retry_after=RETRY_FAILED_S,
-                    )
-                if status.state not in ("ready", "sleeping"):  # a sleeping model wakes for this request
-                    raise ApiError(
-                        503,
-                        f"the model is {status.state.replace('_', ' ')} ({status.progress * 100:.0f}%); "
-                        f"try again in a few seconds",
-                        "model_not_ready",
-                        retry_after=RETRY_LOADING_S,
-                    )
-                try:
-                    voice = resolve_voice(req.voice, client.voices_list(), self.server.voice_table.table())
-                except UnknownVoice as exc:
-                    raise ApiError(400, str(exc), "voice_not_found", "voice") from None
-                stream = open_synthesis(client, req.text, voice, req.options, rate=req.rate)
-            except ProtocolError as exc:
-                raise daemon_error(exc) from None
-            except DaemonUnavailable as exc:
-                raise unavailable(exc) from None
+                voice = resolve_voice(req.voice, client.voices_list(), self.server.voice_table.table())
+            except UnknownVoice as exc:
+                raise ApiError(400, str(exc), "voice_not_found", "voice") from None
+            stream = open_synthesis(client, req.text, voice, req.options, rate=req.rate)
             self._stream_speech(req, stream)
 
     def _stream_speech(self, req: SpeechRequest, stream: Any) -> None:
@@ -627,18 +592,14 @@ class Handler(BaseHTTPRequestHandler):
         self._common_headers()
         self.end_headers()
 
-        def emit(data: bytes) -> None:
-            if not data:
-                return
-            if sse:
-                event = {"type": "speech.audio.delta", "audio": base64.b64encode(data).decode("ascii")}
-                data = f"data: {json.dumps(event)}\n\n".encode()
-            self.wfile.write(b"%x\r\n%b\r\n" % (len(data), data) if chunked else data)
-            self.wfile.flush()
-
         def emit_raw(data: bytes) -> None:
             self.wfile.write(b"%x\r\n%b\r\n" % (len(data), data) if chunked else data)
             self.wfile.flush()
+
+        def emit(data: bytes) -> None:
+            if data:
+                audio = {"type": "speech.audio.delta", "audio": base64.b64encode(data).decode("ascii")}
+                emit_raw(_sse(audio) if sse else data)
 
         try:
             for chunk in stream:
@@ -652,7 +613,7 @@ class Handler(BaseHTTPRequestHandler):
             if enc is None:
                 enc = encoders.encoder(req.response_format, int(stream.summary.get("sample_rate") or 24_000))
             emit(enc.finish())
-        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+        except _DISCONNECTED:
             log.info("client went away; cancelling job %s", stream.job)
             stream.cancel()
             self.close_connection = True
@@ -664,38 +625,30 @@ class Handler(BaseHTTPRequestHandler):
             err = daemon_error(exc) if isinstance(exc, ProtocolError) else unavailable(exc)
             log.warning("job %s ended with an error after the response began: %s", stream.job, err.message)
             if sse:
-                with _suppress_disconnect():
-                    emit_raw(f"data: {json.dumps({'type': 'error', **err.body()})}\n\n".encode())
+                with contextlib.suppress(*_DISCONNECTED):
+                    emit_raw(_sse({"type": "error", **err.body()}))
                     if chunked:
                         emit_raw(b"")
             self.close_connection = True
             return
-        if sse:
-            summary = stream.summary
-            done = {
-                "type": "speech.audio.done",
+        # A client that left while the last bytes go is no error.
+        with contextlib.suppress(*_DISCONNECTED):
+            if sse:
                 # No OpenAI tokenizer here: input "tokens" are characters, output tokens are speech tokens.
-                "usage": {
-                    "input_tokens": len(req.text),
-                    "output_tokens": int(summary.get("tokens", 0)),
-                    "total_tokens": len(req.text) + int(summary.get("tokens", 0)),
-                },
-            }
-            with _suppress_disconnect():
-                emit_raw(f"data: {json.dumps(done)}\n\n".encode())
-        if chunked:
-            with _suppress_disconnect():
+                tokens = int(stream.summary.get("tokens", 0))
+                usage = {"input_tokens": len(req.text), "output_tokens": tokens, "total_tokens": len(req.text) + tokens}
+                emit_raw(_sse({"type": "speech.audio.done", "usage": usage}))
+            if chunked:
                 emit_raw(b"")
 
 
-class _suppress_disconnect:
-    """Ignore a client that left while we write the last bytes."""
+#: What writing to a client that went away raises.
+_DISCONNECTED = (BrokenPipeError, ConnectionResetError, TimeoutError)
 
-    def __enter__(self) -> None:
-        return None
 
-    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
-        return kind is not None and issubclass(kind, (BrokenPipeError, ConnectionResetError, TimeoutError))
+def _sse(event: dict[str, Any]) -> bytes:
+    """One server-sent event."""
+    return f"data: {json.dumps(event)}\n\n".encode()
 
 
 def make_server(config: Config) -> BridgeServer:
