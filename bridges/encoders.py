@@ -80,7 +80,6 @@ def wav_stream_header(rate: int, channels: int = 1, bits: int = 16) -> bytes:
 class Encoder:
     """Feed float32 chunks, get encoded bytes back; ``finish`` gives the tail."""
 
-    content_type = "application/octet-stream"
     #: False when the bytes can only leave at the end (``finish``).
     streams = True
 
@@ -99,16 +98,12 @@ class Encoder:
 class PcmEncoder(Encoder):
     """Raw 16-bit little-endian mono."""
 
-    content_type = "audio/pcm"
-
     def feed(self, samples: np.ndarray) -> bytes:
         return to_int16(samples)
 
 
 class WavEncoder(Encoder):
     """16-bit WAV with a streaming header (see the module's docstring)."""
-
-    content_type = "audio/wav"
 
     def __init__(self, rate: int) -> None:
         super().__init__(rate)
@@ -176,50 +171,30 @@ class _StreamSink:
 
 
 class SndfileEncoder(Encoder):
-    """mp3 or opus through libsndfile (the ``say -o`` format table), streamed."""
+    """mp3 or opus through libsndfile (the ``say -o`` format table), streamed; flac whole (`FlacEncoder`)."""
 
-    def __init__(self, rate: int, extension: str, content_type: str, **options: Any) -> None:
+    def __init__(self, rate: int, extension: str, **options: Any) -> None:
         super().__init__(rate)
-        self.content_type = content_type
-        self._sink: Any = self._make_sink()
+        # What does not stream is written to a seekable file in memory and leaves at the end.
+        self._sink: Any = _StreamSink() if self.streams else io.BytesIO()
         self._file = _open_sndfile(self._sink, rate, extension, **options)
-
-    def _make_sink(self) -> Any:
-        return _StreamSink()
 
     def feed(self, samples: np.ndarray) -> bytes:
         import numpy as np
 
         # Our own 16-bit rounding, so FLAC holds the very samples that wav and pcm carry.
         self._file.write(np.frombuffer(to_int16(samples), dtype="<i2"))
-        return self._sink.take()
+        return self._sink.take() if self.streams else b""
 
     def finish(self) -> bytes:
         self._file.close()
-        return self._sink.take()
-
-
-class _WholeSink(io.BytesIO):
-    """A seekable in-memory file whose bytes leave only at the end."""
-
-    def take(self) -> bytes:
-        return b""
-
-    def take_all(self) -> bytes:
-        return self.getvalue()
+        return self._sink.take() if self.streams else self._sink.getvalue()
 
 
 class FlacEncoder(SndfileEncoder):
     """FLAC, sent whole at the end so that its header is complete (see the module's docstring)."""
 
     streams = False
-
-    def _make_sink(self) -> Any:
-        return _WholeSink()
-
-    def finish(self) -> bytes:
-        self._file.close()
-        return self._sink.take_all()
 
 
 def _open_sndfile(sink: Any, rate: int, extension: str, **options: Any) -> Any:
@@ -247,15 +222,15 @@ def check_format(name: str) -> str:
 def encoder(name: str, rate: int) -> Encoder:
     """A fresh encoder for one response in format ``name`` at ``rate`` Hz."""
     key = check_format(name)
-    content_type, extension = FORMATS[key]
+    extension = FORMATS[key][1]
     if key == "pcm":
         return PcmEncoder(rate)
     if key == "wav":
         return WavEncoder(rate)
     assert extension is not None
     if key == "flac":
-        return FlacEncoder(rate, extension, content_type)
+        return FlacEncoder(rate, extension)
     if key == "mp3":
         # libsndfile sets the bitrate mode only along with a level; 0.5 gives 80 kbit/s at 24 kHz.
-        return SndfileEncoder(rate, extension, content_type, compression_level=0.5, bitrate_mode="CONSTANT")
-    return SndfileEncoder(rate, extension, content_type)
+        return SndfileEncoder(rate, extension, compression_level=0.5, bitrate_mode="CONSTANT")
+    return SndfileEncoder(rate, extension)
