@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,15 @@ def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, sort_keys=True))
 
 
+def _show(args: argparse.Namespace, answer: Any, show: Callable[[Any], None]) -> int:
+    """The daemon's ``answer`` as it came with ``--json``, else ``show(answer)`` for people."""
+    if args.json:
+        _print_json(answer)
+    else:
+        show(answer)
+    return 0
+
+
 def _print_error(code: str, message: str, as_json: bool) -> None:
     """An error for people (the message alone), or for scripts with ``--json`` (code and message)."""
     if as_json:
@@ -47,19 +57,19 @@ def _print_error(code: str, message: str, as_json: bool) -> None:
         print(f"chatterbox-tray: {message}", file=sys.stderr)
 
 
+_PLAIN_OS_ERRORS = (
+    (FileNotFoundError, "there is no such file or folder"),
+    (PermissionError, "you are not allowed to open it"),
+    (IsADirectoryError, "this is a folder, not a file"),
+    (NotADirectoryError, "part of this path is a file, not a folder"),
+)
+
+
 def plain_os_error(exc: OSError) -> str:
     """``[Errno 2] No such file or directory: 'x'`` in plain words."""
-    name = exc.filename if exc.filename is not None else ""
-    where = f"{name}: " if name else ""
-    if isinstance(exc, FileNotFoundError):
-        return f"{where}there is no such file or folder"
-    if isinstance(exc, PermissionError):
-        return f"{where}you are not allowed to open it"
-    if isinstance(exc, IsADirectoryError):
-        return f"{where}this is a folder, not a file"
-    if isinstance(exc, NotADirectoryError):
-        return f"{where}part of this path is a file, not a folder"
-    return f"{where}{exc.strerror or exc}"
+    where = f"{exc.filename}: " if exc.filename else ""
+    plain = next((text for kind, text in _PLAIN_OS_ERRORS if isinstance(exc, kind)), None)
+    return f"{where}{plain or exc.strerror or exc}"
 
 
 # -- commands ---------------------------------------------------------------------
@@ -81,10 +91,10 @@ def _state_line(status: dict[str, Any]) -> str:
 def cmd_status(client: Client, args: argparse.Namespace) -> int:
     if getattr(args, "watch", False):
         return _watch_status(client, args)
-    status = client.status()
-    if args.json:
-        _print_json(status)
-        return 0
+    return _show(args, client.status(), _print_status)
+
+
+def _print_status(status: dict[str, Any]) -> None:
     print(_state_line(status))
     state = m.StateEvent.from_data(status)
     print(f"model:  {state.variant} ({state.model_id or 'not loaded'}) on {state.device}")
@@ -94,7 +104,6 @@ def cmd_status(client: Client, args: argparse.Namespace) -> int:
     if state.remote is not None:
         serving = f"serving other computers on {state.remote.get('serving')}"
         print(f"remote: {state.remote.get('error') or serving}")
-    return 0
 
 
 def _watch_status(client: Client, args: argparse.Namespace) -> int:
@@ -103,8 +112,6 @@ def _watch_status(client: Client, args: argparse.Namespace) -> int:
     On a terminal one line is redrawn in place; elsewhere each change is a
     new line (``--json``: one status object a line).
     """
-    import time
-
     tty = sys.stdout.isatty() and not args.json
     last = None
     while True:
@@ -136,14 +143,7 @@ def cmd_voices(client: Client, args: argparse.Namespace) -> int:
             client.voices_default(voice.name)
         print(f"added {voice.name} ({voice.duration_s:.1f} s); preparing its conditionals in the background")
     elif action == "list":
-        voices = client.voices_list()
-        if args.json:
-            _print_json(voices)
-            return 0
-        if not voices:
-            print("no voices yet: add one with `chatterbox-tray voices add NAME clip.wav`")
-        for v in map(m.VoiceInfo.from_data, voices):
-            print(f"{'*' if v.default else ' '} {v.name:<24} {v.duration_s:6.1f} s   cache: {v.cache or 'not yet'}")
+        return _show(args, client.voices_list(), _print_voices)
     elif action == "rename":
         print(f"renamed to {m.VoiceInfo.from_data(client.voices_rename(args.name, args.new_name)).name}")
     elif action == "remove":
@@ -155,6 +155,13 @@ def cmd_voices(client: Client, args: argparse.Namespace) -> int:
             or "no default voice"
         )
     return 0
+
+
+def _print_voices(voices: list[dict[str, Any]]) -> None:
+    if not voices:
+        print("no voices yet: add one with `chatterbox-tray voices add NAME clip.wav`")
+    for v in map(m.VoiceInfo.from_data, voices):
+        print(f"{'*' if v.default else ' '} {v.name:<24} {v.duration_s:6.1f} s   cache: {v.cache or 'not yet'}")
 
 
 def _read_text(args: argparse.Namespace) -> str:
@@ -179,17 +186,8 @@ def _open_output(path: str, rate: int) -> Any:
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        k: v
-        for k, v in {
-            "exaggeration": args.exaggeration,
-            "cfg_weight": args.cfg_weight,
-            "temperature": args.temperature,
-            "seed": args.seed,
-            "language": args.language,
-        }.items()
-        if v is not None
-    }
+    options = {k: getattr(args, k) for k in ("exaggeration", "cfg_weight", "temperature", "seed", "language")}
+    return {k: v for k, v in options.items() if v is not None}
 
 
 def _rate(value: str) -> float:
@@ -298,14 +296,11 @@ def _status(client: Client) -> dict[str, Any] | None:
         return None
 
 
-def _waiting_line(client: Client, status: dict[str, Any] | None = None) -> str:
-    """What plain ``say`` waits for, said before it waits."""
-    status = status if status is not None else _status(client)
+def _waiting_line(status: dict[str, Any] | None) -> str:
+    """What plain ``say`` waits for, said before it waits (a paused speaker is told apart)."""
     if status is None:
         return "chatterbox-tray: making speech… (Ctrl-C stops it)"
     state = m.StateEvent.from_data(status)
-    if state.speaker_paused:
-        return PAUSED_LINE
     if state.state in ("loading", "warming_up"):
         pct = round(100 * state.progress)
         doing = f": {state.message}" if state.download else ""
@@ -339,7 +334,7 @@ def _speak(client: Client, args: argparse.Namespace, text: str) -> int:
             # Said on a pipe too: a script's `say` would otherwise hang with no reason given.
             print(PAUSED_QUEUED_LINE if args.no_wait else PAUSED_LINE, file=sys.stderr)
         elif not args.no_wait and sys.stderr.isatty():
-            print(_waiting_line(client, status), file=sys.stderr)  # else 20 s of silence on a CPU
+            print(_waiting_line(status), file=sys.stderr)  # else 20 s of silence on a CPU
     spoken = speak_and_wait(client, request, wait=not args.no_wait)
     if spoken.dropped:
         print("chatterbox-tray say: dropped (a notification is not spoken over other speech)", file=sys.stderr)
@@ -427,15 +422,14 @@ def cmd_settings(client: Client, args: argparse.Namespace) -> int:
                 + ("; run `chatterbox-tray reload` to load the model with them" if saved.reload_required else "")
             )
         return 0
-    result = client.settings_get()
-    if args.json:
-        _print_json(result)
-        return 0
+    return _show(args, client.settings_get(), _print_settings)
+
+
+def _print_settings(result: dict[str, Any]) -> None:
     got = m.SettingsGetResult.from_data(result)
     for key, value in got.settings.items():
         print(f"{key:<22} {json.dumps(value)}{' (reload)' if key in got.needs_reload else ''}")
     print(f"file: {got.file}")
-    return 0
 
 
 def cmd_reload(client: Client, args: argparse.Namespace) -> int:
@@ -449,10 +443,10 @@ def cmd_audio(client: Client, args: argparse.Namespace) -> int:
         chosen = m.AudioSetResult.from_data(client.audio_set(args.device, args.volume))
         print(f"device: {chosen.device or 'system default'}, volume {chosen.volume:.2f}")
         return 0
-    result = client.audio_devices()
-    if args.json:
-        _print_json(result)
-        return 0
+    return _show(args, client.audio_devices(), _print_devices)
+
+
+def _print_devices(result: dict[str, Any]) -> None:
     listed = m.AudioDevicesResult.from_data(result)
     for d in listed.devices:
         mark = "*" if (d.name == listed.device or (not listed.device and d.default)) else " "
@@ -460,7 +454,6 @@ def cmd_audio(client: Client, args: argparse.Namespace) -> int:
     if not listed.devices:
         print("no output devices")
     print(f"volume {listed.volume:.2f}")
-    return 0
 
 
 def cmd_cache(client: Client, args: argparse.Namespace) -> int:
@@ -468,10 +461,10 @@ def cmd_cache(client: Client, args: argparse.Namespace) -> int:
         removed = m.CacheClearResult.from_data(client.cache_clear(args.voice)).removed
         print(f"removed {removed} cached entr{'y' if removed == 1 else 'ies'}")
         return 0
-    result = client.cache_stats()
-    if args.json:
-        _print_json(result)
-        return 0
+    return _show(args, client.cache_stats(), _print_cache_stats)
+
+
+def _print_cache_stats(result: dict[str, Any]) -> None:
     s = m.CacheStatsResult.from_data(result)  # what an older daemon lacks reads as 0
     print(
         f"hits:     memory {s.hits['memory']}, disk {s.hits['disk']}; misses {s.misses}; "
@@ -484,14 +477,13 @@ def cmd_cache(client: Client, args: argparse.Namespace) -> int:
             f"of {_human_bytes(s.budgets[tier + '_bytes'])}"
         )
     print(f"time:     {s.prepare_seconds_total:.1f} s preparing, {s.seconds_saved:.1f} s saved")
-    return 0
 
 
 def cmd_stats(client: Client, args: argparse.Namespace) -> int:
-    s = client.stats()
-    if args.json:
-        _print_json(s)
-        return 0
+    return _show(args, client.stats(), _print_stats)
+
+
+def _print_stats(s: dict[str, Any]) -> None:
     print(f"model:    {s['variant']} {s['model_id'] or '(not loaded)'} on {s['device']} [{s['status']['state']}]")
     if "gpu_memory_total" in s:
         print(
@@ -529,7 +521,6 @@ def cmd_stats(client: Client, args: argparse.Namespace) -> int:
             f"first chunk {job.get('time_to_first_chunk_s') or 0:.2f} s  {text!r}"
             + ("" if job.get("state", "finished") == "finished" else " (stopped)")
         )
-    return 0
 
 
 def cmd_shutdown(client: Client, args: argparse.Namespace) -> int:
