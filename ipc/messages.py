@@ -92,19 +92,23 @@ def specs(cls: type) -> tuple[FieldSpec, ...]:
     return tuple(out)
 
 
-def _declaring(registry: dict[str, type], attr: str) -> Any:
-    """A class decorator: a frozen slotted dataclass, its name on the wire as ``attr``, listed in ``registry``."""
+def _declaring(registry: dict[str, type], attr: str = "") -> Any:
+    """A class decorator: a frozen slotted dataclass, listed in ``registry`` under each of its names.
 
-    def with_name(name: str, **flags: Any) -> Any:
+    With ``attr``, it has one name, its name on the wire, also set as ``attr``.
+    """
+
+    def with_names(*names: str, **flags: Any) -> Any:
         def declare(cls: type) -> type:
-            for key, value in {attr: name, **flags}.items():
+            for key, value in ({attr: names[0], **flags} if attr else flags).items():
                 setattr(cls, key, value)
-            registry[name] = typed = dataclass(frozen=True, slots=True)(cls)
+            typed = dataclass(frozen=True, slots=True)(cls)
+            registry.update(dict.fromkeys(names, typed))
             return typed
 
         return declare
 
-    return with_name
+    return with_names
 
 
 #: Each op's, reply kind's and event topic's type, by its name on the wire.
@@ -689,17 +693,8 @@ class WordsEvent(Event):
 
 #: The ops whose ``result`` has a type, by op (``status`` and ``playback`` are also events).
 RESULTS: dict[str, type[Fields]] = {"status": StateEvent, "playback": PlaybackEvent}
-
-
-def _result(*ops: str) -> Any:
-    """A class decorator: a frozen slotted dataclass, the result type of ``ops`` (none: held by another)."""
-
-    def declare(cls: type) -> type:
-        typed = dataclass(frozen=True, slots=True)(cls)
-        RESULTS.update(dict.fromkeys(ops, typed))
-        return typed
-
-    return declare
+#: ``@_result(*ops)``: the result type of ``ops`` (none: a type that another result holds).
+_result = _declaring(RESULTS)
 
 
 class OpResult(Fields):
