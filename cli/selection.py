@@ -79,10 +79,6 @@ def _windows_clipboard() -> str | None:
         user32.CloseClipboard()
 
 
-def _tried(readers: list[list[str]]) -> list[str]:
-    return [r[0] for r in readers]
-
-
 def read_selection(prefer_primary: bool = True) -> tuple[str, str]:
     """(text, where it came from): the PRIMARY selection, else the clipboard.
 
@@ -113,6 +109,6 @@ def read_selection(prefer_primary: bool = True) -> tuple[str, str]:
     if not any_tool:
         if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
             raise SelectionError("no desktop session (neither DISPLAY nor WAYLAND_DISPLAY is set)")
-        tools = _tried(_unix_readers(True)) or ["xclip"]
+        tools = [reader[0] for reader in _unix_readers(True)] or ["xclip"]
         raise SelectionError(f"cannot read the selection: install one of {', '.join(dict.fromkeys(tools))}")
     return "", "clipboard"
