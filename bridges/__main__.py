@@ -1,4 +1,4 @@
-"""``python -m chatterbox_tray.bridges openai|wyoming``."""
+"""``python -m chatterbox_tray.bridges openai|wyoming|mcp``."""
 
 import sys
 

@@ -169,11 +169,6 @@ def make_server(connection: Path | None = None, voice: str | None = None) -> MCP
     return server
 
 
-def run_stdio(connection: Path | None, voice: str | None) -> None:
-    """Serve over stdin and stdout until the client closes them."""
-    make_server(connection, voice).run("stdio")
-
-
 def run_http(connection: Path | None, voice: str | None, port: int) -> None:
     """Serve the SDK's streamable HTTP transport on 127.0.0.1 (``/mcp``) until interrupted.
 

@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_mcp(args: argparse.Namespace) -> int:
     """The MCP server; stdout is the protocol's, so everything else goes to stderr."""
-    from .mcp_server import run_http, run_stdio
+    from .mcp_server import make_server, run_http
 
     # A daemon that cannot start now is no reason to fail the agent's start:
     # each tool call looks for it again and says plainly when it is missing.
@@ -149,7 +149,7 @@ def _run_mcp(args: argparse.Namespace) -> int:
             print(f"MCP server on http://127.0.0.1:{args.port}/mcp", file=sys.stderr, flush=True)
             run_http(args.connection, args.voice, args.port)
         else:
-            run_stdio(args.connection, args.voice)
+            make_server(args.connection, args.voice).run("stdio")  # until the client closes stdin
     return 0
 
 
@@ -212,7 +212,7 @@ def _run_wyoming(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"chatterbox-tray serve wyoming: --zeroconf: {exc}", file=sys.stderr)
             return EXIT_USAGE
-    listening: asyncio.Queue[int] = asyncio.Queue()
+    helpers: list[asyncio.Task] = []
 
     def started(server: object) -> None:
         sock = getattr(server, "_server", None)
@@ -220,21 +220,16 @@ def _run_wyoming(args: argparse.Namespace) -> int:
         if sock is not None and sock.sockets and args.uri.startswith("tcp://"):
             host, port = sock.sockets[0].getsockname()[:2]
             where = f"tcp://{host}:{port}"
-            listening.put_nowait(port)
+            if announce_at is not None:  # listening now: its port is known
+                helpers.append(asyncio.ensure_future(announce(announce_at[0], port)))
         print(f"Wyoming text-to-speech server on {where}", flush=True)
 
-    async def announce(server_task: asyncio.Task) -> None:
+    async def announce(host: str, port: int) -> None:
         from .announce import Announcement
 
-        assert announce_at is not None
-        waiting = asyncio.ensure_future(listening.get())
-        await asyncio.wait({waiting, server_task}, return_when=asyncio.FIRST_COMPLETED)
-        if not waiting.done():
-            waiting.cancel()
-            return  # the server ended (could not listen)
         announcement = Announcement()
         try:
-            name = await announcement.start(args.zeroconf, announce_at[0], waiting.result())
+            name = await announcement.start(args.zeroconf, host, port)
             print(f"announced as {name!r} over zeroconf", flush=True)
             await asyncio.Event().wait()
         finally:
@@ -248,7 +243,6 @@ def _run_wyoming(args: argparse.Namespace) -> int:
         with contextlib.suppress(NotImplementedError):  # Windows' loops have no signal handlers
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         server = asyncio.ensure_future(run_wyoming(args.uri, DaemonClients(args.connection), started))
-        helper = asyncio.ensure_future(announce(server)) if announce_at is not None else None
         try:
             await server
         except asyncio.CancelledError:
@@ -256,7 +250,7 @@ def _run_wyoming(args: argparse.Namespace) -> int:
             with contextlib.suppress(asyncio.CancelledError):
                 await server
         finally:
-            if helper is not None:
+            for helper in helpers:
                 helper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await helper
@@ -285,5 +279,5 @@ def _sigterm_as_interrupt():
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: ``python -m chatterbox_tray.bridges openai|wyoming [options]``."""
+    """Entry point: ``python -m chatterbox_tray.bridges openai|wyoming|mcp [options]``."""
     return run(build_parser().parse_args(argv))

@@ -15,10 +15,7 @@ Events (the ``wyoming`` package's classes):
   Assistant also sends inside a stream (for older servers) is ignored there.
 
 Errors reach the client as Wyoming ``Error`` events with the daemon's code.
-No zeroconf announcement: the bridge listens on loopback by default, where
-Home Assistant on another machine could not reach it anyway, and announcing
-would need the ``zeroconf`` package; docs/wyoming.md says how to add it by
-host and port.
+Zeroconf announcement is ``announce.py``'s, and only on request (``--zeroconf``).
 """
 
 from __future__ import annotations
