@@ -82,12 +82,7 @@ def run(args: argparse.Namespace) -> int:
     )
     quiet_libraries()
     overrides = {
-        "variant": args.variant,
-        "checkpoint": args.checkpoint,
-        "device": args.device,
-        "engine": args.engine,
-        "warmup": args.warmup,
-        "max_tokens_per_chunk": args.max_tokens_per_chunk,
+        k: getattr(args, k) for k in ("variant", "checkpoint", "device", "engine", "warmup", "max_tokens_per_chunk")
     }
     try:
         settings = load_settings(overrides=overrides)

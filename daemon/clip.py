@@ -29,6 +29,7 @@ import soundfile as sf
 
 from ..ipc.limits import CLIP_MAX_SECONDS, CLIP_MIN_SECONDS, CLIP_SILENCE_RMS_DBFS
 from ..ipc.protocol import CodedError
+from .storage import remove_file
 
 __all__ = [
     "MAX_SECONDS",
@@ -220,10 +221,7 @@ def _librosa_load_bytes(raw: bytes, suffix: str) -> tuple[np.ndarray, int]:
             f.write(raw)
         return _librosa_load(Path(name))
     finally:
-        try:
-            os.unlink(name)
-        except OSError as exc:
-            log.warning("could not remove temporary clip file %s: %s", name, exc)
+        remove_file(Path(name), "could not remove temporary clip file")
 
 
 def _fmt_seconds(value: float, limit: float) -> str:

@@ -258,12 +258,8 @@ def fetch(
         stop.set()
         watcher.join()
     with _lock:
-        progress.bytes_done, progress.seconds_left, progress.stalled, progress.idle_s = (
-            progress.bytes_total,
-            0.0,
-            False,
-            0.0,
-        )
+        progress.bytes_done, progress.seconds_left = progress.bytes_total, 0.0
+        progress.stalled, progress.idle_s = False, 0.0
     report(progress)
     return progress.bytes_total
 

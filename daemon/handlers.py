@@ -31,7 +31,7 @@ from .clip import decode_clip, sha256_bytes, validate_clip
 from .engine import SynthOptions
 from .jobs import LOCAL_CLIENT, Job
 from .model import MODEL_KEYS
-from .saytext import prepare, resolve_tags
+from .saytext import Prepared, prepare, resolve_tags
 from .service import Service, read_clip_path
 from .settings import NEEDS_RELOAD, VARIANTS, Settings, save_changes, settings_file
 from .sysstats import system_stats
@@ -284,10 +284,7 @@ def _new_job(svc: Service, req: ReceivedRequest, kind: str) -> tuple[Job, bytes 
     """
     args: m.Synthesize | m.Speak = req.args
     text = args.text
-    if len(text) > svc.settings.max_text_chars:
-        raise ProtocolError("too_large", f"text is {len(text)} characters; the limit is {svc.settings.max_text_chars}")
-    # Pronunciation rules, pauses and tags (daemon/saytext.py): spans stay in the user's text.
-    prepared = prepare(text, svc.words.compiled(), svc.settings.max_chunk_chars)
+    prepared = _prepared(svc, text)
     chunks = prepared.chunks
     if all(c.pause_s is not None for c in chunks):
         raise ProtocolError("empty_text", "there is no text to speak")
@@ -320,6 +317,13 @@ def _new_job(svc: Service, req: ReceivedRequest, kind: str) -> tuple[Job, bytes 
         voice = svc.voices.get(name)
         job.voice_name, job.clip_sha256 = voice.name, voice.sha256
     return job, None
+
+
+def _prepared(svc: Service, text: str) -> Prepared:
+    """Pronunciation rules, pauses and tags (daemon/saytext.py), spans in the user's text; refused over the limit."""
+    if len(text) > svc.settings.max_text_chars:
+        raise ProtocolError("too_large", f"text is {len(text)} characters; the limit is {svc.settings.max_text_chars}")
+    return prepare(text, svc.words.compiled(), svc.settings.max_chunk_chars)
 
 
 def _admit(svc: Service, req: ReceivedRequest, job: Job, clip: bytes | None, *admit_args: Any) -> m.SpeakResult | None:
@@ -453,9 +457,7 @@ def cache_stats(svc: Service, req: ReceivedRequest) -> m.CacheStatsResult:
 def cache_clear(svc: Service, req: ReceivedRequest) -> m.CacheClearResult:
     """Clear one voice's conditionals (by voice name) or everything."""
     name = req.args.voice
-    sha = None
-    if name is not None:
-        sha = svc.voices.get(name).sha256
+    sha = None if name is None else svc.voices.get(name).sha256
     removed = svc.cache.clear(sha)
     svc.out.event(m.CacheEvent(sha, name, None, removed))
     return m.CacheClearResult(removed)
@@ -525,10 +527,7 @@ def words_import(svc: Service, req: ReceivedRequest) -> m.WordsImportResult:
 @handler("text.preview")
 def text_preview(svc: Service, req: ReceivedRequest) -> m.TextPreviewResult:
     """What the model would be given for ``text``: rules applied, pauses and tags found, sentence by sentence."""
-    text = req.args.text
-    if len(text) > svc.settings.max_text_chars:
-        raise ProtocolError("too_large", f"text is {len(text)} characters; the limit is {svc.settings.max_text_chars}")
-    prepared = prepare(text, svc.words.compiled(), svc.settings.max_chunk_chars)
+    prepared = _prepared(svc, req.args.text)
     ready = svc.state == "ready"
     if ready:
         prepared = resolve_tags(prepared, svc.engine.tags(), svc.engine.variant)

@@ -145,11 +145,6 @@ class JobQueue:
             at = sum(1 for j in self._main if (j.rank, j.seq) < (job.rank, job.seq))
             return at + (1 if self.running else 0)
 
-    def outranked(self, job: Job) -> bool:
-        """Whether a queued job ranks above ``job`` (the worker then puts it back)."""
-        with self._cond:
-            return bool(self._main) and self._main[0].rank < job.rank
-
     def should_yield(self, job: Job) -> bool:
         """Whether the worker should put ``job`` back after its sentence.
 

@@ -140,11 +140,6 @@ class Player(PlaybackLoop):
         with self._cond:
             return [i.job for i in self._items]
 
-    def current_job(self) -> Any | None:
-        with self._cond:
-            item = self._current()
-            return item.job if item else None
-
     def devices(self) -> list[Any]:
         """Output devices, re-read from the system when that cannot disturb playback.
 

@@ -78,16 +78,9 @@ def trim_prompt(ref: dict[str, Any], seconds: float | None) -> dict[str, Any]:
     if seconds is None:
         return ref
     keep = int(seconds * 25)
-    tokens = ref["prompt_token"]
-    if tokens.shape[1] <= keep:
+    if ref["prompt_token"].shape[1] <= keep:
         return ref
-    out = dict(ref)
-    out["prompt_token"] = tokens[:, -keep:]
-    out["prompt_token_len"] = torch.tensor([keep], dtype=ref["prompt_token_len"].dtype)
-    out["prompt_feat"] = ref["prompt_feat"][:, -keep * TOKEN_MEL :]
-    if ref.get("prompt_feat_len") is not None:
-        out["prompt_feat_len"] = torch.tensor([keep * TOKEN_MEL])
-    return out
+    return _prompt_part(ref, keep, last=True)
 
 
 def aligned_prompt(ref: dict[str, Any]) -> dict[str, Any]:
@@ -103,13 +96,18 @@ def aligned_prompt(ref: dict[str, Any]) -> dict[str, Any]:
     frames = int(ref["prompt_feat"].shape[1])
     if frames == TOKEN_MEL * tokens:
         return ref
-    keep = min(tokens, frames // TOKEN_MEL)
+    return _prompt_part(ref, min(tokens, frames // TOKEN_MEL), last=False)
+
+
+def _prompt_part(ref: dict[str, Any], keep: int, last: bool) -> dict[str, Any]:
+    """The reference prompt cut to ``keep`` tokens (the last ones, else the first) and their mel frames."""
+    frames = keep * TOKEN_MEL
     out = dict(ref)
-    out["prompt_token"] = ref["prompt_token"][:, :keep]
+    out["prompt_token"] = ref["prompt_token"][:, -keep:] if last else ref["prompt_token"][:, :keep]
     out["prompt_token_len"] = torch.tensor([keep], dtype=ref["prompt_token_len"].dtype)
-    out["prompt_feat"] = ref["prompt_feat"][:, : keep * TOKEN_MEL]
+    out["prompt_feat"] = ref["prompt_feat"][:, -frames:] if last else ref["prompt_feat"][:, :frames]
     if ref.get("prompt_feat_len") is not None:
-        out["prompt_feat_len"] = torch.tensor([keep * TOKEN_MEL])
+        out["prompt_feat_len"] = torch.tensor([frames])
     return out
 
 

@@ -122,20 +122,10 @@ def load_remote_settings(path: Path | None = None, bind: str | None = None) -> R
     Raises RemoteError on a bad value: a daemon asked to serve the network
     must not silently serve it some other way.
     """
-    path = path or settings_file()
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raw = {}
-    current = remote_settings(raw.get(REMOTE_KEY) if isinstance(raw, dict) else None)
+    current = remote_settings(_saved(path or settings_file()).get(REMOTE_KEY))
     if bind:
         current = remote_settings({**asdict(current), "enabled": True, "bind": bind})
     return current
-
-
-def save_settings(settings: Settings, path: Path | None = None) -> None:
-    """Write all the settings atomically."""
-    _write(settings.to_json(), path or settings_file())
 
 
 def save_changes(changes: dict[str, Any], path: Path | None = None) -> None:
@@ -145,13 +135,16 @@ def save_changes(changes: dict[str, Any], path: Path | None = None) -> None:
     (``--variant``, ``--engine``) stays a flag for that run, not a saved setting.
     """
     path = path or settings_file()
+    _write({**_saved(path), **changes}, path)
+
+
+def _saved(path: Path) -> dict[str, Any]:
+    """The settings file's object; empty when it is missing, unreadable or not an object."""
     try:
-        current = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(current, dict):
-            current = {}
+        raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        current = {}
-    _write({**current, **changes}, path)
+        return {}
+    return raw if isinstance(raw, dict) else {}
 
 
 def _write(values: dict[str, Any], path: Path) -> None:

@@ -151,9 +151,8 @@ class Worker:
             chunk = job.chunks[index]
             if job.cancel.is_set():
                 raise Cancelled()
-            seed = job.options.seed
-            options = replace(job.options, seed=None if seed is None else seed + index)
-            budget = token_budget(chunk.text, svc.settings.max_tokens_per_chunk)
+            sentence = self._sentence(job, index)
+            budget = sentence.budget
             made = time.perf_counter()
             # A streaming engine hands over a sentence in pieces while a listener
             # waits for it (``hurry``), and may start on the next one early.
@@ -163,7 +162,7 @@ class Worker:
                 pieces = engine.generate_stream(
                     chunk.text,
                     conds,
-                    options,
+                    sentence.options,
                     budget,
                     job.cancel,
                     hurry=self._hurry(job, index, chunk),
@@ -227,16 +226,14 @@ class Worker:
 
     def _upcoming(self, job: Job, index: int) -> list[Upcoming]:
         """The job's next sentences, so the engine can start on them while this one is finished."""
-        seed = job.options.seed
-        return [
-            Upcoming(
-                chunk.text,
-                replace(job.options, seed=None if seed is None else seed + i),
-                token_budget(chunk.text, self.svc.settings.max_tokens_per_chunk),
-            )
-            for i, chunk in enumerate(job.chunks[index + 1 : index + 1 + UPCOMING], start=index + 1)
-            if chunk.pause_s is None
-        ]
+        following = range(index + 1, min(index + 1 + UPCOMING, len(job.chunks)))
+        return [self._sentence(job, i) for i in following if job.chunks[i].pause_s is None]
+
+    def _sentence(self, job: Job, index: int) -> Upcoming:
+        """Chunk ``index`` as the engine is given it: its options (the job's seed plus the index) and token budget."""
+        text, seed = job.chunks[index].text, job.options.seed
+        options = replace(job.options, seed=None if seed is None else seed + index)
+        return Upcoming(text, options, token_budget(text, self.svc.settings.max_tokens_per_chunk))
 
     def _silence(self, job: Job, index: int, chunk: TextPiece, rate: int) -> GenResult:
         """A pause chunk's audio: silence, so long that the gap heard is the one asked for (``saytext``)."""

@@ -74,16 +74,16 @@ def test_positions_count_the_running_job() -> None:
     assert queue.position(b) == 0
 
 
-def test_outranked_says_when_a_higher_rank_waits() -> None:
+def test_a_job_yields_when_a_higher_rank_waits() -> None:
     queue = JobQueue()
     running = job("speak", TEXT)
     queue.put(running)
     assert queue.take(timeout=0) is running
-    assert not queue.outranked(running)
+    assert not queue.should_yield(running)
     queue.put(job("speak", TEXT))
-    assert not queue.outranked(running)
+    assert not queue.should_yield(running)
     queue.put(job("speak", URGENT))
-    assert queue.outranked(running)
+    assert queue.should_yield(running)
 
 
 def test_remove_takes_only_queued_jobs() -> None:

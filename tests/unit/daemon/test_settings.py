@@ -18,7 +18,6 @@ from chatterbox_tray.daemon.settings import (
     Settings,
     load_settings,
     save_changes,
-    save_settings,
 )
 
 
@@ -89,7 +88,7 @@ def test_a_broken_file_gives_defaults_and_unknown_keys_are_ignored(tmp_path: Pat
 
 def test_save_changes_merges_and_leaves_no_temporary_file(tmp_path: Path) -> None:
     path = tmp_path / "settings.json"
-    save_settings(replace(Settings(), volume=0.25), path)
+    save_changes(replace(Settings(), volume=0.25).to_json(), path)
     save_changes({"prebuffer": "off"}, path)
     loaded = load_settings(path)
     assert (loaded.volume, loaded.prebuffer) == (0.25, "off")
@@ -102,7 +101,7 @@ def test_save_changes_merges_and_leaves_no_temporary_file(tmp_path: Path) -> Non
 
 def test_overrides_win_over_the_file(tmp_path: Path) -> None:
     path = tmp_path / "settings.json"
-    save_settings(replace(Settings(), variant="turbo"), path)
+    save_changes(replace(Settings(), variant="turbo").to_json(), path)
     assert load_settings(path, {"variant": "multilingual", "device": None}).variant == "multilingual"
 
 
