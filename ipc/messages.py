@@ -59,7 +59,7 @@ class FieldSpec:
     """How one field is read and written, from its declaration."""
 
     name: str
-    #: The ``Args`` method that reads it (from its type).
+    #: The kind ``Args.read`` reads it as (from its type: "str", "int", "dict"...).
     reader: str
     nullable: bool
     default: Any
@@ -152,7 +152,7 @@ class Fields:
             else:
                 bounds = {} if spec.lo is None else {"lo": spec.lo, "hi": spec.hi}
                 default = Args._MISSING if spec.required else spec.default
-                value = getattr(args, spec.reader)(spec.name, default, **bounds)
+                value = args.read(spec.name, spec.reader, default, **bounds)
             if spec.nested is not None and value is not None:
                 read = spec.nested.from_data
                 value = [read(item) for item in value] if spec.reader == "list" else read(value)
@@ -315,7 +315,7 @@ class VoicesAdd(Request):
     @classmethod
     def _waive(cls, data: Mapping[str, Any]) -> Mapping[str, Any]:
         # A check needs no name: the client asks for one once the clip is known to be fit.
-        return {**data, "name": ""} if Args(dict(data)).bool("check", False) else data
+        return {**data, "name": ""} if Args(dict(data)).read("check", "bool", False) else data
 
     def to_data(self) -> dict[str, Any]:
         data = Fields.to_data(self)

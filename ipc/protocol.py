@@ -282,12 +282,16 @@ def check_request(header: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
     return req_id, op, args
 
 
+#: The Python types each kind of field accepts.
+_TYPES = {"str": (str,), "bool": (bool,), "int": (int,), "float": (int, float), "dict": (dict,), "list": (list,)}
+
+
 class Args:
     """Typed access to a message's fields, raising ``bad_args`` with the name.
 
     ``ipc/messages.py`` reads every field of every message type through it
-    (``Args(data).str("name")``), so a wrong type or a value out of range is
-    a clear error in the same words everywhere, never a traceback.
+    (``Args(data).read("name", "str")``), so a wrong type or a value out of
+    range is a clear error in the same words everywhere, never a traceback.
     """
 
     _MISSING = object()
@@ -309,39 +313,20 @@ class Args:
             raise ProtocolError("bad_args", f"argument {name!r} must be {_names(types)}, {given}")
         return value
 
-    def str(self, name: str, default: Any = _MISSING) -> Any:
-        """A string argument."""
-        return self._get(name, (str,), default)
+    def read(self, name: str, kind: str, default: Any = _MISSING, lo: Any = None, hi: Any = None) -> Any:
+        """Argument ``name`` as a ``kind`` ("str", "bool", "int", "float", "dict" or "list"), within [lo, hi] if given.
 
-    def bool(self, name: str, default: Any = _MISSING) -> Any:
-        """A boolean argument."""
-        return self._get(name, (bool,), default)
-
-    def int(self, name: str, default: Any = _MISSING, lo: int | None = None, hi: int | None = None) -> Any:
-        """An integer argument, optionally within [lo, hi]."""
-        value = self._get(name, (int,), default)
+        A "float" accepts ints too, and is read as a finite float.
+        """
+        value = self._get(name, _TYPES[kind], default)
+        if kind == "float" and value is not None:
+            try:
+                value = float(value)  # an integer of 309 digits or more overflows
+            except OverflowError:
+                value = math.inf
+            if not math.isfinite(value):
+                raise ProtocolError("bad_args", f"argument {name!r} must be a finite number")
         return _in_range(name, value, lo, hi)
-
-    def float(self, name: str, default: Any = _MISSING, lo: float | None = None, hi: float | None = None) -> Any:
-        """A number argument (ints accepted), optionally within [lo, hi]."""
-        value = self._get(name, (int, float), default)
-        if value is None:
-            return None
-        try:
-            number = float(value)  # an integer of 309 digits or more overflows
-        except OverflowError:
-            number = math.inf
-        if not math.isfinite(number):
-            raise ProtocolError("bad_args", f"argument {name!r} must be a finite number")
-        return _in_range(name, number, lo, hi)
-
-    def dict(self, name: str, default: Any = _MISSING) -> Any:
-        """An object argument."""
-        return self._get(name, (dict,), default)
-
-    def list(self, name: str, default: Any = _MISSING) -> Any:
-        """An array argument."""
-        return self._get(name, (list,), default)
 
 
 def _in_range(name: str, value: Any, lo: Any, hi: Any) -> Any:

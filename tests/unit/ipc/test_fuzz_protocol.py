@@ -119,7 +119,7 @@ def test_typed_arguments_give_the_type_asked_or_bad_args(args, name, getter, bou
     if bounds is not None and getter in ("int", "float"):
         kwargs["lo"], kwargs["hi"] = bounds
     try:
-        value = getattr(Args(args), getter)(name, **kwargs)
+        value = Args(args).read(name, getter, **kwargs)
     except ProtocolError as exc:
         assert exc.code == "bad_args"
         assert_plain(exc)
