@@ -75,13 +75,7 @@ class ApiError(Exception):
     """An error answered in OpenAI's JSON shape."""
 
     def __init__(
-        self,
-        status: int,
-        message: str,
-        code: str,
-        param: str | None = None,
-        retry_after: int | None = None,
-        kind: str | None = None,
+        self, status: int, message: str, code: str, param: str | None = None, retry_after: int | None = None
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -89,11 +83,11 @@ class ApiError(Exception):
         self.code = code
         self.param = param
         self.retry_after = retry_after
-        self.kind = kind or ("invalid_request_error" if status < 500 else "server_error")
 
     def body(self) -> dict[str, Any]:
         """``{"error": {"message", "type", "param", "code"}}`` as OpenAI sends it."""
-        return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
+        kind = "invalid_request_error" if self.status < 500 else "server_error"
+        return {"error": {"message": self.message, "type": kind, "param": self.param, "code": self.code}}
 
 
 #: The daemon's error codes (docs/protocol.md) -> HTTP status, OpenAI code, param.
@@ -127,12 +121,8 @@ def daemon_error(exc: ProtocolError) -> ApiError:
 
 def unavailable(exc: Exception) -> ApiError:
     """The daemon is not running or does not answer."""
-    return ApiError(
-        503,
-        f"the Chatterbox Tray daemon is not answering: {exc}",
-        "daemon_unavailable",
-        retry_after=RETRY_LOADING_S,
-    )
+    message = f"the Chatterbox Tray daemon is not answering: {exc}"
+    return ApiError(503, message, "daemon_unavailable", retry_after=RETRY_LOADING_S)
 
 
 @dataclass
@@ -436,12 +426,7 @@ class Handler(BaseHTTPRequestHandler):
         given = self.headers.get("Authorization", "")
         scheme, _, token = given.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), key.encode()):
-            raise ApiError(
-                401,
-                "missing or wrong API key: send 'Authorization: Bearer <key>'",
-                "invalid_api_key",
-                kind="invalid_request_error",
-            )
+            raise ApiError(401, "missing or wrong API key: send 'Authorization: Bearer <key>'", "invalid_api_key")
 
     def _read_json(self) -> dict[str, Any]:
         """The request's JSON object; refused before the body is read, it is not (`_send_error`)."""
