@@ -454,12 +454,14 @@ def install(
     user_conf = user_dir(home) / "speechd.conf"
     system = system if system is not None else system_dir()
     copied_from: str | None = None
+    clients: Path | None = None  # as ``spd-conf -u`` does: the system's client settings come along
     if user_conf.is_file():
         current = user_conf.read_text(encoding="utf-8", errors="surrogateescape")
     elif system is not None:
         current = (system / "speechd.conf").read_text(encoding="utf-8", errors="surrogateescape")
         copied_from = str(system / "speechd.conf")
         if (system / "clients").is_dir() and not (user_conf.parent / "clients").exists():
+            clients = system / "clients"
             copied_from += " and clients/"
     else:
         current = ""
@@ -475,7 +477,8 @@ def install(
     if wanted != current:
         if not user_conf.is_file():
             report.created_speechd_conf = True
-            _copy_clients(system, user_conf.parent)
+            if clients is not None:
+                shutil.copytree(clients, user_conf.parent / "clients")
         user_conf.parent.mkdir(parents=True, exist_ok=True)
         user_conf.write_text(wanted, encoding="utf-8", errors="surrogateescape")
         report.speechd_conf = user_conf
@@ -487,12 +490,6 @@ def _other_addmodules(text: str) -> list[str]:
     base = _split(text)[0]
     lines = base.splitlines()
     return [lines[i] for i in _active(base, "addmodule") if not _OURS.match(lines[i])]
-
-
-def _copy_clients(system: Path | None, user: Path) -> None:
-    """As ``spd-conf -u`` does: the system's client settings come along with speechd.conf."""
-    if system is not None and (system / "clients").is_dir() and not (user / "clients").exists():
-        shutil.copytree(system / "clients", user / "clients")
 
 
 def uninstall(home: Path | None = None) -> InstallReport:
