@@ -3,16 +3,10 @@
 A daemon on another computer would speak on its own speaker, in another
 room. So a client of a remote daemon asks for a ``synthesize`` stream and
 plays the chunks here, as they come, with the daemon's own playback loop
-(``audio/playback_loop.py``) and so its rules (``audio/speaker_rules.py``):
-which speech plays next, what a priority displaces or interrupts, when the
-adaptive pre-buffer lets a speech start and a sentence still arriving may
-begin (here the "synthesis speed" is how fast its chunks arrive, network and
-queue included); 20 ms blocks paced by the wall clock, so ``stop``, ``pause``
-and ``skip`` are heard within a block and the lead (well under 100 ms); a
-device name that means what it means in the daemon's ``output_device``;
-sentences that fade in and out and are followed by the sentence pause.
-What is this module's own: a speech is a stream of chunks, and its news goes
-to a listener.
+(``audio/playback_loop.py``), and so with its rules and timing; here the
+"synthesis speed" the pre-buffer plans by is how fast the chunks arrive,
+network and queue included. What is this module's own: a speech is a stream
+of chunks, and its news goes to a listener.
 
 One ``LocalPlayer`` is one speaker: the tray app keeps one for all its
 speech (the Speak page, the hotkey, the tray menu), so a quick-speak while a

@@ -36,6 +36,7 @@ voices_list = m.VoicesList
 voices_rename = m.VoicesRename
 voices_remove = m.VoicesRemove
 voices_play = m.VoicesPlay
+voices_default = m.VoicesDefault
 wait = m.Wait
 stop = m.Stop
 pause = m.Pause
@@ -61,11 +62,6 @@ def voices_add(name: str, data: bytes, source_name: str = "") -> m.VoicesAdd:
 def voices_check(data: bytes, source_name: str = "") -> m.VoicesAdd:
     """Check a clip as ``voices.add`` would, adding nothing (before asking the user for a name)."""
     return m.VoicesAdd(name="", clip=bytes(data), source_name=source_name, check=True)
-
-
-def voices_default(name: str | None = None, *, clear: bool = False) -> m.VoicesDefault:
-    """Get the default voice, set it with ``name``, or unset it with ``clear``."""
-    return m.VoicesDefault(name=name, clear=clear)
 
 
 def _voice(voice_path: str | os.PathLike | None, voice_data: bytes | None) -> dict[str, Any]:
