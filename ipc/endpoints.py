@@ -163,7 +163,5 @@ def read_connection(path: Path | None = None) -> ConnectionInfo:
             protocol=int(data.get("protocol", 0)),
             transport=str(data.get("transport", "ipc")),
         )
-    except FileNotFoundError:
-        raise
     except (ValueError, KeyError, TypeError) as exc:
         raise ProtocolError("bad_message", f"connection file {path} is unreadable: {exc}") from None
