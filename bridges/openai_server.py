@@ -186,10 +186,7 @@ def check_model(model: Any, variant: str) -> None:
             "model",
         )
     raise ApiError(
-        400,
-        f"unknown model {model!r}; use one of: " + ", ".join(model_names(variant)),
-        "model_not_found",
-        "model",
+        400, f"unknown model {model!r}; use one of: " + ", ".join(model_names(variant)), "model_not_found", "model"
     )
 
 

@@ -728,12 +728,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "offline", None) is not None:  # needs no daemon (speechd uninstall)
         return int(args.offline(args))
     try:
-        client = connect(autostart=not args.no_start and args.command != "shutdown", daemon=args.daemon)
-    except DaemonUnavailable as exc:
-        print(f"chatterbox-tray: {exc}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
-    try:
-        with client:
+        with connect(autostart=not args.no_start and args.command != "shutdown", daemon=args.daemon) as client:
             return int(args.func(client, args))
     except ProtocolError as exc:
         _print_error(exc.code, exc.message, args.json)

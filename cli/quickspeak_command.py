@@ -96,8 +96,7 @@ def _quick_here(client: Client, args: argparse.Namespace) -> int:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``quick`` on the CLI."""
     quick = sub.add_parser(
-        "quick",
-        help="speak the selected text, or stop if something is speaking (bind this to a shortcut)",
+        "quick", help="speak the selected text, or stop if something is speaking (bind this to a shortcut)"
     )
     quick.add_argument("-v", "--voice", help="voice name (default: the default voice)")
     quick.set_defaults(func=cmd_quick)

@@ -124,17 +124,11 @@ def list_all(args: argparse.Namespace) -> int:
     daemons = remote.read_daemons()
     clients = remote.read_authorized()
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "daemons": {
-                        n: {"host": d.host, "port": d.port, "fingerprint": remote.fingerprint(d.server_key)}
-                        for n, d in daemons.items()
-                    },
-                    "clients": {n: remote.fingerprint(k) for n, k in clients.items()},
-                }
-            )
-        )
+        paired = {
+            n: {"host": d.host, "port": d.port, "fingerprint": remote.fingerprint(d.server_key)}
+            for n, d in daemons.items()
+        }
+        print(json.dumps({"daemons": paired, "clients": {n: remote.fingerprint(k) for n, k in clients.items()}}))
         return 0
     print("daemons this computer paired with:" if daemons else "no paired daemons")
     for name, d in daemons.items():

@@ -227,14 +227,10 @@ def resolve_voice(token: str, names: list[str]) -> str | None:
     token = token.strip()
     if not token or token.lower() in (DEFAULT_TOKEN, "no_voice"):
         return None
-    for name in names:
-        if name == token:
-            return name
+    if token in names:  # the exact name first, then any case or its look-alike token
+        return token
     lowered = token.lower()
-    for name in names:
-        if voice_token(name).lower() == lowered or name.lower() == lowered:
-            return name
-    return None
+    return next((name for name in names if lowered in (voice_token(name).lower(), name.lower())), None)
 
 
 # -- the module configuration ---------------------------------------------------------
@@ -251,10 +247,7 @@ def cli_command() -> list[str]:
 
 
 def render(
-    voices: list[str],
-    language: str = "en",
-    command: list[str] | None = None,
-    priority: str = DEFAULT_PRIORITY,
+    voices: list[str], language: str = "en", command: list[str] | None = None, priority: str = DEFAULT_PRIORITY
 ) -> str:
     """The module configuration for sd_generic, with a speechd voice per library voice."""
     if priority not in PRIORITIES:
