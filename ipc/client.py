@@ -358,6 +358,7 @@ class Client(_Connection):
         return self.request(rq.cancel(job))
 
     # -- the daemon's speaker ---------------------------------------------------------
+
     def speak(
         self,
         text: str,

@@ -132,10 +132,7 @@ class DaemonFinder:
                 return remote_connection(self.remote)
             except RemoteError as exc:
                 raise DaemonUnavailable(str(exc)) from None
-        try:
-            info = endpoints.read_connection(self.connection_path)
-        except (FileNotFoundError, ProtocolError, OSError):
-            info = None
+        info = self.local_info()
         if info is not None and info.protocol != PROTOCOL_VERSION:
             older = "daemon" if info.protocol < PROTOCOL_VERSION else "client"
             raise DaemonUnavailable(
@@ -150,6 +147,13 @@ class DaemonFinder:
                 self._blocked = True
                 raise DaemonUnavailable(f"the daemon exited with status {code}:\n{daemon_log_tail()}")
         return None
+
+    def local_info(self) -> endpoints.ConnectionInfo | None:
+        """This computer's daemon's connection file as it is now; None when there is none or it is unreadable."""
+        try:
+            return endpoints.read_connection(self.connection_path)
+        except (ProtocolError, OSError):  # FileNotFoundError is an OSError
+            return None
 
     @property
     def starting(self) -> bool:

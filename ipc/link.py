@@ -104,7 +104,6 @@ class DaemonLink:
         self._sink = sink
         self.remote = remote
         self._running = False
-        self.connection_path = connection_path
         #: Which daemon, whether it runs and speaks our protocol, when to start one: every client's policy.
         self.finder = DaemonFinder(
             remote, connection_path=connection_path, autostart=autostart, daemon_args=daemon_args
@@ -211,12 +210,6 @@ class DaemonLink:
         if self._state not in (CONNECTING, LOST, FAILED):
             self._set_link(CONNECTING, "Looking for the daemon…")
         self._sleep(0.3)
-
-    def _read_info(self) -> endpoints.ConnectionInfo | None:
-        try:
-            return endpoints.read_connection(self.connection_path)
-        except (FileNotFoundError, ProtocolError, OSError):
-            return None
 
     def _open(self, info: endpoints.ConnectionInfo) -> bool:
         client = Client(info, timeout=CONNECT_PING_S, context=self._ctx)
@@ -347,7 +340,7 @@ class DaemonLink:
                 self._fail(req_id, "timeout", why)
         if self.remote is None and now - self._last_file_check > FILE_CHECK_S:
             self._last_file_check = now
-            info = self._read_info()
+            info = self.finder.local_info()
             assert self._info is not None
             if info is None or info.pid != self._info.pid or info.key != self._info.key:
                 self._lose("The daemon stopped." if info is None else "The daemon restarted.")
