@@ -150,10 +150,8 @@ def cmd_voices(client: Client, args: argparse.Namespace) -> int:
         client.voices_remove(args.name)
         print(f"removed {args.name}")
     elif action == "default":
-        print(
-            m.VoicesDefaultResult.from_data(client.voices_default(args.name, clear=args.clear)).default
-            or "no default voice"
-        )
+        chosen = m.VoicesDefaultResult.from_data(client.voices_default(args.name, clear=args.clear)).default
+        print(chosen or "no default voice")
     return 0
 
 
@@ -416,11 +414,10 @@ def cmd_settings(client: Client, args: argparse.Namespace) -> int:
         saved = m.SettingsSetResult.from_data(client.settings_set(**values))
         if saved.loading:  # the last load had failed: the daemon loads the new settings now
             print("saved; the model had failed to load, so it is loading with them now (chatterbox-tray status)")
+        elif saved.reload_required:
+            print("saved; run `chatterbox-tray reload` to load the model with them")
         else:
-            print(
-                "saved"
-                + ("; run `chatterbox-tray reload` to load the model with them" if saved.reload_required else "")
-            )
+            print("saved")
         return 0
     return _show(args, client.settings_get(), _print_settings)
 

@@ -43,16 +43,10 @@ what each choice below is for (docs/speech-dispatcher.md has the long form):
   with ``%.2f`` (a decimal comma in some locales) unless
   ``GenericRateForceInteger`` is on: so it is forced to an integer, speechd's
   own -100..100, and ``rate_factor`` maps it to the daemon's 0.5..2.0.
-* Text. The module strips SSML (and decodes entities) before the command; a
-  message whose language has no ``GenericLanguage`` entry is recoded to
-  ISO-8859-1, so every ISO 639-1 code is declared UTF-8 and the command also
-  accepts Latin-1 bytes. The module cuts messages at ``GenericDelimiters``
-  followed by a space (one command per sentence, which would defeat the
-  daemon's pre-buffer), so the delimiter is a control character text never
-  holds. Blank lines that reach the module still cut a message, and 0.11.4
-  then reads past its end: the stale bytes follow a line holding a lone
-  ``.``; the command drops them, and skips the module's later commands for
-  the same message (same process group).
+* Text. The module strips SSML (and decodes entities), recodes a message
+  whose language has no ``GenericLanguage`` entry to ISO-8859-1, cuts
+  messages at its delimiters, and (0.11.4) reads past a message's end after a
+  blank line: `render`'s configuration, `ISO_639_1` and `clean_text` say how each is undone.
 * Brackets. speechd's symbol pre-processing (``SymbolsPreproc``, server-wide,
   on by default since 0.10) turns ``[`` and ``]`` into spaces before any
   module sees the text, so our pause markup and Turbo's tags cannot reach
