@@ -16,26 +16,20 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from PySide6.QtCore import QObject, QThread, Signal
 
 from ..ipc import endpoints
-from ..ipc.core import DEFAULT_TIMEOUT, STREAM_GAP_TIMEOUT, default_timeout
+from ..ipc.core import DEFAULT_TIMEOUT, default_timeout
 from ..ipc.link import CONNECTED, CONNECTING, FAILED, LOST, STARTING, DaemonLink
 from ..ipc.messages import ErrorReply, HelloResult, Reply, Request, Result, StateEvent
 from ..ipc.protocol import FINAL_KINDS, ProtocolError
 
-__all__ = [
-    "CONNECTED",
-    "CONNECTING",
-    "FAILED",
-    "LOST",
-    "STARTING",
-    "STREAM_GAP_TIMEOUT",
-    "Connection",
-    "default_daemon_args",
-]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's own from Python 3.11
+
+__all__ = ["CONNECTED", "CONNECTING", "FAILED", "LOST", "STARTING", "Connection", "default_daemon_args"]
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +44,19 @@ OnError = Callable[[str, str], None]
 OnMessage = Callable[[Reply], None]
 
 
+class Callbacks(TypedDict, total=False):
+    """What ``send`` calls with a request's answers (``Connection.send`` says when)."""
+
+    on_result: OnResult | None
+    on_error: OnError | None
+    on_message: OnMessage | None
+
+
 @dataclass
 class _Callbacks:
     request: Request
-    on_result: OnResult | None
-    on_error: OnError | None
+    on_result: OnResult | None = None
+    on_error: OnError | None = None
     on_message: OnMessage | None = None
 
 
@@ -193,14 +195,7 @@ class Connection(QObject):
         """After a failed start: allow starting the daemon again, now."""
         self._worker.loop.submit(("retry",))
 
-    def send(
-        self,
-        request: Request,
-        *,
-        on_result: OnResult | None = None,
-        on_error: OnError | None = None,
-        on_message: OnMessage | None = None,
-    ) -> str:
+    def send(self, request: Request, **callbacks: Unpack[Callbacks]) -> str:
         """Queue a request built by ``ipc.requests``; never blocks. Callbacks run on the GUI thread.
 
         Returns the request id (the daemon puts it in the events of the job the
@@ -211,7 +206,7 @@ class Connection(QObject):
         non-final replies of streams (accepted, progress, chunk).
         """
         req_id = self._worker.loop.core.new_id()
-        self._callbacks[req_id] = _Callbacks(request, on_result, on_error, on_message)
+        self._callbacks[req_id] = _Callbacks(request, **callbacks)
         self._worker.loop.submit(("req", req_id, request, default_timeout(request, REQUEST_TIMEOUT)))
         return req_id
 

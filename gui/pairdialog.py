@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..ipc import pairing, remote
+from .widgets import arrange
 
 
 class PairDialog(QDialog):
@@ -52,24 +53,15 @@ class PairDialog(QDialog):
         self.message = QLabel(objectName="pairMessage", wordWrap=True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)  # copy the key
         self.message.hide()
-        self.pair_button = QPushButton("Pair", objectName="pairButton", default=True)
-        self.pair_button.clicked.connect(self.start)
-        self.use_button = QPushButton("Use it now", objectName="pairUse")
-        self.use_button.clicked.connect(self._use)
+        self.pair_button = QPushButton("Pair", objectName="pairButton", default=True, clicked=self.start)
+        self.use_button = QPushButton("Use it now", objectName="pairUse", clicked=self._use)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.addButton(self.use_button, QDialogButtonBox.ButtonRole.AcceptRole)
         buttons.addButton(self.pair_button, QDialogButtonBox.ButtonRole.ActionRole)
         buttons.rejected.connect(self.reject)
         self.use_button.hide()  # after addButton, which shows it: only once a pairing worked
-        form = QFormLayout()
-        form.addRow("Name", self.name)
-        form.addRow("Host", self.host)
-        form.addRow("Code", self.code)
-        layout = QVBoxLayout(self)
-        layout.addWidget(help_text)
-        layout.addLayout(form)
-        layout.addWidget(self.message)
-        layout.addWidget(buttons)
+        form = arrange(QFormLayout(), ("Name", self.name), ("Host", self.host), ("Code", self.code))
+        arrange(QVBoxLayout(self), help_text, form, self.message, buttons)
         self.setMinimumWidth(460)
         self.busy = False
         self.last: pairing.Paired | None = None

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..ipc.limits import CLIP_MAX_SECONDS, CLIP_MIN_SECONDS, CLIP_SILENCE_RMS_DBFS
+from .widgets import arrange
 
 RATE = 24_000
 MIN_S, MAX_S = CLIP_MIN_SECONDS, CLIP_MAX_SECONDS  # the daemon's clip limits (docs/protocol.md)
@@ -97,25 +98,18 @@ class RecordDialog(QDialog):
         for name in inputs or []:
             self.device.addItem(name, name)
         self.device.setToolTip("The microphone to record from")
-        self.record_button = QPushButton("Record")
-        self.record_button.clicked.connect(self.toggle)
+        self.record_button = QPushButton("Record", clicked=self.toggle)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
         self.buttons.button(QDialogButtonBox.StandardButton.Save).setEnabled(False)
         self.error = QLabel(wordWrap=True, styleSheet="color:#b42318")
 
-        form = QFormLayout()
-        form.addRow("Name", self.name)
-        form.addRow("Microphone", self.device)
-        form.addRow("Level", self.meter)
-        form.addRow("Length", self.elapsed)
-        layout = QVBoxLayout(self)
-        layout.addWidget(intro)
-        layout.addLayout(form)
+        form = arrange(QFormLayout(), ("Name", self.name), ("Microphone", self.device))
+        arrange(form, ("Level", self.meter), ("Length", self.elapsed))
+        layout = arrange(QVBoxLayout(self), intro, form)
         layout.addWidget(self.record_button, alignment=Qt.AlignmentFlag.AlignLeft)
-        layout.addWidget(self.error)
-        layout.addWidget(self.buttons)
+        arrange(layout, self.error, self.buttons)
         self._timer = QTimer(self, interval=50, timeout=self._tick)
 
     def toggle(self) -> None:

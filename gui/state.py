@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
@@ -26,8 +26,11 @@ from ..ipc import remote as remote_files
 from ..ipc import requests as rq
 from ..ipc.protocol import ProtocolError
 from ..ipc.requests import Request
-from .connection import CONNECTED, CONNECTING, FAILED, LOST, Connection, OnError, OnMessage, OnResult
+from .connection import CONNECTED, CONNECTING, FAILED, LOST, Callbacks, Connection, OnResult
 from .play_here import LOCAL_OPS, LocalSpeech
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's own from Python 3.11
 
 log = logging.getLogger(__name__)
 
@@ -274,6 +277,11 @@ class AppState(QObject):
 
     # -- requests ----------------------------------------------------------------
 
+    def fetch(self, request: Request, on_result: OnResult) -> None:
+        """Ask for something a page shows, if a daemon answers; a failure is not told (the next refresh repairs it)."""
+        if self.connected:
+            self.send(request, on_result=on_result, on_error=_ignore)
+
     def refresh_voices(self) -> None:
         """Ask for the voice list again."""
         self.conn.send(rq.voices_list(), on_result=self._set_voices, on_error=_ignore)
@@ -308,23 +316,16 @@ class AppState(QObject):
 
         self.send(rq.reload(), on_error=fallback)
 
-    def send(
-        self,
-        request: Request,
-        *,
-        on_result: OnResult | None = None,
-        on_error: OnError | None = None,
-        on_message: OnMessage | None = None,
-    ) -> str:
+    def send(self, request: Request, **callbacks: Unpack[Callbacks]) -> str:
         """A request whose errors are reported through ``error`` unless ``on_error`` is given.
 
         Returns the request id, which the events of a job it makes carry.
         """
-        if on_error is None:
-            on_error = self._report_error
-        if self.remote and request.op in LOCAL_OPS:
-            return self.here.handle(request, on_result, on_error)  # this computer's speaker
-        return self.conn.send(request, on_result=on_result, on_error=on_error, on_message=on_message)
+        if callbacks.get("on_error") is None:
+            callbacks["on_error"] = self._report_error
+        if self.remote and request.op in LOCAL_OPS:  # this computer's speaker
+            return self.here.handle(request, callbacks.get("on_result"), callbacks["on_error"])
+        return self.conn.send(request, **callbacks)
 
     def _report_error(self, code: str, message: str) -> None:
         self.error.emit(message or code)

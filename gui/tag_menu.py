@@ -55,8 +55,7 @@ class TagMenuButton(QToolButton):
 
     def refresh(self) -> None:
         """Ask the daemon which tags its model knows."""
-        if self.state.connected:
-            self.state.send(rq.tags_list(), on_result=self._set_tags, on_error=lambda _c, _m: None)
+        self.state.fetch(rq.tags_list(), self._set_tags)
 
     def _model_maybe_changed(self) -> None:
         model = (self.state.status.model_id, self.state.model_state == "ready")

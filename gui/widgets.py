@@ -3,9 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QBoxLayout,
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLayout,
+    QMessageBox,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QTreeWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..ipc.formatting import human_bytes
 
@@ -135,8 +151,6 @@ class Banner(QFrame):
 
     def show_details(self) -> None:
         """The exact reason, selectable so that it can be copied into a bug report or a search."""
-        from PySide6.QtWidgets import QMessageBox
-
         box = QMessageBox(QMessageBox.Icon.Information, "Details", self.label.text(), parent=self.window())
         box.setInformativeText(self.details)
         box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -219,12 +233,48 @@ def scrolled(page: QWidget, content: QWidget) -> tuple[QScrollArea, QVBoxLayout]
     return scroll, outer
 
 
+AnyLayout = TypeVar("AnyLayout", QBoxLayout, QFormLayout)
+
+
+def arrange(layout: AnyLayout, *items: QWidget | QLayout | int | tuple) -> AnyLayout:
+    """Fill ``layout`` in order, and return it. An item is a widget or a layout; a number is
+    an empty stretch of that factor (a box); a tuple is the arguments of ``addWidget`` (a box:
+    a widget and its stretch) or of ``addRow`` (a form: a label and a field)."""
+    for item in items:
+        args = item if isinstance(item, tuple) else (item,)
+        if isinstance(layout, QFormLayout):
+            layout.addRow(*args)
+        elif isinstance(item, int):
+            layout.addStretch(item)
+        elif isinstance(item, QLayout):
+            layout.addLayout(item)
+        else:
+            layout.addWidget(*args)
+    return layout
+
+
+def item_table(name: str, columns: tuple[str, ...], stretch: int, **options: object) -> QTreeWidget:
+    """A read-only list of rows under ``columns``: column ``stretch`` takes the room left, the others
+    fit their contents."""
+    table = QTreeWidget(rootIsDecorated=False, uniformRowHeights=True, objectName=name, **options)
+    table.setHeaderLabels(list(columns))
+    table.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    table.header().setSectionResizeMode(stretch, QHeaderView.ResizeMode.Stretch)
+    return table
+
+
 def wheel_only_when_focused(owner: QWidget, *widgets: QWidget) -> None:
     """Make ``widgets`` (combo boxes, spin boxes, sliders) ignore the wheel until clicked or tabbed to."""
     guard = owner.findChild(_WheelGuard) or _WheelGuard(owner)
     for widget in widgets:
         widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # the wheel alone must not give focus
         widget.installEventFilter(guard)
+
+
+def confirm(parent: QWidget, title: str, question: str, yes_default: bool = False) -> bool:
+    """Ask a yes-or-no question; the answer Enter gives is No unless ``yes_default``."""
+    yes, no = QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.No
+    return QMessageBox.question(parent, title, question, yes | no, yes if yes_default else no) == yes
 
 
 def fmt_bytes(n: float | None) -> str:

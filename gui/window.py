@@ -29,7 +29,7 @@ from .pages.stats_page import StatsPage
 from .pages.voices_page import VoicesPage
 from .plain_words import plain_failure
 from .state import LOCAL_CHOICE, AppState
-from .widgets import Banner, ElidedLabel
+from .widgets import Banner, ElidedLabel, arrange
 
 PAGES = ("Speak", "Voices", "Pronunciation", "Stats", "Settings")
 #: The banner's fallback button: the narrow column has room for this much of ``LOCAL_CHOICE``.
@@ -53,10 +53,7 @@ class DaemonBanner(QWidget):
         self.state = state
         self.banner = Banner(vertical=True)
         self.progress = QProgressBar(maximum=100, textVisible=True, maximumHeight=16)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.banner)
-        layout.addWidget(self.progress)
+        arrange(QVBoxLayout(self), self.banner, self.progress).setContentsMargins(0, 0, 0, 0)
         state.changed.connect(self.update_state)
         self.update_state()
 
@@ -167,13 +164,8 @@ class MainWindow(QMainWindow):
 
         self.daemon_banner = DaemonBanner(state)
         self.daemon_banner.setFixedWidth(NAV_WIDTH)
-        left = QVBoxLayout()
-        left.addWidget(self.nav, 1)
-        left.addWidget(self.daemon_banner)
         central = QWidget()
-        layout = QHBoxLayout(central)
-        layout.addLayout(left)
-        layout.addWidget(self.stack, 1)
+        arrange(QHBoxLayout(central), arrange(QVBoxLayout(), (self.nav, 1), self.daemon_banner), (self.stack, 1))
         self.setCentralWidget(central)
 
         self.status_icon = QLabel()

@@ -36,7 +36,7 @@ from ...ipc.markup import format_rules_file, parse_rules_file
 from ...ipc.messages import TextPreviewResult, WordsAddResult, WordsImportResult, WordsListResult
 from ...ipc.protocol import ProtocolError
 from ..state import AppState
-from ..widgets import Banner
+from ..widgets import Banner, arrange
 
 COLUMNS = ("Word or phrase", "Say", "Regular expression", "Match case")
 FILE_FILTERS = "Rules files (*.txt *.tsv);;JSON (*.json);;All files (*)"
@@ -67,10 +67,9 @@ class PronunciationPage(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().hide()
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-        for column in (2, 3):
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        for column in (0, 1):  # the word and what to say share the room the check columns leave
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Stretch)
         self.table.itemSelectionChanged.connect(self._selected)
         self.table.itemDoubleClicked.connect(lambda _item: self.word.setFocus())
         self.empty = QLabel("No rules yet. Add one below, or import a file.", alignment=Qt.AlignmentFlag.AlignCenter)
@@ -79,65 +78,40 @@ class PronunciationPage(QWidget):
         self.say = QLineEdit(placeholderText="engine x")
         self.regex = QCheckBox("Regular expression", toolTip=r"The word is a Python regular expression; say may use \1")
         self.case = QCheckBox("Match case", toolTip="Only this exact capitalisation (default: any case)")
-        self.add_button = QPushButton("Add", default=True)
-        self.add_button.setObjectName("addRule")
-        self.new_button = QPushButton("New", toolTip="Clear the form to add another rule")
-        self.remove_button = QPushButton("Remove", toolTip="Remove the selected rule")
-        self.add_button.clicked.connect(self.submit)
-        self.new_button.clicked.connect(self.clear_form)
-        self.remove_button.clicked.connect(self.remove_selected)
+        self.add_button = QPushButton("Add", default=True, objectName="addRule", clicked=self.submit)
+        self.new_button = QPushButton("New", toolTip="Clear the form to add another rule", clicked=self.clear_form)
+        self.remove_button = QPushButton("Remove", toolTip="Remove the selected rule", clicked=self.remove_selected)
         self.word.returnPressed.connect(self.submit)
         self.say.returnPressed.connect(self.submit)
         #: A refused rule's reason (a bad regular expression...), over the page's foot.
         self.banner = Banner()
-
-        form_box = QGroupBox("Rule")
-        form = QFormLayout(form_box)
-        form.addRow("Word or phrase", self.word)
-        form.addRow("Say instead", self.say)
-        checks = QHBoxLayout()
-        checks.addWidget(self.regex)
-        checks.addWidget(self.case)
-        checks.addStretch(1)
-        form.addRow("", checks)
-        buttons = QHBoxLayout()
-        for button in (self.add_button, self.new_button, self.remove_button):
-            buttons.addWidget(button)
-        buttons.addStretch(1)
         self.import_button = QPushButton("Import…", toolTip="Add the rules of a file (one a line: word, tab, say)")
         self.export_button = QPushButton("Export…", toolTip="Save the rules to a plain file")
-        self.import_button.clicked.connect(self.import_file)
-        self.export_button.clicked.connect(self.export_file)
-        buttons.addWidget(self.import_button)
-        buttons.addWidget(self.export_button)
-        form.addRow(buttons)
-
-        try_box = QGroupBox("Try it")
-        try_layout = QVBoxLayout(try_box)
-        row = QHBoxLayout()
-        self.example = QLineEdit(EXAMPLE)
-        self.example.setObjectName("tryText")
-        self.try_button = QPushButton("Speak it", toolTip="Speak the example with the rules")
-        self.preview_button = QPushButton("Show", toolTip="Show what the model is given, without speaking")
-        self.try_button.clicked.connect(self.try_it)
-        self.preview_button.clicked.connect(self.preview)
-        self.example.returnPressed.connect(self.preview)
-        row.addWidget(self.example, 1)
-        row.addWidget(self.preview_button)
-        row.addWidget(self.try_button)
-        self.preview_label = QLabel(
-            " ", wordWrap=True, textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse
+        self.import_button.clicked.connect(lambda: self.import_path())
+        self.export_button.clicked.connect(lambda: self.export_path())
+        buttons = arrange(QHBoxLayout(), self.add_button, self.new_button, self.remove_button, 1)
+        arrange(buttons, self.import_button, self.export_button)
+        form_box = QGroupBox("Rule")
+        arrange(
+            QFormLayout(form_box),
+            ("Word or phrase", self.word),
+            ("Say instead", self.say),
+            ("", arrange(QHBoxLayout(), self.regex, self.case, 1)),
+            buttons,
         )
-        self.preview_label.setObjectName("preview")
-        try_layout.addLayout(row)
-        try_layout.addWidget(self.preview_label)
 
-        layout = QVBoxLayout(self)
-        layout.addWidget(intro)
-        layout.addWidget(self.table, 1)
-        layout.addWidget(self.empty)
-        layout.addWidget(form_box)
-        layout.addWidget(try_box)
+        self.example = QLineEdit(EXAMPLE, objectName="tryText", returnPressed=self.preview)
+        self.try_button = QPushButton("Speak it", toolTip="Speak the example with the rules", clicked=self.try_it)
+        self.preview_button = QPushButton("Show", toolTip="Show what the model is given, without speaking")
+        self.preview_button.clicked.connect(self.preview)
+        self.preview_label = QLabel(
+            " ", wordWrap=True, textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse, objectName="preview"
+        )
+        try_box = QGroupBox("Try it")
+        try_row = arrange(QHBoxLayout(), (self.example, 1), self.preview_button, self.try_button)
+        arrange(QVBoxLayout(try_box), try_row, self.preview_label)
+
+        arrange(QVBoxLayout(self), intro, (self.table, 1), self.empty, form_box, try_box)
         self.banner.float_over(self)
 
         state.words_event.connect(lambda _data: self.refresh())
@@ -150,8 +124,7 @@ class PronunciationPage(QWidget):
 
     def refresh(self) -> None:
         """Ask the daemon for the rules."""
-        if self.state.connected:
-            self.state.send(rq.words_list(), on_result=self._set_rules, on_error=lambda _c, _m: None)
+        self.state.fetch(rq.words_list(), self._set_rules)
 
     def _set_rules(self, result: WordsListResult) -> None:
         selected = self.selected_word()
@@ -258,14 +231,12 @@ class PronunciationPage(QWidget):
 
     # -- files ---------------------------------------------------------------------------------
 
-    def import_file(self) -> None:
-        """Add the rules of a plain rules file (or a JSON export); one bad rule and nothing changes."""
-        path, _ = QFileDialog.getOpenFileName(self, "Import pronunciation rules", "", FILE_FILTERS)
-        if path:
-            self.import_path(path)
-
-    def import_path(self, path: str) -> None:
-        """Import ``path`` (the dialog's answer; tests call this)."""
+    def import_path(self, path: str = "") -> None:
+        """Add the rules of a plain rules file (or a JSON export) at ``path``, else of one the user picks;
+        one bad rule and nothing changes."""
+        path = path or QFileDialog.getOpenFileName(self, "Import pronunciation rules", "", FILE_FILTERS)[0]
+        if not path:
+            return
         try:
             with open(path, encoding="utf-8") as f:
                 rules = parse_rules_file(f.read())
@@ -284,14 +255,13 @@ class PronunciationPage(QWidget):
         )
         self.refresh()
 
-    def export_file(self) -> None:
-        """Save the rules to a plain file that Import (and ``chatterbox-tray words import``) reads."""
-        path, _ = QFileDialog.getSaveFileName(self, "Export pronunciation rules", "pronunciation.txt", FILE_FILTERS)
-        if path:
-            self.export_path(path)
-
-    def export_path(self, path: str) -> None:
-        """Write the rules as they are now to ``path``."""
+    def export_path(self, path: str = "") -> None:
+        """Save the rules as they are now to ``path``, else to a file the user picks, as a plain file that
+        Import (and ``chatterbox-tray words import``) reads."""
+        if not path:
+            path, _ = QFileDialog.getSaveFileName(self, "Export pronunciation rules", "pronunciation.txt", FILE_FILTERS)
+        if not path:
+            return
         try:
             with open(path, "w", encoding="utf-8") as f:
                 f.write(format_rules_file(self.rules))

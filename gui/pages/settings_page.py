@@ -45,7 +45,7 @@ from .. import autostart
 from ..pairdialog import PairDialog
 from ..plain_words import plain_failure
 from ..state import AppState
-from ..widgets import Banner, ElidedLabel, scrolled, wheel_only_when_focused
+from ..widgets import Banner, ElidedLabel, arrange, scrolled, wheel_only_when_focused
 
 #: The daemon's settings this page shows (``_set_field`` puts each in its widget).
 SHOWN = ("variant", "checkpoint", "device", "language", "memory_cache_mb", "disk_cache_mb", "prebuffer")
@@ -73,13 +73,11 @@ class SettingsPage(QWidget):
         self.source_group.addButton(self.source_hub)
         self.source_group.addButton(self.source_local)
         self.checkpoint = QLineEdit(placeholderText="Folder with the model's files")
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse)
+        browse = QPushButton("Browse…", clicked=self._browse)
         self.source_local.toggled.connect(lambda on: (self.checkpoint.setEnabled(on), browse.setEnabled(on)))
         self.device = QComboBox()
         _add_choices(self.device, "device")
-        self.language = QComboBox(editable=True)
-        self.language.setToolTip(SETTINGS["language"].help)
+        self.language = QComboBox(editable=True, toolTip=SETTINGS["language"].help)
         self.variant.currentIndexChanged.connect(self._update_language)
         self.loaded_label = QLabel(wordWrap=True, objectName="loadedLabel")
         self.loaded_label.setStyleSheet("color: palette(placeholder-text);")
@@ -90,42 +88,32 @@ class SettingsPage(QWidget):
         self.loaded_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         #: The banner said "Loading the model…" for a reload asked here: the model's next state replaces it.
         self._announced_loading = False
-        self.reload_button = QPushButton("Reload the model now")
-        self.reload_button.clicked.connect(self.reload_model)
-        # The folder beside its choice, one row: the page fits the default window
-        # with the two lines the loaded model's line keeps for itself.
-        local_row = QHBoxLayout()
-        local_row.addWidget(self.source_local)
-        local_row.addWidget(self.checkpoint, 1)
-        local_row.addWidget(browse)
-        model_box = QGroupBox("Model")
-        form = QFormLayout(model_box)
-        form.addRow(SETTINGS["variant"].label, self.variant)
-        form.addRow(SETTINGS["checkpoint"].label, self.source_hub)
-        form.addRow("", local_row)
-        form.addRow(SETTINGS["language"].label, self.language)
+        self.reload_button = QPushButton("Reload the model now", clicked=self.reload_model)
         self.idle_minutes = QSpinBox(maximum=24 * 60, suffix=" min idle", singleStep=5, specialValueText="Never")
         self.idle_minutes.setToolTip(SETTINGS["unload_after_idle_minutes"].help)
         # One row for both: the page must fit the default window without scrolling.
-        device_row = QHBoxLayout()
-        device_row.addWidget(self.device, 1)
+        device_row = arrange(QHBoxLayout(), (self.device, 1))
         device_row.addSpacing(12)
-        device_row.addWidget(QLabel("Unload after"))
-        device_row.addWidget(self.idle_minutes)
-        form.addRow(SETTINGS["device"].label, device_row)
-        reload_row = QHBoxLayout()
-        reload_row.addWidget(self.loaded_label, 1)
-        reload_row.addWidget(self.reload_button)
-        form.addRow(reload_row)
+        arrange(device_row, QLabel("Unload after"), self.idle_minutes)
+        model_box = QGroupBox("Model")
+        arrange(
+            QFormLayout(model_box),
+            (SETTINGS["variant"].label, self.variant),
+            (SETTINGS["checkpoint"].label, self.source_hub),
+            # The folder beside its choice, one row: the page fits the default window
+            # with the two lines the loaded model's line keeps for itself.
+            ("", arrange(QHBoxLayout(), self.source_local, (self.checkpoint, 1), browse)),
+            (SETTINGS["language"].label, self.language),
+            (SETTINGS["device"].label, device_row),
+            arrange(QHBoxLayout(), (self.loaded_label, 1), self.reload_button),
+        )
 
         # cache
         self.memory_mb = QSpinBox(maximum=1_048_576, suffix=" MiB", singleStep=64)
         self.disk_mb = QSpinBox(maximum=16_777_216, suffix=" MiB", singleStep=256)
         self.memory_mb.setToolTip(SETTINGS["memory_cache_mb"].help)
         cache_box = QGroupBox("Voice cache")
-        cache_form = QFormLayout(cache_box)
-        cache_form.addRow("In memory", self.memory_mb)
-        cache_form.addRow("On disk", self.disk_mb)
+        arrange(QFormLayout(cache_box), ("In memory", self.memory_mb), ("On disk", self.disk_mb))
 
         # output
         self.output = QComboBox()
@@ -146,19 +134,15 @@ class SettingsPage(QWidget):
         self.rate_label = QLabel("1.00×", minimumWidth=44)
         self.rate.valueChanged.connect(lambda v: self.rate_label.setText(f"{v / 100:.2f}×"))
         self.rate.setToolTip(rate.help)
-        volume_row = QHBoxLayout()
-        volume_row.addWidget(self.volume, 1)
-        volume_row.addWidget(self.volume_label)
         output_box = self.output_box = QGroupBox("Speaker")
-        output_form = QFormLayout(output_box)
-        output_form.addRow(SETTINGS["output_device"].label, self.output)
-        output_form.addRow(SETTINGS["volume"].label, volume_row)
-        output_form.addRow(SETTINGS["prebuffer"].label, self.prebuffer)
-        output_form.addRow(SETTINGS["sentence_pause_ms"].label, self.pause_ms)
-        rate_row = QHBoxLayout()
-        rate_row.addWidget(self.rate, 1)
-        rate_row.addWidget(self.rate_label)
-        output_form.addRow(SETTINGS["rate"].label, rate_row)
+        arrange(
+            QFormLayout(output_box),
+            (SETTINGS["output_device"].label, self.output),
+            (SETTINGS["volume"].label, arrange(QHBoxLayout(), (self.volume, 1), self.volume_label)),
+            (SETTINGS["prebuffer"].label, self.prebuffer),
+            (SETTINGS["sentence_pause_ms"].label, self.pause_ms),
+            (SETTINGS["rate"].label, arrange(QHBoxLayout(), (self.rate, 1), self.rate_label)),
+        )
 
         # the app's own
         self.autostart = QCheckBox("Start Chatterbox Tray when I log in")
@@ -166,16 +150,12 @@ class SettingsPage(QWidget):
         self.autostart.toggled.connect(self._set_autostart)
         self.hotkey_box = QGroupBox("Quick-speak hotkey")
         self.hotkey_box.setObjectName("hotkeyBox")
-        hotkey_layout = QFormLayout(self.hotkey_box)
         self.hotkey = QKeySequenceEdit(objectName="hotkeyEdit", enabled=False)
         self.hotkey.setMaximumSequenceLength(1)
         self.hotkey.setClearButtonEnabled(True)
         self.hotkey.editingFinished.connect(self._apply_hotkey)
         self.hotkey_enabled = QCheckBox("On", enabled=False)
         self.hotkey_enabled.toggled.connect(self._apply_hotkey)
-        hotkey_row = QHBoxLayout()
-        hotkey_row.addWidget(self.hotkey, 1)
-        hotkey_row.addWidget(self.hotkey_enabled)
         self.hotkey_status = QLabel("Not available", objectName="hotkeyStatus", wordWrap=True)
         hotkey_help = QLabel(
             "Press it with text selected in any app to hear it; press it again to stop. "
@@ -184,9 +164,12 @@ class SettingsPage(QWidget):
             wordWrap=True,
         )
         hotkey_help.setStyleSheet("color: palette(placeholder-text);")
-        hotkey_layout.addRow("Speak the selection", hotkey_row)
-        hotkey_layout.addRow("", self.hotkey_status)
-        hotkey_layout.addRow(hotkey_help)
+        arrange(
+            QFormLayout(self.hotkey_box),
+            ("Speak the selection", arrange(QHBoxLayout(), (self.hotkey, 1), self.hotkey_enabled)),
+            ("", self.hotkey_status),
+            hotkey_help,
+        )
         self.quick: Any = None
         # The bridges (daemon settings): the daemon runs them as its children.
         self.bridge_openai = QCheckBox(objectName="bridgeOpenai")
@@ -201,45 +184,25 @@ class SettingsPage(QWidget):
         self.daemon_choice.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.daemon_choice.setMinimumContentsLength(14)
         self.daemon_choice.activated.connect(self._daemon_picked)
-        self.pair_button = QPushButton("Pair with a daemon…", objectName="pairDaemon")
-        self.pair_button.clicked.connect(self.open_pairing)
+        self.pair_button = QPushButton("Pair with a daemon…", objectName="pairDaemon", clicked=self.open_pairing)
         self.pair_dialog: PairDialog | None = None
-        autostart_row = QHBoxLayout()
-        autostart_row.addWidget(self.autostart)
-        autostart_row.addStretch(1)
-        autostart_row.addWidget(QLabel("Daemon"))
-        autostart_row.addWidget(self.daemon_choice)
-        autostart_row.addWidget(self.pair_button)
         desktop_box = QGroupBox("Desktop")
-        desktop_layout = QVBoxLayout(desktop_box)
-        desktop_layout.addLayout(autostart_row)
-        bridges_row = QHBoxLayout()  # one row: the page fits the default window without scrolling
-        bridges_row.addWidget(self.bridge_openai)
-        bridges_row.addWidget(self.bridge_wyoming)
-        bridges_row.addStretch(1)
-        desktop_layout.addLayout(bridges_row)
+        arrange(
+            QVBoxLayout(desktop_box),
+            arrange(QHBoxLayout(), self.autostart, 1, QLabel("Daemon"), self.daemon_choice, self.pair_button),
+            # one row: the page fits the default window without scrolling
+            arrange(QHBoxLayout(), self.bridge_openai, self.bridge_wyoming, 1),
+        )
 
-        self.apply_button = QPushButton("Apply", default=True)
-        self.revert_button = QPushButton("Revert")
-        self.apply_button.clicked.connect(self.apply)
-        self.revert_button.clicked.connect(self.revert)
+        self.apply_button = QPushButton("Apply", default=True, clicked=self.apply)
+        self.revert_button = QPushButton("Revert", clicked=self.revert)
         self.file_label = ElidedLabel(mode=Qt.TextElideMode.ElideMiddle)  # a long path, shortened in its middle
         self.file_label.setStyleSheet("color: palette(placeholder-text);")
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.file_label, 1)
-        buttons.addWidget(self.revert_button)
-        buttons.addWidget(self.apply_button)
 
         content = QWidget()
-        layout = QVBoxLayout(content)
-        layout.addWidget(model_box)
-        layout.addWidget(cache_box)
-        layout.addWidget(output_box)
-        layout.addWidget(desktop_box)
-        layout.addWidget(self.hotkey_box)
-        layout.addStretch(1)
+        arrange(QVBoxLayout(content), model_box, cache_box, output_box, desktop_box, self.hotkey_box, 1)
         scroll, outer = scrolled(self, content)
-        outer.addLayout(buttons)
+        arrange(outer, arrange(QHBoxLayout(), (self.file_label, 1), self.revert_button, self.apply_button))
         # Over the foot of the form, just above Apply (what it says is mostly about
         # applying), in no layout: showing or hiding it moves none of the controls.
         self.banner.float_over(scroll)

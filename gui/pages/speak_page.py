@@ -33,7 +33,7 @@ from ...ipc.requests import Request
 from ..connection import FAILED
 from ..state import JOB_ENDS, AppState
 from ..tag_menu import TagMenuButton
-from ..widgets import SPEECH_TIP, Banner, ElidedLabel, fmt_seconds, speech_seconds, wheel_only_when_focused
+from ..widgets import SPEECH_TIP, Banner, ElidedLabel, arrange, fmt_seconds, speech_seconds, wheel_only_when_focused
 
 #: Options every variant may have, in display order, with what they do (docs/protocol.md).
 #: Their (min, max, default) until the daemon announces its own: ``ipc.limits.OPTION_RANGES``.
@@ -69,12 +69,9 @@ class OptionSlider(QWidget):
         title, self.help = spec or OPTIONS.get(name, (name, ""))
         lo, hi, default = limits or OPTION_RANGES.get(name, (0.0, 1.0, 0.5))
         self.title = title
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.value_label = QLabel(minimumWidth=40, alignment=Qt.AlignmentFlag.AlignRight)
-        layout.addWidget(self.slider, 1)
-        layout.addWidget(self.value_label)
+        arrange(QHBoxLayout(self), (self.slider, 1), self.value_label).setContentsMargins(0, 0, 0, 0)
         self.slider.valueChanged.connect(lambda v: self.value_label.setText(f"{v / STEPS:.2f}"))
         self._has_value = False
         self.set_range(lo, hi, default)
@@ -140,58 +137,39 @@ class SpeakPage(QWidget):
         defaults.clicked.connect(self.reset_options)
 
         options = QGroupBox("Voice and options")
-        form = QFormLayout(options)
-        form.addRow("Voice", self.voice)
         self.language_row = QLabel("Language")
-        form.addRow(self.language_row, self.language)
-        self.option_labels: dict[str, QLabel] = {}
-        for name, slider in self.sliders.items():
-            label = QLabel(slider.title)
-            self.option_labels[name] = label
-            form.addRow(label, slider)
-        rate_label = QLabel(self.rate.title, toolTip=self.rate.help)
-        form.addRow(rate_label, self.rate)
-        seed_row = QHBoxLayout()
-        seed_row.addWidget(self.seed, 1)
-        seed_row.addWidget(defaults)
-        form.addRow("Seed", seed_row)
+        self.option_labels = {name: QLabel(slider.title) for name, slider in self.sliders.items()}
+        arrange(
+            QFormLayout(options),
+            ("Voice", self.voice),
+            (self.language_row, self.language),
+            *((self.option_labels[name], slider) for name, slider in self.sliders.items()),
+            (QLabel(self.rate.title, toolTip=self.rate.help), self.rate),
+            ("Seed", arrange(QHBoxLayout(), (self.seed, 1), defaults)),
+        )
 
-        self.speak_button = QPushButton("Speak", default=True, toolTip="Speak the text (Ctrl+Enter)")
-        self.speak_button.setObjectName("speakButton")
-        self.stop_button = QPushButton("Stop", toolTip="Stop speaking (Esc)")
-        self.pause_button = QPushButton("Pause", toolTip="Pause or resume the speaker")
-        self.skip_button = QPushButton("Skip", toolTip="Skip to the next sentence")
-        self.save_button = QPushButton("Save as…", toolTip="Make the audio and save it to a file")
-        self.speak_button.clicked.connect(self.speak)
-        self.stop_button.clicked.connect(self.stop)
-        self.pause_button.clicked.connect(self.toggle_pause)
-        self.skip_button.clicked.connect(self.skip)
-        self.save_button.clicked.connect(self.save_as)
+        self.speak_button = QPushButton(
+            "Speak", default=True, toolTip="Speak the text (Ctrl+Enter)", clicked=self.speak, objectName="speakButton"
+        )
+        self.stop_button = QPushButton("Stop", toolTip="Stop speaking (Esc)", clicked=self.stop)
+        self.pause_button = QPushButton("Pause", toolTip="Pause or resume the speaker", clicked=self.toggle_pause)
+        self.skip_button = QPushButton("Skip", toolTip="Skip to the next sentence", clicked=self.skip)
+        self.save_button = QPushButton("Save as…", toolTip="Make the audio and save it to a file", clicked=self.save_as)
         self.cancel_save_button = QPushButton("Cancel save", toolTip="Stop making the file; nothing is saved")
         self.cancel_save_button.clicked.connect(self.cancel_save)
         self.cancel_save_button.setVisible(False)
         QShortcut(QKeySequence("Ctrl+Return"), self, activated=self.speak)
         QShortcut(QKeySequence("Escape"), self, activated=self.stop)
-        buttons = QHBoxLayout()
-        for button in (self.speak_button, self.stop_button, self.pause_button, self.skip_button):
-            buttons.addWidget(button)
         #: Pauses and the model's tags, put in at the cursor (gui/tag_menu.py).
         self.tag_menu = TagMenuButton(state, self.text, page=self)
-        buttons.addWidget(self.tag_menu)
-        buttons.addStretch(1)
-        buttons.addWidget(self.cancel_save_button)
-        buttons.addWidget(self.save_button)
 
         self.progress = QProgressBar(textVisible=False, maximumHeight=8)
         self.progress_label = ElidedLabel(" ")  # a long file name shortens; it never widens the page
         self.progress_label.setObjectName("progressLabel")
 
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.text, 1)
-        layout.addLayout(buttons)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.progress_label)
-        layout.addWidget(options)
+        buttons = arrange(QHBoxLayout(), self.speak_button, self.stop_button, self.pause_button, self.skip_button)
+        arrange(buttons, self.tag_menu, 1, self.cancel_save_button, self.save_button)
+        arrange(QVBoxLayout(self), (self.text, 1), buttons, self.progress, self.progress_label, options)
 
         # Over the page's foot, in no layout: a message coming or going moves nothing.
         self.banner.float_over(self)
@@ -381,10 +359,14 @@ class SpeakPage(QWidget):
 
     def _failed(self, code: str, message: str) -> None:
         self.in_progress = False
-        self.progress.setRange(0, 1)
-        self.progress.setValue(0)
-        self.progress_label.setText(" ")
+        self._show_end(" ")
         self.banner.show_message(message or code, "error")
+
+    def _show_end(self, line: str, done: bool = False) -> None:
+        """The progress bar full (``done``) or empty, and the last word on the progress line."""
+        self.progress.setRange(0, 1)
+        self.progress.setValue(int(done))
+        self.progress_label.setText(line)
 
     def _on_job_event(self, data: dict[str, Any]) -> None:
         told = m.JobEvent.from_data(data)  # the state read it already: it is well formed
@@ -441,8 +423,6 @@ class SpeakPage(QWidget):
             self._clear_highlight()
             self.job = None
             self.in_progress = False
-            self.progress.setRange(0, 1)
-            self.progress.setValue(1 if event == "finished" else 0)
             playback = told.playback or {}
             if event == "finished":
                 first = playback.get("first_sample_s")
@@ -451,15 +431,15 @@ class SpeakPage(QWidget):
                 speech = speech_seconds(told.summary)
                 if speech is None:  # an older daemon: what was played
                     speech = playback.get("played_s")
-                self.progress_label.setText(f"Done: {fmt_seconds(speech)} of speech{after}")
+                self._show_end(f"Done: {fmt_seconds(speech)} of speech{after}", done=True)
                 self.progress_label.setToolTip(SPEECH_TIP)
             elif event == "cancelled":
-                self.progress_label.setText("Stopped")
+                self._show_end("Stopped")
             elif event == "dropped":
-                self.progress_label.setText("Dropped: something else is speaking.")
+                self._show_end("Dropped: something else is speaking.")
             else:
                 err = told.error or {}
-                self.progress_label.setText("Failed")
+                self._show_end("Failed")
                 self.banner.show_message(str(err.get("message") or err.get("code") or "speech failed"), "error")
 
     def _jobs_lost(self, jobs: list[str]) -> None:
@@ -472,9 +452,7 @@ class SpeakPage(QWidget):
         self.job = None
         self.heard = "failed"  # a late event of that job must not bring it back
         self._clear_highlight()
-        self.progress.setRange(0, 1)
-        self.progress.setValue(0)
-        self.progress_label.setText("Lost")
+        self._show_end("Lost")
         self.banner.show_message(
             "The daemon stopped before this speech was finished, so it was lost. Press Speak to hear it again.",
             "warning",
@@ -533,18 +511,14 @@ class SpeakPage(QWidget):
         except (OSError, RuntimeError, ValueError) as exc:
             self._failed("io", f"Could not write {path}: {exc}")
             return
-        self.progress.setRange(0, 1)
-        self.progress.setValue(1)
-        self.progress_label.setText(f"Saved {path.name}: {fmt_seconds(len(audio) / saving['rate'])} of audio")
+        self._show_end(f"Saved {path.name}: {fmt_seconds(len(audio) / saving['rate'])} of audio", done=True)
 
     def _save_failed(self, code: str, message: str) -> None:
         self.saving = None
         self._report_saving(0)
         self._update_buttons()
         if code == "cancelled":
-            self.progress.setRange(0, 1)
-            self.progress.setValue(0)
-            self.progress_label.setText("Save cancelled: nothing was written")
+            self._show_end("Save cancelled: nothing was written")
         else:
             self._failed(code, message)
 

@@ -9,11 +9,8 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
-    QMessageBox,
     QPushButton,
-    QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -23,7 +20,7 @@ from ...ipc import requests as rq
 from ...ipc.messages import CacheStatsResult, StateEvent
 from ..plots import Sparkline
 from ..state import AppState
-from ..widgets import SPEECH_LABEL, SPEECH_TIP, Banner, fmt_bytes, fmt_seconds, scrolled
+from ..widgets import SPEECH_LABEL, SPEECH_TIP, Banner, arrange, confirm, fmt_bytes, fmt_seconds, item_table, scrolled
 
 POLL_MS = 2000
 HISTORY = 150  # samples: five minutes at one every two seconds
@@ -38,13 +35,38 @@ JOB_COLUMN_TIPS = {
 }
 
 
-def _grid(rows: list[tuple[str, QLabel]], columns: int = 2) -> QGridLayout:
+#: The daemon's figures and the cache's: key -> title, in the order their grids show them.
+DAEMON_FIGURES = {
+    "state": "State",
+    "model": "Model",
+    "device": "Device",
+    "pid": "Process",
+    "uptime": "Up for",
+    "rss": "Memory",
+}
+CACHE_FIGURES = {
+    "hits": "Hits",
+    "misses": "Misses",
+    "hit_rate": "Hit rate",
+    "background": "Prepared ahead",
+    "entries": "Entries",
+    "bytes_memory": "In memory",
+    "bytes_disk": "On disk",
+    "prepare": "Time preparing",
+    "saved": "Time saved",
+    "errors": "Disk errors",
+}
+
+
+def _grid(values: dict[str, QLabel], titles: dict[str, str], columns: int = 2) -> QGridLayout:
+    """The figures named in ``titles``, each beside its title; their labels are made here, into ``values``."""
     grid = QGridLayout()
     grid.setHorizontalSpacing(18)
-    for i, (title, value) in enumerate(rows):
+    for i, (key, title) in enumerate(titles.items()):
         # A long figure (the memory line after an idle unload, a failure's reason)
         # wraps at words instead of widening the page past the window.
-        value.setWordWrap(True)
+        value = values[key] = QLabel("–", wordWrap=True)
+        value.setTextInteractionFlags(value.textInteractionFlags() | Qt.TextInteractionFlag.TextSelectableByMouse)
         row, col = divmod(i, columns)
         name = QLabel(title)
         name.setStyleSheet("color: palette(placeholder-text);")
@@ -79,46 +101,9 @@ class StatsPage(QWidget):
         self.gpu: bool | None = None
         self.banner = Banner()
 
-        self.values = {
-            key: QLabel("–")
-            for key in (
-                "state",
-                "model",
-                "device",
-                "pid",
-                "uptime",
-                "rss",
-                "hits",
-                "misses",
-                "hit_rate",
-                "background",
-                "entries",
-                "bytes_memory",
-                "bytes_disk",
-                "prepare",
-                "saved",
-                "errors",
-            )
-        }
-        for label in self.values.values():
-            label.setTextInteractionFlags(
-                label.textInteractionFlags() | label.textInteractionFlags().TextSelectableByMouse
-            )
-
+        self.values: dict[str, QLabel] = {}
         daemon_box = QGroupBox("Daemon")
-        v = self.values
-        daemon_box.setLayout(
-            _grid(
-                [
-                    ("State", v["state"]),
-                    ("Model", v["model"]),
-                    ("Device", v["device"]),
-                    ("Process", v["pid"]),
-                    ("Up for", v["uptime"]),
-                    ("Memory", v["rss"]),
-                ]
-            )
-        )
+        daemon_box.setLayout(_grid(self.values, DAEMON_FIGURES))
 
         self.plots_box = QGroupBox("Last five minutes")
         self.plots_layout = QGridLayout(self.plots_box)
@@ -128,64 +113,31 @@ class StatsPage(QWidget):
         cache_box.setToolTip(
             "Each voice, once prepared for the loaded model (its conditionals), is kept here so speech starts sooner"
         )
-        cache_layout = QVBoxLayout(cache_box)
-        cache_layout.addLayout(
-            _grid(
-                [
-                    ("Hits", v["hits"]),
-                    ("Misses", v["misses"]),
-                    ("Hit rate", v["hit_rate"]),
-                    ("Prepared ahead", v["background"]),
-                    ("Entries", v["entries"]),
-                    ("In memory", v["bytes_memory"]),
-                    ("On disk", v["bytes_disk"]),
-                    ("Time preparing", v["prepare"]),
-                    ("Time saved", v["saved"]),
-                    ("Disk errors", v["errors"]),
-                ]
-            )
-        )
-        for key, tip in CACHE_TIPS.items():
-            v[key].setToolTip(tip)
         self.clear_button = QPushButton(
             "Forget the prepared voices…",
             toolTip="Empty the voice cache (the cached conditionals); each voice is prepared again when it next speaks",
+            clicked=self.clear_cache,
         )
-        self.clear_button.clicked.connect(self.clear_cache)
-        row = QHBoxLayout()
-        row.addStretch(1)
-        row.addWidget(self.clear_button)
-        cache_layout.addLayout(row)
+        arrange(QVBoxLayout(cache_box), _grid(self.values, CACHE_FIGURES), arrange(QHBoxLayout(), 1, self.clear_button))
+        for key, tip in CACHE_TIPS.items():
+            self.values[key].setToolTip(tip)
 
         jobs_box = QGroupBox("Recent jobs")
-        self.jobs = QTreeWidget(rootIsDecorated=False, uniformRowHeights=True)
-        self.jobs.setObjectName("recentJobs")
-        self.jobs.setHeaderLabels(list(JOB_COLUMNS))
-        header = self.jobs.header()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(JOB_COLUMNS.index("Text"), QHeaderView.ResizeMode.Stretch)
-        header.setStretchLastSection(False)
+        self.jobs = item_table("recentJobs", JOB_COLUMNS, JOB_COLUMNS.index("Text"), minimumHeight=150)
+        self.jobs.header().setStretchLastSection(False)
         self.jobs.setTextElideMode(Qt.TextElideMode.ElideRight)
         for name, tip in JOB_COLUMN_TIPS.items():
             self.jobs.headerItem().setToolTip(JOB_COLUMNS.index(name), tip)
-        self.jobs.setMinimumHeight(150)
-        jobs_layout = QVBoxLayout(jobs_box)
-        jobs_layout.addWidget(self.jobs)
         rtf_help = QLabel(
             f"{SPEECH_LABEL}: {SPEECH_TIP[0].lower()}{SPEECH_TIP[1:]}. "
             "RTF (real-time factor): seconds of work per second of audio; below 1 is faster than speech.",
             wordWrap=True,
         )
         rtf_help.setStyleSheet("color: palette(placeholder-text);")
-        jobs_layout.addWidget(rtf_help)
+        arrange(QVBoxLayout(jobs_box), self.jobs, rtf_help)
 
         content = QWidget()
-        layout = QVBoxLayout(content)
-        layout.addWidget(daemon_box)
-        layout.addWidget(self.plots_box)
-        layout.addWidget(cache_box)
-        layout.addWidget(jobs_box)
-        layout.addStretch(1)
+        arrange(QVBoxLayout(content), daemon_box, self.plots_box, cache_box, jobs_box, 1)
         scrolled(self, content)
         self.banner.float_over(self)  # in no layout: it moves nothing
 
@@ -200,25 +152,22 @@ class StatsPage(QWidget):
 
     def refresh(self) -> None:
         """Ask for fresh figures."""
-        if not self.state.connected:
-            return
-        self.state.send(rq.stats(), on_result=self._set_stats, on_error=lambda c, m: None)
+        self.state.fetch(rq.stats(), self._set_stats)
         self.refresh_cache()
 
     def refresh_cache(self) -> None:
         """Ask for the cache figures."""
-        if self.state.connected:
-            self.state.send(rq.cache_stats(), on_result=self._set_cache, on_error=lambda c, m: None)
+        self.state.fetch(rq.cache_stats(), self._set_cache)
 
     def clear_cache(self) -> None:
         """Drop every cached entry, after asking."""
-        answer = QMessageBox.question(
+        if confirm(
             self,
             "Forget the prepared voices",
             "Forget the prepared voice of every voice? The voices stay; each is prepared again the next time it "
             "speaks, which takes a few seconds.",
-        )
-        if answer == QMessageBox.StandardButton.Yes:
+            yes_default=True,
+        ):
             self.state.send(
                 rq.cache_clear(),
                 on_result=lambda r: self.banner.show_message(
@@ -250,22 +199,19 @@ class StatsPage(QWidget):
         self.gpu = gpu
         for plot in self.plots.values():
             plot.deleteLater()
+        cpu = Sparkline("CPU", [("daemon", "#7a4cc2"), ("all", "#b9a5dd")], maximum=100, unit=" %", capacity=HISTORY)
         if gpu:
             self.plots = {
                 "memory": Sparkline("GPU memory", [("used", "#2f6fdf"), ("reserved", "#9bb7ee")], capacity=HISTORY),
                 "util": Sparkline("GPU use", [("", "#1f9d55")], maximum=100, unit=" %", capacity=HISTORY),
                 "temp": Sparkline("Temperature", [("", "#d64545")], maximum=100, unit=" °C", capacity=HISTORY),
-                "cpu": Sparkline(
-                    "CPU", [("daemon", "#7a4cc2"), ("all", "#b9a5dd")], maximum=100, unit=" %", capacity=HISTORY
-                ),
+                "cpu": cpu,
             }
             self.plots["memory"].format_value = fmt_bytes
             self.plots_box.setTitle("GPU, last five minutes")
         else:
             self.plots = {
-                "cpu": Sparkline(
-                    "CPU", [("daemon", "#7a4cc2"), ("all", "#b9a5dd")], maximum=100, unit=" %", capacity=HISTORY
-                ),
+                "cpu": cpu,
                 "ram": Sparkline("RAM", [("daemon", "#2f6fdf"), ("all", "#9bb7ee")], capacity=HISTORY),
             }
             self.plots["ram"].format_value = fmt_bytes

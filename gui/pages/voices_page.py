@@ -13,12 +13,9 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
     QHBoxLayout,
-    QHeaderView,
     QInputDialog,
     QLabel,
-    QMessageBox,
     QPushButton,
-    QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -29,7 +26,7 @@ from ...ipc import requests as rq
 from ...ipc.messages import JobEvent, VoiceInfo, VoicesPlayResult
 from ..recorder import InputProbe, RecordDialog
 from ..state import JOB_ENDS, AppState
-from ..widgets import CACHE_LABELS, Banner, fmt_seconds
+from ..widgets import CACHE_LABELS, Banner, arrange, confirm, fmt_seconds, item_table
 
 CLIP_FILTERS = "Audio clips (*.wav *.flac *.ogg *.opus *.mp3 *.m4a *.aac);;All files (*)"
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a", ".aac", ".aiff", ".aif"}
@@ -44,44 +41,26 @@ class VoicesPage(QWidget):
         self.state = state
         self.setAcceptDrops(True)
         self.banner = Banner()
-        self.table = QTreeWidget(rootIsDecorated=False, uniformRowHeights=True, alternatingRowColors=True)
-        self.table.setObjectName("voiceTable")
-        self.table.setHeaderLabels(COLUMNS)
+        self.table = item_table("voiceTable", COLUMNS, 0, alternatingRowColors=True)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for col in range(1, len(COLUMNS)):
-            self.table.header().setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         self.table.itemSelectionChanged.connect(self._update_buttons)
         self.table.itemDoubleClicked.connect(lambda *_: self.set_default())
         self.hint = QLabel("Drop audio files here to add them as voices. A voice is 5 to 60 s of one person speaking.")
         self.hint.setObjectName("hint")
         self.hint.setStyleSheet("color: palette(mid);")
 
-        self.add_button = QPushButton("Add from file…")
+        self.add_button = QPushButton("Add from file…", clicked=self.add_dialog)
         self.record_button = QPushButton("Record…", enabled=False, toolTip="Looking for a microphone…")
-        self.play_button = QPushButton("Play clip")
-        self.rename_button = QPushButton("Rename…")
-        self.delete_button = QPushButton("Delete")
-        self.default_button = QPushButton("Set as default")
-        self.add_button.clicked.connect(self.add_dialog)
         self.record_button.clicked.connect(self.record)
-        self.play_button.clicked.connect(self.play)
-        self.rename_button.clicked.connect(self.rename)
-        self.delete_button.clicked.connect(self.delete)
-        self.default_button.clicked.connect(self.set_default)
-        buttons = QHBoxLayout()
-        for button in (self.add_button, self.record_button):
-            buttons.addWidget(button)
-        buttons.addStretch(1)
-        for button in (self.play_button, self.rename_button, self.default_button, self.delete_button):
-            buttons.addWidget(button)
-
-        layout = QVBoxLayout(self)
-        layout.addLayout(buttons)
-        layout.addWidget(self.table, 1)
+        self.play_button = QPushButton("Play clip", clicked=self.play)
+        self.rename_button = QPushButton("Rename…", clicked=self.rename)
+        self.delete_button = QPushButton("Delete", clicked=self.delete)
+        self.default_button = QPushButton("Set as default", clicked=self.set_default)
+        buttons = arrange(QHBoxLayout(), self.add_button, self.record_button, 1, self.play_button, self.rename_button)
+        arrange(buttons, self.default_button, self.delete_button)
+        arrange(QVBoxLayout(self), buttons, (self.table, 1), self.hint)
         # Over the page's foot, in no layout: a message coming or going moves no row or button.
         self.banner.float_over(self)
-        layout.addWidget(self.hint)
 
         self.inputs: list[str] = []
         #: The job playing a reference clip ("Play clip" is then "Stop").
@@ -280,14 +259,7 @@ class VoicesPage(QWidget):
         name = self.selected()
         if not name:
             return
-        answer = QMessageBox.question(
-            self,
-            "Delete voice",
-            f"Delete the voice “{name}”? Its clip and its prepared voice are removed.",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.No,
-        )
-        if answer == QMessageBox.StandardButton.Yes:
+        if confirm(self, "Delete voice", f"Delete the voice “{name}”? Its clip and its prepared voice are removed."):
             self.delete_voice(name)
 
     def delete_voice(self, name: str) -> None:
