@@ -36,6 +36,11 @@ def _human_bytes(n: float | None) -> str:
     return human_bytes(n, missing="-")
 
 
+def _flag(parser: argparse.ArgumentParser, *names: str, help: str) -> None:
+    """An option that is off unless given (``store_true``)."""
+    parser.add_argument(*names, action="store_true", help=help)
+
+
 def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, sort_keys=True))
 
@@ -538,8 +543,8 @@ def cmd_retry(client: Client, args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """Every command with help on every option."""
     parser = argparse.ArgumentParser(prog="chatterbox-tray", description="Talk to the Chatterbox Tray daemon.")
-    parser.add_argument("--no-start", action="store_true", help="do not start a daemon when none answers")
-    parser.add_argument("--json", action="store_true", help="print results as JSON")
+    _flag(parser, "--no-start", help="do not start a daemon when none answers")
+    _flag(parser, "--json", help="print results as JSON")
     parser.add_argument(
         "--daemon",
         metavar="NAME",
@@ -552,10 +557,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("daemon", help="run the daemon in the foreground (its options: daemon --help)", add_help=False)
 
     status = sub.add_parser("status", help="daemon state, model and queue")
-    status.add_argument(
-        "--watch",
-        action="store_true",
-        help="follow the model's load (download figures on the first run) until it is ready or fails",
+    _flag(
+        status, "--watch", help="follow the model's load (download figures on the first run) until it is ready or fails"
     )
     status.set_defaults(func=cmd_status)
     ping = sub.add_parser("ping", help="measure the round trip to the daemon")
@@ -570,7 +573,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add.add_argument("name", help="a name for the voice")
     add.add_argument("file", help="the clip: WAV, FLAC, OGG, MP3, ...")
-    add.add_argument("--default", action="store_true", help="also make it the default voice")
+    _flag(add, "--default", help="also make it the default voice")
     vsub.add_parser("list", help="list voices and their cache state")
     ren = vsub.add_parser("rename", help="rename a voice")
     ren.add_argument("name")
@@ -579,7 +582,7 @@ def build_parser() -> argparse.ArgumentParser:
     rem.add_argument("name")
     dft = vsub.add_parser("default", help="show, set or clear the default voice")
     dft.add_argument("name", nargs="?", help="voice to make the default")
-    dft.add_argument("--clear", action="store_true", help="unset the default voice")
+    _flag(dft, "--clear", help="unset the default voice")
     voices.set_defaults(func=cmd_voices)
 
     say = sub.add_parser("say", help="speak text (argument or stdin), or write it to a file or stdout")
@@ -592,13 +595,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="write audio to a file instead of playing it (.wav, .flac, .ogg, .opus, .mp3)",
     )
-    say.add_argument("--raw", action="store_true", help="write raw float32 mono PCM to stdout instead of playing")
-    say.add_argument(
-        "--selection",
-        action="store_true",
-        help="speak the selected text (PRIMARY selection on X11/Wayland), else the clipboard",
-    )
-    say.add_argument("--no-wait", action="store_true", help="queue the speech and return at once (prints the job id)")
+    _flag(say, "--raw", help="write raw float32 mono PCM to stdout instead of playing")
+    _flag(say, "--selection", help="speak the selected text (PRIMARY selection on X11/Wayland), else the clipboard")
+    _flag(say, "--no-wait", help="queue the speech and return at once (prints the job id)")
     say.add_argument(
         "-p",
         "--priority",
@@ -621,12 +620,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     say.add_argument("--seed", type=int, help="seed for repeatable output")
     say.add_argument("--language", help="language id for the multilingual model (e.g. fr)")
-    say.add_argument("--verbose", action="store_true", help="print each sentence and the timings")
-    say.add_argument(
-        "-q",
-        "--quiet",
-        action="store_true",
-        help="no progress bar and no summary line when writing a file (errors are still printed)",
+    _flag(say, "--verbose", help="print each sentence and the timings")
+    _flag(
+        say, "-q", "--quiet", help="no progress bar and no summary line when writing a file (errors are still printed)"
     )
     say.set_defaults(func=cmd_say)
 
@@ -639,7 +635,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     stop = sub.add_parser("stop", help="stop the speech that is playing")
     stop.add_argument("job", nargs="?", help="stop this job instead")
-    stop.add_argument("--all", action="store_true", help="stop everything, queued speech too")
+    _flag(stop, "--all", help="stop everything, queued speech too")
     stop.set_defaults(func=cmd_stop)
     for name, text in (
         ("pause", "pause the speaker"),
