@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-#: Output formats by extension: (libsndfile format, subtype, what people call it).
+#: Output formats by extension: (libsndfile format, subtype).
 #: Each is a real encoding; one the installed libsndfile lacks is refused, never faked.
 FILE_FORMATS: dict[str, tuple[str, str]] = {
     ".wav": ("WAV", "PCM_16"),

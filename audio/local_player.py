@@ -25,7 +25,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -96,18 +96,9 @@ class Speech(Track):
     @property
     def played(self) -> Played:
         """What the player did with it so far (all of it once it is ``over``)."""
-        return Played(
-            seconds=self.played_s,
-            chunks=self.chunks,
-            stopped=self.stopped,
-            displaced=self.displaced,
-            dropped=self.dropped,
-            error=self.error,
-            underruns=self.underruns,
-            first_sample_s=self.first_sample_s,
-            prebuffer_s=self.prebuffer_s,
-            priority=PRIORITIES[self.rank],
-        )
+        # Its other fields are this speech's (and its ``Track``'s) of the same name.
+        same = {f.name: getattr(self, f.name) for f in fields(Played) if f.name not in ("seconds", "priority")}
+        return Played(seconds=self.played_s, priority=PRIORITIES[self.rank], **same)
 
     @property
     def over(self) -> bool:

@@ -353,9 +353,7 @@ class Client(_Connection):
         )
         return Synthesis(self, self.submit(request))
 
-    def cancel(self, job: str) -> dict[str, Any]:
-        """Cancel a job by its id."""
-        return self.request(rq.cancel(job))
+    cancel = _op(rq.cancel, "Cancel a job by its id, or by the id of the request that made it.")
 
     # -- the daemon's speaker ---------------------------------------------------------
 
