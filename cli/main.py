@@ -122,9 +122,7 @@ def _watch_status(client: Client, args: argparse.Namespace) -> int:
     while True:
         status = client.status()
         line = json.dumps(status) if args.json else _state_line(status)
-        if args.json and line != last:
-            print(line, flush=True)
-        elif line != last:
+        if line != last:
             print(f"\r\033[K{line}" if tty else line, end="" if tty else "\n", flush=True)
         last = line
         if status["state"] in ("ready", "failed"):

@@ -337,14 +337,9 @@ def _copied_note(text: str) -> str | None:
     return next((line for line in _split(text)[1] if line.startswith(COPIED)), None)
 
 
-def default_chosen(text: str) -> bool:
-    """Whether an earlier ``install --default`` made us speechd's default module in our block of a speechd.conf."""
-    return any(line.strip() == f"DefaultModule {MODULE}" for line in _split(text)[1])
-
-
-def markup_chosen(text: str) -> bool:
-    """Whether an earlier ``install --markup`` put ``SymbolsPreproc "no"`` in our block of a speechd.conf."""
-    return any(line.strip() == MARKUP_LINE for line in _split(text)[1])
+def _chosen(text: str, directive: str) -> bool:
+    """Whether an earlier install (``--default``, ``--markup``) put ``directive`` in our block of a speechd.conf."""
+    return any(line.strip() == directive for line in _split(text)[1])
 
 
 def edit_speechd_conf(
@@ -454,9 +449,9 @@ def install(
         current = ""
         report.notes.append("no speechd.conf found: is Speech Dispatcher installed?")
     if markup is None:
-        markup = markup_chosen(current)
+        markup = _chosen(current, MARKUP_LINE)
     if make_default is None:
-        make_default = default_chosen(current)
+        make_default = _chosen(current, f"DefaultModule {MODULE}")
     wanted = edit_speechd_conf(current, conf, make_default, alsa=alsa, markup=markup, copied_from=copied_from)
     report.discovery = not _other_addmodules(current)
     report.alsa = alsa and "AudioOutputMethod" in "".join(_split(wanted)[1])
