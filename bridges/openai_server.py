@@ -247,7 +247,7 @@ def parse_speech(body: dict[str, Any]) -> SpeechRequest:
 
 
 class BridgeServer(ThreadingHTTPServer):
-    """The HTTP server with the bridge's configuration on it."""
+    """The HTTP server with the bridge's configuration, bound at once (ValueError: refused; OSError: port taken)."""
 
     daemon_threads = True
     # Many clients (a browser, an editor) open several keep-alive connections.
@@ -631,8 +631,3 @@ _DISCONNECTED = (BrokenPipeError, ConnectionResetError, TimeoutError)
 def _sse(event: dict[str, Any]) -> bytes:
     """One server-sent event."""
     return f"data: {json.dumps(event)}\n\n".encode()
-
-
-def make_server(config: Config) -> BridgeServer:
-    """Bind the server (raises ValueError for a refused bind, OSError for a taken port)."""
-    return BridgeServer(config)

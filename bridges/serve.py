@@ -154,7 +154,7 @@ def _run_mcp(args: argparse.Namespace) -> int:
 
 
 def _run_openai(args: argparse.Namespace) -> int:
-    from .openai_server import Config, check_bind, make_server
+    from .openai_server import BridgeServer, Config, check_bind
 
     config = Config(
         host=args.host,
@@ -173,7 +173,7 @@ def _run_openai(args: argparse.Namespace) -> int:
     if not _ensure_daemon(args):
         return EXIT_UNAVAILABLE
     try:
-        server = make_server(config)
+        server = BridgeServer(config)
     except ValueError as exc:
         print(f"chatterbox-tray serve openai: {exc}", file=sys.stderr)
         return EXIT_USAGE

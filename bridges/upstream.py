@@ -103,12 +103,9 @@ class VoiceTable:
         self._stamp: tuple[int, int] | None = None
         self._table: dict[str, str] = {}
 
-    def _file(self) -> Path:
-        return self.path or endpoints.config_dir() / VOICE_TABLE_FILE
-
     def table(self) -> dict[str, str]:
         """The current table, names folded to lower case."""
-        path = self._file()
+        path = self.path or endpoints.config_dir() / VOICE_TABLE_FILE
         try:
             st = os.stat(path)
             stamp = (st.st_mtime_ns, st.st_size)
