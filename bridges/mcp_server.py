@@ -2,19 +2,12 @@
 
 ``chatterbox-tray serve mcp`` runs it over stdio, as MCP clients start their
 servers; ``--http`` serves the SDK's streamable HTTP transport on 127.0.0.1
-instead. Built with the official ``mcp`` SDK (``MCPServer``). Each tool is one
-or two of the daemon's own operations, through a fresh client per call
-(`DaemonClients`), so a daemon that restarts is found again:
-
-* ``speak``: text to the daemon's speaker (``speak``; with ``wait``, then
-  ``wait``). Pronunciation rules, ``[pause 1s]`` and the loaded model's tags
-  apply, as for every client;
-* ``list_voices``: the voice library (``voices.list``);
-* ``stop``: stop the speech playing, or all of it (``stop``);
-* ``save``: text to an audio file on this computer (``synthesize``), in a
-  format the CLI's ``say -o`` writes (by the file's extension);
-* ``list_tags``: the tags the loaded model knows and the pause markup
-  (``tags.list``), so an agent can use them.
+instead. Built with the official ``mcp`` SDK (``MCPServer``). Each tool
+(``speak``, ``list_voices``, ``stop``, ``save``, ``list_tags``; their
+descriptions below are what agents read) is one or two of the daemon's own
+operations, through a fresh client per call (`DaemonClients`), so a daemon
+that restarts is found again; pronunciation rules, ``[pause 1s]`` and the
+loaded model's tags apply, as for every client.
 
 An agent can have its own voice: ``--voice NAME`` is used whenever a call
 names none. A daemon error comes back as the tool's error with the daemon's
