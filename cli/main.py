@@ -179,9 +179,10 @@ def _read_text(args: argparse.Namespace) -> str:
     return sys.stdin.read()
 
 
-def _open_output(path: str, rate: int) -> Any:
+def _audio_file(call: Callable[..., Any], *args: Any) -> Any:
+    """``call(*args)`` from ``file_formats``; its AudioFileError ends ``say`` with the reason (exit status 1)."""
     try:
-        return file_formats.open_writer(path, rate)
+        return call(*args)
     except file_formats.AudioFileError as exc:
         raise SystemExit(f"chatterbox-tray say: {exc}") from None
 
@@ -210,12 +211,8 @@ def cmd_say(client: Client, args: argparse.Namespace) -> int:
     if args.raw and sys.stdout.isatty():
         print("chatterbox-tray say: --raw writes binary PCM; pipe it somewhere", file=sys.stderr)
         return EXIT_USAGE
-    if args.output is not None:
-        try:  # before synthesizing: a bad path should not cost minutes of work first
-            file_formats.check_writable(args.output)
-        except file_formats.AudioFileError as exc:
-            print(f"chatterbox-tray say: {exc}", file=sys.stderr)
-            return EXIT_ERROR
+    if args.output is not None:  # before synthesizing: a bad path should not cost minutes of work first
+        _audio_file(file_formats.check_writable, args.output)
     synthesis = client.synthesize(
         text, voice=args.voice, rate=args.rate, **_voice_source(client, args), **_options(args)
     )
@@ -228,7 +225,7 @@ def cmd_say(client: Client, args: argparse.Namespace) -> int:
         for chunk in synthesis:
             if args.output is not None:
                 if sink is None:
-                    sink = _open_output(args.output, chunk.sample_rate)
+                    sink = _audio_file(file_formats.open_writer, args.output, chunk.sample_rate)
                 sink.write(chunk.samples)
             else:
                 sys.stdout.buffer.write(chunk.samples.tobytes())
