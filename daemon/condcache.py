@@ -368,12 +368,8 @@ class ConditionalsCache:
 
     def set_budgets(self, memory_budget_bytes: int | None = None, disk_budget_bytes: int | None = None) -> None:
         """Change either budget (None keeps it); shrinking evicts at once."""
-        memory: int | None = None
-        disk: int | None = None
-        if memory_budget_bytes is not None:
-            memory = _check_budget("memory_budget_bytes", memory_budget_bytes)
-        if disk_budget_bytes is not None:
-            disk = _check_budget("disk_budget_bytes", disk_budget_bytes)
+        memory = None if memory_budget_bytes is None else _check_budget("memory_budget_bytes", memory_budget_bytes)
+        disk = None if disk_budget_bytes is None else _check_budget("disk_budget_bytes", disk_budget_bytes)
         with self._disk_lock:
             with self._lock:
                 if memory is not None:

@@ -130,8 +130,8 @@ def retry_load(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
 @handler("settings.get")
 def settings_get(svc: Service, req: ReceivedRequest) -> m.SettingsGetResult:
     """Every setting, which of them need a model reload, and the settings file's path."""
-    editable, reload = list(Settings.editable()), list(NEEDS_RELOAD)
-    return m.SettingsGetResult(svc.settings.to_json(), editable, reload, svc.loaded_settings, str(settings_file()))
+    editable, reload, loaded = list(Settings.editable()), list(NEEDS_RELOAD), svc.model.loaded_settings
+    return m.SettingsGetResult(svc.settings.to_json(), editable, reload, loaded, str(settings_file()))
 
 
 @handler("settings.set")

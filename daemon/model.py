@@ -37,15 +37,8 @@ def make_engine(settings: Settings) -> Engine:
         return FakeEngine(settings.variant, checkpoint=settings.checkpoint)
     from .chatterbox_engine import ChatterboxEngine
 
-    return ChatterboxEngine(
-        settings.variant,
-        settings.checkpoint,
-        settings.device,
-        engine_path=settings.engine_path,
-        precision=settings.precision,
-        quality=settings.quality,
-        cuda_graphs=settings.cuda_graphs,
-    )
+    # The settings a loaded model was made with are the engine's arguments, by name.
+    return ChatterboxEngine(**{k: getattr(settings, k) for k in MODEL_KEYS})
 
 
 def drop_model(engine: Engine) -> None:

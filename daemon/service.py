@@ -116,11 +116,6 @@ class Service:
         """Why the model failed to load, if it did."""
         return self.model.error
 
-    @property
-    def loaded_settings(self) -> dict[str, Any]:
-        """What the loaded model was loaded with."""
-        return self.model.loaded_settings
-
     # -- lifecycle --------------------------------------------------------------
 
     def start(self) -> None:
