@@ -61,13 +61,10 @@ class _Callbacks:
 
 
 class _Worker(QThread):
-    """Runs the link's loop; every signal it emits is delivered on the GUI thread."""
+    """Runs the link's loop; each ``LinkSink`` call it gets is told by ``told``, delivered on the GUI thread."""
 
-    link = Signal(str, str)  # state, detail
-    connected = Signal(object, object, object)  # ConnectionInfo, hello, status
-    event = Signal(str, object)  # topic, data
-    message = Signal(str, object, object)  # request id, reply header, buffers
-    gap = Signal()  # events were lost: resynchronise
+    #: The call without its "on_" ("link", "connected", "event", "message", "gap"), and its arguments.
+    told = Signal(str, object)
 
     def __init__(
         self, connection_path: Path | None, autostart: bool, daemon_args: list[str], remote: str | None = None
@@ -78,22 +75,22 @@ class _Worker(QThread):
     def run(self) -> None:
         self.loop.run()
 
-    # -- LinkSink: called on this thread, delivered on the GUI thread -------------------
+    # -- LinkSink: called on this thread -------------------------------------------------
 
     def on_link(self, state: str, detail: str) -> None:
-        self.link.emit(state, detail)
+        self.told.emit("link", (state, detail))
 
     def on_connected(self, info: endpoints.ConnectionInfo, hello: HelloResult, status: StateEvent) -> None:
-        self.connected.emit(info, hello, status)
+        self.told.emit("connected", (info, hello, status))
 
     def on_event(self, topic: str, data: dict[str, Any]) -> None:
-        self.event.emit(topic, data)
+        self.told.emit("event", (topic, data))
 
     def on_message(self, req_id: str, header: dict[str, Any], buffers: list[bytes]) -> None:
-        self.message.emit(req_id, header, buffers)
+        self.told.emit("message", (req_id, header, buffers))
 
     def on_gap(self) -> None:
-        self.gap.emit()
+        self.told.emit("gap", ())
 
 
 class Connection(QObject):
@@ -137,17 +134,14 @@ class Connection(QObject):
 
     def _new_worker(self, remote: str | None) -> _Worker:
         worker = _Worker(*self._where, remote=remote)
-        worker.link.connect(self._on_link)
-        worker.connected.connect(self._on_connected)
-        worker.event.connect(self._on_event)
-        worker.gap.connect(self._on_gap)
-        worker.message.connect(self._on_message)
+        worker.told.connect(self._on_told)
         worker.finished.connect(self._reap)
         return worker
 
-    def _current(self) -> bool:
-        """Whether the signal being delivered comes from the current link (not one ``switch`` left)."""
-        return self.sender() is self._worker
+    def _on_told(self, call: str, args: tuple[Any, ...]) -> None:
+        """What the current link tells (``_on_link`` and the like); a link that ``switch`` left is not heard."""
+        if self.sender() is self._worker:
+            getattr(self, f"_on_{call}")(*args)
 
     def start(self) -> None:
         """Start the worker: it connects (or starts a daemon) in the background."""
@@ -215,30 +209,22 @@ class Connection(QObject):
         self._callbacks.pop(req_id, None)
 
     def _on_link(self, state: str, detail: str) -> None:
-        if not self._current():
-            return
         self.state, self.detail = state, detail
         if state != CONNECTED:
             self.pid = None
         self.link_changed.emit(state, detail)
 
     def _on_event(self, topic: str, data: dict[str, Any]) -> None:
-        if self._current():
-            self.event.emit(topic, data)
+        self.event.emit(topic, data)
 
     def _on_gap(self) -> None:
-        if self._current():
-            self.gap.emit()
+        self.gap.emit()
 
     def _on_connected(self, info: endpoints.ConnectionInfo, hello: HelloResult, status: StateEvent) -> None:
-        if not self._current():
-            return
         self.pid = info.pid
         self.connected.emit(hello, status)
 
     def _on_message(self, req_id: str, header: dict[str, Any], buffers: list[bytes]) -> None:
-        if not self._current():
-            return
         final = header.get("kind") in FINAL_KINDS
         callbacks = self._callbacks.pop(req_id, None) if final else self._callbacks.get(req_id)
         if callbacks is None:

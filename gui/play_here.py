@@ -28,6 +28,7 @@ from ..ipc import messages as m
 from ..ipc import requests as rq
 from ..ipc.client import Chunk
 from ..ipc.requests import PlayHere, Request
+from .connection import OnError, OnResult
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +75,7 @@ class LocalSpeech(QObject):
 
     # -- requests answered here ------------------------------------------------------
 
-    def handle(
-        self,
-        request: Request,
-        on_result: Callable[[Any], None] | None,
-        on_error: Callable[[str, str], None] | None,
-    ) -> str:
+    def handle(self, request: Request, on_result: OnResult | None, on_error: OnError | None) -> str:
         """Answer one of ``LOCAL_OPS`` with its op's result type; returns the request id
         (a ``speak``'s is its job events' ``request``)."""
         if request.op == "speak":
@@ -99,12 +95,7 @@ class LocalSpeech(QObject):
             QTimer.singleShot(0, lambda: on_result(result))  # answers come later, as from the daemon
         return ""
 
-    def speak(
-        self,
-        request: Request,
-        on_result: Callable[[m.SpeakResult], None] | None,
-        on_error: Callable[[str, str], None] | None,
-    ) -> str:
+    def speak(self, request: Request, on_result: OnResult | None, on_error: OnError | None) -> str:
         """Synthesize ``request``'s text there and play it here, by its priority (the app's speech is ``quick``)."""
         self.player.use(local_output())  # this computer's choice, as it is now
         here = PlayHere.of(request)

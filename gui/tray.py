@@ -51,8 +51,7 @@ class Tray(QObject):
         state.changed.connect(self.update_state)
         state.voices_changed.connect(self._fill_voices)
         state.jobs_lost.connect(self._jobs_lost)
-        self._fill_voices()
-        self.update_state()
+        self._fill_voices()  # and the state
 
     def show(self) -> None:
         """Put the icon in the tray."""

@@ -198,19 +198,15 @@ class MainWindow(QMainWindow):
         if self.state.ready:
             text += f" · {self.state.status.variant} on {self.state.status.device}"
         self.status_text.setText(text)
-        saving = self.state.saving
+        saving, progress = self.state.saving, None
         if saving is not None and not self.state.busy:  # a file being made (Save as…)
-            _, done, total = saving
-            self.status_progress.setRange(0, total)
-            self.status_progress.setValue(done)
-            self.status_progress.show()
+            progress = saving[1:]
         elif self.state.working and not self.state.paused:
-            done, total = self.state.making_progress()
-            self.status_progress.setRange(0, total)  # (0, 0): busy, no count yet
-            self.status_progress.setValue(done)
-            self.status_progress.show()
-        else:
-            self.status_progress.hide()
+            progress = self.state.making_progress()  # (0, 0): busy, no count yet
+        if progress is not None:
+            self.status_progress.setRange(0, progress[1])
+            self.status_progress.setValue(progress[0])
+        self.status_progress.setVisible(progress is not None)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self.quitting and QSystemTrayIcon.isSystemTrayAvailable():

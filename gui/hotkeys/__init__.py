@@ -21,16 +21,7 @@ from collections.abc import Callable
 
 from .chords import DEFAULT_HOTKEY, KEYS, MODIFIERS, Backend, Chord, HotkeyError, parse_chord
 
-__all__ = [
-    "DEFAULT_HOTKEY",
-    "KEYS",
-    "MODIFIERS",
-    "Backend",
-    "Chord",
-    "HotkeyError",
-    "parse_chord",
-    "platform_backend",
-]
+__all__ = ["DEFAULT_HOTKEY", "KEYS", "MODIFIERS", "Backend", "Chord", "HotkeyError", "parse_chord", "platform_backend"]
 
 
 def platform_backend(on_activate: Callable[[], None], qt_platform: str = "") -> Backend:

@@ -6,8 +6,10 @@ backends import this module, not the package that imports them: no cycle.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 #: The default chord: free on stock GNOME, KDE, Windows and macOS.
 DEFAULT_HOTKEY = "Ctrl+Alt+S"
@@ -87,6 +89,8 @@ class Backend:
 
     def __init__(self, on_activate: Callable[[], None]) -> None:
         self.on_activate = on_activate
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
 
     def register(self, chord: Chord) -> str:
         """Grab the chord; returns what the user should read (e.g. the trigger the desktop chose).
@@ -97,3 +101,16 @@ class Backend:
 
     def unregister(self) -> None:
         """Release the chord (safe to call when nothing is registered)."""
+
+    def _listen(self, run: Callable[..., None], name: str, *args: Any) -> None:
+        """Wait for presses: ``run(*args)`` on a thread of its own, which ends soon after ``_stop`` is set."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=run, args=args, name=name, daemon=True)
+        self._thread.start()
+
+    def _stop_listening(self) -> None:
+        """End ``_listen``'s thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+            self._thread = None

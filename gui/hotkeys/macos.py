@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 from collections.abc import Callable
+from ctypes import POINTER, c_uint32, c_void_p
 
 from .chords import KEYS, Backend, Chord, HotkeyError
 
@@ -38,21 +39,14 @@ def _carbon() -> ctypes.CDLL:
     carbon = ctypes.CDLL("/System/Library/Frameworks/Carbon.framework/Carbon")
     carbon.GetApplicationEventTarget.restype = ctypes.c_void_p
     carbon.InstallEventHandler.argtypes = [
-        ctypes.c_void_p,
+        c_void_p,
         HANDLER,
-        ctypes.c_uint32,
-        ctypes.POINTER(EventTypeSpec),
-        ctypes.c_void_p,
-        ctypes.POINTER(ctypes.c_void_p),
+        c_uint32,
+        POINTER(EventTypeSpec),
+        c_void_p,
+        POINTER(c_void_p),
     ]
-    carbon.RegisterEventHotKey.argtypes = [
-        ctypes.c_uint32,
-        ctypes.c_uint32,
-        EventHotKeyID,
-        ctypes.c_void_p,
-        ctypes.c_uint32,
-        ctypes.POINTER(ctypes.c_void_p),
-    ]
+    carbon.RegisterEventHotKey.argtypes = [c_uint32, c_uint32, EventHotKeyID, c_void_p, c_uint32, POINTER(c_void_p)]
     carbon.UnregisterEventHotKey.argtypes = [ctypes.c_void_p]
     carbon.RemoveEventHandler.argtypes = [ctypes.c_void_p]
     return carbon

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -40,8 +39,6 @@ class PortalBackend(Backend):
         self.bus = bus
         self._conn: Any = None
         self._session: str | None = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
 
     # -- the portal's request/response dance -------------------------------------------
 
@@ -119,9 +116,7 @@ class PortalBackend(Backend):
         rule = MatchRule(type="signal", interface=INTERFACE, member="Activated", path=OBJECT_PATH)
         Proxy(message_bus, conn).AddMatch(rule)
         self._conn, self._session = conn, session
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, args=(conn, rule, session), name="hotkey-portal", daemon=True)
-        self._thread.start()
+        self._listen(self._run, "hotkey-portal", conn, rule, session)
         return f"{trigger or chord} (desktop shortcut)"
 
     def _run(self, conn: Any, rule: Any, session: str) -> None:
@@ -141,10 +136,7 @@ class PortalBackend(Backend):
         conn, self._conn = self._conn, None
         if conn is None:
             return
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
-            self._thread = None
+        self._stop_listening()
         if self._session:
             from jeepney import DBusAddress, new_method_call
 

@@ -25,7 +25,6 @@ class WindowsBackend(Backend):
 
     def __init__(self, on_activate: Callable[[], None]) -> None:
         super().__init__(on_activate)
-        self._thread: threading.Thread | None = None
         self._thread_id = 0
 
     def register(self, chord: Chord) -> str:

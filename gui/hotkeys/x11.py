@@ -11,7 +11,6 @@ server repeat KeyPress; presses closer together than ``REPEAT_S`` count once.
 from __future__ import annotations
 
 import select
-import threading
 import time
 from collections.abc import Callable
 
@@ -28,8 +27,6 @@ class X11Backend(Backend):
         super().__init__(on_activate)
         self._display = None
         self._grabs: list[tuple[int, int]] = []
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
 
     def register(self, chord: Chord) -> str:
         from Xlib import XK, X, display, error
@@ -59,9 +56,7 @@ class X11Backend(Backend):
             disp.close()
             raise HotkeyError(f"{chord} is already taken by another application")
         self._display, self._grabs = disp, grabs
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, args=(disp, keycode), name="hotkey-x11", daemon=True)
-        self._thread.start()
+        self._listen(self._run, "hotkey-x11", disp, keycode)
         return f"{chord} (X11)"
 
     def _run(self, disp, keycode: int) -> None:
@@ -88,10 +83,7 @@ class X11Backend(Backend):
         disp, self._display = self._display, None
         if disp is None:
             return
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
-            self._thread = None
+        self._stop_listening()
         try:
             root = disp.screen().root
             for code, mask in self._grabs:
