@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +31,7 @@ from . import progress_bar, quickspeak_command, remote_commands, speech_dispatch
 from .speak_and_wait import speak_and_wait
 
 EXIT_ERROR, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 1, 2, 3, 130
-
-
-def _human_bytes(n: float | None) -> str:
-    return human_bytes(n, missing="-")
+_human_bytes = partial(human_bytes, missing="-")
 
 
 def _flag(parser: argparse.ArgumentParser, *names: str, help: str) -> None:
@@ -169,9 +167,7 @@ def _read_text(args: argparse.Namespace) -> str:
     if getattr(args, "selection", False):
         if args.text:
             raise SystemExit("chatterbox-tray say: give either text or --selection, not both")
-        from .quickspeak_command import selected_text
-
-        return selected_text()
+        return quickspeak_command.selected_text()
     if args.text:
         return " ".join(args.text)
     if sys.stdin.isatty():
@@ -656,11 +652,11 @@ def build_parser() -> argparse.ArgumentParser:
     words_commands.add_parsers(sub)
     speech_dispatcher.add_parser(sub)
     remote_commands.add_parser(sub)
-    from ..bridges.serve import add_arguments as add_bridge_arguments  # argparse only: no numpy
+    from ..bridges import serve  # argparse only: no numpy
 
-    add_bridge_arguments(
-        sub.add_parser("serve", help="serve the daemon to other programs: OpenAI-compatible HTTP, Wyoming, or MCP")
-    )
+    bridge = sub.add_parser("serve", help="serve the daemon to other programs: OpenAI-compatible HTTP, Wyoming, or MCP")
+    serve.add_arguments(bridge)
+    bridge.set_defaults(offline=serve.run)  # a long-running server: it connects (and reconnects) by itself
 
     sub.add_parser("stats", help="model, device, GPU, RAM and CPU").set_defaults(func=cmd_stats)
     sub.add_parser("shutdown", help="stop the daemon").set_defaults(func=cmd_shutdown)
@@ -709,11 +705,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_daemon(daemon_argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "serve":  # a long-running server; it connects (and reconnects) by itself
-        from ..bridges.serve import run as run_bridge
-
-        return run_bridge(args)
-    if getattr(args, "offline", None) is not None:  # needs no daemon (speechd uninstall)
+    if getattr(args, "offline", None) is not None:  # needs no daemon (speechd uninstall, remote, serve)
         return int(args.offline(args))
     try:
         with connect(autostart=not args.no_start and args.command != "shutdown", daemon=args.daemon) as client:
