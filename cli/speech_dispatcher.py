@@ -534,18 +534,11 @@ def reload_speechd() -> int | None:
     candidates = [Path(runtime) / "speech-dispatcher" / "pid" / "speech-dispatcher.pid"] if runtime else []
     candidates.append(Path.home() / ".cache" / "speech-dispatcher" / "pid" / "speech-dispatcher.pid")
     for pidfile in candidates:
-        try:
+        with contextlib.suppress(OSError, ValueError, IndexError):  # none there, not speechd, or gone
             pid = int(pidfile.read_text().split()[0])
-            comm = Path(f"/proc/{pid}/comm").read_text().strip()
-        except (OSError, ValueError, IndexError):
-            continue
-        if not comm.startswith("speech-dispatch") or not hasattr(signal, "SIGHUP"):
-            continue
-        try:
-            os.kill(pid, signal.SIGHUP)
-        except OSError:
-            continue
-        return pid
+            if Path(f"/proc/{pid}/comm").read_text().startswith("speech-dispatch") and hasattr(signal, "SIGHUP"):
+                os.kill(pid, signal.SIGHUP)
+                return pid
     return None
 
 
@@ -900,15 +893,12 @@ def say_failure_aloud(code: str) -> str | None:
     quiet = {"stdin": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     try:
         listed = subprocess.run([spd_say, "-O"], stdout=subprocess.PIPE, text=True, timeout=5, **quiet)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    modules = [m.strip() for m in listed.stdout.splitlines()[1:] if m.strip()]  # after "OUTPUT MODULES"
-    others = [m for m in modules if m not in _NOT_FOR_NOTICES]
-    module = next((m for m in NOTICE_MODULES if m in others), others[0] if others else None)
-    if module is None:
-        return None
-    _note(stamp.name, code)
-    try:
+        modules = [m.strip() for m in listed.stdout.splitlines()[1:] if m.strip()]  # after "OUTPUT MODULES"
+        others = [m for m in modules if m not in _NOT_FOR_NOTICES]
+        module = next((m for m in NOTICE_MODULES if m in others), others[0] if others else None)
+        if module is None:
+            return None
+        _note(stamp.name, code)
         subprocess.run([spd_say, "-o", module, "-P", "important", text], stdout=subprocess.DEVNULL, timeout=5, **quiet)
     except (OSError, subprocess.SubprocessError):
         return None
