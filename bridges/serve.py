@@ -128,13 +128,7 @@ def run(args: argparse.Namespace) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s: %(message)s",
     )
-    if args.bridge == "openai":
-        return _run_openai(args)
-    if args.bridge == "mcp":
-        return _run_mcp(args)
-    if not _ensure_daemon(args):
-        return EXIT_UNAVAILABLE
-    return _run_wyoming(args)
+    return {"openai": _run_openai, "wyoming": _run_wyoming, "mcp": _run_mcp}[args.bridge](args)
 
 
 def _run_mcp(args: argparse.Namespace) -> int:
@@ -194,6 +188,8 @@ def _run_wyoming(args: argparse.Namespace) -> int:
     from .upstream import DaemonClients
     from .wyoming_server import run as run_wyoming
 
+    if not _ensure_daemon(args):
+        return EXIT_UNAVAILABLE
     host = urlparse(args.uri).hostname
     if args.uri.startswith("tcp://") and host is not None and not is_loopback(host):
         # Wyoming has no authentication: say plainly who can now use the model.

@@ -635,13 +635,9 @@ def _proc_stat(pid: int) -> tuple[str, int, str] | None:
     """(state, parent pid, name) of a process from ``/proc``; None if there is none (or no /proc)."""
     try:
         data = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
-    name = data[data.find("(") + 1 : data.rfind(")")]
-    fields = data[data.rfind(")") + 2 :].split()
-    try:
-        return fields[0], int(fields[1]), name
-    except (IndexError, ValueError):
+        fields = data[data.rfind(")") + 2 :].split()  # the name, in parentheses, may hold spaces
+        return fields[0], int(fields[1]), data[data.find("(") + 1 : data.rfind(")")]
+    except (OSError, IndexError, ValueError):
         return None
 
 
