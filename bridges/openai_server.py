@@ -50,11 +50,8 @@ DEFAULT_PORT = 8880
 #: The largest request body accepted: the daemon's longest text (100 000
 #: characters by default) is at most 400 kB in UTF-8, with room for JSON escapes.
 DEFAULT_MAX_BODY = 1 << 20
-#: A body that is refused unread (over the limit, or sent to a route that takes
-#: none) is read and thrown away after the answer, up to this many bytes and
-#: seconds, before the connection closes: a client that sends its whole body
-#: before it reads (Python's http.client, for one) would otherwise be cut off by
-#: the close (a broken pipe) and never see the answer waiting for it.
+#: How much of a body refused unread is thrown away after the answer, and for how
+#: long, before the connection closes (`Handler._discard_body` says why).
 DISCARD_MAX_BYTES = 64 << 20
 DISCARD_MAX_S = 10.0
 #: While discarding, the longest silence before we give up on the rest.
@@ -336,8 +333,9 @@ class Handler(BaseHTTPRequestHandler):
         """Read and drop the unread body (bounded) so that closing does not reset the connection.
 
         Closing a socket with unread bytes sends a reset, and a client still
-        writing its body gets a broken pipe before it reads our answer. So the
-        answer goes first, then the body is read and thrown away: at most
+        writing its body (Python's http.client sends it all before it reads)
+        gets a broken pipe before it reads our answer. So the answer goes
+        first, then the body is read and thrown away: at most
         ``DISCARD_MAX_BYTES`` in ``DISCARD_MAX_S``, giving up after
         ``DISCARD_IDLE_S`` of silence (a client that sent ``Expect:
         100-continue`` and got a final answer sends nothing). A bigger body is
