@@ -404,11 +404,6 @@ class InstallReport:
     notes: list[str] = field(default_factory=list)
 
 
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, text)
-
-
 def install(
     voices: list[str],
     language: str = "en",
@@ -431,7 +426,8 @@ def install(
     (``DefaultModule``) is kept the same way.
     """
     conf = module_conf_path(home)
-    _write(conf, render(voices, language, command, priority))
+    conf.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(conf, render(voices, language, command, priority))
     report = InstallReport(conf, skipped=VoiceMap.build(voices).skipped)
     user_conf = user_dir(home) / "speechd.conf"
     system = system if system is not None else system_dir()
@@ -478,8 +474,7 @@ def uninstall(home: Path | None = None) -> InstallReport:
     """Remove the module configuration and our lines in the user's speechd.conf."""
     conf = module_conf_path(home)
     report = InstallReport(conf)
-    with contextlib.suppress(FileNotFoundError):
-        conf.unlink()
+    conf.unlink(missing_ok=True)
     user_conf = user_dir(home) / "speechd.conf"
     if user_conf.is_file():
         current = user_conf.read_text(encoding="utf-8", errors="surrogateescape")
