@@ -204,10 +204,6 @@ class Connection(QObject):
         self._worker.loop.submit(("req", req_id, request, default_timeout(request, REQUEST_TIMEOUT)))
         return req_id
 
-    def forget(self, req_id: str) -> None:
-        """Drop a request's callbacks (its widget went away); the answer is ignored."""
-        self._callbacks.pop(req_id, None)
-
     def _on_link(self, state: str, detail: str) -> None:
         self.state, self.detail = state, detail
         if state != CONNECTED:

@@ -7,7 +7,9 @@ from typing import TypeVar
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
     QBoxLayout,
+    QComboBox,
     QFormLayout,
     QFrame,
     QHBoxLayout,
@@ -18,6 +20,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSizePolicy,
+    QSlider,
     QTreeWidget,
     QVBoxLayout,
     QWidget,
@@ -263,10 +266,12 @@ def item_table(name: str, columns: tuple[str, ...], stretch: int, **options: obj
     return table
 
 
-def wheel_only_when_focused(owner: QWidget, *widgets: QWidget) -> None:
-    """Make ``widgets`` (combo boxes, spin boxes, sliders) ignore the wheel until clicked or tabbed to."""
+def wheel_only_when_focused(owner: QWidget, *areas: QWidget) -> None:
+    """Make the combo boxes, spin boxes and sliders in ``areas`` (else in ``owner``) ignore the wheel until
+    clicked or tabbed to."""
     guard = owner.findChild(_WheelGuard) or _WheelGuard(owner)
-    for widget in widgets:
+    kinds = (QComboBox, QAbstractSpinBox, QSlider)  # not a QScrollBar: it scrolls the page
+    for widget in [w for area in areas or (owner,) for kind in kinds for w in area.findChildren(kind)]:
         widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # the wheel alone must not give focus
         widget.installEventFilter(guard)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSignalBlocker, Qt
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -207,20 +207,7 @@ class SettingsPage(QWidget):
         # applying), in no layout: showing or hiding it moves none of the controls.
         self.banner.float_over(scroll)
 
-        wheel_only_when_focused(
-            self,
-            self.variant,
-            self.device,
-            self.language,
-            self.memory_mb,
-            self.disk_mb,
-            self.output,
-            self.volume,
-            self.prebuffer,
-            self.pause_ms,
-            self.idle_minutes,
-            self.rate,
-        )
+        wheel_only_when_focused(self, model_box, cache_box, output_box)  # not the daemon's choice
 
         state.reconnected.connect(self.refresh)
         state.settings_event.connect(lambda _: self.refresh())
@@ -240,8 +227,7 @@ class SettingsPage(QWidget):
         Drops unsaved edits: this is Revert.
         """
         self.kept = {}
-        self.state.send(rq.settings_get(), on_result=self._show, on_error=self._error)
-        self.state.send(rq.audio_devices(), on_result=self._show_devices, on_error=self._no_devices)
+        self._read({})
 
     def revert(self) -> None:
         """Drop unsaved edits: show the daemon's settings again."""
@@ -254,10 +240,10 @@ class SettingsPage(QWidget):
         For changes the user did not make (another client, a reconnect, a model
         that finished loading): they must not wipe edits in progress.
         """
-        edits = {**self.kept, **self.changes()} if self.daemon_settings else {}
-        if not edits:
-            self.load()
-            return
+        self._read({**self.kept, **self.changes()} if self.daemon_settings else {})
+
+    def _read(self, edits: dict[str, Any]) -> None:
+        """Ask for the settings and output devices; ``edits`` stay shown over what comes."""
         before = dict(self.daemon_settings)
         self.state.send(
             rq.settings_get(), on_result=lambda r: self._show_merged(r, edits, before), on_error=self._error
@@ -499,14 +485,11 @@ class SettingsPage(QWidget):
 
         self.quick = quick
         saved = prefs.load()
-        for widget, setter, value in (
-            (self.hotkey, self.hotkey.setKeySequence, QKeySequence(saved["hotkey"])),
-            (self.hotkey_enabled, self.hotkey_enabled.setChecked, saved["hotkey_enabled"]),
-        ):
-            widget.blockSignals(True)
-            setter(value)
-            widget.blockSignals(False)
-            widget.setEnabled(True)
+        with QSignalBlocker(self.hotkey), QSignalBlocker(self.hotkey_enabled):  # showing it changes nothing
+            self.hotkey.setKeySequence(QKeySequence(saved["hotkey"]))
+            self.hotkey_enabled.setChecked(saved["hotkey_enabled"])
+        self.hotkey.setEnabled(True)
+        self.hotkey_enabled.setEnabled(True)
         quick.status_changed.connect(self._show_hotkey_status)
         self._show_hotkey_status(quick.status or "Not grabbed yet", quick.active)
 
@@ -562,9 +545,8 @@ class SettingsPage(QWidget):
             autostart.set_enabled(on)
         except OSError as exc:
             self.banner.show_message(f"Could not change starting with the session: {exc}")
-            self.autostart.blockSignals(True)
-            self.autostart.setChecked(autostart.is_enabled())
-            self.autostart.blockSignals(False)
+            with QSignalBlocker(self.autostart):
+                self.autostart.setChecked(autostart.is_enabled())
 
     def _error(self, code: str, message: str) -> None:
         if code == "unknown_op":

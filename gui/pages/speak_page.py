@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtGui import QColor, QKeySequence, QShortcut, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import (
     QComboBox,
@@ -174,14 +174,7 @@ class SpeakPage(QWidget):
         # Over the page's foot, in no layout: a message coming or going moves nothing.
         self.banner.float_over(self)
 
-        wheel_only_when_focused(
-            self,
-            self.voice,
-            self.language,
-            self.seed,
-            self.rate.slider,
-            *(slider.slider for slider in self.sliders.values()),
-        )
+        wheel_only_when_focused(self)
 
         state.voices_changed.connect(self._fill_voices)
         state.hello_changed.connect(self._apply_capabilities)
@@ -551,15 +544,14 @@ class SpeakPage(QWidget):
 
     def _fill_voices(self) -> None:
         current = self.state.default_voice
-        self.voice.blockSignals(True)
-        self.voice.clear()
-        for voice in self.state.voices:
-            self.voice.addItem(voice.name, voice.name)
-        if not self.state.voices:
-            self.voice.addItem("No voices yet: add one on the Voices page", None)
-        index = self.voice.findData(current) if current else -1
-        self.voice.setCurrentIndex(max(0, index))  # no default yet: the first voice is what Speak uses
-        self.voice.blockSignals(False)
+        with QSignalBlocker(self.voice):
+            self.voice.clear()
+            for voice in self.state.voices:
+                self.voice.addItem(voice.name, voice.name)
+            if not self.state.voices:
+                self.voice.addItem("No voices yet: add one on the Voices page", None)
+            index = self.voice.findData(current) if current else -1
+            self.voice.setCurrentIndex(max(0, index))  # no default yet: the first voice is what Speak uses
 
     def _voice_picked(self, index: int) -> None:
         name = self.voice.itemData(index)
