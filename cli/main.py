@@ -39,14 +39,10 @@ def _flag(parser: argparse.ArgumentParser, *names: str, help: str) -> None:
     parser.add_argument(*names, action="store_true", help=help)
 
 
-def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, sort_keys=True))
-
-
 def _show(args: argparse.Namespace, answer: Any, show: Callable[[Any], None]) -> int:
     """The daemon's ``answer`` as it came with ``--json``, else ``show(answer)`` for people."""
     if args.json:
-        _print_json(answer)
+        print(json.dumps(answer, indent=2, sort_keys=True))
     else:
         show(answer)
     return 0
@@ -367,16 +363,16 @@ def cmd_stop(client: Client, args: argparse.Namespace) -> int:
 
 
 def cmd_control(client: Client, args: argparse.Namespace) -> int:
-    result = getattr(client, args.command)()
-    if args.json:
-        _print_json(result)
-    elif args.command == "skip":
+    return _show(args, getattr(client, args.command)(), partial(_print_control, args.command))
+
+
+def _print_control(command: str, result: dict[str, Any]) -> None:
+    if command == "skip":
         skip = m.SkipResult.from_data(result)
         print(f"skipped to sentence {(skip.sentence or 0) + 1} of {skip.job}" if skip.job else "nothing is playing")
     else:
         job = m.PauseResult.from_data(result).job
-        print(f"{args.command}d" + (f" ({job})" if job else ""))
-    return 0
+        print(f"{command}d" + (f" ({job})" if job else ""))
 
 
 def _setting_value(text: str) -> Any:
