@@ -279,13 +279,6 @@ PAUSED_QUEUED_LINE = (
 )
 
 
-def _status(client: Client) -> dict[str, Any] | None:
-    try:
-        return client.status()
-    except ProtocolError:
-        return None
-
-
 def _waiting_line(status: dict[str, Any] | None) -> str:
     """What plain ``say`` waits for, said before it waits (a paused speaker is told apart)."""
     if status is None:
@@ -319,7 +312,10 @@ def _speak(client: Client, args: argparse.Namespace, text: str) -> int:
             f"chatterbox-tray: making speech on {client.daemon_name}; it plays here (Ctrl-C stops it)", file=sys.stderr
         )
     elif not args.json:
-        status = _status(client)
+        try:
+            status: dict[str, Any] | None = client.status()
+        except ProtocolError:
+            status = None
         if status is not None and status.get("speaker_paused"):
             # Said on a pipe too: a script's `say` would otherwise hang with no reason given.
             print(PAUSED_QUEUED_LINE if args.no_wait else PAUSED_LINE, file=sys.stderr)
@@ -375,14 +371,6 @@ def _print_control(command: str, result: dict[str, Any]) -> None:
         print(f"{command}d" + (f" ({job})" if job else ""))
 
 
-def _setting_value(text: str) -> Any:
-    """KEY=VALUE values: JSON when they parse (numbers, true/false), else the string."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
 def _settings_list() -> str:
     """``settings --help``'s list: every setting, what it accepts, its default and what it does."""
     import textwrap
@@ -402,7 +390,10 @@ def cmd_settings(client: Client, args: argparse.Namespace) -> int:
             key, sep, value = item.partition("=")
             if not sep:
                 raise SystemExit(f"chatterbox-tray settings: expected KEY=VALUE, got {item!r}")
-            values[key.strip()] = _setting_value(value.strip())
+            try:  # JSON when it parses (numbers, true/false), else the string
+                values[key.strip()] = json.loads(value.strip())
+            except ValueError:
+                values[key.strip()] = value.strip()
         saved = m.SettingsSetResult.from_data(client.settings_set(**values))
         if saved.loading:  # the last load had failed: the daemon loads the new settings now
             print("saved; the model had failed to load, so it is loading with them now (chatterbox-tray status)")

@@ -32,8 +32,7 @@ def interrupt_on_signals() -> Iterator[None]:
     def interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    names = ("SIGTERM", "SIGHUP")
-    sigs = [getattr(signal, n) for n in names if hasattr(signal, n)]
+    sigs = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
     if threading.current_thread() is not threading.main_thread():
         yield
         return
