@@ -211,10 +211,7 @@ class OutputStream:
         if stream is None:
             return
         try:
-            if abort:
-                stream.abort()
-            else:
-                stream.stop()
+            (stream.abort if abort else stream.stop)()
             stream.close()
         except Exception as exc:
             log.warning("audio: closing the stream failed: %s", exc)
