@@ -133,20 +133,18 @@ def make_server(connection: Path | None = None, voice: str | None = None) -> MCP
             raise ToolError(str(exc)) from None
         chosen = voice or default_voice
 
-        def run(client: Any) -> dict[str, Any]:
+        def run(client: Any) -> tuple[Any, int, dict[str, Any]]:
             synthesis = client.synthesize(text, voice=chosen)
-            samples, rate = synthesis.collect()
-            return {"samples": samples, "rate": rate, "summary": synthesis.summary}
+            return (*synthesis.collect(), synthesis.summary)
 
-        made = call(run)
+        samples, rate, summary = call(run)
         partial = target.with_name(f".{target.name}.partial{target.suffix}")
         try:
-            file_formats.write_audio(partial, made["samples"], made["rate"])
+            file_formats.write_audio(partial, samples, rate)
             os.replace(partial, target)
         except (file_formats.AudioFileError, OSError) as exc:
             partial.unlink(missing_ok=True)
             raise ToolError(f"cannot write {target}: {exc}") from None
-        summary = made["summary"]
         answer = {"path": str(target), "seconds": summary.get("audio_s"), "voice": summary.get("voice")}
         if summary.get("warnings"):
             answer["warnings"] = summary["warnings"]
