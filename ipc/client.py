@@ -155,6 +155,9 @@ class Synthesis:
         return audio, rate
 
 
+_C = TypeVar("_C", bound="_Connection")
+
+
 class _Connection:
     """One signed socket to the daemon (``info``: its connection file's, by default), closed on leaving ``with``."""
 
@@ -180,7 +183,6 @@ class _Connection:
         self.close()
 
 
-_C = TypeVar("_C", bound=_Connection)
 _P = ParamSpec("_P")
 
 
