@@ -247,7 +247,7 @@ def render(
     if priority not in PRIORITIES:
         raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}")
     argv = command or cli_command()
-    prefix = " ".join(shlex.quote(a) for a in argv)
+    prefix = shlex.join(argv)
     vm = VoiceMap.build(voices)
     lang = re.sub(r"[^a-z-]", "", language.lower()) or "en"
     synth = (
@@ -295,9 +295,8 @@ def render(
         *(f'AddVoice "{lang}" "MALE1" "{token}"' for token in vm.tokens),
         f'AddVoice "{lang}" "MALE1" "{DEFAULT_TOKEN}"',
         f'DefaultVoice "{DEFAULT_TOKEN}"',
+        *(f"# not offered: {note}" for note in vm.skipped),
     ]
-    for note in vm.skipped:
-        lines.append(f"# not offered: {note}")
     return "\n".join(lines) + "\n"
 
 
