@@ -690,8 +690,7 @@ def main(argv: list[str] | None = None) -> int:
     daemon_argv = _daemon_argv(argv)
     if daemon_argv is not None:
         return run_daemon(daemon_argv)
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     if getattr(args, "offline", None) is not None:  # needs no daemon (speechd uninstall, remote, serve)
         return int(args.offline(args))
     try:

@@ -2,9 +2,9 @@
 
 One place queues the text on the daemon's speaker, waits for the job's end,
 and turns Ctrl-C, SIGTERM and SIGHUP into stopping that job, so the two
-callers differ only in what they print. With a daemon on another computer
-the speech is made there and played here (`play_here`). (Before, ``speechd`` borrowed this
-from ``cli``, which imports ``speechd``: an import cycle.)
+callers differ only in what they print (a module of its own: ``main``
+imports ``speech_dispatcher``, so neither may borrow it from the other). With
+a daemon on another computer the speech is made there and played here (`play_here`).
 """
 
 from __future__ import annotations
