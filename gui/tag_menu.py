@@ -43,8 +43,7 @@ class TagMenuButton(QToolButton):
         self.setObjectName("tagMenuButton")
         self.setToolTip("Put a pause, or one of the model's tags ([laugh], [sigh], …), at the cursor")
         self.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        self.menu_ = QMenu(self)
-        self.menu_.setObjectName("tagMenu")
+        self.menu_ = QMenu(self, objectName="tagMenu")
         self.setMenu(self.menu_)
         self._model_id = None
         state.changed.connect(self._model_maybe_changed)

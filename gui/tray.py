@@ -25,8 +25,7 @@ class Tray(QObject):
         super().__init__(parent)
         self.state = state
         self.icon = QSystemTrayIcon(state_icon("loading"))
-        self.menu = QMenu()
-        self.menu.setObjectName("trayMenu")
+        self.menu = QMenu(objectName="trayMenu")
         #: What is going on, in words (the tooltip is not shown on every desktop).
         self.status_line = self.menu.addAction("")
         self.status_line.setEnabled(False)
@@ -65,18 +64,15 @@ class Tray(QObject):
         """Speak what is on the clipboard, in place of what is playing (quick-speak)."""
         text = QGuiApplication.clipboard().text()
         if not text.strip():
-            self.icon.showMessage("Chatterbox Tray", "The clipboard holds no text.", state_icon("ready"), 3000)
+            self.notify("The clipboard holds no text.", timeout_ms=3000)
             return
         self.state.send(
-            rq.speak(text, priority="quick"),
-            on_error=lambda code, message: self.icon.showMessage(
-                "Chatterbox Tray", message or code, state_icon("error"), 5000
-            ),
+            rq.speak(text, priority="quick"), on_error=lambda code, message: self.notify(message or code, "error", 5000)
         )
 
-    def notify(self, message: str) -> None:
-        """A short message from the tray icon (quick-speak has no window to show it in)."""
-        self.icon.showMessage("Chatterbox Tray", message, state_icon("ready"), 4000)
+    def notify(self, message: str, icon: str = "ready", timeout_ms: int = 4000) -> None:
+        """A short message from the tray icon (quick-speak has no window to show it in), with a state's icon."""
+        self.icon.showMessage("Chatterbox Tray", message, state_icon(icon), timeout_ms)
 
     def toggle_pause(self) -> None:
         """Pause or resume the speaker."""
@@ -153,12 +149,7 @@ class Tray(QObject):
 
     def _jobs_lost(self, jobs: list[str]) -> None:
         if jobs:  # a clipboard or hotkey job has no page to say it: the tray does
-            self.icon.showMessage(
-                "Chatterbox Tray",
-                "The daemon stopped before it finished speaking, so that speech was lost.",
-                state_icon("error"),
-                6000,
-            )
+            self.notify("The daemon stopped before it finished speaking, so that speech was lost.", "error", 6000)
 
     def _fill_voices(self) -> None:
         self.voices_menu.clear()

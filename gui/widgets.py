@@ -73,9 +73,8 @@ class Banner(QFrame):
         self.details = ""
         self.details_button = QPushButton("Details…", toolTip="The exact reason, as the daemon gave it")
         self.details_button.clicked.connect(self.show_details)
-        self.close_button = QPushButton("✕", flat=True, toolTip="Dismiss")
+        self.close_button = QPushButton("✕", flat=True, toolTip="Dismiss", clicked=self.hide)
         self.close_button.setFixedWidth(28)
-        self.close_button.clicked.connect(self.hide)
         layout.addWidget(self.label, 1)
         layout.addWidget(self.action)
         layout.addWidget(self.more)

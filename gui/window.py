@@ -142,8 +142,7 @@ class MainWindow(QMainWindow):
             width, height = min(width, room.width() - 40), min(height, room.height() - 60)
         self.resize(max(width, 640), max(height, 480))
 
-        self.nav = QListWidget()
-        self.nav.setObjectName("nav")
+        self.nav = QListWidget(objectName="nav")
         self.nav.addItems(PAGES)
         self.nav.setFixedWidth(NAV_WIDTH)
         self.nav.setStyleSheet(

@@ -59,8 +59,7 @@ class PronunciationPage(QWidget):
             "[laugh] (the Speak page's Insert menu lists them).",
             wordWrap=True,
         )
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setObjectName("rulesTable")
+        self.table = QTableWidget(0, len(COLUMNS), objectName="rulesTable")
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)

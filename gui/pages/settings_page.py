@@ -66,7 +66,7 @@ class SettingsPage(QWidget):
         self.banner = Banner()
 
         # model
-        self.variant = QComboBox()
+        self.variant = QComboBox(currentIndexChanged=self._update_language)
         self.source_hub = QRadioButton("Hugging Face hub (downloaded once, then cached)")
         self.source_local = QRadioButton("Local folder")
         self.source_group = QButtonGroup(self)
@@ -75,10 +75,8 @@ class SettingsPage(QWidget):
         self.checkpoint = QLineEdit(placeholderText="Folder with the model's files")
         browse = QPushButton("Browse…", clicked=self._browse)
         self.source_local.toggled.connect(lambda on: (self.checkpoint.setEnabled(on), browse.setEnabled(on)))
-        self.device = QComboBox()
-        _add_choices(self.device, "device")
+        self.device = _choices("device")
         self.language = QComboBox(editable=True, toolTip=SETTINGS["language"].help)
-        self.variant.currentIndexChanged.connect(self._update_language)
         self.loaded_label = QLabel(wordWrap=True, objectName="loadedLabel")
         self.loaded_label.setStyleSheet("color: palette(placeholder-text);")
         # Room for its two sentences ("Loaded: …", "…reload to use it") whether or not the
@@ -120,8 +118,7 @@ class SettingsPage(QWidget):
         self.volume = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100)
         self.volume_label = QLabel("100 %", minimumWidth=44)
         self.volume.valueChanged.connect(lambda v: self.volume_label.setText(f"{v} %"))
-        self.prebuffer = QComboBox()
-        _add_choices(self.prebuffer, "prebuffer")
+        self.prebuffer = _choices("prebuffer")
         pause = SETTINGS["sentence_pause_ms"]
         self.pause_ms = QSpinBox(minimum=pause.low, maximum=pause.high, suffix=" ms", singleStep=50)
         # In hundredths (50..200): the daemon's ``rate``, the default of every request that gives none.
@@ -148,14 +145,12 @@ class SettingsPage(QWidget):
         self.autostart = QCheckBox("Start Chatterbox Tray when I log in")
         self.autostart.setChecked(autostart.is_enabled())
         self.autostart.toggled.connect(self._set_autostart)
-        self.hotkey_box = QGroupBox("Quick-speak hotkey")
-        self.hotkey_box.setObjectName("hotkeyBox")
+        self.hotkey_box = QGroupBox("Quick-speak hotkey", objectName="hotkeyBox")
         self.hotkey = QKeySequenceEdit(objectName="hotkeyEdit", enabled=False)
         self.hotkey.setMaximumSequenceLength(1)
         self.hotkey.setClearButtonEnabled(True)
         self.hotkey.editingFinished.connect(self._apply_hotkey)
-        self.hotkey_enabled = QCheckBox("On", enabled=False)
-        self.hotkey_enabled.toggled.connect(self._apply_hotkey)
+        self.hotkey_enabled = QCheckBox("On", enabled=False, toggled=self._apply_hotkey)
         self.hotkey_status = QLabel("Not available", objectName="hotkeyStatus", wordWrap=True)
         hotkey_help = QLabel(
             "Press it with text selected in any app to hear it; press it again to stop. "
@@ -176,14 +171,13 @@ class SettingsPage(QWidget):
         self.bridge_wyoming = QCheckBox(objectName="bridgeWyoming")
         self._show_bridge_places({})
         # Which daemon the app uses: one row with "start when I log in" (the page must fit the window).
-        self.daemon_choice = QComboBox(objectName="daemonChoice")
+        self.daemon_choice = QComboBox(objectName="daemonChoice", activated=self._daemon_picked)
         self.daemon_choice.setToolTip(
             "The daemon that makes the speech: this computer's, or one paired on another computer "
             "(its speech plays here)"
         )
         self.daemon_choice.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.daemon_choice.setMinimumContentsLength(14)
-        self.daemon_choice.activated.connect(self._daemon_picked)
         self.pair_button = QPushButton("Pair with a daemon…", objectName="pairDaemon", clicked=self.open_pairing)
         self.pair_dialog: PairDialog | None = None
         desktop_box = QGroupBox("Desktop")
@@ -600,10 +594,12 @@ class SettingsPage(QWidget):
         )
 
 
-def _add_choices(combo: QComboBox, name: str) -> None:
-    """The setting's choices, in the schema's words."""
+def _choices(name: str) -> QComboBox:
+    """A box of the setting's choices, in the schema's words."""
+    combo = QComboBox()
     for value, words in SETTINGS[name].choices.items():
         combo.addItem(words, value)
+    return combo
 
 
 def _short_path(path: str, parts: int = 2) -> str:

@@ -118,16 +118,13 @@ class SpeakPage(QWidget):
         self._before_pause = ""
 
         self.banner = Banner()
-        self.text = QPlainTextEdit(placeholderText="Type or paste text to speak…")
-        self.text.setObjectName("speakText")
+        self.text = QPlainTextEdit(placeholderText="Type or paste text to speak…", objectName="speakText")
         font = self.text.font()
         font.setPointSizeF(font.pointSizeF() * 1.2)  # text to read along with, not a form field
         self.text.setFont(font)
-        self.voice = QComboBox(minimumWidth=200)
+        self.voice = QComboBox(minimumWidth=200, activated=self._voice_picked)
         self.voice.setToolTip("The current voice: also used by the tray, the hotkey and scripts that name none")
-        self.voice.activated.connect(self._voice_picked)
-        self.language = QComboBox()
-        self.language.setToolTip("Language (multilingual model)")
+        self.language = QComboBox(toolTip="Language (multilingual model)")
         self.sliders = {name: OptionSlider(name) for name in OPTIONS}
         self.rate = OptionSlider("rate", spec=RATE_SPEC, limits=(*RATE_RANGE, 1.0))
         self.rate.setObjectName("rateSlider")
@@ -201,22 +198,14 @@ class SpeakPage(QWidget):
 
     def speak_request(self) -> Request:
         """The ``speak`` request for what is on the page now (it replaces earlier quick speech)."""
-        return rq.speak(
-            self.text.toPlainText(),
-            voice=self._voice_name(),
-            priority="quick",
-            options=self.options(),
-            rate=self.rate.value(),
-        )
+        return rq.speak(self.text.toPlainText(), priority="quick", **self._what_to_say())
 
     def synthesize_request(self) -> Request:
         """The ``synthesize`` request (Save as…) for what is on the page now."""
-        return rq.synthesize(
-            self.text.toPlainText(), voice=self._voice_name(), options=self.options(), rate=self.rate.value()
-        )
+        return rq.synthesize(self.text.toPlainText(), **self._what_to_say())
 
-    def _voice_name(self) -> str | None:
-        return self.voice.currentData() or None
+    def _what_to_say(self) -> dict[str, Any]:
+        return {"voice": self.voice.currentData() or None, "options": self.options(), "rate": self.rate.value()}
 
     # -- actions ---------------------------------------------------------------------
 

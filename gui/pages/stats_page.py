@@ -68,8 +68,7 @@ def _grid(values: dict[str, QLabel], titles: dict[str, str], columns: int = 2) -
         value = values[key] = QLabel("–", wordWrap=True)
         value.setTextInteractionFlags(value.textInteractionFlags() | Qt.TextInteractionFlag.TextSelectableByMouse)
         row, col = divmod(i, columns)
-        name = QLabel(title)
-        name.setStyleSheet("color: palette(placeholder-text);")
+        name = QLabel(title, styleSheet="color: palette(placeholder-text);")
         grid.addWidget(name, row, col * 2)
         grid.addWidget(value, row, col * 2 + 1)
     for col in range(columns):
@@ -226,21 +225,17 @@ class StatsPage(QWidget):
         cpus = max(1, int(s.get("cpu_count") or 1))
         daemon_cpu = float(s.get("process_cpu_pct", 0.0)) / cpus
         self.plots["cpu"].add([daemon_cpu, s.get("system_cpu_pct")])
+        memory = self.plots["memory" if gpu else "ram"]
+        total = s.get("gpu_memory_total" if gpu else "system_ram_total")
+        memory.maximum = float(total) if total else None
+        memory.caption = f"of {fmt_bytes(total)}" if total else ""
         if gpu:
-            total = s.get("gpu_memory_total")
-            memory = self.plots["memory"]
-            memory.maximum = float(total) if total else None
-            memory.caption = f"of {fmt_bytes(total)}" if total else ""
             used = s.get("gpu_memory_used_device", s.get("gpu_memory_allocated"))
             memory.add([used, s.get("gpu_memory_reserved")])
             self.plots["util"].add([s.get("gpu_utilization_pct")])
             self.plots["temp"].add([s.get("gpu_temperature_c")])
         else:
-            ram = self.plots["ram"]
-            total = s.get("system_ram_total")
-            ram.maximum = float(total) if total else None
-            ram.caption = f"of {fmt_bytes(total)}" if total else ""
-            ram.add([s.get("process_rss"), s.get("system_ram_used")])
+            memory.add([s.get("process_rss"), s.get("system_ram_used")])
         self.plots["cpu"].caption = f"{cpus} CPUs"
         status = StateEvent.from_data(s["status"]) if s.get("status") else self.state.status
         v = self.values
