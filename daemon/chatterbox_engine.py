@@ -65,6 +65,7 @@ PIECE_RECHECK_S = 600.0
 AHEAD = 2
 #: Speech tokens of the warm-up's paragraph sentences: 2 s of speech, a short sentence's length.
 WARMUP_SENTENCE_TOKENS = 50
+_OFFLINE_HINT = " Connect to the internet once so the weights can be downloaded, or set a local checkpoint folder."
 #: Speech-token ids S3Gen can embed (chatterbox's SPEECH_VOCAB_SIZE); T3 may emit more (SOS, EOS, and
 #: the multilingual model's larger vocabulary).
 S3GEN_VOCAB = 6561
@@ -266,13 +267,7 @@ class ChatterboxEngine(Engine):
         except torch.cuda.OutOfMemoryError as exc:
             raise EngineError("model_failed", f"out of GPU memory loading the model on {self.device}: {exc}") from exc
         except (OSError, ValueError) as exc:
-            hint = (
-                ""
-                if self.checkpoint
-                else (
-                    " Connect to the internet once so the weights can be downloaded, or set a local checkpoint folder."
-                )
-            )
+            hint = "" if self.checkpoint else _OFFLINE_HINT
             raise EngineError("model_failed", f"could not load the {self.variant} weights: {exc}.{hint}") from exc
         except RuntimeError as exc:
             what = "out of memory" if "out of memory" in str(exc).lower() else "the weights do not fit the model"
@@ -383,12 +378,14 @@ class ChatterboxEngine(Engine):
         # one loaded model by flipping ``engine_path`` (float32 only: other
         # precisions convert the transformer for the fast path).
         def inference(**kwargs: Any) -> Any:
-            fn = self._fast_inference if self.engine_path == "fast" else stock_inference
-            return fn(**kwargs)
+            if self.engine_path == "fast":
+                return self._fast_inference(stock_inference, (), kwargs)
+            return stock_inference(**kwargs)
 
         def inference_turbo(*args: Any, **kwargs: Any) -> Any:
-            fn = self._fast_inference_turbo if self.engine_path == "fast" else stock_turbo
-            return fn(*args, **kwargs)
+            if self.engine_path == "fast":
+                return self._fast_inference(stock_turbo, args, kwargs)
+            return stock_turbo(*args, **kwargs)
 
         # Instance attributes shadow the methods; nn.Module allows plain callables.
         object.__setattr__(t3, "inference", budgeted(inference, "max_new_tokens"))
@@ -412,54 +409,33 @@ class ChatterboxEngine(Engine):
             if module is not None:
                 installed.append(module.register_forward_pre_hook(check_cancel))
 
-    def _fast_inference(
-        self,
-        *,
-        t3_cond: Any,
-        text_tokens: Any,
-        max_new_tokens: int,
-        temperature: float = 0.8,
-        cfg_weight: float = 0.5,
-        repetition_penalty: float = 1.2,
-        min_p: float = 0.05,
-        top_p: float = 0.95,
-        **_: Any,
-    ) -> Any:
-        """``T3.inference``'s contract (tokens as a (1, n) tensor, EOS kept) from our loop."""
+    def _fast_inference(self, stock: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Stock ``T3.inference``'s or ``T3.inference_turbo``'s contract from our loop.
+
+        The call is bound to the stock method's own signature, so its sampling
+        arguments and their defaults are exactly stock's. Tokens come back as
+        stock's do: a (1, n) tensor, EOS kept by ``inference`` and a trailing
+        EOS removed by ``inference_turbo`` (whose ``max_gen_len`` does not
+        count the token it samples before its loop).
+        """
+        import dataclasses
+        import inspect
+
         import torch
 
         from .t3_decode import Sampling
 
-        sampling = Sampling(
-            temperature=temperature,
-            cfg_weight=cfg_weight,
-            repetition_penalty=repetition_penalty,
-            min_p=min_p,
-            top_p=top_p,
-        )
-        tokens = list(self.fast_t3.original(t3_cond, text_tokens, sampling, max_new_tokens, self._cancel))
-        return torch.tensor([tokens], dtype=torch.long, device=self.model.t3.device).reshape(1, -1)
-
-    def _fast_inference_turbo(
-        self,
-        t3_cond: Any,
-        text_tokens: Any,
-        temperature: float = 0.8,
-        top_k: int = 1000,
-        top_p: float = 0.95,
-        repetition_penalty: float = 1.2,
-        max_gen_len: int = 1000,
-    ) -> Any:
-        """``T3.inference_turbo``'s contract (a trailing EOS removed) from our loop."""
-        import torch
-
-        from .t3_decode import Sampling
-
-        sampling = Sampling(temperature=temperature, repetition_penalty=repetition_penalty, top_p=top_p, top_k=top_k)
-        stop = self.model.t3.hp.stop_speech_token
-        tokens = list(self.fast_t3.turbo(t3_cond, text_tokens, sampling, max_gen_len + 1, self._cancel))
-        if tokens and tokens[-1] == stop:
-            tokens.pop()
+        call = inspect.signature(stock).bind(*args, **kwargs)
+        call.apply_defaults()
+        given = call.arguments
+        sampling = Sampling(**{f.name: given[f.name] for f in dataclasses.fields(Sampling) if f.name in given})
+        cond, text = given["t3_cond"], given["text_tokens"]
+        if "max_gen_len" in given:  # Turbo
+            tokens = list(self.fast_t3.turbo(cond, text, sampling, given["max_gen_len"] + 1, self._cancel))
+            if tokens and tokens[-1] == self.model.t3.hp.stop_speech_token:
+                tokens.pop()
+        else:
+            tokens = list(self.fast_t3.original(cond, text, sampling, given["max_new_tokens"], self._cancel))
         return torch.tensor([tokens], dtype=torch.long, device=self.model.t3.device).reshape(1, -1)
 
     def unload(self) -> None:
@@ -508,19 +484,15 @@ class ChatterboxEngine(Engine):
         except Exception:
             # librosa reads file objects through soundfile only; formats only
             # audioread/ffmpeg can decode are turned into an in-memory WAV.
-            source = _as_wav(clip)
+            from .clip import decode_clip
+
+            source = _wav(*decode_clip(clip))
         self._drop_ahead()  # no T3 running ahead beside it; all the cores for the voice
         self._on_threads(self._cores(), lambda: self.model.prepare_conditionals(source))
         conds, self.model.conds = self.model.conds, None
-        flat: CondTensors = {}
-        for key in _T3_KEYS:
-            value = getattr(conds.t3, key, None)
-            if torch.is_tensor(value):
-                flat[f"t3.{key}"] = value.detach().to("cpu").contiguous()
-        for key, value in conds.gen.items():
-            if torch.is_tensor(value):
-                flat[f"gen.{key}"] = value.detach().to("cpu").contiguous()
-        return flat
+        parts = [(f"t3.{k}", getattr(conds.t3, k, None)) for k in _T3_KEYS]
+        parts += [(f"gen.{k}", value) for k, value in conds.gen.items()]
+        return {name: value.detach().to("cpu").contiguous() for name, value in parts if torch.is_tensor(value)}
 
     def _conditionals(self, flat: CondTensors) -> Any:
         from chatterbox.models.t3.modules.cond_enc import T3Cond
@@ -931,16 +903,13 @@ class ChatterboxEngine(Engine):
         ``ready`` by 9 s. (An earlier measurement found 16 s for the first prepare.)
         """
         import numpy as np
-        import soundfile
 
         rate = 24_000
         t = np.arange(int(6.0 * rate)) / rate
         # A gliding tone with a syllable-rate envelope: sound, not silence.
         clip = 0.3 * np.sin(2 * np.pi * (140 + 40 * np.sin(2 * np.pi * 0.5 * t)) * t)
         clip *= 0.6 + 0.4 * np.sin(2 * np.pi * 4 * t) ** 2
-        buf = io.BytesIO()
-        soundfile.write(buf, clip.astype(np.float32), rate, format="WAV", subtype="FLOAT")
-        conds = self.prepare(buf.getvalue())
+        conds = self.prepare(_wav(clip.astype(np.float32), rate).getvalue())
         self.generate("Hello.", conds, SynthOptions(seed=0), 4, threading.Event())
         if self.engine_path == "fast":
             self.steady_pace = self._measure_steady_pace(conds)
@@ -1011,13 +980,10 @@ class ChatterboxEngine(Engine):
         }
 
 
-def _as_wav(clip: bytes) -> io.BytesIO:
-    """Decode any format librosa reads into an in-memory float WAV."""
+def _wav(samples: Any, rate: int) -> io.BytesIO:
+    """Samples as an in-memory float WAV, ready to be read."""
     import soundfile
 
-    from .clip import decode_clip
-
-    samples, rate = decode_clip(clip)
     buf = io.BytesIO()
     soundfile.write(buf, samples, rate, format="WAV", subtype="FLOAT")
     buf.seek(0)

@@ -65,14 +65,6 @@ class Upcoming:
     budget: int
 
 
-# Re-exported: the ranges live in ipc/limits.py, which clients read too.
-OPTION_RANGES = limits.OPTION_RANGES
-
-
-#: Variants a user may ask for; "auto" is resolved at load by ``resolve_variant``.
-VARIANT_CHOICES = ("auto", "original", "multilingual", "turbo")
-
-
 def resolve_variant(wanted: str, accelerator: bool) -> str:
     """The model "auto" stands for: Turbo without a CUDA/MPS device, else the original.
 
@@ -188,7 +180,7 @@ class Engine(ABC):
         names = ("temperature",) if self.variant == "turbo" else ("exaggeration", "cfg_weight", "temperature")
         return {
             "variant": self.variant,
-            "options": {n: dict(zip(("min", "max", "default"), OPTION_RANGES[n], strict=True)) for n in names},
+            "options": {n: dict(zip(("min", "max", "default"), limits.OPTION_RANGES[n], strict=True)) for n in names},
             "languages": self.languages(),
             "sample_rate": self.sample_rate,
             "min_clip_seconds": limits.CLIP_MIN_SECONDS,

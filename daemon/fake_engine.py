@@ -66,8 +66,6 @@ class FakeEngine(Engine):
         self.variant = resolve_variant(variant, accelerator=True)
         self.checkpoint = checkpoint
         self.model_id = f"fake-{self.variant}:1"
-        self.prepare_calls = 0
-        self.loads = 0
         self.weights: Any = None
 
     def load(self, progress: ProgressFn) -> None:
@@ -101,7 +99,6 @@ class FakeEngine(Engine):
         # Stand-in weights, really resident, so that unloading (idle sleep) gives
         # memory back in a fake daemon too and tests can see the process shrink.
         self.weights = np.ones(FAKE_WEIGHT_BYTES // 4, dtype=np.float32)
-        self.loads += 1
 
     def unload(self) -> None:
         """Drop the stand-in weights."""
@@ -114,7 +111,6 @@ class FakeEngine(Engine):
         """A speaker 'embedding' derived from the clip's bytes."""
         import numpy as np
 
-        self.prepare_calls += 1
         _sleep(_env_float("CHATTERBOX_TRAY_FAKE_PREPARE_DELAY"))
         seed = int.from_bytes(hashlib.sha256(clip).digest()[:4], "big")
         gen = np.random.default_rng(seed)

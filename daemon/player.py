@@ -29,9 +29,6 @@ from ..ipc.messages import JobEvent
 
 log = logging.getLogger(__name__)
 
-# Re-exported for the daemon's modules; clients read them from ipc/limits.py.
-RANK = PRIORITY_RANK
-
 
 class Dropped(Exception):
     """A notification arrived while something else was speaking."""
@@ -89,7 +86,9 @@ class Player(PlaybackLoop):
         Raises Dropped for a notification that would have to wait. The rules
         are `speaker_rules.admission`'s.
         """
-        displaced = self._admit(Item(job=job, rank=RANK[priority], chars_total=len(job.text), gain=float(volume)))
+        displaced = self._admit(
+            Item(job=job, rank=PRIORITY_RANK[priority], chars_total=len(job.text), gain=float(volume))
+        )
         if displaced is None:
             raise Dropped("something else is speaking")
         return [o.job for o in displaced]
