@@ -88,15 +88,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         p.add_argument("-v", "--verbose", action="store_true", help="log every request")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """``python -m chatterbox_tray.bridges``'s parser."""
-    parser = argparse.ArgumentParser(
-        prog="python -m chatterbox_tray.bridges", description="Serve the Chatterbox Tray daemon to other programs."
-    )
-    add_arguments(parser)
-    return parser
-
-
 def _ensure_daemon(args: argparse.Namespace) -> bool:
     """Check that a daemon answers (or start one); print why not and return False."""
     from ..ipc.client import DaemonUnavailable, connect
@@ -276,4 +267,8 @@ def _sigterm_as_interrupt():
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: ``python -m chatterbox_tray.bridges openai|wyoming|mcp [options]``."""
-    return run(build_parser().parse_args(argv))
+    parser = argparse.ArgumentParser(
+        prog="python -m chatterbox_tray.bridges", description="Serve the Chatterbox Tray daemon to other programs."
+    )
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
