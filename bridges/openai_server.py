@@ -169,10 +169,8 @@ def check_model(model: Any, variant: str) -> None:
             400, "'model' is required: use tts-1, tts-1-hd, gpt-4o-mini-tts or chatterbox", "invalid_value", "model"
         )
     name = model.strip().lower()
-    if name in OPENAI_MODELS or name.startswith("gpt-4o-mini-tts-") or name == "chatterbox":
-        return
     wanted = name.removeprefix("chatterbox-")
-    if wanted == variant:
+    if name in OPENAI_MODELS or name.startswith("gpt-4o-mini-tts-") or name == "chatterbox" or wanted == variant:
         return
     if wanted in VARIANTS:
         raise ApiError(
