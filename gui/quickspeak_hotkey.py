@@ -61,11 +61,8 @@ class QuickSpeak(QObject):
         self._pressed.connect(self.trigger, Qt.ConnectionType.QueuedConnection)
         self._copied.connect(self._after_copy, Qt.ConnectionType.QueuedConnection)
         self._grabbed.connect(self._on_grabbed, Qt.ConnectionType.QueuedConnection)
-        self.backend = (
-            backend(self._pressed.emit)
-            if backend is not None
-            else platform_backend(self._pressed.emit, QGuiApplication.platformName())
-        )
+        make = backend or (lambda on_activate: platform_backend(on_activate, QGuiApplication.platformName()))
+        self.backend = make(self._pressed.emit)
         self.status = ""
         self.active = False
         #: Backends that may block (the Wayland portal waits for the user to

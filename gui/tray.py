@@ -107,10 +107,9 @@ class Tray(QObject):
             self.state, priority=saved["read_copies_priority"], limit=saved["read_copies_limit"], parent=self
         )
         self.reader.notice.connect(self.notify)
-        self.read_copies = self.menu.addAction("Read what I copy")
-        self.read_copies.setObjectName("readCopies")
-        self.read_copies.setCheckable(True)
+        self.read_copies = QAction("Read what I copy", self.menu, objectName="readCopies", checkable=True)
         self.read_copies.toggled.connect(self.reader.set_enabled)
+        self.menu.addAction(self.read_copies)
         self.reader.enabled_changed.connect(self._read_copies_changed)
         options = self.menu.addMenu("Reading copies")
         self.read_copies_quick = options.addAction("Interrupt what is playing")
@@ -121,11 +120,9 @@ class Tray(QObject):
         options.addSection("Longest text read")
         group = QActionGroup(self, exclusive=True)
         for limit in LIMITS:
-            action = options.addAction(f"{limit:,} characters")
-            action.setCheckable(True)
-            action.setChecked(limit == self.reader.limit)
+            action = QAction(f"{limit:,} characters", group, checkable=True, checked=limit == self.reader.limit)
             action.triggered.connect(lambda _=False, n=limit: self._read_copies_limit(n))
-            group.addAction(action)
+            options.addAction(action)
 
     def _read_copies_changed(self, on: bool) -> None:
         self.read_copies.setChecked(on)

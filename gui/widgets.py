@@ -26,8 +26,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..ipc.formatting import human_bytes
-
 _STYLES = {
     "error": "background:#fde8e8; color:#8a1c1c; border:1px solid #f3b4b4;",
     "info": "background:#e8f0fd; color:#1c3f8a; border:1px solid #b4c8f3;",
@@ -75,11 +73,7 @@ class Banner(QFrame):
         self.details_button.clicked.connect(self.show_details)
         self.close_button = QPushButton("✕", flat=True, toolTip="Dismiss", clicked=self.hide)
         self.close_button.setFixedWidth(28)
-        layout.addWidget(self.label, 1)
-        layout.addWidget(self.action)
-        layout.addWidget(self.more)
-        layout.addWidget(self.details_button)
-        layout.addWidget(self.close_button)
+        arrange(layout, (self.label, 1), self.action, self.more, self.details_button, self.close_button)
         self._callback: Callable[[], None] | None = None
         self._more_callback: Callable[[], None] | None = None
         self.action.clicked.connect(self._act)
@@ -229,9 +223,8 @@ def scrolled(page: QWidget, content: QWidget) -> tuple[QScrollArea, QVBoxLayout]
     scroll = QScrollArea(widgetResizable=True, frameShape=QScrollArea.Shape.NoFrame)
     scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     scroll.setWidget(content)
-    outer = QVBoxLayout(page)
+    outer = arrange(QVBoxLayout(page), (scroll, 1))
     outer.setContentsMargins(0, 0, 0, 0)
-    outer.addWidget(scroll, 1)
     return scroll, outer
 
 
@@ -279,11 +272,6 @@ def confirm(parent: QWidget, title: str, question: str, yes_default: bool = Fals
     """Ask a yes-or-no question; the answer Enter gives is No unless ``yes_default``."""
     yes, no = QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.No
     return QMessageBox.question(parent, title, question, yes | no, yes if yes_default else no) == yes
-
-
-def fmt_bytes(n: float | None) -> str:
-    """1536 -> '1.5 KiB'; an en dash for no figure (the CLI's formatter, with the GUI's dash)."""
-    return human_bytes(n)
 
 
 def fmt_seconds(s: float | None) -> str:

@@ -79,29 +79,18 @@ class DaemonBanner(QWidget):
             self.banner.show_message(text, "info", closable=False)
             self.progress.setRange(0, 0)
             self.progress.show()
-        elif s.model_state == "failed" and s.remote:  # its owner loads it there: no reload from here
-            error = s.status.error or "no reason given"
-            self.banner.show_message(
-                f"{s.remote} could not load its model. Its owner can fix it there.",
-                "error",
-                LOCAL_BUTTON,
-                self.use_local,
-                closable=False,
-                details=error,
-            )
         elif s.model_state == "failed":
             # Our words on the card; the daemon's reason (file names, a library's
             # message) in full behind Details, where nothing cuts it off.
             error = s.status.error or "no reason given"
-            self.banner.show_message(
-                plain_failure(error),
-                "error",
-                "Retry",
-                s.retry,
-                closable=False,
-                more=("Use a local folder…", self.use_local_folder),
-                details=error,
-            )
+            if s.remote:  # its owner loads it there: no reload from here
+                said = f"{s.remote} could not load its model. Its owner can fix it there."
+                self.banner.show_message(said, "error", LOCAL_BUTTON, self.use_local, closable=False, details=error)
+            else:
+                folder = ("Use a local folder…", self.use_local_folder)
+                self.banner.show_message(
+                    plain_failure(error), "error", "Retry", s.retry, closable=False, more=folder, details=error
+                )
         elif s.model_state not in ("ready", "sleeping"):  # asleep is normal: the status line says so
             message = s.status.message or "Loading the model"
             # The first run's download says bytes, speed and time left in its message; stalled, it warns.

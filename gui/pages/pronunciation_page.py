@@ -179,7 +179,7 @@ class PronunciationPage(QWidget):
         """Add the form's rule, or save the edited one; the daemon checks it first."""
         word = self.word.text() if self.regex.isChecked() else self.word.text().strip()
         if not word:
-            self._show_error("Type the word or phrase to find.")
+            self.banner.show_message("Type the word or phrase to find.")
             return
         request = rq.words_add(
             word,
@@ -188,7 +188,9 @@ class PronunciationPage(QWidget):
             case_sensitive=self.case.isChecked(),
             old_word=self.editing,
         )
-        self.state.send(request, on_result=self._added, on_error=lambda _code, message: self._show_error(message))
+        self.state.send(
+            request, on_result=self._added, on_error=lambda _code, message: self.banner.show_message(message)
+        )
 
     def _added(self, result: WordsAddResult) -> None:
         self.banner.hide()
@@ -240,10 +242,10 @@ class PronunciationPage(QWidget):
             with open(path, encoding="utf-8") as f:
                 rules = parse_rules_file(f.read())
         except (OSError, UnicodeDecodeError) as exc:
-            self._show_error(f"Cannot read {path}: {exc}")
+            self.banner.show_message(f"Cannot read {path}: {exc}")
             return
         except ProtocolError as exc:
-            self._show_error(exc.message)
+            self.banner.show_message(exc.message)
             return
         self.state.send(rq.words_import(rules), on_result=self._imported, on_error=self._error_callback)
 
@@ -270,10 +272,7 @@ class PronunciationPage(QWidget):
     # -- helpers ------------------------------------------------------------------------
 
     def _error_callback(self, code: str, message: str) -> None:
-        self._show_error(message or code)
-
-    def _show_error(self, message: str) -> None:
-        self.banner.show_message(message, "error")
+        self.banner.show_message(message or code, "error")
 
     def _update_buttons(self) -> None:
         connected = self.state.connected

@@ -556,16 +556,15 @@ class SpeakPage(QWidget):
             if name in ranges:
                 r = ranges[name]
                 slider.set_range(float(r["min"]), float(r["max"]), float(r["default"]))
-            slider.setEnabled(supported and caps is not None)
-            self.option_labels[name].setEnabled(supported and caps is not None)
             if caps is None:
                 tip = f"{slider.help}\nAvailable once the model has loaded."
             elif supported:
                 tip = slider.help
             else:
                 tip = f"{str(variant).capitalize()} ignores {slider.title.lower()}: the model has no such control."
-            slider.setToolTip(tip)
-            self.option_labels[name].setToolTip(tip)
+            for widget in (slider, self.option_labels[name]):
+                widget.setEnabled(supported and caps is not None)
+                widget.setToolTip(tip)
         languages = self.state.languages()
         self.language.clear()
         self.language.addItems(languages)

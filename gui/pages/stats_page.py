@@ -17,10 +17,11 @@ from PySide6.QtWidgets import (
 )
 
 from ...ipc import requests as rq
+from ...ipc.formatting import human_bytes  # 1536 -> '1.5 KiB'; an en dash for no figure
 from ...ipc.messages import CacheStatsResult, StateEvent
 from ..plots import Sparkline
 from ..state import AppState
-from ..widgets import SPEECH_LABEL, SPEECH_TIP, Banner, arrange, confirm, fmt_bytes, fmt_seconds, item_table, scrolled
+from ..widgets import SPEECH_LABEL, SPEECH_TIP, Banner, arrange, confirm, fmt_seconds, item_table, scrolled
 
 POLL_MS = 2000
 HISTORY = 150  # samples: five minutes at one every two seconds
@@ -206,14 +207,14 @@ class StatsPage(QWidget):
                 "temp": Sparkline("Temperature", [("", "#d64545")], maximum=100, unit=" °C", capacity=HISTORY),
                 "cpu": cpu,
             }
-            self.plots["memory"].format_value = fmt_bytes
+            self.plots["memory"].format_value = human_bytes
             self.plots_box.setTitle("GPU, last five minutes")
         else:
             self.plots = {
                 "cpu": cpu,
                 "ram": Sparkline("RAM", [("daemon", "#2f6fdf"), ("all", "#9bb7ee")], capacity=HISTORY),
             }
-            self.plots["ram"].format_value = fmt_bytes
+            self.plots["ram"].format_value = human_bytes
             self.plots_box.setTitle("CPU and memory, last five minutes (no GPU in use)")
         for i, plot in enumerate(self.plots.values()):
             self.plots_layout.addWidget(plot, i // 2, i % 2)
@@ -228,7 +229,7 @@ class StatsPage(QWidget):
         memory = self.plots["memory" if gpu else "ram"]
         total = s.get("gpu_memory_total" if gpu else "system_ram_total")
         memory.maximum = float(total) if total else None
-        memory.caption = f"of {fmt_bytes(total)}" if total else ""
+        memory.caption = f"of {human_bytes(total)}" if total else ""
         if gpu:
             used = s.get("gpu_memory_used_device", s.get("gpu_memory_allocated"))
             memory.add([used, s.get("gpu_memory_reserved")])
@@ -246,8 +247,8 @@ class StatsPage(QWidget):
         v["device"].setText(f"{device} · {s['gpu_name']}" if s.get("gpu_name") else str(device))
         v["pid"].setText(f"pid {s.get('pid', '–')}, {s.get('threads', '–')} threads")
         v["uptime"].setText(fmt_seconds(s.get("uptime_s")))
-        peak = f", GPU peak {fmt_bytes(s['gpu_memory_peak'])}" if "gpu_memory_peak" in s else ""
-        v["rss"].setText(f"{fmt_bytes(s.get('process_rss'))} RAM{peak}{_slept(s.get('last_sleep'))}")
+        peak = f", GPU peak {human_bytes(s['gpu_memory_peak'])}" if "gpu_memory_peak" in s else ""
+        v["rss"].setText(f"{human_bytes(s.get('process_rss'))} RAM{peak}{_slept(s.get('last_sleep'))}")
         self._fill_jobs(list(s.get("recent_jobs") or []))
 
     def _set_cache(self, c: CacheStatsResult) -> None:
@@ -260,8 +261,8 @@ class StatsPage(QWidget):
         ahead = c.prepared_in_background
         v["background"].setText(f"{ahead} voice{'' if ahead == 1 else 's'}")
         v["entries"].setText(f"{entries.get('memory', 0)} in memory, {entries.get('disk', 0)} on disk")
-        v["bytes_memory"].setText(f"{fmt_bytes(size.get('memory'))} of {fmt_bytes(budgets.get('memory_bytes'))}")
-        v["bytes_disk"].setText(f"{fmt_bytes(size.get('disk'))} of {fmt_bytes(budgets.get('disk_bytes'))}")
+        v["bytes_memory"].setText(f"{human_bytes(size.get('memory'))} of {human_bytes(budgets.get('memory_bytes'))}")
+        v["bytes_disk"].setText(f"{human_bytes(size.get('disk'))} of {human_bytes(budgets.get('disk_bytes'))}")
         v["prepare"].setText(fmt_seconds(c.prepare_seconds_total))
         v["saved"].setText(fmt_seconds(c.seconds_saved))
         writes, bad = c.disk_errors.get("write", 0), c.disk_errors.get("bad_file", 0)
@@ -316,7 +317,7 @@ def _slept(sleep: Any) -> str:
     before, after = sleep.get("memory_before") or {}, sleep.get("memory_after") or {}
     key = "gpu_memory_reserved" if "gpu_memory_reserved" in before else "process_rss"
     what = "GPU" if key.startswith("gpu") else "RAM"
-    freed = f"{fmt_bytes(before.get(key))} → {fmt_bytes(after.get(key))}"
+    freed = f"{human_bytes(before.get(key))} → {human_bytes(after.get(key))}"
     return f"; idle unload at {_clock(sleep.get('at'))}: {what} {freed}"
 
 

@@ -93,11 +93,9 @@ class VoicesPage(QWidget):
 
     def select(self, name: str) -> None:
         """Select a voice by name."""
-        for i in range(self.table.topLevelItemCount()):
-            item = self.table.topLevelItem(i)
-            if item.data(0, Qt.ItemDataRole.UserRole) == name:
-                self.table.setCurrentItem(item)
-                return
+        names = self.names()
+        if name in names:
+            self.table.setCurrentItem(self.table.topLevelItem(names.index(name)))
 
     def _fill(self) -> None:
         keep = self.selected()
