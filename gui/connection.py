@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -50,14 +49,6 @@ class Callbacks(TypedDict, total=False):
     on_result: OnResult | None
     on_error: OnError | None
     on_message: OnMessage | None
-
-
-@dataclass
-class _Callbacks:
-    request: Request
-    on_result: OnResult | None = None
-    on_error: OnError | None = None
-    on_message: OnMessage | None = None
 
 
 class _Worker(QThread):
@@ -125,7 +116,8 @@ class Connection(QObject):
         self.detail = ""
         self.pid: int | None = None
         self.remote = remote
-        self._callbacks: dict[str, _Callbacks] = {}
+        #: Request id -> the request and what its answers are given to.
+        self._callbacks: dict[str, tuple[Request, Callbacks]] = {}
         self._where = (connection_path, autostart, daemon_args or [])
         #: Links left by ``switch`` whose threads have not ended yet.
         self._retired: list[_Worker] = []
@@ -161,12 +153,12 @@ class Connection(QObject):
         self.state, self.detail = CONNECTING, ""
         self._worker = self._new_worker(remote)
         waiting, self._callbacks = self._callbacks, {}
-        for callbacks in waiting.values():
-            if callbacks.on_error is not None:
+        for request, callbacks in waiting.values():
+            if (on_error := callbacks.get("on_error")) is not None:
                 try:
-                    callbacks.on_error("unavailable", "the app switched to another daemon")
+                    on_error("unavailable", "the app switched to another daemon")
                 except Exception:
-                    log.exception("callback for %s failed", callbacks.request.op)
+                    log.exception("callback for %s failed", request.op)
         if self._started:
             self._worker.start()
 
@@ -200,7 +192,7 @@ class Connection(QObject):
         non-final replies of streams (accepted, progress, chunk).
         """
         req_id = self._worker.loop.core.new_id()
-        self._callbacks[req_id] = _Callbacks(request, **callbacks)
+        self._callbacks[req_id] = (request, callbacks)
         self._worker.loop.submit(("req", req_id, request, default_timeout(request, REQUEST_TIMEOUT)))
         return req_id
 
@@ -222,31 +214,32 @@ class Connection(QObject):
 
     def _on_message(self, req_id: str, header: dict[str, Any], buffers: list[bytes]) -> None:
         final = header.get("kind") in FINAL_KINDS
-        callbacks = self._callbacks.pop(req_id, None) if final else self._callbacks.get(req_id)
-        if callbacks is None:
+        waiting = self._callbacks.pop(req_id, None) if final else self._callbacks.get(req_id)
+        if waiting is None:
             return
+        request, callbacks = waiting
         try:
             try:
                 reply = Reply.from_header(header, buffers)
-                result = callbacks.request.read_result(reply.result) if isinstance(reply, Result) else None
+                result = request.read_result(reply.result) if isinstance(reply, Result) else None
             except ProtocolError as exc:  # a malformed reply fails its request, as an error reply would
-                log.warning("a bad reply to %s: %s", callbacks.request.op, exc)
+                log.warning("a bad reply to %s: %s", request.op, exc)
                 if not final:
                     return
                 reply = ErrorReply.of(exc)
             if isinstance(reply, ErrorReply):
                 error = reply.raised()
-                if callbacks.on_error is not None:
-                    callbacks.on_error(error.code, error.message)
+                if (on_error := callbacks.get("on_error")) is not None:
+                    on_error(error.code, error.message)
                 else:
-                    log.warning("%s failed: %s (%s)", callbacks.request.op, error.message, error.code)
+                    log.warning("%s failed: %s (%s)", request.op, error.message, error.code)
             elif isinstance(reply, Result):
-                if callbacks.on_result is not None:
-                    callbacks.on_result(result)
-            elif callbacks.on_message is not None:
-                callbacks.on_message(reply)
+                if (on_result := callbacks.get("on_result")) is not None:
+                    on_result(result)
+            elif (on_message := callbacks.get("on_message")) is not None:
+                on_message(reply)
         except Exception:  # a bug in one callback must not take the link down
-            log.exception("callback for %s failed", callbacks.request.op)
+            log.exception("callback for %s failed", request.op)
 
 
 def default_daemon_args() -> list[str]:

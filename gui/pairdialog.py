@@ -48,8 +48,8 @@ class PairDialog(QDialog):
             "On the computer with the GPU, run <code>chatterbox-tray remote invite</code> and type the code it "
             "shows here. Its daemon must serve the network (<code>remote.enabled</code>, docs/security.md).",
             wordWrap=True,
+            styleSheet="color: palette(placeholder-text);",
         )
-        help_text.setStyleSheet("color: palette(placeholder-text);")
         self.message = QLabel(objectName="pairMessage", wordWrap=True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)  # copy the key
         self.message.hide()

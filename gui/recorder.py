@@ -93,11 +93,10 @@ class RecordDialog(QDialog):
         self.meter.setToolTip("Input level: aim for the upper half without touching the end")
         self.elapsed = QLabel("0.0 s")
         #: Which microphone: the system's default first, then what the probe found.
-        self.device = QComboBox()
+        self.device = QComboBox(toolTip="The microphone to record from")
         self.device.addItem("System default", None)
         for name in inputs or []:
             self.device.addItem(name, name)
-        self.device.setToolTip("The microphone to record from")
         self.record_button = QPushButton("Record", clicked=self.toggle)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         self.buttons.accepted.connect(self.accept)

@@ -157,8 +157,8 @@ class SettingsPage(QWidget):
             "Where the app cannot grab keys (some Wayland desktops), bind the command "
             "<code>chatterbox-tray quick</code> in your desktop's keyboard settings instead.",
             wordWrap=True,
+            styleSheet="color: palette(placeholder-text);",
         )
-        hotkey_help.setStyleSheet("color: palette(placeholder-text);")
         arrange(
             QFormLayout(self.hotkey_box),
             ("Speak the selection", arrange(QHBoxLayout(), (self.hotkey, 1), self.hotkey_enabled)),

@@ -66,9 +66,8 @@ class OptionSlider(QWidget):
     ) -> None:
         super().__init__(parent)
         self.name = name
-        title, self.help = spec or OPTIONS.get(name, (name, ""))
+        self.title, self.help = spec or OPTIONS.get(name, (name, ""))
         lo, hi, default = limits or OPTION_RANGES.get(name, (0.0, 1.0, 0.5))
-        self.title = title
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.value_label = QLabel(minimumWidth=40, alignment=Qt.AlignmentFlag.AlignRight)
         arrange(QHBoxLayout(self), (self.slider, 1), self.value_label).setContentsMargins(0, 0, 0, 0)

@@ -31,6 +31,12 @@ from ..widgets import CACHE_LABELS, Banner, arrange, confirm, fmt_seconds, item_
 CLIP_FILTERS = "Audio clips (*.wav *.flac *.ogg *.opus *.mp3 *.m4a *.aac);;All files (*)"
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a", ".aac", ".aiff", ".aif"}
 COLUMNS = ("Name", "Length", "Voice ready", "Added", "From file")
+#: What a voice's cache state (``CACHE_LABELS``) means for the next speech with it.
+CACHE_TIPS = {
+    "memory": "Voice ready in memory: speaking starts at once (its conditionals are prepared)",
+    "disk": "Voice ready on disk: loaded in a moment (conditionals in the voice cache)",
+    None: "Not prepared yet for the loaded model: the first speech with it takes longer",
+}
 
 
 class VoicesPage(QWidget):
@@ -45,9 +51,7 @@ class VoicesPage(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.itemSelectionChanged.connect(self._update_buttons)
         self.table.itemDoubleClicked.connect(lambda *_: self.set_default())
-        self.hint = QLabel("Drop audio files here to add them as voices. A voice is 5 to 60 s of one person speaking.")
-        self.hint.setObjectName("hint")
-        self.hint.setStyleSheet("color: palette(mid);")
+        self.hint = QLabel(objectName="hint", styleSheet="color: palette(mid);")  # its words: ``_fill``
 
         self.add_button = QPushButton("Add from file…", clicked=self.add_dialog)
         self.record_button = QPushButton("Record…", enabled=False, toolTip="Looking for a microphone…")
@@ -128,14 +132,7 @@ class VoicesPage(QWidget):
         )
         item.setData(0, Qt.ItemDataRole.UserRole, name)
         item.setToolTip(0, "The default voice" if voice.default else "Double-click to make it the default")
-        item.setToolTip(
-            2,
-            {
-                "memory": "Voice ready in memory: speaking starts at once (its conditionals are prepared)",
-                "disk": "Voice ready on disk: loaded in a moment (conditionals in the voice cache)",
-                None: "Not prepared yet for the loaded model: the first speech with it takes longer",
-            }.get(cache, ""),
-        )
+        item.setToolTip(2, CACHE_TIPS.get(cache, ""))
         if voice.default:
             font = QFont(item.font(0))
             font.setBold(True)
@@ -296,12 +293,8 @@ class VoicesPage(QWidget):
 
     @staticmethod
     def _dropped_paths(event: QDragEnterEvent | QDropEvent) -> list[Path]:
-        urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
-        return [
-            Path(u.toLocalFile())
-            for u in urls
-            if u.isLocalFile() and Path(u.toLocalFile()).suffix.lower() in AUDIO_SUFFIXES
-        ]
+        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        return [p for p in paths if p.suffix.lower() in AUDIO_SUFFIXES]
 
     # -- state ---------------------------------------------------------------------------------
 
