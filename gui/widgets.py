@@ -56,8 +56,8 @@ class Banner(QFrame):
     goes without moving any control the pointer may be on.
     """
 
-    def __init__(self, parent: QWidget | None = None, vertical: bool = False) -> None:
-        """``vertical`` stacks the text over the buttons, for a narrow column."""
+    def __init__(self, parent: QWidget | None = None, vertical: bool = False, over: QWidget | None = None) -> None:
+        """``vertical`` stacks the text over the buttons, for a narrow column; ``over``: see ``float_over``."""
         super().__init__(parent)
         self.setObjectName("banner")
         self._vertical = vertical
@@ -81,6 +81,8 @@ class Banner(QFrame):
         self._timer = QTimer(self, singleShot=True, timeout=self.hide)
         self._host: QWidget | None = None
         self.hide()
+        if over is not None:
+            self.float_over(over)
 
     def float_over(self, host: QWidget, margin: int = 10) -> None:
         """Float over the bottom of ``host`` rather than take a place in its layout.

@@ -82,8 +82,6 @@ class PronunciationPage(QWidget):
         self.remove_button = QPushButton("Remove", toolTip="Remove the selected rule", clicked=self.remove_selected)
         self.word.returnPressed.connect(self.submit)
         self.say.returnPressed.connect(self.submit)
-        #: A refused rule's reason (a bad regular expression...), over the page's foot.
-        self.banner = Banner()
         self.import_button = QPushButton("Import…", toolTip="Add the rules of a file (one a line: word, tab, say)")
         self.export_button = QPushButton("Export…", toolTip="Save the rules to a plain file")
         self.import_button.clicked.connect(lambda: self.import_path())
@@ -111,7 +109,8 @@ class PronunciationPage(QWidget):
         arrange(QVBoxLayout(try_box), try_row, self.preview_label)
 
         arrange(QVBoxLayout(self), intro, (self.table, 1), self.empty, form_box, try_box)
-        self.banner.float_over(self)
+        #: A refused rule's reason (a bad regular expression...), over the page's foot.
+        self.banner = Banner(over=self)
 
         state.words_event.connect(lambda _data: self.refresh())
         state.reconnected.connect(self.refresh)

@@ -63,7 +63,6 @@ class SettingsPage(QWidget):
         #: Unsaved edits kept while another client's change was shown around them.
         self.kept: dict[str, Any] = {}
         self._model_state = ""
-        self.banner = Banner()
 
         # model
         self.variant = QComboBox(currentIndexChanged=self._update_language)
@@ -199,7 +198,7 @@ class SettingsPage(QWidget):
         arrange(outer, arrange(QHBoxLayout(), (self.file_label, 1), self.revert_button, self.apply_button))
         # Over the foot of the form, just above Apply (what it says is mostly about
         # applying), in no layout: showing or hiding it moves none of the controls.
-        self.banner.float_over(scroll)
+        self.banner = Banner(over=scroll)
 
         wheel_only_when_focused(self, model_box, cache_box, output_box)  # not the daemon's choice
 

@@ -116,7 +116,6 @@ class SpeakPage(QWidget):
         #: What the progress line said when the speaker paused: it comes back on resume.
         self._before_pause = ""
 
-        self.banner = Banner()
         self.text = QPlainTextEdit(placeholderText="Type or paste text to speak…", objectName="speakText")
         font = self.text.font()
         font.setPointSizeF(font.pointSizeF() * 1.2)  # text to read along with, not a form field
@@ -168,7 +167,7 @@ class SpeakPage(QWidget):
         arrange(QVBoxLayout(self), (self.text, 1), buttons, self.progress, self.progress_label, options)
 
         # Over the page's foot, in no layout: a message coming or going moves nothing.
-        self.banner.float_over(self)
+        self.banner = Banner(over=self)
 
         wheel_only_when_focused(self)
 

@@ -90,7 +90,6 @@ class StatsPage(QWidget):
         self.stats: dict[str, Any] = {}
         self.cache: CacheStatsResult | None = None
         self.gpu: bool | None = None
-        self.banner = Banner()
 
         self.values: dict[str, QLabel] = {}
         daemon_box = QGroupBox("Daemon")
@@ -128,7 +127,7 @@ class StatsPage(QWidget):
         content = QWidget()
         arrange(QVBoxLayout(content), daemon_box, self.plots_box, cache_box, jobs_box, 1)
         scrolled(self, content)
-        self.banner.float_over(self)  # in no layout: it moves nothing
+        self.banner = Banner(over=self)  # in no layout: it moves nothing
 
         self._timer = QTimer(self, interval=POLL_MS, timeout=self.refresh)
         state.changed.connect(self._on_changed)

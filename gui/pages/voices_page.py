@@ -46,7 +46,6 @@ class VoicesPage(QWidget):
         super().__init__(parent)
         self.state = state
         self.setAcceptDrops(True)
-        self.banner = Banner()
         self.table = item_table("voiceTable", COLUMNS, 0, alternatingRowColors=True)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.itemSelectionChanged.connect(self._update_buttons)
@@ -64,7 +63,7 @@ class VoicesPage(QWidget):
         arrange(buttons, self.default_button, self.delete_button)
         arrange(QVBoxLayout(self), buttons, (self.table, 1), self.hint)
         # Over the page's foot, in no layout: a message coming or going moves no row or button.
-        self.banner.float_over(self)
+        self.banner = Banner(over=self)
 
         self.inputs: list[str] = []
         #: The job playing a reference clip ("Play clip" is then "Stop").
