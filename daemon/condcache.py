@@ -381,20 +381,12 @@ class ConditionalsCache:
                 self._prune_disk_locked()
 
     def stats(self) -> dict[str, Any]:
-        """The cache's figures as a JSON-ready dict.
+        """The cache's figures as a JSON-ready dict: ``cache.stats``' result, each field in docs/protocol.md.
 
-        Keys: ``hits`` (``{"memory": n, "disk": n}``), ``misses``,
-        ``requests``, ``hit_rate`` (hits / (hits + misses), 0.0 before any
-        request): requests only, never background preparations;
-        ``entries`` and ``bytes`` (each ``{"memory": n, "disk": n}``; disk
-        figures are the folder's entry files now, each checked (header and
-        size) once, so a corrupt file is removed rather than counted),
-        ``prepared_in_background``, ``prepare_seconds_total`` (every
-        preparation, background ones included), ``prepare_failures``
-        (likewise), ``seconds_saved``
-        (for each hit, what preparing that entry cost minus what the hit
-        cost), ``disk_errors`` (``{"write": n, "bad_file": n}``), ``budgets``
-        (``{"memory_bytes": n, "disk_bytes": n}``) and ``directory``.
+        Hits, misses and the hit rate count requests only, never background
+        preparations; the disk figures are the folder's entry files now, each
+        checked (header and size) once, so a corrupt file is removed rather
+        than counted.
         """
         checked = self._checked_entry_files()
         disk_entries = len(checked)

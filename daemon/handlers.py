@@ -181,19 +181,16 @@ def voices_add(svc: Service, req: ReceivedRequest) -> None:
     if path is None and args.clip is None:
         raise ProtocolError("bad_args", "send the clip as buffer 0 or give 'path'")
 
+    def clip() -> bytes:
+        return read_clip_path(path) if path is not None else args.clip
+
     def check_clip() -> m.ClipChecked:  # what `add` checks of the clip, before anyone names it
-        data = read_clip_path(path) if path is not None else args.clip
         suffix = os.path.splitext(source or path or "")[1].lower()
-        info = validate_clip(*decode_clip(data, suffix=suffix))
+        info = validate_clip(*decode_clip(clip(), suffix=suffix))
         return m.ClipChecked(True, round(info.duration_s, 3), info.sample_rate)
 
-    if args.check:
-        off_loop(svc, req, check_clip)
-        return None
-
     def add() -> m.VoiceInfo:  # reading and decoding the clip: off the main loop
-        data = read_clip_path(path) if path is not None else args.clip
-        voice = svc.voices.add(args.name, data, source_name=source or os.path.basename(path or ""))
+        voice = svc.voices.add(args.name, clip(), source_name=source or os.path.basename(path or ""))
         svc.queue_prepare(voice.name)
         result = _voice(svc, voice.name)
         svc.out.event(m.VoicesEvent("added", voice=result))
@@ -201,7 +198,7 @@ def voices_add(svc: Service, req: ReceivedRequest) -> None:
             svc.out.event(m.VoicesEvent("default", name=voice.name))
         return result
 
-    off_loop(svc, req, add)
+    off_loop(svc, req, check_clip if args.check else add)
     return None
 
 

@@ -33,6 +33,7 @@ import os
 import secrets
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -201,12 +202,8 @@ class Gate:
     # -- ZAP (RFC 27) --------------------------------------------------------------------
 
     def answer_zap(self) -> None:
-        """Answer every waiting ZAP request: 200 for an authorized key, 400 (logged) otherwise."""
-        while True:
-            try:
-                frames = self.zap.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
+        """Answer the waiting ZAP requests: 200 for an authorized key, 400 (logged) otherwise."""
+        for frames in received(self.zap):
             if len(frames) < 6:
                 self.zap.send_multipart([b"1.0", b"", b"500", b"malformed ZAP request", b"", b""])
                 continue
@@ -228,12 +225,8 @@ class Gate:
     # -- pairing ---------------------------------------------------------------------------
 
     def answer_pairing(self) -> None:
-        """Answer every waiting pairing message (ipc/pairing.py has the exchange)."""
-        for _ in range(20):
-            try:
-                frames = self.pairing_sock.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
+        """Answer the waiting pairing messages (ipc/pairing.py has the exchange)."""
+        for frames in received(self.pairing_sock, most=20):
             if len(frames) != 2:
                 continue
             identity, body = frames
@@ -306,6 +299,15 @@ class Gate:
             self._pending.pop(invite_id, None)
             log.warning("pairing: invite %s deleted after %d attempts", invite_id, pairing.MAX_ATTEMPTS)
             raise pairing.PairingError("too many attempts with this code; it was cancelled, make a new one")
+
+
+def received(sock: zmq.Socket, most: int = 100, copy: bool = True) -> Iterator[list[Any]]:
+    """The messages waiting on ``sock``, ``most`` at a time, so that the loop's other work keeps flowing."""
+    for _ in range(most):
+        try:
+            yield sock.recv_multipart(zmq.NOBLOCK, copy=copy)
+        except zmq.Again:
+            return
 
 
 def machine_label() -> str:

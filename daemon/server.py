@@ -40,7 +40,7 @@ from ..ipc.remote import RemoteSettings
 from .handlers import HANDLERS, ReceivedRequest
 from .instance import InstanceLock
 from .jobs import LOCAL_CLIENT
-from .remote_gate import JOB_OPS, LOCAL_ONLY_OPS, PATH_ARGS, REMOTE_PREFIX, Gate, PortInUse
+from .remote_gate import JOB_OPS, LOCAL_ONLY_OPS, PATH_ARGS, REMOTE_PREFIX, Gate, PortInUse, received
 from .service import Service
 from .settings import Settings
 
@@ -207,11 +207,7 @@ class Server:
                     while self.wake.poll(0):
                         self.wake.recv()
                 if self.router in ready:
-                    for _ in range(100):  # bounded so events and replies keep flowing
-                        try:
-                            frames = self.router.recv_multipart(zmq.NOBLOCK)
-                        except zmq.Again:
-                            break
+                    for frames in received(self.router):
                         self._handle(frames)
                 if self.gate is not None:
                     self._serve_remote(ready)
@@ -233,11 +229,7 @@ class Server:
         if gate.pairing_sock in ready:
             gate.answer_pairing()
         if gate.router in ready:
-            for _ in range(100):
-                try:
-                    frames = gate.router.recv_multipart(zmq.NOBLOCK, copy=False)
-                except zmq.Again:
-                    break
+            for frames in received(gate.router, copy=False):
                 if len(frames) < 2:
                     continue
                 key = frames[1].get("User-Id")
