@@ -47,7 +47,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -170,16 +170,14 @@ class _Entry:
     touched: float = 0.0
 
 
+@dataclass
 class _Flight:
     """One preparation in progress, which later askers for the same key wait on."""
 
-    __slots__ = ("done", "epoch", "error", "result")
-
-    def __init__(self, epoch: int) -> None:
-        self.done = threading.Event()
-        self.epoch = epoch
-        self.result: _Entry | None = None
-        self.error: BaseException | None = None
+    epoch: int
+    done: threading.Event = field(default_factory=threading.Event)
+    result: _Entry | None = None
+    error: BaseException | None = None
 
 
 class ConditionalsCache:
@@ -791,7 +789,7 @@ def _key_metadata(key: CacheKey) -> dict[str, str]:
 
 def _metadata_problem(metadata: Mapping[str, Any], key: CacheKey) -> str | None:
     """Why a file's metadata does not belong to ``key``, or None if it does."""
-    for field, value in _key_metadata(key).items():
-        if metadata.get(field) != value:
-            return f"foreign (its {field} is {metadata.get(field)!r}, expected {value!r})"
+    for name, value in _key_metadata(key).items():
+        if metadata.get(name) != value:
+            return f"foreign (its {name} is {metadata.get(name)!r}, expected {value!r})"
     return None
