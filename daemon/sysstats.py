@@ -68,10 +68,7 @@ def system_stats(engine: Engine) -> dict[str, Any]:
         device=engine.device,
         sample_rate=engine.sample_rate,
     )
-    try:
-        stats.update(engine.memory())
-    except Exception as exc:
-        log.warning("engine memory figures failed: %s", exc)
+    stats.update(_engine_memory(engine))
     if engine.device.startswith("cuda"):
         stats.update(_nvml())
     return stats
@@ -85,13 +82,17 @@ def memory_figures(engine: Engine) -> dict[str, int]:
     import psutil
 
     figures = {"process_rss": int(psutil.Process(os.getpid()).memory_info().rss)}
+    gpu = ("gpu_memory_allocated", "gpu_memory_reserved")
+    return {**figures, **{k: v for k, v in _engine_memory(engine).items() if k in gpu}}
+
+
+def _engine_memory(engine: Engine) -> dict[str, Any]:
+    """``engine.memory()``; none when it fails (figures are optional: never fail a request or a sleep over them)."""
     try:
-        figures.update(
-            {k: v for k, v in engine.memory().items() if k in ("gpu_memory_allocated", "gpu_memory_reserved")}
-        )
-    except Exception as exc:  # figures are optional: never fail a sleep over them
+        return engine.memory()
+    except Exception as exc:
         log.warning("engine memory figures failed: %s", exc)
-    return figures
+        return {}
 
 
 def give_back_freed_memory() -> None:
