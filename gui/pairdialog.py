@@ -55,10 +55,9 @@ class PairDialog(QDialog):
         self.message.hide()
         self.pair_button = QPushButton("Pair", objectName="pairButton", default=True, clicked=self.start)
         self.use_button = QPushButton("Use it now", objectName="pairUse", clicked=self._use)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, rejected=self.reject)
         buttons.addButton(self.use_button, QDialogButtonBox.ButtonRole.AcceptRole)
         buttons.addButton(self.pair_button, QDialogButtonBox.ButtonRole.ActionRole)
-        buttons.rejected.connect(self.reject)
         self.use_button.hide()  # after addButton, which shows it: only once a pairing worked
         form = arrange(QFormLayout(), ("Name", self.name), ("Host", self.host), ("Code", self.code))
         arrange(QVBoxLayout(self), help_text, form, self.message, buttons)

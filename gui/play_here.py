@@ -99,10 +99,9 @@ class LocalSpeech(QObject):
         """Synthesize ``request``'s text there and play it here, by its priority (the app's speech is ``quick``)."""
         self.player.use(local_output())  # this computer's choice, as it is now
         here = PlayHere.of(request)
-        holder: dict[str, _Speech] = {}
+        speech = _Speech("", self.player.speak(priority=here.priority, chars=here.chars, gain=here.gain))
 
         def on_message(reply: m.Reply) -> None:
-            speech = holder["speech"]
             if isinstance(reply, m.Accepted):
                 speech.job, speech.chunks, position = reply.job, reply.chunks, reply.position
                 if on_result is not None:
@@ -121,12 +120,10 @@ class LocalSpeech(QObject):
                 speech.on_speaker.push(chunk)
 
         def on_done(summary: dict[str, Any]) -> None:
-            speech = holder["speech"]
             speech.summary = summary
             speech.on_speaker.produced()
 
         def on_failed(code: str, message: str) -> None:
-            speech = holder["speech"]
             if speech.job is None:  # refused before it began: the speak request itself failed
                 stopped_first = speech.stopping or speech.over
                 speech.stopping = True
@@ -142,19 +139,14 @@ class LocalSpeech(QObject):
             else:
                 speech.on_speaker.failed(message)
 
-        on_speaker = self.player.speak(priority=here.priority, chars=here.chars, gain=here.gain)
-        req_id = self._send(
-            here.synthesize,
-            on_message=on_message,
-            on_result=on_done,
-            on_error=on_failed,
-        )
-        speech = holder["speech"] = _Speech(req_id, on_speaker)
+        # Its answers come later, on the GUI thread: ``speech`` is whole by then.
+        speech.req_id = self._send(here.synthesize, on_message=on_message, on_result=on_done, on_error=on_failed)
         self.speeches.append(speech)
+        on_speaker = speech.on_speaker
         on_speaker.listener = lambda event, data: self._told.emit(speech, event, data)
         if on_speaker.over:  # ended at once: a notification over other speech, as the daemon drops it
             self._on_told(speech, "ended", {"played": on_speaker.played})
-        return req_id
+        return speech.req_id
 
     def stop(self, all: bool = False) -> list[str]:
         """Silence what plays here (within a block) and cancel its job there; ``all``: every speech here.

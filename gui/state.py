@@ -497,10 +497,9 @@ class AppState(QObject):
     def _set_playback(self, playback: m.PlaybackEvent, asked_at: int = 0) -> None:
         """Adopt the speaker's queue (the daemon's, or this computer's: the same type). Jobs it no longer
         lists are over, unless an event about them arrived while the answer was on its way (they are newer)."""
-        if self._job_events == asked_at:
-            self.paused = playback.state == "paused"
         listed = [j for j in playback.queue if j not in self._ended]
         if self._job_events == asked_at:
+            self.paused = playback.state == "paused"
             for job in [j for j in self.speech_jobs if j not in listed]:
                 self.speech_jobs.pop(job)
                 self.job_progress.pop(job, None)

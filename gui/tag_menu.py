@@ -31,7 +31,7 @@ class TagMenuButton(QToolButton):
         self, state: AppState, editor: QPlainTextEdit, page: QWidget | None = None, parent: QWidget | None = None
     ) -> None:
         """``page``: the Speak page, whose jobs' warnings (a tag this model does not know) it shows in its banner."""
-        super().__init__(parent)
+        super().__init__(parent, text="Insert", objectName="tagMenuButton")
         self.state = state
         self.editor = editor
         self.page = page
@@ -39,8 +39,6 @@ class TagMenuButton(QToolButton):
         self.tags: list[str] = []
         self.variant = ""
         self.loaded = False
-        self.setText("Insert")
-        self.setObjectName("tagMenuButton")
         self.setToolTip("Put a pause, or one of the model's tags ([laugh], [sigh], …), at the cursor")
         self.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.menu_ = QMenu(self, objectName="tagMenu")

@@ -93,7 +93,6 @@ class Tray(QObject):
             self.retry.setText("Start the daemon" if not s.connected else "Retry loading the model")
         usable = s.connected and s.model_state != "failed"
         self.speak_clipboard.setEnabled(usable)
-        self.speak_more.setEnabled(True)
         self.stop.setEnabled(s.connected and s.busy)
         self.pause.setEnabled(s.connected and (s.busy or s.paused))  # as the Speak page's button
         self.pause.setText("Resume" if s.paused else "Pause")

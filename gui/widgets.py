@@ -251,8 +251,8 @@ def arrange(layout: AnyLayout, *items: QWidget | QLayout | int | tuple) -> AnyLa
 
 
 def item_table(name: str, columns: tuple[str, ...], stretch: int, **options: object) -> QTreeWidget:
-    """A read-only list of rows under ``columns``: column ``stretch`` takes the room left, the others
-    fit their contents."""
+    """A read-only list of rows, one selectable at a time, under ``columns``: column ``stretch`` takes the
+    room left (eliding its text at the right), the others fit their contents."""
     table = QTreeWidget(rootIsDecorated=False, uniformRowHeights=True, objectName=name, **options)
     table.setHeaderLabels(list(columns))
     table.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)

@@ -145,10 +145,9 @@ class SettingsPage(QWidget):
         self.autostart.setChecked(autostart.is_enabled())
         self.autostart.toggled.connect(self._set_autostart)
         self.hotkey_box = QGroupBox("Quick-speak hotkey", objectName="hotkeyBox")
-        self.hotkey = QKeySequenceEdit(objectName="hotkeyEdit", enabled=False)
+        self.hotkey = QKeySequenceEdit(objectName="hotkeyEdit", enabled=False, editingFinished=self._apply_hotkey)
         self.hotkey.setMaximumSequenceLength(1)
         self.hotkey.setClearButtonEnabled(True)
-        self.hotkey.editingFinished.connect(self._apply_hotkey)
         self.hotkey_enabled = QCheckBox("On", enabled=False, toggled=self._apply_hotkey)
         self.hotkey_status = QLabel("Not available", objectName="hotkeyStatus", wordWrap=True)
         hotkey_help = QLabel(

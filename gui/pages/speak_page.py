@@ -445,8 +445,7 @@ class SpeakPage(QWidget):
         if self.saving is None:
             return
         if isinstance(reply, m.Accepted):
-            self.saving["job"] = reply.job
-            self.saving["total"] = reply.chunks
+            self.saving.update(job=reply.job, total=reply.chunks)
             self.progress.setRange(0, max(1, self.saving["total"]))
             self.progress.setValue(0)
             self._report_saving(0)

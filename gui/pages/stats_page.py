@@ -113,7 +113,6 @@ class StatsPage(QWidget):
         jobs_box = QGroupBox("Recent jobs")
         self.jobs = item_table("recentJobs", JOB_COLUMNS, JOB_COLUMNS.index("Text"), minimumHeight=150)
         self.jobs.header().setStretchLastSection(False)
-        self.jobs.setTextElideMode(Qt.TextElideMode.ElideRight)
         for name, tip in JOB_COLUMN_TIPS.items():
             self.jobs.headerItem().setToolTip(JOB_COLUMNS.index(name), tip)
         rtf_help = QLabel(

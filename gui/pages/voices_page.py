@@ -10,7 +10,6 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QFont
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QFileDialog,
     QHBoxLayout,
     QInputDialog,
@@ -47,7 +46,6 @@ class VoicesPage(QWidget):
         self.state = state
         self.setAcceptDrops(True)
         self.table = item_table("voiceTable", COLUMNS, 0, alternatingRowColors=True)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.itemSelectionChanged.connect(self._update_buttons)
         self.table.itemDoubleClicked.connect(lambda *_: self.set_default())
         self.hint = QLabel(objectName="hint", styleSheet="color: palette(mid);")  # its words: ``_fill``
