@@ -74,7 +74,7 @@ class TrayApp(QObject):
         self.conn.start()
         self.quick.start()
         if QSystemTrayIcon.isSystemTrayAvailable():
-            self.tray.show()
+            self.tray.icon.show()
         if not minimized or not QSystemTrayIcon.isSystemTrayAvailable():
             self.window.show()
 
@@ -103,7 +103,7 @@ class TrayApp(QObject):
         self._closed = True
         self.quick.close()
         self.state.here.close()
-        self.tray.hide()
+        self.tray.icon.hide()
         self.window.quitting = True
         self.window.close()
         self.conn.close()

@@ -35,7 +35,7 @@ class Tray(QObject):
         self.speak_more = self.menu.addAction("Speak…", self.speak_dialog.emit)
         self._add_read_copies()
         self.stop = self.menu.addAction("Stop", lambda: state.send(rq.stop(all=True)))
-        self.pause = self.menu.addAction("Pause", self.toggle_pause)
+        self.pause = self.menu.addAction("Pause", lambda: state.send(rq.resume() if state.paused else rq.pause()))
         self.menu.addSeparator()
         self.voices_menu = self.menu.addMenu("Voice")
         self.voice_group = QActionGroup(self, exclusive=True)
@@ -52,14 +52,6 @@ class Tray(QObject):
         state.jobs_lost.connect(self._jobs_lost)
         self._fill_voices()  # and the state
 
-    def show(self) -> None:
-        """Put the icon in the tray."""
-        self.icon.show()
-
-    def hide(self) -> None:
-        """Take the icon out of the tray."""
-        self.icon.hide()
-
     def speak_clipboard_text(self) -> None:
         """Speak what is on the clipboard, in place of what is playing (quick-speak)."""
         text = QGuiApplication.clipboard().text()
@@ -73,10 +65,6 @@ class Tray(QObject):
     def notify(self, message: str, icon: str = "ready", timeout_ms: int = 4000) -> None:
         """A short message from the tray icon (quick-speak has no window to show it in), with a state's icon."""
         self.icon.showMessage("Chatterbox Tray", message, state_icon(icon), timeout_ms)
-
-    def toggle_pause(self) -> None:
-        """Pause or resume the speaker."""
-        self.state.send(rq.resume() if self.state.paused else rq.pause())
 
     def update_state(self) -> None:
         """Icon, tooltip and which items can be used."""

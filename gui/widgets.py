@@ -76,7 +76,7 @@ class Banner(QFrame):
         arrange(layout, (self.label, 1), self.action, self.more, self.details_button, self.close_button)
         self._callback: Callable[[], None] | None = None
         self._more_callback: Callable[[], None] | None = None
-        self.action.clicked.connect(self._act)
+        self.action.clicked.connect(lambda: self._callback() if self._callback else None)
         self.more.clicked.connect(lambda: self._more_callback() if self._more_callback else None)
         self._timer = QTimer(self, singleShot=True, timeout=self.hide)
         self._host: QWidget | None = None
@@ -153,10 +153,6 @@ class Banner(QFrame):
         box.setInformativeText(self.details)
         box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         box.open()
-
-    def _act(self) -> None:
-        if self._callback is not None:
-            self._callback()
 
 
 class ElidedLabel(QLabel):
