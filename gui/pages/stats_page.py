@@ -36,41 +36,48 @@ JOB_COLUMN_TIPS = {
 }
 
 
-#: The daemon's figures and the cache's: key -> (title, tooltip), in the order their grids show them.
-#: A cache figure's tooltip says what it counts, as docs/protocol.md (cache.stats) defines it.
+#: The daemon's figures and the cache's: key -> title, in the order their grids show them.
 DAEMON_FIGURES = {
-    "state": ("State", ""),
-    "model": ("Model", ""),
-    "device": ("Device", ""),
-    "pid": ("Process", ""),
-    "uptime": ("Up for", ""),
-    "rss": ("Memory", ""),
+    "state": "State",
+    "model": "Model",
+    "device": "Device",
+    "pid": "Process",
+    "uptime": "Up for",
+    "rss": "Memory",
 }
 CACHE_FIGURES = {
-    "hits": ("Hits", "Speech requests whose voice was ready: in memory, or read back from disk"),
-    "misses": ("Misses", "Speech requests that had to prepare their voice first"),
-    "hit_rate": ("Hit rate", "Hits out of all speech requests; preparing a new voice ahead of time is not a request"),
-    "background": (
-        "Prepared ahead",
-        "Voices prepared ahead of use, after they were added or when the model became ready",
-    ),
-    "entries": ("Entries", "Prepared voices kept now; a file on disk counts once its header and size were checked"),
-    "bytes_memory": ("In memory", ""),
-    "bytes_disk": ("On disk", ""),
-    "prepare": ("Time preparing", "Time spent preparing voices, ahead of use included"),
-    "saved": ("Time saved", "For each hit, what preparing the voice would have taken, less what the hit took"),
-    "errors": ("Disk errors", "Failed writes (a full disk, say) and damaged files found and removed"),
+    "hits": "Hits",
+    "misses": "Misses",
+    "hit_rate": "Hit rate",
+    "background": "Prepared ahead",
+    "entries": "Entries",
+    "bytes_memory": "In memory",
+    "bytes_disk": "On disk",
+    "prepare": "Time preparing",
+    "saved": "Time saved",
+    "errors": "Disk errors",
+}
+#: What each cache figure counts, as docs/protocol.md (cache.stats) defines it.
+CACHE_TIPS = {
+    "hits": "Speech requests whose voice was ready: in memory, or read back from disk",
+    "misses": "Speech requests that had to prepare their voice first",
+    "hit_rate": "Hits out of all speech requests; preparing a new voice ahead of time is not a request",
+    "background": "Voices prepared ahead of use, after they were added or when the model became ready",
+    "entries": "Prepared voices kept now; a file on disk counts once its header and size were checked",
+    "prepare": "Time spent preparing voices, ahead of use included",
+    "saved": "For each hit, what preparing the voice would have taken, less what the hit took",
+    "errors": "Failed writes (a full disk, say) and damaged files found and removed",
 }
 
 
-def _grid(values: dict[str, QLabel], figures: dict[str, tuple[str, str]], columns: int = 2) -> QGridLayout:
-    """The ``figures``, each beside its title; their labels are made here, into ``values``."""
+def _grid(values: dict[str, QLabel], titles: dict[str, str], tips: dict[str, str], columns: int = 2) -> QGridLayout:
+    """The figures named in ``titles``, each beside its title; their labels are made here, into ``values``."""
     grid = QGridLayout()
     grid.setHorizontalSpacing(18)
-    for i, (key, (title, tip)) in enumerate(figures.items()):
+    for i, (key, title) in enumerate(titles.items()):
         # A long figure (the memory line after an idle unload, a failure's reason)
         # wraps at words instead of widening the page past the window.
-        value = values[key] = QLabel("–", wordWrap=True, toolTip=tip)
+        value = values[key] = QLabel("–", wordWrap=True, toolTip=tips.get(key, ""))
         value.setTextInteractionFlags(value.textInteractionFlags() | Qt.TextInteractionFlag.TextSelectableByMouse)
         row, col = divmod(i, columns)
         name = QLabel(title, styleSheet="color: palette(placeholder-text);")
@@ -93,7 +100,7 @@ class StatsPage(QWidget):
 
         self.values: dict[str, QLabel] = {}
         daemon_box = QGroupBox("Daemon")
-        daemon_box.setLayout(_grid(self.values, DAEMON_FIGURES))
+        daemon_box.setLayout(_grid(self.values, DAEMON_FIGURES, {}))
 
         self.plots_box = QGroupBox("Last five minutes")
         self.plots_layout = QGridLayout(self.plots_box)
@@ -108,7 +115,8 @@ class StatsPage(QWidget):
             toolTip="Empty the voice cache (the cached conditionals); each voice is prepared again when it next speaks",
             clicked=self.clear_cache,
         )
-        arrange(QVBoxLayout(cache_box), _grid(self.values, CACHE_FIGURES), arrange(QHBoxLayout(), 1, self.clear_button))
+        figures = _grid(self.values, CACHE_FIGURES, CACHE_TIPS)
+        arrange(QVBoxLayout(cache_box), figures, arrange(QHBoxLayout(), 1, self.clear_button))
 
         jobs_box = QGroupBox("Recent jobs")
         self.jobs = item_table("recentJobs", JOB_COLUMNS, JOB_COLUMNS.index("Text"), minimumHeight=150)
