@@ -412,19 +412,10 @@ class VoiceLibrary:
         try:
             os.replace(self._manifest, target)
         except OSError as exc:
-            log.error(
-                "voice manifest %s is unusable (%s) and cannot be moved aside (%s); starting with no voices",
-                self._manifest,
-                why,
-                exc,
-            )
-            return
-        log.error(
-            "voice manifest %s is unusable (%s); moved it to %s and starting with no voices",
-            self._manifest,
-            why,
-            target,
-        )
+            done = f" and cannot be moved aside ({exc});"
+        else:
+            done = f"; moved it to {target} and"
+        log.error("voice manifest %s is unusable (%s)%s starting with no voices", self._manifest, why, done)
 
     def _remove_unnamed_clips(self) -> None:
         """Remove clip files no voice names, unless a moved-aside manifest may name them."""
