@@ -216,7 +216,7 @@ class SpeakPage(QWidget):
             )
             return
         self.banner.hide()
-        self._clear_highlight()
+        self.text.setExtraSelections([])  # no sentence highlighted
         self.spoken_text = text
         self.job = None
         self.heard = None
@@ -400,7 +400,7 @@ class SpeakPage(QWidget):
         elif event == "interrupted":
             self.progress_label.setText("Interrupted by an urgent message; it will go on after it")
         elif event in JOB_ENDS:
-            self._clear_highlight()
+            self.text.setExtraSelections([])
             self.job = None
             self.in_progress = False
             playback = told.playback or {}
@@ -431,7 +431,7 @@ class SpeakPage(QWidget):
         self.in_progress = False
         self.job = None
         self.heard = "failed"  # a late event of that job must not bring it back
-        self._clear_highlight()
+        self.text.setExtraSelections([])
         self._show_end("Lost")
         self.banner.show_message(
             "The daemon stopped before this speech was finished, so it was lost. Press Speak to hear it again.",
@@ -524,9 +524,6 @@ class SpeakPage(QWidget):
         """The text highlighted now (tests)."""
         sels = self.text.extraSelections()
         return sels[0].cursor.selectedText() if sels else ""
-
-    def _clear_highlight(self) -> None:
-        self.text.setExtraSelections([])
 
     def _fill_voices(self) -> None:
         current = self.state.default_voice

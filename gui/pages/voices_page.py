@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 
 from ...audio import file_formats
 from ...ipc import requests as rq
-from ...ipc.messages import JobEvent, VoiceInfo, VoicesPlayResult
+from ...ipc.messages import JobEvent, VoiceInfo
 from ..recorder import InputProbe, RecordDialog
 from ..state import JOB_ENDS, AppState
 from ..widgets import CACHE_LABELS, Banner, arrange, confirm, fmt_seconds, item_table
@@ -70,7 +70,7 @@ class VoicesPage(QWidget):
         self._select_next: str | None = None
         state.voices_changed.connect(self._fill)
         state.job_event.connect(self._on_job_event)
-        state.jobs_lost.connect(lambda _: self._clip_ended())
+        state.jobs_lost.connect(lambda _: self._playing(None))
         state.changed.connect(self._update_buttons)
         state.hello_changed.connect(lambda _: self._update_buttons())
         self._fill()
@@ -206,24 +206,21 @@ class VoicesPage(QWidget):
     def play(self) -> None:
         """Play the selected voice's reference clip on the daemon's speaker, or stop the one playing."""
         if self.playing_job:
-            self.state.send(rq.stop(self.playing_job), on_error=lambda c, m: self._clip_ended())
+            self.state.send(rq.stop(self.playing_job), on_error=lambda c, m: self._playing(None))
             return
         name = self.selected()
         if name:
-            self.state.send(rq.voices_play(name), on_result=self._clip_started, on_error=self._show_error)
+            self.state.send(rq.voices_play(name), on_result=lambda r: self._playing(r.job), on_error=self._show_error)
 
-    def _clip_started(self, result: VoicesPlayResult) -> None:
-        self.playing_job = result.job
-        self._update_buttons()
-
-    def _clip_ended(self) -> None:
-        self.playing_job = None
+    def _playing(self, job: str | None) -> None:
+        """The job playing a reference clip now, or None."""
+        self.playing_job = job
         self._update_buttons()
 
     def _on_job_event(self, data: dict[str, Any]) -> None:
         told = JobEvent.from_data(data)
         if self.playing_job and told.job == self.playing_job and told.event in JOB_ENDS:
-            self._clip_ended()
+            self._playing(None)
 
     def rename(self) -> None:
         """Rename the selected voice."""
