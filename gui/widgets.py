@@ -266,10 +266,11 @@ def wheel_only_when_focused(owner: QWidget, *areas: QWidget) -> None:
         widget.installEventFilter(guard)
 
 
-def confirm(parent: QWidget, title: str, question: str, yes_default: bool = False) -> bool:
-    """Ask a yes-or-no question; the answer Enter gives is No unless ``yes_default``."""
+def confirm(parent: QWidget, title: str, question: str, no_default: bool = True) -> bool:
+    """Ask a yes-or-no question; Enter answers No when ``no_default``, else what the desktop's dialog picks."""
     yes, no = QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.No
-    return QMessageBox.question(parent, title, question, yes | no, yes if yes_default else no) == yes
+    default = no if no_default else QMessageBox.StandardButton.NoButton
+    return QMessageBox.question(parent, title, question, yes | no, default) == yes
 
 
 def fmt_seconds(s: float | None) -> str:

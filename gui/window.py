@@ -110,9 +110,8 @@ class DaemonBanner(QWidget):
     def use_local_folder(self) -> None:
         """Load the model from a folder on this computer (no internet): pick it, save it, load."""
         folder = QFileDialog.getExistingDirectory(self, "Folder with the model's files", str(Path.home()))
-        if not folder:
-            return
-        self.state.send(rq.settings_set({"checkpoint": folder}), on_result=lambda _: self.state.retry())
+        if folder:
+            self.state.send(rq.settings_set({"checkpoint": folder}), on_result=lambda _: self.state.retry())
 
 
 class MainWindow(QMainWindow):

@@ -199,9 +199,8 @@ class PronunciationPage(QWidget):
     def remove_selected(self) -> None:
         """Remove the selected rule (or the one in the form)."""
         word = self.selected_word() or self.editing
-        if word is None:
-            return
-        self.state.send(rq.words_remove(word), on_result=lambda _r: self._removed(), on_error=self._error_callback)
+        if word is not None:
+            self.state.send(rq.words_remove(word), on_result=lambda _r: self._removed(), on_error=self._error_callback)
 
     def _removed(self) -> None:
         self.clear_form()

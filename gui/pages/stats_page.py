@@ -161,7 +161,7 @@ class StatsPage(QWidget):
             "Forget the prepared voices",
             "Forget the prepared voice of every voice? The voices stay; each is prepared again the next time it "
             "speaks, which takes a few seconds.",
-            yes_default=True,
+            no_default=False,
         ):
             self.state.send(
                 rq.cache_clear(),

@@ -246,9 +246,8 @@ class VoicesPage(QWidget):
     def delete(self) -> None:
         """Delete the selected voice, after asking."""
         name = self.selected()
-        if not name:
-            return
-        if confirm(self, "Delete voice", f"Delete the voice “{name}”? Its clip and its prepared voice are removed."):
+        question = f"Delete the voice “{name}”? Its clip and its prepared voice are removed."
+        if name and confirm(self, "Delete voice", question):
             self.delete_voice(name)
 
     def delete_voice(self, name: str) -> None:
