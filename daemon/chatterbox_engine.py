@@ -228,8 +228,8 @@ class ChatterboxEngine(Engine):
         except Exception as exc:  # a broken install must not kill the daemon
             raise EngineError("model_failed", f"chatterbox could not be imported: {exc}") from exc
         self.device = pick_device(self.wanted_device)
+        folder = Path(self.checkpoint).expanduser() if self.checkpoint else None
         if self.variant == "auto":
-            folder = Path(self.checkpoint).expanduser() if self.checkpoint else None
             self.variant = auto_variant(self.device != "cpu", folder)
             self.prep_version = "norm_loudness" if self.variant == "turbo" else "v1"
             log.info("variant auto: %s on %s", self.variant, self.device)
@@ -239,8 +239,7 @@ class ChatterboxEngine(Engine):
             "turbo": ChatterboxTurboTTS,
         }[self.variant]
         try:
-            if self.checkpoint:
-                folder = Path(self.checkpoint).expanduser()
+            if folder is not None:
                 missing = [n for n in _REQUIRED_FILES[self.variant] if not (folder / n).is_file()]
                 if missing:
                     raise EngineError(
