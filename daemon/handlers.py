@@ -110,9 +110,9 @@ def hello(svc: Service, req: ReceivedRequest) -> m.HelloResult:
 
 
 @handler("ping")
-def ping(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
+def ping(svc: Service, req: ReceivedRequest) -> m.PingResult:
     """Answered from the main loop, whatever the model is doing."""
-    return {"pong": True, "time": time.time()}
+    return m.PingResult(True, time.time())
 
 
 @handler("status")
@@ -212,14 +212,14 @@ def voices_rename(svc: Service, req: ReceivedRequest) -> m.VoiceInfo:
 
 
 @handler("voices.remove")
-def voices_remove(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
+def voices_remove(svc: Service, req: ReceivedRequest) -> m.VoicesRemoveResult:
     """Remove a voice, its clip, and its cached conditionals."""
     voice = svc.voices.get(req.args.name)
     svc.voices.remove(req.args.name)
     if not any(v.sha256 == voice.sha256 for v in svc.voices.list()):
         svc.cache.clear(voice.sha256)
     svc.out.event(m.VoicesEvent("removed", name=voice.name))
-    return {"removed": voice.name}
+    return m.VoicesRemoveResult(voice.name)
 
 
 @handler("voices.play")
@@ -432,7 +432,7 @@ def audio_set(svc: Service, req: ReceivedRequest) -> m.AudioSetResult:
 
 
 @handler("cancel")
-def cancel(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
+def cancel(svc: Service, req: ReceivedRequest) -> m.CancelResult:
     """Cancel by job id, or by the id of the request that made the job."""
     job_id, request = req.args.job, req.args.request
     jobs = svc.queue.find(job_id=job_id) if job_id else svc.queue.find(identity=req.identity, req_id=request)
@@ -441,7 +441,7 @@ def cancel(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
         raise ProtocolError("no_such_job", f"no queued or running job {job_id or request}")
     for job in jobs:
         svc.coordinator.cancel(job)
-    return {"cancelled": [j.id for j in jobs]}
+    return m.CancelResult([j.id for j in jobs])
 
 
 @handler("cache.stats")
@@ -544,6 +544,6 @@ def tags_list(svc: Service, req: ReceivedRequest) -> m.TagsListResult:
 
 
 @handler("shutdown")
-def shutdown(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
+def shutdown(svc: Service, req: ReceivedRequest) -> m.ShutdownResult:
     """The server stops after sending this reply."""
-    return {"stopping": True}
+    return m.ShutdownResult(True)

@@ -939,6 +939,35 @@ class TextPreviewResult(OpResult):
     tags_checked: bool
 
 
+@_result("ping")
+class PingResult(OpResult):
+    """``ping``: a pong, and the daemon's clock (Unix time, seconds)."""
+
+    pong: bool
+    time: float
+
+
+@_result("voices.remove")
+class VoicesRemoveResult(OpResult):
+    """``voices.remove``: the removed voice's name, as the library spelt it."""
+
+    removed: str
+
+
+@_result("cancel")
+class CancelResult(OpResult):
+    """``cancel``: the jobs it cancelled."""
+
+    cancelled: list[str]
+
+
+@_result("shutdown")
+class ShutdownResult(OpResult):
+    """``shutdown``: the daemon is stopping (it answers first)."""
+
+    stopping: bool
+
+
 @_result("tags.list")
 class TagsListResult(OpResult):
     """``tags.list``: the loaded model's tags and the pause markup's bounds."""
