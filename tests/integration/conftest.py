@@ -46,13 +46,13 @@ def real(request: pytest.FixtureRequest) -> Iterator[DaemonProcess]:
 
     It warms up at every start, as a user's daemon does, unless the module
     sets ``WARM_UP = False`` (one that restarts its daemon several times and
-    tests something else).
+    tests something else). A module's ``DAEMON_ENV`` is added to its environment.
     """
     ckpt = ensure_checkpoint("original")
     warm_up = () if getattr(request.module, "WARM_UP", True) else ("--no-warmup",)
     proc = DaemonProcess(
         args=("--checkpoint", str(ckpt), "--device", "cpu", "--max-tokens-per-chunk", str(TOKENS), *warm_up),
-        env=loader_env(ckpt),
+        env={**loader_env(ckpt), **getattr(request.module, "DAEMON_ENV", {})},
     )
     proc.start(timeout=START_S)
     yield proc
