@@ -78,48 +78,30 @@ def wav_stream_header(rate: int, channels: int = 1, bits: int = 16) -> bytes:
 
 
 class Encoder:
-    """Feed float32 chunks, get encoded bytes back; ``finish`` gives the tail."""
+    """Feed float32 chunks, get encoded bytes back; ``finish`` gives the tail.
+
+    This class itself writes raw 16-bit little-endian mono (``pcm``), after
+    ``header`` (``wav``'s streaming header, sent alone by ``finish`` when no
+    audio came: an empty but valid file).
+    """
 
     #: False when the bytes can only leave at the end (``finish``).
     streams = True
 
-    def __init__(self, rate: int) -> None:
-        self.rate = rate
+    def __init__(self, header: bytes = b"") -> None:
+        self._header = header
+
+    def _head(self) -> bytes:
+        head, self._header = self._header, b""
+        return head
 
     def feed(self, samples: np.ndarray) -> bytes:
         """Encode one chunk; return what can be sent now (possibly nothing)."""
-        raise NotImplementedError
+        return self._head() + to_int16(samples)
 
     def finish(self) -> bytes:
         """Flush the encoder; return the last bytes."""
-        return b""
-
-
-class PcmEncoder(Encoder):
-    """Raw 16-bit little-endian mono."""
-
-    def feed(self, samples: np.ndarray) -> bytes:
-        return to_int16(samples)
-
-
-class WavEncoder(Encoder):
-    """16-bit WAV with a streaming header (see the module's docstring)."""
-
-    def __init__(self, rate: int) -> None:
-        super().__init__(rate)
-        self._header_sent = False
-
-    def _header(self) -> bytes:
-        if self._header_sent:
-            return b""
-        self._header_sent = True
-        return wav_stream_header(self.rate)
-
-    def feed(self, samples: np.ndarray) -> bytes:
-        return self._header() + to_int16(samples)
-
-    def finish(self) -> bytes:
-        return self._header()  # an empty but valid file when no audio came
+        return self._head()
 
 
 class _StreamSink:
@@ -171,13 +153,26 @@ class _StreamSink:
 
 
 class SndfileEncoder(Encoder):
-    """mp3 or opus through libsndfile (the ``say -o`` format table), streamed; flac whole (`FlacEncoder`)."""
+    """mp3, opus or flac through libsndfile (the ``say -o`` format table).
 
-    def __init__(self, rate: int, extension: str, **options: Any) -> None:
-        super().__init__(rate)
-        # What does not stream is written to a seekable file in memory and leaves at the end.
-        self._sink: Any = _StreamSink() if self.streams else io.BytesIO()
-        self._file = _open_sndfile(self._sink, rate, extension, **options)
+    ``streams`` false (flac) writes to a seekable file in memory that leaves
+    whole at the end, so that its header is complete (see the module's docstring).
+    """
+
+    def __init__(self, rate: int, extension: str, *, streams: bool = True, **options: Any) -> None:
+        import soundfile
+
+        fmt, subtype = FILE_FORMATS[extension]
+        if subtype not in soundfile.available_subtypes(fmt):
+            raise UnsupportedFormat(
+                f"this libsndfile ({soundfile.__libsndfile_version__}) cannot write {extension[1:]}; "
+                "ask for wav or pcm instead"
+            )
+        self.streams = streams
+        self._sink: Any = _StreamSink() if streams else io.BytesIO()
+        self._file = soundfile.SoundFile(
+            self._sink, "w", samplerate=rate, channels=1, format=fmt, subtype=subtype, **options
+        )
 
     def feed(self, samples: np.ndarray) -> bytes:
         import numpy as np
@@ -189,24 +184,6 @@ class SndfileEncoder(Encoder):
     def finish(self) -> bytes:
         self._file.close()
         return self._sink.take() if self.streams else self._sink.getvalue()
-
-
-class FlacEncoder(SndfileEncoder):
-    """FLAC, sent whole at the end so that its header is complete (see the module's docstring)."""
-
-    streams = False
-
-
-def _open_sndfile(sink: Any, rate: int, extension: str, **options: Any) -> Any:
-    import soundfile
-
-    fmt, subtype = FILE_FORMATS[extension]
-    if subtype not in soundfile.available_subtypes(fmt):
-        raise UnsupportedFormat(
-            f"this libsndfile ({soundfile.__libsndfile_version__}) cannot write {extension[1:]}; "
-            "ask for wav or pcm instead"
-        )
-    return soundfile.SoundFile(sink, "w", samplerate=rate, channels=1, format=fmt, subtype=subtype, **options)
 
 
 def check_format(name: str) -> str:
@@ -222,15 +199,10 @@ def check_format(name: str) -> str:
 def encoder(name: str, rate: int) -> Encoder:
     """A fresh encoder for one response in format ``name`` at ``rate`` Hz."""
     key = check_format(name)
+    if key in ("pcm", "wav"):
+        return Encoder(wav_stream_header(rate) if key == "wav" else b"")
     extension = FORMATS[key][1]
-    if key == "pcm":
-        return PcmEncoder(rate)
-    if key == "wav":
-        return WavEncoder(rate)
     assert extension is not None
-    if key == "flac":
-        return FlacEncoder(rate, extension)
-    if key == "mp3":
-        # libsndfile sets the bitrate mode only along with a level; 0.5 gives 80 kbit/s at 24 kHz.
-        return SndfileEncoder(rate, extension, compression_level=0.5, bitrate_mode="CONSTANT")
-    return SndfileEncoder(rate, extension)
+    # libsndfile sets the bitrate mode only along with a level; 0.5 gives 80 kbit/s at 24 kHz.
+    options = {"compression_level": 0.5, "bitrate_mode": "CONSTANT"} if key == "mp3" else {}
+    return SndfileEncoder(rate, extension, streams=key != "flac", **options)
