@@ -13,18 +13,12 @@ import sys
 import warnings
 from collections.abc import MutableMapping
 
-from .settings import DEVICES, ENGINES, VARIANTS, load_settings
+from .settings import DEVICES, ENGINES, VARIANTS, load_remote_settings, load_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The daemon's flags (shared with ``chatterbox-tray daemon``)."""
+    """The daemon's flags: they override settings.json for one run (``chatterbox-tray daemon`` passes them on)."""
     parser = argparse.ArgumentParser(prog="chatterbox-tray-daemon", description=__doc__)
-    add_daemon_flags(parser)
-    return parser
-
-
-def add_daemon_flags(parser: argparse.ArgumentParser) -> None:
-    """Flags that override settings.json for one run."""
     parser.add_argument("--variant", choices=VARIANTS, help="which Chatterbox model to load")
     parser.add_argument("--checkpoint", metavar="DIR", help="load weights from this folder instead of the hub")
     parser.add_argument("--device", choices=DEVICES, help="where the model runs (default: auto)")
@@ -41,6 +35,7 @@ def add_daemon_flags(parser: argparse.ArgumentParser) -> None:
         help="also serve other computers with CURVE on HOST:PORT for this run (docs/security.md)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    return parser
 
 
 def set_openmp_waiting(env: MutableMapping[str, str], platform: str) -> None:
@@ -84,37 +79,32 @@ def run(args: argparse.Namespace) -> int:
     overrides = {
         k: getattr(args, k) for k in ("variant", "checkpoint", "device", "engine", "warmup", "max_tokens_per_chunk")
     }
-    try:
-        settings = load_settings(overrides=overrides)
-    except (TypeError, ValueError) as exc:
-        print(f"chatterbox-tray daemon: {exc}", file=sys.stderr)
-        return 2
-    from ..ipc.remote import RemoteError
-    from .settings import load_remote_settings
+    import zmq
 
-    try:
-        remote = load_remote_settings(bind=args.remote_bind)
-    except RemoteError as exc:
-        print(f"chatterbox-tray daemon: {exc}", file=sys.stderr)
-        return 2
+    from ..ipc.remote import RemoteError
     from .instance import AlreadyRunning
     from .server import Server
 
     try:
+        settings = load_settings(overrides=overrides)
+        remote = load_remote_settings(bind=args.remote_bind)
+    except (TypeError, ValueError, RemoteError) as exc:
+        return _failed(str(exc), 2)
+    try:
         server = Server(settings, remote)
     except AlreadyRunning as exc:
-        print(f"chatterbox-tray daemon: {exc}", file=sys.stderr)
-        return 3
-    except (OSError, PermissionError) as exc:
-        print(f"chatterbox-tray daemon: cannot set up the runtime folder: {exc}", file=sys.stderr)
-        return 1
-    import zmq
-
+        return _failed(str(exc), 3)
+    except OSError as exc:
+        return _failed(f"cannot set up the runtime folder: {exc}", 1)
     try:
         return server.run()
     except (RemoteError, zmq.ZMQError) as exc:  # a bad key file, a port in use
-        print(f"chatterbox-tray daemon: cannot serve the network: {exc}", file=sys.stderr)
-        return 1
+        return _failed(f"cannot serve the network: {exc}", 1)
+
+
+def _failed(message: str, status: int) -> int:
+    print(f"chatterbox-tray daemon: {message}", file=sys.stderr)
+    return status
 
 
 def quiet_libraries() -> None:

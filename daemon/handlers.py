@@ -23,6 +23,7 @@ from typing import Any
 
 from .. import __version__
 from ..audio.output import find_device, resample
+from ..ipc import endpoints
 from ..ipc import messages as m
 from ..ipc.limits import PRIORITY_RANK as RANK
 from ..ipc.markup import MAX_RULES, PAUSE_DEFAULT_S, PAUSE_MAX_S, PAUSE_TOTAL_MAX_S
@@ -33,7 +34,7 @@ from .jobs import LOCAL_CLIENT, Job
 from .model import MODEL_KEYS
 from .saytext import Prepared, prepare, resolve_tags
 from .service import Service, read_clip_path
-from .settings import NEEDS_RELOAD, VARIANTS, Settings, save_changes, settings_file
+from .settings import NEEDS_RELOAD, VARIANTS, Settings, save_changes
 from .sysstats import system_stats
 
 
@@ -131,7 +132,7 @@ def retry_load(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
 def settings_get(svc: Service, req: ReceivedRequest) -> m.SettingsGetResult:
     """Every setting, which of them need a model reload, and the settings file's path."""
     editable, reload, loaded = list(Settings.editable()), list(NEEDS_RELOAD), svc.model.loaded_settings
-    return m.SettingsGetResult(svc.settings.to_json(), editable, reload, loaded, str(settings_file()))
+    return m.SettingsGetResult(svc.settings.to_json(), editable, reload, loaded, str(endpoints.settings_file()))
 
 
 @handler("settings.set")

@@ -7,6 +7,8 @@ daemon's main thread).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -20,7 +22,11 @@ class _BFloat16Rows(torch.nn.Module):
     says how a float32 residual stream takes it.
     """
 
-    out_features: int
+    def __init__(self, linear: Any) -> None:
+        super().__init__()
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        bias = linear.bias
+        self.register_buffer("bias", None if bias is None else bias.detach().to(torch.bfloat16).clone())
 
     def forward(self, x: Any) -> Any:
         flat = x.reshape(-1, x.shape[-1])
@@ -53,18 +59,15 @@ class Int8Linear(_BFloat16Rows):
     MANY_ROWS = 16
 
     def __init__(self, linear: Any) -> None:
-        super().__init__()
+        super().__init__(linear)
         weight = linear.weight.detach().float()
         # The kernel takes the scales in the activations' dtype: round them to
         # bfloat16 first and quantise against the rounded ones, so a scale's
         # own rounding (up to 0.4 %) does not skew its whole output channel.
         scale = (weight.abs().amax(dim=1).clamp(min=1e-12) / 127.0).to(torch.bfloat16)
         q = torch.round(weight / scale.float()[:, None]).clamp(-128, 127).to(torch.int8).contiguous()
-        self.in_features, self.out_features = linear.in_features, linear.out_features
         self.register_buffer("weight_int8", q)
         self.register_buffer("scale", scale)
-        bias = linear.bias
-        self.register_buffer("bias", None if bias is None else bias.detach().to(torch.bfloat16).clone())
 
     def _product(self, rows: Any) -> Any:
         if rows.shape[0] >= self.MANY_ROWS:
@@ -74,13 +77,18 @@ class Int8Linear(_BFloat16Rows):
         return out if self.bias is None else out + self.bias
 
 
-def linears_to_int8(module: Any) -> None:
-    """Swap every ``nn.Linear`` under ``module`` for an `Int8Linear`, in place."""
+def _swap_linears(module: Any, make: Callable[[Any], torch.nn.Module]) -> None:
+    """Swap every ``nn.Linear`` under ``module`` for ``make(linear)``, in place."""
     for name, child in list(module.named_children()):
         if isinstance(child, torch.nn.Linear):
-            setattr(module, name, Int8Linear(child))
+            setattr(module, name, make(child))
         else:
-            linears_to_int8(child)
+            _swap_linears(child, make)
+
+
+def linears_to_int8(module: Any) -> None:
+    """Swap every ``nn.Linear`` under ``module`` for an `Int8Linear`, in place."""
+    _swap_linears(module, Int8Linear)
 
 
 class PackedLinear(_BFloat16Rows):
@@ -96,37 +104,24 @@ class PackedLinear(_BFloat16Rows):
     """
 
     def __init__(self, linear: Any) -> None:
-        super().__init__()
-        self.in_features, self.out_features = linear.in_features, linear.out_features
+        super().__init__(linear)
         weight = linear.weight.detach().to(torch.bfloat16)
         #: oneDNN's opaque tensor (not a parameter: ``.to()`` and state dicts do not know it).
         self.packed = torch.ops.mkldnn._reorder_linear_weight(weight, 1)
-        bias = linear.bias
-        self.register_buffer("bias", None if bias is None else bias.detach().to(torch.bfloat16).clone())
 
     def _product(self, rows: Any) -> Any:
         return torch.ops.mkldnn._linear_pointwise(rows, self.packed, self.bias, "none", [], "")
 
 
-def pack_bfloat16_linears(module: Any) -> int:
-    """Swap every ``nn.Linear`` under ``module`` for a bfloat16 `PackedLinear`, in place; how many.
+def pack_bfloat16_linears(module: Any) -> None:
+    """Swap every ``nn.Linear`` under ``module`` for a bfloat16 `PackedLinear`, in place.
 
     A float32 layer's weight is rounded to bfloat16 on the way. Where this
-    torch has no oneDNN (or it refuses the layout), the layers stay as they are.
+    torch has no oneDNN (or it refuses the layout), the layers left stay as they are.
     """
-    if not torch.backends.mkldnn.is_available():
-        return 0
-    swapped = 0
-    for name, child in list(module.named_children()):
-        if isinstance(child, torch.nn.Linear):
-            try:
-                setattr(module, name, PackedLinear(child))
-            except RuntimeError:
-                return swapped
-            swapped += 1
-        else:
-            swapped += pack_bfloat16_linears(child)
-    return swapped
+    if torch.backends.mkldnn.is_available():
+        with contextlib.suppress(RuntimeError):
+            _swap_linears(module, PackedLinear)
 
 
 class BFloat16Rotary(torch.nn.Module):

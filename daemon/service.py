@@ -38,7 +38,7 @@ from .jobs import Job, JobQueue
 from .model import Model, make_engine
 from .player import Player
 from .rulebook import RuleBook
-from .settings import Settings, settings_file
+from .settings import Settings
 from .storage import remove_temp_files_of
 from .voices import VoiceLibrary
 from .worker import Worker
@@ -77,7 +77,7 @@ class Service:
             tensors="numpy" if self.model.engine.tensor_format == "numpy" else "torch",
             sole_writer=True,  # the server holds the instance lock
         )
-        remove_temp_files_of(settings_file())
+        remove_temp_files_of(endpoints.settings_file())
         self.voices = VoiceLibrary(endpoints.data_dir())
         self.words = RuleBook(endpoints.data_dir() / "words.json")
         self.coordinator = Coordinator(

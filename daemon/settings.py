@@ -74,14 +74,9 @@ def _loopback_uri(uri: str) -> bool:
     return not uri.startswith("tcp://") or host in ("localhost", "::1") or host.startswith("127.")
 
 
-def settings_file() -> Path:
-    """Where the settings live."""
-    return endpoints.settings_file()
-
-
 def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
     """Read the settings file (missing or broken: defaults, logged) and apply overrides."""
-    path = path or settings_file()
+    path = path or endpoints.settings_file()
     values: dict[str, Any] = {}
     known = {f.name: f for f in fields(Settings)}
     try:
@@ -122,7 +117,7 @@ def load_remote_settings(path: Path | None = None, bind: str | None = None) -> R
     Raises RemoteError on a bad value: a daemon asked to serve the network
     must not silently serve it some other way.
     """
-    current = remote_settings(_saved(path or settings_file()).get(REMOTE_KEY))
+    current = remote_settings(_saved(path or endpoints.settings_file()).get(REMOTE_KEY))
     if bind:
         current = remote_settings({**asdict(current), "enabled": True, "bind": bind})
     return current
@@ -134,7 +129,7 @@ def save_changes(changes: dict[str, Any], path: Path | None = None) -> None:
     Only what a client changed is written: a flag the daemon was started with
     (``--variant``, ``--engine``) stays a flag for that run, not a saved setting.
     """
-    path = path or settings_file()
+    path = path or endpoints.settings_file()
     _write({**_saved(path), **changes}, path)
 
 
