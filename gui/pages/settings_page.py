@@ -47,9 +47,10 @@ from ..plain_words import plain_failure
 from ..state import AppState
 from ..widgets import Banner, ElidedLabel, arrange, scrolled, wheel_only_when_focused
 
-#: The daemon's settings this page shows (``_set_field`` puts each in its widget).
-SHOWN = ("variant", "checkpoint", "device", "language", "memory_cache_mb", "disk_cache_mb", "prebuffer")
-SHOWN += ("sentence_pause_ms", "unload_after_idle_minutes", "volume", "rate", "bridge_openai", "bridge_wyoming")
+#: Settings on sliders in hundredths of the daemon's value.
+PERCENT = ("volume", "rate")
+#: Settings an older daemon does not have: none of them is sent to it.
+NEWER = ("rate", "bridge_openai", "bridge_wyoming")
 
 
 class SettingsPage(QWidget):
@@ -208,23 +209,33 @@ class SettingsPage(QWidget):
         state.changed.connect(self._update_enabled)
         state.daemon_changed.connect(lambda _: self.fill_daemons())
         self.daemon_boxes = (model_box, cache_box, output_box, self.bridge_openai, self.bridge_wyoming)
+        #: The daemon's settings this page shows, each in its control (``_set_field``, ``_field``).
+        self.fields: dict[str, QWidget] = {
+            "variant": self.variant,
+            "checkpoint": self.checkpoint,
+            "device": self.device,
+            "language": self.language,
+            "memory_cache_mb": self.memory_mb,
+            "disk_cache_mb": self.disk_mb,
+            "prebuffer": self.prebuffer,
+            "sentence_pause_ms": self.pause_ms,
+            "output_device": self.output,
+            "volume": self.volume,
+            "unload_after_idle_minutes": self.idle_minutes,
+            "rate": self.rate,
+            "bridge_openai": self.bridge_openai,
+            "bridge_wyoming": self.bridge_wyoming,
+        }
         self.fill_daemons()
         self._update_enabled()
 
     # -- reading -----------------------------------------------------------------
 
-    def load(self) -> None:
-        """Read the settings and output devices from the daemon (what is shown is what it has).
-
-        Drops unsaved edits: this is Revert.
-        """
-        self.kept = {}
-        self._read({})
-
     def revert(self) -> None:
         """Drop unsaved edits: show the daemon's settings again."""
         self.banner.hide()  # what it said was about the edits
-        self.load()
+        self.kept = {}
+        self._read({})
 
     def refresh(self) -> None:
         """Read the daemon's settings again, keeping what the user changed and has not applied.
@@ -266,37 +277,34 @@ class SettingsPage(QWidget):
             )
 
     def _set_field(self, key: str, value: Any) -> None:
-        """Show ``value`` for setting ``key`` (an unsaved edit put back)."""
-        combos = {
-            "variant": self.variant,
-            "device": self.device,
-            "prebuffer": self.prebuffer,
-            "output_device": self.output,
-        }
-        spins = {
-            "memory_cache_mb": self.memory_mb,
-            "disk_cache_mb": self.disk_mb,
-            "sentence_pause_ms": self.pause_ms,
-            "unload_after_idle_minutes": self.idle_minutes,
-        }
-        if key in combos:
-            index = combos[key].findData(value)
-            if index >= 0:
-                combos[key].setCurrentIndex(index)
-        elif key in spins:
-            spins[key].setValue(_whole_minutes(value) if key == "unload_after_idle_minutes" else int(value))
-        elif key == "checkpoint":
+        """Show ``value`` for setting ``key`` (the daemon's, or an unsaved edit put back)."""
+        widget = self.fields[key]
+        if key == "checkpoint":
             self.source_local.setChecked(bool(value))
             self.source_hub.setChecked(not value)
             self.checkpoint.setText(str(value))
         elif key == "language":
             self.language.setCurrentText(str(value))
-        elif key == "volume":
-            self.volume.setValue(round(100 * float(value)))
-        elif key == "rate":
-            self.rate.setValue(round(100 * float(value)))
-        elif key in ("bridge_openai", "bridge_wyoming"):
-            getattr(self, key).setChecked(bool(value))
+        elif isinstance(widget, QComboBox):
+            if (index := widget.findData(value)) >= 0:
+                widget.setCurrentIndex(index)
+        elif isinstance(widget, QCheckBox):
+            widget.setChecked(bool(value))
+        elif isinstance(widget, (QSpinBox, QSlider)):
+            widget.setValue(int(_in_units(key, value)))
+
+    def _field(self, key: str) -> Any:
+        """What the page shows for setting ``key``, in the units of ``_in_units``; None: nothing to send."""
+        widget = self.fields[key]
+        if key == "checkpoint":
+            return self.checkpoint.text().strip() if self.source_local.isChecked() else ""
+        if key == "language":
+            return (self.language.currentText().strip() or "en") if self.language.isEnabled() else None
+        if key == "output_device":
+            return self.output.currentData() if self.output.isEnabled() else None
+        if isinstance(widget, QComboBox):
+            return widget.currentData()
+        return widget.isChecked() if isinstance(widget, QCheckBox) else widget.value()
 
     def _show(self, result: m.SettingsGetResult) -> None:
         s = self.daemon_settings = dict(result.settings)
@@ -304,11 +312,11 @@ class SettingsPage(QWidget):
         self._fill_variants(self.state.hello)
         self.language.clear()
         self.language.addItems(self.state.languages() or ["en"])
-        for key in SHOWN:
+        for key in self.fields:
             self._set_field(key, s.get(key, SETTINGS[key].default))
         self.checkpoint.setEnabled(bool(s.get("checkpoint")))
-        for key in ("rate", "bridge_openai", "bridge_wyoming"):
-            getattr(self, key).setEnabled(key in s)  # an older daemon has none of these settings
+        for key in NEWER:
+            self.fields[key].setEnabled(key in s)
         self._show_bridge_places(s)
         self._update_language()
         if self.state.remote:  # its file is on the other computer, and only its owner edits it
@@ -388,7 +396,7 @@ class SettingsPage(QWidget):
         """Another client set the volume or device: show it, unless the user is changing it here."""
         if not self.daemon_settings:
             return
-        edited = self.volume.value() != round(100 * float(self.daemon_settings.get("volume", 1.0)))
+        edited = "volume" in self.changes()
         self.daemon_settings["volume"] = event.volume
         if not edited and "volume" not in self.kept:
             self.volume.setValue(round(100 * event.volume))
@@ -397,29 +405,13 @@ class SettingsPage(QWidget):
 
     def changes(self) -> dict[str, Any]:
         """Settings whose shown value differs from the daemon's."""
-        wanted = {
-            "variant": self.variant.currentData(),
-            "checkpoint": self.checkpoint.text().strip() if self.source_local.isChecked() else "",
-            "device": self.device.currentData(),
-            "language": (self.language.currentText().strip() or "en") if self.language.isEnabled() else None,
-            "memory_cache_mb": self.memory_mb.value(),
-            "disk_cache_mb": self.disk_mb.value(),
-            "prebuffer": self.prebuffer.currentData(),
-            "sentence_pause_ms": self.pause_ms.value(),
-            "output_device": self.output.currentData() if self.output.isEnabled() else None,
-        }
-        changed = {k: v for k, v in wanted.items() if v is not None and self.daemon_settings.get(k) != v}
-        if self.volume.value() != round(100 * float(self.daemon_settings.get("volume", 1.0))):
-            changed["volume"] = self.volume.value() / 100
-        # Minutes are whole on this page; a fraction set elsewhere stays unless edited here.
-        if self.idle_minutes.value() != _whole_minutes(self.daemon_settings.get("unload_after_idle_minutes", 30)):
-            changed["unload_after_idle_minutes"] = self.idle_minutes.value()
-        if "rate" in self.daemon_settings and self.rate.value() != round(100 * float(self.daemon_settings["rate"])):
-            changed["rate"] = self.rate.value() / 100
-        for key in ("bridge_openai", "bridge_wyoming"):
-            on = getattr(self, key).isChecked()
-            if key in self.daemon_settings and on != bool(self.daemon_settings[key]):
-                changed[key] = on
+        s, changed = self.daemon_settings, {}
+        for key in self.fields:
+            value = self._field(key)
+            if value is None or (key in NEWER and key not in s):
+                continue
+            if value != _in_units(key, s.get(key, SETTINGS[key].default)):
+                changed[key] = value / 100 if key in PERCENT else value
         return changed
 
     def apply(self) -> None:
@@ -448,7 +440,7 @@ class SettingsPage(QWidget):
             )
         else:
             self.banner.show_message("Saved.", "info", timeout_ms=3000)
-        self.load()
+        self._read({})
 
     def reload_model(self) -> None:
         """Load the model again with the current settings."""
@@ -608,10 +600,14 @@ def _short_path(path: str, parts: int = 2) -> str:
     return path if len(names) <= parts + 1 else "…/" + "/".join(names[-parts:])
 
 
-def _whole_minutes(value: Any) -> int:
-    """Idle minutes as the page's spin box shows them: whole, and never "Never" unless 0."""
-    minutes = float(value or 0)
-    return 0 if minutes <= 0 else max(1, round(minutes))
+def _in_units(key: str, value: Any) -> Any:
+    """A daemon value of setting ``key`` in the units its control shows."""
+    if key in PERCENT:
+        return round(100 * float(value))
+    if key == "unload_after_idle_minutes":  # whole, and never "Never" unless 0; a fraction set elsewhere stays
+        minutes = float(value or 0)
+        return 0 if minutes <= 0 else max(1, round(minutes))
+    return bool(value) if key in NEWER else value
 
 
 def _shown(key: str, value: Any) -> str:
