@@ -166,12 +166,7 @@ def reload(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
 @handler("voices.list")
 def voices_list(svc: Service, req: ReceivedRequest) -> m.VoicesListResult:
     """The library, with cache state."""
-    return m.VoicesListResult([_voice(svc, v.name) for v in svc.voices.list()], svc.voices.default)
-
-
-def _voice(svc: Service, name: str) -> m.VoiceInfo:
-    """A voice as the protocol shows it (``Service.voice_json``, typed)."""
-    return m.VoiceInfo(**svc.voice_json(name))
+    return m.VoicesListResult([svc.voice_info(v.name) for v in svc.voices.list()], svc.voices.default)
 
 
 @handler("voices.add")
@@ -193,7 +188,7 @@ def voices_add(svc: Service, req: ReceivedRequest) -> None:
     def add() -> m.VoiceInfo:  # reading and decoding the clip: off the main loop
         voice = svc.voices.add(args.name, clip(), source_name=source or os.path.basename(path or ""))
         svc.queue_prepare(voice.name)
-        result = _voice(svc, voice.name)
+        result = svc.voice_info(voice.name)
         svc.out.event(m.VoicesEvent("added", voice=result))
         if result.default:  # the first voice of a library without a default
             svc.out.event(m.VoicesEvent("default", name=voice.name))
@@ -207,7 +202,7 @@ def voices_add(svc: Service, req: ReceivedRequest) -> None:
 def voices_rename(svc: Service, req: ReceivedRequest) -> m.VoiceInfo:
     """Rename a voice; its clip and cache entry stay."""
     voice = svc.voices.rename(req.args.name, req.args.new_name)
-    result = _voice(svc, voice.name)
+    result = svc.voice_info(voice.name)
     svc.out.event(m.VoicesEvent("renamed", voice=result, old_name=req.args.name))
     return result
 
@@ -246,7 +241,7 @@ def voices_default(svc: Service, req: ReceivedRequest) -> m.VoicesDefaultResult:
     elif name is not None:
         svc.voices.set_default(name)
         svc.out.event(m.VoicesEvent("default", name=svc.voices.default))
-        svc.queue_prepare(name, keep=True)  # the first say in it starts sooner
+        svc.queue_prepare(name)  # kept ready in T3 now that it is the default
     return m.VoicesDefaultResult(svc.voices.default)
 
 
@@ -288,7 +283,7 @@ def _new_job(svc: Service, req: ReceivedRequest, kind: str) -> tuple[Job, bytes 
         raise ProtocolError("empty_text", "there is no text to speak")
     options = _options(svc, args.options)
     if svc.state == "failed":
-        raise ProtocolError("not_ready", f"the model failed to load: {svc.error} (send retry_load)")
+        raise ProtocolError("not_ready", f"the model failed to load: {svc.model.error} (send retry_load)")
     job = Job(kind, identity=req.identity, req_id=req.req_id, text=text, chunks=chunks, options=options)
     job.tag_spans = prepared.tags
     job.rate = svc.settings.rate if args.rate is None else args.rate  # else the user's default (a setting)
@@ -370,11 +365,7 @@ def _speech_jobs(svc: Service, req: ReceivedRequest) -> list[Job]:
 @handler("stop")
 def stop(svc: Service, req: ReceivedRequest) -> m.StopResult:
     """Stop the playing job (default), one job (``job``) or everything (``all``)."""
-    stopped = []
-    for job in _speech_jobs(svc, req):
-        if svc.coordinator.cancel(job, "stopped"):
-            stopped.append(job.id)
-    return m.StopResult(stopped)
+    return m.StopResult([job.id for job in _speech_jobs(svc, req) if svc.coordinator.cancel(job, "stopped")])
 
 
 @handler("pause")

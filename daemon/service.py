@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..ipc import endpoints
-from ..ipc.messages import CacheEvent, StateEvent
+from ..ipc.messages import CacheEvent, StateEvent, VoiceInfo
 from ..ipc.protocol import ProtocolError
 from .bridge_supervisor import BridgeSupervisor
 from .condcache import CacheKey, ConditionalsCache
@@ -111,11 +111,6 @@ class Service:
         """The current engine (loaded or not)."""
         return self.model.engine
 
-    @property
-    def error(self) -> str:
-        """Why the model failed to load, if it did."""
-        return self.model.error
-
     # -- lifecycle --------------------------------------------------------------
 
     def start(self) -> None:
@@ -177,10 +172,8 @@ class Service:
     def _prepare_uncached(self) -> None:
         # Voices added while the model was away get their conditionals now,
         # and the default voice is made ready in T3 (``Engine.keep_voice``).
-        default = (self.voices.default or "").lower() if self.engine.keeps_voice else None
         for voice in self.voices.list():
-            if self.cache_tier(voice.sha256) is None or voice.name.lower() == default:
-                self.coordinator.admit_background(Job("prepare", voice_name=voice.name, clip_sha256=voice.sha256))
+            self.queue_prepare(voice.name)
 
     # -- voices and cache ------------------------------------------------------------
 
@@ -194,24 +187,30 @@ class Service:
             return None
         return self.cache.tier_of(self.cache_key(sha256))
 
-    def voice_json(self, name: str) -> dict[str, Any]:
+    def voice_info(self, name: str) -> VoiceInfo:
         """A voice as the protocol shows it: library fields, cache state, default flag."""
         voice = self.voices.get(name)
         data = voice.to_json()
         data.pop("file", None)  # where we keep it is our business
-        data["cache"] = self.cache_tier(voice.sha256)
-        data["default"] = self.voices.default is not None and self.voices.default.lower() == voice.name.lower()
-        return data
+        return VoiceInfo(**data, cache=self.cache_tier(voice.sha256), default=self.is_default(voice.name))
 
-    def queue_prepare(self, name: str, keep: bool = False) -> None:
+    def is_default(self, name: str | None) -> bool:
+        """Whether ``name`` is the default voice (any case)."""
+        default = self.voices.default
+        return default is not None and name is not None and default.lower() == name.lower()
+
+    def kept_in_t3(self, name: str | None) -> bool:
+        """Whether the engine keeps this voice ready in T3 (``Engine.keep_voice``): the default voice, if it does."""
+        return self.engine.keeps_voice and self.is_default(name)
+
+    def queue_prepare(self, name: str) -> None:
         """Prepare a voice's conditionals in the background (after any synthesis).
 
-        ``keep``: even when they are cached (the default voice: the worker
-        also makes it ready in T3).
+        Only when they are not cached, or for the voice kept ready in T3
+        (the worker makes it ready there): the first say in it starts sooner.
         """
         voice = self.voices.get(name)
-        keep = keep and self.engine.keeps_voice
-        if self.state == "ready" and (keep or self.cache_tier(voice.sha256) is None):
+        if self.state == "ready" and (self.cache_tier(voice.sha256) is None or self.kept_in_t3(voice.name)):
             self.coordinator.admit_background(Job("prepare", voice_name=voice.name, clip_sha256=voice.sha256))
 
     def conditionals(self, job: Job, background: bool = False) -> tuple[Any, str, float]:

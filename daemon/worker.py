@@ -117,12 +117,11 @@ class Worker:
 
     def _run_prepare(self, job: Job) -> None:
         svc = self.svc
-        default = (svc.voices.default or "").lower() if svc.engine.keeps_voice else None
-        is_default = default == (job.voice_name or "").lower()
-        if svc.cache_tier(job.clip_sha256) is None or is_default:
+        keep = svc.kept_in_t3(job.voice_name)
+        if svc.cache_tier(job.clip_sha256) is None or keep:
             conds, tier, seconds = svc.conditionals(job, background=True)
             log.info("prepared voice %s in %.2f s (%s)", job.voice_name, seconds, tier)
-            if is_default:  # the first say in it starts sooner
+            if keep:  # the first say in it starts sooner
                 svc.engine.keep_voice(conds)
         svc.coordinator.end(job, "finished")
 
