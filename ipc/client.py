@@ -98,40 +98,35 @@ class Synthesis:
         For servers that must know before they answer their own client (an
         HTTP status line cannot be taken back).
         """
-        self._replies = self._replies or self.client.replies(self.req_id, STREAM_GAP_TIMEOUT)
-        try:
-            for msg in self._replies:
-                if isinstance(reply := Reply.from_header(msg.header, msg.buffers), Accepted):
-                    return self._accepted(reply)
-        except ProtocolError:
-            self._done = True
-            raise
-        self._done = True
+        if any(isinstance(reply, Accepted) for reply in self._read()):
+            return self
         raise ProtocolError("internal", "the daemon ended the request without accepting it")
 
-    def _accepted(self, reply: Accepted) -> Synthesis:
-        self.job, self.position, self.chunks = reply.job, reply.position, reply.chunks
-        return self
-
-    def __iter__(self) -> Iterator[Chunk]:
+    def _read(self) -> Iterator[Reply | Chunk]:
+        """The replies, typed (a chunk's as a ``Chunk``), once what they say of the job is noted."""
         self._replies = self._replies or self.client.replies(self.req_id, STREAM_GAP_TIMEOUT)
         try:
             for msg in self._replies:
-                if self.should_stop():
-                    return  # not done: the finally below cancels the job
                 reply = Reply.from_header(msg.header, msg.buffers)
                 if isinstance(reply, Accepted):
-                    self._accepted(reply)
+                    self.job, self.position, self.chunks = reply.job, reply.position, reply.chunks
                 elif isinstance(reply, Progress):
                     self.progress = reply.progress
-                elif isinstance(reply, ChunkReply):
-                    yield Chunk.from_reply(reply)
                 elif isinstance(reply, Result):
                     self.summary = reply.result
-            self._done = True
+                yield Chunk.from_reply(reply) if isinstance(reply, ChunkReply) else reply
         except ProtocolError:
             self._done = True  # the daemon ended the job itself
             raise
+        self._done = True  # (not when the caller stops reading: a GeneratorExit)
+
+    def __iter__(self) -> Iterator[Chunk]:
+        try:
+            for item in self._read():
+                if self.should_stop():
+                    return  # not done: the finally below cancels the job
+                if isinstance(item, Chunk):
+                    yield item
         finally:
             if not self._done:
                 self.cancel()
@@ -320,12 +315,9 @@ class Client(_Connection):
         """Add a voice from a clip file or its bytes; the bytes travel in the message."""
         if (path is None) == (data is None):
             raise ValueError("give exactly one of path or data")
-        source = ""
         if path is not None:
-            data = Path(path).read_bytes()
-            source = Path(path).name
-        assert data is not None
-        return self.request(rq.voices_add(name, data, source))
+            return self.request(rq.voices_add(name, Path(path).read_bytes(), Path(path).name))
+        return self.request(rq.voices_add(name, data or b""))  # (data is not None here)
 
     voices_rename = _op(rq.voices_rename, "Rename a voice.")
     voices_remove = _op(rq.voices_remove, "Remove a voice and its clip.")
@@ -509,7 +501,7 @@ def connect(
                     "use --daemon local for this machine's daemon"
                 ) from None
         if info is not None and started and not finder.starting:  # the one started here left it to this one
-            log = endpoints.log_dir() / "daemon.log"
+            log = endpoints.daemon_log()
             raise DaemonUnavailable(f"the daemon (pid {info.pid}) did not answer within {ping_s:g} s; see {log}")
         started = finder.start() or started
         if not started:

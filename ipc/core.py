@@ -195,7 +195,7 @@ class DaemonFinder:
 
 def daemon_log_tail(lines: int = 6) -> str:
     """The last lines of the daemon's log, to show why it did not start."""
-    path = endpoints.log_dir() / "daemon.log"
+    path = endpoints.daemon_log()
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:

@@ -66,9 +66,9 @@ def cache_dir() -> Path:
     return _user_dir("cache", "user_cache_dir")
 
 
-def log_dir() -> Path:
-    """The daemon's log file."""
-    return _user_dir("log", "user_log_dir")
+def daemon_log() -> Path:
+    """The daemon's log file (its folder is made when a client starts a daemon)."""
+    return _user_dir("log", "user_log_dir") / "daemon.log"
 
 
 def runtime_dir() -> Path:

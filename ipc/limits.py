@@ -11,22 +11,6 @@ Pure data, standard library only: every client imports it.
 
 from __future__ import annotations
 
-__all__ = [
-    "CLIP_MAX_SECONDS",
-    "CLIP_MIN_SECONDS",
-    "CLIP_SILENCE_RMS_DBFS",
-    "DEFAULT_MAX_TEXT_CHARS",
-    "DEFAULT_PRIORITY",
-    "MAX_QUICK_CHARS",
-    "OPTION_RANGES",
-    "PREBUFFER_MODES",
-    "PRIORITIES",
-    "PRIORITY_RANK",
-    "RATE_RANGE",
-    "VOICE_NAME_MAX_LENGTH",
-    "VOLUME_RANGE",
-]
-
 #: Speech priorities, most urgent first (Speech Dispatcher's names). A queued
 #: job plays before every job of a later priority; see ``audio/speaker_rules.py``.
 PRIORITIES: tuple[str, ...] = ("urgent", "quick", "text", "notification")

@@ -24,22 +24,6 @@ from typing import Any
 
 from .protocol import ProtocolError
 
-__all__ = [
-    "MAX_RULES",
-    "MAX_SAY_CHARS",
-    "MAX_WORD_CHARS",
-    "PAUSE_DEFAULT_S",
-    "PAUSE_MAX_S",
-    "PAUSE_RE",
-    "PAUSE_TOTAL_MAX_S",
-    "TAG_RE",
-    "Rule",
-    "check_rule",
-    "format_rules_file",
-    "parse_pause",
-    "parse_rules_file",
-]
-
 #: Most rules a dictionary holds; each is tried against every text spoken.
 MAX_RULES = 2000
 #: Longest word (or regular expression) and replacement, in characters.
@@ -188,11 +172,15 @@ _FILE_HEADER = """\
 """
 
 
+#: A rules file's options, and the rule field each one sets.
+_OPTIONS = {"regex": "regex", "match-case": "case_sensitive"}
+
+
 def format_rules_file(rules: list[dict[str, Any]]) -> str:
     """The plain text file of ``rules`` (their JSON form), as `parse_rules_file` reads it."""
     lines = [_FILE_HEADER.rstrip("\n")]
     for raw in rules:
-        options = [name for name, on in (("regex", raw.get("regex")), ("match-case", raw.get("case_sensitive"))) if on]
+        options = [name for name, key in _OPTIONS.items() if raw.get(key)]
         fields = [raw["word"], raw.get("say", "")] + ([",".join(options)] if options else [])
         lines.append("\t".join(fields))
     return "\n".join(lines) + "\n"
@@ -205,12 +193,12 @@ def parse_rules_file(text: str) -> list[dict[str, Any]]:
     line without a tab may use `` => `` instead (easier to type). A JSON
     list of rule objects (an export of ``words.list``'s ``rules``) is read too.
     """
-    stripped = text.lstrip("\ufeff").strip()
-    if stripped.startswith(("[", "{")):
+    text = text.lstrip("\ufeff")
+    if text.strip().startswith(("[", "{")):
         import json
 
         try:
-            data = json.loads(stripped)
+            data = json.loads(text.strip())
         except ValueError as exc:
             raise _bad(f"the file looks like JSON but cannot be read: {exc}") from None
         rules = data.get("rules") if isinstance(data, dict) else data
@@ -218,7 +206,7 @@ def parse_rules_file(text: str) -> list[dict[str, Any]]:
             raise _bad("a JSON rules file holds a list of rules (or an object with 'rules')")
         return rules
     rules = []
-    for number, line in enumerate(text.lstrip("\ufeff").splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         if "\t" in line:
@@ -231,15 +219,9 @@ def parse_rules_file(text: str) -> list[dict[str, Any]]:
         if len(fields) > 3:
             raise _bad(f"line {number}: too many tab-separated fields ({len(fields)}; at most 3)")
         options = {o.strip().lower() for o in (fields[2] if len(fields) > 2 else "").split(",") if o.strip()}
-        unknown = sorted(options - {"regex", "match-case"})
+        unknown = sorted(options - set(_OPTIONS))
         if unknown:
-            raise _bad(f"line {number}: unknown option(s) {', '.join(unknown)} (known: regex, match-case)")
-        rules.append(
-            {
-                "word": fields[0] if "regex" in options else fields[0].strip(),
-                "say": fields[1].strip(),
-                "regex": "regex" in options,
-                "case_sensitive": "match-case" in options,
-            }
-        )
+            raise _bad(f"line {number}: unknown option(s) {', '.join(unknown)} (known: {', '.join(_OPTIONS)})")
+        word = fields[0] if "regex" in options else fields[0].strip()
+        rules.append({"word": word, "say": fields[1].strip(), **{key: o in options for o, key in _OPTIONS.items()}})
     return rules

@@ -20,7 +20,7 @@ import os
 import re
 import stat
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -250,6 +250,11 @@ class RemoteDaemon:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"tcp://{host}:{self.port}"
 
+    @property
+    def where(self) -> str:
+        """Its address and what it said about itself, for people: "gpu-box:7361, RTX 4090"."""
+        return f"{self.host}:{self.port}" + (f", {self.label}" if self.label else "")
+
 
 def daemons_file() -> Path:
     """The client's pinned daemons."""
@@ -276,21 +281,19 @@ def read_daemons(path: Path | None = None) -> dict[str, RemoteDaemon]:
     return out
 
 
-def _daemon_json(daemon: RemoteDaemon) -> dict[str, Any]:
-    return {"host": daemon.host, "port": daemon.port, "server_key": daemon.server_key, "label": daemon.label}
-
-
-def _write_daemons(daemons: dict[str, dict[str, Any]], path: Path) -> None:
+def _write_daemons(daemons: dict[str, RemoteDaemon], path: Path, paired: str = "") -> None:
+    """Write the pinned daemons; the one just ``paired`` gets the time too."""
+    data = {n: {k: v for k, v in asdict(d).items() if k != "name"} for n, d in daemons.items()}
+    if paired:
+        data[paired]["paired_at"] = round(time.time())
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    write_atomic(path, json.dumps(daemons, indent=2) + "\n", mode=OWNER_ONLY)
+    write_atomic(path, json.dumps(data, indent=2) + "\n", mode=OWNER_ONLY)
 
 
 def save_daemon(daemon: RemoteDaemon, path: Path | None = None) -> None:
     """Pin a daemon (replacing one of the same name)."""
     path = path or daemons_file()
-    current = {n: _daemon_json(d) for n, d in read_daemons(path).items()}
-    current[daemon.name] = {**_daemon_json(daemon), "paired_at": round(time.time())}
-    _write_daemons(current, path)
+    _write_daemons({**read_daemons(path), daemon.name: daemon}, path, paired=daemon.name)
 
 
 def forget_daemon(name: str, path: Path | None = None) -> None:
@@ -300,7 +303,7 @@ def forget_daemon(name: str, path: Path | None = None) -> None:
     if name not in daemons:
         raise RemoteError(f"no daemon called {name!r} is paired (paired: {', '.join(daemons) or 'none'})")
     del daemons[name]
-    _write_daemons({n: _daemon_json(d) for n, d in daemons.items()}, path)
+    _write_daemons(daemons, path)
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from . import endpoints
 
 def spawn_daemon(extra_args: list[str]) -> subprocess.Popen:
     """Start ``python -m chatterbox_tray.daemon`` in the background."""
-    log_dir = endpoints.log_dir()
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log = open(log_dir / "daemon.log", "ab")  # noqa: SIM115 - handed to the child
+    path = endpoints.daemon_log()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    log = open(path, "ab")  # noqa: SIM115 - handed to the child
     kwargs: dict = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": log, "close_fds": True}
     if sys.platform == "win32":
         flags = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.DETACHED_PROCESS
