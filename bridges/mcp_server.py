@@ -29,7 +29,7 @@ from ..audio import file_formats
 from ..ipc.client import DaemonUnavailable
 from ..ipc.limits import PRIORITIES
 from ..ipc.protocol import ProtocolError
-from .upstream import DaemonClients
+from .upstream import NOT_ANSWERING, DaemonClients
 
 log = logging.getLogger("chatterbox_tray.bridges.mcp")
 
@@ -67,7 +67,7 @@ def make_server(connection: Path | None = None, voice: str | None = None) -> MCP
         except ProtocolError as exc:
             raise ToolError(f"{exc.code}: {exc.message}") from None
         except DaemonUnavailable as exc:
-            raise ToolError(f"the Chatterbox Tray daemon is not answering: {exc}") from None
+            raise ToolError(NOT_ANSWERING.format(exc)) from None
 
     @server.tool(
         description="Say text aloud on the user's speaker. Returns the job id at once, or with wait=true "

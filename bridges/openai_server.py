@@ -40,7 +40,7 @@ from ..ipc.limits import RATE_RANGE
 from ..ipc.messages import StateEvent, VoiceInfo
 from ..ipc.protocol import ProtocolError
 from ..ipc.settings_schema import SETTINGS
-from . import encoders
+from . import encoders, upstream
 from .upstream import OPENAI_VOICES, DaemonClients, UnknownVoice, VoiceTable, open_synthesis, resolve_voice
 
 log = logging.getLogger("chatterbox_tray.bridges.openai")
@@ -118,8 +118,7 @@ def daemon_error(exc: ProtocolError) -> ApiError:
 
 def unavailable(exc: Exception) -> ApiError:
     """The daemon is not running or does not answer."""
-    message = f"the Chatterbox Tray daemon is not answering: {exc}"
-    return ApiError(503, message, "daemon_unavailable", retry_after=RETRY_LOADING_S)
+    return ApiError(503, upstream.NOT_ANSWERING.format(exc), "daemon_unavailable", retry_after=RETRY_LOADING_S)
 
 
 @dataclass

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 API_KEY_ENV = "CHATTERBOX_TRAY_OPENAI_API_KEY"
+#: Exit statuses, the same for every command: ``cli/`` takes them from here (no bridge may import the CLI).
 EXIT_ERROR, EXIT_USAGE, EXIT_UNAVAILABLE = 1, 2, 3
 
 
@@ -166,7 +167,8 @@ def _run_openai(args: argparse.Namespace) -> int:
         print(f"chatterbox-tray serve openai: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return EXIT_ERROR
     print(f"OpenAI-compatible speech endpoint on {server.url}", flush=True)
-    with _sigterm_as_interrupt(), contextlib.suppress(KeyboardInterrupt):
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a supervisor's stop ends it like Ctrl-C
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
     server.server_close()
     return 0
@@ -249,20 +251,6 @@ def _run_wyoming(args: argparse.Namespace) -> int:
         print(f"chatterbox-tray serve wyoming: cannot listen on {args.uri}: {exc}", file=sys.stderr)
         return EXIT_ERROR
     return 0
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM (a supervisor stopping us) ends the server like Ctrl-C."""
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: list[str] | None = None) -> int:

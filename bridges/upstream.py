@@ -23,6 +23,9 @@ from ..ipc.core import DaemonFinder
 
 log = logging.getLogger("chatterbox_tray.bridges")
 
+#: What every bridge tells its client when the daemon does not answer (with the reason).
+NOT_ANSWERING = "the Chatterbox Tray daemon is not answering: {}"
+
 
 class DaemonClients:
     """Where the daemon is; ``client()`` gives a new client of it."""

@@ -39,7 +39,7 @@ from ..ipc.client import DaemonUnavailable
 from ..ipc.messages import HelloResult, VoiceInfo
 from ..ipc.protocol import ProtocolError
 from .encoders import to_int16
-from .upstream import DaemonClients, open_synthesis
+from .upstream import NOT_ANSWERING, DaemonClients, open_synthesis
 
 log = logging.getLogger("chatterbox_tray.bridges.wyoming")
 
@@ -68,7 +68,7 @@ def as_wyoming_error(exc: BaseException) -> WyomingError:
     if isinstance(exc, ProtocolError):
         return WyomingError(exc.message or exc.code, exc.code)
     if isinstance(exc, DaemonUnavailable):
-        return WyomingError(f"the Chatterbox Tray daemon is not answering: {exc}", "daemon_unavailable")
+        return WyomingError(NOT_ANSWERING.format(exc), "daemon_unavailable")
     log.error("error in the Wyoming bridge", exc_info=exc)
     return WyomingError(f"internal error in the Wyoming bridge: {exc}", "internal")
 

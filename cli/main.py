@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ..audio import file_formats
+from ..bridges import serve
+from ..bridges.serve import EXIT_ERROR, EXIT_UNAVAILABLE, EXIT_USAGE
 from ..ipc import messages as m
 from ..ipc import requests as rq
 from ..ipc.client import Client, DaemonUnavailable, connect
@@ -30,7 +32,7 @@ from ..ipc.settings_schema import SETTINGS
 from . import progress_bar, quickspeak_command, remote_commands, speech_dispatcher, words_commands
 from .speak_and_wait import speak_and_wait
 
-EXIT_ERROR, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 1, 2, 3, 130
+EXIT_INTERRUPTED = 130
 _human_bytes = partial(human_bytes, missing="-")
 
 
@@ -639,8 +641,6 @@ def build_parser() -> argparse.ArgumentParser:
     words_commands.add_parsers(sub)
     speech_dispatcher.add_parser(sub)
     remote_commands.add_parser(sub)
-    from ..bridges import serve  # argparse only: no numpy
-
     bridge = sub.add_parser("serve", help="serve the daemon to other programs: OpenAI-compatible HTTP, Wyoming, or MCP")
     serve.add_arguments(bridge)
     bridge.set_defaults(offline=serve.run)  # a long-running server: it connects (and reconnects) by itself

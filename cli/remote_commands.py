@@ -14,9 +14,8 @@ import socket
 import sys
 import time
 
+from ..bridges.serve import EXIT_ERROR
 from ..ipc import endpoints, pairing, remote
-
-EXIT_ERROR = 1
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -28,15 +28,11 @@ WAIT_GAP_S = 30.0
 @contextlib.contextmanager
 def interrupt_on_signals() -> Iterator[None]:
     """SIGTERM and SIGHUP (a closed terminal) act as Ctrl-C while this block runs."""
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    sigs = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.signal(sig, interrupt) for sig in sigs}
+    sigs = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    previous = {sig: signal.signal(sig, signal.default_int_handler) for sig in sigs}
     try:
         yield
     finally:
