@@ -25,7 +25,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,19 +86,15 @@ class Speech(Track):
     player: LocalPlayer
     listener: Listener | None = None
     last_arrival: float | None = None
-    chunks: int = 0  # sentences whose last piece arrived
-    stopped: bool = False
-    displaced: bool = False
-    dropped: bool = False
-    error: str | None = None
+    #: How many sentences came and how it ended: ``played``'s fields that its ``Track`` does not keep.
+    outcome: Played = field(default_factory=Played)
     done: threading.Event = field(default_factory=threading.Event)
 
     @property
     def played(self) -> Played:
         """What the player did with it so far (all of it once it is ``over``)."""
-        # Its other fields are this speech's (and its ``Track``'s) of the same name.
-        same = {f.name: getattr(self, f.name) for f in fields(Played) if f.name not in ("seconds", "priority")}
-        return Played(seconds=self.played_s, priority=PRIORITIES[self.rank], **same)
+        track = {name: getattr(self, name) for name in ("underruns", "first_sample_s", "prebuffer_s")}
+        return replace(self.outcome, seconds=self.played_s, priority=PRIORITIES[self.rank], **track)
 
     @property
     def over(self) -> bool:
@@ -193,10 +189,10 @@ class LocalPlayer(PlaybackLoop):
         )
         displaced = self._admit(speech)
         if displaced is None:
-            speech.dropped = speech.stopped = True
+            speech.outcome.dropped = speech.outcome.stopped = True
             speech.done.set()
         for other in displaced or []:
-            other.displaced = other.stopped = True
+            other.outcome.displaced = other.outcome.stopped = True
             self._close(other)
         return speech
 
@@ -288,7 +284,7 @@ class LocalPlayer(PlaybackLoop):
             made_s = now - (speech.last_arrival or speech.requested)
             speech.last_arrival = now
             self._add(speech, int(chunk.index), samples, tuple(chunk.span), str(chunk.text), made_s, final=final)  # type: ignore[arg-type]
-            speech.chunks += int(final)
+            speech.outcome.chunks += int(final)
 
     def _produced_here(self, speech: Speech) -> None:
         with self._cond:
@@ -298,8 +294,8 @@ class LocalPlayer(PlaybackLoop):
     def _end(self, speech: Speech, *, stopped: bool = False, error: str | None = None) -> None:
         """Take ``speech`` off the speaker (silencing it if it is heard) and report its end."""
         if self._take_off(speech):
-            speech.stopped = speech.stopped or stopped or error is not None
-            speech.error = error
+            speech.outcome.stopped = speech.outcome.stopped or stopped or error is not None
+            speech.outcome.error = error
             self._close(speech)
 
     def _close(self, speech: Speech) -> None:
@@ -321,7 +317,7 @@ class LocalPlayer(PlaybackLoop):
 
     def _ended(self, speech: Speech, state: str, error: AudioError | None) -> None:
         if error is not None:
-            speech.stopped, speech.error = True, error.message
+            speech.outcome.stopped, speech.outcome.error = True, error.message
         self._close(speech)
 
 
@@ -364,8 +360,5 @@ def local_output(path: Path | None = None) -> LocalOutput:
             log.warning("this computer's speaker: ignoring bad %s %r in %s", key, good[key], path)
             good[key] = SETTINGS[key].default
     return LocalOutput(
-        device=good["output_device"],
-        volume=float(good["volume"]),
-        prebuffer=good["prebuffer"],
-        sentence_pause_s=good["sentence_pause_ms"] / 1000,
+        good["output_device"], float(good["volume"]), good["prebuffer"], good["sentence_pause_ms"] / 1000
     )

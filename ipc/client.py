@@ -209,7 +209,15 @@ class Client(_Connection):
         super().__init__(info, context, zmq.DEALER)
         self.timeout = timeout
         self._sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES * 2)
-        use_curve(self._sock, self.info)
+        if isinstance(self.info, CurveConnection):
+            # The daemon's pinned key means that a machine pretending to be it cannot
+            # finish the handshake; our own key pair is what the daemon authorizes.
+            self._sock.setsockopt(zmq.CURVE_SERVERKEY, self.info.server_key.encode("ascii"))
+            self._sock.setsockopt(zmq.CURVE_PUBLICKEY, self.info.public_key.encode("ascii"))
+            self._sock.setsockopt(zmq.CURVE_SECRETKEY, self.info.secret_key.encode("ascii"))
+            # Notice a vanished daemon (a network cut) instead of waiting on a dead TCP connection.
+            self._sock.setsockopt(zmq.HEARTBEAT_IVL, 2000)
+            self._sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 6000)
         self._sock.connect(self.info.requests)
 
     @property
@@ -405,23 +413,6 @@ class Client(_Connection):
 
     cache_stats = _op(rq.cache_stats, "Hits by tier, misses, hit rate, entries and bytes, seconds saved.")
     cache_clear = _op(rq.cache_clear, "Drop cached conditionals of one voice, or all.")
-
-
-def use_curve(sock: zmq.Socket, info: endpoints.ConnectionInfo) -> None:
-    """Make ``sock`` a CURVE client of a remote daemon (before ``connect``); nothing for a local one.
-
-    The daemon's pinned key means that a machine pretending to be it cannot
-    finish the handshake; our own key pair is what the daemon authorizes.
-    """
-    if info.transport != "curve":
-        return
-    assert isinstance(info, CurveConnection), "a curve transport comes from ipc.remote.remote_connection"
-    sock.setsockopt(zmq.CURVE_SERVERKEY, info.server_key.encode("ascii"))
-    sock.setsockopt(zmq.CURVE_PUBLICKEY, info.public_key.encode("ascii"))
-    sock.setsockopt(zmq.CURVE_SECRETKEY, info.secret_key.encode("ascii"))
-    # Notice a vanished daemon (a network cut) instead of waiting on a dead TCP connection.
-    sock.setsockopt(zmq.HEARTBEAT_IVL, 2000)
-    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 6000)
 
 
 class EventStream(_Connection):
