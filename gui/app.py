@@ -102,7 +102,7 @@ class TrayApp(QObject):
         """Stop the link and hide everything (tests call this; quitting does too)."""
         self._closed = True
         self.quick.close()
-        self.state.here.close()
+        self.state.here.stop(all=True)
         self.tray.icon.hide()
         self.window.quitting = True
         self.window.close()

@@ -112,8 +112,6 @@ class Connection(QObject):
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
-        self.state = CONNECTING
-        self.detail = ""
         self.pid: int | None = None
         self.remote = remote
         #: Request id -> the request and what its answers are given to.
@@ -150,7 +148,6 @@ class Connection(QObject):
         self._retired.append(old)
         self.remote = remote
         self.pid = None
-        self.state, self.detail = CONNECTING, ""
         self._worker = self._new_worker(remote)
         waiting, self._callbacks = self._callbacks, {}
         for request, callbacks in waiting.values():
@@ -197,7 +194,6 @@ class Connection(QObject):
         return req_id
 
     def _on_link(self, state: str, detail: str) -> None:
-        self.state, self.detail = state, detail
         if state != CONNECTED:
             self.pid = None
         self.link_changed.emit(state, detail)

@@ -193,10 +193,6 @@ class LocalSpeech(QObject):
             prebuffer=self.player.prebuffer,
         )
 
-    def close(self) -> None:
-        """Stop playing (switching daemons, quitting)."""
-        self.stop(all=True)
-
     # -- what the player tells (on the GUI thread) --------------------------------------------
 
     def _on_told(self, speech: _Speech, event: str, data: dict[str, Any]) -> None:

@@ -70,7 +70,7 @@ class AppState(QObject):
     def __init__(self, connection: Connection, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.conn = connection
-        self.link = connection.state
+        self.link = CONNECTING
         self.link_detail = ""
         self.hello = NO_HELLO
         self.status = NO_STATUS
@@ -146,7 +146,7 @@ class AppState(QObject):
             if self.link != CONNECTED:
                 self.conn.retry()
             return
-        self.here.close()
+        self.here.stop(all=True)
         self.remote, self.remote_gpu = name, ""
         self.link, self.link_detail = CONNECTING, f"Connecting to {name}…" if name else ""
         self._paired_gpu = self._read_paired_gpu()
@@ -286,10 +286,6 @@ class AppState(QObject):
         """Ask for the voice list again."""
         self.conn.send(rq.voices_list(), on_result=self._set_voices, on_error=_ignore)
 
-    def refresh_hello(self) -> None:
-        """Ask for ``hello`` again (capabilities change when the model loads)."""
-        self.conn.send(rq.hello(), on_result=self._set_hello, on_error=_ignore)
-
     def refresh_playback(self) -> None:
         """Ask the speaker what it is doing (also repairs a lost end event)."""
         asked_at = self._job_events
@@ -365,7 +361,7 @@ class AppState(QObject):
         """A remote daemon sends no events: ask for its state and voices instead."""
         if self.remote and self.connected:
             self.conn.send(rq.status(), on_result=self._polled_status, on_error=_ignore)
-            self.conn.send(rq.voices_list(), on_result=self._set_voices_if_changed, on_error=_ignore)
+            self.conn.send(rq.voices_list(), on_result=self._set_voices, on_error=_ignore)
 
     def _polled_status(self, status: m.StateEvent) -> None:
         if status != self.status:
@@ -374,10 +370,6 @@ class AppState(QObject):
     def _set_remote_gpu(self, stats: dict[str, Any]) -> None:
         self.remote_gpu = str(stats.get("gpu_name") or "")  # ``stats`` stays an object (sysstats' figures)
         self.changed.emit()
-
-    def _set_voices_if_changed(self, result: m.VoicesListResult) -> None:
-        if result.voices != self.voices or result.default != self.default_voice:
-            self._set_voices(result)
 
     def _check_quiet(self) -> None:
         if self.connected and self.busy and self._job_events == self._quiet_since:
@@ -403,8 +395,8 @@ class AppState(QObject):
         if isinstance(event, m.StateEvent):
             was = self.model_state
             self._set_status(event)
-            if event.state == "ready" and was != "ready":
-                self.refresh_hello()
+            if event.state == "ready" and was != "ready":  # the model's capabilities are known now
+                self.conn.send(rq.hello(), on_result=self._set_hello, on_error=_ignore)
                 self.refresh_voices()
         elif isinstance(event, m.VoicesEvent):
             self._apply_voices_event(event)
@@ -489,6 +481,9 @@ class AppState(QObject):
         self.changed.emit()
 
     def _set_voices(self, result: m.VoicesListResult) -> None:
+        """The voice list as the daemon has it; the same list again (a remote daemon's poll) changes nothing."""
+        if result.voices == self.voices and result.default == self.default_voice:
+            return
         self.voices = list(result.voices)
         self.default_voice = result.default
         self.voices_changed.emit()

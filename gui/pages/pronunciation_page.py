@@ -41,6 +41,8 @@ from ..widgets import Banner, arrange
 COLUMNS = ("Word or phrase", "Say", "Regular expression", "Match case")
 FILE_FILTERS = "Rules files (*.txt *.tsv);;JSON (*.json);;All files (*)"
 EXAMPLE = "Run nginx and SQL on the server. [pause 500ms] Dr. Smith agrees."
+#: The empty form, for a new rule.
+NEW_RULE = {"word": "", "say": "", "regex": False, "case_sensitive": False}
 
 
 class PronunciationPage(QWidget):
@@ -150,28 +152,25 @@ class PronunciationPage(QWidget):
     def _selected(self) -> None:
         word = self.selected_word()
         rule = next((r for r in self.rules if r["word"] == word), None)
-        if rule is None:
-            return
-        self.editing = rule["word"]
-        self.word.setText(rule["word"])
-        self.say.setText(rule["say"])
-        self.regex.setChecked(rule["regex"])
-        self.case.setChecked(rule["case_sensitive"])
-        self.banner.hide()
-        self._update_buttons()
+        if rule is not None:
+            self._edit(rule)
 
     # -- editing ------------------------------------------------------------------------
 
     def clear_form(self) -> None:
         """Empty the form: the next Add adds a new rule."""
-        self.editing = None
         self.table.clearSelection()
-        for field in (self.word, self.say):
-            field.clear()
-        self.regex.setChecked(False)
-        self.case.setChecked(False)
-        self.banner.hide()
+        self._edit(NEW_RULE)
         self.word.setFocus()
+
+    def _edit(self, rule: dict[str, Any]) -> None:
+        """Put ``rule`` in the form: Save changes it (``NEW_RULE``: Add adds one)."""
+        self.editing = rule["word"] or None
+        self.word.setText(rule["word"])
+        self.say.setText(rule["say"])
+        self.regex.setChecked(rule["regex"])
+        self.case.setChecked(rule["case_sensitive"])
+        self.banner.hide()
         self._update_buttons()
 
     def submit(self) -> None:
@@ -187,9 +186,7 @@ class PronunciationPage(QWidget):
             case_sensitive=self.case.isChecked(),
             old_word=self.editing,
         )
-        self.state.send(
-            request, on_result=self._added, on_error=lambda _code, message: self.banner.show_message(message)
-        )
+        self.state.send(request, on_result=self._added, on_error=self._error_callback)
 
     def _added(self, result: WordsAddResult) -> None:
         self.banner.hide()

@@ -319,9 +319,7 @@ class SettingsPage(QWidget):
             self.fields[key].setEnabled(key in s)
         self._show_bridge_places(s)
         self._update_language()
-        if self.state.remote:  # its file is on the other computer, and only its owner edits it
-            self.file_label.setText(f"The settings of {self.state.remote} are changed on that computer")
-        else:
+        if not self.state.remote:  # a remote daemon's file is on its computer (``_update_enabled`` says so)
             self.file_label.setText(f"Saved in {result.file}")
         self._show_loaded()
 

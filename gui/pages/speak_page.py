@@ -176,7 +176,7 @@ class SpeakPage(QWidget):
         state.job_event.connect(self._on_job_event)
         state.jobs_lost.connect(self._jobs_lost)
         state.changed.connect(self._update_buttons)
-        state.reconnected.connect(self._read_rate_setting)
+        state.reconnected.connect(lambda: state.fetch(rq.settings_get(), self._rate_setting_changed))
         state.settings_event.connect(self._rate_setting_changed)
         self._fill_voices()
         self._apply_capabilities(state.hello)
@@ -252,9 +252,6 @@ class SpeakPage(QWidget):
         self.seed.setValue(-1)
 
     # -- the speaking rate's default: the daemon's setting -------------------------------
-
-    def _read_rate_setting(self) -> None:
-        self.state.send(rq.settings_get(), on_result=self._rate_setting_changed, on_error=lambda c, m: None)
 
     def _rate_setting_changed(self, told: m.SettingsGetResult | m.SettingsEvent) -> None:
         """A ``settings.get`` result or ``settings`` event: take its ``rate`` as the slider's default.

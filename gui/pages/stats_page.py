@@ -202,15 +202,14 @@ class StatsPage(QWidget):
                 "temp": Sparkline("Temperature", [("", "#d64545")], maximum=100, unit=" °C", capacity=HISTORY),
                 "cpu": cpu,
             }
-            self.plots["memory"].format_value = human_bytes
             self.plots_box.setTitle("GPU, last five minutes")
         else:
             self.plots = {
                 "cpu": cpu,
                 "ram": Sparkline("RAM", [("daemon", "#2f6fdf"), ("all", "#9bb7ee")], capacity=HISTORY),
             }
-            self.plots["ram"].format_value = human_bytes
             self.plots_box.setTitle("CPU and memory, last five minutes (no GPU in use)")
+        self.plots["memory" if gpu else "ram"].format_value = human_bytes
         for i, plot in enumerate(self.plots.values()):
             self.plots_layout.addWidget(plot, i // 2, i % 2)
 
