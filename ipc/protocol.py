@@ -282,8 +282,16 @@ def check_request(header: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
     return req_id, op, args
 
 
-#: The Python types each kind of field accepts.
-_TYPES = {"str": (str,), "bool": (bool,), "int": (int,), "float": (int, float), "dict": (dict,), "list": (list,)}
+#: The Python types each kind of field accepts, and what they are in words (a float is always read
+#: with ints: "a number").
+_FIELD_KINDS: dict[str, tuple[tuple[type, ...], str]] = {
+    "str": ((str,), "a string"),
+    "bool": ((bool,), "true or false"),
+    "int": ((int,), "an integer"),
+    "float": ((int, float), "a number"),
+    "dict": ((dict,), "an object"),
+    "list": ((list,), "an array"),
+}
 
 
 class Args:
@@ -299,26 +307,23 @@ class Args:
     def __init__(self, args: dict[str, Any]) -> None:
         self._args = args
 
-    def _get(self, name: str, types: tuple[type, ...], default: Any) -> Any:
-        value = self._args.get(name, self._MISSING)
-        if value is self._MISSING or value is None:
-            if default is self._MISSING:
-                raise ProtocolError("bad_args", f"missing argument {name!r}")
-            return default
-        # bool is an int in Python; never accept it where a number is meant.
-        if isinstance(value, bool) and bool not in types:
-            raise ProtocolError("bad_args", f"argument {name!r} must be {_names(types)}")
-        if not isinstance(value, types):
-            given = f"not the text {value!r}" if isinstance(value, str) else f"not {_json_kind(value)}"
-            raise ProtocolError("bad_args", f"argument {name!r} must be {_names(types)}, {given}")
-        return value
-
     def read(self, name: str, kind: str, default: Any = _MISSING, lo: Any = None, hi: Any = None) -> Any:
         """Argument ``name`` as a ``kind`` ("str", "bool", "int", "float", "dict" or "list"), within [lo, hi] if given.
 
         A "float" accepts ints too, and is read as a finite float.
         """
-        value = self._get(name, _TYPES[kind], default)
+        types, words = _FIELD_KINDS[kind]
+        value = self._args.get(name, self._MISSING)
+        if value is self._MISSING or value is None:
+            if default is self._MISSING:
+                raise ProtocolError("bad_args", f"missing argument {name!r}")
+            value = default
+        # bool is an int in Python; never accept it where a number is meant.
+        elif isinstance(value, bool) and bool not in types:
+            raise ProtocolError("bad_args", f"argument {name!r} must be {words}")
+        elif not isinstance(value, types):
+            given = f"not the text {value!r}" if isinstance(value, str) else f"not {_json_kind(value)}"
+            raise ProtocolError("bad_args", f"argument {name!r} must be {words}, {given}")
         if kind == "float" and value is not None:
             try:
                 value = float(value)  # an integer of 309 digits or more overflows
@@ -326,25 +331,13 @@ class Args:
                 value = math.inf
             if not math.isfinite(value):
                 raise ProtocolError("bad_args", f"argument {name!r} must be a finite number")
-        return _in_range(name, value, lo, hi)
+        if value is not None and ((lo is not None and value < lo) or (hi is not None and value > hi)):
+            raise ProtocolError("bad_args", f"argument {name!r} must be between {lo} and {hi}")
+        return value
 
 
-def _in_range(name: str, value: Any, lo: Any, hi: Any) -> Any:
-    if value is None:
-        return None
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise ProtocolError("bad_args", f"argument {name!r} must be between {lo} and {hi}")
-    return value
-
-
-#: A type in words, for error messages (a float is always read with ints: "a number").
-_WORDS = {str: "a string", bool: "true or false", int: "an integer", dict: "an object", list: "an array"}
 #: A JSON value's kind in words, for error messages; bool first, as it is an int in Python.
 _KINDS = ((bool, "true or false"), ((int, float), "a number"), (list, "a list"))
-
-
-def _names(types: tuple[type, ...]) -> str:
-    return "a number" if float in types else " or ".join(_WORDS[t] for t in types)
 
 
 def _json_kind(value: Any) -> str:
