@@ -188,7 +188,7 @@ def pair(name: str, host: str, code: str, client_name: str, timeout: float = PAI
             try:
                 answer = json.loads(sock.recv())
             except ValueError:
-                raise PairingError(f"{host_only} answered with something that is not a pairing reply") from None
+                answer = None
             if not isinstance(answer, dict):
                 raise PairingError(f"{host_only} answered with something that is not a pairing reply")
             if not answer.get("ok"):
