@@ -149,22 +149,20 @@ class Coordinator:
             if not job.ended:
                 job.state = "playing"
 
-    def event(self, job: Job, event: JobEvent) -> None:
+    def event(self, job: Job | None, event: JobEvent) -> None:
         """Publish an event about a job, unless its end event is already out.
 
         The worker, the speaker and the main loop all report on a job, and
         clients track jobs by their events, so the end event must be the last.
+        ``job`` None: the speaker's news about itself (paused or resumed with
+        nothing on it).
         """
+        if job is None:
+            self.out.event(event)
+            return
         with job.event_lock:
             if not job.ended:
                 self.out.event(event)
-
-    def speaker_event(self, job: Job | None, event: JobEvent) -> None:
-        """An event from the speaker: about a job, or (paused/resumed with nothing on it) about itself."""
-        if job is None:
-            self.out.event(event)
-        else:
-            self.event(job, event)
 
     # -- stopping and ending ----------------------------------------------------------
 
@@ -259,12 +257,13 @@ class Coordinator:
 
     # -- clients ---------------------------------------------------------------------
 
+    def jobs(self) -> list[Job]:
+        """Queued, running and speaking jobs, each once."""
+        return list({j.id: j for j in [*self.queue.find(), *self._speaker.jobs()]}.values())
+
     def find(self, job_id: str) -> Job | None:
         """A queued, running or speaking job a client can name (not background work)."""
-        for job in [*self.queue.find(job_id=job_id), *self._speaker.jobs()]:
-            if job.id == job_id and job.kind != "prepare":
-                return job
-        return None
+        return next((j for j in self.jobs() if j.id == job_id and j.kind != "prepare"), None)
 
     def wait(
         self, job_id: str, identity: bytes, req_id: str, stop_on_disconnect: bool = False

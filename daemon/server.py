@@ -252,9 +252,7 @@ class Server:
     def _forget_idle_connections(self) -> None:
         """Drop remembered remote connections that have no job (they may be long closed)."""
         assert self.gate is not None
-        busy = {j.identity for j in self.service.queue.find()}
-        if self.service.coordinator.player is not None:
-            busy |= {j.identity for j in self.service.coordinator.player.jobs()}
+        busy = {j.identity for j in self.service.coordinator.jobs()}
         self.gate.connections = {i: k for i, k in self.gate.connections.items() if i in busy}
 
     def _remote_refusal(self, name: str, identity: bytes, header: dict[str, Any]) -> ProtocolError | None:
@@ -267,9 +265,7 @@ class Server:
         if op in JOB_OPS and self.gate is not None:
             key = self.gate.connections.get(identity)
             mine = {i for i, k in self.gate.connections.items() if k == key}
-            coord = self.service.coordinator
-            jobs = {j.id: j for j in [*coord.queue.find(), *(coord.player.jobs() if coord.player else [])]}
-            queued = sum(1 for j in jobs.values() if j.identity in mine and not j.ended)
+            queued = sum(1 for j in self.service.coordinator.jobs() if j.identity in mine and not j.ended)
             cap = self.remote_settings.max_queued_jobs
             if queued >= cap:
                 log.warning("remote client %s is over its cap of %d queued jobs", name, cap)

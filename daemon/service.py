@@ -35,15 +35,13 @@ from .coordinator import Coordinator, Outbox
 from .engine import Engine
 from .history import JobHistory
 from .jobs import Job, JobQueue
-from .model import Model, make_engine
+from .model import Model
 from .player import Player
 from .rulebook import RuleBook
 from .settings import Settings
 from .storage import remove_temp_files_of
 from .voices import VoiceLibrary
 from .worker import Worker
-
-__all__ = ["Outbox", "Service", "make_engine", "read_clip_path"]
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +87,7 @@ class Service:
             volume=settings.volume,
             prebuffer=settings.prebuffer,
             sentence_pause_ms=settings.sentence_pause_ms,
-            event=self.coordinator.speaker_event,
+            event=self.coordinator.event,
             started=self.coordinator.playing,
             ended=self.coordinator.end,
         )

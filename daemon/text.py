@@ -13,31 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 #: Abbreviations whose full stop does not end a sentence.
-_ABBREVIATIONS = frozenset(
-    [
-        "mr",
-        "mrs",
-        "ms",
-        "dr",
-        "prof",
-        "sr",
-        "jr",
-        "st",
-        "vs",
-        "etc",
-        "e.g",
-        "i.e",
-        "no",
-        "fig",
-        "approx",
-        "dept",
-        "est",
-        "inc",
-        "ltd",
-        "co",
-        "mt",
-    ]
-)
+_ABBREVIATIONS = frozenset("mr mrs ms dr prof sr jr st vs etc e.g i.e no fig approx dept est inc ltd co mt".split())
 # A sentence ends at . ! ? … (with closing quotes/brackets) followed by space,
 # or at a line break that separates paragraphs.
 _END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s)|\n\s*\n")

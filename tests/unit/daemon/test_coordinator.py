@@ -57,7 +57,7 @@ def out() -> Outbox:
 def coord(out: Outbox, tmp_path: Path) -> Iterator[Coordinator]:
     queue = JobQueue()
     coordinator = Coordinator(out, queue, lambda: "ready", JobHistory(tmp_path / "history.json"))
-    player = Player(24_000, event=coordinator.speaker_event, started=coordinator.playing, ended=coordinator.end)
+    player = Player(24_000, event=coordinator.event, started=coordinator.playing, ended=coordinator.end)
     player.set_paused(True)
     coordinator.player = player
     out.sent.clear()
