@@ -26,12 +26,10 @@ RUN_KEY = r"Software\Microsoft\Windows\CurrentVersion\Run"
 def command() -> list[str]:
     """The command line that starts the app minimized."""
     scripts = Path(sys.executable).parent
-    for name in ("chatterbox-tray-gui", "chatterbox-tray-gui.exe"):
-        exe = scripts / name
+    for exe in (scripts / "chatterbox-tray-gui", scripts / "chatterbox-tray-gui.exe"):
         if exe.exists():
             return [str(exe), "--minimized"]
-    found = shutil.which("chatterbox-tray-gui")
-    if found:
+    if found := shutil.which("chatterbox-tray-gui"):
         return [found, "--minimized"]
     return [sys.executable, "-m", "chatterbox_tray.gui", "--minimized"]
 

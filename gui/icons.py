@@ -32,10 +32,9 @@ def paint(painter: QPainter, size: int, state: str) -> None:
     color = QColor(COLORS.get(state, COLORS["loading"]))
     bubble = QPainterPath()
     bubble.addRoundedRect(QRectF(2 * s, 3 * s, 28 * s, 21 * s), 7 * s, 7 * s)
-    tail = QPainterPath()
-    tail.moveTo(8 * s, 22 * s)
-    tail.lineTo(6 * s, 30 * s)
-    tail.lineTo(15 * s, 23 * s)
+    tail = QPainterPath(QPointF(8 * s, 22 * s))
+    for x, y in ((6, 30), (15, 23)):
+        tail.lineTo(x * s, y * s)
     tail.closeSubpath()
     painter.setPen(Qt.PenStyle.NoPen)
     painter.setBrush(QBrush(color))
@@ -49,33 +48,28 @@ def paint(painter: QPainter, size: int, state: str) -> None:
             painter.drawLine(QPointF(x * s, center.y() - height / 2 * s), QPointF(x * s, center.y() + height / 2 * s))
     elif state == "paused":
         painter.setBrush(white)
-        painter.drawRoundedRect(QRectF(11 * s, 8 * s, 3.5 * s, 11 * s), s, s)
-        painter.drawRoundedRect(QRectF(17.5 * s, 8 * s, 3.5 * s, 11 * s), s, s)
+        for x in (11, 17.5):
+            painter.drawRoundedRect(QRectF(x * s, 8 * s, 3.5 * s, 11 * s), s, s)
     elif state == "error":
         painter.setPen(QPen(white, 3 * s, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap))
         painter.drawLine(QPointF(16 * s, 8 * s), QPointF(16 * s, 14.5 * s))
         painter.drawPoint(QPointF(16 * s, 19.5 * s))
-    elif state == "working":  # ready's colour, with three dots filling in: speech on its way
-        painter.setBrush(white)
-        for x, r in ((10, 1.4), (16, 2.1), (22, 2.8)):
-            painter.drawEllipse(QPointF(x * s, center.y()), r * s, r * s)
     elif state == "sleeping":  # a "z": resting, wakes when spoken to
         painter.setPen(QPen(white, 2.4 * s, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin))
         painter.setBrush(Qt.BrushStyle.NoBrush)
-        z = QPainterPath()
-        z.moveTo(11.5 * s, 8.5 * s)
-        z.lineTo(20.5 * s, 8.5 * s)
-        z.lineTo(11.5 * s, 18.5 * s)
-        z.lineTo(20.5 * s, 18.5 * s)
+        z = QPainterPath(QPointF(11.5 * s, 8.5 * s))
+        for x, y in ((20.5, 8.5), (11.5, 18.5), (20.5, 18.5)):
+            z.lineTo(x * s, y * s)
         painter.drawPath(z)
     elif state == "loading":
         painter.setPen(pen)
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawArc(QRectF(10.5 * s, 8 * s, 11 * s, 11 * s), 90 * 16, -270 * 16)
-    else:  # ready: three dots, "ready to talk"
+    else:  # ready: three dots, "ready to talk"; working (ready's colour): dots filling in, speech on its way
         painter.setBrush(white)
-        for x in (10, 16, 22):
-            painter.drawEllipse(QPointF(x * s, center.y()), 2.1 * s, 2.1 * s)
+        radii = (1.4, 2.1, 2.8) if state == "working" else (2.1, 2.1, 2.1)
+        for x, r in zip((10, 16, 22), radii, strict=True):
+            painter.drawEllipse(QPointF(x * s, center.y()), r * s, r * s)
 
 
 def render_image(size: int, state: str = "ready") -> QImage:

@@ -110,11 +110,8 @@ class Sparkline(QWidget):
                     continue
                 x = plot.left() + (start + i) * step
                 y = plot.bottom() - plot.height() * max(0.0, min(1.0, value / top))
-                if pen_down:
-                    path.lineTo(x, y)
-                else:
-                    path.moveTo(x, y)
-                    pen_down = True
+                (path.lineTo if pen_down else path.moveTo)(x, y)  # a gap (None) lifts the pen
+                pen_down = True
             p.setPen(QPen(QColor(colour), 1.8))
             p.setBrush(Qt.BrushStyle.NoBrush)
             p.drawPath(path)

@@ -440,13 +440,11 @@ class AppState(QObject):
         self.changed.emit()
 
     def _apply_job_event(self, told: m.JobEvent) -> None:
-        if told.kind != "speak" and told.event not in ("paused", "resumed"):
+        if told.kind != "speak" and told.event not in SPEAKER_EVENTS:
             return
         job, event = told.job, told.event
-        if event == "paused":
-            self.paused = True
-        elif event == "resumed":
-            self.paused = False
+        if event in SPEAKER_EVENTS:
+            self.paused = event == "paused"
         self._job_events += 1
         if job in self._ended:
             return

@@ -95,8 +95,8 @@ class DaemonBanner(QWidget):
             message = s.status.message or "Loading the model"
             # The first run's download says bytes, speed and time left in its message; stalled, it warns.
             stalled = bool((s.status.download or {}).get("stalled"))
-            text = f"{message[0].upper()}{message[1:]}" + ("" if stalled else "…")
-            self.banner.show_message(text.replace("……", "…"), "warning" if stalled else "info", closable=False)
+            text = (message + ("" if stalled else "…")).replace("……", "…")  # the banner starts it in upper case
+            self.banner.show_message(text, "warning" if stalled else "info", closable=False)
             self.progress.setRange(0, 100)
             self.progress.setValue(round(100 * s.status.progress))
             self.progress.show()

@@ -84,9 +84,7 @@ class MacBackend(Backend):
             )
             if err:
                 raise HotkeyError(f"macOS refused the hotkey handler (error {err})")
-        mods = 0
-        for m in chord.modifiers:
-            mods |= _MODS[m]
+        mods = sum(_MODS[m] for m in chord.modifiers)  # one bit each
         err = carbon.RegisterEventHotKey(
             keycode, mods, EventHotKeyID(SIGNATURE, 1), target, 0, ctypes.byref(self._hotkey_ref)
         )

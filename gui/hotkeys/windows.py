@@ -49,9 +49,7 @@ class WindowsBackend(Backend):
         msg = wintypes.MSG()
         user32.PeekMessageW(ctypes.byref(msg), None, 0, 0, 0)  # create this thread's message queue
         result["thread_id"] = kernel32.GetCurrentThreadId()
-        mods = MOD_NOREPEAT
-        for m in chord.modifiers:
-            mods |= _MODS[m]
+        mods = MOD_NOREPEAT + sum(_MODS[m] for m in chord.modifiers)  # one bit each
         if not user32.RegisterHotKey(None, 1, mods, KEYS[chord.key][1]):
             err = ctypes.get_last_error()  # type: ignore[attr-defined]
             result["error"] = (

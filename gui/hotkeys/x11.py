@@ -42,9 +42,7 @@ class X11Backend(Backend):
             disp.close()
             raise HotkeyError(f"this keyboard has no {chord.key} key")
         masks = {"Ctrl": X.ControlMask, "Alt": X.Mod1Mask, "Shift": X.ShiftMask, "Meta": X.Mod4Mask}
-        mods = 0
-        for m in chord.modifiers:
-            mods |= masks[m]
+        mods = sum(masks[m] for m in chord.modifiers)  # one bit each
         caught = error.CatchError(error.BadAccess)
         grabs = [(keycode, mods | extra) for extra in (0, X.LockMask, X.Mod2Mask, X.LockMask | X.Mod2Mask)]
         for code, mask in grabs:

@@ -539,11 +539,8 @@ class SettingsPage(QWidget):
         """Language is for the multilingual model only: the others speak English and ignore it."""
         multi = self.variant.currentData() == "multilingual"
         self.language.setEnabled(multi)
-        self.language.setToolTip(
-            SETTINGS["language"].help
-            if multi
-            else "This model speaks English only: choose the multilingual variant for others"
-        )
+        english_only = "This model speaks English only: choose the multilingual variant for others"
+        self.language.setToolTip(SETTINGS["language"].help if multi else english_only)
 
     def _update_enabled(self) -> None:
         model_state = self.state.model_state
@@ -563,9 +560,8 @@ class SettingsPage(QWidget):
                     self.banner.show_message(
                         f"The model could not be loaded. {plain_failure(error)}", "error", details=error
                     )
-        connected = self.state.connected
         # A daemon on another computer is set up there, by its owner (it refuses settings.set).
-        editable = connected and not self.state.remote
+        editable = self.state.connected and not self.state.remote
         for widget in (self.apply_button, self.revert_button, self.output, self.volume, self.reload_button):
             widget.setEnabled(editable)
         for box in self.daemon_boxes:

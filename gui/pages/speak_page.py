@@ -384,12 +384,9 @@ class SpeakPage(QWidget):
         elif event == "paused":
             self._before_pause = self.progress_label.text()
             done, total = self.state.job_progress.get(job, (0, 0))
-            if not self.progress.value() and total:  # nothing heard yet: keep saying how far it is
-                self.progress_label.setText(
-                    f"Paused · made {done} of {total} sentences; nothing plays until you resume"
-                )
-            else:
-                self.progress_label.setText("Paused")
+            made = f" · made {done} of {total} sentences; nothing plays until you resume"
+            # Nothing heard yet: keep saying how far it is.
+            self.progress_label.setText("Paused" + (made if total and not self.progress.value() else ""))
         elif event == "resumed":
             self.progress_label.setText(self._before_pause or "Resumed")
         elif event == "underrun":
@@ -580,10 +577,5 @@ class SpeakPage(QWidget):
         self.pause_button.setEnabled(connected and (self.state.busy or self.state.paused))
         self.pause_button.setText("Resume" if self.state.paused else "Pause")
         self.skip_button.setEnabled(connected and self.state.speaking)
-        self.pause_button.setToolTip(
-            "Resume the speaker"
-            if self.state.paused
-            else "Pause the speaker"
-            if self.state.busy
-            else "Nothing is playing: nothing to pause"
-        )
+        pause_tip = "Pause the speaker" if self.state.busy else "Nothing is playing: nothing to pause"
+        self.pause_button.setToolTip("Resume the speaker" if self.state.paused else pause_tip)

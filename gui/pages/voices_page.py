@@ -308,14 +308,10 @@ class VoicesPage(QWidget):
         is_default = has and self.selected() == self.state.default_voice
         self.default_button.setEnabled(has and not is_default)
         self.default_button.setToolTip("This is the default voice" if is_default else "Make it the default voice")
-        can_play = self.state.supports("voices.play")
-        if self.playing_job:
-            self.play_button.setText("Stop")
-            self.play_button.setEnabled(connected)
-            self.play_button.setToolTip("Stop the clip")
-            return
-        self.play_button.setText("Play clip")
-        self.play_button.setEnabled(has and can_play)
-        self.play_button.setToolTip(
+        can_play, playing = self.state.supports("voices.play"), self.playing_job is not None
+        play_tip = (
             "Play the reference clip on the speaker" if can_play else "This daemon cannot play clips yet: update it"
         )
+        self.play_button.setText("Stop" if playing else "Play clip")
+        self.play_button.setEnabled(connected if playing else has and can_play)
+        self.play_button.setToolTip("Stop the clip" if playing else play_tip)
