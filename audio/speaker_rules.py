@@ -32,18 +32,6 @@ from typing import Any, Protocol
 
 from ..ipc.limits import PRIORITY_RANK
 
-__all__ = [
-    "SECONDS_PER_CHAR",
-    "Admission",
-    "Slot",
-    "admission",
-    "next_block",
-    "next_to_play",
-    "playing_order",
-    "ready_to_start",
-    "sentence_may_start",
-]
-
 URGENT, QUICK, TEXT, NOTIFICATION = (PRIORITY_RANK[p] for p in ("urgent", "quick", "text", "notification"))
 
 #: Prior for speech seconds per character, until jobs have measured it.

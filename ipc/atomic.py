@@ -24,19 +24,6 @@ import os
 import secrets
 from pathlib import Path
 
-__all__ = [
-    "DEFAULT_MODE",
-    "OWNER_ONLY",
-    "TMP_PREFIX",
-    "TMP_SUFFIX",
-    "commit_temp",
-    "discard_temp",
-    "fsync_dir",
-    "temp_prefix_for",
-    "write_atomic",
-    "write_temp",
-]
-
 
 def fault_hook(site: str, step: str) -> None:
     """Called at each step of a write; nothing in the product.

@@ -50,6 +50,7 @@ cache_stats = m.CacheStats
 words_list = m.WordsList
 words_add = m.WordsAdd
 words_remove = m.WordsRemove
+words_import = m.WordsImport
 text_preview = m.TextPreview
 tags_list = m.TagsList
 
@@ -125,11 +126,6 @@ def cache_clear(voice: str | None = None) -> m.CacheClear:
 def settings_set(values: Mapping[str, Any]) -> m.SettingsSet:
     """Change settings."""
     return m.SettingsSet(dict(values))
-
-
-def words_import(rules: list[dict[str, Any]], *, merge: bool = True) -> m.WordsImport:
-    """Add many rules at once (all or nothing); ``merge=False`` makes them the whole dictionary."""
-    return m.WordsImport(list(rules), merge)
 
 
 @dataclass(frozen=True)
