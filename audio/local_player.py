@@ -103,11 +103,31 @@ class Speech(Track):
 
     def push(self, chunk: Any) -> None:
         """A sentence, or a piece of one (an ``ipc.client.Chunk``), arrived."""
-        self.player._push(self, chunk)
+        import numpy as np
+
+        player, rate = self.player, int(chunk.sample_rate)
+        samples = np.asarray(chunk.samples, dtype=np.float32)
+        final = bool(getattr(chunk, "final", True))
+        with player._cond:
+            if self not in player._items:
+                return
+            if player.rate is None:
+                player.rate = rate
+            elif rate != player.rate:
+                samples = resample(samples, rate, player.rate)
+            # Here the "synthesis time" of a piece is the wait for its arrival
+            # (the daemon's queue and the network included).
+            now = time.monotonic()
+            made_s = now - (self.last_arrival or self.requested)
+            self.last_arrival = now
+            player._add(self, int(chunk.index), samples, tuple(chunk.span), str(chunk.text), made_s, final=final)  # type: ignore[arg-type]
+            self.outcome.chunks += int(final)
 
     def produced(self) -> None:
         """No more chunks will come: play what is buffered to the end."""
-        self.player._produced_here(self)
+        with self.player._cond:
+            if self in self.player._items:
+                self.player._produced(self)
 
     def failed(self, message: str) -> None:
         """The source failed: end now, saying why (what was buffered is not played)."""
@@ -264,32 +284,7 @@ class LocalPlayer(PlaybackLoop):
         self.stop()
         self._stop_thread()
 
-    # -- feeding (any thread) ------------------------------------------------------------------
-
-    def _push(self, speech: Speech, chunk: Any) -> None:
-        import numpy as np
-
-        samples = np.asarray(chunk.samples, dtype=np.float32)
-        final = bool(getattr(chunk, "final", True))
-        with self._cond:
-            if speech not in self._items:
-                return
-            if self.rate is None:
-                self.rate = int(chunk.sample_rate)
-            elif int(chunk.sample_rate) != self.rate:
-                samples = resample(samples, int(chunk.sample_rate), self.rate)
-            # Here the "synthesis time" of a piece is the wait for its arrival
-            # (the daemon's queue and the network included).
-            now = time.monotonic()
-            made_s = now - (speech.last_arrival or speech.requested)
-            speech.last_arrival = now
-            self._add(speech, int(chunk.index), samples, tuple(chunk.span), str(chunk.text), made_s, final=final)  # type: ignore[arg-type]
-            speech.outcome.chunks += int(final)
-
-    def _produced_here(self, speech: Speech) -> None:
-        with self._cond:
-            if speech in self._items:
-                self._produced(speech)
+    # -- ending a speech (any thread) -----------------------------------------------------------
 
     def _end(self, speech: Speech, *, stopped: bool = False, error: str | None = None) -> None:
         """Take ``speech`` off the speaker (silencing it if it is heard) and report its end."""
