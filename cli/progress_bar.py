@@ -14,18 +14,15 @@ Shown only where a person watches: stderr is a terminal, and neither
 from __future__ import annotations
 
 import sys
-from typing import IO, Any
-
-__all__ = ["ExportProgress", "wanted"]
+from typing import Any
 
 
-def wanted(stream: IO[str] | None = None, *, quiet: bool = False) -> bool:
-    """Whether a bar should be drawn on ``stream`` (stderr by default)."""
-    stream = stream if stream is not None else sys.stderr
-    if quiet or stream is None:
+def wanted(*, quiet: bool = False) -> bool:
+    """Whether a bar should be drawn on stderr."""
+    if quiet or sys.stderr is None:
         return False
     try:
-        return bool(stream.isatty())
+        return bool(sys.stderr.isatty())
     except (AttributeError, ValueError):  # closed or not a real stream
         return False
 
@@ -37,14 +34,14 @@ class ExportProgress:
     #: tqdm puts ", " before a non-empty ``{postfix}`` (the audio seconds).
     FORMAT = "{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} sentences{postfix} [{elapsed} spent, {remaining} left]"
 
-    def __init__(self, total: int, stream: IO[str] | None = None, what: str = "") -> None:
+    def __init__(self, total: int, what: str = "") -> None:
         from tqdm import tqdm
 
         self.audio_s = 0.0
         self._bar: Any = tqdm(
             total=max(int(total), 0),
             desc=what or None,
-            file=stream if stream is not None else sys.stderr,
+            file=sys.stderr,
             bar_format=("{desc}: " if what else "") + self.FORMAT,
             dynamic_ncols=True,
             leave=True,

@@ -32,7 +32,7 @@ from .selection import SelectionError, read_selection
 def selected_text() -> str:
     """The selection (or clipboard) as text to speak; SystemExit with a message when there is none."""
     try:
-        text, _where = read_selection()
+        text = read_selection()
     except SelectionError as exc:
         raise SystemExit(f"chatterbox-tray: {exc}") from None
     text = text.strip()
@@ -41,17 +41,12 @@ def selected_text() -> str:
     return text[:MAX_QUICK_CHARS]
 
 
-def is_speaking(client: Client) -> bool:
-    """Whether the daemon's speaker has anything playing, paused or queued."""
-    playback = m.PlaybackEvent.from_data(client.playback())
-    return playback.state in ("playing", "paused") or bool(playback.queue)
-
-
 def cmd_quick(client: Client, args: argparse.Namespace) -> int:
     """Stop all speech if any is playing, else speak the selection and return."""
     if client.remote:
         return _quick_here(client, args)
-    if is_speaking(client):
+    playback = m.PlaybackEvent.from_data(client.playback())
+    if playback.state in ("playing", "paused") or playback.queue:  # anything playing, paused or queued
         stopped = m.StopResult.from_data(client.stop(all=True)).stopped
         print(json.dumps({"stopped": stopped}) if args.json else f"stopped {len(stopped)} job(s)")
         return 0

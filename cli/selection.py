@@ -79,36 +79,35 @@ def _windows_clipboard() -> str | None:
         user32.CloseClipboard()
 
 
-def read_selection(prefer_primary: bool = True) -> tuple[str, str]:
-    """(text, where it came from): the PRIMARY selection, else the clipboard.
+def read_selection() -> str:
+    """The PRIMARY selection, else the clipboard.
 
-    ``where`` is "selection" or "clipboard". The text may be empty (nothing is
-    selected or copied); SelectionError means no tool could read either.
+    The text may be empty (nothing is selected or copied); SelectionError
+    means no tool could read either.
     """
     if sys.platform == "win32":
         text = _windows_clipboard()
         if text is None:
             raise SelectionError("the clipboard is busy (another program holds it open); try again")
-        return text, "clipboard"
+        return text
     if sys.platform == "darwin":
         text = _run(["pbpaste"])
         if text is None:
             raise SelectionError("pbpaste is missing or failed")
-        return text, "clipboard"
+        return text
     any_tool = False
-    passes = [True, False] if prefer_primary else [False]
-    for primary in passes:
+    for primary in (True, False):
         for argv in _unix_readers(primary):
             text = _run(argv)
             if text is None:
                 continue
             any_tool = True
             if text.strip():
-                return text, "selection" if primary else "clipboard"
+                return text
             break  # this tool answered: the selection is empty; try the clipboard
     if not any_tool:
         if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
             raise SelectionError("no desktop session (neither DISPLAY nor WAYLAND_DISPLAY is set)")
         tools = [reader[0] for reader in _unix_readers(True)] or ["xclip"]
         raise SelectionError(f"cannot read the selection: install one of {', '.join(dict.fromkeys(tools))}")
-    return "", "clipboard"
+    return ""

@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import re
 import shlex
@@ -130,15 +131,15 @@ _OURS = re.compile(r'^\s*addmodule\s+"?' + re.escape(MODULE) + r'"?(\s|$)', re.I
 # -- paths ---------------------------------------------------------------------------
 
 
-def config_home() -> Path:
-    """``$XDG_CONFIG_HOME``, else ``~/.config`` (as speechd itself resolves it)."""
-    xdg = os.environ.get("XDG_CONFIG_HOME")
-    return Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".config"
+def _xdg(variable: str, fallback: Path) -> Path:
+    """An XDG folder as speechd itself resolves it: the variable when it holds an absolute path, else ``fallback``."""
+    xdg = os.environ.get(variable)
+    return Path(xdg) if xdg and os.path.isabs(xdg) else fallback
 
 
 def user_dir(home: Path | None = None) -> Path:
     """The user's Speech Dispatcher folder: ``~/.config/speech-dispatcher``."""
-    return (home or config_home()) / "speech-dispatcher"
+    return (home or _xdg("XDG_CONFIG_HOME", Path.home() / ".config")) / "speech-dispatcher"
 
 
 def module_conf_path(home: Path | None = None) -> Path:
@@ -148,9 +149,7 @@ def module_conf_path(home: Path | None = None) -> Path:
 
 def runtime_home() -> Path:
     """``$XDG_RUNTIME_DIR``, else ``/run/user/UID`` (where speechd 0.11 keeps its socket and logs)."""
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    uid = os.getuid() if hasattr(os, "getuid") else 0
-    return Path(xdg) if xdg and os.path.isabs(xdg) else Path(f"/run/user/{uid}")
+    return _xdg("XDG_RUNTIME_DIR", Path(f"/run/user/{os.getuid() if hasattr(os, 'getuid') else 0}"))
 
 
 def module_log_path() -> Path:
@@ -235,18 +234,13 @@ def _dotconf(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("'", "\\'")
 
 
-def cli_command() -> list[str]:
-    """How speechd runs our command line: this Python, so it works outside any shell's PATH."""
-    return [sys.executable, "-m", "chatterbox_tray.cli.main"]
-
-
 def render(
     voices: list[str], language: str = "en", command: list[str] | None = None, priority: str = DEFAULT_PRIORITY
 ) -> str:
     """The module configuration for sd_generic, with a speechd voice per library voice."""
     if priority not in PRIORITIES:
         raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}")
-    argv = command or cli_command()
+    argv = command or [sys.executable, "-m", "chatterbox_tray.cli.main"]  # this Python: no shell's PATH needed
     prefix = shlex.join(argv)
     vm = VoiceMap.build(voices)
     lang = re.sub(r"[^a-z-]", "", language.lower()) or "en"
@@ -587,15 +581,19 @@ def note_overrun(group: int) -> None:
     _note(OVERRUN_FILE, group)
 
 
+def _number(value: str | None) -> float | None:
+    """A speechd figure (``$VOLUME``, ``$RATE``) held to -100..100; None when absent or not a number."""
+    try:
+        v = float(value) if value is not None else math.nan
+    except ValueError:
+        return None
+    return None if math.isnan(v) else min(100.0, max(-100.0, v))
+
+
 def volume_gain(value: str | None) -> float:
     """speechd's volume (-100..100, 100 by default in speechd.conf) as a 0..1 gain."""
-    try:
-        v = float(value) if value is not None else 100.0
-    except ValueError:
-        return 1.0
-    if v != v:  # NaN
-        return 1.0
-    return min(1.0, max(0.0, (v + 100.0) / 200.0))
+    v = _number(value)
+    return 1.0 if v is None else (v + 100.0) / 200.0
 
 
 def rate_factor(value: str | None) -> float | None:
@@ -605,13 +603,8 @@ def rate_factor(value: str | None) -> float | None:
     sends) gives None: the daemon's own ``rate`` setting applies, so a user's
     default set in the tray app is not overridden by speechd's neutral value.
     """
-    try:
-        v = float(value) if value is not None else 0.0
-    except ValueError:
-        return None
-    if v != v or v == 0:  # NaN, or neutral
-        return None
-    return 2.0 ** (min(100.0, max(-100.0, v)) / 100.0)
+    v = _number(value)
+    return None if not v else 2.0 ** (v / 100.0)
 
 
 #: After our shell dies (speechd killed the message's process group), how long
