@@ -31,18 +31,6 @@ from ..ipc.limits import CLIP_MAX_SECONDS, CLIP_MIN_SECONDS, CLIP_SILENCE_RMS_DB
 from ..ipc.protocol import CodedError
 from .storage import remove_file
 
-__all__ = [
-    "MAX_SECONDS",
-    "MIN_SECONDS",
-    "SILENCE_RMS_DBFS",
-    "ClipError",
-    "ClipErrorCode",
-    "ClipInfo",
-    "decode_clip",
-    "sha256_bytes",
-    "validate_clip",
-]
-
 log = logging.getLogger(__name__)
 
 # One home for the limits (ipc/limits.py): the GUI's recorder checks the same ones.

@@ -63,13 +63,6 @@ if TYPE_CHECKING:
 # or the real one while its model loads on another thread) must answer ping
 # before that. Python caches the import, so later calls pay nothing.
 
-__all__ = [
-    "CacheKey",
-    "CacheResult",
-    "CondTensors",
-    "ConditionalsCache",
-]
-
 log = logging.getLogger(__name__)
 
 CondTensors = dict[str, "torch.Tensor"]

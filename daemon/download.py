@@ -31,8 +31,6 @@ from typing import Any
 
 from ..ipc.formatting import human_bytes
 
-__all__ = ["HUB_FILES", "STALL_S", "DownloadError", "DownloadProgress", "current", "fetch", "fetch_weights", "reset"]
-
 log = logging.getLogger(__name__)
 
 #: Seconds without a new byte before a download is said to have stalled.

@@ -123,9 +123,13 @@ def status(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
 
 
 @handler("retry_load")
-def retry_load(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
-    """Reload after a failure; a no-op when loading or ready."""
-    return {"started": svc.model.load(), **svc.status()}
+@handler("reload")
+def load(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
+    """Load the model: again with the current settings (``reload``), or after a failure (``retry_load``).
+
+    ``retry_load`` is a no-op when loading or ready.
+    """
+    return {"started": svc.model.reload() if req.op == "reload" else svc.model.load(), **svc.status()}
 
 
 @handler("settings.get")
@@ -155,12 +159,6 @@ def settings_set(svc: Service, req: ReceivedRequest) -> m.SettingsSetResult:
     # is loaded loads it now, rather than leaving the failure until `reload`.
     loading = svc.model.state == "failed" and any(k in MODEL_KEYS for k in values) and svc.model.load()
     return m.SettingsSetResult(new.to_json(), False if loading else svc.status()["reload_required"], loading)
-
-
-@handler("reload")
-def reload(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
-    """Load the model again with the current settings (variant, checkpoint, device)."""
-    return {"started": svc.model.reload(), **svc.status()}
 
 
 @handler("voices.list")
@@ -369,15 +367,10 @@ def stop(svc: Service, req: ReceivedRequest) -> m.StopResult:
 
 
 @handler("pause")
-def pause(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
-    """Pause the speaker (synthesis goes on)."""
-    return svc.player.set_paused(True)
-
-
 @handler("resume")
-def resume(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
-    """Resume the speaker."""
-    return svc.player.set_paused(False)
+def pause(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
+    """Pause the speaker (synthesis goes on), or resume it."""
+    return svc.player.set_paused(req.op == "pause")
 
 
 @handler("skip")

@@ -35,8 +35,6 @@ from ..ipc.markup import MAX_RULES, Rule, check_rule
 from ..ipc.protocol import ProtocolError
 from .storage import disk_full_as_error, remove_temp_files_of
 
-__all__ = ["PROBE_CHARS", "PROBE_LIMIT_S", "RuleBook", "compile_rule", "probe_rule"]
-
 log = logging.getLogger(__name__)
 
 FILE_VERSION = 1

@@ -40,19 +40,6 @@ from ..ipc.markup import PAUSE_RE, PAUSE_TOTAL_MAX_S, TAG_RE, Rule, parse_pause
 from ..ipc.protocol import ProtocolError
 from .text import TextPiece, split_sentences
 
-__all__ = [
-    "RULES_TIME_LIMIT_S",
-    "Prepared",
-    "RuleClock",
-    "TextMap",
-    "apply_rules",
-    "prepare",
-    "resolve_job",
-    "resolve_tags",
-    "silence_samples",
-    "tokenizer_tags",
-]
-
 #: A tag as tokenizers list them: lowercase words in brackets.
 _TOKENIZER_TAG_RE = re.compile(r"\[[a-z][a-z ]{0,40}\]")
 _MARKUP_RE = re.compile(f"(?P<pause>{PAUSE_RE.pattern})|(?P<tag>{TAG_RE.pattern})", re.IGNORECASE)

@@ -19,8 +19,6 @@ from pathlib import Path
 from ..ipc.atomic import TMP_SUFFIX, temp_prefix_for
 from ..ipc.protocol import CodedError
 
-__all__ = ["DiskFullError", "disk_full_as_error", "remove_file", "remove_temp_files_of"]
-
 log = logging.getLogger(__name__)
 
 #: ``errno`` values that mean "no room": the disk, or the user's quota.

@@ -12,8 +12,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-#: Abbreviations whose full stop does not end a sentence.
-_ABBREVIATIONS = frozenset("mr mrs ms dr prof sr jr st vs etc e.g i.e no fig approx dept est inc ltd co mt".split())
+#: Abbreviations whose full stop does not end a sentence: those that come before a name ("Dr. Smith",
+#: "Mt. Everest"), then the others.
+_BEFORE_NAMES = frozenset({"mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "mt"})
+_ABBREVIATIONS = _BEFORE_NAMES | {"vs", "etc", "e.g", "i.e", "no", "fig", "approx", "dept", "est", "inc", "ltd", "co"}
 # A sentence ends at . ! ? … (with closing quotes/brackets) followed by space,
 # or at a line break that separates paragraphs.
 _END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s)|\n\s*\n")

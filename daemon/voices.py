@@ -44,19 +44,8 @@ from typing import Any, Literal
 from ..ipc.atomic import OWNER_ONLY, TMP_PREFIX, write_atomic
 from ..ipc.limits import VOICE_NAME_MAX_LENGTH
 from ..ipc.protocol import CodedError
-from .clip import ClipError, decode_clip, sha256_bytes, validate_clip
+from .clip import decode_clip, sha256_bytes, validate_clip
 from .storage import disk_full_as_error, remove_file
-
-__all__ = [
-    "MANIFEST_VERSION",
-    "MAX_NAME_LENGTH",
-    "ClipError",
-    "Voice",
-    "VoiceError",
-    "VoiceErrorCode",
-    "VoiceLibrary",
-    "check_name",
-]
 
 log = logging.getLogger(__name__)
 

@@ -53,7 +53,7 @@ def service(library: VoiceLibrary, variant: str = "multilingual", state: str = "
     return SimpleNamespace(
         settings=Settings(engine="fake"),
         state=state,
-        error="the model failed" if state == "failed" else "",
+        model=SimpleNamespace(error="the model failed" if state == "failed" else ""),
         engine=SimpleNamespace(variant=variant, capabilities=lambda: {"languages": LANGUAGES}),
         voices=library,
         cache_tier=lambda sha: None,
