@@ -79,8 +79,7 @@ def set_enabled(enabled: bool) -> None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     if sys.platform == "darwin":
-        data = plistlib.dumps({"Label": f"org.{APP_ID}.gui", "ProgramArguments": cmd, "RunAtLoad": True})
-        path.write_bytes(data)
+        path.write_bytes(plistlib.dumps({"Label": f"org.{APP_ID}.gui", "ProgramArguments": cmd, "RunAtLoad": True}))
     else:
         path.write_text(
             "[Desktop Entry]\n"

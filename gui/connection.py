@@ -129,9 +129,10 @@ class Connection(QObject):
         return worker
 
     def _on_told(self, call: str, args: tuple[Any, ...]) -> None:
-        """What the current link tells (``_on_link`` and the like); a link that ``switch`` left is not heard."""
+        """What the current link tells: to ``_on_link`` and the like, else to the signal of its name (``event``,
+        ``gap``); a link that ``switch`` left is not heard."""
         if self.sender() is self._worker:
-            getattr(self, f"_on_{call}")(*args)
+            (getattr(self, f"_on_{call}", None) or getattr(self, call).emit)(*args)
 
     def start(self) -> None:
         """Start the worker: it connects (or starts a daemon) in the background."""
@@ -197,12 +198,6 @@ class Connection(QObject):
         if state != CONNECTED:
             self.pid = None
         self.link_changed.emit(state, detail)
-
-    def _on_event(self, topic: str, data: dict[str, Any]) -> None:
-        self.event.emit(topic, data)
-
-    def _on_gap(self) -> None:
-        self.gap.emit()
 
     def _on_connected(self, info: endpoints.ConnectionInfo, hello: HelloResult, status: StateEvent) -> None:
         self.pid = info.pid

@@ -215,9 +215,11 @@ class LocalSpeech(QObject):
             return  # not accepted yet: its end is told when it is (or its request fails)
         if played.displaced or (played.stopped and not speech.stopping and speech.error is None):
             self._send(rq.cancel(request=speech.req_id), on_error=lambda code, message: None)
+        # Cancelled there: by its owner, or by another of this computer's clients.
+        cancelled_there = speech.error is not None and speech.error.get("code") == "cancelled"
         if played.error is not None and speech.error is None:  # this computer's device failed
             self._event(speech, "failed", error={"code": "audio", "message": f"Could not play here: {played.error}"})
-        elif speech.stopping or (played.stopped and speech.error is None) or _cancelled_there(speech):
+        elif speech.stopping or (played.stopped and speech.error is None) or cancelled_there:
             self._event(speech, "cancelled")
         elif speech.error is not None:
             self._event(speech, "failed", error=speech.error)
@@ -240,8 +242,3 @@ class LocalSpeech(QObject):
         """A job event about ``speech``, of the daemon's own ``job`` event type."""
         fields = {"job": speech.job, "request": speech.req_id, "chunks": speech.chunks, "chunks_done": speech.made}
         self.job_event.emit(m.JobEvent(event=event, kind="speak", **{**fields, **data}))
-
-
-def _cancelled_there(speech: _Speech) -> bool:
-    """The remote daemon cancelled the job (its owner, or another of this computer's clients)."""
-    return speech.error is not None and speech.error.get("code") == "cancelled"

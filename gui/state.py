@@ -190,11 +190,8 @@ class AppState(QObject):
 
     def making_progress(self) -> tuple[int, int]:
         """(sentences made, sentences in all) over the jobs being made; (0, 0) when unknown."""
-        done = total = 0
-        for job in self.speech_jobs:
-            made, chunks = self.job_progress.get(job, (0, 0))
-            done, total = done + made, total + chunks
-        return done, total
+        progress = [self.job_progress.get(job, (0, 0)) for job in self.speech_jobs]
+        return sum(made for made, _ in progress), sum(chunks for _, chunks in progress)
 
     @property
     def icon_state(self) -> str:
@@ -234,8 +231,7 @@ class AppState(QObject):
                 return "Paused: nothing will be heard until you resume (the model is asleep)"
             return "Asleep: the model was unloaded while idle and loads again when you speak"
         if state != "ready":
-            pct = round(100 * self.status.progress)
-            return f"Loading the model… {pct}%"
+            return f"Loading the model… {round(100 * self.status.progress)}%"
         voice = f" · voice: {self.default_voice}" if self.default_voice else ""
         if self.remote:
             voice += f" · from {self.where}"

@@ -73,14 +73,12 @@ class Tray(QObject):
         reading = "\nReading what you copy (the menu's \u201cRead what I copy\u201d stops it)"
         self.icon.setToolTip(f"Chatterbox Tray\n{s.summary}" + (reading if self.reader.enabled else ""))
         self.status_line.setText(_elide(s.summary))
-        failed = s.icon_state == "error"
-        self.retry.setVisible(failed)
+        self.retry.setVisible(s.icon_state == "error")
         if s.remote and not s.connected:  # a daemon on another computer cannot be started from here
             self.retry.setText(LOCAL_CHOICE)
         else:
             self.retry.setText("Start the daemon" if not s.connected else "Retry loading the model")
-        usable = s.connected and s.model_state != "failed"
-        self.speak_clipboard.setEnabled(usable)
+        self.speak_clipboard.setEnabled(s.connected and s.model_state != "failed")
         self.stop.setEnabled(s.connected and s.busy)
         self.pause.setEnabled(s.connected and (s.busy or s.paused))  # as the Speak page's button
         self.pause.setText("Resume" if s.paused else "Pause")

@@ -109,8 +109,7 @@ class DaemonBanner(QWidget):
 
     def use_local_folder(self) -> None:
         """Load the model from a folder on this computer (no internet): pick it, save it, load."""
-        folder = QFileDialog.getExistingDirectory(self, "Folder with the model's files", str(Path.home()))
-        if folder:
+        if folder := QFileDialog.getExistingDirectory(self, "Folder with the model's files", str(Path.home())):
             self.state.send(rq.settings_set({"checkpoint": folder}), on_result=lambda _: self.state.retry())
 
 
@@ -124,8 +123,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Chatterbox Tray")
         self.setWindowIcon(app_icon())
         width, height = DEFAULT_SIZE
-        screen = QGuiApplication.primaryScreen()
-        if screen is not None:  # leave room for panels and the frame
+        if (screen := QGuiApplication.primaryScreen()) is not None:  # leave room for panels and the frame
             room = screen.availableGeometry()
             width, height = min(width, room.width() - 40), min(height, room.height() - 60)
         self.resize(max(width, 640), max(height, 480))

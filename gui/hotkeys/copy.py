@@ -28,10 +28,8 @@ def _windows_copy() -> bool:
         user32.GetAsyncKeyState(vk) & 0x8000 for vk in (vk_shift, vk_control, vk_menu, vk_lwin, vk_rwin)
     ):
         time.sleep(0.01)
-    user32.keybd_event(vk_control, 0, 0, 0)
-    user32.keybd_event(vk_c, 0, 0, 0)
-    user32.keybd_event(vk_c, 0, keyup, 0)
-    user32.keybd_event(vk_control, 0, keyup, 0)
+    for vk, flags in ((vk_control, 0), (vk_c, 0), (vk_c, keyup), (vk_control, keyup)):  # Ctrl down, C, Ctrl up
+        user32.keybd_event(vk, 0, flags, 0)
     return True
 
 

@@ -57,8 +57,7 @@ class PortalBackend(Backend):
             path=f"/org/freedesktop/portal/desktop/request/{sender}/{token}",
         )
         Proxy(message_bus, conn).AddMatch(rule)
-        options = body[-1]
-        options["handle_token"] = ("s", token)
+        body[-1]["handle_token"] = ("s", token)  # the call's options
         portal = DBusAddress(OBJECT_PATH, bus_name=BUS_NAME, interface=INTERFACE)
         with conn.filter(rule) as responses:
             reply = conn.send_and_get_reply(new_method_call(portal, method, signature, body), timeout=10)

@@ -195,8 +195,7 @@ class PronunciationPage(QWidget):
 
     def remove_selected(self) -> None:
         """Remove the selected rule (or the one in the form)."""
-        word = self.selected_word() or self.editing
-        if word is not None:
+        if (word := self.selected_word() or self.editing) is not None:
             self.state.send(rq.words_remove(word), on_result=lambda _r: self._removed(), on_error=self._error_callback)
 
     def _removed(self) -> None:
@@ -207,15 +206,13 @@ class PronunciationPage(QWidget):
 
     def try_it(self) -> None:
         """Speak the example (replacing what is playing) and show what the model is given."""
-        text = self.example.text().strip()
-        if text:
+        if text := self.example.text().strip():
             self.state.send(rq.speak(text, priority="quick"), on_error=self._error_callback)
             self.preview()
 
     def preview(self) -> None:
         """Show the sentences the model would be given for the example."""
-        text = self.example.text().strip()
-        if text:
+        if text := self.example.text().strip():
             self.state.send(rq.text_preview(text), on_result=self._show_preview, on_error=self._error_callback)
 
     def _show_preview(self, result: TextPreviewResult) -> None:

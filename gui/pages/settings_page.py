@@ -259,8 +259,7 @@ class SettingsPage(QWidget):
         self.kept = {k: v for k, v in edits.items() if now.get(k) != v}  # the same value arrived: no edit left
         for key, value in self.kept.items():
             self._set_field(key, value)
-        newer = [k for k in self.kept if now.get(k) != before.get(k)]
-        if newer:
+        if newer := [k for k in self.kept if now.get(k) != before.get(k)]:
             names = ", ".join(f"{SETTINGS[k].label} ({_shown(k, now.get(k))})" for k in newer)
             self.banner.show_message(
                 f"Another app changed {names} while you were editing. Your unsaved value is kept: "
@@ -364,9 +363,8 @@ class SettingsPage(QWidget):
     def _fill_variants(self, hello: m.HelloResult) -> None:
         current = self.variant.currentData()
         names = SETTINGS["variant"].choices
-        variants = hello.variants or list(names)
         self.variant.clear()
-        for v in variants:
+        for v in hello.variants or list(names):
             self.variant.addItem(names.get(v, v), v)
         if current:
             self.variant.setCurrentIndex(max(0, self.variant.findData(current)))
@@ -377,11 +375,9 @@ class SettingsPage(QWidget):
         for dev in result.devices:
             self.output.addItem(f"{dev.name} ({dev.hostapi})", dev.name)
         chosen = self.kept.get("output_device", result.device)
-        index = self.output.findData(chosen)
-        if index < 0 and chosen:
+        if chosen and self.output.findData(chosen) < 0:
             self.output.addItem(f"{chosen} (not connected)", chosen)
-            index = self.output.count() - 1
-        self.output.setCurrentIndex(max(0, index))
+        self.output.setCurrentIndex(max(0, self.output.findData(chosen)))
         self.output.setEnabled(True)
 
     def _no_devices(self, code: str, message: str) -> None:
@@ -454,8 +450,7 @@ class SettingsPage(QWidget):
         self.state.send(rq.reload(), on_result=started, on_error=self._error)
 
     def _browse(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Model folder", self.checkpoint.text())
-        if folder:
+        if folder := QFileDialog.getExistingDirectory(self, "Model folder", self.checkpoint.text()):
             self.checkpoint.setText(folder)
             self.source_local.setChecked(True)
 

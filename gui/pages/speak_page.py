@@ -558,9 +558,8 @@ class SpeakPage(QWidget):
         self.language.addItems(languages)
         if "en" in languages:
             self.language.setCurrentText("en")
-        multi = len(languages) > 1
-        self.language.setVisible(multi)
-        self.language_row.setVisible(multi)
+        for widget in (self.language, self.language_row):
+            widget.setVisible(len(languages) > 1)
 
     def _update_buttons(self) -> None:
         if self.state.link == FAILED and (self.in_progress or self.saving is not None):

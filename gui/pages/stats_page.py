@@ -80,8 +80,7 @@ def _grid(values: dict[str, QLabel], titles: dict[str, str], tips: dict[str, str
         value = values[key] = QLabel("–", wordWrap=True, toolTip=tips.get(key, ""))
         value.setTextInteractionFlags(value.textInteractionFlags() | Qt.TextInteractionFlag.TextSelectableByMouse)
         row, col = divmod(i, columns)
-        name = QLabel(title, styleSheet="color: palette(placeholder-text);")
-        grid.addWidget(name, row, col * 2)
+        grid.addWidget(QLabel(title, styleSheet="color: palette(placeholder-text);"), row, col * 2)
         grid.addWidget(value, row, col * 2 + 1)
     for col in range(columns):
         grid.setColumnStretch(col * 2 + 1, 1)

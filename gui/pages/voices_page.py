@@ -151,8 +151,7 @@ class VoicesPage(QWidget):
         not too long, is not silent) comes before the name: nobody names a
         voice that can never be.
         """
-        problem = file_formats.clip_problem(path)
-        if problem:  # the header alone says so: at once
+        if problem := file_formats.clip_problem(path):  # the header alone says so: at once
             self.banner.show_message(f"Cannot add this clip: {problem}.")
             return
         try:
@@ -208,8 +207,7 @@ class VoicesPage(QWidget):
         if self.playing_job:
             self.state.send(rq.stop(self.playing_job), on_error=lambda c, m: self._playing(None))
             return
-        name = self.selected()
-        if name:
+        if name := self.selected():
             self.state.send(rq.voices_play(name), on_result=lambda r: self._playing(r.job), on_error=self._show_error)
 
     def _playing(self, job: str | None) -> None:
@@ -256,8 +254,7 @@ class VoicesPage(QWidget):
 
     def set_default(self) -> None:
         """Make the selected voice the default."""
-        name = self.selected()
-        if name:
+        if name := self.selected():
             self.state.send(rq.voices_default(name), on_error=self._show_error)
 
     def _show_error(self, code: str, message: str) -> None:
