@@ -31,10 +31,7 @@ class AudioFileError(ValueError):
 
 def extension_for_filter(chosen_filter: str) -> str:
     """The extension a file dialog's filter stands for ("FLAC audio (*.flac)" -> ".flac"), else ".wav"."""
-    for ext in _NAMES:
-        if f"*{ext}" in chosen_filter:
-            return ext
-    return ".wav"
+    return next((ext for ext in _NAMES if f"*{ext}" in chosen_filter), ".wav")
 
 
 def dialog_filters() -> str:

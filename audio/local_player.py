@@ -193,10 +193,7 @@ class LocalPlayer(PlaybackLoop):
     ) -> Speech:
         """Admit a new speech of ``priority`` (``chars`` long) by the daemon's rules; feed it with ``push``.
 
-        A ``notification`` that finds other speech here ends at once with
-        ``played.dropped``; a ``quick`` one displaces other quick speech and
-        the text playing now; an ``urgent`` one interrupts what plays (which
-        resumes from the start of its sentence afterwards).
+        The rules are ``speaker_rules.admission``'s: a dropped notification ends at once, ``played.dropped``.
         """
         if priority not in PRIORITY_RANK:
             raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}, not {priority!r}")

@@ -98,11 +98,7 @@ class Track:
 
 
 class PlaybackLoop:
-    """A speech queue in priority order and the thread that plays its head on one output stream.
-
-    Subclasses say where events go (``_tell``) and what ending an item means
-    (``_ended``); both are called without the lock held.
-    """
+    """A speech queue in priority order and the thread that plays its head on one output stream."""
 
     def __init__(
         self, rate: int | None, *, device: str, volume: float, prebuffer: str, pause_s: float, name: str

@@ -77,9 +77,7 @@ def playing_order(slot: Slot) -> tuple[int, int]:
 
 def next_to_play(queue: Sequence[Slot]) -> int | None:
     """Position of the job that plays now (or next) in ``queue``; None if it is empty."""
-    if not queue:
-        return None
-    return min(range(len(queue)), key=lambda i: playing_order(queue[i]))
+    return min(range(len(queue)), key=lambda i: playing_order(queue[i]), default=None)
 
 
 def admission(rank: int, seq: int, queue: Sequence[Slot], playing: int | None) -> Admission:

@@ -192,12 +192,7 @@ def _op(build: Callable[_P, Request], doc: str) -> Callable[Concatenate[Client, 
 
 
 class Client(_Connection):
-    """A blocking connection to the daemon's request socket.
-
-    It sends what ``ipc.requests`` builds and waits on its socket; the GUI's
-    client sends the same requests and waits on a worker thread instead.
-    One client is for one thread (ZeroMQ sockets are not thread-safe).
-    """
+    """A blocking connection to the daemon's request socket, for one thread (ZeroMQ sockets are not thread-safe)."""
 
     def __init__(
         self,

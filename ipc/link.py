@@ -5,10 +5,9 @@ thread. It sleeps in a single poll on the request socket, the event socket and
 an inproc wake socket (``submit`` pokes it when a request is queued), so it
 neither polls on a timer nor delays a request. It notices a dead or restarted
 daemon (a heartbeat ping, the connection file's pid), reconnects, and starts a
-daemon when none answers (if asked to). Request ids, frames and replies come
-from ``ipc.core`` and requests from ``ipc.requests``, as for the blocking
-client; what differs is only the waiting. ``gui/connection.py`` runs it in a
-QThread and turns what it reports into Qt signals.
+daemon when none answers (if asked to). Only the waiting is its own (``ipc.core``
+says what every client shares). ``gui/connection.py`` runs it in a QThread and
+turns what it reports into Qt signals.
 
 With ``remote`` (a paired daemon's name, ipc/remote.py) it links to a daemon
 on another computer over CURVE instead: no events socket (a remote daemon
@@ -113,8 +112,6 @@ class DaemonLink:
         self.core = ClientCore(b"")
         self._stop = False
         self._ctx = zmq.Context()
-        # The GUI thread queues a command, then pokes the wake socket: the worker
-        # sleeps in one poll on the daemon's sockets and this one, never on a timer.
         wake_address = f"inproc://gui-link-wake-{id(self):x}"
         self._wake_rx = self._ctx.socket(zmq.PAIR)
         self._wake_rx.setsockopt(zmq.LINGER, 0)

@@ -139,10 +139,8 @@ class Fields:
             raise ProtocolError("bad_args", "expected a JSON object")
         data = cls._waive(data)
         values: dict[str, Any] = {}
-        names = set()
         args = Args(dict(data))
         for spec in specs(cls):
-            names.add(spec.name)
             if spec.buffer:
                 values[spec.name] = bytes(buffers[0]) if buffers else None
                 continue
@@ -150,14 +148,13 @@ class Fields:
                 # What the daemon sends a client may lack a field an older daemon did not have yet.
                 value = None if spec.nullable else _ZERO[spec.reader]()
             else:
-                bounds = {} if spec.lo is None else {"lo": spec.lo, "hi": spec.hi}
                 default = Args._MISSING if spec.required else spec.default
-                value = args.read(spec.name, spec.reader, default, **bounds)
+                value = args.read(spec.name, spec.reader, default, spec.lo, spec.hi)
             if spec.nested is not None and value is not None:
                 read = spec.nested.from_data
                 value = [read(item) for item in value] if spec.reader == "list" else read(value)
             values[spec.name] = value
-        unknown = sorted(set(data) - names)
+        unknown = sorted(set(data) - {spec.name for spec in specs(cls)})
         if cls.CLOSED and unknown:
             raise ProtocolError("bad_args", f"unknown {cls.CLOSED}(s): {', '.join(unknown)}")
         return cls(**values)
