@@ -11,9 +11,7 @@ of chunks, and its news goes to a listener.
 One ``LocalPlayer`` is one speaker: the tray app keeps one for all its
 speech (the Speak page, the hotkey, the tray menu), so a quick-speak while a
 long text plays behaves as with a local daemon. The CLI plays one stream a
-process. ``speak`` admits a speech and returns its ``Speech``; the caller
-feeds it chunks (``push``) from whatever thread reads the socket, then
-``produced`` (or ``failed``). ``play`` does all that for an iterable of chunks.
+process (``play``).
 
 numpy and sounddevice are imported lazily so that clients stay light.
 """
@@ -81,7 +79,7 @@ class Played:
 
 @dataclass(eq=False, kw_only=True)
 class Speech(Track):
-    """One stream on the local speaker (a ``playback_loop.Track``); feed it with ``push``."""
+    """One stream on the local speaker (a ``playback_loop.Track``): ``push`` chunks (any thread), then ``produced``."""
 
     player: LocalPlayer
     listener: Listener | None = None

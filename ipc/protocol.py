@@ -268,8 +268,7 @@ def check_request(header: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
     version = header.get("v")
     if version != PROTOCOL_VERSION:
         raise ProtocolError(
-            "unsupported_version",
-            f"daemon speaks protocol {PROTOCOL_VERSION}, request has {version!r}",
+            "unsupported_version", f"daemon speaks protocol {PROTOCOL_VERSION}, request has {version!r}"
         )
     op = header.get("op")
     if not isinstance(op, str):
