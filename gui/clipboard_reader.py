@@ -54,7 +54,9 @@ class ClipboardReader(QObject):
         self.enabled = False
         #: The last text seen (spoken or not): the same text twice in a row is read once.
         self.last = ""
-        self.ours_active = ours_active or _app_is_active
+        self.ours_active = ours_active or (
+            lambda: QGuiApplication.applicationState() == Qt.ApplicationState.ApplicationActive
+        )
         self.clipboard.dataChanged.connect(self._changed)
 
     def set_enabled(self, on: bool) -> None:
@@ -86,7 +88,3 @@ class ClipboardReader(QObject):
         self.state.send(
             rq.speak(text, priority=self.priority), on_error=lambda code, message: self.notice.emit(message or code)
         )
-
-
-def _app_is_active() -> bool:
-    return QGuiApplication.applicationState() == Qt.ApplicationState.ApplicationActive

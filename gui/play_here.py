@@ -81,14 +81,14 @@ class LocalSpeech(QObject):
         if request.op == "speak":
             return self.speak(request, on_result, on_error)
         result: Any
+        job = speech.job if (speech := self.current) else None  # what plays here: pausing or skipping keeps it
         if isinstance(request, m.Stop):
             result = m.StopResult(self.stop(all=request.all))
         elif request.op in ("pause", "resume"):
             (self.pause if request.op == "pause" else self.resume)()
-            speech = self.current
-            result = m.PauseResult(self.player.paused, speech.job if speech else None)
-        elif request.op == "skip":
-            result = self.skip()
+            result = m.PauseResult(self.player.paused, job)
+        elif request.op == "skip":  # to the next sentence of the speech playing here
+            result = m.SkipResult(job, self.player.skip()["sentence"])
         else:  # playback
             result = self.playback()
         if on_result is not None:
@@ -172,11 +172,6 @@ class LocalSpeech(QObject):
         self.player.resume()
         if was or self.current is None:
             self._speaker_event("resumed")
-
-    def skip(self) -> m.SkipResult:
-        """Skip to the next sentence of the speech playing here (the ``skip`` answer)."""
-        speech = self.current
-        return m.SkipResult(speech.job if speech else None, self.player.skip()["sentence"])
 
     def playback(self) -> m.PlaybackEvent:
         """The ``playback`` answer for this computer's speaker."""

@@ -144,8 +144,7 @@ class QuickSpeak(QObject):
             return
         clipboard = QGuiApplication.clipboard()
         if clipboard.supportsSelection():
-            text = clipboard.text(QClipboard.Mode.Selection)
-            self._speak(text if text.strip() else clipboard.text())
+            self._speak(clipboard.text(QClipboard.Mode.Selection).strip() or clipboard.text())
             return
         # Copy-then-read: press Copy in the focused app (off the GUI thread: it
         # waits for the hotkey's modifiers to be released), then read the clipboard.

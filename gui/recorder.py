@@ -113,10 +113,7 @@ class RecordDialog(QDialog):
 
     def toggle(self) -> None:
         """Start or stop recording."""
-        if self._stream is None:
-            self._start()
-        else:
-            self._stop()
+        (self._start if self._stream is None else self._stop)()
 
     def _start(self) -> None:
         import sounddevice as sd

@@ -26,6 +26,7 @@ from ..ipc import remote as remote_files
 from ..ipc import requests as rq
 from ..ipc.protocol import ProtocolError
 from ..ipc.requests import Request
+from . import prefs
 from .connection import CONNECTED, CONNECTING, FAILED, LOST, Callbacks, Connection, OnResult
 from .play_here import LOCAL_OPS, LocalSpeech
 
@@ -138,8 +139,6 @@ class AppState(QObject):
         Saved as the app's preference unless ``save`` is false. What plays
         here stops; the pages start again with the new daemon's state.
         """
-        from . import prefs
-
         if save:
             prefs.save(daemon=name or "local")
         if name == self.remote:
@@ -155,10 +154,7 @@ class AppState(QObject):
         self.job_progress.clear()
         self._unsure.clear()
         self.paused = False
-        if name:
-            self._poll_timer.start()
-        else:
-            self._poll_timer.stop()
+        (self._poll_timer.start if name else self._poll_timer.stop)()  # a remote daemon sends no events
         self.conn.switch(name)
         self.daemon_changed.emit(name or "")
         self.changed.emit()

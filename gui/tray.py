@@ -134,9 +134,7 @@ class Tray(QObject):
             self.notify("The daemon stopped before it finished speaking, so that speech was lost.", "error", 6000)
 
     def _fill_voices(self) -> None:
-        self.voices_menu.clear()
-        for action in self.voice_group.actions():
-            self.voice_group.removeAction(action)
+        self.voices_menu.clear()  # deletes the actions it owns, which leave their group
         for voice in self.state.voices:
             name = voice.name
             action = QAction(name, self.voices_menu, checkable=True, checked=voice.default)

@@ -14,12 +14,12 @@ shown, greyed.
 
 from __future__ import annotations
 
+from pathlib import PurePath
 from typing import Any
 
 from PySide6.QtCore import QSignalBlocker, Qt
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
-    QButtonGroup,
     QCheckBox,
     QComboBox,
     QFileDialog,
@@ -41,7 +41,7 @@ from ...ipc import messages as m
 from ...ipc import remote
 from ...ipc import requests as rq
 from ...ipc.settings_schema import SETTINGS
-from .. import autostart
+from .. import autostart, prefs
 from ..pairdialog import PairDialog
 from ..plain_words import plain_failure
 from ..state import AppState
@@ -67,11 +67,9 @@ class SettingsPage(QWidget):
 
         # model
         self.variant = QComboBox(currentIndexChanged=self._update_language)
+        # The model box's two radio buttons: one parent, so each excludes the other.
         self.source_hub = QRadioButton("Hugging Face hub (downloaded once, then cached)")
         self.source_local = QRadioButton("Local folder")
-        self.source_group = QButtonGroup(self)
-        self.source_group.addButton(self.source_hub)
-        self.source_group.addButton(self.source_local)
         self.checkpoint = QLineEdit(placeholderText="Folder with the model's files")
         browse = QPushButton("Browse…", clicked=self._browse)
         self.source_local.toggled.connect(lambda on: (self.checkpoint.setEnabled(on), browse.setEnabled(on)))
@@ -123,11 +121,9 @@ class SettingsPage(QWidget):
         self.pause_ms = QSpinBox(minimum=pause.low, maximum=pause.high, suffix=" ms", singleStep=50)
         # In hundredths (50..200): the daemon's ``rate``, the default of every request that gives none.
         rate = SETTINGS["rate"]
-        self.rate = QSlider(Qt.Orientation.Horizontal, minimum=round(rate.low * 100), maximum=round(rate.high * 100))
+        low, high = round(rate.low * 100), round(rate.high * 100)
+        self.rate = QSlider(Qt.Orientation.Horizontal, minimum=low, maximum=high, singleStep=5, pageStep=25, value=100)
         self.rate.setObjectName("rateSetting")
-        self.rate.setSingleStep(5)
-        self.rate.setPageStep(25)
-        self.rate.setValue(100)
         self.rate_label = QLabel("1.00×", minimumWidth=44)
         self.rate.valueChanged.connect(lambda v: self.rate_label.setText(f"{v / 100:.2f}×"))
         self.rate.setToolTip(rate.help)
@@ -142,8 +138,7 @@ class SettingsPage(QWidget):
         )
 
         # the app's own
-        self.autostart = QCheckBox("Start Chatterbox Tray when I log in")
-        self.autostart.setChecked(autostart.is_enabled())
+        self.autostart = QCheckBox("Start Chatterbox Tray when I log in", checked=autostart.is_enabled())
         self.autostart.toggled.connect(self._set_autostart)
         self.hotkey_box = QGroupBox("Quick-speak hotkey", objectName="hotkeyBox")
         self.hotkey = QKeySequenceEdit(objectName="hotkeyEdit", enabled=False, editingFinished=self._apply_hotkey)
@@ -166,8 +161,8 @@ class SettingsPage(QWidget):
         )
         self.quick: Any = None
         # The bridges (daemon settings): the daemon runs them as its children.
-        self.bridge_openai = QCheckBox(objectName="bridgeOpenai")
-        self.bridge_wyoming = QCheckBox(objectName="bridgeWyoming")
+        self.bridge_openai = QCheckBox(objectName="bridgeOpenai", toolTip=SETTINGS["bridge_openai"].help)
+        self.bridge_wyoming = QCheckBox(objectName="bridgeWyoming", toolTip=SETTINGS["bridge_wyoming"].help)
         self._show_bridge_places({})
         # Which daemon the app uses: one row with "start when I log in" (the page must fit the window).
         self.daemon_choice = QComboBox(objectName="daemonChoice", activated=self._daemon_picked)
@@ -327,9 +322,7 @@ class SettingsPage(QWidget):
         port = s.get("bridge_openai_port", SETTINGS["bridge_openai_port"].default)
         uri = s.get("bridge_wyoming_uri", SETTINGS["bridge_wyoming_uri"].default)
         self.bridge_openai.setText(f"OpenAI speech API on http://127.0.0.1:{port}/v1")
-        self.bridge_openai.setToolTip(SETTINGS["bridge_openai"].help)
         self.bridge_wyoming.setText(f"Home Assistant (Wyoming) on {uri}")
-        self.bridge_wyoming.setToolTip(SETTINGS["bridge_wyoming"].help)
 
     def _show_loaded(self) -> None:
         s, loaded = self.daemon_settings, self.loaded
@@ -458,8 +451,6 @@ class SettingsPage(QWidget):
 
     def attach_quick_speak(self, quick: Any) -> None:
         """Show and edit ``quick``'s hotkey (a ``QuickSpeak``)."""
-        from .. import prefs
-
         self.quick = quick
         saved = prefs.load()
         with QSignalBlocker(self.hotkey), QSignalBlocker(self.hotkey_enabled):  # showing it changes nothing
@@ -583,8 +574,6 @@ def _choices(name: str) -> QComboBox:
 
 def _short_path(path: str, parts: int = 2) -> str:
     """A folder by its last ``parts`` names: "/home/ann/models/chatterbox/turbo" -> "…/chatterbox/turbo"."""
-    from pathlib import PurePath
-
     names = PurePath(path).parts
     return path if len(names) <= parts + 1 else "…/" + "/".join(names[-parts:])
 

@@ -218,8 +218,7 @@ class SpeakPage(QWidget):
         self.banner.hide()
         self.text.setExtraSelections([])  # no sentence highlighted
         self.spoken_text = text
-        self.job = None
-        self.heard = None
+        self.job = self.heard = None
         self.progress.setRange(0, 0)  # busy until the daemon answers
         self.progress_label.setText("Sending…")
         self.in_progress = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer
@@ -316,6 +317,4 @@ def _slept(sleep: Any) -> str:
 
 def _clock(when: Any) -> str:
     """Unix time -> local "14:05:09"; an en dash for none."""
-    import time
-
     return time.strftime("%H:%M:%S", time.localtime(float(when))) if isinstance(when, (int, float)) else "–"
