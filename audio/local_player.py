@@ -246,17 +246,15 @@ class LocalPlayer(PlaybackLoop):
         for speech in self.queue():
             speech.stop()
 
-    def pause(self) -> None:
+    def pause(self, paused: bool = True) -> None:
         """Hold the speaker within a block (the device is released); ``resume`` goes on where it was."""
         with self._cond:
-            self.paused = True
+            self.paused = paused
             self._cond.notify_all()
 
     def resume(self) -> None:
         """Go on after ``pause``."""
-        with self._cond:
-            self.paused = False
-            self._cond.notify_all()
+        self.pause(False)
 
     def skip(self) -> dict[str, Any]:
         """Skip to the next sentence of the speech playing now; ``sentence`` is None when nothing plays."""

@@ -27,7 +27,7 @@ from . import requests as rq
 from .core import DEFAULT_TIMEOUT, STREAM_GAP_TIMEOUT, ClientCore, DaemonFinder, DaemonUnavailable
 from .messages import Accepted, ChunkReply, ErrorReply, Progress, RawRequest, Reply, Request, Result
 from .protocol import FINAL_KINDS, MAX_FRAME_BYTES, Message, ProtocolError
-from .remote import CurveConnection
+from .remote import DAEMON_ENV, CurveConnection
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -447,8 +447,6 @@ def chosen_daemon(daemon: str | None = None) -> str | None:
 
     "local" (or an empty value) means the daemon on this machine.
     """
-    from .remote import DAEMON_ENV
-
     name = daemon if daemon is not None else os.environ.get(DAEMON_ENV, "")
     return None if name in ("", "local") else name
 

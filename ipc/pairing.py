@@ -170,8 +170,7 @@ def pair(name: str, host: str, code: str, client_name: str, timeout: float = PAI
     host_only, port = remote.split_host_port(host, remote.DEFAULT_PORT)
     mine = remote.load_or_create_keypair(remote.client_key_file())
     nc = secrets.token_hex(16)
-    ctx = zmq.Context.instance()
-    sock = ctx.socket(zmq.DEALER)
+    sock = zmq.Context.instance().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.MAXMSGSIZE, 65536)
     bracket = f"[{host_only}]" if ":" in host_only else host_only

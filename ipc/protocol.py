@@ -154,10 +154,7 @@ class CodedError(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
+        self.message = message  # (also its str, as the exception's one argument)
 
     def to_json(self) -> dict[str, str]:
         """The ``error`` object of an error reply."""
