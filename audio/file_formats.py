@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ..ipc.limits import CLIP_MAX_SECONDS, CLIP_MIN_SECONDS
+
 #: Output formats by extension: (libsndfile format, subtype).
 #: Each is a real encoding; one the installed libsndfile lacks is refused, never faked.
 FILE_FORMATS: dict[str, tuple[str, str]] = {
@@ -90,8 +92,6 @@ def clip_problem(path: str | os.PathLike[str]) -> str | None:
     or too long is said at once. Formats this libsndfile cannot read (m4a, aac)
     are left to the daemon, which decodes more and says what is wrong.
     """
-    from ..ipc.limits import CLIP_MAX_SECONDS, CLIP_MIN_SECONDS
-
     try:
         import soundfile
 

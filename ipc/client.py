@@ -434,9 +434,8 @@ class EventStream(_Connection):
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
             if not self._sock.poll(None if wait is None else int(wait * 1000)):
                 return None
-            frames = self._sock.recv_multipart()
             try:
-                msg = self._core.decode_event(frames)
+                msg = self._core.decode_event(self._sock.recv_multipart())
             except ProtocolError:
                 continue
             return str(msg.header.get("event")), msg.header.get("data") or {}

@@ -346,8 +346,7 @@ class DaemonLink:
                 self._lose("The daemon stopped.")
                 return
         if self._heartbeat is None and now - self._last_heard > HEARTBEAT_S:
-            req_id = self._send(self.core.new_id(), rq.ping())
-            self._heartbeat = req_id
+            req_id = self._heartbeat = self._send(self.core.new_id(), rq.ping())
             self._pending[req_id] = _Pending("ping", HEARTBEAT_TIMEOUT_S, now + HEARTBEAT_TIMEOUT_S, internal=True)
 
     def _lose(self, why: str) -> None:

@@ -78,15 +78,11 @@ class Rule:
             return re.compile(self.word, flags)
         body = re.escape(self.word)
         # Whole words: "SQL" is not found inside "MySQL"; "→" or "Dr." end where they end.
-        if _is_word_char(self.word[0]):
+        if re.match(r"\w", self.word[0]):
             body = r"(?<!\w)" + body
-        if _is_word_char(self.word[-1]):
+        if re.match(r"\w", self.word[-1]):
             body += r"(?!\w)"
         return re.compile(body, flags)
-
-
-def _is_word_char(ch: str) -> bool:
-    return ch.isalnum() or ch == "_"
 
 
 def _bad(message: str) -> ProtocolError:
