@@ -215,15 +215,8 @@ class Coordinator:
         if job.kind == "prepare":
             return True
         if job.kind in ("speak", "synthesize") and state != "failed":
-            entry = dict(job.summary or {"job": job.id, "voice": job.voice_name})
             # Text and time so that a person can tell jobs apart; stopped ones too.
-            entry.update(
-                text=job.text[:RECENT_TEXT_CHARS],
-                state=state,
-                ended_at=round(time.time(), 3),
-                client=job.client,
-                kind=job.kind,
-            )
+            entry = _recent_entry(job, job.summary, state=state, ended_at=round(time.time(), 3))
             if job.kind == "speak":
                 entry["playback"] = playback
             self.recent.append(entry)
@@ -355,21 +348,18 @@ class Coordinator:
 
     def _begin(self, job: Job) -> None:
         """Save the job as running: if the daemon dies before its end, the next one lists it as lost."""
-        self.recent.begin(
-            {
-                "job": job.id,
-                "voice": job.voice_name,
-                "text": job.text[:RECENT_TEXT_CHARS],
-                "started_at": round(time.time(), 3),
-                "client": job.client,
-                "kind": job.kind,
-            }
-        )
+        self.recent.begin(_recent_entry(job, {}, started_at=round(time.time(), 3)))
 
     def _put(self, job: Job) -> None:
         with job.event_lock:
             job.state = "queued"
         self.queue.put(job)
+
+
+def _recent_entry(job: Job, summary: dict[str, Any], **when: Any) -> dict[str, Any]:
+    """A job's "recent jobs" entry: its summary (else its id and voice), text, ``when`` fields, owner and kind."""
+    head = summary or {"job": job.id, "voice": job.voice_name}
+    return {**head, "text": job.text[:RECENT_TEXT_CHARS], **when, "client": job.client, "kind": job.kind}
 
 
 def _coded(error: Exception | None) -> CodedError | None:

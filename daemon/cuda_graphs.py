@@ -56,7 +56,6 @@ class StepGraphs:
         self.static: dict[tuple[int, int], tuple[Tensor, Tensor, Tensor]] = {}
         self.thread: int | None = None
         self._kv_id: int | None = None
-        self.captures = 0
 
     def _check(self) -> None:
         me = threading.get_ident()
@@ -113,7 +112,6 @@ class StepGraphs:
             out = fast.step_static(x, position, bucket)
         self.graphs[key] = graph
         self.static[key] = (x, position, out)
-        self.captures += 1
 
 
 def use_cuda_graphs(fast: FastT3) -> StepGraphs:

@@ -81,10 +81,6 @@ class JobHistory:
         with self._lock:
             return iter([e for e in self._entries if e.get("state") != RUNNING])
 
-    def __len__(self) -> int:
-        with self._lock:
-            return sum(1 for e in self._entries if e.get("state") != RUNNING)
-
     def flush(self) -> None:
         """Save what is unsaved and stop the writer (at shutdown).
 

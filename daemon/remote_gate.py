@@ -47,21 +47,10 @@ log = logging.getLogger(__name__)
 #: Internal identities of remote connections start with this; a local ROUTER
 #: identity is either 5 bytes (libzmq's own) or does not start with a zero byte.
 REMOTE_PREFIX = b"\x00remote:"
-#: Ops a remote client may not use: they change or stop the daemon for its owner.
-LOCAL_ONLY_OPS = frozenset(
-    {
-        "shutdown",
-        "settings.set",
-        "reload",
-        "retry_load",
-        "audio.set",
-        "cache.clear",
-        # The user's own dictionary: another computer may read it (its text is spoken with it), not change it.
-        "words.add",
-        "words.remove",
-        "words.import",
-    }
-)
+#: Ops a remote client may not use: they change or stop the daemon for its owner, or change
+#: the user's own dictionary (another computer may read it: its text is spoken with it).
+_OWNER_OPS = frozenset({"shutdown", "settings.set", "reload", "retry_load", "audio.set", "cache.clear"})
+LOCAL_ONLY_OPS = _OWNER_OPS | {"words.add", "words.remove", "words.import"}
 #: Arguments that name a file on the daemon's machine; remote clients send bytes.
 PATH_ARGS = ("path", "voice_path")
 #: Ops that add a job to a client's share of the queue.

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -125,8 +127,6 @@ class CpuShare:
 
     def __init__(self, every_s: float = 1.0, counters: Callable[[], tuple[float, float, float]] | None = None) -> None:
         """``counters``: (now, all busy CPU seconds, ours), for tests; psutil's by default."""
-        import threading
-
         import psutil
 
         self._lock = threading.Lock()  # T3's thread and the worker both ask
@@ -140,8 +140,6 @@ class CpuShare:
 
     def free_cores(self) -> int:
         """Whole cores free for us now (at least one)."""
-        import time
-
         if time.monotonic() >= self._due:
             with self._lock:
                 self._due = time.monotonic() + self.every_s
@@ -155,8 +153,6 @@ class CpuShare:
 
 
 def _cpu_counters(psutil: Any) -> Callable[[], tuple[float, float, float]]:
-    import time
-
     proc = psutil.Process(os.getpid())
 
     def read() -> tuple[float, float, float]:
