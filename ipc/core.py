@@ -23,6 +23,7 @@ from pathlib import Path
 
 from . import endpoints
 from .protocol import PROTOCOL_VERSION, Message, ProtocolError, decode, encode
+from .remote import RemoteError, remote_connection
 from .requests import Request
 
 #: How long a plain request waits for its answer. The daemon answers control
@@ -126,8 +127,6 @@ class DaemonFinder:
         Useless: the pairing is broken, the daemon speaks another protocol version, or the one started here exited.
         """
         if self.remote is not None:
-            from .remote import RemoteError, remote_connection
-
             try:
                 return remote_connection(self.remote)
             except RemoteError as exc:

@@ -112,12 +112,11 @@ class DaemonLink:
         self.core = ClientCore(b"")
         self._stop = False
         self._ctx = zmq.Context()
+        self._ctx.setsockopt(zmq.LINGER, 0)  # every socket made from it: a closed one drops what it still holds
         wake_address = f"inproc://gui-link-wake-{id(self):x}"
         self._wake_rx = self._ctx.socket(zmq.PAIR)
-        self._wake_rx.setsockopt(zmq.LINGER, 0)
         self._wake_rx.bind(wake_address)
         self._wake_tx = self._ctx.socket(zmq.PAIR)  # used by the GUI thread only
-        self._wake_tx.setsockopt(zmq.LINGER, 0)
         self._wake_tx.connect(wake_address)
         self._dealer: zmq.Socket | None = None
         self._events: EventStream | None = None

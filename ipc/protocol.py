@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import math
 import struct
 from dataclasses import dataclass, field
@@ -177,8 +178,6 @@ def as_coded(error: BaseException, where: str) -> CodedError:
     """
     if isinstance(error, CodedError):
         return error
-    import logging
-
     logging.getLogger("chatterbox_tray.daemon").error(
         "%s failed: %s: %s", where, type(error).__name__, error, exc_info=error
     )

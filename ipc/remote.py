@@ -174,8 +174,7 @@ def revoke(name: str, path: Path | None = None) -> str:
     """Remove a client by name; returns its key. RemoteError if there is no such client."""
     keys = read_authorized(path)
     if name not in keys:
-        known = ", ".join(keys) or "none"
-        raise RemoteError(f"no authorized client is called {name!r} (authorized: {known})")
+        raise RemoteError(f"no authorized client is called {name!r} (authorized: {', '.join(keys) or 'none'})")
     key = keys.pop(name)
     write_authorized(keys, path)
     return key
