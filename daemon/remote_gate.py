@@ -74,10 +74,6 @@ class _PendingPairing:
 class PortInUse(Exception):
     """Another program holds remote mode's port (or the pairing port after it)."""
 
-    def __init__(self, port: int) -> None:
-        super().__init__(f"remote mode off: port {port} is in use")
-        self.port = port
-
 
 def _port_of(endpoint: str) -> int:
     return int(endpoint.rsplit(":", 1)[1])
@@ -115,7 +111,7 @@ class Gate:
         except zmq.ZMQError as exc:
             self.close()
             if exc.errno == errno.EADDRINUSE:
-                raise PortInUse(self._failed_port) from None
+                raise PortInUse(f"remote mode off: port {self._failed_port} is in use") from None
             raise
 
     def _bind_sockets(self) -> tuple[str, str]:

@@ -77,26 +77,21 @@ def _loopback_uri(uri: str) -> bool:
 def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
     """Read the settings file (missing or broken: defaults, logged) and apply overrides."""
     path = path or endpoints.settings_file()
-    values: dict[str, Any] = {}
-    known = {f.name: f for f in fields(Settings)}
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(raw, dict):
             raise ValueError("not a JSON object")
-        for key, value in raw.items():
-            if key in known:
-                values[key] = value
-            elif key == REMOTE_KEY:
-                pass  # read by load_remote_settings
-            else:
-                log.warning("settings: ignoring unknown key %r in %s", key, path)
     except FileNotFoundError:
-        pass
+        raw = {}
     except (OSError, ValueError) as exc:
         log.error("settings: %s is unreadable (%s); using defaults", path, exc)
-    settings = Settings()
+        raw = {}
+    known = {f.name for f in fields(Settings)}
+    for key in raw:
+        if key not in known and key != REMOTE_KEY:  # remote: read by load_remote_settings
+            log.warning("settings: ignoring unknown key %r in %s", key, path)
     try:
-        settings = replace(settings, **values).validate()
+        settings = replace(Settings(), **{k: v for k, v in raw.items() if k in known}).validate()
     except (TypeError, ValueError) as exc:
         log.error("settings: %s has a bad value (%s); using defaults", path, exc)
         settings = Settings()
