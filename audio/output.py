@@ -121,10 +121,9 @@ def find_device(name: str) -> Device:
         raise AudioError("no_audio_device", "there is no audio output device (synthesize to a file instead)")
     if not name:
         return next((d for d in devices if d.default), devices[0])
-    for match in (lambda d: d.name == name, lambda d: name.lower() in d.name.lower()):
-        found = [d for d in devices if match(d)]
-        if found:
-            return found[0]
+    found = [d for d in devices if d.name == name] or [d for d in devices if name.lower() in d.name.lower()]
+    if found:
+        return found[0]
     names = ", ".join(d.name for d in devices)
     raise AudioError("no_such_device", f"no output device named {name!r} (there are: {names})")
 

@@ -271,11 +271,7 @@ class Client(_Connection):
         return result
 
     def call(
-        self,
-        op: str,
-        args: dict[str, Any] | None = None,
-        buffers: tuple | list = (),
-        timeout: float | None = None,
+        self, op: str, args: dict[str, Any] | None = None, buffers: tuple | list = (), timeout: float | None = None
     ) -> dict[str, Any]:
         """A request by op name (ops this client has no method for); see ``request``."""
         return self.request(RawRequest(op, dict(args or {}), tuple(buffers)), timeout=timeout)
@@ -451,10 +447,7 @@ def chosen_daemon(daemon: str | None = None) -> str | None:
 
 
 def connect(
-    autostart: bool = True,
-    start_timeout: float = 60.0,
-    daemon_args: list[str] | None = None,
-    daemon: str | None = None,
+    autostart: bool = True, start_timeout: float = 60.0, daemon_args: list[str] | None = None, daemon: str | None = None
 ) -> Client:
     """Connect to the daemon, starting one when none answers (unless told not to).
 
