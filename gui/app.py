@@ -128,8 +128,7 @@ class TrayApp(QObject):
             sock.readyRead.connect(lambda s=sock: self._on_peer_message(s))
 
     def _on_peer_message(self, sock: QLocalSocket) -> None:
-        message = bytes(sock.readAll().data()).decode(errors="replace").strip()
-        if message.startswith("show"):
+        if bytes(sock.readAll().data()).decode(errors="replace").strip().startswith("show"):
             self.window.raise_window()
         sock.disconnectFromServer()
 

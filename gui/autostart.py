@@ -35,8 +35,7 @@ def command() -> list[str]:
 
 
 def _desktop_file() -> Path:
-    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    return base / "autostart" / f"{APP_ID}.desktop"
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "autostart" / f"{APP_ID}.desktop"
 
 
 def _launch_agent() -> Path:

@@ -38,8 +38,7 @@ def load() -> dict[str, Any]:
         saved = json.loads(path().read_text(encoding="utf-8"))
     except (OSError, ValueError):
         saved = {}
-    if not isinstance(saved, dict):
-        saved = {}
+    saved = saved if isinstance(saved, dict) else {}
     return {k: saved.get(k, v) if isinstance(saved.get(k, v), type(v)) else v for k, v in DEFAULTS.items()}
 
 

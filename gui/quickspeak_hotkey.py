@@ -157,8 +157,7 @@ class QuickSpeak(QObject):
         QTimer.singleShot(COPY_WAIT_MS, lambda: self._speak(QGuiApplication.clipboard().text()))
 
     def _speak(self, text: str) -> None:
-        text = text.strip()[:MAX_QUICK_CHARS]
-        if not text:
+        if not (text := text.strip()[:MAX_QUICK_CHARS]):
             self.notify("Quick-speak: nothing is selected and the clipboard holds no text")
             return
         self.state.send(

@@ -167,8 +167,7 @@ class ElidedLabel(QLabel):
         self, text: str = "", parent: QWidget | None = None, mode: Qt.TextElideMode = Qt.TextElideMode.ElideRight
     ) -> None:
         super().__init__(parent)
-        self._full = ""
-        self._tip = ""
+        self._full = self._tip = ""
         self._mode = mode
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.setText(text)

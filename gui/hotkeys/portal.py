@@ -85,15 +85,9 @@ class PortalBackend(Backend):
             session = self._request(
                 conn, "CreateSession", "a{sv}", ({"session_handle_token": ("s", "cbt" + secrets.token_hex(4))},), 10
             )["session_handle"]
-            shortcuts = [
-                (
-                    SHORTCUT_ID,
-                    {
-                        "description": ("s", "Speak the selected text (press again to stop)"),
-                        "preferred_trigger": ("s", chord.xdg_trigger()),
-                    },
-                )
-            ]
+            shortcut = {"description": ("s", "Speak the selected text (press again to stop)")}
+            shortcut["preferred_trigger"] = ("s", chord.xdg_trigger())
+            shortcuts = [(SHORTCUT_ID, shortcut)]
             bound = self._request(
                 conn, "BindShortcuts", "oa(sa{sv})sa{sv}", (session, shortcuts, "", {}), BIND_TIMEOUT_S
             )

@@ -131,13 +131,8 @@ class PronunciationPage(QWidget):
         self.rules = list(result.rules)
         self.table.setRowCount(len(self.rules))
         for row, rule in enumerate(self.rules):
-            cells = (
-                rule["word"],
-                rule["say"] or "(skipped)",
-                "yes" if rule["regex"] else "",
-                "yes" if rule["case_sensitive"] else "",
-            )
-            for column, text in enumerate(cells):
+            flags = ["yes" if rule[key] else "" for key in ("regex", "case_sensitive")]  # the COLUMNS' last two
+            for column, text in enumerate([rule["word"], rule["say"] or "(skipped)", *flags]):
                 self.table.setItem(row, column, QTableWidgetItem(text))
             if rule["word"] == selected:
                 self.table.selectRow(row)

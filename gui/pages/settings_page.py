@@ -328,22 +328,20 @@ class SettingsPage(QWidget):
         s, loaded = self.daemon_settings, self.loaded
         model_state = self.state.model_state
         self.loaded_label.setToolTip("")
+        self.reload_button.setVisible(False)
         if model_state == "failed":  # nothing is loaded, whatever was before
             self.loaded_label.setText("No model is loaded: the last load failed. Apply a change, or Retry.")
-            self.reload_button.setVisible(False)
             return
         if not loaded:  # before the first load is done, and during a reload (the old model is gone)
             self.loaded_label.setText("No model loaded yet.")
-            self.reload_button.setVisible(False)
             return
         checkpoint = str(loaded.get("checkpoint") or "")
         # A long folder is shortened to its last parts; the tooltip has it whole.
         source = _short_path(checkpoint) if checkpoint else "the hub"
-        device = self.state.status.device or loaded.get("device")
         variant = loaded.get("variant")
         if variant == "auto":  # say which model "auto" chose
             variant = f"{self.state.status.variant or 'auto'} (automatic)"
-        text = f"Loaded: {variant} from {source} on {device}."
+        text = f"Loaded: {variant} from {source} on {self.state.status.device or loaded.get('device')}."
         if model_state == "sleeping":
             text = f"Asleep (unloaded while idle): {variant} from {source}; it loads again when you speak."
         differs = any(loaded.get(k) != s.get(k) for k in ("variant", "checkpoint", "device"))
@@ -552,16 +550,15 @@ class SettingsPage(QWidget):
             widget.setEnabled(editable)
         for box in self.daemon_boxes:
             box.setEnabled(not self.state.remote)
+        self.output_box.setToolTip("")
         if self.state.remote:
             self.file_label.setText(f"The settings of {self.state.remote} are changed on that computer")
-        # With a remote daemon, this box is that computer's speaker; what is heard here
-        # plays on this computer's device and volume (docs/decisions.md).
-        self.output_box.setToolTip(
-            f"The speaker of {self.state.remote}. Speech from it plays here, on this computer's "
-            "output device and volume: choose This computer as the daemon to change those."
-            if self.state.remote
-            else ""
-        )
+            # This box is that computer's speaker; what is heard here plays on this
+            # computer's device and volume (docs/decisions.md).
+            self.output_box.setToolTip(
+                f"The speaker of {self.state.remote}. Speech from it plays here, on this computer's "
+                "output device and volume: choose This computer as the daemon to change those."
+            )
 
 
 def _choices(name: str) -> QComboBox:
@@ -594,8 +591,4 @@ def _shown(key: str, value: Any) -> str:
         return f"{round(100 * float(value or 0))} %"
     if key == "rate":
         return f"{float(value or 1):.2f}×"
-    if key == "output_device":
-        return str(value) or "system default"
-    if key == "checkpoint":
-        return str(value) or "the hub"
-    return str(value)
+    return str(value) or {"output_device": "system default", "checkpoint": "the hub"}.get(key, "")

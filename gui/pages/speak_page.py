@@ -463,8 +463,8 @@ class SpeakPage(QWidget):
             done = span[1] / saving["text_chars"]
         else:
             done = made / total if isinstance(total, int) else 0.0
-        elapsed = time.monotonic() - saving.get("started", time.monotonic())
         if 0 < done < 1:
+            elapsed = time.monotonic() - saving.get("started", time.monotonic())
             line += f", about {fmt_seconds(elapsed * (1 - done) / done)} left"
         return line
 
@@ -530,8 +530,7 @@ class SpeakPage(QWidget):
             self.voice.setCurrentIndex(max(0, index))  # no default yet: the first voice is what Speak uses
 
     def _voice_picked(self, index: int) -> None:
-        name = self.voice.itemData(index)
-        if name and name != self.state.default_voice:
+        if (name := self.voice.itemData(index)) and name != self.state.default_voice:
             self.state.send(rq.voices_default(name))
 
     def _apply_capabilities(self, hello: m.HelloResult) -> None:

@@ -156,13 +156,11 @@ class StatsPage(QWidget):
 
     def clear_cache(self) -> None:
         """Drop every cached entry, after asking."""
-        if confirm(
-            self,
-            "Forget the prepared voices",
+        question = (
             "Forget the prepared voice of every voice? The voices stay; each is prepared again the next time it "
-            "speaks, which takes a few seconds.",
-            no_default=False,
-        ):
+            "speaks, which takes a few seconds."
+        )
+        if confirm(self, "Forget the prepared voices", question, no_default=False):
             self.state.send(
                 rq.cache_clear(),
                 on_result=lambda r: self.banner.show_message(
