@@ -201,7 +201,10 @@ class Coordinator:
             if job.kind == "speak":
                 report = self._speaker.remove(job)
                 playback = playback if playback is not None else (report or {})
+            else:
+                playback = None  # only speech has a playback report
             coded = _coded(error)
+            error_json = None if coded is None else coded.to_json()
             if job.kind == "synthesize" and job.identity is not None and job.req_id is not None:
                 if coded is not None:
                     self.out.reply(job.identity, job.req_id, ErrorReply.of(coded))
@@ -211,27 +214,20 @@ class Coordinator:
                 job.state = state
                 job.ended = True
                 if job.kind != "prepare":
-                    self.out.event(self._end_event(job, state, coded, playback))
+                    summary = job.summary if job.summary and (state == "finished" or job.kind == "speak") else None
+                    self.out.event(job.event(state, playback=playback, summary=summary, error=error_json))
         if job.kind == "prepare":
             return True
-        if job.kind in ("speak", "synthesize") and state != "failed":
+        if state != "failed":  # speech or synthesis
             # Text and time so that a person can tell jobs apart; stopped ones too.
             entry = _recent_entry(job, job.summary, state=state, ended_at=round(time.time(), 3))
             if job.kind == "speak":
                 entry["playback"] = playback
             self.recent.append(entry)
-        elif job.kind in ("speak", "synthesize"):
+        else:
             self.recent.drop(job.id)
-        self._resolve_waiters(job, state, coded, playback)
+        self._resolve_waiters(job, state, error_json, playback)
         return True
-
-    def _end_event(self, job: Job, state: str, error: CodedError | None, playback: dict[str, Any] | None) -> JobEvent:
-        return job.event(
-            state,
-            playback=playback if job.kind == "speak" else None,
-            summary=job.summary if job.summary and (state == "finished" or job.kind == "speak") else None,
-            error=None if error is None else error.to_json(),
-        )
 
     def fail_waiting(self, code: str, message: str) -> None:
         """A failed model load fails the synthesis jobs that were waiting for it."""
@@ -275,9 +271,9 @@ class Coordinator:
             self._waiters.setdefault(job_id, []).append((identity, req_id, stop_on_disconnect))
             return None
 
-    def _resolve_waiters(self, job: Job, state: str, error: CodedError | None, playback: dict[str, Any] | None) -> None:
-        playback = playback if job.kind == "speak" else None
-        error_json = error.to_json() if error is not None else None
+    def _resolve_waiters(
+        self, job: Job, state: str, error_json: dict[str, Any] | None, playback: dict[str, Any] | None
+    ) -> None:
         end = WaitResult(job.id, job.kind, state, job.summary or None, playback, error_json).to_data()
         with self._lock:
             self._ended[job.id] = end

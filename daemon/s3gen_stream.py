@@ -175,11 +175,7 @@ def use_bfloat16(s3gen: Any) -> list[tuple[Any, str]]:
 
 def chunk_schedule(first: int, growth: float = 1.6, largest: int = 100) -> Callable[[int], int]:
     """Tokens in chunk ``i``: a small first one for early sound, then larger ones (fewer prompt passes)."""
-
-    def size(i: int) -> int:
-        return min(largest, round(first * growth**i))
-
-    return size
+    return lambda i: min(largest, round(first * growth**i))
 
 
 class StreamingS3Gen:
