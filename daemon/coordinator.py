@@ -95,9 +95,7 @@ class Coordinator:
             assert job.identity is not None and job.req_id is not None
             position = self.queue.ahead_of(job)
             self.out.reply(job.identity, job.req_id, Accepted(job=job.id, position=position, chunks=len(job.chunks)))
-            self.out.event(job.event("queued", text=job.text[:200]))
-            self._begin(job)
-            self._put(job)
+            self._enqueue(job)
             return None
         assert job.kind == "speak" and priority is not None
         try:
@@ -110,9 +108,7 @@ class Coordinator:
         for other in displaced:
             self.end(other, "cancelled", ProtocolError("cancelled", f"replaced by {priority} job {job.id}"), {})
         position = self.queue.ahead_of(job)
-        self.out.event(job.event("queued", priority=priority, text=job.text[:200]))
-        self._begin(job)
-        self._put(job)
+        self._enqueue(job, priority=priority)
         # A job whose waiting client was killed (Speech Dispatcher stops its module's
         # command with SIGKILL) must not hold up this one until the next keepalive.
         self.probe_waiters()
@@ -342,9 +338,14 @@ class Coordinator:
         assert self.player is not None, "the service gives the coordinator its speaker at start"
         return self.player
 
-    def _begin(self, job: Job) -> None:
-        """Save the job as running: if the daemon dies before its end, the next one lists it as lost."""
+    def _enqueue(self, job: Job, **queued: Any) -> None:
+        """Announce a new job (``queued``: the event's fields), save it as running, and queue it.
+
+        Saved as running so that if the daemon dies before its end, the next one lists it as lost.
+        """
+        self.out.event(job.event("queued", **queued, text=job.text[:200]))
         self.recent.begin(_recent_entry(job, {}, started_at=round(time.time(), 3)))
+        self._put(job)
 
     def _put(self, job: Job) -> None:
         with job.event_lock:

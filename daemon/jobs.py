@@ -117,7 +117,8 @@ class JobQueue:
         self._cond = threading.Condition()
         self._main: deque[Job] = deque()
         self._background: deque[Job] = deque()
-        self._closed = False
+        #: Whether the queue was closed (the daemon is stopping).
+        self.closed = False
         self.running: Job | None = None
         #: Whose job it is, for taking turns. By default every job is the one
         #: local user's (the tray app, the CLI and scripts of one person keep
@@ -175,21 +176,16 @@ class JobQueue:
             self._served = {c: t for c, t in self._served.items() if c in waiting or c == client}
         return job
 
-    @property
-    def closed(self) -> bool:
-        """Whether the queue was closed (the daemon is stopping)."""
-        return self._closed
-
     def take(self, timeout: float | None = None) -> Job | None:
         """The next job to run, or None after ``timeout`` or when closed."""
         with self._cond:
             deadline = None if timeout is None else time.monotonic() + timeout
-            while not self._closed and not self._main and not self._background:
+            while not self.closed and not self._main and not self._background:
                 wait = None if deadline is None else deadline - time.monotonic()
                 if wait is not None and wait <= 0:
                     return None
                 self._cond.wait(wait)
-            if self._closed:
+            if self.closed:
                 return None
             if self._main:
                 job = self._pick()
@@ -242,7 +238,7 @@ class JobQueue:
     def close(self) -> list[Job]:
         """Stop handing out jobs; return those still queued."""
         with self._cond:
-            self._closed = True
+            self.closed = True
             left = [*self._main, *self._background]
             self._main.clear()
             self._background.clear()

@@ -22,6 +22,7 @@ daemon treats a remote client like any other and replies find their socket.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -29,6 +30,7 @@ import signal
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import zmq
@@ -65,7 +67,8 @@ class Server:
         self.key = endpoints.new_key()
         self._key = self.key.encode("ascii")
         self.ctx = zmq.Context()
-        self._pending: deque[tuple] = deque()
+        #: What the main loop sends next (``_flush``): sends queued by other threads.
+        self._pending: deque[Callable[[], Any]] = deque()
         self._local = threading.local()
         self._main_thread = threading.get_ident()
         self._stop = threading.Event()
@@ -76,12 +79,12 @@ class Server:
 
     def reply(self, identity: bytes, req_id: str, reply: Reply) -> None:
         """Queue a reply for the main loop to send."""
-        self._pending.append(("reply", identity, reply.to_header(req_id), reply.buffers))
+        self._pending.append(functools.partial(self._send, identity, reply.to_header(req_id), reply.buffers))
         self._poke()
 
     def event(self, event: Event) -> None:
         """Queue an event for the main loop to publish."""
-        self._pending.append(("event", event))
+        self._pending.append(functools.partial(self._publish, event))
         self._poke()
 
     def _poke(self) -> None:
@@ -348,19 +351,16 @@ class Server:
 
     def _flush(self) -> None:
         while self._pending:
-            item = self._pending.popleft()
-            if item[0] == "reply":
-                _, identity, header, buffers = item
-                self._send(identity, header, buffers)
-            else:
-                event = item[1]
-                try:
-                    frames = encode(self._key, event.to_header(self._seq + 1))
-                except ValueError as exc:  # as in _send: never fatal
-                    log.error("dropped a %s event that cannot be encoded: %s", event.topic, exc)
-                    continue
-                self._seq += 1
-                self.pub.send_multipart([event.topic.encode(), *frames], copy=False)
+            self._pending.popleft()()
+
+    def _publish(self, event: Event) -> None:
+        try:
+            frames = encode(self._key, event.to_header(self._seq + 1))
+        except ValueError as exc:  # as in _send: never fatal
+            log.error("dropped a %s event that cannot be encoded: %s", event.topic, exc)
+            return
+        self._seq += 1
+        self.pub.send_multipart([event.topic.encode(), *frames], copy=False)
 
     def _keepalive(self) -> None:
         for identity, req_id, progress in self.service.coordinator.keepalives():
