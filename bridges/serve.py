@@ -231,13 +231,9 @@ def _run_wyoming(args: argparse.Namespace) -> int:
         assert task is not None
         with contextlib.suppress(NotImplementedError):  # Windows' loops have no signal handlers
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-        server = asyncio.ensure_future(run_wyoming(args.uri, DaemonClients(args.connection), started))
         try:
-            await server
-        except asyncio.CancelledError:
-            server.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await server
+            with contextlib.suppress(asyncio.CancelledError):  # run_wyoming stops its server on the way out
+                await run_wyoming(args.uri, DaemonClients(args.connection), started)
         finally:
             for helper in helpers:
                 helper.cancel()
