@@ -64,17 +64,11 @@ def to_int16(samples: np.ndarray) -> bytes:
     return np.rint(scaled).astype("<i2").tobytes()
 
 
-def wav_stream_header(rate: int, channels: int = 1, bits: int = 16) -> bytes:
-    """A canonical 44-byte WAV header whose sizes say "until the end of the stream"."""
-    block = channels * bits // 8
-    return (
-        b"RIFF"
-        + struct.pack("<I", 0xFFFFFFFF)
-        + b"WAVEfmt "
-        + struct.pack("<IHHIIHH", 16, 1, channels, rate, rate * block, block, bits)
-        + b"data"
-        + struct.pack("<I", 0xFFFFFFFF)
-    )
+def wav_stream_header(rate: int) -> bytes:
+    """A canonical 44-byte 16-bit mono WAV header whose sizes say "until the end of the stream"."""
+    unknown = struct.pack("<I", 0xFFFFFFFF)
+    fmt = struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)  # PCM, mono, 2 bytes a frame, 16 bits
+    return b"RIFF" + unknown + b"WAVEfmt " + fmt + b"data" + unknown
 
 
 class Encoder:

@@ -158,13 +158,3 @@ def make_server(connection: Path | None = None, voice: str | None = None) -> MCP
         return call(lambda client: client.call("tags.list"))
 
     return server
-
-
-def run_http(connection: Path | None, voice: str | None, port: int) -> None:
-    """Serve the SDK's streamable HTTP transport on 127.0.0.1 (``/mcp``) until interrupted.
-
-    Loopback only: the server speaks and writes files as the user, and MCP's
-    HTTP transport has no authentication of ours, so it is never offered to
-    the network.
-    """
-    make_server(connection, voice).run("streamable-http", host="127.0.0.1", port=port)

@@ -125,17 +125,20 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_mcp(args: argparse.Namespace) -> int:
     """The MCP server; stdout is the protocol's, so everything else goes to stderr."""
-    from .mcp_server import make_server, run_http
+    from .mcp_server import make_server
 
     # A daemon that cannot start now is no reason to fail the agent's start:
     # each tool call looks for it again and says plainly when it is missing.
     _ensure_daemon(args)
+    server = make_server(args.connection, args.voice)
     with contextlib.suppress(KeyboardInterrupt):
         if args.http:
+            # Loopback only: the server speaks and writes files as the user, and MCP's
+            # HTTP transport has no authentication of ours, so it is never offered to the network.
             print(f"MCP server on http://127.0.0.1:{args.port}/mcp", file=sys.stderr, flush=True)
-            run_http(args.connection, args.voice, args.port)
+            server.run("streamable-http", host="127.0.0.1", port=args.port)
         else:
-            make_server(args.connection, args.voice).run("stdio")  # until the client closes stdin
+            server.run("stdio")  # until the client closes stdin
     return 0
 
 
