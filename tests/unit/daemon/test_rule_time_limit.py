@@ -36,6 +36,9 @@ FAIR = [
     r"(\d+(?:\.\d+)?)\s*(kg|km|mph|GHz|MB)\b",
     r"(\w|\d)+$",
 ]
+#: What a stopped rule may overrun its limit by here: the runs below take years unstopped, and a
+#: machine busy with other test workers once needed more than the 0.3-0.5 s this allowed before.
+SLACK_S = 3.0
 
 
 def regex_rule(word: str, say: str = "x") -> list:
@@ -49,7 +52,8 @@ def test_a_catastrophic_rule_is_stopped_within_the_limit_and_the_job_refused_nam
     began = time.monotonic()
     with pytest.raises(ProtocolError) as err:
         prepare("Hello. " + "a" * 5000 + "b", rules, 300)
-    assert time.monotonic() - began < 0.3 + 0.5
+    # Unlimited, it would run for years; the slack is for a loaded machine (other test workers).
+    assert time.monotonic() - began < 0.3 + SLACK_S
     assert err.value.code == "bad_rule"
     message = err.value.message
     assert "'(a+)+$' took more than 0.3 s" in message and "not spoken" in message
@@ -63,7 +67,7 @@ def test_the_limit_is_for_the_whole_text_not_each_run_between_markups(monkeypatc
     began = time.monotonic()
     with pytest.raises(ProtocolError):
         prepare(text, regex_rule(r"(a+)+$"), 300)
-    assert time.monotonic() - began < 0.3 + 0.5
+    assert time.monotonic() - began < 0.3 + SLACK_S
 
 
 def test_the_rule_named_is_the_one_that_used_the_time_not_the_last_one_running() -> None:
@@ -103,7 +107,7 @@ def test_adding_a_catastrophic_expression_is_refused_and_nothing_is_saved(tmp_pa
     began = time.monotonic()
     with pytest.raises(ProtocolError) as err:
         book.add({"word": word, "say": "x", "regex": True})
-    assert time.monotonic() - began < PROBE_TOTAL_S + 0.3  # it runs on the main loop: bounded too
+    assert time.monotonic() - began < PROBE_TOTAL_S + SLACK_S  # it runs on the main loop: bounded too
     assert err.value.code == "bad_rule"
     assert f"{word!r} is too slow" in err.value.message and "it was not saved" in err.value.message
     assert [r.word for r in book.list()] == ["nginx"]
