@@ -102,8 +102,8 @@ def hello(svc: Service, req: ReceivedRequest) -> m.HelloResult:
         daemon_version=__version__,
         ops=sorted(OPS),
         variants=list(VARIANTS),
-        variant=svc.engine.variant,
-        capabilities=svc.engine.capabilities() if svc.state == "ready" else None,
+        variant=svc.model.engine.variant,
+        capabilities=svc.model.engine.capabilities() if svc.model.state == "ready" else None,
         limits={"max_text_chars": svc.settings.max_text_chars},
         pid=os.getpid(),
         platform=sys.platform,
@@ -247,14 +247,14 @@ def _options(svc: Service, raw: dict[str, Any]) -> SynthOptions:
     """The generation options, checked (``SpeechOptions``); the language must be one the loaded model speaks."""
     options = m.SpeechOptions.from_data(raw)
     language = options.language
-    if language is None and svc.engine.variant == "multilingual":
+    if language is None and svc.model.engine.variant == "multilingual":
         language = svc.settings.language  # the user's default language
-    if language is not None and svc.state == "ready":
-        languages = svc.engine.capabilities()["languages"]
+    if language is not None and svc.model.state == "ready":
+        languages = svc.model.engine.capabilities()["languages"]
         if language.lower() not in languages:
             raise ProtocolError(
                 "unknown_language",
-                f"language {language!r} is not supported by the {svc.engine.variant} model "
+                f"language {language!r} is not supported by the {svc.model.engine.variant} model "
                 f"(supported: {', '.join(languages)})",
             )
     return SynthOptions(
@@ -280,7 +280,7 @@ def _new_job(svc: Service, req: ReceivedRequest, kind: str) -> tuple[Job, bytes 
     if all(c.pause_s is not None for c in chunks):
         raise ProtocolError("empty_text", "there is no text to speak")
     options = _options(svc, args.options)
-    if svc.state == "failed":
+    if svc.model.state == "failed":
         raise ProtocolError("not_ready", f"the model failed to load: {svc.model.error} (send retry_load)")
     job = Job(kind, identity=req.identity, req_id=req.req_id, text=text, chunks=chunks, options=options)
     job.tag_spans = prepared.tags
@@ -449,7 +449,7 @@ def cache_clear(svc: Service, req: ReceivedRequest) -> m.CacheClearResult:
 def stats(svc: Service, req: ReceivedRequest) -> dict[str, Any]:
     """Model, device, memory, process figures and recent jobs."""
     return {
-        **system_stats(svc.engine),
+        **system_stats(svc.model.engine),
         "status": svc.status(),
         "uptime_s": round(time.time() - svc.started, 1),
         "recent_jobs": recent_jobs_for(req.client, list(svc.coordinator.recent)),
@@ -510,9 +510,9 @@ def words_import(svc: Service, req: ReceivedRequest) -> m.WordsImportResult:
 def text_preview(svc: Service, req: ReceivedRequest) -> m.TextPreviewResult:
     """What the model would be given for ``text``: rules applied, pauses and tags found, sentence by sentence."""
     prepared = _prepared(svc, req.args.text)
-    ready = svc.state == "ready"
+    ready = svc.model.state == "ready"
     if ready:
-        prepared = resolve_tags(prepared, svc.engine.tags(), svc.engine.variant)
+        prepared = resolve_tags(prepared, svc.model.engine.tags(), svc.model.engine.variant)
     chunks = [
         {"text": c.text, "span": [c.start, c.end], **({"pause_s": c.pause_s} if c.pause_s is not None else {})}
         for c in prepared.chunks
@@ -523,9 +523,9 @@ def text_preview(svc: Service, req: ReceivedRequest) -> m.TextPreviewResult:
 @handler("tags.list")
 def tags_list(svc: Service, req: ReceivedRequest) -> m.TagsListResult:
     """The tags the loaded model's tokenizer knows, and the pause markup's bounds."""
-    ready = svc.state == "ready"
+    ready = svc.model.state == "ready"
     pause = {"default_s": PAUSE_DEFAULT_S, "max_s": PAUSE_MAX_S, "total_max_s": PAUSE_TOTAL_MAX_S}
-    return m.TagsListResult(svc.engine.variant, ready, svc.engine.tags() if ready else [], pause)
+    return m.TagsListResult(svc.model.engine.variant, ready, svc.model.engine.tags() if ready else [], pause)
 
 
 @handler("shutdown")

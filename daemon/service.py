@@ -97,18 +97,6 @@ class Service:
         self.last_busy = time.monotonic()
         self.bridges = BridgeSupervisor(endpoints.connection_file())
 
-    # -- the model, as handlers see it ----------------------------------------------
-
-    @property
-    def state(self) -> str:
-        """The model's state: starting, loading, warming_up, ready, sleeping or failed."""
-        return self.model.state
-
-    @property
-    def engine(self) -> Engine:
-        """The current engine (loaded or not)."""
-        return self.model.engine
-
     # -- lifecycle --------------------------------------------------------------
 
     def start(self) -> None:
@@ -177,11 +165,11 @@ class Service:
 
     def cache_key(self, sha256: str) -> CacheKey:
         """The cache key of a clip for the loaded model."""
-        return CacheKey(self.engine.model_id, sha256, self.engine.prep_version)
+        return CacheKey(self.model.engine.model_id, sha256, self.model.engine.prep_version)
 
     def cache_tier(self, sha256: str) -> str | None:
         """Where a clip's conditionals are: "memory", "disk", or None (not yet / no model)."""
-        if not self.engine.model_id:
+        if not self.model.engine.model_id:
             return None
         return self.cache.tier_of(self.cache_key(sha256))
 
@@ -199,7 +187,7 @@ class Service:
 
     def kept_in_t3(self, name: str | None) -> bool:
         """Whether the engine keeps this voice ready in T3 (``Engine.keep_voice``): the default voice, if it does."""
-        return self.engine.keeps_voice and self.is_default(name)
+        return self.model.engine.keeps_voice and self.is_default(name)
 
     def queue_prepare(self, name: str) -> None:
         """Prepare a voice's conditionals in the background (after any synthesis).
@@ -208,7 +196,7 @@ class Service:
         (the worker makes it ready there): the first say in it starts sooner.
         """
         voice = self.voices.get(name)
-        if self.state == "ready" and (self.cache_tier(voice.sha256) is None or self.kept_in_t3(voice.name)):
+        if self.model.state == "ready" and (self.cache_tier(voice.sha256) is None or self.kept_in_t3(voice.name)):
             self.coordinator.admit_background(Job("prepare", voice_name=voice.name, clip_sha256=voice.sha256))
 
     def conditionals(self, job: Job, background: bool = False) -> tuple[Any, str, float]:
@@ -220,7 +208,7 @@ class Service:
         before = self.cache_tier(job.clip_sha256)
         result = self.cache.get_or_prepare(
             self.cache_key(job.clip_sha256),
-            lambda: self.engine.prepare(self._clip_bytes(job)),
+            lambda: self.model.engine.prepare(self._clip_bytes(job)),
             background=background,
         )
         if before is None:

@@ -122,7 +122,7 @@ class Worker:
             conds, tier, seconds = svc.conditionals(job, background=True)
             log.info("prepared voice %s in %.2f s (%s)", job.voice_name, seconds, tier)
             if keep:  # the first say in it starts sooner
-                svc.engine.keep_voice(conds)
+                svc.model.engine.keep_voice(conds)
         svc.coordinator.end(job, "finished")
 
     def _run_synthesis(self, job: Job) -> None:

@@ -52,9 +52,11 @@ def service(library: VoiceLibrary, variant: str = "multilingual", state: str = "
     """What the checks read of the Service: settings, state, the engine's languages, voices, cache."""
     return SimpleNamespace(
         settings=Settings(engine="fake"),
-        state=state,
-        model=SimpleNamespace(error="the model failed" if state == "failed" else ""),
-        engine=SimpleNamespace(variant=variant, capabilities=lambda: {"languages": LANGUAGES}),
+        model=SimpleNamespace(
+            state=state,
+            error="the model failed" if state == "failed" else "",
+            engine=SimpleNamespace(variant=variant, capabilities=lambda: {"languages": LANGUAGES}),
+        ),
         voices=library,
         cache_tier=lambda sha: None,
         words=SimpleNamespace(compiled=lambda: []),
