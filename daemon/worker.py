@@ -43,23 +43,15 @@ SPEECH_TOKENS_PER_S = 25
 SPEECH_PAD_TOKENS = 3
 
 
-class Worker:
-    """The thread that runs jobs on the model."""
+class Worker(threading.Thread):
+    """The thread that runs jobs on the model (``start`` it; it ends once the queue is closed)."""
 
     def __init__(self, service: Service) -> None:
+        super().__init__(name="worker", daemon=True)
         self.svc = service
-        self._thread = threading.Thread(target=self._work, name="worker", daemon=True)
 
-    def start(self) -> None:
-        """Start taking jobs."""
-        self._thread.start()
-
-    def join(self, timeout: float) -> None:
-        """Wait for the thread to end (after the queue is closed)."""
-        if self._thread.is_alive():
-            self._thread.join(timeout=timeout)
-
-    def _work(self) -> None:
+    def run(self) -> None:
+        """Take jobs until the queue closes."""
         svc = self.svc
         freed_since = False  # whether memory was freed since it was last given back
         while True:

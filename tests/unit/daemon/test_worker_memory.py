@@ -63,4 +63,4 @@ def test_freed_memory_goes_back_after_an_idle_spell_once_per_spell(monkeypatch: 
     finally:
         queue.close()
         worker.join(5)
-    assert not worker._thread.is_alive()
+    assert not worker.is_alive()
