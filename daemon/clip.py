@@ -104,8 +104,7 @@ def decode_clip(data: bytes | Path | str, *, suffix: str = "") -> tuple[np.ndarr
         label = f"clip {path.name!r}"
 
     try:
-        source = io.BytesIO(raw) if raw is not None else path
-        samples, sr = sf.read(source, dtype="float32", always_2d=True)
+        samples, sr = sf.read(io.BytesIO(raw) if raw is not None else path, dtype="float32", always_2d=True)
     except Exception as exc:  # libsndfile raises several types; any means "try the next"
         sf_reason = _plain_reason(exc)
         log.debug("soundfile could not decode %s: %s", label, exc)
@@ -113,10 +112,7 @@ def decode_clip(data: bytes | Path | str, *, suffix: str = "") -> tuple[np.ndarr
         return _to_mono(samples), int(sr)
 
     try:
-        if path is not None:
-            samples1d, sr = _librosa_load(path)
-        else:
-            samples1d, sr = _librosa_load_bytes(raw or b"", suffix)
+        samples1d, sr = _librosa_load(path) if path is not None else _librosa_load_bytes(raw or b"", suffix)
     except Exception as exc:
         log.debug("librosa could not decode %s: %r", label, exc)
         # libsndfile's reason ("Format not recognised.") says more than

@@ -115,11 +115,9 @@ def fetch_weights(
     repo_id: str,
     patterns: Sequence[str],
     progress: Callable[[float, str], None],
-    lo: float = 0.10,
-    hi: float = 0.70,
     stall_s: float = STALL_S,
 ) -> None:
-    """The load's download step: `fetch`, its figures as load progress from ``lo`` to ``hi``.
+    """The load's download step: `fetch`, its figures as load progress from 0.10 to 0.70.
 
     Where the hub cannot even be asked (offline, with the weights cached
     from an earlier run), nothing is downloaded and the load goes on:
@@ -131,7 +129,7 @@ def fetch_weights(
     from .engine import EngineError
 
     try:
-        fetch(repo_id, patterns, lambda p: progress(lo + (hi - lo) * p.fraction, p.describe()), stall_s=stall_s)
+        fetch(repo_id, patterns, lambda p: progress(0.10 + 0.60 * p.fraction, p.describe()), stall_s=stall_s)
     except HubUnreachable as exc:
         log.info("not downloading: %s", exc)
     except DownloadError as exc:

@@ -274,15 +274,13 @@ def _new_job(svc: Service, req: ReceivedRequest, kind: str) -> tuple[Job, bytes 
     off the main loop, so a bad clip still fails at once, not in the queue.
     """
     args: m.Synthesize | m.Speak = req.args
-    text = args.text
-    prepared = _prepared(svc, text)
-    chunks = prepared.chunks
-    if all(c.pause_s is not None for c in chunks):
+    prepared = _prepared(svc, args.text)
+    if all(c.pause_s is not None for c in prepared.chunks):
         raise ProtocolError("empty_text", "there is no text to speak")
     options = _options(svc, args.options)
     if svc.model.state == "failed":
         raise ProtocolError("not_ready", f"the model failed to load: {svc.model.error} (send retry_load)")
-    job = Job(kind, identity=req.identity, req_id=req.req_id, text=text, chunks=chunks, options=options)
+    job = Job(kind, identity=req.identity, req_id=req.req_id, text=args.text, chunks=prepared.chunks, options=options)
     job.tag_spans = prepared.tags
     job.rate = svc.settings.rate if args.rate is None else args.rate  # else the user's default (a setting)
     if args.voice_data or args.voice_path is not None:
