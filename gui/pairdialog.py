@@ -105,9 +105,8 @@ class PairDialog(QDialog):
         assert isinstance(result, pairing.Paired)
         self.last = result
         d = result.daemon
-        where = f"{d.host}:{d.port}" + (f", {d.label}" if d.label else "")
         self._say(
-            f"Paired with {d.name} ({where}). Its key is {result.fingerprint}: check that it is the key "
+            f"Paired with {d.name} ({d.where}). Its key is {result.fingerprint}: check that it is the key "
             f"<code>remote invite</code> showed there. That daemon knows this computer as "
             f"'{result.client_name}'."
         )

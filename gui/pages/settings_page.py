@@ -486,8 +486,7 @@ class SettingsPage(QWidget):
         self.daemon_choice.addItem("This computer", "")
         for name, daemon in sorted(paired.items()):
             self.daemon_choice.addItem(name, name)
-            where = f"{daemon.host}:{daemon.port}" + (f", {daemon.label}" if daemon.label else "")
-            self.daemon_choice.setItemData(self.daemon_choice.count() - 1, where, Qt.ItemDataRole.ToolTipRole)
+            self.daemon_choice.setItemData(self.daemon_choice.count() - 1, daemon.where, Qt.ItemDataRole.ToolTipRole)
         current = self.state.remote or ""
         if current and self.daemon_choice.findData(current) < 0:
             self.daemon_choice.addItem(f"{current} (not paired)", current)
