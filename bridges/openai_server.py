@@ -45,8 +45,6 @@ from .upstream import OPENAI_VOICES, DaemonClients, UnknownVoice, VoiceTable, op
 
 log = logging.getLogger("chatterbox_tray.bridges.openai")
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8880
 #: The largest request body accepted: the daemon's longest text (100 000
 #: characters by default) is at most 400 kB in UTF-8, with room for JSON escapes.
 DEFAULT_MAX_BODY = 1 << 20
@@ -125,8 +123,8 @@ def unavailable(exc: Exception) -> ApiError:
 class Config:
     """What ``serve openai`` was started with."""
 
-    host: str = DEFAULT_HOST
-    port: int = DEFAULT_PORT
+    host: str = "127.0.0.1"
+    port: int = 8880
     api_key: str | None = None
     cors_origins: tuple[str, ...] = ()
     max_body: int = DEFAULT_MAX_BODY

@@ -324,7 +324,7 @@ def _speak(client: Client, args: argparse.Namespace, text: str) -> int:
         elif not args.no_wait and sys.stderr.isatty():
             print(_waiting_line(status), file=sys.stderr)  # else 20 s of silence on a CPU
     spoken = speak_and_wait(client, request, wait=not args.no_wait)
-    if spoken.dropped:
+    if spoken.queued.dropped:
         print("chatterbox-tray say: dropped (a notification is not spoken over other speech)", file=sys.stderr)
         return 0
     if args.no_wait:

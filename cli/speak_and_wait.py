@@ -53,11 +53,6 @@ class Spoken:
     end: WaitResult | None = None
     interrupted: bool = False
 
-    @property
-    def dropped(self) -> bool:
-        """The daemon did not queue it (a notification over other speech)."""
-        return self.queued.dropped
-
 
 def speak_and_wait(
     client: Client,

@@ -809,7 +809,7 @@ def speak(client: Any, args: argparse.Namespace) -> int:
         if link is not None:  # run by speechd's module, not by hand
             say_failure_aloud(exc.code)
         return 1
-    if spoken.dropped:
+    if spoken.queued.dropped:
         return 0
     return 130 if spoken.interrupted or spoken.end is None else 0
 
