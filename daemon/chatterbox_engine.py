@@ -625,7 +625,7 @@ class ChatterboxEngine(Engine):
         stream = self._ahead[0] if self._ahead and self._ahead[0].key == key else None
         if stream is None:
             self._drop_ahead()
-            stream = self._token_stream(key, text, conds, options, budget, seed, cancel)
+            stream = self._token_stream(key, Upcoming(text, options, budget), conds, seed, cancel)
         else:
             self._ahead.pop(0)
         self._chain(conds, upcoming, cancel, after=stream)
@@ -751,7 +751,7 @@ class ChatterboxEngine(Engine):
             if key in known:
                 continue
             seed = nxt.options.seed if nxt.options.seed is not None else random.getrandbits(62)
-            stream = self._token_stream(key, nxt.text, conds, nxt.options, nxt.budget, seed, cancel)
+            stream = self._token_stream(key, nxt, conds, seed, cancel)
             if last is None:
                 stream.start()
             else:
@@ -760,22 +760,17 @@ class ChatterboxEngine(Engine):
             last = stream
 
     def _token_stream(
-        self,
-        key: Hashable,
-        text: str,
-        conds: CondTensors,
-        options: SynthOptions,
-        budget: int,
-        seed: int,
-        cancel: threading.Event,
+        self, key: Hashable, sentence: Upcoming, conds: CondTensors, seed: int, cancel: threading.Event
     ) -> TokenStream:
         """A sentence's T3 run on its own thread, not yet started."""
         from .token_stream import TokenStream
 
-        kwargs = self._generate_kwargs(options)
-        return TokenStream(
-            key, lambda stop: self._t3_loop(text, conds, kwargs, budget, stop, seed), cancel, threads=self._t3_threads
-        )
+        kwargs = self._generate_kwargs(sentence.options)
+
+        def loop(stop: Any) -> Iterator[int]:
+            return self._t3_loop(sentence.text, conds, kwargs, sentence.budget, stop, seed)
+
+        return TokenStream(key, loop, cancel, threads=self._t3_threads)
 
     def _t3_loop(
         self, text: str, conds: CondTensors, kwargs: dict[str, Any], budget: int, stop: Any, seed: int
