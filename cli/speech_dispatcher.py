@@ -792,7 +792,7 @@ def speak(client: Any, args: argparse.Namespace) -> int:
     request = rq.speak(
         text, voice=voice, priority=args.priority, volume=volume_gain(args.volume), rate=rate_factor(args.rate)
     )
-    # A remote daemon's speech plays in this process (speaking.play_here): it ends with it.
+    # A remote daemon's speech plays in this process (speak_and_wait.play_here): it ends with it.
     link = None if client.remote else leave_module_group(group)
     if link is not None:
         _stop_previous(client, link.module)
