@@ -111,8 +111,7 @@ def add(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"daemon": args.name, "fingerprint": paired.fingerprint, "client_name": paired.client_name}))
         return 0
-    where = f"{paired.daemon.host}:{paired.daemon.port}" + (f", {paired.daemon.label}" if paired.daemon.label else "")
-    print(f"paired with {args.name} ({where}), daemon key {paired.fingerprint}")
+    print(f"paired with {args.name} ({paired.daemon.where}), daemon key {paired.fingerprint}")
     print("  check that this key is the one `remote invite` showed there")
     print(f"  that daemon knows this computer as {paired.client_name!r}")
     print(f"  use it: chatterbox-tray --daemon {args.name} say 'Hello'   (or set {remote.DAEMON_ENV}={args.name})")
