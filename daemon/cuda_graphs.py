@@ -24,6 +24,7 @@ been measured on a GPU; docs/engine.md).
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import Any
 
 import torch
@@ -55,7 +56,9 @@ class StepGraphs:
         self.graphs: dict[tuple[int, int], Any] = {}
         self.static: dict[tuple[int, int], tuple[Tensor, Tensor, Tensor]] = {}
         self.thread: int | None = None
-        self._kv_id: int | None = None
+        #: The KV buffer the graphs were captured on, weakly (an ``id`` of it is not enough: a freed
+        #: buffer's id can come back as the new buffer's, and its graphs would replay on freed memory).
+        self._kv_ref: weakref.ref[Tensor] | None = None
 
     def _check(self) -> None:
         me = threading.get_ident()
@@ -64,12 +67,12 @@ class StepGraphs:
         elif self.thread != me:
             raise WrongThread("CUDA graphs of the decode step are captured and replayed on the worker thread only")
         kv = self.fast.kv
-        kv_id = None if kv is None else id(kv.k)
-        if kv_id != self._kv_id:
+        buffer = None if kv is None else kv.k
+        if (None if self._kv_ref is None else self._kv_ref()) is not buffer:
             # new buffers (a longer utterance, another batch): old graphs point at freed memory
             self.graphs.clear()
             self.static.clear()
-            self._kv_id = kv_id
+            self._kv_ref = None if buffer is None else weakref.ref(buffer)
 
     def key(self, batch: int, position: int) -> tuple[int, int]:
         """The graph a step at ``position`` replays."""
